@@ -12,7 +12,10 @@ export default tseslint.config(
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       "@typescript-eslint/switch-exhaustiveness-check": "error",
-      "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true, allowBoolean: true }],
+      "@typescript-eslint/restrict-template-expressions": [
+        "error",
+        { allowNumber: true, allowBoolean: true },
+      ],
       "@typescript-eslint/no-unnecessary-condition": "off",
       "@typescript-eslint/no-confusing-void-expression": "off",
       "@typescript-eslint/no-non-null-assertion": "off",
@@ -28,7 +31,10 @@ export default tseslint.config(
     files: CORE,
     ignores: ["**/*.test.ts"],
     rules: {
-      "no-restricted-imports": ["error", { patterns: [{ group: ["node:*"], message: "The core does no I/O." }] }],
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ group: ["node:*"], message: "The core does no I/O." }] },
+      ],
       "no-restricted-globals": [
         "error",
         { name: "setTimeout", message: "Arm a TimerTable deadline; the driver calls handleTimeout(now)." },
