@@ -99,3 +99,19 @@ export function ip(text: string): IpAddr {
   if (!r.ok) throw new UsageError(r.error);
   return r.value;
 }
+
+/** A compact string key for maps (unique per address; v4 and v6 never collide). */
+export function ipKey(a: IpAddr): string {
+  return String.fromCharCode(...a);
+}
+
+/** True when the first `prefixLen` bits of `a` and `prefix` agree (and both are one family). */
+export function ipInPrefix(a: IpAddr, prefix: IpAddr, prefixLen: number): boolean {
+  if (a.length !== prefix.length) return false;
+  const whole = prefixLen >> 3;
+  for (let i = 0; i < whole; i++) if (a[i] !== prefix[i]) return false;
+  const rest = prefixLen & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return ((a[whole] ?? 0) & mask) === ((prefix[whole] ?? 0) & mask);
+}
