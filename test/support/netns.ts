@@ -131,6 +131,7 @@ export function waitForOutput(child: ChildProcess, re: RegExp, timeoutMs = 15_00
 
 /** Resolves with the exit code once `child` exits. */
 export function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  // A child killed by a signal has exitCode null and signalCode set: it has exited too.
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve) => child.on("exit", (code) => resolve(code)));
 }
