@@ -1,0 +1,113 @@
+/**
+ * A bottleneck: frames are serialised one at a time at a fixed bit rate through a bounded FIFO
+ * queue with tail drop. A frame is forwarded when its last bit has been sent (store and
+ * forward), so back-to-back frames leave spaced by `bytes * 8 / rate` seconds.
+ */
+import { Instant } from "../../time/instant.js";
+import { ConfigError } from "../../util/errors.js";
+import type { FrameSink, LinkStage, StageStats } from "../frame-sink.js";
+import type { Scheduler } from "../scheduler.js";
+
+/** Configuration of `RateLimitStage`. */
+export interface RateLimitConfig {
+  /** Line rate in bits per second (an integer). */
+  readonly bitsPerSecond: number;
+  /**
+   * Bound on the bytes accepted but not yet forwarded, the frame being sent included (default
+   * 65536). A frame that would exceed it is dropped, unless the queue is empty.
+   */
+  readonly queueBytes?: number | undefined;
+  /** Optional bound on the number of such frames. */
+  readonly queueFrames?: number | undefined;
+  /** Scheduler label (default `rate`). */
+  readonly label?: string | undefined;
+}
+
+/** Counters of `RateLimitStage`. */
+export interface RateLimitStats extends StageStats {
+  /** Bytes now queued or being sent. */
+  backlogBytes: number;
+  /** Largest `backlogBytes` seen. */
+  maxBacklogBytes: number;
+  /** Bytes forwarded. */
+  bytesForwarded: number;
+}
+
+/** Default `queueBytes`. */
+export const DEFAULT_QUEUE_BYTES = 65536;
+
+/**
+ * Serialises frames at a bit rate. Time is kept exactly: the transmitter is busy until
+ * `busyUs + busyFrac / bitsPerSecond` microseconds, with `0 <= busyFrac < bitsPerSecond`, and
+ * a frame is forwarded at the first whole microsecond at or after its last bit, so rounding
+ * never accumulates.
+ */
+export class RateLimitStage implements LinkStage {
+  readonly kind = "rate";
+  readonly stats: RateLimitStats = {
+    received: 0,
+    forwarded: 0,
+    dropped: 0,
+    backlogBytes: 0,
+    maxBacklogBytes: 0,
+    bytesForwarded: 0,
+  };
+  readonly #next: FrameSink;
+  readonly #sched: Scheduler;
+  readonly #bps: number;
+  readonly #queueBytes: number;
+  readonly #queueFrames: number;
+  readonly #label: string;
+  #busyUs = 0;
+  #busyFrac = 0;
+  #backlogFrames = 0;
+
+  constructor(next: FrameSink, scheduler: Scheduler, config: RateLimitConfig) {
+    this.#next = next;
+    this.#sched = scheduler;
+    const bps = config.bitsPerSecond;
+    if (!(Number.isSafeInteger(bps) && bps > 0 && bps <= 1e13)) {
+      throw new ConfigError(`bitsPerSecond must be a positive integer up to 1e13, got ${bps}`);
+    }
+    this.#bps = bps;
+    this.#queueBytes = config.queueBytes ?? DEFAULT_QUEUE_BYTES;
+    this.#queueFrames = config.queueFrames ?? Number.POSITIVE_INFINITY;
+    if (!(this.#queueBytes > 0 && this.#queueFrames > 0)) {
+      throw new ConfigError("queueBytes and queueFrames must be positive");
+    }
+    this.#label = config.label ?? "rate";
+  }
+
+  deliver(now: Instant, frame: Uint8Array): void {
+    this.stats.received++;
+    const len = frame.length;
+    const st = this.stats;
+    if (
+      this.#backlogFrames > 0 &&
+      (st.backlogBytes + len > this.#queueBytes || this.#backlogFrames + 1 > this.#queueFrames)
+    ) {
+      st.dropped++; // tail drop
+      return;
+    }
+    // An idle transmitter starts now; a busy one starts when the previous frame's last bit left.
+    if (now > this.#busyUs || (now === this.#busyUs && this.#busyFrac === 0)) {
+      this.#busyUs = now;
+      this.#busyFrac = 0;
+    }
+    // Serialisation time in units of 1/bps microseconds: len * 8 bits * 1e6 us/s (exact: < 2^53).
+    const frac = this.#busyFrac + len * 8_000_000;
+    this.#busyUs += Math.floor(frac / this.#bps);
+    this.#busyFrac = frac % this.#bps;
+    const doneAt = this.#busyUs + (this.#busyFrac > 0 ? 1 : 0);
+    st.backlogBytes += len;
+    this.#backlogFrames++;
+    if (st.backlogBytes > st.maxBacklogBytes) st.maxBacklogBytes = st.backlogBytes;
+    this.#sched.at(Instant.fromMicros(doneAt), this.#label, () => {
+      st.backlogBytes -= len;
+      this.#backlogFrames--;
+      st.forwarded++;
+      st.bytesForwarded += len;
+      this.#next.deliver(this.#sched.now, frame);
+    });
+  }
+}
