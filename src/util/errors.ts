@@ -13,7 +13,8 @@ export type ErrorCode =
   | "ERR_INVARIANT"
   | "ERR_OWNERSHIP"
   | "ERR_CONFIG"
-  | "ERR_SIM_LIVELOCK";
+  | "ERR_SIM_LIVELOCK"
+  | "ERR_SOCKET";
 
 /** Base of every error this package throws. `code` is stable; `message` may change. */
 export abstract class StackError extends Error {
@@ -39,6 +40,46 @@ export class InvariantViolation extends StackError {
   readonly code = "ERR_INVARIANT";
 }
 
+/**
+ * Why the `BufferLedger` refused an operation. Stable sub-codes of `ERR_OWNERSHIP`:
+ * - `use-after-transfer`: the caller once owned the NBL but has since given it away;
+ * - `not-owner`: the caller never owned the NBL;
+ * - `on-loan`: the NBL is lent out, so neither side may move or free it (and the lender may not touch it);
+ * - `double-return`: the NBL is already back with the party that allocated it;
+ * - `double-free`: the NBL was already freed;
+ * - `use-after-free`: any other operation on a freed NBL;
+ * - `unknown-nbl`: this ledger did not allocate the NBL;
+ * - `cycle`: the chain's `next` links loop;
+ * - `leak`: NBLs are still live when the run should be quiescent.
+ */
+export type OwnershipReason =
+  | "use-after-transfer"
+  | "not-owner"
+  | "on-loan"
+  | "double-return"
+  | "double-free"
+  | "use-after-free"
+  | "unknown-nbl"
+  | "cycle"
+  | "leak";
+
+/**
+ * A buffer was touched, moved, returned or freed by a party that does not own it, or leaked.
+ * `nblId` names the first offending NBL (-1 if none); the message carries its history.
+ */
+export class OwnershipError extends StackError {
+  readonly code = "ERR_OWNERSHIP";
+  /** Stable sub-code; tests assert on it. */
+  readonly reason: OwnershipReason;
+  /** The offending NBL's id, or -1 when the error is not about one NBL. */
+  readonly nblId: number;
+  constructor(reason: OwnershipReason, nblId: number, message: string) {
+    super(message);
+    this.reason = reason;
+    this.nblId = nblId;
+  }
+}
+
 /** Throws `InvariantViolation` unless `cond`. Pass a lazy message on hot paths. */
 export function assert(cond: boolean, msg: string | (() => string)): asserts cond {
   if (!cond) throw new InvariantViolation(typeof msg === "string" ? msg : msg());
@@ -50,6 +91,8 @@ export function assertNever(value: never, what: string): never {
 }
 
 /** Either a value or an error, for outcomes that are expected (bad input, refusals). */
-export type Result<T, E> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: E };
+export type Result<T, E> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: E };
 export const ok = <T>(value: T): Result<T, never> => ({ ok: true, value });
 export const err = <E>(error: E): Result<never, E> => ({ ok: false, error });

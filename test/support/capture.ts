@@ -43,7 +43,11 @@ export async function captureKernelTraffic(bytes: number): Promise<string> {
 }
 
 /** `tshark -r file -T fields -e ...` as rows of strings, one row per frame. */
-export function tsharkFields(file: string, fields: readonly string[], extra: readonly string[] = []): string[][] {
+export function tsharkFields(
+  file: string,
+  fields: readonly string[],
+  extra: readonly string[] = [],
+): string[][] {
   const args = ["-r", file, "-T", "fields", "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=,"];
   for (const f of fields) args.push("-e", f);
   const out = execFileSync("tshark", [...args, ...extra], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });

@@ -1,0 +1,1023 @@
+/**
+ * The host stack: interfaces, ARP and IPv6 neighbor discovery, IPv4/IPv6, ICMP, path MTU and
+ * the TCP connection table, around the shared TCP engine. Sans-I/O like everything in the
+ * core: frames come in through `handleFrame(now, ifIndex, frame)`, deadlines through
+ * `handleTimeout(now)`; frames go out through `pollTransmit(now)`, socket-level events through
+ * `pollEvent()`, and `pollTimeout()` says when to call back.
+ *
+ * Theory of operation
+ * - Every connection is a `HostConn`: its 4-tuple, its route (interface, next hop, path MTU),
+ *   and, while it lives on the host, its `TcpConnection`. The table maps the 4-tuple to it.
+ *   Listeners map (local address or any, port) to a `HostListener` with bounded SYN and accept
+ *   queues.
+ * - User calls (`send`, `recv`, `close`, ...) go through the stack so it knows which
+ *   connections have output: a call marks the connection *dirty*; `pollTransmit` drains dirty
+ *   connections' segments into frames, `pollEvent` their events.
+ * - Timers: each connection's deadline is kept in one min-heap with lazy deletion (an entry is
+ *   live only while it equals the connection's current deadline), so a timeout costs
+ *   O(log n) whatever the number of connections.
+ * - Frames to a neighbor whose link address is unknown wait in the neighbor cache (bounded)
+ *   with the destination MAC left blank, and are patched and released when it resolves.
+ * - Bad input is dropped and counted in `stats` (never thrown): undecodable frames, bad
+ *   checksums, packets for other hosts, fragments (not reassembled), unknown protocols.
+ */
+import { Duration, Instant } from "../time/instant.js";
+import { assert, ConfigError, StackError, UsageError } from "../util/errors.js";
+import { MinHeap } from "../util/heap.js";
+import type { ArpRepr } from "../wire/arp.js";
+import { ChecksumCapabilities } from "../wire/checksum.js";
+import {
+  isBroadcastMac,
+  MAC_BROADCAST,
+  MAC_ZERO,
+  type MacAddr,
+  macEquals,
+  ipv6MulticastMac,
+} from "../wire/ethernet.js";
+import { parseIcmpQuote } from "../wire/icmp-quote.js";
+import type { Icmpv4Repr } from "../wire/icmpv4.js";
+import { type Icmpv6Repr, solicitedNodeMulticast } from "../wire/icmpv6.js";
+import { type IpAddr, ipEquals, ipInPrefix, ipKey, ipToString } from "../wire/ip-addr.js";
+import {
+  type DecodedPacket,
+  decodeFrame,
+  decodeIpPacket,
+  emitArpFrame,
+  emitIcmpv4Packet,
+  emitIcmpv6Packet,
+  emitTcpPacket,
+  type EthernetSpec,
+} from "../wire/packet.js";
+import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
+import type { TcpConfig } from "../tcp/config.js";
+import { type ConnEvent, peerSynOf, replyToUnexpected, TcpConnection } from "../tcp/connection.js";
+import { Seq } from "../tcp/seq.js";
+import { DEFAULT_NEIGHBOR_CONFIG, NeighborCache, type NeighborConfig } from "./neighbor.js";
+import { PathMtuCache } from "./path.js";
+import { type NextHop, RouteTable } from "./route.js";
+
+/** The randomness a host needs (ISN keys, timestamp offsets, ephemeral ports): a seeded stream. */
+export interface RandomSource {
+  nextU32(): number;
+}
+
+/** One address of an interface. */
+export interface IfAddress {
+  readonly addr: IpAddr;
+  readonly prefixLen: number;
+}
+
+/** An interface. `link: "ethernet"` resolves neighbors; `"ip"` (a TUN-like link) sends bare IP. */
+export interface InterfaceConfig {
+  readonly name: string;
+  readonly link: "ethernet" | "ip";
+  readonly mac: MacAddr;
+  readonly mtu: number;
+  readonly addresses: readonly IfAddress[];
+  /** What software computes and verifies; a simulated link that cannot corrupt may say NONE. */
+  readonly checksum?: ChecksumCapabilities | undefined;
+}
+
+/** A static route (on-link routes for each interface address are added automatically). */
+export interface StaticRoute {
+  readonly prefix: IpAddr;
+  readonly prefixLen: number;
+  readonly gateway: IpAddr | undefined;
+  readonly ifIndex: number;
+  readonly metric?: number | undefined;
+}
+
+/** Everything a host is made of. */
+export interface HostConfig {
+  readonly interfaces: readonly InterfaceConfig[];
+  readonly routes?: readonly StaticRoute[] | undefined;
+  readonly tcp: TcpConfig;
+  readonly random: RandomSource;
+  /** Inclusive ephemeral port range (default 49152..65535, RFC 6335). */
+  readonly ephemeralPorts?: readonly [number, number] | undefined;
+  readonly neighbor?: NeighborConfig | undefined;
+  /** How long a learned path MTU is kept (default 10 minutes, RFC 1191 6.3). */
+  readonly pmtuAgeing?: Duration | undefined;
+  /** IPv4 TTL / IPv6 hop limit of our packets (default 64). */
+  readonly ttl?: number | undefined;
+  /** Bound on half-open connections per listener (default 256). */
+  readonly synQueueLimit?: number | undefined;
+}
+
+/** Socket-level error codes, as Node and POSIX spell them. */
+export type SocketErrorCode = "EADDRINUSE" | "EADDRNOTAVAIL" | "ENETUNREACH" | "EINVAL";
+
+/** A socket call that cannot be carried out (address in use, no route, ...). */
+export class SocketError extends StackError {
+  readonly code = "ERR_SOCKET";
+  readonly errno: SocketErrorCode;
+  constructor(errno: SocketErrorCode, message: string) {
+    super(`${errno}: ${message}`);
+    this.errno = errno;
+  }
+}
+
+/** Where a connection lives; the chimney's offload manager moves it between these. */
+export type ConnPhase = "host" | "offloaded";
+
+/** A connection of this host. The TCP engine is `tcp` while the connection lives on the host. */
+export class HostConn {
+  readonly id: number;
+  readonly localAddr: IpAddr;
+  readonly localPort: number;
+  readonly remoteAddr: IpAddr;
+  readonly remotePort: number;
+  readonly ifIndex: number;
+  readonly nextHop: IpAddr;
+  /** The listener that accepted it, until it has been handed to the application. */
+  listener: HostListener | undefined;
+  tcp: TcpConnection | undefined;
+  phase: ConnPhase = "host";
+  /** The deadline currently in the timer heap (lazy deletion compares against it). */
+  deadline: Instant | undefined = undefined;
+  dirty = false;
+  connected = false;
+  /** Set once the application owns it (connect, or accept delivered). */
+  announced = false;
+  readonly key: string;
+
+  constructor(
+    id: number,
+    local: IpAddr,
+    localPort: number,
+    remote: IpAddr,
+    remotePort: number,
+    hop: NextHop,
+    key: string,
+  ) {
+    this.id = id;
+    this.localAddr = local;
+    this.localPort = localPort;
+    this.remoteAddr = remote;
+    this.remotePort = remotePort;
+    this.ifIndex = hop.ifIndex;
+    this.nextHop = hop.via;
+    this.key = key;
+    this.listener = undefined;
+    this.tcp = undefined;
+  }
+
+  /** The engine, which must be here (the connection is not offloaded). */
+  get engine(): TcpConnection {
+    const t = this.tcp;
+    if (t === undefined) throw new UsageError(`connection ${this.id} is ${this.phase}: no host TCP engine`);
+    return t;
+  }
+
+  /** `addr:port > addr:port`, for traces and errors. */
+  toString(): string {
+    return `${fmtEndpoint(this.localAddr, this.localPort)} > ${fmtEndpoint(this.remoteAddr, this.remotePort)}`;
+  }
+}
+
+/** A listening socket. */
+export class HostListener {
+  readonly id: number;
+  readonly addr: IpAddr | undefined;
+  readonly port: number;
+  readonly backlog: number;
+  /** Connections in SYN-RECEIVED. */
+  readonly pending = new Set<HostConn>();
+  /** Established connections not yet accepted by the application. */
+  readonly ready: HostConn[] = [];
+  closed = false;
+
+  constructor(id: number, addr: IpAddr | undefined, port: number, backlog: number) {
+    this.id = id;
+    this.addr = addr;
+    this.port = port;
+    this.backlog = backlog;
+  }
+}
+
+/** What the application learns from `pollEvent()`. */
+export type StackEvent =
+  | { readonly kind: "accept"; readonly listener: HostListener; readonly conn: HostConn }
+  | { readonly kind: "conn"; readonly conn: HostConn; readonly event: ConnEvent };
+
+/** A frame to put on an interface. */
+export interface OutFrame {
+  readonly ifIndex: number;
+  readonly frame: Uint8Array;
+}
+
+/** Drop and traffic counters of the host (per reason, so tests can tell drops apart). */
+export interface HostStats {
+  framesIn: number;
+  framesOut: number;
+  dropMalformed: number;
+  dropBadChecksum: number;
+  dropNotForUs: number;
+  dropFragment: number;
+  dropUnknownProtocol: number;
+  dropNoRoute: number;
+  dropSynQueueFull: number;
+  dropAcceptQueueFull: number;
+  rstsSent: number;
+  icmpIn: number;
+  icmpOut: number;
+  arpIn: number;
+  ndIn: number;
+}
+
+interface Iface {
+  readonly index: number;
+  readonly cfg: InterfaceConfig;
+  readonly caps: ChecksumCapabilities;
+  readonly ethernet: boolean;
+}
+
+interface TimerEntry {
+  readonly at: Instant;
+  readonly conn: HostConn;
+}
+
+const IPV4_HEADER = 20;
+const IPV6_HEADER = 40;
+const TCP_HEADER = 20;
+const ETHERNET_HEADER = 14;
+const DEFAULT_TTL = 64;
+const NEIGHBOR_TIMER_ID = -1;
+
+/** A host: interfaces, neighbor cache, routes, path MTUs, TCP connections and listeners. */
+export class HostStack {
+  readonly stats: HostStats = {
+    framesIn: 0,
+    framesOut: 0,
+    dropMalformed: 0,
+    dropBadChecksum: 0,
+    dropNotForUs: 0,
+    dropFragment: 0,
+    dropUnknownProtocol: 0,
+    dropNoRoute: 0,
+    dropSynQueueFull: 0,
+    dropAcceptQueueFull: 0,
+    rstsSent: 0,
+    icmpIn: 0,
+    icmpOut: 0,
+    arpIn: 0,
+    ndIn: 0,
+  };
+  readonly neighbors: NeighborCache;
+  readonly routes = new RouteTable();
+  readonly paths: PathMtuCache;
+  readonly tcpConfig: TcpConfig;
+
+  readonly #ifaces: Iface[];
+  readonly #random: RandomSource;
+  readonly #ttl: number;
+  readonly #ephemeral: readonly [number, number];
+  readonly #synQueueLimit: number;
+  readonly #conns = new Map<string, HostConn>();
+  readonly #listeners = new Map<string, HostListener>();
+  readonly #out: OutFrame[] = [];
+  #outHead = 0;
+  readonly #events: StackEvent[] = [];
+  #eventHead = 0;
+  #dirty: HostConn[] = [];
+  readonly #timers = new MinHeap<TimerEntry>((a, b) => a.at < b.at);
+  #nextId = 1;
+  #now: Instant = Instant.ZERO;
+
+  constructor(cfg: HostConfig) {
+    if (cfg.interfaces.length === 0) throw new ConfigError("a host needs at least one interface");
+    this.tcpConfig = cfg.tcp;
+    this.#random = cfg.random;
+    this.#ttl = cfg.ttl ?? DEFAULT_TTL;
+    this.#ephemeral = cfg.ephemeralPorts ?? [49152, 65535];
+    if (this.#ephemeral[0] < 1 || this.#ephemeral[1] > 65535 || this.#ephemeral[0] > this.#ephemeral[1]) {
+      throw new ConfigError(`bad ephemeral port range ${this.#ephemeral[0]}..${this.#ephemeral[1]}`);
+    }
+    this.#synQueueLimit = cfg.synQueueLimit ?? 256;
+    this.neighbors = new NeighborCache(cfg.neighbor ?? DEFAULT_NEIGHBOR_CONFIG);
+    this.paths = new PathMtuCache(cfg.pmtuAgeing ?? Duration.fromSeconds(600));
+    this.#ifaces = cfg.interfaces.map((c, index) => {
+      if (c.mtu < 1280 && c.addresses.some((a) => a.addr.length === 16)) {
+        throw new ConfigError(`${c.name}: IPv6 needs an MTU of at least 1280`);
+      }
+      if (c.mtu < 576) throw new ConfigError(`${c.name}: MTU ${c.mtu} is below 576`);
+      return { index, cfg: c, caps: c.checksum ?? ChecksumCapabilities.ALL, ethernet: c.link === "ethernet" };
+    });
+    for (const iface of this.#ifaces) {
+      for (const a of iface.cfg.addresses) {
+        this.routes.add({
+          prefix: a.addr,
+          prefixLen: a.prefixLen,
+          gateway: undefined,
+          ifIndex: iface.index,
+          metric: 0,
+        });
+      }
+    }
+    for (const r of cfg.routes ?? []) {
+      if (this.#ifaces[r.ifIndex] === undefined)
+        throw new ConfigError(`route via unknown interface ${r.ifIndex}`);
+      this.routes.add({ ...r, metric: r.metric ?? 10 });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Socket-level calls
+
+  /** Starts listening on `port` (and `addr`, or every address when undefined). */
+  listen(port: number, addr?: IpAddr, backlog = 128): HostListener {
+    checkPort(port);
+    if (addr !== undefined && !this.isLocalAddress(addr)) {
+      throw new SocketError("EADDRNOTAVAIL", `${ipToString(addr)} is not an address of this host`);
+    }
+    const key = listenerKey(addr, port);
+    if (this.#listeners.has(key)) throw new SocketError("EADDRINUSE", `port ${port} is already listening`);
+    const l = new HostListener(this.#nextId++, addr, port, Math.max(1, backlog));
+    this.#listeners.set(key, l);
+    return l;
+  }
+
+  /** Stops a listener: pending and unaccepted connections are reset. */
+  closeListener(now: Instant, l: HostListener): void {
+    this.#advance(now);
+    if (l.closed) return;
+    l.closed = true;
+    this.#listeners.delete(listenerKey(l.addr, l.port));
+    for (const c of [...l.pending, ...l.ready]) {
+      c.listener = undefined;
+      c.tcp?.abort();
+      this.#touch(c);
+    }
+    l.pending.clear();
+    l.ready.length = 0;
+  }
+
+  /** The next established connection of `l` not yet handed out, if any. */
+  accept(l: HostListener): HostConn | undefined {
+    const c = l.ready.shift();
+    if (c !== undefined) c.listener = undefined;
+    return c;
+  }
+
+  /** Opens a connection (active open). Throws `SocketError` when there is no route or port. */
+  connect(
+    now: Instant,
+    remote: IpAddr,
+    remotePort: number,
+    opts: { readonly localAddr?: IpAddr | undefined; readonly localPort?: number | undefined } = {},
+  ): HostConn {
+    this.#advance(now);
+    checkPort(remotePort);
+    const hop = this.routes.lookup(remote);
+    if (hop === undefined) throw new SocketError("ENETUNREACH", `no route to ${ipToString(remote)}`);
+    const local = opts.localAddr ?? this.#sourceAddress(hop.ifIndex, remote);
+    if (local === undefined) {
+      throw new SocketError(
+        "EADDRNOTAVAIL",
+        `no ${remote.length === 4 ? "IPv4" : "IPv6"} address on the route`,
+      );
+    }
+    let port = opts.localPort;
+    if (port === undefined) port = this.#ephemeralPort(local, remote, remotePort);
+    else if (this.#conns.has(connKey(local, port, remote, remotePort))) {
+      throw new SocketError(
+        "EADDRINUSE",
+        `${fmtEndpoint(local, port)} is in use toward ${fmtEndpoint(remote, remotePort)}`,
+      );
+    }
+    const c = this.#newConn(local, port, remote, remotePort, hop);
+    c.tcp = TcpConnection.connect(this.tcpConfig, this.#openParams(c), now);
+    c.announced = true;
+    this.#touch(c);
+    return c;
+  }
+
+  /** Queues `data` (zero-copy) and returns how many bytes were taken (0 when the buffer is full). */
+  send(now: Instant, c: HostConn, data: Uint8Array): number {
+    this.#advance(now);
+    const r = c.engine.send(data);
+    this.#touch(c);
+    if (typeof r === "number") return r;
+    throw new UsageError(`send on ${c.toString()}: ${r}`);
+  }
+
+  /** Takes up to `max` in-order bytes (a view when possible), reopening the window. */
+  recv(now: Instant, c: HostConn, max?: number): Uint8Array | undefined {
+    this.#advance(now);
+    const d = c.engine.recv(max);
+    if (d !== undefined) this.#touch(c);
+    return d;
+  }
+
+  /** Graceful close of our direction (FIN after queued data). */
+  close(now: Instant, c: HostConn): void {
+    this.#advance(now);
+    c.engine.close();
+    this.#touch(c);
+  }
+
+  /** Abortive close (RST). */
+  abort(now: Instant, c: HostConn): void {
+    this.#advance(now);
+    c.tcp?.abort();
+    this.#touch(c);
+  }
+
+  /** Applies an option change that may produce output or move timers. */
+  configure(now: Instant, c: HostConn, change: (tcp: TcpConnection) => void): void {
+    this.#advance(now);
+    change(c.engine);
+    this.#touch(c);
+  }
+
+  /** Number of connections in the table (any state). */
+  get connectionCount(): number {
+    return this.#conns.size;
+  }
+
+  /** Every connection in the table. */
+  connections(): IterableIterator<HostConn> {
+    return this.#conns.values();
+  }
+
+  /** True when `addr` is one of this host's addresses. */
+  isLocalAddress(addr: IpAddr): boolean {
+    return this.#ifaceOfAddress(addr) !== undefined;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Input
+
+  /** A frame arrived on interface `ifIndex` (an Ethernet frame, or a bare IP packet on an IP link). */
+  handleFrame(now: Instant, ifIndex: number, frame: Uint8Array): void {
+    this.#advance(now);
+    const iface = this.#ifaces[ifIndex];
+    if (iface === undefined) throw new UsageError(`no interface ${ifIndex}`);
+    this.stats.framesIn++;
+    const p = iface.ethernet ? decodeFrame(frame, iface.caps) : decodeIpPacket(frame, iface.caps);
+    if (p.error !== undefined) {
+      if (p.error.code === "bad-checksum") this.stats.dropBadChecksum++;
+      else this.stats.dropMalformed++;
+      return;
+    }
+    if (p.ethernet !== undefined) {
+      const dst = p.ethernet.dst;
+      if (!macEquals(dst, iface.cfg.mac) && !isBroadcastMac(dst) && (dst[0] ?? 0) !== 0x33) {
+        this.stats.dropNotForUs++;
+        return;
+      }
+    }
+    const net = p.network;
+    if (net === undefined) {
+      this.stats.dropMalformed++;
+      return;
+    }
+    switch (net.kind) {
+      case "arp":
+        this.#onArp(now, iface, net.arp);
+        return;
+      case "ipv4":
+        if (!this.#isOurs(net.ipv4.dst, iface)) {
+          this.stats.dropNotForUs++;
+          return;
+        }
+        this.#onTransport(now, iface, net.ipv4.src, net.ipv4.dst, p);
+        return;
+      case "ipv6":
+        if (!this.#isOurs(net.ipv6.dst, iface) && (net.ipv6.dst[0] ?? 0) !== 0xff) {
+          this.stats.dropNotForUs++;
+          return;
+        }
+        this.#onTransport(now, iface, net.ipv6.src, net.ipv6.dst, p);
+        return;
+      case "other":
+        this.stats.dropUnknownProtocol++;
+        return;
+    }
+  }
+
+  /** Runs every deadline at or before `now`. */
+  handleTimeout(now: Instant): void {
+    this.#advance(now);
+    for (let top = this.#timers.peek(); top !== undefined && top.at <= now; top = this.#timers.peek()) {
+      this.#timers.pop();
+      const c = top.conn;
+      if (c.deadline !== top.at) continue; // superseded entry (lazy deletion)
+      c.deadline = undefined;
+      c.tcp?.handleTimeout(now);
+      this.#touch(c);
+    }
+    const nt = this.neighbors.pollTimeout();
+    if (nt !== undefined && nt <= now) this.neighbors.handleTimeout(now);
+    const pt = this.paths.pollTimeout();
+    if (pt !== undefined && pt <= now) this.paths.handleTimeout(now, (dst) => this.#linkMtuToward(dst));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Output
+
+  /** The next frame to send, or undefined when there is none. */
+  pollTransmit(now: Instant): OutFrame | undefined {
+    this.#advance(now);
+    if (this.#outHead >= this.#out.length) this.#flush(now);
+    const f = this.#out[this.#outHead];
+    if (f === undefined) return undefined;
+    this.#outHead++;
+    if (this.#outHead === this.#out.length) {
+      this.#out.length = 0;
+      this.#outHead = 0;
+    }
+    this.stats.framesOut++;
+    return f;
+  }
+
+  /** The next socket-level event, or undefined. Call after draining `pollTransmit`. */
+  pollEvent(): StackEvent | undefined {
+    if (this.#eventHead >= this.#events.length) this.#flush(this.#now);
+    const e = this.#events[this.#eventHead];
+    if (e === undefined) return undefined;
+    this.#eventHead++;
+    if (this.#eventHead === this.#events.length) {
+      this.#events.length = 0;
+      this.#eventHead = 0;
+    }
+    return e;
+  }
+
+  /** The earliest deadline of any connection, neighbor or path entry. */
+  pollTimeout(): Instant | undefined {
+    if (this.#dirty.length > 0) this.#flush(this.#now);
+    let t = this.neighbors.pollTimeout();
+    t = Instant.earliest(t, this.paths.pollTimeout());
+    for (let top = this.#timers.peek(); top !== undefined; top = this.#timers.peek()) {
+      if (top.conn.deadline === top.at) return Instant.earliest(t, top.at);
+      this.#timers.pop(); // stale
+    }
+    return t;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Internals: connections
+
+  #advance(now: Instant): void {
+    if (now < this.#now) throw new UsageError(`time went backwards: ${now} < ${this.#now}`);
+    this.#now = now;
+  }
+
+  #touch(c: HostConn): void {
+    if (!c.dirty) {
+      c.dirty = true;
+      this.#dirty.push(c);
+    }
+  }
+
+  /** Drains dirty connections: segments into frames, events into the event queue, timers. */
+  #flush(now: Instant): void {
+    this.#drainNeighbors(now);
+    while (this.#dirty.length > 0) {
+      const batch = this.#dirty;
+      this.#dirty = [];
+      for (const c of batch) {
+        c.dirty = false;
+        const tcp = c.tcp;
+        if (tcp === undefined) continue;
+        for (let seg = tcp.pollTransmit(now); seg !== undefined; seg = tcp.pollTransmit(now)) {
+          this.#sendSegment(now, c, seg);
+        }
+        const d = tcp.pollTimeout();
+        if (d !== c.deadline) {
+          c.deadline = d;
+          if (d !== undefined) this.#timers.push({ at: d, conn: c });
+        }
+        for (let ev = tcp.pollEvent(); ev !== undefined; ev = tcp.pollEvent()) this.#onConnEvent(c, ev);
+        if (tcp.state === "CLOSED") this.#remove(c);
+      }
+    }
+    this.#drainNeighbors(now);
+  }
+
+  #onConnEvent(c: HostConn, ev: ConnEvent): void {
+    if (ev.kind === "connected") c.connected = true;
+    const l = c.listener;
+    if (l !== undefined && !c.announced) {
+      // Passive open: the application hears of the connection once it is established.
+      if (ev.kind === "connected") {
+        l.pending.delete(c);
+        if (l.ready.length >= l.backlog) {
+          this.stats.dropAcceptQueueFull++;
+          c.tcp?.abort();
+          this.#touch(c);
+          return;
+        }
+        l.ready.push(c);
+        c.announced = true;
+        this.#events.push({ kind: "accept", listener: l, conn: c });
+      } else if (ev.kind === "closed") {
+        l.pending.delete(c);
+      }
+      return;
+    }
+    if (c.announced) this.#events.push({ kind: "conn", conn: c, event: ev });
+  }
+
+  #remove(c: HostConn): void {
+    if (this.#conns.get(c.key) === c) this.#conns.delete(c.key);
+    c.listener?.pending.delete(c);
+    c.deadline = undefined;
+  }
+
+  #newConn(local: IpAddr, localPort: number, remote: IpAddr, remotePort: number, hop: NextHop): HostConn {
+    const key = connKey(local, localPort, remote, remotePort);
+    const c = new HostConn(this.#nextId++, local, localPort, remote, remotePort, hop, key);
+    this.#conns.set(key, c);
+    return c;
+  }
+
+  #openParams(c: HostConn) {
+    const mtu = this.#pathMtu(c.remoteAddr, c.ifIndex);
+    return {
+      localPort: c.localPort,
+      remotePort: c.remotePort,
+      iss: Seq.of(this.#random.nextU32()),
+      tsOffset: this.#random.nextU32(),
+      pathMss: mtu - (c.remoteAddr.length === 4 ? IPV4_HEADER : IPV6_HEADER) - TCP_HEADER,
+    };
+  }
+
+  #ephemeralPort(local: IpAddr, remote: IpAddr, remotePort: number): number {
+    const [lo, hi] = this.#ephemeral;
+    const n = hi - lo + 1;
+    const start = this.#random.nextU32() % n;
+    for (let i = 0; i < n; i++) {
+      const port = lo + ((start + i) % n);
+      if (
+        !this.#conns.has(connKey(local, port, remote, remotePort)) &&
+        !this.#listeners.has(listenerKey(undefined, port))
+      ) {
+        return port;
+      }
+    }
+    throw new SocketError(
+      "EADDRNOTAVAIL",
+      `no free ephemeral port toward ${fmtEndpoint(remote, remotePort)}`,
+    );
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Internals: input
+
+  #onTransport(now: Instant, iface: Iface, src: IpAddr, dst: IpAddr, p: DecodedPacket): void {
+    const t = p.transport;
+    if (t === undefined) {
+      this.stats.dropMalformed++;
+      return;
+    }
+    switch (t.kind) {
+      case "tcp":
+        if (dst[0] === 0xff) {
+          this.stats.dropNotForUs++;
+          return;
+        }
+        this.#onTcp(now, src, dst, t.tcp);
+        return;
+      case "icmpv4":
+        this.stats.icmpIn++;
+        this.#onIcmpv4(now, src, dst, t.icmp);
+        return;
+      case "icmpv6":
+        this.stats.icmpIn++;
+        this.#onIcmpv6(now, iface, src, dst, t.icmp);
+        return;
+      case "fragment":
+        this.stats.dropFragment++;
+        return;
+      case "other":
+        this.stats.dropUnknownProtocol++;
+        return;
+    }
+  }
+
+  #onTcp(now: Instant, src: IpAddr, dst: IpAddr, seg: TcpRepr): void {
+    const c = this.#conns.get(connKey(dst, seg.dstPort, src, seg.srcPort));
+    if (c !== undefined && c.tcp !== undefined) {
+      c.tcp.handleSegment(now, seg);
+      this.#touch(c);
+      return;
+    }
+    const l =
+      this.#listeners.get(listenerKey(dst, seg.dstPort)) ??
+      this.#listeners.get(listenerKey(undefined, seg.dstPort));
+    const onlySyn = (seg.flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST | TcpFlag.FIN)) === TcpFlag.SYN;
+    if (l !== undefined && onlySyn) {
+      this.#onListenSyn(now, l, src, dst, seg);
+      return;
+    }
+    if (l !== undefined && (seg.flags & TcpFlag.RST) !== 0) return; // RFC 9293 3.10.7.2: ignore
+    // RFC 9293 3.10.7.1 (CLOSED) and 3.10.7.2 (LISTEN, an ACK or other non-SYN): answer with a RST.
+    const rst = replyToUnexpected(seg);
+    if (rst !== undefined) {
+      this.stats.rstsSent++;
+      this.#sendIp(now, src, dst, rst, undefined);
+    }
+  }
+
+  #onListenSyn(now: Instant, l: HostListener, src: IpAddr, dst: IpAddr, seg: TcpRepr): void {
+    if (l.pending.size >= this.#synQueueLimit || l.ready.length >= l.backlog) {
+      // Bounded: a SYN flood cannot grow memory; the peer retransmits its SYN later.
+      this.stats.dropSynQueueFull++;
+      return;
+    }
+    const hop = this.routes.lookup(src);
+    if (hop === undefined) {
+      this.stats.dropNoRoute++;
+      return;
+    }
+    const c = this.#newConn(dst, seg.dstPort, src, seg.srcPort, hop);
+    c.listener = l;
+    c.tcp = TcpConnection.accept(this.tcpConfig, this.#openParams(c), peerSynOf(seg), now);
+    l.pending.add(c);
+    this.#touch(c);
+  }
+
+  #onArp(now: Instant, iface: Iface, arp: ArpRepr): void {
+    this.stats.arpIn++;
+    if (!iface.ethernet) return;
+    const forUs = this.#hasAddress(iface, arp.targetProtocolAddr);
+    if (arp.operation === "reply") {
+      this.neighbors.confirm(now, iface.index, arp.senderProtocolAddr, arp.senderHardwareAddr, true, false);
+    } else if (forUs) {
+      // RFC 826: the target learns (or refreshes) the sender, then replies.
+      this.neighbors.confirm(now, iface.index, arp.senderProtocolAddr, arp.senderHardwareAddr, false, true);
+    }
+    if (arp.operation === "request" && forUs) {
+      this.#out.push({
+        ifIndex: iface.index,
+        frame: emitArpFrame({
+          ethernet: { src: iface.cfg.mac, dst: arp.senderHardwareAddr },
+          arp: {
+            operation: "reply",
+            senderHardwareAddr: iface.cfg.mac,
+            senderProtocolAddr: arp.targetProtocolAddr,
+            targetHardwareAddr: arp.senderHardwareAddr,
+            targetProtocolAddr: arp.senderProtocolAddr,
+          },
+        }),
+      });
+    }
+    this.#drainNeighbors(now);
+  }
+
+  #onIcmpv4(now: Instant, src: IpAddr, dst: IpAddr, icmp: Icmpv4Repr): void {
+    switch (icmp.type) {
+      case "echo-request":
+        this.#sendIcmpv4(now, src, dst, { ...icmp, type: "echo-reply" });
+        return;
+      case "dst-unreachable": {
+        if (icmp.code !== "frag-needed") return;
+        const q = parseIcmpQuote(icmp.quoted);
+        // RFC 1191: an MTU of 0 comes from an old router; fall back to the IPv4 minimum.
+        if (q.ok) this.#onTooBig(now, q.value.dst, icmp.nextHopMtu ?? 0);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  #onIcmpv6(now: Instant, iface: Iface, src: IpAddr, dst: IpAddr, icmp: Icmpv6Repr): void {
+    switch (icmp.type) {
+      case "neighbor-solicitation": {
+        this.stats.ndIn++;
+        if (!this.#hasAddress(iface, icmp.target)) return;
+        const unspecified = src.every((b) => b === 0);
+        if (icmp.sourceLinkAddr !== undefined && !unspecified) {
+          this.neighbors.confirm(now, iface.index, src, icmp.sourceLinkAddr, false, true);
+        }
+        // RFC 4861 7.2.4: answer with a solicited NA carrying our link-layer address.
+        const to = unspecified ? ALL_NODES : src;
+        const reply: Icmpv6Repr = {
+          type: "neighbor-advertisement",
+          router: false,
+          solicited: !unspecified,
+          override: true,
+          target: icmp.target,
+          targetLinkAddr: iface.cfg.mac,
+          otherOptions: [],
+        };
+        this.#sendIcmpv6(
+          now,
+          iface,
+          to,
+          icmp.target,
+          reply,
+          icmp.sourceLinkAddr ?? (unspecified ? ipv6MulticastMac(ALL_NODES) : undefined),
+        );
+        return;
+      }
+      case "neighbor-advertisement":
+        this.stats.ndIn++;
+        if (icmp.targetLinkAddr !== undefined) {
+          this.neighbors.confirm(now, iface.index, icmp.target, icmp.targetLinkAddr, icmp.solicited, false);
+        }
+        this.#drainNeighbors(now);
+        return;
+      case "echo-request":
+        this.#sendIcmpv6(now, iface, src, dst, { ...icmp, type: "echo-reply" }, undefined);
+        return;
+      case "packet-too-big": {
+        const q = parseIcmpQuote(icmp.quoted);
+        if (q.ok) this.#onTooBig(now, q.value.dst, icmp.mtu);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  #onTooBig(now: Instant, dst: IpAddr, mtu: number): void {
+    const linkMtu = this.#linkMtuToward(dst);
+    if (!this.paths.handleTooBig(now, dst, mtu, linkMtu)) return;
+    const pmtu = this.paths.pmtu(dst, linkMtu);
+    const hdr = dst.length === 4 ? IPV4_HEADER : IPV6_HEADER;
+    for (const c of this.#conns.values()) {
+      if (c.tcp !== undefined && ipEquals(c.remoteAddr, dst)) {
+        c.tcp.setPathMtu(pmtu, hdr);
+        this.#touch(c);
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Internals: output
+
+  #sendSegment(now: Instant, c: HostConn, seg: TcpRepr): void {
+    this.#sendIp(now, c.remoteAddr, c.localAddr, seg, c);
+  }
+
+  /** Wraps a TCP segment in IP (and Ethernet) and queues or holds it. */
+  #sendIp(now: Instant, dst: IpAddr, src: IpAddr, seg: TcpRepr, c: HostConn | undefined): void {
+    const hop = c !== undefined ? { ifIndex: c.ifIndex, via: c.nextHop } : this.routes.lookup(dst);
+    if (hop === undefined) {
+      this.stats.dropNoRoute++;
+      return;
+    }
+    const iface = this.#ifaces[hop.ifIndex];
+    assert(iface !== undefined, "route to a missing interface");
+    const frame = emitTcpPacket({
+      ip: { src, dst, ttl: this.#ttl },
+      tcp: seg,
+      ethernet: iface.ethernet ? { src: iface.cfg.mac, dst: MAC_ZERO } : undefined,
+      checksum: iface.caps,
+    });
+    this.#queueFrame(now, iface, hop.via, frame);
+  }
+
+  #sendIcmpv4(now: Instant, dst: IpAddr, src: IpAddr, icmp: Icmpv4Repr): void {
+    const hop = this.routes.lookup(dst);
+    const iface = hop === undefined ? undefined : this.#ifaces[hop.ifIndex];
+    if (hop === undefined || iface === undefined) {
+      this.stats.dropNoRoute++;
+      return;
+    }
+    this.stats.icmpOut++;
+    const frame = emitIcmpv4Packet({
+      ip: { src, dst, ttl: this.#ttl },
+      icmp,
+      ethernet: iface.ethernet ? { src: iface.cfg.mac, dst: MAC_ZERO } : undefined,
+      checksum: iface.caps,
+    });
+    this.#queueFrame(now, iface, hop.via, frame);
+  }
+
+  #sendIcmpv6(
+    now: Instant,
+    iface: Iface,
+    dst: IpAddr,
+    src: IpAddr,
+    icmp: Icmpv6Repr,
+    dstMac: MacAddr | undefined,
+  ): void {
+    this.stats.icmpOut++;
+    const eth: EthernetSpec | undefined = iface.ethernet
+      ? { src: iface.cfg.mac, dst: dstMac ?? MAC_ZERO }
+      : undefined;
+    const frame = emitIcmpv6Packet({ ip: { src, dst, ttl: 255 }, icmp, ethernet: eth, checksum: iface.caps });
+    if (dstMac !== undefined || !iface.ethernet) {
+      this.#out.push({ ifIndex: iface.index, frame });
+      return;
+    }
+    const hop = this.routes.lookup(dst);
+    this.#queueFrame(now, iface, hop?.via ?? dst, frame);
+  }
+
+  /** Fills in the destination MAC (resolving the neighbor) or queues the frame until it resolves. */
+  #queueFrame(now: Instant, iface: Iface, via: IpAddr, frame: Uint8Array): void {
+    if (!iface.ethernet) {
+      this.#out.push({ ifIndex: iface.index, frame });
+      return;
+    }
+    const mac = this.neighbors.resolve(now, iface.index, via, frame);
+    if (mac !== undefined) {
+      frame.set(mac, 0);
+      this.#out.push({ ifIndex: iface.index, frame });
+    }
+    this.#drainNeighbors(now);
+  }
+
+  /** Sends the neighbor cache's solicitations and releases frames that waited for an address. */
+  #drainNeighbors(now: Instant): void {
+    for (let r = this.neighbors.pollRelease(); r !== undefined; r = this.neighbors.pollRelease()) {
+      r.packet.set(r.mac, 0);
+      this.#out.push({ ifIndex: r.ifIndex, frame: r.packet });
+    }
+    for (let s = this.neighbors.pollSolicit(); s !== undefined; s = this.neighbors.pollSolicit()) {
+      const iface = this.#ifaces[s.ifIndex];
+      if (iface === undefined) continue;
+      const src = this.#sourceAddress(s.ifIndex, s.ip);
+      if (src === undefined) continue;
+      if (s.ip.length === 4) {
+        this.#out.push({
+          ifIndex: s.ifIndex,
+          frame: emitArpFrame({
+            ethernet: { src: iface.cfg.mac, dst: s.unicastTo ?? MAC_BROADCAST },
+            arp: {
+              operation: "request",
+              senderHardwareAddr: iface.cfg.mac,
+              senderProtocolAddr: src,
+              targetHardwareAddr: MAC_ZERO,
+              targetProtocolAddr: s.ip,
+            },
+          }),
+        });
+      } else {
+        const group = s.unicastTo === undefined ? solicitedNodeMulticast(s.ip) : s.ip;
+        this.#sendIcmpv6(
+          now,
+          iface,
+          group,
+          src,
+          { type: "neighbor-solicitation", target: s.ip, sourceLinkAddr: iface.cfg.mac, otherOptions: [] },
+          s.unicastTo ?? ipv6MulticastMac(group),
+        );
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Internals: addresses
+
+  #sourceAddress(ifIndex: number, toward: IpAddr): IpAddr | undefined {
+    const iface = this.#ifaces[ifIndex];
+    if (iface === undefined) return undefined;
+    let fallback: IpAddr | undefined;
+    for (const a of iface.cfg.addresses) {
+      if (a.addr.length !== toward.length) continue;
+      if (ipInPrefix(toward, a.addr, a.prefixLen)) return a.addr;
+      fallback ??= a.addr;
+    }
+    return fallback;
+  }
+
+  #hasAddress(iface: Iface, addr: IpAddr): boolean {
+    return iface.cfg.addresses.some((a) => ipEquals(a.addr, addr));
+  }
+
+  #isOurs(addr: IpAddr, iface: Iface): boolean {
+    return this.#hasAddress(iface, addr) || this.#ifaceOfAddress(addr) !== undefined;
+  }
+
+  #ifaceOfAddress(addr: IpAddr): Iface | undefined {
+    return this.#ifaces.find((i) => this.#hasAddress(i, addr));
+  }
+
+  #linkMtuToward(dst: IpAddr): number {
+    const hop = this.routes.lookup(dst);
+    return (hop === undefined ? undefined : this.#ifaces[hop.ifIndex]?.cfg.mtu) ?? 1500;
+  }
+
+  #pathMtu(dst: IpAddr, ifIndex: number): number {
+    const linkMtu = this.#ifaces[ifIndex]?.cfg.mtu ?? 1500;
+    return this.paths.pmtu(dst, linkMtu);
+  }
+}
+
+const ALL_NODES: IpAddr = Uint8Array.of(0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1);
+
+function connKey(local: IpAddr, localPort: number, remote: IpAddr, remotePort: number): string {
+  return `${localPort}:${remotePort}:${ipKey(remote)}:${ipKey(local)}`;
+}
+
+function listenerKey(addr: IpAddr | undefined, port: number): string {
+  return addr === undefined ? `*:${port}` : `${ipKey(addr)}:${port}`;
+}
+
+function checkPort(port: number): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new SocketError("EINVAL", `bad port ${port}`);
+}
+
+function fmtEndpoint(addr: IpAddr, port: number): string {
+  return addr.length === 4 ? `${ipToString(addr)}:${port}` : `[${ipToString(addr)}]:${port}`;
+}
+
+export { ETHERNET_HEADER, NEIGHBOR_TIMER_ID };
