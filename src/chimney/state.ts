@@ -66,7 +66,10 @@ export interface PathCachedState {
 }
 
 /** PATH_OFFLOAD_STATE_DELEGATED has only its header: no delegated path variables exist. */
-export type PathDelegatedState = Readonly<Record<never, never>>;
+export interface PathDelegatedState {
+  /** Always true: the structure is its header alone (spec 4.5, ST-8a). */
+  readonly headerOnly: true;
+}
 
 /** A whole path object. */
 export interface PathOffloadState {
