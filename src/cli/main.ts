@@ -1,4 +1,80 @@
 #!/usr/bin/env node
-// The chimney command. Until the demo lands it says so honestly and exits non-zero.
-console.log("chimney: the demo is not built yet; run `npm test` to see what is.");
-process.exitCode = 1;
+/**
+ * The chimney command. Parsing is commander's; each command lives in src/cli/commands/.
+ * `chimney` with no command runs the demo.
+ */
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { decodeCapture } from "./commands/decode.js";
+import { EXIT, reportError } from "./errors.js";
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("must be a positive integer");
+  return n;
+}
+
+/** Builds the program; exported for tests. */
+export function program(): Command {
+  const p = new Command("chimney")
+    .description(
+      "TCP Chimney Offload: a host TCP/IP stack, a software offload target, and the terminate path that loses no byte",
+    )
+    .option("--verbose", "print details of errors (accepted anywhere on the line)")
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+
+  p.command("demo")
+    .description("run the main job on the embedded simulator: offload, buffer, terminate, verify")
+    .option("--seed <n>", "simulation seed", positiveInt, 1)
+    .action(() => {
+      process.stdout.write(
+        "chimney demo: not built yet (it lands with the offload target); run `npm test`.\n",
+      );
+      process.exitCode = EXIT.FAILED;
+    });
+
+  p.command("decode")
+    .description("print tcpdump-style one-liners of a pcap file (ours or the kernel's)")
+    .argument("<file>", "a classic pcap file (Ethernet or raw IP)")
+    .option("-c, --count <n>", "stop after n packets", positiveInt)
+    .option("--absolute", "absolute timestamps instead of relative to the first packet")
+    .option("--verify-checksums", "verify checksums and flag bad ones")
+    .action((file: string, opts: { count?: number; absolute?: boolean; verifyChecksums?: boolean }) => {
+      for (const line of decodeCapture(file, opts)) process.stdout.write(`${line}\n`);
+    });
+  return p;
+}
+
+/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const p = program();
+  const verbose = argv.includes("--verbose");
+  // No command (only options, or nothing): the demo is the main job.
+  // --verbose is read here, wherever it stands; it is not passed on.
+  const rest = argv.filter((a) => a !== "--verbose");
+  // No command word (only options such as --seed 3): the demo is the main job.
+  const words = rest.filter((a, i) => !a.startsWith("-") && !(rest[i - 1] ?? "").startsWith("--"));
+  const help = rest.includes("--help") || rest.includes("-h");
+  const args = words.length === 0 && !help ? ["demo", ...rest] : rest;
+  try {
+    await p.parseAsync(args, { from: "user" });
+    return typeof process.exitCode === "number" ? process.exitCode : EXIT.OK;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander already printed its one-line message (or the help text).
+      return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    }
+    return reportError(e, verbose);
+  }
+}
+
+if (process.argv[1] !== undefined && /[\\/]main\.js$/.test(process.argv[1])) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.exitCode = reportError(e, true);
+    },
+  );
+}
