@@ -1,0 +1,273 @@
+/**
+ * How the FreeBSD test suite's environment maps onto our stack: the sysctl table (what each
+ * `sysctl -w` a script runs means for our `TcpConfig`), and the named leniency rules (the
+ * differences that are FreeBSD policy rather than TCP, each with its reason). The scripts are
+ * never edited: every difference between FreeBSD and us that a script would trip on is either
+ * mapped here, or the script is listed in `known-failures.txt` with its reason.
+ */
+import type { TcpConfig } from "../../tcp/config.js";
+import { Duration } from "../../time/instant.js";
+
+/** The TCP settings a script's sysctls and socket options produce, before the stack exists. */
+export interface DutSettings {
+  /** Overrides of the engine's defaults (applied with `tcpConfig`). */
+  tcp: Partial<{ -readonly [K in keyof TcpConfig]: TcpConfig[K] }>;
+  /** Sysctls set to a value our stack cannot honour (name=value), for the report. */
+  readonly unmapped: string[];
+  /** `kern.ipc.maxsockbuf`: FreeBSD's cap on socket buffers (chooses its window shift). */
+  maxSockBuf: number;
+  /** `net.inet.tcp.insecure_rst` / `insecure_syn`: RFC 5961 off for RST / SYN. */
+  insecureRst: boolean;
+  insecureSyn: boolean;
+}
+
+/** Fresh settings with FreeBSD's defaults where they differ from the engine's. */
+export function defaultSettings(): DutSettings {
+  return {
+    // FreeBSD defaults: recvspace 64 KiB, sendspace 32 KiB, initial RTO 1 s, no delayed-ACK
+    // effects at the time scale of these scripts are relied upon.
+    tcp: { recvBufferSize: 65536, sendBufferSize: 32768 },
+    unmapped: [],
+    maxSockBuf: 2097152,
+    insecureRst: false,
+    insecureSyn: false,
+  };
+}
+
+/** One row of the sysctl table. */
+export interface SysctlRule {
+  /** What the sysctl means, and which knob of ours it maps to (or why none). */
+  readonly meaning: string;
+  /**
+   * Applies `value`; returns `false` when the value cannot be honoured by our stack (recorded
+   * in `DutSettings.unmapped`; the script may still pass if it does not depend on it).
+   */
+  readonly apply: (s: DutSettings, value: number) => boolean;
+}
+
+const on = (v: number): boolean => v !== 0;
+
+/** Recomputes the single RFC 5961 knob from the two FreeBSD switches. */
+function setRfc5961(s: DutSettings): void {
+  // TcpConfig has one `rfc5961` switch for RST, SYN and ACK checks; FreeBSD has two. A script
+  // that sets either insecure switch tests the RFC 793 behaviour of that segment kind only,
+  // so turning all of RFC 5961 off then is what it needs.
+  s.tcp.rfc5961 = !(s.insecureRst || s.insecureSyn);
+}
+
+/**
+ * FreeBSD sysctls the suite sets, mapped to `TcpConfig`. Knobs marked "no knob" are ones
+ * TcpConfig lacks (listed for the TCP engine's owner); setting them to FreeBSD's default is
+ * accepted silently, any other value is recorded as unmapped.
+ */
+export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
+  "net.inet.tcp.rfc1323": {
+    meaning: "RFC 1323/7323 timestamps and window scaling -> timestamps, windowScaling",
+    apply: (s, v) => {
+      // FreeBSD: 1 = both, 2 = window scaling only, 3 = timestamps only.
+      s.tcp.windowScaling = v === 1 || v === 2;
+      s.tcp.timestamps = v === 1 || v === 3;
+      return true;
+    },
+  },
+  "net.inet.tcp.sack.enable": {
+    meaning: "RFC 2018 SACK -> sack",
+    apply: (s, v) => {
+      s.tcp.sack = on(v);
+      return true;
+    },
+  },
+  "net.inet.tcp.ecn.enable": {
+    meaning:
+      "RFC 3168 ECN. We do not do ECN: 0 (off) and 2 (answer only, never initiate) match a " +
+      "stack without ECN for active opens; 1 (initiate) cannot be honoured",
+    apply: (_s, v) => v === 0 || v === 2,
+  },
+  "net.inet.tcp.ecn.maxretries": {
+    meaning: "SYN retransmissions before ECN is dropped: ECN is off, so it has no effect",
+    apply: () => true,
+  },
+  "kern.ipc.maxsockbuf": {
+    meaning:
+      "cap on socket buffers; FreeBSD derives its window shift from it (no knob: our shift follows recvBufferSize)",
+    apply: (s, v) => {
+      s.maxSockBuf = v;
+      return true;
+    },
+  },
+  "net.inet.tcp.recvspace": {
+    meaning: "default receive buffer -> recvBufferSize",
+    apply: (s, v) => {
+      s.tcp.recvBufferSize = v;
+      return true;
+    },
+  },
+  "net.inet.tcp.sendspace": {
+    meaning: "default send buffer -> sendBufferSize",
+    apply: (s, v) => {
+      s.tcp.sendBufferSize = v;
+      return true;
+    },
+  },
+  "net.inet.tcp.hostcache.purgenow": {
+    meaning: "flush the host cache (RTT, MSS): each script gets a fresh stack, so nothing to do",
+    apply: () => true,
+  },
+  "net.inet.tcp.blackhole": {
+    meaning: "no RST to closed ports (no knob: we always answer, RFC 9293 3.10.7.1); only 0 is honoured",
+    apply: (_s, v) => v === 0,
+  },
+  "net.inet.tcp.insecure_rst": {
+    meaning: "RFC 5961 section 3 off for RST -> rfc5961 (one switch for RST and SYN, see setRfc5961)",
+    apply: (s, v) => {
+      s.insecureRst = on(v);
+      setRfc5961(s);
+      return true;
+    },
+  },
+  "net.inet.tcp.insecure_syn": {
+    meaning: "RFC 5961 section 4 off for SYN -> rfc5961 (one switch for RST and SYN, see setRfc5961)",
+    apply: (s, v) => {
+      s.insecureSyn = on(v);
+      setRfc5961(s);
+      return true;
+    },
+  },
+  "net.inet.tcp.drop_synfin": {
+    meaning:
+      "drop segments with SYN and FIN (no knob: the engine judges SYN+FIN per RFC 9293); only 0 is honoured",
+    apply: (_s, v) => v === 0,
+  },
+  "net.inet.tcp.rexmit_initial": {
+    meaning: "initial retransmission timeout in ms -> initialRto",
+    apply: (s, v) => {
+      if (v <= 0) return false;
+      s.tcp.initialRto = Duration.fromMillis(v);
+      return true;
+    },
+  },
+  "net.inet.tcp.rexmit_min": {
+    meaning: "minimum RTO in ms -> minRto",
+    apply: (s, v) => {
+      if (v <= 0) return false;
+      s.tcp.minRto = Duration.fromMillis(v);
+      return true;
+    },
+  },
+  "net.inet.tcp.rexmit_slop": {
+    meaning: "ms added to every computed RTO (no knob: approximated by minRto, FreeBSD default 200)",
+    apply: (s, v) => {
+      if (v <= 0) return v === 0;
+      s.tcp.minRto = Duration.fromMillis(v);
+      return true;
+    },
+  },
+  "net.inet.tcp.rexmit_drop_options": {
+    meaning: "send the third and later SYN retransmissions without options (no knob); only 0 is honoured",
+    apply: (_s, v) => v === 0,
+  },
+  "net.inet.tcp.keepinit": {
+    meaning: "connection-establishment timeout in ms (no knob: SYN retries are bounded by synRetries only)",
+    apply: (_s, v) => v === 75000,
+  },
+  "net.inet.tcp.icmp_may_rst": {
+    meaning:
+      "ICMP unreachables may abort a connection in SYN-SENT (no knob: the host handles only PMTU ICMP); only 0 is honoured",
+    apply: (_s, v) => v === 0,
+  },
+};
+
+/** The sysctls the suite sets that TcpConfig has no knob for (for the report). */
+export const SYSCTLS_WITHOUT_KNOB: readonly string[] = [
+  "net.inet.tcp.insecure_rst / insecure_syn (one rfc5961 switch for both)",
+  "net.inet.tcp.blackhole",
+  "net.inet.tcp.drop_synfin",
+  "net.inet.tcp.rexmit_slop (additive RTO slop)",
+  "net.inet.tcp.rexmit_drop_options",
+  "net.inet.tcp.keepinit (and the TCP_KEEPINIT socket option)",
+  "net.inet.tcp.icmp_may_rst",
+  "net.inet.tcp.ecn.enable=1",
+  "kern.ipc.maxsockbuf",
+];
+
+/**
+ * Applies `sysctl -w name=value`. Returns an error text for an unknown sysctl or a value that
+ * is not a number, `undefined` otherwise (an unhonoured value is recorded in `s.unmapped`).
+ */
+export function applySysctl(s: DutSettings, name: string, value: string): string | undefined {
+  const rule = SYSCTL_TABLE[name];
+  if (rule === undefined) return `unknown sysctl ${name}`;
+  const v = Number(value);
+  if (!Number.isSafeInteger(v)) return `sysctl ${name}: value ${value} is not an integer`;
+  if (!rule.apply(s, v)) {
+    const entry = `${name}=${value}`;
+    if (!s.unmapped.includes(entry)) s.unmapped.push(entry);
+  }
+  return undefined;
+}
+
+/** A named leniency: a FreeBSD policy difference the comparison does not count as a failure. */
+export interface LenientRule {
+  readonly name: LenientRuleName;
+  readonly reason: string;
+}
+
+/** The names of the leniency rules. */
+export type LenientRuleName =
+  | "window-size-policy"
+  | "window-scale-shift-policy"
+  | "option-layout"
+  | "ts-val-unchecked"
+  | "rst-window-ignored"
+  | "rcvbuf-mss-rounding"
+  | "bsd-fin-on-ack";
+
+/**
+ * Every leniency, with its reason. Each is applied only where its reason holds, and the runner
+ * records which rules a script needed.
+ */
+export const LENIENT_RULES: Readonly<Record<LenientRuleName, LenientRule>> = {
+  "window-size-policy": {
+    name: "window-size-policy",
+    reason:
+      "The advertised window is receive-buffer policy (FreeBSD rounds its buffer to MSS multiples " +
+      "and grows it automatically); RFC 9293 3.8.6 fixes only its meaning. A zero window must " +
+      "still be zero, and a non-zero one non-zero.",
+  },
+  "window-scale-shift-policy": {
+    name: "window-scale-shift-policy",
+    reason:
+      "RFC 7323 2.3 lets the receiver pick its shift; FreeBSD derives it from kern.ipc.maxsockbuf, " +
+      "we from the receive buffer. The option's presence is still checked.",
+  },
+  "option-layout": {
+    name: "option-layout",
+    reason:
+      "Option order and NOP/EOL padding are the sender's choice (RFC 9293 3.1); the options " +
+      "present and their values are compared, not their layout.",
+  },
+  "ts-val-unchecked": {
+    name: "ts-val-unchecked",
+    reason:
+      "packetdrill does not check outbound TS val unless --tcp_ts_tick_usecs is set (its default " +
+      "is 0); the clock's origin and rate are the sender's (RFC 7323 5.4). TS ecr is checked.",
+  },
+  "rst-window-ignored": {
+    name: "rst-window-ignored",
+    reason: "The window of a RST carries no meaning (RFC 9293 3.10.7.1 does not set it).",
+  },
+  "rcvbuf-mss-rounding": {
+    name: "rcvbuf-mss-rounding",
+    reason:
+      "FreeBSD rounds SO_RCVBUF up to a multiple of the MSS once connected; our buffer stays " +
+      "as configured. A value in [configured, configured + MSS) is accepted.",
+  },
+  "bsd-fin-on-ack": {
+    name: "bsd-fin-on-ack",
+    reason:
+      "When a BSD stack must acknowledge while its own FIN is still unacknowledged (CLOSING, " +
+      "LAST-ACK), tcp_output resends the FIN with the ACK (seq = FIN's seq). RFC 9293 3.10.7.4 " +
+      "asks only for an ACK; we send a bare ACK at SND.NXT (seq = FIN's seq + 1). The " +
+      "acknowledgment the peer receives is the same.",
+  },
+};

@@ -1,0 +1,136 @@
+/**
+ * Runs a folder of packetdrill scripts in-process against our stack and summarises the
+ * outcome per folder. This is what the CLI's conformance command calls.
+ */
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, relative, sep } from "node:path";
+import { PcapLinkType, PcapWriter } from "../../wire/pcap.js";
+import type { TcpConfig } from "../../tcp/config.js";
+import { runScript, type ScriptResult } from "./dut.js";
+import type { KnownFailure } from "./known-failures.js";
+
+/** Options of `runConformance`. */
+export interface ConformanceOptions {
+  /** Only scripts whose path (relative to `dir`) starts with one of these folders. */
+  readonly folders?: readonly string[] | undefined;
+  /** Only scripts whose path contains this text. */
+  readonly filter?: string | undefined;
+  /** Seed of each script's stack (default 1). */
+  readonly seed?: number | undefined;
+  /** Overrides of the TCP defaults, under each script's sysctls. */
+  readonly tcp?: Partial<TcpConfig> | undefined;
+  /** When set, a pcap (raw IP) of every failing script is written under this directory. */
+  readonly pcapDir?: string | undefined;
+  /** The known-failures list, to classify results (see `known-failures.ts`). */
+  readonly known?: ReadonlyMap<string, KnownFailure> | undefined;
+}
+
+/** How one script ended, relative to the known-failures list. */
+export type Verdict = "pass" | "fail" | "known-failure" | "unexpected-pass";
+
+/** One script's result and verdict. */
+export interface ConformanceResult extends ScriptResult {
+  readonly verdict: Verdict;
+  /** The pcap written for it, if any. */
+  readonly pcap: string | undefined;
+}
+
+/** Counts for one folder. */
+export interface FolderSummary {
+  readonly folder: string;
+  readonly total: number;
+  readonly pass: number;
+  readonly fail: number;
+  readonly knownFailure: number;
+  readonly unexpectedPass: number;
+}
+
+/** Everything a run produced. */
+export interface ConformanceRun {
+  readonly results: readonly ConformanceResult[];
+  readonly folders: readonly FolderSummary[];
+  readonly elapsedMs: number;
+}
+
+/** Every `*.pkt` under `dir`, as sorted paths relative to it with `/` separators. */
+export function listScripts(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".pkt"))
+    .map((f) => f.split(sep).join("/"))
+    .sort();
+}
+
+/** Runs the scripts under `dir` (a packetdrill suite checkout) and classifies each result. */
+export function runConformance(dir: string, options: ConformanceOptions = {}): ConformanceRun {
+  const started = performance.now();
+  const folders = options.folders;
+  const scripts = listScripts(dir).filter(
+    (p) =>
+      (folders === undefined || folders.some((f) => p.startsWith(`${f}/`))) &&
+      (options.filter === undefined || p.includes(options.filter)),
+  );
+  const results: ConformanceResult[] = [];
+  for (const path of scripts) {
+    const text = readFileSync(join(dir, path), "utf8");
+    const wantPcap = options.pcapDir !== undefined;
+    const r = runScript(text, { file: path, seed: options.seed, tcp: options.tcp, capture: wantPcap });
+    const listed = options.known?.has(path) ?? false;
+    const verdict: Verdict = r.passed
+      ? listed
+        ? "unexpected-pass"
+        : "pass"
+      : listed
+        ? "known-failure"
+        : "fail";
+    let pcap: string | undefined;
+    if (!r.passed && options.pcapDir !== undefined) {
+      pcap = join(options.pcapDir, path.replace(/\.pkt$/, ".pcap"));
+      const w = new PcapWriter({ linkType: PcapLinkType.RAW });
+      for (const f of r.frames) w.append(f.time, f.bytes);
+      mkdirSync(dirname(pcap), { recursive: true });
+      writeFileSync(pcap, w.toBytes());
+    }
+    results.push({ ...r, frames: [], verdict, pcap });
+  }
+  const byFolder = new Map<string, ConformanceResult[]>();
+  for (const r of results) {
+    const folder = r.file.split("/")[0] ?? "";
+    const list = byFolder.get(folder) ?? [];
+    list.push(r);
+    byFolder.set(folder, list);
+  }
+  const summaries = [...byFolder].map(([folder, rs]) => ({
+    folder,
+    total: rs.length,
+    pass: rs.filter((r) => r.verdict === "pass").length,
+    fail: rs.filter((r) => r.verdict === "fail").length,
+    knownFailure: rs.filter((r) => r.verdict === "known-failure").length,
+    unexpectedPass: rs.filter((r) => r.verdict === "unexpected-pass").length,
+  }));
+  return { results, folders: summaries, elapsedMs: performance.now() - started };
+}
+
+/** A fixed-width table of the per-folder counts, for logs. */
+export function formatSummary(run: ConformanceRun): string {
+  const rows = [["folder", "scripts", "pass", "fail", "known", "unexpected-pass", "pass%"]];
+  for (const f of run.folders) {
+    const passed = f.pass + f.unexpectedPass;
+    rows.push([
+      f.folder,
+      String(f.total),
+      String(f.pass),
+      String(f.fail),
+      String(f.knownFailure),
+      String(f.unexpectedPass),
+      ((100 * passed) / Math.max(1, f.total)).toFixed(1),
+    ]);
+  }
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ")).join("\n");
+}
+
+/** A path for messages: `p` relative to `base` when inside it. */
+export function displayPath(base: string, p: string): string {
+  const r = relative(base, p);
+  return r.startsWith("..") ? p : r;
+}
