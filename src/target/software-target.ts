@@ -1,0 +1,1919 @@
+/**
+ * A software offload target: the NIC side of the chimney (spec digest 2, 5-7, 9-17), sans-I/O.
+ *
+ * Theory of operation
+ * - Every frame from the wire enters `handleFrame(now, frame)`. TCP segments of offloaded
+ *   connections are processed here by the shared `TcpConnection` engine; everything else goes up
+ *   the non-offload path (`host.indicateReceive`). Frames go out through `pollTransmit(now)`: the
+ *   host's own frames first (`sendFrame`, the miniport's ordinary send path), then the segments
+ *   of the offloaded connections. Timers: `pollTimeout()` / `handleTimeout(now)`.
+ * - State operations (initiate, terminate, update, invalidate, query) only record their tree
+ *   (OP-1); `process(now)` completes them, in arrival order. `hasWork()` / `pollAt(now)` tell a
+ *   driver when `process` has something to do. Data calls return PENDING and complete from
+ *   `process`, `handleFrame` or `handleTimeout`.
+ * - Objects: neighbors, paths and TCP connections linked downwards (IT-1: TCP -> path ->
+ *   neighbor). A context is a small integer handed out in the host's slot (CTX-3).
+ * - Receive data stays in the engine's receive buffer (acknowledged, window shrinking) until it
+ *   is delivered: posted requests are filled straight from it (`recvInto`, one copy per MDL
+ *   piece), indications carry views of it (`recv`, zero-copy). Bytes taken out for an indication
+ *   that the host refused go to `held`, which is delivered before anything newer.
+ * - The delivery algorithm (spec 14.6) is `#deliver`, with the entries E1, E2, E3, connectors
+ *   A and B, `busy` for the in-progress upcall (DA-2, C-8) and re-runs for work that arrived
+ *   during an upcall (C-9, spec 20 item 28).
+ */
+import { Duration, Instant } from "../time/instant.js";
+import { assert, UsageError } from "../util/errors.js";
+import { Seq, type SeqNum } from "../tcp/seq.js";
+import { type TcpConfig, tcpConfig } from "../tcp/config.js";
+import { TcpConnection } from "../tcp/connection.js";
+import type { CloseReason, TcpSnapshot } from "../tcp/types.js";
+import { type BufferLedger } from "../nbl/ledger.js";
+import { mdlChain, netBuffer, type NblStatus, type NetBufferList } from "../nbl/nbl.js";
+import { advance, chainLength, forEachSegment, linkNbls, nblArray, segments } from "../nbl/chain.js";
+import { decodeFrame, emitTcpPacket } from "../wire/packet.js";
+import { type MacAddr, macEquals, MAC_ZERO } from "../wire/ethernet.js";
+import { type IpAddr, ipKey, ipVersion } from "../wire/ip-addr.js";
+import { parseTcp, TcpView } from "../wire/tcp.js";
+import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
+import {
+  forEachInTree,
+  type MiniportOffloadContext,
+  type NdisOffloadHandle,
+  type NeighborBlock,
+  newBlock,
+  type OffloadBlockList,
+  roleOf,
+  type TcpBlock,
+  visitTree,
+} from "../chimney/block-list.js";
+import type { DisconnectFlags, OffloadHost, OffloadTarget, TcpUploadReason } from "../chimney/contract.js";
+import {
+  BACKLOG_UNSUPPORTED,
+  type NeighborCachedState,
+  type NeighborConstState,
+  type PathCachedState,
+  type PathConstState,
+  type TcpCachedState,
+  type TcpConstState,
+  type TcpDelegatedState,
+} from "../chimney/state.js";
+import type { NdisStatus } from "../chimney/status.js";
+import {
+  delegatedStateFromEngine,
+  importOffloadState,
+  isImportableState,
+  nblRange,
+  tcpIpHeaderBytes,
+  viewOne,
+} from "../chimney/tcp-state.js";
+
+/** Resource limits of the target (so tests can exercise every failure status). */
+export interface TargetLimits {
+  /** Offloaded TCP connections at most (else NDIS_STATUS_OFFLOAD_TCP_ENTRIES). */
+  readonly tcp: number;
+  /** Offloaded paths at most (else NDIS_STATUS_OFFLOAD_PATH_ENTRIES). */
+  readonly path: number;
+  /** Offloaded neighbors at most (else NDIS_STATUS_OFFLOAD_NEIGHBOR_ENTRIES). */
+  readonly neighbor: number;
+  /** Bytes of BufferedData the target can copy at initiate, in total (IO-20: else FAILURE). */
+  readonly bufferBytes: number;
+  /** Largest path MTU supported (PA-2: else NDIS_STATUS_OFFLOAD_PATH_MTU). */
+  readonly maxPathMtu: number;
+  /** Largest InitialRcvWnd supported (else NDIS_STATUS_OFFLOAD_TCP_RCV_WINDOW). */
+  readonly maxRcvWnd: number;
+}
+
+/** Options of a `SoftwareTarget`. */
+export interface SoftwareTargetOptions {
+  /** The NDIS side this target completes and indicates to. */
+  readonly host: OffloadHost;
+  /** The buffer ledger shared with the host. */
+  readonly ledger: BufferLedger;
+  /** The interface's MAC (used when a neighbor's DlSourceAddress is zero, NB-1). */
+  readonly mac: MacAddr;
+  /** Engine configuration for offloaded connections (RTO bounds, delayed ACK, MSS cap). */
+  readonly tcpConfig?: TcpConfig | undefined;
+  /** Push timer (TcpPushTicks; PT-1). Default 500 ms. */
+  readonly pushTimeout?: Duration | undefined;
+  /** NceStaleTicks for the neighbor reachability test (NR-3). Default 30 s. */
+  readonly nceStale?: Duration | undefined;
+  /** The global TcpMaximumRetransmissions. Default the engine config's. */
+  readonly maxRetransmissions?: number | undefined;
+  /** Whether non-zero DlSourceAddress values are supported (NB-2). Default true. */
+  readonly configurableMacs?: boolean | undefined;
+  /** VLAN ids configured on the interface (VL-2); default [] = VLAN 0 only (never mismatch). */
+  readonly interfaceVlans?: readonly number[] | undefined;
+  /** Resource limits; each defaults to "plenty". */
+  readonly limits?: Partial<TargetLimits> | undefined;
+  /**
+   * Test-only: a deliberately broken behaviour, so the test suite can show that it catches it.
+   * Never set outside tests.
+   */
+  readonly testMutant?: TargetMutant | undefined;
+}
+
+/**
+ * Deliberate contract violations for the mutant tests: (a) drop BufferedData at terminate,
+ * (b) write into BufferedData after handing it up, (c) deliver handed-over BufferedData after
+ * newer data, (d) re-indicate refused data before a request is posted, (e) complete a posted
+ * receive twice.
+ */
+export type TargetMutant =
+  | "drop-buffered-at-terminate"
+  | "write-after-return"
+  | "buffered-after-newer"
+  | "reindicate-refused"
+  | "double-complete";
+
+/** Counters, for tests and benchmarks. */
+export interface TargetStats {
+  framesIn: number;
+  framesOut: number;
+  /** Frames sent up the non-offload path. */
+  framesUp: number;
+  indications: number;
+  receiveCompletions: number;
+  sendCompletions: number;
+  /** Bytes copied into posted receive requests. */
+  bytesCopied: number;
+  /** Bytes indicated (zero-copy). */
+  bytesIndicated: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internal objects (IT-1)
+
+interface NeighborObj {
+  readonly ctx: MiniportOffloadContext;
+  readonly handle: NdisOffloadHandle | undefined;
+  readonly constState: NeighborConstState;
+  cachedState: NeighborCachedState;
+  /** NIC reachability time (NRT) and host reachability time (HRT), microseconds (may be < 0). */
+  nrt: number;
+  hrt: number;
+  readonly paths: Set<PathObj>;
+  invalid: boolean;
+}
+
+interface PathObj {
+  readonly ctx: MiniportOffloadContext;
+  readonly handle: NdisOffloadHandle | undefined;
+  readonly constState: PathConstState;
+  cachedState: PathCachedState;
+  neighbor: NeighborObj;
+  readonly conns: Set<Conn>;
+  invalid: boolean;
+}
+
+/** A send NBL (or the disconnect NBL's data) waiting to be acknowledged, in send order. */
+interface SendEntry {
+  readonly nbl: NetBufferList;
+  /** Bytes of the NBL's data window not yet acknowledged. */
+  left: number;
+  /** Bytes acknowledged while at the target. */
+  acked: number;
+  /** True for the data of a graceful disconnect (completed by the disconnect completion). */
+  readonly disconnect: boolean;
+}
+
+/** A posted receive request. */
+interface RecvReq {
+  readonly nbl: NetBufferList;
+  /** Capacity: the NB's data length at posting. */
+  readonly size: number;
+  /** Bytes the target placed. */
+  placed: number;
+  readonly push: boolean;
+}
+
+type Phase = "offloading" | "offloaded" | "terminating";
+
+interface Conn {
+  readonly ctx: MiniportOffloadContext;
+  readonly handle: NdisOffloadHandle;
+  readonly key: string;
+  readonly constState: TcpConstState;
+  cachedState: TcpCachedState;
+  path: PathObj;
+  engine: TcpConnection;
+  phase: Phase;
+  readonly sends: SendEntry[];
+  readonly reqs: RecvReq[];
+  /** Bytes taken out of the engine for an indication the host did not consume, in order. */
+  readonly held: Uint8Array[];
+  heldBytes: number;
+  /** Undelivered bytes at the end of the last delivery run ("is there buffered data", E1.3). */
+  known: number;
+  busy: boolean;
+  /** Work that arrived while `busy` (C-9): re-run the algorithm after the upcall. */
+  rerunE2: boolean;
+  rerunE1: boolean;
+  /** PSH seen on data not yet delivered (spec 20 item 27). */
+  pshPending: boolean;
+  pushAt: Instant | undefined;
+  /** RI-3: indicated data was refused; no indication until a request is posted. */
+  refused: boolean;
+  finIndicated: boolean;
+  aborted: boolean;
+  abortIndicated: boolean;
+  uploadRequested: boolean;
+  /** NS-2: report the connection as CLOSED at upload. */
+  closedOnUpload: boolean;
+  /** URG received: frames are queued for the non-offload path (spec 15.3). */
+  urgent: boolean;
+  readonly urgentFrames: Uint8Array[];
+  invalid: boolean;
+  disconnect:
+    | { readonly nbl: NetBufferList; readonly flags: DisconnectFlags; readonly bytes: number }
+    | undefined;
+  readonly forwards: NetBufferList[];
+  /** ACK field of the last segment sent (TM-11: an ACK is owed when it lags RCV.NXT). */
+  lastAckSent: SeqNum;
+  /** Why the engine reached CLOSED, until `#service` acts on it. */
+  closedReason: CloseReason | undefined;
+}
+
+type PendingOp =
+  | { readonly kind: "initiate"; readonly root: OffloadBlockList }
+  | { readonly kind: "terminate"; readonly root: OffloadBlockList }
+  | { readonly kind: "update"; readonly root: OffloadBlockList }
+  | { readonly kind: "invalidate"; readonly root: OffloadBlockList }
+  | { readonly kind: "query"; readonly root: OffloadBlockList };
+
+/** Per-block result of the IO-19 copy done inside `initiateOffload` (the buffers are lent). */
+type BufferedCopy = Uint8Array | "no-memory";
+
+const OPTIONAL_REASONS: ReadonlySet<TcpUploadReason> = new Set<TcpUploadReason>([
+  "LowActivity",
+  "HighDropRate",
+  "SmallIO",
+  "NoBufferPreposting",
+  "HighFragmentation",
+  "HighOutOfOrderPackets",
+]);
+
+const OP_SEND = "MiniportTcpOffloadSend";
+const OP_RECV = "MiniportTcpOffloadReceive";
+const OP_RETURN = "MiniportTcpOffloadReceiveReturn";
+const OP_DISC = "MiniportTcpOffloadDisconnect";
+const OP_FWD = "MiniportTcpOffloadForward";
+const OP_INIT = "MiniportInitiateOffload";
+const OP_SEND_COMPLETE = "NdisTcpOffloadSendComplete";
+const OP_RECV_COMPLETE = "NdisTcpOffloadReceiveComplete";
+const OP_INDICATE = "NdisTcpOffloadReceiveHandler";
+const OP_DISC_COMPLETE = "NdisTcpOffloadDisconnectComplete";
+const OP_FWD_COMPLETE = "NdisTcpOffloadForwardComplete";
+const OP_INIT_COMPLETE = "NdisMInitiateOffloadComplete";
+const OP_TERM_COMPLETE = "NdisMTerminateOffloadComplete";
+
+/** The software offload target: implements the miniport handlers of the chimney. */
+export class SoftwareTarget implements OffloadTarget {
+  readonly #host: OffloadHost;
+  readonly #ledger: BufferLedger;
+  readonly #mac: MacAddr;
+  readonly #cfg: TcpConfig;
+  readonly #pushTimeout: Duration;
+  readonly #nceStale: Duration;
+  readonly #maxRtx: number;
+  readonly #configurableMacs: boolean;
+  readonly #vlans: readonly number[];
+  readonly #limits: TargetLimits;
+  readonly #mutant: TargetMutant | undefined;
+
+  readonly #ops: PendingOp[] = [];
+  readonly #copies = new Map<OffloadBlockList, BufferedCopy>();
+  #bufferBytesUsed = 0;
+  readonly #neighbors = new Map<number, NeighborObj>();
+  readonly #paths = new Map<number, PathObj>();
+  readonly #conns = new Map<number, Conn>();
+  readonly #byKey = new Map<string, Conn>();
+  #nextCtx = 1;
+  #ipIdent = 0;
+  /** NBLs the target allocated and handed up (indications, BufferedData at terminate), TM-21. */
+  readonly #lentUp = new Set<NetBufferList>();
+  readonly #hostFrames: Uint8Array[] = [];
+  readonly #wireFrames: Uint8Array[] = [];
+  /** Data-call completions to do in `process` (forward, abortive disconnect). */
+  #dataWork = false;
+  #now: Instant = Instant.ZERO;
+
+  /** Counters. */
+  readonly stats: TargetStats = {
+    framesIn: 0,
+    framesOut: 0,
+    framesUp: 0,
+    indications: 0,
+    receiveCompletions: 0,
+    sendCompletions: 0,
+    bytesCopied: 0,
+    bytesIndicated: 0,
+  };
+
+  constructor(opts: SoftwareTargetOptions) {
+    this.#host = opts.host;
+    this.#ledger = opts.ledger;
+    this.#mac = opts.mac;
+    this.#cfg = opts.tcpConfig ?? tcpConfig({ sendBufferSize: 2 ** 30 });
+    this.#pushTimeout = opts.pushTimeout ?? Duration.fromMillis(500);
+    this.#nceStale = opts.nceStale ?? Duration.fromSeconds(30);
+    this.#maxRtx = opts.maxRetransmissions ?? this.#cfg.maxRetransmissions;
+    this.#configurableMacs = opts.configurableMacs ?? true;
+    this.#vlans = opts.interfaceVlans ?? [];
+    this.#mutant = opts.testMutant;
+    const l = opts.limits ?? {};
+    this.#limits = {
+      tcp: l.tcp ?? 1 << 20,
+      path: l.path ?? 1 << 20,
+      neighbor: l.neighbor ?? 1 << 20,
+      bufferBytes: l.bufferBytes ?? 2 ** 40,
+      maxPathMtu: l.maxPathMtu ?? 9000,
+      maxRcvWnd: l.maxRcvWnd ?? 1 << 30,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Driver side
+
+  /** True when `process(now)` has work (recorded state operations or data completions). */
+  hasWork(): boolean {
+    return this.#ops.length > 0 || this.#dataWork;
+  }
+
+  /** When the driver should call in next: `now` if `process` has work, else the next timer. */
+  pollAt(now: Instant): Instant | undefined {
+    return this.hasWork() ? now : this.pollTimeout();
+  }
+
+  /** Completes recorded state operations (OP-1) and pending data completions, in order. */
+  process(now: Instant): void {
+    this.#now = now;
+    while (this.#ops.length > 0) {
+      const op = this.#ops.shift() as PendingOp; // length > 0
+      switch (op.kind) {
+        case "initiate":
+          this.#doInitiate(now, op.root);
+          break;
+        case "terminate":
+          this.#doTerminate(now, op.root);
+          break;
+        case "update":
+          this.#doUpdate(now, op.root);
+          break;
+        case "invalidate":
+          this.#doInvalidate(op.root);
+          break;
+        case "query":
+          this.#doQuery(now, op.root);
+          break;
+      }
+    }
+    if (this.#dataWork) {
+      this.#dataWork = false;
+      for (const c of [...this.#conns.values()]) {
+        this.#processForwards(now, c);
+        this.#service(now, c);
+      }
+    }
+  }
+
+  /** The miniport's ordinary send path: a frame from the host stack, queued for the wire. */
+  sendFrame(frame: Uint8Array): void {
+    this.#hostFrames.push(frame);
+  }
+
+  /** A frame from the wire. */
+  handleFrame(now: Instant, frame: Uint8Array): void {
+    this.#now = now;
+    this.stats.framesIn++;
+    const pkt = decodeFrame(frame);
+    const net = pkt.network;
+    const tr = pkt.transport;
+    if (pkt.error !== undefined || net === undefined || tr === undefined || tr.kind !== "tcp") {
+      this.#up(frame);
+      return;
+    }
+    let local: IpAddr;
+    let remote: IpAddr;
+    if (net.kind === "ipv4") {
+      // NS-5: IPv4 options go up the non-offload path.
+      if (net.ipv4.options.length > 0) {
+        this.#up(frame);
+        return;
+      }
+      local = net.ipv4.dst;
+      remote = net.ipv4.src;
+    } else if (net.kind === "ipv6") {
+      local = net.ipv6.dst;
+      remote = net.ipv6.src;
+    } else {
+      this.#up(frame);
+      return;
+    }
+    const seg = tr.tcp;
+    const c = this.#byKey.get(connKey(local, remote, seg.dstPort, seg.srcPort));
+    // TM-23 / TM-25: not offloaded, or being uploaded: the host handles it.
+    if (c === undefined || c.phase === "terminating") {
+      this.#up(frame);
+      return;
+    }
+    if (c.urgent) {
+      c.urgentFrames.push(frame); // spec 15.3 step 4: queue everything after the urgent data
+      return;
+    }
+    this.#segmentIn(now, c, seg, frame);
+  }
+
+  /** The next frame for the wire, or undefined. */
+  pollTransmit(now: Instant): Uint8Array | undefined {
+    this.#now = now;
+    const h = this.#hostFrames.shift();
+    if (h !== undefined) {
+      this.stats.framesOut++;
+      return h;
+    }
+    if (this.#wireFrames.length === 0) {
+      for (const c of this.#conns.values()) this.#emit(now, c);
+    }
+    const f = this.#wireFrames.shift();
+    if (f !== undefined) this.stats.framesOut++;
+    return f;
+  }
+
+  /** The earliest timer deadline (engine timers and push timers), or undefined. */
+  pollTimeout(): Instant | undefined {
+    let t: Instant | undefined;
+    for (const c of this.#conns.values()) {
+      if (c.phase === "terminating") continue;
+      t = Instant.earliest(t, c.engine.pollTimeout());
+      t = Instant.earliest(t, c.pushAt);
+    }
+    return t;
+  }
+
+  /** Runs expired timers. */
+  handleTimeout(now: Instant): void {
+    this.#now = now;
+    for (const c of [...this.#conns.values()]) {
+      if (c.phase === "terminating") continue;
+      const t = c.engine.pollTimeout();
+      if (t !== undefined && t <= now) c.engine.handleTimeout(now);
+      if (c.pushAt !== undefined && c.pushAt <= now) {
+        c.pushAt = undefined;
+        this.#deliver(now, c, "E3");
+      }
+      this.#service(now, c);
+    }
+  }
+
+  /** Offloaded connections (for tests and diagnostics). */
+  get connectionCount(): number {
+    return this.#conns.size;
+  }
+
+  /** The engine of an offloaded connection (read-only diagnostics for tests). */
+  engineOf(ctx: MiniportOffloadContext): TcpConnection | undefined {
+    return this.#conns.get(ctx)?.engine;
+  }
+
+  /** NBLs handed up and not yet returned (TM-22: the adapter must not close before this is 0). */
+  get outstandingReturns(): number {
+    return this.#lentUp.size;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // State operations: record only (OP-1)
+
+  /** MiniportInitiateOffload: records the tree; copies lent BufferedData now (IO-19). */
+  initiateOffload(blockList: OffloadBlockList): void {
+    // IO-1 / IO-19: the host lends BufferedData for the duration of this call, so the copy
+    // happens here; the offload itself completes later from `process`.
+    forEachInTree(blockList, (b) => {
+      if (b.layer !== "tcp" || roleOf(b) !== "new-offload") return;
+      const d = b.delegatedState;
+      if (d === undefined || d.bufferedData === null) return;
+      const view = this.#ledger.view(d.bufferedData, "target", OP_INIT);
+      const n = chainLength(view);
+      if (this.#bufferBytesUsed + n > this.#limits.bufferBytes) {
+        this.#copies.set(b, "no-memory");
+        return;
+      }
+      const copy = new Uint8Array(n);
+      let at = 0;
+      forEachSegment(view, 0, n, (bytes, s, e) => {
+        copy.set(bytes.subarray(s, e), at);
+        at += e - s;
+      });
+      this.#bufferBytesUsed += n;
+      this.#copies.set(b, copy);
+    });
+    this.#ops.push({ kind: "initiate", root: blockList });
+  }
+
+  /** MiniportTerminateOffload: records the tree; segments now go up the non-offload path (TM-23). */
+  terminateOffload(blockList: OffloadBlockList): void {
+    forEachInTree(blockList, (b) => {
+      if (b.layer !== "tcp") return;
+      const c = this.#connOf(b);
+      if (c !== undefined) {
+        c.phase = "terminating";
+        c.pushAt = undefined; // TM-12
+      }
+    });
+    this.#ops.push({ kind: "terminate", root: blockList });
+  }
+
+  /** MiniportUpdateOffload. */
+  updateOffload(blockList: OffloadBlockList): void {
+    this.#ops.push({ kind: "update", root: blockList });
+  }
+
+  /** MiniportInvalidateOffload. */
+  invalidateOffload(blockList: OffloadBlockList): void {
+    this.#ops.push({ kind: "invalidate", root: blockList });
+  }
+
+  /** MiniportQueryOffload. */
+  queryOffload(blockList: OffloadBlockList): void {
+    this.#ops.push({ kind: "query", root: blockList });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Data calls
+
+  /** MiniportTcpOffloadSend (SD-1..SD-3): queued in order, completed when ACKed. */
+  tcpOffloadSend(context: MiniportOffloadContext, nbl: NetBufferList): "NDIS_STATUS_PENDING" {
+    const c = this.#mustConn(context, OP_SEND);
+    this.#ledger.check(nbl, "target", OP_SEND);
+    const fail = this.#sendRefusal(c);
+    const refused: NetBufferList[] = [];
+    for (const n of nblArray(nbl)) {
+      if (fail !== undefined) {
+        n.status = fail;
+        n.bytesTransferred = 0;
+        refused.push(n);
+        continue;
+      }
+      let bytes = 0;
+      for (const piece of segments(viewOne(this.#ledger, n, "target", OP_SEND))) {
+        const r = c.engine.send(piece);
+        assert(r === piece.length, () => `engine refused send data (${String(r)})`);
+        bytes += piece.length;
+      }
+      c.sends.push({ nbl: n, left: bytes, acked: 0, disconnect: false });
+    }
+    if (refused.length > 0) {
+      // TM-27 / TM-28 / RST-1: refused at once is still a later completion for the host.
+      this.#completeSends(refused);
+    }
+    this.#service(this.#now, c);
+    return "NDIS_STATUS_PENDING";
+  }
+
+  /** MiniportTcpOffloadReceive (RQ-1..RQ-6): FIFO; runs the delivery algorithm (E2). */
+  tcpOffloadReceive(context: MiniportOffloadContext, nbl: NetBufferList): "NDIS_STATUS_PENDING" {
+    const c = this.#mustConn(context, OP_RECV);
+    this.#ledger.check(nbl, "target", OP_RECV);
+    const late: NetBufferList[] = [];
+    for (const n of nblArray(nbl)) {
+      if (c.finIndicated || c.phase === "terminating" || c.aborted || c.uploadRequested) {
+        // FN-2: after TcpIndicateDisconnect; RST-1; spec 20 item 41.
+        n.status = c.finIndicated
+          ? "NDIS_STATUS_INVALID_STATE"
+          : c.aborted
+            ? "NDIS_STATUS_REQUEST_ABORTED"
+            : "NDIS_STATUS_UPLOAD_IN_PROGRESS";
+        n.bytesTransferred = 0;
+        late.push(n);
+        continue;
+      }
+      const size = chainLength(viewOne(this.#ledger, n, "target", OP_RECV));
+      c.reqs.push({ nbl: n, size, placed: 0, push: !n.receiveNoPush });
+      // Push mode with host-placed bytes starts the push timer at posting (spec 14.2).
+      if (!n.receiveNoPush && n.receiveBytesTransferred > 0 && c.pushAt === undefined) {
+        c.pushAt = Instant.add(this.#now, this.#pushTimeout);
+      }
+    }
+    c.refused = false; // RI-3: a posted request re-enables indications
+    for (const n of nblArray(nbl)) n.next = null;
+    if (late.length > 0) this.#completeRecvs(c, late);
+    this.#deliver(this.#now, c, "E2");
+    return "NDIS_STATUS_PENDING";
+  }
+
+  /** MiniportTcpOffloadReceiveReturn (RR-1): indicated / BufferedData NBLs come back. */
+  tcpOffloadReceiveReturn(nbl: NetBufferList): "NDIS_STATUS_SUCCESS" {
+    for (const n of nblArray(nbl)) {
+      assert(this.#lentUp.delete(n), () => `NBL #${n.id} returned but never indicated`);
+    }
+    this.#ledger.free(nbl, "target", OP_RETURN);
+    return "NDIS_STATUS_SUCCESS";
+  }
+
+  /** MiniportTcpOffloadDisconnect (DC-1..DC-8). */
+  tcpOffloadDisconnect(
+    context: MiniportOffloadContext,
+    nbl: NetBufferList,
+    flags: DisconnectFlags,
+  ): "NDIS_STATUS_PENDING" {
+    const c = this.#mustConn(context, OP_DISC);
+    this.#ledger.check(nbl, "target", OP_DISC);
+    if (nbl.next !== null) throw new UsageError("MiniportTcpOffloadDisconnect takes exactly one NBL");
+    if (c.aborted || c.phase === "terminating" || c.uploadRequested || c.disconnect !== undefined) {
+      // DC-2: fail only when the connection is being uploaded or was aborted.
+      nbl.status = c.aborted ? "NDIS_STATUS_REQUEST_ABORTED" : "NDIS_STATUS_UPLOAD_IN_PROGRESS";
+      nbl.bytesTransferred = 0;
+      this.#completeDisconnect(nbl);
+      return "NDIS_STATUS_PENDING";
+    }
+    if (flags === "abortive") {
+      // DC-5: outstanding sends are aborted; DC-4: one RST; DC-6: stop processing input.
+      this.#failSends(c, "NDIS_STATUS_REQUEST_ABORTED");
+      c.engine.abort();
+      c.aborted = true;
+      c.disconnect = { nbl, flags, bytes: 0 };
+      this.#dataWork = true;
+      return "NDIS_STATUS_PENDING";
+    }
+    let bytes = 0;
+    for (const piece of segments(viewOne(this.#ledger, nbl, "target", OP_DISC))) {
+      const r = c.engine.send(piece);
+      assert(r === piece.length, "engine refused disconnect data");
+      bytes += piece.length;
+    }
+    if (bytes > 0) c.sends.push({ nbl, left: bytes, acked: 0, disconnect: true });
+    c.engine.close();
+    c.disconnect = { nbl, flags, bytes };
+    this.#service(this.#now, c);
+    return "NDIS_STATUS_PENDING";
+  }
+
+  /** MiniportTcpOffloadForward (FW-2..FW-5): segments processed like received ones, later. */
+  tcpOffloadForward(context: MiniportOffloadContext, nbl: NetBufferList): "NDIS_STATUS_PENDING" {
+    const c = this.#mustConn(context, OP_FWD);
+    this.#ledger.check(nbl, "target", OP_FWD);
+    for (const n of nblArray(nbl)) c.forwards.push(n);
+    this.#dataWork = true;
+    return "NDIS_STATUS_PENDING";
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Initiate (spec 7)
+
+  #doInitiate(now: Instant, root: OffloadBlockList): void {
+    const ok = new Map<OffloadBlockList, boolean>();
+    const parent = parentsOf(root);
+    const created: Conn[] = [];
+    visitTree(
+      root,
+      (b) => {
+        const status = this.#offloadBlock(now, b, parent.get(b), created);
+        b.status = status;
+        const good = status === "NDIS_STATUS_SUCCESS";
+        ok.set(b, good);
+        return good;
+      },
+      (b) => {
+        b.status = "NDIS_STATUS_FAILURE"; // IO-9, IO-11
+        ok.set(b, false);
+        this.#failedTcpBlock(b);
+      },
+      true, // IO-12
+    );
+    // Statuses that depend on the immediately dependent blocks (spec 7.4, 20 item 38).
+    forEachInTree(root, (b) => {
+      if (ok.get(b) !== true) return;
+      const role = roleOf(b);
+      if (role === "placeholder") return; // TR-4: always success
+      const kids = nblessChildren(b);
+      if (kids.length === 0) return;
+      const failed = kids.filter((k) => ok.get(k) !== true).length;
+      if (failed === 0) return;
+      b.status =
+        role === "linker" && failed === kids.length
+          ? "NDIS_STATUS_FAILURE"
+          : "NDIS_STATUS_OFFLOAD_PARTIAL_SUCCESS";
+    });
+    for (const b of this.#copies.keys()) if (isInTree(root, b)) this.#copies.delete(b);
+    this.#host.initiateOffloadComplete(root);
+    // IO-6: indications only now that the completion has returned.
+    for (const c of created) {
+      if (c.phase === "offloading") c.phase = "offloaded";
+    }
+    for (const c of created) this.#service(now, c);
+  }
+
+  /** Offloads (or links) one block; returns its own status. */
+  #offloadBlock(
+    now: Instant,
+    b: OffloadBlockList,
+    parent: OffloadBlockList | undefined,
+    created: Conn[],
+  ): NdisStatus {
+    const role = roleOf(b);
+    if (role === "placeholder") return "NDIS_STATUS_SUCCESS";
+    if (role === "linker") {
+      const ctx = (b.miniportOffloadContext?.context ?? 0) as number;
+      const found =
+        b.layer === "neighbor"
+          ? this.#neighbors.get(ctx)
+          : b.layer === "path"
+            ? this.#paths.get(ctx)
+            : undefined;
+      return found === undefined ? "NDIS_STATUS_FAILURE" : "NDIS_STATUS_SUCCESS";
+    }
+    const slot = b.miniportOffloadContext;
+    assert(slot !== null, "new-offload block has a slot");
+    switch (b.layer) {
+      case "neighbor": {
+        const st = this.#neighborStatus(b);
+        if (st !== "NDIS_STATUS_SUCCESS") return st;
+        const k = b.constState as NeighborConstState; // checked by #neighborStatus
+        const ca = b.cachedState as NeighborCachedState;
+        const nrd = b.delegatedState?.nicReachabilityDelta ?? ca.hostReachabilityDelta;
+        const n: NeighborObj = {
+          ctx: this.#ctx(),
+          handle: b.ndisOffloadHandle,
+          constState: k,
+          cachedState: ca,
+          nrt: now - nrd,
+          hrt: now - ca.hostReachabilityDelta,
+          paths: new Set(),
+          invalid: false,
+        };
+        this.#neighbors.set(n.ctx, n);
+        slot.context = n.ctx; // CTX-3
+        return "NDIS_STATUS_SUCCESS";
+      }
+      case "path": {
+        const nb = parent === undefined ? undefined : this.#neighborOfBlock(parent);
+        if (nb === undefined || b.constState === undefined || b.cachedState === undefined)
+          return "NDIS_STATUS_FAILURE";
+        if (this.#paths.size >= this.#limits.path) return "NDIS_STATUS_OFFLOAD_PATH_ENTRIES";
+        if (b.cachedState.pathMtu > this.#limits.maxPathMtu) return "NDIS_STATUS_OFFLOAD_PATH_MTU";
+        const p: PathObj = {
+          ctx: this.#ctx(),
+          handle: b.ndisOffloadHandle,
+          constState: b.constState,
+          cachedState: b.cachedState,
+          neighbor: nb,
+          conns: new Set(),
+          invalid: false,
+        };
+        nb.paths.add(p);
+        this.#paths.set(p.ctx, p);
+        slot.context = p.ctx;
+        return "NDIS_STATUS_SUCCESS";
+      }
+      case "tcp": {
+        const st = this.#offloadTcp(now, b, parent, created);
+        if (st !== "NDIS_STATUS_SUCCESS") this.#failedTcpBlock(b);
+        return st;
+      }
+    }
+  }
+
+  #neighborStatus(b: NeighborBlock): NdisStatus {
+    const k = b.constState;
+    if (k === undefined || b.cachedState === undefined) return "NDIS_STATUS_FAILURE";
+    if (this.#neighbors.size >= this.#limits.neighbor) return "NDIS_STATUS_OFFLOAD_NEIGHBOR_ENTRIES";
+    if (!macEquals(k.dlSourceAddress, MAC_ZERO) && !this.#configurableMacs)
+      return "NDIS_STATUS_OFFLOAD_HW_ADDRESS_ENTRIES";
+    if (k.vlanId !== 0 && this.#vlans.length > 0 && !this.#vlans.includes(k.vlanId))
+      return "NDIS_STATUS_OFFLOAD_VLAN_MISMATCH";
+    return "NDIS_STATUS_SUCCESS";
+  }
+
+  #offloadTcp(now: Instant, b: TcpBlock, parent: OffloadBlockList | undefined, created: Conn[]): NdisStatus {
+    const path = parent === undefined ? undefined : this.#pathOfBlock(parent);
+    const k = b.constState;
+    const ca = b.cachedState;
+    const d = b.delegatedState;
+    if (path === undefined || k === undefined || ca === undefined || d === undefined)
+      return "NDIS_STATUS_FAILURE";
+    if (this.#conns.size >= this.#limits.tcp) return "NDIS_STATUS_OFFLOAD_TCP_ENTRIES";
+    if (ca.initialRcvWnd > this.#limits.maxRcvWnd) return "NDIS_STATUS_OFFLOAD_TCP_RCV_WINDOW";
+    if (!isImportableState(d.state)) return "NDIS_STATUS_FAILURE";
+    const copy = this.#copies.get(b);
+    if (copy === "no-memory") return "NDIS_STATUS_FAILURE"; // IO-20
+    const chain = b.netBufferListChain;
+    if (chain !== null) this.#ledger.check(chain, "target", OP_INIT);
+    const local = path.constState.sourceAddress;
+    const remote = path.constState.destinationAddress;
+    const key = connKey(local, remote, k.localPort, k.remotePort);
+    if (this.#byKey.has(key)) return "NDIS_STATUS_FAILURE";
+    // The send data is read zero-copy; the BufferedData was copied in `initiateOffload`.
+    const noBuffered = { constState: k, cachedState: ca, delegatedState: { ...d, bufferedData: null } };
+    const snap: TcpSnapshot = importOffloadState(noBuffered, this.#ledger, "target", OP_INIT, {
+      cfg: this.#cfg,
+      pathMtu: path.cachedState.pathMtu,
+      ipVersion: ipVersion(local),
+      sendBufferSize: 2 ** 30,
+      maxRetransmissions: this.#maxRtx,
+    });
+    const late = this.#mutant === "buffered-after-newer";
+    const full: TcpSnapshot =
+      copy === undefined || copy.length === 0 || late
+        ? snap
+        : { ...snap, delegated: { ...snap.delegated, bufferedData: [copy] } };
+    const engine = TcpConnection.importState(full, now, this.#cfg);
+    drainEvents(engine);
+    const handle = b.ndisOffloadHandle;
+    if (handle === undefined) return "NDIS_STATUS_FAILURE";
+    const c: Conn = {
+      ctx: this.#ctx(),
+      handle,
+      key,
+      constState: k,
+      cachedState: ca,
+      path,
+      engine,
+      phase: "offloading",
+      sends: [],
+      reqs: [],
+      held: [],
+      heldBytes: 0,
+      // IO-22: handed-over data is buffered data: held until requests are posted.
+      known: engine.readable,
+      busy: false,
+      rerunE1: false,
+      rerunE2: false,
+      pshPending: false,
+      pushAt: undefined,
+      refused: false,
+      // Spec 20 item 20: a FIN the host already received is not indicated again.
+      finIndicated:
+        d.state === "TcpConnectionCloseWait" ||
+        d.state === "TcpConnectionLastAck" ||
+        d.state === "TcpConnectionClosing" ||
+        d.state === "TcpConnectionTimeWait",
+      aborted: false,
+      abortIndicated: false,
+      uploadRequested: false,
+      closedOnUpload: false,
+      urgent: false,
+      urgentFrames: [],
+      invalid: false,
+      disconnect: undefined,
+      forwards: [],
+      lastAckSent: d.rcvNxt,
+      closedReason: undefined,
+    };
+    if (late && copy !== undefined && copy.length > 0) {
+      c.held.push(copy);
+      c.heldBytes += copy.length;
+      c.known += copy.length;
+    }
+    // IO-13..IO-15: the handed-over NBLs are the first send entries, in order.
+    for (const n of nblRange(d.sendDataHead, d.sendDataTail)) {
+      const len = chainLength(viewOne(this.#ledger, n, "target", OP_INIT));
+      c.sends.push({ nbl: n, left: len, acked: 0, disconnect: false });
+    }
+    // Send NBLs of the chain beyond SendDataTail carry no data: nothing to track.
+    path.conns.add(c);
+    this.#conns.set(c.ctx, c);
+    this.#byKey.set(key, c);
+    const slot = b.miniportOffloadContext;
+    assert(slot !== null, "new-offload block has a slot");
+    slot.context = c.ctx; // CTX-3
+    created.push(c);
+    return "NDIS_STATUS_SUCCESS";
+  }
+
+  /** IO-10: a failed TCP block's send data stays the host's, status untouched. */
+  #failedTcpBlock(b: OffloadBlockList): void {
+    if (b.layer !== "tcp") return;
+    if (b.delegatedState !== undefined) this.#bufferBytesUsedRelease(b);
+    const chain = b.netBufferListChain;
+    if (chain !== null && this.#ledger.ownerOf(chain) === "target") {
+      this.#ledger.transfer(chain, "target", "host", OP_INIT_COMPLETE);
+    }
+  }
+
+  #bufferBytesUsedRelease(b: OffloadBlockList): void {
+    const copy = this.#copies.get(b);
+    if (copy instanceof Uint8Array) this.#bufferBytesUsed -= copy.length;
+    this.#copies.delete(b);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Terminate (spec 11)
+
+  #doTerminate(now: Instant, root: OffloadBlockList): void {
+    const after: Uint8Array[] = [];
+    forEachInTree(root, (b) => {
+      if (b.layer === "tcp") {
+        const c = this.#connOf(b);
+        if (c === undefined) {
+          b.status = "NDIS_STATUS_FAILURE";
+          b.netBufferListChain = null;
+          return;
+        }
+        this.#terminateConn(now, c, b);
+        for (const f of c.urgentFrames) after.push(f);
+        b.status = "NDIS_STATUS_SUCCESS";
+      } else if (b.layer === "path") {
+        const p = this.#paths.get(ctxOf(b));
+        if (p === undefined) {
+          b.status = "NDIS_STATUS_FAILURE";
+          return;
+        }
+        p.neighbor.paths.delete(p);
+        this.#paths.delete(p.ctx);
+        if (b.delegatedState !== undefined || b.stateType.endsWith("DelegatedState"))
+          b.delegatedState = { headerOnly: true };
+        b.netBufferListChain = null;
+        b.status = "NDIS_STATUS_SUCCESS";
+      } else {
+        const n = this.#neighbors.get(ctxOf(b));
+        if (n === undefined) {
+          b.status = "NDIS_STATUS_FAILURE";
+          return;
+        }
+        this.#neighbors.delete(n.ctx);
+        b.delegatedState = { nicReachabilityDelta: Duration.fromMicros(Math.max(0, now - n.nrt)) };
+        b.netBufferListChain = null;
+        b.status = "NDIS_STATUS_SUCCESS";
+      }
+    });
+    this.#host.terminateOffloadComplete(root);
+    // Spec 15.3 step 6: urgent data and what followed go up the non-offload path.
+    for (const f of after) this.#up(f);
+  }
+
+  #terminateConn(now: Instant, c: Conn, b: TcpBlock): void {
+    c.phase = "terminating";
+    c.pushAt = undefined; // TM-12
+    // TM-9: posted receives; spec 20 item 21.
+    const reqs = c.reqs.splice(0);
+    for (const r of reqs)
+      this.#finishReq(r, r.placed > 0 ? "NDIS_STATUS_SUCCESS" : "NDIS_STATUS_UPLOAD_IN_PROGRESS");
+    if (reqs.length > 0)
+      this.#completeRecvs(
+        c,
+        reqs.map((r) => r.nbl),
+      );
+    const disc = c.disconnect;
+    if (disc !== undefined) {
+      c.disconnect = undefined;
+      if (disc.bytes > 0) {
+        const i = c.sends.findIndex((e) => e.disconnect);
+        if (i >= 0) c.sends.splice(i, 1);
+      }
+      disc.nbl.status = "NDIS_STATUS_UPLOAD_IN_PROGRESS";
+      disc.nbl.bytesTransferred = 0;
+      this.#completeDisconnect(disc.nbl);
+    }
+    this.#failForwards(c, "NDIS_STATUS_UPLOAD_IN_PROGRESS");
+    // Fully acknowledged sends complete now.
+    this.#takeAcks(c);
+    const engine = c.engine;
+    const live = isImportableState(toChimneyState(engine));
+    let delegated: TcpDelegatedState;
+    if (live) {
+      // TM-11: drain what the engine has queued, then send an owed ACK ourselves.
+      this.#emit(now, c, true);
+      const snap = engine.exportState(now);
+      if (snap.delegated.rcvNxt !== c.lastAckSent) this.#pushFrame(c, this.#ownedAck(snap));
+      // TM-14..TM-16: the unacknowledged send NBLs go back in their original order.
+      const left = c.sends.splice(0).filter((e) => !e.disconnect);
+      for (const e of left) {
+        if (e.acked > 0) advance(viewOne(this.#ledger, e.nbl, "target", OP_TERM_COMPLETE), e.acked);
+      }
+      const nbls = left.map((e) => e.nbl);
+      const head = linkNbls(nbls);
+      if (head !== null) this.#ledger.transfer(head, "target", "host", OP_TERM_COMPLETE);
+      b.netBufferListChain = head; // BL-2 / TM-17: null when nothing is returned
+      // TM-19..TM-21: undelivered bytes as BufferedData from the target's pool.
+      const chunks =
+        this.#mutant === "drop-buffered-at-terminate" ? [] : [...c.held, ...snap.delegated.bufferedData];
+      const buffered = chunks.length === 0 ? null : this.#allocUp(chunks, OP_TERM_COMPLETE);
+      if (buffered !== null && this.#mutant === "write-after-return") {
+        forEachSegment(this.#ledger.view(buffered, "target", "mutant: write after return"), 0, 1, (x, st) => {
+          x[st] = 0;
+        });
+      }
+      delegated = delegatedStateFromEngine(snap.delegated, {
+        sendDataHead: head,
+        sendDataTail: nbls[nbls.length - 1] ?? null,
+        bufferedData: buffered,
+      });
+      if (c.closedOnUpload) delegated = { ...delegated, state: "TcpConnectionClosed" };
+    } else {
+      // The engine closed (RST, timeout): outstanding sends are completed, nothing returned.
+      this.#failSends(c, c.aborted ? "NDIS_STATUS_REQUEST_ABORTED" : "NDIS_STATUS_UPLOAD_IN_PROGRESS");
+      b.netBufferListChain = null;
+      const chunks = [...c.held];
+      const buffered = chunks.length === 0 ? null : this.#allocUp(chunks, OP_TERM_COMPLETE);
+      delegated = this.#closedDelegated(c, buffered);
+    }
+    b.delegatedState = delegated;
+    this.#removeConn(c);
+  }
+
+  /** A delegated state for an engine that already reached CLOSED. */
+  #closedDelegated(c: Conn, buffered: NetBufferList | null): TcpDelegatedState {
+    const s = c.engine.status();
+    return {
+      state: "TcpConnectionClosed",
+      rcvNxt: s.rcvNxt,
+      rcvWnd: s.rcvWnd,
+      sndUna: s.sndUna,
+      sndNxt: s.sndNxt,
+      sndMax: s.sndMax,
+      sndWnd: s.sndWnd,
+      maxSndWnd: s.sndWnd,
+      sendWL1: s.rcvNxt,
+      cWnd: s.cwnd,
+      ssThresh: s.ssthresh,
+      sRtt: s.srtt,
+      rttVar: undefined,
+      tsRecent: 0,
+      tsRecentAge: Duration.ZERO,
+      tsTime: Math.floor(this.#now / 1000),
+      totalRt: Duration.ZERO,
+      dupAckCount: 0,
+      sndWndProbeCount: 0,
+      keepAliveProbeCount: 0,
+      keepAliveTimeoutDelta: undefined,
+      retransmitCount: 0,
+      retransmitTimeoutDelta: undefined,
+      sendDataHead: null,
+      sendDataTail: null,
+      sendBacklogSize: undefined,
+      bufferedData: buffered,
+      receiveBacklogSize: undefined,
+    };
+  }
+
+  #removeConn(c: Conn): void {
+    c.path.conns.delete(c);
+    this.#conns.delete(c.ctx);
+    this.#byKey.delete(c.key);
+  }
+
+  /** NBLs from the target's pool over `chunks` (views), handed up to the host (TM-21). */
+  #allocUp(chunks: readonly Uint8Array[], op: string): NetBufferList {
+    const nbl = this.#ledger.alloc("target", [netBuffer(mdlChain(chunks.filter((x) => x.length > 0)))], op);
+    this.#ledger.transfer(nbl, "target", "host", op);
+    this.#lentUp.add(nbl);
+    return nbl;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Update, invalidate, query (spec 8-10)
+
+  #doUpdate(now: Instant, root: OffloadBlockList): void {
+    const parent = parentsOf(root);
+    forEachInTree(root, (b) => {
+      if (roleOf(b) === "placeholder") {
+        b.status = "NDIS_STATUS_SUCCESS";
+        return;
+      }
+      b.status = this.#updateBlock(now, b, parent.get(b)) ? "NDIS_STATUS_SUCCESS" : "NDIS_STATUS_FAILURE";
+    });
+    this.#host.updateOffloadComplete(root);
+    for (const c of [...this.#conns.values()]) this.#service(now, c);
+  }
+
+  #updateBlock(now: Instant, b: OffloadBlockList, parent: OffloadBlockList | undefined): boolean {
+    switch (b.layer) {
+      case "neighbor": {
+        const n = this.#neighbors.get(ctxOf(b));
+        if (n === undefined) return false;
+        if (b.cachedState !== undefined) {
+          n.cachedState = b.cachedState;
+          n.hrt = now - b.cachedState.hostReachabilityDelta;
+        }
+        return true;
+      }
+      case "path": {
+        const p = this.#paths.get(ctxOf(b));
+        if (p === undefined) return false;
+        // UP-4 / spec 9.3: a path under a neighbor block is re-linked to that neighbor.
+        const nb = parent === undefined ? undefined : this.#neighborOfBlock(parent);
+        if (nb !== undefined && nb !== p.neighbor) {
+          p.neighbor.paths.delete(p);
+          nb.paths.add(p);
+          p.neighbor = nb;
+        }
+        if (b.cachedState !== undefined) {
+          p.cachedState = b.cachedState;
+          const hdr = tcpIpHeaderBytes(ipVersion(p.constState.sourceAddress));
+          for (const c of p.conns) c.engine.setPathMtu(b.cachedState.pathMtu, hdr);
+        }
+        return true;
+      }
+      case "tcp": {
+        const c = this.#connOf(b);
+        if (c === undefined) return false;
+        const ca = b.cachedState;
+        if (ca !== undefined) this.#applyTcpCached(now, c, ca);
+        return true;
+      }
+    }
+  }
+
+  /** UP-2, UP-3, UP-5: cached TCP variables and their one-shot flags. */
+  #applyTcpCached(now: Instant, c: Conn, ca: TcpCachedState): void {
+    const old = c.cachedState;
+    c.cachedState = ca;
+    const e = c.engine;
+    e.setNoDelay(!ca.naglingEnabled);
+    e.setRetransmitLimits(this.#maxRtx, ca.maxRt);
+    const kaChanged =
+      old.keepAliveEnabled !== ca.keepAliveEnabled ||
+      old.kaTimeout !== ca.kaTimeout ||
+      old.kaInterval !== ca.kaInterval ||
+      old.kaProbeCount !== ca.kaProbeCount;
+    if (kaChanged || ca.keepAliveRestart || ca.maxRtRestart) {
+      e.setKeepAlive(now, ca.keepAliveEnabled, ca.kaTimeout, ca.kaInterval, ca.kaProbeCount);
+    }
+    if (ca.maxRtRestart || (ca.updateRcvWnd && ca.initialRcvWnd !== old.initialRcvWnd)) {
+      // The engine has no setter for InitialRcvWnd or TotalRT: re-import it with the new
+      // values (a local round trip through its own snapshot).
+      if (isImportableState(toChimneyState(e))) {
+        this.#emit(now, c, true);
+        const snap = e.exportState(now);
+        const d = snap.delegated;
+        const wnd = Math.max(ca.initialRcvWnd - e.readable, 0);
+        const rcvAdv =
+          ca.updateRcvWnd && Seq.gt(Seq.add(d.rcvNxt, wnd), d.rcvAdv) ? Seq.add(d.rcvNxt, wnd) : d.rcvAdv;
+        const next: TcpSnapshot = {
+          constState: snap.constState,
+          cachedState: { ...snap.cachedState, initialRcvWnd: ca.initialRcvWnd },
+          delegated: { ...d, rcvAdv, totalRt: ca.maxRtRestart ? Duration.ZERO : d.totalRt },
+        };
+        c.engine = TcpConnection.importState(next, now, this.#cfg);
+        drainEvents(c.engine);
+        // UP-2: advertise the new window now.
+        if (rcvAdv !== d.rcvAdv) this.#pushFrame(c, this.#ownedAck(c.engine.exportState(now)));
+      }
+    }
+  }
+
+  #doInvalidate(root: OffloadBlockList): void {
+    const affected = new Set<Conn>();
+    forEachInTree(root, (b) => {
+      if (roleOf(b) === "placeholder") {
+        b.status = "NDIS_STATUS_SUCCESS";
+        return;
+      }
+      let ok = true;
+      if (b.layer === "tcp") {
+        const c = this.#connOf(b);
+        if (c === undefined) ok = false;
+        else {
+          c.invalid = true; // IV-2
+          affected.add(c);
+        }
+      } else if (b.layer === "path") {
+        const p = this.#paths.get(ctxOf(b));
+        if (p === undefined) ok = false;
+        else {
+          p.invalid = true;
+          for (const c of p.conns) affected.add(c);
+        }
+      } else {
+        const n = this.#neighbors.get(ctxOf(b));
+        if (n === undefined) ok = false;
+        else {
+          n.invalid = true;
+          for (const p of n.paths) for (const c of p.conns) affected.add(c);
+        }
+      }
+      b.status = ok ? "NDIS_STATUS_SUCCESS" : "NDIS_STATUS_FAILURE"; // IV-7
+    });
+    this.#host.invalidateOffloadComplete(root);
+    for (const c of affected) this.#requestUpload(c, "InvalidState"); // IV-4
+  }
+
+  #doQuery(now: Instant, root: OffloadBlockList): void {
+    forEachInTree(root, (b) => {
+      if (roleOf(b) === "placeholder") {
+        b.status = "NDIS_STATUS_SUCCESS";
+        return;
+      }
+      let ok = true;
+      if (b.layer === "tcp") {
+        const c = this.#connOf(b);
+        if (c === undefined) ok = false;
+        else {
+          b.constState = c.constState;
+          b.cachedState = c.cachedState;
+          b.delegatedState = this.#queryDelegated(now, c);
+        }
+      } else if (b.layer === "path") {
+        const p = this.#paths.get(ctxOf(b));
+        if (p === undefined) ok = false;
+        else {
+          b.constState = p.constState;
+          b.cachedState = p.cachedState;
+          b.delegatedState = { headerOnly: true };
+        }
+      } else {
+        const n = this.#neighbors.get(ctxOf(b));
+        if (n === undefined) ok = false;
+        else {
+          b.constState = n.constState;
+          b.cachedState = n.cachedState;
+          b.delegatedState = { nicReachabilityDelta: Duration.fromMicros(Math.max(0, now - n.nrt)) };
+        }
+      }
+      b.status = ok ? "NDIS_STATUS_SUCCESS" : "NDIS_STATUS_FAILURE";
+    });
+    this.#host.queryOffloadComplete(root);
+  }
+
+  /** QY-1 current values; ST-7 SendBacklogSize unsupported; ReceiveBacklogSize = bytes buffered. */
+  #queryDelegated(now: Instant, c: Conn): TcpDelegatedState {
+    const base = isImportableState(toChimneyState(c.engine))
+      ? delegatedStateFromEngine(c.engine.exportState(now).delegated, {
+          sendDataHead: null,
+          sendDataTail: null,
+          bufferedData: null,
+        })
+      : this.#closedDelegated(c, null);
+    return {
+      ...base,
+      sendBacklogSize: BACKLOG_UNSUPPORTED,
+      receiveBacklogSize: c.heldBytes + c.engine.readable,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Receive processing
+
+  #segmentIn(now: Instant, c: Conn, seg: TcpRepr, frame: Uint8Array): void {
+    if (c.aborted) return; // DC-6: nothing more is processed or acknowledged
+    const e = c.engine;
+    const f = seg.flags;
+    if (f & TcpFlag.SYN && e.state !== "TIME-WAIT" && seg.seq === e.rcvNxt && !(f & TcpFlag.RST)) {
+      // NS-2: an in-order SYN: upload the connection in the CLOSED state.
+      c.closedOnUpload = true;
+      this.#requestUpload(c, "UploadRequested");
+      return;
+    }
+    if (f & TcpFlag.SYN && e.state === "TIME-WAIT") {
+      this.#up(frame); // NS-1
+      return;
+    }
+    if (f & TcpFlag.URG) {
+      // Spec 15.3: valid urgent data -> upload; nothing of it (or later) is acknowledged.
+      const inWindow = Seq.inWindow(seg.seq, e.rcvNxt, Math.max(1, e.rcvWnd));
+      const ackOk = !(f & TcpFlag.ACK) || Seq.le(seg.ack, e.status().sndMax);
+      if (inWindow && ackOk) {
+        c.urgent = true;
+        c.urgentFrames.push(frame);
+        this.#requestUpload(c, "ReceivedUrgentData");
+      }
+      return;
+    }
+    const una = e.sndUna;
+    const before = e.readable;
+    e.handleSegment(now, seg);
+    // NR-2: forward progress (new data acknowledged, or in-order data accepted).
+    if (Seq.gt(e.sndUna, una) || e.readable > before) c.path.neighbor.nrt = now;
+    if (e.readable > before && f & TcpFlag.PSH) c.pshPending = true;
+    if (e.readable > before && c.pushAt !== undefined) c.pushAt = Instant.add(now, this.#pushTimeout); // PT-2
+    this.#service(now, c, e.readable > before);
+  }
+
+  /** After any input: send completions, engine events, delivery, FIN/RST/timeouts. */
+  #service(now: Instant, c: Conn, newData = false): void {
+    if (c.phase === "terminating") return;
+    this.#takeAcks(c);
+    const e = c.engine;
+    if (c.phase === "offloading") return; // IO-6
+    if (newData) this.#deliver(now, c, "E1");
+    const closed = c.closedReason;
+    if (closed !== undefined) {
+      c.closedReason = undefined;
+      if (closed === "reset" && !c.aborted) this.#onReset(c);
+      else if (closed === "timeout") this.#requestUpload(c, "TimeoutExpiration"); // FW2-3, spec 20 item 17
+    }
+    if (c.disconnect !== undefined && c.disconnect.flags === "graceful") this.#checkGracefulDone(c);
+    if (c.disconnect !== undefined && c.disconnect.flags === "abortive") {
+      // DC-4: the RST is queued in the engine; it goes out with the next poll.
+      const d = c.disconnect;
+      c.disconnect = undefined;
+      d.nbl.status = "NDIS_STATUS_SUCCESS";
+      d.nbl.bytesTransferred = 0;
+      this.#completeDisconnect(d.nbl);
+    }
+    this.#checkFin(c);
+    if (e.state === "TIME-WAIT") this.#requestUpload(c, "UploadRequested"); // EV-3
+  }
+
+  /** RST-1: abort indication; sends, disconnect and receives complete with REQUEST_ABORTED. */
+  #onReset(c: Conn): void {
+    c.aborted = true;
+    c.pushAt = undefined;
+    this.#failSends(c, "NDIS_STATUS_REQUEST_ABORTED");
+    const d = c.disconnect;
+    if (d !== undefined) {
+      c.disconnect = undefined;
+      d.nbl.status = "NDIS_STATUS_REQUEST_ABORTED";
+      d.nbl.bytesTransferred = 0;
+      this.#completeDisconnect(d.nbl);
+    }
+    const reqs = c.reqs.splice(0);
+    for (const r of reqs) this.#finishReq(r, "NDIS_STATUS_REQUEST_ABORTED");
+    if (reqs.length > 0)
+      this.#completeRecvs(
+        c,
+        reqs.map((r) => r.nbl),
+      );
+    this.#failForwards(c, "NDIS_STATUS_REQUEST_ABORTED");
+    if (!c.abortIndicated) {
+      c.abortIndicated = true;
+      this.#host.tcpOffloadEvent(c.handle, { type: "TcpIndicateAbort" });
+    }
+  }
+
+  /** FN-1: TcpIndicateDisconnect once the peer's FIN arrived and every byte before it was delivered. */
+  #checkFin(c: Conn): void {
+    if (c.finIndicated || c.aborted || c.busy || c.phase !== "offloaded") return;
+    if (!c.engine.atEof || c.heldBytes > 0) return;
+    // Requests still queued get what they hold (0 bytes = end of stream), then the event.
+    const reqs = c.reqs.splice(0);
+    for (const r of reqs) this.#finishReq(r, "NDIS_STATUS_SUCCESS");
+    if (reqs.length > 0)
+      this.#completeRecvs(
+        c,
+        reqs.map((r) => r.nbl),
+      );
+    c.pushAt = undefined;
+    c.finIndicated = true;
+    this.#host.tcpOffloadEvent(c.handle, { type: "TcpIndicateDisconnect" });
+  }
+
+  /** DC-8: a graceful disconnect completes once its data and FIN are acknowledged. */
+  #checkGracefulDone(c: Conn): void {
+    const d = c.disconnect;
+    if (d === undefined) return;
+    const s = c.engine.status();
+    const finAcked = s.sndUna === s.sndMax && c.sends.length === 0;
+    const st = c.engine.state;
+    if (!finAcked || !(st === "FIN-WAIT-2" || st === "TIME-WAIT" || st === "CLOSED")) return;
+    c.disconnect = undefined;
+    d.nbl.status = "NDIS_STATUS_SUCCESS";
+    d.nbl.bytesTransferred = d.bytes;
+    if (d.bytes > 0) advance(viewOne(this.#ledger, d.nbl, "target", OP_DISC_COMPLETE), d.bytes);
+    this.#completeDisconnect(d.nbl);
+  }
+
+  /** Upload requests (spec 16.4): EV-2 for optional reasons; once per connection; not during offload. */
+  #requestUpload(c: Conn, reason: TcpUploadReason): void {
+    if (c.uploadRequested || c.phase !== "offloaded") return;
+    const st = c.engine.state;
+    if (OPTIONAL_REASONS.has(reason) && (st === "FIN-WAIT-1" || st === "FIN-WAIT-2" || st === "CLOSE-WAIT"))
+      return;
+    c.uploadRequested = true; // TM-27: new sends now complete with UPLOAD_IN_PROGRESS
+    this.#host.tcpOffloadEvent(c.handle, { type: "TcpIndicateRetrieve", reason });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The delivery algorithm (spec 14.6)
+
+  /** Undelivered bytes: held (refused indication data) plus the engine's receive buffer. */
+  #undelivered(c: Conn): number {
+    return c.heldBytes + c.engine.readable;
+  }
+
+  #deliver(now: Instant, c: Conn, entry: "E1" | "E2" | "E3"): void {
+    if (c.phase !== "offloaded" || c.aborted) return;
+    if (c.busy) {
+      // E1.1 / E2.1: queue; processed when the in-progress upcall finishes.
+      if (entry === "E1") c.rerunE1 = true;
+      else if (entry === "E2") c.rerunE2 = true;
+      return;
+    }
+    let next: "E1" | "E2" | "E3" | undefined = entry;
+    while (next !== undefined) {
+      this.#run(now, c, next);
+      next = c.rerunE2 ? "E2" : c.rerunE1 ? "E1" : undefined;
+      c.rerunE2 = false;
+      c.rerunE1 = false;
+    }
+    c.known = this.#undelivered(c);
+    this.#checkFin(c);
+  }
+
+  /** One run of the algorithm from an entry to an EXIT (DA-4). */
+  #run(now: Instant, c: Conn, entry: "E1" | "E2" | "E3"): void {
+    switch (entry) {
+      case "E2":
+        // E2.2: any buffered data? yes -> A; no -> E2.3 (the requests wait in the queue).
+        if (this.#undelivered(c) > 0 || this.#hasZeroByteReq(c)) this.#connA(now, c);
+        return;
+      case "E1":
+        if (c.reqs.length > 0)
+          this.#connA(now, c); // E1.2
+        else if ((c.known > 0 || c.refused) && this.#mutant !== "reindicate-refused")
+          return; // E1.3: appended to the buffered data
+        else this.#connB(now, c);
+        return;
+      case "E3": {
+        // P1 / P2
+        const r = c.reqs[0];
+        if (r === undefined || r.placed === 0 || !r.push) return;
+        this.#completeHead(c, 1);
+        return;
+      }
+    }
+  }
+
+  #hasZeroByteReq(c: Conn): boolean {
+    return c.reqs.some((r) => r.size === 0);
+  }
+
+  /** Connector A: place data into the requests (FIFO) and complete what is filled. */
+  #connA(now: Instant, c: Conn): void {
+    for (;;) {
+      if (c.phase !== "offloaded") return; // a terminate arrived during the last upcall
+      this.#place(c); // A1
+      let filled = 0;
+      while (
+        filled < c.reqs.length &&
+        (c.reqs[filled] as RecvReq).placed === (c.reqs[filled] as RecvReq).size
+      )
+        filled++;
+      if (filled > 0) {
+        this.#completeHead(c, filled); // A2, A3 (stops the push timer)
+      }
+      if (this.#undelivered(c) > 0) {
+        // A4 -> B: requests ran out (B5 sends us back here if more were posted meanwhile).
+        if (c.reqs.length > 0) continue;
+        this.#connB(now, c);
+        return;
+      }
+      const r = c.reqs[0];
+      if (r === undefined || r.placed === 0) return; // A5
+      if (!r.push) return; // A6: non-push mode waits to be filled
+      if (c.pshPending) {
+        // A7: PSH -> complete the partial request now.
+        this.#completeHead(c, 1);
+        return;
+      }
+      if (c.pushAt === undefined) c.pushAt = Instant.add(now, this.#pushTimeout);
+      return;
+    }
+  }
+
+  /** A1: copies undelivered bytes into the queued requests, one copy per MDL piece. */
+  #place(c: Conn): void {
+    for (const r of c.reqs) {
+      if (r.placed === r.size) continue;
+      if (this.#undelivered(c) === 0) return;
+      const view = viewOne(this.#ledger, r.nbl, "target", OP_RECV);
+      forEachSegment(view, r.placed, r.size - r.placed, (bytes, s, e) => {
+        let at = s;
+        if (this.#mutant === "buffered-after-newer") at += c.engine.recvInto(bytes.subarray(at, e));
+        while (at < e && c.heldBytes > 0) {
+          const h = c.held[0] as Uint8Array; // heldBytes > 0
+          const n = Math.min(h.length, e - at);
+          bytes.set(n === h.length ? h : h.subarray(0, n), at);
+          at += n;
+          c.heldBytes -= n;
+          if (n === h.length) c.held.shift();
+          else c.held[0] = h.subarray(n);
+        }
+        if (at < e) at += c.engine.recvInto(bytes.subarray(at, e));
+        const got = at - s;
+        r.placed += got;
+        this.stats.bytesCopied += got;
+      });
+      if (r.placed < r.size) return; // out of data
+    }
+    if (this.#undelivered(c) === 0) c.pshPending = false;
+  }
+
+  /** Completes the first `n` requests with SUCCESS in one call (A2 / A7 / P2), serialized. */
+  #completeHead(c: Conn, n: number): void {
+    const done = c.reqs.splice(0, n);
+    for (const r of done) this.#finishReq(r, "NDIS_STATUS_SUCCESS");
+    c.pushAt = undefined; // A3 / A7: a request completed
+    if (this.#undelivered(c) === 0) c.pshPending = false;
+    this.#completeRecvs(
+      c,
+      done.map((r) => r.nbl),
+    );
+  }
+
+  /** Writes status, bytes and NdisAdvanceNetBufferDataStart into a request. */
+  #finishReq(
+    r: RecvReq,
+    status: NdisStatus &
+      ("NDIS_STATUS_SUCCESS" | "NDIS_STATUS_UPLOAD_IN_PROGRESS" | "NDIS_STATUS_REQUEST_ABORTED"),
+  ): void {
+    r.nbl.status = status;
+    r.nbl.bytesTransferred = r.placed;
+    if (r.placed > 0) advance(viewOne(this.#ledger, r.nbl, "target", OP_RECV_COMPLETE), r.placed);
+  }
+
+  /** NdisTcpOffloadReceiveComplete for `nbls` (FIFO), with `busy` held (DA-2, C-8, C-9). */
+  #completeRecvs(c: Conn, nbls: NetBufferList[]): void {
+    const head = linkNbls(nbls);
+    if (head === null) return;
+    this.#ledger.transfer(head, "target", "host", OP_RECV_COMPLETE);
+    this.stats.receiveCompletions += nbls.length;
+    const was = c.busy;
+    c.busy = true;
+    try {
+      this.#host.tcpOffloadReceiveComplete(head);
+      if (this.#mutant === "double-complete") this.#host.tcpOffloadReceiveComplete(head);
+    } finally {
+      c.busy = was;
+    }
+  }
+
+  /** Connector B: indicate (B1-B6). */
+  #connB(now: Instant, c: Conn): void {
+    for (;;) {
+      if (c.phase !== "offloaded") return; // a terminate arrived during the last upcall
+      if (c.busy || (c.refused && this.#mutant !== "reindicate-refused")) return; // B1; RI-3
+      const chunks = this.#takeForIndication(c);
+      if (chunks.length === 0) return;
+      let total = 0;
+      for (const x of chunks) total += x.length;
+      const nbl = this.#ledger.alloc("target", [netBuffer(mdlChain(chunks))], OP_INDICATE);
+      this.#ledger.transfer(nbl, "target", "host", OP_INDICATE);
+      this.stats.indications++;
+      c.busy = true;
+      let res;
+      try {
+        res = this.#host.tcpOffloadReceiveIndicate(c.handle, nbl, "NDIS_STATUS_SUCCESS"); // RI-2
+      } finally {
+        c.busy = false;
+      }
+      if (res.status === "NDIS_STATUS_SUCCESS") {
+        // B3 yes: the host keeps the NBL until MiniportTcpOffloadReceiveReturn.
+        this.#lentUp.add(nbl);
+        this.stats.bytesIndicated += total;
+        if (this.#undelivered(c) === 0) {
+          c.pshPending = false;
+          return; // B4
+        }
+        if (c.reqs.length > 0 || c.rerunE2) {
+          c.rerunE2 = false;
+          this.#connA(now, c); // B5
+          return;
+        }
+        continue; // B1 again
+      }
+      // Not (fully) accepted: the NBL is the target's again at once; keep the remainder.
+      if (this.#ledger.ownerOf(nbl) === "host") this.#ledger.transfer(nbl, "host", "target", OP_INDICATE);
+      this.#ledger.free(nbl, "target", OP_INDICATE);
+      const consumed = res.status === "NDIS_STATUS_OFFLOAD_DATA_PARTIALLY_ACCEPTED" ? res.bytesConsumed : 0;
+      assert(
+        consumed >= 0 && consumed < total,
+        () => `bytesConsumed ${consumed} of ${total} with ${res.status}`,
+      );
+      this.stats.bytesIndicated += consumed;
+      this.#unshiftHeld(c, chunks, consumed);
+      if (c.reqs.length > 0 || c.rerunE2) {
+        c.rerunE2 = false;
+        this.#connA(now, c); // B6 -> A
+        return;
+      }
+      c.refused = true; // RI-3
+      return;
+    }
+  }
+
+  /** The bytes for one indication: held first, then the engine's (views), up to RcvIndicationSize. */
+  #takeForIndication(c: Conn): Uint8Array[] {
+    const limit =
+      c.cachedState.rcvIndicationSize > 0 ? c.cachedState.rcvIndicationSize : Number.MAX_SAFE_INTEGER;
+    const out: Uint8Array[] = [];
+    let n = 0;
+    if (this.#mutant === "buffered-after-newer") {
+      for (let v = c.engine.recv(limit); v !== undefined && n < limit; v = c.engine.recv(limit - n)) {
+        out.push(v);
+        n += v.length;
+      }
+    }
+    while (n < limit && c.heldBytes > 0) {
+      const h = c.held.shift() as Uint8Array; // heldBytes > 0
+      const take = Math.min(h.length, limit - n);
+      out.push(take === h.length ? h : h.subarray(0, take));
+      if (take < h.length) c.held.unshift(h.subarray(take));
+      c.heldBytes -= take;
+      n += take;
+    }
+    while (n < limit) {
+      const v = c.engine.recv(limit - n);
+      if (v === undefined) break;
+      out.push(v);
+      n += v.length;
+    }
+    return out;
+  }
+
+  /** Puts the unconsumed part of an indication back at the front of `held`. */
+  #unshiftHeld(c: Conn, chunks: Uint8Array[], consumed: number): void {
+    const keep: Uint8Array[] = [];
+    let skip = consumed;
+    for (const x of chunks) {
+      if (skip >= x.length) {
+        skip -= x.length;
+        continue;
+      }
+      keep.push(skip > 0 ? x.subarray(skip) : x);
+      skip = 0;
+    }
+    let bytes = 0;
+    for (const x of keep) bytes += x.length;
+    c.held.unshift(...keep);
+    c.heldBytes += bytes;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Send path (spec 13.4, 13.5)
+
+  /** The status a new send request gets at once, or undefined to accept it. */
+  #sendRefusal(c: Conn): NblStatus | undefined {
+    if (c.aborted) return "NDIS_STATUS_REQUEST_ABORTED";
+    if (c.phase === "terminating" || c.uploadRequested) return "NDIS_STATUS_UPLOAD_IN_PROGRESS"; // TM-27
+    const st = c.engine.state;
+    if (st === "CLOSED" || c.disconnect !== undefined || c.engine.sendSpace === 0)
+      return "NDIS_STATUS_REQUEST_ABORTED";
+    return undefined;
+  }
+
+  /** Turns engine `acked` counts into send completions (SD-6: one call for all that finished). */
+  #takeAcks(c: Conn): void {
+    let acked = 0;
+    for (let ev = c.engine.pollEvent(); ev !== undefined; ev = c.engine.pollEvent()) {
+      if (ev.kind === "acked") acked += ev.bytes;
+      else if (ev.kind === "closed") c.closedReason = ev.reason;
+    }
+    if (acked === 0) return;
+    const done: NetBufferList[] = [];
+    while (acked > 0 && c.sends.length > 0) {
+      const e = c.sends[0] as SendEntry; // length > 0
+      const n = Math.min(acked, e.left);
+      e.left -= n;
+      e.acked += n;
+      acked -= n;
+      if (e.left > 0) break;
+      c.sends.shift();
+      if (e.disconnect) continue; // completed with the disconnect (DC-1)
+      e.nbl.status = "NDIS_STATUS_SUCCESS";
+      e.nbl.bytesTransferred = e.acked;
+      if (e.acked > 0) advance(viewOne(this.#ledger, e.nbl, "target", OP_SEND_COMPLETE), e.acked);
+      done.push(e.nbl);
+    }
+    if (done.length > 0) this.#completeSends(done);
+  }
+
+  /** SC-1 / SC-2: completes every outstanding send with `status` (partial bytes reported). */
+  #failSends(c: Conn, status: NdisStatus): void {
+    const done: NetBufferList[] = [];
+    for (const e of c.sends.splice(0)) {
+      if (e.disconnect) continue;
+      e.nbl.status = status as NetBufferList["status"];
+      e.nbl.bytesTransferred = e.acked;
+      if (e.acked > 0) advance(viewOne(this.#ledger, e.nbl, "target", OP_SEND_COMPLETE), e.acked);
+      done.push(e.nbl);
+    }
+    if (done.length > 0) this.#completeSends(done);
+  }
+
+  #completeSends(nbls: NetBufferList[]): void {
+    const head = linkNbls(nbls);
+    if (head === null) return;
+    this.#ledger.transfer(head, "target", "host", OP_SEND_COMPLETE);
+    this.stats.sendCompletions += nbls.length;
+    this.#host.tcpOffloadSendComplete(head);
+  }
+
+  #completeDisconnect(nbl: NetBufferList): void {
+    nbl.next = null;
+    this.#ledger.transfer(nbl, "target", "host", OP_DISC_COMPLETE);
+    this.#host.tcpOffloadDisconnectComplete(nbl);
+  }
+
+  #processForwards(now: Instant, c: Conn): void {
+    if (c.forwards.length === 0) return;
+    const fw = c.forwards.splice(0);
+    for (const n of fw) {
+      if (c.aborted) {
+        n.status = "NDIS_STATUS_REQUEST_ABORTED";
+        continue;
+      }
+      const bytes = new Uint8Array(chainLength(viewOne(this.#ledger, n, "target", OP_FWD)));
+      let at = 0;
+      for (const piece of segments(viewOne(this.#ledger, n, "target", OP_FWD))) {
+        bytes.set(piece, at);
+        at += piece.length;
+      }
+      const v = TcpView.checked(bytes);
+      const seg = v.ok ? parseTcp(v.value) : undefined;
+      if (seg === undefined || !seg.ok) {
+        n.status = "NDIS_STATUS_FAILURE";
+        continue;
+      }
+      this.#segmentIn(now, c, seg.value, bytes);
+      n.status = c.aborted ? "NDIS_STATUS_REQUEST_ABORTED" : "NDIS_STATUS_SUCCESS";
+    }
+    const head = linkNbls(fw);
+    if (head !== null) {
+      this.#ledger.transfer(head, "target", "host", OP_FWD_COMPLETE);
+      this.#host.tcpOffloadForwardComplete(head);
+    }
+  }
+
+  #failForwards(c: Conn, status: NdisStatus): void {
+    const fw = c.forwards.splice(0);
+    for (const n of fw) n.status = status as NetBufferList["status"];
+    const head = linkNbls(fw);
+    if (head !== null) {
+      this.#ledger.transfer(head, "target", "host", OP_FWD_COMPLETE);
+      this.#host.tcpOffloadForwardComplete(head);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Transmit
+
+  /** Drains the engine's segments into frames (IV-3: none for invalidated state). */
+  #emit(now: Instant, c: Conn, force = false): void {
+    if (c.phase === "terminating" && !force) return;
+    if (!force && (c.invalid || c.path.invalid || c.path.neighbor.invalid)) return;
+    for (let seg = c.engine.pollTransmit(now); seg !== undefined; seg = c.engine.pollTransmit(now)) {
+      if (c.urgent && !(seg.flags & TcpFlag.RST)) continue; // spec 15.3 step 3: ACK nothing more
+      this.#reachability(now, c);
+      this.#pushFrame(c, seg);
+    }
+  }
+
+  /** Builds and queues the frame of one segment (SD-8, SD-9, 15.5, NB-1). */
+  #pushFrame(c: Conn, seg: TcpRepr): void {
+    if (seg.flags & TcpFlag.ACK) c.lastAckSent = seg.ack;
+    const p = c.path;
+    const n = p.neighbor;
+    const ca = c.cachedState;
+    const v4 = ipVersion(p.constState.sourceAddress) === 4;
+    const vlanId = n.constState.vlanId;
+    const prio = ca.userPriority;
+    const frame = emitTcpPacket({
+      ip: {
+        src: p.constState.sourceAddress,
+        dst: p.constState.destinationAddress,
+        ttl: ca.ttlOrHopLimit,
+        dscp: ca.tosOrTrafficClass >> 2,
+        ecn: 0,
+        ident: v4 ? this.#nextIdent() : undefined,
+        dontFragment: true,
+        flowLabel: v4 ? undefined : ca.flowLabel,
+      },
+      tcp: seg,
+      ethernet: {
+        src: macEquals(n.constState.dlSourceAddress, MAC_ZERO) ? this.#mac : n.constState.dlSourceAddress,
+        dst: n.cachedState.dlDestinationAddress,
+        vlan: vlanId === 0 && prio === 0 ? undefined : { id: vlanId, priority: prio, dropEligible: false },
+      },
+    });
+    this.#wireFrames.push(frame);
+  }
+
+  /** SD-8: IPv4 identification from the upper half, 0x8000-0xFFFF. */
+  #nextIdent(): number {
+    const id = 0x8000 | (this.#ipIdent & 0x7fff);
+    this.#ipIdent = (this.#ipIdent + 1) & 0x7fff;
+    return id;
+  }
+
+  /** TM-11: a pure ACK from the engine's exported state (its delayed ACK is not exportable). */
+  #ownedAck(snap: TcpSnapshot): TcpRepr {
+    const d = snap.delegated;
+    const k = snap.constState;
+    return {
+      srcPort: k.localPort,
+      dstPort: k.remotePort,
+      seq: d.sndMax,
+      ack: d.rcvNxt,
+      flags: TcpFlag.ACK,
+      window: Math.min(0xffff, Seq.delta(d.rcvAdv, d.rcvNxt) >>> k.rcvWindScale),
+      urgent: 0,
+      mss: undefined,
+      windowScale: undefined,
+      sackPermitted: false,
+      sack: [],
+      timestamps: k.timestampsEnabled ? { tsVal: d.tsTime, tsEcr: d.tsRecent } : undefined,
+      unknownOptions: [],
+      payload: new Uint8Array(0),
+    };
+  }
+
+  /** NR-3: before sending, ask the host about a neighbor that looks stale on both sides. */
+  #reachability(now: Instant, c: Conn): void {
+    const n = c.path.neighbor;
+    if (now - n.nrt <= this.#nceStale || now - n.hrt <= this.#nceStale) return;
+    const nrd = Duration.fromMicros(Math.max(0, now - n.nrt));
+    const block = newBlock<NeighborBlock>({
+      layer: "neighbor",
+      stateType: "NeighborOffloadState",
+      miniportOffloadContext: null,
+      ndisOffloadHandle: n.handle,
+      constState: n.constState,
+      cachedState: { ...n.cachedState, hostReachabilityDelta: Duration.fromMicros(Math.max(0, now - n.hrt)) },
+      delegatedState: { nicReachabilityDelta: nrd },
+    });
+    block.status = "NDIS_STATUS_SUCCESS";
+    const hrd = this.#host.neighborReachabilityQuery(block);
+    n.hrt = now - hrd; // HRD 0 (stale NCE) -> HRT = now: no new query for NceStaleTicks
+  }
+
+  #up(frame: Uint8Array): void {
+    this.stats.framesUp++;
+    this.#host.indicateReceive(frame);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Lookups
+
+  #ctx(): MiniportOffloadContext {
+    return this.#nextCtx++ as MiniportOffloadContext;
+  }
+
+  #connOf(b: OffloadBlockList): Conn | undefined {
+    return this.#conns.get(ctxOf(b));
+  }
+
+  #mustConn(ctx: MiniportOffloadContext, op: string): Conn {
+    const c = this.#conns.get(ctx);
+    if (c === undefined) throw new UsageError(`${op}: no offloaded connection with context ${ctx}`);
+    return c;
+  }
+
+  /** The neighbor a block refers to (new or linked), once processed. */
+  #neighborOfBlock(b: OffloadBlockList): NeighborObj | undefined {
+    return b.layer === "neighbor" ? this.#neighbors.get(ctxOf(b)) : undefined;
+  }
+
+  #pathOfBlock(b: OffloadBlockList): PathObj | undefined {
+    return b.layer === "path" ? this.#paths.get(ctxOf(b)) : undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+function ctxOf(b: OffloadBlockList): number {
+  return (b.miniportOffloadContext?.context ?? 0);
+}
+
+function connKey(local: IpAddr, remote: IpAddr, lport: number, rport: number): string {
+  return `${ipKey(local)}|${ipKey(remote)}|${lport}|${rport}`;
+}
+
+function toChimneyState(e: TcpConnection): TcpDelegatedState["state"] {
+  switch (e.state) {
+    case "ESTABLISHED":
+      return "TcpConnectionEstablished";
+    case "FIN-WAIT-1":
+      return "TcpConnectionFinWait1";
+    case "FIN-WAIT-2":
+      return "TcpConnectionFinWait2";
+    case "CLOSE-WAIT":
+      return "TcpConnectionCloseWait";
+    case "CLOSING":
+      return "TcpConnectionClosing";
+    case "LAST-ACK":
+      return "TcpConnectionLastAck";
+    case "TIME-WAIT":
+      return "TcpConnectionTimeWait";
+    default:
+      return "TcpConnectionClosed";
+  }
+}
+
+function drainEvents(e: TcpConnection): void {
+  while (e.pollEvent() !== undefined);
+}
+
+/** Every block's parent (the block whose dependent chain holds it). */
+function parentsOf(root: OffloadBlockList): Map<OffloadBlockList, OffloadBlockList> {
+  const m = new Map<OffloadBlockList, OffloadBlockList>();
+  forEachInTree(root, (b) => {
+    for (let k = b.dependentBlockList; k !== null; k = k.nextBlock) m.set(k, b);
+  });
+  return m;
+}
+
+/** The immediately dependent blocks (spec 7.4). */
+function nblessChildren(b: OffloadBlockList): OffloadBlockList[] {
+  const out: OffloadBlockList[] = [];
+  for (let k = b.dependentBlockList; k !== null; k = k.nextBlock) out.push(k);
+  return out;
+}
+
+function isInTree(root: OffloadBlockList, x: OffloadBlockList): boolean {
+  let found = false;
+  forEachInTree(root, (b) => {
+    if (b === x) found = true;
+  });
+  return found;
+}
