@@ -16,6 +16,7 @@ const MODULES: readonly { readonly name: string; readonly load: () => Promise<Be
   { name: "wire", load: () => import("./wire.bench.js") },
   { name: "nbl", load: () => import("./nbl.bench.js") },
   { name: "stack", load: () => import("./stack.bench.js") },
+  { name: "live", load: () => import("./live.bench.js") },
 ];
 
 async function main(): Promise<void> {

@@ -5,7 +5,20 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { decodeCapture } from "./commands/decode.js";
+import { serve } from "./commands/serve.js";
 import { EXIT, reportError } from "./errors.js";
+
+function probability(v: string): number {
+  const n = Number(v);
+  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError("must be a number in [0, 1]");
+  return n;
+}
+
+function nonNegative(v: string): number {
+  const n = Number(v);
+  if (!(n >= 0 && Number.isFinite(n))) throw new InvalidArgumentError("must be a non-negative number");
+  return n;
+}
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -42,6 +55,38 @@ export function program(): Command {
     .action((file: string, opts: { count?: number; absolute?: boolean; verifyChecksums?: boolean }) => {
       for (const line of decodeCapture(file, opts)) process.stdout.write(`${line}\n`);
     });
+
+  p.command("serve")
+    .description(
+      "serve HTTP on our stack to the real Linux kernel through a TAP device in a new network namespace (needs root)",
+    )
+    .option("-p, --port <n>", "TCP port", positiveInt, 80)
+    .option("--seed <n>", "seed of the stack and the fault stages", positiveInt, 1)
+    .option("--loss <p>", "frame loss probability, each direction", probability)
+    .option("--delay <ms>", "added one-way delay in ms, each direction", nonNegative)
+    .option("--jitter <ms>", "random extra delay up to ms, each direction", nonNegative)
+    .option("--reorder <p>", "probability a frame is held back 3 frames, each direction", probability)
+    .option("--pcap <file>", "capture the frames at our side into a classic pcap file")
+    .action(
+      (opts: {
+        port: number;
+        seed: number;
+        loss?: number;
+        delay?: number;
+        jitter?: number;
+        reorder?: number;
+        pcap?: string;
+      }) =>
+        serve({
+          port: opts.port,
+          seed: opts.seed,
+          loss: opts.loss,
+          delayMs: opts.delay,
+          jitterMs: opts.jitter,
+          reorder: opts.reorder,
+          pcap: opts.pcap,
+        }),
+    );
   return p;
 }
 

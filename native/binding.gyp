@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "chimney_tap",
+      "sources": ["tap.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

@@ -1,0 +1,235 @@
+/**
+ * A live host: our `HostStack` on real time, attached through a TAP device to the real Linux
+ * kernel in a network namespace, with `NetStack` sockets on top.
+ *
+ * Frame path (our fault stages sit on both directions; a clean profile inserts no stage):
+ *   kernel -> TAP -> reader batch -> [fromKernel stages] -> stack.handleFrame ... one flush
+ *   stack.pollTransmit -> [toKernel stages] -> transmit queue -> one TAP write per batch
+ * Frames read in one wake-up are all handed to the stack before one `flush()`, so the
+ * stack's replies to a whole batch leave in one write call. The transmit queue is written at
+ * the end of the current job (a microtask), which also batches what socket calls produce.
+ *
+ * The pcap option captures at our side of the link: frames as the stack received them (after
+ * the fromKernel faults) and as it sent them (before the toKernel faults).
+ */
+import { HostStack } from "../host/stack.js";
+import { buildLinkChain, type FaultProfile, type LinkChain } from "../sim/link.js";
+import { Prng } from "../sim/prng.js";
+import { RealTimeDriver } from "../socket/driver.js";
+import { NetStack } from "../socket/net-stack.js";
+import { tcpConfig, type TcpConfig } from "../tcp/config.js";
+import { Instant } from "../time/instant.js";
+import { mac } from "../wire/ethernet.js";
+import { ip } from "../wire/ip-addr.js";
+import { createTapNamespace, LIVE_ADDRS, type TapNamespace } from "./netns.js";
+import { RealTimeScheduler } from "./rt-scheduler.js";
+import type { TapMode } from "./tap.js";
+
+/** Receives every frame crossing our side of the link, stamped in wall-clock microseconds. */
+export type FrameCapture = (wallUs: number, frame: Uint8Array) => void;
+
+/** Options of `startLiveHost`. */
+export interface LiveHostOptions {
+  /** Part of the namespace name. */
+  readonly tag?: string | undefined;
+  /** Seed of the stack's randomness and of the fault stages (default 1). */
+  readonly seed?: number | undefined;
+  /** Faults on frames from our stack to the kernel. */
+  readonly toKernel?: FaultProfile | undefined;
+  /** Faults on frames from the kernel to our stack. */
+  readonly fromKernel?: FaultProfile | undefined;
+  /** TCP configuration overrides for our stack. */
+  readonly tcp?: Partial<TcpConfig> | undefined;
+  /** MTU of both sides (default 1500). */
+  readonly mtu?: number | undefined;
+  /** TAP attachment (default `addon`). */
+  readonly mode?: TapMode | undefined;
+  /** Frames per read wake-up (default 256). */
+  readonly readBatch?: number | undefined;
+  /** Capture at our side of the link. */
+  readonly capture?: FrameCapture | undefined;
+}
+
+/** Traffic counters of a live host. */
+export interface LiveStats {
+  readonly framesIn: number;
+  readonly batchesIn: number;
+  readonly framesOut: number;
+  readonly writeDrops: number;
+  /** Per-direction fault stage counters, keyed by stage kind. */
+  readonly faults: Record<string, Record<string, { received: number; forwarded: number; dropped: number }>>;
+}
+
+/** A running live host. */
+export interface LiveHost {
+  /** The namespace with the kernel peer in it. */
+  readonly netns: TapNamespace;
+  /** The seed in use (print it in failures). */
+  readonly seed: number;
+  /** Our sockets. */
+  readonly net: NetStack;
+  /** The driver running our stack. */
+  readonly driver: RealTimeDriver;
+  /** Our stack. */
+  readonly stack: HostStack;
+  /** A one-line description for failure messages: namespace and seed. */
+  readonly label: string;
+  /** Counters. */
+  stats(): LiveStats;
+  /** Stops the driver and removes the namespace (idempotent). */
+  close(): void;
+}
+
+/** Creates the namespace and the TAP device, and starts our stack on it. Needs root. */
+export function startLiveHost(options: LiveHostOptions = {}): LiveHost {
+  const seed = options.seed ?? 1;
+  const mtu = options.mtu ?? 1500;
+  const netns = createTapNamespace({
+    tag: options.tag,
+    mode: options.mode,
+    readBatch: options.readBatch,
+    mtu,
+  });
+  try {
+    return build(netns, seed, mtu, options);
+  } catch (e) {
+    netns.close();
+    throw e;
+  }
+}
+
+function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHostOptions): LiveHost {
+  const root = new Prng(seed);
+  const stack = new HostStack({
+    interfaces: [
+      {
+        name: "tap0",
+        link: "ethernet",
+        mac: mac("02:00:00:00:00:02"),
+        mtu,
+        addresses: [
+          { addr: ip(LIVE_ADDRS.ours4), prefixLen: 24 },
+          { addr: ip(LIVE_ADDRS.ours6), prefixLen: 64 },
+        ],
+      },
+    ],
+    tcp: tcpConfig({ ...options.tcp }),
+    random: root.fork(),
+  });
+  const tap = netns.tap;
+  const capture = options.capture;
+  const wallOrigin = Date.now() * 1000;
+  let closed = false;
+
+  // Transmit side: frames queue here and leave in one write at the end of the current job.
+  let txq: Uint8Array[] = [];
+  let txQueued = false;
+  const writeOut = (): void => {
+    txQueued = false;
+    if (closed || txq.length === 0) return;
+    const batch = txq;
+    txq = [];
+    tap.write(batch);
+  };
+  const toWire = {
+    deliver(_now: Instant, frame: Uint8Array): void {
+      txq.push(frame);
+      if (!txQueued) {
+        txQueued = true;
+        queueMicrotask(writeOut);
+      }
+    },
+  };
+
+  // The driver is created after the chains exist; the closures below read it lazily.
+  const ref: { driver: RealTimeDriver | undefined } = { driver: undefined };
+  const clock = (): Instant => ref.driver?.now() ?? Instant.ZERO;
+  const intoStack = {
+    // Stage events run at or after their scheduled instant: the stack gets the present, which
+    // keeps its clock monotonic.
+    deliver(_at: Instant, frame: Uint8Array): void {
+      const now = clock();
+      if (capture !== undefined) capture(wallOrigin + now, frame);
+      stack.handleFrame(now, 0, frame);
+    },
+  };
+  const faulty = (p: FaultProfile | undefined): boolean => p !== undefined && Object.keys(p).length > 0;
+  const rt = new RealTimeScheduler(clock, () => ref.driver?.flush());
+  const linkRng = root.fork();
+  const toKernel: LinkChain | undefined = faulty(options.toKernel)
+    ? buildLinkChain(toWire, {
+        scheduler: rt.scheduler,
+        prng: linkRng,
+        profile: options.toKernel ?? {},
+        direction: "ours>kernel",
+      })
+    : undefined;
+  const fromKernel: LinkChain | undefined = faulty(options.fromKernel)
+    ? buildLinkChain(intoStack, {
+        scheduler: rt.scheduler,
+        prng: linkRng,
+        profile: options.fromKernel ?? {},
+        direction: "kernel>ours",
+      })
+    : undefined;
+
+  const driver = new RealTimeDriver(stack, {
+    transmit(_ifIndex: number, frame: Uint8Array): void {
+      const now = driver.now();
+      if (capture !== undefined) capture(wallOrigin + now, frame);
+      if (toKernel === undefined) {
+        toWire.deliver(now, frame);
+        return;
+      }
+      rt.sync();
+      toKernel.deliver(rt.scheduler.now, frame);
+      rt.rearm();
+    },
+  });
+  ref.driver = driver;
+  // The origin of the driver's clock is now; the scheduler started at ZERO, which is <= now.
+
+  tap.start(
+    (frames) => {
+      if (closed) return;
+      const now = driver.now();
+      if (fromKernel === undefined) {
+        for (const f of frames) intoStack.deliver(now, f);
+      } else {
+        rt.sync();
+        for (const f of frames) fromKernel.deliver(rt.scheduler.now, f);
+        rt.rearm();
+      }
+      driver.flush();
+    },
+    (code) => {
+      if (!closed) process.emitWarning(`TAP read failed: ${code}`);
+    },
+  );
+
+  const net = new NetStack(driver, {
+    hosts: { kernel: LIVE_ADDRS.kernel4, kernel6: LIVE_ADDRS.kernel6 },
+  });
+  return {
+    netns,
+    seed,
+    net,
+    driver,
+    stack,
+    label: `namespace ${netns.ns}, seed ${seed}`,
+    stats() {
+      const faults: LiveStats["faults"] = {};
+      if (toKernel !== undefined) faults[toKernel.direction] = toKernel.stats();
+      if (fromKernel !== undefined) faults[fromKernel.direction] = fromKernel.stats();
+      return { ...tap.stats, faults };
+    },
+    close() {
+      if (closed) return;
+      writeOut();
+      closed = true;
+      rt.stop();
+      driver.stop();
+      netns.close();
+    },
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * The TAP addon (native/tap.c), loaded on first use. Only Node-side code in src/live loads it;
+ * the core never does. Built by the package's `install` script (`native/build.sh`).
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Called once per reader wake-up: `buffer` holds the frames back to back, `ends[i]` ends frame i. */
+export type NativeFramesCallback = (
+  buffer: ArrayBuffer,
+  ends: Uint32Array,
+  error: string | undefined,
+) => void;
+
+/** An opaque reader handle of the addon. */
+export type NativeReader = object & { readonly __nativeReader?: never };
+
+/** The addon's functions (see the comment at the top of native/tap.c). */
+export interface TapAddon {
+  /** Opens /dev/net/tun as TAP device `name` (IFF_TAP | IFF_NO_PI); returns the fd and the name. */
+  open(name: string, nonBlocking: boolean): { readonly fd: number; readonly name: string };
+  /** Polls `fd` on Node's event loop and reads up to `maxFrames` frames per wake-up. */
+  startReader(fd: number, maxFrames: number, cb: NativeFramesCallback): NativeReader;
+  /** Stops a reader. */
+  stopReader(reader: NativeReader): void;
+  /** Writes each frame with one write(2); returns how many were written (stops at EAGAIN). */
+  writeFrames(fd: number, frames: readonly Uint8Array[]): number;
+  /** Closes `fd`. */
+  close(fd: number): void;
+}
+
+let cached: TapAddon | undefined;
+
+/** Where the addon is looked for: native/build/Release under the package root. */
+export function addonPath(): string {
+  // dist/src/live/native.js -> package root is three levels up.
+  const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+  return join(root, "native", "build", "Release", "chimney_tap.node");
+}
+
+/** Loads the addon; throws an Error naming the fix (`npm ci` or `sh native/build.sh`) if absent. */
+export function loadTapAddon(): TapAddon {
+  if (cached !== undefined) return cached;
+  const path = addonPath();
+  if (!existsSync(path)) {
+    throw new Error(`TAP addon not built (${path} is missing): run \`npm ci\` or \`sh native/build.sh\``);
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(path) as TapAddon;
+  return cached;
+}

@@ -1,0 +1,127 @@
+/**
+ * A network namespace holding the kernel side of our TAP device: the kernel there is the peer
+ * of our stack. Addresses: kernel 192.0.2.1/24 and 2001:db8::1/64 (nodad), our stack .2 / ::2.
+ * Names are unique per process and call. The namespace, the device and every child started
+ * with `spawn` are removed by `close()`, and also on exit or SIGINT/SIGTERM (see cleanup.ts).
+ */
+import { type ChildProcess, execFileSync, spawn, type SpawnOptions } from "node:child_process";
+import { type Cleanup, registerCleanup } from "./cleanup.js";
+import { openTap, type TapDevice, type TapMode } from "./tap.js";
+
+/** Runs `ip` with arguments; throws with its stderr on failure. */
+export function ipCmd(...args: string[]): string {
+  return execFileSync("ip", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+
+/**
+ * Kills `child` and everything in its process group (children spawned by `TapNamespace.spawn`
+ * lead their own group, so a shell's grandchildren go too).
+ */
+export function killTree(child: ChildProcess, signal: NodeJS.Signals = "SIGKILL"): void {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    child.kill(signal);
+  }
+}
+
+/** The fixed addresses of the live link. */
+export const LIVE_ADDRS = {
+  kernel4: "192.0.2.1",
+  kernel6: "2001:db8::1",
+  ours4: "192.0.2.2",
+  ours6: "2001:db8::2",
+} as const;
+
+/** A namespace with the kernel side of a TAP device in it. */
+export interface TapNamespace {
+  /** The namespace name (`ip netns exec <ns> ...`). */
+  readonly ns: string;
+  /** The TAP device (open in our process; its interface lives in the namespace). */
+  readonly tap: TapDevice;
+  /** Starts `cmd args` inside the namespace, leading its own process group; the group is killed
+   * (SIGKILL) on close if still running. */
+  spawn(cmd: string, args: readonly string[], options?: SpawnOptions): ChildProcess;
+  /** Runs `cmd args` inside the namespace to completion; returns stdout. */
+  exec(cmd: string, args: readonly string[], timeoutMs?: number): string;
+  /** Kills children, closes the device and deletes the namespace. Idempotent. */
+  close(): void;
+}
+
+/** Options of `createTapNamespace`. */
+export interface TapNamespaceOptions {
+  /** Part of the namespace's name (letters, digits, dashes). */
+  readonly tag?: string | undefined;
+  /** How the TAP fd is read. */
+  readonly mode?: TapMode | undefined;
+  /** Frames per read wake-up (addon mode). */
+  readonly readBatch?: number | undefined;
+  /** Kernel-side MTU (default 1500). */
+  readonly mtu?: number | undefined;
+}
+
+let counter = 0;
+
+/** Creates the namespace and the device, and configures the kernel side. Needs root. */
+export function createTapNamespace(options: TapNamespaceOptions = {}): TapNamespace {
+  const n = counter++;
+  const ns = `chimney-${options.tag ?? "live"}-${process.pid}-${n}`;
+  // IFNAMSIZ is 16: "cht" + pid (up to 7 digits) + "-" + counter stays within 15.
+  const devName = `cht${process.pid}-${n}`.slice(0, 15);
+  const children = new Set<ChildProcess>();
+  let cleanup: Cleanup | undefined;
+  const tap = openTap(devName, { mode: options.mode, readBatch: options.readBatch });
+  const teardown = (): void => {
+    for (const c of children) killTree(c);
+    children.clear();
+    try {
+      tap.close();
+    } catch {
+      // the namespace still goes
+    }
+    try {
+      execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+    } catch {
+      // not created, or already gone
+    }
+  };
+  cleanup = registerCleanup(`netns ${ns}`, teardown);
+  try {
+    ipCmd("netns", "add", ns);
+    ipCmd("link", "set", tap.name, "netns", ns);
+    ipCmd("-n", ns, "link", "set", "lo", "up");
+    ipCmd("-n", ns, "link", "set", tap.name, "mtu", String(options.mtu ?? 1500));
+    ipCmd("-n", ns, "addr", "add", `${LIVE_ADDRS.kernel4}/24`, "dev", tap.name);
+    ipCmd("-n", ns, "addr", "add", `${LIVE_ADDRS.kernel6}/64`, "dev", tap.name, "nodad");
+    ipCmd("-n", ns, "link", "set", tap.name, "up");
+  } catch (e) {
+    cleanup.release();
+    throw e;
+  }
+  return {
+    ns,
+    tap,
+    spawn(cmd, args, spawnOptions = {}) {
+      const child = spawn("ip", ["netns", "exec", ns, cmd, ...args], {
+        stdio: ["pipe", "pipe", "pipe"],
+        detached: true,
+        ...spawnOptions,
+      });
+      children.add(child);
+      child.once("exit", () => children.delete(child));
+      return child;
+    },
+    exec(cmd, args, timeoutMs = 60_000) {
+      return execFileSync("ip", ["netns", "exec", ns, cmd, ...args], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+        timeout: timeoutMs,
+      });
+    },
+    close() {
+      cleanup?.release();
+      cleanup = undefined;
+    },
+  };
+}

@@ -1,0 +1,137 @@
+/**
+ * A TAP device as seen from our process: Ethernet frames in and out of /dev/net/tun.
+ *
+ * Two attachments, chosen by measurement (bench/live.bench.ts prints both):
+ * - `addon` (default): the fd is non-blocking and polled on Node's event loop by the addon,
+ *   which reads every frame that is ready (up to `readBatch`) per wake-up and hands them to
+ *   JavaScript in one call; writes go out as one addon call per batch.
+ * - `fs`: the fd is blocking and read with `fs.read` on libuv's thread pool, one frame per
+ *   round trip; writes with `fs.writeSync`, one per frame. Kept as the baseline.
+ * Both open the device with the addon, since TUNSETIFF is an ioctl that JavaScript cannot make.
+ */
+import { read, writeSync } from "node:fs";
+import { loadTapAddon, type NativeReader } from "./native.js";
+
+/** How frames cross between the TAP fd and JavaScript. */
+export type TapMode = "addon" | "fs";
+
+/** Receives a batch of frames (each a view of its own; the receiver may keep them). */
+export type FramesHandler = (frames: Uint8Array[]) => void;
+
+/** Counters of a TAP device. */
+export interface TapStats {
+  /** Frames read from the kernel. */
+  framesIn: number;
+  /** Reader wake-ups that delivered frames (framesIn / batchesIn = mean batch). */
+  batchesIn: number;
+  /** Frames written to the kernel. */
+  framesOut: number;
+  /** Frames not written because the fd would block. */
+  writeDrops: number;
+}
+
+/** An open TAP device. */
+export interface TapDevice {
+  /** The interface name the kernel gave it. */
+  readonly name: string;
+  /** The attachment in use. */
+  readonly mode: TapMode;
+  /** Live counters. */
+  readonly stats: Readonly<TapStats>;
+  /** Starts delivering frames to `onFrames` (once). `onError` hears a fatal read error. */
+  start(onFrames: FramesHandler, onError?: (code: string) => void): void;
+  /** Writes frames to the kernel; returns how many were accepted. */
+  write(frames: readonly Uint8Array[]): number;
+  /** Stops reading and closes the fd (the kernel deletes a non-persistent device). */
+  close(): void;
+}
+
+/** Options of `openTap`. */
+export interface OpenTapOptions {
+  /** Attachment (default `addon`). */
+  readonly mode?: TapMode | undefined;
+  /** Frames read per wake-up at most (addon mode; default 256). */
+  readonly readBatch?: number | undefined;
+}
+
+/** Opens (creating) TAP device `name` (at most 15 characters). Needs CAP_NET_ADMIN. */
+export function openTap(name: string, options: OpenTapOptions = {}): TapDevice {
+  const mode = options.mode ?? "addon";
+  const addon = loadTapAddon();
+  const { fd, name: actual } = addon.open(name, mode === "addon");
+  const stats: TapStats = { framesIn: 0, batchesIn: 0, framesOut: 0, writeDrops: 0 };
+  let reader: NativeReader | undefined;
+  let closed = false;
+  let started = false;
+
+  const startAddon = (onFrames: FramesHandler, onError?: (code: string) => void): void => {
+    reader = addon.startReader(fd, options.readBatch ?? 256, (buffer, ends, error) => {
+      if (closed) return;
+      if (ends.length > 0) {
+        const frames: Uint8Array[] = new Array<Uint8Array>(ends.length);
+        let start = 0;
+        for (let i = 0; i < ends.length; i++) {
+          const end = ends[i] ?? start;
+          frames[i] = new Uint8Array(buffer, start, end - start);
+          start = end;
+        }
+        stats.framesIn += frames.length;
+        stats.batchesIn++;
+        onFrames(frames);
+      }
+      if (error !== undefined) onError?.(error);
+    });
+  };
+
+  const startFs = (onFrames: FramesHandler, onError?: (code: string) => void): void => {
+    const next = (): void => {
+      const buf = new Uint8Array(65536);
+      read(fd, buf, 0, buf.length, null, (e, n) => {
+        if (closed) return;
+        if (e !== null) {
+          onError?.(e.code ?? "EIO");
+          return;
+        }
+        stats.framesIn++;
+        stats.batchesIn++;
+        onFrames([buf.subarray(0, n)]);
+        next();
+      });
+    };
+    next();
+  };
+
+  return {
+    name: actual,
+    mode,
+    stats,
+    start(onFrames, onError) {
+      if (started) throw new Error("TAP reader already started");
+      started = true;
+      if (mode === "addon") startAddon(onFrames, onError);
+      else startFs(onFrames, onError);
+    },
+    write(frames) {
+      if (closed || frames.length === 0) return 0;
+      let n: number;
+      if (mode === "addon") {
+        n = addon.writeFrames(fd, frames);
+      } else {
+        n = 0;
+        for (const f of frames) {
+          writeSync(fd, f);
+          n++;
+        }
+      }
+      stats.framesOut += n;
+      stats.writeDrops += frames.length - n;
+      return n;
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      if (reader !== undefined) addon.stopReader(reader);
+      addon.close(fd);
+    },
+  };
+}
