@@ -1,0 +1,82 @@
+/**
+ * The timeline of a simulated run, as data: what the report renders and `--json` prints. The
+ * simulator's scenario runner fills it in; nothing here knows how.
+ */
+
+/** Where a connection lives at a moment. */
+export type Placement = "host" | "offloading" | "offloaded" | "terminating";
+
+/** One stretch of a connection's life in one place. */
+export interface PhaseSpan {
+  readonly placement: Placement;
+  readonly fromUs: number;
+  /** Exclusive end; the run's end for the last span. */
+  readonly toUs: number;
+}
+
+/** A connection and where it lived over time. */
+export interface TimelineConnection {
+  readonly id: string;
+  /** e.g. `192.0.2.1:49152 > 192.0.2.2:80`. */
+  readonly label: string;
+  readonly phases: readonly PhaseSpan[];
+}
+
+/** A frame on the wire. */
+export interface WireSegment {
+  readonly atUs: number;
+  /** Direction label of the link, e.g. `a>b`. */
+  readonly direction: string;
+  /** The connection it belongs to, when it is a TCP segment of one. */
+  readonly connection: string | undefined;
+  /** tcpdump-style one-liner. */
+  readonly summary: string;
+  readonly bytes: number;
+  /** The link dropped it (loss, corruption caught, MTU). */
+  readonly dropped: boolean;
+}
+
+/** An NBL changing hands through the ledger. */
+export interface NblHandoff {
+  readonly atUs: number;
+  readonly nbl: number;
+  /** The chimney call, e.g. `NdisMTerminateOffloadComplete (BufferedData)`. */
+  readonly op: string;
+  readonly from: string;
+  readonly to: string;
+  readonly bytes: number;
+  readonly connection: string | undefined;
+}
+
+/** The application read bytes. */
+export interface AppRead {
+  readonly atUs: number;
+  readonly connection: string;
+  /** Which end read (`client` or `server`). */
+  readonly side: string;
+  /** Stream offset of the first byte read. */
+  readonly offset: number;
+  readonly bytes: number;
+}
+
+/** A narrated step, e.g. "target holds 96 KiB undelivered (seq 1001..99305)". */
+export interface Narration {
+  readonly atUs: number;
+  readonly connection: string | undefined;
+  readonly text: string;
+}
+
+/** A whole run. */
+export interface Timeline {
+  readonly title: string;
+  readonly scenario: string;
+  readonly seed: number;
+  /** Passed when every verification held. */
+  readonly verdict: { readonly passed: boolean; readonly checks: readonly { readonly name: string; readonly ok: boolean; readonly detail: string }[] };
+  readonly endUs: number;
+  readonly connections: readonly TimelineConnection[];
+  readonly segments: readonly WireSegment[];
+  readonly nbls: readonly NblHandoff[];
+  readonly reads: readonly AppRead[];
+  readonly narration: readonly Narration[];
+}
