@@ -1,0 +1,2131 @@
+/**
+ * One TCP connection's protocol logic (RFC 9293), shared by the host stack and the offload
+ * target. Sans-I/O: time is the `now` argument, randomness arrives as values (ISS, timestamp
+ * offset), output is pulled.
+ *
+ * Theory of operation
+ * - Inputs: `handleSegment(now, seg)` (a segment for this 4-tuple), `handleTimeout(now)` (at or
+ *   after `pollTimeout()`), and user calls `send`, `recv`/`recvInto`, `close`, `shutdownRead`,
+ *   `abort`, option setters.
+ * - Outputs: after any input the owner drains `pollTransmit(now)` until `undefined`, then reads
+ *   `pollTimeout()`, then drains `pollEvent()` (see `drain`). No method calls the owner back.
+ * - States follow RFC 9293 3.3.2. LISTEN is the listener's business (listener.ts): a connection
+ *   starts in SYN-SENT (`connect`) or SYN-RECEIVED (`accept`), or in the state of a snapshot
+ *   (`importState`).
+ * - Send side: the owner's chunks sit in a SendQueue from the first unacknowledged data byte
+ *   on (zero-copy). SND.UNA <= SND.NXT <= SND.MAX; after an RTO SND.NXT goes back to SND.UNA
+ *   (go-back-N, RFC 6298 5.4), and bytes below SND.MAX sent again count as retransmissions.
+ *   The FIN, once `close` is called, sits at the sequence number right after the last data byte.
+ * - Receive side: in-order payloads go to a RecvBuffer as views of the received segment;
+ *   out-of-order ones to a bounded Reassembler. RCV.ADV is the right edge we advertised; we
+ *   never shrink it (RFC 9293 3.8.6.2.2), and the receiver's SWS rule decides when it moves.
+ * - Timers: retransmit (also SYN), delayed ACK, persist (also sender SWS override), keep-alive,
+ *   and the close timer (TIME-WAIT 2*MSL, FIN-WAIT-2). Each is one `Instant | undefined` field.
+ * - Invariants (`checkInvariants`): SND.UNA <= SND.NXT <= SND.MAX <= end of data (+ FIN),
+ *   the send queue starts exactly at the send head, RCV.NXT <= RCV.ADV, data in flight has a
+ *   retransmit or persist timer, TIME-WAIT has its timer, the reassembler is consistent.
+ * - Export / import: `exportState` yields the const / cached / delegated split (types.ts);
+ *   `importState` continues the connection on another engine with the same sequence numbers,
+ *   windows, RTT, cwnd, timers (as remaining time) and timestamp clock. Out-of-order data is
+ *   not exported (the peer retransmits it, as with a chimney target).
+ *
+ * Choices where the RFCs leave room (mostly as Linux does):
+ * - Pure ACKs carry SEQ = SND.MAX, so a peer never sees one left of its window after our
+ *   go-back-N timeout pulled SND.NXT back.
+ * - Zero-window probes and keep-alives are SEQ = SND.UNA - 1 without data (no new byte).
+ * - After timestamps are negotiated, a segment without them is still accepted (RFC 7323 3.2
+ *   says SHOULD drop).
+ * - Data or FIN on a SYN is not accepted: it is not acknowledged, so the peer resends it.
+ * - On RTO the SACK scoreboard is discarded and sending restarts at SND.UNA. SACK recovery
+ *   (RFC 6675) keeps its scoreboard per range, computes IsLost and pipe per hole rather than
+ *   per segment, and has no rescue retransmission.
+ * - A RST in TIME-WAIT closes it (RFC 9293), not ignored (RFC 1337).
+ * - After a reset, data already received stays readable.
+ */
+import { Duration, Instant } from "../time/instant.js";
+import { assert, assertNever, UsageError } from "../util/errors.js";
+import { type SackBlock, TcpFlag, type TcpRepr, type TcpTimestamps } from "../wire/tcp-repr.js";
+import { RecvBuffer } from "../storage/recv-buffer.js";
+import { Reassembler } from "../storage/reassembler.js";
+import { SendQueue } from "../storage/send-queue.js";
+import type { TcpConfig } from "./config.js";
+import { Seq, type SeqNum } from "./seq.js";
+import type {
+  CloseReason,
+  ConnEvent,
+  TcpCachedState,
+  TcpConstState,
+  TcpDelegatedState,
+  TcpErrorCode,
+  TcpSnapshot,
+  TcpState,
+  TcpStats,
+  UserCallError,
+} from "./types.js";
+
+export type * from "./types.js";
+
+/** Identity and injected randomness of a new connection. */
+export interface TcpOpenParams {
+  /** Our port. */
+  readonly localPort: number;
+  /** The peer's port. */
+  readonly remotePort: number;
+  /** Initial send sequence number (RFC 6528: see `isn.ts`). */
+  readonly iss: SeqNum;
+  /** Added to the millisecond clock to form TSval (RFC 7323 5.4: random per connection). */
+  readonly tsOffset: number;
+  /**
+   * The largest MSS the path allows (interface MTU minus IP and TCP headers); our SYN
+   * advertises min(config.mss, pathMss). Defaults to config.mss.
+   */
+  readonly pathMss?: number | undefined;
+  /**
+   * The send MSS to assume when the peer's SYN has no MSS option (RFC 9293 3.7.1): 536 for
+   * IPv4 (the default), 1220 for IPv6.
+   */
+  readonly defaultPeerMss?: number | undefined;
+}
+
+/** The result of `status()`. */
+export interface TcpStatus {
+  readonly state: TcpState;
+  readonly sndUna: SeqNum;
+  readonly sndNxt: SeqNum;
+  readonly sndMax: SeqNum;
+  readonly sndWnd: number;
+  readonly rcvNxt: SeqNum;
+  readonly rcvWnd: number;
+  readonly cwnd: number;
+  readonly ssthresh: number;
+  readonly srtt: Duration | undefined;
+  readonly rto: Duration;
+  readonly readable: number;
+  readonly sendQueued: number;
+  readonly oooBytes: number;
+  readonly error: TcpErrorCode | undefined;
+}
+
+/** What a listener remembers of a SYN (also what a SYN cookie encodes). */
+export interface PeerSyn {
+  /** The peer's initial sequence number. */
+  readonly irs: SeqNum;
+  /** MSS option, or undefined when absent. */
+  readonly mss: number | undefined;
+  /** Window scale option, or undefined when absent. */
+  readonly windowScale: number | undefined;
+  readonly sackPermitted: boolean;
+  /** The SYN's TSval, or undefined when it carried no timestamps. */
+  readonly tsVal: number | undefined;
+  /** The SYN's window field (never scaled, RFC 7323 2.2). */
+  readonly window: number;
+}
+
+/** Extracts the `PeerSyn` record from a received SYN. */
+export function peerSynOf(seg: TcpRepr): PeerSyn {
+  return {
+    irs: seg.seq,
+    mss: seg.mss,
+    windowScale: seg.windowScale,
+    sackPermitted: seg.sackPermitted,
+    tsVal: seg.timestamps?.tsVal,
+    window: seg.window,
+  };
+}
+
+const EMPTY = new Uint8Array(0);
+const NO_SACK: readonly SackBlock[] = Object.freeze([]);
+const NO_OPTS: readonly never[] = Object.freeze([]);
+/** RFC 9293 3.7.1: the MSS to assume when the peer sent none. */
+const DEFAULT_PEER_MSS = 536;
+/** RFC 7323 5.5: TS.Recent is invalid after 24 days of idleness. */
+const PAWS_IDLE_US = 24 * 24 * 3600 * 1_000_000;
+/** RFC 6298 clock granularity G used in the RTO formula. */
+const CLOCK_G_US = 1000;
+const SECOND_US = 1_000_000;
+/** Bytes of the timestamps option with its padding. */
+const TS_OPT_BYTES = 12;
+
+/**
+ * One TCP connection. Create with `TcpConnection.connect`, `TcpConnection.accept`,
+ * `TcpConnection.acceptEstablished` (SYN cookie) or `TcpConnection.importState`.
+ */
+export class TcpConnection {
+  readonly #cfg: TcpConfig;
+  #state: TcpState;
+  /** Our port (the segments' source port). */
+  readonly localPort: number;
+  /** The peer's port. */
+  readonly remotePort: number;
+  readonly #iss: SeqNum;
+  #irs: SeqNum = Seq.of(0);
+  readonly #activeOpen: boolean;
+
+  // Options (negotiated on the SYNs; fixed afterwards).
+  #wsOk = false;
+  #sndWscale = 0;
+  #rcvWscale = 0;
+  #tsOk = false;
+  #sackOk = false;
+  #peerMss = DEFAULT_PEER_MSS;
+  readonly #defaultPeerMss: number;
+  /** A SYN was retransmitted: RFC 6298 5.7 applies once established. */
+  #synRetransmitted = false;
+  #pathMss: number;
+  #tsOffset: number;
+
+  // Send sequence space.
+  #sndUna: SeqNum;
+  #sndNxt: SeqNum;
+  #sndMax: SeqNum;
+  #sndWnd = 0;
+  #maxSndWnd = 0;
+  #sndWl1: SeqNum = Seq.of(0);
+  #sndWl2: SeqNum = Seq.of(0);
+  readonly #sendQ = new SendQueue();
+  /** Sequence number of the send queue's first byte. */
+  #sendHead: SeqNum;
+  /** Send-stream offset (data bytes acknowledged so far) of the send queue's first byte. */
+  #sendHeadOff = 0;
+  #finQueued = false;
+  #sendBufferSize: number;
+
+  // Receive sequence space.
+  #rcvNxt: SeqNum = Seq.of(0);
+  #rcvAdv: SeqNum = Seq.of(0);
+  /** Receive-stream offset of RCV.NXT (data bytes only), for the reassembler. */
+  #rcvNxtOff = 0;
+  readonly #rcvBuf = new RecvBuffer();
+  readonly #ooo: Reassembler;
+  #finReceived = false;
+  /** Receive-stream offset of an out-of-order FIN, if one arrived. */
+  #oooFinOff: number | undefined;
+  #readShut = false;
+  #initialRcvWnd: number;
+  /** Stream offsets of the most recent out-of-order arrivals, newest first (RFC 2018 4). */
+  #sackRecent: number[] = [];
+
+  // Timestamps (RFC 7323).
+  #tsRecent = 0;
+  #tsRecentAt: Instant = Instant.ZERO;
+  #lastAckSent: SeqNum = Seq.of(0);
+
+  // RTT and RTO (RFC 6298).
+  #srtt: number | undefined;
+  #rttVar: number | undefined;
+  #rto: number;
+  #rttSeq: SeqNum | undefined;
+  #rttTime: Instant = Instant.ZERO;
+
+  // Congestion control (RFC 5681, 6582, 6675, 3042).
+  #cwnd: number;
+  #ssthresh = 0x7fff_ffff;
+  #caAcc = 0;
+  #dupAcks = 0;
+  #inRecovery = false;
+  #recover: SeqNum | undefined;
+  /** A retransmission to emit next (fast retransmit / partial ACK). */
+  #rtxNext: SeqNum | undefined;
+  /** SACK scoreboard: ranges [s, e) of send-stream offsets the peer reported. */
+  #sacked: number[] = [];
+  /** RFC 6675 HighRxt as a send-stream offset. */
+  #highRxt = 0;
+
+  // Timers.
+  #rtxAt: Instant | undefined;
+  #delackAt: Instant | undefined;
+  #persistAt: Instant | undefined;
+  #keepAliveAt: Instant | undefined;
+  #closeAt: Instant | undefined;
+  #rtxCount = 0;
+  #rtxStart: Instant | undefined;
+  /** Persist round (Chimney SndWndProbeCount): the backoff exponent of the persist timer. */
+  #probeCount = 0;
+  /** Chimney 17.11 probing after a challenge ACK is running. */
+  #mitigating = false;
+  /** Window probes sent since the peer last answered anything. */
+  #probesUnanswered = 0;
+  #kaCount = 0;
+  /** The latest `now` seen. */
+  #now = 0;
+  /** When the peer was last heard from, in microseconds (may be negative after an import). */
+  #lastRecvAt: number;
+  #noDelay: boolean;
+  #keepAlive: boolean;
+  #kaIdle: Duration;
+  #kaInterval: Duration;
+  #kaProbes: number;
+  #maxRtx: number;
+  #userTimeout: Duration | undefined;
+
+  // Pending output.
+  #ackNow = false;
+  #bytesSinceAck = 0;
+  #rst: TcpRepr | undefined;
+  #probePending = false;
+  #swsOverride = false;
+  #chWindowStart: Instant = Instant.ZERO;
+  #chCount = 0;
+
+  // Pending events.
+  #evConnected = false;
+  #evAcked = 0;
+  #evWritable = false;
+  #evReadable = false;
+  #evPeerFin = false;
+  #evClosed:
+    | { readonly kind: "closed"; readonly reason: CloseReason; readonly error: TcpErrorCode | undefined }
+    | undefined;
+  #error: TcpErrorCode | undefined;
+
+  /** Counters; read-only to the owner. */
+  readonly stats: TcpStats = {
+    segmentsIn: 0,
+    segmentsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    retransmits: 0,
+    timeouts: 0,
+    fastRetransmits: 0,
+    dupAcksIn: 0,
+    challengeAcks: 0,
+    challengeAcksSuppressed: 0,
+    resetsOut: 0,
+    dropsOutOfWindow: 0,
+    dropsPaws: 0,
+    dropsBadAck: 0,
+    dropsOooFull: 0,
+    dropsOther: 0,
+    oooSegmentsIn: 0,
+    zeroWindowProbes: 0,
+    keepAliveProbes: 0,
+    sackRecoveries: 0,
+  };
+
+  private constructor(cfg: TcpConfig, p: TcpOpenParams, state: TcpState, active: boolean, now: Instant) {
+    this.#cfg = cfg;
+    this.#state = state;
+    this.localPort = p.localPort;
+    this.remotePort = p.remotePort;
+    this.#iss = p.iss;
+    this.#activeOpen = active;
+    this.#defaultPeerMss = p.defaultPeerMss ?? DEFAULT_PEER_MSS;
+    this.#pathMss = Math.min(cfg.mss, p.pathMss ?? cfg.mss);
+    this.#tsOffset = p.tsOffset >>> 0;
+    this.#sndUna = p.iss;
+    this.#sndNxt = p.iss;
+    this.#sndMax = p.iss;
+    this.#sendHead = Seq.add(p.iss, 1);
+    this.#sendBufferSize = cfg.sendBufferSize;
+    this.#initialRcvWnd = cfg.recvBufferSize;
+    this.#ooo = new Reassembler(cfg.maxOooBytes, cfg.maxOooRanges);
+    this.#rto = cfg.initialRto;
+    this.#cwnd = cfg.initialCwndSegments * cfg.mss;
+    this.#lastRecvAt = now;
+    this.#now = now;
+    this.#noDelay = cfg.noDelay;
+    this.#keepAlive = cfg.keepAlive;
+    this.#kaIdle = cfg.keepAliveIdle;
+    this.#kaInterval = cfg.keepAliveInterval;
+    this.#kaProbes = cfg.keepAliveProbes;
+    this.#maxRtx = cfg.maxRetransmissions;
+    this.#userTimeout = cfg.userTimeout;
+    // RFC 7323 2.3: the smallest shift that lets the window field cover the buffer.
+    let ws = 0;
+    while (ws < 14 && cfg.recvBufferSize >>> ws > 0xffff) ws++;
+    this.#rcvWscale = cfg.windowScaling ? ws : 0;
+  }
+
+  /** Active open (RFC 9293 3.10.1): the connection starts in SYN-SENT with a SYN queued. */
+  static connect(cfg: TcpConfig, params: TcpOpenParams, now: Instant): TcpConnection {
+    return new TcpConnection(cfg, params, "SYN-SENT", true, now);
+  }
+
+  /**
+   * Passive open from a SYN a listener received (RFC 9293 3.10.7.2): the connection starts in
+   * SYN-RECEIVED with a SYN-ACK queued.
+   */
+  static accept(cfg: TcpConfig, params: TcpOpenParams, syn: TcpRepr | PeerSyn, now: Instant): TcpConnection {
+    const c = new TcpConnection(cfg, params, "SYN-RECEIVED", false, now);
+    c.#takeSyn("flags" in syn ? peerSynOf(syn) : syn, now);
+    return c;
+  }
+
+  /**
+   * Completes a passive open without a SYN-RECEIVED phase: the listener validated a SYN
+   * cookie in `ack` (the third segment of the handshake) and recovered `syn` from it. The
+   * connection is ESTABLISHED and processes `ack` (it may carry data).
+   */
+  static acceptEstablished(
+    cfg: TcpConfig,
+    params: TcpOpenParams,
+    syn: PeerSyn,
+    ack: TcpRepr,
+    now: Instant,
+  ): TcpConnection {
+    const c = new TcpConnection(cfg, params, "SYN-RECEIVED", false, now);
+    c.#takeSyn(syn, now);
+    // Our SYN-ACK (sent statelessly by the listener) occupied ISS.
+    c.#sndNxt = Seq.add(c.#iss, 1);
+    c.#sndMax = c.#sndNxt;
+    c.#rcvAdv = Seq.add(c.#rcvNxt, Math.min(cfg.recvBufferSize, 0xffff));
+    c.#ackNow = false;
+    c.handleSegment(now, ack);
+    return c;
+  }
+
+  /**
+   * Rebuilds a connection from `exportState`'s snapshot on this engine (the chimney's
+   * offload or upload). `now` is this engine's clock; every timer restarts from its remaining
+   * delta and the timestamp clock continues from `tsTime` (Chimney 17.9).
+   */
+  static importState(snap: TcpSnapshot, now: Instant, cfg: TcpConfig): TcpConnection {
+    const k = snap.constState;
+    const ca = snap.cachedState;
+    const d = snap.delegated;
+    if (!IMPORTABLE.has(d.state)) throw new UsageError(`cannot import a connection in ${d.state}`);
+    const c = new TcpConnection(
+      cfg,
+      { localPort: k.localPort, remotePort: k.remotePort, iss: k.iss, tsOffset: 0, pathMss: ca.effectiveMss },
+      d.state,
+      false,
+      now,
+    );
+    c.#irs = k.irs;
+    c.#wsOk = k.windowScalingEnabled;
+    c.#sndWscale = k.sndWindScale;
+    c.#rcvWscale = k.rcvWindScale;
+    c.#tsOk = k.timestampsEnabled;
+    c.#sackOk = k.sackEnabled;
+    c.#peerMss = k.remoteMss;
+    c.#pathMss = ca.effectiveMss;
+    c.#initialRcvWnd = ca.initialRcvWnd;
+    c.#sendBufferSize = ca.sendBufferSize;
+    c.#noDelay = ca.noDelay;
+    c.#keepAlive = ca.keepAlive;
+    c.#kaIdle = ca.keepAliveIdle;
+    c.#kaInterval = ca.keepAliveInterval;
+    c.#kaProbes = ca.keepAliveProbes;
+    c.#maxRtx = ca.maxRetransmissions;
+    c.#userTimeout = ca.userTimeout;
+    c.#sndUna = d.sndUna;
+    c.#sndNxt = d.sndNxt;
+    c.#sndMax = d.sndMax;
+    c.#sndWnd = d.sndWnd;
+    c.#maxSndWnd = d.maxSndWnd;
+    c.#sndWl1 = d.sndWl1;
+    c.#sndWl2 = d.sndWl2;
+    c.#finQueued = d.finQueued;
+    // The send queue's first byte is SND.UNA, unless our FIN is already acknowledged.
+    const finAcked = d.state === "FIN-WAIT-2" || d.state === "TIME-WAIT";
+    c.#sendHead = finAcked ? Seq.sub(d.sndUna, 1) : d.sndUna;
+    for (const chunk of d.sendData) c.#sendQ.push(chunk);
+    c.#rcvNxt = d.rcvNxt;
+    c.#rcvAdv = d.rcvAdv;
+    c.#finReceived = d.finReceived;
+    for (const chunk of d.bufferedData) c.#rcvBuf.push(chunk);
+    c.#evReadable = c.#rcvBuf.length > 0;
+    c.#evPeerFin = d.finReceived;
+    c.#evAcked = d.unreportedAcked;
+    c.#cwnd = d.cwnd;
+    c.#ssthresh = d.ssthresh;
+    c.#srtt = d.srtt;
+    c.#rttVar = d.rttVar;
+    c.#rto = d.rto;
+    c.#tsRecent = d.tsRecent;
+    c.#tsRecentAt = Instant.fromMicros(Math.max(0, now - d.tsRecentAge));
+    c.#tsOffset = (d.tsTime - Math.floor(now / 1000)) >>> 0;
+    c.#lastAckSent = d.rcvNxt;
+    c.#dupAcks = d.dupAckCount;
+    c.#recover = d.recover;
+    c.#inRecovery = d.recover !== undefined && Seq.lt(d.sndUna, d.recover);
+    c.#probeCount = d.sndWndProbeCount;
+    c.#kaCount = d.keepAliveProbeCount;
+    c.#rtxCount = d.retransmitCount;
+    const at = (delta: Duration | undefined): Instant | undefined =>
+      delta === undefined ? undefined : Instant.add(now, delta);
+    c.#keepAliveAt = at(d.keepAliveDelta);
+    // Keep-alive idleness continues from the exporter's: the timer fires after the delta.
+    if (d.keepAliveDelta !== undefined && d.keepAliveProbeCount === 0)
+      c.#lastRecvAt = now + d.keepAliveDelta - ca.keepAliveIdle;
+    c.#rtxStart = d.totalRt > 0 ? Instant.fromMicros(Math.max(0, now - d.totalRt)) : undefined;
+    // One delegated timer carries the retransmit, persist or close timer, by state.
+    if (d.state === "TIME-WAIT" || d.state === "FIN-WAIT-2") c.#closeAt = at(d.retransmitDelta);
+    else if (c.#flight() === 0 && c.#sndWnd === 0) c.#persistAt = at(d.retransmitDelta);
+    else c.#rtxAt = at(d.retransmitDelta);
+    // A snapshot with data outstanding but no timer running (allowed by Chimney's -1) still
+    // needs one, or the connection could stall: start a fresh RTO.
+    const synced = d.state !== "TIME-WAIT" && d.state !== "FIN-WAIT-2";
+    if (synced && c.#flight() > 0 && c.#rtxAt === undefined && c.#persistAt === undefined) {
+      c.#rtxAt = Instant.add(now, c.#backedOffRto());
+    }
+    if (d.state === "TIME-WAIT" && c.#closeAt === undefined)
+      c.#closeAt = Instant.add(now, Duration.fromMicros(2 * cfg.msl));
+    c.#highRxt = c.#sendHeadOff;
+    c.#ackNow = d.ackPending === true;
+    c.checkInvariants();
+    return c;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Read-only views.
+
+  /** The RFC 9293 state. */
+  get state(): TcpState {
+    return this.#state;
+  }
+  /** SND.UNA */
+  get sndUna(): SeqNum {
+    return this.#sndUna;
+  }
+  /** SND.NXT */
+  get sndNxt(): SeqNum {
+    return this.#sndNxt;
+  }
+  /** RCV.NXT */
+  get rcvNxt(): SeqNum {
+    return this.#rcvNxt;
+  }
+  /** Bytes readable now. */
+  get readable(): number {
+    return this.#rcvBuf.length;
+  }
+  /** Bytes `send` would accept now. */
+  get sendSpace(): number {
+    return this.#maySend() ? Math.max(0, this.#sendBufferSize - this.#sendQ.length) : 0;
+  }
+  /** Send data not yet acknowledged (queued + in flight). */
+  get sendQueued(): number {
+    return this.#sendQ.length;
+  }
+  /** True once the peer's FIN has been received and every byte before it read: end of stream. */
+  get atEof(): boolean {
+    return this.#finReceived && this.#rcvBuf.length === 0;
+  }
+  /** The error the connection failed with, if any. */
+  get error(): TcpErrorCode | undefined {
+    return this.#error;
+  }
+  /** Congestion window in bytes. */
+  get cwnd(): number {
+    return this.#cwnd;
+  }
+  /** Slow-start threshold in bytes. */
+  get ssthresh(): number {
+    return this.#ssthresh;
+  }
+  /** Current retransmission timeout. */
+  get rto(): Duration {
+    return this.#rto as Duration; // #rto is always a non-negative integer of microseconds
+  }
+  /** Smoothed RTT, once sampled. */
+  get srtt(): Duration | undefined {
+    return this.#srtt as Duration | undefined; // integer microseconds
+  }
+  /** The effective send MSS: payload bytes per full-sized segment (options excluded). */
+  get mss(): number {
+    return this.#smss();
+  }
+  /** SND.WND in bytes. */
+  get sndWnd(): number {
+    return this.#sndWnd;
+  }
+  /** The current receive window RCV.WND in bytes (RCV.ADV - RCV.NXT). */
+  get rcvWnd(): number {
+    return Seq.delta(this.#rcvAdv, this.#rcvNxt);
+  }
+  /** Timestamps negotiated. */
+  get timestampsEnabled(): boolean {
+    return this.#tsOk;
+  }
+  /** SACK negotiated. */
+  get sackEnabled(): boolean {
+    return this.#sackOk;
+  }
+  /** Window scale shifts (send, receive); both 0 when not negotiated. */
+  get windowScales(): { readonly snd: number; readonly rcv: number } {
+    return { snd: this.#sndWscale, rcv: this.#wsOk ? this.#rcvWscale : 0 };
+  }
+
+  /** STATUS (RFC 9293 3.10.6): a snapshot of the main TCB variables, for diagnostics. */
+  status(): TcpStatus {
+    return {
+      state: this.#state,
+      sndUna: this.#sndUna,
+      sndNxt: this.#sndNxt,
+      sndMax: this.#sndMax,
+      sndWnd: this.#sndWnd,
+      rcvNxt: this.#rcvNxt,
+      rcvWnd: this.rcvWnd,
+      cwnd: this.#cwnd,
+      ssthresh: this.#ssthresh,
+      srtt: this.srtt,
+      rto: this.rto,
+      readable: this.#rcvBuf.length,
+      sendQueued: this.#sendQ.length,
+      oooBytes: this.#ooo.bytes,
+      error: this.#error,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // User calls (RFC 9293 3.10.1 - 3.10.6).
+
+  /**
+   * Queues `data` for sending without copying (the caller must not modify it afterwards).
+   * Returns how many bytes were accepted (fewer than `data.length` when the send buffer is
+   * full; the rest can be offered again after a `writable` event), or an RFC 9293 error.
+   * Data queued in SYN-SENT / SYN-RECEIVED goes out once ESTABLISHED.
+   */
+  send(data: Uint8Array): number | UserCallError {
+    if (this.#state === "CLOSED" || this.#state === "LISTEN") return "connection-does-not-exist";
+    if (!this.#maySend()) return "connection-closing";
+    const n = Math.min(data.length, Math.max(0, this.#sendBufferSize - this.#sendQ.length));
+    if (n > 0) this.#sendQ.push(n === data.length ? data : data.subarray(0, n));
+    return n;
+  }
+
+  /**
+   * Takes up to `max` readable bytes as a view of one received chunk (zero-copy), or
+   * `undefined` when nothing is readable (see `atEof` for end of stream).
+   */
+  recv(max?: number): Uint8Array | undefined {
+    const out = this.#rcvBuf.read(max);
+    if (out !== undefined) this.#afterRead();
+    return out;
+  }
+
+  /** Copies up to `dst.length` readable bytes into `dst`; returns the count. */
+  recvInto(dst: Uint8Array): number {
+    const n = this.#rcvBuf.readInto(dst);
+    if (n > 0) this.#afterRead();
+    return n;
+  }
+
+  /** The first readable chunk without consuming it. */
+  peek(): Uint8Array | undefined {
+    return this.#rcvBuf.peek();
+  }
+
+  /**
+   * CLOSE (RFC 9293 3.10.4): a FIN follows the queued data. In SYN-SENT the connection just
+   * closes. Returns an error if already closing or closed.
+   */
+  close(): UserCallError | undefined {
+    switch (this.#state) {
+      case "CLOSED":
+      case "LISTEN":
+        return "connection-does-not-exist";
+      case "SYN-SENT":
+        this.#terminate("aborted", undefined);
+        return undefined;
+      case "SYN-RECEIVED":
+        // RFC 9293 3.10.4: queue the FIN until ESTABLISHED (which then becomes FIN-WAIT-1).
+        if (this.#finQueued) return "connection-closing";
+        this.#finQueued = true;
+        return undefined;
+      case "ESTABLISHED":
+        this.#finQueued = true;
+        this.#state = "FIN-WAIT-1";
+        return undefined;
+      case "CLOSE-WAIT":
+        this.#finQueued = true;
+        this.#state = "LAST-ACK";
+        return undefined;
+      case "FIN-WAIT-1":
+      case "FIN-WAIT-2":
+      case "CLOSING":
+      case "LAST-ACK":
+      case "TIME-WAIT":
+        return "connection-closing";
+      default:
+        return assertNever(this.#state, "TcpState");
+    }
+  }
+
+  /**
+   * The application will read no more: buffered and future data is discarded (and still
+   * acknowledged). Also arms the FIN-WAIT-2 timer once our FIN is acknowledged.
+   */
+  shutdownRead(now: Instant): void {
+    this.#readShut = true;
+    while (this.#rcvBuf.read() !== undefined);
+    this.#afterRead();
+    if (this.#state === "FIN-WAIT-2" && this.#closeAt === undefined)
+      this.#closeAt = Instant.add(now, this.#cfg.finWait2Timeout);
+  }
+
+  /** ABORT (RFC 9293 3.10.5): a RST goes out in synchronized states; queues are dropped. */
+  abort(): void {
+    switch (this.#state) {
+      case "CLOSED":
+      case "LISTEN":
+      case "TIME-WAIT":
+      case "SYN-SENT":
+        break;
+      case "SYN-RECEIVED":
+      case "ESTABLISHED":
+      case "FIN-WAIT-1":
+      case "FIN-WAIT-2":
+      case "CLOSE-WAIT":
+      case "CLOSING":
+      case "LAST-ACK":
+        this.#rst = this.#makeRst(this.#sndMax, this.#rcvNxt, true);
+    }
+    if (this.#state !== "CLOSED") this.#terminate("aborted", undefined);
+  }
+
+  /** Sets TCP_NODELAY (disables Nagle). */
+  setNoDelay(on: boolean): void {
+    this.#noDelay = on;
+  }
+
+  /** Configures keep-alive (RFC 9293 3.8.4); `now` restarts its idle timer. */
+  setKeepAlive(now: Instant, on: boolean, idle?: Duration, interval?: Duration, probes?: number): void {
+    this.#keepAlive = on;
+    if (idle !== undefined) this.#kaIdle = idle;
+    if (interval !== undefined) this.#kaInterval = interval;
+    if (probes !== undefined) this.#kaProbes = probes;
+    this.#kaCount = 0;
+    this.#lastRecvAt = now;
+    this.#armKeepAlive();
+  }
+
+  /**
+   * Sets the retransmission limit and the optional user timeout (RFC 5482); the time spent
+   * retransmitting so far restarts from zero (Chimney TCP_FLAG_MAX_RT_RESTART).
+   */
+  setRetransmitLimits(maxRetransmissions: number, userTimeout: Duration | undefined): void {
+    this.#maxRtx = maxRetransmissions;
+    this.#userTimeout = userTimeout;
+    this.#rtxStart = undefined;
+  }
+
+  /**
+   * Resizes the receive buffer (Chimney InitialRcvWnd / TCP_FLAG_UPDATE_RCV_WND). A larger
+   * window is advertised at once; a smaller one takes effect as the right edge is reached (the
+   * window never shrinks, RFC 9293 3.8.6.2.2). The window scale negotiated on the SYNs caps it.
+   */
+  setRecvBufferSize(bytes: number): void {
+    const grew = bytes > this.#initialRcvWnd;
+    this.#initialRcvWnd = bytes;
+    const synced = this.#state !== "SYN-SENT" && this.#state !== "CLOSED" && this.#state !== "LISTEN";
+    if (grew && synced && !this.#finReceived) this.#ackNow = true;
+  }
+
+  /** Resizes the send buffer; data already queued stays. */
+  setSendBufferSize(bytes: number): void {
+    this.#sendBufferSize = bytes;
+  }
+
+  /**
+   * Clamps the send MSS to a path MTU (e.g. after ICMP "fragmentation needed" / "packet too
+   * big"): `mtu` minus `headerBytes` (IP + base TCP header, 40 for IPv4, 60 for IPv6).
+   */
+  setPathMtu(mtu: number, headerBytes: number): void {
+    this.setMss(mtu - headerBytes);
+  }
+
+  /** Clamps the send MSS (payload per segment including TCP options) to `mss`. */
+  setMss(mss: number): void {
+    const before = this.#smss();
+    this.#pathMss = Math.max(64, Math.min(mss, this.#cfg.mss));
+    const synced = this.#state !== "SYN-SENT" && this.#state !== "SYN-RECEIVED" && this.#state !== "CLOSED";
+    if (synced && this.#smss() < before && this.#flight() > 0) {
+      // The segments in flight were too big for the path and are lost: send them again at
+      // the new size without a congestion response (RFC 1191 6.5; Linux tcp_simple_retransmit).
+      this.#sndNxt = this.#sndUna;
+      this.#rttSeq = undefined;
+      this.#rtxNext = undefined;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Input.
+
+  /** A segment for this connection arrived (the owner already verified the checksum). */
+  handleSegment(now: Instant, seg: TcpRepr): void {
+    this.#clock(now);
+    this.stats.segmentsIn++;
+    switch (this.#state) {
+      case "CLOSED":
+      case "LISTEN":
+        this.#rst = replyToUnexpected(seg);
+        return;
+      case "SYN-SENT":
+        this.#onSynSent(now, seg);
+        return;
+      case "SYN-RECEIVED":
+      case "ESTABLISHED":
+      case "FIN-WAIT-1":
+      case "FIN-WAIT-2":
+      case "CLOSE-WAIT":
+      case "CLOSING":
+      case "LAST-ACK":
+      case "TIME-WAIT":
+        this.#onSynchronized(now, seg);
+    }
+  }
+
+  /**
+   * True when this connection is in TIME-WAIT and `syn` (a SYN without ACK for the same
+   * 4-tuple) may open a new incarnation: its sequence number is beyond RCV.NXT, or, with
+   * timestamps, its TSval is newer than TS.Recent (RFC 9293 3.10.7.4 note; RFC 6191 2). The
+   * owner then drops this connection and passes the SYN to its listener.
+   */
+  mayReuseForSyn(syn: TcpRepr): boolean {
+    if (
+      this.#state !== "TIME-WAIT" ||
+      (syn.flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST)) !== TcpFlag.SYN
+    )
+      return false;
+    const ts = syn.timestamps;
+    if (this.#tsOk && ts !== undefined) return ((ts.tsVal - this.#tsRecent) | 0) > 0;
+    return Seq.gt(syn.seq, this.#rcvNxt);
+  }
+
+  /** A deadline from `pollTimeout()` passed. Calling it early is harmless. */
+  handleTimeout(now: Instant): void {
+    this.#clock(now);
+    if (this.#closeAt !== undefined && this.#closeAt <= now) {
+      this.#closeAt = undefined;
+      this.#terminate(
+        this.#state === "TIME-WAIT" ? "fin" : "timeout",
+        this.#state === "TIME-WAIT" ? undefined : "ETIMEDOUT",
+      );
+      return;
+    }
+    if (this.#rtxAt !== undefined && this.#rtxAt <= now) this.#onRetransmitTimer(now);
+    if (this.#persistAt !== undefined && this.#persistAt <= now) this.#onPersistTimer(now);
+    if (this.#keepAliveAt !== undefined && this.#keepAliveAt <= now) this.#onKeepAliveTimer(now);
+    if (this.#delackAt !== undefined && this.#delackAt <= now) {
+      this.#delackAt = undefined;
+      this.#ackNow = true;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Output.
+
+  /** The next segment to send, or `undefined` when there is nothing to send now. */
+  pollTransmit(now: Instant): TcpRepr | undefined {
+    this.#clock(now);
+    const rst = this.#rst;
+    if (rst !== undefined) {
+      this.#rst = undefined;
+      this.stats.resetsOut++;
+      this.stats.segmentsOut++;
+      return rst;
+    }
+    switch (this.#state) {
+      case "CLOSED":
+      case "LISTEN":
+        return undefined;
+      case "SYN-SENT":
+      case "SYN-RECEIVED":
+        if (this.#sndNxt === this.#iss) return this.#emitSyn(now);
+        break;
+      case "TIME-WAIT":
+        break;
+      case "ESTABLISHED":
+      case "FIN-WAIT-1":
+      case "FIN-WAIT-2":
+      case "CLOSE-WAIT":
+      case "CLOSING":
+      case "LAST-ACK": {
+        const seg = this.#pollData(now);
+        if (seg !== undefined) return seg;
+        break;
+      }
+      default:
+        return assertNever(this.#state, "TcpState");
+    }
+    if (this.#probePending) {
+      this.#probePending = false;
+      // A probe with an old sequence number (as Linux does) draws an ACK carrying the
+      // window, without consuming sequence space (RFC 9293 3.8.6.1, 3.8.4).
+      return this.#emit(now, Seq.sub(this.#sndUna, 1), TcpFlag.ACK, EMPTY);
+    }
+    // A pure ACK carries SND.MAX, not a pulled-back SND.NXT: the peer's RCV.NXT may already be
+    // beyond SND.NXT after a go-back-N timeout, and it would drop an ACK left of its window.
+    if (this.#ackNow) return this.#emit(now, this.#sndMax, TcpFlag.ACK, EMPTY);
+    return undefined;
+  }
+
+  /** The earliest deadline at which `handleTimeout` must be called, or `undefined`. */
+  pollTimeout(): Instant | undefined {
+    let t = this.#rtxAt;
+    t = Instant.earliest(t, this.#delackAt);
+    t = Instant.earliest(t, this.#persistAt);
+    t = Instant.earliest(t, this.#keepAliveAt);
+    return Instant.earliest(t, this.#closeAt);
+  }
+
+  /** The next pending event, or `undefined`. */
+  pollEvent(): ConnEvent | undefined {
+    if (this.#evConnected) {
+      this.#evConnected = false;
+      return { kind: "connected" };
+    }
+    if (this.#evAcked > 0) {
+      const bytes = this.#evAcked;
+      this.#evAcked = 0;
+      return { kind: "acked", bytes };
+    }
+    if (this.#evWritable) {
+      this.#evWritable = false;
+      const space = this.sendSpace;
+      if (space > 0) return { kind: "writable", space };
+    }
+    if (this.#evReadable) {
+      this.#evReadable = false;
+      if (this.#rcvBuf.length > 0) return { kind: "readable", bytes: this.#rcvBuf.length };
+    }
+    if (this.#evPeerFin) {
+      this.#evPeerFin = false;
+      return { kind: "peer-fin" };
+    }
+    const closed = this.#evClosed;
+    if (closed !== undefined) {
+      this.#evClosed = undefined;
+      return closed;
+    }
+    return undefined;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Export (Chimney: the const / cached / delegated split, 4.6).
+
+  /**
+   * A frozen snapshot of the connection for `importState` on another engine. Allowed in the
+   * offloadable states (Chimney ST-9: ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2, CLOSE-WAIT,
+   * CLOSING, LAST-ACK) plus TIME-WAIT; throws UsageError otherwise. Drain `pollTransmit`
+   * first so no ACK is owed. Non-destructive: the owner discards this instance afterwards.
+   */
+  exportState(now: Instant): TcpSnapshot {
+    if (!IMPORTABLE.has(this.#state)) throw new UsageError(`cannot export a connection in ${this.#state}`);
+    const delta = (at: Instant | undefined): Duration | undefined =>
+      at === undefined ? undefined : Duration.fromMicros(Math.max(0, at - now));
+    const constState: TcpConstState = {
+      localPort: this.localPort,
+      remotePort: this.remotePort,
+      timestampsEnabled: this.#tsOk,
+      sackEnabled: this.#sackOk,
+      windowScalingEnabled: this.#wsOk,
+      sndWindScale: this.#sndWscale,
+      rcvWindScale: this.#wsOk ? this.#rcvWscale : 0,
+      remoteMss: this.#peerMss,
+      iss: this.#iss,
+      irs: this.#irs,
+    };
+    const cachedState: TcpCachedState = {
+      initialRcvWnd: this.#initialRcvWnd,
+      sendBufferSize: this.#sendBufferSize,
+      noDelay: this.#noDelay,
+      keepAlive: this.#keepAlive,
+      keepAliveIdle: this.#kaIdle,
+      keepAliveInterval: this.#kaInterval,
+      keepAliveProbes: this.#kaProbes,
+      maxRetransmissions: this.#maxRtx,
+      userTimeout: this.#userTimeout,
+      effectiveMss: this.#pathMss,
+    };
+    const timer = this.#closeAt ?? this.#persistAt ?? this.#rtxAt;
+    const delegated: TcpDelegatedState = {
+      state: this.#state,
+      rcvNxt: this.#rcvNxt,
+      rcvAdv: this.#rcvAdv,
+      sndUna: this.#sndUna,
+      sndNxt: this.#sndNxt,
+      sndMax: this.#sndMax,
+      sndWnd: this.#sndWnd,
+      maxSndWnd: this.#maxSndWnd,
+      sndWl1: this.#sndWl1,
+      sndWl2: this.#sndWl2,
+      cwnd: this.#cwnd,
+      ssthresh: this.#ssthresh,
+      srtt: this.#srtt as Duration | undefined, // integer microseconds
+      rttVar: this.#rttVar as Duration | undefined, // integer microseconds
+      rto: this.#rto as Duration, // integer microseconds
+      tsRecent: this.#tsRecent,
+      tsRecentAge: Duration.fromMicros(Math.max(0, now - this.#tsRecentAt)),
+      tsTime: this.#tsNow(now),
+      dupAckCount: this.#dupAcks,
+      recover: this.#inRecovery ? this.#recover : undefined,
+      sndWndProbeCount: this.#probeCount,
+      keepAliveProbeCount: this.#kaCount,
+      keepAliveDelta: delta(this.#keepAliveAt),
+      retransmitCount: this.#rtxCount,
+      retransmitDelta: delta(timer),
+      totalRt: Duration.fromMicros(this.#rtxStart === undefined ? 0 : Math.max(0, now - this.#rtxStart)),
+      finQueued: this.#finQueued,
+      finReceived: this.#finReceived,
+      sendData: Object.freeze(this.#sendQ.chunks()),
+      bufferedData: Object.freeze(this.#rcvBuf.chunks()),
+      unreportedAcked: this.#evAcked,
+      ackPending: this.#ackNow || this.#delackAt !== undefined,
+    };
+    return Object.freeze({
+      constState: Object.freeze(constState),
+      cachedState: Object.freeze(cachedState),
+      delegated: Object.freeze(delegated),
+    });
+  }
+
+  /** Throws InvariantViolation if the TCB is inconsistent. Cheap enough for every test step. */
+  checkInvariants(): void {
+    if (this.#state === "CLOSED") return;
+    assert(Seq.le(this.#sndUna, this.#sndNxt), () => `SND.UNA ${this.#sndUna} > SND.NXT ${this.#sndNxt}`);
+    assert(Seq.le(this.#sndNxt, this.#sndMax), () => `SND.NXT ${this.#sndNxt} > SND.MAX ${this.#sndMax}`);
+    const synAcked = this.#sndUna !== this.#iss;
+    if (synAcked) {
+      const finInFlight = this.#finQueued && Seq.gt(this.#sndUna, this.#finSeq());
+      const head = finInFlight ? Seq.sub(this.#sndUna, 1) : this.#sndUna;
+      assert(this.#sendHead === head, () => `send head ${this.#sendHead} != ${head}`);
+    } else {
+      assert(this.#sendHead === Seq.add(this.#iss, 1), "send head before SYN acked");
+    }
+    const end = this.#finQueued ? Seq.add(this.#finSeq(), 1) : this.#dataEnd();
+    assert(Seq.le(this.#sndMax, end), () => `SND.MAX ${this.#sndMax} beyond data end ${end}`);
+    if (this.#state !== "SYN-SENT") {
+      assert(Seq.le(this.#rcvNxt, this.#rcvAdv), () => `RCV.NXT ${this.#rcvNxt} > RCV.ADV ${this.#rcvAdv}`);
+    }
+    assert(this.#cwnd > 0, "cwnd must be positive");
+    const synced = this.#state !== "SYN-SENT" && this.#state !== "SYN-RECEIVED";
+    if (synced && this.#flight() > 0 && this.#state !== "TIME-WAIT") {
+      assert(
+        this.#rtxAt !== undefined || this.#persistAt !== undefined,
+        "data in flight without a retransmit timer",
+      );
+    }
+    if (this.#state === "TIME-WAIT") assert(this.#closeAt !== undefined, "TIME-WAIT without its timer");
+    this.#ooo.checkInvariants();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Segment arrival: SYN-SENT (RFC 9293 3.10.7.3).
+
+  #onSynSent(now: Instant, seg: TcpRepr): void {
+    const f = seg.flags;
+    if (f & TcpFlag.ACK) {
+      // Unacceptable ACK: RST unless it is a RST.
+      if (Seq.le(seg.ack, this.#iss) || Seq.gt(seg.ack, this.#sndMax)) {
+        if (!(f & TcpFlag.RST)) this.#rst = this.#makeRst(seg.ack, Seq.of(0), false);
+        this.stats.dropsBadAck++;
+        return;
+      }
+    }
+    if (f & TcpFlag.RST) {
+      // RFC 5961 3.2 / RFC 9293: only a RST that acknowledges our SYN is believed.
+      if (f & TcpFlag.ACK) this.#terminate("refused", "ECONNREFUSED");
+      else this.stats.dropsOther++;
+      return;
+    }
+    if (!(f & TcpFlag.SYN)) {
+      this.stats.dropsOther++;
+      return;
+    }
+    this.#takeSyn(peerSynOf(seg), now);
+    // The peer may use the (unscaled) window our SYN offered (RFC 7323 2.2).
+    this.#rcvAdv = Seq.add(this.#rcvNxt, Math.min(this.#initialRcvWnd, 0xffff));
+    if (f & TcpFlag.ACK) {
+      this.#sndUna = seg.ack;
+      this.#sndWnd = seg.window; // SYN-ACK window is never scaled (RFC 7323 2.2)
+      this.#maxSndWnd = this.#sndWnd;
+      this.#sndWl1 = seg.seq;
+      this.#sndWl2 = seg.ack;
+      this.#rtxAt = undefined;
+      this.#rtxCount = 0;
+      this.#rtxStart = undefined;
+      if (this.#rttSeq !== undefined) this.#rttSample(now - this.#rttTime);
+      this.#rttSeq = undefined;
+      this.#rtoFallback();
+      if (this.#tsOk && seg.timestamps !== undefined) this.#tsRecentAt = now;
+      this.#state = this.#finQueued ? "FIN-WAIT-1" : "ESTABLISHED";
+      this.#evConnected = true;
+      this.#evWritable = true;
+      this.#ackNow = true;
+      this.#armKeepAlive();
+      // Data or FIN carried on the SYN-ACK is ignored: it was not acknowledged, so the peer
+      // sends it again.
+    } else {
+      // Simultaneous open (RFC 9293 figure 8): SYN-RECEIVED, send SYN-ACK on ISS.
+      this.#state = "SYN-RECEIVED";
+      this.#sndNxt = this.#iss;
+      this.#rtxAt = undefined;
+      this.#rttSeq = undefined;
+    }
+  }
+
+  /** Records the peer's SYN and negotiates options (RFC 7323 1.3, 2.2; RFC 2018 2). */
+  #takeSyn(syn: PeerSyn, now: Instant): void {
+    this.#irs = syn.irs;
+    this.#rcvNxt = Seq.add(syn.irs, 1);
+    this.#rcvAdv = this.#rcvNxt;
+    this.#lastAckSent = this.#rcvNxt;
+    this.#peerMss = syn.mss ?? this.#defaultPeerMss;
+    this.#wsOk = this.#cfg.windowScaling && syn.windowScale !== undefined;
+    this.#sndWscale = this.#wsOk ? Math.min(14, syn.windowScale ?? 0) : 0;
+    this.#tsOk = this.#cfg.timestamps && syn.tsVal !== undefined;
+    if (this.#tsOk) {
+      this.#tsRecent = syn.tsVal ?? 0;
+      this.#tsRecentAt = now;
+    }
+    this.#sackOk = this.#cfg.sack && syn.sackPermitted;
+    this.#sndWnd = syn.window;
+    this.#maxSndWnd = syn.window;
+    this.#sndWl1 = syn.irs;
+    this.#cwnd = this.#cfg.initialCwndSegments * this.#smss();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Segment arrival: synchronized states and SYN-RECEIVED (RFC 9293 3.10.7.4).
+
+  #onSynchronized(now: Instant, seg: TcpRepr): void {
+    const f = seg.flags;
+    // A retransmitted SYN in SYN-RECEIVED: our SYN-ACK was lost, send it again.
+    if (this.#state === "SYN-RECEIVED" && f & TcpFlag.SYN && !(f & TcpFlag.ACK) && seg.seq === this.#irs) {
+      this.#sndNxt = this.#iss;
+      return;
+    }
+    // RFC 7323 5.3 PAWS, before the sequence check (except on RST).
+    const ts = seg.timestamps;
+    if (this.#tsOk && ts !== undefined && !(f & TcpFlag.RST)) {
+      if (((ts.tsVal - this.#tsRecent) | 0) < 0 && now - this.#tsRecentAt < PAWS_IDLE_US) {
+        this.stats.dropsPaws++;
+        this.#ackNow = true;
+        return;
+      }
+    }
+    // First: acceptability (RFC 9293 3.10.7.4 table).
+    const payloadLen = seg.payload.length;
+    const len = payloadLen + (f & TcpFlag.SYN ? 1 : 0) + (f & TcpFlag.FIN ? 1 : 0);
+    const wnd = Math.max(0, Seq.delta(this.#rcvAdv, this.#rcvNxt));
+    const off = Seq.delta(seg.seq, this.#rcvNxt); // position of the segment relative to RCV.NXT
+    let acceptable: boolean;
+    if (len === 0) acceptable = wnd === 0 ? off === 0 : off >= 0 && off < wnd;
+    else if (wnd === 0) acceptable = false;
+    else acceptable = (off >= 0 && off < wnd) || (off + len - 1 >= 0 && off + len - 1 < wnd);
+    // RFC 9293 3.10.7.4: with a zero window, still process the ACK and RST of a segment at
+    // RCV.NXT (its text is dropped below).
+    const zeroWindowAtEdge = !acceptable && wnd === 0 && off === 0;
+    if (!acceptable && !zeroWindowAtEdge) {
+      this.stats.dropsOutOfWindow++;
+      if (!(f & TcpFlag.RST)) this.#ackNow = true;
+      if (
+        this.#state === "TIME-WAIT" &&
+        f & TcpFlag.FIN &&
+        !(f & TcpFlag.RST) &&
+        Seq.add(seg.seq, len) === this.#rcvNxt
+      ) {
+        // A retransmitted FIN: acknowledge and restart 2*MSL (RFC 9293 3.10.7.4 eighth; Linux).
+        this.#closeAt = Instant.add(now, Duration.fromMicros(2 * this.#cfg.msl));
+      }
+      return;
+    }
+    this.#lastRecvAt = now;
+    this.#kaCount = 0;
+    if (this.#mitigating) {
+      // Chimney 17.11: an acceptable segment ends the mitigation's probing.
+      this.#mitigating = false;
+      this.#armKeepAlive();
+    }
+    // RFC 1122 4.2.2.17: probing continues as long as the peer answers.
+    this.#probesUnanswered = 0;
+    // Second: RST (RFC 5961 3.2).
+    if (f & TcpFlag.RST) {
+      if (this.#cfg.rfc5961 && off !== 0) {
+        this.#challengeAck(now);
+        return;
+      }
+      this.#onReset();
+      return;
+    }
+    // Fourth: SYN in a synchronized state (RFC 5961 4.2; RFC 793 sent a RST).
+    if (f & TcpFlag.SYN) {
+      if (this.#state === "SYN-RECEIVED" && !this.#activeOpen && !this.#cfg.rfc5961) {
+        this.#terminate("reset", "ECONNRESET");
+        return;
+      }
+      if (this.#cfg.rfc5961) {
+        this.#challengeAck(now);
+        return;
+      }
+      this.#rst = this.#makeRst(this.#sndMax, this.#rcvNxt, true);
+      this.#terminate("reset", "ECONNRESET");
+      return;
+    }
+    // TS.Recent update (RFC 7323 4.3): only for a segment covering Last.ACK.sent.
+    if (
+      this.#tsOk &&
+      ts !== undefined &&
+      Seq.le(seg.seq, this.#lastAckSent) &&
+      ((ts.tsVal - this.#tsRecent) | 0) >= 0
+    ) {
+      this.#tsRecent = ts.tsVal;
+      this.#tsRecentAt = now;
+    }
+    // Fifth: ACK.
+    if (!(f & TcpFlag.ACK)) {
+      this.stats.dropsOther++;
+      return;
+    }
+    const wasSynReceived = this.#state === "SYN-RECEIVED";
+    if (wasSynReceived) {
+      if (Seq.le(seg.ack, this.#sndUna) || Seq.gt(seg.ack, this.#sndMax)) {
+        this.#rst = this.#makeRst(seg.ack, Seq.of(0), false);
+        this.stats.dropsBadAck++;
+        return;
+      }
+      this.#state = this.#finQueued ? "FIN-WAIT-1" : "ESTABLISHED";
+      this.#sndWnd = seg.window << this.#sndWscale;
+      this.#maxSndWnd = Math.max(this.#maxSndWnd, this.#sndWnd);
+      this.#sndWl1 = seg.seq;
+      this.#sndWl2 = seg.ack;
+      this.#evConnected = true;
+      this.#evWritable = true;
+      this.#armKeepAlive();
+    }
+    if (!this.#onAckField(now, seg, payloadLen)) return;
+    if (wasSynReceived) this.#rtoFallback();
+    // Sixth: URG is treated as inline data (RFC 6093): nothing to do.
+    // Seventh: text.
+    let finOk = (f & TcpFlag.FIN) !== 0;
+    if (payloadLen > 0) {
+      // In CLOSE-WAIT, CLOSING, LAST-ACK and TIME-WAIT the peer already sent its FIN: ignore.
+      const st: TcpState = this.#state;
+      if (st === "ESTABLISHED" || st === "FIN-WAIT-1" || st === "FIN-WAIT-2")
+        finOk = this.#onText(now, seg, off, wnd) && finOk;
+    }
+    // Eighth: FIN, when it is the next thing in sequence.
+    if (finOk && !zeroWindowAtEdge) {
+      if (Seq.add(seg.seq, payloadLen) === this.#rcvNxt) this.#onFin(now);
+      else if (Seq.gt(Seq.add(seg.seq, payloadLen), this.#rcvNxt) && !this.#finReceived) {
+        this.#oooFinOff = this.#rcvNxtOff + off + payloadLen;
+        this.#ackNow = true;
+      }
+    } else if (zeroWindowAtEdge && len > 0) {
+      this.stats.dropsOutOfWindow++;
+      this.#ackNow = true;
+    }
+    if (this.#state === "TIME-WAIT" && finOk) {
+      // A retransmitted FIN: acknowledge and restart 2*MSL (RFC 9293 3.10.7.4 eighth).
+      this.#ackNow = true;
+      this.#closeAt = Instant.add(now, Duration.fromMicros(2 * this.#cfg.msl));
+    }
+  }
+
+  /** The ACK field of an acceptable segment (fifth check). Returns false to drop the rest. */
+  #onAckField(now: Instant, seg: TcpRepr, payloadLen: number): boolean {
+    const ack = seg.ack;
+    // RFC 5961 5.2: an ACK older than SND.UNA - MAX.SND.WND draws a challenge ACK.
+    if (this.#cfg.rfc5961 && Seq.lt(ack, Seq.sub(this.#sndUna, Math.max(this.#maxSndWnd, 1)))) {
+      this.stats.dropsBadAck++;
+      this.#challengeAck(now);
+      return false;
+    }
+    if (Seq.gt(ack, this.#sndMax)) {
+      // Acknowledges something not yet sent: ACK and drop (RFC 9293 3.10.7.4 fifth).
+      this.stats.dropsBadAck++;
+      this.#ackNow = true;
+      return false;
+    }
+    const win = seg.window << this.#sndWscale;
+    if (Seq.gt(ack, this.#sndUna)) {
+      this.#onNewAck(now, seg, ack);
+    } else if (
+      ack === this.#sndUna &&
+      payloadLen === 0 &&
+      !(seg.flags & (TcpFlag.SYN | TcpFlag.FIN)) &&
+      this.#sndMax !== this.#sndUna &&
+      (win === this.#sndWnd || seg.sack.length > 0)
+    ) {
+      this.#onDupAck(now, seg);
+    }
+    if (this.#sackOk && seg.sack.length > 0) this.#updateScoreboard(seg.sack);
+    // Window update (RFC 9293 3.10.7.4: only for SND.UNA =< SEG.ACK, then the WL1 / WL2 rule).
+    const fresh = Seq.lt(this.#sndWl1, seg.seq) || (this.#sndWl1 === seg.seq && Seq.le(this.#sndWl2, ack));
+    if (Seq.ge(ack, this.#sndUna) && fresh) {
+      const opened = this.#sndWnd === 0 && win > 0;
+      this.#sndWnd = win;
+      this.#sndWl1 = seg.seq;
+      this.#sndWl2 = ack;
+      if (win > this.#maxSndWnd) this.#maxSndWnd = win;
+      if (win > 0) {
+        this.#persistAt = undefined;
+        this.#probeCount = 0;
+        if (opened && this.#flight() > 0 && this.#rtxAt === undefined)
+          this.#rtxAt = Instant.add(now, this.#backedOffRto());
+      }
+    }
+    if (this.#persistAt !== undefined && this.#flight() > 0 && this.#rtxAt === undefined) {
+      this.#rtxAt = Instant.add(now, this.#backedOffRto());
+    }
+    // State transitions driven by the acknowledgment of our FIN.
+    const finAcked = this.#finQueued && Seq.gt(this.#sndUna, this.#finSeq());
+    switch (this.#state) {
+      case "FIN-WAIT-1":
+        if (finAcked) {
+          this.#state = "FIN-WAIT-2";
+          if (this.#readShut) this.#closeAt = Instant.add(now, this.#cfg.finWait2Timeout);
+        }
+        break;
+      case "CLOSING":
+        if (finAcked) this.#enterTimeWait(now);
+        break;
+      case "LAST-ACK":
+        if (finAcked) {
+          this.#terminate("fin", undefined);
+          return false;
+        }
+        break;
+      case "CLOSED":
+      case "LISTEN":
+      case "SYN-SENT":
+      case "SYN-RECEIVED":
+      case "ESTABLISHED":
+      case "FIN-WAIT-2":
+      case "CLOSE-WAIT":
+      case "TIME-WAIT":
+        break;
+    }
+    return true;
+  }
+
+  /** SND.UNA < ack <= SND.MAX: data (and maybe SYN / FIN) acknowledged. */
+  #onNewAck(now: Instant, seg: TcpRepr, ack: SeqNum): void {
+    const acked = Seq.diff(ack, this.#sndUna);
+    const smss = this.#smss();
+    // Bytes of data acknowledged: exclude the SYN and the FIN.
+    const dataEnd = this.#dataEnd();
+    const newHead = Seq.lt(ack, dataEnd) ? ack : dataEnd;
+    const dataAcked = Seq.gt(newHead, this.#sendHead) ? Seq.diff(newHead, this.#sendHead) : 0;
+    if (dataAcked > 0) {
+      this.#sendQ.drop(dataAcked);
+      this.#sendHead = newHead;
+      this.#sendHeadOff += dataAcked;
+      this.#evAcked += dataAcked;
+      this.#evWritable = true;
+    }
+    this.#sndUna = ack;
+    if (Seq.lt(this.#sndNxt, ack)) this.#sndNxt = ack;
+    this.#trimScoreboard();
+    // RTT sample (RFC 7323 4.1 with timestamps, else RFC 6298 with Karn's rule).
+    const ts = seg.timestamps;
+    if (this.#tsOk && ts !== undefined && ts.tsEcr !== 0) {
+      const ms = (this.#tsNow(now) - ts.tsEcr) | 0;
+      if (ms >= 0) this.#rttSample(ms * 1000);
+    } else if (this.#rttSeq !== undefined && Seq.ge(ack, this.#rttSeq)) {
+      this.#rttSample(now - this.#rttTime);
+      this.#rttSeq = undefined;
+    }
+    this.#rtxCount = 0;
+    this.#rtxStart = undefined;
+    // Congestion control.
+    if (this.#inRecovery) {
+      const recover = this.#recover ?? ack;
+      if (Seq.ge(ack, recover)) {
+        // Full ACK (RFC 6582 3.2 step 3): deflate.
+        this.#inRecovery = false;
+        this.#cwnd = Math.max(smss, Math.min(this.#ssthresh, Math.max(this.#flight(), 0) + smss));
+        this.#dupAcks = 0;
+      } else if (this.#sackOk) {
+        // RFC 6675: keep sending by pipe; nothing to deflate.
+        if (Seq.lt(this.#sndNxt, this.#sndUna)) this.#sndNxt = this.#sndUna;
+      } else {
+        // Partial ACK (RFC 6582 3.2 step 4): retransmit the next hole, partial deflation.
+        this.#rtxNext = this.#sndUna;
+        this.#cwnd = Math.max(smss, this.#cwnd - acked + (acked >= smss ? smss : 0));
+      }
+    } else {
+      this.#dupAcks = 0;
+      if (dataAcked === 0) {
+        // The ACK of a SYN or FIN alone does not grow cwnd.
+      } else if (this.#cwnd < this.#ssthresh) {
+        this.#cwnd += Math.min(dataAcked, smss); // slow start (RFC 5681 3.1, L = 1 SMSS)
+      } else {
+        this.#caAcc += dataAcked; // congestion avoidance by byte counting (RFC 5681 3.1)
+        if (this.#caAcc >= this.#cwnd) {
+          this.#caAcc -= this.#cwnd;
+          this.#cwnd += smss;
+        }
+      }
+    }
+    // RFC 6298 5.2 / 5.3: stop the timer when all is acknowledged, else restart it.
+    if (this.#sndUna === this.#sndMax) this.#rtxAt = undefined;
+    else this.#rtxAt = Instant.add(now, this.#rto as Duration); // integer microseconds
+  }
+
+  /** A duplicate ACK (RFC 5681 2 definition). */
+  #onDupAck(now: Instant, seg: TcpRepr): void {
+    this.stats.dupAcksIn++;
+    this.#dupAcks++;
+    const smss = this.#smss();
+    if (this.#inRecovery) {
+      if (!this.#sackOk) this.#cwnd += smss; // RFC 6582 3.2 step 3: inflate
+      return;
+    }
+    const thresh = this.#cfg.dupAckThreshold;
+    const sackLost =
+      this.#sackOk && seg.sack.length > 0 && this.#sackedAbove(this.#sendHeadOff) >= (thresh - 1) * smss + 1;
+    if (this.#dupAcks < thresh && !sackLost) return; // limited transmit territory (RFC 3042)
+    // RFC 6582 3.2 step 2 / RFC 6675 5: enter recovery unless this is an old loss.
+    if (this.#recover !== undefined && Seq.le(Seq.sub(this.#sndUna, 1), this.#recover) && !this.#sackOk) {
+      if (Seq.lt(this.#sndUna, this.#recover)) return;
+    }
+    const flight = this.#flight();
+    this.#ssthresh = Math.max(Math.floor(flight / 2), 2 * smss);
+    this.#recover = this.#sndMax;
+    this.#inRecovery = true;
+    this.stats.fastRetransmits++;
+    if (this.#sackOk) {
+      this.stats.sackRecoveries++;
+      this.#cwnd = this.#ssthresh;
+      // The first segment goes out now (RFC 6675 5 step 4.2); HighRxt marks it.
+      this.#highRxt = this.#sendHeadOff + Math.min(smss, Math.max(0, this.#sendQ.length));
+    } else {
+      this.#cwnd = this.#ssthresh + thresh * smss;
+    }
+    this.#rtxNext = this.#sndUna;
+    this.#rttSeq = undefined;
+    this.#rtxAt = Instant.add(now, this.#rto as Duration); // integer microseconds
+  }
+
+  /** A RST that passed the checks (RFC 9293 3.10.7.4 second). */
+  #onReset(): void {
+    switch (this.#state) {
+      case "SYN-RECEIVED":
+        if (this.#activeOpen) this.#terminate("refused", "ECONNREFUSED");
+        else this.#terminate("reset", "ECONNRESET");
+        return;
+      case "ESTABLISHED":
+      case "FIN-WAIT-1":
+      case "FIN-WAIT-2":
+      case "CLOSE-WAIT":
+        this.#terminate("reset", "ECONNRESET");
+        return;
+      case "CLOSED":
+      case "LISTEN":
+      case "SYN-SENT":
+      case "CLOSING":
+      case "LAST-ACK":
+      case "TIME-WAIT":
+        // CLOSING, LAST-ACK, TIME-WAIT: the application already closed; no error.
+        this.#terminate("reset", undefined);
+    }
+  }
+
+  /** Seventh check: segment text. Returns true when the whole segment was taken (FIN may follow). */
+  #onText(now: Instant, seg: TcpRepr, off: number, wnd: number): boolean {
+    const p = seg.payload;
+    // Trim to the window [RCV.NXT, RCV.ADV).
+    const start = off < 0 ? -off : 0;
+    const end = Math.min(p.length, wnd - off);
+    if (start >= end) {
+      this.#ackNow = true;
+      return start >= p.length && end >= p.length;
+    }
+    const whole = end === p.length;
+    const data = start === 0 && whole ? p : p.subarray(start, end);
+    this.stats.bytesIn += data.length;
+    if (this.#readShut) {
+      // Nobody will read: take in-order bytes without keeping them, and acknowledge.
+      this.#ackNow = true;
+      if (off + start !== 0) return false;
+      this.#advanceRcv(data.length);
+      return whole;
+    }
+    if (off + start === 0) {
+      // In order: the fast path.
+      const hadOoo = !this.#ooo.isEmpty;
+      this.#rcvBuf.push(data);
+      this.#advanceRcv(data.length);
+      if (hadOoo) {
+        for (let c = this.#ooo.pop(this.#rcvNxtOff); c !== undefined; c = this.#ooo.pop(this.#rcvNxtOff)) {
+          this.#rcvBuf.push(c);
+          this.#advanceRcv(c.length);
+        }
+        this.#ackNow = true; // RFC 5681 4.2: ACK at once when a hole is filled
+        if (this.#oooFinOff !== undefined && this.#oooFinOff === this.#rcvNxtOff) {
+          this.#oooFinOff = undefined;
+          this.#onFin(now);
+        }
+      } else {
+        this.#bytesSinceAck += data.length;
+        // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full-size segment.
+        if (this.#cfg.delayedAck === 0 || this.#bytesSinceAck >= 2 * this.#smss()) this.#ackNow = true;
+        else if (this.#delackAt === undefined) this.#delackAt = Instant.add(now, this.#cfg.delayedAck);
+      }
+      this.#evReadable = true;
+      return whole;
+    }
+    // Out of order: queue if there is room; ACK at once either way (RFC 5681 4.2).
+    this.stats.oooSegmentsIn++;
+    this.#ackNow = true;
+    const at = this.#rcvNxtOff + off + start;
+    const r = this.#ooo.insert(at, data);
+    if (r === "full") {
+      this.stats.dropsOooFull++;
+      return false;
+    }
+    if (this.#sackOk) {
+      this.#sackRecent.unshift(at);
+      if (this.#sackRecent.length > 4) this.#sackRecent.length = 4;
+    }
+    return whole;
+  }
+
+  #advanceRcv(n: number): void {
+    this.#rcvNxt = Seq.add(this.#rcvNxt, n);
+    this.#rcvNxtOff += n;
+  }
+
+  /** Eighth check: the FIN is next in sequence. */
+  #onFin(now: Instant): void {
+    if (this.#finReceived) {
+      this.#ackNow = true;
+      return;
+    }
+    this.#finReceived = true;
+    this.#rcvNxt = Seq.add(this.#rcvNxt, 1);
+    // The FIN takes a sequence number but no buffer space: keep the window's size.
+    this.#rcvAdv = Seq.add(this.#rcvAdv, 1);
+    this.#ackNow = true;
+    this.#evPeerFin = true;
+    this.#ooo.clear();
+    switch (this.#state) {
+      case "SYN-RECEIVED":
+      case "ESTABLISHED":
+        this.#state = "CLOSE-WAIT";
+        break;
+      case "FIN-WAIT-1":
+        // Our FIN acknowledged by this very segment would have moved us to FIN-WAIT-2.
+        this.#state = "CLOSING";
+        break;
+      case "FIN-WAIT-2":
+        this.#enterTimeWait(now);
+        break;
+      case "CLOSED":
+      case "LISTEN":
+      case "SYN-SENT":
+      case "CLOSE-WAIT":
+      case "CLOSING":
+      case "LAST-ACK":
+      case "TIME-WAIT":
+        break;
+    }
+  }
+
+  #enterTimeWait(now: Instant): void {
+    this.#state = "TIME-WAIT";
+    this.#rtxAt = undefined;
+    this.#persistAt = undefined;
+    this.#keepAliveAt = undefined;
+    this.#delackAt = undefined;
+    this.#closeAt = Instant.add(now, Duration.fromMicros(2 * this.#cfg.msl));
+  }
+
+  /** RFC 5961 7: a rate-limited challenge ACK. */
+  #challengeAck(now: Instant): void {
+    if (now - this.#chWindowStart >= SECOND_US) {
+      this.#chWindowStart = now;
+      this.#chCount = 0;
+    }
+    if (this.#chCount >= this.#cfg.challengeAckLimit) {
+      this.stats.challengeAcksSuppressed++;
+      return;
+    }
+    this.#chCount++;
+    this.stats.challengeAcks++;
+    this.#ackNow = true;
+    if (this.#cfg.blindAttackProbing) {
+      // Chimney 17.11: start (or shorten to) a 5-minute keep-alive timer.
+      this.#mitigating = true;
+      this.#keepAliveAt = Instant.earliest(this.#keepAliveAt, Instant.add(now, Duration.fromSeconds(300)));
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Timers.
+
+  #onRetransmitTimer(now: Instant): void {
+    this.#rtxAt = undefined;
+    const syn = this.#state === "SYN-SENT" || this.#state === "SYN-RECEIVED";
+    // Outstanding = SND.MAX - SND.UNA (SND.NXT may already be pulled back by an earlier RTO).
+    const outstanding = Seq.delta(this.#sndMax, this.#sndUna);
+    if (!syn && outstanding === 0) return;
+    this.stats.timeouts++;
+    // The unacknowledged segment was (re)armed one RTO ago: it has been outstanding since then.
+    this.#rtxStart ??= Instant.fromMicros(Math.max(0, now - this.#rto));
+    const limit = syn ? this.#cfg.synRetries : this.#maxRtx;
+    const ut = this.#userTimeout;
+    if (this.#rtxCount >= limit || (ut !== undefined && now - this.#rtxStart >= ut)) {
+      if (syn && !this.#activeOpen) this.#rst = this.#makeRst(this.#sndMax, this.#rcvNxt, true);
+      this.#terminate("timeout", "ETIMEDOUT");
+      return;
+    }
+    this.#rtxCount++;
+    // RFC 6298 5.5: back off; 5.4 retransmit the earliest unacknowledged segment.
+    this.#rto = Math.min(this.#cfg.maxRto, this.#rto * 2);
+    const smss = this.#smss();
+    if (!syn) {
+      // RFC 5681 eq. 4 (only on the first timeout of a loss episode), then one segment.
+      if (this.#rtxCount === 1) this.#ssthresh = Math.max(Math.floor(outstanding / 2), 2 * smss);
+      this.#cwnd = smss;
+      this.#caAcc = 0;
+      this.#inRecovery = false;
+      this.#dupAcks = 0;
+      this.#recover = this.#sndMax; // RFC 6582 4: no fast retransmit for the old window
+      this.#sacked = []; // the peer may have reneged; start over (RFC 2018 8)
+    }
+    this.#rtxNext = undefined;
+    this.#rttSeq = undefined; // Karn's rule
+    this.#sndNxt = this.#sndUna;
+    let next = now + this.#rto;
+    if (ut !== undefined) next = Math.min(next, this.#rtxStart + ut); // RFC 5482: fire at the deadline
+    this.#rtxAt = Instant.fromMicros(next);
+  }
+
+  #onPersistTimer(now: Instant): void {
+    this.#persistAt = undefined;
+    if (this.#sndWnd > 0) {
+      // Sender SWS override (RFC 9293 3.8.6.2.1): send what the window allows.
+      this.#swsOverride = true;
+      return;
+    }
+    if (this.#probesUnanswered >= this.#maxRtx) {
+      this.#terminate("timeout", "ETIMEDOUT");
+      return;
+    }
+    this.#probeCount++;
+    this.#probesUnanswered++;
+    this.#probePending = true;
+    this.stats.zeroWindowProbes++;
+    this.#persistAt = Instant.add(now, this.#backedOffPersist());
+  }
+
+  #onKeepAliveTimer(now: Instant): void {
+    this.#keepAliveAt = undefined;
+    if (this.#mitigating) {
+      // Chimney 17.11: probes every interval, however busy the connection looks.
+      if (this.#kaCount >= this.#kaProbes) {
+        this.#terminate("timeout", "ETIMEDOUT");
+        return;
+      }
+      this.#kaCount++;
+      this.#probePending = true;
+      this.stats.keepAliveProbes++;
+      this.#keepAliveAt = Instant.add(now, this.#kaInterval);
+      return;
+    }
+    if (!this.#keepAlive || !(this.#state === "ESTABLISHED" || this.#state === "CLOSE-WAIT")) return;
+    const idleUntil = this.#lastRecvAt + this.#kaIdle;
+    if (this.#kaCount === 0 && now < idleUntil) {
+      this.#keepAliveAt = Instant.fromMicros(idleUntil);
+      return;
+    }
+    if (this.#kaCount >= this.#kaProbes) {
+      this.#terminate("timeout", "ETIMEDOUT");
+      return;
+    }
+    if (this.#flight() === 0 && this.#unsent() === 0) {
+      this.#kaCount++;
+      this.#probePending = true;
+      this.stats.keepAliveProbes++;
+    }
+    this.#keepAliveAt = Instant.add(now, this.#kaInterval);
+  }
+
+  #armKeepAlive(): void {
+    this.#keepAliveAt = this.#keepAlive
+      ? Instant.fromMicros(Math.max(0, this.#lastRecvAt + this.#kaIdle))
+      : undefined;
+  }
+
+  /**
+   * RFC 6298 5.7: if a SYN had to be retransmitted and no RTT sample exists yet, data
+   * transmission starts with a 3 s RTO (Linux's TCP_TIMEOUT_FALLBACK).
+   */
+  #rtoFallback(): void {
+    if (this.#synRetransmitted && this.#srtt === undefined)
+      this.#rto = Math.min(this.#cfg.maxRto, 3 * SECOND_US);
+  }
+
+  #backedOffRto(): Duration {
+    return Duration.fromMicros(Math.min(this.#cfg.maxRto, this.#rto));
+  }
+
+  #backedOffPersist(): Duration {
+    return Duration.fromMicros(Math.min(this.#cfg.maxRto, this.#rto * 2 ** Math.min(this.#probeCount, 20)));
+  }
+
+  /** RFC 6298 2.2 / 2.3 (microseconds). */
+  #rttSample(r: number): void {
+    if (r < 0) return;
+    if (this.#srtt === undefined || this.#rttVar === undefined) {
+      this.#srtt = r;
+      this.#rttVar = Math.floor(r / 2);
+    } else {
+      this.#rttVar = Math.floor((3 * this.#rttVar + Math.abs(this.#srtt - r)) / 4);
+      this.#srtt = Math.floor((7 * this.#srtt + r) / 8);
+    }
+    const rto = this.#srtt + Math.max(CLOCK_G_US, 4 * this.#rttVar);
+    this.#rto = Math.min(this.#cfg.maxRto, Math.max(this.#cfg.minRto, rto));
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Transmission.
+
+  /** Data, FIN and retransmissions in synchronized states. */
+  #pollData(now: Instant): TcpRepr | undefined {
+    const smss = this.#smss();
+    const maxPayload = smss - (this.#sackOk && !this.#ooo.isEmpty ? this.#sackOptionBytes() : 0);
+    // 1. A pending fast retransmission or SACK NextSeg.
+    const rtx = this.#rtxNext;
+    if (rtx !== undefined) {
+      this.#rtxNext = undefined;
+      if (Seq.ge(rtx, this.#sndUna) && Seq.lt(rtx, this.#sndMax))
+        return this.#emitRange(now, rtx, maxPayload, true);
+    }
+    if (this.#sackOk && this.#inRecovery) {
+      const seg = this.#sackNextSeg(now, maxPayload);
+      if (seg !== undefined) return seg;
+    }
+    if (this.#state === "SYN-RECEIVED") return undefined;
+    // 2. New data (or go-back-N retransmission below SND.MAX), then the FIN.
+    const unsent = this.#unsent();
+    const finPending = this.#finQueued && Seq.le(this.#sndNxt, this.#finSeq());
+    if (unsent === 0 && !finPending) return undefined;
+    const retransmitting = Seq.lt(this.#sndNxt, this.#sndMax);
+    const flight = this.#flight();
+    const wndRoom = Seq.delta(Seq.add(this.#sndUna, this.#sndWnd), this.#sndNxt);
+    let cw = this.#cwnd;
+    // RFC 3042 limited transmit: the first two duplicate ACKs each allow one new segment.
+    if (!this.#inRecovery && this.#dupAcks > 0 && this.#dupAcks < this.#cfg.dupAckThreshold)
+      cw += this.#dupAcks * smss;
+    const cwRoom = cw - (this.#sackOk && this.#inRecovery ? this.#pipe() : flight);
+    const len = Math.max(0, Math.min(unsent, maxPayload, wndRoom, cwRoom));
+    if (len === 0) {
+      if (unsent === 0 && finPending && (cwRoom > 0 || retransmitting))
+        return this.#emitRange(now, this.#sndNxt, 0, retransmitting);
+      if (unsent > 0 && this.#sndWnd === 0 && flight === 0 && this.#persistAt === undefined) {
+        this.#persistAt = Instant.add(now, this.#backedOffPersist()); // RFC 9293 3.8.6.1
+      }
+      return undefined;
+    }
+    if (!retransmitting && len < maxPayload) {
+      // Nagle (RFC 9293 3.7.4) and sender SWS avoidance (3.8.6.2.1).
+      const allQueued = len === unsent;
+      const idle = flight === 0 || this.#noDelay;
+      const ok =
+        (allQueued && (idle || this.#finQueued)) || (idle && len >= this.#maxSndWnd / 2) || this.#swsOverride;
+      if (!ok) {
+        if (!allQueued && idle && this.#persistAt === undefined)
+          this.#persistAt = Instant.add(now, this.#rto as Duration); // SWS override timer
+        return undefined;
+      }
+    }
+    this.#swsOverride = false;
+    return this.#emitRange(now, this.#sndNxt, len, retransmitting);
+  }
+
+  /**
+   * Emits [seq, seq + len) of send data (plus the FIN if it is next), advancing SND.NXT when
+   * `seq` is SND.NXT. `isRtx` marks retransmissions for Karn's rule and the counters.
+   */
+  #emitRange(now: Instant, seq: SeqNum, maxLen: number, isRtx: boolean): TcpRepr {
+    const dataEnd = this.#dataEnd();
+    const avail = Seq.lt(seq, dataEnd) ? Seq.diff(dataEnd, seq) : 0;
+    const len = Math.min(maxLen, avail);
+    const off = Seq.diff(seq, this.#sendHead);
+    const payload = this.#sendQ.slice(off, len);
+    let flags = TcpFlag.ACK;
+    const end = Seq.add(seq, len);
+    let consumed = len;
+    if (this.#finQueued && end === this.#finSeq() && this.#state !== "SYN-RECEIVED") {
+      if (seq === this.#sndNxt || Seq.gt(this.#sndMax, end)) {
+        flags |= TcpFlag.FIN;
+        consumed++;
+      }
+    }
+    if (len > 0 && (len === avail || this.#noDelay)) flags |= TcpFlag.PSH;
+    const segEnd = Seq.add(seq, consumed);
+    if (isRtx || Seq.lt(seq, this.#sndMax)) {
+      this.stats.retransmits++;
+      this.#rttSeq = undefined; // Karn
+    } else if (this.#rttSeq === undefined && !this.#tsOk && consumed > 0) {
+      this.#rttSeq = segEnd;
+      this.#rttTime = now;
+    }
+    if (seq === this.#sndNxt) this.#sndNxt = segEnd;
+    if (Seq.gt(segEnd, this.#sndMax)) this.#sndMax = segEnd;
+    if (consumed > 0 && this.#rtxAt === undefined) this.#rtxAt = Instant.add(now, this.#rto as Duration); // integer microseconds
+    if (consumed > 0) this.#persistAt = undefined;
+    this.stats.bytesOut += len;
+    return this.#emit(now, seq, flags, payload);
+  }
+
+  /** RFC 6675 NextSeg rule 1: the first lost, not yet retransmitted hole. */
+  #sackNextSeg(now: Instant, maxPayload: number): TcpRepr | undefined {
+    const sb = this.#sacked;
+    if (sb.length === 0) return undefined;
+    if (this.#pipe() >= this.#cwnd) return undefined;
+    const highSacked = sb[sb.length - 1] as number; // non-empty
+    let from = Math.max(this.#highRxt, this.#sendHeadOff);
+    for (let i = 0; i < sb.length && from < highSacked; i += 2) {
+      const s = sb[i] as number;
+      const e = sb[i + 1] as number;
+      if (from < s) {
+        // Holes further right have less SACKed data above them: stop at the first not lost.
+        if (!this.#isLost(from)) break;
+        const len = Math.min(maxPayload, s - from);
+        this.#highRxt = from + len;
+        return this.#emitRange(now, Seq.add(this.#sendHead, from - this.#sendHeadOff), len, true);
+      }
+      if (from < e) from = e;
+    }
+    return undefined;
+  }
+
+  /**
+   * RFC 6675 IsLost: the byte at send offset `off` is deemed lost when DupThresh discontiguous
+   * SACKed ranges, or more than (DupThresh - 1) * SMSS SACKed bytes, lie above it.
+   */
+  #isLost(off: number): boolean {
+    const thresh = this.#cfg.dupAckThreshold;
+    let ranges = 0;
+    let bytes = 0;
+    for (let i = 0; i < this.#sacked.length; i += 2) {
+      const e = this.#sacked[i + 1] as number; // ranges come in pairs
+      if (e <= off) continue;
+      ranges++;
+      bytes += e - Math.max(this.#sacked[i] as number, off);
+    }
+    return ranges >= thresh || bytes > (thresh - 1) * this.#smss();
+  }
+
+  /**
+   * RFC 6675 pipe, per hole rather than per segment: outstanding bytes minus SACKed ones and
+   * minus lost holes not yet retransmitted (those are no longer in the network).
+   */
+  #pipe(): number {
+    const out = this.#flight();
+    const sb = this.#sacked;
+    if (sb.length === 0) return out;
+    let sacked = 0;
+    let lostNotRtx = 0;
+    let prevEnd = this.#sendHeadOff;
+    for (let i = 0; i < sb.length; i += 2) {
+      const s = sb[i] as number;
+      const e = sb[i + 1] as number;
+      sacked += e - s;
+      // The part of the hole [prevEnd, s) above HighRxt is not retransmitted yet; if it is
+      // lost, it is not in the network.
+      const lo = Math.max(prevEnd, this.#highRxt);
+      if (s > lo && this.#isLost(lo)) lostNotRtx += s - lo;
+      prevEnd = e;
+    }
+    return Math.max(0, out - sacked - lostNotRtx);
+  }
+
+  #sackedAbove(off: number): number {
+    let n = 0;
+    for (let i = 0; i < this.#sacked.length; i += 2) {
+      const s = this.#sacked[i] as number;
+      const e = this.#sacked[i + 1] as number;
+      if (e > off) n += e - Math.max(s, off);
+    }
+    return n;
+  }
+
+  /** Merges the peer's SACK blocks into the scoreboard (send-stream offsets). */
+  #updateScoreboard(blocks: readonly SackBlock[]): void {
+    const una = this.#sndUna;
+    const dataEnd = this.#dataEnd();
+    for (const b of blocks) {
+      // Ignore blocks outside (SND.UNA, SND.MAX] (RFC 2018 / 6675: D-SACK or bogus).
+      if (!Seq.lt(b.left, b.right) || Seq.le(b.left, una) || Seq.gt(b.right, this.#sndMax)) continue;
+      const right = Seq.gt(b.right, dataEnd) ? dataEnd : b.right;
+      if (!Seq.lt(b.left, right)) continue;
+      const s = this.#sendHeadOff + Seq.diff(b.left, this.#sendHead);
+      const e = this.#sendHeadOff + Seq.diff(right, this.#sendHead);
+      const r = this.#sacked;
+      let lo = 0;
+      while (lo < r.length && (r[lo + 1] as number) < s) lo += 2;
+      let hi = lo;
+      while (hi < r.length && (r[hi] as number) <= e) hi += 2;
+      const ns = hi > lo ? Math.min(s, r[lo] as number) : s;
+      const ne = hi > lo ? Math.max(e, r[hi - 1] as number) : e;
+      r.splice(lo, hi - lo, ns, ne);
+      if (r.length > 2 * this.#cfg.maxOooRanges + 8) r.splice(0, 2); // bound the scoreboard
+    }
+  }
+
+  #trimScoreboard(): void {
+    const r = this.#sacked;
+    const at = this.#sendHeadOff;
+    while (r.length > 0 && (r[1] as number) <= at) r.splice(0, 2);
+    if (r.length > 0 && (r[0] as number) < at) r[0] = at;
+    if (this.#highRxt < at) this.#highRxt = at;
+  }
+
+  #emitSyn(now: Instant): TcpRepr {
+    const synAck = this.#state === "SYN-RECEIVED";
+    const isRtx = this.#sndMax !== this.#iss;
+    this.#sndNxt = Seq.add(this.#iss, 1);
+    this.#sndMax = this.#sndNxt;
+    if (isRtx) {
+      this.stats.retransmits++;
+      this.#synRetransmitted = true;
+    } else {
+      this.#rttSeq = this.#sndNxt;
+      this.#rttTime = now;
+    }
+    if (isRtx) this.#rttSeq = undefined;
+    this.#rtxAt ??= Instant.add(now, this.#rto as Duration); // integer microseconds
+    const c = this.#cfg;
+    const offerWs = synAck ? this.#wsOk : c.windowScaling;
+    const offerTs = synAck ? this.#tsOk : c.timestamps;
+    const offerSack = synAck ? this.#sackOk : c.sack;
+    const window = Math.min(this.#initialRcvWnd, 0xffff);
+    if (synAck) this.#rcvAdv = Seq.add(this.#rcvNxt, window);
+    this.stats.segmentsOut++;
+    const ts: TcpTimestamps | undefined = offerTs
+      ? { tsVal: this.#tsNow(now), tsEcr: synAck ? this.#tsRecent : 0 }
+      : undefined;
+    return {
+      srcPort: this.localPort,
+      dstPort: this.remotePort,
+      seq: this.#iss,
+      ack: synAck ? this.#rcvNxt : Seq.of(0),
+      flags: synAck ? TcpFlag.SYN | TcpFlag.ACK : TcpFlag.SYN,
+      window,
+      urgent: 0,
+      mss: this.#pathMss,
+      windowScale: offerWs ? this.#rcvWscale : undefined,
+      sackPermitted: offerSack,
+      sack: NO_SACK,
+      timestamps: ts,
+      unknownOptions: NO_OPTS,
+      payload: EMPTY,
+    };
+  }
+
+  /** Builds a segment carrying ACK = RCV.NXT and the current window; clears owed ACKs. */
+  #emit(now: Instant, seq: SeqNum, flags: number, payload: Uint8Array): TcpRepr {
+    this.#ackNow = false;
+    this.#delackAt = undefined;
+    this.#bytesSinceAck = 0;
+    this.#lastAckSent = this.#rcvNxt;
+    this.stats.segmentsOut++;
+    return {
+      srcPort: this.localPort,
+      dstPort: this.remotePort,
+      seq,
+      ack: this.#rcvNxt,
+      flags,
+      window: this.#windowField(),
+      urgent: 0,
+      mss: undefined,
+      windowScale: undefined,
+      sackPermitted: false,
+      sack: this.#sackOk && !this.#ooo.isEmpty ? this.#sackBlocks() : NO_SACK,
+      timestamps: this.#tsOk ? { tsVal: this.#tsNow(now), tsEcr: this.#tsRecent } : undefined,
+      unknownOptions: NO_OPTS,
+      payload,
+    };
+  }
+
+  /** The window field to send, applying receiver SWS avoidance (RFC 9293 3.8.6.2.2). */
+  #windowField(): number {
+    const space = Math.max(0, this.#initialRcvWnd - this.#rcvBuf.length);
+    const cand = Seq.add(this.#rcvNxt, this.#readShut ? this.#initialRcvWnd : space);
+    const threshold = Math.min(Math.floor(this.#initialRcvWnd / 2), this.#smss());
+    let edge = this.#rcvAdv;
+    if (Seq.gt(cand, edge) && Seq.diff(cand, edge) >= threshold) edge = cand;
+    if (Seq.lt(edge, this.#rcvNxt)) edge = this.#rcvNxt;
+    const ws = this.#wsOk ? this.#rcvWscale : 0;
+    const wnd = Seq.diff(edge, this.#rcvNxt);
+    const field = Math.min(0xffff, Math.ceil(wnd / 2 ** ws));
+    const adv = Seq.add(this.#rcvNxt, field * 2 ** ws);
+    if (Seq.gt(adv, this.#rcvAdv)) this.#rcvAdv = adv;
+    return field;
+  }
+
+  /** Up to 3 (with timestamps) or 4 SACK blocks, most recent first (RFC 2018 4). */
+  #sackBlocks(): SackBlock[] {
+    const max = this.#tsOk ? 3 : 4;
+    const out: SackBlock[] = [];
+    const toSeq = (o: number): SeqNum => Seq.add(this.#rcvNxt, o - this.#rcvNxtOff);
+    for (const at of this.#sackRecent) {
+      const r = this.#ooo.rangeContaining(at);
+      if (r === undefined) continue;
+      const left = toSeq(r[0]);
+      if (out.some((b) => b.left === left)) continue;
+      out.push({ left, right: toSeq(r[1]) });
+      if (out.length === max) return out;
+    }
+    for (const [s, e] of this.#ooo.ranges()) {
+      const left = toSeq(s);
+      if (out.some((b) => b.left === left)) continue;
+      out.push({ left, right: toSeq(e) });
+      if (out.length === max) break;
+    }
+    return out;
+  }
+
+  #sackOptionBytes(): number {
+    const n = this.#tsOk ? 3 : 4;
+    return Math.min(n, this.#ooo.rangeCount) * 8 + 4;
+  }
+
+  #makeRst(seq: SeqNum, ack: SeqNum, withAck: boolean): TcpRepr {
+    return {
+      srcPort: this.localPort,
+      dstPort: this.remotePort,
+      seq,
+      ack,
+      flags: withAck ? TcpFlag.RST | TcpFlag.ACK : TcpFlag.RST,
+      window: 0,
+      urgent: 0,
+      mss: undefined,
+      windowScale: undefined,
+      sackPermitted: false,
+      sack: NO_SACK,
+      timestamps: undefined,
+      unknownOptions: NO_OPTS,
+      payload: EMPTY,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Helpers.
+
+  /** Sender MSS: payload bytes per full segment, after the timestamps option (RFC 9293 3.7.1). */
+  #smss(): number {
+    return Math.max(1, Math.min(this.#peerMss, this.#pathMss) - (this.#tsOk ? TS_OPT_BYTES : 0));
+  }
+
+  #tsNow(now: Instant): number {
+    return (Math.floor(now / 1000) + this.#tsOffset) >>> 0;
+  }
+
+  /** Sequence number after the last queued data byte. */
+  #dataEnd(): SeqNum {
+    return Seq.add(this.#sendHead, this.#sendQ.length);
+  }
+
+  /** The FIN's sequence number (meaningful once `close` was called). */
+  #finSeq(): SeqNum {
+    return this.#dataEnd();
+  }
+
+  #flight(): number {
+    return Seq.delta(this.#sndNxt, this.#sndUna);
+  }
+
+  #unsent(): number {
+    const d = Seq.delta(this.#dataEnd(), this.#sndNxt);
+    return d > 0 ? d : 0;
+  }
+
+  #maySend(): boolean {
+    switch (this.#state) {
+      case "SYN-SENT":
+      case "SYN-RECEIVED":
+      case "ESTABLISHED":
+      case "CLOSE-WAIT":
+        return !this.#finQueued;
+      case "CLOSED":
+      case "LISTEN":
+      case "FIN-WAIT-1":
+      case "FIN-WAIT-2":
+      case "CLOSING":
+      case "LAST-ACK":
+      case "TIME-WAIT":
+        return false;
+    }
+  }
+
+  #afterRead(): void {
+    // Send a window update when the window grew a lot and the advertised one is small.
+    if (this.#state === "CLOSED" || this.#state === "SYN-SENT" || this.#finReceived) return;
+    const space = this.#initialRcvWnd - this.#rcvBuf.length;
+    const adv = Seq.delta(this.#rcvAdv, this.#rcvNxt);
+    const threshold = Math.min(Math.floor(this.#initialRcvWnd / 2), this.#smss());
+    if (space - adv >= threshold && adv < this.#initialRcvWnd / 2) this.#ackNow = true;
+  }
+
+  /** The contract: `now` never decreases (STYLE 3.7: a caller's breach is a UsageError). */
+  #clock(now: Instant): void {
+    if (now < this.#now) throw new UsageError(`time went backwards: ${now} < ${this.#now}`);
+    this.#now = now;
+  }
+
+  /** Enters CLOSED, reporting `reason`, and drops every queue and timer. */
+  #terminate(reason: CloseReason, error: TcpErrorCode | undefined): void {
+    this.#state = "CLOSED";
+    this.#error = error;
+    this.#rtxAt = undefined;
+    this.#delackAt = undefined;
+    this.#persistAt = undefined;
+    this.#keepAliveAt = undefined;
+    this.#closeAt = undefined;
+    this.#ackNow = false;
+    this.#probePending = false;
+    this.#rtxNext = undefined;
+    this.#ooo.clear();
+    this.#evClosed = { kind: "closed", reason, error };
+  }
+}
+
+/** States `exportState` / `importState` accept (Chimney ST-9 plus TIME-WAIT). */
+const IMPORTABLE: ReadonlySet<TcpState> = new Set<TcpState>([
+  "ESTABLISHED",
+  "FIN-WAIT-1",
+  "FIN-WAIT-2",
+  "CLOSE-WAIT",
+  "CLOSING",
+  "LAST-ACK",
+  "TIME-WAIT",
+]);
+
+/**
+ * The reply to a segment that matches no connection (RFC 9293 3.10.7.1, CLOSED state): a RST
+ * for anything but a RST. `undefined` means send nothing.
+ */
+export function replyToUnexpected(seg: TcpRepr): TcpRepr | undefined {
+  if (seg.flags & TcpFlag.RST) return undefined;
+  const base = {
+    srcPort: seg.dstPort,
+    dstPort: seg.srcPort,
+    window: 0,
+    urgent: 0,
+    mss: undefined,
+    windowScale: undefined,
+    sackPermitted: false,
+    sack: NO_SACK,
+    timestamps: undefined,
+    unknownOptions: NO_OPTS,
+    payload: EMPTY,
+  };
+  if (seg.flags & TcpFlag.ACK) return { ...base, seq: seg.ack, ack: Seq.of(0), flags: TcpFlag.RST };
+  const len = seg.payload.length + (seg.flags & TcpFlag.SYN ? 1 : 0) + (seg.flags & TcpFlag.FIN ? 1 : 0);
+  return { ...base, seq: Seq.of(0), ack: Seq.add(seg.seq, len), flags: TcpFlag.RST | TcpFlag.ACK };
+}
+
+/**
+ * The owner's drain loop (STYLE snippet 4): transmit every segment, read the next deadline,
+ * deliver every event. Returns the deadline.
+ */
+export function drain(
+  conn: TcpConnection,
+  now: Instant,
+  transmit: (seg: TcpRepr) => void,
+  notify: (ev: ConnEvent) => void,
+): Instant | undefined {
+  for (let seg = conn.pollTransmit(now); seg !== undefined; seg = conn.pollTransmit(now)) transmit(seg);
+  const wakeAt = conn.pollTimeout();
+  for (let ev = conn.pollEvent(); ev !== undefined; ev = conn.pollEvent()) notify(ev);
+  return wakeAt;
+}

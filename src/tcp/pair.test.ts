@@ -1,0 +1,394 @@
+// Pair tests: two engines wired through an in-test lossy, reordering link in virtual time.
+// Bytes read must equal bytes written, both ways, for many seeds (RFC 9293 end to end).
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { Instant } from "../time/instant.js";
+import { MinHeap } from "../util/heap.js";
+import type { TcpRepr } from "../wire/tcp-repr.js";
+import { type TcpConfig, tcpConfig } from "./config.js";
+import { TcpConnection } from "./connection.js";
+import { Seq } from "./seq.js";
+
+/** mulberry32: a tiny seeded PRNG for the link. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface LinkOpts {
+  loss: number;
+  reorder: number;
+  delayUs: number;
+  jitterUs: number;
+  /** Probability that a segment is delivered twice. */
+  dup?: number;
+}
+
+interface Flight {
+  at: number;
+  order: number;
+  toB: boolean;
+  seg: TcpRepr;
+}
+
+/** Deterministic byte pattern: byte i of stream `s`. */
+function patternByte(s: number, i: number): number {
+  return (i * 31 + s * 7 + (i >>> 8)) & 0xff;
+}
+
+export interface PairResult {
+  a: TcpConnection;
+  b: TcpConnection;
+  gotAtA: number;
+  gotAtB: number;
+  now: number;
+  steps: number;
+  migrated: boolean;
+}
+
+export interface PairOpts {
+  seed: number;
+  bytesAtoB: number;
+  bytesBtoA: number;
+  cfgA: TcpConfig;
+  cfgB: TcpConfig;
+  link: LinkOpts;
+  chunk: number;
+  /** At this many bytes received by B, export B and import it into a fresh engine. */
+  migrateBAt?: number;
+  maxSteps?: number;
+  /** Close both sides once done. */
+  close?: boolean;
+}
+
+/** Runs a transfer; checks each received byte against the pattern. */
+export function runPair(o: PairOpts): PairResult {
+  const rnd = prng(o.seed);
+  const flights = new MinHeap<Flight>((x, y) => x.at < y.at || (x.at === y.at && x.order < y.order));
+  let order = 0;
+  let now = 0;
+  const a = TcpConnection.connect(
+    o.cfgA,
+    { localPort: 1000, remotePort: 80, iss: Seq.of(0xffff_0000 + o.seed), tsOffset: 12345 },
+    Instant.ZERO,
+  );
+  let b: TcpConnection | undefined;
+  let sentA = 0;
+  let sentB = 0;
+  let gotAtA = 0;
+  let gotAtB = 0;
+  let migrated = false;
+  const tmp = new Uint8Array(65536);
+  const makeChunk = (s: number, from: number, n: number): Uint8Array => {
+    const c = new Uint8Array(n);
+    for (let i = 0; i < n; i++) c[i] = patternByte(s, from + i);
+    return c;
+  };
+  const put = (toB: boolean, seg: TcpRepr): void => {
+    if (rnd() < o.link.loss) return;
+    let delay = o.link.delayUs + Math.floor(rnd() * o.link.jitterUs);
+    if (rnd() < o.link.reorder) delay += o.link.delayUs * 2;
+    flights.push({ at: now + delay, order: order++, toB, seg });
+    if (o.link.dup !== undefined && rnd() < o.link.dup)
+      flights.push({ at: now + delay + 100, order: order++, toB, seg });
+  };
+  const pump = (c: TcpConnection, toB: boolean): void => {
+    const t = Instant.fromMicros(now);
+    for (let s = c.pollTransmit(t); s !== undefined; s = c.pollTransmit(t)) put(toB, s);
+    while (c.pollEvent() !== undefined);
+  };
+  const app = (): void => {
+    // Writers.
+    while (sentA < o.bytesAtoB && a.sendSpace > 0 && a.state !== "CLOSED") {
+      const n = Math.min(o.chunk, o.bytesAtoB - sentA, a.sendSpace);
+      const r = a.send(makeChunk(0, sentA, n));
+      if (typeof r !== "number" || r === 0) break;
+      sentA += r;
+    }
+    if (b !== undefined) {
+      while (sentB < o.bytesBtoA && b.sendSpace > 0 && b.state !== "CLOSED") {
+        const n = Math.min(o.chunk, o.bytesBtoA - sentB, b.sendSpace);
+        const r = b.send(makeChunk(1, sentB, n));
+        if (typeof r !== "number" || r === 0) break;
+        sentB += r;
+      }
+    }
+    // Readers.
+    for (let n = a.recvInto(tmp); n > 0; n = a.recvInto(tmp)) {
+      for (let i = 0; i < n; i++)
+        if (tmp[i] !== patternByte(1, gotAtA + i)) assert.fail(`A byte ${gotAtA + i}`);
+      gotAtA += n;
+    }
+    if (b !== undefined) {
+      for (let c = b.recv(); c !== undefined; c = b.recv()) {
+        for (let i = 0; i < c.length; i++)
+          if (c[i] !== patternByte(0, gotAtB + i)) assert.fail(`B byte ${gotAtB + i}`);
+        gotAtB += c.length;
+      }
+    }
+    if (o.close === true) {
+      if (sentA === o.bytesAtoB && (a.state === "ESTABLISHED" || a.state === "CLOSE-WAIT")) a.close();
+      if (b !== undefined && sentB === o.bytesBtoA && (b.state === "ESTABLISHED" || b.state === "CLOSE-WAIT"))
+        b.close();
+    }
+  };
+  const maxSteps = o.maxSteps ?? 2_000_000;
+  let steps = 0;
+  for (; steps < maxSteps; steps++) {
+    const t = Instant.fromMicros(now);
+    app();
+    pump(a, true);
+    if (b !== undefined) pump(b, false);
+    a.checkInvariants();
+    b?.checkInvariants();
+    if (
+      o.migrateBAt !== undefined &&
+      !migrated &&
+      b !== undefined &&
+      gotAtB >= o.migrateBAt &&
+      MIGRATABLE.has(b.state)
+    ) {
+      // Chimney offload: snapshot, then continue on a fresh engine whose clock is elsewhere.
+      const snap = b.exportState(t);
+      b = TcpConnection.importState(snap, t, o.cfgB);
+      migrated = true;
+      pump(b, false);
+    }
+    const done =
+      gotAtA === o.bytesBtoA &&
+      gotAtB === o.bytesAtoB &&
+      (o.close !== true || (closedOrTw(a) && b !== undefined && closedOrTw(b)));
+    if (done) break;
+    // Next event.
+    let next = flights.peek()?.at ?? Infinity;
+    const ta = a.pollTimeout();
+    if (ta !== undefined) next = Math.min(next, ta);
+    const tb = b?.pollTimeout();
+    if (tb !== undefined) next = Math.min(next, tb);
+    if (next === Infinity) break;
+    now = Math.max(now, next);
+    const tn = Instant.fromMicros(now);
+    // Deliver every due segment in (time, order).
+    for (let f = flights.peek(); f !== undefined && f.at <= now; f = flights.peek()) {
+      flights.pop();
+      if (f.toB) {
+        if (b === undefined)
+          b = TcpConnection.accept(
+            o.cfgB,
+            { localPort: 80, remotePort: 1000, iss: Seq.of(0xfffff000 - o.seed), tsOffset: 999 },
+            f.seg,
+            tn,
+          );
+        else b.handleSegment(tn, f.seg);
+      } else a.handleSegment(tn, f.seg);
+    }
+    if (ta !== undefined && ta <= now) a.handleTimeout(tn);
+    if (b !== undefined && tb !== undefined && tb <= now) b.handleTimeout(tn);
+  }
+  assert.ok(b !== undefined, "server never created");
+  return { a, b, gotAtA, gotAtB, now, steps, migrated };
+}
+
+const MIGRATABLE = new Set(["ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK"]);
+
+function closedOrTw(c: TcpConnection): boolean {
+  return c.state === "CLOSED" || c.state === "TIME-WAIT";
+}
+
+const LAN: LinkOpts = { loss: 0, reorder: 0, delayUs: 500, jitterUs: 0 };
+
+void describe("pair transfer (RFC 9293 end to end)", () => {
+  void test("1 MB each way, clean link, then orderly close", () => {
+    const cfg = tcpConfig();
+    const r = runPair({
+      seed: 1,
+      bytesAtoB: 1 << 20,
+      bytesBtoA: 1 << 20,
+      cfgA: cfg,
+      cfgB: cfg,
+      link: LAN,
+      chunk: 10000,
+      close: true,
+    });
+    assert.equal(r.gotAtB, 1 << 20);
+    assert.equal(r.gotAtA, 1 << 20);
+    assert.ok(closedOrTw(r.a) && closedOrTw(r.b));
+    assert.equal(r.a.stats.retransmits, 0);
+    assert.equal(r.b.stats.retransmits, 0);
+  });
+
+  void test("2 MB each way at 10% loss, MSS 536", () => {
+    const cfg = tcpConfig({ mss: 536, recvBufferSize: 64 * 1024, sendBufferSize: 64 * 1024 });
+    for (let seed = 100; seed < 103; seed++) {
+      const link = { loss: 0.1, reorder: 0.05, delayUs: 2000, jitterUs: 500 };
+      const r = runPair({
+        seed,
+        bytesAtoB: 2 << 20,
+        bytesBtoA: 2 << 20,
+        cfgA: cfg,
+        cfgB: cfg,
+        link,
+        chunk: 50_000,
+        close: true,
+      });
+      assert.equal(r.gotAtB, 2 << 20, `seed ${seed}`);
+      assert.equal(r.gotAtA, 2 << 20, `seed ${seed}`);
+    }
+  });
+
+  void test("10% loss, reordering, MSS 536, small buffers, many seeds", () => {
+    const cfg = tcpConfig({ mss: 536, sendBufferSize: 8192, recvBufferSize: 4096 });
+    for (let seed = 1; seed <= 12; seed++) {
+      const link = { loss: 0.1, reorder: 0.1, delayUs: 1000, jitterUs: 400 };
+      const r = runPair({
+        seed,
+        bytesAtoB: 60_000,
+        bytesBtoA: 30_000,
+        cfgA: cfg,
+        cfgB: cfg,
+        link,
+        chunk: 700,
+        close: true,
+      });
+      assert.equal(r.gotAtB, 60_000, `seed ${seed}`);
+      assert.equal(r.gotAtA, 30_000, `seed ${seed}`);
+    }
+  });
+
+  void test("loss without SACK or timestamps (NewReno path)", () => {
+    const cfg = tcpConfig({ sack: false, timestamps: false, recvBufferSize: 64 * 1024 });
+    for (let seed = 1; seed <= 6; seed++) {
+      const link = { loss: 0.05, reorder: 0.05, delayUs: 2000, jitterUs: 500 };
+      const r = runPair({
+        seed,
+        bytesAtoB: 300_000,
+        bytesBtoA: 10_000,
+        cfgA: cfg,
+        cfgB: cfg,
+        link,
+        chunk: 4000,
+        close: true,
+      });
+      assert.equal(r.gotAtB, 300_000, `seed ${seed}`);
+      assert.equal(r.gotAtA, 10_000, `seed ${seed}`);
+    }
+  });
+
+  void test("duplicated and reordered segments, SACK on and off", () => {
+    for (const sack of [true, false]) {
+      const cfg = tcpConfig({ sack, mss: 536, recvBufferSize: 8192 });
+      for (let seed = 20; seed < 26; seed++) {
+        const link = { loss: 0.03, reorder: 0.2, delayUs: 800, jitterUs: 800, dup: 0.2 };
+        const r = runPair({
+          seed,
+          bytesAtoB: 80_000,
+          bytesBtoA: 40_000,
+          cfgA: cfg,
+          cfgB: cfg,
+          link,
+          chunk: 3000,
+          close: true,
+        });
+        assert.equal(r.gotAtB, 80_000, `seed ${seed}`);
+        assert.equal(r.gotAtA, 40_000, `seed ${seed}`);
+      }
+    }
+  });
+
+  void test("tiny windows (receive buffer 100 bytes)", () => {
+    const cfg = tcpConfig({ mss: 536, recvBufferSize: 100, sendBufferSize: 1000 });
+    const r = runPair({
+      seed: 7,
+      bytesAtoB: 20_000,
+      bytesBtoA: 5_000,
+      cfgA: cfg,
+      cfgB: cfg,
+      link: { loss: 0.05, reorder: 0, delayUs: 300, jitterUs: 100 },
+      chunk: 333,
+      close: true,
+    });
+    assert.equal(r.gotAtB, 20_000);
+    assert.equal(r.gotAtA, 5_000);
+  });
+});
+
+void describe("determinism", () => {
+  void test("the same seed gives the same run; another seed a different one", () => {
+    const cfg = tcpConfig({ mss: 536, recvBufferSize: 8192 });
+    const link = { loss: 0.1, reorder: 0.1, delayUs: 1000, jitterUs: 500 };
+    const run = (seed: number): string => {
+      const r = runPair({
+        seed,
+        bytesAtoB: 30_000,
+        bytesBtoA: 10_000,
+        cfgA: cfg,
+        cfgB: cfg,
+        link,
+        chunk: 1000,
+        close: true,
+      });
+      return JSON.stringify([r.now, r.steps, r.a.stats, r.b.stats]);
+    };
+    assert.equal(run(5), run(5));
+    assert.notEqual(run(5), run(6));
+  });
+});
+
+void describe("export / import mid-transfer (Chimney 7.6, 7.7, 11.6, 11.7)", () => {
+  void test("streams identical and no extra retransmissions on a clean link", () => {
+    const cfg = tcpConfig();
+    const base = runPair({
+      seed: 3,
+      bytesAtoB: 2 << 20,
+      bytesBtoA: 256 << 10,
+      cfgA: cfg,
+      cfgB: cfg,
+      link: LAN,
+      chunk: 16384,
+      close: true,
+    });
+    const moved = runPair({
+      seed: 3,
+      bytesAtoB: 2 << 20,
+      bytesBtoA: 256 << 10,
+      cfgA: cfg,
+      cfgB: cfg,
+      link: LAN,
+      chunk: 16384,
+      close: true,
+      migrateBAt: 700_000,
+    });
+    assert.ok(moved.migrated);
+    assert.equal(moved.gotAtB, 2 << 20);
+    assert.equal(moved.gotAtA, 256 << 10);
+    assert.equal(moved.a.stats.retransmits, 0);
+    assert.equal(moved.b.stats.retransmits, 0);
+    assert.equal(moved.now, base.now, "migration changed timing");
+  });
+
+  void test("with loss, the transfer completes after migration", () => {
+    const cfg = tcpConfig({ mss: 536, recvBufferSize: 16384 });
+    for (let seed = 1; seed <= 5; seed++) {
+      const r = runPair({
+        seed,
+        bytesAtoB: 100_000,
+        bytesBtoA: 50_000,
+        cfgA: cfg,
+        cfgB: cfg,
+        link: { loss: 0.1, reorder: 0.1, delayUs: 1000, jitterUs: 300 },
+        chunk: 1000,
+        close: true,
+        migrateBAt: 40_000,
+      });
+      assert.ok(r.migrated);
+      assert.equal(r.gotAtB, 100_000);
+      assert.equal(r.gotAtA, 50_000);
+    }
+  });
+});
