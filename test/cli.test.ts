@@ -46,6 +46,21 @@ void describe("chimney CLI", () => {
     assert.match(r.stdout, /demo/);
     assert.match(r.stdout, /decode/);
   });
+  void test("the demo (chimney with no command) terminates with BufferedData and verifies, under 5 s", () => {
+    const t0 = performance.now();
+    const r = run();
+    const ms = performance.now() - t0;
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /seed 1/);
+    assert.match(r.stdout, /TerminateOffloadComplete: .*bufferedData=[1-9]\d*B/);
+    assert.match(r.stdout, /MiniportTcpOffloadReceiveReturn/);
+    assert.match(r.stdout, /ok +ledgers quiescent/);
+    assert.match(r.stdout, /verified: no byte lost, duplicated or reordered/);
+    assert.ok(ms < 5000, `demo took ${ms.toFixed(0)} ms`);
+    const other = run("--seed", "7");
+    assert.equal(other.code, 0, other.stdout);
+    assert.match(other.stdout, /seed 7/);
+  });
   void test("an unknown command or option is one clear line and exit 2", () => {
     for (const args of [["bogus"], ["decode"], ["demo", "--seed", "x"], ["decode", "--count", "0", "f"]]) {
       const r = run(...args);

@@ -5,6 +5,8 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { decodeCapture } from "./commands/decode.js";
+import { runDemo } from "./commands/demo.js";
+import { renderReport } from "./commands/report.js";
 import { serve } from "./commands/serve.js";
 import { EXIT, reportError } from "./errors.js";
 
@@ -39,11 +41,11 @@ export function program(): Command {
   p.command("demo")
     .description("run the main job on the embedded simulator: offload, buffer, terminate, verify")
     .option("--seed <n>", "simulation seed", positiveInt, 1)
-    .action(() => {
-      process.stdout.write(
-        "chimney demo: not built yet (it lands with the offload target); run `npm test`.\n",
-      );
-      process.exitCode = EXIT.FAILED;
+    .option("--held <bytes>", "bytes the target holds undelivered when the host terminates", positiveInt)
+    .action((opts: { seed: number; held?: number }) => {
+      const out = runDemo({ seed: opts.seed, held: opts.held, color: process.stdout.isTTY });
+      for (const line of out.lines) process.stdout.write(`${line}\n`);
+      if (!out.ok) process.exitCode = EXIT.FAILED;
     });
 
   p.command("decode")
@@ -54,6 +56,15 @@ export function program(): Command {
     .option("--verify-checksums", "verify checksums and flag bad ones")
     .action((file: string, opts: { count?: number; absolute?: boolean; verifyChecksums?: boolean }) => {
       for (const line of decodeCapture(file, opts)) process.stdout.write(`${line}\n`);
+    });
+
+  p.command("report")
+    .description("render a timeline JSON file (from a run) as one self-contained, zoomable HTML page")
+    .argument("<timeline>", "a timeline JSON file")
+    .requiredOption("-o, --output <file>", "the HTML file to write")
+    .action((file: string, opts: { output: string }) => {
+      const n = renderReport(file, opts.output);
+      process.stdout.write(`wrote ${opts.output} (${n} bytes)\n`);
     });
 
   p.command("serve")
@@ -94,7 +105,6 @@ export function program(): Command {
 export async function main(argv: readonly string[]): Promise<number> {
   const p = program();
   const verbose = argv.includes("--verbose");
-  // No command (only options, or nothing): the demo is the main job.
   // --verbose is read here, wherever it stands; it is not passed on.
   const rest = argv.filter((a) => a !== "--verbose");
   // No command word (only options such as --seed 3): the demo is the main job.

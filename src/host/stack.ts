@@ -117,8 +117,43 @@ export class SocketError extends StackError {
   }
 }
 
-/** Where a connection lives; the chimney's offload manager moves it between these. */
-export type ConnPhase = "host" | "offloaded";
+/**
+ * Where a connection lives; the chimney's offload manager moves it between these. "host": the
+ * host engine runs it. "offloading": an InitiateOffload is in flight (no I/O to the target, IO-3;
+ * segments are held, IO-4). "offloaded": the target runs it. "terminating": a TerminateOffload is
+ * in flight (segments indicated up are held for the host, TM-24).
+ */
+export type ConnPhase = "host" | "offloading" | "offloaded" | "terminating";
+
+/**
+ * What the stack asks of an offload manager for connections that are not on the host (phase
+ * other than "host"). Installed with `HostStack.attachOffload`; every method is called only
+ * for such connections.
+ */
+export interface OffloadHooks {
+  /** `HostStack.send` for a connection off the host: returns the bytes taken. */
+  send(now: Instant, c: HostConn, data: Uint8Array): number;
+  /** `HostStack.recv`. */
+  recv(now: Instant, c: HostConn, max: number | undefined): Uint8Array | undefined;
+  /** Bytes `recv` can return now. */
+  readable(c: HostConn): number;
+  /** `HostStack.close`. */
+  close(now: Instant, c: HostConn): void;
+  /** `HostStack.abort`. */
+  abort(now: Instant, c: HostConn): void;
+  /** `HostStack.configure`. */
+  configure(now: Instant, c: HostConn, change: (tcp: TcpConnection) => void): void;
+  /** A TCP segment arrived through the host for a connection off the host. */
+  segment(now: Instant, c: HostConn, seg: TcpRepr, src: IpAddr, dst: IpAddr): void;
+  /** The path MTU toward the connection's peer changed (ICMP, spec 9.1). */
+  pathMtuChanged(now: Instant, c: HostConn, pmtu: number): void;
+  /** Called at the start of every `pollTransmit`/`pollEvent`/`pollTimeout`: deferred work. */
+  flush(now: Instant): void;
+  /** The manager's earliest deadline, if any. */
+  pollTimeout(): Instant | undefined;
+  /** Runs the manager's deadlines at or before `now`. */
+  handleTimeout(now: Instant): void;
+}
 
 /** A connection of this host. The TCP engine is `tcp` while the connection lives on the host. */
 export class HostConn {
@@ -272,6 +307,7 @@ export class HostStack {
   readonly #random: RandomSource;
   readonly #ttl: number;
   readonly #ephemeral: readonly [number, number];
+  #offload: OffloadHooks | undefined;
   readonly #synQueueLimit: number;
   readonly #conns = new Map<string, HostConn>();
   readonly #listeners = new Map<string, HostListener>();
@@ -395,6 +431,7 @@ export class HostStack {
   /** Queues `data` (zero-copy) and returns how many bytes were taken (0 when the buffer is full). */
   send(now: Instant, c: HostConn, data: Uint8Array): number {
     this.#advance(now);
+    if (c.phase !== "host") return this.#hooks(c).send(now, c, data);
     const r = c.engine.send(data);
     this.#touch(c);
     if (typeof r === "number") return r;
@@ -404,6 +441,7 @@ export class HostStack {
   /** Takes up to `max` in-order bytes (a view when possible), reopening the window. */
   recv(now: Instant, c: HostConn, max?: number): Uint8Array | undefined {
     this.#advance(now);
+    if (c.phase !== "host") return this.#hooks(c).recv(now, c, max);
     const d = c.engine.recv(max);
     if (d !== undefined) this.#touch(c);
     return d;
@@ -412,6 +450,10 @@ export class HostStack {
   /** Graceful close of our direction (FIN after queued data). */
   close(now: Instant, c: HostConn): void {
     this.#advance(now);
+    if (c.phase !== "host") {
+      this.#hooks(c).close(now, c);
+      return;
+    }
     c.engine.close();
     this.#touch(c);
   }
@@ -419,6 +461,10 @@ export class HostStack {
   /** Abortive close (RST). */
   abort(now: Instant, c: HostConn): void {
     this.#advance(now);
+    if (c.phase !== "host") {
+      this.#hooks(c).abort(now, c);
+      return;
+    }
     c.tcp?.abort();
     this.#touch(c);
   }
@@ -426,7 +472,103 @@ export class HostStack {
   /** Applies an option change that may produce output or move timers. */
   configure(now: Instant, c: HostConn, change: (tcp: TcpConnection) => void): void {
     this.#advance(now);
+    if (c.phase !== "host") {
+      this.#hooks(c).configure(now, c, change);
+      return;
+    }
     change(c.engine);
+    this.#touch(c);
+  }
+
+  /** Bytes `recv` can return now, wherever the connection lives. */
+  readable(c: HostConn): number {
+    if (c.phase !== "host") return this.#hooks(c).readable(c);
+    return c.tcp?.readable ?? 0;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The offload manager's access (spec 12.1: the host half of the chimney)
+
+  /** Installs the offload manager's hooks (once). */
+  attachOffload(hooks: OffloadHooks): void {
+    if (this.#offload !== undefined) throw new UsageError("an offload manager is already attached");
+    this.#offload = hooks;
+  }
+
+  /** The stack's current time (the latest `now` it was given). */
+  get now(): Instant {
+    return this.#now;
+  }
+
+  /** IPv4 TTL / IPv6 hop limit of this host's packets. */
+  get ttl(): number {
+    return this.#ttl;
+  }
+
+  /** The configuration of interface `ifIndex`. */
+  interfaceConfig(ifIndex: number): InterfaceConfig {
+    const i = this.#ifaces[ifIndex];
+    if (i === undefined) throw new UsageError(`no interface ${ifIndex}`);
+    return i.cfg;
+  }
+
+  /** The current path MTU toward `c`'s peer. */
+  pathMtuOf(c: HostConn): number {
+    return this.#pathMtu(c.remoteAddr, c.ifIndex);
+  }
+
+  /**
+   * Takes the engine away from `c` (the offload manager exported it): the connection stays in
+   * the table under `phase`, with no timer and no output of its own.
+   */
+  releaseEngine(c: HostConn, phase: Exclude<ConnPhase, "host">): TcpConnection | undefined {
+    const t = c.tcp;
+    c.tcp = undefined;
+    c.deadline = undefined;
+    c.phase = phase;
+    return t;
+  }
+
+  /** Gives `c` an engine again (an upload, or a failed offload): it runs on the host from now. */
+  adoptEngine(c: HostConn, tcp: TcpConnection): void {
+    c.tcp = tcp;
+    c.phase = "host";
+    this.#touch(c);
+  }
+
+  /** Sets the phase of a connection off the host (offloading/offloaded/terminating). */
+  setPhase(c: HostConn, phase: Exclude<ConnPhase, "host">): void {
+    assert(c.tcp === undefined, "a connection with a host engine is on the host");
+    c.phase = phase;
+  }
+
+  /** A socket-level event of a connection off the host, queued like the engine's own. */
+  deliverEvent(c: HostConn, ev: ConnEvent): void {
+    this.#onConnEvent(c, ev);
+  }
+
+  /**
+   * Drops a connection off the host from the table (it closed while offloaded). Its phase stays,
+   * so `recv` still reads what the manager holds for it.
+   */
+  forget(c: HostConn): void {
+    this.#remove(c);
+  }
+
+  /** Marks `c` as having output or events (after a user call made through the engine directly). */
+  touch(c: HostConn): void {
+    this.#touch(c);
+  }
+
+  /** Sends one segment of `c` now (the offload manager drains an engine before exporting it). */
+  sendSegmentFor(c: HostConn, seg: TcpRepr): void {
+    this.#sendSegment(this.#now, c, seg);
+  }
+
+  /** Processes a TCP segment on `c`'s host engine (segments held during an upload, TM-24). */
+  deliverSegment(now: Instant, c: HostConn, seg: TcpRepr): void {
+    this.#advance(now);
+    c.engine.handleSegment(now, seg);
     this.#touch(c);
   }
 
@@ -507,6 +649,8 @@ export class HostStack {
       c.tcp?.handleTimeout(now);
       this.#touch(c);
     }
+    const ot = this.#offload?.pollTimeout();
+    if (ot !== undefined && ot <= now) this.#offload?.handleTimeout(now);
     const nt = this.neighbors.pollTimeout();
     if (nt !== undefined && nt <= now) this.neighbors.handleTimeout(now);
     const pt = this.paths.pollTimeout();
@@ -547,8 +691,11 @@ export class HostStack {
   /** The earliest deadline of any connection, neighbor or path entry. */
   pollTimeout(): Instant | undefined {
     if (this.#dirty.length > 0) this.#flush(this.#now);
+    this.#offload?.flush(this.#now);
+    if (this.#dirty.length > 0) this.#flush(this.#now);
     let t = this.neighbors.pollTimeout();
     t = Instant.earliest(t, this.paths.pollTimeout());
+    t = Instant.earliest(t, this.#offload?.pollTimeout());
     for (let top = this.#timers.peek(); top !== undefined; top = this.#timers.peek()) {
       if (top.conn.deadline === top.at) return Instant.earliest(t, top.at);
       this.#timers.pop(); // stale
@@ -558,6 +705,13 @@ export class HostStack {
 
   // -------------------------------------------------------------------------------------------
   // Internals: connections
+
+  #hooks(c: HostConn): OffloadHooks {
+    const h = this.#offload;
+    if (h === undefined)
+      throw new UsageError(`connection ${c.id} is ${c.phase} but no offload manager is attached`);
+    return h;
+  }
 
   #advance(now: Instant): void {
     if (now < this.#now) throw new UsageError(`time went backwards: ${now} < ${this.#now}`);
@@ -573,6 +727,7 @@ export class HostStack {
 
   /** Drains dirty connections: segments into frames, events into the event queue, timers. */
   #flush(now: Instant): void {
+    this.#offload?.flush(now);
     this.#drainNeighbors(now);
     while (this.#dirty.length > 0) {
       const batch = this.#dirty;
@@ -702,6 +857,10 @@ export class HostStack {
     if (c !== undefined && c.tcp !== undefined) {
       c.tcp.handleSegment(now, seg);
       this.#touch(c);
+      return;
+    }
+    if (c !== undefined && c.phase !== "host") {
+      this.#hooks(c).segment(now, c, seg, src, dst);
       return;
     }
     const l =
@@ -843,6 +1002,8 @@ export class HostStack {
       if (c.tcp !== undefined && ipEquals(c.remoteAddr, dst)) {
         c.tcp.setPathMtu(pmtu, hdr);
         this.#touch(c);
+      } else if (c.phase !== "host" && ipEquals(c.remoteAddr, dst)) {
+        this.#hooks(c).pathMtuChanged(now, c, pmtu);
       }
     }
   }

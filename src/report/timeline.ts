@@ -72,7 +72,10 @@ export interface Timeline {
   readonly scenario: string;
   readonly seed: number;
   /** Passed when every verification held. */
-  readonly verdict: { readonly passed: boolean; readonly checks: readonly { readonly name: string; readonly ok: boolean; readonly detail: string }[] };
+  readonly verdict: {
+    readonly passed: boolean;
+    readonly checks: readonly { readonly name: string; readonly ok: boolean; readonly detail: string }[];
+  };
   readonly endUs: number;
   readonly connections: readonly TimelineConnection[];
   readonly segments: readonly WireSegment[];

@@ -1,0 +1,1725 @@
+/**
+ * The host's offload manager: the host half of TCP Chimney (spec digest 12.1). It decides which
+ * connections to hand to the offload target, builds the neighbor -> path -> TCP state trees,
+ * runs initiate / terminate / update / invalidate / query end to end, and keeps the socket-level
+ * calls of `HostStack` working whatever phase a connection is in ("sockets don't notice").
+ *
+ * Theory of operation
+ * - Objects. Each offloaded neighbor and path is a `NeighborObject` / `PathObject` with the
+ *   context slot the target writes (CTX-3), a phase, and a count of offloaded dependents (TM-4).
+ *   A connection off the host is an `OffloadedTcp` bound to its `HostConn`.
+ * - Initiate (spec 7). Only ST-9 states; the stack first drains the engine (owed ACKs go out),
+ *   then the engine is exported and the connection enters "offloading": its engine is parked,
+ *   segments that reach the host are held (IO-4) and the application's sends are queued (IO-3).
+ *   The tree reuses offloaded neighbor/path objects through linker blocks (TR-6); objects still
+ *   in flight make the request wait (C-1). Send data crosses as NBLs in the TCP block's
+ *   NetBufferListChain (spec 7.6); undelivered receive data is lent as BufferedData and copied
+ *   by the target during the call (IO-19). On success the parked engine is dropped (IO-21) and
+ *   held segments are forwarded (FW-1); on failure the parked engine runs again (IO-10).
+ * - Data while offloaded. `send` becomes MiniportTcpOffloadSend of an NBL over the caller's
+ *   bytes (zero-copy), bounded by the send buffer size; completions produce `acked` and
+ *   `writable`. Received data reaches a host-side queue either by accepting indications or by
+ *   completing posted receive requests; `recv` reads that queue. How the host consumes
+ *   indications and whether it posts requests is a seeded `ReceiveKnobs` policy, so tests can
+ *   exercise every branch of the delivery algorithm (spec 14.6). `close` is a graceful
+ *   disconnect, `abort` an abortive one; TcpIndicateDisconnect becomes `peer-fin` and
+ *   TcpIndicateAbort a `closed` event with ECONNRESET.
+ * - Terminate (spec 11). Host-initiated, or on a mandatory TcpIndicateRetrieve, on
+ *   TcpIndicateAbort (RST-2), or when the connection has finished both directions. A connection
+ *   that is the last on its path takes the path (and a last path its neighbor) into the same tree
+ *   (C-6, TM-5); `terminateNeighbor` uploads every connection of a neighbor in one tree (a
+ *   "storm"). On completion the host rebuilds the send queue from the NBLs it still tracks
+ *   (returned in NetBufferListChain or completed with UPLOAD_IN_PROGRESS, in their original
+ *   order), rebuilds the receive buffer as (host queue, then BufferedData) so the application
+ *   reads everything in order, returns the BufferedData NBLs (TM-20), imports the engine from the
+ *   delegated state (timers resume from their deltas), and then processes segments held during
+ *   the upload (TM-24).
+ * - Re-entrancy. Upcalls from the target only record work; anything that calls the target again
+ *   (receive returns, re-posting, forwarding, starting a terminate) runs from `flush`, which the
+ *   stack calls before producing output. So no call into the target nests inside another.
+ */
+import {
+  forEachInTree,
+  type MiniportOffloadContext,
+  type NdisOffloadHandle,
+  type NeighborBlock,
+  newBlock,
+  type OffloadBlockList,
+  type OffloadContextSlot,
+  type PathBlock,
+  type TcpBlock,
+  treeBlocks,
+} from "../chimney/block-list.js";
+import {
+  MANDATORY_UPLOAD_REASONS,
+  type OffloadHost,
+  type OffloadTarget,
+  type ReceiveIndicateResult,
+  type TcpOffloadEvent,
+  type TcpUploadReason,
+} from "../chimney/contract.js";
+import {
+  OFFLOADABLE_STATES,
+  type TcpCachedState as ChimneyCached,
+  type TcpConstState as ChimneyConst,
+  type TcpDelegatedState as ChimneyDelegated,
+} from "../chimney/state.js";
+import type { OffloadStatusIndication } from "../chimney/status.js";
+import { chainLength, copyOut, fromArrays, linkNbls, nblArray, toBytes } from "../nbl/chain.js";
+import type { BufferLedger } from "../nbl/ledger.js";
+import { mdl, type NetBufferList, netBuffer } from "../nbl/nbl.js";
+import { type ConnEvent, TcpConnection } from "../tcp/connection.js";
+import type { TcpCachedState, TcpConstState, TcpSnapshot } from "../tcp/types.js";
+import { Duration, Instant } from "../time/instant.js";
+import { assert, UsageError } from "../util/errors.js";
+import { MAC_ZERO } from "../wire/ethernet.js";
+import { type IpAddr, ipEquals, ipKey, ipToString } from "../wire/ip-addr.js";
+import { emitTcp, tcpBufferLen } from "../wire/tcp.js";
+import type { TcpRepr } from "../wire/tcp-repr.js";
+import type { HostConn, HostStack, OffloadHooks, RandomSource } from "./stack.js";
+import {
+  cachedStateFromEngine,
+  constStateFromEngine,
+  delegatedStateFromEngine,
+  snapshotFromOffloadState,
+  toOffloadConnectionState,
+} from "../chimney/tcp-state.js";
+
+/** When the manager offloads on its own (explicit `offload` calls always work). */
+export interface OffloadPolicy {
+  /** Offload an established connection once it has moved this many bytes; undefined = never. */
+  readonly autoOffloadAfterBytes?: number | undefined;
+  /** Also upload on optional TcpIndicateRetrieve reasons (spec 16.4); default false. */
+  readonly honorOptionalRetrieve?: boolean | undefined;
+  /** Preferred bytes per indication, passed as RcvIndicationSize (0 = unspecified). */
+  readonly rcvIndicationSize?: number | undefined;
+}
+
+/**
+ * How the host consumes received data of offloaded connections (spec 14). Weights and
+ * probabilities are drawn from `random`, so a run is a pure function of its seed.
+ */
+export interface ReceiveKnobs {
+  readonly random: RandomSource;
+  /** Relative weights of the three answers to an indication. */
+  readonly acceptAll: number;
+  readonly acceptPrefix: number;
+  readonly refuse: number;
+  /** Probability of posting a receive request when the host has no request outstanding. */
+  readonly post: number;
+  /** Sizes of posted requests (one is drawn per post). */
+  readonly postSizes: readonly number[];
+  /** Probability that a posted request is in non-push mode. */
+  readonly nonPush: number;
+  /** Probability that a post is pre-filled with bytes the host already holds (non-push only). */
+  readonly prefill: number;
+  /** Probability that the post re-enabling indications after a refusal is zero-byte (RI-3). */
+  readonly zeroByte: number;
+  /** Host-side receive queue limit in bytes: indications beyond it are refused. */
+  readonly queueLimit: number;
+  /** Probability of asking for an upload from inside an indication (tests: mid-indication). */
+  readonly terminateDuringIndication?: number | undefined;
+}
+
+/** Accept every indication, post nothing: the simplest consumer. */
+export function acceptAllKnobs(random: RandomSource): ReceiveKnobs {
+  return {
+    random,
+    acceptAll: 1,
+    acceptPrefix: 0,
+    refuse: 0,
+    post: 0,
+    postSizes: [4096],
+    nonPush: 0,
+    prefill: 0,
+    zeroByte: 1,
+    queueLimit: 1 << 30,
+  };
+}
+
+/** One step of the manager's log (for traces, the CLI demo and failure messages). */
+export interface OffloadLogEntry {
+  readonly at: Instant;
+  readonly conn: number | undefined;
+  readonly op: string;
+  readonly detail: string;
+}
+
+/** The result of a QueryOffload for one connection, once complete. */
+export interface QueryHandle {
+  done: boolean;
+  status: string | undefined;
+  delegated: ChimneyDelegated | undefined;
+}
+
+/** Counters of the manager. */
+export interface OffloadStats {
+  initiates: number;
+  initiateFailures: number;
+  terminates: number;
+  updates: number;
+  invalidates: number;
+  queries: number;
+  sends: number;
+  sendBytesCompleted: number;
+  indications: number;
+  indicatedBytesAccepted: number;
+  refusals: number;
+  posts: number;
+  zeroBytePosts: number;
+  postedBytesCompleted: number;
+  forwards: number;
+  heldSegments: number;
+  bufferedDataIn: number;
+  bufferedDataOut: number;
+  reachabilityQueries: number;
+  /** Uploads where the host queue and BufferedData both held bytes (ordering matters). */
+  uploadsBufferedBothSides: number;
+  /** Receive requests posted partly pre-filled by the host. */
+  prefilledPosts: number;
+}
+
+type ObjPhase = "offloading" | "offloaded" | "terminating";
+
+/** An offloaded (or in-flight) neighbor object. */
+interface NeighborObject {
+  readonly key: string;
+  readonly ifIndex: number;
+  readonly ip: IpAddr;
+  readonly slot: OffloadContextSlot;
+  readonly handle: NdisOffloadHandle;
+  phase: ObjPhase;
+  /** Offloaded or offloading paths that depend on it (TM-4). */
+  refs: number;
+  mac: Uint8Array;
+}
+
+/** An offloaded (or in-flight) path object. */
+interface PathObject {
+  readonly key: string;
+  readonly src: IpAddr;
+  readonly dst: IpAddr;
+  readonly neighbor: NeighborObject;
+  readonly slot: OffloadContextSlot;
+  phase: ObjPhase;
+  /** Offloaded or offloading connections that depend on it (TM-4). */
+  refs: number;
+  pmtu: number;
+}
+
+interface SendEntry {
+  readonly nbl: NetBufferList;
+  /** Still with the target (false once completed with a non-success status). */
+  atTarget: boolean;
+}
+
+interface PostedRecv {
+  readonly nbl: NetBufferList;
+  readonly buf: Uint8Array;
+  readonly prefill: number;
+}
+
+/** A connection that is not on the host. */
+class OffloadedTcp {
+  readonly conn: HostConn;
+  readonly path: PathObject;
+  readonly slot: OffloadContextSlot = { context: null };
+  readonly handle: NdisOffloadHandle;
+  phase: ObjPhase = "offloading";
+  readonly engineConst: TcpConstState;
+  engineCached: TcpCachedState;
+  chimConst: ChimneyConst;
+  cached: ChimneyCached;
+  /** The exported engine, parked while the initiate is in flight (IO-10). */
+  parked: TcpConnection | undefined;
+  /** Segments held while offloading (to forward) or terminating (to process, TM-24). */
+  readonly held: TcpRepr[] = [];
+  /** Application sends accepted while no I/O may go to the target. */
+  readonly heldSends: Uint8Array[] = [];
+  /** Send NBLs given to the target, in order (the initiate's send data first). */
+  readonly sends: SendEntry[] = [];
+  /** Bytes of `sends` not yet acknowledged plus `heldSends`. */
+  sendOutstanding = 0;
+  readonly sendLimit: number;
+  /** Host-side receive queue (copies), read by `recv`. */
+  readonly recvQ: Uint8Array[] = [];
+  recvBytes = 0;
+  /** Receive requests posted and not completed, FIFO. */
+  readonly posted: PostedRecv[] = [];
+  /** The target holds data the host refused; it indicates again only after a post (RI-3). */
+  refused = false;
+  /** BufferedData went over at initiate: the target holds it until the host posts (IO-22). */
+  mustPost = false;
+  /** TcpIndicateDisconnect arrived. */
+  peerFin = false;
+  /** The application called close (FIN owed after the data). */
+  closeRequested = false;
+  /** The FIN was queued before the offload (it travels in the delegated state). */
+  finBeforeOffload = false;
+  /** The graceful disconnect went to the target; its NBL while pending. */
+  disconnect: NetBufferList | undefined;
+  disconnectDone = false;
+  /** The application aborted, or the target indicated an abort. */
+  aborted: "local" | "reset" | undefined;
+  closedDelivered = false;
+  /** A terminate is wanted (reason), started from `flush`. */
+  wantTerminate: string | undefined;
+  /** A query or update is outstanding (C-5: terminate waits). */
+  busyOps = 0;
+  /** Forwarded segments outstanding, by NBL id. */
+  readonly forwarded = new Map<number, TcpRepr>();
+  readonly forwardBack: TcpRepr[] = [];
+  /** A shadow engine carrying option changes made while off the host (`configure`). */
+  shadow: TcpSnapshot;
+  bytesMoved = 0;
+
+  constructor(
+    conn: HostConn,
+    path: PathObject,
+    handle: NdisOffloadHandle,
+    snap: TcpSnapshot,
+    cached: ChimneyCached,
+  ) {
+    this.conn = conn;
+    this.path = path;
+    this.handle = handle;
+    this.engineConst = snap.constState;
+    this.engineCached = snap.cachedState;
+    this.chimConst = constStateFromEngine(snap.constState);
+    this.cached = cached;
+    this.sendLimit = snap.cachedState.sendBufferSize;
+    this.shadow = snap;
+  }
+}
+
+const OP_SEND = "MiniportTcpOffloadSend";
+const OP_RECV = "MiniportTcpOffloadReceive";
+const OP_RETURN = "MiniportTcpOffloadReceiveReturn";
+const OP_DISC = "MiniportTcpOffloadDisconnect";
+const OP_FWD = "MiniportTcpOffloadForward";
+const OP_INIT = "MiniportInitiateOffload";
+
+/**
+ * The offload manager (`OffloadHost` for the target). Create it over a stack and a ledger,
+ * construct the target with it, then `attachTarget`.
+ */
+export class OffloadManager implements OffloadHost {
+  readonly stack: HostStack;
+  readonly ledger: BufferLedger;
+  readonly stats: OffloadStats = {
+    initiates: 0,
+    initiateFailures: 0,
+    terminates: 0,
+    updates: 0,
+    invalidates: 0,
+    queries: 0,
+    sends: 0,
+    sendBytesCompleted: 0,
+    indications: 0,
+    indicatedBytesAccepted: 0,
+    refusals: 0,
+    posts: 0,
+    zeroBytePosts: 0,
+    postedBytesCompleted: 0,
+    forwards: 0,
+    heldSegments: 0,
+    bufferedDataIn: 0,
+    bufferedDataOut: 0,
+    reachabilityQueries: 0,
+    uploadsBufferedBothSides: 0,
+    prefilledPosts: 0,
+  };
+  /** Every step, oldest first (bounded by `logLimit`). */
+  readonly log: OffloadLogEntry[] = [];
+  logLimit = 10_000;
+  knobs: ReceiveKnobs;
+  policy: OffloadPolicy;
+
+  #target: OffloadTarget | undefined;
+  readonly #neighbors = new Map<string, NeighborObject>();
+  readonly #paths = new Map<string, PathObject>();
+  readonly #tcps = new Map<HostConn, OffloadedTcp>();
+  readonly #byHandle = new Map<number, OffloadedTcp>();
+  /** Connections that ended while off the host, kept so `recv` can drain them. */
+  readonly #retired = new WeakMap<HostConn, OffloadedTcp>();
+  readonly #neighborByHandle = new Map<number, NeighborObject>();
+  /** Connections whose offload waits for an object in flight (C-1). */
+  readonly #waiting: HostConn[] = [];
+  /** Work to run outside target upcalls. */
+  #deferred: (() => void)[] = [];
+  /** NBLs to give back with MiniportTcpOffloadReceiveReturn. */
+  #toReturn: NetBufferList[] = [];
+  #nextHandle = 1;
+  /** Whether returns of indicated NBLs are logged (BufferedData returns always are). */
+  #logReturns = false;
+  #paused = false;
+  #flushing = false;
+  /** Query results by root block. */
+  readonly #queries = new Map<OffloadBlockList, QueryHandle>();
+
+  constructor(stack: HostStack, ledger: BufferLedger, policy: OffloadPolicy = {}, knobs?: ReceiveKnobs) {
+    this.stack = stack;
+    this.ledger = ledger;
+    this.policy = policy;
+    this.knobs = knobs ?? acceptAllKnobs({ nextU32: () => 0 });
+    stack.attachOffload(this.#hooks());
+  }
+
+  /** Connects the target (the NIC) this manager offloads to. */
+  attachTarget(target: OffloadTarget): void {
+    if (this.#target !== undefined) throw new UsageError("an offload target is already attached");
+    this.#target = target;
+  }
+
+  /** Where `c` lives. */
+  phaseOf(c: HostConn): HostConn["phase"] {
+    return c.phase;
+  }
+
+  /** Connections currently off the host (offloading, offloaded or terminating). */
+  get offloadedCount(): number {
+    return this.#tcps.size;
+  }
+
+  /** Offloaded neighbor and path objects, for tests (TM-4 reference counts). */
+  objects(): {
+    neighbors: { ip: string; refs: number; phase: string; handle: NdisOffloadHandle }[];
+    paths: { dst: string; refs: number; phase: string }[];
+  } {
+    return {
+      neighbors: [...this.#neighbors.values()].map((n) => ({
+        ip: ipToString(n.ip),
+        refs: n.refs,
+        phase: n.phase,
+        handle: n.handle,
+      })),
+      paths: [...this.#paths.values()].map((p) => ({ dst: ipToString(p.dst), refs: p.refs, phase: p.phase })),
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Policy: explicit operations
+
+  /**
+   * Starts offloading `c` (spec 7). Returns false, doing nothing, when it cannot be offloaded now:
+   * not on the host, not in an ST-9 state (or in LAST-ACK / CLOSING, which this policy keeps),
+   * no target, or offloads paused (spec 16.6). When a
+   * neighbor or path it needs is in flight the request waits and true is returned.
+   */
+  offload(c: HostConn): boolean {
+    if (this.#target === undefined || this.#paused) return false;
+    if (c.phase !== "host" || c.tcp === undefined || !c.announced) return false;
+    if (!OFFLOADABLE_STATES.includes(toOffloadConnectionState(c.tcp.state))) return false;
+    // Policy: LAST-ACK and CLOSING are allowed by ST-9 but only wait for the ACK of our FIN, and
+    // no chimney event would tell the host when that arrives (EV-0): keep them on the host.
+    if (c.tcp.state === "LAST-ACK" || c.tcp.state === "CLOSING") return false;
+    if (this.#waiting.includes(c)) return true;
+    const nkey = `${c.ifIndex}|${ipKey(c.nextHop)}`;
+    const pkey = `${ipKey(c.localAddr)}|${ipKey(c.remoteAddr)}`;
+    const n = this.#neighbors.get(nkey);
+    const p = this.#paths.get(pkey);
+    if ((n !== undefined && n.phase !== "offloaded") || (p !== undefined && p.phase !== "offloaded")) {
+      this.#waiting.push(c);
+      return true;
+    }
+    const mac = this.stack.neighbors.get(c.ifIndex, c.nextHop)?.mac;
+    if (mac === undefined) return false; // no resolved neighbor to offload
+    this.#initiate(c, nkey, pkey, n, p, mac);
+    return true;
+  }
+
+  /** Starts uploading `c` (host-initiated terminate, spec 11.3). Returns false if it is not offloaded. */
+  terminate(c: HostConn, why = "host"): boolean {
+    const t = this.#tcps.get(c);
+    if (t === undefined || t.phase !== "offloaded") return false;
+    this.#wantTerminate(t, why);
+    return true;
+  }
+
+  /**
+   * Uploads every connection through the neighbor `ip` (interface `ifIndex`), the paths and the
+   * neighbor itself, in one TerminateOffload tree (a terminate storm, C-6 / TM-5). Connections
+   * not yet offloaded are left alone.
+   */
+  terminateNeighbor(ifIndex: number, ip: IpAddr): number {
+    const n = this.#neighbors.get(`${ifIndex}|${ipKey(ip)}`);
+    if (n === undefined || n.phase !== "offloaded") return 0;
+    const tcps = [...this.#tcps.values()].filter((t) => t.path.neighbor === n);
+    if (tcps.some((t) => t.phase !== "offloaded" || t.busyOps > 0)) return 0; // C-5: retry later
+    this.#terminateTree(tcps, "storm");
+    return tcps.length;
+  }
+
+  /** Uploads everything (NDIS_STATUS_UPLOAD_ALL, or before the host shuts the target down). */
+  terminateAll(): void {
+    for (const n of [...this.#neighbors.values()]) {
+      if (n.phase === "offloaded") this.terminateNeighbor(n.ifIndex, n.ip);
+    }
+  }
+
+  /** Invalidates the neighbor `ip` (spec 10); the target asks for uploads, which follow. */
+  invalidateNeighbor(ifIndex: number, ip: IpAddr): boolean {
+    const n = this.#neighbors.get(`${ifIndex}|${ipKey(ip)}`);
+    if (n === undefined || n.phase !== "offloaded") return false;
+    const b = newBlock<NeighborBlock>({
+      layer: "neighbor",
+      stateType: "NeighborOffloadState",
+      miniportOffloadContext: n.slot,
+      ndisOffloadHandle: n.handle,
+      constState: undefined,
+      cachedState: undefined,
+      delegatedState: undefined,
+    });
+    this.stats.invalidates++;
+    this.#log(undefined, "InvalidateOffload", `neighbor ${ipToString(n.ip)}`);
+    this.#requireTarget().invalidateOffload(b);
+    return true;
+  }
+
+  /** Invalidates one connection's TCP object (the target should ask for its upload, IV-4). */
+  invalidate(c: HostConn): boolean {
+    const t = this.#tcps.get(c);
+    if (t === undefined || t.phase !== "offloaded") return false;
+    const b = this.#tcpRef(t, "TcpOffloadState");
+    t.busyOps++;
+    this.stats.invalidates++;
+    this.#log(c.id, "InvalidateOffload", `tcp ${c.toString()}`);
+    this.#requireTarget().invalidateOffload(b);
+    return true;
+  }
+
+  /** Queries `c`'s delegated state (spec 8); the handle fills in on completion. */
+  query(c: HostConn): QueryHandle | undefined {
+    const t = this.#tcps.get(c);
+    if (t === undefined || t.phase !== "offloaded") return undefined;
+    const b = this.#tcpRef(t, "TcpOffloadDelegatedState");
+    const q: QueryHandle = { done: false, status: undefined, delegated: undefined };
+    this.#queries.set(b, q);
+    t.busyOps++;
+    this.stats.queries++;
+    this.#log(c.id, "QueryOffload", c.toString());
+    this.#requireTarget().queryOffload(b);
+    return q;
+  }
+
+  /**
+   * Pushes changed cached TCP state (keep-alive, Nagle, TTL, receive window...) with an
+   * UpdateOffload (ST-3, spec 9). `change` edits a copy of the current cached state.
+   */
+  updateTcp(c: HostConn, change: (cur: ChimneyCached) => Partial<ChimneyCached>): boolean {
+    const t = this.#tcps.get(c);
+    if (t === undefined || t.phase !== "offloaded" || t.busyOps > 0) return false; // C-4 / UP-8
+    const next: ChimneyCached = Object.freeze({ ...t.cached, ...change(t.cached) });
+    t.cached = Object.freeze({ ...next, keepAliveRestart: false, maxRtRestart: false, updateRcvWnd: false });
+    const b = this.#tcpRef(t, "TcpOffloadCachedState");
+    b.cachedState = next;
+    t.busyOps++;
+    this.stats.updates++;
+    this.#log(c.id, "UpdateOffload", `tcp cached ${describeCached(next)}`);
+    this.#requireTarget().updateOffload(b);
+    return true;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // OffloadHost: completions
+
+  /** NdisMInitiateOffloadComplete. */
+  initiateOffloadComplete(root: OffloadBlockList): void {
+    forEachInTree(root, (b) => {
+      const ok = b.status === "NDIS_STATUS_SUCCESS" || b.status === "NDIS_STATUS_OFFLOAD_PARTIAL_SUCCESS";
+      const slot = b.miniportOffloadContext;
+      if (slot === null) return;
+      if (b.layer === "neighbor") {
+        const n = this.#neighborBySlot(slot);
+        if (n === undefined || n.phase !== "offloading") return; // a linker
+        if (ok && slot.context !== null) n.phase = "offloaded";
+        else this.#dropNeighbor(n);
+      } else if (b.layer === "path") {
+        const p = this.#pathBySlot(slot);
+        if (p === undefined || p.phase !== "offloading") return;
+        if (ok && slot.context !== null) p.phase = "offloaded";
+        else this.#dropPath(p);
+      } else {
+        const t = this.#tcpBySlot(slot);
+        if (t === undefined) return;
+        this.#onTcpInitiated(t, b, ok && slot.context !== null);
+      }
+    });
+    this.#defer(() => {
+      this.#retryWaiting();
+    });
+  }
+
+  /** NdisMTerminateOffloadComplete. */
+  terminateOffloadComplete(root: OffloadBlockList): void {
+    const blocks = treeBlocks(root);
+    // TCP blocks first (they reference their path), then paths, then neighbors.
+    for (const b of blocks) {
+      if (b.layer !== "tcp" || b.miniportOffloadContext === null) continue;
+      const t = this.#tcpBySlot(b.miniportOffloadContext);
+      if (t !== undefined) this.#onTcpUploaded(t, b);
+    }
+    for (const b of blocks) {
+      if (b.layer === "path" && b.miniportOffloadContext !== null) {
+        const p = this.#pathBySlot(b.miniportOffloadContext);
+        if (p !== undefined) this.#dropPath(p);
+      }
+    }
+    for (const b of blocks) {
+      if (b.layer === "neighbor" && b.miniportOffloadContext !== null) {
+        const n = this.#neighborBySlot(b.miniportOffloadContext);
+        if (n !== undefined) this.#dropNeighbor(n);
+      }
+    }
+    this.#defer(() => {
+      this.#retryWaiting();
+    });
+  }
+
+  /** NdisMUpdateOffloadComplete. */
+  updateOffloadComplete(root: OffloadBlockList): void {
+    this.#opDone(root, "UpdateOffload");
+  }
+
+  /** NdisMInvalidateOffloadComplete. */
+  invalidateOffloadComplete(root: OffloadBlockList): void {
+    this.#opDone(root, "InvalidateOffload");
+  }
+
+  /** NdisMQueryOffloadStateComplete. */
+  queryOffloadComplete(root: OffloadBlockList): void {
+    const q = this.#queries.get(root);
+    if (q !== undefined) {
+      this.#queries.delete(root);
+      q.done = true;
+      q.status = root.status;
+      q.delegated = root.layer === "tcp" ? root.delegatedState : undefined;
+    }
+    this.#opDone(root, "QueryOffload");
+  }
+
+  /** NdisTcpOffloadSendComplete. */
+  tcpOffloadSendComplete(chain: NetBufferList): void {
+    const nbls = unlink(chain);
+    for (const nbl of nbls) {
+      const t = nbl.context as OffloadedTcp | undefined;
+      assert(t instanceof OffloadedTcp, `send completion of NBL #${nbl.id} that the host did not send`);
+      const i = t.sends.findIndex((e) => e.nbl === nbl);
+      assert(i >= 0, `send completion of NBL #${nbl.id}, which is not outstanding`);
+      const e = t.sends[i] as SendEntry; // i >= 0
+      e.atTarget = false;
+      const acked = nbl.bytesTransferred;
+      this.stats.sendBytesCompleted += acked;
+      t.bytesMoved += acked;
+      if (acked > 0) {
+        t.sendOutstanding -= acked;
+        this.#event(t, { kind: "acked", bytes: acked });
+      }
+      if (nbl.status === "NDIS_STATUS_SUCCESS") {
+        t.sends.splice(i, 1);
+        nbl.next = null;
+        this.ledger.free(nbl, "host", "NdisTcpOffloadSendComplete");
+        if (!t.closeRequested)
+          this.#event(t, { kind: "writable", space: Math.max(0, t.sendLimit - t.sendOutstanding) });
+      } else if (nbl.status === "NDIS_STATUS_REQUEST_ABORTED") {
+        // RST or abortive close: the data is not processed (spec 13.5).
+        t.sends.splice(i, 1);
+        t.sendOutstanding -= this.#nblBytes(nbl);
+        nbl.next = null;
+        this.ledger.free(nbl, "host", "NdisTcpOffloadSendComplete");
+      }
+      // UPLOAD_IN_PROGRESS: kept (host-owned) and re-queued on the host after the upload.
+    }
+  }
+
+  /** NdisTcpOffloadReceiveComplete. */
+  tcpOffloadReceiveComplete(chain: NetBufferList): void {
+    for (const nbl of unlink(chain)) {
+      const t = nbl.context as OffloadedTcp | undefined;
+      assert(t instanceof OffloadedTcp, `receive completion of NBL #${nbl.id} the host did not post`);
+      const i = t.posted.findIndex((p) => p.nbl === nbl);
+      assert(i === 0, `receive completion of NBL #${nbl.id} out of FIFO order (RQ-3)`);
+      const p = t.posted.shift() as PostedRecv; // i === 0
+      const n = p.prefill + nbl.bytesTransferred;
+      this.stats.postedBytesCompleted += nbl.bytesTransferred;
+      nbl.next = null;
+      this.ledger.free(nbl, "host", "NdisTcpOffloadReceiveComplete");
+      if (n > 0) this.#enqueueRecv(t, p.buf.subarray(0, n));
+      if (nbl.bytesTransferred > 0) t.refused = false;
+    }
+  }
+
+  /** NdisTcpOffloadReceiveHandler: consume all, a prefix or nothing, per the receive knobs. */
+  tcpOffloadReceiveIndicate(handle: NdisOffloadHandle, nbl: NetBufferList): ReceiveIndicateResult {
+    const t = this.#byHandle.get(handle);
+    assert(t !== undefined, `indication on unknown handle ${handle}`);
+    assert(nbl.next === null, "an indication is a single NBL (RI-1)");
+    this.stats.indications++;
+    const data = this.ledger.view(nbl, "host", "NdisTcpOffloadReceiveHandler");
+    const len = chainLength(data);
+    let take: number;
+    const k = this.knobs;
+    if (t.recvBytes >= k.queueLimit || t.aborted !== undefined) take = 0;
+    else {
+      const total = k.acceptAll + k.acceptPrefix + k.refuse;
+      const r = total <= 0 ? 0 : (k.random.nextU32() / 2 ** 32) * total;
+      if (r < k.acceptAll) take = len;
+      else if (r < k.acceptAll + k.acceptPrefix) take = len <= 1 ? 0 : 1 + (k.random.nextU32() % (len - 1));
+      else take = 0;
+      take = Math.min(take, Math.max(0, k.queueLimit - t.recvBytes));
+    }
+    const tdi = k.terminateDuringIndication ?? 0;
+    if (tdi > 0 && k.random.nextU32() / 2 ** 32 < tdi) this.terminate(t.conn, "mid-indication");
+    if (take > 0) {
+      const copy = new Uint8Array(take);
+      copyOut(data, 0, copy, 0, take);
+      this.#enqueueRecv(t, copy);
+      this.stats.indicatedBytesAccepted += take;
+    }
+    if (take === len) {
+      this.#toReturn.push(nbl); // returned from flush (MiniportTcpOffloadReceiveReturn)
+      this.#log(t.conn.id, "ReceiveIndicate", `${len} bytes accepted`);
+      return { status: "NDIS_STATUS_SUCCESS", bytesConsumed: len };
+    }
+    // Refused (all or the rest): the target owns the NBL again at once (spec 14.4).
+    this.ledger.return(nbl, "host", "NdisTcpOffloadReceiveHandler");
+    this.stats.refusals++;
+    t.refused = true;
+    this.#log(t.conn.id, "ReceiveIndicate", `${len} bytes, ${take} accepted`);
+    // RI-3: indications stay off until the host posts; it does so from `flush` (or after a read).
+    this.#defer(() => {
+      this.#maybePost(t);
+    });
+    if (take === 0) return { status: "NDIS_STATUS_OFFLOAD_DATA_NOT_ACCEPTED", bytesConsumed: 0 };
+    return { status: "NDIS_STATUS_OFFLOAD_DATA_PARTIALLY_ACCEPTED", bytesConsumed: take };
+  }
+
+  /** NdisTcpOffloadDisconnectComplete. */
+  tcpOffloadDisconnectComplete(nbl: NetBufferList): void {
+    const t = nbl.context as OffloadedTcp | undefined;
+    assert(t instanceof OffloadedTcp, `disconnect completion of NBL #${nbl.id} the host did not send`);
+    const status = nbl.status;
+    nbl.next = null;
+    this.ledger.free(nbl, "host", "NdisTcpOffloadDisconnectComplete");
+    if (t.disconnect === nbl) t.disconnect = undefined;
+    this.#log(t.conn.id, "DisconnectComplete", status);
+    if (t.aborted !== undefined) {
+      this.#wantTerminate(t, "aborted");
+      return;
+    }
+    if (status === "NDIS_STATUS_SUCCESS") {
+      t.disconnectDone = true;
+      if (t.peerFin) this.#wantTerminate(t, "closed");
+    } else {
+      // Not completed (upload in progress, or aborted): the host sends the FIN after the upload.
+      t.disconnectDone = false;
+    }
+  }
+
+  /** NdisTcpOffloadForwardComplete. */
+  tcpOffloadForwardComplete(chain: NetBufferList): void {
+    for (const nbl of unlink(chain)) {
+      const t = nbl.context as OffloadedTcp | undefined;
+      assert(t instanceof OffloadedTcp, `forward completion of NBL #${nbl.id} the host did not send`);
+      const seg = t.forwarded.get(nbl.id);
+      t.forwarded.delete(nbl.id);
+      // Upload in progress: the host queues the segments and processes them itself (FW-5).
+      if (nbl.status === "NDIS_STATUS_UPLOAD_IN_PROGRESS" && seg !== undefined) t.forwardBack.push(seg);
+      nbl.next = null;
+      this.ledger.free(nbl, "host", "NdisTcpOffloadForwardComplete");
+    }
+  }
+
+  /** NdisTcpOffloadEventHandler. */
+  tcpOffloadEvent(handle: NdisOffloadHandle, event: TcpOffloadEvent): void {
+    const t = this.#byHandle.get(handle);
+    if (t === undefined) return;
+    this.#log(t.conn.id, event.type, event.type === "TcpIndicateRetrieve" ? event.reason : "");
+    switch (event.type) {
+      case "TcpIndicateSendBacklogChange":
+        return;
+      case "TcpIndicateDisconnect":
+        if (!t.peerFin) this.#event(t, { kind: "peer-fin" });
+        t.peerFin = true;
+        if (t.disconnectDone) this.#wantTerminate(t, "closed");
+        return;
+      case "TcpIndicateRetrieve":
+        if (MANDATORY_UPLOAD_REASONS.includes(event.reason) || this.policy.honorOptionalRetrieve === true) {
+          this.#wantTerminate(t, event.reason);
+        }
+        return;
+      case "TcpIndicateAbort":
+        if (t.aborted === undefined) {
+          t.aborted = "reset";
+          this.#closed(t, { kind: "closed", reason: "reset", error: "ECONNRESET" });
+        }
+        this.#wantTerminate(t, "abort"); // RST-2
+        return;
+    }
+  }
+
+  /** NdisMOffloadEventIndicate(NeighborReachabilityQuery): answer with HRD (spec 16.5). */
+  neighborReachabilityQuery(root: OffloadBlockList): number {
+    this.stats.reachabilityQueries++;
+    const slot = root.miniportOffloadContext;
+    const n = slot === null ? undefined : this.#neighborBySlot(slot);
+    const byHandle =
+      root.ndisOffloadHandle === undefined ? undefined : this.#neighborByHandle.get(root.ndisOffloadHandle);
+    const obj = n ?? byHandle;
+    if (obj === undefined) return 0;
+    const e = this.stack.neighbors.get(obj.ifIndex, obj.ip);
+    if (e === undefined || e.state !== "REACHABLE") return 0; // stale: HRD 0 (spec 16.5)
+    return Math.max(1, this.stack.now - e.confirmedAt);
+  }
+
+  /** NdisMIndicateStatusEx (spec 16.6). */
+  indicateStatus(status: OffloadStatusIndication): void {
+    this.#log(undefined, "IndicateStatus", status);
+    switch (status) {
+      case "NDIS_STATUS_OFFLOAD_PAUSE":
+        this.#paused = true;
+        return;
+      case "NDIS_STATUS_OFFLOAD_RESUME":
+        this.#paused = false;
+        return;
+      case "NDIS_STATUS_UPLOAD_ALL":
+        this.#paused = true;
+        this.#defer(() => {
+          this.terminateAll();
+        });
+        return;
+    }
+  }
+
+  /** NdisMIndicateReceiveNetBufferLists: a frame up the non-offload path. */
+  indicateReceive(frame: Uint8Array): void {
+    this.stack.handleFrame(this.stack.now, 0, frame);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Initiate
+
+  #initiate(
+    c: HostConn,
+    nkey: string,
+    pkey: string,
+    n0: NeighborObject | undefined,
+    p0: PathObject | undefined,
+    mac: Uint8Array,
+  ): void {
+    const target = this.#requireTarget();
+    const now = this.stack.now;
+    // Drain the engine: owed segments go out and events reach the application first (spec 7.2).
+    const engine = c.engine;
+    for (let seg = engine.pollTransmit(now); seg !== undefined; seg = engine.pollTransmit(now)) {
+      this.#sendRaw(c, seg);
+    }
+    for (let ev = engine.pollEvent(); ev !== undefined; ev = engine.pollEvent())
+      this.stack.deliverEvent(c, ev);
+    if (!OFFLOADABLE_STATES.includes(toOffloadConnectionState(engine.state))) return;
+    const snap = engine.exportState(now);
+    this.stack.releaseEngine(c, "offloading");
+
+    let n = n0;
+    let nBlock: NeighborBlock | undefined;
+    if (n === undefined) {
+      n = {
+        key: nkey,
+        ifIndex: c.ifIndex,
+        ip: c.nextHop,
+        slot: { context: null },
+        handle: this.#newHandle(),
+        phase: "offloading",
+        refs: 0,
+        mac,
+      };
+      this.#neighbors.set(nkey, n);
+      this.#neighborByHandle.set(n.handle, n);
+      const e = this.stack.neighbors.get(c.ifIndex, c.nextHop);
+      const hrd = e === undefined ? 0 : Math.max(0, now - e.confirmedAt);
+      nBlock = newBlock<NeighborBlock>({
+        layer: "neighbor",
+        stateType: "NeighborOffloadState",
+        miniportOffloadContext: n.slot,
+        ndisOffloadHandle: n.handle,
+        constState: { dlSourceAddress: MAC_ZERO, vlanId: 0 },
+        cachedState: { dlDestinationAddress: mac, hostReachabilityDelta: Duration.fromMicros(hrd) },
+        delegatedState: { nicReachabilityDelta: Duration.fromMicros(hrd) },
+      });
+    } else if (p0 === undefined) {
+      nBlock = newBlock<NeighborBlock>({
+        layer: "neighbor",
+        stateType: "NeighborOffloadState",
+        miniportOffloadContext: n.slot, // a linker (TR-6)
+        ndisOffloadHandle: n.handle,
+        constState: undefined,
+        cachedState: undefined,
+        delegatedState: undefined,
+      });
+    }
+    let p = p0;
+    let pBlock: PathBlock;
+    const v4 = c.remoteAddr.length === 4;
+    if (p === undefined) {
+      p = {
+        key: pkey,
+        src: c.localAddr,
+        dst: c.remoteAddr,
+        neighbor: n,
+        slot: { context: null },
+        phase: "offloading",
+        refs: 0,
+        pmtu: this.stack.pathMtuOf(c),
+      };
+      this.#paths.set(pkey, p);
+      n.refs++;
+      pBlock = newBlock<PathBlock>({
+        layer: "path",
+        stateType: v4 ? "Ip4OffloadState" : "Ip6OffloadState",
+        miniportOffloadContext: p.slot,
+        ndisOffloadHandle: undefined,
+        constState: { sourceAddress: c.localAddr, destinationAddress: c.remoteAddr },
+        cachedState: { pathMtu: p.pmtu },
+        delegatedState: { headerOnly: true },
+      });
+    } else {
+      pBlock = newBlock<PathBlock>({
+        layer: "path",
+        stateType: v4 ? "Ip4OffloadState" : "Ip6OffloadState",
+        miniportOffloadContext: p.slot, // a linker
+        ndisOffloadHandle: undefined,
+        constState: undefined,
+        cachedState: undefined,
+        delegatedState: undefined,
+      });
+    }
+    p.refs++;
+    const cached = cachedStateFromEngine(snap.cachedState, {
+      ttlOrHopLimit: this.stack.ttl,
+      rcvIndicationSize: this.policy.rcvIndicationSize ?? 0,
+    });
+    const t = new OffloadedTcp(c, p, this.#newHandle(), snap, cached);
+    t.parked = engine;
+    t.mustPost = snap.delegated.bufferedData.length > 0;
+    t.peerFin = snap.delegated.finReceived; // the application already heard of it
+    // A FIN already queued on the host goes with the state: no disconnect request for it; the
+    // target asks for the upload once the connection is done (EV-3).
+    if (snap.delegated.finQueued) {
+      t.closeRequested = true;
+      t.finBeforeOffload = true;
+      t.disconnectDone = snap.delegated.state === "FIN-WAIT-2";
+    }
+    this.#tcps.set(c, t);
+    this.#byHandle.set(t.handle, t);
+
+    // Send data from SndUna on: one NBL per chunk, host-owned until the call (spec 7.6).
+    const sendNbls = snap.delegated.sendData.map((chunk) => {
+      const nbl = this.ledger.alloc("host", fromArrays([chunk]), OP_INIT);
+      nbl.context = t;
+      return nbl;
+    });
+    for (const nbl of sendNbls) {
+      t.sends.push({ nbl, atTarget: true });
+      t.sendOutstanding += chunk0(nbl, this.ledger);
+    }
+    const sendChain = linkNbls(sendNbls);
+    const buffered = snap.delegated.bufferedData;
+    const bufChain =
+      buffered.length === 0
+        ? null
+        : linkNbls(buffered.map((b) => this.ledger.alloc("host", fromArrays([b]), OP_INIT)));
+    const delegated: ChimneyDelegated = Object.freeze(
+      delegatedStateFromEngine(snap.delegated, {
+        sendDataHead: sendChain,
+        sendDataTail: sendNbls[sendNbls.length - 1] ?? null,
+        bufferedData: bufChain,
+      }),
+    );
+    const tBlock = newBlock<TcpBlock>({
+      layer: "tcp",
+      stateType: "TcpOffloadState",
+      miniportOffloadContext: t.slot,
+      ndisOffloadHandle: t.handle,
+      constState: t.chimConst,
+      cachedState: cached,
+      delegatedState: delegated,
+      netBufferListChain: sendChain,
+    });
+    pBlock.dependentBlockList = tBlock;
+    let root: OffloadBlockList = pBlock;
+    if (nBlock !== undefined) {
+      nBlock.dependentBlockList = pBlock;
+      root = nBlock;
+    }
+    this.stats.initiates++;
+    const bufLen = buffered.reduce((s, b) => s + b.length, 0);
+    this.stats.bufferedDataOut += bufLen;
+    this.#log(
+      c.id,
+      "InitiateOffload",
+      `${c.toString()} ${snap.delegated.state} sndUna=${snap.delegated.sndUna} sndNxt=${snap.delegated.sndNxt} ` +
+        `sndMax=${snap.delegated.sndMax} rcvNxt=${snap.delegated.rcvNxt} sendData=${t.sendOutstanding}B ` +
+        `bufferedData=${bufLen}B tree=${treeBlocks(root)
+          .map((b) => `${b.layer}:${b.miniportOffloadContext?.context === null ? "new" : "linker"}`)
+          .join(",")}`,
+    );
+    if (sendChain !== null) this.ledger.transfer(sendChain, "host", "target", OP_INIT);
+    const call = () => {
+      target.initiateOffload(root);
+    };
+    if (bufChain !== null) {
+      this.ledger.lend(bufChain, "host", "target", OP_INIT, call); // IO-19: the target copies now
+      this.ledger.free(bufChain, "host", OP_INIT); // IO-21 (on failure the parked engine still has it)
+    } else {
+      call();
+    }
+  }
+
+  #onTcpInitiated(t: OffloadedTcp, b: OffloadBlockList, ok: boolean): void {
+    const c = t.conn;
+    if (ok) {
+      t.phase = "offloaded";
+      t.parked = undefined;
+      this.stack.setPhase(c, "offloaded");
+      this.#log(c.id, "InitiateOffloadComplete", `success context=${String(t.slot.context)}`);
+      // Held segments go to the target (IO-4); held sends and a held close follow.
+      this.#defer(() => {
+        this.#afterOffloaded(t);
+      });
+      return;
+    }
+    this.stats.initiateFailures++;
+    this.#log(c.id, "InitiateOffloadComplete", `failed ${String(b.status)}`);
+    // IO-10: the send data is still the host's; the parked engine runs on.
+    for (const e of t.sends) {
+      const owner = this.ledger.ownerOf(e.nbl);
+      if (owner === "target") this.ledger.return(e.nbl, "target", "InitiateOffloadFailed");
+      e.nbl.next = null;
+      this.ledger.free(e.nbl, "host", "InitiateOffloadFailed");
+    }
+    t.sends.length = 0;
+    this.#unlinkTcp(t);
+    const engine = t.parked;
+    assert(engine !== undefined, "a failed offload has its parked engine");
+    this.stack.adoptEngine(c, engine);
+    const now = this.stack.now;
+    for (const seg of t.held) this.stack.deliverSegment(now, c, seg);
+    for (const d of t.heldSends) this.#engineSend(c, d);
+    if (t.closeRequested) engine.close();
+    if (t.aborted === "local") engine.abort();
+    this.stack.touch(c);
+  }
+
+  #afterOffloaded(t: OffloadedTcp): void {
+    if (t.phase !== "offloaded") return;
+    const target = this.#requireTarget();
+    const ctx = this.#ctx(t);
+    if (t.held.length > 0) {
+      const nbls = t.held.map((seg) => {
+        const nbl = this.ledger.alloc("host", fromArrays([this.#segmentBytes(t, seg)]), OP_FWD);
+        nbl.context = t;
+        t.forwarded.set(nbl.id, seg);
+        return nbl;
+      });
+      t.held.length = 0;
+      const chain = linkNbls(nbls) as NetBufferList; // at least one
+      this.stats.forwards += nbls.length;
+      this.ledger.transfer(chain, "host", "target", OP_FWD);
+      target.tcpOffloadForward(ctx, chain);
+    }
+    for (const d of t.heldSends.splice(0)) {
+      t.sendOutstanding -= d.length;
+      this.#offloadSend(t, d);
+    }
+    if (t.aborted === "local") this.#sendDisconnect(t, "abortive");
+    else if (t.closeRequested && !t.finBeforeOffload && t.disconnect === undefined && !t.disconnectDone) {
+      this.#sendDisconnect(t, "graceful");
+    }
+    this.#maybePost(t);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Terminate
+
+  #wantTerminate(t: OffloadedTcp, why: string): void {
+    if (t.wantTerminate !== undefined || t.phase === "terminating") return;
+    t.wantTerminate = why;
+    this.#defer(() => {
+      this.#startTerminate(t);
+    });
+  }
+
+  #startTerminate(t: OffloadedTcp): void {
+    if (t.phase !== "offloaded") return; // still offloading: retried after its completion
+    if (t.busyOps > 0 || t.disconnect !== undefined) {
+      // C-5: wait for outstanding query/update/invalidate and disconnect calls.
+      this.#defer(() => {
+        this.#startTerminate(t);
+      });
+      return;
+    }
+    this.#terminateTree([t], t.wantTerminate ?? "host");
+  }
+
+  /** One TerminateOffload tree for `tcps`, including each path and neighbor left without dependents. */
+  #terminateTree(tcps: OffloadedTcp[], why: string): void {
+    const target = this.#requireTarget();
+    const byPath = new Map<PathObject, OffloadedTcp[]>();
+    for (const t of tcps) {
+      t.phase = "terminating";
+      t.wantTerminate ??= why;
+      this.stack.setPhase(t.conn, "terminating");
+      const list = byPath.get(t.path) ?? [];
+      list.push(t);
+      byPath.set(t.path, list);
+    }
+    const byNeighbor = new Map<NeighborObject, PathBlock[]>();
+    const roots: OffloadBlockList[] = [];
+    for (const [p, list] of byPath) {
+      const tBlocks = list.map((t) => this.#tcpRef(t, "TcpOffloadDelegatedState"));
+      linkBlocks(tBlocks);
+      const livePaths = list.length === p.refs; // every dependent goes: the path goes too (C-6)
+      if (!livePaths) {
+        roots.push(...tBlocks);
+        continue;
+      }
+      p.phase = "terminating";
+      const pb = newBlock<PathBlock>({
+        layer: "path",
+        stateType: p.dst.length === 4 ? "Ip4OffloadDelegatedState" : "Ip6OffloadDelegatedState",
+        miniportOffloadContext: p.slot,
+        ndisOffloadHandle: undefined,
+        constState: undefined,
+        cachedState: undefined,
+        delegatedState: undefined,
+        dependentBlockList: tBlocks[0] ?? null,
+      });
+      const arr = byNeighbor.get(p.neighbor) ?? [];
+      arr.push(pb);
+      byNeighbor.set(p.neighbor, arr);
+    }
+    for (const [n, pbs] of byNeighbor) {
+      linkBlocks(pbs);
+      if (pbs.length === n.refs) {
+        n.phase = "terminating";
+        roots.push(
+          newBlock<NeighborBlock>({
+            layer: "neighbor",
+            stateType: "NeighborOffloadDelegatedState",
+            miniportOffloadContext: n.slot,
+            ndisOffloadHandle: n.handle,
+            constState: undefined,
+            cachedState: undefined,
+            delegatedState: undefined,
+            dependentBlockList: pbs[0] ?? null,
+          }),
+        );
+      } else {
+        // The neighbor stays: a placeholder carries its paths (TR-3).
+        roots.push(
+          newBlock<NeighborBlock>({
+            layer: "neighbor",
+            stateType: "NeighborOffloadState",
+            miniportOffloadContext: null,
+            ndisOffloadHandle: undefined,
+            constState: undefined,
+            cachedState: undefined,
+            delegatedState: undefined,
+            dependentBlockList: pbs[0] ?? null,
+          }),
+        );
+      }
+    }
+    // Several roots of one layer chain through nextBlock; mixed layers go in separate calls.
+    const groups = new Map<string, OffloadBlockList[]>();
+    for (const r of roots) {
+      const g = groups.get(r.layer) ?? [];
+      g.push(r);
+      groups.set(r.layer, g);
+    }
+    this.stats.terminates++;
+    for (const g of groups.values()) {
+      linkBlocks(g);
+      const root = g[0] as OffloadBlockList; // groups are non-empty
+      this.#log(
+        tcps.length === 1 ? tcps[0]?.conn.id : undefined,
+        "TerminateOffload",
+        `${why}: ${treeBlocks(root)
+          .map((b) => b.layer)
+          .join(",")}`,
+      );
+      target.terminateOffload(root);
+    }
+  }
+
+  #onTcpUploaded(t: OffloadedTcp, b: OffloadBlockList): void {
+    assert(b.layer === "tcp", "a TCP block");
+    const c = t.conn;
+    const now = this.stack.now;
+    const d = b.delegatedState;
+    this.#unlinkTcp(t);
+    // Send data: every NBL the host still tracks, in order, from its current data start.
+    if (b.netBufferListChain !== null) {
+      for (const nbl of unlink(b.netBufferListChain)) {
+        const e = t.sends.find((s) => s.nbl === nbl);
+        assert(e !== undefined, `terminate returned NBL #${nbl.id}, which the host did not send`);
+        e.atTarget = false;
+      }
+    }
+    const sendData: Uint8Array[] = [];
+    for (const e of t.sends) {
+      assert(!e.atTarget, `NBL #${e.nbl.id} neither completed nor returned at terminate (TM-9)`);
+      const bytes = toBytes(this.ledger.view(e.nbl, "host", "TerminateOffload"));
+      if (bytes.length > 0) sendData.push(bytes);
+      e.nbl.next = null;
+      this.ledger.free(e.nbl, "host", "TerminateOffload");
+    }
+    t.sends.length = 0;
+    // Receive data: the host queue, then BufferedData (TM-20), in order.
+    const buffered: Uint8Array[] = [...t.recvQ];
+    t.recvQ.length = 0;
+    t.recvBytes = 0;
+    let bufferedIn = 0;
+    if (d?.bufferedData != null) {
+      const chain = d.bufferedData;
+      const bytes = toBytes(this.ledger.view(chain, "host", "TerminateOffload"));
+      bufferedIn = bytes.length;
+      if (bytes.length > 0 && buffered.length > 0) this.stats.uploadsBufferedBothSides++;
+      if (bytes.length > 0) buffered.push(bytes);
+      this.stats.bufferedDataIn += bytes.length;
+      this.#toReturn.push(chain);
+      this.#logReturns = true;
+    }
+    assert(t.posted.length === 0, "receive requests outstanding after terminate (TM-9)");
+    const ok = b.status === "NDIS_STATUS_SUCCESS" && d !== undefined;
+    this.#log(
+      c.id,
+      "TerminateOffloadComplete",
+      ok && d !== undefined
+        ? `${d.state} sndUna=${d.sndUna} sndNxt=${d.sndNxt} sndMax=${d.sndMax} rcvNxt=${d.rcvNxt} ` +
+            `sendData=${sendData.reduce((s, x) => s + x.length, 0)}B bufferedData=${bufferedIn}B`
+        : `failed ${String(b.status)}`,
+    );
+    if (!ok || d.state === "TcpConnectionClosed" || t.aborted !== undefined) {
+      // State lost, or nothing left to run: the connection ends here. What the application has
+      // not read stays readable (as on a closed host socket).
+      this.#retired.set(c, t);
+      t.closeRequested = true;
+      if (t.aborted === undefined) {
+        for (const x of buffered) t.recvQ.push(x);
+        t.recvBytes = buffered.reduce((s, x) => s + x.length, 0);
+        if (t.recvBytes > 0) this.#event(t, { kind: "readable", bytes: t.recvBytes });
+      }
+      if (t.aborted === undefined && !ok)
+        this.#closed(t, { kind: "closed", reason: "aborted", error: "ECONNRESET" });
+      else if (t.aborted === undefined) this.#closed(t, { kind: "closed", reason: "fin", error: undefined });
+      this.stack.forget(c);
+      return;
+    }
+    // The shared conversion (src/chimney/tcp-state.ts); the host adds what it knows itself.
+    const snap = snapshotFromOffloadState(
+      { constState: t.chimConst, cachedState: t.cached, delegatedState: d },
+      sendData,
+      buffered,
+      {
+        cfg: this.stack.tcpConfig,
+        pathMtu: t.path.pmtu,
+        ipVersion: c.remoteAddr.length === 4 ? 4 : 6,
+        sendBufferSize: t.engineCached.sendBufferSize,
+        maxRetransmissions: t.engineCached.maxRetransmissions,
+        iss: t.engineConst.iss,
+        irs: t.engineConst.irs,
+      },
+    );
+    const engine = TcpConnection.importState(snap, now, this.stack.tcpConfig);
+    // Options changed while no update could carry them (`configure` during a transition).
+    const want = { ...t.engineCached, ...pickCached(t.shadow.cachedState) };
+    if (want.noDelay !== snap.cachedState.noDelay) engine.setNoDelay(want.noDelay);
+    if (want.keepAlive !== snap.cachedState.keepAlive) {
+      engine.setKeepAlive(
+        now,
+        want.keepAlive,
+        want.keepAliveIdle,
+        want.keepAliveInterval,
+        want.keepAliveProbes,
+      );
+    }
+    this.stack.adoptEngine(c, engine);
+    // Segments the target indicated up during the upload, and forwards it bounced (TM-24).
+    for (const seg of [...t.forwardBack.splice(0), ...t.held.splice(0)])
+      this.stack.deliverSegment(now, c, seg);
+    for (const data of t.heldSends.splice(0)) this.#engineSend(c, data);
+    if (t.closeRequested && !t.finBeforeOffload && !t.disconnectDone && engine.state === "ESTABLISHED")
+      engine.close();
+    else if (t.closeRequested && !t.finBeforeOffload && !t.disconnectDone && engine.state === "CLOSE-WAIT")
+      engine.close();
+    if (buffered.length > 0) this.stack.deliverEvent(c, { kind: "readable", bytes: engine.readable });
+    this.stack.touch(c);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Data path while off the host
+
+  #hooks(): OffloadHooks {
+    return {
+      send: (_now, c, data) => this.#send(c, data),
+      recv: (_now, c, max) => this.#recv(c, max),
+      readable: (c) => (this.#tcps.get(c) ?? this.#retired.get(c))?.recvBytes ?? 0,
+      close: (_now, c) => {
+        this.#close(c);
+      },
+      abort: (_now, c) => {
+        this.#abort(c);
+      },
+      configure: (now, c, change) => {
+        this.#configure(now, c, change);
+      },
+      segment: (_now, c, seg) => {
+        this.#onSegment(c, seg);
+      },
+      pathMtuChanged: () => undefined, // handled from the path cache's change queue
+      flush: () => {
+        this.#flush();
+      },
+      pollTimeout: () => undefined,
+      handleTimeout: () => undefined,
+    };
+  }
+
+  #tcp(c: HostConn): OffloadedTcp {
+    const t = this.#tcps.get(c) ?? this.#retired.get(c);
+    if (t === undefined)
+      throw new UsageError(`connection ${c.id} is ${c.phase} but unknown to the offload manager`);
+    return t;
+  }
+
+  #send(c: HostConn, data: Uint8Array): number {
+    const t = this.#tcp(c);
+    if (t.closeRequested || t.aborted !== undefined)
+      throw new UsageError(`send on ${c.toString()}: connection-closing`);
+    const n = Math.min(data.length, Math.max(0, t.sendLimit - t.sendOutstanding));
+    if (n === 0) return 0;
+    const chunk = n === data.length ? data : data.subarray(0, n);
+    if (t.phase === "offloaded") this.#offloadSend(t, chunk);
+    else {
+      t.heldSends.push(chunk); // IO-3 / TM-8: no sends to the target now
+      t.sendOutstanding += n;
+    }
+    return n;
+  }
+
+  #offloadSend(t: OffloadedTcp, chunk: Uint8Array): void {
+    const nbl = this.ledger.alloc("host", fromArrays([chunk]), OP_SEND);
+    nbl.context = t;
+    t.sends.push({ nbl, atTarget: true });
+    t.sendOutstanding += chunk.length;
+    this.stats.sends++;
+    this.ledger.transfer(nbl, "host", "target", OP_SEND);
+    this.#requireTarget().tcpOffloadSend(this.#ctx(t), nbl);
+  }
+
+  #recv(c: HostConn, max: number | undefined): Uint8Array | undefined {
+    const t = this.#tcp(c);
+    const head = t.recvQ[0];
+    if (head === undefined) return undefined;
+    let out: Uint8Array;
+    if (max === undefined || max >= head.length) {
+      out = head;
+      t.recvQ.shift();
+    } else {
+      out = head.subarray(0, max);
+      t.recvQ[0] = head.subarray(max);
+    }
+    t.recvBytes -= out.length;
+    t.bytesMoved += out.length;
+    // Room again: re-enable the target's indications if they were refused (RI-3).
+    this.#defer(() => {
+      this.#maybePost(t);
+    });
+    return out;
+  }
+
+  #close(c: HostConn): void {
+    const t = this.#tcp(c);
+    if (t.closeRequested || this.#retired.has(c)) return;
+    t.closeRequested = true;
+    if (t.phase === "offloaded") this.#sendDisconnect(t, "graceful");
+  }
+
+  #abort(c: HostConn): void {
+    const t = this.#tcp(c);
+    if (t.aborted !== undefined || this.#retired.has(c)) return;
+    t.aborted = "local";
+    this.#closed(t, { kind: "closed", reason: "aborted", error: undefined });
+    if (t.phase === "offloaded") {
+      if (t.disconnect !== undefined)
+        this.#wantTerminate(t, "aborted"); // DC-2: cannot re-issue
+      else this.#sendDisconnect(t, "abortive");
+    }
+  }
+
+  #configure(now: Instant, c: HostConn, change: (tcp: TcpConnection) => void): void {
+    const t = this.#tcp(c);
+    // Apply the change to a throw-away engine built from the last snapshot; cached-state
+    // differences become an UpdateOffload (ST-3).
+    const shadow = TcpConnection.importState(t.shadow, now, this.stack.tcpConfig);
+    change(shadow);
+    let next: TcpSnapshot;
+    try {
+      next = shadow.exportState(now);
+    } catch {
+      return; // the change closed the shadow (e.g. abort): nothing cached to push
+    }
+    t.shadow = next;
+    const k = next.cachedState;
+    const cur = t.cached;
+    const changed =
+      k.keepAlive !== cur.keepAliveEnabled ||
+      k.noDelay === cur.naglingEnabled ||
+      k.keepAliveIdle !== cur.kaTimeout ||
+      k.keepAliveInterval !== cur.kaInterval ||
+      k.keepAliveProbes !== cur.kaProbeCount ||
+      k.userTimeout !== cur.maxRt ||
+      k.initialRcvWnd !== cur.initialRcvWnd;
+    if (!changed) return;
+    if (
+      t.phase !== "offloaded" ||
+      !this.updateTcp(c, () => ({
+        keepAliveEnabled: k.keepAlive,
+        naglingEnabled: !k.noDelay,
+        keepAliveRestart: k.keepAlive,
+        kaTimeout: k.keepAliveIdle,
+        kaInterval: k.keepAliveInterval,
+        kaProbeCount: k.keepAliveProbes,
+        maxRt: k.userTimeout,
+        maxRtRestart: k.userTimeout !== cur.maxRt,
+        initialRcvWnd: k.initialRcvWnd,
+        updateRcvWnd: k.initialRcvWnd !== cur.initialRcvWnd,
+      }))
+    ) {
+      // Not now (in flight, or an update outstanding): the host applies it at upload.
+      t.engineCached = { ...t.engineCached, ...pickCached(k) };
+    }
+  }
+
+  #onSegment(c: HostConn, seg: TcpRepr): void {
+    const t = this.#tcps.get(c);
+    if (t === undefined) return;
+    this.stats.heldSegments++;
+    if (t.phase === "offloaded") {
+      // Reached the host while offloaded (e.g. another interface): forward it (spec 13.7).
+      t.held.push(seg);
+      this.#defer(() => {
+        this.#afterOffloaded(t);
+      });
+      return;
+    }
+    t.held.push(seg); // offloading: forwarded after completion (IO-4); terminating: TM-24
+  }
+
+  #sendDisconnect(t: OffloadedTcp, flags: "graceful" | "abortive"): void {
+    const nbl = this.ledger.alloc("host", fromArrays([]), OP_DISC);
+    nbl.context = t;
+    if (flags === "graceful") t.disconnect = nbl;
+    this.#log(t.conn.id, "TcpOffloadDisconnect", flags);
+    this.ledger.transfer(nbl, "host", "target", OP_DISC);
+    this.#requireTarget().tcpOffloadDisconnect(this.#ctx(t), nbl, flags);
+  }
+
+  /** Posts a receive request if the knobs say so, or a re-enabling one after a refusal (RI-3). */
+  #maybePost(t: OffloadedTcp): void {
+    if (t.phase !== "offloaded" || t.aborted !== undefined) return;
+    if (t.peerFin && !t.mustPost) return; // after the FIN a post would fail (FN-2)
+    const k = this.knobs;
+    if (t.recvBytes >= k.queueLimit) return;
+    const roll = (p: number) => p > 0 && k.random.nextU32() / 2 ** 32 < p;
+    if (t.posted.length === 0 && (t.refused || t.mustPost || roll(k.post))) {
+      const zero = (t.refused || t.mustPost) && roll(k.zeroByte);
+      t.mustPost = false;
+      const size = zero ? 0 : (k.postSizes[k.random.nextU32() % Math.max(1, k.postSizes.length)] ?? 4096);
+      const nonPush = !zero && roll(k.nonPush);
+      let prefill = 0;
+      const buf = new Uint8Array(size);
+      // Pre-fill (non-push only) with everything the host holds, so order is kept.
+      if (nonPush && t.recvBytes > 0 && t.recvBytes < size && roll(k.prefill)) {
+        for (const chunk of t.recvQ) {
+          buf.set(chunk, prefill);
+          prefill += chunk.length;
+        }
+        t.recvQ.length = 0;
+        t.recvBytes = 0;
+        this.stats.prefilledPosts++;
+      }
+      // The NB describes the free part of the buffer; the host's bytes sit before it (spec 14.2).
+      const nbl = this.ledger.alloc("host", [netBuffer(size === 0 ? null : mdl(buf), prefill)], OP_RECV);
+      nbl.context = t;
+      nbl.receiveNoPush = nonPush;
+      nbl.receiveBytesTransferred = prefill;
+      t.posted.push({ nbl, buf, prefill });
+      this.stats.posts++;
+      if (size === 0) this.stats.zeroBytePosts++;
+      t.refused = false;
+      this.#log(
+        t.conn.id,
+        "TcpOffloadReceive",
+        `${size}B ${nonPush ? "non-push" : "push"} prefill=${prefill}`,
+      );
+      this.ledger.transfer(nbl, "host", "target", OP_RECV);
+      this.#requireTarget().tcpOffloadReceive(this.#ctx(t), nbl);
+    }
+  }
+
+  #enqueueRecv(t: OffloadedTcp, bytes: Uint8Array): void {
+    t.recvQ.push(bytes);
+    t.recvBytes += bytes.length;
+    this.#event(t, { kind: "readable", bytes: t.recvBytes });
+  }
+
+  #event(t: OffloadedTcp, ev: ConnEvent): void {
+    if (t.closedDelivered) return;
+    this.stack.deliverEvent(t.conn, ev);
+  }
+
+  #closed(t: OffloadedTcp, ev: ConnEvent): void {
+    if (t.closedDelivered) return;
+    this.stack.deliverEvent(t.conn, ev);
+    t.closedDelivered = true;
+  }
+
+  #engineSend(c: HostConn, data: Uint8Array): void {
+    const r = c.engine.send(data);
+    assert(r === data.length, `the host engine took ${String(r)} of ${data.length} held bytes`);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Deferred work, updates from the neighbor and path caches, automatic policy
+
+  #defer(fn: () => void): void {
+    this.#deferred.push(fn);
+  }
+
+  #flush(): void {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      for (let round = 0; round < 1000; round++) {
+        if (this.#toReturn.length > 0 && this.#target !== undefined) {
+          const nbls = this.#toReturn.flatMap((n) => nblArray(n));
+          this.#toReturn = [];
+          const chain = linkNbls(nbls) as NetBufferList; // non-empty
+          this.ledger.return(chain, "host", OP_RETURN);
+          if (this.#logReturns) {
+            this.#log(undefined, OP_RETURN, `${nbls.length} NBL(s)`);
+            this.#logReturns = false;
+          }
+          this.#target.tcpOffloadReceiveReturn(chain);
+        }
+        const work = this.#deferred;
+        if (work.length === 0) break;
+        this.#deferred = [];
+        for (const fn of work) fn();
+      }
+      this.#cacheChanges();
+      this.#autoPolicy();
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  /** Propagates neighbor MAC and path MTU changes to offloaded objects (spec 9.1). */
+  #cacheChanges(): void {
+    for (
+      let ch = this.stack.neighbors.pollChange();
+      ch !== undefined;
+      ch = this.stack.neighbors.pollChange()
+    ) {
+      const n = this.#neighbors.get(`${ch.ifIndex}|${ipKey(ch.ip)}`);
+      if (n === undefined || n.phase !== "offloaded") continue;
+      if (ch.mac === undefined) {
+        this.invalidateNeighbor(n.ifIndex, n.ip); // lost: stop sending (spec 10)
+        continue;
+      }
+      n.mac = ch.mac;
+      const b = newBlock<NeighborBlock>({
+        layer: "neighbor",
+        stateType: "NeighborOffloadCachedState",
+        miniportOffloadContext: n.slot,
+        ndisOffloadHandle: n.handle,
+        constState: undefined,
+        cachedState: { dlDestinationAddress: ch.mac, hostReachabilityDelta: Duration.fromMicros(0) },
+        delegatedState: undefined,
+      });
+      this.stats.updates++;
+      this.#log(undefined, "UpdateOffload", `neighbor ${ipToString(n.ip)} mac changed`);
+      this.#requireTarget().updateOffload(b);
+    }
+    for (let ch = this.stack.paths.pollChange(); ch !== undefined; ch = this.stack.paths.pollChange()) {
+      for (const p of this.#paths.values()) {
+        if (p.phase !== "offloaded" || !ipEquals(p.dst, ch.dst) || p.pmtu === ch.pmtu) continue;
+        p.pmtu = ch.pmtu;
+        const b = newBlock<PathBlock>({
+          layer: "path",
+          stateType: p.dst.length === 4 ? "Ip4OffloadCachedState" : "Ip6OffloadCachedState",
+          miniportOffloadContext: p.slot,
+          ndisOffloadHandle: undefined,
+          constState: undefined,
+          cachedState: { pathMtu: ch.pmtu },
+          delegatedState: undefined,
+        });
+        this.stats.updates++;
+        this.#log(undefined, "UpdateOffload", `path ${ipToString(p.dst)} pmtu=${ch.pmtu}`);
+        this.#requireTarget().updateOffload(b);
+      }
+    }
+  }
+
+  #autoPolicy(): void {
+    const after = this.policy.autoOffloadAfterBytes;
+    if (after === undefined || this.#target === undefined || this.#paused) return;
+    for (const c of this.stack.connections()) {
+      const tcp = c.tcp;
+      if (c.phase !== "host" || tcp === undefined || tcp.state !== "ESTABLISHED") continue;
+      if (tcp.stats.bytesIn + tcp.stats.bytesOut >= after) this.offload(c);
+    }
+  }
+
+  #retryWaiting(): void {
+    const w = this.#waiting.splice(0);
+    for (const c of w) this.offload(c);
+  }
+
+  #opDone(root: OffloadBlockList, what: string): void {
+    forEachInTree(root, (b) => {
+      if (b.layer !== "tcp" || b.miniportOffloadContext === null) return;
+      const t = this.#tcpBySlot(b.miniportOffloadContext);
+      if (t === undefined) return;
+      t.busyOps = Math.max(0, t.busyOps - 1);
+      // UP-6 / QY-2: an object that could not be updated or queried is uploaded.
+      if (b.status !== "NDIS_STATUS_SUCCESS") this.#wantTerminate(t, `${what} failed`);
+    });
+    this.#log(undefined, `${what}Complete`, String(root.status));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Helpers
+
+  #tcpRef(t: OffloadedTcp, stateType: TcpBlock["stateType"]): TcpBlock {
+    return newBlock<TcpBlock>({
+      layer: "tcp",
+      stateType,
+      miniportOffloadContext: t.slot,
+      ndisOffloadHandle: t.handle,
+      constState: undefined,
+      cachedState: undefined,
+      delegatedState: undefined,
+    });
+  }
+
+  #unlinkTcp(t: OffloadedTcp): void {
+    this.#tcps.delete(t.conn);
+    this.#byHandle.delete(t.handle);
+    t.path.refs--;
+    if (t.path.refs === 0 && t.path.phase === "offloading") this.#dropPath(t.path);
+  }
+
+  #dropPath(p: PathObject): void {
+    if (this.#paths.get(p.key) !== p) return;
+    this.#paths.delete(p.key);
+    p.neighbor.refs--;
+    if (p.neighbor.refs === 0 && p.neighbor.phase === "offloading") this.#dropNeighbor(p.neighbor);
+  }
+
+  #dropNeighbor(n: NeighborObject): void {
+    if (this.#neighbors.get(n.key) !== n) return;
+    this.#neighbors.delete(n.key);
+    this.#neighborByHandle.delete(n.handle);
+  }
+
+  #neighborBySlot(slot: OffloadContextSlot): NeighborObject | undefined {
+    for (const n of this.#neighbors.values()) if (n.slot === slot) return n;
+    return undefined;
+  }
+
+  #pathBySlot(slot: OffloadContextSlot): PathObject | undefined {
+    for (const p of this.#paths.values()) if (p.slot === slot) return p;
+    return undefined;
+  }
+
+  #tcpBySlot(slot: OffloadContextSlot): OffloadedTcp | undefined {
+    for (const t of this.#tcps.values()) if (t.slot === slot) return t;
+    return undefined;
+  }
+
+  #ctx(t: OffloadedTcp): MiniportOffloadContext {
+    const ctx = t.slot.context;
+    assert(ctx !== null, "an offloaded connection has a target context");
+    return ctx;
+  }
+
+  #newHandle(): NdisOffloadHandle {
+    return this.#nextHandle++ as NdisOffloadHandle;
+  }
+
+  #requireTarget(): OffloadTarget {
+    const t = this.#target;
+    if (t === undefined) throw new UsageError("no offload target attached");
+    return t;
+  }
+
+  #nblBytes(nbl: NetBufferList): number {
+    return chainLength(this.ledger.view(nbl, "host", "bytes"));
+  }
+
+  /** A TCP segment as bytes, header first, checksum over the pseudo-header (FW-2). */
+  #segmentBytes(t: OffloadedTcp, seg: TcpRepr): Uint8Array {
+    const out = new Uint8Array(tcpBufferLen(seg));
+    emitTcp(seg, out, { src: t.conn.remoteAddr, dst: t.conn.localAddr });
+    return out;
+  }
+
+  /** Sends an engine segment directly through the stack (the engine is drained before export). */
+  #sendRaw(c: HostConn, seg: TcpRepr): void {
+    this.stack.sendSegmentFor(c, seg);
+  }
+
+  #log(conn: number | undefined, op: string, detail: string): void {
+    if (this.log.length >= this.logLimit) this.log.shift();
+    this.log.push({ at: this.stack.now, conn, op, detail });
+  }
+}
+
+/** The NBLs of a chain, each unlinked so it can be viewed, moved or freed alone. */
+function unlink(chain: NetBufferList): NetBufferList[] {
+  const nbls = nblArray(chain);
+  for (const n of nbls) n.next = null;
+  return nbls;
+}
+
+function chunk0(nbl: NetBufferList, ledger: BufferLedger): number {
+  return chainLength(ledger.view(nbl, "host", OP_INIT));
+}
+
+function linkBlocks(blocks: OffloadBlockList[]): void {
+  for (let i = 0; i < blocks.length; i++) (blocks[i] as OffloadBlockList).nextBlock = blocks[i + 1] ?? null; // i < length
+}
+
+function pickCached(k: TcpCachedState): Partial<TcpCachedState> {
+  return {
+    noDelay: k.noDelay,
+    keepAlive: k.keepAlive,
+    keepAliveIdle: k.keepAliveIdle,
+    keepAliveInterval: k.keepAliveInterval,
+    keepAliveProbes: k.keepAliveProbes,
+    userTimeout: k.userTimeout,
+    initialRcvWnd: k.initialRcvWnd,
+    sendBufferSize: k.sendBufferSize,
+    maxRetransmissions: k.maxRetransmissions,
+  };
+}
+
+function describeCached(c: ChimneyCached): string {
+  return `keepAlive=${c.keepAliveEnabled} nagle=${c.naglingEnabled} ttl=${c.ttlOrHopLimit} rcvWnd=${c.initialRcvWnd}`;
+}
+
+/** The upload reasons the host must honor (re-exported for policy code and tests). */
+export const MANDATORY_REASONS: readonly TcpUploadReason[] = MANDATORY_UPLOAD_REASONS;

@@ -1,0 +1,157 @@
+/**
+ * A two-host chimney world for scenarios and tests: host "a" (192.0.2.1 / 2001:db8::1) and host
+ * "b" (.2 / ::2) on one simulated Ethernet segment, each optionally with an offload manager and
+ * the reference target, and one ledger per host. Applications are callbacks on socket events;
+ * the world runs on virtual time and is a pure function of its seed.
+ */
+import {
+  acceptAllKnobs,
+  OffloadManager,
+  type OffloadPolicy,
+  type ReceiveKnobs,
+} from "../host/offload-manager.js";
+import { HostStack, type StackEvent } from "../host/stack.js";
+import { BufferLedger } from "../nbl/ledger.js";
+import { tcpConfig, type TcpConfig } from "../tcp/config.js";
+import { Instant } from "../time/instant.js";
+import { mac } from "../wire/ethernet.js";
+import { buildDuplexLink, type FaultProfile, type LinkTapOptions } from "./link.js";
+import { SimChimneyHost } from "./offload-node.js";
+import { Prng } from "./prng.js";
+import { type NicTarget, ReferenceTarget, type ReferenceTargetOptions } from "./reference-target.js";
+import { SoftwareTarget, type SoftwareTargetOptions } from "../target/software-target.js";
+import { Scheduler } from "./scheduler.js";
+
+/** How to build one host of the world. */
+export interface WorldHostOptions {
+  /** Give the host an offload target (default true). */
+  readonly offload?: boolean | undefined;
+  readonly policy?: OffloadPolicy | undefined;
+  /** Receive knobs; default accept-all. */
+  readonly knobs?: ((rng: Prng) => ReceiveKnobs) | undefined;
+  readonly target?: Partial<Omit<ReferenceTargetOptions, "ledger" | "tcp" | "mac">> | undefined;
+  /** Which target: the simulator's reference target (default) or src/target's SoftwareTarget. */
+  readonly kind?: "reference" | "software" | undefined;
+  /** Resource limits of a SoftwareTarget (e.g. `{ tcp: 0 }` to make initiates fail). */
+  readonly limits?: SoftwareTargetOptions["limits"];
+}
+
+/** How to build the world. */
+export interface WorldOptions {
+  readonly seed: number;
+  readonly profile?: FaultProfile | undefined;
+  readonly tcp?: Partial<TcpConfig> | undefined;
+  readonly a?: WorldHostOptions | undefined;
+  readonly b?: WorldHostOptions | undefined;
+  readonly tap?: LinkTapOptions | undefined;
+}
+
+/** One host of the world, with its parts. */
+export interface WorldHost {
+  readonly node: SimChimneyHost;
+  readonly stack: HostStack;
+  readonly manager: OffloadManager | undefined;
+  readonly target: NicTarget | undefined;
+  readonly ledger: BufferLedger | undefined;
+  /** Replaces the host's event handler. */
+  onEvent(fn: (ev: StackEvent) => void): void;
+}
+
+/** The world. */
+export interface ChimneyWorld {
+  readonly sched: Scheduler;
+  readonly a: WorldHost;
+  readonly b: WorldHost;
+  /** Runs until `untilUs` (virtual microseconds) or until idle; returns true if it went idle. */
+  run(untilUs: number, maxEvents?: number): boolean;
+  /** The current virtual time. */
+  readonly now: Instant;
+}
+
+/** Builds a world. */
+export function buildChimneyWorld(o: WorldOptions): ChimneyWorld {
+  const sched = new Scheduler();
+  const root = new Prng(o.seed);
+  const linkRng = root.fork();
+  const tcp = tcpConfig({ ...o.tcp });
+  const mk = (name: string, n: number, opts: WorldHostOptions | undefined): WorldHost => {
+    const hostMac = mac(`02:00:00:00:00:0${n}`);
+    const stack = new HostStack({
+      interfaces: [
+        {
+          name: "eth0",
+          link: "ethernet",
+          mac: hostMac,
+          mtu: 1500,
+          addresses: [
+            { addr: Uint8Array.of(192, 0, 2, n), prefixLen: 24 },
+            { addr: Uint8Array.of(0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n), prefixLen: 64 },
+          ],
+        },
+      ],
+      tcp,
+      random: root.fork(),
+    });
+    const knobRng = root.fork();
+    if (opts?.offload === false) {
+      const node = new SimChimneyHost(name, stack, sched);
+      return {
+        node,
+        stack,
+        manager: undefined,
+        target: undefined,
+        ledger: undefined,
+        onEvent: (fn) => {
+          node.onEvent = fn;
+        },
+      };
+    }
+    const ledger = new BufferLedger();
+    const knobs = opts?.knobs?.(knobRng) ?? acceptAllKnobs({ nextU32: () => knobRng.nextU32() });
+    const manager = new OffloadManager(stack, ledger, opts?.policy ?? {}, knobs);
+    const target: NicTarget =
+      opts?.kind === "software"
+        ? new SoftwareTarget({ host: manager, ledger, mac: hostMac, tcpConfig: tcp, limits: opts.limits })
+        : new ReferenceTarget(manager, { ...opts?.target, ledger, tcp, mac: hostMac });
+    manager.attachTarget(target);
+    const node = new SimChimneyHost(name, stack, sched, { manager, target });
+    return {
+      node,
+      stack,
+      manager,
+      target,
+      ledger,
+      onEvent: (fn) => {
+        node.onEvent = fn;
+      },
+    };
+  };
+  const a = mk("a", 1, o.a);
+  const b = mk("b", 2, o.b);
+  const link = buildDuplexLink(a.node.port(), b.node.port(), {
+    scheduler: sched,
+    prng: linkRng,
+    profile: { delayUs: 1000, ...o.profile, mtu: 1500, linkHeaderBytes: 14 },
+    ...o.tap,
+  });
+  a.node.attach(link.aToB);
+  b.node.attach(link.bToA);
+  return {
+    sched,
+    a,
+    b,
+    get now() {
+      return sched.now;
+    },
+    run(untilUs: number, maxEvents = 10_000_000): boolean {
+      const limit = Instant.fromMicros(untilUs);
+      for (let n = 0; n < maxEvents; n++) {
+        const next = sched.nextAt();
+        if (next === undefined) return true;
+        if (next > limit) return false;
+        sched.step();
+      }
+      return false;
+    },
+  };
+}
