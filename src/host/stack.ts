@@ -51,7 +51,8 @@ import {
 import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import type { TcpConfig } from "../tcp/config.js";
 import { type ConnEvent, peerSynOf, replyToUnexpected, TcpConnection } from "../tcp/connection.js";
-import { Seq } from "../tcp/seq.js";
+import { type HashKey, initialSeq, timestampOffset } from "../tcp/isn.js";
+import { TcpListener } from "../tcp/listener.js";
 import { DEFAULT_NEIGHBOR_CONFIG, NeighborCache, type NeighborConfig } from "./neighbor.js";
 import { PathMtuCache } from "./path.js";
 import { type NextHop, RouteTable } from "./route.js";
@@ -220,13 +221,19 @@ export class HostListener {
   readonly pending = new Set<HostConn>();
   /** Established connections not yet accepted by the application. */
   readonly ready: HostConn[] = [];
+  /**
+   * Answers SYNs statelessly with SYN cookies once `pending` is full (RFC 4987 3.6), and turns
+   * a valid cookie ACK back into a connection, so a SYN flood costs no memory.
+   */
+  readonly cookies: TcpListener;
   closed = false;
 
-  constructor(id: number, addr: IpAddr | undefined, port: number, backlog: number) {
+  constructor(id: number, addr: IpAddr | undefined, port: number, backlog: number, cookies: TcpListener) {
     this.id = id;
     this.addr = addr;
     this.port = port;
     this.backlog = backlog;
+    this.cookies = cookies;
   }
 }
 
@@ -305,6 +312,8 @@ export class HostStack {
 
   readonly #ifaces: Iface[];
   readonly #random: RandomSource;
+  /** The RFC 6528 secret behind ISNs, timestamp offsets and SYN cookies. */
+  readonly #isnKey: HashKey;
   readonly #ttl: number;
   readonly #ephemeral: readonly [number, number];
   #offload: OffloadHooks | undefined;
@@ -324,6 +333,7 @@ export class HostStack {
     if (cfg.interfaces.length === 0) throw new ConfigError("a host needs at least one interface");
     this.tcpConfig = cfg.tcp;
     this.#random = cfg.random;
+    this.#isnKey = { k0: cfg.random.nextU32(), k1: cfg.random.nextU32() };
     this.#ttl = cfg.ttl ?? DEFAULT_TTL;
     this.#ephemeral = cfg.ephemeralPorts ?? [49152, 65535];
     if (this.#ephemeral[0] < 1 || this.#ephemeral[1] > 65535 || this.#ephemeral[0] > this.#ephemeral[1]) {
@@ -368,7 +378,12 @@ export class HostStack {
     }
     const key = listenerKey(addr, port);
     if (this.#listeners.has(key)) throw new SocketError("EADDRINUSE", `port ${port} is already listening`);
-    const l = new HostListener(this.#nextId++, addr, port, Math.max(1, backlog));
+    const cookies = new TcpListener(this.tcpConfig, port, this.#isnKey, {
+      synQueueSize: 0,
+      acceptBacklog: Math.max(1, backlog),
+      synCookies: "always",
+    });
+    const l = new HostListener(this.#nextId++, addr, port, Math.max(1, backlog), cookies);
     this.#listeners.set(key, l);
     return l;
   }
@@ -422,7 +437,7 @@ export class HostStack {
       );
     }
     const c = this.#newConn(local, port, remote, remotePort, hop);
-    c.tcp = TcpConnection.connect(this.tcpConfig, this.#openParams(c), now);
+    c.tcp = TcpConnection.connect(this.tcpConfig, this.#openParams(c, now), now);
     c.announced = true;
     this.#touch(c);
     return c;
@@ -788,13 +803,15 @@ export class HostStack {
     return c;
   }
 
-  #openParams(c: HostConn) {
+  #openParams(c: HostConn, now: Instant) {
     const mtu = this.#pathMtu(c.remoteAddr, c.ifIndex);
+    const k = this.#isnKey;
     return {
       localPort: c.localPort,
       remotePort: c.remotePort,
-      iss: Seq.of(this.#random.nextU32()),
-      tsOffset: this.#random.nextU32(),
+      // RFC 6528: a keyed hash of the 4-tuple plus a 4-microsecond clock.
+      iss: initialSeq(k, c.localAddr, c.localPort, c.remoteAddr, c.remotePort, now),
+      tsOffset: timestampOffset(k, c.localAddr, c.localPort, c.remoteAddr, c.remotePort),
       pathMss: mtu - (c.remoteAddr.length === 4 ? IPV4_HEADER : IPV6_HEADER) - TCP_HEADER,
     };
   }
@@ -866,12 +883,10 @@ export class HostStack {
     const l =
       this.#listeners.get(listenerKey(dst, seg.dstPort)) ??
       this.#listeners.get(listenerKey(undefined, seg.dstPort));
-    const onlySyn = (seg.flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST | TcpFlag.FIN)) === TcpFlag.SYN;
-    if (l !== undefined && onlySyn) {
-      this.#onListenSyn(now, l, src, dst, seg);
+    if (l !== undefined) {
+      this.#onListen(now, l, src, dst, seg);
       return;
     }
-    if (l !== undefined && (seg.flags & TcpFlag.RST) !== 0) return; // RFC 9293 3.10.7.2: ignore
     // RFC 9293 3.10.7.1 (CLOSED) and 3.10.7.2 (LISTEN, an ACK or other non-SYN): answer with a RST.
     const rst = replyToUnexpected(seg);
     if (rst !== undefined) {
@@ -880,12 +895,53 @@ export class HostStack {
     }
   }
 
-  #onListenSyn(now: Instant, l: HostListener, src: IpAddr, dst: IpAddr, seg: TcpRepr): void {
-    if (l.pending.size >= this.#synQueueLimit || l.ready.length >= l.backlog) {
-      // Bounded: a SYN flood cannot grow memory; the peer retransmits its SYN later.
-      this.stats.dropSynQueueFull++;
+  /** RFC 9293 3.10.7.2: a segment to a listening port that matched no connection. */
+  #onListen(now: Instant, l: HostListener, src: IpAddr, dst: IpAddr, seg: TcpRepr): void {
+    const f = seg.flags;
+    if (f & TcpFlag.RST) return; // first: an incoming RST is ignored
+    if (f & TcpFlag.ACK) {
+      // second: an ACK is bad unless it completes a SYN cookie; the cookie engine answers a
+      // bad one with <SEQ=SEG.ACK><CTL=RST>.
+      l.cookies.handleSegment(now, dst, src, seg);
+      this.#drainCookies(now, l);
       return;
     }
+    if (!(f & TcpFlag.SYN)) return; // fourth: other text or control without SYN or ACK is dropped
+    if (l.ready.length >= l.backlog) {
+      this.stats.dropAcceptQueueFull++; // as Linux: SYNs wait while the accept queue is full
+      return;
+    }
+    if (l.pending.size >= this.#synQueueLimit) {
+      // Bounded: past the SYN queue, answer statelessly with a cookie (no state kept).
+      this.stats.dropSynQueueFull++;
+      l.cookies.handleSegment(now, dst, src, seg);
+      this.#drainCookies(now, l);
+      return;
+    }
+    this.#onListenSyn(now, l, src, dst, seg);
+  }
+
+  /** Sends the cookie engine's replies and adopts connections it completed. */
+  #drainCookies(now: Instant, l: HostListener): void {
+    for (let t = l.cookies.pollTransmit(now); t !== undefined; t = l.cookies.pollTransmit(now)) {
+      if (t.seg.flags & TcpFlag.RST) this.stats.rstsSent++;
+      this.#sendIp(now, t.remote, t.local, t.seg, undefined);
+    }
+    for (let a = l.cookies.accept(); a !== undefined; a = l.cookies.accept()) {
+      const hop = this.routes.lookup(a.remote);
+      if (hop === undefined) {
+        this.stats.dropNoRoute++;
+        continue;
+      }
+      const c = this.#newConn(a.local, l.port, a.remote, a.conn.remotePort, hop);
+      c.listener = l;
+      c.tcp = a.conn;
+      l.pending.add(c);
+      this.#touch(c); // its `connected` event moves it to the accept queue
+    }
+  }
+
+  #onListenSyn(now: Instant, l: HostListener, src: IpAddr, dst: IpAddr, seg: TcpRepr): void {
     const hop = this.routes.lookup(src);
     if (hop === undefined) {
       this.stats.dropNoRoute++;
@@ -893,7 +949,7 @@ export class HostStack {
     }
     const c = this.#newConn(dst, seg.dstPort, src, seg.srcPort, hop);
     c.listener = l;
-    c.tcp = TcpConnection.accept(this.tcpConfig, this.#openParams(c), peerSynOf(seg), now);
+    c.tcp = TcpConnection.accept(this.tcpConfig, this.#openParams(c, now), peerSynOf(seg), now);
     l.pending.add(c);
     this.#touch(c);
   }
