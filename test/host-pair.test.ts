@@ -52,3 +52,20 @@ void describe("two host stacks over faulty links (seeded)", () => {
     });
   }
 });
+
+void describe("two host stacks: many seeded cases", () => {
+  void test("1,200 seeds across every fault profile: streams identical, clean close", () => {
+    for (let seed = 1000; seed < 2200; seed++) {
+      const [, profile, extra] = PROFILES[seed % PROFILES.length]!;
+      check({
+        seed,
+        bytesAtoB: 12_000 + (seed % 7) * 1000,
+        bytesBtoA: 6_000,
+        profile,
+        family: seed % 3 === 0 ? 6 : 4,
+        chunk: 1000 + (seed % 5) * 700,
+        ...extra,
+      });
+    }
+  });
+});
