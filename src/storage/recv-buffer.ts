@@ -53,6 +53,17 @@ export class RecvBuffer {
     return n;
   }
 
+  /** Drops exactly `n` bytes from the head (`n` must not exceed `length`). */
+  consume(n: number): void {
+    assert(n >= 0 && n <= this.#length, () => `consume ${n} of ${this.#length}`);
+    let left = n;
+    while (left > 0) {
+      const c = this.read(left);
+      if (c === undefined) break;
+      left -= c.length;
+    }
+  }
+
   /** The first chunk without consuming it. */
   peek(): Uint8Array | undefined {
     return this.#length === 0 ? undefined : this.#chunks[this.#head];

@@ -21,6 +21,42 @@ export interface TcpConfig {
   readonly sack: boolean;
   /** RFC 5961 challenge ACKs and ACK range check. `false` gives RFC 793 behaviour. */
   readonly rfc5961: boolean;
+  /**
+   * RFC 5961 3 (RST: only RST at RCV.NXT resets, others draw a challenge ACK) on its own;
+   * `undefined` follows `rfc5961`. `false` gives RFC 793 RST handling (FreeBSD insecure_rst).
+   */
+  readonly rfc5961Rst: boolean | undefined;
+  /**
+   * RFC 5961 4 (a SYN in a synchronized state draws a challenge ACK) on its own; `undefined`
+   * follows `rfc5961`. `false` resets the connection as RFC 793 did (FreeBSD insecure_syn).
+   */
+  readonly rfc5961Syn: boolean | undefined;
+  /**
+   * Drop a segment with both SYN and FIN set, in SYN-SENT and in a listener (FreeBSD
+   * net.inet.tcp.drop_synfin; RFC 9293 does not forbid the combination).
+   */
+  readonly dropSynFin: boolean;
+  /**
+   * Send SYNs without any option (FreeBSD TCP_NOOPT): no MSS, window scale, SACK-permitted or
+   * timestamps, so none of them is negotiated.
+   */
+  readonly noOptions: boolean;
+  /**
+   * From the third SYN retransmission on, offer no option but the MSS (FreeBSD
+   * net.inet.tcp.rexmit_drop_options), in case a middlebox drops SYNs with options.
+   */
+  readonly synRetransmitDropOptions: boolean;
+  /**
+   * Added to every retransmission timeout after backoff (FreeBSD net.inet.tcp.rexmit_slop;
+   * 0 by default). With it, the n-th SYN retransmission waits RTO * 2^n + slop.
+   */
+  readonly rtoSlop: Duration;
+  /**
+   * Connection-establishment timeout (FreeBSD net.inet.tcp.keepinit / TCP_KEEPINIT): a
+   * connection still in SYN-SENT or SYN-RECEIVED this long after it started fails with
+   * ETIMEDOUT, whatever `synRetries` allows. `undefined`: only `synRetries` bounds it.
+   */
+  readonly connectTimeout: Duration | undefined;
   /** At most this many challenge ACKs per second (RFC 5961 7; Linux default 1000). */
   readonly challengeAckLimit: number;
   /**
@@ -62,6 +98,12 @@ export interface TcpConfig {
   readonly initialCwndSegments: number;
   /** Duplicate ACKs that trigger fast retransmit (RFC 5681 3.2). */
   readonly dupAckThreshold: number;
+  /**
+   * RFC 8985 tail loss probe on SACK connections: after 2 * SRTT without an ACK, send one
+   * segment (new, or the last again) so a tail loss is repaired by SACK recovery instead of
+   * the RTO. The probe timer is not part of a snapshot (like the delayed-ACK timer).
+   */
+  readonly tailLossProbe: boolean;
   /** Bound on bytes held in the out-of-order queue. */
   readonly maxOooBytes: number;
   /** Bound on disjoint ranges (holes) in the out-of-order queue. */
@@ -77,6 +119,13 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   timestamps: true,
   sack: true,
   rfc5961: true,
+  rfc5961Rst: undefined,
+  rfc5961Syn: undefined,
+  dropSynFin: false,
+  noOptions: false,
+  synRetransmitDropOptions: false,
+  rtoSlop: Duration.ZERO,
+  connectTimeout: undefined,
   challengeAckLimit: 1000,
   blindAttackProbing: false,
   noDelay: false,
@@ -95,6 +144,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   keepAliveProbes: 9,
   initialCwndSegments: 10,
   dupAckThreshold: 3,
+  tailLossProbe: true,
   maxOooBytes: 1 << 20,
   maxOooRanges: 32,
 });
@@ -113,6 +163,8 @@ export function tcpConfig(overrides: Partial<TcpConfig> = {}): TcpConfig {
   int("delayedAck", c.delayedAck, 0, 500_000);
   int("initialRto", c.initialRto, 1, 2 ** 40);
   int("minRto", c.minRto, 1, c.maxRto);
+  int("rtoSlop", c.rtoSlop, 0, 2 ** 40);
+  if (c.connectTimeout !== undefined) int("connectTimeout", c.connectTimeout, 1, 2 ** 45);
   int("maxRto", c.maxRto, 1, 2 ** 40);
   int("maxRetransmissions", c.maxRetransmissions, 1, 255);
   int("synRetries", c.synRetries, 0, 255);

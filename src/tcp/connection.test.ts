@@ -1022,9 +1022,14 @@ void describe("FIN-WAIT-1 / FIN-WAIT-2 / CLOSING / TIME-WAIT (RFC 9293 3.6)", ()
     assert.equal(c.mayReuseForSyn({ ...FROM_PEER, flags: SYN | ACK, seq: R(100000) }), false);
     assert.equal(established().mayReuseForSyn({ ...FROM_PEER, flags: SYN, seq: R(100000) }), false);
   });
-  void test("RST in TIME-WAIT closes without an error", () => {
+  void test("RST in TIME-WAIT is ignored (RFC 1337): the 2*MSL timer still ends it", () => {
     const c = timeWait();
     recv(c, at(5), { flags: RST, seq: R(2) });
+    assert.equal(c.state, "TIME-WAIT");
+    assert.deepEqual(drainTx(c, at(5)), []);
+    const end = c.pollTimeout();
+    assert.ok(end !== undefined);
+    tick(c, end);
     assert.equal(c.state, "CLOSED");
     assert.equal(c.error, undefined);
   });

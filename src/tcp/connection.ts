@@ -36,10 +36,29 @@
  * - After timestamps are negotiated, a segment without them is still accepted (RFC 7323 3.2
  *   says SHOULD drop).
  * - Data or FIN on a SYN is not accepted: it is not acknowledged, so the peer resends it.
- * - On RTO the SACK scoreboard is discarded and sending restarts at SND.UNA. SACK recovery
- *   (RFC 6675) keeps its scoreboard per range, computes IsLost and pipe per hole rather than
- *   per segment, and has no rescue retransmission.
- * - A RST in TIME-WAIT closes it (RFC 9293), not ignored (RFC 1337).
+ * - On RTO sending restarts at SND.UNA (go-back-N) but the SACK scoreboard is kept and the
+ *   resend skips SACKed ranges (RFC 6675 5.1); a second timeout in a row discards it (the
+ *   peer may have reneged, RFC 2018 8). SACK recovery (RFC 6675) keeps its scoreboard per
+ *   range and computes IsLost and pipe per hole rather than per segment. A retransmission
+ *   that is itself lost is detected when more than (DupThresh - 1) * SMSS bytes sent after
+ *   it are SACKed, and is sent again (as Linux did before RACK), instead of waiting for the
+ *   RTO. No rescue retransmission. RFC 5827 early retransmit lowers DupThresh when fewer
+ *   segments are outstanding and nothing new can be sent; an RFC 8985 tail loss probe
+ *   (`tailLossProbe`, SACK only) sends one segment after 2 * SRTT without an ACK, so a loss
+ *   at the tail of a flight is repaired by SACK recovery instead of a 200 ms+ RTO.
+ * - The RTO and a Chimney snapshot: while retransmitting, RTO = (SRTT + max(G, 4 RTTVAR))
+ *   << retransmission count (clamped to [minRto, maxRto]), which Chimney's SRtt, RttVar and
+ *   Retransmit.Count rebuild exactly (chimney/tcp-state.ts deriveRto). One case differs:
+ *   without timestamps, once a retransmitted segment is acknowledged, Karn's rule (RFC 6298
+ *   5, "the backed-off RTO is kept until an ACK for a segment that was not retransmitted")
+ *   keeps the backed-off RTO while Retransmit.Count is already 0. A Chimney importer then
+ *   starts from the un-backed-off RTO until the next RTT sample; our own snapshot carries
+ *   `rto` itself, so export/import between two of our engines keeps it exactly. With
+ *   timestamps every ACK of new data is a sample (RFC 7323 4.1) and the two always agree.
+ * - Offload-target hooks: `flushAck` / `ackOwed` (owed delayed ACK), `send(data, { push })`
+ *   (PSH at chunk boundaries), `setInitialRcvWnd`, `resetTotalRt`, `peekChunks` / `consume`,
+ *   `setUrgentHold` / `takeUrgentSegment`, and `exportState` in CLOSED.
+ * - A RST in TIME-WAIT is ignored (RFC 1337), not obeyed (RFC 9293).
  * - After a reset, data already received stays readable.
  */
 import { Duration, Instant } from "../time/instant.js";
@@ -85,6 +104,15 @@ export interface TcpOpenParams {
    * IPv4 (the default), 1220 for IPv6.
    */
   readonly defaultPeerMss?: number | undefined;
+}
+
+/** Options of one `send` call. */
+export interface SendOptions {
+  /**
+   * Set PSH on the segment that carries the last byte of this data (RFC 9293 3.9.1; Chimney
+   * SD-4: a push at each NBL boundary). Applies only when `send` takes all of `data`.
+   */
+  readonly push?: boolean | undefined;
 }
 
 /** The result of `status()`. */
@@ -143,6 +171,8 @@ const PAWS_IDLE_US = 24 * 24 * 3600 * 1_000_000;
 /** RFC 6298 clock granularity G used in the RTO formula. */
 const CLOCK_G_US = 1000;
 const SECOND_US = 1_000_000;
+/** RFC 8985 WCDelAckT: worst-case delayed-ACK time added to a one-segment probe timeout. */
+const TLP_DELACK_US = 200_000;
 /** Bytes of the timestamps option with its padding. */
 const TS_OPT_BYTES = 12;
 
@@ -172,6 +202,10 @@ export class TcpConnection {
   /** A SYN was retransmitted: RFC 6298 5.7 applies once established. */
   #synRetransmitted = false;
   #pathMss: number;
+  /** The MSS our SYN advertises: the interface's, never lowered by path MTU (RFC 1191 3). */
+  readonly #synMss: number;
+  /** When the connection was opened, for `connectTimeout`. */
+  readonly #openedAt: Instant;
   #tsOffset: number;
 
   // Send sequence space.
@@ -189,6 +223,8 @@ export class TcpConnection {
   #sendHeadOff = 0;
   #finQueued = false;
   #sendBufferSize: number;
+  /** Send-stream offsets (exclusive ends) of chunks sent with `push`: their segment gets PSH. */
+  #pushMarks: number[] = [];
 
   // Receive sequence space.
   #rcvNxt: SeqNum = Seq.of(0);
@@ -202,6 +238,9 @@ export class TcpConnection {
   #oooFinOff: number | undefined;
   #readShut = false;
   #initialRcvWnd: number;
+  /** Hold segments carrying URG instead of processing them (see `setUrgentHold`). */
+  #urgentHold = false;
+  #urgentSegment: TcpRepr | undefined;
   /** Stream offsets of the most recent out-of-order arrivals, newest first (RFC 2018 4). */
   #sackRecent: number[] = [];
 
@@ -230,6 +269,19 @@ export class TcpConnection {
   #sacked: number[] = [];
   /** RFC 6675 HighRxt as a send-stream offset. */
   #highRxt = 0;
+  /**
+   * Retransmissions of this recovery episode as [start, end, sent-high] send offsets, where
+   * sent-high is SND.MAX's offset when the retransmission left: once enough data sent after it
+   * is SACKed, the retransmission itself was lost (lost-retransmission detection, as Linux
+   * does before RACK) and the range goes out again instead of waiting for an RTO.
+   */
+  #rtxMarks: number[] = [];
+  /** RFC 8985 tail loss probe: when the probe timer fires (SACK connections only). */
+  #tlpAt: Instant | undefined;
+  /** A probe is out and not yet answered by an ACK of new data (one probe per episode). */
+  #tlpOut = false;
+  /** The next `#pollData` may send one new segment beyond cwnd (the probe). */
+  #tlpSendNew = false;
 
   // Timers.
   #rtxAt: Instant | undefined;
@@ -311,6 +363,8 @@ export class TcpConnection {
     this.#activeOpen = active;
     this.#defaultPeerMss = p.defaultPeerMss ?? DEFAULT_PEER_MSS;
     this.#pathMss = Math.min(cfg.mss, p.pathMss ?? cfg.mss);
+    this.#synMss = this.#pathMss;
+    this.#openedAt = now;
     this.#tsOffset = p.tsOffset >>> 0;
     this.#sndUna = p.iss;
     this.#sndNxt = p.iss;
@@ -577,11 +631,16 @@ export class TcpConnection {
    * full; the rest can be offered again after a `writable` event), or an RFC 9293 error.
    * Data queued in SYN-SENT / SYN-RECEIVED goes out once ESTABLISHED.
    */
-  send(data: Uint8Array): number | UserCallError {
+  send(data: Uint8Array, opts?: SendOptions): number | UserCallError {
     if (this.#state === "CLOSED" || this.#state === "LISTEN") return "connection-does-not-exist";
     if (!this.#maySend()) return "connection-closing";
     const n = Math.min(data.length, Math.max(0, this.#sendBufferSize - this.#sendQ.length));
     if (n > 0) this.#sendQ.push(n === data.length ? data : data.subarray(0, n));
+    // A push applies to the end of what was taken only when all of it was taken.
+    if (opts?.push === true && n > 0 && n === data.length) {
+      const end = this.#sendHeadOff + this.#sendQ.length;
+      if (this.#pushMarks.length < 4096) this.#pushMarks.push(end);
+    }
     return n;
   }
 
@@ -605,6 +664,26 @@ export class TcpConnection {
   /** The first readable chunk without consuming it. */
   peek(): Uint8Array | undefined {
     return this.#rcvBuf.peek();
+  }
+
+  /**
+   * Every readable byte as views of the received chunks, in order, without consuming them
+   * (the window stays closed by them until `consume`). The views stay valid until consumed.
+   */
+  peekChunks(): readonly Uint8Array[] {
+    return this.#rcvBuf.chunks();
+  }
+
+  /**
+   * Consumes exactly `n` readable bytes (as if read) and opens the window accordingly.
+   * Throws UsageError when fewer than `n` bytes are readable.
+   */
+  consume(n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0 || n > this.#rcvBuf.length)
+      throw new UsageError(`consume(${n}) with ${this.#rcvBuf.length} bytes readable`);
+    if (n === 0) return;
+    this.#rcvBuf.consume(n);
+    this.#afterRead();
   }
 
   /**
@@ -713,6 +792,89 @@ export class TcpConnection {
     if (grew && synced && !this.#finReceived) this.#ackNow = true;
   }
 
+  /**
+   * Chimney TCP_FLAG_UPDATE_RCV_WND: sets InitialRcvWnd and, when the window we would now
+   * advertise differs from the one last advertised (RCV.ADV - RCV.NXT), sends a window
+   * update at once. As with `setRecvBufferSize`, the advertised right edge never moves left.
+   * Returns true when an update was queued.
+   */
+  setInitialRcvWnd(bytes: number): boolean {
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new UsageError(`bad receive window ${bytes}`);
+    this.#initialRcvWnd = bytes;
+    const synced = this.#state !== "SYN-SENT" && this.#state !== "CLOSED" && this.#state !== "LISTEN";
+    if (!synced || this.#finReceived || this.#state === "TIME-WAIT") return false;
+    const ws = this.#wsOk ? this.#rcvWscale : 0;
+    const wanted = Math.min(0xffff * 2 ** ws, Math.max(0, bytes - this.#rcvBuf.length));
+    const advertised = Seq.delta(this.#rcvAdv, this.#rcvNxt);
+    if (Math.ceil(wanted / 2 ** ws) === Math.ceil(advertised / 2 ** ws)) return false;
+    this.#ackNow = true;
+    return true;
+  }
+
+  /**
+   * Chimney TCP_FLAG_MAX_RT_RESTART: the time spent retransmitting the current segment
+   * (delegated TotalRT) restarts from zero; the retransmission count is kept.
+   */
+  resetTotalRt(): void {
+    this.#rtxStart = undefined;
+  }
+
+  /**
+   * Urgent data policy for an offload target (Chimney: a segment with URG makes the target
+   * request an upload with ReceivedUrgentData and not acknowledge it). When on, a segment
+   * with URG set that arrives in a synchronized state is not processed at all: it is kept
+   * for `takeUrgentSegment` (the newest one wins) and nothing is acknowledged.
+   */
+  setUrgentHold(on: boolean): void {
+    this.#urgentHold = on;
+  }
+
+  /** True when a URG segment was held (see `setUrgentHold`) and not yet taken. */
+  get urgentPending(): boolean {
+    return this.#urgentSegment !== undefined;
+  }
+
+  /** The held URG segment, once; `undefined` if none. The owner hands it to the host. */
+  takeUrgentSegment(): TcpRepr | undefined {
+    const s = this.#urgentSegment;
+    this.#urgentSegment = undefined;
+    return s;
+  }
+
+  /**
+   * True when an ACK is owed: immediate, or a delayed ACK whose timer is running (Chimney
+   * TM-11: the owner sends it before handing the connection over, see `flushAck`).
+   */
+  get ackOwed(): boolean {
+    return this.#ackNow || this.#delackAt !== undefined;
+  }
+
+  /**
+   * Sends an owed ACK now (stopping the delayed-ACK timer), or returns `undefined` when none
+   * is owed. The segment is the same pure ACK `pollTransmit` would send when the timer fired.
+   */
+  flushAck(now: Instant): TcpRepr | undefined {
+    this.#clock(now);
+    if (!this.ackOwed) return undefined;
+    switch (this.#state) {
+      case "CLOSED":
+      case "LISTEN":
+      case "SYN-SENT":
+        this.#delackAt = undefined;
+        this.#ackNow = false;
+        return undefined;
+      case "SYN-RECEIVED":
+      case "ESTABLISHED":
+      case "FIN-WAIT-1":
+      case "FIN-WAIT-2":
+      case "CLOSE-WAIT":
+      case "CLOSING":
+      case "LAST-ACK":
+      case "TIME-WAIT":
+        return this.#emit(now, this.#sndMax, TcpFlag.ACK, EMPTY);
+    }
+  }
+
   /** Resizes the send buffer; data already queued stays. */
   setSendBufferSize(bytes: number): void {
     this.#sendBufferSize = bytes;
@@ -763,6 +925,10 @@ export class TcpConnection {
       case "CLOSING":
       case "LAST-ACK":
       case "TIME-WAIT":
+        if (this.#urgentHold && seg.flags & TcpFlag.URG && !(seg.flags & TcpFlag.RST)) {
+          this.#urgentSegment = seg;
+          return;
+        }
         this.#onSynchronized(now, seg);
     }
   }
@@ -795,6 +961,7 @@ export class TcpConnection {
       );
       return;
     }
+    if (this.#tlpAt !== undefined && this.#tlpAt <= now) this.#onTlpTimer(now);
     if (this.#rtxAt !== undefined && this.#rtxAt <= now) this.#onRetransmitTimer(now);
     if (this.#persistAt !== undefined && this.#persistAt <= now) this.#onPersistTimer(now);
     if (this.#keepAliveAt !== undefined && this.#keepAliveAt <= now) this.#onKeepAliveTimer(now);
@@ -854,7 +1021,7 @@ export class TcpConnection {
 
   /** The earliest deadline at which `handleTimeout` must be called, or `undefined`. */
   pollTimeout(): Instant | undefined {
-    let t = this.#rtxAt;
+    let t = Instant.earliest(this.#rtxAt, this.#tlpAt);
     t = Instant.earliest(t, this.#delackAt);
     t = Instant.earliest(t, this.#persistAt);
     t = Instant.earliest(t, this.#keepAliveAt);
@@ -903,7 +1070,7 @@ export class TcpConnection {
    * first so no ACK is owed. Non-destructive: the owner discards this instance afterwards.
    */
   exportState(now: Instant): TcpSnapshot {
-    if (!IMPORTABLE.has(this.#state)) throw new UsageError(`cannot export a connection in ${this.#state}`);
+    if (!EXPORTABLE.has(this.#state)) throw new UsageError(`cannot export a connection in ${this.#state}`);
     const delta = (at: Instant | undefined): Duration | undefined =>
       at === undefined ? undefined : Duration.fromMicros(Math.max(0, at - now));
     const constState: TcpConstState = {
@@ -1025,6 +1192,10 @@ export class TcpConnection {
       this.stats.dropsOther++;
       return;
     }
+    if (f & TcpFlag.FIN && this.#cfg.dropSynFin) {
+      this.stats.dropsOther++;
+      return;
+    }
     this.#takeSyn(peerSynOf(seg), now);
     // The peer may use the (unscaled) window our SYN offered (RFC 7323 2.2).
     this.#rcvAdv = Seq.add(this.#rcvNxt, Math.min(this.#initialRcvWnd, 0xffff));
@@ -1046,14 +1217,24 @@ export class TcpConnection {
       this.#evWritable = true;
       this.#ackNow = true;
       this.#armKeepAlive();
-      // Data or FIN carried on the SYN-ACK is ignored: it was not acknowledged, so the peer
-      // sends it again.
+      // Data on the SYN-ACK is taken as text (RFC 9293 3.10.7.3: "continue processing at the
+      // sixth step"); a FIN on it is ignored, so the peer sends it again.
+      if (seg.payload.length > 0) {
+        const wnd = Math.max(0, Seq.delta(this.#rcvAdv, this.#rcvNxt));
+        this.#onText(now, { ...seg, seq: Seq.add(seg.seq, 1) }, 0, wnd);
+        this.#ackNow = true;
+      }
     } else {
       // Simultaneous open (RFC 9293 figure 8): SYN-RECEIVED, send SYN-ACK on ISS.
       this.#state = "SYN-RECEIVED";
       this.#sndNxt = this.#iss;
       this.#rtxAt = undefined;
       this.#rttSeq = undefined;
+      // Data on the SYN is queued for delivery once ESTABLISHED (RFC 9293 3.10.7.3), not
+      // acknowledged before that; a FIN on it is ignored.
+      const wnd = Math.max(0, Seq.delta(this.#rcvAdv, this.#rcvNxt));
+      const take = Math.min(seg.payload.length, wnd);
+      if (take > 0) this.#ooo.insert(this.#rcvNxtOff, seg.payload.subarray(0, take));
     }
   }
 
@@ -1064,14 +1245,16 @@ export class TcpConnection {
     this.#rcvAdv = this.#rcvNxt;
     this.#lastAckSent = this.#rcvNxt;
     this.#peerMss = syn.mss ?? this.#defaultPeerMss;
-    this.#wsOk = this.#cfg.windowScaling && syn.windowScale !== undefined;
+    // Only what our own SYN offered can be negotiated (see `#synOffers`).
+    const offers = this.#activeOpen ? this.#synOffers() : undefined;
+    this.#wsOk = (offers?.ws ?? this.#cfg.windowScaling) && syn.windowScale !== undefined;
     this.#sndWscale = this.#wsOk ? Math.min(14, syn.windowScale ?? 0) : 0;
-    this.#tsOk = this.#cfg.timestamps && syn.tsVal !== undefined;
+    this.#tsOk = (offers?.ts ?? this.#cfg.timestamps) && syn.tsVal !== undefined;
     if (this.#tsOk) {
       this.#tsRecent = syn.tsVal ?? 0;
       this.#tsRecentAt = now;
     }
-    this.#sackOk = this.#cfg.sack && syn.sackPermitted;
+    this.#sackOk = (offers?.sack ?? this.#cfg.sack) && syn.sackPermitted;
     this.#sndWnd = syn.window;
     this.#maxSndWnd = syn.window;
     this.#sndWl1 = syn.irs;
@@ -1083,6 +1266,13 @@ export class TcpConnection {
 
   #onSynchronized(now: Instant, seg: TcpRepr): void {
     const f = seg.flags;
+    // TIME-WAIT (as FreeBSD tcp_twcheck): a segment with neither ACK nor SYN is dropped
+    // without a reply (every segment of the peer's after its SYN carries ACK, RFC 9293 3.1),
+    // and a RST is ignored (RFC 1337).
+    if (this.#state === "TIME-WAIT" && !(f & (TcpFlag.ACK | TcpFlag.SYN))) {
+      this.stats.dropsOther++;
+      return;
+    }
     // A retransmitted SYN in SYN-RECEIVED: our SYN-ACK was lost, send it again.
     if (this.#state === "SYN-RECEIVED" && f & TcpFlag.SYN && !(f & TcpFlag.ACK) && seg.seq === this.#irs) {
       this.#sndNxt = this.#iss;
@@ -1100,8 +1290,8 @@ export class TcpConnection {
     // First: acceptability (RFC 9293 3.10.7.4 table).
     const payloadLen = seg.payload.length;
     const len = payloadLen + (f & TcpFlag.SYN ? 1 : 0) + (f & TcpFlag.FIN ? 1 : 0);
-    const wnd = Math.max(0, Seq.delta(this.#rcvAdv, this.#rcvNxt));
-    const off = Seq.delta(seg.seq, this.#rcvNxt); // position of the segment relative to RCV.NXT
+    let wnd = this.#acceptWindow();
+    let off = Seq.delta(seg.seq, this.#rcvNxt); // position of the segment relative to RCV.NXT
     let acceptable: boolean;
     if (len === 0) acceptable = wnd === 0 ? off === 0 : off >= 0 && off < wnd;
     else if (wnd === 0) acceptable = false;
@@ -1132,9 +1322,14 @@ export class TcpConnection {
     }
     // RFC 1122 4.2.2.17: probing continues as long as the peer answers.
     this.#probesUnanswered = 0;
-    // Second: RST (RFC 5961 3.2).
+    // Second: RST (RFC 5961 3.2). In TIME-WAIT it is ignored (RFC 1337 TIME-WAIT
+    // assassination hazards; FreeBSD and Linux do so): the 2*MSL quiet time runs out.
+    if (f & TcpFlag.RST && this.#state === "TIME-WAIT") {
+      this.stats.dropsOther++;
+      return;
+    }
     if (f & TcpFlag.RST) {
-      if (this.#cfg.rfc5961 && off !== 0) {
+      if ((this.#cfg.rfc5961Rst ?? this.#cfg.rfc5961) && off !== 0) {
         this.#challengeAck(now);
         return;
       }
@@ -1143,11 +1338,19 @@ export class TcpConnection {
     }
     // Fourth: SYN in a synchronized state (RFC 5961 4.2; RFC 793 sent a RST).
     if (f & TcpFlag.SYN) {
-      if (this.#state === "SYN-RECEIVED" && !this.#activeOpen && !this.#cfg.rfc5961) {
+      const secureSyn = this.#cfg.rfc5961Syn ?? this.#cfg.rfc5961;
+      if (this.#state === "SYN-RECEIVED" && !this.#activeOpen && !secureSyn) {
         this.#terminate("reset", "ECONNRESET");
         return;
       }
-      if (this.#cfg.rfc5961) {
+      // A SYN left of RCV.NXT is an old duplicate that trimming to the window removes
+      // (RFC 9293 3.10.7.4 first check, as BSD's trimming does): it only draws an ACK.
+      if (off < 0) {
+        this.stats.dropsOutOfWindow++;
+        this.#ackNow = true;
+        return;
+      }
+      if (secureSyn) {
         this.#challengeAck(now);
         return;
       }
@@ -1185,6 +1388,14 @@ export class TcpConnection {
       this.#evConnected = true;
       this.#evWritable = true;
       this.#armKeepAlive();
+      // Data that came on a SYN in SYN-SENT (simultaneous open) is now in order.
+      for (let ch = this.#ooo.pop(this.#rcvNxtOff); ch !== undefined; ch = this.#ooo.pop(this.#rcvNxtOff)) {
+        this.#rcvBuf.push(ch);
+        this.#advanceRcv(ch.length);
+        this.#evReadable = true;
+        wnd = this.#acceptWindow();
+        off = Seq.delta(seg.seq, this.#rcvNxt);
+      }
     }
     if (!this.#onAckField(now, seg, payloadLen)) return;
     if (wasSynReceived) this.#rtoFallback();
@@ -1206,6 +1417,14 @@ export class TcpConnection {
       }
     } else if (zeroWindowAtEdge && len > 0) {
       this.stats.dropsOutOfWindow++;
+      this.#ackNow = true;
+    }
+    if (
+      this.#state === "TIME-WAIT" &&
+      (f !== TcpFlag.ACK || payloadLen !== 0 || seg.seq !== this.#rcvNxt || seg.ack !== this.#sndMax)
+    ) {
+      // Only the retransmitted FIN is expected here; anything but a plain duplicate ACK draws
+      // an ACK so the peer learns where we are (FreeBSD tcp_twcheck).
       this.#ackNow = true;
     }
     if (this.#state === "TIME-WAIT" && finOk) {
@@ -1305,6 +1524,8 @@ export class TcpConnection {
       this.#sendHead = newHead;
       this.#sendHeadOff += dataAcked;
       this.#evAcked += dataAcked;
+      while (this.#pushMarks.length > 0 && (this.#pushMarks[0] as number) <= this.#sendHeadOff)
+        this.#pushMarks.shift();
       this.#evWritable = true;
     }
     this.#sndUna = ack;
@@ -1354,6 +1575,8 @@ export class TcpConnection {
     // RFC 6298 5.2 / 5.3: stop the timer when all is acknowledged, else restart it.
     if (this.#sndUna === this.#sndMax) this.#rtxAt = undefined;
     else this.#rtxAt = Instant.add(now, this.#rto as Duration); // integer microseconds
+    this.#tlpOut = false;
+    this.#armTlp(now);
   }
 
   /** A duplicate ACK (RFC 5681 2 definition). */
@@ -1365,7 +1588,11 @@ export class TcpConnection {
       if (!this.#sackOk) this.#cwnd += smss; // RFC 6582 3.2 step 3: inflate
       return;
     }
-    const thresh = this.#cfg.dupAckThreshold;
+    let thresh = this.#cfg.dupAckThreshold;
+    // RFC 5827 early retransmit: with fewer than DupThresh + 1 segments outstanding and no
+    // new data to send, DupThresh duplicate ACKs can never arrive; use outstanding - 1.
+    const oseg = Math.ceil(this.#flight() / smss);
+    if (oseg <= thresh && this.#unsent() === 0) thresh = Math.max(1, oseg - 1);
     const sackLost =
       this.#sackOk && seg.sack.length > 0 && this.#sackedAbove(this.#sendHeadOff) >= (thresh - 1) * smss + 1;
     if (this.#dupAcks < thresh && !sackLost) return; // limited transmit territory (RFC 3042)
@@ -1377,12 +1604,15 @@ export class TcpConnection {
     this.#ssthresh = Math.max(Math.floor(flight / 2), 2 * smss);
     this.#recover = this.#sndMax;
     this.#inRecovery = true;
+    this.#tlpAt = undefined;
     this.stats.fastRetransmits++;
     if (this.#sackOk) {
       this.stats.sackRecoveries++;
       this.#cwnd = this.#ssthresh;
       // The first segment goes out now (RFC 6675 5 step 4.2); HighRxt marks it.
       this.#highRxt = this.#sendHeadOff + Math.min(smss, Math.max(0, this.#sendQ.length));
+      this.#rtxMarks = [];
+      this.#markRetransmission(this.#sendHeadOff, this.#highRxt);
     } else {
       this.#cwnd = this.#ssthresh + thresh * smss;
     }
@@ -1475,9 +1705,26 @@ export class TcpConnection {
     return whole;
   }
 
+  /**
+   * RCV.WND for the acceptability test: the window we advertised (RCV.ADV - RCV.NXT), or the
+   * free receive-buffer space when that is larger. The advertised window is a promise of at
+   * least that much (RFC 9293 3.8.6); a receiver that has room may accept beyond it, as BSD
+   * does (tcp_input uses max(sbspace, RCV.ADV - RCV.NXT)). The scripts of the FreeBSD suite
+   * probe exactly that edge. A passive open in SYN-RECEIVED has no buffer yet (a listener's
+   * SYN cache entry in BSD), and TIME-WAIT has none any more: the advertised window only.
+   */
+  #acceptWindow(): number {
+    const adv = Math.max(0, Seq.delta(this.#rcvAdv, this.#rcvNxt));
+    if ((this.#state === "SYN-RECEIVED" && !this.#activeOpen) || this.#state === "TIME-WAIT") return adv;
+    const space = this.#readShut ? 0 : this.#initialRcvWnd - this.#rcvBuf.length;
+    return Math.min(Math.max(adv, space), 0x7fff_ffff);
+  }
+
   #advanceRcv(n: number): void {
     this.#rcvNxt = Seq.add(this.#rcvNxt, n);
     this.#rcvNxtOff += n;
+    // Data accepted beyond the advertised edge (see `#acceptWindow`) moves the edge along.
+    if (Seq.gt(this.#rcvNxt, this.#rcvAdv)) this.#rcvAdv = this.#rcvNxt;
   }
 
   /** Eighth check: the FIN is next in sequence. */
@@ -1550,6 +1797,8 @@ export class TcpConnection {
 
   #onRetransmitTimer(now: Instant): void {
     this.#rtxAt = undefined;
+    this.#tlpAt = undefined;
+    this.#tlpOut = false;
     const syn = this.#state === "SYN-SENT" || this.#state === "SYN-RECEIVED";
     // Outstanding = SND.MAX - SND.UNA (SND.NXT may already be pulled back by an earlier RTO).
     const outstanding = Seq.delta(this.#sndMax, this.#sndUna);
@@ -1559,7 +1808,12 @@ export class TcpConnection {
     this.#rtxStart ??= Instant.fromMicros(Math.max(0, now - this.#rto));
     const limit = syn ? this.#cfg.synRetries : this.#maxRtx;
     const ut = this.#userTimeout;
-    if (this.#rtxCount >= limit || (ut !== undefined && now - this.#rtxStart >= ut)) {
+    const ct = this.#cfg.connectTimeout;
+    if (
+      this.#rtxCount >= limit ||
+      (ut !== undefined && now - this.#rtxStart >= ut) ||
+      (syn && ct !== undefined && now - this.#openedAt >= ct)
+    ) {
       if (syn && !this.#activeOpen) this.#rst = this.#makeRst(this.#sndMax, this.#rcvNxt, true);
       this.#terminate("timeout", "ETIMEDOUT");
       return;
@@ -1576,14 +1830,20 @@ export class TcpConnection {
       this.#inRecovery = false;
       this.#dupAcks = 0;
       this.#recover = this.#sndMax; // RFC 6582 4: no fast retransmit for the old window
-      this.#sacked = []; // the peer may have reneged; start over (RFC 2018 8)
+      // RFC 6675 5.1: keep the scoreboard so the go-back-N resend skips SACKed data. Only a
+      // second timeout in a row suggests the peer reneged (RFC 2018 8): then start over.
+      if (this.#rtxCount > 1) this.#sacked = [];
+      this.#highRxt = this.#sendHeadOff;
+      this.#rtxMarks = [];
     }
     this.#rtxNext = undefined;
     this.#rttSeq = undefined; // Karn's rule
     this.#sndNxt = this.#sndUna;
-    let next = now + this.#rto;
+    // FreeBSD's rexmit_slop is added to every backed-off timeout (0 by default).
+    let next = now + Math.min(this.#cfg.maxRto, this.#rto + this.#cfg.rtoSlop);
     if (ut !== undefined) next = Math.min(next, this.#rtxStart + ut); // RFC 5482: fire at the deadline
     this.#rtxAt = Instant.fromMicros(next);
+    if (syn) this.#rtxAt = this.#clampToConnectDeadline(this.#rtxAt);
   }
 
   #onPersistTimer(now: Instant): void {
@@ -1651,6 +1911,62 @@ export class TcpConnection {
       this.#rto = Math.min(this.#cfg.maxRto, 3 * SECOND_US);
   }
 
+  /**
+   * The options our (next) SYN offers: none with `noOptions`; only the MSS from the third
+   * SYN retransmission on with `synRetransmitDropOptions` (FreeBSD rexmit_drop_options: a
+   * middlebox may drop SYNs with unknown options). The SYN that drew the SYN-ACK was the
+   * last one sent, so these are also what may be negotiated.
+   */
+  #synOffers(): { ws: boolean; ts: boolean; sack: boolean } {
+    const c = this.#cfg;
+    const bare = c.noOptions || (c.synRetransmitDropOptions && this.#rtxCount >= 3);
+    return { ws: c.windowScaling && !bare, ts: c.timestamps && !bare, sack: c.sack && !bare };
+  }
+
+  /**
+   * RFC 8985 7.2: (re)arms the probe timeout after new data or an ACK of new data, in the
+   * open state of a SACK connection with an RTT sample: PTO = 2 * SRTT, plus the worst-case
+   * delayed-ACK time when one segment is in flight; never later than the RTO.
+   */
+  #armTlp(now: Instant): void {
+    this.#tlpAt = undefined;
+    const srtt = this.#srtt;
+    if (!this.#cfg.tailLossProbe || !this.#sackOk || srtt === undefined || this.#inRecovery) return;
+    if (this.#tlpOut || this.#rtxAt === undefined || this.#flight() === 0) return;
+    const oneSegment = this.#flight() <= this.#smss();
+    const pto = 2 * srtt + (oneSegment ? TLP_DELACK_US : 0);
+    const at = now + Math.max(pto, 2 * CLOCK_G_US);
+    if (at < this.#rtxAt) this.#tlpAt = Instant.fromMicros(at);
+  }
+
+  /**
+   * RFC 8985 7.3: the probe. One new segment if there is any and the peer's window allows,
+   * else the last segment sent again; the ACK it draws (with SACK) starts fast recovery
+   * instead of waiting for the RTO.
+   */
+  #onTlpTimer(now: Instant): void {
+    this.#tlpAt = undefined;
+    if (this.#flight() === 0 || this.#inRecovery || this.#tlpOut) return;
+    if (Seq.lt(this.#sndNxt, this.#sndMax)) return; // a go-back-N resend is running
+    this.#tlpOut = true;
+    const wndRoom = Seq.delta(Seq.add(this.#sndUna, this.#sndWnd), this.#sndNxt);
+    if (this.#unsent() > 0 && wndRoom > 0) {
+      this.#tlpSendNew = true;
+    } else {
+      const dataEnd = this.#dataEnd();
+      const last = Seq.lt(this.#sndMax, dataEnd) ? this.#sndMax : dataEnd;
+      const len = Math.min(this.#smss(), Math.max(0, Seq.delta(last, this.#sndUna)));
+      if (len > 0) this.#rtxNext = Seq.sub(last, len);
+    }
+    this.#rtxAt = Instant.add(now, this.#backedOffRto()); // RFC 8985 7.3: re-arm the RTO
+  }
+
+  /** `at`, or the connection-establishment deadline (`connectTimeout`) if that is earlier. */
+  #clampToConnectDeadline(at: Instant): Instant {
+    const ct = this.#cfg.connectTimeout;
+    return ct === undefined ? at : Instant.fromMicros(Math.min(at, this.#openedAt + ct));
+  }
+
   #backedOffRto(): Duration {
     return Duration.fromMicros(Math.min(this.#cfg.maxRto, this.#rto));
   }
@@ -1692,7 +2008,12 @@ export class TcpConnection {
       if (seg !== undefined) return seg;
     }
     if (this.#state === "SYN-RECEIVED") return undefined;
-    // 2. New data (or go-back-N retransmission below SND.MAX), then the FIN.
+    // 2. New data (or go-back-N retransmission below SND.MAX), then the FIN. After a timeout
+    // the resend skips what the scoreboard says the peer holds (RFC 6675 5.1).
+    let sackedLimit = Number.MAX_SAFE_INTEGER;
+    if (this.#sacked.length > 0 && !this.#inRecovery && Seq.lt(this.#sndNxt, this.#sndMax)) {
+      sackedLimit = this.#skipSacked();
+    }
     const unsent = this.#unsent();
     const finPending = this.#finQueued && Seq.le(this.#sndNxt, this.#finSeq());
     if (unsent === 0 && !finPending) return undefined;
@@ -1700,11 +2021,19 @@ export class TcpConnection {
     const flight = this.#flight();
     const wndRoom = Seq.delta(Seq.add(this.#sndUna, this.#sndWnd), this.#sndNxt);
     let cw = this.#cwnd;
+    const probe = this.#tlpSendNew;
+    this.#tlpSendNew = false;
     // RFC 3042 limited transmit: the first two duplicate ACKs each allow one new segment.
     if (!this.#inRecovery && this.#dupAcks > 0 && this.#dupAcks < this.#cfg.dupAckThreshold)
       cw += this.#dupAcks * smss;
-    const cwRoom = cw - (this.#sackOk && this.#inRecovery ? this.#pipe() : flight);
-    const len = Math.max(0, Math.min(unsent, maxPayload, wndRoom, cwRoom));
+    const inFlight =
+      this.#sackOk && this.#inRecovery
+        ? this.#pipe()
+        : retransmitting
+          ? flight - this.#sackedBetween(this.#sendHeadOff, this.#offsetOf(this.#sndNxt))
+          : flight;
+    const cwRoom = probe ? Math.max(cw - inFlight, smss) : cw - inFlight;
+    const len = Math.max(0, Math.min(unsent, maxPayload, wndRoom, cwRoom, sackedLimit));
     if (len === 0) {
       if (unsent === 0 && finPending && (cwRoom > 0 || retransmitting))
         return this.#emitRange(now, this.#sndNxt, 0, retransmitting);
@@ -1748,7 +2077,7 @@ export class TcpConnection {
         consumed++;
       }
     }
-    if (len > 0 && (len === avail || this.#noDelay)) flags |= TcpFlag.PSH;
+    if (len > 0 && (len === avail || this.#noDelay || this.#pushInside(off, len))) flags |= TcpFlag.PSH;
     const segEnd = Seq.add(seq, consumed);
     if (isRtx || Seq.lt(seq, this.#sndMax)) {
       this.stats.retransmits++;
@@ -1761,15 +2090,28 @@ export class TcpConnection {
     if (Seq.gt(segEnd, this.#sndMax)) this.#sndMax = segEnd;
     if (consumed > 0 && this.#rtxAt === undefined) this.#rtxAt = Instant.add(now, this.#rto as Duration); // integer microseconds
     if (consumed > 0) this.#persistAt = undefined;
+    if (consumed > 0 && !isRtx && !this.#tlpOut) this.#armTlp(now);
     this.stats.bytesOut += len;
     return this.#emit(now, seq, flags, payload);
   }
 
-  /** RFC 6675 NextSeg rule 1: the first lost, not yet retransmitted hole. */
+  /** True when a push mark lies in (off, off + len] (offsets relative to the send head). */
+  #pushInside(off: number, len: number): boolean {
+    const lo = this.#sendHeadOff + off;
+    for (const m of this.#pushMarks) if (m > lo && m <= lo + len) return true;
+    return false;
+  }
+
+  /**
+   * RFC 6675 NextSeg: first a retransmission that was itself lost (see `#rtxMarks`), then
+   * rule 1, the first lost, not yet retransmitted hole.
+   */
   #sackNextSeg(now: Instant, maxPayload: number): TcpRepr | undefined {
     const sb = this.#sacked;
     if (sb.length === 0) return undefined;
     if (this.#pipe() >= this.#cwnd) return undefined;
+    const again = this.#lostRetransmission(now, maxPayload);
+    if (again !== undefined) return again;
     const highSacked = sb[sb.length - 1] as number; // non-empty
     let from = Math.max(this.#highRxt, this.#sendHeadOff);
     for (let i = 0; i < sb.length && from < highSacked; i += 2) {
@@ -1780,11 +2122,98 @@ export class TcpConnection {
         if (!this.#isLost(from)) break;
         const len = Math.min(maxPayload, s - from);
         this.#highRxt = from + len;
-        return this.#emitRange(now, Seq.add(this.#sendHead, from - this.#sendHeadOff), len, true);
+        this.#markRetransmission(from, from + len);
+        return this.#emitRange(now, this.#seqOf(from), len, true);
       }
       if (from < e) from = e;
     }
     return undefined;
+  }
+
+  /** Remembers a recovery retransmission of [s, e) for lost-retransmission detection. */
+  #markRetransmission(s: number, e: number): void {
+    const m = this.#rtxMarks;
+    if (m.length >= 3 * 64) m.splice(0, 3); // bounded: the oldest mark is forgotten
+    m.push(s, e, this.#offsetOf(this.#sndMax));
+  }
+
+  /**
+   * A retransmission is deemed lost when more than (DupThresh - 1) * SMSS bytes sent after it
+   * were SACKed while its own range is still neither acknowledged nor SACKed; it is sent again.
+   */
+  #lostRetransmission(now: Instant, maxPayload: number): TcpRepr | undefined {
+    const m = this.#rtxMarks;
+    const limit = (this.#cfg.dupAckThreshold - 1) * this.#smss();
+    for (let i = 0; i < m.length; ) {
+      const e = m[i + 1] as number;
+      let s = Math.max(m[i] as number, this.#sendHeadOff);
+      s = this.#firstUnsacked(s, e);
+      if (s >= e) {
+        m.splice(i, 3);
+        continue;
+      }
+      if (this.#sackedAbove(m[i + 2] as number) > limit) {
+        const len = Math.min(maxPayload, e - s, this.#nextSackedStart(s) - s);
+        m.splice(i, 3);
+        this.#markRetransmission(s, s + len);
+        return this.#emitRange(now, this.#seqOf(s), len, true);
+      }
+      i += 3;
+    }
+    return undefined;
+  }
+
+  /** The first offset in [s, e) not covered by the scoreboard (e if none). */
+  #firstUnsacked(s: number, e: number): number {
+    const sb = this.#sacked;
+    let at = s;
+    for (let i = 0; i < sb.length && at < e; i += 2) {
+      const bs = sb[i] as number;
+      const be = sb[i + 1] as number;
+      if (bs <= at && at < be) at = be;
+    }
+    return Math.min(at, e);
+  }
+
+  /** The start of the first SACKed range above `off` (MAX_SAFE_INTEGER if none). */
+  #nextSackedStart(off: number): number {
+    const sb = this.#sacked;
+    for (let i = 0; i < sb.length; i += 2) if ((sb[i] as number) > off) return sb[i] as number;
+    return Number.MAX_SAFE_INTEGER;
+  }
+
+  /** SACKed bytes in [lo, hi). */
+  #sackedBetween(lo: number, hi: number): number {
+    const sb = this.#sacked;
+    let n = 0;
+    for (let i = 0; i < sb.length; i += 2) {
+      const s = Math.max(lo, sb[i] as number);
+      const e = Math.min(hi, sb[i + 1] as number);
+      if (e > s) n += e - s;
+    }
+    return n;
+  }
+
+  /**
+   * Go-back-N after a timeout: moves SND.NXT past a SACKed range it points into and returns
+   * how many bytes may go before the next SACKed range.
+   */
+  #skipSacked(): number {
+    const off = this.#offsetOf(this.#sndNxt);
+    const maxOff = this.#offsetOf(Seq.lt(this.#sndMax, this.#dataEnd()) ? this.#sndMax : this.#dataEnd());
+    const at = Math.min(this.#firstUnsacked(off, maxOff), maxOff);
+    if (at > off) this.#sndNxt = this.#seqOf(at);
+    return this.#nextSackedStart(at) - at;
+  }
+
+  /** Send-stream offset of sequence number `seq` (at or after the send head). */
+  #offsetOf(seq: SeqNum): number {
+    return this.#sendHeadOff + Seq.delta(seq, this.#sendHead);
+  }
+
+  /** Sequence number of send-stream offset `off`. */
+  #seqOf(off: number): SeqNum {
+    return Seq.add(this.#sendHead, off - this.#sendHeadOff);
   }
 
   /**
@@ -1882,11 +2311,12 @@ export class TcpConnection {
       this.#rttTime = now;
     }
     if (isRtx) this.#rttSeq = undefined;
-    this.#rtxAt ??= Instant.add(now, this.#rto as Duration); // integer microseconds
+    this.#rtxAt ??= this.#clampToConnectDeadline(Instant.add(now, this.#rto as Duration)); // integer microseconds
     const c = this.#cfg;
-    const offerWs = synAck ? this.#wsOk : c.windowScaling;
-    const offerTs = synAck ? this.#tsOk : c.timestamps;
-    const offerSack = synAck ? this.#sackOk : c.sack;
+    const offers = this.#synOffers();
+    const offerWs = synAck ? this.#wsOk : offers.ws;
+    const offerTs = synAck ? this.#tsOk : offers.ts;
+    const offerSack = synAck ? this.#sackOk : offers.sack;
     const window = Math.min(this.#initialRcvWnd, 0xffff);
     if (synAck) this.#rcvAdv = Seq.add(this.#rcvNxt, window);
     this.stats.segmentsOut++;
@@ -1901,7 +2331,7 @@ export class TcpConnection {
       flags: synAck ? TcpFlag.SYN | TcpFlag.ACK : TcpFlag.SYN,
       window,
       urgent: 0,
-      mss: this.#pathMss,
+      mss: c.noOptions ? undefined : this.#synMss,
       windowScale: offerWs ? this.#rcvWscale : undefined,
       sackPermitted: offerSack,
       sack: NO_SACK,
@@ -2067,6 +2497,7 @@ export class TcpConnection {
     this.#state = "CLOSED";
     this.#error = error;
     this.#rtxAt = undefined;
+    this.#tlpAt = undefined;
     this.#delackAt = undefined;
     this.#persistAt = undefined;
     this.#keepAliveAt = undefined;
@@ -2079,7 +2510,7 @@ export class TcpConnection {
   }
 }
 
-/** States `exportState` / `importState` accept (Chimney ST-9 plus TIME-WAIT). */
+/** States `importState` accepts (Chimney ST-9 plus TIME-WAIT). */
 const IMPORTABLE: ReadonlySet<TcpState> = new Set<TcpState>([
   "ESTABLISHED",
   "FIN-WAIT-1",
@@ -2089,6 +2520,13 @@ const IMPORTABLE: ReadonlySet<TcpState> = new Set<TcpState>([
   "LAST-ACK",
   "TIME-WAIT",
 ]);
+
+/**
+ * States `exportState` accepts: the importable ones, plus CLOSED so that an owner can still
+ * report the final state of a connection that was reset or timed out (Chimney: terminate
+ * after an abort). A CLOSED snapshot cannot be imported.
+ */
+const EXPORTABLE: ReadonlySet<TcpState> = new Set<TcpState>([...IMPORTABLE, "CLOSED"]);
 
 /**
  * The reply to a segment that matches no connection (RFC 9293 3.10.7.1, CLOSED state): a RST

@@ -24,9 +24,17 @@ export interface DutSettings {
 /** Fresh settings with FreeBSD's defaults where they differ from the engine's. */
 export function defaultSettings(): DutSettings {
   return {
-    // FreeBSD defaults: recvspace 64 KiB, sendspace 32 KiB, initial RTO 1 s, no delayed-ACK
-    // effects at the time scale of these scripts are relied upon.
-    tcp: { recvBufferSize: 65536, sendBufferSize: 32768 },
+    // FreeBSD defaults: recvspace 64 KiB, sendspace 32 KiB, initial RTO 1 s, rexmit_slop
+    // 200 ms; no delayed-ACK effects at the time scale of these scripts are relied upon.
+    // SYNs: FreeBSD retransmits a SYN up to 10 times (TCP_MAXRXTSHIFT less its SYN margin),
+    // RTOs capped at TCPTV_REXMTMAX = 64 s.
+    tcp: {
+      recvBufferSize: 65536,
+      sendBufferSize: 32768,
+      rtoSlop: Duration.fromMillis(200),
+      synRetries: 10,
+      maxRto: Duration.fromSeconds(64),
+    },
     unmapped: [],
     maxSockBuf: 2097152,
     insecureRst: false,
@@ -46,14 +54,6 @@ export interface SysctlRule {
 }
 
 const on = (v: number): boolean => v !== 0;
-
-/** Recomputes the single RFC 5961 knob from the two FreeBSD switches. */
-function setRfc5961(s: DutSettings): void {
-  // TcpConfig has one `rfc5961` switch for RST, SYN and ACK checks; FreeBSD has two. A script
-  // that sets either insecure switch tests the RFC 793 behaviour of that segment kind only,
-  // so turning all of RFC 5961 off then is what it needs.
-  s.tcp.rfc5961 = !(s.insecureRst || s.insecureSyn);
-}
 
 /**
  * FreeBSD sysctls the suite sets, mapped to `TcpConfig`. Knobs marked "no knob" are ones
@@ -114,29 +114,33 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
     apply: () => true,
   },
   "net.inet.tcp.blackhole": {
-    meaning: "no RST to closed ports (no knob: we always answer, RFC 9293 3.10.7.1); only 0 is honoured",
+    meaning:
+      "no RST to closed ports: a host-stack policy (the suite only sets 0, the default: answer, RFC 9293 3.10.7.1)",
     apply: (_s, v) => v === 0,
   },
   "net.inet.tcp.insecure_rst": {
-    meaning: "RFC 5961 section 3 off for RST -> rfc5961 (one switch for RST and SYN, see setRfc5961)",
+    meaning: "RFC 5961 section 3 off for RST -> rfc5961Rst = !value",
     apply: (s, v) => {
       s.insecureRst = on(v);
-      setRfc5961(s);
+      s.tcp.rfc5961Rst = !on(v);
       return true;
     },
   },
   "net.inet.tcp.insecure_syn": {
-    meaning: "RFC 5961 section 4 off for SYN -> rfc5961 (one switch for RST and SYN, see setRfc5961)",
+    meaning: "RFC 5961 section 4 off for SYN -> rfc5961Syn = !value",
     apply: (s, v) => {
       s.insecureSyn = on(v);
-      setRfc5961(s);
+      s.tcp.rfc5961Syn = !on(v);
       return true;
     },
   },
   "net.inet.tcp.drop_synfin": {
     meaning:
-      "drop segments with SYN and FIN (no knob: the engine judges SYN+FIN per RFC 9293); only 0 is honoured",
-    apply: (_s, v) => v === 0,
+      "drop segments with SYN and FIN -> dropSynFin (the engine, for SYN-SENT; a listener's SYN+FIN is the host stack's)",
+    apply: (s, v) => {
+      s.tcp.dropSynFin = on(v);
+      return true;
+    },
   },
   "net.inet.tcp.rexmit_initial": {
     meaning: "initial retransmission timeout in ms -> initialRto",
@@ -155,20 +159,27 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
     },
   },
   "net.inet.tcp.rexmit_slop": {
-    meaning: "ms added to every computed RTO (no knob: approximated by minRto, FreeBSD default 200)",
+    meaning: "ms added to every backed-off RTO -> rtoSlop (FreeBSD default 200)",
     apply: (s, v) => {
-      if (v <= 0) return v === 0;
-      s.tcp.minRto = Duration.fromMillis(v);
+      if (v < 0) return false;
+      s.tcp.rtoSlop = Duration.fromMillis(v);
       return true;
     },
   },
   "net.inet.tcp.rexmit_drop_options": {
-    meaning: "send the third and later SYN retransmissions without options (no knob); only 0 is honoured",
-    apply: (_s, v) => v === 0,
+    meaning: "send the third and later SYN retransmissions without options -> synRetransmitDropOptions",
+    apply: (s, v) => {
+      s.tcp.synRetransmitDropOptions = on(v);
+      return true;
+    },
   },
   "net.inet.tcp.keepinit": {
-    meaning: "connection-establishment timeout in ms (no knob: SYN retries are bounded by synRetries only)",
-    apply: (_s, v) => v === 75000,
+    meaning: "connection-establishment timeout in ms -> connectTimeout",
+    apply: (s, v) => {
+      if (v <= 0) return false;
+      s.tcp.connectTimeout = Duration.fromMillis(v);
+      return true;
+    },
   },
   "net.inet.tcp.icmp_may_rst": {
     meaning:
@@ -179,13 +190,8 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
 
 /** The sysctls the suite sets that TcpConfig has no knob for (for the report). */
 export const SYSCTLS_WITHOUT_KNOB: readonly string[] = [
-  "net.inet.tcp.insecure_rst / insecure_syn (one rfc5961 switch for both)",
-  "net.inet.tcp.blackhole",
-  "net.inet.tcp.drop_synfin",
-  "net.inet.tcp.rexmit_slop (additive RTO slop)",
-  "net.inet.tcp.rexmit_drop_options",
-  "net.inet.tcp.keepinit (and the TCP_KEEPINIT socket option)",
-  "net.inet.tcp.icmp_may_rst",
+  "net.inet.tcp.blackhole (host stack)",
+  "net.inet.tcp.icmp_may_rst (host stack)",
   "net.inet.tcp.ecn.enable=1",
   "kern.ipc.maxsockbuf",
 ];

@@ -93,7 +93,19 @@ void test("STANDARD branches are chosen over FreeBSD ones", () => {
 void test("sysctls map onto TcpConfig; unknown ones are errors; unhonoured values are recorded", () => {
   const s = defaultSettings();
   assert.equal(applySysctl(s, "net.inet.tcp.insecure_rst", "1"), undefined);
-  assert.equal(s.tcp.rfc5961, false);
+  assert.equal(s.tcp.rfc5961Rst, false, "RST checks off");
+  assert.equal(s.tcp.rfc5961Syn, undefined, "SYN checks untouched");
+  assert.equal(s.tcp.rfc5961, undefined, "ACK checks untouched");
+  assert.equal(applySysctl(s, "net.inet.tcp.insecure_syn", "1"), undefined);
+  assert.equal(s.tcp.rfc5961Syn, false);
+  assert.equal(applySysctl(s, "net.inet.tcp.drop_synfin", "1"), undefined);
+  assert.equal(s.tcp.dropSynFin, true);
+  assert.equal(applySysctl(s, "net.inet.tcp.rexmit_slop", "300"), undefined);
+  assert.equal(s.tcp.rtoSlop, 300_000);
+  assert.equal(applySysctl(s, "net.inet.tcp.keepinit", "5000"), undefined);
+  assert.equal(s.tcp.connectTimeout, 5_000_000);
+  assert.equal(applySysctl(s, "net.inet.tcp.rexmit_drop_options", "1"), undefined);
+  assert.equal(s.tcp.synRetransmitDropOptions, true);
   assert.equal(applySysctl(s, "net.inet.tcp.rfc1323", "0"), undefined);
   assert.equal(s.tcp.timestamps, false);
   assert.equal(s.tcp.windowScaling, false);

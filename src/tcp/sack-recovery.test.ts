@@ -1,0 +1,180 @@
+// SACK loss recovery as a sender, segment by segment: a lost retransmission is sent again
+// without waiting for the RTO, and after an RTO the go-back-N resend skips SACKed data.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { Duration, Instant } from "../time/instant.js";
+import { type SackBlock, TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
+import { tcpConfig } from "./config.js";
+import { TcpConnection } from "./connection.js";
+import { Seq, type SeqNum } from "./seq.js";
+
+const { ACK, SYN } = TcpFlag;
+const LOCAL_ISS = Seq.of(0xffff_ff00); // the data wraps the sequence space
+const REMOTE_ISS = Seq.of(7000);
+/** Sequence number of send-stream byte `n` (byte 0 is L(1)). */
+const L = (n: number): SeqNum => Seq.add(LOCAL_ISS, n);
+const R = (n: number): SeqNum => Seq.add(REMOTE_ISS, n);
+const at = (ms: number): Instant => Instant.fromMicros(Math.round(ms * 1000));
+const SEG = 100;
+
+const FROM_PEER: TcpRepr = {
+  srcPort: 49500,
+  dstPort: 80,
+  seq: R(1),
+  ack: L(1),
+  flags: ACK,
+  window: 60000,
+  urgent: 0,
+  mss: undefined,
+  windowScale: undefined,
+  sackPermitted: false,
+  sack: [],
+  timestamps: undefined,
+  unknownOptions: [],
+  payload: new Uint8Array(0),
+};
+
+const CFG = tcpConfig({
+  windowScaling: false,
+  timestamps: false,
+  sack: true,
+  delayedAck: Duration.ZERO,
+  sendBufferSize: 1 << 16,
+  initialCwndSegments: 10,
+  minRto: Duration.fromMillis(200),
+});
+
+/** ESTABLISHED with SACK, peer MSS 100 (so every segment carries 100 bytes). */
+function established(cfg = CFG): TcpConnection {
+  const c = TcpConnection.accept(
+    cfg,
+    { localPort: 80, remotePort: 49500, iss: LOCAL_ISS, tsOffset: 0 },
+    { ...FROM_PEER, flags: SYN, seq: REMOTE_ISS, ack: Seq.of(0), mss: SEG, sackPermitted: true },
+    at(0),
+  );
+  c.pollTransmit(at(0));
+  c.handleSegment(at(10), { ...FROM_PEER });
+  assert.equal(c.state, "ESTABLISHED");
+  assert.equal(c.sackEnabled, cfg.sack);
+  return c;
+}
+
+function drain(c: TcpConnection, now: Instant): TcpRepr[] {
+  const out: TcpRepr[] = [];
+  for (let s = c.pollTransmit(now); s !== undefined; s = c.pollTransmit(now)) out.push(s);
+  c.checkInvariants();
+  return out;
+}
+
+/** Data segments as [first byte, length] in send-stream bytes (byte 1 = first data byte). */
+const spans = (segs: TcpRepr[]): [number, number][] =>
+  segs.filter((s) => s.payload.length > 0).map((s) => [Seq.delta(s.seq, LOCAL_ISS), s.payload.length]);
+
+function ack(c: TcpConnection, now: Instant, upTo: number, sack: [number, number][] = []): void {
+  const blocks: SackBlock[] = sack.map(([l, r]) => ({ left: L(l), right: L(r) }));
+  c.handleSegment(now, { ...FROM_PEER, ack: L(upTo), sack: blocks });
+  c.checkInvariants();
+}
+
+void describe("SACK recovery (RFC 6675) as a sender", () => {
+  void test("a lost retransmission is detected from later SACKs and sent again before any RTO", () => {
+    const c = established();
+    c.send(new Uint8Array(40 * SEG));
+    assert.deepEqual(spans(drain(c, at(20))).length, 10, "initial window: 10 segments");
+    // Segment 1 is lost; the peer SACKs 2, 3, 4 (three duplicate ACKs).
+    ack(c, at(22), 1, [[101, 201]]);
+    ack(c, at(22), 1, [[101, 301]]);
+    ack(c, at(22), 1, [[101, 401]]);
+    const first = spans(drain(c, at(22)));
+    assert.deepEqual(first[0], [1, SEG], "fast retransmit of segment 1");
+    assert.equal(c.stats.fastRetransmits, 1);
+    // The rest of the window arrives; new data goes out by pipe.
+    const sent: [number, number][] = [];
+    for (let i = 5; i <= 10; i++) {
+      ack(c, at(23), 1, [[101, i * SEG + 1]]);
+      sent.push(...spans(drain(c, at(23))));
+    }
+    assert.ok(
+      sent.some(([s]) => s >= 1001),
+      `new data was sent during recovery: ${JSON.stringify(sent)}`,
+    );
+    assert.ok(!sent.some(([s]) => s === 1), "not yet deemed lost");
+    // The retransmission of segment 1 was lost too: segments sent after it are SACKed.
+    const again: [number, number][] = [];
+    for (let k = 1; k <= 3; k++) {
+      ack(c, at(24), 1, [
+        [1001, 1001 + k * SEG],
+        [101, 1001],
+      ]);
+      again.push(...spans(drain(c, at(24))));
+    }
+    assert.ok(
+      again.some(([s, n]) => s === 1 && n === SEG),
+      `segment 1 sent again: ${JSON.stringify(again)}`,
+    );
+    assert.equal(c.stats.timeouts, 0);
+    // Its ACK ends recovery.
+    ack(c, at(26), 1001 + 3 * SEG);
+    assert.equal(c.sndUna, L(1001 + 3 * SEG));
+  });
+
+  void test("after an RTO the resend skips what the peer SACKed", () => {
+    const c = established(tcpConfig({ ...CFG, tailLossProbe: false }));
+    c.send(new Uint8Array(10 * SEG));
+    drain(c, at(20));
+    // Segments 1 and 2 are lost; 3..10 are SACKed by one ACK whose siblings were lost too,
+    // so no fast retransmit happens and the RTO fires.
+    const cfgDup = c.stats.dupAcksIn;
+    ack(c, at(22), 1, [[201, 1001]]);
+    assert.equal(c.stats.dupAcksIn, cfgDup + 1);
+    const quick = spans(drain(c, at(22)));
+    const rto = c.pollTimeout();
+    assert.ok(rto !== undefined);
+    c.handleTimeout(rto);
+    assert.equal(c.stats.timeouts, 1);
+    const resent: [number, number][] = [...quick, ...spans(drain(c, rto))];
+    ack(c, Instant.add(rto, Duration.fromMillis(1)), 101, [[201, 1001]]);
+    resent.push(...spans(drain(c, Instant.add(rto, Duration.fromMillis(1)))));
+    ack(c, Instant.add(rto, Duration.fromMillis(2)), 201, [[201, 1001]]);
+    resent.push(...spans(drain(c, Instant.add(rto, Duration.fromMillis(2)))));
+    assert.equal(c.sndUna, L(201));
+    // Everything from 201 on was SACKed: nothing of it is sent again.
+    assert.ok(
+      resent.every(([s]) => s < 201),
+      `only the holes were resent: ${JSON.stringify(resent)}`,
+    );
+    ack(c, Instant.add(rto, Duration.fromMillis(3)), 1001);
+    assert.equal(c.sndUna, L(1001));
+    assert.equal(c.pollTimeout(), undefined, "all acknowledged");
+  });
+
+  void test("a tail loss probe after 2 * SRTT resends the last segment; its SACK starts recovery", () => {
+    const c = established();
+    c.send(new Uint8Array(10 * SEG));
+    drain(c, at(20));
+    // Nothing comes back: the probe fires at 2 * SRTT (the handshake's 10 ms sample), long
+    // before the 200 ms RTO.
+    const pto = c.pollTimeout();
+    assert.equal(pto, at(40));
+    c.handleTimeout(at(40));
+    assert.deepEqual(spans(drain(c, at(40))), [[901, SEG]], "the last segment again");
+    assert.equal(c.stats.timeouts, 0);
+    assert.equal(c.pollTimeout(), at(240), "the RTO was re-armed");
+    // Only the first segment was lost: the probe's ACK SACKs everything above it.
+    ack(c, at(45), 1, [[101, 1001]]);
+    ack(c, at(45), 1, [[101, 1001]]);
+    const rtx = spans(drain(c, at(45)));
+    assert.deepEqual(rtx[0], [1, SEG], "fast retransmit without an RTO");
+    assert.equal(c.stats.fastRetransmits, 1);
+    ack(c, at(50), 1001);
+    assert.equal(c.sndUna, L(1001));
+    assert.equal(c.stats.timeouts, 0);
+  });
+
+  void test("without SACK there is no probe: the RTO is the next deadline", () => {
+    const c = established(tcpConfig({ ...CFG, sack: false }));
+    c.send(new Uint8Array(3 * SEG));
+    drain(c, at(20));
+    assert.equal(c.pollTimeout(), at(220));
+  });
+});
