@@ -70,6 +70,7 @@ import type { BufferLedger } from "../nbl/ledger.js";
 import { mdl, type NetBufferList, netBuffer } from "../nbl/nbl.js";
 import { type ConnEvent, TcpConnection } from "../tcp/connection.js";
 import type { TcpCachedState, TcpConstState, TcpSnapshot } from "../tcp/types.js";
+import { Seq } from "../tcp/seq.js";
 import { Duration, Instant } from "../time/instant.js";
 import { assert, UsageError } from "../util/errors.js";
 import { MAC_ZERO } from "../wire/ethernet.js";
@@ -252,6 +253,12 @@ class OffloadedTcp {
   mustPost = false;
   /** TcpIndicateDisconnect arrived. */
   peerFin = false;
+  /**
+   * Bytes handed to the target as BufferedData after the peer's FIN had already reached the
+   * application, not yet delivered back: they still count as readable, so the application does
+   * not take the end of the stream for reached while the target holds data sent before the FIN.
+   */
+  heldAtTarget = 0;
   /** The application called close (FIN owed after the data). */
   closeRequested = false;
   /** The FIN was queued before the offload (it travels in the delegated state). */
@@ -288,7 +295,7 @@ class OffloadedTcp {
     this.chimConst = constStateFromEngine(snap.constState);
     this.cached = cached;
     this.sendLimit = snap.cachedState.sendBufferSize;
-    this.shadow = snap;
+    this.shadow = withoutData(snap);
   }
 }
 
@@ -343,8 +350,13 @@ export class OffloadManager implements OffloadHost {
   /** Connections that ended while off the host, kept so `recv` can drain them. */
   readonly #retired = new WeakMap<HostConn, OffloadedTcp>();
   readonly #neighborByHandle = new Map<number, NeighborObject>();
-  /** Connections whose offload waits for an object in flight (C-1). */
-  readonly #waiting: HostConn[] = [];
+  /**
+   * Objects by the context slot the host passed in their block, so a completion finds its object
+   * in O(1) (a storm completes thousands of blocks in one tree).
+   */
+  readonly #bySlot = new Map<OffloadContextSlot, OffloadedTcp | PathObject | NeighborObject>();
+  /** Connections whose offload waits for an object in flight (C-1), in request order. */
+  readonly #waiting = new Set<HostConn>();
   /** Work to run outside target upcalls. */
   #deferred: (() => void)[] = [];
   /** NBLs to give back with MiniportTcpOffloadReceiveReturn. */
@@ -402,24 +414,22 @@ export class OffloadManager implements OffloadHost {
 
   /**
    * Starts offloading `c` (spec 7). Returns false, doing nothing, when it cannot be offloaded now:
-   * not on the host, not in an ST-9 state (or in LAST-ACK / CLOSING, which this policy keeps),
-   * no target, or offloads paused (spec 16.6). When a
-   * neighbor or path it needs is in flight the request waits and true is returned.
+   * not on the host, not in an ST-9 state (LAST-ACK and CLOSING included: the target asks for
+   * the upload with UploadRequested once the connection reaches CLOSED or TIME-WAIT), no
+   * target, or offloads paused (spec 16.6). When a neighbor or path it needs is in flight the
+   * request waits and true is returned.
    */
   offload(c: HostConn): boolean {
     if (this.#target === undefined || this.#paused) return false;
     if (c.phase !== "host" || c.tcp === undefined || !c.announced) return false;
     if (!OFFLOADABLE_STATES.includes(toOffloadConnectionState(c.tcp.state))) return false;
-    // Policy: LAST-ACK and CLOSING are allowed by ST-9 but only wait for the ACK of our FIN, and
-    // no chimney event would tell the host when that arrives (EV-0): keep them on the host.
-    if (c.tcp.state === "LAST-ACK" || c.tcp.state === "CLOSING") return false;
-    if (this.#waiting.includes(c)) return true;
+    if (this.#waiting.has(c)) return true;
     const nkey = `${c.ifIndex}|${ipKey(c.nextHop)}`;
     const pkey = `${ipKey(c.localAddr)}|${ipKey(c.remoteAddr)}`;
     const n = this.#neighbors.get(nkey);
     const p = this.#paths.get(pkey);
     if ((n !== undefined && n.phase !== "offloaded") || (p !== undefined && p.phase !== "offloaded")) {
-      this.#waiting.push(c);
+      this.#waiting.add(c);
       return true;
     }
     const mac = this.stack.neighbors.get(c.ifIndex, c.nextHop)?.mac;
@@ -814,6 +824,9 @@ export class OffloadManager implements OffloadHost {
     for (let seg = engine.pollTransmit(now); seg !== undefined; seg = engine.pollTransmit(now)) {
       this.#sendRaw(c, seg);
     }
+    // TM-11 on the host side: a delayed ACK the engine still owes goes out now, not with the target.
+    const owed = engine.flushAck(now);
+    if (owed !== undefined) this.#sendRaw(c, owed);
     for (let ev = engine.pollEvent(); ev !== undefined; ev = engine.pollEvent())
       this.stack.deliverEvent(c, ev);
     if (!OFFLOADABLE_STATES.includes(toOffloadConnectionState(engine.state))) return;
@@ -835,6 +848,7 @@ export class OffloadManager implements OffloadHost {
       };
       this.#neighbors.set(nkey, n);
       this.#neighborByHandle.set(n.handle, n);
+      this.#bySlot.set(n.slot, n);
       const e = this.stack.neighbors.get(c.ifIndex, c.nextHop);
       const hrd = e === undefined ? 0 : Math.max(0, now - e.confirmedAt);
       nBlock = newBlock<NeighborBlock>({
@@ -872,6 +886,7 @@ export class OffloadManager implements OffloadHost {
         pmtu: this.stack.pathMtuOf(c),
       };
       this.#paths.set(pkey, p);
+      this.#bySlot.set(p.slot, p);
       n.refs++;
       pBlock = newBlock<PathBlock>({
         layer: "path",
@@ -902,6 +917,7 @@ export class OffloadManager implements OffloadHost {
     t.parked = engine;
     t.mustPost = snap.delegated.bufferedData.length > 0;
     t.peerFin = snap.delegated.finReceived; // the application already heard of it
+    if (t.peerFin) t.heldAtTarget = snap.delegated.bufferedData.reduce((n, b) => n + b.length, 0);
     // A FIN already queued on the host goes with the state: no disconnect request for it; the
     // target asks for the upload once the connection is done (EV-3).
     if (snap.delegated.finQueued) {
@@ -911,6 +927,7 @@ export class OffloadManager implements OffloadHost {
     }
     this.#tcps.set(c, t);
     this.#byHandle.set(t.handle, t);
+    this.#bySlot.set(t.slot, t);
 
     // Send data from SndUna on: one NBL per chunk, host-owned until the call (spec 7.6).
     const sendNbls = snap.delegated.sendData.map((chunk) => {
@@ -1182,6 +1199,8 @@ export class OffloadManager implements OffloadHost {
     let bufferedIn = 0;
     if (d?.bufferedData != null) {
       const chain = d.bufferedData;
+      // One copy (TM-20) into one new array. (Bounded pieces were measured slower: the
+      // allocator returns freed large pieces to the system, so every copy faulted fresh pages.)
       const bytes = toBytes(this.ledger.view(chain, "host", "TerminateOffload"));
       bufferedIn = bytes.length;
       if (bytes.length > 0 && buffered.length > 0) this.stats.uploadsBufferedBothSides++;
@@ -1208,6 +1227,7 @@ export class OffloadManager implements OffloadHost {
       if (t.aborted === undefined) {
         for (const x of buffered) t.recvQ.push(x);
         t.recvBytes = buffered.reduce((s, x) => s + x.length, 0);
+        t.heldAtTarget = 0;
         if (t.recvBytes > 0) this.#event(t, { kind: "readable", bytes: t.recvBytes });
       }
       if (t.aborted === undefined && !ok)
@@ -1264,7 +1284,10 @@ export class OffloadManager implements OffloadHost {
     return {
       send: (_now, c, data) => this.#send(c, data),
       recv: (_now, c, max) => this.#recv(c, max),
-      readable: (c) => (this.#tcps.get(c) ?? this.#retired.get(c))?.recvBytes ?? 0,
+      readable: (c) => {
+        const t = this.#tcps.get(c) ?? this.#retired.get(c);
+        return t === undefined ? 0 : t.recvBytes + t.heldAtTarget;
+      },
       close: (_now, c) => {
         this.#close(c);
       },
@@ -1472,6 +1495,7 @@ export class OffloadManager implements OffloadHost {
   #enqueueRecv(t: OffloadedTcp, bytes: Uint8Array): void {
     t.recvQ.push(bytes);
     t.recvBytes += bytes.length;
+    t.heldAtTarget = Math.max(0, t.heldAtTarget - bytes.length);
     this.#event(t, { kind: "readable", bytes: t.recvBytes });
   }
 
@@ -1584,7 +1608,8 @@ export class OffloadManager implements OffloadHost {
   }
 
   #retryWaiting(): void {
-    const w = this.#waiting.splice(0);
+    const w = [...this.#waiting];
+    this.#waiting.clear();
     for (const c of w) this.offload(c);
   }
 
@@ -1618,6 +1643,7 @@ export class OffloadManager implements OffloadHost {
   #unlinkTcp(t: OffloadedTcp): void {
     this.#tcps.delete(t.conn);
     this.#byHandle.delete(t.handle);
+    this.#bySlot.delete(t.slot);
     t.path.refs--;
     if (t.path.refs === 0 && t.path.phase === "offloading") this.#dropPath(t.path);
   }
@@ -1625,6 +1651,7 @@ export class OffloadManager implements OffloadHost {
   #dropPath(p: PathObject): void {
     if (this.#paths.get(p.key) !== p) return;
     this.#paths.delete(p.key);
+    this.#bySlot.delete(p.slot);
     p.neighbor.refs--;
     if (p.neighbor.refs === 0 && p.neighbor.phase === "offloading") this.#dropNeighbor(p.neighbor);
   }
@@ -1633,21 +1660,22 @@ export class OffloadManager implements OffloadHost {
     if (this.#neighbors.get(n.key) !== n) return;
     this.#neighbors.delete(n.key);
     this.#neighborByHandle.delete(n.handle);
+    this.#bySlot.delete(n.slot);
   }
 
   #neighborBySlot(slot: OffloadContextSlot): NeighborObject | undefined {
-    for (const n of this.#neighbors.values()) if (n.slot === slot) return n;
-    return undefined;
+    const n = this.#bySlot.get(slot);
+    return n !== undefined && "ifIndex" in n ? n : undefined;
   }
 
   #pathBySlot(slot: OffloadContextSlot): PathObject | undefined {
-    for (const p of this.#paths.values()) if (p.slot === slot) return p;
-    return undefined;
+    const p = this.#bySlot.get(slot);
+    return p !== undefined && "pmtu" in p ? p : undefined;
   }
 
   #tcpBySlot(slot: OffloadContextSlot): OffloadedTcp | undefined {
-    for (const t of this.#tcps.values()) if (t.slot === slot) return t;
-    return undefined;
+    const t = this.#bySlot.get(slot);
+    return t instanceof OffloadedTcp ? t : undefined;
   }
 
   #ctx(t: OffloadedTcp): MiniportOffloadContext {
@@ -1683,7 +1711,9 @@ export class OffloadManager implements OffloadHost {
   }
 
   #log(conn: number | undefined, op: string, detail: string): void {
-    if (this.log.length >= this.logLimit) this.log.shift();
+    // Full: drop the oldest sixteenth at once (a shift per entry costs the whole log's length).
+    if (this.log.length >= this.logLimit)
+      this.log.splice(0, this.log.length - this.logLimit + Math.max(1, this.logLimit >> 4));
     this.log.push({ at: this.stack.now, conn, op, detail });
   }
 }
@@ -1693,6 +1723,21 @@ function unlink(chain: NetBufferList): NetBufferList[] {
   const nbls = nblArray(chain);
   for (const n of nbls) n.next = null;
   return nbls;
+}
+
+/**
+ * `snap` without its byte queues: the shadow only carries options (`configure`), and keeping the
+ * queues would pin a second copy of the connection's data for as long as it is offloaded.
+ */
+function withoutData(snap: TcpSnapshot): TcpSnapshot {
+  const d = snap.delegated;
+  // Without the send data the sequence space must shrink with it (the engine checks that
+  // SND.MAX does not run past its data): nothing in flight but a FIN already sent.
+  const finQueued = d.state === "FIN-WAIT-1" || d.state === "CLOSING" || d.state === "LAST-ACK";
+  const cap = finQueued && d.sndMax !== d.sndUna ? Seq.add(d.sndUna, 1) : d.sndUna;
+  const sndMax = Seq.gt(d.sndMax, cap) ? cap : d.sndMax;
+  const sndNxt = Seq.gt(d.sndNxt, sndMax) ? sndMax : d.sndNxt;
+  return { ...snap, delegated: { ...d, sndMax, sndNxt, sendData: [], bufferedData: [] } };
 }
 
 function chunk0(nbl: NetBufferList, ledger: BufferLedger): number {

@@ -1,7 +1,7 @@
 /**
  * A two-host chimney world for scenarios and tests: host "a" (192.0.2.1 / 2001:db8::1) and host
  * "b" (.2 / ::2) on one simulated Ethernet segment, each optionally with an offload manager and
- * the reference target, and one ledger per host. Applications are callbacks on socket events;
+ * the software offload target (src/target), and one ledger per host. Applications are callbacks on socket events;
  * the world runs on virtual time and is a pure function of its seed.
  */
 import {
@@ -16,9 +16,8 @@ import { tcpConfig, type TcpConfig } from "../tcp/config.js";
 import { Instant } from "../time/instant.js";
 import { mac } from "../wire/ethernet.js";
 import { buildDuplexLink, type FaultProfile, type LinkTapOptions } from "./link.js";
-import { SimChimneyHost } from "./offload-node.js";
+import { type NicTarget, SimChimneyHost } from "./offload-node.js";
 import { Prng } from "./prng.js";
-import { type NicTarget, ReferenceTarget, type ReferenceTargetOptions } from "./reference-target.js";
 import { SoftwareTarget, type SoftwareTargetOptions } from "../target/software-target.js";
 import { Scheduler } from "./scheduler.js";
 
@@ -29,10 +28,9 @@ export interface WorldHostOptions {
   readonly policy?: OffloadPolicy | undefined;
   /** Receive knobs; default accept-all. */
   readonly knobs?: ((rng: Prng) => ReceiveKnobs) | undefined;
-  readonly target?: Partial<Omit<ReferenceTargetOptions, "ledger" | "tcp" | "mac">> | undefined;
-  /** Which target: the simulator's reference target (default) or src/target's SoftwareTarget. */
-  readonly kind?: "reference" | "software" | undefined;
-  /** Resource limits of a SoftwareTarget (e.g. `{ tcp: 0 }` to make initiates fail). */
+  /** Further options of the host's SoftwareTarget (push timer, operation delay, ...). */
+  readonly target?: Partial<Omit<SoftwareTargetOptions, "host" | "ledger" | "mac">> | undefined;
+  /** Resource limits of the SoftwareTarget (e.g. `{ tcp: 0 }` to make initiates fail). */
   readonly limits?: SoftwareTargetOptions["limits"];
 }
 
@@ -109,10 +107,14 @@ export function buildChimneyWorld(o: WorldOptions): ChimneyWorld {
     const ledger = new BufferLedger();
     const knobs = opts?.knobs?.(knobRng) ?? acceptAllKnobs({ nextU32: () => knobRng.nextU32() });
     const manager = new OffloadManager(stack, ledger, opts?.policy ?? {}, knobs);
-    const target: NicTarget =
-      opts?.kind === "software"
-        ? new SoftwareTarget({ host: manager, ledger, mac: hostMac, tcpConfig: tcp, limits: opts.limits })
-        : new ReferenceTarget(manager, { ...opts?.target, ledger, tcp, mac: hostMac });
+    const target: NicTarget = new SoftwareTarget({
+      tcpConfig: tcp,
+      ...opts?.target,
+      limits: opts?.limits ?? opts?.target?.limits,
+      host: manager,
+      ledger,
+      mac: hostMac,
+    });
     manager.attachTarget(target);
     const node = new SimChimneyHost(name, stack, sched, { manager, target });
     return {

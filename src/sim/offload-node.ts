@@ -7,12 +7,32 @@
  *
  * One scheduler timer covers the earliest of the stack's and the target's deadlines.
  */
+import type { OffloadTarget } from "../chimney/contract.js";
 import type { OffloadManager } from "../host/offload-manager.js";
 import type { HostStack, StackEvent } from "../host/stack.js";
 import type { Instant } from "../time/instant.js";
 import type { FrameSink } from "./frame-sink.js";
-import type { NicTarget } from "./reference-target.js";
 import type { Scheduler, SimTimer } from "./scheduler.js";
+
+/** A target that is also the NIC: what the simulator glue drives (src/target's SoftwareTarget). */
+export interface NicTarget extends OffloadTarget {
+  /** A frame from the wire. */
+  handleFrame(now: Instant, frame: Uint8Array): void;
+  /** A frame the host stack sends (NdisSendNetBufferLists on the non-offload path). */
+  sendFrame(frame: Uint8Array): void;
+  /** Runs recorded work: completions, indications, events. */
+  process(now: Instant): void;
+  /** The next frame for the wire. */
+  pollTransmit(now: Instant): Uint8Array | undefined;
+  /** The earliest timer deadline. */
+  pollTimeout(): Instant | undefined;
+  /** Runs expired timers. */
+  handleTimeout(now: Instant): void;
+  /** Offloaded connections. */
+  readonly connectionCount: number;
+  /** When the driver should call in next (`now` when `process` has work); else `pollTimeout`. */
+  pollAt?(now: Instant): Instant | undefined;
+}
 
 /** One host (with or without an offload target) on the simulated network; interface 0 only. */
 export class SimChimneyHost {

@@ -101,6 +101,14 @@ export class SimDriver {
     return new SimStackDriver(this, new SimHost(name, stack, this.scheduler));
   }
 
+  /**
+   * Runs an already built node on this clock (it must use `scheduler`), e.g. a host with an
+   * offload target: the sockets above cannot tell the difference.
+   */
+  addNode(node: SimNode): SimStackDriver {
+    return new SimStackDriver(this, node);
+  }
+
   /** Runs `fn` at virtual time `at` as application code (the loop yields after it). */
   timer(at: Instant, fn: () => void): DriverTimer {
     const t: SimTimer = this.scheduler.at(
@@ -166,13 +174,27 @@ export class SimDriver {
   };
 }
 
+/** What a `SimStackDriver` drives: a simulator host (`SimHost`, or one with an offload target). */
+export interface SimNode {
+  readonly name: string;
+  readonly stack: HostStack;
+  /** Receives the stack's events; the driver installs it. */
+  onEvent: (ev: StackEvent) => void;
+  /** Connects interface `ifIndex` to the entry of a link direction. */
+  attach(ifIndex: number, out: FrameSink): void;
+  /** A sink that hands frames to interface `ifIndex`. */
+  port(ifIndex: number): FrameSink;
+  /** Drains output and events and re-arms the node's timer. */
+  pump(): void;
+}
+
 /** One host of a `SimDriver`: a `StackDriver` on virtual time. */
 export class SimStackDriver implements StackDriver {
   readonly #sim: SimDriver;
-  readonly #host: SimHost;
+  readonly #host: SimNode;
   #handler: StackEventHandler = () => undefined;
 
-  constructor(sim: SimDriver, host: SimHost) {
+  constructor(sim: SimDriver, host: SimNode) {
     this.#sim = sim;
     this.#host = host;
     host.onEvent = (ev) => {

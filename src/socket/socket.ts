@@ -25,6 +25,7 @@
  */
 import { Duplex, type DuplexOptions } from "node:stream";
 import type { HostConn } from "../host/stack.js";
+import type { TcpConnection } from "../tcp/connection.js";
 import type { ConnEvent } from "../tcp/types.js";
 import { Duration, Instant } from "../time/instant.js";
 import type { IpAddr } from "../wire/ip-addr.js";
@@ -316,8 +317,6 @@ export class Socket extends Duplex {
   #pull(): void {
     const c = this.#conn;
     if (!this.#reading || this.#pulling || c === undefined || !this.#established || this.#eofPushed) return;
-    const tcp = c.tcp;
-    if (tcp === undefined) return;
     const d = this.#host.driver;
     this.#pulling = true;
     let took = false;
@@ -332,7 +331,9 @@ export class Socket extends Duplex {
         }
       }
       if (took) this.#activity();
-      if (tcp.atEof || (this.#tcpClosed && tcp.readable === 0)) {
+      // The stack's phase-independent view: the same whether the connection runs on the host
+      // or on an offload target (the peer's FIN arrives as a `peer-fin` event either way).
+      if ((this.#peerFin || this.#tcpClosed) && d.stack.readable(c) === 0) {
         this.#eofPushed = true;
         this.push(null);
       }
@@ -403,9 +404,9 @@ export class Socket extends Duplex {
     this.#idleTimer = undefined;
     this.#pending = undefined;
     const c = this.#conn;
-    if (c !== undefined && !this.#detached && !this.#tcpClosed && c.tcp !== undefined) {
+    if (c !== undefined && !this.#detached && !this.#tcpClosed) {
       const d = this.#host.driver;
-      const graceful = error === null && this.#finSent && c.tcp.readable === 0;
+      const graceful = error === null && this.#finSent && d.stack.readable(c) === 0;
       if (graceful) {
         d.stack.configure(d.now(), c, (tcp) => {
           tcp.shutdownRead(d.now());
@@ -492,9 +493,10 @@ export class Socket extends Duplex {
     return this;
   }
 
-  #configure(f: (tcp: NonNullable<HostConn["tcp"]>, now: Instant) => void): void {
+  /** Applies an option change through the stack, wherever the connection runs (offloaded too). */
+  #configure(f: (tcp: TcpConnection, now: Instant) => void): void {
     const c = this.#conn;
-    if (c?.tcp === undefined || this.#tcpClosed || this.#detached) return;
+    if (c === undefined || this.#tcpClosed || this.#detached) return;
     const d = this.#host.driver;
     const now = d.now();
     d.stack.configure(now, c, (tcp) => {

@@ -355,7 +355,9 @@ void describe("delivery algorithm (spec 14.6)", () => {
     pump(w);
     w.peer.engine.send(pattern(500, 11));
     advance(w, 200);
-    assert.equal(w.target.engineOf(w.ctx)?.readable, 500); // arrived (and acknowledged)
+    // Both arrived (and were acknowledged); the refused bytes stay in the engine, keeping the
+    // window closed by them until they are delivered.
+    assert.equal(w.target.engineOf(w.ctx)?.readable, 1000);
     assert.equal(count(w, "indicate "), 1);
     w.host.post(w.ctx, 1000);
     pump(w);
@@ -575,6 +577,24 @@ void describe("FIN, RST and disconnect (spec 16)", () => {
     assert.equal(w.target.engineOf(w.ctx)?.state, "TIME-WAIT");
     assert.ok(w.host.events.some((e) => e.type === "TcpIndicateRetrieve"));
     upload(w);
+  });
+
+  void test("LAST-ACK -> CLOSED asks for the upload with UploadRequested; the terminate reports CLOSED", () => {
+    const w = track(offloaded());
+    w.peer.engine.close(); // the peer's FIN: CLOSE-WAIT at the target
+    pump(w);
+    assert.deepEqual(w.host.events, [{ type: "TcpIndicateDisconnect" }]);
+    w.host.disconnect(w.ctx, "graceful"); // our FIN: LAST-ACK until the peer ACKs it
+    pump(w);
+    assert.equal(w.target.engineOf(w.ctx)?.state, "CLOSED");
+    assert.deepEqual(w.host.events, [
+      { type: "TcpIndicateDisconnect" },
+      { type: "TcpIndicateRetrieve", reason: "UploadRequested" },
+    ]);
+    const iDisc = w.host.log.findIndex((l) => l.startsWith("disconnect-complete"));
+    assert.ok(iDisc >= 0, "the graceful disconnect completed");
+    const b = upload(w);
+    assert.equal(b.delegatedState?.state, "TcpConnectionClosed");
   });
 
   void test("EV-0 / spec 20-17: retransmission exhaustion requests upload with TimeoutExpiration", () => {

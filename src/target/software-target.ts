@@ -7,6 +7,16 @@
  *   the non-offload path (`host.indicateReceive`). Frames go out through `pollTransmit(now)`: the
  *   host's own frames first (`sendFrame`, the miniport's ordinary send path), then the segments
  *   of the offloaded connections. Timers: `pollTimeout()` / `handleTimeout(now)`.
+ * - Cost per event is independent of how many connections are offloaded: anything that touches
+ *   a connection puts it on a dirty list; `pollTransmit` / `pollTimeout` drain only that list
+ *   (segments into frames, then the connection's deadline, the earlier of its engine timers and
+ *   its push timer, goes into one min-heap with lazy deletion: an entry is live only while it
+ *   equals the connection's current deadline). `handleTimeout` pops only expired entries.
+ * - Closing: TIME-WAIT (EV-3) and CLOSED after our FIN was acknowledged (LAST-ACK or CLOSING)
+ *   ask for the upload with the mandatory UploadRequested, the only way EV-0 leaves to tell the
+ *   host that the connection is done; the terminate then reports TcpConnectionClosed with any
+ *   received data still undelivered as BufferedData. An abortive disconnect's RST is queued for
+ *   the wire before the disconnect completes (DC-4).
  * - State operations (initiate, terminate, update, invalidate, query) only record their tree
  *   (OP-1); `process(now)` completes them, in arrival order. `hasWork()` / `pollAt(now)` tell a
  *   driver when `process` has something to do. Data calls return PENDING and complete from
@@ -23,7 +33,8 @@
  */
 import { Duration, Instant } from "../time/instant.js";
 import { assert, UsageError } from "../util/errors.js";
-import { Seq, type SeqNum } from "../tcp/seq.js";
+import { MinHeap } from "../util/heap.js";
+import { Seq } from "../tcp/seq.js";
 import { type TcpConfig, tcpConfig } from "../tcp/config.js";
 import { TcpConnection } from "../tcp/connection.js";
 import type { CloseReason, TcpSnapshot } from "../tcp/types.js";
@@ -105,6 +116,11 @@ export interface SoftwareTargetOptions {
   readonly interfaceVlans?: readonly number[] | undefined;
   /** Resource limits; each defaults to "plenty". */
   readonly limits?: Partial<TargetLimits> | undefined;
+  /**
+   * How long a recorded state operation waits before `process` completes it (OP-1 allows any
+   * delay; tests use it to keep operations in flight while data moves). Default zero.
+   */
+  readonly operationDelay?: Duration | undefined;
   /**
    * Test-only: a deliberately broken behaviour, so the test suite can show that it catches it.
    * Never set outside tests.
@@ -227,18 +243,28 @@ interface Conn {
     | { readonly nbl: NetBufferList; readonly flags: DisconnectFlags; readonly bytes: number }
     | undefined;
   readonly forwards: NetBufferList[];
-  /** ACK field of the last segment sent (TM-11: an ACK is owed when it lags RCV.NXT). */
-  lastAckSent: SeqNum;
   /** Why the engine reached CLOSED, until `#service` acts on it. */
   closedReason: CloseReason | undefined;
+  /** The deadline currently in the timer heap (lazy deletion compares against it). */
+  deadline: Instant | undefined;
+  /** On the dirty list: output to drain and the deadline to recompute. */
+  dirty: boolean;
+  /** On the data-work list: forwards or an abortive disconnect for `process`. */
+  dataWork: boolean;
 }
 
-type PendingOp =
-  | { readonly kind: "initiate"; readonly root: OffloadBlockList }
-  | { readonly kind: "terminate"; readonly root: OffloadBlockList }
-  | { readonly kind: "update"; readonly root: OffloadBlockList }
-  | { readonly kind: "invalidate"; readonly root: OffloadBlockList }
-  | { readonly kind: "query"; readonly root: OffloadBlockList };
+/** One timer heap entry: live only while `at` equals the connection's `deadline`. */
+interface TimerEntry {
+  readonly at: Instant;
+  readonly c: Conn;
+}
+
+interface PendingOp {
+  readonly kind: "initiate" | "terminate" | "update" | "invalidate" | "query";
+  readonly root: OffloadBlockList;
+  /** When `process` may complete it (recording time plus the operation delay). */
+  readonly due: Instant;
+}
 
 /** Per-block result of the IO-19 copy done inside `initiateOffload` (the buffers are lent). */
 type BufferedCopy = Uint8Array | "no-memory";
@@ -279,6 +305,7 @@ export class SoftwareTarget implements OffloadTarget {
   readonly #vlans: readonly number[];
   readonly #limits: TargetLimits;
   readonly #mutant: TargetMutant | undefined;
+  readonly #opDelay: Duration;
 
   readonly #ops: PendingOp[] = [];
   readonly #copies = new Map<OffloadBlockList, BufferedCopy>();
@@ -293,8 +320,12 @@ export class SoftwareTarget implements OffloadTarget {
   readonly #lentUp = new Set<NetBufferList>();
   readonly #hostFrames: Uint8Array[] = [];
   readonly #wireFrames: Uint8Array[] = [];
-  /** Data-call completions to do in `process` (forward, abortive disconnect). */
-  #dataWork = false;
+  /** Connections with data-call completions to do in `process` (forward, abortive disconnect). */
+  #dataConns: Conn[] = [];
+  /** Connections touched since the last flush: output to drain, deadline to recompute. */
+  #dirty: Conn[] = [];
+  /** Every connection's deadline (engine timers and the push timer), lazily deleted. */
+  readonly #timers = new MinHeap<TimerEntry>((a, b) => a.at < b.at);
   #now: Instant = Instant.ZERO;
 
   /** Counters. */
@@ -320,6 +351,7 @@ export class SoftwareTarget implements OffloadTarget {
     this.#configurableMacs = opts.configurableMacs ?? true;
     this.#vlans = opts.interfaceVlans ?? [];
     this.#mutant = opts.testMutant;
+    this.#opDelay = opts.operationDelay ?? Duration.ZERO;
     const l = opts.limits ?? {};
     this.#limits = {
       tcp: l.tcp ?? 1 << 20,
@@ -334,21 +366,28 @@ export class SoftwareTarget implements OffloadTarget {
   // -------------------------------------------------------------------------------------------
   // Driver side
 
-  /** True when `process(now)` has work (recorded state operations or data completions). */
+  /** True when `process(now)` has work due (recorded state operations or data completions). */
   hasWork(): boolean {
-    return this.#ops.length > 0 || this.#dataWork;
+    const op = this.#ops[0];
+    return this.#dataConns.length > 0 || (op !== undefined && op.due <= this.#now);
   }
 
-  /** When the driver should call in next: `now` if `process` has work, else the next timer. */
+  /**
+   * When the driver should call in next: `now` if `process` has work, else the earlier of the
+   * next state operation's due time and the next timer.
+   */
   pollAt(now: Instant): Instant | undefined {
-    return this.hasWork() ? now : this.pollTimeout();
+    if (this.#dataConns.length > 0) return now;
+    const op = this.#ops[0];
+    if (op !== undefined && op.due <= now) return now;
+    return Instant.earliest(op?.due, this.pollTimeout());
   }
 
   /** Completes recorded state operations (OP-1) and pending data completions, in order. */
   process(now: Instant): void {
     this.#now = now;
-    while (this.#ops.length > 0) {
-      const op = this.#ops.shift() as PendingOp; // length > 0
+    for (let op = this.#ops[0]; op !== undefined && op.due <= now; op = this.#ops[0]) {
+      this.#ops.shift();
       switch (op.kind) {
         case "initiate":
           this.#doInitiate(now, op.root);
@@ -367,9 +406,12 @@ export class SoftwareTarget implements OffloadTarget {
           break;
       }
     }
-    if (this.#dataWork) {
-      this.#dataWork = false;
-      for (const c of [...this.#conns.values()]) {
+    while (this.#dataConns.length > 0) {
+      const batch = this.#dataConns;
+      this.#dataConns = [];
+      for (const c of batch) {
+        c.dataWork = false;
+        if (this.#conns.get(c.ctx) !== c) continue; // terminated meanwhile
         this.#processForwards(now, c);
         this.#service(now, c);
       }
@@ -431,30 +473,39 @@ export class SoftwareTarget implements OffloadTarget {
       this.stats.framesOut++;
       return h;
     }
-    if (this.#wireFrames.length === 0) {
-      for (const c of this.#conns.values()) this.#emit(now, c);
-    }
+    if (this.#wireFrames.length === 0) this.#flush(now);
     const f = this.#wireFrames.shift();
     if (f !== undefined) this.stats.framesOut++;
     return f;
   }
 
-  /** The earliest timer deadline (engine timers and push timers), or undefined. */
+  /**
+   * The earliest timer deadline (engine timers and push timers), or undefined. O(log n) per
+   * superseded heap entry: deadlines live in a min-heap with lazy deletion.
+   */
   pollTimeout(): Instant | undefined {
-    let t: Instant | undefined;
-    for (const c of this.#conns.values()) {
-      if (c.phase === "terminating") continue;
-      t = Instant.earliest(t, c.engine.pollTimeout());
-      t = Instant.earliest(t, c.pushAt);
+    if (this.#dirty.length > 0) this.#flush(this.#now);
+    for (let top = this.#timers.peek(); top !== undefined; top = this.#timers.peek()) {
+      if (this.#live(top)) return top.at;
+      this.#timers.pop(); // superseded or gone (lazy deletion)
     }
-    return t;
+    return undefined;
   }
 
-  /** Runs expired timers. */
+  /** Runs expired timers (only the connections whose deadline passed). */
   handleTimeout(now: Instant): void {
     this.#now = now;
-    for (const c of [...this.#conns.values()]) {
-      if (c.phase === "terminating") continue;
+    if (this.#dirty.length > 0) this.#flush(now);
+    const due: Conn[] = [];
+    for (let top = this.#timers.peek(); top !== undefined && top.at <= now; top = this.#timers.peek()) {
+      this.#timers.pop();
+      if (!this.#live(top)) continue;
+      top.c.deadline = undefined;
+      due.push(top.c);
+    }
+    for (const c of due) {
+      if (c.phase === "terminating" || this.#conns.get(c.ctx) !== c) continue;
+      this.#touch(c);
       const t = c.engine.pollTimeout();
       if (t !== undefined && t <= now) c.engine.handleTimeout(now);
       if (c.pushAt !== undefined && c.pushAt <= now) {
@@ -462,6 +513,37 @@ export class SoftwareTarget implements OffloadTarget {
         this.#deliver(now, c, "E3");
       }
       this.#service(now, c);
+    }
+  }
+
+  /** A heap entry is live while it is its connection's current deadline. */
+  #live(e: TimerEntry): boolean {
+    const c = e.c;
+    return c.deadline === e.at && c.phase !== "terminating" && this.#conns.get(c.ctx) === c;
+  }
+
+  /** Marks a connection for `#flush`: its engine may have output or a new deadline. */
+  #touch(c: Conn): void {
+    if (c.dirty) return;
+    c.dirty = true;
+    this.#dirty.push(c);
+  }
+
+  /** Drains the dirty connections' segments into frames and re-files their deadlines. */
+  #flush(now: Instant): void {
+    while (this.#dirty.length > 0) {
+      const batch = this.#dirty;
+      this.#dirty = [];
+      for (const c of batch) {
+        c.dirty = false;
+        if (this.#conns.get(c.ctx) !== c || c.phase === "terminating") continue;
+        this.#emit(now, c);
+        const d = Instant.earliest(c.engine.pollTimeout(), c.pushAt);
+        if (d !== c.deadline) {
+          c.deadline = d;
+          if (d !== undefined) this.#timers.push({ at: d, c });
+        }
+      }
     }
   }
 
@@ -506,7 +588,7 @@ export class SoftwareTarget implements OffloadTarget {
       this.#bufferBytesUsed += n;
       this.#copies.set(b, copy);
     });
-    this.#ops.push({ kind: "initiate", root: blockList });
+    this.#record("initiate", blockList);
   }
 
   /** MiniportTerminateOffload: records the tree; segments now go up the non-offload path (TM-23). */
@@ -519,22 +601,26 @@ export class SoftwareTarget implements OffloadTarget {
         c.pushAt = undefined; // TM-12
       }
     });
-    this.#ops.push({ kind: "terminate", root: blockList });
+    this.#record("terminate", blockList);
   }
 
   /** MiniportUpdateOffload. */
   updateOffload(blockList: OffloadBlockList): void {
-    this.#ops.push({ kind: "update", root: blockList });
+    this.#record("update", blockList);
   }
 
   /** MiniportInvalidateOffload. */
   invalidateOffload(blockList: OffloadBlockList): void {
-    this.#ops.push({ kind: "invalidate", root: blockList });
+    this.#record("invalidate", blockList);
   }
 
   /** MiniportQueryOffload. */
   queryOffload(blockList: OffloadBlockList): void {
-    this.#ops.push({ kind: "query", root: blockList });
+    this.#record("query", blockList);
+  }
+
+  #record(kind: PendingOp["kind"], root: OffloadBlockList): void {
+    this.#ops.push({ kind, root, due: Instant.add(this.#now, this.#opDelay) });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -553,12 +639,7 @@ export class SoftwareTarget implements OffloadTarget {
         refused.push(n);
         continue;
       }
-      let bytes = 0;
-      for (const piece of segments(viewOne(this.#ledger, n, "target", OP_SEND))) {
-        const r = c.engine.send(piece);
-        assert(r === piece.length, () => `engine refused send data (${String(r)})`);
-        bytes += piece.length;
-      }
+      const bytes = this.#sendNbl(c, n, OP_SEND);
       c.sends.push({ nbl: n, left: bytes, acked: 0, disconnect: false });
     }
     if (refused.length > 0) {
@@ -594,6 +675,7 @@ export class SoftwareTarget implements OffloadTarget {
       }
     }
     c.refused = false; // RI-3: a posted request re-enables indications
+    this.#touch(c);
     for (const n of nblArray(nbl)) n.next = null;
     if (late.length > 0) this.#completeRecvs(c, late);
     this.#deliver(this.#now, c, "E2");
@@ -631,15 +713,10 @@ export class SoftwareTarget implements OffloadTarget {
       c.engine.abort();
       c.aborted = true;
       c.disconnect = { nbl, flags, bytes: 0 };
-      this.#dataWork = true;
+      this.#addDataWork(c);
       return "NDIS_STATUS_PENDING";
     }
-    let bytes = 0;
-    for (const piece of segments(viewOne(this.#ledger, nbl, "target", OP_DISC))) {
-      const r = c.engine.send(piece);
-      assert(r === piece.length, "engine refused disconnect data");
-      bytes += piece.length;
-    }
+    const bytes = this.#sendNbl(c, nbl, OP_DISC);
     if (bytes > 0) c.sends.push({ nbl, left: bytes, acked: 0, disconnect: true });
     c.engine.close();
     c.disconnect = { nbl, flags, bytes };
@@ -652,8 +729,26 @@ export class SoftwareTarget implements OffloadTarget {
     const c = this.#mustConn(context, OP_FWD);
     this.#ledger.check(nbl, "target", OP_FWD);
     for (const n of nblArray(nbl)) c.forwards.push(n);
-    this.#dataWork = true;
+    this.#addDataWork(c);
     return "NDIS_STATUS_PENDING";
+  }
+
+  /** Queues an NBL's data in the engine (zero-copy views), PSH at its end (SD-4); its length. */
+  #sendNbl(c: Conn, n: NetBufferList, op: string): number {
+    const pieces = [...segments(viewOne(this.#ledger, n, "target", op))];
+    let bytes = 0;
+    pieces.forEach((piece, i) => {
+      const r = c.engine.send(piece, { push: i === pieces.length - 1 });
+      assert(r === piece.length, () => `engine refused ${op} data (${String(r)})`);
+      bytes += piece.length;
+    });
+    return bytes;
+  }
+
+  #addDataWork(c: Conn): void {
+    if (c.dataWork) return;
+    c.dataWork = true;
+    this.#dataConns.push(c);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -855,8 +950,10 @@ export class SoftwareTarget implements OffloadTarget {
       invalid: false,
       disconnect: undefined,
       forwards: [],
-      lastAckSent: d.rcvNxt,
       closedReason: undefined,
+      deadline: undefined,
+      dirty: false,
+      dataWork: false,
     };
     if (late && copy !== undefined && copy.length > 0) {
       c.held.push(copy);
@@ -970,10 +1067,11 @@ export class SoftwareTarget implements OffloadTarget {
     const live = isImportableState(toChimneyState(engine));
     let delegated: TcpDelegatedState;
     if (live) {
-      // TM-11: drain what the engine has queued, then send an owed ACK ourselves.
+      // TM-11: drain what the engine has queued, then send an owed (delayed) ACK now.
       this.#emit(now, c, true);
+      const ack = engine.flushAck(now);
+      if (ack !== undefined) this.#pushFrame(c, ack);
       const snap = engine.exportState(now);
-      if (snap.delegated.rcvNxt !== c.lastAckSent) this.#pushFrame(c, this.#ownedAck(snap));
       // TM-14..TM-16: the unacknowledged send NBLs go back in their original order.
       const left = c.sends.splice(0).filter((e) => !e.disconnect);
       for (const e of left) {
@@ -999,50 +1097,28 @@ export class SoftwareTarget implements OffloadTarget {
       });
       if (c.closedOnUpload) delegated = { ...delegated, state: "TcpConnectionClosed" };
     } else {
-      // The engine closed (RST, timeout): outstanding sends are completed, nothing returned.
+      // The engine closed (RST, timeout, abort): a RST of an abortive disconnect still goes out
+      // (DC-4); outstanding sends are completed, nothing returned.
+      this.#emit(now, c, true);
       this.#failSends(c, c.aborted ? "NDIS_STATUS_REQUEST_ABORTED" : "NDIS_STATUS_UPLOAD_IN_PROGRESS");
       b.netBufferListChain = null;
-      const chunks = [...c.held];
+      // Received data the host has not taken still goes up (a FIN-closed connection keeps it).
+      const chunks = [...c.held, ...engine.exportState(now).delegated.bufferedData];
       const buffered = chunks.length === 0 ? null : this.#allocUp(chunks, OP_TERM_COMPLETE);
-      delegated = this.#closedDelegated(c, buffered);
+      delegated = this.#closedDelegated(now, c, buffered);
     }
     b.delegatedState = delegated;
     this.#removeConn(c);
   }
 
-  /** A delegated state for an engine that already reached CLOSED. */
-  #closedDelegated(c: Conn, buffered: NetBufferList | null): TcpDelegatedState {
-    const s = c.engine.status();
-    return {
-      state: "TcpConnectionClosed",
-      rcvNxt: s.rcvNxt,
-      rcvWnd: s.rcvWnd,
-      sndUna: s.sndUna,
-      sndNxt: s.sndNxt,
-      sndMax: s.sndMax,
-      sndWnd: s.sndWnd,
-      maxSndWnd: s.sndWnd,
-      sendWL1: s.rcvNxt,
-      cWnd: s.cwnd,
-      ssThresh: s.ssthresh,
-      sRtt: s.srtt,
-      rttVar: undefined,
-      tsRecent: 0,
-      tsRecentAge: Duration.ZERO,
-      tsTime: Math.floor(this.#now / 1000),
-      totalRt: Duration.ZERO,
-      dupAckCount: 0,
-      sndWndProbeCount: 0,
-      keepAliveProbeCount: 0,
-      keepAliveTimeoutDelta: undefined,
-      retransmitCount: 0,
-      retransmitTimeoutDelta: undefined,
+  /** A delegated state for an engine that already reached CLOSED (the engine exports it). */
+  #closedDelegated(now: Instant, c: Conn, buffered: NetBufferList | null): TcpDelegatedState {
+    const d = delegatedStateFromEngine(c.engine.exportState(now).delegated, {
       sendDataHead: null,
       sendDataTail: null,
-      sendBacklogSize: undefined,
       bufferedData: buffered,
-      receiveBacklogSize: undefined,
-    };
+    });
+    return { ...d, state: "TcpConnectionClosed" };
   }
 
   #removeConn(c: Conn): void {
@@ -1064,18 +1140,26 @@ export class SoftwareTarget implements OffloadTarget {
 
   #doUpdate(now: Instant, root: OffloadBlockList): void {
     const parent = parentsOf(root);
+    const affected = new Set<Conn>();
     forEachInTree(root, (b) => {
       if (roleOf(b) === "placeholder") {
         b.status = "NDIS_STATUS_SUCCESS";
         return;
       }
-      b.status = this.#updateBlock(now, b, parent.get(b)) ? "NDIS_STATUS_SUCCESS" : "NDIS_STATUS_FAILURE";
+      b.status = this.#updateBlock(now, b, parent.get(b), affected)
+        ? "NDIS_STATUS_SUCCESS"
+        : "NDIS_STATUS_FAILURE";
     });
     this.#host.updateOffloadComplete(root);
-    for (const c of [...this.#conns.values()]) this.#service(now, c);
+    for (const c of affected) if (this.#conns.get(c.ctx) === c) this.#service(now, c);
   }
 
-  #updateBlock(now: Instant, b: OffloadBlockList, parent: OffloadBlockList | undefined): boolean {
+  #updateBlock(
+    now: Instant,
+    b: OffloadBlockList,
+    parent: OffloadBlockList | undefined,
+    affected: Set<Conn>,
+  ): boolean {
     switch (b.layer) {
       case "neighbor": {
         const n = this.#neighbors.get(ctxOf(b));
@@ -1084,6 +1168,7 @@ export class SoftwareTarget implements OffloadTarget {
           n.cachedState = b.cachedState;
           n.hrt = now - b.cachedState.hostReachabilityDelta;
         }
+        for (const p of n.paths) for (const c of p.conns) affected.add(c);
         return true;
       }
       case "path": {
@@ -1101,6 +1186,7 @@ export class SoftwareTarget implements OffloadTarget {
           const hdr = tcpIpHeaderBytes(ipVersion(p.constState.sourceAddress));
           for (const c of p.conns) c.engine.setPathMtu(b.cachedState.pathMtu, hdr);
         }
+        for (const c of p.conns) affected.add(c);
         return true;
       }
       case "tcp": {
@@ -1108,6 +1194,7 @@ export class SoftwareTarget implements OffloadTarget {
         if (c === undefined) return false;
         const ca = b.cachedState;
         if (ca !== undefined) this.#applyTcpCached(now, c, ca);
+        affected.add(c);
         return true;
       }
     }
@@ -1119,36 +1206,19 @@ export class SoftwareTarget implements OffloadTarget {
     c.cachedState = ca;
     const e = c.engine;
     e.setNoDelay(!ca.naglingEnabled);
-    e.setRetransmitLimits(this.#maxRtx, ca.maxRt);
+    if (ca.maxRt !== old.maxRt) e.setRetransmitLimits(this.#maxRtx, ca.maxRt);
     const kaChanged =
       old.keepAliveEnabled !== ca.keepAliveEnabled ||
       old.kaTimeout !== ca.kaTimeout ||
       old.kaInterval !== ca.kaInterval ||
       old.kaProbeCount !== ca.kaProbeCount;
-    if (kaChanged || ca.keepAliveRestart || ca.maxRtRestart) {
+    if (kaChanged || ca.keepAliveRestart) {
       e.setKeepAlive(now, ca.keepAliveEnabled, ca.kaTimeout, ca.kaInterval, ca.kaProbeCount);
     }
-    if (ca.maxRtRestart || (ca.updateRcvWnd && ca.initialRcvWnd !== old.initialRcvWnd)) {
-      // The engine has no setter for InitialRcvWnd or TotalRT: re-import it with the new
-      // values (a local round trip through its own snapshot).
-      if (isImportableState(toChimneyState(e))) {
-        this.#emit(now, c, true);
-        const snap = e.exportState(now);
-        const d = snap.delegated;
-        const wnd = Math.max(ca.initialRcvWnd - e.readable, 0);
-        const rcvAdv =
-          ca.updateRcvWnd && Seq.gt(Seq.add(d.rcvNxt, wnd), d.rcvAdv) ? Seq.add(d.rcvNxt, wnd) : d.rcvAdv;
-        const next: TcpSnapshot = {
-          constState: snap.constState,
-          cachedState: { ...snap.cachedState, initialRcvWnd: ca.initialRcvWnd },
-          delegated: { ...d, rcvAdv, totalRt: ca.maxRtRestart ? Duration.ZERO : d.totalRt },
-        };
-        c.engine = TcpConnection.importState(next, now, this.#cfg);
-        drainEvents(c.engine);
-        // UP-2: advertise the new window now.
-        if (rcvAdv !== d.rcvAdv) this.#pushFrame(c, this.#ownedAck(c.engine.exportState(now)));
-      }
-    }
+    if (ca.maxRtRestart) e.resetTotalRt(); // UP-3: TotalRT restarts; the count is kept
+    // UP-2: the new InitialRcvWnd; the engine sends the window update at once if it changed.
+    if (ca.updateRcvWnd) e.setInitialRcvWnd(ca.initialRcvWnd);
+    this.#touch(c);
   }
 
   #doInvalidate(root: OffloadBlockList): void {
@@ -1232,7 +1302,7 @@ export class SoftwareTarget implements OffloadTarget {
           sendDataTail: null,
           bufferedData: null,
         })
-      : this.#closedDelegated(c, null);
+      : this.#closedDelegated(now, c, null);
     return {
       ...base,
       sendBacklogSize: BACKLOG_UNSUPPORTED,
@@ -1281,6 +1351,7 @@ export class SoftwareTarget implements OffloadTarget {
   /** After any input: send completions, engine events, delivery, FIN/RST/timeouts. */
   #service(now: Instant, c: Conn, newData = false): void {
     if (c.phase === "terminating") return;
+    this.#touch(c);
     this.#takeAcks(c);
     const e = c.engine;
     if (c.phase === "offloading") return; // IO-6
@@ -1293,7 +1364,9 @@ export class SoftwareTarget implements OffloadTarget {
     }
     if (c.disconnect !== undefined && c.disconnect.flags === "graceful") this.#checkGracefulDone(c);
     if (c.disconnect !== undefined && c.disconnect.flags === "abortive") {
-      // DC-4: the RST is queued in the engine; it goes out with the next poll.
+      // DC-4: the RST reaches the wire queue before the disconnect completes (a terminate
+      // that follows the completion must not drop it).
+      this.#emit(now, c, true);
       const d = c.disconnect;
       c.disconnect = undefined;
       d.nbl.status = "NDIS_STATUS_SUCCESS";
@@ -1302,6 +1375,11 @@ export class SoftwareTarget implements OffloadTarget {
     }
     this.#checkFin(c);
     if (e.state === "TIME-WAIT") this.#requestUpload(c, "UploadRequested"); // EV-3
+    // LAST-ACK -> CLOSED (our FIN acknowledged after the peer's) or CLOSING -> CLOSED: the
+    // connection is done and EV-0 has no event for it, so the target asks for the upload with
+    // the mandatory UploadRequested (spec 16.4, as EV-3 does for TIME-WAIT); the host then
+    // terminates the offload and finishes the connection (DC-3 / FN-3: nothing is freed before).
+    if (closed === "fin" && !c.aborted) this.#requestUpload(c, "UploadRequested");
   }
 
   /** RST-1: abort indication; sends, disconnect and receives complete with REQUEST_ABORTED. */
@@ -1382,6 +1460,7 @@ export class SoftwareTarget implements OffloadTarget {
 
   #deliver(now: Instant, c: Conn, entry: "E1" | "E2" | "E3"): void {
     if (c.phase !== "offloaded" || c.aborted) return;
+    this.#touch(c); // reading opens the window; the push timer may move
     if (c.busy) {
       // E1.1 / E2.1: queue; processed when the in-progress upcall finishes.
       if (entry === "E1") c.rerunE1 = true;
@@ -1532,7 +1611,7 @@ export class SoftwareTarget implements OffloadTarget {
     for (;;) {
       if (c.phase !== "offloaded") return; // a terminate arrived during the last upcall
       if (c.busy || (c.refused && this.#mutant !== "reindicate-refused")) return; // B1; RI-3
-      const chunks = this.#takeForIndication(c);
+      const { chunks, taken } = this.#takeForIndication(c);
       if (chunks.length === 0) return;
       let total = 0;
       for (const x of chunks) total += x.length;
@@ -1549,6 +1628,7 @@ export class SoftwareTarget implements OffloadTarget {
       if (res.status === "NDIS_STATUS_SUCCESS") {
         // B3 yes: the host keeps the NBL until MiniportTcpOffloadReceiveReturn.
         this.#lentUp.add(nbl);
+        c.engine.consume(total - taken); // the engine's part is delivered: the window opens
         this.stats.bytesIndicated += total;
         if (this.#undelivered(c) === 0) {
           c.pshPending = false;
@@ -1570,7 +1650,8 @@ export class SoftwareTarget implements OffloadTarget {
         () => `bytesConsumed ${consumed} of ${total} with ${res.status}`,
       );
       this.stats.bytesIndicated += consumed;
-      this.#unshiftHeld(c, chunks, consumed);
+      if (consumed >= taken) c.engine.consume(consumed - taken);
+      else this.#unshiftHeld(c, chunks.slice(0, chunksOf(chunks, taken)), consumed);
       if (c.reqs.length > 0 || c.rerunE2) {
         c.rerunE2 = false;
         this.#connA(now, c); // B6 -> A
@@ -1581,8 +1662,12 @@ export class SoftwareTarget implements OffloadTarget {
     }
   }
 
-  /** The bytes for one indication: held first, then the engine's (views), up to RcvIndicationSize. */
-  #takeForIndication(c: Conn): Uint8Array[] {
+  /**
+   * The bytes for one indication, up to RcvIndicationSize: held bytes first (taken out of
+   * `held`; `taken` counts them), then views of the engine's receive buffer, not consumed: the
+   * engine consumes what the host accepts, so refused data keeps the window closed (RI-3).
+   */
+  #takeForIndication(c: Conn): { readonly chunks: Uint8Array[]; readonly taken: number } {
     const limit =
       c.cachedState.rcvIndicationSize > 0 ? c.cachedState.rcvIndicationSize : Number.MAX_SAFE_INTEGER;
     const out: Uint8Array[] = [];
@@ -1601,13 +1686,14 @@ export class SoftwareTarget implements OffloadTarget {
       c.heldBytes -= take;
       n += take;
     }
-    while (n < limit) {
-      const v = c.engine.recv(limit - n);
-      if (v === undefined) break;
-      out.push(v);
-      n += v.length;
+    const taken = n;
+    for (const v of c.engine.peekChunks()) {
+      if (n >= limit) break;
+      const take = Math.min(v.length, limit - n);
+      out.push(take === v.length ? v : v.subarray(0, take));
+      n += take;
     }
-    return out;
+    return { chunks: out, taken };
   }
 
   /** Puts the unconsumed part of an indication back at the front of `held`. */
@@ -1750,7 +1836,6 @@ export class SoftwareTarget implements OffloadTarget {
 
   /** Builds and queues the frame of one segment (SD-8, SD-9, 15.5, NB-1). */
   #pushFrame(c: Conn, seg: TcpRepr): void {
-    if (seg.flags & TcpFlag.ACK) c.lastAckSent = seg.ack;
     const p = c.path;
     const n = p.neighbor;
     const ca = c.cachedState;
@@ -1783,28 +1868,6 @@ export class SoftwareTarget implements OffloadTarget {
     const id = 0x8000 | (this.#ipIdent & 0x7fff);
     this.#ipIdent = (this.#ipIdent + 1) & 0x7fff;
     return id;
-  }
-
-  /** TM-11: a pure ACK from the engine's exported state (its delayed ACK is not exportable). */
-  #ownedAck(snap: TcpSnapshot): TcpRepr {
-    const d = snap.delegated;
-    const k = snap.constState;
-    return {
-      srcPort: k.localPort,
-      dstPort: k.remotePort,
-      seq: d.sndMax,
-      ack: d.rcvNxt,
-      flags: TcpFlag.ACK,
-      window: Math.min(0xffff, Seq.delta(d.rcvAdv, d.rcvNxt) >>> k.rcvWindScale),
-      urgent: 0,
-      mss: undefined,
-      windowScale: undefined,
-      sackPermitted: false,
-      sack: [],
-      timestamps: k.timestampsEnabled ? { tsVal: d.tsTime, tsEcr: d.tsRecent } : undefined,
-      unknownOptions: [],
-      payload: new Uint8Array(0),
-    };
   }
 
   /** NR-3: before sending, ask the host about a neighbor that looks stale on both sides. */
@@ -1862,7 +1925,7 @@ export class SoftwareTarget implements OffloadTarget {
 // Helpers
 
 function ctxOf(b: OffloadBlockList): number {
-  return (b.miniportOffloadContext?.context ?? 0);
+  return b.miniportOffloadContext?.context ?? 0;
 }
 
 function connKey(local: IpAddr, remote: IpAddr, lport: number, rport: number): string {
@@ -1916,4 +1979,11 @@ function isInTree(root: OffloadBlockList, x: OffloadBlockList): boolean {
     if (b === x) found = true;
   });
   return found;
+}
+
+/** How many leading chunks hold the first `bytes` bytes (chunk boundaries line up with it). */
+function chunksOf(chunks: readonly Uint8Array[], bytes: number): number {
+  let k = 0;
+  for (let n = 0; n < bytes && k < chunks.length; k++) n += (chunks[k] as Uint8Array).length;
+  return k;
 }

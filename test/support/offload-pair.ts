@@ -13,13 +13,12 @@ import {
 import { HostStack, type HostConn, type StackEvent } from "../../src/host/stack.js";
 import { BufferLedger } from "../../src/nbl/ledger.js";
 import { buildDuplexLink, type FaultProfile } from "../../src/sim/link.js";
-import { SimChimneyHost } from "../../src/sim/offload-node.js";
+import { type NicTarget, SimChimneyHost } from "../../src/sim/offload-node.js";
 import { Prng } from "../../src/sim/prng.js";
-import { type NicTarget, ReferenceTarget } from "../../src/sim/reference-target.js";
 import { SoftwareTarget } from "../../src/target/software-target.js";
 import { Scheduler } from "../../src/sim/scheduler.js";
 import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
-import { Instant } from "../../src/time/instant.js";
+import { Duration, Instant } from "../../src/time/instant.js";
 import { mac } from "../../src/wire/ethernet.js";
 import { ip } from "../../src/wire/ip-addr.js";
 import { fillPattern, patternByte } from "./sim-pair.js";
@@ -48,8 +47,6 @@ export interface OffloadRun {
   readonly limitUs?: number | undefined;
   /** How long the targets take to complete state operations (us); default 0. */
   readonly opDelayUs?: number | undefined;
-  /** Which offload target: the simulator's reference target (default) or src/target's. */
-  readonly target?: "reference" | "software" | undefined;
 }
 
 /** What happened. */
@@ -159,15 +156,13 @@ export function runOffloadPair(p: OffloadRun): OffloadOutcome {
     const ledger = new BufferLedger();
     ledgers.push(ledger);
     const manager = new OffloadManager(stack, ledger, policy, knobsFor(p.knobs, knobRng.fork()));
-    const target: NicTarget =
-      p.target === "software"
-        ? new SoftwareTarget({ host: manager, ledger, mac: mac(`02:00:00:00:00:0${n}`), tcpConfig: tcp })
-        : new ReferenceTarget(manager, {
-            ledger,
-            tcp,
-            mac: mac(`02:00:00:00:00:0${n}`),
-            operationDelayUs: p.opDelayUs,
-          });
+    const target: NicTarget = new SoftwareTarget({
+      host: manager,
+      ledger,
+      mac: mac(`02:00:00:00:00:0${n}`),
+      tcpConfig: tcp,
+      operationDelay: Duration.fromMicros(p.opDelayUs ?? 0),
+    });
     manager.attachTarget(target);
     return new SimChimneyHost(name, stack, sched, { manager, target });
   };

@@ -25,8 +25,6 @@ export interface SeedScenarioOptions {
   /** Server -> client bytes before the offload. */
   readonly reply?: number | undefined;
   readonly profile?: FaultProfile | undefined;
-  /** The server's offload target: the simulator's reference target (default) or src/target's. */
-  readonly target?: "reference" | "software" | undefined;
 }
 
 /** One step of the timeline. */
@@ -83,7 +81,7 @@ export function runSeedScenario(opts: SeedScenarioOptions = {}): SeedScenarioRes
     seed,
     profile: opts.profile ?? { delayUs: 1000 },
     a: { offload: false },
-    b: { kind: opts.target },
+    b: {},
   });
   const timeline: SeedStep[] = [];
   const at = () => w.sched.now as number;
