@@ -17,6 +17,7 @@ const MODULES: readonly { readonly name: string; readonly load: () => Promise<Be
   { name: "nbl", load: () => import("./nbl.bench.js") },
   { name: "stack", load: () => import("./stack.bench.js") },
   { name: "live", load: () => import("./live.bench.js") },
+  { name: "chimney", load: () => import("./chimney.bench.js") },
 ];
 
 async function main(): Promise<void> {
