@@ -5,8 +5,10 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { decodeCapture } from "./commands/decode.js";
+import { conformanceCommand } from "./commands/conformance.js";
 import { runDemo } from "./commands/demo.js";
 import { renderReport } from "./commands/report.js";
+import { runScenarioCommand } from "./commands/run.js";
 import { serve } from "./commands/serve.js";
 import { EXIT, reportError } from "./errors.js";
 
@@ -66,6 +68,46 @@ export function program(): Command {
       const n = renderReport(file, opts.output);
       process.stdout.write(`wrote ${opts.output} (${n} bytes)\n`);
     });
+
+  p.command("run")
+    .description("run a scenario file (YAML or JSON) on the simulator and verify it")
+    .argument("<scenario>", "a scenario file, e.g. scenarios/seed.yaml")
+    .option("--seed <n>", "simulation seed (printed first, for replay)", positiveInt, 1)
+    .option("--pcap <file>", "capture every frame into a classic pcap file")
+    .option("--trace <file>", "write tcpdump-style lines with virtual timestamps")
+    .option("--report <file>", "write the timeline as one self-contained HTML page")
+    .option("--json", "print the verdict, checks, counters and seed as JSON on stdout")
+    .action(
+      (
+        file: string,
+        opts: { seed: number; pcap?: string; trace?: string; report?: string; json?: boolean },
+      ) => {
+        process.exitCode = runScenarioCommand(file, {
+          ...opts,
+          progress: process.stderr.isTTY,
+          color: process.stdout.isTTY && opts.json !== true,
+        });
+      },
+    );
+
+  p.command("conformance")
+    .description("run a packetdrill suite against our stack and compare with the known-failures list")
+    .argument("[dir]", "the suite (default ../shared/peer-tests/freebsd-tcp-testsuite from the repository)")
+    .option("--pcap <dir>", "write a pcap of every failing script under this directory")
+    .option("--filter <regex>", "only scripts whose path matches this regular expression")
+    .option(
+      "--folder <name...>",
+      "only scripts under these top-level folders (default: state-event-engine snd-syn rcv-icmp)",
+    )
+    .option("--seed <n>", "seed of each script's stack", positiveInt, 1)
+    .action(
+      (
+        dir: string | undefined,
+        opts: { pcap?: string; filter?: string; folder?: string[]; seed: number },
+      ) => {
+        process.exitCode = conformanceCommand(dir, opts);
+      },
+    );
 
   p.command("serve")
     .description(

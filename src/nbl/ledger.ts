@@ -53,6 +53,21 @@ export interface LedgerOptions {
   readonly historyLength?: number;
 }
 
+/** One hand-off seen by a `LedgerObserver`: an NBL moving between parties. */
+export interface LedgerHandoff {
+  readonly kind: "transfer" | "return" | "lend";
+  readonly nbl: NblId;
+  /** The chimney call, as the caller named it. */
+  readonly op: string;
+  readonly from: Owner;
+  readonly to: Owner;
+  /** Data bytes the NBL describes (the sum of its NET_BUFFERs' `DataLength`). */
+  readonly bytes: number;
+}
+
+/** Called for every NBL that changes hands (reports and timelines); must not touch the ledger. */
+export type LedgerObserver = (h: LedgerHandoff) => void;
+
 /**
  * The single source of truth for buffer ownership across the chimney. Every crossing goes through
  * `transfer`, `return` or `lend`; every access through `check` or `view`; every test and run ends
@@ -62,6 +77,8 @@ export class BufferLedger {
   readonly #live = new Set<Rec>();
   readonly #cap: number;
   #nextId = 1;
+  /** Sees every transfer, return and loan when set (off by default: costs one check per link). */
+  observer: LedgerObserver | undefined = undefined;
 
   constructor(options: LedgerOptions = {}) {
     const n = options.historyLength ?? 16;
@@ -102,6 +119,7 @@ export class BufferLedger {
       r.owner = to;
       r.held |= bit;
       record(r, this.#cap, "transfer", op, from, to);
+      if (this.observer !== undefined) notify(this.observer, "transfer", r, op, from, to);
       n = (n as NetBufferList).next;
     }
   }
@@ -117,6 +135,7 @@ export class BufferLedger {
       const r = recOf(n as NetBufferList) as Rec; // #verify walked exactly `count` valid links
       r.owner = r.home;
       record(r, this.#cap, "return", op, who, r.home);
+      if (this.observer !== undefined) notify(this.observer, "return", r, op, who, r.home);
       n = (n as NetBufferList).next;
     }
   }
@@ -138,6 +157,7 @@ export class BufferLedger {
       r.lender = from;
       r.held |= bit;
       record(r, this.#cap, "lend", op, from, to);
+      if (this.observer !== undefined) notify(this.observer, "lend", r, op, from, to);
       links.push(r);
       n = (n as NetBufferList).next;
     }
@@ -356,6 +376,20 @@ class LedgerNbl implements NetBufferList {
   static {
     recOf = (n) => (#rec in n ? n.#rec : undefined);
   }
+}
+
+/** Tells an observer about one hand-off of `r`. */
+function notify(
+  fn: LedgerObserver,
+  kind: LedgerHandoff["kind"],
+  r: Rec,
+  op: string,
+  from: Owner,
+  to: Owner,
+): void {
+  let bytes = 0;
+  for (const nb of r.data) bytes += nb.dataLength;
+  fn({ kind, nbl: r.id, op, from, to, bytes });
 }
 
 /** Appends one history entry, overwriting the oldest once the ring is full. */

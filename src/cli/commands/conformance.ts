@@ -1,0 +1,129 @@
+/**
+ * `chimney conformance [DIR]`: runs a packetdrill suite (by default the FreeBSD TCP suite next to
+ * the repository) against our stack, prints the pass / fail / known-failure table per folder and
+ * exits 1 on a failure the known-failures list does not name, or on a listed script that passed.
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { checkKnownFailures, parseKnownFailures } from "../../conformance/runner/known-failures.js";
+import {
+  type ConformanceResult,
+  type ConformanceRun,
+  formatSummary,
+  listScripts,
+  runConformance,
+} from "../../conformance/runner/run.js";
+import { CliUsageError, EXIT } from "../errors.js";
+
+/** Options of `chimney conformance`. */
+export interface ConformanceCommandOptions {
+  /** Write a pcap of every failing script under this directory. */
+  readonly pcap?: string | undefined;
+  /** Only scripts whose path (relative to the suite) matches this regular expression. */
+  readonly filter?: string | undefined;
+  /** Only scripts under these top-level folders of the suite. */
+  readonly folder?: readonly string[] | undefined;
+  readonly seed?: number | undefined;
+}
+
+/** The folders of the FreeBSD suite that hold tests (snippets/ holds shared fragments). */
+export const DEFAULT_FOLDERS: readonly string[] = ["state-event-engine", "snd-syn", "rcv-icmp"];
+
+/** The repository root: the nearest folder above this module with a package.json. */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error("package.json not found above the chimney command");
+    dir = up;
+  }
+  return dir;
+}
+
+/** Where the suite lives unless given: `../shared/peer-tests/freebsd-tcp-testsuite` from the repo. */
+export function defaultSuiteDir(): string {
+  return join(repoRoot(), "..", "shared", "peer-tests", "freebsd-tcp-testsuite");
+}
+
+function summarize(results: readonly ConformanceResult[], elapsedMs: number): ConformanceRun {
+  const byFolder = new Map<string, ConformanceResult[]>();
+  for (const r of results) {
+    const folder = r.file.split("/")[0] ?? "";
+    const list = byFolder.get(folder) ?? [];
+    list.push(r);
+    byFolder.set(folder, list);
+  }
+  const folders = [...byFolder].map(([folder, rs]) => ({
+    folder,
+    total: rs.length,
+    pass: rs.filter((r) => r.verdict === "pass").length,
+    fail: rs.filter((r) => r.verdict === "fail").length,
+    knownFailure: rs.filter((r) => r.verdict === "known-failure").length,
+    unexpectedPass: rs.filter((r) => r.verdict === "unexpected-pass").length,
+  }));
+  return { results, folders, elapsedMs };
+}
+
+/** Runs the command and returns its exit code. */
+export function conformanceCommand(dirArg: string | undefined, o: ConformanceCommandOptions): number {
+  const dir = dirArg ?? defaultSuiteDir();
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new CliUsageError(`${dir}: no such directory (a packetdrill suite checkout)`);
+  }
+  let re: RegExp | undefined;
+  if (o.filter !== undefined) {
+    try {
+      re = new RegExp(o.filter);
+    } catch (e) {
+      throw new CliUsageError(
+        `--filter: not a regular expression (${e instanceof Error ? e.message : String(e)})`,
+      );
+    }
+  }
+  const listPath = join(repoRoot(), "src", "conformance", "known-failures.txt");
+  const parsed = parseKnownFailures(readFileSync(listPath, "utf8"), "src/conformance/known-failures.txt");
+  if (!parsed.ok) throw new CliUsageError(parsed.error);
+  const known = parsed.value;
+  const started = performance.now();
+  let run: ConformanceRun;
+  // The suite's test folders; snippets/ holds fragments the other scripts include, not tests.
+  const folders = o.folder ?? DEFAULT_FOLDERS;
+  const inFolders = (p: string) => folders === undefined || folders.some((f) => p.startsWith(`${f}/`));
+  if (re === undefined) {
+    run = runConformance(dir, { known, pcapDir: o.pcap, seed: o.seed, folders });
+    if (run.results.length === 0)
+      throw new CliUsageError(`--folder ${folders?.join(" ") ?? ""}: no script under ${dir}`);
+  } else {
+    const wanted = listScripts(dir).filter((p) => re.test(p) && inFolders(p));
+    if (wanted.length === 0) throw new CliUsageError(`--filter ${o.filter}: matches no script under ${dir}`);
+    const results: ConformanceResult[] = [];
+    for (const path of wanted) {
+      const one = runConformance(dir, { known, pcapDir: o.pcap, seed: o.seed, filter: path });
+      results.push(...one.results.filter((r) => r.file === path));
+    }
+    run = summarize(results, performance.now() - started);
+  }
+  process.stdout.write(`${formatSummary(run)}\n`);
+  process.stdout.write(`(${run.results.length} scripts in ${run.elapsedMs.toFixed(0)} ms)\n`);
+  const outcomes = new Map(run.results.map((r) => [r.file, r.passed]));
+  // Only the scripts that ran are compared: a filtered run says nothing about the others.
+  const check = checkKnownFailures(outcomes, known);
+  const byFile = new Map(run.results.map((r) => [r.file, r]));
+  for (const f of check.newFailures) {
+    const r = byFile.get(f);
+    process.stdout.write(
+      `new failure: ${f}: ${r?.message ?? ""}${r?.pcap === undefined ? "" : ` (pcap ${r.pcap})`}\n`,
+    );
+  }
+  for (const f of check.unexpectedPasses) {
+    process.stdout.write(`unexpected pass (remove it from known-failures.txt): ${f}\n`);
+  }
+  if (check.newFailures.length > 0 || check.unexpectedPasses.length > 0) {
+    process.stderr.write(
+      `chimney: conformance: ${check.newFailures.length} new failure(s), ${check.unexpectedPasses.length} unexpected pass(es)\n`,
+    );
+    return EXIT.FAILED;
+  }
+  return EXIT.OK;
+}

@@ -1,0 +1,805 @@
+/**
+ * The scenario runner: plays a validated scenario on the two-host chimney world, as a pure
+ * function of (scenario, seed), and verifies it. It sets up the applications (each connection's
+ * client and server write a known pattern and check every byte they read against it), runs the
+ * schedule of chimney operations at their virtual times, collects a `Timeline` (where each
+ * connection lived over time, the frames on the wire, NBL hand-offs, application reads and a
+ * narration) and returns the checks: byte streams identical to what was written, every
+ * connection finished, ledgers quiescent, and the scenario's own expectations.
+ *
+ * No I/O: pcap capture and trace lines go to the caller through options.
+ */
+import { acceptAllKnobs, type OffloadStats, type ReceiveKnobs } from "../host/offload-manager.js";
+import type { HostConn, StackEvent } from "../host/stack.js";
+import type { LedgerHandoff } from "../nbl/ledger.js";
+import type {
+  AppRead,
+  Narration,
+  NblHandoff,
+  PhaseSpan,
+  Placement,
+  Timeline,
+  TimelineConnection,
+  WireSegment,
+} from "../report/timeline.js";
+import { buildChimneyWorld, type WorldHost, type WorldHostOptions } from "../sim/chimney-world.js";
+import type { FaultProfile } from "../sim/link.js";
+import { tcpConfig } from "../tcp/config.js";
+import { Duration, Instant } from "../time/instant.js";
+import { mac as parseMacText } from "../wire/ethernet.js";
+import type { IpAddr } from "../wire/ip-addr.js";
+import { decodeFrame } from "../wire/packet.js";
+import type { PcapWriter } from "../wire/pcap.js";
+import { formatPacket } from "../wire/pretty.js";
+import {
+  type HostName,
+  type ReadMode,
+  type Scenario,
+  type ScenarioFaults,
+  type ScenarioHost,
+  STAT_NAMES,
+  type ScheduleStep,
+} from "./schema.js";
+
+/** Options of `runScenario`. */
+export interface RunScenarioOptions {
+  /** Capture every frame (as sent) into this writer. */
+  readonly pcap?: PcapWriter | undefined;
+  /** Receives a tcpdump-style line, with its virtual timestamp, per frame. */
+  readonly onTrace?: ((line: string) => void) | undefined;
+  /** Called now and then with the bytes read so far and in all, and the virtual time (µs). */
+  readonly onProgress?: ((bytesRead: number, bytesTotal: number, nowUs: number) => void) | undefined;
+  /** What the timeline calls the scenario (e.g. its file name); default the scenario's name. */
+  readonly label?: string | undefined;
+  /** Most entries kept per timeline list (segments, NBLs, reads, narration); default 20000. */
+  readonly timelineLimit?: number | undefined;
+}
+
+/** One verification. */
+export interface ScenarioCheck {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+/** What a run produced. */
+export interface ScenarioResult {
+  readonly scenario: string;
+  readonly seed: number;
+  readonly passed: boolean;
+  readonly checks: readonly ScenarioCheck[];
+  /** Manager counters summed over hosts, plus run counters (`events`, `endUs`, `frames`). */
+  readonly counters: Readonly<Record<string, number>>;
+  readonly timeline: Timeline;
+}
+
+/** The byte at offset `i` of stream `stream` (each connection direction has its own). */
+export function patternByte(stream: number, i: number): number {
+  return (i * 13 + (i >>> 9) + stream * 71 + (stream >>> 8) * 7) & 0xff;
+}
+
+function fill(stream: number, from: number, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = patternByte(stream, from + i);
+  return out;
+}
+
+const ADDR: Readonly<Record<HostName, { v4: IpAddr; v6: IpAddr }>> = {
+  a: {
+    v4: Uint8Array.of(192, 0, 2, 1),
+    v6: Uint8Array.of(0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1),
+  },
+  b: {
+    v4: Uint8Array.of(192, 0, 2, 2),
+    v6: Uint8Array.of(0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2),
+  },
+};
+const MACS: Readonly<Record<HostName, string>> = { a: "02:00:00:00:00:01", b: "02:00:00:00:00:02" };
+const other = (h: HostName): HostName => (h === "a" ? "b" : "a");
+
+/** One end of one connection, and what its application has done. */
+interface End {
+  readonly id: string;
+  readonly side: "client" | "server";
+  readonly host: HostName;
+  /** Stream it writes; it reads the peer's. */
+  readonly stream: number;
+  readonly toWrite: number;
+  readonly chunk: number;
+  /** The application writes nothing before this virtual time. */
+  readonly writeFromUs: number;
+  readonly read: ReadMode;
+  conn: HostConn | undefined;
+  peer: End | undefined;
+  written: number;
+  got: number;
+  /** First offset whose byte differed, if any. */
+  mismatchAt: number | undefined;
+  finSeen: boolean;
+  eof: boolean;
+  /** Bytes read after the stream had ended (after peer-fin with nothing left to read). */
+  afterEof: number;
+  closed: boolean;
+  closedEvent: boolean;
+  error: string | undefined;
+  paused: boolean;
+  /** Timeline placement tracking. */
+  placement: Placement;
+  since: number;
+  readonly spans: PhaseSpan[];
+}
+
+/** Runs `scenario` with `seed`; never throws on a failed verification (see `passed`). */
+export function runScenario(
+  scenario: Scenario,
+  seed: number,
+  options: RunScenarioOptions = {},
+): ScenarioResult {
+  const limit = options.timelineLimit ?? 20_000;
+  const segments: WireSegment[] = [];
+  const nbls: NblHandoff[] = [];
+  const reads: AppRead[] = [];
+  const narration: Narration[] = [];
+  let truncated = false;
+  const push = <T>(list: T[], item: T) => {
+    if (list.length < limit) list.push(item);
+    else truncated = true;
+  };
+  const ends: End[] = [];
+  let trafficDone = false;
+  let trafficDoneUs = 0;
+  /** Server ends by `localPort|remotePort|family` on each host, registered at connect time. */
+  const pendingAccept = new Map<string, End>();
+  const byConn = new Map<HostConn, End>();
+  const portOwner = new Map<string, string>();
+  let frames = 0;
+  // Closures below run only once the world exists (frames, events and timers come from it).
+  const nowUs = () => world.sched.now as number;
+
+  const onFrame = (now: Instant, direction: string, frame: Uint8Array) => {
+    frames++;
+    if (options.onTrace === undefined && segments.length >= limit) return;
+    const p = decodeFrame(frame);
+    const summary = formatPacket(p);
+    let connection: string | undefined;
+    if (p.transport?.kind === "tcp") {
+      const t = p.transport.tcp;
+      connection = portOwner.get(`${t.srcPort}|${t.dstPort}`) ?? portOwner.get(`${t.dstPort}|${t.srcPort}`);
+    }
+    options.onTrace?.(`${((now as number) / 1e6).toFixed(6)} ${direction} ${summary}`);
+    push(segments, {
+      atUs: now,
+      direction,
+      connection,
+      summary,
+      bytes: frame.length,
+      dropped: false,
+    });
+  };
+
+  const world = buildChimneyWorld({
+    seed,
+    profile: toProfile(scenario.link.aToB),
+    tcp: scenario.tcp,
+    a: hostOptions(scenario.hosts.a),
+    b: hostOptions(scenario.hosts.b),
+    tap: {
+      pcap: options.pcap,
+      pcapAt: "tx",
+      onFrame,
+      traceAt: "tx",
+      // The world passes its tap options through to the link builder, which takes the faults
+      // of the b -> a direction as `reverse`.
+      ...reverseOption(scenario.link.aToB, scenario.link.bToA),
+    },
+  });
+  const hosts: Record<HostName, WorldHost> = { a: world.a, b: world.b };
+  const say = (text: string, connection?: string) => push(narration, { atUs: nowUs(), connection, text });
+
+  // The managers' logs become narration, in causal order (synced before each note and step).
+  const logSeen: Record<HostName, number> = { a: 0, b: 0 };
+  const connIdOnHost = new Map<string, string>();
+  const endOnHost = new Map<string, End>();
+  const syncLogs = () => {
+    for (const h of ["a", "b"] as const) {
+      const log = hosts[h].manager?.log;
+      if (log === undefined) continue;
+      for (; logSeen[h] < log.length; logSeen[h]++) {
+        const e = log[logSeen[h]];
+        if (e === undefined) continue;
+        const conn = e.conn === undefined ? undefined : connIdOnHost.get(`${h}|${e.conn}`);
+        const end = e.conn === undefined ? undefined : endOnHost.get(`${h}|${e.conn}`);
+        if (end !== undefined) {
+          const p = placementAfter(e.op, e.detail);
+          if (p !== undefined) setPlacement(end, p, e.at);
+        }
+        push(narration, {
+          atUs: e.at,
+          connection: conn,
+          text: `${h}: ${e.op}${e.detail === "" ? "" : ` ${e.detail}`}`,
+        });
+      }
+    }
+  };
+
+  for (const h of ["a", "b"] as const) {
+    const ledger = hosts[h].ledger;
+    if (ledger === undefined) continue;
+    ledger.observer = (x: LedgerHandoff) =>
+      push(nbls, {
+        atUs: nowUs(),
+        nbl: x.nbl,
+        op: `${h}: ${x.op}${x.kind === "transfer" ? "" : ` (${x.kind})`}`,
+        from: x.from,
+        to: x.to,
+        bytes: x.bytes,
+        connection: undefined,
+      });
+  }
+
+  // ---- the applications
+  /** Moves `e` to placement `p` at `at`; zero-length spans are kept (same-instant steps). */
+  function setPlacement(e: End, p: Placement, at: number): void {
+    if (p === e.placement) return;
+    const from = Math.min(e.since, at);
+    e.spans.push({ placement: e.placement, fromUs: from, toUs: at });
+    e.placement = p;
+    e.since = at;
+  }
+  /** Samples the connection's phase (catches what the manager's log does not name). */
+  const recordPlacement = (e: End) => {
+    if (e.conn !== undefined) setPlacement(e, e.conn.phase, nowUs());
+  };
+
+  const writeMore = (e: End) => {
+    const c = e.conn;
+    if (c === undefined || e.closed || nowUs() < e.writeFromUs) return;
+    const stack = hosts[e.host].stack;
+    while (e.written < e.toWrite) {
+      const n = stack.send(world.now, c, fill(e.stream, e.written, Math.min(e.chunk, e.toWrite - e.written)));
+      if (n === 0) break;
+      e.written += n;
+    }
+    maybeClose(e);
+  };
+
+  const maybeClose = (e: End) => {
+    const c = e.conn;
+    if (c === undefined || e.closed || e.written < e.toWrite || nowUs() < e.writeFromUs) return;
+    // The client closes when it has written everything; the server once the client's stream ended.
+    if (e.side === "server" && !e.eof) return;
+    e.closed = true;
+    hosts[e.host].stack.close(world.now, c);
+  };
+
+  const readSome = (e: End, max: number | undefined) => {
+    const c = e.conn;
+    if (c === undefined) return;
+    const stack = hosts[e.host].stack;
+    const peer = e.peer;
+    const stream = peer?.stream ?? 0;
+    const start = e.got;
+    let budget = max ?? Number.POSITIVE_INFINITY;
+    while (budget > 0) {
+      const d = stack.recv(world.now, c, max === undefined ? undefined : budget);
+      if (d === undefined || d.length === 0) break;
+      if (e.mismatchAt === undefined) {
+        for (let i = 0; i < d.length; i++) {
+          if (d[i] !== patternByte(stream, e.got + i)) {
+            e.mismatchAt = e.got + i;
+            break;
+          }
+        }
+      }
+      e.got += d.length;
+      budget -= d.length;
+    }
+    if (e.got > start && e.eof) e.afterEof += e.got - start;
+    if (e.got > start) {
+      push(reads, { atUs: nowUs(), connection: e.id, side: e.side, offset: start, bytes: e.got - start });
+    }
+    if (e.finSeen && stack.readable(c) === 0 && !e.eof) {
+      e.eof = true;
+      maybeClose(e);
+    }
+  };
+
+  const onReadable = (e: End) => {
+    if (e.read.mode === "eager" || (e.read.mode === "paused" && !e.paused)) readSome(e, undefined);
+  };
+
+  const onEvent = (h: HostName) => (ev: StackEvent) => {
+    syncLogs();
+    if (ev.kind === "accept") {
+      for (
+        let c = hosts[h].stack.accept(ev.listener);
+        c !== undefined;
+        c = hosts[h].stack.accept(ev.listener)
+      ) {
+        const key = `${c.localPort}|${c.remotePort}|${c.remoteAddr.length}`;
+        const e = pendingAccept.get(key);
+        if (e === undefined) {
+          say(`${h}: accepted an unexpected connection ${c.toString()}`);
+          continue;
+        }
+        pendingAccept.delete(key);
+        e.conn = c;
+        byConn.set(c, e);
+        connIdOnHost.set(`${h}|${c.id}`, e.id);
+        endOnHost.set(`${h}|${c.id}`, e);
+        recordPlacement(e);
+        writeMore(e);
+        onReadable(e);
+      }
+      return;
+    }
+    const e = byConn.get(ev.conn);
+    if (e === undefined) return;
+    const x = ev.event;
+    switch (x.kind) {
+      case "connected":
+        say(`${e.side} connected ${ev.conn.toString()}`, e.id);
+        writeMore(e);
+        break;
+      case "writable":
+        writeMore(e);
+        break;
+      case "readable":
+        onReadable(e);
+        break;
+      case "peer-fin":
+        e.finSeen = true;
+        onReadable(e);
+        if (hosts[e.host].stack.readable(ev.conn) === 0 && !e.eof) {
+          e.eof = true;
+          maybeClose(e);
+        }
+        break;
+      case "closed":
+        e.closedEvent = true;
+        if (x.error !== undefined) {
+          e.error = x.error;
+          say(`${e.side} connection closed with error ${e.error}`, e.id);
+        }
+        break;
+      default:
+        break;
+    }
+  };
+  world.a.onEvent(onEvent("a"));
+  world.b.onEvent(onEvent("b"));
+
+  // ---- connections
+  const listening = new Set<string>();
+  const at = (ms: number, label: string, fn: () => void) =>
+    world.sched.at(Instant.fromMicros(Math.round(ms * 1000)), label, fn);
+  let streamNo = 0;
+  for (const spec of scenario.connections) {
+    const server = other(spec.client);
+    const lkey = `${server}|${spec.port}`;
+    if (!listening.has(lkey)) {
+      listening.add(lkey);
+      hosts[server].stack.listen(spec.port);
+    }
+    for (let k = 0; k < spec.count; k++) {
+      const id = spec.count === 1 ? spec.id : `${spec.id}#${k}`;
+      const mk = (side: "client" | "server"): End => ({
+        id,
+        side,
+        host: side === "client" ? spec.client : server,
+        stream: streamNo++,
+        toWrite: side === "client" ? spec.clientBytes : spec.serverBytes,
+        chunk: spec.chunk,
+        writeFromUs: Math.round((side === "client" ? spec.clientWriteFromMs : spec.serverWriteFromMs) * 1000),
+        read: side === "client" ? spec.clientRead : spec.serverRead,
+        conn: undefined,
+        peer: undefined,
+        written: 0,
+        got: 0,
+        mismatchAt: undefined,
+        finSeen: false,
+        eof: false,
+        afterEof: 0,
+        closed: false,
+        closedEvent: false,
+        error: undefined,
+        paused: (side === "client" ? spec.clientRead : spec.serverRead).mode === "paused",
+        placement: "host",
+        since: 0,
+        spans: [],
+      });
+      const cl = mk("client");
+      const sv = mk("server");
+      cl.peer = sv;
+      sv.peer = cl;
+      ends.push(cl, sv);
+      at(spec.startMs, `connect ${id}`, () => {
+        const dst = spec.family === "ipv4" ? ADDR[server].v4 : ADDR[server].v6;
+        const c = hosts[spec.client].stack.connect(world.now, dst, spec.port);
+        cl.conn = c;
+        cl.since = nowUs();
+        sv.since = nowUs();
+        byConn.set(c, cl);
+        connIdOnHost.set(`${spec.client}|${c.id}`, id);
+        endOnHost.set(`${spec.client}|${c.id}`, cl);
+        pendingAccept.set(`${spec.port}|${c.localPort}|${dst.length}`, sv);
+        portOwner.set(`${c.localPort}|${spec.port}`, id);
+        say(`${spec.client}: connect ${c.toString()}`, id);
+        hosts[spec.client].node.pump();
+      });
+      for (const e of [cl, sv]) {
+        if (e.writeFromUs > 0) {
+          at(e.writeFromUs / 1000, `write ${id} ${e.side}`, () => {
+            writeMore(e);
+            hosts[e.host].node.pump();
+          });
+        }
+        const r = e.read;
+        if (r.mode === "paused") {
+          at(r.untilMs, `resume ${id} ${e.side}`, () => {
+            e.paused = false;
+            say(`${e.side} application starts reading`, id);
+            readSome(e, undefined);
+            hosts[e.host].node.pump();
+          });
+        } else if (r.mode === "rate") {
+          const tick = () => {
+            if (e.conn !== undefined) {
+              readSome(e, r.bytesPerTick);
+              hosts[e.host].node.pump();
+            }
+            if (!e.closedEvent && !(e.eof && trafficDone))
+              world.sched.after(
+                Duration.fromMicros(Math.max(1, Math.round(r.tickMs * 1000))),
+                "read tick",
+                tick,
+              );
+          };
+          at(spec.startMs, `read ticks ${id} ${e.side}`, tick);
+        }
+      }
+    }
+  }
+
+  // ---- the schedule
+  const selectEnds = (s: ScheduleStep) =>
+    ends.filter(
+      (e) =>
+        e.host === s.host &&
+        e.conn !== undefined &&
+        (s.conn === "*" || e.id === s.conn || e.id.startsWith(`${s.conn}#`)),
+    );
+  let lastOpMs = 0;
+  for (const s of scenario.schedule) {
+    lastOpMs = Math.max(lastOpMs, s.op === "flap" ? (s.untilMs ?? s.atMs) : s.atMs);
+    const h = hosts[s.host];
+    const run = (fn: () => void) => () => {
+      h.node.pump();
+      syncLogs();
+      fn();
+      h.node.pump();
+      syncLogs();
+    };
+    if (s.op === "flap") {
+      const every = s.everyMs ?? 1;
+      const until = s.untilMs ?? s.atMs;
+      for (let t = s.atMs; t <= until + 1e-9; t += every) {
+        at(
+          t,
+          `flap ${s.conn}`,
+          run(() => flap(s)),
+        );
+      }
+    } else {
+      at(
+        s.atMs,
+        `${s.op} ${s.conn}`,
+        run(() => operate(s)),
+      );
+    }
+  }
+
+  function flap(s: ScheduleStep): void {
+    const mgr = hosts[s.host].manager;
+    if (mgr === undefined) return;
+    let up = 0;
+    let down = 0;
+    let busy = 0;
+    for (const e of selectEnds(s)) {
+      const c = e.conn as HostConn;
+      if (c.phase === "host" && mgr.offload(c)) up++;
+      else if (c.phase === "offloaded" && mgr.terminate(c, "flap")) down++;
+      else busy++;
+    }
+    say(`schedule: flap on ${s.host}: ${up} offload(s), ${down} terminate(s), ${busy} left alone`);
+  }
+
+  function operate(s: ScheduleStep): void {
+    const h = hosts[s.host];
+    const mgr = h.manager;
+    if (mgr === undefined) return;
+    const peerIps = (): IpAddr[] => {
+      const fams = new Set(
+        ends.filter((e) => e.host === s.host && e.conn !== undefined).map((e) => e.conn?.remoteAddr.length),
+      );
+      const out: IpAddr[] = [];
+      if (fams.has(4) || fams.size === 0) out.push(ADDR[other(s.host)].v4);
+      if (fams.has(16)) out.push(ADDR[other(s.host)].v6);
+      return out;
+    };
+    switch (s.op) {
+      case "offload":
+      case "terminate":
+      case "invalidate":
+      case "query":
+      case "update-keepalive": {
+        const sel = selectEnds(s);
+        let n = 0;
+        for (const e of sel) {
+          const c = e.conn as HostConn;
+          let done: boolean;
+          if (s.op === "offload") done = mgr.offload(c);
+          else if (s.op === "terminate") done = mgr.terminate(c);
+          else if (s.op === "invalidate") done = mgr.invalidate(c);
+          else if (s.op === "query") done = mgr.query(c) !== undefined;
+          else {
+            const k = s.keepAlive;
+            done = mgr.updateTcp(c, (cur) => ({
+              keepAliveEnabled: k?.enabled ?? cur.keepAliveEnabled,
+              keepAliveRestart: true,
+              kaTimeout:
+                k?.timeoutMs === undefined
+                  ? cur.kaTimeout
+                  : Duration.fromMicros(Math.round(k.timeoutMs * 1000)),
+              kaInterval:
+                k?.intervalMs === undefined
+                  ? cur.kaInterval
+                  : Duration.fromMicros(Math.round(k.intervalMs * 1000)),
+              kaProbeCount: k?.probes ?? cur.kaProbeCount,
+            }));
+          }
+          if (done) n++;
+        }
+        say(`schedule: ${s.op} ${s.conn} on ${s.host}: ${n} of ${sel.length} connection(s)`);
+        break;
+      }
+      case "update-pmtu": {
+        const mtu = s.mtu ?? 1500;
+        let changed = 0;
+        for (const ip of peerIps()) {
+          if (h.stack.paths.handleTooBig(world.now, ip, mtu, 1500)) changed++;
+        }
+        say(
+          `schedule: path MTU toward ${other(s.host)} set to ${mtu} on ${s.host} (${changed} path(s) changed)`,
+        );
+        break;
+      }
+      case "terminate-neighbor": {
+        let n = 0;
+        for (const ip of peerIps()) n += mgr.terminateNeighbor(0, ip);
+        say(`schedule: terminate-neighbor on ${s.host}: ${n} connection(s) uploading`);
+        break;
+      }
+      case "invalidate-neighbor": {
+        let n = 0;
+        for (const ip of peerIps()) if (mgr.invalidateNeighbor(0, ip)) n++;
+        say(`schedule: invalidate-neighbor on ${s.host}: ${n} neighbor(s) invalidated`);
+        break;
+      }
+      case "neighbor-mac": {
+        const text = s.mac === "peer" || s.mac === undefined ? MACS[other(s.host)] : s.mac;
+        const m = parseMacText(text);
+        for (const ip of peerIps()) h.stack.neighbors.confirm(world.now, 0, ip, m, true, false);
+        say(`schedule: ${s.host} now sees ${other(s.host)} at ${text}`);
+        break;
+      }
+      case "neighbor-remove": {
+        let n = 0;
+        for (const ip of peerIps()) if (h.stack.neighbors.remove(0, ip)) n++;
+        say(`schedule: ${s.host} removed ${n} neighbor entr${n === 1 ? "y" : "ies"} of ${other(s.host)}`);
+        break;
+      }
+      case "flap":
+        flap(s);
+        break;
+    }
+  }
+
+  // ---- run
+  const trafficEndUs = Math.round(scenario.durationMs * 1000);
+  const lastOpUs = Math.round(lastOpMs * 1000);
+  const allDone = () => ends.every((e) => e.eof && e.closed && e.written >= e.toWrite);
+  let steps = 0;
+
+  const totalBytes = ends.reduce((n, e) => n + e.toWrite, 0);
+  const offloadEnds = ends.filter((e) => scenario.hosts[e.host].offload);
+  for (;;) {
+    const next = world.sched.nextAt();
+    if (next === undefined) break;
+    if (!trafficDone && (next as number) > trafficEndUs) break;
+    if (trafficDone && (next as number) > trafficDoneUs + 120_000_000) break;
+    world.sched.step();
+    steps++;
+    syncLogs();
+    for (const e of offloadEnds) recordPlacement(e);
+    if ((steps & 1023) === 0 && options.onProgress !== undefined) {
+      let got = 0;
+      for (const e of ends) got += e.got;
+      options.onProgress(got, totalBytes, nowUs());
+    }
+    if (!trafficDone && nowUs() >= lastOpUs && allDone()) {
+      trafficDone = true;
+      trafficDoneUs = nowUs();
+      say("every byte written was read; both ends closed");
+    }
+    if (steps > 50_000_000) break;
+  }
+  syncLogs();
+  if (!trafficDone && allDone()) {
+    // The world went idle before the last scheduled operation's time: nothing was left to do.
+    trafficDone = true;
+    trafficDoneUs = nowUs();
+  }
+  const endUs = nowUs();
+  for (const e of ends) {
+    if (e.conn === undefined) continue;
+    recordPlacement(e);
+    e.spans.push({ placement: e.placement, fromUs: e.since, toUs: Math.max(endUs, e.since) });
+  }
+  options.onProgress?.(totalBytes, totalBytes, nowUs());
+
+  // ---- checks
+  const checks: { name: string; ok: boolean; detail: string }[] = [];
+  const streamProblems: string[] = [];
+  let verifiedBytes = 0;
+  for (const e of ends) {
+    const peer = e.peer;
+    if (peer === undefined) continue;
+    if (e.afterEof > 0)
+      streamProblems.push(`${e.id} ${e.side} read ${e.afterEof} bytes after the end of the stream`);
+    else if (e.mismatchAt !== undefined)
+      streamProblems.push(`${e.id} ${e.side} read a wrong byte at offset ${e.mismatchAt}`);
+    else if (e.got !== peer.toWrite)
+      streamProblems.push(`${e.id} ${e.side} read ${e.got} of ${peer.toWrite} bytes`);
+    else verifiedBytes += e.got;
+  }
+  checks.push({
+    name: "byte streams identical",
+    ok: streamProblems.length === 0,
+    detail:
+      streamProblems.length === 0
+        ? `${ends.length} streams, ${verifiedBytes} bytes read exactly as written`
+        : `${streamProblems.slice(0, 3).join("; ")}${streamProblems.length > 3 ? ` (+${streamProblems.length - 3} more)` : ""}`,
+  });
+  const unfinished = ends.filter((e) => !(e.eof && e.closed) || e.error !== undefined);
+  checks.push({
+    name: "every connection finished",
+    ok: trafficDone && unfinished.length === 0,
+    detail:
+      unfinished.length === 0
+        ? `${ends.length / 2} connection(s) finished by ${(trafficDoneUs / 1000).toFixed(1)} ms`
+        : `${unfinished
+            .slice(0, 3)
+            .map((e) => `${e.id} ${e.side}: ${e.error ?? (e.eof ? "not closed" : "no end of stream")}`)
+            .join("; ")} (within ${scenario.durationMs} ms)`,
+  });
+  for (const h of ["a", "b"] as const) {
+    const ledger = hosts[h].ledger;
+    if (ledger === undefined) continue;
+    let detail = "every NBL is back with its owner";
+    let good = true;
+    try {
+      ledger.assertQuiescent();
+    } catch (x) {
+      good = false;
+      detail = x instanceof Error ? (x.message.split("\n")[0] ?? "") : String(x);
+    }
+    checks.push({ name: `ledger of ${h} quiescent`, ok: good, detail });
+  }
+  const counters: Record<string, number> = {};
+  for (const k of STAT_NAMES) counters[k] = 0;
+  for (const h of ["a", "b"] as const) {
+    const st = hosts[h].manager?.stats as Readonly<OffloadStats> | undefined;
+    if (st === undefined) continue;
+    for (const k of STAT_NAMES) counters[k] = (counters[k] ?? 0) + (st[k] ?? 0);
+  }
+  const x = scenario.expect;
+  if (x.bufferedDataBytesAtLeast !== undefined) {
+    const v = counters["bufferedDataIn"] ?? 0;
+    checks.push({
+      name: "expect bufferedDataBytesAtLeast",
+      ok: v >= x.bufferedDataBytesAtLeast,
+      detail: `${v} bytes came back as BufferedData (want >= ${x.bufferedDataBytesAtLeast})`,
+    });
+  }
+  for (const [k, want] of Object.entries(x.atLeast)) {
+    const v = counters[k] ?? 0;
+    checks.push({ name: `expect ${k} >= ${want}`, ok: v >= want, detail: `${k} = ${v}` });
+  }
+  for (const [k, want] of Object.entries(x.atMost)) {
+    const v = counters[k] ?? 0;
+    checks.push({ name: `expect ${k} <= ${want}`, ok: v <= want, detail: `${k} = ${v}` });
+  }
+  counters["events"] = steps;
+  counters["frames"] = frames;
+  counters["endUs"] = endUs;
+  if (truncated) say(`timeline truncated to ${limit} entries per list`);
+  const passed = checks.every((c) => c.ok);
+
+  const connections: TimelineConnection[] = offloadEnds
+    .filter((e) => e.conn !== undefined)
+    .map((e) => ({
+      id: `${e.id}@${e.host}`,
+      label: `${e.host}: ${e.conn?.toString() ?? e.id}`,
+      phases: e.spans,
+    }));
+  const label = options.label ?? scenario.name;
+  const timeline: Timeline = {
+    title: `${scenario.name}: ${scenario.description}`,
+    scenario: label,
+    seed,
+    verdict: { passed, checks },
+    endUs,
+    connections,
+    segments,
+    nbls,
+    reads,
+    narration: narration.slice().sort((p, q) => p.atUs - q.atUs),
+  };
+  return { scenario: label, seed, passed, checks, counters, timeline };
+}
+
+/** The placement a manager log step leaves its connection in, if it names one. */
+function placementAfter(op: string, detail: string): Placement | undefined {
+  switch (op) {
+    case "InitiateOffload":
+      return "offloading";
+    case "InitiateOffloadComplete":
+      return detail.startsWith("success") ? "offloaded" : "host";
+    case "TerminateOffload":
+      return "terminating";
+    case "TerminateOffloadComplete":
+      return "host";
+    default:
+      return undefined;
+  }
+}
+
+function hostOptions(h: ScenarioHost): WorldHostOptions {
+  if (!h.offload) return { offload: false };
+  const receive = h.receive;
+  const knobs =
+    Object.keys(receive).length === 0
+      ? undefined
+      : (rng: { nextU32(): number }): ReceiveKnobs => ({
+          ...acceptAllKnobs({ nextU32: () => rng.nextU32() }),
+          ...definedOnly(receive),
+        });
+  return {
+    offload: true,
+    limits: definedOnly(h.limits),
+    knobs,
+    policy: { autoOffloadAfterBytes: h.autoOffloadAfterBytes, rcvIndicationSize: h.rcvIndicationSize },
+  };
+}
+
+/** `o` without its undefined fields (for exact optional property types). */
+function definedOnly<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
+}
+
+function toProfile(f: ScenarioFaults): FaultProfile {
+  return { delayUs: 1000, ...f };
+}
+
+function reverseOption(aToB: ScenarioFaults, bToA: ScenarioFaults): { reverse?: FaultProfile } {
+  if (JSON.stringify(aToB) === JSON.stringify(bToA)) return {};
+  return { reverse: { ...toProfile(bToA), mtu: 1500, linkHeaderBytes: 14 } };
+}
+
+/** The TCP defaults a scenario's `tcp` section may override (for `validateScenario`). */
+export function tcpDefaults(): Readonly<Record<string, unknown>> {
+  return tcpConfig({}) as unknown as Readonly<Record<string, unknown>>;
+}
