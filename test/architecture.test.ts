@@ -16,6 +16,8 @@ const PURE = [
   "src/host",
   "src/target",
   "src/sim",
+  "src/scenario",
+  "src/report",
 ];
 const FORBIDDEN: [RegExp, string][] = [
   [/from\s+["']node:/, "Node built-in import"],
