@@ -176,6 +176,32 @@ const TLP_DELACK_US = 200_000;
 /** Bytes of the timestamps option with its padding. */
 const TS_OPT_BYTES = 12;
 
+/** A fresh set of counters, all zero. */
+export function newTcpStats(): TcpStats {
+  return {
+    segmentsIn: 0,
+    segmentsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    retransmits: 0,
+    timeouts: 0,
+    fastRetransmits: 0,
+    dupAcksIn: 0,
+    challengeAcks: 0,
+    challengeAcksSuppressed: 0,
+    resetsOut: 0,
+    dropsOutOfWindow: 0,
+    dropsPaws: 0,
+    dropsBadAck: 0,
+    dropsOooFull: 0,
+    dropsOther: 0,
+    oooSegmentsIn: 0,
+    zeroWindowProbes: 0,
+    keepAliveProbes: 0,
+    sackRecoveries: 0,
+  };
+}
+
 /**
  * One TCP connection. Create with `TcpConnection.connect`, `TcpConnection.accept`,
  * `TcpConnection.acceptEstablished` (SYN cookie) or `TcpConnection.importState`.
@@ -331,28 +357,7 @@ export class TcpConnection {
   #error: TcpErrorCode | undefined;
 
   /** Counters; read-only to the owner. */
-  readonly stats: TcpStats = {
-    segmentsIn: 0,
-    segmentsOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    retransmits: 0,
-    timeouts: 0,
-    fastRetransmits: 0,
-    dupAcksIn: 0,
-    challengeAcks: 0,
-    challengeAcksSuppressed: 0,
-    resetsOut: 0,
-    dropsOutOfWindow: 0,
-    dropsPaws: 0,
-    dropsBadAck: 0,
-    dropsOooFull: 0,
-    dropsOther: 0,
-    oooSegmentsIn: 0,
-    zeroWindowProbes: 0,
-    keepAliveProbes: 0,
-    sackRecoveries: 0,
-  };
+  readonly stats: TcpStats = newTcpStats();
 
   private constructor(cfg: TcpConfig, p: TcpOpenParams, state: TcpState, active: boolean, now: Instant) {
     this.#cfg = cfg;

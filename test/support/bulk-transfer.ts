@@ -9,6 +9,7 @@ import { SimHost } from "../../src/sim/host-node.js";
 import { Prng } from "../../src/sim/prng.js";
 import { Scheduler } from "../../src/sim/scheduler.js";
 import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
+import { newTcpStats } from "../../src/tcp/connection.js";
 import type { TcpStats } from "../../src/tcp/types.js";
 import { Instant } from "../../src/time/instant.js";
 import { mac } from "../../src/wire/ethernet.js";
@@ -138,28 +139,7 @@ export function runBulk(p: BulkRun): BulkOutcome {
   senderStats = snap(senderConn) ?? senderStats;
   receiverStats = snap(receiverConn) ?? receiverStats;
   const elapsedUs = doneAt ?? sched.now;
-  const empty = (): TcpStats => ({
-    segmentsIn: 0,
-    segmentsOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    retransmits: 0,
-    timeouts: 0,
-    fastRetransmits: 0,
-    dupAcksIn: 0,
-    challengeAcks: 0,
-    challengeAcksSuppressed: 0,
-    resetsOut: 0,
-    dropsOutOfWindow: 0,
-    dropsPaws: 0,
-    dropsBadAck: 0,
-    dropsOooFull: 0,
-    dropsOther: 0,
-    oooSegmentsIn: 0,
-    zeroWindowProbes: 0,
-    keepAliveProbes: 0,
-    sackRecoveries: 0,
-  });
+  const empty = newTcpStats;
   return {
     received,
     elapsedUs,
