@@ -321,7 +321,7 @@ function logOf(w: ChimneyWorld, which: "a" | "b" = "b"): string {
     });
 
     void describe("update, invalidate, query", () => {
-      void test("a path MTU change from the path cache reaches the offloaded path (spec 9.1)", () => {
+      void test("a path MTU change from the path cache reaches the offloaded path (spec 9.1, ST-3)", () => {
         const sizes: number[] = [];
         const w = world({
           seed: 5,
@@ -355,7 +355,7 @@ function logOf(w: ChimneyWorld, which: "a" | "b" = "b"): string {
         finish(w, client, server);
       });
 
-      void test("keep-alive turned on while offloaded becomes a cached-state update and the target probes", () => {
+      void test("keep-alive turned on while offloaded becomes a cached-state update and the target probes (ST-3)", () => {
         const { w, client, server } = setup();
         mgr(w).offload(server.conn as HostConn);
         w.b.node.pump();

@@ -77,7 +77,7 @@ void describe("initiate offload (spec 7)", () => {
     upload(w);
   });
 
-  void test("BL-1 / CTX-3: every block gets a status, slots are written on success", () => {
+  void test("BL-1 / OP-2 / CTX-3: every block gets a status, slots are written on success", () => {
     const w = track(offloaded());
     for (const b of treeBlocks(w.root)) {
       assert.equal(b.status, "NDIS_STATUS_SUCCESS");
@@ -170,7 +170,7 @@ void describe("initiate offload (spec 7)", () => {
     assert.equal(w.root.status, "NDIS_STATUS_OFFLOAD_VLAN_MISMATCH");
   });
 
-  void test("TR-4 / TR-6: a placeholder root and a linker add a connection to an offloaded path", () => {
+  void test("TR-4 / TR-5 / TR-6: a placeholder root and a linker add a connection to an offloaded path", () => {
     const w = track(offloaded());
     const pathCtx = w.root.dependentBlockList?.miniportOffloadContext?.context ?? null;
     const base = w.tcpBlock;
@@ -223,7 +223,7 @@ void describe("initiate offload (spec 7)", () => {
     upload(w);
   });
 
-  void test("IO-19 / IO-21: buffered data is copied before the offload completes", () => {
+  void test("IO-1 / IO-19 / IO-21: buffered data is copied before the offload completes", () => {
     // The host lends BufferedData only during the initiate call and frees it at completion;
     // the bytes still reach the application afterwards, so the target copied them.
     const w = track(offloaded({ buffered: 3000 }));
@@ -274,7 +274,7 @@ void describe("initiate offload (spec 7)", () => {
 });
 
 void describe("send path (spec 13.4, 13.5)", () => {
-  void test("SD-1 / SD-2 / SD-6: sends pend, go out FIFO and complete in order", () => {
+  void test("SD-1 / SD-2 / SD-3 / SD-6: sends pend, go out FIFO and complete in order", () => {
     const w = track(offloaded());
     const a = pattern(1000, 3);
     const b = pattern(2000, 4);
@@ -321,7 +321,7 @@ void describe("send path (spec 13.4, 13.5)", () => {
   });
 });
 
-void describe("delivery algorithm (spec 14.6)", () => {
+void describe("delivery algorithm (spec 14.6, DA-1, RX-2)", () => {
   void test("E1.2 -> A1/A2: a posted request is filled and completed (RQ-1, RQ-3 FIFO)", () => {
     const w = track(offloaded());
     w.host.post(w.ctx, 100);
@@ -340,6 +340,8 @@ void describe("delivery algorithm (spec 14.6)", () => {
     const w = track(offloaded());
     w.peer.engine.send(pattern(500, 9));
     pump(w);
+    // RI-1 / CTX-5: the checking host rejects an indication NBL that is part of a list, or one
+    // that does not carry the handle of a completed offload.
     assert.equal(count(w, "indicate 500 took 500"), 1);
     assert.equal(w.target.outstandingReturns, 1);
     w.host.returnIndicated();
@@ -440,7 +442,7 @@ void describe("delivery algorithm (spec 14.6)", () => {
     upload(w);
   });
 
-  void test("C-8 / C-9 / DA-2 / B5: a request posted inside a completion is served after it returns", () => {
+  void test("C-8 / C-9 / RC-1 / DA-2 / DA-4 / C-12 / B5: a request posted inside a completion is served after it returns", () => {
     const w = track(offloaded());
     let posted = false;
     w.host.onReceiveComplete = () => {
@@ -509,6 +511,7 @@ void describe("FIN, RST and disconnect (spec 16)", () => {
     assert.deepEqual(w.host.events, [{ type: "TcpIndicateAbort" }]);
     assert.equal(w.host.sendCompleted[0]?.status, "NDIS_STATUS_REQUEST_ABORTED");
     assert.equal(w.host.recvCompleted[0]?.status, "NDIS_STATUS_REQUEST_ABORTED");
+    // DC-3 / FN-3: the aborted connection is still held for the host's terminate.
     const b = upload(w);
     assert.equal(b.delegatedState?.state, "TcpConnectionClosed");
   });
@@ -583,6 +586,7 @@ void describe("FIN, RST and disconnect (spec 16)", () => {
     const w = track(offloaded());
     w.peer.engine.close(); // the peer's FIN: CLOSE-WAIT at the target
     pump(w);
+    // EV-2: a half-closed (CLOSE-WAIT) connection is not offered for upload.
     assert.deepEqual(w.host.events, [{ type: "TcpIndicateDisconnect" }]);
     w.host.disconnect(w.ctx, "graceful"); // our FIN: LAST-ACK until the peer ACKs it
     pump(w);
@@ -610,7 +614,7 @@ void describe("FIN, RST and disconnect (spec 16)", () => {
 });
 
 void describe("terminate offload (spec 11)", () => {
-  void test("TM-9 / TM-14..TM-16: receives complete, unacked sends return in order with SndUna mapping", () => {
+  void test("TM-9 / RQ-4 / TM-14..TM-16: receives complete, unacked sends return in order with SndUna mapping", () => {
     const w = track(offloaded());
     w.peer.deliverIn = false;
     const sent = w.host.send(w.ctx, pattern(100, 29), pattern(200, 30), pattern(300, 31));
@@ -790,7 +794,7 @@ void describe("query, update, invalidate (spec 8-10)", () => {
     upload(w);
   });
 
-  void test("UP-4 / 9.3: re-linking a path to a new neighbor changes the next hop", () => {
+  void test("UP-4 / IT-1 / 9.3: re-linking a path to a new neighbor changes the next hop", () => {
     const w = track(offloaded());
     const mac2 = mac("02:00:00:00:00:99");
     const n2 = newBlock<NeighborBlock>({
@@ -853,7 +857,7 @@ void describe("query, update, invalidate (spec 8-10)", () => {
     pump(w);
     assert.equal(w.peer.seen.length, before);
     assert.equal(w.host.sendCompleted[0]?.status, "NDIS_STATUS_UPLOAD_IN_PROGRESS"); // TM-27
-    upload(w);
+    upload(w); // IV-5: the invalidated objects are still held until this terminate
   });
 });
 
@@ -923,7 +927,7 @@ void describe("non-standard traffic and reachability (spec 15, 16.5)", () => {
     upload(w);
   });
 
-  void test("IO-6: frames for a connection still being offloaded are not indicated through the chimney", () => {
+  void test("IO-6 / C-10: frames for a connection still being offloaded are not indicated through the chimney", () => {
     const w = track(offloaded({ complete: false }));
     w.target.handleFrame(at(w.now), w.peer.raw({ payload: pattern(5, 46) }));
     assert.equal(w.host.upFrames.length, 1);

@@ -1,0 +1,272 @@
+// Spec coverage table: which chimney spec rules the code cites and which tests cite them.
+//
+// Usage: node scripts/spec-coverage.mjs [--spec <path>] [--out <path>] [--check]
+//
+// Reads the spec digest (default: ../shared/spec/chimney.md relative to the repo root),
+// extracts every rule id with its strength and a one-line summary, searches src/**/*.ts
+// (non-test: "enforced in") and src/**/*.test.ts + test/**/*.ts ("tested in") for each id as a
+// whole word (an explicit range "TM-14..TM-16" cites the ids between too), and writes docs/spec-coverage.md. With --check it writes nothing and exits 1 when
+// the file on disk differs from what would be generated. Plain Node ESM, no dependencies.
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+function argValue(name, fallback) {
+  const i = process.argv.indexOf(name);
+  if (i === -1) return fallback;
+  const v = process.argv[i + 1];
+  if (v === undefined) {
+    console.error(`missing value for ${name}`);
+    process.exit(2);
+  }
+  return resolve(v);
+}
+
+const specPath = argValue("--spec", resolve(root, "..", "shared", "spec", "chimney.md"));
+const outPath = argValue("--out", join(root, "docs", "spec-coverage.md"));
+const checkOnly = process.argv.includes("--check");
+
+/** Strength classes in report order. */
+const CLASSES = ["MUST", "SHOULD", "MAY", "HOST-GUARANTEE", "FACT"];
+
+/**
+ * Maps a raw strength annotation ("MUST NOT, OT", "SHOULD/MUST, OT", "FACT / HOST-GUARANTEE",
+ * "HOST-GUARANTEE (OT must cope)") to one class. Mixed annotations take the strongest
+ * normative keyword written in capitals: MUST > SHOULD > MAY > HOST-GUARANTEE > FACT.
+ */
+function classify(raw) {
+  if (/\bMUST\b/.test(raw)) return "MUST";
+  if (/\bSHOULD\b/.test(raw)) return "SHOULD";
+  if (/\bMAY\b/.test(raw)) return "MAY";
+  if (/\bHOST-GUARANTEE\b/.test(raw)) return "HOST-GUARANTEE";
+  return "FACT";
+}
+
+/** Markdown to one plain line of at most `max` characters. */
+function summarize(text, max = 160) {
+  let s = text
+    .replace(/\*\(src:[^)]*\)\*/g, "")
+    .replace(/\*\*/g, "")
+    .replace(/`/g, "")
+    .replace(/\s+/g, " ")
+    .trim();
+  s = s.replace(/^[—–-]\s*/, "");
+  // First sentence when it is reasonably short.
+  const m = /^(.{20,}?\.)\s/.exec(`${s} `);
+  if (m?.[1] !== undefined && m[1].length <= max) s = m[1];
+  if (s.length > max) s = `${s.slice(0, max - 1).trimEnd()}…`;
+  return s;
+}
+
+const ID = String.raw`[A-Z][A-Z0-9]*-\d+[a-z]?`;
+const boldRule = new RegExp(String.raw`\*\*(${ID})\*\*\s*\(([^)]*)\)`, "g");
+const tableRule = new RegExp(String.raw`^\|\s*(${ID})\s*\|([^|]*)\|([^|]*)\|`);
+
+function parseSpec(md) {
+  const rules = [];
+  const seen = new Set();
+  let section = "Preamble";
+  let inFence = false;
+  for (const line of md.split("\n")) {
+    if (line.startsWith("```")) inFence = !inFence;
+    if (inFence) continue;
+    const h = /^## (\d+\..*)$/.exec(line);
+    if (h?.[1] !== undefined) {
+      section = h[1].replace(/\*\(src:[^)]*\)\*/g, "").trim();
+      continue;
+    }
+    const add = (id, raw, text) => {
+      if (seen.has(id)) return;
+      seen.add(id);
+      rules.push({ id, section, raw: raw.trim(), cls: classify(raw), summary: summarize(text) });
+    };
+    const t = tableRule.exec(line);
+    if (t?.[1] !== undefined) {
+      add(t[1], t[3] ?? "", t[2] ?? "");
+      continue;
+    }
+    const ms = [...line.matchAll(boldRule)];
+    ms.forEach((m, i) => {
+      // The rule text runs to the next rule id on the line (or the end of a table cell).
+      const end = ms[i + 1]?.index ?? line.length;
+      const text = line.slice(m.index + m[0].length, end).split("|")[0] ?? "";
+      add(m[1], m[2], text);
+    });
+  }
+  return rules;
+}
+
+function walk(dir, out) {
+  if (!existsSync(dir)) return out;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.name === "node_modules" || e.name.startsWith(".")) continue;
+    const p = join(dir, e.name);
+    if (e.isDirectory()) walk(p, out);
+    else if (e.isFile() && e.name.endsWith(".ts") && !e.name.endsWith(".d.ts")) out.push(p);
+  }
+  return out;
+}
+
+const tokenRe = new RegExp(String.raw`(?<![A-Za-z0-9_-])(${ID})(?![A-Za-z0-9_])`, "g");
+
+const rangeRe =
+  /(?<![A-Za-z0-9_-])([A-Z][A-Z0-9]*)-(\d+)\s*(?:\.\.|–)\s*([A-Z][A-Z0-9]*)-(\d+)(?![A-Za-z0-9_])/g;
+
+/** id -> sorted list of repo-relative files citing it. */
+function citations(files) {
+  const map = new Map();
+  for (const f of files) {
+    const rel = relative(root, f).split(sep).join("/");
+    const text = readFileSync(f, "utf8");
+    const cite = (id) => {
+      let set = map.get(id);
+      if (set === undefined) {
+        set = new Set();
+        map.set(id, set);
+      }
+      set.add(rel);
+    };
+    for (const m of text.matchAll(tokenRe)) cite(m[1]);
+    // An explicit range such as "TM-14..TM-16" cites every id in it (same prefix, plain numbers).
+    for (const m of text.matchAll(rangeRe)) {
+      const from = Number(m[2]);
+      const to = Number(m[4]);
+      if (m[1] !== m[3] || to <= from || to - from > 20) continue;
+      for (let n = from + 1; n < to; n++) cite(`${m[1]}-${n}`);
+    }
+  }
+  return map;
+}
+
+const isTest = (p) => p.endsWith(".test.ts");
+const srcFiles = walk(join(root, "src"), []);
+const enforcedMap = citations(srcFiles.filter((p) => !isTest(p)));
+const testedMap = citations([...srcFiles.filter(isTest), ...walk(join(root, "test"), [])]);
+
+const STATUS = ["enforced + tested", "enforced, untested", "tested only", "not implemented"];
+
+const rules = parseSpec(readFileSync(specPath, "utf8"));
+for (const r of rules) {
+  r.enforced = [...(enforcedMap.get(r.id) ?? [])].sort();
+  r.tested = [...(testedMap.get(r.id) ?? [])].sort();
+  r.status =
+    r.enforced.length > 0
+      ? r.tested.length > 0
+        ? STATUS[0]
+        : STATUS[1]
+      : r.tested.length > 0
+        ? STATUS[2]
+        : STATUS[3];
+}
+
+const cell = (s) => s.replace(/\|/g, "\\|");
+const files = (list) => (list.length === 0 ? "—" : list.map((f) => `\`${f}\``).join("<br>"));
+
+const lines = [];
+lines.push("# Spec coverage");
+lines.push("");
+lines.push(
+  "Generated by `node scripts/spec-coverage.mjs` from the chimney spec digest; do not edit by hand.",
+);
+lines.push(
+  "A rule counts as *enforced* when a non-test file under `src/` cites its id (as a whole word, or inside an explicit range such as `TM-14..TM-16`), and as *tested* when a test file (`src/**/*.test.ts`, `test/**/*.ts`) cites it.",
+);
+lines.push(
+  "Mixed strengths (for example `SHOULD/MUST` or `FACT/MUST`) are counted under the strongest capitalised keyword: MUST > SHOULD > MAY > HOST-GUARANTEE > FACT.",
+);
+lines.push("");
+lines.push("## Summary");
+lines.push("");
+lines.push(`| strength | rules | ${STATUS.join(" | ")} |`);
+lines.push(`|---|---:|${STATUS.map(() => "---:").join("|")}|`);
+const totals = STATUS.map(() => 0);
+for (const cls of CLASSES) {
+  const of = rules.filter((r) => r.cls === cls);
+  const counts = STATUS.map((s) => of.filter((r) => r.status === s).length);
+  counts.forEach((c, i) => {
+    totals[i] += c;
+  });
+  lines.push(`| ${cls} | ${of.length} | ${counts.join(" | ")} |`);
+}
+lines.push(`| **total** | **${rules.length}** | ${totals.map((c) => `**${c}**`).join(" | ")} |`);
+lines.push("");
+
+const gaps = rules.filter((r) => r.cls === "MUST" && r.status !== STATUS[0]);
+lines.push(`## MUST rules not enforced + tested (${gaps.length})`);
+lines.push("");
+if (gaps.length === 0) lines.push("None.");
+let lastSection = "";
+for (const r of gaps) {
+  if (r.section !== lastSection) {
+    if (lastSection !== "") lines.push("");
+    lines.push(`**${r.section}**`);
+    lines.push("");
+    lastSection = r.section;
+  }
+  lines.push(`- **${r.id}** (${r.raw}; ${r.status}) — ${r.summary}`);
+}
+lines.push("");
+
+// Ids cited in the code with a known rule prefix but absent from the digest (typos, stale ids).
+const known = new Set(rules.map((r) => r.id));
+const prefixes = new Set(rules.map((r) => r.id.replace(/-\d+[a-z]?$/, "")));
+const unknown = new Map();
+for (const map of [enforcedMap, testedMap]) {
+  for (const [id, set] of map) {
+    if (known.has(id) || !prefixes.has(id.replace(/-\d+[a-z]?$/, ""))) continue;
+    const all = unknown.get(id) ?? new Set();
+    for (const f of set) all.add(f);
+    unknown.set(id, all);
+  }
+}
+if (unknown.size > 0) {
+  lines.push(`## Cited ids not in the digest (${unknown.size})`);
+  lines.push("");
+  for (const id of [...unknown.keys()].sort()) {
+    lines.push(
+      `- ${id}: ${[...(unknown.get(id) ?? [])]
+        .sort()
+        .map((f) => `\`${f}\``)
+        .join(", ")}`,
+    );
+  }
+  lines.push("");
+}
+
+lines.push("## Rules by section");
+const sections = [...new Set(rules.map((r) => r.section))];
+for (const s of sections) {
+  lines.push("");
+  lines.push(`### ${s}`);
+  lines.push("");
+  lines.push("| rule | strength | summary | enforced in | tested in | status |");
+  lines.push("|---|---|---|---|---|---|");
+  for (const r of rules.filter((x) => x.section === s)) {
+    lines.push(
+      `| ${r.id} | ${cell(r.raw)} | ${cell(r.summary)} | ${files(r.enforced)} | ${files(r.tested)} | ${r.status} |`,
+    );
+  }
+}
+lines.push("");
+const out = lines.join("\n");
+
+const summaryLine = CLASSES.map((c) => {
+  const of = rules.filter((r) => r.cls === c);
+  return `${c} ${of.filter((r) => r.status === STATUS[0]).length}/${of.length}`;
+}).join(", ");
+
+if (checkOnly) {
+  const current = existsSync(outPath) ? readFileSync(outPath, "utf8") : "";
+  if (current !== out) {
+    console.error(`${relative(root, outPath)} is stale; run node scripts/spec-coverage.mjs`);
+    process.exit(1);
+  }
+  console.log(`${relative(root, outPath)} is up to date (${summaryLine} enforced + tested)`);
+} else {
+  writeFileSync(outPath, out);
+  console.log(
+    `wrote ${relative(root, outPath)}: ${rules.length} rules; enforced + tested: ${summaryLine}; MUST gaps: ${gaps.length}`,
+  );
+}
