@@ -53,6 +53,7 @@ import type { TcpConfig } from "../tcp/config.js";
 import { type ConnEvent, peerSynOf, replyToUnexpected, TcpConnection } from "../tcp/connection.js";
 import { type HashKey, initialSeq, timestampOffset } from "../tcp/isn.js";
 import { TcpListener } from "../tcp/listener.js";
+import type { IcmpErrorCode } from "../tcp/types.js";
 import { DEFAULT_NEIGHBOR_CONFIG, NeighborCache, type NeighborConfig } from "./neighbor.js";
 import { PathMtuCache } from "./path.js";
 import { type NextHop, RouteTable } from "./route.js";
@@ -103,6 +104,11 @@ export interface HostConfig {
   readonly ttl?: number | undefined;
   /** Bound on half-open connections per listener (default 256). */
   readonly synQueueLimit?: number | undefined;
+  /**
+   * Whether an ICMP hard error may abort a connection in SYN-SENT (RFC 1122 4.2.3.9, RFC 5461;
+   * default true). When false every ICMP error is soft.
+   */
+  readonly icmpMayAbort?: boolean | undefined;
 }
 
 /** Socket-level error codes, as Node and POSIX spell them. */
@@ -309,6 +315,8 @@ export class HostStack {
   readonly routes = new RouteTable();
   readonly paths: PathMtuCache;
   readonly tcpConfig: TcpConfig;
+  /** Whether an ICMP hard error may abort a connection in SYN-SENT (see `HostConfig`). */
+  icmpMayAbort: boolean;
 
   readonly #ifaces: Iface[];
   readonly #random: RandomSource;
@@ -340,6 +348,7 @@ export class HostStack {
       throw new ConfigError(`bad ephemeral port range ${this.#ephemeral[0]}..${this.#ephemeral[1]}`);
     }
     this.#synQueueLimit = cfg.synQueueLimit ?? 256;
+    this.icmpMayAbort = cfg.icmpMayAbort ?? true;
     this.neighbors = new NeighborCache(cfg.neighbor ?? DEFAULT_NEIGHBOR_CONFIG);
     this.paths = new PathMtuCache(cfg.pmtuAgeing ?? Duration.fromSeconds(600));
     this.#ifaces = cfg.interfaces.map((c, index) => {
@@ -988,15 +997,38 @@ export class HostStack {
         this.#sendIcmpv4(now, src, dst, { ...icmp, type: "echo-reply" });
         return;
       case "dst-unreachable": {
-        if (icmp.code !== "frag-needed") return;
+        if (icmp.code !== "frag-needed") {
+          this.#onIcmpError(now, icmp.quoted, icmpv4Error(icmp));
+          return;
+        }
         const q = parseIcmpQuote(icmp.quoted);
         // RFC 1191: an MTU of 0 comes from an old router; fall back to the IPv4 minimum.
         if (q.ok) this.#onTooBig(now, q.value.dst, icmp.nextHopMtu ?? 0);
         return;
       }
+      case "time-exceeded":
+        this.#onIcmpError(now, icmp.quoted, icmpv4Error(icmp));
+        return;
       default:
         return;
     }
+  }
+
+  /**
+   * An ICMP error about one of our TCP connections (RFC 1122 4.2.3.9, RFC 5461): finds the
+   * connection by the quoted 4-tuple and hands it the quoted sequence number, which it checks
+   * against [SND.UNA, SND.MAX) (RFC 5927 4.1). `meaning` undefined: the message is ignored.
+   */
+  #onIcmpError(now: Instant, quoted: Uint8Array, meaning: IcmpErrorMeaning | undefined): void {
+    if (meaning === undefined) return;
+    const q = parseIcmpQuote(quoted);
+    if (!q.ok) return;
+    const { protocol, src, dst, srcPort, dstPort, tcpSeq } = q.value;
+    if (protocol !== "tcp" || srcPort === undefined || dstPort === undefined || tcpSeq === undefined) return;
+    const c = this.#conns.get(connKey(src, srcPort, dst, dstPort));
+    if (c?.tcp === undefined) return; // off the host: the target owns its ICMP handling
+    const hard = meaning.hard && this.icmpMayAbort;
+    if (c.tcp.handleIcmpError(now, tcpSeq, meaning.code, hard)) this.#touch(c);
   }
 
   #onIcmpv6(now: Instant, iface: Iface, src: IpAddr, dst: IpAddr, icmp: Icmpv6Repr): void {
@@ -1044,6 +1076,11 @@ export class HostStack {
         if (q.ok) this.#onTooBig(now, q.value.dst, icmp.mtu);
         return;
       }
+      case "dst-unreachable":
+      case "time-exceeded":
+      case "parameter-problem":
+        this.#onIcmpError(now, icmp.quoted, icmpv6Error(icmp));
+        return;
       default:
         return;
     }
@@ -1219,6 +1256,68 @@ export class HostStack {
 }
 
 const ALL_NODES: IpAddr = Uint8Array.of(0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1);
+
+/** What an ICMP error means for TCP: its error code, and whether it is a hard error. */
+interface IcmpErrorMeaning {
+  readonly code: IcmpErrorCode;
+  readonly hard: boolean;
+}
+
+/**
+ * ICMPv4 errors for TCP (RFC 1122 4.2.3.9, RFC 5461): protocol and port unreachable and the
+ * administratively prohibited codes (9, 10, 13; RFC 1812 5.2.7.1) are hard (ECONNREFUSED), as is
+ * TTL exceeded (EHOSTUNREACH, as FreeBSD with icmp_may_rst treats it); the other unreachable
+ * codes are soft. Reassembly timeouts say nothing about the connection.
+ */
+function icmpv4Error(icmp: Icmpv4Repr): IcmpErrorMeaning | undefined {
+  if (icmp.type === "time-exceeded") {
+    return icmp.code === "ttl-exceeded" ? { code: "EHOSTUNREACH", hard: true } : undefined;
+  }
+  if (icmp.type !== "dst-unreachable") return undefined;
+  switch (icmp.code) {
+    case "protocol-unreachable":
+    case "port-unreachable":
+    case "admin-prohibited":
+    case 9:
+    case 10:
+      return { code: "ECONNREFUSED", hard: true };
+    case "frag-needed":
+      return undefined;
+    case "net-unreachable":
+    case 6: // destination network unknown
+    case 11: // network unreachable for TOS
+      return { code: "ENETUNREACH", hard: false };
+    default:
+      return { code: "EHOSTUNREACH", hard: false };
+  }
+}
+
+/**
+ * ICMPv6 errors for TCP (RFC 4443, RFC 5461): port unreachable, administratively prohibited
+ * and unrecognized next header (parameter problem code 1) are hard (ECONNREFUSED), as is hop
+ * limit exceeded (EHOSTUNREACH); the other unreachable codes are soft; the other parameter
+ * problems and reassembly timeouts are ignored.
+ */
+function icmpv6Error(icmp: Icmpv6Repr): IcmpErrorMeaning | undefined {
+  switch (icmp.type) {
+    case "dst-unreachable":
+      switch (icmp.code) {
+        case "port-unreachable":
+        case "admin-prohibited":
+          return { code: "ECONNREFUSED", hard: true };
+        case "no-route":
+          return { code: "ENETUNREACH", hard: false };
+        default:
+          return { code: "EHOSTUNREACH", hard: false };
+      }
+    case "time-exceeded":
+      return icmp.code === "hop-limit-exceeded" ? { code: "EHOSTUNREACH", hard: true } : undefined;
+    case "parameter-problem":
+      return icmp.code === 1 ? { code: "ECONNREFUSED", hard: true } : undefined;
+    default:
+      return undefined;
+  }
+}
 
 function connKey(local: IpAddr, localPort: number, remote: IpAddr, remotePort: number): string {
   return `${localPort}:${remotePort}:${ipKey(remote)}:${ipKey(local)}`;

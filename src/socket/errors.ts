@@ -15,6 +15,7 @@ export type NetErrorCode =
   | "EADDRINUSE"
   | "EADDRNOTAVAIL"
   | "ENETUNREACH"
+  | "EHOSTUNREACH"
   | "EINVAL"
   | "ENOTFOUND";
 

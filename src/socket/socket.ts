@@ -18,7 +18,8 @@
  * - `destroy()`: if our FIN is queued and nothing is left unread the connection is left to
  *   finish on its own (LAST-ACK, TIME-WAIT); otherwise it is reset (RST), and always when
  *   destroyed with an error or through `resetAndDestroy()`.
- * - Errors come from the stack's `closed` event: ECONNREFUSED / ETIMEDOUT while connecting,
+ * - Errors come from the stack's `closed` event: ECONNREFUSED / ETIMEDOUT (or an ICMP error:
+ *   EHOSTUNREACH / ENETUNREACH, RFC 1122 4.2.3.9) while connecting,
  *   ECONNRESET / ETIMEDOUT afterwards. A reset that arrives after the peer's FIN is reported as
  *   EPIPE on the next write (Linux reports EPIPE for a reset in CLOSE-WAIT).
  * - Idle timeout (`setTimeout`) runs on the driver's clock: virtual in the simulator.
@@ -26,7 +27,7 @@
 import { Duplex, type DuplexOptions } from "node:stream";
 import type { HostConn } from "../host/stack.js";
 import type { TcpConnection } from "../tcp/connection.js";
-import type { ConnEvent } from "../tcp/types.js";
+import type { ConnEvent, TcpErrorCode } from "../tcp/types.js";
 import { Duration, Instant } from "../time/instant.js";
 import type { IpAddr } from "../wire/ip-addr.js";
 import { ipToString } from "../wire/ip-addr.js";
@@ -256,7 +257,7 @@ export class Socket extends Duplex {
     }
   }
 
-  #onClosed(error: "ECONNRESET" | "ECONNREFUSED" | "ETIMEDOUT" | undefined): void {
+  #onClosed(error: TcpErrorCode | undefined): void {
     this.#tcpClosed = true;
     const peer = this.#peer;
     if (error === undefined) {

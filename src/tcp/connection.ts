@@ -71,6 +71,7 @@ import type { TcpConfig } from "./config.js";
 import { Seq, type SeqNum } from "./seq.js";
 import type {
   CloseReason,
+  IcmpErrorCode,
   ConnEvent,
   TcpCachedState,
   TcpConstState,
@@ -355,6 +356,8 @@ export class TcpConnection {
     | { readonly kind: "closed"; readonly reason: CloseReason; readonly error: TcpErrorCode | undefined }
     | undefined;
   #error: TcpErrorCode | undefined;
+  /** The last soft ICMP error (RFC 1122 4.2.3.9), reported if the connection times out. */
+  #softError: IcmpErrorCode | undefined = undefined;
 
   /** Counters; read-only to the owner. */
   readonly stats: TcpStats = newTcpStats();
@@ -565,6 +568,10 @@ export class TcpConnection {
   get error(): TcpErrorCode | undefined {
     return this.#error;
   }
+  /** The last soft error an ICMP message reported (RFC 1122 4.2.3.9), if any. */
+  get softError(): IcmpErrorCode | undefined {
+    return this.#softError;
+  }
   /** Congestion window in bytes. */
   get cwnd(): number {
     return this.#cwnd;
@@ -757,6 +764,25 @@ export class TcpConnection {
         this.#rst = this.#makeRst(this.#sndMax, this.#rcvNxt, true);
     }
     if (this.#state !== "CLOSED") this.#terminate("aborted", undefined);
+  }
+
+  /**
+   * An ICMP error quoting one of our segments arrived (RFC 1122 4.2.3.9, RFC 5461, RFC 5927).
+   * `seq` is the quoted sequence number; the message is ignored unless it lies in
+   * [SND.UNA, SND.MAX) (RFC 5927 4.1). A `hard` error aborts a connection in SYN-SENT with
+   * `code`; otherwise, and in every other state, `code` is kept as the soft error, which a later
+   * retransmission timeout reports instead of ETIMEDOUT. Returns whether the message was accepted.
+   */
+  handleIcmpError(now: Instant, seq: SeqNum, code: IcmpErrorCode, hard: boolean): boolean {
+    this.#clock(now);
+    if (this.#state === "CLOSED" || this.#state === "LISTEN" || this.#state === "TIME-WAIT") return false;
+    if (Seq.lt(seq, this.#sndUna) || Seq.ge(seq, this.#sndMax)) return false;
+    if (hard && this.#state === "SYN-SENT") {
+      this.#terminate("unreachable", code);
+      return true;
+    }
+    this.#softError = code;
+    return true;
   }
 
   /** Sets TCP_NODELAY (disables Nagle). */
@@ -1820,7 +1846,8 @@ export class TcpConnection {
       (syn && ct !== undefined && now - this.#openedAt >= ct)
     ) {
       if (syn && !this.#activeOpen) this.#rst = this.#makeRst(this.#sndMax, this.#rcvNxt, true);
-      this.#terminate("timeout", "ETIMEDOUT");
+      // RFC 1122 4.2.3.9: a soft ICMP error explains the timeout better than ETIMEDOUT.
+      this.#terminate("timeout", this.#softError ?? "ETIMEDOUT");
       return;
     }
     this.#rtxCount++;

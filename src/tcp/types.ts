@@ -20,10 +20,16 @@ export type TcpState =
   | "TIME-WAIT";
 
 /** Why a connection reached CLOSED. */
-export type CloseReason = "fin" | "reset" | "timeout" | "aborted" | "refused";
+export type CloseReason = "fin" | "reset" | "timeout" | "aborted" | "refused" | "unreachable";
+
+/**
+ * What an ICMP error means for TCP (RFC 1122 4.2.3.9, RFC 5461): ECONNREFUSED for port or
+ * protocol unreachable and administratively prohibited, EHOSTUNREACH / ENETUNREACH for the rest.
+ */
+export type IcmpErrorCode = "ECONNREFUSED" | "EHOSTUNREACH" | "ENETUNREACH";
 
 /** Error codes for the socket layer, POSIX-named. */
-export type TcpErrorCode = "ECONNRESET" | "ECONNREFUSED" | "ETIMEDOUT";
+export type TcpErrorCode = "ECONNRESET" | "ECONNREFUSED" | "ETIMEDOUT" | "EHOSTUNREACH" | "ENETUNREACH";
 
 /**
  * What the owner learns from `pollEvent()`. Events are coalesced: at most one of each kind is

@@ -403,6 +403,7 @@ class ScriptRun {
       ],
       tcp: cfg,
       random: new Prng(this.#opts.seed ?? 1),
+      icmpMayAbort: this.#settings.icmpMayRst,
     });
     return this.#stack;
   }
@@ -1028,6 +1029,9 @@ class ScriptRun {
         };
         const e = applySysctl(probe, sysctl[1], sysctl[2]);
         if (e !== undefined) this.#fail(e);
+        // The host-level knobs can change on a live stack.
+        this.#settings.icmpMayRst = probe.icmpMayRst;
+        this.#stack.icmpMayAbort = probe.icmpMayRst;
         if (JSON.stringify(probe.tcp) !== before)
           this.#settings.unmapped.push(`late ${sysctl[1]}=${sysctl[2]}`);
         return;

@@ -19,6 +19,8 @@ export interface DutSettings {
   /** `net.inet.tcp.insecure_rst` / `insecure_syn`: RFC 5961 off for RST / SYN. */
   insecureRst: boolean;
   insecureSyn: boolean;
+  /** `net.inet.tcp.icmp_may_rst` -> `HostStack.icmpMayAbort` (FreeBSD default 1). */
+  icmpMayRst: boolean;
 }
 
 /** Fresh settings with FreeBSD's defaults where they differ from the engine's. */
@@ -39,6 +41,7 @@ export function defaultSettings(): DutSettings {
     maxSockBuf: 2097152,
     insecureRst: false,
     insecureSyn: false,
+    icmpMayRst: true,
   };
 }
 
@@ -183,15 +186,17 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
   },
   "net.inet.tcp.icmp_may_rst": {
     meaning:
-      "ICMP unreachables may abort a connection in SYN-SENT (no knob: the host handles only PMTU ICMP); only 0 is honoured",
-    apply: (_s, v) => v === 0,
+      "ICMP hard errors may abort a connection in SYN-SENT -> HostStack.icmpMayAbort (may change live)",
+    apply: (s, v) => {
+      s.icmpMayRst = on(v);
+      return true;
+    },
   },
 };
 
 /** The sysctls the suite sets that TcpConfig has no knob for (for the report). */
 export const SYSCTLS_WITHOUT_KNOB: readonly string[] = [
   "net.inet.tcp.blackhole (host stack)",
-  "net.inet.tcp.icmp_may_rst (host stack)",
   "net.inet.tcp.ecn.enable=1",
   "kern.ipc.maxsockbuf",
 ];
