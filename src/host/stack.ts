@@ -916,6 +916,7 @@ export class HostStack {
       return;
     }
     if (!(f & TcpFlag.SYN)) return; // fourth: other text or control without SYN or ACK is dropped
+    if (f & TcpFlag.FIN && this.tcpConfig.dropSynFin) return; // SYN+FIN dropped by policy (a scan pattern)
     if (l.ready.length >= l.backlog) {
       this.stats.dropAcceptQueueFull++; // as Linux: SYNs wait while the accept queue is full
       return;
