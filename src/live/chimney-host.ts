@@ -12,12 +12,16 @@
  * earliest of the stack's and the target's deadlines. Frames to the TAP leave in one write at
  * the end of the current job.
  */
-import { performance } from "node:perf_hooks";
 import { acceptAllKnobs, OffloadManager, type ReceiveKnobs } from "../host/offload-manager.js";
 import { HostStack } from "../host/stack.js";
 import { BufferLedger } from "../nbl/ledger.js";
 import { Prng } from "../sim/prng.js";
-import type { DriverTimer, StackDriver, StackEventHandler } from "../socket/driver.js";
+import {
+  type DriverTimer,
+  RealTimeClock,
+  type StackDriver,
+  type StackEventHandler,
+} from "../socket/driver.js";
 import { NetStack } from "../socket/net-stack.js";
 import { SoftwareTarget } from "../target/software-target.js";
 import { tcpConfig, type TcpConfig } from "../tcp/config.js";
@@ -79,15 +83,19 @@ export class LiveChimneyDriver implements StackDriver {
   readonly stack: HostStack;
   readonly target: SoftwareTarget;
   readonly #io: ChimneyFrameIo;
-  readonly #origin = performance.now();
-  #last: Instant = Instant.ZERO;
+  readonly #time = new RealTimeClock();
   #handler: StackEventHandler = () => undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #timerAt: Instant | undefined;
   #pumping = false;
   #again = false;
-  #stopped = false;
-  readonly #appTimers = new Set<ReturnType<typeof setTimeout>>();
+  /** Runs the deadlines of stack and target; made once, not per flush. */
+  readonly #onWake = (): void => {
+    const now = this.now();
+    const st = this.stack.pollTimeout();
+    if (st !== undefined && st <= now) this.stack.handleTimeout(now);
+    const tt = this.target.pollTimeout();
+    if (tt !== undefined && tt <= now) this.target.handleTimeout(now);
+    this.flush();
+  };
 
   constructor(stack: HostStack, target: SoftwareTarget, io: ChimneyFrameIo) {
     this.stack = stack;
@@ -95,16 +103,14 @@ export class LiveChimneyDriver implements StackDriver {
     this.#io = io;
   }
 
-  /** Milliseconds since the driver started, as a monotonic `Instant`. */
+  /** Microseconds since the driver started, as a monotonic `Instant`. */
   now(): Instant {
-    const t = Math.floor((performance.now() - this.#origin) * 1000);
-    if (t > this.#last) this.#last = Instant.fromMicros(t);
-    return this.#last;
+    return this.#time.now();
   }
 
   /** Frames from the wire: they enter the target (the NIC) first. */
   receive(frames: readonly Uint8Array[]): void {
-    if (this.#stopped) return;
+    if (this.#time.stopped) return;
     const now = this.now();
     for (const f of frames) this.target.handleFrame(now, f);
     this.flush();
@@ -115,7 +121,7 @@ export class LiveChimneyDriver implements StackDriver {
    * every user call (socket calls do) and after chimney operations (`offload`, `terminate`).
    */
   flush(): void {
-    if (this.#stopped) return;
+    if (this.#time.stopped) return;
     if (this.#pumping) {
       this.#again = true; // an event handler made a call: the running loop goes round again
       return;
@@ -145,7 +151,7 @@ export class LiveChimneyDriver implements StackDriver {
       }
       const st = this.stack.pollTimeout();
       const tt = target.pollTimeout();
-      this.#rearm(st === undefined ? tt : tt === undefined || st <= tt ? st : tt);
+      this.#time.wakeAt(Instant.earliest(st, tt), this.#onWake);
     } finally {
       this.#pumping = false;
     }
@@ -158,52 +164,12 @@ export class LiveChimneyDriver implements StackDriver {
 
   /** Runs `fn` at `at` on the driver's clock. */
   timer(at: Instant, fn: () => void): DriverTimer {
-    if (this.#stopped) throw new UsageError("timer on a stopped driver");
-    const h = setTimeout(
-      () => {
-        this.#appTimers.delete(h);
-        fn();
-      },
-      Math.max(0, Math.ceil((at - this.now()) / 1000)),
-    );
-    this.#appTimers.add(h);
-    return {
-      cancel: () => {
-        clearTimeout(h);
-        this.#appTimers.delete(h);
-      },
-    };
+    return this.#time.timer(at, fn);
   }
 
   /** Cancels every timer; the driver ignores frames and calls afterwards. */
   stop(): void {
-    this.#stopped = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    for (const h of this.#appTimers) clearTimeout(h);
-    this.#appTimers.clear();
-  }
-
-  #rearm(at: Instant | undefined): void {
-    if (at === this.#timerAt) return;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = at;
-    if (at === undefined) return;
-    this.#timer = setTimeout(
-      () => {
-        this.#timer = undefined;
-        this.#timerAt = undefined;
-        if (this.#stopped) return;
-        const now = this.now();
-        const st = this.stack.pollTimeout();
-        if (st !== undefined && st <= now) this.stack.handleTimeout(now);
-        const tt = this.target.pollTimeout();
-        if (tt !== undefined && tt <= now) this.target.handleTimeout(now);
-        this.flush();
-      },
-      Math.max(0, Math.ceil((at - this.now()) / 1000)),
-    );
+    this.#time.stop();
   }
 }
 

@@ -257,44 +257,114 @@ export interface RealTimeDriverOptions {
 }
 
 /**
+ * Real time for a driver: a monotonic microsecond clock from `clock` (milliseconds), the
+ * driver's one wake-up timer, and the application's timers. Shared by every real-time driver.
+ */
+export class RealTimeClock {
+  readonly #clock: () => number;
+  readonly #origin: number;
+  #last: Instant = Instant.ZERO;
+  #wake: ReturnType<typeof setTimeout> | undefined;
+  #wakeAt: Instant | undefined;
+  #stopped = false;
+  readonly #appTimers = new Set<ReturnType<typeof setTimeout>>();
+
+  constructor(clock: () => number = () => performance.now()) {
+    this.#clock = clock;
+    this.#origin = clock();
+  }
+
+  /** Microseconds since construction, never decreasing even if the clock does. */
+  now(): Instant {
+    const t = Math.floor((this.#clock() - this.#origin) * 1000);
+    if (t > this.#last) this.#last = Instant.fromMicros(t);
+    return this.#last;
+  }
+
+  /** True once `stop` ran. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** Arms the one wake-up for `at` (undefined: none), replacing the previous one; `fire` runs then. */
+  wakeAt(at: Instant | undefined, fire: () => void): void {
+    if (at === this.#wakeAt) return;
+    if (this.#wake !== undefined) clearTimeout(this.#wake);
+    this.#wake = undefined;
+    this.#wakeAt = at;
+    if (at === undefined) return;
+    this.#wake = setTimeout(() => {
+      this.#wake = undefined;
+      this.#wakeAt = undefined;
+      if (!this.#stopped) fire();
+    }, this.#delayMs(at));
+  }
+
+  /** An application timer at `at`. */
+  timer(at: Instant, fn: () => void): DriverTimer {
+    if (this.#stopped) throw new UsageError("timer on a stopped driver");
+    const h = setTimeout(() => {
+      this.#appTimers.delete(h);
+      fn();
+    }, this.#delayMs(at));
+    this.#appTimers.add(h);
+    return {
+      cancel: () => {
+        clearTimeout(h);
+        this.#appTimers.delete(h);
+      },
+    };
+  }
+
+  /** Cancels every timer; `stopped` is true afterwards. */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#wake !== undefined) clearTimeout(this.#wake);
+    this.#wake = undefined;
+    for (const h of this.#appTimers) clearTimeout(h);
+    this.#appTimers.clear();
+  }
+
+  #delayMs(at: Instant): number {
+    return Math.max(0, Math.ceil((at - this.now()) / 1000));
+  }
+}
+
+/**
  * Runs a `HostStack` on real time. Frames arrive through `receive(ifIndex, frame)` and leave
  * through `io.transmit`; the stack's deadline is one `setTimeout`.
  */
 export class RealTimeDriver implements StackDriver {
   readonly stack: HostStack;
   readonly #io: FrameIo;
-  readonly #clock: () => number;
-  readonly #origin: number;
-  #last: Instant = Instant.ZERO;
+  readonly #time: RealTimeClock;
   #handler: StackEventHandler = () => undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #timerAt: Instant | undefined;
   #pumping = false;
-  #stopped = false;
-  readonly #appTimers = new Set<ReturnType<typeof setTimeout>>();
+  /** Runs the stack's deadlines; made once, not per flush. */
+  readonly #onWake = (): void => {
+    this.stack.handleTimeout(this.now());
+    this.flush();
+  };
 
   constructor(stack: HostStack, io: FrameIo, options: RealTimeDriverOptions = {}) {
     this.stack = stack;
     this.#io = io;
-    this.#clock = options.clock ?? (() => performance.now());
-    this.#origin = this.#clock();
+    this.#time = new RealTimeClock(options.clock);
   }
 
   now(): Instant {
-    const t = Math.floor((this.#clock() - this.#origin) * 1000);
-    if (t > this.#last) this.#last = Instant.fromMicros(t); // monotonic even if the clock is not
-    return this.#last;
+    return this.#time.now();
   }
 
   /** A frame arrived on interface `ifIndex`. */
   receive(ifIndex: number, frame: Uint8Array): void {
-    if (this.#stopped) return;
+    if (this.#time.stopped) return;
     this.stack.handleFrame(this.now(), ifIndex, frame);
     this.flush();
   }
 
   flush(): void {
-    if (this.#pumping || this.#stopped) return;
+    if (this.#pumping || this.#time.stopped) return;
     this.#pumping = true;
     try {
       for (;;) {
@@ -314,7 +384,7 @@ export class RealTimeDriver implements StackDriver {
         }
         if (!progressed) break;
       }
-      this.#rearm(this.stack.pollTimeout());
+      this.#time.wakeAt(this.stack.pollTimeout(), this.#onWake);
     } finally {
       this.#pumping = false;
     }
@@ -325,47 +395,11 @@ export class RealTimeDriver implements StackDriver {
   }
 
   timer(at: Instant, fn: () => void): DriverTimer {
-    if (this.#stopped) throw new UsageError("timer on a stopped driver");
-    const h = setTimeout(
-      () => {
-        this.#appTimers.delete(h);
-        fn();
-      },
-      Math.max(0, Math.ceil((at - this.now()) / 1000)),
-    );
-    this.#appTimers.add(h);
-    return {
-      cancel: () => {
-        clearTimeout(h);
-        this.#appTimers.delete(h);
-      },
-    };
+    return this.#time.timer(at, fn);
   }
 
   /** Cancels every timer; the driver ignores frames and calls afterwards. */
   stop(): void {
-    this.#stopped = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    for (const h of this.#appTimers) clearTimeout(h);
-    this.#appTimers.clear();
-  }
-
-  #rearm(at: Instant | undefined): void {
-    if (at === this.#timerAt) return;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = at;
-    if (at === undefined) return;
-    this.#timer = setTimeout(
-      () => {
-        this.#timer = undefined;
-        this.#timerAt = undefined;
-        if (this.#stopped) return;
-        this.stack.handleTimeout(this.now());
-        this.flush();
-      },
-      Math.max(0, Math.ceil((at - this.now()) / 1000)),
-    );
+    this.#time.stop();
   }
 }
