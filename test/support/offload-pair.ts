@@ -21,7 +21,7 @@ import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
 import { Duration, Instant } from "../../src/time/instant.js";
 import { mac } from "../../src/wire/ethernet.js";
 import { ip } from "../../src/wire/ip-addr.js";
-import { fillPattern, patternByte } from "./sim-pair.js";
+import { patternMismatch, sendPattern } from "./sim-pair.js";
 
 /** How the hosts consume indications: a named profile of `ReceiveKnobs`. */
 export type KnobProfile = "accept-all" | "mixed" | "refuse-heavy" | "posting";
@@ -192,23 +192,14 @@ export function runOffloadPair(p: OffloadRun): OffloadOutcome {
       const other = 1 - dir;
       for (let d = node.stack.recv(sched.now, conn); d !== undefined; d = node.stack.recv(sched.now, conn)) {
         const base = got[dir] ?? 0;
-        for (let i = 0; i < d.length; i++) {
-          if (d[i] !== patternByte(other, base + i) && mismatch === undefined) {
-            mismatch = `${node.name} read byte ${base + i}: got ${d[i]}, want ${patternByte(other, base + i)}`;
-          }
-        }
+        mismatch ??= patternMismatch(node.name, other, base, d);
         got[dir] = base + d.length;
       }
     };
     return {
       write(conn: HostConn) {
         const now = sched.now;
-        while (sent < total) {
-          const n = Math.min(chunk, total - sent);
-          const taken = node.stack.send(now, conn, fillPattern(dir, sent, new Uint8Array(n)));
-          sent += taken;
-          if (taken < n) break;
-        }
+        sent = sendPattern(node.stack, now, conn, dir, sent, total, chunk);
         if (sent === total && !finished) {
           finished = true;
           node.stack.close(now, conn);
@@ -265,10 +256,7 @@ export function runOffloadPair(p: OffloadRun): OffloadOutcome {
               d = node.stack.recv(sched.now, ev.conn)
             ) {
               const base = got[which] ?? 0;
-              for (let i = 0; i < d.length; i++) {
-                if (d[i] !== patternByte(1 - which, base + i) && mismatch === undefined)
-                  mismatch = `${node.name} read byte ${base + i} at close`;
-              }
+              mismatch ??= patternMismatch(`${node.name} (at close)`, 1 - which, base, d);
               got[which] = base + d.length;
             }
           }

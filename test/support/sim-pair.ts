@@ -24,6 +24,39 @@ export function fillPattern(dir: number, from: number, out: Uint8Array): Uint8Ar
   return out;
 }
 
+/**
+ * Writes direction `dir`'s pattern from stream offset `sent` toward `total` in `chunk`-byte
+ * writes until done or the stack takes less than offered; returns the new offset.
+ */
+export function sendPattern(
+  stack: HostStack,
+  now: Instant,
+  conn: HostConn,
+  dir: number,
+  sent: number,
+  total: number,
+  chunk: number,
+): number {
+  let at = sent;
+  while (at < total) {
+    const n = Math.min(chunk, total - at);
+    const taken = stack.send(now, conn, fillPattern(dir, at, new Uint8Array(n)));
+    at += taken;
+    if (taken < n) break;
+  }
+  return at;
+}
+
+/** Where `d`, read at stream offset `base`, first differs from direction `dir`'s pattern, or undefined. */
+export function patternMismatch(who: string, dir: number, base: number, d: Uint8Array): string | undefined {
+  for (let i = 0; i < d.length; i++) {
+    if (d[i] !== patternByte(dir, base + i)) {
+      return `${who} read byte ${base + i}: got ${d[i]}, want ${patternByte(dir, base + i)}`;
+    }
+  }
+  return undefined;
+}
+
 /** Parameters of one run. */
 export interface PairRun {
   readonly seed: number;
@@ -103,12 +136,7 @@ export function runPair(p: PairRun): PairOutcome {
     return {
       write(conn: HostConn) {
         const now = sched.now;
-        while (sent < total) {
-          const n = Math.min(chunk, total - sent);
-          const taken = node.stack.send(now, conn, fillPattern(dir, sent, new Uint8Array(n)));
-          sent += taken;
-          if (taken < n) break;
-        }
+        sent = sendPattern(node.stack, now, conn, dir, sent, total, chunk);
         if (sent === total && !finished) {
           finished = true;
           node.stack.close(now, conn);
@@ -122,11 +150,7 @@ export function runPair(p: PairRun): PairOutcome {
           d = node.stack.recv(sched.now, conn)
         ) {
           const base = got[dir]!;
-          for (let i = 0; i < d.length; i++) {
-            if (d[i] !== patternByte(other, base + i) && mismatch === undefined) {
-              mismatch = `${node.name} read byte ${base + i}: got ${d[i]}, want ${patternByte(other, base + i)}`;
-            }
-          }
+          mismatch ??= patternMismatch(node.name, other, base, d);
           got[dir] = base + d.length;
         }
       },
