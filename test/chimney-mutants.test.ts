@@ -13,7 +13,7 @@ import {
   RuleViolation,
   terminate,
   type World,
-} from "../src/target/testing.js";
+} from "./support/target-testing.js";
 
 /** Compares the application's byte stream with the expected one (the "byte-stream check"). */
 function checkStream(w: World, want: Uint8Array): void {

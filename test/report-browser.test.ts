@@ -9,7 +9,7 @@ import { after, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { renderTimelineHtml } from "../src/report/html.js";
-import { sampleTimeline } from "../src/report/sample.js";
+import { sampleTimeline } from "./support/sample-timeline.js";
 import type { Timeline } from "../src/report/timeline.js";
 
 // The page's globals, typed just enough for the callbacks that run inside the page (the Node

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { sampleTimeline } from "../src/report/sample.js";
+import { sampleTimeline } from "./support/sample-timeline.js";
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
 const dir = mkdtempSync(join(tmpdir(), "chimney-report-cli-"));

@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import { escapeHtml, formatBytes, formatMicros, jsonForScript, renderTimelineHtml } from "./html.js";
 import { describeShapeError, parseTimeline } from "./parse.js";
-import { sampleTimeline } from "./sample.js";
+import { sampleTimeline } from "../../test/support/sample-timeline.js";
 import type { Timeline } from "./timeline.js";
 
 const SEED = process.env["FC_SEED"] === "random" ? Date.now() : Number(process.env["FC_SEED"] ?? 0x5eed);

@@ -31,7 +31,7 @@ import {
   tcpRef,
   terminate,
   type World,
-} from "./testing.js";
+} from "../../test/support/target-testing.js";
 
 let worlds: World[] = [];
 /** Registers a world so its ledger is checked for leaks after the test. */

@@ -12,7 +12,7 @@ import type {
   Placement,
   Timeline,
   WireSegment,
-} from "./timeline.js";
+} from "../../src/report/timeline.js";
 
 /** Knobs of `sampleTimeline`. */
 export interface SampleOptions {

@@ -4,17 +4,17 @@
  * rules a host can observe, a peer (a real TCP engine behind frames built with src/wire/packet.ts,
  * plus raw segment injection), and builders for offload trees made from a real handshake.
  */
-import { Duration, Instant } from "../time/instant.js";
-import { tcpConfig, type TcpConfig } from "../tcp/config.js";
-import { TcpConnection } from "../tcp/connection.js";
-import { Seq, type SeqNum } from "../tcp/seq.js";
-import { BufferLedger } from "../nbl/ledger.js";
-import { mdlChain, netBuffer, type NetBufferList } from "../nbl/nbl.js";
-import { copyOut, nblArray } from "../nbl/chain.js";
-import { decodeFrame, emitTcpPacket } from "../wire/packet.js";
-import { mac } from "../wire/ethernet.js";
-import { ip } from "../wire/ip-addr.js";
-import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
+import { Duration, Instant } from "../../src/time/instant.js";
+import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
+import { TcpConnection } from "../../src/tcp/connection.js";
+import { Seq, type SeqNum } from "../../src/tcp/seq.js";
+import { BufferLedger } from "../../src/nbl/ledger.js";
+import { mdlChain, netBuffer, type NetBufferList } from "../../src/nbl/nbl.js";
+import { copyOut, nblArray } from "../../src/nbl/chain.js";
+import { decodeFrame, emitTcpPacket } from "../../src/wire/packet.js";
+import { mac } from "../../src/wire/ethernet.js";
+import { ip } from "../../src/wire/ip-addr.js";
+import { TcpFlag, type TcpRepr } from "../../src/wire/tcp-repr.js";
 import {
   type MiniportOffloadContext,
   type NdisOffloadHandle,
@@ -24,12 +24,12 @@ import {
   type PathBlock,
   type TcpBlock,
   treeBlocks,
-} from "../chimney/block-list.js";
-import type { OffloadHost, ReceiveIndicateResult, TcpOffloadEvent } from "../chimney/contract.js";
-import type { TcpOffloadState } from "../chimney/state.js";
-import type { OffloadStatusIndication } from "../chimney/status.js";
-import { offloadStateFromSnapshot } from "../chimney/tcp-state.js";
-import { SoftwareTarget, type SoftwareTargetOptions } from "./software-target.js";
+} from "../../src/chimney/block-list.js";
+import type { OffloadHost, ReceiveIndicateResult, TcpOffloadEvent } from "../../src/chimney/contract.js";
+import type { TcpOffloadState } from "../../src/chimney/state.js";
+import type { OffloadStatusIndication } from "../../src/chimney/status.js";
+import { offloadStateFromSnapshot } from "../../src/chimney/tcp-state.js";
+import { SoftwareTarget, type SoftwareTargetOptions } from "../../src/target/software-target.js";
 
 export const HOST_MAC = mac("02:00:00:00:00:01");
 export const PEER_MAC = mac("02:00:00:00:00:02");
