@@ -65,6 +65,27 @@ void test("the same seed gives the same result; the timeline is deterministic to
   assert.notEqual(JSON.stringify(a.timeline.segments), JSON.stringify(c.timeline.segments), "seeds matter");
 });
 
+void test("segments the link drops are marked dropped in the timeline, one for each drop", () => {
+  const s = loadScenarioFile(join(SCENARIOS, "lossy-flapping.yaml"));
+  const r = runScenario(s, 3);
+  const t = r.timeline;
+  const marked = t.segments.filter((x) => x.dropped);
+  assert.equal(t.segments.length, r.counters["frames"], "the whole run fits the timeline");
+  assert.ok(marked.length > 0, "a 2% loss link drops some of its segments");
+  assert.equal(marked.length, r.counters["linkDropped"], "every drop marks exactly one segment");
+  assert.ok(marked.length < t.segments.length / 10, "and only the dropped ones");
+});
+
+void test("a scenario with different faults each way gives the b->a direction its own profile", () => {
+  const base = loadScenarioFile(join(SCENARIOS, "lossy-flapping.yaml"));
+  const clean = { ...base.link.aToB, loss: 0 };
+  const s: Scenario = { ...base, link: { aToB: base.link.aToB, bToA: clean } };
+  const t = runScenario(s, 3).timeline;
+  const dropped = (dir: string) => t.segments.filter((x) => x.direction === dir && x.dropped).length;
+  assert.ok(dropped("a>b") > 0);
+  assert.equal(dropped("b>a"), 0, "the reverse profile has no loss");
+});
+
 void test("the seed scenario's timeline shows placements, segments, NBL hand-offs and reads", () => {
   const r = runScenario(loadScenarioFile(join(SCENARIOS, "seed.yaml")), 1);
   const t = r.timeline;

@@ -32,7 +32,7 @@ export interface WireSegment {
   /** tcpdump-style one-liner. */
   readonly summary: string;
   readonly bytes: number;
-  /** The link dropped it (loss, corruption caught, MTU). */
+  /** A link stage dropped it (loss, burst loss, MTU, bottleneck tail drop). */
   readonly dropped: boolean;
 }
 

@@ -68,7 +68,7 @@ export interface ScenarioResult {
   readonly seed: number;
   readonly passed: boolean;
   readonly checks: readonly ScenarioCheck[];
-  /** Manager counters summed over hosts, plus run counters (`events`, `endUs`, `frames`). */
+  /** Manager counters summed over hosts, plus run counters (`events`, `endUs`, `frames`, `linkDropped`). */
   readonly counters: Readonly<Record<string, number>>;
   readonly timeline: Timeline;
 }
@@ -153,9 +153,13 @@ export function runScenario(
   const byConn = new Map<HostConn, End>();
   const portOwner = new Map<string, string>();
   let frames = 0;
+  let linkDropped = 0;
   // Closures below run only once the world exists (frames, events and timers come from it).
   const nowUs = () => world.sched.now as number;
 
+  // Frames reach the dropping stages as the very objects the tx tracer saw (copies are made
+  // only by the corrupt and duplicate stages, after loss), so a drop marks its segment.
+  const segmentOf = new WeakMap<Uint8Array, number>();
   const onFrame = (now: Instant, direction: string, frame: Uint8Array) => {
     frames++;
     if (options.onTrace === undefined && segments.length >= limit) return;
@@ -167,6 +171,7 @@ export function runScenario(
       connection = portOwner.get(`${t.srcPort}|${t.dstPort}`) ?? portOwner.get(`${t.dstPort}|${t.srcPort}`);
     }
     options.onTrace?.(`${((now as number) / 1e6).toFixed(6)} ${direction} ${summary}`);
+    if (segments.length < limit) segmentOf.set(frame, segments.length);
     push(segments, {
       atUs: now,
       direction,
@@ -176,10 +181,17 @@ export function runScenario(
       dropped: false,
     });
   };
+  const onDrop = (_now: Instant, _direction: string, frame: Uint8Array) => {
+    linkDropped++;
+    const i = segmentOf.get(frame);
+    const seg = i === undefined ? undefined : segments[i];
+    if (i !== undefined && seg !== undefined) segments[i] = { ...seg, dropped: true };
+  };
 
   const world = buildChimneyWorld({
     seed,
     profile: toProfile(scenario.link.aToB),
+    ...reverseOption(scenario.link.aToB, scenario.link.bToA),
     tcp: scenario.tcp,
     a: hostOptions(scenario.hosts.a),
     b: hostOptions(scenario.hosts.b),
@@ -188,9 +200,7 @@ export function runScenario(
       pcapAt: "tx",
       onFrame,
       traceAt: "tx",
-      // The world passes its tap options through to the link builder, which takes the faults
-      // of the b -> a direction as `reverse`.
-      ...reverseOption(scenario.link.aToB, scenario.link.bToA),
+      onDrop,
     },
   });
   const hosts: Record<HostName, WorldHost> = { a: world.a, b: world.b };
@@ -722,6 +732,7 @@ export function runScenario(
   }
   counters["events"] = steps;
   counters["frames"] = frames;
+  counters["linkDropped"] = linkDropped;
   counters["endUs"] = endUs;
   if (truncated) say(`timeline truncated to ${limit} entries per list`);
   const passed = checks.every((c) => c.ok);
@@ -796,7 +807,7 @@ function toProfile(f: ScenarioFaults): FaultProfile {
 
 function reverseOption(aToB: ScenarioFaults, bToA: ScenarioFaults): { reverse?: FaultProfile } {
   if (JSON.stringify(aToB) === JSON.stringify(bToA)) return {};
-  return { reverse: { ...toProfile(bToA), mtu: 1500, linkHeaderBytes: 14 } };
+  return { reverse: toProfile(bToA) };
 }
 
 /** The TCP defaults a scenario's `tcp` section may override (for `validateScenario`). */

@@ -37,7 +37,10 @@ export interface WorldHostOptions {
 /** How to build the world. */
 export interface WorldOptions {
   readonly seed: number;
+  /** Faults from a to b (and from b to a unless `reverse` is given); delay defaults to 1 ms. */
   readonly profile?: FaultProfile | undefined;
+  /** Faults from b to a, when they differ from `profile`; delay defaults to 1 ms. */
+  readonly reverse?: FaultProfile | undefined;
   readonly tcp?: Partial<TcpConfig> | undefined;
   readonly a?: WorldHostOptions | undefined;
   readonly b?: WorldHostOptions | undefined;
@@ -134,6 +137,9 @@ export function buildChimneyWorld(o: WorldOptions): ChimneyWorld {
     scheduler: sched,
     prng: linkRng,
     profile: { delayUs: 1000, ...o.profile, mtu: 1500, linkHeaderBytes: 14 },
+    ...(o.reverse === undefined
+      ? {}
+      : { reverse: { delayUs: 1000, ...o.reverse, mtu: 1500, linkHeaderBytes: 14 } }),
     ...o.tap,
   });
   a.node.attach(link.aToB);

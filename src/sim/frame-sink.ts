@@ -24,12 +24,17 @@ export interface StageStats {
   dropped: number;
 }
 
+/** Told about each frame a stage discards, with the stage's kind (`loss`, `mtu`, ...). */
+export type DropFn = (now: Instant, frame: Uint8Array, stage: string) => void;
+
 /** A middleware stage of a link: a sink with a name and counters. */
 export interface LinkStage extends FrameSink {
   /** Short kind name (`delay`, `loss`, ...), used as a key in stats tables. */
   readonly kind: string;
   /** Counters; the object is live (updated in place). */
   readonly stats: Readonly<StageStats>;
+  /** Stages that discard frames call this for each one (set by the link builder). */
+  onDrop?: DropFn | undefined;
 }
 
 /** A sink that discards everything (and counts it). */

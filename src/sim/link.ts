@@ -76,6 +76,8 @@ export interface LinkTapOptions {
   readonly onFrame?: FrameTraceFn | undefined;
   /** Where the tracer sits (default `rx`). */
   readonly traceAt?: TapPoint | undefined;
+  /** Call this for every frame a stage discards (loss, burst loss, MTU, bottleneck tail drop). */
+  readonly onDrop?: ((now: Instant, direction: string, frame: Uint8Array, stage: string) => void) | undefined;
 }
 
 /** Options of `buildLinkChain`. */
@@ -191,6 +193,10 @@ export function buildLinkChain(dest: FrameSink, options: LinkChainOptions): Link
   }
   if (p.mtu !== undefined) add(new MtuStage(next, { mtu: p.mtu, linkHeaderBytes: p.linkHeaderBytes }));
   taps("tx");
+  const onDrop = options.onDrop;
+  if (onDrop !== undefined) {
+    for (const s of stages) s.onDrop = (now, frame, stage) => onDrop(now, direction, frame, stage);
+  }
   return new LinkChain(direction, next, stages);
 }
 
@@ -244,6 +250,7 @@ export function buildDuplexLink(toA: FrameSink, toB: FrameSink, options: DuplexL
     pcapAt: options.pcapAt,
     onFrame: options.onFrame,
     traceAt: options.traceAt,
+    onDrop: options.onDrop,
   };
   const aToB = buildLinkChain(toB, { ...common, profile: options.profile, direction: `${a}>${b}` });
   const bToA = buildLinkChain(toA, {

@@ -1,7 +1,7 @@
 /** Frame loss: independent (Bernoulli) and bursty (Gilbert-Elliott). */
 import type { Instant } from "../../time/instant.js";
 import { ConfigError } from "../../util/errors.js";
-import type { FrameSink, LinkStage, StageStats } from "../frame-sink.js";
+import type { DropFn, FrameSink, LinkStage, StageStats } from "../frame-sink.js";
 import type { Prng } from "../prng.js";
 
 /** Configuration of `LossStage`. */
@@ -13,6 +13,7 @@ export interface LossConfig {
 /** Drops each frame with a fixed probability. One draw per frame. */
 export class LossStage implements LinkStage {
   readonly kind = "loss";
+  onDrop: DropFn | undefined;
   readonly stats: StageStats = { received: 0, forwarded: 0, dropped: 0 };
   readonly #next: FrameSink;
   readonly #prng: Prng;
@@ -28,6 +29,7 @@ export class LossStage implements LinkStage {
     this.stats.received++;
     if (this.#prng.chance(this.#rate)) {
       this.stats.dropped++;
+      this.onDrop?.(now, frame, this.kind);
       return;
     }
     this.stats.forwarded++;
@@ -64,6 +66,7 @@ export interface GilbertElliottStats extends StageStats {
 /** Burst loss by the Gilbert-Elliott model. Two draws per frame (transition, loss). */
 export class GilbertElliottStage implements LinkStage {
   readonly kind = "burst-loss";
+  onDrop: DropFn | undefined;
   readonly stats: GilbertElliottStats = { received: 0, forwarded: 0, dropped: 0, badFrames: 0, bursts: 0 };
   readonly #next: FrameSink;
   readonly #prng: Prng;
@@ -97,6 +100,7 @@ export class GilbertElliottStage implements LinkStage {
     if (this.#bad) this.stats.badFrames++;
     if (this.#prng.chance(this.#bad ? this.#lossBad : this.#lossGood)) {
       this.stats.dropped++;
+      this.onDrop?.(now, frame, this.kind);
       return;
     }
     this.stats.forwarded++;

@@ -1,7 +1,7 @@
 /** MTU enforcement. */
 import type { Instant } from "../../time/instant.js";
 import { ConfigError } from "../../util/errors.js";
-import type { FrameSink, LinkStage, StageStats } from "../frame-sink.js";
+import type { DropFn, FrameSink, LinkStage, StageStats } from "../frame-sink.js";
 
 /** Configuration of `MtuStage`. */
 export interface MtuConfig {
@@ -14,6 +14,7 @@ export interface MtuConfig {
 /** Drops (and counts) frames whose payload exceeds the MTU, as a real link would. */
 export class MtuStage implements LinkStage {
   readonly kind = "mtu";
+  onDrop: DropFn | undefined;
   readonly stats: StageStats = { received: 0, forwarded: 0, dropped: 0 };
   readonly #next: FrameSink;
   /** Largest whole frame accepted: mtu plus the link header. */
@@ -35,6 +36,7 @@ export class MtuStage implements LinkStage {
     this.stats.received++;
     if (frame.length > this.#maxFrame) {
       this.stats.dropped++;
+      this.onDrop?.(now, frame, this.kind);
       return;
     }
     this.stats.forwarded++;

@@ -5,7 +5,7 @@
  */
 import { Instant } from "../../time/instant.js";
 import { ConfigError } from "../../util/errors.js";
-import type { FrameSink, LinkStage, StageStats } from "../frame-sink.js";
+import type { DropFn, FrameSink, LinkStage, StageStats } from "../frame-sink.js";
 import type { Scheduler } from "../scheduler.js";
 
 /** Configuration of `RateLimitStage`. */
@@ -44,6 +44,7 @@ export const DEFAULT_QUEUE_BYTES = 65536;
  */
 export class RateLimitStage implements LinkStage {
   readonly kind = "rate";
+  onDrop: DropFn | undefined;
   readonly stats: RateLimitStats = {
     received: 0,
     forwarded: 0,
@@ -87,6 +88,7 @@ export class RateLimitStage implements LinkStage {
       (st.backlogBytes + len > this.#queueBytes || this.#backlogFrames + 1 > this.#queueFrames)
     ) {
       st.dropped++; // tail drop
+      this.onDrop?.(now, frame, this.kind);
       return;
     }
     // An idle transmitter starts now; a busy one starts when the previous frame's last bit left.
