@@ -1,17 +1,23 @@
 /**
  * Live link throughput (needs root; skipped with a reason otherwise): our stack <-> the Linux
  * kernel through a TAP device, both directions, with each TAP attachment (the addon's batched
- * reads and writes, and plain `fs.read`/`fs.writeSync` one frame per call), printed beside
+ * reads and writes with the `tso` offloads and with none, and plain `fs.read`/`fs.writeSync`
+ * one frame per call), printed beside
  * kernel <-> kernel TCP through a veth pair between two namespaces, measured in the same run
  * (the ratio is the figure). The kernel side is a Node `net` server in the namespace
- * (test/support/live-kernel-server.ts).
+ * (test/support/live-kernel-server.ts). Downloads are timed from the request (as the ratio
+ * uses) and also from the first byte: the server builds the whole payload before it sends,
+ * which the first figure counts and the second does not.
  */
 import { spawn } from "node:child_process";
-import type { TapMode } from "../src/live/tap.js";
+import { createHash } from "node:crypto";
+import { cpus, loadavg } from "node:os";
+import type { TapMode, TapOffload } from "../src/live/tap.js";
 import { startLiveHost } from "../src/live/live-host.js";
 import { killTree, LIVE_ADDRS } from "../src/live/netns.js";
 import { createNsPair, waitForOutput } from "../test/support/netns.js";
-import { downloadFromKernel, payload, startKernelServer, uploadToKernel } from "../test/support/live.js";
+import type { LiveHost } from "../src/live/live-host.js";
+import { payload, sha256, startKernelServer, uploadToKernel } from "../test/support/live.js";
 
 const MB = 1024 * 1024;
 const PORT = 9000;
@@ -20,27 +26,82 @@ interface Row {
   readonly path: string;
   readonly direction: string;
   readonly mbits: number;
+  /** Downloads: Mbit/s from the first byte received. */
+  readonly firstByte?: number | undefined;
+  /** Our process's CPU time (user + system) per GB moved, seconds: less sensitive to load. */
+  readonly cpuPerGb?: number | undefined;
 }
 
-async function ours(mode: TapMode, bytes: number): Promise<Row[]> {
-  const host = startLiveHost({ tag: "bench", mode });
+/** CPU seconds per GB for `bytes` moved since `since` (a `process.cpuUsage()` reading). */
+function cpuPerGb(since: NodeJS.CpuUsage, bytes: number): number {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1e6 / (bytes / 1e9);
+}
+
+/**
+ * Downloads `payload(n, seed)` from the kernel server and checks its digest (`want`, computed
+ * beforehand); Mbit/s from the request and from the first byte, and our CPU s/GB.
+ */
+function download(
+  host: LiveHost,
+  n: number,
+  seed: number,
+  want: string,
+): Promise<{ readonly mbits: number; readonly firstByte: number; readonly cpu: number }> {
+  return new Promise((resolve, reject) => {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    let t1 = 0;
+    let count = 0;
+    const h = createHash("sha256");
+    const s = host.net.connect({ host: LIVE_ADDRS.kernel4, port: PORT });
+    s.on("data", (d: Buffer) => {
+      if (count === 0) t1 = performance.now();
+      count += d.length;
+      h.update(d);
+    });
+    s.on("end", () => {
+      const t = performance.now();
+      const cpu = cpuPerGb(c0, n);
+      if (count !== n || h.digest("hex") !== want) {
+        reject(
+          new Error(`download of seed ${seed}: ${count} of ${n} bytes or a wrong digest (${host.label})`),
+        );
+        return;
+      }
+      resolve({
+        mbits: (n * 8) / ((t - t0) / 1000) / 1e6,
+        firstByte: (n * 8) / ((t - t1) / 1000) / 1e6,
+        cpu,
+      });
+    });
+    s.on("error", reject);
+    s.write(`source ${n} ${seed}\n`);
+  });
+}
+
+async function ours(mode: TapMode, offload: TapOffload, bytes: number): Promise<Row[]> {
+  const host = startLiveHost({ tag: "bench", mode, offload });
   try {
     const server = await startKernelServer(host, PORT);
     const data = payload(bytes, 1);
+    const want = sha256(payload(bytes, 2));
     // Warm-up: connection setup, JIT.
     await uploadToKernel(host, LIVE_ADDRS.kernel4, PORT, data.subarray(0, 4 * MB));
-    let t0 = performance.now();
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
     await uploadToKernel(host, LIVE_ADDRS.kernel4, PORT, data);
     const up = (bytes * 8) / ((performance.now() - t0) / 1000) / 1e6;
-    t0 = performance.now();
-    const got = await downloadFromKernel(host, LIVE_ADDRS.kernel4, PORT, bytes, 2);
-    const down = (got.count * 8) / ((performance.now() - t0) / 1000) / 1e6;
+    const upCpu = cpuPerGb(c0, bytes);
+    const down = await download(host, bytes, 2, want);
     const s = host.stats();
     killTree(server);
     const batch = (s.framesIn / Math.max(1, s.batchesIn)).toFixed(1);
+    const merged = (s.framesOut / Math.max(1, s.writesOut)).toFixed(1);
+    const path = `ours (${mode}, offload ${offload}, ${batch} frames/read, ${merged} segments/write)`;
     return [
-      { path: `ours (${mode}, ${batch} frames/read)`, direction: "ours -> kernel", mbits: up },
-      { path: `ours (${mode}, ${batch} frames/read)`, direction: "kernel -> ours", mbits: down },
+      { path, direction: "ours -> kernel", mbits: up, cpuPerGb: upCpu },
+      { path, direction: "kernel -> ours", mbits: down.mbits, firstByte: down.firstByte, cpuPerGb: down.cpu },
     ];
   } finally {
     host.close();
@@ -51,10 +112,14 @@ const CLIENT = `
 const net = require("node:net");
 const [host, port, n] = process.argv.slice(1);
 const t0 = performance.now();
+let t1 = 0;
 let got = 0;
 const s = net.connect({ host, port: Number(port) }, () => s.write("source " + n + " 3\\n"));
-s.on("data", (d) => (got += d.length));
-s.on("end", () => { console.log("mbits " + (got * 8) / ((performance.now() - t0) / 1000) / 1e6); });
+s.on("data", (d) => { if (got === 0) t1 = performance.now(); got += d.length; });
+s.on("end", () => {
+  const t = performance.now();
+  console.log("mbits " + (got * 8) / ((t - t0) / 1000) / 1e6 + " " + (got * 8) / ((t - t1) / 1000) / 1e6);
+});
 `;
 
 async function kernelVeth(bytes: number): Promise<Row> {
@@ -74,9 +139,15 @@ async function kernelVeth(bytes: number): Promise<Row> {
       String(PORT),
       String(bytes),
     ]);
-    const line = await waitForOutput(client, /mbits [\d.]+/, 120_000);
+    const line = await waitForOutput(client, /mbits [\d.]+ [\d.]+/, 120_000);
     server.kill("SIGKILL");
-    return { path: "kernel <-> kernel (veth)", direction: "b -> a", mbits: Number(line.split(" ")[1]) };
+    const [, mbits, firstByte] = line.split(" ");
+    return {
+      path: "kernel <-> kernel (veth)",
+      direction: "b -> a",
+      mbits: Number(mbits),
+      firstByte: Number(firstByte),
+    };
   } finally {
     pair.close();
   }
@@ -92,16 +163,23 @@ export async function run(filter: RegExp | undefined): Promise<void> {
   const bytes = 128 * MB;
   const rows: Row[] = [
     await kernelVeth(bytes),
-    ...(await ours("addon", bytes)),
-    ...(await ours("fs", bytes / 2)),
+    ...(await ours("addon", "tso", bytes)),
+    ...(await ours("addon", "off", bytes)),
+    ...(await ours("fs", "off", bytes / 2)),
   ];
   const ref = rows[0]?.mbits ?? 1;
+  const load = loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ");
+  console.log(`live: load average ${load} on ${cpus().length} cpus (other work on the machine skews Mbit/s)`);
   console.table(
     rows.map((r) => ({
       path: r.path,
       direction: r.direction,
       "Mbit/s": Math.round(r.mbits),
       "vs kernel<->kernel": `${((r.mbits / ref) * 100).toFixed(1)}%`,
+      "Mbit/s from 1st byte": r.firstByte === undefined ? "" : Math.round(r.firstByte),
+      "our CPU s/GB": r.cpuPerGb === undefined ? "" : r.cpuPerGb.toFixed(2),
     })),
   );
 }

@@ -1,14 +1,29 @@
 /*
  * chimney_tap: a TAP device for the live link (Linux only).
  *
- * open(name, nonBlocking) -> { fd, name }   opens /dev/net/tun with IFF_TAP | IFF_NO_PI
- * startReader(fd, maxFrames, cb) -> reader  a uv_poll on fd; at each wake-up reads frames until
- *                                           EAGAIN (or maxFrames), copies them into one
- *                                           ArrayBuffer and calls cb(buffer, ends) once, where
- *                                           ends[i] is the end offset of frame i
+ * open(name, nonBlocking, offload) -> { fd, name, vnetHdr }
+ *     opens /dev/net/tun with IFF_TAP | IFF_NO_PI. offload 0: plain frames. offload 1: also
+ *     IFF_VNET_HDR (every frame crossing the fd carries a struct virtio_net_hdr first), so we
+ *     may write GSO frames. offload 2: also TUNSETOFFLOAD(CSUM | TSO4 | TSO6), so the kernel
+ *     may hand us checksum-partial frames and TSO frames of up to 64 KiB.
+ * startReader(fd, maxFrames, vnetHdr, counters, cb) -> reader
+ *     a uv_poll on fd; at each wake-up reads frames until EAGAIN (or maxFrames), copies them
+ *     into one ArrayBuffer and calls cb(buffer, ends) once, where ends[i] is the end offset of
+ *     frame i. With vnetHdr the header is consumed here: a checksum the kernel left partial
+ *     (VIRTIO_NET_HDR_F_NEEDS_CSUM) is completed, so JavaScript only sees frames with valid
+ *     checksums; a TSO frame arrives whole, as one TCP segment of many MSS (like GRO output).
+ *     counters (a Float64Array of 2, kept referenced): [0] += TSO frames read, [1] += partial
+ *     checksums completed.
  * stopReader(reader)                        stops polling (the reader is freed on close)
- * writeFrames(fd, frames) -> count          one write(2) per frame, all in one call from JS;
- *                                           stops at the first EAGAIN and returns how many went
+ * writeFrames(fd, frames, vnetHdr, counters) -> count
+ *     writes the frames in one call from JS; stops at the first EAGAIN and returns how many
+ *     frames went. Without vnetHdr: one write(2) per frame. With vnetHdr: runs of consecutive
+ *     TCP segments of one connection that a GSO engine could have cut from one segment (same
+ *     headers but sequence number, checksums and lengths; contiguous sequence numbers; every
+ *     segment but the last of the run's first segment's size) leave as one GSO frame
+ *     (gso_size = that size) with its IP and TCP checksums computed in full, by one writev(2).
+ *     The kernel receives it as one large segment, as if its GRO had merged the run.
+ *     counters (a Float64Array of 2): [0] += write calls made, [1] += GSO frames among them.
  * close(fd)
  *
  * Errors are thrown as Error objects whose `code` is the errno name (EPERM, EBUSY, ...).
@@ -21,12 +36,19 @@
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/virtio_net.h>
+#include <stdint.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
 
-#define SCRATCH_BYTES (1u << 20)
-#define MAX_FRAME 65536u
+#define SCRATCH_BYTES (4u << 20)
+/* The largest frame: a 64 KiB IP packet (a TSO frame) in an Ethernet frame, with room to spare. */
+#define MAX_FRAME (65535u + 14u + 64u)
+#define VNET_HDR_LEN ((uint32_t)sizeof(struct virtio_net_hdr))
+/* Segments merged into one GSO frame at most. */
+#define MAX_RUN 64u
 
 #define CHECK(env, call)                                                     \
   do {                                                                       \
@@ -59,32 +81,106 @@ static napi_value throw_errno(napi_env env, const char *what, int e) {
   return NULL;
 }
 
+/* Ones' complement sum of n bytes in memory order (RFC 1071: byte order independent). */
+static uint64_t sum_bytes(const unsigned char *p, size_t n) {
+  uint64_t s = 0;
+  while (n >= 4) {
+    uint32_t w;
+    memcpy(&w, p, 4);
+    s += w;
+    p += 4;
+    n -= 4;
+  }
+  if (n >= 2) {
+    uint16_t w;
+    memcpy(&w, p, 2);
+    s += w;
+    p += 2;
+    n -= 2;
+  }
+  if (n > 0) {
+    uint16_t w = 0;
+    memcpy(&w, p, 1);
+    s += w;
+  }
+  return s;
+}
+
+static uint16_t fold(uint64_t s) {
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return (uint16_t)s;
+}
+
+static uint16_t swap16(uint16_t v) { return (uint16_t)((v << 8) | (v >> 8)); }
+
+static uint16_t be16(const unsigned char *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+
+static uint32_t be32(const unsigned char *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static void put16(unsigned char *p, uint16_t v) {
+  p[0] = (unsigned char)(v >> 8);
+  p[1] = (unsigned char)v;
+}
+
+/* *out = the data of `v` when it is a Float64Array of at least 2 elements. */
+static int float64_pair(napi_env env, napi_value v, double **out) {
+  bool is = false;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void *data = NULL;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok) return 0;
+  if (type != napi_float64_array || length < 2) return 0;
+  *out = data;
+  return 1;
+}
+
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char name[IFNAMSIZ] = {0};
   size_t len = 0;
   CHECK(env, napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len));
   bool nonblock = false;
   if (argc > 1) CHECK(env, napi_get_value_bool(env, argv[1], &nonblock));
+  uint32_t offload = 0;
+  if (argc > 2) CHECK(env, napi_get_value_uint32(env, argv[2], &offload));
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));
   if (fd < 0) return throw_errno(env, "open /dev/net/tun", errno);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (offload > 0 ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, len < IFNAMSIZ - 1 ? len : IFNAMSIZ - 1);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int e = errno;
     close(fd);
     return throw_errno(env, "TUNSETIFF", e);
   }
-  napi_value out, vfd, vname;
+  if (offload > 0) {
+    int hdrsz = (int)VNET_HDR_LEN;
+    if (ioctl(fd, TUNSETVNETHDRSZ, &hdrsz) < 0) {
+      int e = errno;
+      close(fd);
+      return throw_errno(env, "TUNSETVNETHDRSZ", e);
+    }
+  }
+  if (offload > 1 && ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "TUNSETOFFLOAD", e);
+  }
+  napi_value out, vfd, vname, vvnet;
   CHECK(env, napi_create_object(env, &out));
   CHECK(env, napi_create_int32(env, fd, &vfd));
   CHECK(env, napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &vname));
+  CHECK(env, napi_get_boolean(env, offload > 0, &vvnet));
   CHECK(env, napi_set_named_property(env, out, "fd", vfd));
   CHECK(env, napi_set_named_property(env, out, "name", vname));
+  CHECK(env, napi_set_named_property(env, out, "vnetHdr", vvnet));
   return out;
 }
 
@@ -92,9 +188,11 @@ typedef struct {
   uv_poll_t poll;
   napi_env env;
   napi_ref cb;
-  napi_ref self;
+  napi_ref counters_ref;
+  double *counters;
   napi_async_context ctx;
   int fd;
+  int vnet;
   uint32_t max_frames;
   int stopped;
   unsigned char *scratch;
@@ -112,8 +210,19 @@ static void reader_stop(reader_t *r) {
   r->stopped = 1;
   uv_poll_stop(&r->poll);
   napi_delete_reference(r->env, r->cb);
+  napi_delete_reference(r->env, r->counters_ref);
   napi_async_destroy(r->env, r->ctx);
   uv_close((uv_handle_t *)&r->poll, on_poll_closed);
+}
+
+/* Completes a checksum the kernel left partial: the sum from csum_start to the end, stored at
+ * csum_start + csum_offset (whose field holds the pseudo-header sum), as skb_checksum_help does. */
+static int complete_csum(unsigned char *frame, size_t len, const struct virtio_net_hdr *vh) {
+  size_t start = vh->csum_start, field = start + vh->csum_offset;
+  if (field + 2 > len || start >= len) return 0;
+  uint16_t c = (uint16_t)~fold(sum_bytes(frame + start, len - start));
+  memcpy(frame + field, &c, 2);
+  return 1;
 }
 
 static void on_readable(uv_poll_t *h, int status, int events) {
@@ -124,13 +233,28 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   int err = 0;
   if (status < 0) err = EIO;
   while (!err && n < r->max_frames && SCRATCH_BYTES - used >= MAX_FRAME) {
-    ssize_t got = read(r->fd, r->scratch + used, MAX_FRAME);
+    ssize_t got;
+    struct virtio_net_hdr vh;
+    if (r->vnet) {
+      struct iovec iov[2] = {{&vh, VNET_HDR_LEN}, {r->scratch + used, MAX_FRAME}};
+      got = readv(r->fd, iov, 2);
+    } else {
+      got = read(r->fd, r->scratch + used, MAX_FRAME);
+    }
     if (got < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN) err = errno;
       break;
     }
     if (got == 0) break;
+    if (r->vnet) {
+      if (got <= (ssize_t)VNET_HDR_LEN) continue;
+      got -= VNET_HDR_LEN;
+      if (vh.gso_type != VIRTIO_NET_HDR_GSO_NONE) r->counters[0] += 1;
+      if (vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM && complete_csum(r->scratch + used, (size_t)got, &vh)) {
+        r->counters[1] += 1;
+      }
+    }
     used += (uint32_t)got;
     r->ends[n++] = used;
   }
@@ -165,13 +289,20 @@ static void on_readable(uv_poll_t *h, int status, int events) {
 }
 
 static napi_value js_start_reader(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd = -1;
   uint32_t max_frames = 256;
+  bool vnet = false;
   CHECK(env, napi_get_value_int32(env, argv[0], &fd));
   CHECK(env, napi_get_value_uint32(env, argv[1], &max_frames));
+  CHECK(env, napi_get_value_bool(env, argv[2], &vnet));
+  double *counters = NULL;
+  if (!float64_pair(env, argv[3], &counters)) {
+    napi_throw_error(env, "ERR_INVALID_ARG_TYPE", "startReader: counters must be a Float64Array of 2");
+    return NULL;
+  }
   if (max_frames == 0 || max_frames > 4096) max_frames = 4096;
   reader_t *r = calloc(1, sizeof *r);
   if (r == NULL) return throw_errno(env, "startReader", ENOMEM);
@@ -182,6 +313,8 @@ static napi_value js_start_reader(napi_env env, napi_callback_info info) {
   }
   r->env = env;
   r->fd = fd;
+  r->counters = counters;
+  r->vnet = vnet ? 1 : 0;
   r->max_frames = max_frames;
   uv_loop_t *loop;
   CHECK(env, napi_get_uv_event_loop(env, &loop));
@@ -192,7 +325,8 @@ static napi_value js_start_reader(napi_env env, napi_callback_info info) {
     return throw_errno(env, "uv_poll_init", -e);
   }
   r->poll.data = r;
-  CHECK(env, napi_create_reference(env, argv[2], 1, &r->cb));
+  CHECK(env, napi_create_reference(env, argv[4], 1, &r->cb));
+  CHECK(env, napi_create_reference(env, argv[3], 1, &r->counters_ref));
   napi_value name;
   CHECK(env, napi_create_string_utf8(env, "chimney:tap", NAPI_AUTO_LENGTH, &name));
   CHECK(env, napi_async_init(env, NULL, name, &r->ctx));
@@ -216,33 +350,235 @@ static napi_value js_stop_reader(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* A frame to write, and what the merger needs of it when it is a TCP segment. */
+typedef struct {
+  unsigned char *p;
+  size_t len;
+  int tcp;          /* a TCP segment that may be merged (see seg_parse) */
+  int v6;
+  uint32_t l4;      /* offset of the TCP header */
+  uint32_t hdr;     /* Ethernet + IP + TCP header bytes */
+  uint32_t seq;
+  uint32_t paylen;
+  uint16_t paysum;  /* folded ones' complement sum of the payload */
+} frame_t;
+
+/* The folded TCP pseudo-header sum of the IP header at p (+14), for a TCP length of tcplen. */
+static uint16_t pseudo_sum(const unsigned char *p, int v6, uint32_t tcplen) {
+  unsigned char ph[40];
+  size_t n;
+  if (v6) {
+    memcpy(ph, p + 22, 32);
+    memset(ph + 32, 0, 8);
+    put16(ph + 36, (uint16_t)tcplen);
+    ph[39] = 6;
+    n = 40;
+  } else {
+    memcpy(ph, p + 26, 8);
+    ph[8] = 0;
+    ph[9] = 6;
+    put16(ph + 10, (uint16_t)tcplen);
+    n = 12;
+  }
+  return fold(sum_bytes(ph, n));
+}
+
+/*
+ * Fills in the TCP fields of f when it is a segment a GSO engine could have produced: Ethernet
+ * without VLAN; IPv4 without options or fragmentation, or IPv6 with TCP as next header; lengths
+ * that match the frame exactly; ACK set, no SYN/FIN/RST/URG/ECE/CWR; a non-empty payload;
+ * valid IPv4 header and TCP checksums. A segment with a bad checksum (a fault stage corrupted
+ * it) is written alone, as it is: merging would recompute its checksum and launder the damage.
+ */
+static void seg_parse(frame_t *f) {
+  const unsigned char *p = f->p;
+  size_t len = f->len;
+  f->tcp = 0;
+  if (len < 14 + 20 + 20) return;
+  uint16_t type = be16(p + 12);
+  uint32_t l4;
+  if (type == 0x0800) {
+    if (p[14] != 0x45 || p[23] != 6 || (be16(p + 20) & 0x3fff) != 0) return;
+    if ((size_t)be16(p + 16) + 14 != len) return;
+    l4 = 34;
+    f->v6 = 0;
+  } else if (type == 0x86dd) {
+    if ((p[14] >> 4) != 6 || p[20] != 6 || (size_t)be16(p + 18) + 54 != len) return;
+    l4 = 54;
+    f->v6 = 1;
+  } else {
+    return;
+  }
+  if (len < l4 + 20) return;
+  uint32_t doff = (uint32_t)(p[l4 + 12] >> 4) * 4;
+  uint8_t flags = p[l4 + 13];
+  if (doff < 20 || l4 + doff >= len) return;
+  if ((flags & 0x10) == 0 || (flags & (0x01 | 0x02 | 0x04 | 0x20 | 0x40 | 0x80)) != 0) return;
+  if (!f->v6 && fold(sum_bytes(p + 14, 20)) != 0xffff) return;
+  f->l4 = l4;
+  f->hdr = l4 + doff;
+  f->seq = be32(p + l4 + 4);
+  f->paylen = (uint32_t)(len - f->hdr);
+  f->paysum = fold(sum_bytes(p + f->hdr, f->paylen));
+  uint64_t sum = (uint64_t)pseudo_sum(p, f->v6, (uint32_t)(len - l4)) + sum_bytes(p + l4, doff) + f->paysum;
+  if (fold(sum) != 0xffff) return;
+  f->tcp = 1;
+}
+
+/* True when b's headers equal a's except IP length/id/checksum and TCP seq/PSH/checksum. */
+static int same_headers(const frame_t *a, const frame_t *b) {
+  if (!b->tcp || a->hdr != b->hdr || a->v6 != b->v6) return 0;
+  const unsigned char *x = a->p, *y = b->p;
+  uint32_t l4 = a->l4;
+  if (memcmp(x, y, 14) != 0) return 0;
+  if (a->v6) {
+    if (memcmp(x + 14, y + 14, 4) != 0 || memcmp(x + 20, y + 20, 34) != 0) return 0;
+  } else {
+    if (x[15] != y[15] || memcmp(x + 20, y + 20, 4) != 0 || memcmp(x + 26, y + 26, 8) != 0) return 0;
+  }
+  if (memcmp(x + l4, y + l4, 4) != 0 || memcmp(x + l4 + 8, y + l4 + 8, 5) != 0) return 0;
+  if ((x[l4 + 13] & ~0x08) != (y[l4 + 13] & ~0x08)) return 0;
+  if (memcmp(x + l4 + 14, y + l4 + 14, 2) != 0) return 0;
+  return memcmp(x + l4 + 18, y + l4 + 18, a->hdr - l4 - 18) == 0;
+}
+
+static ssize_t writev_retry(int fd, struct iovec *iov, int cnt) {
+  ssize_t w;
+  do {
+    w = writev(fd, iov, cnt);
+  } while (w < 0 && errno == EINTR);
+  return w;
+}
+
+/*
+ * Writes frames[i .. i+run) as one GSO frame: the first frame's headers with the total length,
+ * the IPv4 header checksum, PSH (when any segment had it) and the TCP checksum over the whole
+ * payload set, and a virtio header naming the segment size. Returns writev's result.
+ */
+static ssize_t write_gso(int fd, const frame_t *fr, uint32_t run) {
+  const frame_t *h = &fr[0];
+  unsigned char hdr[14 + 40 + 60];
+  memcpy(hdr, h->p, h->hdr);
+  uint32_t l4 = h->l4, total = 0;
+  uint8_t psh = 0;
+  for (uint32_t k = 0; k < run; k++) {
+    total += fr[k].paylen;
+    psh |= fr[k].p[l4 + 13] & 0x08;
+  }
+  uint32_t tcplen = h->hdr - l4 + total;
+  if (h->v6) {
+    put16(hdr + 18, (uint16_t)tcplen);
+  } else {
+    put16(hdr + 16, (uint16_t)(20 + tcplen));
+    hdr[24] = 0;
+    hdr[25] = 0;
+    uint16_t ipc = (uint16_t)~fold(sum_bytes(hdr + 14, 20));
+    memcpy(hdr + 24, &ipc, 2);
+  }
+  hdr[l4 + 13] |= psh;
+  hdr[l4 + 16] = 0;
+  hdr[l4 + 17] = 0;
+  uint64_t sum = (uint64_t)pseudo_sum(hdr, h->v6, tcplen) + sum_bytes(hdr + l4, h->hdr - l4);
+  uint32_t off = h->hdr - l4; /* bytes summed so far past the pseudo header */
+  struct virtio_net_hdr vh;
+  memset(&vh, 0, sizeof vh);
+  vh.gso_type = h->v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
+  vh.gso_size = (uint16_t)h->paylen;
+  vh.hdr_len = (uint16_t)h->hdr;
+  vh.csum_start = (uint16_t)l4;
+  vh.csum_offset = 16;
+  struct iovec iov[MAX_RUN + 2];
+  iov[0].iov_base = &vh;
+  iov[0].iov_len = VNET_HDR_LEN;
+  iov[1].iov_base = hdr;
+  iov[1].iov_len = h->hdr;
+  for (uint32_t k = 0; k < run; k++) {
+    unsigned char *pay = fr[k].p + fr[k].hdr;
+    uint16_t part = fr[k].paysum;
+    sum += (off & 1) ? swap16(part) : part;
+    off += fr[k].paylen;
+    iov[k + 2].iov_base = pay;
+    iov[k + 2].iov_len = fr[k].paylen;
+  }
+  uint16_t c = (uint16_t)~fold(sum);
+  memcpy(hdr + l4 + 16, &c, 2);
+  return writev_retry(fd, iov, (int)run + 2);
+}
+
 static napi_value js_write_frames(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 4;
+  napi_value argv[4];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd = -1;
   CHECK(env, napi_get_value_int32(env, argv[0], &fd));
   uint32_t n = 0;
   CHECK(env, napi_get_array_length(env, argv[1], &n));
-  uint32_t sent = 0;
+  bool vnet = false;
+  CHECK(env, napi_get_value_bool(env, argv[2], &vnet));
+  double *counters = NULL;
+  if (!float64_pair(env, argv[3], &counters)) {
+    napi_throw_error(env, "ERR_INVALID_ARG_TYPE", "writeFrames: counters must be a Float64Array of 2");
+    return NULL;
+  }
+  frame_t *fr = malloc((n > 0 ? n : 1) * sizeof *fr);
+  if (fr == NULL) return throw_errno(env, "writeFrames", ENOMEM);
   for (uint32_t i = 0; i < n; i++) {
     napi_value el;
-    CHECK(env, napi_get_element(env, argv[1], i, &el));
     napi_typedarray_type type;
     size_t length = 0, offset = 0;
     void *data = NULL;
     napi_value ab;
-    CHECK(env, napi_get_typedarray_info(env, el, &type, &length, &data, &ab, &offset));
-    ssize_t w;
-    do {
-      w = write(fd, data, length);
-    } while (w < 0 && errno == EINTR);
-    if (w < 0) {
-      if (errno == EAGAIN || errno == ENOBUFS) break;
-      return throw_errno(env, "write", errno);
+    if (napi_get_element(env, argv[1], i, &el) != napi_ok ||
+        napi_get_typedarray_info(env, el, &type, &length, &data, &ab, &offset) != napi_ok) {
+      free(fr);
+      napi_throw_error(env, "ERR_NAPI", "writeFrames: frames must be typed arrays");
+      return NULL;
     }
-    sent++;
+    fr[i].p = data;
+    fr[i].len = length;
+    fr[i].tcp = 0;
+    if (vnet) seg_parse(&fr[i]);
   }
+  uint32_t sent = 0;
+  int fail = 0;
+  while (sent < n) {
+    ssize_t w;
+    uint32_t run = 1;
+    if (!vnet) {
+      do {
+        w = write(fd, fr[sent].p, fr[sent].len);
+      } while (w < 0 && errno == EINTR);
+    } else {
+      const frame_t *h = &fr[sent];
+      if (h->tcp) {
+        uint32_t room = (h->v6 ? 65535u : 65535u - 20u) - (h->hdr - h->l4) - h->paylen;
+        while (sent + run < n && run < MAX_RUN) {
+          const frame_t *prev = &fr[sent + run - 1], *next = &fr[sent + run];
+          if (prev->paylen != h->paylen || !same_headers(h, next)) break;
+          if (next->seq != prev->seq + prev->paylen || next->paylen > h->paylen || next->paylen > room) break;
+          room -= next->paylen;
+          run++;
+        }
+      }
+      if (run > 1) {
+        w = write_gso(fd, h, run);
+      } else {
+        struct virtio_net_hdr vh;
+        memset(&vh, 0, sizeof vh);
+        struct iovec iov[2] = {{&vh, VNET_HDR_LEN}, {h->p, h->len}};
+        w = writev_retry(fd, iov, 2);
+      }
+    }
+    if (w < 0) {
+      if (errno != EAGAIN && errno != ENOBUFS) fail = errno;
+      break;
+    }
+    counters[0] += 1;
+    if (run > 1) counters[1] += 1;
+    sent += run;
+  }
+  free(fr);
+  if (fail) return throw_errno(env, "write", fail);
   napi_value out;
   CHECK(env, napi_create_uint32(env, sent, &out));
   return out;

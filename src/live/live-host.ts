@@ -23,7 +23,7 @@ import { mac } from "../wire/ethernet.js";
 import { ip } from "../wire/ip-addr.js";
 import { createTapNamespace, LIVE_ADDRS, type TapNamespace } from "./netns.js";
 import { RealTimeScheduler } from "./rt-scheduler.js";
-import type { TapMode } from "./tap.js";
+import type { TapMode, TapOffload, TapStats } from "./tap.js";
 
 /** Receives every frame crossing our side of the link, stamped in wall-clock microseconds. */
 export type FrameCapture = (wallUs: number, frame: Uint8Array) => void;
@@ -46,16 +46,20 @@ export interface LiveHostOptions {
   readonly mode?: TapMode | undefined;
   /** Frames per read wake-up (default 256). */
   readonly readBatch?: number | undefined;
+  /**
+   * Offloads of the TAP device (addon mode; default `off`): `gso` writes runs of contiguous
+   * segments as one GSO frame, `tso` also lets the kernel send us TSO frames (see `TapOffload`).
+   * The stack, the fault stages and the capture still see our segments one by one; with `tso`
+   * they see the kernel's segments as it cut them (up to 64 KiB), except that `tso` becomes
+   * `gso` when `fromKernel` has fault stages (they work on wire-sized frames).
+   */
+  readonly offload?: TapOffload | undefined;
   /** Capture at our side of the link. */
   readonly capture?: FrameCapture | undefined;
 }
 
-/** Traffic counters of a live host. */
-export interface LiveStats {
-  readonly framesIn: number;
-  readonly batchesIn: number;
-  readonly framesOut: number;
-  readonly writeDrops: number;
+/** Traffic counters of a live host (the TAP device's, see `TapStats`). */
+export interface LiveStats extends Readonly<TapStats> {
   /** Per-direction fault stage counters, keyed by stage kind. */
   readonly faults: Record<string, Record<string, { received: number; forwarded: number; dropped: number }>>;
 }
@@ -84,10 +88,14 @@ export interface LiveHost {
 export function startLiveHost(options: LiveHostOptions = {}): LiveHost {
   const seed = options.seed ?? 1;
   const mtu = options.mtu ?? 1500;
+  // Fault stages from the kernel work on wire frames: no TSO frames through them.
+  const fromKernelFaults = options.fromKernel !== undefined && Object.keys(options.fromKernel).length > 0;
+  const offload = options.offload === "tso" && fromKernelFaults ? "gso" : options.offload;
   const netns = createTapNamespace({
     tag: options.tag,
     mode: options.mode,
     readBatch: options.readBatch,
+    offload,
     mtu,
   });
   try {

@@ -19,14 +19,38 @@ export type NativeReader = object & { readonly __nativeReader?: never };
 
 /** The addon's functions (see the comment at the top of native/tap.c). */
 export interface TapAddon {
-  /** Opens /dev/net/tun as TAP device `name` (IFF_TAP | IFF_NO_PI); returns the fd and the name. */
-  open(name: string, nonBlocking: boolean): { readonly fd: number; readonly name: string };
-  /** Polls `fd` on Node's event loop and reads up to `maxFrames` frames per wake-up. */
-  startReader(fd: number, maxFrames: number, cb: NativeFramesCallback): NativeReader;
+  /**
+   * Opens /dev/net/tun as TAP device `name` (IFF_TAP | IFF_NO_PI); returns the fd, the name and
+   * whether frames carry a virtio-net header. `offload` 0: plain frames; 1: IFF_VNET_HDR (we may
+   * write GSO frames); 2: also TUNSETOFFLOAD(CSUM | TSO4 | TSO6) (the kernel may hand us
+   * checksum-partial and TSO frames).
+   */
+  open(
+    name: string,
+    nonBlocking: boolean,
+    offload: 0 | 1 | 2,
+  ): { readonly fd: number; readonly name: string; readonly vnetHdr: boolean };
+  /**
+   * Polls `fd` on Node's event loop and reads up to `maxFrames` frames per wake-up. With
+   * `vnetHdr` the addon consumes the header and completes partial checksums. `counters` (2
+   * elements, kept by the reader): [0] += TSO frames read, [1] += partial checksums completed.
+   */
+  startReader(
+    fd: number,
+    maxFrames: number,
+    vnetHdr: boolean,
+    counters: Float64Array,
+    cb: NativeFramesCallback,
+  ): NativeReader;
   /** Stops a reader. */
   stopReader(reader: NativeReader): void;
-  /** Writes each frame with one write(2); returns how many were written (stops at EAGAIN). */
-  writeFrames(fd: number, frames: readonly Uint8Array[]): number;
+  /**
+   * Writes the frames; returns how many were written (stops at EAGAIN). Without `vnetHdr` one
+   * write(2) per frame; with it, runs of contiguous segments of one connection leave as one GSO
+   * frame each (see native/tap.c). `counters` (2 elements): [0] += write calls made, [1] += GSO
+   * frames among them.
+   */
+  writeFrames(fd: number, frames: readonly Uint8Array[], vnetHdr: boolean, counters: Float64Array): number;
   /** Closes `fd`. */
   close(fd: number): void;
 }

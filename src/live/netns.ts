@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, execFileSync, spawn, type SpawnOptions } from "node:child_process";
 import { type Cleanup, registerCleanup } from "./cleanup.js";
-import { openTap, type TapDevice, type TapMode } from "./tap.js";
+import { openTap, type TapDevice, type TapMode, type TapOffload } from "./tap.js";
 
 /** Runs `ip` with arguments; throws with its stderr on failure. */
 export function ipCmd(...args: string[]): string {
@@ -57,6 +57,8 @@ export interface TapNamespaceOptions {
   readonly mode?: TapMode | undefined;
   /** Frames per read wake-up (addon mode). */
   readonly readBatch?: number | undefined;
+  /** Offloads of the TAP device (addon mode; default `off`, see `TapOffload`). */
+  readonly offload?: TapOffload | undefined;
   /** Kernel-side MTU (default 1500). */
   readonly mtu?: number | undefined;
 }
@@ -71,7 +73,11 @@ export function createTapNamespace(options: TapNamespaceOptions = {}): TapNamesp
   const devName = `cht${process.pid}-${n}`.slice(0, 15);
   const children = new Set<ChildProcess>();
   let cleanup: Cleanup | undefined;
-  const tap = openTap(devName, { mode: options.mode, readBatch: options.readBatch });
+  const tap = openTap(devName, {
+    mode: options.mode,
+    readBatch: options.readBatch,
+    offload: options.offload ?? "off",
+  });
   const teardown = (): void => {
     for (const c of children) killTree(c);
     children.clear();

@@ -15,6 +15,20 @@ import { loadTapAddon, type NativeReader } from "./native.js";
 /** How frames cross between the TAP fd and JavaScript. */
 export type TapMode = "addon" | "fs";
 
+/**
+ * Offloads of the device (addon mode only; `fs` mode is always `off`):
+ * - `off`: plain Ethernet frames both ways, each at most the MTU.
+ * - `gso`: frames carry a virtio-net header (IFF_VNET_HDR). Our side merges runs of contiguous
+ *   TCP segments of one connection into one GSO frame per write (checksums computed in full);
+ *   the kernel receives it as one large segment, as if its GRO had merged the run. What the
+ *   kernel sends us is unchanged.
+ * - `tso`: `gso`, and the kernel may also send us TCP segments of up to 64 KiB (TSO, cut at the
+ *   MSS it would use on a wire) with checksums left partial; the addon completes the checksum,
+ *   so our stack sees one large valid segment, as after GRO. A capture on the kernel side then
+ *   shows the kernel's outgoing segments with partial checksums, as on any NIC with offloads.
+ */
+export type TapOffload = "off" | "gso" | "tso";
+
 /** Receives a batch of frames (each a view of its own; the receiver may keep them). */
 export type FramesHandler = (frames: Uint8Array[]) => void;
 
@@ -24,8 +38,16 @@ export interface TapStats {
   framesIn: number;
   /** Reader wake-ups that delivered frames (framesIn / batchesIn = mean batch). */
   batchesIn: number;
-  /** Frames written to the kernel. */
+  /** Frames written to the kernel (as the stack made them, before GSO merging). */
   framesOut: number;
+  /** Write calls on the fd (framesOut - writesOut frames were merged into GSO frames). */
+  writesOut: number;
+  /** GSO frames written (each a run of at least two segments). */
+  gsoOut: number;
+  /** TSO frames the kernel handed us (each one segment of more than one MSS). */
+  tsoIn: number;
+  /** Checksums the kernel left partial that the addon completed. */
+  checksumsCompleted: number;
   /** Frames not written because the fd would block. */
   writeDrops: number;
 }
@@ -36,6 +58,8 @@ export interface TapDevice {
   readonly name: string;
   /** The attachment in use. */
   readonly mode: TapMode;
+  /** The offloads in use. */
+  readonly offload: TapOffload;
   /** Live counters. */
   readonly stats: Readonly<TapStats>;
   /** Starts delivering frames to `onFrames` (once). `onError` hears a fatal read error. */
@@ -52,21 +76,38 @@ export interface OpenTapOptions {
   readonly mode?: TapMode | undefined;
   /** Frames read per wake-up at most (addon mode; default 256). */
   readonly readBatch?: number | undefined;
+  /** Offloads (addon mode; default `off`). */
+  readonly offload?: TapOffload | undefined;
 }
 
 /** Opens (creating) TAP device `name` (at most 15 characters). Needs CAP_NET_ADMIN. */
 export function openTap(name: string, options: OpenTapOptions = {}): TapDevice {
   const mode = options.mode ?? "addon";
   const addon = loadTapAddon();
-  const { fd, name: actual } = addon.open(name, mode === "addon");
-  const stats: TapStats = { framesIn: 0, batchesIn: 0, framesOut: 0, writeDrops: 0 };
+  const offload: TapOffload = mode === "addon" ? (options.offload ?? "off") : "off";
+  const level = offload === "off" ? 0 : offload === "gso" ? 1 : 2;
+  const { fd, name: actual, vnetHdr } = addon.open(name, mode === "addon", level);
+  const stats: TapStats = {
+    framesIn: 0,
+    batchesIn: 0,
+    framesOut: 0,
+    writesOut: 0,
+    gsoOut: 0,
+    tsoIn: 0,
+    checksumsCompleted: 0,
+    writeDrops: 0,
+  };
+  const readCounters = new Float64Array(2);
+  const writeCounters = new Float64Array(2);
   let reader: NativeReader | undefined;
   let closed = false;
   let started = false;
 
   const startAddon = (onFrames: FramesHandler, onError?: (code: string) => void): void => {
-    reader = addon.startReader(fd, options.readBatch ?? 256, (buffer, ends, error) => {
+    reader = addon.startReader(fd, options.readBatch ?? 256, vnetHdr, readCounters, (buffer, ends, error) => {
       if (closed) return;
+      stats.tsoIn = readCounters[0] ?? 0;
+      stats.checksumsCompleted = readCounters[1] ?? 0;
       if (ends.length > 0) {
         const frames: Uint8Array[] = new Array<Uint8Array>(ends.length);
         let start = 0;
@@ -104,6 +145,7 @@ export function openTap(name: string, options: OpenTapOptions = {}): TapDevice {
   return {
     name: actual,
     mode,
+    offload,
     stats,
     start(onFrames, onError) {
       if (started) throw new Error("TAP reader already started");
@@ -115,13 +157,16 @@ export function openTap(name: string, options: OpenTapOptions = {}): TapDevice {
       if (closed || frames.length === 0) return 0;
       let n: number;
       if (mode === "addon") {
-        n = addon.writeFrames(fd, frames);
+        n = addon.writeFrames(fd, frames, vnetHdr, writeCounters);
+        stats.writesOut = writeCounters[0] ?? 0;
+        stats.gsoOut = writeCounters[1] ?? 0;
       } else {
         n = 0;
         for (const f of frames) {
           writeSync(fd, f);
           n++;
         }
+        stats.writesOut += n;
       }
       stats.framesOut += n;
       stats.writeDrops += frames.length - n;

@@ -102,7 +102,29 @@ export function ip(text: string): IpAddr {
 
 /** A compact string key for maps (unique per address; v4 and v6 never collide). */
 export function ipKey(a: IpAddr): string {
-  return String.fromCharCode(...a);
+  // One char per byte, with the bytes written out: spreading a typed array into `fromCharCode`
+  // allocates an iterator and an array per call, and this runs on every demux.
+  const c = String.fromCharCode;
+  if (a.length === 4) return c(a[0] ?? 0, a[1] ?? 0, a[2] ?? 0, a[3] ?? 0);
+  if (a.length !== 16) return c(...a);
+  return c(
+    a[0] ?? 0,
+    a[1] ?? 0,
+    a[2] ?? 0,
+    a[3] ?? 0,
+    a[4] ?? 0,
+    a[5] ?? 0,
+    a[6] ?? 0,
+    a[7] ?? 0,
+    a[8] ?? 0,
+    a[9] ?? 0,
+    a[10] ?? 0,
+    a[11] ?? 0,
+    a[12] ?? 0,
+    a[13] ?? 0,
+    a[14] ?? 0,
+    a[15] ?? 0,
+  );
 }
 
 /** True when the first `prefixLen` bits of `a` and `prefix` agree (and both are one family). */

@@ -155,6 +155,33 @@ void describe("emitting", () => {
     assert.equal(toHex(out6), toHex(data6));
   });
 
+  void test("emitted frames never share bytes, whatever their sizes", () => {
+    // Frames are cut from shared slabs (large ones get a buffer of their own): filling each
+    // frame with its own value must leave every frame holding only that value.
+    const base = tcpOf(decodeFrame(hex(LINUX_SAMPLES.data6)));
+    const sizes = [0, 1, 7, 100, 1448, 9000, 20000, 3, 1460, 64000];
+    const frames = Array.from({ length: 300 }, (_, i) =>
+      emitTcpPacket({
+        ip: { src: ip("192.0.2.1"), dst: ip("192.0.2.2") },
+        tcp: { ...base, seq: Seq.of(i), payload: new Uint8Array(sizes[i % sizes.length] ?? 0).fill(i) },
+        ethernet: { src: MAC_A, dst: MAC_B },
+      }),
+    );
+    for (const [i, f] of frames.entries()) {
+      const p = decodeFrame(f);
+      assert.equal(p.error, undefined, `frame ${i}`);
+      assert.equal(tcpOf(p).seq, Seq.of(i));
+      assert.equal(tcpOf(p).payload.length, sizes[i % sizes.length]);
+    }
+    frames.forEach((f, i) => f.fill((i % 255) + 1));
+    for (const [i, f] of frames.entries()) {
+      assert.ok(
+        f.every((b) => b === (i % 255) + 1),
+        `frame ${i} shares bytes with another frame`,
+      );
+    }
+  });
+
   void test("emitArpFrame rebuilds the captured ARP request", () => {
     const f = hex(LINUX_SAMPLES.arpRequest);
     const p = decodeFrame(f);

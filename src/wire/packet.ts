@@ -362,8 +362,10 @@ export interface Icmpv6PacketSpec {
 }
 
 /**
- * A fresh buffer holding the whole TCP packet (or frame, with `ethernet`): IPv4 or IPv6 by the
- * address length, lengths and checksums filled in, the payload copied once.
+ * A fresh view holding the whole TCP packet (or frame, with `ethernet`): IPv4 or IPv6 by the
+ * address length, lengths and checksums filled in, the payload copied once. Its bytes are its
+ * own, but its `ArrayBuffer` may hold other frames too (see `allocFrame`): use the view, not
+ * `.buffer`.
  */
 export function emitTcpPacket(spec: TcpPacketSpec): Uint8Array {
   const caps = spec.checksum ?? Caps.ALL;
@@ -371,11 +373,34 @@ export function emitTcpPacket(spec: TcpPacketSpec): Uint8Array {
   const segLen = tcpBufferLen(spec.tcp);
   const at = linkLen(spec.ethernet);
   const ipLen = ipHeaderLen(ip);
-  const out = new Uint8Array(at + ipLen + segLen);
+  const out = allocFrame(at + ipLen + segLen);
   if (spec.ethernet !== undefined) writeLink(spec.ethernet, ip, out);
   writeIpHeader(ip, TCP_PROTOCOL, segLen, mustCompute(caps.ipv4), out, at);
   const pseudo = mustCompute(caps.tcp) ? pseudoHeaderSum(ip.src, ip.dst, TCP_PROTOCOL, segLen) : undefined;
   writeTcp(spec.tcp, out, at + ipLen, segLen, pseudo);
+  return out;
+}
+
+/**
+ * Frames are cut from slabs of this many bytes: one `ArrayBuffer` per slab instead of one per
+ * frame, which keeps allocation and garbage collection off the per-segment path.
+ */
+const SLAB_BYTES = 1 << 16;
+let slab = new ArrayBuffer(0);
+let slabUsed = 0;
+
+/**
+ * A zeroed view of `n` bytes that no other view shares (slab space is never handed out twice;
+ * a slab is freed once every frame cut from it is). Large frames get a buffer of their own.
+ */
+function allocFrame(n: number): Uint8Array {
+  if (n > SLAB_BYTES >>> 2) return new Uint8Array(n);
+  if (slabUsed + n > slab.byteLength) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = new Uint8Array(slab, slabUsed, n);
+  slabUsed += (n + 7) & ~7;
   return out;
 }
 
