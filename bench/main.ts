@@ -18,6 +18,7 @@ const MODULES: readonly { readonly name: string; readonly load: () => Promise<Be
   { name: "stack", load: () => import("./stack.bench.js") },
   { name: "live", load: () => import("./live.bench.js") },
   { name: "chimney", load: () => import("./chimney.bench.js") },
+  { name: "recovery", load: () => import("./recovery.bench.js") },
 ];
 
 async function main(): Promise<void> {

@@ -99,6 +99,25 @@ export interface TcpConfig {
   /** Duplicate ACKs that trigger fast retransmit (RFC 5681 3.2). */
   readonly dupAckThreshold: number;
   /**
+   * Largest DupThresh the sender's reordering estimate may reach, in segments. The sender starts
+   * at `dupAckThreshold` and raises it when it sees reordering (a hole acknowledged without a
+   * retransmission, or a D-SACK proving a retransmission spurious), as Linux's tcp_reordering
+   * does (RFC 4653, RFC 8985 6.2 reordering window). A value at or below `dupAckThreshold`
+   * disables the adaptation.
+   */
+  readonly maxReordering: number;
+  /**
+   * RFC 2883 D-SACK: as a receiver, report a duplicate segment in the first SACK block; as a
+   * sender, use the peer's D-SACKs to detect spurious retransmissions (RFC 3708).
+   */
+  readonly dsack: boolean;
+  /**
+   * Undo spurious congestion responses: when D-SACK (RFC 3708) or timestamps (RFC 3522 Eifel
+   * detection) prove a fast recovery or a retransmission timeout spurious, restore cwnd and
+   * ssthresh (RFC 4015 response; Linux's undo).
+   */
+  readonly undoSpurious: boolean;
+  /**
    * RFC 8985 tail loss probe on SACK connections: after 2 * SRTT without an ACK, send one
    * segment (new, or the last again) so a tail loss is repaired by SACK recovery instead of
    * the RTO. The probe timer is not part of a snapshot (like the delayed-ACK timer).
@@ -144,6 +163,9 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   keepAliveProbes: 9,
   initialCwndSegments: 10,
   dupAckThreshold: 3,
+  maxReordering: 64,
+  dsack: true,
+  undoSpurious: true,
   tailLossProbe: true,
   maxOooBytes: 1 << 20,
   maxOooRanges: 32,
@@ -176,6 +198,7 @@ export function tcpConfig(overrides: Partial<TcpConfig> = {}): TcpConfig {
   int("keepAliveProbes", c.keepAliveProbes, 1, 255);
   int("initialCwndSegments", c.initialCwndSegments, 1, 1000);
   int("dupAckThreshold", c.dupAckThreshold, 1, 100);
+  int("maxReordering", c.maxReordering, 1, 1000);
   int("maxOooBytes", c.maxOooBytes, 0, 2 ** 30);
   int("maxOooRanges", c.maxOooRanges, 0, 1 << 16);
   return Object.freeze(c);

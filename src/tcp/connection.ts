@@ -46,6 +46,19 @@
  *   segments are outstanding and nothing new can be sent; an RFC 8985 tail loss probe
  *   (`tailLossProbe`, SACK only) sends one segment after 2 * SRTT without an ACK, so a loss
  *   at the tail of a flight is repaired by SACK recovery instead of a 200 ms+ RTO.
+ * - Reordering (measured in the simulator with the live link's fault profile: it halved cwnd
+ *   for nothing about once per 100 segments). DupThresh adapts, as Linux's tcp_reordering
+ *   (RFC 4653 spirit, bounded by `maxReordering`): a hole below SACKed data that is
+ *   cumulatively acknowledged without having been retransmitted raises it to the span from the
+ *   hole to the highest SACKed byte. A fast recovery or timeout is an undoable episode: cwnd
+ *   and ssthresh are remembered, and the episode is undone (RFC 4015 response, Linux's undo)
+ *   when D-SACKs (RFC 2883 / 3708) report every retransmission of it duplicate, or when
+ *   timestamps show the ACK was drawn by an original transmission (RFC 3522 Eifel: a TSecr
+ *   older than the first retransmission's TSval; for a recovery at its full ACK, for a timeout
+ *   at the first ACK after it). An undone recovery also raises DupThresh to its degree + 1.
+ *   As a receiver we send a D-SACK for a duplicate (`dsack`). None of this travels in a
+ *   snapshot: an importer starts with DupThresh = `dupAckThreshold` and nothing to undo (safe:
+ *   it can only miss an undo), and a pending D-SACK is dropped like other ACK details.
  * - The RTO and a Chimney snapshot: while retransmitting, RTO = (SRTT + max(G, 4 RTTVAR))
  *   << retransmission count (clamped to [minRto, maxRto]), which Chimney's SRtt, RttVar and
  *   Retransmit.Count rebuild exactly (chimney/tcp-state.ts deriveRto). One case differs:
@@ -64,6 +77,7 @@
 import { Duration, Instant } from "../time/instant.js";
 import { assert, assertNever, UsageError } from "../util/errors.js";
 import { type SackBlock, TcpFlag, type TcpRepr, type TcpTimestamps } from "../wire/tcp-repr.js";
+import type { ChunkPool } from "../storage/chunk-pool.js";
 import { RecvBuffer } from "../storage/recv-buffer.js";
 import { Reassembler } from "../storage/reassembler.js";
 import { SendQueue } from "../storage/send-queue.js";
@@ -200,6 +214,10 @@ export function newTcpStats(): TcpStats {
     zeroWindowProbes: 0,
     keepAliveProbes: 0,
     sackRecoveries: 0,
+    dsacksIn: 0,
+    dsacksOut: 0,
+    spuriousUndos: 0,
+    reorderingRaised: 0,
   };
 }
 
@@ -310,6 +328,30 @@ export class TcpConnection {
   /** The next `#pollData` may send one new segment beyond cwnd (the probe). */
   #tlpSendNew = false;
 
+  // Reordering and undo of spurious congestion responses (RFC 2883, 3522, 3708, 4015, 4653).
+  /** The sender's DupThresh in segments: `dupAckThreshold`, raised when reordering is seen. */
+  #reordering: number;
+  /**
+   * SND.UNA when the current undoable episode (fast recovery or RTO) began; `undefined` when
+   * there is nothing to undo. Cleared by an undo or when a new episode starts.
+   */
+  #undoMarker: SeqNum | undefined;
+  /** Segments retransmitted in the episode and not yet reported duplicate by a D-SACK. */
+  #undoRetrans = 0;
+  /** cwnd and ssthresh before the episode's reduction (restored by an undo). */
+  #priorCwnd = 0;
+  #priorSsthresh = 0;
+  /** Our TSval on the episode's first retransmission (RFC 3522 Eifel detection). */
+  #undoTsVal: number | undefined;
+  /** The episode has retransmitted something. */
+  #undoRetransmitted = false;
+  /** The episode is a retransmission timeout (else a fast recovery). */
+  #undoRto = false;
+  /** SACKed segments above SND.UNA when the fast recovery began: its reordering degree. */
+  #recoveryDegree = 0;
+  /** Receiver: a D-SACK block (RFC 2883) for the next outgoing segment. */
+  #dsack: SackBlock | undefined;
+
   // Timers.
   #rtxAt: Instant | undefined;
   #delackAt: Instant | undefined;
@@ -385,6 +427,7 @@ export class TcpConnection {
     this.#cwnd = cfg.initialCwndSegments * cfg.mss;
     this.#lastRecvAt = now;
     this.#now = now;
+    this.#reordering = cfg.dupAckThreshold;
     this.#noDelay = cfg.noDelay;
     this.#keepAlive = cfg.keepAlive;
     this.#kaIdle = cfg.keepAliveIdle;
@@ -439,9 +482,10 @@ export class TcpConnection {
   /**
    * Rebuilds a connection from `exportState`'s snapshot on this engine (the chimney's
    * offload or upload). `now` is this engine's clock; every timer restarts from its remaining
-   * delta and the timestamp clock continues from `tsTime` (Chimney 17.9).
+   * delta and the timestamp clock continues from `tsTime` (Chimney 17.9). Buffered chunks
+   * handed out by `pool` are given back to it as the application consumes them.
    */
-  static importState(snap: TcpSnapshot, now: Instant, cfg: TcpConfig): TcpConnection {
+  static importState(snap: TcpSnapshot, now: Instant, cfg: TcpConfig, pool?: ChunkPool): TcpConnection {
     const k = snap.constState;
     const ca = snap.cachedState;
     const d = snap.delegated;
@@ -485,7 +529,11 @@ export class TcpConnection {
     c.#rcvNxt = d.rcvNxt;
     c.#rcvAdv = d.rcvAdv;
     c.#finReceived = d.finReceived;
-    for (const chunk of d.bufferedData) c.#rcvBuf.push(chunk);
+    // Chunks lying in `pool` memory go back to it once read by copy or consumed.
+    for (const chunk of d.bufferedData) {
+      if (pool?.owns(chunk) === true) c.#rcvBuf.pushPooled(chunk, pool);
+      else c.#rcvBuf.push(chunk);
+    }
     c.#evReadable = c.#rcvBuf.length > 0;
     c.#evPeerFin = d.finReceived;
     c.#evAcked = d.unreportedAcked;
@@ -740,10 +788,21 @@ export class TcpConnection {
    */
   shutdownRead(now: Instant): void {
     this.#readShut = true;
-    while (this.#rcvBuf.read() !== undefined);
+    this.#rcvBuf.clear();
     this.#afterRead();
     if (this.#state === "FIN-WAIT-2" && this.#closeAt === undefined)
       this.#closeAt = Instant.add(now, this.#cfg.finWait2Timeout);
+  }
+
+  /**
+   * Starts the FIN-WAIT-2 timer (cfg.finWait2Timeout) if the connection is in FIN-WAIT-2 and it
+   * is not running, without shutting the read side (Chimney FW2-3: an offload target times out
+   * FIN-WAIT-2 even when the host may still receive). Returns true when it is running.
+   */
+  armFinWait2Timer(now: Instant): boolean {
+    if (this.#state !== "FIN-WAIT-2") return false;
+    this.#closeAt ??= Instant.add(now, this.#cfg.finWait2Timeout);
+    return true;
   }
 
   /** ABORT (RFC 9293 3.10.5): a RST goes out in synchronized states; queues are dropped. */
@@ -1333,6 +1392,10 @@ export class TcpConnection {
     if (!acceptable && !zeroWindowAtEdge) {
       this.stats.dropsOutOfWindow++;
       if (!(f & TcpFlag.RST)) this.#ackNow = true;
+      // RFC 2883: a segment wholly below RCV.NXT is a duplicate; report it.
+      if (payloadLen > 0 && off < 0 && !(f & TcpFlag.RST)) {
+        this.#noteDuplicate(seg.seq, Seq.add(seg.seq, Math.min(payloadLen, -off)));
+      }
       if (
         this.#state === "TIME-WAIT" &&
         f & TcpFlag.FIN &&
@@ -1492,7 +1555,10 @@ export class TcpConnection {
     ) {
       this.#onDupAck(now, seg);
     }
-    if (this.#sackOk && seg.sack.length > 0) this.#updateScoreboard(seg.sack);
+    if (this.#sackOk && seg.sack.length > 0) {
+      if (this.#cfg.dsack) this.#checkDsack(seg);
+      this.#updateScoreboard(seg.sack);
+    }
     // Window update (RFC 9293 3.10.7.4: only for SND.UNA =< SEG.ACK, then the WL1 / WL2 rule).
     const fresh = Seq.lt(this.#sndWl1, seg.seq) || (this.#sndWl1 === seg.seq && Seq.le(this.#sndWl2, ack));
     if (Seq.ge(ack, this.#sndUna) && fresh) {
@@ -1550,6 +1616,7 @@ export class TcpConnection {
     const dataEnd = this.#dataEnd();
     const newHead = Seq.lt(ack, dataEnd) ? ack : dataEnd;
     const dataAcked = Seq.gt(newHead, this.#sendHead) ? Seq.diff(newHead, this.#sendHead) : 0;
+    if (dataAcked > 0 && this.#sacked.length > 0) this.#detectReordering(this.#sendHeadOff + dataAcked);
     if (dataAcked > 0) {
       this.#sendQ.drop(dataAcked);
       this.#sendHead = newHead;
@@ -1571,16 +1638,30 @@ export class TcpConnection {
       this.#rttSample(now - this.#rttTime);
       this.#rttSeq = undefined;
     }
+    // RFC 3522 / 4015: the first ACK past a timeout's retransmission decides whether the
+    // timeout was spurious (the ACK echoes a TSval older than the retransmission's).
+    const afterRto = this.#undoRto && this.#undoMarker !== undefined && this.#rtxCount > 0;
     this.#rtxCount = 0;
     this.#rtxStart = undefined;
+    if (afterRto) {
+      if (this.#eifelSpurious(seg)) this.#undo();
+      else this.#undoTsVal = undefined; // only the first ACK decides; D-SACK still may
+    }
     // Congestion control.
     if (this.#inRecovery) {
       const recover = this.#recover ?? ack;
       if (Seq.ge(ack, recover)) {
-        // Full ACK (RFC 6582 3.2 step 3): deflate.
+        // Full ACK (RFC 6582 3.2 step 3): deflate to min(ssthresh, FlightSize + SMSS), but
+        // to no less than two segments: the flight is often almost empty at the full ACK, and
+        // a lone segment that is lost draws no duplicate ACK at all (only a timeout), while of
+        // two, one can still trigger early retransmit (RFC 5827).
         this.#inRecovery = false;
-        this.#cwnd = Math.max(smss, Math.min(this.#ssthresh, Math.max(this.#flight(), 0) + smss));
+        this.#cwnd = Math.max(smss, Math.min(this.#ssthresh, Math.max(2 * smss, this.#flight() + smss)));
         this.#dupAcks = 0;
+        // Undo a recovery that D-SACKs or the echoed timestamp prove spurious.
+        if (this.#undoMarker !== undefined && !this.#undoRto) {
+          if ((this.#undoRetransmitted && this.#undoRetrans <= 0) || this.#eifelSpurious(seg)) this.#undo();
+        }
       } else if (this.#sackOk) {
         // RFC 6675: keep sending by pipe; nothing to deflate.
         if (Seq.lt(this.#sndNxt, this.#sndUna)) this.#sndNxt = this.#sndUna;
@@ -1610,6 +1691,104 @@ export class TcpConnection {
     this.#armTlp(now);
   }
 
+  /**
+   * Starts an undoable episode (a fast recovery, or the first timeout): remembers cwnd and
+   * ssthresh before the reduction. A timeout during a fast recovery continues its episode.
+   */
+  #beginUndo(rto: boolean): void {
+    if (!this.#cfg.undoSpurious) {
+      this.#undoMarker = undefined;
+      return;
+    }
+    if (!(rto && this.#inRecovery && this.#undoMarker !== undefined)) {
+      this.#undoMarker = this.#sndUna;
+      this.#priorCwnd = this.#cwnd;
+      this.#priorSsthresh = this.#ssthresh;
+      this.#undoRetrans = 0;
+      this.#undoRetransmitted = false;
+      this.#undoTsVal = undefined;
+    }
+    this.#undoRto = rto;
+  }
+
+  /**
+   * RFC 3522 Eifel detection: the ACK echoes a timestamp older than the episode's first
+   * retransmission, so an original transmission, not the retransmission, drew it.
+   */
+  #eifelSpurious(seg: TcpRepr): boolean {
+    const ts = seg.timestamps;
+    const sent = this.#undoTsVal;
+    if (!this.#tsOk || ts === undefined || ts.tsEcr === 0 || sent === undefined) return false;
+    return ((ts.tsEcr - sent) | 0) < 0;
+  }
+
+  /**
+   * RFC 4015-style response to a spurious fast recovery or timeout (Linux's undo): restore
+   * cwnd and ssthresh, learn the reordering that fooled us, and after a timeout resume with
+   * new data instead of resending what is in flight.
+   */
+  #undo(): void {
+    this.stats.spuriousUndos++;
+    this.#cwnd = Math.max(this.#cwnd, this.#priorCwnd);
+    this.#ssthresh = Math.max(this.#ssthresh, this.#priorSsthresh);
+    this.#caAcc = 0;
+    if (this.#undoRto) {
+      if (Seq.lt(this.#sndNxt, this.#sndMax)) this.#sndNxt = this.#sndMax;
+    } else {
+      this.#raiseReordering(this.#recoveryDegree + 1);
+    }
+    this.#undoMarker = undefined;
+    this.#undoTsVal = undefined;
+    this.#undoRetrans = 0;
+    this.#undoRetransmitted = false;
+  }
+
+  /**
+   * RFC 2883 / 3708 on the sender: a first SACK block at or below the cumulative ACK, or
+   * inside the second block, reports a duplicate. When every retransmission of the current
+   * episode has been reported so, the episode was spurious; outside fast recovery it is undone
+   * at once (inside, at its full ACK).
+   */
+  #checkDsack(seg: TcpRepr): void {
+    const first = seg.sack[0];
+    if (first === undefined || !Seq.lt(first.left, first.right)) return;
+    const second = seg.sack[1];
+    const isDsack =
+      Seq.le(first.right, seg.ack) ||
+      (second !== undefined && Seq.ge(first.left, second.left) && Seq.le(first.right, second.right));
+    if (!isDsack) return;
+    this.stats.dsacksIn++;
+    const marker = this.#undoMarker;
+    if (marker === undefined || !this.#undoRetransmitted) return;
+    if (Seq.lt(first.left, marker) || Seq.gt(first.right, this.#sndMax)) return;
+    this.#undoRetrans -= Math.max(1, Math.ceil(Seq.diff(first.right, first.left) / this.#smss()));
+    if (this.#undoRetrans <= 0 && !this.#inRecovery) this.#undo();
+  }
+
+  /**
+   * Reordering seen without a retransmission (Linux tcp_check_sack_reordering): the
+   * cumulative ACK up to `newOff` covers a hole below SACKed data that was never retransmitted,
+   * so the original arrived late. DupThresh grows to the span from the hole to the highest
+   * SACKed byte, so the same reordering does not trigger a fast retransmit again.
+   */
+  #detectReordering(newOff: number): void {
+    if (this.#inRecovery || this.#rtxCount > 0 || Seq.lt(this.#sndNxt, this.#sndMax)) return;
+    const hole = this.#firstUnsacked(this.#sendHeadOff, newOff);
+    const sb = this.#sacked;
+    const high = sb[sb.length - 1] as number; // non-empty
+    if (hole >= newOff || hole < this.#highRxt || high <= hole) return;
+    this.#raiseReordering(Math.ceil((high - hole) / this.#smss()));
+  }
+
+  /** Raises the reordering estimate (DupThresh) to `degree` segments, within the bound. */
+  #raiseReordering(degree: number): void {
+    const r = Math.min(Math.max(this.#cfg.maxReordering, this.#cfg.dupAckThreshold), degree);
+    if (r > this.#reordering) {
+      this.#reordering = r;
+      this.stats.reorderingRaised++;
+    }
+  }
+
   /** A duplicate ACK (RFC 5681 2 definition). */
   #onDupAck(now: Instant, seg: TcpRepr): void {
     this.stats.dupAcksIn++;
@@ -1619,7 +1798,7 @@ export class TcpConnection {
       if (!this.#sackOk) this.#cwnd += smss; // RFC 6582 3.2 step 3: inflate
       return;
     }
-    let thresh = this.#cfg.dupAckThreshold;
+    let thresh = this.#reordering;
     // RFC 5827 early retransmit: with fewer than DupThresh + 1 segments outstanding and no
     // new data to send, DupThresh duplicate ACKs can never arrive; use outstanding - 1.
     const oseg = Math.ceil(this.#flight() / smss);
@@ -1632,6 +1811,12 @@ export class TcpConnection {
       if (Seq.lt(this.#sndUna, this.#recover)) return;
     }
     const flight = this.#flight();
+    this.#beginUndo(false);
+    // The reordering this recovery would prove if it turns out spurious: the span from SND.UNA
+    // to the highest SACKed byte, or the duplicate ACKs counted.
+    const sb = this.#sacked;
+    const span = sb.length > 0 ? (sb[sb.length - 1] as number) - this.#sendHeadOff : 0;
+    this.#recoveryDegree = Math.max(this.#dupAcks, Math.ceil(span / smss));
     this.#ssthresh = Math.max(Math.floor(flight / 2), 2 * smss);
     this.#recover = this.#sndMax;
     this.#inRecovery = true;
@@ -1681,6 +1866,8 @@ export class TcpConnection {
     const p = seg.payload;
     // Trim to the window [RCV.NXT, RCV.ADV).
     const start = off < 0 ? -off : 0;
+    // RFC 2883: the part below RCV.NXT was received before; report it in a D-SACK.
+    if (start > 0) this.#noteDuplicate(seg.seq, Seq.add(seg.seq, Math.min(start, p.length)));
     const end = Math.min(p.length, wnd - off);
     if (start >= end) {
       this.#ackNow = true;
@@ -1728,6 +1915,11 @@ export class TcpConnection {
     if (r === "full") {
       this.stats.dropsOooFull++;
       return false;
+    }
+    if (r === "duplicate" && data.length > 0) {
+      // RFC 2883 4: the D-SACK first, then the SACK block that holds the duplicate.
+      const left = Seq.add(this.#rcvNxt, off + start);
+      this.#noteDuplicate(left, Seq.add(left, data.length));
     }
     if (this.#sackOk) {
       this.#sackRecent.unshift(at);
@@ -1855,6 +2047,7 @@ export class TcpConnection {
     this.#rto = Math.min(this.#cfg.maxRto, this.#rto * 2);
     const smss = this.#smss();
     if (!syn) {
+      if (this.#rtxCount === 1) this.#beginUndo(true);
       // RFC 5681 eq. 4 (only on the first timeout of a loss episode), then one segment.
       if (this.#rtxCount === 1) this.#ssthresh = Math.max(Math.floor(outstanding / 2), 2 * smss);
       this.#cwnd = smss;
@@ -2027,7 +2220,9 @@ export class TcpConnection {
   /** Data, FIN and retransmissions in synchronized states. */
   #pollData(now: Instant): TcpRepr | undefined {
     const smss = this.#smss();
-    const maxPayload = smss - (this.#sackOk && !this.#ooo.isEmpty ? this.#sackOptionBytes() : 0);
+    const maxPayload =
+      smss -
+      (this.#sackOk && (!this.#ooo.isEmpty || this.#dsack !== undefined) ? this.#sackOptionBytes() : 0);
     // 1. A pending fast retransmission or SACK NextSeg.
     const rtx = this.#rtxNext;
     if (rtx !== undefined) {
@@ -2056,7 +2251,7 @@ export class TcpConnection {
     const probe = this.#tlpSendNew;
     this.#tlpSendNew = false;
     // RFC 3042 limited transmit: the first two duplicate ACKs each allow one new segment.
-    if (!this.#inRecovery && this.#dupAcks > 0 && this.#dupAcks < this.#cfg.dupAckThreshold)
+    if (!this.#inRecovery && this.#dupAcks > 0 && this.#dupAcks < this.#reordering)
       cw += this.#dupAcks * smss;
     const inFlight =
       this.#sackOk && this.#inRecovery
@@ -2113,6 +2308,17 @@ export class TcpConnection {
     const segEnd = Seq.add(seq, consumed);
     if (isRtx || Seq.lt(seq, this.#sndMax)) {
       this.stats.retransmits++;
+      // HighRxt covers every retransmission (also go-back-N and probes), so a hole filled by
+      // one is never taken for reordering (`#detectReordering`).
+      const endOff = this.#offsetOf(segEnd);
+      if (endOff > this.#highRxt) this.#highRxt = endOff;
+      if (this.#undoMarker !== undefined) {
+        this.#undoRetrans++;
+        if (!this.#undoRetransmitted) {
+          this.#undoRetransmitted = true;
+          this.#undoTsVal = this.#tsOk ? this.#tsNow(now) : undefined;
+        }
+      }
       this.#rttSeq = undefined; // Karn
     } else if (this.#rttSeq === undefined && !this.#tsOk && consumed > 0) {
       this.#rttSeq = segEnd;
@@ -2175,7 +2381,7 @@ export class TcpConnection {
    */
   #lostRetransmission(now: Instant, maxPayload: number): TcpRepr | undefined {
     const m = this.#rtxMarks;
-    const limit = (this.#cfg.dupAckThreshold - 1) * this.#smss();
+    const limit = (this.#reordering - 1) * this.#smss();
     for (let i = 0; i < m.length; ) {
       const e = m[i + 1] as number;
       let s = Math.max(m[i] as number, this.#sendHeadOff);
@@ -2253,7 +2459,7 @@ export class TcpConnection {
    * SACKed ranges, or more than (DupThresh - 1) * SMSS SACKed bytes, lie above it.
    */
   #isLost(off: number): boolean {
-    const thresh = this.#cfg.dupAckThreshold;
+    const thresh = this.#reordering;
     let ranges = 0;
     let bytes = 0;
     for (let i = 0; i < this.#sacked.length; i += 2) {
@@ -2391,7 +2597,7 @@ export class TcpConnection {
       mss: undefined,
       windowScale: undefined,
       sackPermitted: false,
-      sack: this.#sackOk && !this.#ooo.isEmpty ? this.#sackBlocks() : NO_SACK,
+      sack: this.#sackOk && (!this.#ooo.isEmpty || this.#dsack !== undefined) ? this.#sackBlocks() : NO_SACK,
       timestamps: this.#tsOk ? { tsVal: this.#tsNow(now), tsEcr: this.#tsRecent } : undefined,
       unknownOptions: NO_OPTS,
       payload,
@@ -2418,18 +2624,25 @@ export class TcpConnection {
   #sackBlocks(): SackBlock[] {
     const max = this.#tsOk ? 3 : 4;
     const out: SackBlock[] = [];
+    const dsack = this.#dsack;
+    if (dsack !== undefined) {
+      // RFC 2883 4: the D-SACK block goes first, in one ACK only.
+      this.#dsack = undefined;
+      this.stats.dsacksOut++;
+      out.push(dsack);
+    }
     const toSeq = (o: number): SeqNum => Seq.add(this.#rcvNxt, o - this.#rcvNxtOff);
     for (const at of this.#sackRecent) {
       const r = this.#ooo.rangeContaining(at);
       if (r === undefined) continue;
       const left = toSeq(r[0]);
-      if (out.some((b) => b.left === left)) continue;
+      if (out.some((b, i) => b.left === left && (i > 0 || dsack === undefined))) continue;
       out.push({ left, right: toSeq(r[1]) });
       if (out.length === max) return out;
     }
     for (const [s, e] of this.#ooo.ranges()) {
       const left = toSeq(s);
-      if (out.some((b) => b.left === left)) continue;
+      if (out.some((b, i) => b.left === left && (i > 0 || dsack === undefined))) continue;
       out.push({ left, right: toSeq(e) });
       if (out.length === max) break;
     }
@@ -2438,7 +2651,17 @@ export class TcpConnection {
 
   #sackOptionBytes(): number {
     const n = this.#tsOk ? 3 : 4;
-    return Math.min(n, this.#ooo.rangeCount) * 8 + 4;
+    return Math.min(n, this.#ooo.rangeCount + (this.#dsack === undefined ? 0 : 1)) * 8 + 4;
+  }
+
+  /**
+   * Receiver side of RFC 2883: remembers [left, right) as the D-SACK block of the next
+   * segment we send (the latest duplicate wins), and makes sure an ACK goes out.
+   */
+  #noteDuplicate(left: SeqNum, right: SeqNum): void {
+    if (!this.#sackOk || !this.#cfg.dsack || !Seq.lt(left, right)) return;
+    this.#dsack = { left, right };
+    this.#ackNow = true;
   }
 
   #makeRst(seq: SeqNum, ack: SeqNum, withAck: boolean): TcpRepr {

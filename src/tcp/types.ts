@@ -90,6 +90,17 @@ export interface TcpStats {
   zeroWindowProbes: number;
   keepAliveProbes: number;
   sackRecoveries: number;
+  /** D-SACK blocks received that reported a duplicate of our data (RFC 2883). */
+  dsacksIn: number;
+  /** D-SACK blocks we sent, each reporting a duplicate segment the peer sent us (RFC 2883). */
+  dsacksOut: number;
+  /**
+   * Fast recoveries and retransmission timeouts found spurious (RFC 3708 D-SACK, RFC 3522
+   * Eifel timestamps) and undone: cwnd and ssthresh restored (RFC 4015).
+   */
+  spuriousUndos: number;
+  /** Times the reordering estimate (the adaptive DupThresh) grew. */
+  reorderingRaised: number;
 }
 
 /**
