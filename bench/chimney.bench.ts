@@ -9,31 +9,49 @@
  * BufferedData NBLs returned to the target. The driver loop is the one a NIC driver runs (target
  * `process`, stack output into the target, target output); the clock does not move. Each sample
  * re-offloads the same connection (untimed) and the application reads the bytes afterwards
- * (untimed). Reported as a fixed cost (the 0-byte case) plus a per-byte cost from the largest
+ * (untimed). Each case first runs a few unmeasured rounds (`warmRounds`: optimized code, a filled
+ * receive pool, as the copy baselines are warmed); the first round's time is shown apart
+ * ("first us"). Reported as a fixed cost (the 0-byte case) plus a per-byte cost from the largest
  * case, by median and by minimum (the machine is shared: the minimum is the least disturbed
  * sample), and the per-byte cost as a ratio to `Uint8Array.prototype.set` of the same bytes
- * measured in the same run. The `set` baseline copies with source and destination in one buffer,
- * 64-byte aligned relative to each other and not 4 KiB-aliased (memcpy's fast case; on this
- * machine `set` is up to 20x slower when the destination sits 8-63 bytes past the source modulo
- * 4 KiB), so the ratio is not flattered. A second baseline allocates the destination first
- * (`new Uint8Array(n)` + `set`), which any copy into fresh host memory pays. The terminate's own
- * copy cannot choose its placement: the BufferedData arrives as one MDL per received segment
- * (1448 bytes each, wherever the frames happen to sit), so it makes one `set` per segment into a
- * new array whose pages are touched for the first time.
+ * measured in the same run.
+ *
+ * Where the copy lands: the host copies BufferedData into chunks of its receive pool
+ * (`OffloadManager.recvPool`, 64 KiB chunks), memory that already exists and was written before,
+ * one `set` per MDL (one per received segment, wherever the frames sit; two where a segment
+ * straddles chunks). A chunk goes back to the pool when the application consumes its bytes by
+ * copy; a zero-copy `recv` view takes the chunk out of the pool (the application may keep the
+ * view), so the next terminate copies into fresh memory. The main cases read by copy (a POSIX
+ * `read` into the application's own buffer); `terminate/latency 16MiB, app reads views` shows the
+ * other way. The first (unmeasured) round of a size starts with an empty pool (fresh memory).
+ *
+ * The `set` baseline therefore copies into pre-existing memory too: source and destination in
+ * one buffer written before, 64-byte aligned relative to each other and not 4 KiB-aliased
+ * (memcpy's fast case; on this machine `set` is up to 20x slower when the destination sits 8-63
+ * bytes past the source modulo 4 KiB), so the ratio is not flattered. A second baseline
+ * allocates the destination first (`new Uint8Array(n)` + `set`), which a copy into fresh memory
+ * pays (shown for reference).
  *
  * Terminate storm: 10,000 offloaded connections (one neighbor, one path), each with 1 KiB
  * buffered at the target, uploaded in one tree (`terminateNeighbor`: neighbor -> path -> every
  * TCP block), wall time (and process CPU time, GC helper threads included) from the call until
  * every connection is back on the host and every NBL returned. Memory per offloaded connection:
- * heap deltas after a full GC (`--expose-gc`; `npm run bench` sets it), per connection.
+ * deltas of the JS heap and of array buffer memory (where payload bytes live) after a full GC
+ * (`--expose-gc`; `npm run bench` sets it), per connection.
  *
  * The peer is a plain host stack; frames move synchronously (no link, no scheduler).
  */
 import { cpus, loadavg } from "node:os";
-import { acceptAllKnobs, OffloadManager, type ReceiveKnobs } from "../src/host/offload-manager.js";
+import {
+  acceptAllKnobs,
+  OffloadManager,
+  RECV_CHUNK_BYTES,
+  type ReceiveKnobs,
+} from "../src/host/offload-manager.js";
 import { type HostConn, HostStack, type StackEvent } from "../src/host/stack.js";
 import { BufferLedger } from "../src/nbl/ledger.js";
 import { Prng } from "../src/sim/prng.js";
+import { ChunkFiller, ChunkPool } from "../src/storage/chunk-pool.js";
 import { SoftwareTarget } from "../src/target/software-target.js";
 import { tcpConfig } from "../src/tcp/config.js";
 import { Instant } from "../src/time/instant.js";
@@ -197,10 +215,24 @@ function fill(p: Pair, peerConns: readonly HostConn[], bytes: number): void {
   for (const left of pending.values()) if (left > 0) throw new Error(`the peer could not send ${left} bytes`);
 }
 
+/** How the application reads: copies into its own buffer, or takes zero-copy views. */
+type ReadBy = "copy" | "view";
+
+/** The application's read buffer (reused, as a POSIX `read` into a fixed buffer). */
+const APP_BUF = new Uint8Array(64 << 10);
+
 /** Reads everything host A holds for `c` (so the next round starts empty); returns the count. */
-function drain(p: Pair, c: HostConn): number {
+function drain(p: Pair, c: HostConn, readBy: ReadBy): number {
   let n = 0;
-  for (let d = p.a.recv(NOW, c); d !== undefined; d = p.a.recv(NOW, c)) n += d.length;
+  if (readBy === "view") {
+    for (let d = p.a.recv(NOW, c); d !== undefined; d = p.a.recv(NOW, c)) n += d.length;
+  } else {
+    // The stack has no copying read of its own: the engine's `recvInto`, run through
+    // `configure` so the stack sends the window update as after `recv`.
+    p.a.configure(NOW, c, (tcp) => {
+      for (let k = tcp.recvInto(APP_BUF); k > 0; k = tcp.recvInto(APP_BUF)) n += k;
+    });
+  }
   settle(p);
   return n;
 }
@@ -230,6 +262,10 @@ interface Stats {
   readonly medianUs: number;
   readonly minUs: number;
   readonly samples: number;
+  /** Receive pool use over the run (terminate latency cases only). */
+  readonly pool?: string;
+  /** The first, unmeasured round: cold code and an empty receive pool (terminate latency only). */
+  readonly firstUs?: number;
 }
 
 function summarize(us: number[]): Stats {
@@ -252,25 +288,43 @@ function cpuSince(start: NodeJS.CpuUsage): number {
  * sends `bytes` (they arrive at the target as segments, are acknowledged and held), terminate
  * (timed), then the application reads them on the host.
  */
-function terminateLatency(bytes: number, samples: number): Stats {
+export function terminateLatency(
+  bytes: number,
+  samples: number,
+  warm: number,
+  readBy: ReadBy = "copy",
+): Stats {
   const p = pair(Math.max(bytes * 2, 1 << 20));
   const [conn] = connect(p, 1);
   if (conn === undefined) throw new Error("no connection");
   const [c, peer] = conn;
-  const us: number[] = [];
-  for (let i = 0; i < samples; i++) {
+  const all: number[] = [];
+  for (let i = 0; i < warm + samples; i++) {
     offloadAll(p, [c]);
     fill(p, [peer], bytes);
     const t0 = process.hrtime.bigint();
     if (!p.manager.terminate(c)) throw new Error("terminate refused");
     untilUploaded(p, [c]);
     const t1 = process.hrtime.bigint();
-    us.push(Number(t1 - t0) / 1000);
+    all.push(Number(t1 - t0) / 1000);
     if (p.a.readable(c) !== bytes) throw new Error(`host holds ${p.a.readable(c)} of ${bytes} bytes`);
-    if (drain(p, c) !== bytes) throw new Error("the application read the wrong byte count");
+    if (drain(p, c, readBy) !== bytes) throw new Error("the application read the wrong byte count");
   }
   p.ledger.assertQuiescent();
-  return summarize(us);
+  const ps = p.manager.recvPool.stats;
+  return {
+    ...summarize(all.slice(warm)),
+    firstUs: all[0] ?? Number.NaN,
+    pool: `${ps.allocated} allocated, ${ps.reused} reused, ${ps.detached} detached; ${p.manager.recvPool.retainedBytes >> 10} KiB idle`,
+  };
+}
+
+/**
+ * Unmeasured rounds before a latency case (as `timeUs` warms the copy baselines): the code gets
+ * optimized and the receive pool filled. Fewer for the big sizes, whose rounds take milliseconds.
+ */
+function warmRounds(bytes: number): number {
+  return bytes >= 16 << 20 ? 2 : bytes >= 1 << 20 ? 5 : bytes > 0 ? 50 : 300;
 }
 
 /** Median microseconds of `fn` over `samples` runs (after `warm` unmeasured ones). */
@@ -297,6 +351,30 @@ function copyBaseline(bytes: number, samples: number): Stats {
   });
 }
 
+/**
+ * The host's copy alone: `bytes` in 1448-byte payloads of separate 1514-byte frames (as the
+ * BufferedData MDLs arrive), one `set` per payload into warm receive pool chunks through a
+ * `ChunkFiller`, chunks given back after each round. The floor for a per-MDL copy.
+ */
+function segmentCopyBaseline(bytes: number, samples: number): Stats {
+  const SEG = 1448;
+  const HDR = 66;
+  const frames: Uint8Array[] = [];
+  for (let at = 0; at < bytes; at += SEG) {
+    const n = Math.min(SEG, bytes - at);
+    const f = new Uint8Array(HDR + n).map((_, i) => (at + i) & 0xff);
+    frames.push(f.subarray(HDR));
+  }
+  const pool = new ChunkPool(RECV_CHUNK_BYTES, bytes + RECV_CHUNK_BYTES);
+  return timeUs(samples, 3, () => {
+    const filler = new ChunkFiller(pool, bytes);
+    for (const f of frames) filler.writeView(f);
+    const out = filler.finish();
+    sink ^= out[out.length - 1]?.[0] ?? 0;
+    for (const c of out) if (pool.owns(c)) pool.give(c);
+  });
+}
+
 /** A fresh destination, then `set` (what a copy into new host memory costs). */
 function allocCopyBaseline(bytes: number, samples: number): Stats {
   const src = new Uint8Array(bytes).map((_, i) => i & 0xff);
@@ -307,25 +385,38 @@ function allocCopyBaseline(bytes: number, samples: number): Stats {
   });
 }
 
+/** Memory: JS heap bytes and array buffer (payload) bytes. */
+interface Mem {
+  readonly heap: number;
+  readonly buffers: number;
+}
+
 /** The terminate storm's figures. */
 interface StormResult {
   readonly ms: number;
   readonly cpuMs: number;
   readonly perConnUs: number;
   /** Heap per connection: both ends on their hosts, idle. */
-  readonly hostPair: number;
+  readonly hostPair: Mem;
   /** Heap added per connection by offloading it (idle). */
-  readonly offloaded: number;
+  readonly offloaded: Mem;
   /** Heap added per connection by the bytes buffered at the target. */
-  readonly buffered: number;
+  readonly buffered: Mem;
 }
 
 /** The terminate storm: wall time of one `terminateNeighbor` over `count` connections, and memory. */
-function storm(count: number, bytesEach: number): StormResult {
-  const heap = () => {
+export function storm(count: number, bytesEach: number): StormResult {
+  const heap = (): Mem => {
+    // Twice: array buffers freed by one collection are released to the count by the next.
     globalThis.gc?.();
-    return process.memoryUsage().heapUsed;
+    globalThis.gc?.();
+    const m = process.memoryUsage();
+    return { heap: m.heapUsed, buffers: m.arrayBuffers };
   };
+  const per = (a: Mem, b: Mem): Mem => ({
+    heap: (b.heap - a.heap) / count,
+    buffers: (b.buffers - a.buffers) / count,
+  });
   const p = pair(1 << 20);
   const empty = heap();
   const conns = connect(p, count);
@@ -355,9 +446,9 @@ function storm(count: number, bytesEach: number): StormResult {
     ms,
     cpuMs,
     perConnUs: (ms * 1000) / count,
-    hostPair: (connected - empty) / count,
-    offloaded: (offloaded - connected) / count,
-    buffered: (filled - offloaded) / count,
+    hostPair: per(empty, connected),
+    offloaded: per(connected, offloaded),
+    buffered: per(offloaded, filled),
   };
 }
 
@@ -379,6 +470,7 @@ export async function run(filter: RegExp | undefined): Promise<void> {
       "min us": st.minUs.toFixed(1),
       samples: String(st.samples),
       "ns/byte (min)": bytes === 0 ? "-" : ((st.minUs * 1000) / bytes).toFixed(3),
+      "first us": st.firstUs === undefined ? "-" : st.firstUs.toFixed(1),
     });
   };
   const latency = new Map<number, Stats>();
@@ -387,15 +479,23 @@ export async function run(filter: RegExp | undefined): Promise<void> {
   if (sizes.length > 0 && !sizes.includes(0)) sizes.unshift(0);
   for (const bytes of sizes) {
     const samples = bytes >= 16 << 20 ? 9 : bytes >= 1 << 20 ? 25 : bytes > 0 ? 200 : 1000;
-    const st = terminateLatency(bytes, samples);
+    const st = terminateLatency(bytes, samples, warmRounds(bytes));
     latency.set(bytes, st);
     row(`terminate/latency ${label(bytes)}`, st, bytes);
   }
   const big = sizes[sizes.length - 1] ?? BIGGEST;
+  let viewReads: Stats | undefined;
+  if (want(`terminate/latency ${label(BIGGEST)}, app reads views`)) {
+    viewReads = terminateLatency(BIGGEST, 9, warmRounds(BIGGEST), "view");
+    row(`terminate/latency ${label(BIGGEST)}, app reads views`, viewReads, BIGGEST);
+  }
   const copy = big > 0 ? copyBaseline(big, 21) : undefined;
   const allocCopy = big > 0 ? allocCopyBaseline(big, 21) : undefined;
-  if (copy !== undefined) row(`copy/set ${label(big)} (aligned, one buffer)`, copy, big);
-  if (allocCopy !== undefined) row(`copy/alloc+set ${label(big)}`, allocCopy, big);
+  if (copy !== undefined) row(`copy/set ${label(big)} (into existing memory)`, copy, big);
+  if (allocCopy !== undefined) row(`copy/alloc+set ${label(big)} (into fresh memory)`, allocCopy, big);
+  const segCopy = big > 0 ? segmentCopyBaseline(big, 21) : undefined;
+  if (segCopy !== undefined)
+    row(`copy/set per 1448 B segment ${label(big)} (into pool chunks)`, segCopy, big);
   let stormResult: StormResult | undefined;
   if (want("terminate/storm")) {
     stormResult = storm(STORM_CONNS, STORM_BYTES_PER_CONN);
@@ -436,9 +536,23 @@ export async function run(filter: RegExp | undefined): Promise<void> {
       const perByteNs = ((pick(largest) - pick(fixed)) * 1000) / big;
       const ratio = perByteNs / ((pick(copy) * 1000) / big);
       const allocRatio = perByteNs / ((pick(allocCopy) * 1000) / big);
+      const segRatio = segCopy === undefined ? Number.NaN : perByteNs / ((pick(segCopy) * 1000) / big);
       console.log(
         `terminate per-byte cost (${measure}): ${perByteNs.toFixed(3)} ns/B = ${ratio.toFixed(2)}x set ` +
-          `(target <= ${TARGET_PER_BYTE_VS_COPY}x) ${verdict(ratio <= TARGET_PER_BYTE_VS_COPY)}; ${allocRatio.toFixed(2)}x alloc+set`,
+          `into existing memory (target <= ${TARGET_PER_BYTE_VS_COPY}x) ${verdict(ratio <= TARGET_PER_BYTE_VS_COPY)}; ` +
+          `${allocRatio.toFixed(2)}x alloc+set; ${segRatio.toFixed(2)}x set per segment`,
+      );
+    }
+    for (const bytes of sizes) {
+      const st = latency.get(bytes);
+      if (st?.pool !== undefined && bytes > 0)
+        console.log(`  receive pool, ${label(bytes)} case: ${st.pool}`);
+    }
+    if (viewReads?.pool !== undefined) {
+      const perByteNs = ((viewReads.minUs - fixed.minUs) * 1000) / BIGGEST;
+      console.log(
+        `  app reads views (chunks leave the pool, so every copy lands in fresh memory): min ${perByteNs.toFixed(3)} ns/B; ` +
+          `receive pool: ${viewReads.pool}`,
       );
     }
     const perByteMin = ((largest.minUs - fixed.minUs) * 1000) / big;
@@ -457,9 +571,10 @@ export async function run(filter: RegExp | undefined): Promise<void> {
         `(${stormResult.perConnUs.toFixed(1)} us each; target < ${TARGET_STORM_MS} ms) ${verdict(stormResult.ms < TARGET_STORM_MS)}`,
     );
     const gcNote = globalThis.gc === undefined ? " (no --expose-gc: unreliable)" : "";
-    const kib = (x: number) => `${(x / 1024).toFixed(2)} KiB`;
+    const kib = (x: Mem) =>
+      `${(x.heap / 1024).toFixed(2)} KiB heap + ${(x.buffers / 1024).toFixed(2)} KiB array buffers`;
     console.log(
-      `memory per offloaded connection: ${kib(stormResult.offloaded)} heap added by offloading an idle connection, ` +
+      `memory per offloaded connection: ${kib(stormResult.offloaded)} added by offloading an idle connection; ` +
         `${kib(stormResult.buffered)} more with ${label(STORM_BYTES_PER_CONN)} buffered at the target; ` +
         `both ends on their hosts: ${kib(stormResult.hostPair)}${gcNote}`,
     );

@@ -2,14 +2,25 @@
  * The receive buffer: in-order bytes not yet read by the application, kept as zero-copy views
  * of received payloads. Reading returns views too; `readInto` copies for callers that want
  * their own buffer.
+ *
+ * Some chunks may lie in memory of a `ChunkPool` (`pushPooled`: bytes the host copied in, such
+ * as a terminate's BufferedData). Such a chunk goes back to its pool once its bytes are consumed
+ * by `readInto`, `consume` or `clear` (copied out or discarded). When `read` hands out a view of
+ * it, the chunk instead leaves the pool (`detach`): the application may keep the view, so the
+ * memory is never reused under it. `peek` and `chunks` views stay valid until their bytes are
+ * consumed.
  */
-import { assert } from "../util/errors.js";
+import { assert, UsageError } from "../util/errors.js";
+import type { ChunkPool } from "./chunk-pool.js";
 
 const EMPTY = new Uint8Array(0);
 
 /** A FIFO of received byte chunks. */
 export class RecvBuffer {
   #chunks: Uint8Array[] = [];
+  /** Per chunk, whether it lies in `#pool` memory; undefined until a pooled chunk arrives. */
+  #pooled: boolean[] | undefined;
+  #pool: ChunkPool | undefined;
   #head = 0;
   #length = 0;
 
@@ -22,46 +33,69 @@ export class RecvBuffer {
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
     this.#chunks.push(chunk);
+    this.#pooled?.push(false);
+    this.#length += chunk.length;
+  }
+
+  /**
+   * Appends a chunk lying in memory handed out by `pool` (`pool.owns(chunk)`); the buffer gives
+   * it back when its bytes are consumed. An empty chunk is given back at once.
+   */
+  pushPooled(chunk: Uint8Array, pool: ChunkPool): void {
+    if (this.#pool !== undefined && this.#pool !== pool)
+      throw new UsageError("a receive buffer takes chunks of one pool only");
+    if (chunk.length === 0) {
+      pool.give(chunk);
+      return;
+    }
+    this.#pool = pool;
+    let pooled = this.#pooled;
+    if (pooled === undefined) {
+      pooled = new Array<boolean>(this.#chunks.length).fill(false);
+      this.#pooled = pooled;
+    }
+    this.#chunks.push(chunk);
+    pooled.push(true);
     this.#length += chunk.length;
   }
 
   /** Up to `max` bytes from the head, as a view of one received chunk; `undefined` if empty. */
   read(max: number = Number.MAX_SAFE_INTEGER): Uint8Array | undefined {
     if (this.#length === 0 || max <= 0) return undefined;
-    const c = this.#chunks[this.#head] as Uint8Array; // length > 0, so a chunk exists
+    const h = this.#head;
+    const c = this.#chunks[h] as Uint8Array; // length > 0, so a chunk exists
+    const pooled = this.#pooled;
+    if (pooled?.[h] === true) {
+      // The view outlives this call: the chunk can no longer be reused.
+      pooled[h] = false;
+      this.#pool?.detach(c);
+    }
     if (c.length <= max) {
-      this.#chunks[this.#head] = EMPTY;
+      this.#chunks[h] = EMPTY;
       this.#head++;
       this.#compact();
       this.#length -= c.length;
       return c;
     }
-    this.#chunks[this.#head] = c.subarray(max);
+    this.#chunks[h] = c.subarray(max);
     this.#length -= max;
     return c.subarray(0, max);
   }
 
   /** Copies up to `dst.length` bytes into `dst`; returns the count. */
   readInto(dst: Uint8Array): number {
-    let n = 0;
-    while (n < dst.length) {
-      const c = this.read(dst.length - n);
-      if (c === undefined) break;
-      dst.set(c, n);
-      n += c.length;
-    }
-    return n;
+    return this.#take(Math.min(dst.length, this.#length), dst);
   }
 
   /** Drops exactly `n` bytes from the head (`n` must not exceed `length`). */
   consume(n: number): void {
     assert(n >= 0 && n <= this.#length, () => `consume ${n} of ${this.#length}`);
-    let left = n;
-    while (left > 0) {
-      const c = this.read(left);
-      if (c === undefined) break;
-      left -= c.length;
-    }
+    this.#take(n, undefined);
+  }
+
+  /** Drops every byte (pooled chunks go back to their pool). */
+  clear(): void {
+    this.#take(this.#length, undefined);
   }
 
   /** The first chunk without consuming it. */
@@ -74,9 +108,36 @@ export class RecvBuffer {
     return this.#chunks.slice(this.#head);
   }
 
+  /** Takes `n` bytes (n <= length) from the head, copying them into `dst` when given. */
+  #take(n: number, dst: Uint8Array | undefined): number {
+    let done = 0;
+    const pooled = this.#pooled;
+    while (done < n) {
+      const h = this.#head;
+      const c = this.#chunks[h] as Uint8Array; // done < n <= length, so a chunk exists
+      const k = Math.min(c.length, n - done);
+      if (dst !== undefined) dst.set(k === c.length ? c : c.subarray(0, k), done);
+      done += k;
+      if (k < c.length) {
+        this.#chunks[h] = c.subarray(k);
+        break;
+      }
+      this.#chunks[h] = EMPTY;
+      if (pooled?.[h] === true) {
+        pooled[h] = false;
+        this.#pool?.give(c);
+      }
+      this.#head++;
+    }
+    this.#length -= done;
+    this.#compact();
+    return done;
+  }
+
   #compact(): void {
     if (this.#head > 64 && this.#head * 2 > this.#chunks.length) {
       this.#chunks = this.#chunks.slice(this.#head);
+      if (this.#pooled !== undefined) this.#pooled = this.#pooled.slice(this.#head);
       this.#head = 0;
     }
     assert(this.#head <= this.#chunks.length, "recv buffer head past end");

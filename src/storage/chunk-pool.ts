@@ -1,0 +1,229 @@
+/**
+ * A pool of equal-sized byte chunks for receive buffers: memory the host copies received data
+ * into (the BufferedData of a terminate, TM-20) and gets back once the application has consumed
+ * the bytes, so the next copy lands in pages that are already mapped and warm instead of freshly
+ * allocated ones (whose first touch faults every page).
+ *
+ * Ownership: `take` hands a chunk out; exactly one of `give` (the bytes were consumed by copy or
+ * discarded: the chunk is reused) or `detach` (a zero-copy view of it went to the application,
+ * which may keep it: the chunk leaves the pool for good) ends the loan. A chunk whose holder is
+ * dropped without either is reclaimed by the garbage collector and never reused. Handing the
+ * same chunk back twice, or a chunk of another pool, is a `UsageError`.
+ *
+ * Memory bound: at most `maxBytes / chunkSize` idle chunks are kept; chunks given back beyond
+ * that are let go. Chunks in use are bounded by what the receive buffers hold (their windows),
+ * not by the pool.
+ *
+ * Small pieces (`piece`, at most `SMALL_PIECE_BYTES`) are carved from shared slabs rather than
+ * allocated one by one (each separately allocated array costs an external allocation and GC
+ * bookkeeping: a terminate storm makes thousands). They are not pool chunks: a slab is freed by
+ * the garbage collector once no piece of it is referenced, so a live piece pins at most one slab.
+ *
+ * `ChunkFiller` copies a sequence of byte ranges into chunks of one pool, one `set` per range
+ * (two when a range straddles chunks), and yields the filled chunks as views, in order.
+ */
+import { UsageError } from "../util/errors.js";
+
+/** Pieces up to this many bytes are carved from a shared slab (`ChunkPool.piece`). */
+export const SMALL_PIECE_BYTES = 4096;
+/** Bytes per slab of small pieces. */
+const SLAB_BYTES = 16384;
+
+/** Counters of a pool (all only grow). */
+export interface ChunkPoolStats {
+  /** Chunks created (pool misses). */
+  allocated: number;
+  /** Takes served from the idle list (pool hits). */
+  reused: number;
+  /** Chunks given back and kept for reuse. */
+  returned: number;
+  /** Chunks given back while the idle list was full (let go). */
+  dropped: number;
+  /** Chunks that left the pool with a view handed to the application. */
+  detached: number;
+  /** Slabs created for small pieces. */
+  slabs: number;
+}
+
+/** A pool of `chunkSize`-byte chunks keeping at most `maxBytes` of idle chunks. */
+export class ChunkPool {
+  /** Bytes per chunk. */
+  readonly chunkSize: number;
+  /** Idle chunks kept at most. */
+  readonly maxFree: number;
+  /** Counters. */
+  readonly stats: ChunkPoolStats = {
+    allocated: 0,
+    reused: 0,
+    returned: 0,
+    dropped: 0,
+    detached: 0,
+    slabs: 0,
+  };
+  readonly #free: Uint8Array[] = [];
+  /** Backing buffers of the chunks handed out and not yet given back or detached. */
+  readonly #out = new WeakSet<ArrayBufferLike>();
+  #slab: Uint8Array | undefined;
+  #slabUsed = 0;
+
+  constructor(chunkSize: number, maxBytes: number) {
+    if (!Number.isSafeInteger(chunkSize) || chunkSize < 1)
+      throw new UsageError(`chunk size ${chunkSize} is not a positive integer`);
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 0)
+      throw new UsageError(`pool cap ${maxBytes} is not a non-negative integer`);
+    this.chunkSize = chunkSize;
+    this.maxFree = Math.floor(maxBytes / chunkSize);
+  }
+
+  /** Idle chunks ready for reuse. */
+  get freeChunks(): number {
+    return this.#free.length;
+  }
+
+  /** Bytes held by idle chunks (at most `maxFree * chunkSize`). */
+  get retainedBytes(): number {
+    return this.#free.length * this.chunkSize;
+  }
+
+  /** A whole chunk (`chunkSize` bytes, contents unspecified): a reused one when any is idle. */
+  take(): Uint8Array {
+    let c = this.#free.pop();
+    if (c === undefined) {
+      c = new Uint8Array(this.chunkSize);
+      this.stats.allocated++;
+    } else {
+      this.stats.reused++;
+    }
+    this.#out.add(c.buffer);
+    return c;
+  }
+
+  /**
+   * A new `n`-byte array that is not a pool chunk (nothing to give back): carved from a shared
+   * slab when `n <= SMALL_PIECE_BYTES`, else allocated alone. Contents unspecified.
+   */
+  piece(n: number): Uint8Array {
+    if (n > SMALL_PIECE_BYTES) return new Uint8Array(n);
+    let slab = this.#slab;
+    if (slab === undefined || this.#slabUsed + n > slab.length) {
+      slab = new Uint8Array(SLAB_BYTES);
+      this.#slab = slab;
+      this.#slabUsed = 0;
+      this.stats.slabs++;
+    }
+    const at = this.#slabUsed;
+    this.#slabUsed = (at + n + 15) & ~15; // pieces start 16-byte aligned
+    return slab.subarray(at, at + n);
+  }
+
+  /** Whether `view` lies in a chunk of this pool that is handed out. */
+  owns(view: Uint8Array): boolean {
+    return this.#out.has(view.buffer);
+  }
+
+  /** Gives back the chunk `view` lies in (any view of it): its bytes are no longer needed. */
+  give(view: Uint8Array): void {
+    const buf = this.#end(view, "give");
+    if (this.#free.length >= this.maxFree) {
+      this.stats.dropped++;
+      return;
+    }
+    this.#free.push(view.byteOffset === 0 && view.length === this.chunkSize ? view : new Uint8Array(buf));
+    this.stats.returned++;
+  }
+
+  /** The chunk `view` lies in leaves the pool: whoever holds views of it keeps them valid. */
+  detach(view: Uint8Array): void {
+    this.#end(view, "detach");
+    this.stats.detached++;
+  }
+
+  /**
+   * Creates idle chunks until `bytes` (capped at `maxFree` chunks) are idle, writing every page
+   * so later copies find them mapped. For callers that prefer paying the first-touch cost up front.
+   */
+  warm(bytes: number): void {
+    const want = Math.min(this.maxFree, Math.ceil(bytes / this.chunkSize));
+    while (this.#free.length < want) {
+      const c = new Uint8Array(this.chunkSize);
+      for (let i = 0; i < c.length; i += 4096) c[i] = 1;
+      this.stats.allocated++;
+      this.#free.push(c);
+    }
+  }
+
+  #end(view: Uint8Array, op: string): ArrayBufferLike {
+    const buf = view.buffer;
+    if (!this.#out.delete(buf)) {
+      throw new UsageError(`${op} of a chunk that is not handed out by this pool`);
+    }
+    return buf;
+  }
+}
+
+/**
+ * Copies byte ranges, in order, into chunks taken from `pool` (full chunks, then the rest),
+ * and collects the filled parts as views. The last chunk is a pool chunk only when at least
+ * half of it gets used; a shorter remainder goes into a `piece` of exactly its size, so a few
+ * bytes never pin a whole chunk.
+ */
+export class ChunkFiller {
+  readonly #pool: ChunkPool;
+  readonly #out: Uint8Array[] = [];
+  /** Bytes still to write in total (decides the size of the last chunk). */
+  #left: number;
+  #cur: Uint8Array | undefined;
+  #used = 0;
+
+  /** A filler for exactly `total` bytes. */
+  constructor(pool: ChunkPool, total: number) {
+    this.#pool = pool;
+    this.#left = total;
+  }
+
+  /** Copies `src[start, end)` after the bytes written so far. */
+  write(src: Uint8Array, start: number, end: number): void {
+    this.writeView(start === 0 && end === src.length ? src : src.subarray(start, end));
+  }
+
+  /** Copies all of `src` after the bytes written so far: one `set`, two across a chunk boundary. */
+  writeView(src: Uint8Array): void {
+    const len = src.length;
+    if (len > this.#left) throw new UsageError(`filler overrun: ${len} > ${this.#left}`);
+    this.#left -= len;
+    let start = 0;
+    while (start < len) {
+      const cur = this.#cur ?? this.#next(len - start);
+      const n = Math.min(len - start, cur.length - this.#used);
+      cur.set(start === 0 && n === len ? src : src.subarray(start, start + n), this.#used);
+      this.#used += n;
+      start += n;
+      if (this.#used === cur.length) this.#close();
+    }
+  }
+
+  /** The filled views, in order (call once, after exactly `total` bytes were written). */
+  finish(): Uint8Array[] {
+    if (this.#left !== 0) throw new UsageError(`filler finished with ${this.#left} bytes missing`);
+    this.#close();
+    return this.#out;
+  }
+
+  /** A new current chunk; `pending` bytes of the current write are not yet in `#left`. */
+  #next(pending: number): Uint8Array {
+    const size = this.#pool.chunkSize;
+    const rest = this.#left + pending;
+    const c = rest * 2 >= size ? this.#pool.take() : this.#pool.piece(rest);
+    this.#cur = c;
+    this.#used = 0;
+    return c;
+  }
+
+  /** Moves the current chunk (its used part) to the output. */
+  #close(): void {
+    const c = this.#cur;
+    if (c === undefined || this.#used === 0) return;
+    this.#out.push(this.#used === c.length ? c : c.subarray(0, this.#used));
+    this.#cur = undefined;
+  }
+}
