@@ -1,12 +1,19 @@
 // Spec coverage table: which chimney spec rules the code cites and which tests cite them.
 //
-// Usage: node scripts/spec-coverage.mjs [--spec <path>] [--out <path>] [--check]
+// Usage: node scripts/spec-coverage.mjs [--spec <path>] [--out <path>] [--reasons <path>] [--check]
 //
 // Reads the spec digest (default: ../shared/spec/chimney.md relative to the repo root),
 // extracts every rule id with its strength and a one-line summary, searches src/**/*.ts
 // (non-test: "enforced in") and src/**/*.test.ts + test/**/*.ts ("tested in") for each id as a
 // whole word (an explicit range "TM-14..TM-16" cites the ids between too), and writes docs/spec-coverage.md. With --check it writes nothing and exits 1 when
 // the file on disk differs from what would be generated. Plain Node ESM, no dependencies.
+//
+// Reasons: docs/spec-reasons.md holds one line `ID: reason` for every rule that is not enforced +
+// tested (why not: a FACT with nothing to enforce, a host guarantee kept elsewhere, out of scope...).
+// Other lines (headings, blank lines, prose) are ignored, so several people can add lines without
+// conflicts. The reason shows in the table. Both modes exit 1 when a rule that is not enforced +
+// tested has no reason, when a rule that is enforced + tested still has one, when an id is not in
+// the digest, or when an id has two lines.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,6 +33,7 @@ function argValue(name, fallback) {
 
 const specPath = argValue("--spec", resolve(root, "..", "shared", "spec", "chimney.md"));
 const outPath = argValue("--out", join(root, "docs", "spec-coverage.md"));
+const reasonsPath = argValue("--reasons", join(root, "docs", "spec-reasons.md"));
 const checkOnly = process.argv.includes("--check");
 
 /** Strength classes in report order. */
@@ -161,6 +169,39 @@ for (const r of rules) {
         : STATUS[3];
 }
 
+/** Reasons file: `ID: reason` lines; returns id -> reason and the problems found while reading. */
+function readReasons(path) {
+  const map = new Map();
+  const problems = [];
+  if (!existsSync(path)) return { map, problems };
+  const lineRe = new RegExp(String.raw`^(${ID}):\s+(\S.*)$`);
+  readFileSync(path, "utf8")
+    .split("\n")
+    .forEach((line, i) => {
+      const m = lineRe.exec(line.trim());
+      if (m?.[1] === undefined || m[2] === undefined) return;
+      if (map.has(m[1])) problems.push(`${m[1]}: two reasons (line ${i + 1} of ${relative(root, path)})`);
+      map.set(m[1], m[2].trim());
+    });
+  return { map, problems };
+}
+
+const reasons = readReasons(reasonsPath);
+const problems = [...reasons.problems];
+{
+  const known = new Set(rules.map((r) => r.id));
+  for (const id of reasons.map.keys()) {
+    if (!known.has(id)) problems.push(`${id}: has a reason but is not a rule of the digest`);
+  }
+  for (const r of rules) {
+    r.reason = reasons.map.get(r.id);
+    if (r.status === STATUS[0] && r.reason !== undefined)
+      problems.push(`${r.id}: enforced + tested now; delete its line from ${relative(root, reasonsPath)}`);
+    if (r.status !== STATUS[0] && r.reason === undefined)
+      problems.push(`${r.id}: ${r.status}, and no reason in ${relative(root, reasonsPath)}`);
+  }
+}
+
 const cell = (s) => s.replace(/\|/g, "\\|");
 const files = (list) => (list.length === 0 ? "—" : list.map((f) => `\`${f}\``).join("<br>"));
 
@@ -175,6 +216,9 @@ lines.push(
 );
 lines.push(
   "Mixed strengths (for example `SHOULD/MUST` or `FACT/MUST`) are counted under the strongest capitalised keyword: MUST > SHOULD > MAY > HOST-GUARANTEE > FACT.",
+);
+lines.push(
+  "Every rule that is not enforced + tested has a reason in `docs/spec-reasons.md` (one `ID: reason` line each), shown in the *reason* column; `--check` fails when one is missing or when a reason is left on a rule that is now enforced + tested.",
 );
 lines.push("");
 lines.push("## Summary");
@@ -206,6 +250,7 @@ for (const r of gaps) {
     lastSection = r.section;
   }
   lines.push(`- **${r.id}** (${r.raw}; ${r.status}) — ${r.summary}`);
+  if (r.reason !== undefined) lines.push(`  *Reason:* ${r.reason}`);
 }
 lines.push("");
 
@@ -241,11 +286,11 @@ for (const s of sections) {
   lines.push("");
   lines.push(`### ${s}`);
   lines.push("");
-  lines.push("| rule | strength | summary | enforced in | tested in | status |");
-  lines.push("|---|---|---|---|---|---|");
+  lines.push("| rule | strength | summary | enforced in | tested in | status | reason |");
+  lines.push("|---|---|---|---|---|---|---|");
   for (const r of rules.filter((x) => x.section === s)) {
     lines.push(
-      `| ${r.id} | ${cell(r.raw)} | ${cell(r.summary)} | ${files(r.enforced)} | ${files(r.tested)} | ${r.status} |`,
+      `| ${r.id} | ${cell(r.raw)} | ${cell(r.summary)} | ${files(r.enforced)} | ${files(r.tested)} | ${r.status} | ${cell(r.reason ?? "")} |`,
     );
   }
 }
@@ -257,7 +302,13 @@ const summaryLine = CLASSES.map((c) => {
   return `${c} ${of.filter((r) => r.status === STATUS[0]).length}/${of.length}`;
 }).join(", ");
 
+for (const p of problems) console.error(`spec reasons: ${p}`);
+
 if (checkOnly) {
+  if (problems.length > 0) {
+    console.error(`${problems.length} spec-reason problem(s); see docs/spec-reasons.md`);
+    process.exit(1);
+  }
   const current = existsSync(outPath) ? readFileSync(outPath, "utf8") : "";
   if (current !== out) {
     console.error(`${relative(root, outPath)} is stale; run node scripts/spec-coverage.mjs`);
@@ -269,4 +320,5 @@ if (checkOnly) {
   console.log(
     `wrote ${relative(root, outPath)}: ${rules.length} rules; enforced + tested: ${summaryLine}; MUST gaps: ${gaps.length}`,
   );
+  if (problems.length > 0) process.exit(1);
 }

@@ -9,6 +9,7 @@
  * target owns it and writes `status` into every block (BL-1) and fills attached structures.
  */
 import type { Brand } from "../util/brand.js";
+import { InvariantViolation } from "../util/errors.js";
 import type { NetBufferList } from "../nbl/nbl.js";
 import type { NdisStatus } from "./status.js";
 import type {
@@ -190,4 +191,15 @@ export function treeBlocks(root: OffloadBlockList): OffloadBlockList[] {
   const out: OffloadBlockList[] = [];
   forEachInTree(root, (b) => out.push(b));
   return out;
+}
+
+/**
+ * OP-2 / BL-1: before a state operation completes, every block of its tree carries a status.
+ * Throws `InvariantViolation` naming the operation otherwise (a bug in the completer).
+ */
+export function assertStatusWritten(root: OffloadBlockList, op: string): void {
+  forEachInTree(root, (b) => {
+    if (b.status === undefined)
+      throw new InvariantViolation(`OP-2: ${op} completing with a block without status`);
+  });
 }

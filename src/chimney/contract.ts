@@ -24,6 +24,7 @@
 import type { NetBufferList } from "../nbl/nbl.js";
 import type { MiniportOffloadContext, NdisOffloadHandle, OffloadBlockList } from "./block-list.js";
 import type { NdisStatus, OffloadStatusIndication } from "./status.js";
+import type { TcpConnectionOffloadCapabilities } from "./capabilities.js";
 
 /** TCP_DISCONNECT_GRACEFUL_CLOSE / TCP_DISCONNECT_ABORTIVE_CLOSE. */
 export type DisconnectFlags = "graceful" | "abortive";
@@ -94,6 +95,12 @@ export interface OffloadTarget {
   ): "NDIS_STATUS_PENDING";
   /** MiniportTcpOffloadForward: TCP segments (one per NB, one NB per NBL); always pending (FW-3). */
   tcpOffloadForward(context: MiniportOffloadContext, nbl: NetBufferList): "NDIS_STATUS_PENDING";
+  /**
+   * NDIS_TCP_CONNECTION_OFFLOAD (OID_TCP_CONNECTION_OFFLOAD_HARDWARE_CAPABILITIES, spec 3.3): read
+   * by the host at attach and after every NDIS_STATUS_OFFLOAD_RESUME (CFG-5). A target without it
+   * is taken to support everything.
+   */
+  connectionOffloadCapabilities?(): TcpConnectionOffloadCapabilities;
 }
 
 /** The NDIS side: completions and indications the offload target calls on the host stack. */

@@ -196,6 +196,11 @@ export interface TcpDelegatedState {
   readonly sendBacklogSize: number | undefined;
   /** BufferedData (initiate/terminate): received, ACKed, undelivered bytes ending at RcvNxt. */
   readonly bufferedData: NetBufferList | null;
+  /**
+   * Initiate only: the BufferedData contains urgent data (IO-24, NS-7). The pages do not say how
+   * the target learns this (spec 20 item 39); the model is this flag. Absent = false.
+   */
+  readonly bufferedDataUrgent?: boolean | undefined;
   /** ReceiveBacklogSize (query only); 0xFFFFFFFF if unsupported. */
   readonly receiveBacklogSize: number | undefined;
 }

@@ -65,9 +65,24 @@ import {
   type TcpDelegatedState as ChimneyDelegated,
 } from "../chimney/state.js";
 import type { OffloadStatusIndication } from "../chimney/status.js";
-import { chainLength, copyOut, fromArrays, linkNbls, nblArray, toBytes } from "../nbl/chain.js";
+import {
+  droppedFamilies,
+  FULL_CAPABILITIES,
+  supportsFamily,
+  type TcpConnectionOffloadCapabilities,
+} from "../chimney/capabilities.js";
+import {
+  type BufferChain,
+  chainLength,
+  copyOut,
+  fromArrays,
+  linkNbls,
+  nblArray,
+  segments,
+} from "../nbl/chain.js";
 import type { BufferLedger } from "../nbl/ledger.js";
 import { mdl, type NetBufferList, netBuffer } from "../nbl/nbl.js";
+import { ChunkFiller, ChunkPool } from "../storage/chunk-pool.js";
 import { type ConnEvent, TcpConnection } from "../tcp/connection.js";
 import type { TcpCachedState, TcpConstState, TcpSnapshot } from "../tcp/types.js";
 import { Seq } from "../tcp/seq.js";
@@ -94,7 +109,16 @@ export interface OffloadPolicy {
   readonly honorOptionalRetrieve?: boolean | undefined;
   /** Preferred bytes per indication, passed as RcvIndicationSize (0 = unspecified). */
   readonly rcvIndicationSize?: number | undefined;
+  /**
+   * Idle bytes the receive chunk pool keeps for reuse (BufferedData copied at terminate lands in
+   * pool chunks; see `OffloadManager.recvPool`). Default: the stack's receive buffer size, at
+   * least 1 MiB. Read once, at construction.
+   */
+  readonly recvPoolBytes?: number | undefined;
 }
+
+/** Bytes per receive pool chunk. */
+export const RECV_CHUNK_BYTES = 64 << 10;
 
 /**
  * How the host consumes received data of offloaded connections (spec 14). Weights and
@@ -253,6 +277,8 @@ class OffloadedTcp {
   mustPost = false;
   /** TcpIndicateDisconnect arrived. */
   peerFin = false;
+  /** The reason of the last TcpIndicateRetrieve (how a CLOSED upload ended, see `#onTcpUploaded`). */
+  retrieveReason: string | undefined;
   /**
    * Bytes handed to the target as BufferedData after the peer's FIN had already reached the
    * application, not yet delivered back: they still count as readable, so the application does
@@ -338,6 +364,11 @@ export class OffloadManager implements OffloadHost {
   };
   /** Every step, oldest first (bounded by `logLimit`). */
   readonly log: OffloadLogEntry[] = [];
+  /**
+   * Warm memory for the host's copies of BufferedData (TM-20): chunks go back to the pool when
+   * the application consumes their bytes by copy (a zero-copy `recv` view takes its chunk out).
+   */
+  readonly recvPool: ChunkPool;
   logLimit = 10_000;
   knobs: ReceiveKnobs;
   policy: OffloadPolicy;
@@ -365,6 +396,14 @@ export class OffloadManager implements OffloadHost {
   /** Whether returns of indicated NBLs are logged (BufferedData returns always are). */
   #logReturns = false;
   #paused = false;
+  /** The target's NDIS_TCP_CONNECTION_OFFLOAD as last read (spec 3.3, CFG-5). */
+  #caps: TcpConnectionOffloadCapabilities = FULL_CAPABILITIES;
+  /** IP families the host has disabled for chimney offload (CFG-1). */
+  readonly #disabledFamilies = new Set<4 | 6>();
+  /** NDIS_STATUS_UPLOAD_ALL is being carried out: every offloaded connection goes (spec 16.6). */
+  #uploadAll = false;
+  /** Connections of a disabled or dropped family may still be off the host (CFG-1). */
+  #familySweep = false;
   #flushing = false;
   /** Query results by root block. */
   readonly #queries = new Map<OffloadBlockList, QueryHandle>();
@@ -374,6 +413,10 @@ export class OffloadManager implements OffloadHost {
     this.ledger = ledger;
     this.policy = policy;
     this.knobs = knobs ?? acceptAllKnobs({ nextU32: () => 0 });
+    this.recvPool = new ChunkPool(
+      RECV_CHUNK_BYTES,
+      policy.recvPoolBytes ?? Math.max(1 << 20, stack.tcpConfig.recvBufferSize),
+    );
     stack.attachOffload(this.#hooks());
   }
 
@@ -381,6 +424,81 @@ export class OffloadManager implements OffloadHost {
   attachTarget(target: OffloadTarget): void {
     if (this.#target !== undefined) throw new UsageError("an offload target is already attached");
     this.#target = target;
+    this.#readCapabilities();
+  }
+
+  /** The target's context of an offloaded connection (the slot the target wrote, CTX-3). */
+  contextOf(c: HostConn): MiniportOffloadContext | undefined {
+    const ctx = this.#tcps.get(c)?.slot.context;
+    return ctx === null || ctx === undefined ? undefined : ctx;
+  }
+
+  /** The capabilities the host currently offloads against (the target's, read at attach / resume). */
+  get capabilities(): TcpConnectionOffloadCapabilities {
+    return this.#caps;
+  }
+
+  /**
+   * CFG-1: disables chimney offload of IP version `v`. Every connection using it is uploaded
+   * first (terminates start now; `offload` refuses the family from this call on). Returns how many
+   * connections were asked to upload.
+   */
+  disableFamily(v: 4 | 6): number {
+    this.#disabledFamilies.add(v);
+    return this.#uploadFamily(v, "capability-disabled");
+  }
+
+  /** Re-enables chimney offload of IP version `v` (if the target supports it). */
+  enableFamily(v: 4 | 6): void {
+    this.#disabledFamilies.delete(v);
+  }
+
+  /** Whether a connection of IP version `v` may be offloaded now (capabilities, CFG-1). */
+  #familyOk(v: 4 | 6): boolean {
+    return supportsFamily(this.#caps, v) && !this.#disabledFamilies.has(v);
+  }
+
+  /** Reads the target's capabilities; CFG-1: connections of a family it dropped are uploaded. */
+  #readCapabilities(): void {
+    const before = this.#caps;
+    this.#caps = this.#target?.connectionOffloadCapabilities?.() ?? FULL_CAPABILITIES;
+    for (const v of droppedFamilies(before, this.#caps)) this.#uploadFamily(v, "capability-dropped");
+  }
+
+  /**
+   * Asks every connection of IP version `v` off the host to upload; one still being offloaded is
+   * caught by a later flush (`#continueUploads`) once it is offloaded. Returns how many there were.
+   */
+  #uploadFamily(v: 4 | 6, why: string): number {
+    let n = 0;
+    for (const t of this.#tcps.values()) {
+      if ((t.conn.remoteAddr.length === 4 ? 4 : 6) !== v || t.phase === "terminating") continue;
+      if (t.phase === "offloaded") this.#wantTerminate(t, why);
+      n++;
+    }
+    if (n > 0) this.#familySweep = true;
+    return n;
+  }
+
+  /**
+   * From every flush while needed: NDIS_STATUS_UPLOAD_ALL uploads every connection still off the
+   * host (spec 16.6), and a disabled or dropped family uploads its connections (CFG-1), including
+   * those whose offload was in flight when it started.
+   */
+  #continueUploads(): void {
+    if (!this.#uploadAll && !this.#familySweep) return;
+    let left = 0;
+    for (const t of this.#tcps.values()) {
+      const go = this.#uploadAll || !this.#familyOk(t.conn.remoteAddr.length === 4 ? 4 : 6);
+      if (!go) continue;
+      left++;
+      if (t.phase === "offloaded") this.#wantTerminate(t, this.#uploadAll ? "upload-all" : "capability");
+    }
+    if (left === 0) {
+      if (this.#uploadAll) this.#log(undefined, "UploadAll", "done");
+      this.#uploadAll = false;
+      this.#familySweep = false;
+    }
   }
 
   /** Where `c` lives. */
@@ -421,7 +539,12 @@ export class OffloadManager implements OffloadHost {
    */
   offload(c: HostConn): boolean {
     if (this.#target === undefined || this.#paused) return false;
+    // IO-2: a connection already off the host (offloading included) is never offloaded again.
     if (c.phase !== "host" || c.tcp === undefined || !c.announced) return false;
+    // CFG-2 / CFG-1: never a family the target does not support or the host disabled; never
+    // more connections than TcpConnectionOffloadCapacity.
+    if (!this.#familyOk(c.remoteAddr.length === 4 ? 4 : 6)) return false;
+    if (this.#tcps.size >= this.#caps.tcpConnectionOffloadCapacity) return false;
     if (!OFFLOADABLE_STATES.includes(toOffloadConnectionState(c.tcp.state))) return false;
     if (this.#waiting.has(c)) return true;
     const nkey = `${c.ifIndex}|${ipKey(c.nextHop)}`;
@@ -454,8 +577,12 @@ export class OffloadManager implements OffloadHost {
   terminateNeighbor(ifIndex: number, ip: IpAddr): number {
     const n = this.#neighbors.get(`${ifIndex}|${ipKey(ip)}`);
     if (n === undefined || n.phase !== "offloaded") return 0;
-    const tcps = [...this.#tcps.values()].filter((t) => t.path.neighbor === n);
-    if (tcps.some((t) => t.phase !== "offloaded" || t.busyOps > 0)) return 0; // C-5: retry later
+    const tcps: OffloadedTcp[] = [];
+    for (const t of this.#tcps.values()) {
+      if (t.path.neighbor !== n) continue;
+      if (t.phase !== "offloaded" || t.busyOps > 0) return 0; // C-5: retry later
+      tcps.push(t);
+    }
     this.#terminateTree(tcps, "storm");
     return tcps.length;
   }
@@ -518,7 +645,7 @@ export class OffloadManager implements OffloadHost {
    */
   updateTcp(c: HostConn, change: (cur: ChimneyCached) => Partial<ChimneyCached>): boolean {
     const t = this.#tcps.get(c);
-    if (t === undefined || t.phase !== "offloaded" || t.busyOps > 0) return false; // C-4 / UP-8
+    if (t === undefined || t.phase !== "offloaded" || t.busyOps > 0) return false; // C-4 / UP-7 / UP-8
     const next: ChimneyCached = Object.freeze({ ...t.cached, ...change(t.cached) });
     t.cached = Object.freeze({ ...next, keepAliveRestart: false, maxRtRestart: false, updateRcvWnd: false });
     const b = this.#tcpRef(t, "TcpOffloadCachedState");
@@ -754,6 +881,7 @@ export class OffloadManager implements OffloadHost {
         if (t.disconnectDone) this.#wantTerminate(t, "closed");
         return;
       case "TcpIndicateRetrieve":
+        t.retrieveReason = event.reason;
         if (MANDATORY_UPLOAD_REASONS.includes(event.reason) || this.policy.honorOptionalRetrieve === true) {
           this.#wantTerminate(t, event.reason);
         }
@@ -790,10 +918,16 @@ export class OffloadManager implements OffloadHost {
         this.#paused = true;
         return;
       case "NDIS_STATUS_OFFLOAD_RESUME":
+        // CFG-5: the target may report new capabilities; re-read them before offloading again.
         this.#paused = false;
+        this.#uploadAll = false;
+        this.#readCapabilities();
         return;
       case "NDIS_STATUS_UPLOAD_ALL":
+        // Spec 16.6: stop offloading, terminate everything (now, and any connection still being
+        // offloaded once it is; `#continueUploadAll` runs from every flush until none is left).
         this.#paused = true;
+        this.#uploadAll = true;
         this.#defer(() => {
           this.terminateAll();
         });
@@ -1069,7 +1203,7 @@ export class OffloadManager implements OffloadHost {
   #startTerminate(t: OffloadedTcp): void {
     if (t.phase !== "offloaded") return; // still offloading: retried after its completion
     if (t.busyOps > 0 || t.disconnect !== undefined) {
-      // C-5: wait for outstanding query/update/invalidate and disconnect calls.
+      // C-5 / TM-7: wait for outstanding query/update/invalidate and disconnect calls.
       this.#defer(() => {
         this.#startTerminate(t);
       });
@@ -1097,7 +1231,7 @@ export class OffloadManager implements OffloadHost {
       linkBlocks(tBlocks);
       const livePaths = list.length === p.refs; // every dependent goes: the path goes too (C-6)
       if (!livePaths) {
-        roots.push(...tBlocks);
+        for (const tb of tBlocks) roots.push(tb); // a loop: a storm's spread could overflow the stack
         continue;
       }
       p.phase = "terminating";
@@ -1184,10 +1318,14 @@ export class OffloadManager implements OffloadHost {
       }
     }
     const sendData: Uint8Array[] = [];
+    let sendBytes = 0;
     for (const e of t.sends) {
       assert(!e.atTarget, `NBL #${e.nbl.id} neither completed nor returned at terminate (TM-9)`);
-      const bytes = toBytes(this.ledger.view(e.nbl, "host", "TerminateOffload"));
-      if (bytes.length > 0) sendData.push(bytes);
+      // The host's own bytes (zero-copy sends): views, no copy.
+      for (const piece of segments(this.ledger.view(e.nbl, "host", "TerminateOffload"))) {
+        sendData.push(piece);
+        sendBytes += piece.length;
+      }
       e.nbl.next = null;
       this.ledger.free(e.nbl, "host", "TerminateOffload");
     }
@@ -1199,13 +1337,17 @@ export class OffloadManager implements OffloadHost {
     let bufferedIn = 0;
     if (d?.bufferedData != null) {
       const chain = d.bufferedData;
-      // One copy (TM-20) into one new array. (Bounded pieces were measured slower: the
-      // allocator returns freed large pieces to the system, so every copy faulted fresh pages.)
-      const bytes = toBytes(this.ledger.view(chain, "host", "TerminateOffload"));
-      bufferedIn = bytes.length;
-      if (bytes.length > 0 && buffered.length > 0) this.stats.uploadsBufferedBothSides++;
-      if (bytes.length > 0) buffered.push(bytes);
-      this.stats.bufferedDataIn += bytes.length;
+      // One copy (TM-20), one `set` per MDL piece, into warm pool chunks (fresh memory would
+      // fault every page on first touch); the chunks return to the pool as the bytes are read.
+      const view = this.ledger.view(chain, "host", "TerminateOffload");
+      bufferedIn = chainLength(view);
+      if (bufferedIn > 0) {
+        if (buffered.length > 0) this.stats.uploadsBufferedBothSides++;
+        const filler = new ChunkFiller(this.recvPool, bufferedIn);
+        copyChainInto(view, filler);
+        for (const x of filler.finish()) buffered.push(x);
+      }
+      this.stats.bufferedDataIn += bufferedIn;
       this.#toReturn.push(chain);
       this.#logReturns = true;
     }
@@ -1216,7 +1358,7 @@ export class OffloadManager implements OffloadHost {
       "TerminateOffloadComplete",
       ok && d !== undefined
         ? `${d.state} sndUna=${d.sndUna} sndNxt=${d.sndNxt} sndMax=${d.sndMax} rcvNxt=${d.rcvNxt} ` +
-            `sendData=${sendData.reduce((s, x) => s + x.length, 0)}B bufferedData=${bufferedIn}B`
+            `sendData=${sendBytes}B bufferedData=${bufferedIn}B`
         : `failed ${String(b.status)}`,
     );
     if (!ok || d.state === "TcpConnectionClosed" || t.aborted !== undefined) {
@@ -1224,15 +1366,24 @@ export class OffloadManager implements OffloadHost {
       // not read stays readable (as on a closed host socket).
       this.#retired.set(c, t);
       t.closeRequested = true;
+      // The manager's queue hands out views: pool chunks leave the pool.
+      for (const x of buffered) if (this.recvPool.owns(x)) this.recvPool.detach(x);
       if (t.aborted === undefined) {
         for (const x of buffered) t.recvQ.push(x);
         t.recvBytes = buffered.reduce((s, x) => s + x.length, 0);
         t.heldAtTarget = 0;
         if (t.recvBytes > 0) this.#event(t, { kind: "readable", bytes: t.recvBytes });
       }
-      if (t.aborted === undefined && !ok)
+      // CLOSED after both FINs is an orderly close. CLOSED otherwise means the target ended the
+      // connection: its timers gave up (TimeoutExpiration: ETIMEDOUT), or something else killed
+      // it, such as an in-order SYN (NS-2), which RFC 9293 3.10.7.4 reports as a reset.
+      const orderly = ok && t.peerFin && (t.disconnectDone || t.finBeforeOffload);
+      if (t.aborted === undefined && orderly)
+        this.#closed(t, { kind: "closed", reason: "fin", error: undefined });
+      else if (t.aborted === undefined && ok && t.retrieveReason === "TimeoutExpiration")
+        this.#closed(t, { kind: "closed", reason: "timeout", error: "ETIMEDOUT" });
+      else if (t.aborted === undefined)
         this.#closed(t, { kind: "closed", reason: "aborted", error: "ECONNRESET" });
-      else if (t.aborted === undefined) this.#closed(t, { kind: "closed", reason: "fin", error: undefined });
       this.stack.forget(c);
       return;
     }
@@ -1251,9 +1402,9 @@ export class OffloadManager implements OffloadHost {
         irs: t.engineConst.irs,
       },
     );
-    const engine = TcpConnection.importState(snap, now, this.stack.tcpConfig);
+    const engine = TcpConnection.importState(snap, now, this.stack.tcpConfig, this.recvPool);
     // Options changed while no update could carry them (`configure` during a transition).
-    const want = { ...t.engineCached, ...pickCached(t.shadow.cachedState) };
+    const want = t.shadow.cachedState;
     if (want.noDelay !== snap.cachedState.noDelay) engine.setNoDelay(want.noDelay);
     if (want.keepAlive !== snap.cachedState.keepAlive) {
       engine.setKeepAlive(
@@ -1266,9 +1417,11 @@ export class OffloadManager implements OffloadHost {
     }
     this.stack.adoptEngine(c, engine);
     // Segments the target indicated up during the upload, and forwards it bounced (TM-24).
-    for (const seg of [...t.forwardBack.splice(0), ...t.held.splice(0)])
-      this.stack.deliverSegment(now, c, seg);
-    for (const data of t.heldSends.splice(0)) this.#engineSend(c, data);
+    if (t.forwardBack.length > 0 || t.held.length > 0) {
+      for (const seg of [...t.forwardBack.splice(0), ...t.held.splice(0)])
+        this.stack.deliverSegment(now, c, seg);
+    }
+    if (t.heldSends.length > 0) for (const data of t.heldSends.splice(0)) this.#engineSend(c, data);
     if (t.closeRequested && !t.finBeforeOffload && !t.disconnectDone && engine.state === "ESTABLISHED")
       engine.close();
     else if (t.closeRequested && !t.finBeforeOffload && !t.disconnectDone && engine.state === "CLOSE-WAIT")
@@ -1437,7 +1590,8 @@ export class OffloadManager implements OffloadHost {
       });
       return;
     }
-    t.held.push(seg); // offloading: forwarded after completion (IO-4); terminating: TM-24
+    // Offloading: forwarded after completion (IO-4); terminating: TM-24. C-14: never forwarded now.
+    t.held.push(seg);
   }
 
   #sendDisconnect(t: OffloadedTcp, flags: "graceful" | "abortive"): void {
@@ -1526,6 +1680,7 @@ export class OffloadManager implements OffloadHost {
     if (this.#flushing) return;
     this.#flushing = true;
     try {
+      this.#continueUploads();
       for (let round = 0; round < 1000; round++) {
         if (this.#toReturn.length > 0 && this.#target !== undefined) {
           const nbls = this.#toReturn.flatMap((n) => nblArray(n));
@@ -1715,6 +1870,30 @@ export class OffloadManager implements OffloadHost {
     if (this.log.length >= this.logLimit)
       this.log.splice(0, this.log.length - this.logLimit + Math.max(1, this.logLimit >> 4));
     this.log.push({ at: this.stack.now, conn, op, detail });
+  }
+}
+
+/**
+ * Copies every byte of `chain` into `filler`, in order: one `set` per MDL piece, whole MDLs by
+ * their cached view (no allocation per piece).
+ */
+function copyChainInto(chain: BufferChain, filler: ChunkFiller): void {
+  for (const nb of chain) {
+    let left = nb.dataLength;
+    let m = nb.currentMdl;
+    let off = nb.currentMdlOffset;
+    while (m !== null && off >= m.length) {
+      off -= m.length;
+      m = m.next;
+    }
+    while (left > 0 && m !== null) {
+      const avail = Math.min(m.length - off, left);
+      filler.writeView(off === 0 && avail === m.length ? m.view : m.view.subarray(off, off + avail));
+      left -= avail;
+      off = 0;
+      m = m.next;
+    }
+    assert(left === 0, "an NB's data runs past its MDL chain");
   }
 }
 

@@ -47,6 +47,7 @@ import {
   emitIcmpv6Packet,
   emitTcpPacket,
   type EthernetSpec,
+  type TcpPacketSpec,
 } from "../wire/packet.js";
 import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import type { TcpConfig } from "../tcp/config.js";
@@ -54,6 +55,7 @@ import { type ConnEvent, peerSynOf, replyToUnexpected, TcpConnection } from "../
 import { type HashKey, initialSeq, timestampOffset } from "../tcp/isn.js";
 import { TcpListener } from "../tcp/listener.js";
 import type { IcmpErrorCode } from "../tcp/types.js";
+import type { SeqNum } from "../tcp/seq.js";
 import { DEFAULT_NEIGHBOR_CONFIG, NeighborCache, type NeighborConfig } from "./neighbor.js";
 import { PathMtuCache } from "./path.js";
 import { type NextHop, RouteTable } from "./route.js";
@@ -177,11 +179,18 @@ export class HostConn {
   phase: ConnPhase = "host";
   /** The deadline currently in the timer heap (lazy deletion compares against it). */
   deadline: Instant | undefined = undefined;
+  /**
+   * NS-4: the last ICMP error (quoted sequence number and meaning) that arrived while the
+   * connection was off the host; the engine gets it when the connection comes back.
+   */
+  offloadedIcmp: { readonly seq: SeqNum; readonly code: IcmpErrorCode } | undefined = undefined;
   dirty = false;
   connected = false;
   /** Set once the application owns it (connect, or accept delivered). */
   announced = false;
   readonly key: string;
+  /** What every segment's packet shares (addresses, TTL, link header), made on first send. */
+  emitSpec: Omit<TcpPacketSpec, "tcp"> | undefined = undefined;
 
   constructor(
     id: number,
@@ -327,6 +336,11 @@ export class HostStack {
   #offload: OffloadHooks | undefined;
   readonly #synQueueLimit: number;
   readonly #conns = new Map<string, HostConn>();
+  /**
+   * The connection the latest segment was for: a one-entry cache in front of `#conns`, which a
+   * bulk transfer hits for nearly every segment (no key string built). Cleared on removal.
+   */
+  #lastConn: HostConn | undefined = undefined;
   readonly #listeners = new Map<string, HostListener>();
   readonly #out: OutFrame[] = [];
   #outHead = 0;
@@ -522,6 +536,16 @@ export class HostStack {
   /** The stack's current time (the latest `now` it was given). */
   get now(): Instant {
     return this.#now;
+  }
+
+  /**
+   * Brings the stack's clock to `now`, running the timers due by then. A driver calls this
+   * before it drives an offload target at `now`: the target's upcalls (a frame indicated up the
+   * non-offload path, a completion) carry no time, so the host takes its own, which must not be
+   * stale. Earlier times are ignored.
+   */
+  advanceTo(now: Instant): void {
+    if (now > this.#now) this.handleTimeout(now);
   }
 
   /** IPv4 TTL / IPv6 hop limit of this host's packets. */
@@ -760,8 +784,15 @@ export class HostStack {
         c.dirty = false;
         const tcp = c.tcp;
         if (tcp === undefined) continue;
+        const icmp = c.offloadedIcmp;
+        if (icmp !== undefined) {
+          c.offloadedIcmp = undefined;
+          tcp.handleIcmpError(now, icmp.seq, icmp.code, false); // NS-4: recorded while offloaded
+        }
+        // The next hop is resolved once per batch: its entry cannot change between segments.
+        let mac: MacAddr | undefined = undefined;
         for (let seg = tcp.pollTransmit(now); seg !== undefined; seg = tcp.pollTransmit(now)) {
-          this.#sendSegment(now, c, seg);
+          mac = this.#sendSegment(now, c, seg, mac);
         }
         const d = tcp.pollTimeout();
         if (d !== c.deadline) {
@@ -801,6 +832,7 @@ export class HostStack {
 
   #remove(c: HostConn): void {
     if (this.#conns.get(c.key) === c) this.#conns.delete(c.key);
+    if (this.#lastConn === c) this.#lastConn = undefined;
     c.listener?.pending.delete(c);
     c.deadline = undefined;
   }
@@ -809,6 +841,7 @@ export class HostStack {
     const key = connKey(local, localPort, remote, remotePort);
     const c = new HostConn(this.#nextId++, local, localPort, remote, remotePort, hop, key);
     this.#conns.set(key, c);
+    this.#lastConn = undefined; // it may hold a connection this one replaces in the table
     return c;
   }
 
@@ -878,8 +911,25 @@ export class HostStack {
     }
   }
 
+  /** The connection of a segment from `remote` to `local`, if any. */
+  #lookup(local: IpAddr, localPort: number, remote: IpAddr, remotePort: number): HostConn | undefined {
+    const last = this.#lastConn;
+    if (
+      last !== undefined &&
+      last.localPort === localPort &&
+      last.remotePort === remotePort &&
+      ipEquals(last.remoteAddr, remote) &&
+      ipEquals(last.localAddr, local)
+    ) {
+      return last;
+    }
+    const c = this.#conns.get(connKey(local, localPort, remote, remotePort));
+    if (c !== undefined) this.#lastConn = c;
+    return c;
+  }
+
   #onTcp(now: Instant, src: IpAddr, dst: IpAddr, seg: TcpRepr): void {
-    const c = this.#conns.get(connKey(dst, seg.dstPort, src, seg.srcPort));
+    const c = this.#lookup(dst, seg.dstPort, src, seg.srcPort);
     if (c !== undefined && c.tcp !== undefined) {
       c.tcp.handleSegment(now, seg);
       this.#touch(c);
@@ -1027,7 +1077,16 @@ export class HostStack {
     const { protocol, src, dst, srcPort, dstPort, tcpSeq } = q.value;
     if (protocol !== "tcp" || srcPort === undefined || dstPort === undefined || tcpSeq === undefined) return;
     const c = this.#conns.get(connKey(src, srcPort, dst, dstPort));
-    if (c?.tcp === undefined) return; // off the host: the target owns its ICMP handling
+    if (c === undefined) return;
+    if (c.tcp === undefined) {
+      // NS-4: the target indicates ICMP on the non-offload path and the host acts for the
+      // offloaded connection. It is synchronized, so the error is soft (RFC 1122 4.2.3.9,
+      // RFC 5461): recorded, and handed to the engine on upload, where the quoted sequence
+      // number is checked against [SND.UNA, SND.MAX) (a stale one is dropped, RFC 5927).
+      // Path-MTU messages go through `#onTooBig`: an update of the offloaded path (spec 9.1).
+      c.offloadedIcmp = { seq: tcpSeq, code: meaning.code };
+      return;
+    }
     const hard = meaning.hard && this.icmpMayAbort;
     if (c.tcp.handleIcmpError(now, tcpSeq, meaning.code, hard)) this.#touch(c);
   }
@@ -1105,8 +1164,30 @@ export class HostStack {
   // -------------------------------------------------------------------------------------------
   // Internals: output
 
-  #sendSegment(now: Instant, c: HostConn, seg: TcpRepr): void {
-    this.#sendIp(now, c.remoteAddr, c.localAddr, seg, c);
+  /**
+   * Sends one segment of `c`. `mac`: the next hop's address, already resolved at `now` for an
+   * earlier segment of this batch. Returns the address used, if the frame went out.
+   */
+  #sendSegment(now: Instant, c: HostConn, seg: TcpRepr, mac?: MacAddr): MacAddr | undefined {
+    const iface = this.#ifaces[c.ifIndex];
+    assert(iface !== undefined, "route to a missing interface");
+    // The per-connection part of the packet spec is built once (this runs per segment).
+    let spec = c.emitSpec;
+    if (spec === undefined) {
+      spec = {
+        ip: { src: c.localAddr, dst: c.remoteAddr, ttl: this.#ttl },
+        ethernet: iface.ethernet ? { src: iface.cfg.mac, dst: MAC_ZERO } : undefined,
+        checksum: iface.caps,
+      };
+      c.emitSpec = spec;
+    }
+    const frame = emitTcpPacket({ ip: spec.ip, tcp: seg, ethernet: spec.ethernet, checksum: spec.checksum });
+    if (mac !== undefined && iface.ethernet) {
+      frame.set(mac, 0);
+      this.#out.push({ ifIndex: iface.index, frame });
+      return mac;
+    }
+    return this.#queueFrame(now, iface, c.nextHop, frame);
   }
 
   /** Wraps a TCP segment in IP (and Ethernet) and queues or holds it. */
@@ -1166,10 +1247,10 @@ export class HostStack {
   }
 
   /** Fills in the destination MAC (resolving the neighbor) or queues the frame until it resolves. */
-  #queueFrame(now: Instant, iface: Iface, via: IpAddr, frame: Uint8Array): void {
+  #queueFrame(now: Instant, iface: Iface, via: IpAddr, frame: Uint8Array): MacAddr | undefined {
     if (!iface.ethernet) {
       this.#out.push({ ifIndex: iface.index, frame });
-      return;
+      return undefined;
     }
     const mac = this.neighbors.resolve(now, iface.index, via, frame);
     if (mac !== undefined) {
@@ -1177,6 +1258,7 @@ export class HostStack {
       this.#out.push({ ifIndex: iface.index, frame });
     }
     this.#drainNeighbors(now);
+    return mac;
   }
 
   /** Sends the neighbor cache's solicitations and releases frames that waited for an address. */

@@ -39,7 +39,7 @@ import { type TcpConfig, tcpConfig } from "../tcp/config.js";
 import { TcpConnection } from "../tcp/connection.js";
 import type { CloseReason, TcpSnapshot } from "../tcp/types.js";
 import { type BufferLedger } from "../nbl/ledger.js";
-import { mdlChain, netBuffer, type NblStatus, type NetBufferList } from "../nbl/nbl.js";
+import { type NblStatus, type NetBufferList } from "../nbl/nbl.js";
 import { advance, chainLength, forEachSegment, linkNbls, nblArray, segments } from "../nbl/chain.js";
 import { decodeFrame, emitTcpPacket } from "../wire/packet.js";
 import { type MacAddr, macEquals, MAC_ZERO } from "../wire/ethernet.js";
@@ -77,6 +77,35 @@ import {
   tcpIpHeaderBytes,
   viewOne,
 } from "../chimney/tcp-state.js";
+import {
+  engineKeepAlive,
+  frozenCached,
+  offloadEngineConfig,
+  offloadSackEnabled,
+  receiveFilter,
+} from "./tcp-rules.js";
+import {
+  capabilities as makeCapabilities,
+  scaleTicks,
+  supportsFamily,
+  type TcpConnectionOffloadCapabilities,
+  type TcpConnectionOffloadParameters,
+  ticksToDuration,
+} from "../chimney/capabilities.js";
+import { assertStatusWritten } from "../chimney/block-list.js";
+import type { MiniportChimneyNdis, TcpOffloadEventHandlers } from "../chimney/registration.js";
+import type { OffloadStatusIndication } from "../chimney/status.js";
+import { NblPool } from "./pools.js";
+import { getChimneyHandlers, setChimneyOptions } from "./registration.js";
+import {
+  type IpOffloadStats,
+  OffloadStatistics,
+  type OffloadStatsOid,
+  type TcpOffloadStats,
+} from "./stats.js";
+import { ethernetBufferLen } from "../wire/ethernet.js";
+import type { SeqNum } from "../tcp/seq.js";
+import { StackError } from "../util/errors.js";
 
 /** Resource limits of the target (so tests can exercise every failure status). */
 export interface TargetLimits {
@@ -104,6 +133,11 @@ export interface SoftwareTargetOptions {
   readonly mac: MacAddr;
   /** Engine configuration for offloaded connections (RTO bounds, delayed ACK, MSS cap). */
   readonly tcpConfig?: TcpConfig | undefined;
+  /**
+   * FW2-1: the FIN_WAIT_2 timeout of offloaded connections (replaces `tcpConfig.finWait2Timeout`).
+   * Default 120 s, the spec's initial value.
+   */
+  readonly finWait2Timeout?: Duration | undefined;
   /** Push timer (TcpPushTicks; PT-1). Default 500 ms. */
   readonly pushTimeout?: Duration | undefined;
   /** NceStaleTicks for the neighbor reachability test (NR-3). Default 30 s. */
@@ -114,6 +148,8 @@ export interface SoftwareTargetOptions {
   readonly configurableMacs?: boolean | undefined;
   /** VLAN ids configured on the interface (VL-2); default [] = VLAN 0 only (never mismatch). */
   readonly interfaceVlans?: readonly number[] | undefined;
+  /** The SupportSack capability (CFG-4): generate and consume SACK. Default true. */
+  readonly supportSack?: boolean | undefined;
   /** Resource limits; each defaults to "plenty". */
   readonly limits?: Partial<TargetLimits> | undefined;
   /**
@@ -126,6 +162,37 @@ export interface SoftwareTargetOptions {
    * Never set outside tests.
    */
   readonly testMutant?: TargetMutant | undefined;
+  /**
+   * NDIS_TCP_CONNECTION_OFFLOAD this target reports (spec 3.3); default: everything supported.
+   * `supportSack` defaults to the `supportSack` option.
+   */
+  readonly capabilities?: Partial<TcpConnectionOffloadCapabilities> | undefined;
+  /** The target's own timer resolution in ticks per second (CFG-6). Default 1000. */
+  readonly timerTicksPerSecond?: number | undefined;
+}
+
+/** A fault the tests can put the target into (a typed hook, not a mock). */
+export type TargetFault = {
+  /**
+   * The hardware state of one offloaded connection is corrupt: the next query, invalidate or
+   * terminate of it runs the hardware-failure procedure (spec 11.9, QY-3).
+   */
+  readonly kind: "corrupt-hardware-state";
+  readonly context: MiniportOffloadContext;
+};
+
+/**
+ * RR-3 / TM-22: the adapter cannot close (halt) while NBLs it indicated are still with the host.
+ * Stable code `ERR_TARGET_BUSY`.
+ */
+export class TargetBusyError extends StackError {
+  readonly code = "ERR_TARGET_BUSY";
+  /** Indicated (or BufferedData) NBLs not yet returned. */
+  readonly outstanding: number;
+  constructor(outstanding: number) {
+    super(`RR-3: ${outstanding} indicated NBL(s) not yet returned; the adapter cannot close`);
+    this.outstanding = outstanding;
+  }
 }
 
 /**
@@ -237,6 +304,8 @@ interface Conn {
   closedOnUpload: boolean;
   /** URG received: frames are queued for the non-offload path (spec 15.3). */
   urgent: boolean;
+  /** IO-24 / NS-7: the handed-over BufferedData holds urgent data: nothing is delivered. */
+  urgentBuffered: boolean;
   readonly urgentFrames: Uint8Array[];
   invalid: boolean;
   disconnect:
@@ -298,11 +367,12 @@ export class SoftwareTarget implements OffloadTarget {
   readonly #ledger: BufferLedger;
   readonly #mac: MacAddr;
   readonly #cfg: TcpConfig;
-  readonly #pushTimeout: Duration;
-  readonly #nceStale: Duration;
-  readonly #maxRtx: number;
+  #pushTimeout: Duration;
+  #nceStale: Duration;
+  #maxRtx: number;
   readonly #configurableMacs: boolean;
   readonly #vlans: readonly number[];
+  readonly #supportSack: boolean;
   readonly #limits: TargetLimits;
   readonly #mutant: TargetMutant | undefined;
   readonly #opDelay: Duration;
@@ -327,6 +397,26 @@ export class SoftwareTarget implements OffloadTarget {
   /** Every connection's deadline (engine timers and the push timer), lazily deleted. */
   readonly #timers = new MinHeap<TimerEntry>((a, b) => a.at < b.at);
   #now: Instant = Instant.ZERO;
+  /** Capabilities reported to the host; changed only by a pause / resume pair (CFG-5). */
+  #caps: TcpConnectionOffloadCapabilities;
+  #paused = false;
+  /** CFG-6: the target's timer resolution. */
+  readonly #tps: number;
+  /** INIT-3: the two pools (INIT-4: one NB per NBL). */
+  readonly #recvPool: NblPool;
+  readonly #upPool: NblPool;
+  /** SS-1: statistics of offloaded connections only. */
+  readonly #offloadStats = new OffloadStatistics();
+  /** Highest sequence number sent per connection (to tell retransmissions apart, SS-1). */
+  readonly #sentMax = new WeakMap<Conn, SeqNum>();
+  /** Upcalls (indications, events, completions) in progress: TM-10, C-11. */
+  #upcalls = 0;
+  /** C-11: sends posted from inside an upcall, run from `process` in order. */
+  readonly #sendInbox = new Map<Conn, NetBufferList[]>();
+  /** Contexts whose hardware state is corrupt, and those whose failure was indicated (spec 11.9). */
+  readonly #corrupt = new Set<number>();
+  #handlers: TcpOffloadEventHandlers | undefined;
+  #closed = false;
 
   /** Counters. */
   readonly stats: TargetStats = {
@@ -344,14 +434,26 @@ export class SoftwareTarget implements OffloadTarget {
     this.#host = opts.host;
     this.#ledger = opts.ledger;
     this.#mac = opts.mac;
-    this.#cfg = opts.tcpConfig ?? tcpConfig({ sendBufferSize: 2 ** 30 });
+    // NS-3 / BR-0: offloaded connections always run RFC 5961 sections 3-5 (blind-reset mitigation).
+    // FW2-1: the FIN_WAIT_2 timer starts at 120 s unless the target is configured otherwise.
+    const base = opts.tcpConfig ?? tcpConfig({ sendBufferSize: 2 ** 30 });
+    this.#cfg = offloadEngineConfig(
+      tcpConfig({ ...base, finWait2Timeout: opts.finWait2Timeout ?? Duration.fromSeconds(120) }),
+    );
     this.#pushTimeout = opts.pushTimeout ?? Duration.fromMillis(500);
     this.#nceStale = opts.nceStale ?? Duration.fromSeconds(30);
     this.#maxRtx = opts.maxRetransmissions ?? this.#cfg.maxRetransmissions;
     this.#configurableMacs = opts.configurableMacs ?? true;
     this.#vlans = opts.interfaceVlans ?? [];
+    this.#supportSack = opts.supportSack ?? true;
     this.#mutant = opts.testMutant;
     this.#opDelay = opts.operationDelay ?? Duration.ZERO;
+    this.#caps = makeCapabilities({ supportSack: this.#supportSack, ...opts.capabilities });
+    this.#tps = opts.timerTicksPerSecond ?? 1000;
+    if (!Number.isSafeInteger(this.#tps) || this.#tps <= 0)
+      throw new UsageError(`bad timerTicksPerSecond ${this.#tps}`);
+    this.#recvPool = new NblPool("chimney-receive", opts.ledger);
+    this.#upPool = new NblPool("non-offload-receive", opts.ledger);
     const l = opts.limits ?? {};
     this.#limits = {
       tcp: l.tcp ?? 1 << 20,
@@ -386,6 +488,10 @@ export class SoftwareTarget implements OffloadTarget {
   /** Completes recorded state operations (OP-1) and pending data completions, in order. */
   process(now: Instant): void {
     this.#now = now;
+    // TM-10 / C-11: called from inside one of our own upcalls, nothing completes now (no
+    // terminate completes while an indication or event is still in flight); the work waits for
+    // the next call.
+    if (this.#upcalls > 0) return;
     for (let op = this.#ops[0]; op !== undefined && op.due <= now; op = this.#ops[0]) {
       this.#ops.shift();
       switch (op.kind) {
@@ -412,6 +518,7 @@ export class SoftwareTarget implements OffloadTarget {
       for (const c of batch) {
         c.dataWork = false;
         if (this.#conns.get(c.ctx) !== c) continue; // terminated meanwhile
+        this.#drainSendInbox(c);
         this.#processForwards(now, c);
         this.#service(now, c);
       }
@@ -431,13 +538,15 @@ export class SoftwareTarget implements OffloadTarget {
     const net = pkt.network;
     const tr = pkt.transport;
     if (pkt.error !== undefined || net === undefined || tr === undefined || tr.kind !== "tcp") {
+      // NS-4: ARP, ICMP (path-MTU discovery included) and anything else not TCP is the host's;
+      // NS-6: so are IP fragments (decoded as "fragment", never reassembled here).
       this.#up(frame);
       return;
     }
     let local: IpAddr;
     let remote: IpAddr;
     if (net.kind === "ipv4") {
-      // NS-5: IPv4 options go up the non-offload path.
+      // NS-5 / CFG-3: IPv4 options (not supported) go up the non-offload path.
       if (net.ipv4.options.length > 0) {
         this.#up(frame);
         return;
@@ -458,10 +567,20 @@ export class SoftwareTarget implements OffloadTarget {
       this.#up(frame);
       return;
     }
+    // VL-1 / NB-3: the connection's VLAN and MAC receive filter (spec 15.5).
+    const verdict = receiveFilter(pkt.ethernet, c.path.neighbor.constState, this.#mac);
+    if (verdict === "drop") return;
+    if (verdict === "up") {
+      this.#up(frame);
+      return;
+    }
     if (c.urgent) {
       c.urgentFrames.push(frame); // spec 15.3 step 4: queue everything after the urgent data
       return;
     }
+    // SS-1: counted only here, for segments of offloaded connections the target processes.
+    const eth = pkt.ethernet === undefined ? 0 : ethernetBufferLen(pkt.ethernet);
+    this.#offloadStats.received(net.kind === "ipv4" ? 4 : 6, frame.length - eth, true);
     this.#segmentIn(now, c, seg, frame);
   }
 
@@ -563,10 +682,205 @@ export class SoftwareTarget implements OffloadTarget {
   }
 
   // -------------------------------------------------------------------------------------------
+  // Registration, capabilities, pause / resume, statistics, faults (spec 3, 16.6, 18.1, 11.9)
+
+  /**
+   * MiniportSetOptions + MiniportInitializeEx: INIT-1 (both handler tables registered through
+   * `NdisSetOptionalHandlers`) and INIT-2 (`NdisMGetOffloadHandlers` once per chimney type; the
+   * returned table is copied into the target). INIT-3: the pools were made by the constructor.
+   */
+  initialize(ndis: MiniportChimneyNdis): void {
+    if (this.#handlers !== undefined) throw new UsageError("the target is already initialized");
+    setChimneyOptions(this, ndis);
+    this.#handlers = getChimneyHandlers(ndis);
+  }
+
+  /** The NDIS entry points copied at `initialize` (INIT-2), or undefined before. */
+  get offloadHandlers(): TcpOffloadEventHandlers | undefined {
+    return this.#handlers;
+  }
+
+  /** NDIS_TCP_CONNECTION_OFFLOAD (OID_TCP_CONNECTION_OFFLOAD_HARDWARE_CAPABILITIES). */
+  connectionOffloadCapabilities(): TcpConnectionOffloadCapabilities {
+    return this.#caps;
+  }
+
+  /** Whether the target has asked the host to stop offloading (spec 16.6). */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /**
+   * NDIS_STATUS_OFFLOAD_PAUSE: asks the host to stop offloading new state. Offloaded connections
+   * run on; C-13: initiates already in flight are still accepted, queued and processed.
+   */
+  pause(): void {
+    if (this.#paused) throw new UsageError("the target is already paused");
+    this.#paused = true;
+    this.#indicateStatus("NDIS_STATUS_OFFLOAD_PAUSE");
+  }
+
+  /**
+   * NDIS_STATUS_OFFLOAD_RESUME, reporting `caps` as the new NDIS_TCP_CONNECTION_OFFLOAD. CFG-5:
+   * this is the only way the capabilities change, and only after a pause (UsageError otherwise).
+   */
+  resume(caps: Partial<TcpConnectionOffloadCapabilities> = {}): void {
+    if (!this.#paused) throw new UsageError("CFG-5: new capabilities need a pause first");
+    this.#caps = makeCapabilities({ ...this.#caps, ...caps });
+    this.#paused = false;
+    this.#indicateStatus("NDIS_STATUS_OFFLOAD_RESUME");
+  }
+
+  /** NDIS_STATUS_UPLOAD_ALL: asks the host to upload every offloaded connection (spec 16.6). */
+  requestUploadAll(): void {
+    this.#indicateStatus("NDIS_STATUS_UPLOAD_ALL");
+  }
+
+  /**
+   * OID_TCP_CONNECTION_OFFLOAD_PARAMETERS (spec 3.3). CFG-6: the host's tick values are scaled
+   * from its TicksPerSecond to this target's timer resolution (rounding up) before use: the push
+   * timer, the neighbor staleness time and the retransmission limit of new offloads.
+   */
+  setOffloadParameters(p: TcpConnectionOffloadParameters): void {
+    const toTarget = (ticks: number): Duration =>
+      ticksToDuration(scaleTicks(ticks, p.ticksPerSecond, this.#tps), this.#tps);
+    this.#pushTimeout = toTarget(p.tcpPushTicks);
+    this.#nceStale = toTarget(p.nceStaleTicks);
+    this.#maxRtx = p.tcpMaximumRetransmissions;
+  }
+
+  /** The push timeout in use (TcpPushTicks at this target's resolution; CFG-6). */
+  get pushTimeout(): Duration {
+    return this.#pushTimeout;
+  }
+
+  /** SS-1: a query of one statistics OID (this interface, offloaded connections only). */
+  queryStatistics(oid: "OID_IP4_OFFLOAD_STATS" | "OID_IP6_OFFLOAD_STATS"): IpOffloadStats;
+  queryStatistics(oid: "OID_TCP4_OFFLOAD_STATS" | "OID_TCP6_OFFLOAD_STATS"): TcpOffloadStats;
+  queryStatistics(oid: OffloadStatsOid): IpOffloadStats | TcpOffloadStats {
+    if (oid === "OID_IP4_OFFLOAD_STATS" || oid === "OID_IP6_OFFLOAD_STATS")
+      return this.#offloadStats.query(oid);
+    const v = oid === "OID_TCP4_OFFLOAD_STATS" ? 4 : 6;
+    let established = 0;
+    for (const c of this.#conns.values()) {
+      const st = c.engine.state;
+      if (ipVersion(c.path.constState.sourceAddress) === v && (st === "ESTABLISHED" || st === "CLOSE-WAIT"))
+        established++;
+    }
+    return this.#offloadStats.query(oid, established);
+  }
+
+  /** SS-1: a set of a statistics OID resets those counters. */
+  setStatistics(oid: OffloadStatsOid): void {
+    this.#offloadStats.reset(oid);
+  }
+
+  /** Test hook: puts the target into a fault state (spec 11.9). */
+  injectFault(fault: TargetFault): void {
+    if (!this.#conns.has(fault.context))
+      throw new UsageError(`no offloaded connection with context ${fault.context}`);
+    this.#corrupt.add(fault.context);
+  }
+
+  /**
+   * MiniportHaltEx. RR-3 / TM-22: refused with `TargetBusyError` while indicated or BufferedData
+   * NBLs are still with the host; afterwards no chimney call is accepted.
+   */
+  close(): void {
+    const out = this.#recvPool.outstanding;
+    if (out > 0) throw new TargetBusyError(out);
+    this.#closed = true;
+  }
+
+  /** NBLs from the two pools (INIT-3) handed out since creation. */
+  get poolAllocations(): { readonly chimneyReceive: number; readonly nonOffloadReceive: number } {
+    return { chimneyReceive: this.#recvPool.allocated, nonOffloadReceive: this.#upPool.allocated };
+  }
+
+  /** NdisMIndicateStatusEx, counted as an upcall (TM-10). */
+  #indicateStatus(status: OffloadStatusIndication): void {
+    this.#upcalls++;
+    try {
+      this.#host.indicateStatus(status);
+    } finally {
+      this.#upcalls--;
+    }
+  }
+
+  /** NdisTcpOffloadEventHandler, counted as an upcall (TM-10, C-11). */
+  #indicateEvent(handle: NdisOffloadHandle, event: Parameters<OffloadHost["tcpOffloadEvent"]>[1]): void {
+    this.#upcalls++;
+    try {
+      this.#host.tcpOffloadEvent(handle, event);
+    } finally {
+      this.#upcalls--;
+    }
+  }
+
+  /** C-11: the sends posted during an upcall, in order, now that no upcall is in progress. */
+  #drainSendInbox(c: Conn): void {
+    const inbox = this.#sendInbox.get(c);
+    if (inbox === undefined) return;
+    this.#sendInbox.delete(c);
+    for (const nbl of inbox) this.#send(c, nbl);
+  }
+
+  /**
+   * Spec 11.9 steps 1-3, after the query or invalidate that found the corrupt state completed
+   * with NDIS_STATUS_FAILURE (step 1): ask for the upload (HardwareFailure), then indicate the
+   * abort. New I/O now completes with REQUEST_ABORTED; the terminate does steps 4 and 5.
+   */
+  #hardwareFailure(c: Conn): void {
+    if (c.uploadRequested && c.aborted) return; // already indicated
+    c.uploadRequested = true;
+    c.aborted = true;
+    c.abortIndicated = true;
+    c.pushAt = undefined;
+    this.#indicateEvent(c.handle, { type: "TcpIndicateRetrieve", reason: "HardwareFailure" });
+    this.#indicateEvent(c.handle, { type: "TcpIndicateAbort" });
+  }
+
+  /**
+   * Spec 11.9 steps 4-5 for a connection whose hardware state is corrupt: every outstanding send,
+   * receive, disconnect and forward completes with NDIS_STATUS_REQUEST_ABORTED; the block reports
+   * NDIS_STATUS_FAILURE (the state is lost: nothing is returned). A terminate that is the first to
+   * find the corruption does the same (its step 1 is this completion; no event follows for a
+   * connection that is no longer offloaded).
+   */
+  #terminateCorrupt(c: Conn, b: TcpBlock): void {
+    c.phase = "terminating";
+    c.pushAt = undefined;
+    this.#drainSendInbox(c);
+    this.#failSends(c, "NDIS_STATUS_REQUEST_ABORTED");
+    const reqs = c.reqs.splice(0);
+    for (const r of reqs) this.#finishReq(r, "NDIS_STATUS_REQUEST_ABORTED");
+    if (reqs.length > 0)
+      this.#completeRecvs(
+        c,
+        reqs.map((r) => r.nbl),
+      );
+    const d = c.disconnect;
+    if (d !== undefined) {
+      c.disconnect = undefined;
+      d.nbl.status = "NDIS_STATUS_REQUEST_ABORTED";
+      d.nbl.bytesTransferred = 0;
+      this.#completeDisconnect(d.nbl);
+    }
+    this.#failForwards(c, "NDIS_STATUS_REQUEST_ABORTED");
+    b.netBufferListChain = null;
+    b.status = "NDIS_STATUS_FAILURE";
+    this.#corrupt.delete(c.ctx);
+    this.#removeConn(c);
+  }
+
+  // -------------------------------------------------------------------------------------------
   // State operations: record only (OP-1)
 
   /** MiniportInitiateOffload: records the tree; copies lent BufferedData now (IO-19). */
   initiateOffload(blockList: OffloadBlockList): void {
+    if (this.#closed) throw new UsageError("MiniportInitiateOffload on a closed adapter");
+    // C-13: accepted even while paused (an initiate can be in flight when the pause is
+    // indicated); like every state operation it is queued and processed later by `process`.
     // IO-1 / IO-19: the host lends BufferedData for the duration of this call, so the copy
     // happens here; the offload itself completes later from `process`.
     forEachInTree(blockList, (b) => {
@@ -619,6 +933,10 @@ export class SoftwareTarget implements OffloadTarget {
     this.#record("query", blockList);
   }
 
+  /**
+   * C-2 / C-3: any number of operations may be outstanding, several initiates of different
+   * objects and overlapping queries of one object included; each is completed in arrival order.
+   */
   #record(kind: PendingOp["kind"], root: OffloadBlockList): void {
     this.#ops.push({ kind, root, due: Instant.add(this.#now, this.#opDelay) });
   }
@@ -630,6 +948,21 @@ export class SoftwareTarget implements OffloadTarget {
   tcpOffloadSend(context: MiniportOffloadContext, nbl: NetBufferList): "NDIS_STATUS_PENDING" {
     const c = this.#mustConn(context, OP_SEND);
     this.#ledger.check(nbl, "target", OP_SEND);
+    const inbox = this.#sendInbox.get(c);
+    if (this.#upcalls > 0 || inbox !== undefined) {
+      // C-11: the send queue is not touched from inside an upcall (the single-threaded analogue
+      // of the spin lock): the request waits in the inbox, in order, and runs from `process`.
+      if (inbox === undefined) this.#sendInbox.set(c, [nbl]);
+      else inbox.push(nbl);
+      this.#addDataWork(c);
+      return "NDIS_STATUS_PENDING";
+    }
+    this.#send(c, nbl);
+    return "NDIS_STATUS_PENDING";
+  }
+
+  /** The body of MiniportTcpOffloadSend, outside any upcall. */
+  #send(c: Conn, nbl: NetBufferList): void {
     const fail = this.#sendRefusal(c);
     const refused: NetBufferList[] = [];
     for (const n of nblArray(nbl)) {
@@ -647,7 +980,6 @@ export class SoftwareTarget implements OffloadTarget {
       this.#completeSends(refused);
     }
     this.#service(this.#now, c);
-    return "NDIS_STATUS_PENDING";
   }
 
   /** MiniportTcpOffloadReceive (RQ-1..RQ-6): FIFO; runs the delivery algorithm (E2). */
@@ -686,6 +1018,7 @@ export class SoftwareTarget implements OffloadTarget {
   tcpOffloadReceiveReturn(nbl: NetBufferList): "NDIS_STATUS_SUCCESS" {
     for (const n of nblArray(nbl)) {
       assert(this.#lentUp.delete(n), () => `NBL #${n.id} returned but never indicated`);
+      this.#recvPool.release(n); // RR-3: one fewer outstanding
     }
     this.#ledger.free(nbl, "target", OP_RETURN);
     return "NDIS_STATUS_SUCCESS";
@@ -728,12 +1061,17 @@ export class SoftwareTarget implements OffloadTarget {
   tcpOffloadForward(context: MiniportOffloadContext, nbl: NetBufferList): "NDIS_STATUS_PENDING" {
     const c = this.#mustConn(context, OP_FWD);
     this.#ledger.check(nbl, "target", OP_FWD);
-    for (const n of nblArray(nbl)) c.forwards.push(n);
+    for (const n of nblArray(nbl)) c.forwards.push(n); // FW-4: queued until `process`
     this.#addDataWork(c);
     return "NDIS_STATUS_PENDING";
   }
 
-  /** Queues an NBL's data in the engine (zero-copy views), PSH at its end (SD-4); its length. */
+  /**
+   * Queues an NBL's data in the engine (zero-copy views, IO-16), PSH at its end (SD-4); its length.
+   * SW-1: the engine's sender SWS avoidance holds back a segment when it is shorter than the
+   * MSS, does not reach the end of the queued data and is under half the largest window seen,
+   * until its SWS override timer sends what the window allows.
+   */
   #sendNbl(c: Conn, n: NetBufferList, op: string): number {
     const pieces = [...segments(viewOne(this.#ledger, n, "target", op))];
     let bytes = 0;
@@ -789,12 +1127,22 @@ export class SoftwareTarget implements OffloadTarget {
           : "NDIS_STATUS_OFFLOAD_PARTIAL_SUCCESS";
     });
     for (const b of this.#copies.keys()) if (isInTree(root, b)) this.#copies.delete(b);
+    assertStatusWritten(root, "initiate"); // OP-2 / BL-1
     this.#host.initiateOffloadComplete(root);
-    // IO-6: indications only now that the completion has returned.
+    // IO-6 / C-10: indications only now that the completion has returned.
     for (const c of created) {
       if (c.phase === "offloading") c.phase = "offloaded";
     }
-    for (const c of created) this.#service(now, c);
+    for (const c of created) {
+      if (c.urgentBuffered) {
+        // IO-24 / NS-7: urgent data in BufferedData is urgent data from the wire (spec 15.3,
+        // 20 item 39): ask for the upload, ACK and deliver nothing more, queue what follows;
+        // the buffered bytes go back as BufferedData at terminate.
+        c.urgent = true;
+        this.#requestUpload(c, "ReceivedUrgentData");
+      }
+      this.#service(now, c);
+    }
   }
 
   /** Offloads (or links) one block; returns its own status. */
@@ -805,6 +1153,7 @@ export class SoftwareTarget implements OffloadTarget {
     created: Conn[],
   ): NdisStatus {
     const role = roleOf(b);
+    // TR-5: a placeholder only carries links; `visitTree` follows its dependents like any block.
     if (role === "placeholder") return "NDIS_STATUS_SUCCESS";
     if (role === "linker") {
       const ctx = (b.miniportOffloadContext?.context ?? 0) as number;
@@ -829,7 +1178,7 @@ export class SoftwareTarget implements OffloadTarget {
           ctx: this.#ctx(),
           handle: b.ndisOffloadHandle,
           constState: k,
-          cachedState: ca,
+          cachedState: frozenCached(ca), // ST-2
           nrt: now - nrd,
           hrt: now - ca.hostReachabilityDelta,
           paths: new Set(),
@@ -843,13 +1192,15 @@ export class SoftwareTarget implements OffloadTarget {
         const nb = parent === undefined ? undefined : this.#neighborOfBlock(parent);
         if (nb === undefined || b.constState === undefined || b.cachedState === undefined)
           return "NDIS_STATUS_FAILURE";
+        // CFG-2: a family this target does not report is refused (the host should not ask).
+        if (!supportsFamily(this.#caps, ipVersion(b.constState.sourceAddress))) return "NDIS_STATUS_FAILURE";
         if (this.#paths.size >= this.#limits.path) return "NDIS_STATUS_OFFLOAD_PATH_ENTRIES";
         if (b.cachedState.pathMtu > this.#limits.maxPathMtu) return "NDIS_STATUS_OFFLOAD_PATH_MTU";
         const p: PathObj = {
           ctx: this.#ctx(),
           handle: b.ndisOffloadHandle,
           constState: b.constState,
-          cachedState: b.cachedState,
+          cachedState: frozenCached(b.cachedState), // ST-2
           neighbor: nb,
           conns: new Set(),
           invalid: false,
@@ -885,7 +1236,8 @@ export class SoftwareTarget implements OffloadTarget {
     const d = b.delegatedState;
     if (path === undefined || k === undefined || ca === undefined || d === undefined)
       return "NDIS_STATUS_FAILURE";
-    if (this.#conns.size >= this.#limits.tcp) return "NDIS_STATUS_OFFLOAD_TCP_ENTRIES";
+    if (this.#conns.size >= Math.min(this.#limits.tcp, this.#caps.tcpConnectionOffloadCapacity))
+      return "NDIS_STATUS_OFFLOAD_TCP_ENTRIES"; // TcpConnectionOffloadCapacity (spec 3.3)
     if (ca.initialRcvWnd > this.#limits.maxRcvWnd) return "NDIS_STATUS_OFFLOAD_TCP_RCV_WINDOW";
     if (!isImportableState(d.state)) return "NDIS_STATUS_FAILURE";
     const copy = this.#copies.get(b);
@@ -897,7 +1249,15 @@ export class SoftwareTarget implements OffloadTarget {
     const key = connKey(local, remote, k.localPort, k.remotePort);
     if (this.#byKey.has(key)) return "NDIS_STATUS_FAILURE";
     // The send data is read zero-copy; the BufferedData was copied in `initiateOffload`.
-    const noBuffered = { constState: k, cachedState: ca, delegatedState: { ...d, bufferedData: null } };
+    // CFG-4: without SupportSack the engine neither generates nor consumes SACK.
+    const engineK = { ...k, sackEnabled: offloadSackEnabled(this.#caps.supportSack, k.sackEnabled) };
+    const ka = engineKeepAlive(ca); // BR-0: 0 -> the spec 17.11 defaults (the cached record is kept)
+    const engineCa = { ...ca, kaInterval: ka.interval, kaProbeCount: ka.probes };
+    const noBuffered = {
+      constState: engineK,
+      cachedState: engineCa,
+      delegatedState: { ...d, bufferedData: null },
+    };
     const snap: TcpSnapshot = importOffloadState(noBuffered, this.#ledger, "target", OP_INIT, {
       cfg: this.#cfg,
       pathMtu: path.cachedState.pathMtu,
@@ -905,11 +1265,15 @@ export class SoftwareTarget implements OffloadTarget {
       sendBufferSize: 2 ** 30,
       maxRetransmissions: this.#maxRtx,
     });
+    // IO-23: the handed-over BufferedData is the head of the engine's receive buffer, so it is
+    // delivered before anything received later (the mutant breaks exactly this).
     const late = this.#mutant === "buffered-after-newer";
     const full: TcpSnapshot =
       copy === undefined || copy.length === 0 || late
         ? snap
         : { ...snap, delegated: { ...snap.delegated, bufferedData: [copy] } };
+    // TS-1: the engine's timestamp clock continues from TsTime (NicDelta = TsTime - NicTime), so
+    // TSvals keep increasing (modulo 2^32) whatever this target's clock reads.
     const engine = TcpConnection.importState(full, now, this.#cfg);
     drainEvents(engine);
     const handle = b.ndisOffloadHandle;
@@ -919,7 +1283,7 @@ export class SoftwareTarget implements OffloadTarget {
       handle,
       key,
       constState: k,
-      cachedState: ca,
+      cachedState: frozenCached(ca), // ST-2: replaced only by an update
       path,
       engine,
       phase: "offloading",
@@ -946,6 +1310,7 @@ export class SoftwareTarget implements OffloadTarget {
       uploadRequested: false,
       closedOnUpload: false,
       urgent: false,
+      urgentBuffered: d.bufferedDataUrgent === true && copy !== undefined && copy.length > 0,
       urgentFrames: [],
       invalid: false,
       disconnect: undefined,
@@ -960,7 +1325,8 @@ export class SoftwareTarget implements OffloadTarget {
       c.heldBytes += copy.length;
       c.known += copy.length;
     }
-    // IO-13..IO-15: the handed-over NBLs are the first send entries, in order.
+    // IO-13..IO-15: the handed-over NBLs are the first send entries, in order; IO-17: `#takeAcks`
+    // completes each through NdisTcpOffloadSendComplete (or the terminate passes it back).
     for (const n of nblRange(d.sendDataHead, d.sendDataTail)) {
       const len = chainLength(viewOne(this.#ledger, n, "target", OP_INIT));
       c.sends.push({ nbl: n, left: len, acked: 0, disconnect: false });
@@ -995,7 +1361,10 @@ export class SoftwareTarget implements OffloadTarget {
   // -------------------------------------------------------------------------------------------
   // Terminate (spec 11)
 
+  /** TM-3 / ST-10: completes whatever the connection's state (only a corrupt one fails). */
   #doTerminate(now: Instant, root: OffloadBlockList): void {
+    // TM-10: no indication or event of ours is in flight when a terminate completes.
+    assert(this.#upcalls === 0, "TM-10: terminate completing inside an upcall");
     const after: Uint8Array[] = [];
     forEachInTree(root, (b) => {
       if (b.layer === "tcp") {
@@ -1003,6 +1372,10 @@ export class SoftwareTarget implements OffloadTarget {
         if (c === undefined) {
           b.status = "NDIS_STATUS_FAILURE";
           b.netBufferListChain = null;
+          return;
+        }
+        if (this.#corrupt.has(c.ctx)) {
+          this.#terminateCorrupt(c, b); // spec 11.9 steps 4-5
           return;
         }
         this.#terminateConn(now, c, b);
@@ -1032,6 +1405,7 @@ export class SoftwareTarget implements OffloadTarget {
         b.status = "NDIS_STATUS_SUCCESS";
       }
     });
+    assertStatusWritten(root, "terminate"); // OP-2 / BL-1
     this.#host.terminateOffloadComplete(root);
     // Spec 15.3 step 6: urgent data and what followed go up the non-offload path.
     for (const f of after) this.#up(f);
@@ -1039,6 +1413,7 @@ export class SoftwareTarget implements OffloadTarget {
 
   #terminateConn(now: Instant, c: Conn, b: TcpBlock): void {
     c.phase = "terminating";
+    this.#drainSendInbox(c); // C-11: queued sends complete with UPLOAD_IN_PROGRESS (TM-27)
     c.pushAt = undefined; // TM-12
     // TM-9: posted receives; spec 20 item 21.
     const reqs = c.reqs.splice(0);
@@ -1071,6 +1446,9 @@ export class SoftwareTarget implements OffloadTarget {
       this.#emit(now, c, true);
       const ack = engine.flushAck(now);
       if (ack !== undefined) this.#pushFrame(c, ack);
+      // PS-2 (and TM-F): persist state goes back as SndWndProbeCount, Retransmit.Count and
+      // Retransmit.TimeoutDelta (undefined = -1, not running; 0 = fires at once on the host);
+      // TS-1: TsTime = NicTime + NicDelta.
       const snap = engine.exportState(now);
       // TM-14..TM-16: the unacknowledged send NBLs go back in their original order.
       const left = c.sends.splice(0).filter((e) => !e.disconnect);
@@ -1081,7 +1459,8 @@ export class SoftwareTarget implements OffloadTarget {
       const head = linkNbls(nbls);
       if (head !== null) this.#ledger.transfer(head, "target", "host", OP_TERM_COMPLETE);
       b.netBufferListChain = head; // BL-2 / TM-17: null when nothing is returned
-      // TM-19..TM-21: undelivered bytes as BufferedData from the target's pool.
+      // TM-19..TM-21: undelivered bytes as BufferedData from the target's pool. TM-26: only the
+      // in-order bytes the engine acknowledged cumulatively; SACKed-only data stays behind.
       const chunks =
         this.#mutant === "drop-buffered-at-terminate" ? [] : [...c.held, ...snap.delegated.bufferedData];
       const buffered = chunks.length === 0 ? null : this.#allocUp(chunks, OP_TERM_COMPLETE);
@@ -1107,6 +1486,7 @@ export class SoftwareTarget implements OffloadTarget {
       const buffered = chunks.length === 0 ? null : this.#allocUp(chunks, OP_TERM_COMPLETE);
       delegated = this.#closedDelegated(now, c, buffered);
     }
+    // ST-5: the current delegated values go into the host's block; const and cached are not returned.
     b.delegatedState = delegated;
     this.#removeConn(c);
   }
@@ -1129,7 +1509,7 @@ export class SoftwareTarget implements OffloadTarget {
 
   /** NBLs from the target's pool over `chunks` (views), handed up to the host (TM-21). */
   #allocUp(chunks: readonly Uint8Array[], op: string): NetBufferList {
-    const nbl = this.#ledger.alloc("target", [netBuffer(mdlChain(chunks.filter((x) => x.length > 0)))], op);
+    const nbl = this.#recvPool.alloc(chunks, op); // INIT-4: one NB
     this.#ledger.transfer(nbl, "target", "host", op);
     this.#lentUp.add(nbl);
     return nbl;
@@ -1150,6 +1530,7 @@ export class SoftwareTarget implements OffloadTarget {
         ? "NDIS_STATUS_SUCCESS"
         : "NDIS_STATUS_FAILURE";
     });
+    assertStatusWritten(root, "update"); // OP-2 / BL-1
     this.#host.updateOffloadComplete(root);
     for (const c of affected) if (this.#conns.get(c.ctx) === c) this.#service(now, c);
   }
@@ -1165,7 +1546,7 @@ export class SoftwareTarget implements OffloadTarget {
         const n = this.#neighbors.get(ctxOf(b));
         if (n === undefined) return false;
         if (b.cachedState !== undefined) {
-          n.cachedState = b.cachedState;
+          n.cachedState = frozenCached(b.cachedState); // ST-2: only an update replaces it
           n.hrt = now - b.cachedState.hostReachabilityDelta;
         }
         for (const p of n.paths) for (const c of p.conns) affected.add(c);
@@ -1182,7 +1563,7 @@ export class SoftwareTarget implements OffloadTarget {
           p.neighbor = nb;
         }
         if (b.cachedState !== undefined) {
-          p.cachedState = b.cachedState;
+          p.cachedState = frozenCached(b.cachedState); // ST-2
           const hdr = tcpIpHeaderBytes(ipVersion(p.constState.sourceAddress));
           for (const c of p.conns) c.engine.setPathMtu(b.cachedState.pathMtu, hdr);
         }
@@ -1203,7 +1584,7 @@ export class SoftwareTarget implements OffloadTarget {
   /** UP-2, UP-3, UP-5: cached TCP variables and their one-shot flags. */
   #applyTcpCached(now: Instant, c: Conn, ca: TcpCachedState): void {
     const old = c.cachedState;
-    c.cachedState = ca;
+    c.cachedState = frozenCached(ca); // ST-2: the one place a TCP cached state changes
     const e = c.engine;
     e.setNoDelay(!ca.naglingEnabled);
     if (ca.maxRt !== old.maxRt) e.setRetransmitLimits(this.#maxRtx, ca.maxRt);
@@ -1213,7 +1594,8 @@ export class SoftwareTarget implements OffloadTarget {
       old.kaInterval !== ca.kaInterval ||
       old.kaProbeCount !== ca.kaProbeCount;
     if (kaChanged || ca.keepAliveRestart) {
-      e.setKeepAlive(now, ca.keepAliveEnabled, ca.kaTimeout, ca.kaInterval, ca.kaProbeCount);
+      const ka = engineKeepAlive(ca); // BR-0
+      e.setKeepAlive(now, ca.keepAliveEnabled, ca.kaTimeout, ka.interval, ka.probes);
     }
     if (ca.maxRtRestart) e.resetTotalRt(); // UP-3: TotalRT restarts; the count is kept
     // UP-2: the new InitialRcvWnd; the engine sends the window update at once if it changed.
@@ -1223,6 +1605,7 @@ export class SoftwareTarget implements OffloadTarget {
 
   #doInvalidate(root: OffloadBlockList): void {
     const affected = new Set<Conn>();
+    const broken: Conn[] = [];
     forEachInTree(root, (b) => {
       if (roleOf(b) === "placeholder") {
         b.status = "NDIS_STATUS_SUCCESS";
@@ -1232,8 +1615,11 @@ export class SoftwareTarget implements OffloadTarget {
       if (b.layer === "tcp") {
         const c = this.#connOf(b);
         if (c === undefined) ok = false;
-        else {
-          c.invalid = true; // IV-2
+        else if (this.#corrupt.has(c.ctx)) {
+          ok = false; // IV-7 failure path: spec 11.9 step 1
+          broken.push(c);
+        } else {
+          c.invalid = true; // IV-2; IV-5: kept (not freed) until the host terminates it
           affected.add(c);
         }
       } else if (b.layer === "path") {
@@ -1253,11 +1639,14 @@ export class SoftwareTarget implements OffloadTarget {
       }
       b.status = ok ? "NDIS_STATUS_SUCCESS" : "NDIS_STATUS_FAILURE"; // IV-7
     });
+    assertStatusWritten(root, "invalidate"); // OP-2 / BL-1
     this.#host.invalidateOffloadComplete(root);
+    for (const c of broken) this.#hardwareFailure(c); // spec 11.9 steps 2-3
     for (const c of affected) this.#requestUpload(c, "InvalidState"); // IV-4
   }
 
   #doQuery(now: Instant, root: OffloadBlockList): void {
+    const broken: Conn[] = [];
     forEachInTree(root, (b) => {
       if (roleOf(b) === "placeholder") {
         b.status = "NDIS_STATUS_SUCCESS";
@@ -1267,7 +1656,10 @@ export class SoftwareTarget implements OffloadTarget {
       if (b.layer === "tcp") {
         const c = this.#connOf(b);
         if (c === undefined) ok = false;
-        else {
+        else if (this.#corrupt.has(c.ctx)) {
+          ok = false; // QY-3: spec 11.9 step 1, NdisMQueryOffloadStateComplete with FAILURE
+          broken.push(c);
+        } else {
           b.constState = c.constState;
           b.cachedState = c.cachedState;
           b.delegatedState = this.#queryDelegated(now, c);
@@ -1291,7 +1683,9 @@ export class SoftwareTarget implements OffloadTarget {
       }
       b.status = ok ? "NDIS_STATUS_SUCCESS" : "NDIS_STATUS_FAILURE";
     });
+    assertStatusWritten(root, "query"); // OP-2 / BL-1
     this.#host.queryOffloadComplete(root);
+    for (const c of broken) this.#hardwareFailure(c); // QY-3: spec 11.9 steps 2-3
   }
 
   /** QY-1 current values; ST-7 SendBacklogSize unsupported; ReceiveBacklogSize = bytes buffered. */
@@ -1327,6 +1721,9 @@ export class SoftwareTarget implements OffloadTarget {
       this.#up(frame); // NS-1
       return;
     }
+    // NS-3 / BR-0: any other SYN, an in-window RST not at RCV.NXT and an unacceptable ACK go to
+    // the engine, which runs RFC 5961 (forced on by `offloadEngineConfig`): challenge ACK, discard.
+    // NR-1: every sequence and timestamp comparison here and in the engine is modular (`Seq`).
     if (f & TcpFlag.URG) {
       // Spec 15.3: valid urgent data -> upload; nothing of it (or later) is acknowledged.
       const inWindow = Seq.inWindow(seg.seq, e.rcvNxt, Math.max(1, e.rcvWnd));
@@ -1340,6 +1737,7 @@ export class SoftwareTarget implements OffloadTarget {
     }
     const una = e.sndUna;
     const before = e.readable;
+    // RI-4: the engine acknowledges on arrival (or per its delayed-ACK policy), whatever delivery does.
     e.handleSegment(now, seg);
     // NR-2: forward progress (new data acknowledged, or in-order data accepted).
     if (Seq.gt(e.sndUna, una) || e.readable > before) c.path.neighbor.nrt = now;
@@ -1361,6 +1759,7 @@ export class SoftwareTarget implements OffloadTarget {
       c.closedReason = undefined;
       if (closed === "reset" && !c.aborted) this.#onReset(c);
       else if (closed === "timeout") this.#requestUpload(c, "TimeoutExpiration"); // FW2-3, spec 20 item 17
+      // PS-1: also when the engine gave up on zero-window probes (more than TcpMaximumRetransmissions).
     }
     if (c.disconnect !== undefined && c.disconnect.flags === "graceful") this.#checkGracefulDone(c);
     if (c.disconnect !== undefined && c.disconnect.flags === "abortive") {
@@ -1374,6 +1773,10 @@ export class SoftwareTarget implements OffloadTarget {
       this.#completeDisconnect(d.nbl);
     }
     this.#checkFin(c);
+    // FW2-3 (spec 17.3): the FIN_WAIT_2 timer runs from entering FIN-WAIT-2 (read side open or
+    // not); its expiry closes the engine with "timeout" -> TcpIndicateRetrieve(TimeoutExpiration)
+    // above, and the terminate then reports CLOSED. Its value travels in Retransmit.TimeoutDelta.
+    e.armFinWait2Timer(now);
     if (e.state === "TIME-WAIT") this.#requestUpload(c, "UploadRequested"); // EV-3
     // LAST-ACK -> CLOSED (our FIN acknowledged after the peer's) or CLOSING -> CLOSED: the
     // connection is done and EV-0 has no event for it, so the target asks for the upload with
@@ -1404,7 +1807,7 @@ export class SoftwareTarget implements OffloadTarget {
     this.#failForwards(c, "NDIS_STATUS_REQUEST_ABORTED");
     if (!c.abortIndicated) {
       c.abortIndicated = true;
-      this.#host.tcpOffloadEvent(c.handle, { type: "TcpIndicateAbort" });
+      this.#indicateEvent(c.handle, { type: "TcpIndicateAbort" });
     }
   }
 
@@ -1422,7 +1825,7 @@ export class SoftwareTarget implements OffloadTarget {
       );
     c.pushAt = undefined;
     c.finIndicated = true;
-    this.#host.tcpOffloadEvent(c.handle, { type: "TcpIndicateDisconnect" });
+    this.#indicateEvent(c.handle, { type: "TcpIndicateDisconnect" });
   }
 
   /** DC-8: a graceful disconnect completes once its data and FIN are acknowledged. */
@@ -1447,7 +1850,7 @@ export class SoftwareTarget implements OffloadTarget {
     if (OPTIONAL_REASONS.has(reason) && (st === "FIN-WAIT-1" || st === "FIN-WAIT-2" || st === "CLOSE-WAIT"))
       return;
     c.uploadRequested = true; // TM-27: new sends now complete with UPLOAD_IN_PROGRESS
-    this.#host.tcpOffloadEvent(c.handle, { type: "TcpIndicateRetrieve", reason });
+    this.#indicateEvent(c.handle, { type: "TcpIndicateRetrieve", reason });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1458,8 +1861,13 @@ export class SoftwareTarget implements OffloadTarget {
     return c.heldBytes + c.engine.readable;
   }
 
+  /**
+   * DA-1 / RX-2: every delivery decision (E1 new data, E2 posted request, E3 push timer) runs
+   * this algorithm. C-12: a run goes to completion; work arriving during an upcall re-runs it
+   * afterwards instead of interrupting it.
+   */
   #deliver(now: Instant, c: Conn, entry: "E1" | "E2" | "E3"): void {
-    if (c.phase !== "offloaded" || c.aborted) return;
+    if (c.phase !== "offloaded" || c.aborted || c.urgentBuffered) return; // IO-24: nothing delivered
     this.#touch(c); // reading opens the window; the push timer may move
     if (c.busy) {
       // E1.1 / E2.1: queue; processed when the in-progress upcall finishes.
@@ -1487,7 +1895,7 @@ export class SoftwareTarget implements OffloadTarget {
         return;
       case "E1":
         if (c.reqs.length > 0)
-          this.#connA(now, c); // E1.2
+          this.#connA(now, c); // E1.2 (RX-1: posted requests are used first)
         else if ((c.known > 0 || c.refused) && this.#mutant !== "reindicate-refused")
           return; // E1.3: appended to the buffered data
         else this.#connB(now, c);
@@ -1590,7 +1998,7 @@ export class SoftwareTarget implements OffloadTarget {
     if (r.placed > 0) advance(viewOne(this.#ledger, r.nbl, "target", OP_RECV_COMPLETE), r.placed);
   }
 
-  /** NdisTcpOffloadReceiveComplete for `nbls` (FIFO), with `busy` held (DA-2, C-8, C-9). */
+  /** NdisTcpOffloadReceiveComplete for `nbls` (FIFO), with `busy` held (DA-2, C-8, C-9, RC-1). */
   #completeRecvs(c: Conn, nbls: NetBufferList[]): void {
     const head = linkNbls(nbls);
     if (head === null) return;
@@ -1598,11 +2006,13 @@ export class SoftwareTarget implements OffloadTarget {
     this.stats.receiveCompletions += nbls.length;
     const was = c.busy;
     c.busy = true;
+    this.#upcalls++; // C-11
     try {
       this.#host.tcpOffloadReceiveComplete(head);
       if (this.#mutant === "double-complete") this.#host.tcpOffloadReceiveComplete(head);
     } finally {
       c.busy = was;
+      this.#upcalls--;
     }
   }
 
@@ -1615,15 +2025,17 @@ export class SoftwareTarget implements OffloadTarget {
       if (chunks.length === 0) return;
       let total = 0;
       for (const x of chunks) total += x.length;
-      const nbl = this.#ledger.alloc("target", [netBuffer(mdlChain(chunks))], OP_INDICATE);
+      const nbl = this.#recvPool.alloc(chunks, OP_INDICATE); // INIT-3 / INIT-4: one NB per NBL
       this.#ledger.transfer(nbl, "target", "host", OP_INDICATE);
       this.stats.indications++;
       c.busy = true;
+      this.#upcalls++; // TM-10 / C-11
       let res;
       try {
         res = this.#host.tcpOffloadReceiveIndicate(c.handle, nbl, "NDIS_STATUS_SUCCESS"); // RI-2
       } finally {
         c.busy = false;
+        this.#upcalls--;
       }
       if (res.status === "NDIS_STATUS_SUCCESS") {
         // B3 yes: the host keeps the NBL until MiniportTcpOffloadReceiveReturn.
@@ -1643,6 +2055,7 @@ export class SoftwareTarget implements OffloadTarget {
       }
       // Not (fully) accepted: the NBL is the target's again at once; keep the remainder.
       if (this.#ledger.ownerOf(nbl) === "host") this.#ledger.transfer(nbl, "host", "target", OP_INDICATE);
+      this.#recvPool.release(nbl);
       this.#ledger.free(nbl, "target", OP_INDICATE);
       const consumed = res.status === "NDIS_STATUS_OFFLOAD_DATA_PARTIALLY_ACCEPTED" ? res.bytesConsumed : 0;
       assert(
@@ -1720,7 +2133,8 @@ export class SoftwareTarget implements OffloadTarget {
   /** The status a new send request gets at once, or undefined to accept it. */
   #sendRefusal(c: Conn): NblStatus | undefined {
     if (c.aborted) return "NDIS_STATUS_REQUEST_ABORTED";
-    if (c.phase === "terminating" || c.uploadRequested) return "NDIS_STATUS_UPLOAD_IN_PROGRESS"; // TM-27
+    // TM-27; SD-10: also while paused after UPLOAD_ALL (this target never completes with PAUSED).
+    if (c.phase === "terminating" || c.uploadRequested) return "NDIS_STATUS_UPLOAD_IN_PROGRESS";
     const st = c.engine.state;
     if (st === "CLOSED" || c.disconnect !== undefined || c.engine.sendSpace === 0)
       return "NDIS_STATUS_REQUEST_ABORTED";
@@ -1771,7 +2185,12 @@ export class SoftwareTarget implements OffloadTarget {
     if (head === null) return;
     this.#ledger.transfer(head, "target", "host", OP_SEND_COMPLETE);
     this.stats.sendCompletions += nbls.length;
-    this.#host.tcpOffloadSendComplete(head);
+    this.#upcalls++; // C-11: a send posted from the completion waits for `process`
+    try {
+      this.#host.tcpOffloadSendComplete(head);
+    } finally {
+      this.#upcalls--;
+    }
   }
 
   #completeDisconnect(nbl: NetBufferList): void {
@@ -1786,6 +2205,10 @@ export class SoftwareTarget implements OffloadTarget {
     for (const n of fw) {
       if (c.aborted) {
         n.status = "NDIS_STATUS_REQUEST_ABORTED";
+        continue;
+      }
+      if (c.uploadRequested) {
+        n.status = "NDIS_STATUS_UPLOAD_IN_PROGRESS"; // TM-28 / FW-5: the host processes it after the upload
         continue;
       }
       const bytes = new Uint8Array(chainLength(viewOne(this.#ledger, n, "target", OP_FWD)));
@@ -1834,7 +2257,7 @@ export class SoftwareTarget implements OffloadTarget {
     }
   }
 
-  /** Builds and queues the frame of one segment (SD-8, SD-9, 15.5, NB-1). */
+  /** Builds and queues the frame of one segment (SD-7, SD-8, SD-9, 15.5, NB-1): never fragmented. */
   #pushFrame(c: Conn, seg: TcpRepr): void {
     const p = c.path;
     const n = p.neighbor;
@@ -1860,7 +2283,19 @@ export class SoftwareTarget implements OffloadTarget {
         vlan: vlanId === 0 && prio === 0 ? undefined : { id: vlanId, priority: prio, dropEligible: false },
       },
     });
+    this.#countSent(c, seg, frame, vlanId === 0 && prio === 0 ? 14 : 18);
     this.#wireFrames.push(frame);
+  }
+
+  /** SS-1: a segment sent for an offloaded connection (pure retransmissions counted apart). */
+  #countSent(c: Conn, seg: TcpRepr, frame: Uint8Array, ethBytes: number): void {
+    const v = ipVersion(c.path.constState.sourceAddress);
+    const len = seg.payload.length + (seg.flags & TcpFlag.SYN ? 1 : 0) + (seg.flags & TcpFlag.FIN ? 1 : 0);
+    const end = Seq.add(seg.seq, len);
+    const max = this.#sentMax.get(c);
+    const retransmission = len > 0 && max !== undefined && Seq.le(end, max);
+    if (max === undefined || Seq.gt(end, max)) this.#sentMax.set(c, end);
+    this.#offloadStats.sent(v, frame.length - ethBytes, retransmission, (seg.flags & TcpFlag.RST) !== 0);
   }
 
   /** SD-8: IPv4 identification from the upper half, 0x8000-0xFFFF. */
@@ -1885,7 +2320,13 @@ export class SoftwareTarget implements OffloadTarget {
       delegatedState: { nicReachabilityDelta: nrd },
     });
     block.status = "NDIS_STATUS_SUCCESS";
-    const hrd = this.#host.neighborReachabilityQuery(block);
+    this.#upcalls++; // TM-10: NdisMOffloadEventIndicate is an upcall too
+    let hrd: number;
+    try {
+      hrd = this.#host.neighborReachabilityQuery(block);
+    } finally {
+      this.#upcalls--;
+    }
     n.hrt = now - hrd; // HRD 0 (stale NCE) -> HRT = now: no new query for NceStaleTicks
   }
 

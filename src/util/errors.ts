@@ -14,7 +14,8 @@ export type ErrorCode =
   | "ERR_OWNERSHIP"
   | "ERR_CONFIG"
   | "ERR_SIM_LIVELOCK"
-  | "ERR_SOCKET";
+  | "ERR_SOCKET"
+  | "ERR_TARGET_BUSY";
 
 /** Base of every error this package throws. `code` is stable; `message` may change. */
 export abstract class StackError extends Error {

@@ -13,7 +13,7 @@ import { mdlChain, netBuffer, type NetBufferList } from "../../src/nbl/nbl.js";
 import { copyOut, nblArray } from "../../src/nbl/chain.js";
 import { decodeFrame, emitTcpPacket } from "../../src/wire/packet.js";
 import { mac } from "../../src/wire/ethernet.js";
-import { ip } from "../../src/wire/ip-addr.js";
+import { type IpAddr, ip } from "../../src/wire/ip-addr.js";
 import { TcpFlag, type TcpRepr } from "../../src/wire/tcp-repr.js";
 import {
   type MiniportOffloadContext,
@@ -35,6 +35,8 @@ export const HOST_MAC = mac("02:00:00:00:00:01");
 export const PEER_MAC = mac("02:00:00:00:00:02");
 export const HOST_IP = ip("192.0.2.1");
 export const PEER_IP = ip("192.0.2.2");
+export const HOST_IP6 = ip("2001:db8::1");
+export const PEER_IP6 = ip("2001:db8::2");
 export const HOST_PORT = 40000;
 export const PEER_PORT = 80;
 export const TCP_HANDLE = 7 as NdisOffloadHandle;
@@ -77,6 +79,10 @@ export class FakeHost implements OffloadHost {
   /** Root trees completed, by operation. */
   readonly completed: { op: string; root: OffloadBlockList }[] = [];
   readonly events: TcpOffloadEvent[] = [];
+  /** The NdisOffloadHandle of each event, in order (CTX-1). */
+  readonly eventHandles: NdisOffloadHandle[] = [];
+  /** The block of each neighbor reachability query, in order. */
+  readonly queryBlocks: OffloadBlockList[] = [];
   readonly upFrames: Uint8Array[] = [];
   readonly statuses: OffloadStatusIndication[] = [];
   readonly sendCompleted: NetBufferList[] = [];
@@ -123,10 +129,18 @@ export class FakeHost implements OffloadHost {
   post(
     ctx: MiniportOffloadContext,
     size: number,
-    opts: { noPush?: boolean; prefilled?: number } = {},
+    opts: { noPush?: boolean; prefilled?: number; mdlSizes?: readonly number[] } = {},
   ): Uint8Array {
     const buf = new Uint8Array(size);
-    const nbl = this.ledger.alloc("host", [netBuffer(mdlChain([buf]))], "post");
+    // One NB (RQ-2); `mdlSizes` splits the buffer into an MDL chain (the rest is the last MDL).
+    const pieces: Uint8Array[] = [];
+    let off = 0;
+    for (const n of opts.mdlSizes ?? []) {
+      pieces.push(buf.subarray(off, off + n));
+      off += n;
+    }
+    pieces.push(buf.subarray(off));
+    const nbl = this.ledger.alloc("host", [netBuffer(mdlChain(pieces))], "post");
     nbl.receiveNoPush = opts.noPush ?? false;
     nbl.receiveBytesTransferred = opts.prefilled ?? 0;
     this.#posted.push({ nbl, buf });
@@ -347,6 +361,7 @@ export class FakeHost implements OffloadHost {
     if (!this.#activeHandles.has(handle))
       throw new RuleViolation("IO-6", `event ${event.type} before the offload completed`);
     this.events.push(event);
+    this.eventHandles.push(handle);
     this.log.push(`event ${event.type}${event.type === "TcpIndicateRetrieve" ? ` ${event.reason}` : ""}`);
   }
 
@@ -355,6 +370,7 @@ export class FakeHost implements OffloadHost {
       throw new RuleViolation("NR-3", "reachability query with more than one block");
     }
     this.reachabilityQueries++;
+    this.queryBlocks.push(blockList);
     this.log.push("reachability-query");
     return this.hrd;
   }
@@ -396,14 +412,19 @@ export class Peer {
   readonly read: number[] = [];
   /** When false, frames from the target are recorded but not delivered to the engine. */
   deliverIn = true;
+  /** The peer's and the host's addresses (IPv4 by default). */
+  readonly ip: IpAddr;
+  readonly hostIp: IpAddr;
 
-  constructor(engine: TcpConnection) {
+  constructor(engine: TcpConnection, peerIp: IpAddr = PEER_IP, hostIp: IpAddr = HOST_IP) {
     this.engine = engine;
+    this.ip = peerIp;
+    this.hostIp = hostIp;
   }
 
   frameOf(seg: TcpRepr): Uint8Array {
     return emitTcpPacket({
-      ip: { src: PEER_IP, dst: HOST_IP },
+      ip: { src: this.ip, dst: this.hostIp },
       tcp: seg,
       ethernet: { src: PEER_MAC, dst: HOST_MAC },
     });
@@ -501,6 +522,20 @@ export interface OffloadedOpts {
   readonly hostClosed?: boolean;
   /** Call `initiateOffload` with the tree (default true). */
   readonly initiate?: boolean;
+  /** The host's ISS (default 0xffffff00, near the 2^32 wrap) and timestamp offset (default 5). */
+  readonly hostIss?: number;
+  readonly hostTsOffset?: number;
+  /** The peer's ISS (default 77000) and timestamp offset (default 900). */
+  readonly peerIss?: number;
+  readonly peerTsOffset?: number;
+  /** The engine configuration of both ends before the offload (default: 40 ms delayed ACK). */
+  readonly cfg?: TcpConfig;
+  /** Changes the offload state (const, cached, delegated) before the tree is built. */
+  readonly editState?: (s: TcpOffloadState) => TcpOffloadState;
+  /** The neighbor's constant state (default: DlSourceAddress zero, VLAN 0). */
+  readonly neighborConst?: NeighborBlock["constState"];
+  /** IP version of the connection (default 4: 192.0.2.1 <-> .2; 6: 2001:db8::1 <-> ::2). */
+  readonly family?: 4 | 6;
 }
 
 /**
@@ -508,23 +543,34 @@ export interface OffloadedOpts {
  * then offloaded to a fresh target through a neighbor -> path -> TCP tree.
  */
 export function offloaded(opts: OffloadedOpts = {}): World {
-  const cfg = tcpConfig({ delayedAck: Duration.fromMillis(40), sendBufferSize: 1 << 22 });
+  const cfg = opts.cfg ?? tcpConfig({ delayedAck: Duration.fromMillis(40), sendBufferSize: 1 << 22 });
   const ledger = new BufferLedger();
   const host = new FakeHost(ledger);
   const h = TcpConnection.connect(
     cfg,
-    { localPort: HOST_PORT, remotePort: PEER_PORT, iss: Seq.of(0xffff_ff00), tsOffset: 5 },
+    {
+      localPort: HOST_PORT,
+      remotePort: PEER_PORT,
+      iss: Seq.of(opts.hostIss ?? 0xffff_ff00),
+      tsOffset: opts.hostTsOffset ?? 5,
+    },
     at(0),
   );
   const syn = h.pollTransmit(at(0));
   if (syn === undefined) throw new Error("no SYN");
   const p = TcpConnection.accept(
     cfg,
-    { localPort: PEER_PORT, remotePort: HOST_PORT, iss: Seq.of(77_000), tsOffset: 900 },
+    {
+      localPort: PEER_PORT,
+      remotePort: HOST_PORT,
+      iss: Seq.of(opts.peerIss ?? 77_000),
+      tsOffset: opts.peerTsOffset ?? 900,
+    },
     syn,
     at(0),
   );
-  const peer = new Peer(p);
+  const v6 = opts.family === 6;
+  const peer = v6 ? new Peer(p, PEER_IP6, HOST_IP6) : new Peer(p);
   // Handshake and pre-offload traffic directly between the engines.
   let t = 1;
   const shuttle = (drop = false): void => {
@@ -563,12 +609,13 @@ export function offloaded(opts: OffloadedOpts = {}): World {
   while (p.pollEvent() !== undefined);
   const now = 100;
   const snap = h.exportState(at(now));
-  const state: TcpOffloadState = offloadStateFromSnapshot(snap, {
+  const exported: TcpOffloadState = offloadStateFromSnapshot(snap, {
     ledger,
     owner: "host",
     op: "InitiateOffload",
     rcvIndicationSize: opts.rcvIndicationSize ?? 0,
   });
+  const state = opts.editState?.(exported) ?? exported;
   const target = new SoftwareTarget({
     host,
     ledger,
@@ -577,7 +624,9 @@ export function offloaded(opts: OffloadedOpts = {}): World {
     ...opts.target,
   });
   host.target = target;
-  const { root, tcp } = buildTree(state);
+  const { root, tcp } = v6
+    ? buildTree(state, opts.neighborConst, HOST_IP6, PEER_IP6)
+    : buildTree(state, opts.neighborConst);
   const w: World = {
     ledger,
     host,
@@ -601,7 +650,12 @@ export function offloaded(opts: OffloadedOpts = {}): World {
 }
 
 /** Neighbor -> path -> TCP tree of new-offload blocks for `state`. */
-export function buildTree(state: TcpOffloadState): { root: NeighborBlock; path: PathBlock; tcp: TcpBlock } {
+export function buildTree(
+  state: TcpOffloadState,
+  neighborConst: NeighborBlock["constState"] = { dlSourceAddress: new Uint8Array(6), vlanId: 0 },
+  hostIp: IpAddr = HOST_IP,
+  peerIp: IpAddr = PEER_IP,
+): { root: NeighborBlock; path: PathBlock; tcp: TcpBlock } {
   const tcp = newBlock<TcpBlock>({
     layer: "tcp",
     stateType: "TcpOffloadState",
@@ -614,10 +668,10 @@ export function buildTree(state: TcpOffloadState): { root: NeighborBlock; path: 
   });
   const path = newBlock<PathBlock>({
     layer: "path",
-    stateType: "Ip4OffloadState",
+    stateType: hostIp.length === 4 ? "Ip4OffloadState" : "Ip6OffloadState",
     miniportOffloadContext: { context: null },
     ndisOffloadHandle: undefined,
-    constState: { sourceAddress: HOST_IP, destinationAddress: PEER_IP },
+    constState: { sourceAddress: hostIp, destinationAddress: peerIp },
     cachedState: { pathMtu: 1500 },
     delegatedState: { headerOnly: true },
     dependentBlockList: tcp,
@@ -627,7 +681,7 @@ export function buildTree(state: TcpOffloadState): { root: NeighborBlock; path: 
     stateType: "NeighborOffloadState",
     miniportOffloadContext: { context: null },
     ndisOffloadHandle: NEIGHBOR_HANDLE,
-    constState: { dlSourceAddress: new Uint8Array(6), vlanId: 0 },
+    constState: neighborConst,
     cachedState: { dlDestinationAddress: PEER_MAC, hostReachabilityDelta: Duration.ZERO },
     delegatedState: { nicReachabilityDelta: Duration.ZERO },
     dependentBlockList: path,

@@ -1,0 +1,455 @@
+// The chimney rules that the software target implements but no other test names (spec digest
+// 3, 4, 7-11, 13-17): invalidation marks, terminate in any state, upload-in-progress completions,
+// partial send failures, forwarding, delivery, acknowledgement, non-standard traffic, probes and
+// the FIN_WAIT_2 timeout. One test per rule (or pair of rules), named with its id. The ledger is
+// quiescent after every test.
+import assert from "node:assert/strict";
+import { afterEach, describe, test } from "node:test";
+import { Duration } from "../time/instant.js";
+import { Seq } from "../tcp/seq.js";
+import { internetChecksum } from "../wire/checksum.js";
+import { decodeFrame } from "../wire/packet.js";
+import { TcpFlag } from "../wire/tcp-repr.js";
+import type { MiniportOffloadContext, TcpBlock } from "../chimney/block-list.js";
+import {
+  advance,
+  at,
+  offloaded,
+  pattern,
+  pump,
+  tcpRef,
+  terminate,
+  type World,
+} from "../../test/support/target-testing.js";
+
+let worlds: World[] = [];
+/** Registers a world so its ledger is checked for leaks after the test. */
+function track(w: World): World {
+  worlds.push(w);
+  return w;
+}
+afterEach(() => {
+  const ws = worlds;
+  worlds = [];
+  for (const w of ws) {
+    w.host.returnIndicated();
+    w.host.freeCompleted();
+    w.ledger.assertQuiescent();
+  }
+});
+
+/** Terminates, frees the send data that came back and returns the block. */
+function upload(w: World): TcpBlock {
+  const b = terminate(w);
+  if (b.netBufferListChain !== null) w.ledger.free(b.netBufferListChain, "host");
+  return b;
+}
+
+const ETH = 14;
+
+/** Recomputes the IPv4 header checksum of an Ethernet frame in place. */
+function fixIpv4Checksum(frame: Uint8Array): void {
+  const ihl = ((frame[ETH] ?? 0) & 0x0f) * 4;
+  frame[ETH + 10] = 0;
+  frame[ETH + 11] = 0;
+  const sum = internetChecksum(frame, ETH, ETH + ihl);
+  frame[ETH + 10] = sum >> 8;
+  frame[ETH + 11] = sum & 0xff;
+}
+
+/** The same frame with 4 bytes of IPv4 options (NOP, NOP, NOP, EOL). */
+function withIpv4Options(frame: Uint8Array): Uint8Array {
+  const out = new Uint8Array(frame.length + 4);
+  out.set(frame.subarray(0, ETH + 20), 0);
+  out.set([1, 1, 1, 0], ETH + 20);
+  out.set(frame.subarray(ETH + 20), ETH + 24);
+  out[ETH] = 0x46;
+  const total = (((out[ETH + 2] ?? 0) << 8) | (out[ETH + 3] ?? 0)) + 4;
+  out[ETH + 2] = total >> 8;
+  out[ETH + 3] = total & 0xff;
+  fixIpv4Checksum(out);
+  return out;
+}
+
+/** The same frame as the first fragment of a larger datagram (MF set, offset 0). */
+function asFirstFragment(frame: Uint8Array): Uint8Array {
+  const out = frame.slice();
+  out[ETH + 6] = ((out[ETH + 6] ?? 0) & 0x1f) | 0x20;
+  fixIpv4Checksum(out);
+  return out;
+}
+
+/** Drives the connection into a named state; returns the world (host accepts all indications). */
+type StateSetup = (w: World) => void;
+const STATES: Record<string, StateSetup> = {
+  "ESTABLISHED with I/O outstanding": (w) => {
+    w.peer.deliverIn = false;
+    w.host.send(w.ctx, pattern(300, 1));
+    w.host.post(w.ctx, 100);
+    pump(w);
+  },
+  "FIN-WAIT-2": (w) => {
+    w.host.disconnect(w.ctx, "graceful");
+    pump(w);
+    assert.equal(w.target.engineOf(w.ctx)?.state, "FIN-WAIT-2");
+  },
+  "CLOSE-WAIT": (w) => {
+    w.peer.engine.close();
+    pump(w);
+    assert.equal(w.target.engineOf(w.ctx)?.state, "CLOSE-WAIT");
+  },
+  "TIME-WAIT": (w) => {
+    w.host.disconnect(w.ctx, "graceful");
+    pump(w);
+    w.peer.engine.close();
+    pump(w);
+    assert.equal(w.target.engineOf(w.ctx)?.state, "TIME-WAIT");
+  },
+  "aborted by an RST": (w) => {
+    const s = w.peer.engine.status();
+    w.target.handleFrame(at(w.now), w.peer.raw({ seq: s.sndNxt, flags: TcpFlag.RST }));
+    assert.deepEqual(w.host.events, [{ type: "TcpIndicateAbort" }]);
+  },
+  "upload requested": (w) => {
+    const s = w.peer.engine.status();
+    w.target.handleFrame(at(w.now), w.peer.raw({ seq: s.sndNxt, flags: TcpFlag.SYN }));
+    assert.deepEqual(w.host.events, [{ type: "TcpIndicateRetrieve", reason: "UploadRequested" }]);
+  },
+  invalidated: (w) => {
+    const inv = tcpRef(w.ctx);
+    w.target.invalidateOffload(inv);
+    w.target.process(at(w.now));
+    assert.equal(inv.status, "NDIS_STATUS_SUCCESS");
+  },
+};
+
+void describe("state operations (spec 4, 7-11)", () => {
+  void test("IV-2: invalidating a TCP object marks it: it sends nothing, not even ACKs, until uploaded", () => {
+    const w = track(offloaded());
+    const inv = tcpRef(w.ctx);
+    w.target.invalidateOffload(inv);
+    w.target.process(at(w.now));
+    assert.equal(inv.status, "NDIS_STATUS_SUCCESS");
+    assert.deepEqual(w.host.events, [{ type: "TcpIndicateRetrieve", reason: "InvalidState" }]);
+    // New data from the peer: an unmarked connection would acknowledge it (RI-4).
+    const before = w.peer.seen.length;
+    w.peer.engine.send(pattern(200, 2));
+    pump(w);
+    advance(w, 300);
+    assert.equal(w.peer.seen.length, before, "the invalidated connection stays silent");
+    upload(w);
+  });
+
+  void test("TM-3 / ST-10: query and terminate complete with SUCCESS whatever the connection's state", () => {
+    for (const [name, setup] of Object.entries(STATES)) {
+      const w = track(offloaded());
+      setup(w);
+      const q = tcpRef(w.ctx);
+      w.target.queryOffload(q);
+      w.target.process(at(w.now));
+      assert.equal(q.status, "NDIS_STATUS_SUCCESS", `query in ${name}`);
+      const b = upload(w);
+      assert.equal(b.status, "NDIS_STATUS_SUCCESS", `terminate in ${name}`);
+      assert.ok(b.delegatedState !== undefined, `delegated state returned in ${name}`);
+      assert.equal(w.target.connectionCount, 0, name);
+    }
+  });
+
+  void test("IO-8: query, update, invalidate and terminate write only SUCCESS or FAILURE", () => {
+    const w = track(offloaded());
+    const ca = w.tcpBlock.cachedState as NonNullable<TcpBlock["cachedState"]>;
+    const blocks: TcpBlock[] = [];
+    for (const ctx of [999 as MiniportOffloadContext, w.ctx]) {
+      const q = tcpRef(ctx);
+      w.target.queryOffload(q);
+      const u = tcpRef(ctx, { stateType: "TcpOffloadCachedState", cachedState: ca });
+      w.target.updateOffload(u);
+      const i = tcpRef(ctx);
+      w.target.invalidateOffload(i);
+      const t = tcpRef(ctx);
+      w.target.terminateOffload(t);
+      w.target.process(at(w.now));
+      blocks.push(q, u, i, t);
+    }
+    const statuses = blocks.map((b) => b.status);
+    for (const s of statuses)
+      assert.ok(s === "NDIS_STATUS_SUCCESS" || s === "NDIS_STATUS_FAILURE", String(s));
+    assert.deepEqual(statuses.slice(0, 4), Array<string>(4).fill("NDIS_STATUS_FAILURE"), "unknown context");
+    assert.deepEqual(statuses.slice(4), Array<string>(4).fill("NDIS_STATUS_SUCCESS"), "offloaded connection");
+    const t = blocks[7] as TcpBlock;
+    if (t.netBufferListChain !== null) w.ledger.free(t.netBufferListChain, "host");
+  });
+
+  void test("TM-12: the push timer stops at terminate; nothing fires at its deadline afterwards", () => {
+    const w = track(offloaded());
+    w.peer.deliverIn = false;
+    w.host.post(w.ctx, 1000); // push mode
+    const s = w.peer.engine.status();
+    w.target.handleFrame(at(w.now), w.peer.raw({ seq: s.sndNxt, payload: pattern(100, 3) })); // no PSH
+    advance(w, 100); // the delayed ACK goes out; only the push timer is left
+    const pushAt = w.target.pollTimeout();
+    assert.ok(pushAt !== undefined, "the push timer runs for the partly filled request");
+    assert.equal(w.host.recvCompleted.length, 0);
+    upload(w);
+    assert.equal(
+      w.host.recvCompleted[0]?.bytesTransferred,
+      100,
+      "the partial request completes at terminate",
+    );
+    assert.equal(w.target.pollTimeout(), undefined, "no timer left");
+    const upcalls = w.host.log.length;
+    w.now = (pushAt - at(0)) / 1000 + 1;
+    w.target.handleTimeout(at(w.now));
+    assert.equal(w.host.log.length, upcalls, "no upcall at the old push deadline");
+  });
+
+  void test("TM-28: after an UploadRequested request new sends, receives, disconnects and forwards complete with UPLOAD_IN_PROGRESS", () => {
+    const w = track(offloaded());
+    const s = w.peer.engine.status();
+    const frame = w.peer.raw({ seq: s.sndNxt, flags: TcpFlag.ACK | TcpFlag.PSH, payload: pattern(30, 4) });
+    STATES["upload requested"]?.(w);
+    w.host.send(w.ctx, pattern(50, 5));
+    w.host.post(w.ctx, 50);
+    const d = w.host.disconnect(w.ctx, "graceful");
+    const f = w.host.forward(w.ctx, frame.slice(ETH + 20));
+    w.target.process(at(w.now));
+    assert.equal(w.host.sendCompleted[0]?.status, "NDIS_STATUS_UPLOAD_IN_PROGRESS");
+    assert.equal(w.host.recvCompleted[0]?.status, "NDIS_STATUS_UPLOAD_IN_PROGRESS");
+    assert.equal(d.status, "NDIS_STATUS_UPLOAD_IN_PROGRESS");
+    assert.equal(w.host.fwdCompleted[0], f);
+    assert.equal(f.status, "NDIS_STATUS_UPLOAD_IN_PROGRESS");
+    assert.equal(w.host.stream.length, 0, "the forwarded data was not processed");
+    upload(w);
+  });
+});
+
+void describe("data path (spec 13, 14)", () => {
+  void test("SC-1 / SC-2: a failed send list carries one partial NBL; the later ones fail with nothing sent", () => {
+    const w = track(offloaded());
+    w.peer.deliverIn = false;
+    const nbls = w.host.send(w.ctx, pattern(1000, 6), pattern(1000, 7), pattern(1000, 8));
+    pump(w);
+    const e = w.target.engineOf(w.ctx);
+    assert.ok(e !== undefined);
+    const una = e.sndUna;
+    // The peer acknowledges the first NBL and half of the second, then resets.
+    const ps = w.peer.engine.status();
+    w.target.handleFrame(at(w.now), w.peer.raw({ seq: ps.sndNxt, ack: Seq.add(una, 1500) }));
+    pump(w);
+    assert.deepEqual(
+      w.host.sendCompleted.map((n) => n.status),
+      ["NDIS_STATUS_SUCCESS"],
+    );
+    const seen = w.peer.seen.length;
+    w.target.handleFrame(at(w.now), w.peer.raw({ seq: ps.sndNxt, flags: TcpFlag.RST }));
+    pump(w);
+    advance(w, 2000);
+    const failed = w.host.sendCompleted.slice(1);
+    assert.deepEqual(failed, nbls.slice(1));
+    assert.deepEqual(
+      failed.map((n) => [n.status, n.bytesTransferred]),
+      [
+        ["NDIS_STATUS_REQUEST_ABORTED", 500],
+        ["NDIS_STATUS_REQUEST_ABORTED", 0],
+      ],
+    );
+    assert.equal(failed.filter((n) => n.bytesTransferred > 0).length, 1, "SC-1: at most one partial NBL");
+    const payloadAfter = w.peer.seen.slice(seen).filter((sg) => sg.payload.length > 0);
+    assert.equal(payloadAfter.length, 0, "SC-2: no more data of the failed NBLs is sent");
+    upload(w);
+  });
+
+  void test("FW-4: forwarded NBLs are queued while the target owns them and processed by process()", () => {
+    const w = track(offloaded());
+    const s = w.peer.engine.status();
+    const frame = w.peer.raw({ seq: s.sndNxt, flags: TcpFlag.ACK | TcpFlag.PSH, payload: pattern(40, 9) });
+    w.peer.deliverIn = false;
+    const a = w.host.forward(w.ctx, frame.slice(ETH + 20));
+    assert.equal(w.host.fwdCompleted.length, 0, "queued, not completed in the call");
+    assert.equal(w.host.stream.length, 0, "not yet processed");
+    w.target.process(at(w.now));
+    assert.deepEqual(w.host.fwdCompleted, [a]);
+    assert.equal(a.status, "NDIS_STATUS_SUCCESS");
+    assert.deepEqual(w.host.stream, [...pattern(40, 9)]);
+    upload(w);
+  });
+
+  void test("FW-2: a forwarded NB starts at the TCP header (options included) and is read as one segment", () => {
+    const w = track(offloaded());
+    w.peer.engine.send(pattern(40, 10));
+    const seg = w.peer.engine.pollTransmit(at(w.now));
+    assert.ok(seg?.timestamps !== undefined, "the peer's segment carries the timestamp option");
+    const segment = w.peer.frameOf(seg).slice(ETH + 20);
+    assert.equal(segment[12], (32 / 4) << 4, "a 32-byte TCP header");
+    w.peer.deliverIn = false;
+    const n = w.host.forward(w.ctx, segment);
+    w.target.process(at(w.now));
+    assert.equal(n.status, "NDIS_STATUS_SUCCESS");
+    assert.deepEqual(w.host.stream, [...pattern(40, 10)], "the payload follows the options");
+    upload(w);
+  });
+
+  void test("RX-1: with a request posted, data goes into it, never through an indication", () => {
+    const w = track(offloaded());
+    w.host.post(w.ctx, 300);
+    w.peer.engine.send(pattern(300, 11));
+    pump(w);
+    assert.equal(w.host.recvCompleted[0]?.bytesTransferred, 300);
+    assert.equal(w.host.log.filter((l) => l.startsWith("indicate ")).length, 0);
+    assert.deepEqual(w.host.stream, [...pattern(300, 11)]);
+    upload(w);
+  });
+
+  void test("RQ-2: a posted request is one NB whose MDL chain is filled across its pieces, in order", () => {
+    const w = track(offloaded());
+    const buf = w.host.post(w.ctx, 300, { mdlSizes: [7, 100, 1] });
+    w.peer.engine.send(pattern(300, 17));
+    pump(w);
+    const done = w.host.recvCompleted[0];
+    assert.equal(done?.bytesTransferred, 300);
+    assert.deepEqual(buf, pattern(300, 17), "every MDL piece holds its part of the stream");
+    upload(w);
+  });
+
+  void test("RI-4: received data is acknowledged although the host refused its indication", () => {
+    const w = track(offloaded());
+    w.host.indicatePolicy = () => 0;
+    const before = w.peer.engine.status().sndUna;
+    w.peer.engine.send(pattern(500, 12));
+    pump(w);
+    advance(w, 100); // past the 40 ms delayed-ACK timer
+    assert.ok(w.host.log.includes("indicate 500 took 0"), w.host.log.join(", "));
+    assert.equal(w.host.stream.length, 0, "nothing delivered");
+    assert.equal(w.peer.engine.status().sndUna, Seq.add(before, 500), "all 500 bytes acknowledged");
+    upload(w);
+  });
+
+  void test("IO-16: the target transmits from the host's send buffers, without a copy", () => {
+    const w = track(offloaded());
+    w.peer.deliverIn = false; // nothing is acknowledged: the data is retransmitted
+    const data = pattern(200, 18);
+    w.host.send(w.ctx, data);
+    pump(w);
+    const first = w.peer.seen.filter((s) => s.payload.length > 0);
+    assert.equal(first.length, 1);
+    assert.deepEqual(first[0]?.payload, pattern(200, 18));
+    // Only to observe the sharing: the bytes change under the target (a real host must not).
+    data.fill(0xee);
+    advance(w, 3000);
+    const again = w.peer.seen.filter((s) => s.payload.length > 0).slice(1);
+    assert.ok(again.length > 0, "retransmitted");
+    assert.deepEqual(again[0]?.payload, new Uint8Array(200).fill(0xee), "read from the host's buffer");
+    w.peer.deliverIn = true;
+    upload(w);
+  });
+
+  void test("SD-7: large sends go out as DF segments within the path MTU, never as IP fragments", () => {
+    const w = track(offloaded());
+    w.host.send(w.ctx, pattern(20_000, 13));
+    const now = at(w.now);
+    w.target.process(now);
+    let frames = 0;
+    for (let f = w.target.pollTransmit(now); f !== undefined; f = w.target.pollTransmit(now)) {
+      const pkt = decodeFrame(f);
+      assert.equal(pkt.network?.kind, "ipv4");
+      if (pkt.network?.kind !== "ipv4") continue;
+      const h = pkt.network.ipv4;
+      assert.equal(h.dontFragment, true);
+      assert.equal(h.moreFragments, false);
+      assert.equal(h.fragmentOffset, 0);
+      assert.equal(pkt.transport?.kind, "tcp");
+      assert.ok(f.length - ETH <= 1500, `IP datagram of ${f.length - ETH} bytes`);
+      frames++;
+      if (pkt.transport?.kind === "tcp") w.peer.engine.handleSegment(now, pkt.transport.tcp);
+    }
+    assert.ok(frames >= 2, `${frames} frames`);
+    advance(w, 500);
+    assert.deepEqual(Uint8Array.from(w.peer.read), pattern(20_000, 13));
+    upload(w);
+  });
+});
+
+void describe("non-standard traffic, probes and FIN_WAIT_2 (spec 3, 15, 17)", () => {
+  void test("CFG-3: IPv4 options are not supported: such a datagram goes up, unprocessed", () => {
+    const w = track(offloaded());
+    const e = w.target.engineOf(w.ctx);
+    assert.ok(e !== undefined);
+    const r = e.rcvNxt;
+    const frame = withIpv4Options(w.peer.raw({ seq: r, payload: pattern(20, 14) }));
+    assert.equal(decodeFrame(frame).error, undefined);
+    w.target.handleFrame(at(w.now), frame);
+    assert.deepEqual(w.host.upFrames, [frame]);
+    assert.equal(e.rcvNxt, r, "not processed on the offloaded connection");
+    upload(w);
+  });
+
+  void test("NS-1: a SYN on an offloaded connection in TIME_WAIT goes up the non-offload path", () => {
+    const w = track(offloaded());
+    STATES["TIME-WAIT"]?.(w);
+    const events = w.host.events.length;
+    const seen = w.peer.seen.length;
+    const syn = w.peer.raw({ seq: Seq.add(w.peer.engine.status().sndNxt, 100_000), flags: TcpFlag.SYN });
+    w.target.handleFrame(at(w.now), syn);
+    pump(w);
+    assert.deepEqual(w.host.upFrames, [syn]);
+    assert.equal(w.host.events.length, events, "no new event");
+    assert.equal(w.peer.seen.length, seen, "the target did not answer it");
+    upload(w);
+  });
+
+  void test("NS-6: an IP fragment of an offloaded connection goes up, not reassembled or processed", () => {
+    const w = track(offloaded());
+    const e = w.target.engineOf(w.ctx);
+    assert.ok(e !== undefined);
+    const r = e.rcvNxt;
+    const frag = asFirstFragment(w.peer.raw({ seq: r, payload: pattern(64, 15) }));
+    assert.equal(decodeFrame(frag).transport?.kind, "fragment");
+    w.target.handleFrame(at(w.now), frag);
+    pump(w);
+    assert.deepEqual(w.host.upFrames, [frag]);
+    assert.equal(e.rcvNxt, r);
+    assert.equal(w.host.stream.length, 0);
+    upload(w);
+  });
+
+  void test("PS-1: more unanswered zero-window probes than TcpMaximumRetransmissions request an upload (TimeoutExpiration)", () => {
+    const w = track(offloaded({ target: { maxRetransmissions: 3 } }));
+    w.peer.deliverIn = false;
+    const ps = w.peer.engine.status();
+    w.target.handleFrame(at(w.now), w.peer.raw({ seq: ps.sndNxt, window: 0 }));
+    const seen = w.peer.seen.length;
+    w.host.send(w.ctx, pattern(100, 16));
+    pump(w);
+    assert.equal(w.peer.seen.length, seen, "zero window: nothing sent");
+    advance(w, 120_000, 50);
+    const probes = w.peer.seen.slice(seen).filter((s) => !(s.flags & TcpFlag.RST));
+    assert.equal(probes.length, 3, "three probes, then the target gives up");
+    assert.deepEqual(w.host.events, [{ type: "TcpIndicateRetrieve", reason: "TimeoutExpiration" }]);
+    upload(w);
+  });
+
+  void test("FW2-1: an offloaded connection's FIN_WAIT_2 timer starts at 120 s", () => {
+    const w = track(offloaded());
+    w.host.disconnect(w.ctx, "graceful");
+    pump(w);
+    assert.equal(w.target.engineOf(w.ctx)?.state, "FIN-WAIT-2");
+    const entered = w.now;
+    advance(w, 119_000, 1000);
+    assert.equal(w.host.events.length, 0, "still waiting after 119 s");
+    assert.equal(w.target.engineOf(w.ctx)?.state, "FIN-WAIT-2");
+    advance(w, entered + 121_000 - w.now, 1000);
+    assert.deepEqual(w.host.events, [{ type: "TcpIndicateRetrieve", reason: "TimeoutExpiration" }]);
+    const b = upload(w);
+    assert.equal(b.delegatedState?.state, "TcpConnectionClosed");
+  });
+
+  void test("FW2-1: the target option sets another FIN_WAIT_2 timeout", () => {
+    const w = track(offloaded({ target: { finWait2Timeout: Duration.fromSeconds(10) } }));
+    w.host.disconnect(w.ctx, "graceful");
+    pump(w);
+    assert.equal(w.target.engineOf(w.ctx)?.state, "FIN-WAIT-2");
+    advance(w, 11_000, 1000);
+    assert.deepEqual(w.host.events, [{ type: "TcpIndicateRetrieve", reason: "TimeoutExpiration" }]);
+    upload(w);
+  });
+});
