@@ -1,13 +1,20 @@
 // Runs the FreeBSD TCP test suite (packetdrill scripts in ../shared/peer-tests/) against our host
 // stack in-process and virtual time, and enforces src/conformance/known-failures.txt: a failure
-// not listed fails the test, and so does a listed script that passes.
+// not listed fails the test, and so does a listed script that passes. Then runs it again in
+// offloaded mode (every connection handed to the software offload target once established) and
+// enforces src/conformance/known-failures-offload.txt the same way: the offloaded pass set is the
+// host pass set less the listed chimney-contract differences.
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { checkKnownFailures, parseKnownFailures } from "../src/conformance/runner/known-failures.js";
-import { formatSummary, runConformance } from "../src/conformance/runner/run.js";
+import {
+  checkKnownFailures,
+  type KnownFailure,
+  parseKnownFailures,
+} from "../src/conformance/runner/known-failures.js";
+import { type ConformanceRun, formatSummary, runConformance } from "../src/conformance/runner/run.js";
 
 function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -31,17 +38,28 @@ const TARGETS: Readonly<Record<string, number>> = {
   "rcv-icmp": 0.9,
 };
 
+function loadList(name: string): Map<string, KnownFailure> {
+  const parsed = parseKnownFailures(readFileSync(join(ROOT, "src", "conformance", name), "utf8"), name);
+  assert.ok(parsed.ok, parsed.ok ? "" : parsed.error);
+  return parsed.value;
+}
+
+let hostRun: ConformanceRun | undefined;
+/** The host-only run (shared by both tests). */
+function runHost(known: ReadonlyMap<string, KnownFailure>): ConformanceRun {
+  hostRun ??= runConformance(SUITE, { folders: FOLDERS, known });
+  return hostRun;
+}
+
 void test("the FreeBSD suite runs against our stack; failures match known-failures.txt", () => {
   assert.ok(existsSync(SUITE), `peer suite not found at ${SUITE}`);
-  const listText = readFileSync(join(ROOT, "src", "conformance", "known-failures.txt"), "utf8");
-  const known = parseKnownFailures(listText);
-  assert.ok(known.ok, known.ok ? "" : known.error);
-  const run = runConformance(SUITE, { folders: FOLDERS, known: known.value });
+  const known = loadList("known-failures.txt");
+  const run = runHost(known);
   console.log(`${formatSummary(run)}\n(${run.results.length} scripts in ${run.elapsedMs.toFixed(0)} ms)`);
   assert.equal(run.results.length, 656, "every script of the three folders ran");
 
   const outcomes = new Map(run.results.map((r) => [r.file, r.passed]));
-  const check = checkKnownFailures(outcomes, known.value);
+  const check = checkKnownFailures(outcomes, known);
   const byFile = new Map(run.results.map((r) => [r.file, r]));
   const problems = [
     ...check.newFailures.map((f) => `new failure: ${byFile.get(f)?.message ?? f}`),
@@ -68,4 +86,88 @@ void test("the FreeBSD suite runs against our stack; failures match known-failur
     }
   }
   assert.ok(run.elapsedMs < 120_000, "the whole run stays under 2 minutes");
+});
+
+/** Offloaded-mode pass rates per folder (the host floors less the listed chimney differences). */
+const OFFLOAD_TARGETS: Readonly<Record<string, number>> = {
+  "state-event-engine": 0.9,
+  "snd-syn": 0.8,
+  "rcv-icmp": 0.9,
+};
+
+void test("offloaded mode: the pass set is the host's less known-failures-offload.txt, and connections really ran offloaded", () => {
+  assert.ok(existsSync(SUITE), `peer suite not found at ${SUITE}`);
+  const hostKnown = loadList("known-failures.txt");
+  const offloadOnly = loadList("known-failures-offload.txt");
+  for (const path of offloadOnly.keys()) assert.ok(!hostKnown.has(path), `${path} is in both lists`);
+  const known = new Map([...hostKnown, ...offloadOnly]);
+  const run = runConformance(SUITE, { folders: FOLDERS, known, mode: "offload" });
+  console.log(
+    `offloaded:\n${formatSummary(run)}\n(${run.results.length} scripts in ${run.elapsedMs.toFixed(0)} ms)`,
+  );
+  assert.equal(run.results.length, 656, "every script of the three folders ran");
+
+  const outcomes = new Map(run.results.map((r) => [r.file, r.passed]));
+  const check = checkKnownFailures(outcomes, known);
+  const byFile = new Map(run.results.map((r) => [r.file, r]));
+  const problems = [
+    ...check.newFailures.map((f) => `new offloaded failure: ${byFile.get(f)?.message ?? f}`),
+    ...check.unexpectedPasses.map(
+      (f) =>
+        `unexpected pass (remove it from ${offloadOnly.has(f) ? "known-failures-offload.txt" : "known-failures.txt"}): ${f}`,
+    ),
+    ...check.stale.map((f) => `a known-failures list names a script that did not run: ${f}`),
+  ];
+  assert.deepEqual(problems, []);
+
+  // Every listed offload-only difference passes host-only (else it belongs in the host list).
+  const host = new Map(runHost(hostKnown).results.map((r) => [r.file, r.passed]));
+  for (const path of offloadOnly.keys()) assert.equal(host.get(path), true, `${path} fails host-only too`);
+  // So the offloaded pass set is exactly the host pass set less the offload-only list.
+  const hostPass = [...host].filter(([, p]) => p).map(([f]) => f);
+  const want = hostPass.filter((f) => !offloadOnly.has(f)).sort();
+  const got = run.results
+    .filter((r) => r.passed)
+    .map((r) => r.file)
+    .sort();
+  assert.deepEqual(got, want);
+
+  for (const f of run.folders) {
+    const rate = (f.pass + f.unexpectedPass) / f.total;
+    assert.ok(
+      rate >= (OFFLOAD_TARGETS[f.folder] ?? 0),
+      `${f.folder} offloaded: pass rate ${rate.toFixed(3)} fell`,
+    );
+  }
+
+  // The mode proves something only if connections really ran on the target.
+  let initiates = 0;
+  let failures = 0;
+  let offloadedScripts = 0;
+  let offloadedPassing = 0;
+  for (const r of run.results) {
+    const a = r.offload;
+    if (a === undefined) continue;
+    initiates += a.initiates;
+    failures += a.initiateFailures;
+    if (a.offloadedConnections > 0) {
+      offloadedScripts++;
+      if (r.passed) offloadedPassing++;
+    }
+  }
+  console.log(
+    `offload: ${initiates} initiates (${failures} failed), ${offloadedScripts} scripts ran a connection offloaded, ${offloadedPassing} of them passed`,
+  );
+  assert.equal(failures, 0, "no initiate failed");
+  // Every script that reaches ESTABLISHED offloads (482 of 656 today; the rest never leave
+  // LISTEN / SYN states, which ST-9 keeps on the host).
+  assert.ok(offloadedScripts >= 470, `only ${offloadedScripts} scripts ran a connection offloaded`);
+  assert.ok(initiates >= offloadedScripts, "one initiate per offloaded connection at least");
+  assert.ok(offloadedPassing >= 420, `only ${offloadedPassing} offloaded scripts passed`);
+  // The state-event-engine scripts of the established states all ran offloaded.
+  for (const r of run.results) {
+    if (/\/rcv-[a-z-]+-established\//.test(r.file)) {
+      assert.ok((r.offload?.offloadedConnections ?? 0) > 0, `${r.file} never offloaded its connection`);
+    }
+  }
 });

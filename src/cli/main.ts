@@ -100,10 +100,26 @@ export function program(): Command {
       "only scripts under these top-level folders (default: state-event-engine snd-syn rcv-icmp)",
     )
     .option("--seed <n>", "seed of each script's stack", positiveInt, 1)
+    .option(
+      "--offload",
+      "offloaded mode: each connection runs on the software offload target once established",
+    )
+    .option(
+      "--offload-delay <us>",
+      "with --offload: microseconds the target takes to complete a state operation (default 0)",
+      positiveInt,
+    )
     .action(
       (
         dir: string | undefined,
-        opts: { pcap?: string; filter?: string; folder?: string[]; seed: number },
+        opts: {
+          pcap?: string;
+          filter?: string;
+          folder?: string[];
+          seed: number;
+          offload?: boolean;
+          offloadDelay?: number;
+        },
       ) => {
         process.exitCode = conformanceCommand(dir, opts);
       },

@@ -90,8 +90,7 @@ export class LiveChimneyDriver implements StackDriver {
   /** Runs the deadlines of stack and target; made once, not per flush. */
   readonly #onWake = (): void => {
     const now = this.now();
-    const st = this.stack.pollTimeout();
-    if (st !== undefined && st <= now) this.stack.handleTimeout(now);
+    this.stack.advanceTo(now);
     const tt = this.target.pollTimeout();
     if (tt !== undefined && tt <= now) this.target.handleTimeout(now);
     this.flush();
@@ -112,6 +111,7 @@ export class LiveChimneyDriver implements StackDriver {
   receive(frames: readonly Uint8Array[]): void {
     if (this.#time.stopped) return;
     const now = this.now();
+    this.stack.advanceTo(now); // the target's upcalls use the host's clock
     for (const f of frames) this.target.handleFrame(now, f);
     this.flush();
   }
@@ -133,6 +133,7 @@ export class LiveChimneyDriver implements StackDriver {
         this.#again = false;
         let progressed = false;
         const now = this.now();
+        this.stack.advanceTo(now);
         target.process(now);
         for (let f = this.stack.pollTransmit(now); f !== undefined; f = this.stack.pollTransmit(now)) {
           progressed = true;

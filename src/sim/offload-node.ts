@@ -70,8 +70,10 @@ export class SimChimneyHost {
   port(): FrameSink {
     return {
       deliver: (now, frame) => {
-        if (this.target !== undefined) this.target.handleFrame(now, frame);
-        else this.stack.handleFrame(now, 0, frame);
+        if (this.target !== undefined) {
+          this.stack.advanceTo(now); // the target's upcalls use the host's clock
+          this.target.handleFrame(now, frame);
+        } else this.stack.handleFrame(now, 0, frame);
         this.pump();
       },
     };
@@ -84,6 +86,7 @@ export class SimChimneyHost {
     try {
       const now = this.#sched.now;
       const target = this.target;
+      if (target !== undefined) this.stack.advanceTo(now);
       for (let round = 0; ; round++) {
         let progressed = false;
         target?.process(now);
@@ -127,8 +130,7 @@ export class SimChimneyHost {
       this.#timer = undefined;
       this.#timerAt = undefined;
       const now = this.#sched.now;
-      const st = this.stack.pollTimeout();
-      if (st !== undefined && st <= now) this.stack.handleTimeout(now);
+      this.stack.advanceTo(now);
       const tt = this.target?.pollTimeout();
       if (tt !== undefined && tt <= now) this.target?.handleTimeout(now);
       this.pump();

@@ -2,11 +2,19 @@
  * `chimney conformance [DIR]`: runs a packetdrill suite (by default the FreeBSD TCP suite next to
  * the repository) against our stack, prints the pass / fail / known-failure table per folder and
  * exits 1 on a failure the known-failures list does not name, or on a listed script that passed.
+ * With `--offload` every connection runs offloaded once established; the expected failures are
+ * then known-failures.txt plus known-failures-offload.txt (the chimney contract's differences).
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { checkKnownFailures, parseKnownFailures } from "../../conformance/runner/known-failures.js";
+import type { DutMode } from "../../conformance/runner/device.js";
+import type { ScriptResult } from "../../conformance/runner/dut.js";
+import {
+  checkKnownFailures,
+  type KnownFailure,
+  parseKnownFailures,
+} from "../../conformance/runner/known-failures.js";
 import {
   type ConformanceResult,
   type ConformanceRun,
@@ -25,6 +33,10 @@ export interface ConformanceCommandOptions {
   /** Only scripts under these top-level folders of the suite. */
   readonly folder?: readonly string[] | undefined;
   readonly seed?: number | undefined;
+  /** Offloaded mode (see `RunScriptOptions.mode`). */
+  readonly offload?: boolean | undefined;
+  /** Offloaded mode: the target's state-operation delay in microseconds (default 0). */
+  readonly offloadDelay?: number | undefined;
 }
 
 /** The folders of the FreeBSD suite that hold tests (snippets/ holds shared fragments). */
@@ -65,6 +77,53 @@ function summarize(results: readonly ConformanceResult[], elapsedMs: number): Co
   return { results, folders, elapsedMs };
 }
 
+/** The known-failures files of a mode, relative to the repository root. */
+export function knownFailureFiles(mode: DutMode): string[] {
+  const host = join("src", "conformance", "known-failures.txt");
+  return mode === "offload" ? [host, join("src", "conformance", "known-failures-offload.txt")] : [host];
+}
+
+/** The expected failures of a mode: the host list, plus the offload list in offload mode. */
+export function loadKnownFailures(mode: DutMode): Map<string, KnownFailure> {
+  const out = new Map<string, KnownFailure>();
+  for (const rel of knownFailureFiles(mode)) {
+    const parsed = parseKnownFailures(readFileSync(join(repoRoot(), rel), "utf8"), rel);
+    if (!parsed.ok) throw new CliUsageError(parsed.error);
+    for (const [path, k] of parsed.value) {
+      if (out.has(path))
+        throw new CliUsageError(`${rel}:${k.line}: ${path} is already listed in another list`);
+      out.set(path, k);
+    }
+  }
+  return out;
+}
+
+/** Totals of the chimney's activity over a run (offload mode). */
+export interface OffloadSummary {
+  readonly initiates: number;
+  readonly initiateFailures: number;
+  readonly terminates: number;
+  /** Scripts in which at least one connection ran offloaded. */
+  readonly scriptsOffloaded: number;
+}
+
+/** Sums the per-script offload activity of `results`. */
+export function offloadSummary(results: readonly ScriptResult[]): OffloadSummary {
+  let initiates = 0;
+  let initiateFailures = 0;
+  let terminates = 0;
+  let scriptsOffloaded = 0;
+  for (const r of results) {
+    const a = r.offload;
+    if (a === undefined) continue;
+    initiates += a.initiates;
+    initiateFailures += a.initiateFailures;
+    terminates += a.terminates;
+    if (a.offloadedConnections > 0) scriptsOffloaded++;
+  }
+  return { initiates, initiateFailures, terminates, scriptsOffloaded };
+}
+
 /** Runs the command and returns its exit code. */
 export function conformanceCommand(dirArg: string | undefined, o: ConformanceCommandOptions): number {
   const dir = dirArg ?? defaultSuiteDir();
@@ -81,17 +140,18 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
       );
     }
   }
-  const listPath = join(repoRoot(), "src", "conformance", "known-failures.txt");
-  const parsed = parseKnownFailures(readFileSync(listPath, "utf8"), "src/conformance/known-failures.txt");
-  if (!parsed.ok) throw new CliUsageError(parsed.error);
-  const known = parsed.value;
+  const mode = o.offload === true ? "offload" : "host";
+  if (o.offloadDelay !== undefined && mode !== "offload")
+    throw new CliUsageError("--offload-delay needs --offload");
+  const offloadDelayUs = o.offloadDelay;
+  const known = loadKnownFailures(mode);
   const started = performance.now();
   let run: ConformanceRun;
   // The suite's test folders; snippets/ holds fragments the other scripts include, not tests.
   const folders = o.folder ?? DEFAULT_FOLDERS;
   const inFolders = (p: string) => folders === undefined || folders.some((f) => p.startsWith(`${f}/`));
   if (re === undefined) {
-    run = runConformance(dir, { known, pcapDir: o.pcap, seed: o.seed, folders });
+    run = runConformance(dir, { known, pcapDir: o.pcap, seed: o.seed, folders, mode, offloadDelayUs });
     if (run.results.length === 0)
       throw new CliUsageError(`--folder ${folders?.join(" ") ?? ""}: no script under ${dir}`);
   } else {
@@ -99,13 +159,27 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
     if (wanted.length === 0) throw new CliUsageError(`--filter ${o.filter}: matches no script under ${dir}`);
     const results: ConformanceResult[] = [];
     for (const path of wanted) {
-      const one = runConformance(dir, { known, pcapDir: o.pcap, seed: o.seed, filter: path });
+      const one = runConformance(dir, {
+        known,
+        pcapDir: o.pcap,
+        seed: o.seed,
+        filter: path,
+        mode,
+        offloadDelayUs,
+      });
       results.push(...one.results.filter((r) => r.file === path));
     }
     run = summarize(results, performance.now() - started);
   }
   process.stdout.write(`${formatSummary(run)}\n`);
   process.stdout.write(`(${run.results.length} scripts in ${run.elapsedMs.toFixed(0)} ms)\n`);
+  if (mode === "offload") {
+    const a = offloadSummary(run.results);
+    process.stdout.write(
+      `offload: ${a.initiates} initiate(s), ${a.initiateFailures} failed, ${a.terminates} terminate(s); ` +
+        `${a.scriptsOffloaded} of ${run.results.length} scripts ran a connection offloaded\n`,
+    );
+  }
   const outcomes = new Map(run.results.map((r) => [r.file, r.passed]));
   // Only the scripts that ran are compared: a filtered run says nothing about the others.
   const check = checkKnownFailures(outcomes, known);
@@ -117,7 +191,12 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
     );
   }
   for (const f of check.unexpectedPasses) {
-    process.stdout.write(`unexpected pass (remove it from known-failures.txt): ${f}\n`);
+    const where = known.get(f)?.line;
+    const list =
+      mode === "offload" ? "known-failures.txt or known-failures-offload.txt" : "known-failures.txt";
+    process.stdout.write(
+      `unexpected pass (remove it from ${list}${where === undefined ? "" : `, line ${where}`}): ${f}\n`,
+    );
   }
   if (check.newFailures.length > 0 || check.unexpectedPasses.length > 0) {
     process.stderr.write(

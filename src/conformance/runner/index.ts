@@ -1,5 +1,15 @@
 /** The packetdrill conformance runner: run a peer's TCP test suite against our host stack. */
-export type { CapturedFrame, RunScriptOptions, ScriptResult } from "./dut.js";
+export type { DutDevice, DutMode, OffloadDeviceOptions } from "./device.js";
+export {
+  DUT_MAC,
+  frameIp,
+  GATEWAY_MAC,
+  HostDevice,
+  OffloadDevice,
+  PINNED_NEIGHBOR_CONFIG,
+  unframeIp,
+} from "./device.js";
+export type { CapturedFrame, OffloadActivity, RunScriptOptions, ScriptResult } from "./dut.js";
 export { chooseDefines, PACKETDRILL_DEFAULTS, runScript } from "./dut.js";
 export type { KnownFailure, KnownFailureCheck } from "./known-failures.js";
 export { checkKnownFailures, parseKnownFailures } from "./known-failures.js";

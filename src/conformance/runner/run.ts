@@ -6,6 +6,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, sep } from "node:path";
 import { PcapLinkType, PcapWriter } from "../../wire/pcap.js";
 import type { TcpConfig } from "../../tcp/config.js";
+import type { DutMode } from "./device.js";
 import { runScript, type ScriptResult } from "./dut.js";
 import type { KnownFailure } from "./known-failures.js";
 
@@ -23,6 +24,10 @@ export interface ConformanceOptions {
   readonly pcapDir?: string | undefined;
   /** The known-failures list, to classify results (see `known-failures.ts`). */
   readonly known?: ReadonlyMap<string, KnownFailure> | undefined;
+  /** Host stack alone (default) or offloaded connections (see `RunScriptOptions.mode`). */
+  readonly mode?: DutMode | undefined;
+  /** Offload mode: the target's state-operation delay (see `RunScriptOptions.offloadDelayUs`). */
+  readonly offloadDelayUs?: number | undefined;
 }
 
 /** How one script ended, relative to the known-failures list. */
@@ -73,7 +78,14 @@ export function runConformance(dir: string, options: ConformanceOptions = {}): C
   for (const path of scripts) {
     const text = readFileSync(join(dir, path), "utf8");
     const wantPcap = options.pcapDir !== undefined;
-    const r = runScript(text, { file: path, seed: options.seed, tcp: options.tcp, capture: wantPcap });
+    const r = runScript(text, {
+      file: path,
+      seed: options.seed,
+      tcp: options.tcp,
+      capture: wantPcap,
+      mode: options.mode,
+      offloadDelayUs: options.offloadDelayUs,
+    });
     const listed = options.known?.has(path) ?? false;
     const verdict: Verdict = r.passed
       ? listed
