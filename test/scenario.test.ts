@@ -78,7 +78,9 @@ void test("segments the link drops are marked dropped in the timeline, one for e
 
 void test("a scenario with different faults each way gives the b->a direction its own profile", () => {
   const base = loadScenarioFile(join(SCENARIOS, "lossy-flapping.yaml"));
-  const clean = { ...base.link.aToB, loss: 0 };
+  // No random loss, and a bottleneck queue deep enough that slow start (by bytes, RFC 3465)
+  // cannot overflow it: every b>a drop would then come from the wrong profile.
+  const clean = { ...base.link.aToB, loss: 0, queueBytes: 1 << 20 };
   const s: Scenario = { ...base, link: { aToB: base.link.aToB, bToA: clean } };
   const t = runScenario(s, 3).timeline;
   const dropped = (dir: string) => t.segments.filter((x) => x.direction === dir && x.dropped).length;

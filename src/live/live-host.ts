@@ -47,8 +47,9 @@ export interface LiveHostOptions {
   /** Frames per read wake-up (default 256). */
   readonly readBatch?: number | undefined;
   /**
-   * Offloads of the TAP device (addon mode; default `off`): `gso` writes runs of contiguous
-   * segments as one GSO frame, `tso` also lets the kernel send us TSO frames (see `TapOffload`).
+   * Offloads of the TAP device (addon mode; default `tso`; the `fs` mode has none): `gso`
+   * writes runs of contiguous segments as one GSO frame, `tso` also lets the kernel send us TSO
+   * frames (see `TapOffload`); `off` gives wire-sized frames both ways, as a 1500-byte link.
    * The stack, the fault stages and the capture still see our segments one by one; with `tso`
    * they see the kernel's segments as it cut them (up to 64 KiB), except that `tso` becomes
    * `gso` when `fromKernel` has fault stages (they work on wire-sized frames).
@@ -90,7 +91,8 @@ export function startLiveHost(options: LiveHostOptions = {}): LiveHost {
   const mtu = options.mtu ?? 1500;
   // Fault stages from the kernel work on wire frames: no TSO frames through them.
   const fromKernelFaults = options.fromKernel !== undefined && Object.keys(options.fromKernel).length > 0;
-  const offload = options.offload === "tso" && fromKernelFaults ? "gso" : options.offload;
+  const requested = options.offload ?? "tso";
+  const offload = requested === "tso" && fromKernelFaults ? "gso" : requested;
   const netns = createTapNamespace({
     tag: options.tag,
     mode: options.mode,

@@ -70,6 +70,15 @@ export interface TcpConfig {
   readonly noDelay: boolean;
   /** Delayed-ACK timeout (RFC 9293 3.8.6.3: at most 500 ms). Zero acknowledges every segment. */
   readonly delayedAck: Duration;
+  /**
+   * In-order bytes one ACK may cover when several segments arrive before the owner polls (a
+   * driver's batch): the run is acknowledged as Linux acknowledges what its GRO merged, one
+   * ACK per at most this many bytes (default 64 KiB, GRO's limit). 0 sends every ACK the
+   * segments call for, one per second full-sized segment (RFC 5681 4.2's SHOULD, which a GRO
+   * receiver stretches). Out-of-order segments are always acknowledged one by one, with their
+   * SACK blocks, and across polls the every-second-segment rule holds either way.
+   */
+  readonly batchAckBytes: number;
   /** Initial retransmission timeout (RFC 6298 2.1: 1 s). */
   readonly initialRto: Duration;
   /** Lower bound of the RTO (RFC 6298 2.4 says 1 s; Linux uses 200 ms, the default here). */
@@ -96,6 +105,13 @@ export interface TcpConfig {
   readonly keepAliveProbes: number;
   /** Initial congestion window in segments (RFC 5681 3.1 allows up to 4; RFC 6928 10). */
   readonly initialCwndSegments: number;
+  /**
+   * Appropriate Byte Counting limit L in slow start, in segments (RFC 3465 2.2: an ACK grows
+   * cwnd by min(bytes acked, L * SMSS); L = 2 is the RFC's and FreeBSD's net.inet.tcp.abc_l_var
+   * default). 1 grows by at most one segment per ACK (RFC 5681 3.1's minimum); 0 removes the
+   * limit (Linux grows by every byte acknowledged).
+   */
+  readonly abcLimit: number;
   /** Duplicate ACKs that trigger fast retransmit (RFC 5681 3.2). */
   readonly dupAckThreshold: number;
   /**
@@ -149,6 +165,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   blindAttackProbing: false,
   noDelay: false,
   delayedAck: Duration.fromMillis(40),
+  batchAckBytes: 65536,
   initialRto: Duration.fromSeconds(1),
   minRto: Duration.fromMillis(200),
   maxRto: Duration.fromSeconds(120),
@@ -162,6 +179,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   keepAliveInterval: Duration.fromSeconds(75),
   keepAliveProbes: 9,
   initialCwndSegments: 10,
+  abcLimit: 2,
   dupAckThreshold: 3,
   maxReordering: 64,
   dsack: true,
@@ -183,6 +201,7 @@ export function tcpConfig(overrides: Partial<TcpConfig> = {}): TcpConfig {
   int("recvBufferSize", c.recvBufferSize, 1, 2 ** 30);
   int("challengeAckLimit", c.challengeAckLimit, 1, 1e9);
   int("delayedAck", c.delayedAck, 0, 500_000);
+  int("batchAckBytes", c.batchAckBytes, 0, 2 ** 30);
   int("initialRto", c.initialRto, 1, 2 ** 40);
   int("minRto", c.minRto, 1, c.maxRto);
   int("rtoSlop", c.rtoSlop, 0, 2 ** 40);
@@ -197,6 +216,7 @@ export function tcpConfig(overrides: Partial<TcpConfig> = {}): TcpConfig {
   int("keepAliveInterval", c.keepAliveInterval, 1, 2 ** 45);
   int("keepAliveProbes", c.keepAliveProbes, 1, 255);
   int("initialCwndSegments", c.initialCwndSegments, 1, 1000);
+  int("abcLimit", c.abcLimit, 0, 1000);
   int("dupAckThreshold", c.dupAckThreshold, 1, 100);
   int("maxReordering", c.maxReordering, 1, 1000);
   int("maxOooBytes", c.maxOooBytes, 0, 2 ** 30);

@@ -59,6 +59,12 @@
  *   As a receiver we send a D-SACK for a duplicate (`dsack`). None of this travels in a
  *   snapshot: an importer starts with DupThresh = `dupAckThreshold` and nothing to undo (safe:
  *   it can only miss an undo), and a pending D-SACK is dropped like other ACK details.
+ * - Slow start counts bytes (RFC 3465, L = `abcLimit` SMSS, 1 SMSS while resending after a
+ *   timeout), so the stretch ACKs of a receiver behind GRO/TSO grow cwnd as per-segment ACKs
+ *   would. As a receiver, segments the owner hands in before it polls (a driver's batch) still
+ *   draw an ACK for every second full-sized segment and one per out-of-order segment (RFC 5681
+ *   4.2): an ACK still owed when the next data segment arrives is built then and queued
+ *   (`batchAckBytes` may coalesce in-order ones into stretch ACKs, as Linux's GRO does).
  * - The RTO and a Chimney snapshot: while retransmitting, RTO = (SRTT + max(G, 4 RTTVAR))
  *   << retransmission count (clamped to [minRto, maxRto]), which Chimney's SRtt, RttVar and
  *   Retransmit.Count rebuild exactly (chimney/tcp-state.ts deriveRto). One case differs:
@@ -177,12 +183,38 @@ export function peerSynOf(seg: TcpRepr): PeerSyn {
 }
 
 const EMPTY = new Uint8Array(0);
+/** The (frozen) chunk list of a snapshot without send or buffered data. */
+const NO_CHUNKS: readonly Uint8Array[] = Object.freeze([]);
+
+/** `chunks` frozen; the shared empty list for none (most snapshots carry no send data). */
+function frozenChunks(chunks: Uint8Array[]): readonly Uint8Array[] {
+  return chunks.length === 0 ? NO_CHUNKS : Object.freeze(chunks);
+}
+
+/** The out-of-order queue of every connection that has held none yet (never inserted into). */
+const NO_OOO = new Reassembler(0, 0);
+
+/** The deadline `delta` after `now` (import: a timer restarts from its remaining time). */
+function timerAt(now: Instant, delta: Duration | undefined): Instant | undefined {
+  return delta === undefined ? undefined : Instant.add(now, delta);
+}
+
+/** The time left from `now` until `at`, at least zero (export: a timer's remaining time). */
+function remaining(at: Instant | undefined, now: Instant): Duration | undefined {
+  return at === undefined ? undefined : Duration.fromMicros(Math.max(0, at - now));
+}
+
 const NO_SACK: readonly SackBlock[] = Object.freeze([]);
 const NO_OPTS: readonly never[] = Object.freeze([]);
 /** RFC 9293 3.7.1: the MSS to assume when the peer sent none. */
 const DEFAULT_PEER_MSS = 536;
 /** RFC 7323 5.5: TS.Recent is invalid after 24 days of idleness. */
 const PAWS_IDLE_US = 24 * 24 * 3600 * 1_000_000;
+/**
+ * Bound on pure ACKs queued for one batch of segments that arrived before the owner polled
+ * (see `#ackQueue`); beyond it the owed ACKs merge into one, as a stretch ACK.
+ */
+const MAX_QUEUED_ACKS = 128;
 /** RFC 6298 clock granularity G used in the RTO formula. */
 const CLOCK_G_US = 1000;
 const SECOND_US = 1_000_000;
@@ -277,7 +309,11 @@ export class TcpConnection {
   /** Receive-stream offset of RCV.NXT (data bytes only), for the reassembler. */
   #rcvNxtOff = 0;
   readonly #rcvBuf = new RecvBuffer();
-  readonly #ooo: Reassembler;
+  /**
+   * Out-of-order segments. Until the first one arrives this is the shared empty `NO_OOO` (reads
+   * only: an idle or imported connection allocates no queue); `#oooQueue` makes a real one.
+   */
+  #ooo: Reassembler = NO_OOO;
   #finReceived = false;
   /** Receive-stream offset of an out-of-order FIN, if one arrived. */
   #oooFinOff: number | undefined;
@@ -381,6 +417,14 @@ export class TcpConnection {
 
   // Pending output.
   #ackNow = false;
+  /**
+   * Pure ACKs owed to segments of a batch: when a data segment arrives while an ACK is still
+   * owed (the owner handed us several segments before polling), the owed ACK is built then,
+   * as it would have left had the owner polled in between, so a batching driver does not turn
+   * "ACK every second segment" and "ACK each out-of-order segment" (RFC 5681 4.2) into one
+   * ACK per batch. `pollTransmit` sends these first. Not part of a snapshot.
+   */
+  #ackQueue: TcpRepr[] = [];
   #bytesSinceAck = 0;
   #rst: TcpRepr | undefined;
   #probePending = false;
@@ -401,8 +445,14 @@ export class TcpConnection {
   /** The last soft ICMP error (RFC 1122 4.2.3.9), reported if the connection times out. */
   #softError: IcmpErrorCode | undefined = undefined;
 
+  /** The counters, made on first use (an idle connection, such as a fresh upload, has none). */
+  #stats: TcpStats | undefined;
+
   /** Counters; read-only to the owner. */
-  readonly stats: TcpStats = newTcpStats();
+  get stats(): TcpStats {
+    this.#stats ??= newTcpStats();
+    return this.#stats;
+  }
 
   private constructor(cfg: TcpConfig, p: TcpOpenParams, state: TcpState, active: boolean, now: Instant) {
     this.#cfg = cfg;
@@ -422,7 +472,6 @@ export class TcpConnection {
     this.#sendHead = Seq.add(p.iss, 1);
     this.#sendBufferSize = cfg.sendBufferSize;
     this.#initialRcvWnd = cfg.recvBufferSize;
-    this.#ooo = new Reassembler(cfg.maxOooBytes, cfg.maxOooRanges);
     this.#rto = cfg.initialRto;
     this.#cwnd = cfg.initialCwndSegments * cfg.mss;
     this.#lastRecvAt = now;
@@ -552,17 +601,15 @@ export class TcpConnection {
     c.#probeCount = d.sndWndProbeCount;
     c.#kaCount = d.keepAliveProbeCount;
     c.#rtxCount = d.retransmitCount;
-    const at = (delta: Duration | undefined): Instant | undefined =>
-      delta === undefined ? undefined : Instant.add(now, delta);
-    c.#keepAliveAt = at(d.keepAliveDelta);
+    c.#keepAliveAt = timerAt(now, d.keepAliveDelta);
     // Keep-alive idleness continues from the exporter's: the timer fires after the delta.
     if (d.keepAliveDelta !== undefined && d.keepAliveProbeCount === 0)
       c.#lastRecvAt = now + d.keepAliveDelta - ca.keepAliveIdle;
     c.#rtxStart = d.totalRt > 0 ? Instant.fromMicros(Math.max(0, now - d.totalRt)) : undefined;
     // One delegated timer carries the retransmit, persist or close timer, by state.
-    if (d.state === "TIME-WAIT" || d.state === "FIN-WAIT-2") c.#closeAt = at(d.retransmitDelta);
-    else if (c.#flight() === 0 && c.#sndWnd === 0) c.#persistAt = at(d.retransmitDelta);
-    else c.#rtxAt = at(d.retransmitDelta);
+    if (d.state === "TIME-WAIT" || d.state === "FIN-WAIT-2") c.#closeAt = timerAt(now, d.retransmitDelta);
+    else if (c.#flight() === 0 && c.#sndWnd === 0) c.#persistAt = timerAt(now, d.retransmitDelta);
+    else c.#rtxAt = timerAt(now, d.retransmitDelta);
     // A snapshot with data outstanding but no timer running (allowed by Chimney's -1) still
     // needs one, or the connection could stall: start a fresh RTO.
     const synced = d.state !== "TIME-WAIT" && d.state !== "FIN-WAIT-2";
@@ -744,6 +791,15 @@ export class TcpConnection {
     if (n === 0) return;
     this.#rcvBuf.consume(n);
     this.#afterRead();
+  }
+
+  /**
+   * Copies readable bytes received since the last compaction into whole chunks of `pool`
+   * (`RecvBuffer.compact`: for a receiver that holds data, such as an offload target whose host
+   * takes none); returns the bytes copied. Nothing is read: the window does not move.
+   */
+  compactReceived(pool: ChunkPool): number {
+    return this.#rcvBuf.compact(pool);
   }
 
   /**
@@ -936,7 +992,7 @@ export class TcpConnection {
    * TM-11: the owner sends it before handing the connection over, see `flushAck`).
    */
   get ackOwed(): boolean {
-    return this.#ackNow || this.#delackAt !== undefined;
+    return this.#ackNow || this.#delackAt !== undefined || this.#ackQueue.length > 0;
   }
 
   /**
@@ -946,6 +1002,7 @@ export class TcpConnection {
   flushAck(now: Instant): TcpRepr | undefined {
     this.#clock(now);
     if (!this.ackOwed) return undefined;
+    this.#ackQueue = []; // the ACK below covers every queued one
     switch (this.#state) {
       case "CLOSED":
       case "LISTEN":
@@ -1019,6 +1076,7 @@ export class TcpConnection {
           this.#urgentSegment = seg;
           return;
         }
+        this.#queueOwedAck(now, seg);
         this.#onSynchronized(now, seg);
     }
   }
@@ -1070,10 +1128,13 @@ export class TcpConnection {
     const rst = this.#rst;
     if (rst !== undefined) {
       this.#rst = undefined;
+      this.#ackQueue = [];
       this.stats.resetsOut++;
       this.stats.segmentsOut++;
       return rst;
     }
+    const queued = this.#ackQueue.shift();
+    if (queued !== undefined) return queued;
     switch (this.#state) {
       case "CLOSED":
       case "LISTEN":
@@ -1161,8 +1222,6 @@ export class TcpConnection {
    */
   exportState(now: Instant): TcpSnapshot {
     if (!EXPORTABLE.has(this.#state)) throw new UsageError(`cannot export a connection in ${this.#state}`);
-    const delta = (at: Instant | undefined): Duration | undefined =>
-      at === undefined ? undefined : Duration.fromMicros(Math.max(0, at - now));
     const constState: TcpConstState = {
       localPort: this.localPort,
       remotePort: this.remotePort,
@@ -1211,22 +1270,28 @@ export class TcpConnection {
       recover: this.#inRecovery ? this.#recover : undefined,
       sndWndProbeCount: this.#probeCount,
       keepAliveProbeCount: this.#kaCount,
-      keepAliveDelta: delta(this.#keepAliveAt),
+      keepAliveDelta: remaining(this.#keepAliveAt, now),
       retransmitCount: this.#rtxCount,
-      retransmitDelta: delta(timer),
+      retransmitDelta: remaining(timer, now),
       totalRt: Duration.fromMicros(this.#rtxStart === undefined ? 0 : Math.max(0, now - this.#rtxStart)),
       finQueued: this.#finQueued,
       finReceived: this.#finReceived,
-      sendData: Object.freeze(this.#sendQ.chunks()),
-      bufferedData: Object.freeze(this.#rcvBuf.chunks()),
+      sendData: frozenChunks(this.#sendQ.chunks()),
+      bufferedData: frozenChunks(this.#rcvBuf.chunks()),
       unreportedAcked: this.#evAcked,
-      ackPending: this.#ackNow || this.#delackAt !== undefined,
+      ackPending: this.#ackNow || this.#delackAt !== undefined || this.#ackQueue.length > 0,
     };
     return Object.freeze({
       constState: Object.freeze(constState),
       cachedState: Object.freeze(cachedState),
       delegated: Object.freeze(delegated),
     });
+  }
+
+  /** The out-of-order queue to insert into: a queue of this connection's own on first use. */
+  #oooQueue(): Reassembler {
+    if (this.#ooo === NO_OOO) this.#ooo = new Reassembler(this.#cfg.maxOooBytes, this.#cfg.maxOooRanges);
+    return this.#ooo;
   }
 
   /** Throws InvariantViolation if the TCB is inconsistent. Cheap enough for every test step. */
@@ -1324,7 +1389,7 @@ export class TcpConnection {
       // acknowledged before that; a FIN on it is ignored.
       const wnd = Math.max(0, Seq.delta(this.#rcvAdv, this.#rcvNxt));
       const take = Math.min(seg.payload.length, wnd);
-      if (take > 0) this.#ooo.insert(this.#rcvNxtOff, seg.payload.subarray(0, take));
+      if (take > 0) this.#oooQueue().insert(this.#rcvNxtOff, seg.payload.subarray(0, take));
     }
   }
 
@@ -1409,6 +1474,10 @@ export class TcpConnection {
     }
     this.#lastRecvAt = now;
     this.#kaCount = 0;
+    // Chimney FW2-2: an acceptable segment that arrives before the FIN-WAIT-2 timer expires
+    // restarts it (as FreeBSD's idle check does), so a peer still sending is not cut off.
+    if (this.#state === "FIN-WAIT-2" && this.#closeAt !== undefined)
+      this.#closeAt = Instant.add(now, this.#cfg.finWait2Timeout);
     if (this.#mitigating) {
       // Chimney 17.11: an acceptable segment ends the mitigation's probing.
       this.#mitigating = false;
@@ -1626,6 +1695,8 @@ export class TcpConnection {
         this.#pushMarks.shift();
       this.#evWritable = true;
     }
+    // Resending after a timeout (go-back-N): slow start counts 1 SMSS per ACK (RFC 3465 2.3).
+    const resending = Seq.lt(this.#sndNxt, this.#sndMax);
     this.#sndUna = ack;
     if (Seq.lt(this.#sndNxt, ack)) this.#sndNxt = ack;
     this.#trimScoreboard();
@@ -1675,7 +1746,15 @@ export class TcpConnection {
       if (dataAcked === 0) {
         // The ACK of a SYN or FIN alone does not grow cwnd.
       } else if (this.#cwnd < this.#ssthresh) {
-        this.#cwnd += Math.min(dataAcked, smss); // slow start (RFC 5681 3.1, L = 1 SMSS)
+        // Slow start with Appropriate Byte Counting (RFC 3465 2.2): grow by the bytes this ACK
+        // covers, at most L = abcLimit * SMSS, so a stretch ACK (a receiver behind GRO or a
+        // batching driver acknowledges many segments at once) grows cwnd as the per-segment
+        // ACKs it replaces would. While resending after a timeout (SND.NXT was below SND.MAX)
+        // L is 1 SMSS (RFC 3465 2.3; FreeBSD does the same), and abcLimit = 0 lifts the limit
+        // (Linux grows by all bytes acked).
+        const l = this.#cfg.abcLimit;
+        const limit = resending ? smss : l === 0 ? dataAcked : l * smss;
+        this.#cwnd += Math.min(dataAcked, limit);
       } else {
         this.#caAcc += dataAcked; // congestion avoidance by byte counting (RFC 5681 3.1)
         if (this.#caAcc >= this.#cwnd) {
@@ -1911,7 +1990,7 @@ export class TcpConnection {
     this.stats.oooSegmentsIn++;
     this.#ackNow = true;
     const at = this.#rcvNxtOff + off + start;
-    const r = this.#ooo.insert(at, data);
+    const r = this.#oooQueue().insert(at, data);
     if (r === "full") {
       this.stats.dropsOooFull++;
       return false;
@@ -2579,6 +2658,27 @@ export class TcpConnection {
     };
   }
 
+  /**
+   * Before taking a data segment: if an ACK is still owed for earlier ones (they arrived in
+   * the same batch, with no poll in between), build it now so it carries the ACK number, SACK
+   * blocks and timestamps of this moment (RFC 5681 4.2: at least every second full-sized
+   * segment, and one per out-of-order segment). Only in the states that take data, and only
+   * an ACK that tells the peer something: new data acknowledged or SACK information.
+   */
+  #queueOwedAck(now: Instant, seg: TcpRepr): void {
+    if (!this.#ackNow || seg.payload.length === 0 || this.#rst !== undefined) return;
+    if (this.#ackQueue.length >= MAX_QUEUED_ACKS) return;
+    // Only an ACK with news for the peer's sender: new data acknowledged, or (D-)SACK blocks;
+    // in-order data alone may be coalesced up to `batchAckBytes` (a GRO-like stretch ACK).
+    if (this.#ooo.isEmpty && this.#dsack === undefined) {
+      const news = Seq.diff(this.#rcvNxt, this.#lastAckSent);
+      if (news === 0 || news < this.#cfg.batchAckBytes) return;
+    }
+    const s = this.#state;
+    if (s !== "ESTABLISHED" && s !== "FIN-WAIT-1" && s !== "FIN-WAIT-2") return;
+    this.#ackQueue.push(this.#emit(now, this.#sndMax, TcpFlag.ACK, EMPTY));
+  }
+
   /** Builds a segment carrying ACK = RCV.NXT and the current window; clears owed ACKs. */
   #emit(now: Instant, seq: SeqNum, flags: number, payload: Uint8Array): TcpRepr {
     this.#ackNow = false;
@@ -2758,6 +2858,7 @@ export class TcpConnection {
     this.#keepAliveAt = undefined;
     this.#closeAt = undefined;
     this.#ackNow = false;
+    this.#ackQueue = [];
     this.#probePending = false;
     this.#rtxNext = undefined;
     this.#ooo.clear();

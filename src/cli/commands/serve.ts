@@ -8,6 +8,7 @@ import { closeSync, openSync, writeSync } from "node:fs";
 import { serveHttpOn } from "../../live/http-app.js";
 import { type FrameCapture, startLiveHost } from "../../live/live-host.js";
 import { LIVE_ADDRS } from "../../live/netns.js";
+import type { TapOffload } from "../../live/tap.js";
 import type { FaultProfile } from "../../sim/link.js";
 import { PcapLinkType, PcapWriter } from "../../wire/pcap.js";
 import { Instant } from "../../time/instant.js";
@@ -22,6 +23,11 @@ export interface ServeOptions {
   readonly jitterMs?: number | undefined;
   readonly reorder?: number | undefined;
   readonly pcap?: string | undefined;
+  /**
+   * TAP offloads (default `tso`: the kernel hands us segments of up to 64 KiB and takes our
+   * runs as GSO frames; with faults it becomes `gso`). `off` gives wire-sized frames both ways.
+   */
+  readonly offload?: TapOffload | undefined;
 }
 
 /** The fault profile (both directions) the options describe, or undefined for a clean link. */
@@ -57,7 +63,14 @@ export async function serve(o: ServeOptions): Promise<void> {
     };
     for (const c of w.takeChunks()) writeSync(fd, c);
   }
-  const host = startLiveHost({ tag: "serve", seed: o.seed, toKernel: faults, fromKernel: faults, capture });
+  const host = startLiveHost({
+    tag: "serve",
+    seed: o.seed,
+    toKernel: faults,
+    fromKernel: faults,
+    capture,
+    offload: o.offload ?? "tso",
+  });
   const server = host.net.createServer();
   serveHttpOn(server);
   await new Promise<void>((resolve, reject) => {
@@ -69,6 +82,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   const lines = [
     `chimney serve: our stack is ${LIVE_ADDRS.ours4} and ${LIVE_ADDRS.ours6} on port ${o.port}; the kernel is ${LIVE_ADDRS.kernel4} / ${LIVE_ADDRS.kernel6} in namespace ${ns}`,
     faults === undefined ? "faults: none" : `faults (both directions): ${JSON.stringify(faults)}`,
+    `TAP offloads: ${host.netns.tap.offload}`,
     ...(o.pcap === undefined ? [] : [`capturing our side to ${o.pcap}`]),
     "try:",
     `  ip netns exec ${ns} curl -sS http://${LIVE_ADDRS.ours4}${port}/bytes/1000000 | sha256sum`,
