@@ -16,10 +16,16 @@
  * sample), and the per-byte cost as a ratio to `Uint8Array.prototype.set` of the same bytes
  * measured in the same run.
  *
+ * What BufferedData looks like: the target compacts the data a connection holds into 64 KiB
+ * chunks of its own pool as it arrives (`SoftwareTargetOptions.compactHeldData`, as a NIC keeps
+ * payload in its receive pages), so the chain is one MDL per 64 KiB plus the segments received
+ * since the last whole chunk. That copy is paid on the receive side, where real traffic pays it:
+ * `receive/held ... compaction on|off` times the peer sending the bytes until they are held at
+ * the target, with and without it.
+ *
  * Where the copy lands: the host copies BufferedData into chunks of its receive pool
  * (`OffloadManager.recvPool`, 64 KiB chunks), memory that already exists and was written before,
- * one `set` per MDL (one per received segment, wherever the frames sit; two where a segment
- * straddles chunks). A chunk goes back to the pool when the application consumes its bytes by
+ * one `set` per MDL (two where an MDL straddles chunks). A chunk goes back to the pool when the application consumes its bytes by
  * copy; a zero-copy `recv` view takes the chunk out of the pool (the application may keep the
  * view), so the next terminate copies into fresh memory. The main cases read by copy (a POSIX
  * `read` into the application's own buffer); `terminate/latency 16MiB, app reads views` shows the
@@ -52,7 +58,8 @@ import { type HostConn, HostStack, type StackEvent } from "../src/host/stack.js"
 import { BufferLedger } from "../src/nbl/ledger.js";
 import { Prng } from "../src/sim/prng.js";
 import { ChunkFiller, ChunkPool } from "../src/storage/chunk-pool.js";
-import { SoftwareTarget } from "../src/target/software-target.js";
+import { HELD_CHUNK_BYTES, SoftwareTarget } from "../src/target/software-target.js";
+import { RecvBuffer } from "../src/storage/recv-buffer.js";
 import { tcpConfig } from "../src/tcp/config.js";
 import { Instant } from "../src/time/instant.js";
 import { ChecksumCapabilities } from "../src/wire/checksum.js";
@@ -92,7 +99,7 @@ function refuseAll(): ReceiveKnobs {
   return { ...acceptAllKnobs({ nextU32: () => 0 }), acceptAll: 0, refuse: 1, queueLimit: 0 };
 }
 
-function pair(recvBufferSize: number): Pair {
+function pair(recvBufferSize: number, compactHeldData = true): Pair {
   const tcp = tcpConfig({
     sendBufferSize: 32 << 20,
     recvBufferSize,
@@ -118,7 +125,13 @@ function pair(recvBufferSize: number): Pair {
   const b = stack(2);
   const ledger = new BufferLedger();
   const manager = new OffloadManager(a, ledger, {}, refuseAll());
-  const target = new SoftwareTarget({ host: manager, ledger, mac: mac("02:00:00:00:00:01"), tcpConfig: tcp });
+  const target = new SoftwareTarget({
+    host: manager,
+    ledger,
+    mac: mac("02:00:00:00:00:01"),
+    tcpConfig: tcp,
+    compactHeldData,
+  });
   manager.attachTarget(target);
   return { a, b, manager, target, ledger, toPeer: [], onA: () => undefined, onB: () => undefined };
 }
@@ -320,6 +333,36 @@ export function terminateLatency(
 }
 
 /**
+ * The receive side of held data: the peer sends `bytes` to an offloaded connection whose host
+ * takes nothing, timed until everything is acknowledged and held at the target (the whole path:
+ * peer stack, frames, target engine, and the target's compaction into chunks when on). Each
+ * round then terminates and reads the bytes (untimed) so the next starts empty.
+ */
+export function heldReceive(bytes: number, samples: number, warm: number, compact: boolean): Stats {
+  const p = pair(Math.max(bytes * 2, 1 << 20), compact);
+  const [conn] = connect(p, 1);
+  if (conn === undefined) throw new Error("no connection");
+  const [c, peer] = conn;
+  const all: number[] = [];
+  for (let i = 0; i < warm + samples; i++) {
+    offloadAll(p, [c]);
+    const t0 = process.hrtime.bigint();
+    fill(p, [peer], bytes);
+    all.push(Number(process.hrtime.bigint() - t0) / 1000);
+    if (!p.manager.terminate(c)) throw new Error("terminate refused");
+    untilUploaded(p, [c]);
+    if (drain(p, c, "copy") !== bytes) throw new Error("the application read the wrong byte count");
+  }
+  p.ledger.assertQuiescent();
+  const hs = p.target.heldPoolStats;
+  return {
+    ...summarize(all.slice(warm)),
+    firstUs: all[0] ?? Number.NaN,
+    pool: hs === undefined ? "off" : `${hs.allocated} allocated, ${hs.reused} reused`,
+  };
+}
+
+/**
  * Unmeasured rounds before a latency case (as `timeUs` warms the copy baselines): the code gets
  * optimized and the receive pool filled. Fewer for the big sizes, whose rounds take milliseconds.
  */
@@ -372,6 +415,31 @@ function segmentCopyBaseline(bytes: number, samples: number): Stats {
     const out = filler.finish();
     sink ^= out[out.length - 1]?.[0] ?? 0;
     for (const c of out) if (pool.owns(c)) pool.give(c);
+  });
+}
+
+/**
+ * Compaction alone: `bytes` in 1448-byte payloads of separate frames pushed into a receive buffer
+ * with `compact` after every push (as the target runs it per segment), into warm pool chunks;
+ * the buffer is emptied by `consume` after each round (chunks back to the pool).
+ */
+function compactionBaseline(bytes: number, samples: number): Stats {
+  const SEG = 1448;
+  const HDR = 66;
+  const frames: Uint8Array[] = [];
+  for (let at = 0; at < bytes; at += SEG) {
+    const n = Math.min(SEG, bytes - at);
+    frames.push(new Uint8Array(HDR + n).map((_, i) => (at + i) & 0xff).subarray(HDR));
+  }
+  const pool = new ChunkPool(HELD_CHUNK_BYTES, bytes + HELD_CHUNK_BYTES);
+  return timeUs(samples, 3, () => {
+    const buf = new RecvBuffer();
+    for (const f of frames) {
+      buf.push(f);
+      buf.compact(pool);
+    }
+    sink ^= buf.peek()?.[0] ?? 0;
+    buf.clear();
   });
 }
 
@@ -496,6 +564,21 @@ export async function run(filter: RegExp | undefined): Promise<void> {
   const segCopy = big > 0 ? segmentCopyBaseline(big, 21) : undefined;
   if (segCopy !== undefined)
     row(`copy/set per 1448 B segment ${label(big)} (into pool chunks)`, segCopy, big);
+  const held = new Map<boolean, Stats>();
+  for (const compact of [true, false]) {
+    const name = `receive/held ${label(BIGGEST)} at the target, compaction ${compact ? "on" : "off"}`;
+    if (!want(name)) continue;
+    const st = heldReceive(BIGGEST, 5, 1, compact);
+    held.set(compact, st);
+    row(name, st, BIGGEST);
+  }
+  const compactOnly = want("receive/compact") ? compactionBaseline(BIGGEST, 21) : undefined;
+  if (compactOnly !== undefined)
+    row(
+      `receive/compact ${label(BIGGEST)} of 1448 B segments into 64 KiB chunks (buffer alone)`,
+      compactOnly,
+      BIGGEST,
+    );
   let stormResult: StormResult | undefined;
   if (want("terminate/storm")) {
     stormResult = storm(STORM_CONNS, STORM_BYTES_PER_CONN);
@@ -565,6 +648,21 @@ export async function run(filter: RegExp | undefined): Promise<void> {
       );
     }
   }
+  const heldOn = held.get(true);
+  const heldOff = held.get(false);
+  if (heldOn !== undefined && heldOff !== undefined) {
+    const ns = (x: number) => ((x * 1000) / BIGGEST).toFixed(3);
+    console.log(
+      `receive-side cost of compaction (${label(BIGGEST)} held): median ${ns(heldOn.medianUs - heldOff.medianUs)} ns/B, ` +
+        `min ${ns(heldOn.minUs - heldOff.minUs)} ns/B (receive throughput on ${((BIGGEST / heldOn.minUs) * 1e-3).toFixed(2)} GB/s, ` +
+        `off ${((BIGGEST / heldOff.minUs) * 1e-3).toFixed(2)} GB/s by min; target pool: ${heldOn.pool ?? "-"})`,
+    );
+  }
+  if (compactOnly !== undefined)
+    console.log(
+      `compaction alone (receive buffer, per segment): min ${((compactOnly.minUs * 1000) / BIGGEST).toFixed(3)} ns/B, ` +
+        `median ${((compactOnly.medianUs * 1000) / BIGGEST).toFixed(3)} ns/B`,
+    );
   if (stormResult !== undefined) {
     console.log(
       `terminate storm: ${STORM_CONNS} connections in ${stormResult.ms.toFixed(0)} ms wall, ${stormResult.cpuMs.toFixed(0)} ms cpu ` +

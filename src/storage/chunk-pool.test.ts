@@ -160,7 +160,10 @@ type Op =
   | { readonly k: "readInto"; readonly n: number }
   | { readonly k: "consume"; readonly n: number }
   | { readonly k: "peek" }
-  | { readonly k: "clear" };
+  | { readonly k: "clear" }
+  | { readonly k: "compact" }
+  | { readonly k: "lend" }
+  | { readonly k: "return" };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
@@ -198,6 +201,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   { arbitrary: fc.record({ k: fc.constant("peek" as const) }, { noNullPrototype: true }), weight: 1 },
   { arbitrary: fc.record({ k: fc.constant("clear" as const) }, { noNullPrototype: true }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant("compact" as const) }, { noNullPrototype: true }), weight: 2 },
+  { arbitrary: fc.record({ k: fc.constant("lend" as const) }, { noNullPrototype: true }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant("return" as const) }, { noNullPrototype: true }), weight: 1 },
 );
 
 void describe("RecvBuffer with pooled chunks", () => {
@@ -212,6 +218,15 @@ void describe("RecvBuffer with pooled chunks", () => {
         let tail = 0;
         /** Views handed out by `read`, with the stream offset of their first byte. */
         const held: { view: Uint8Array; at: number }[] = [];
+        /** Views lent out (as an NBL to the host) with pool holds, until "return". */
+        const lent: { view: Uint8Array; at: number; hold: boolean }[][] = [];
+        const giveBack = (views: readonly { view: Uint8Array; at: number; hold: boolean }[]) => {
+          for (const h of views) {
+            // Intact until returned, even if the buffer consumed (and gave back) the chunk.
+            assert.deepEqual(h.view, slab(h.at, h.view.length));
+            if (h.hold) pool.release(h.view);
+          }
+        };
         for (const op of ops) {
           switch (op.k) {
             case "push": {
@@ -264,6 +279,31 @@ void describe("RecvBuffer with pooled chunks", () => {
               buf.clear();
               head = tail;
               break;
+            case "compact": {
+              const before = buf.uncompacted;
+              const n = buf.compact(pool);
+              assert.equal(n % CHUNK, 0, "compaction copies whole chunks");
+              assert.equal(n, before - (before % CHUNK));
+              assert.equal(buf.uncompacted, before - n);
+              break;
+            }
+            case "lend": {
+              // The chunks as an indication's MDLs: pool chunks among them are held.
+              const views: { view: Uint8Array; at: number; hold: boolean }[] = [];
+              let at = head;
+              for (const v of buf.chunks()) {
+                const hold = pool.owns(v);
+                if (hold) pool.hold(v);
+                views.push({ view: v, at, hold });
+                at += v.length;
+              }
+              lent.push(views);
+              break;
+            }
+            case "return": {
+              giveBack(lent.shift() ?? []);
+              break;
+            }
           }
           assert.equal(buf.length, tail - head);
           assert.ok(pool.freeChunks <= pool.maxFree, "the pool cap holds");
@@ -273,6 +313,8 @@ void describe("RecvBuffer with pooled chunks", () => {
         }
         // Views handed out earlier were never overwritten by reuse.
         for (const h of held) assert.deepEqual(h.view, slab(h.at, h.view.length));
+        for (const views of lent.splice(0)) giveBack(views);
+        assert.equal(pool.heldChunks, 0);
         // Consuming the rest by copy gives every pooled chunk still in the buffer back: all
         // chunks are accounted for (idle, dropped over the cap, or detached with a view).
         buf.clear();
@@ -297,6 +339,52 @@ void describe("RecvBuffer with pooled chunks", () => {
     assert.equal(pool.stats.allocated, 2, "no new chunk for the second copy");
     assert.deepEqual(first, slab(0, 10), "the reader's view is intact");
     assert.equal(pool.stats.detached, 1);
+  });
+  void test("compaction: whole chunks only, remainder stays as views, earlier views stay valid", () => {
+    const pool = new ChunkPool(64, 1024);
+    const buf = new RecvBuffer();
+    const segs = pieces(slab(0, 150), [20]); // 8 segments: 7 x 20 + 10
+    for (const x of segs) buf.push(x);
+    const peeked = buf.chunks();
+    assert.equal(buf.uncompacted, 150);
+    assert.equal(buf.compact(pool), 128);
+    assert.equal(buf.uncompacted, 22);
+    const now = buf.chunks();
+    assert.equal(now.length, 4, "two chunks, the rest of the 7th segment, the 8th");
+    assert.ok(pool.owns(now[0] as Uint8Array) && pool.owns(now[1] as Uint8Array));
+    assert.deepEqual(concat(now), slab(0, 150));
+    assert.deepEqual(concat(peeked), slab(0, 150), "views taken before compaction are intact");
+    assert.equal(buf.compact(pool), 0, "less than a chunk uncompacted: nothing copied");
+    for (const x of pieces(slab(150, 50), [25])) buf.push(x);
+    assert.equal(buf.compact(pool), 64, "only bytes not compacted before are copied");
+    assert.deepEqual(concat(buf.chunks()), slab(0, 200));
+    assert.equal(buf.readInto(new Uint8Array(200)), 200);
+    assert.equal(pool.freeChunks, 3, "consumed by copy: every chunk back in the pool");
+  });
+  void test("a give while held waits for the last release", () => {
+    const pool = new ChunkPool(16, 1024);
+    const c = pool.take();
+    pool.hold(c);
+    pool.hold(c.subarray(2, 4));
+    pool.give(c);
+    assert.equal(pool.freeChunks, 0, "still lent out");
+    assert.equal(pool.owns(c), false);
+    pool.release(c);
+    assert.equal(pool.freeChunks, 0);
+    pool.release(c);
+    assert.equal(pool.freeChunks, 1, "back with the last release");
+    assert.equal(pool.take(), c);
+    assert.throws(() => {
+      pool.release(c);
+    }, UsageError);
+    const d = pool.take();
+    pool.hold(d);
+    pool.detach(d);
+    pool.release(d);
+    assert.equal(pool.freeChunks, 0, "a detached chunk never comes back");
+    assert.throws(() => {
+      pool.hold(d);
+    }, UsageError);
   });
   void test("a buffer takes chunks of one pool only", () => {
     const p1 = new ChunkPool(8, 64);

@@ -19,6 +19,10 @@
  * bookkeeping: a terminate storm makes thousands). They are not pool chunks: a slab is freed by
  * the garbage collector once no piece of it is referenced, so a live piece pins at most one slab.
  *
+ * Holds: a chunk handed out may also be referenced by someone other than its holder (a target
+ * lends views of it to the host in an NBL). `hold` records such a reference; a `give` while holds
+ * remain is deferred: the chunk goes back to the idle list when the last hold is `release`d.
+ *
  * `ChunkFiller` copies a sequence of byte ranges into chunks of one pool, one `set` per range
  * (two when a range straddles chunks), and yields the filled chunks as views, in order.
  */
@@ -43,6 +47,15 @@ export interface ChunkPoolStats {
   detached: number;
   /** Slabs created for small pieces. */
   slabs: number;
+  /** Gives deferred because the chunk was held (counted again in `returned` or `dropped`). */
+  deferred: number;
+}
+
+/** The holds on one handed-out chunk and whether its loan ended (`give`) meanwhile. */
+interface Hold {
+  count: number;
+  /** Given back while held: goes to the idle list with the last `release`. */
+  given: Uint8Array | undefined;
 }
 
 /** A pool of `chunkSize`-byte chunks keeping at most `maxBytes` of idle chunks. */
@@ -59,10 +72,13 @@ export class ChunkPool {
     dropped: 0,
     detached: 0,
     slabs: 0,
+    deferred: 0,
   };
   readonly #free: Uint8Array[] = [];
   /** Backing buffers of the chunks handed out and not yet given back or detached. */
   readonly #out = new WeakSet<ArrayBufferLike>();
+  /** Chunks with holds (handed out, or given back and waiting for the last `release`). */
+  readonly #holds = new Map<ArrayBufferLike, Hold>();
   #slab: Uint8Array | undefined;
   #slabUsed = 0;
 
@@ -124,6 +140,44 @@ export class ChunkPool {
   /** Gives back the chunk `view` lies in (any view of it): its bytes are no longer needed. */
   give(view: Uint8Array): void {
     const buf = this.#end(view, "give");
+    const h = this.#holds.get(buf);
+    if (h !== undefined) {
+      h.given = view;
+      this.stats.deferred++;
+      return;
+    }
+    this.#reuse(view, buf);
+  }
+
+  /**
+   * Records one more reference to the handed-out chunk `view` lies in (e.g. an NBL lent to the
+   * host): a `give` before the matching `release` is deferred until then.
+   */
+  hold(view: Uint8Array): void {
+    const buf = view.buffer;
+    if (!this.#out.has(buf)) throw new UsageError("hold of a chunk that is not handed out by this pool");
+    const h = this.#holds.get(buf);
+    if (h === undefined) this.#holds.set(buf, { count: 1, given: undefined });
+    else h.count++;
+  }
+
+  /** Drops one `hold` of the chunk `view` lies in; a deferred `give` completes with the last. */
+  release(view: Uint8Array): void {
+    const buf = view.buffer;
+    const h = this.#holds.get(buf);
+    if (h === undefined) throw new UsageError("release of a chunk that is not held");
+    if (--h.count > 0) return;
+    this.#holds.delete(buf);
+    if (h.given !== undefined) this.#reuse(h.given, buf);
+  }
+
+  /** Holds outstanding (chunks referenced besides their holder). */
+  get heldChunks(): number {
+    return this.#holds.size;
+  }
+
+  /** The idle list takes the chunk back, or lets it go when full. */
+  #reuse(view: Uint8Array, buf: ArrayBufferLike): void {
     if (this.#free.length >= this.maxFree) {
       this.stats.dropped++;
       return;
@@ -134,6 +188,7 @@ export class ChunkPool {
 
   /** The chunk `view` lies in leaves the pool: whoever holds views of it keeps them valid. */
   detach(view: Uint8Array): void {
+    // Holds on it stay balanced (`release` still works); with no `give` pending, none brings it back.
     this.#end(view, "detach");
     this.stats.detached++;
   }

@@ -9,6 +9,13 @@
  * it, the chunk instead leaves the pool (`detach`): the application may keep the view, so the
  * memory is never reused under it. `peek` and `chunks` views stay valid until their bytes are
  * consumed.
+ *
+ * Compaction (`compact`): a receive buffer that holds bytes for long (an offload target whose
+ * host does not take them) can copy its received-segment views into whole chunks of a pool, as a
+ * NIC keeps received payload in its own receive pages. Only bytes pushed since the last
+ * compaction (the "tail") are copied, each byte at most once, in whole chunks: the remainder
+ * below one chunk stays as views until more arrives. Compacted chunks are pooled chunks (as with
+ * `pushPooled`). Views handed out earlier stay valid: the segments they show are only dropped.
  */
 import { assert, UsageError } from "../util/errors.js";
 import type { ChunkPool } from "./chunk-pool.js";
@@ -23,6 +30,10 @@ export class RecvBuffer {
   #pool: ChunkPool | undefined;
   #head = 0;
   #length = 0;
+  /** Index of the first chunk not yet compacted (every chunk from it on is a plain push). */
+  #tail = 0;
+  /** Readable bytes in chunks at index `#tail` or later. */
+  #tailBytes = 0;
 
   /** Bytes readable. */
   get length(): number {
@@ -35,6 +46,12 @@ export class RecvBuffer {
     this.#chunks.push(chunk);
     this.#pooled?.push(false);
     this.#length += chunk.length;
+    this.#tailBytes += chunk.length;
+  }
+
+  /** Bytes pushed (by reference) since the last compaction and still readable. */
+  get uncompacted(): number {
+    return this.#tailBytes;
   }
 
   /**
@@ -57,6 +74,78 @@ export class RecvBuffer {
     this.#chunks.push(chunk);
     pooled.push(true);
     this.#length += chunk.length;
+    // A compaction boundary: only later pushes are compacted (plain chunks before it stay views).
+    this.#tail = this.#chunks.length;
+    this.#tailBytes = 0;
+  }
+
+  /**
+   * Copies the uncompacted bytes, in whole `pool.chunkSize` blocks, into chunks taken from
+   * `pool` (one `set` per received chunk, two where it straddles a block); a remainder below one
+   * block stays as views. Returns the bytes copied (0 while fewer than a block are uncompacted).
+   * The buffer then holds the pool's chunks as `pushPooled` ones (one pool per buffer).
+   */
+  compact(pool: ChunkPool): number {
+    const size = pool.chunkSize;
+    if (this.#tailBytes < size) return 0;
+    if (this.#pool !== undefined && this.#pool !== pool)
+      throw new UsageError("a receive buffer takes chunks of one pool only");
+    this.#pool = pool;
+    const chunks = this.#chunks;
+    let pooled = this.#pooled;
+    if (pooled === undefined) {
+      pooled = new Array<boolean>(chunks.length).fill(false);
+      this.#pooled = pooled;
+    }
+    const start = Math.max(this.#tail, this.#head);
+    const bytes = this.#tailBytes - (this.#tailBytes % size);
+    const out: Uint8Array[] = [];
+    let cur: Uint8Array | undefined;
+    let used = 0;
+    let left = bytes;
+    let i = start;
+    let rest: Uint8Array | undefined;
+    while (left > 0) {
+      const src = chunks[i] as Uint8Array; // left <= tail bytes, which lie in chunks[start..]
+      const n = Math.min(src.length, left);
+      let at = 0;
+      while (at < n) {
+        if (cur === undefined) {
+          cur = pool.take();
+          used = 0;
+        }
+        const k = Math.min(n - at, size - used);
+        cur.set(at === 0 && k === src.length ? src : src.subarray(at, at + k), used);
+        used += k;
+        at += k;
+        if (used === size) {
+          out.push(cur);
+          cur = undefined;
+        }
+      }
+      left -= n;
+      if (n < src.length) rest = src.subarray(n);
+      i++;
+    }
+    // chunks[start, i) -> the filled blocks, then the uncopied rest of the last source.
+    const after = chunks.splice(i);
+    chunks.length = start;
+    pooled.length = start;
+    for (const o of out) {
+      chunks.push(o);
+      pooled.push(true);
+    }
+    this.#tail = chunks.length;
+    if (rest !== undefined) {
+      chunks.push(rest);
+      pooled.push(false);
+    }
+    for (const a of after) {
+      chunks.push(a);
+      pooled.push(false);
+    }
+    this.#tailBytes -= bytes;
+    return bytes;
   }
 
   /** Up to `max` bytes from the head, as a view of one received chunk; `undefined` if empty. */
@@ -72,12 +161,14 @@ export class RecvBuffer {
     }
     if (c.length <= max) {
       this.#chunks[h] = EMPTY;
+      if (h >= this.#tail) this.#tailBytes -= c.length;
       this.#head++;
-      this.#compact();
       this.#length -= c.length;
+      this.#compact();
       return c;
     }
     this.#chunks[h] = c.subarray(max);
+    if (h >= this.#tail) this.#tailBytes -= max;
     this.#length -= max;
     return c.subarray(0, max);
   }
@@ -118,6 +209,7 @@ export class RecvBuffer {
       const k = Math.min(c.length, n - done);
       if (dst !== undefined) dst.set(k === c.length ? c : c.subarray(0, k), done);
       done += k;
+      if (h >= this.#tail) this.#tailBytes -= k;
       if (k < c.length) {
         this.#chunks[h] = c.subarray(k);
         break;
@@ -138,6 +230,7 @@ export class RecvBuffer {
     if (this.#head > 64 && this.#head * 2 > this.#chunks.length) {
       this.#chunks = this.#chunks.slice(this.#head);
       if (this.#pooled !== undefined) this.#pooled = this.#pooled.slice(this.#head);
+      this.#tail = Math.max(0, this.#tail - this.#head);
       this.#head = 0;
     }
     assert(this.#head <= this.#chunks.length, "recv buffer head past end");

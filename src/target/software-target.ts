@@ -36,6 +36,7 @@ import { assert, UsageError } from "../util/errors.js";
 import { MinHeap } from "../util/heap.js";
 import { Seq } from "../tcp/seq.js";
 import { type TcpConfig, tcpConfig } from "../tcp/config.js";
+import { ChunkPool, type ChunkPoolStats } from "../storage/chunk-pool.js";
 import { TcpConnection } from "../tcp/connection.js";
 import type { CloseReason, TcpSnapshot } from "../tcp/types.js";
 import { type BufferLedger } from "../nbl/ledger.js";
@@ -167,9 +168,64 @@ export interface SoftwareTargetOptions {
    * `supportSack` defaults to the `supportSack` option.
    */
   readonly capabilities?: Partial<TcpConnectionOffloadCapabilities> | undefined;
+  /**
+   * Receive compaction: the data an offloaded connection holds (the host refused it or has not
+   * posted) is copied, once it reaches a whole chunk, into `HELD_CHUNK_BYTES` chunks of the
+   * target's own pool, as a NIC keeps payload in its receive pages; indications and BufferedData
+   * then carry a few large MDLs instead of one per segment. Default true.
+   */
+  readonly compactHeldData?: boolean | undefined;
+  /** Idle bytes the held-data chunk pool keeps for reuse. Default max(1 MiB, receive buffer size). */
+  readonly heldPoolBytes?: number | undefined;
   /** The target's own timer resolution in ticks per second (CFG-6). Default 1000. */
   readonly timerTicksPerSecond?: number | undefined;
+  /**
+   * Whether the target supports the send-backlog feature (EV-4, ST-4): it indicates
+   * TcpIndicateSendBacklogChange and reports the value as SendBacklogSize. Default true; false
+   * reports SendBacklogSize 0xFFFFFFFF (ST-7) and never indicates.
+   */
+  readonly sendBacklog?: boolean | undefined;
 }
+
+/** EV-4: the smallest preferred send backlog the target indicates (bytes). */
+export const SEND_BACKLOG_MIN = 64 * 1024;
+/** EV-4: the largest preferred send backlog the target indicates (bytes). */
+export const SEND_BACKLOG_MAX = 16 * 1024 * 1024;
+/** EV-4: at most one TcpIndicateSendBacklogChange per connection in this time (or one srtt if longer). */
+export const SEND_BACKLOG_INTERVAL = Duration.fromMillis(50);
+
+/**
+ * EV-4: the preferred send backlog of a connection: twice the bandwidth-delay product estimate,
+ * clamped to [SEND_BACKLOG_MIN, SEND_BACKLOG_MAX]. The estimate is the rate the engine sends at
+ * (cwnd per srtt) times srtt, i.e. cwnd, bounded by the peer's advertised window (at least one
+ * segment, so a zero window does not collapse it); it never depends on the bytes posted. Twice,
+ * because the host refills only on send completions: cwnd can grow (doubling per round trip in
+ * slow start) before the next indication, and the posted bytes include those in flight.
+ */
+export function preferredSendBacklog(cwnd: number, peerWindow: number, mss: number): number {
+  const bdp = Math.min(cwnd, Math.max(peerWindow, mss));
+  return Math.min(SEND_BACKLOG_MAX, Math.max(SEND_BACKLOG_MIN, 2 * bdp));
+}
+
+/**
+ * EV-4 throttle: whether a change from the last indicated backlog `last` (indicated at `lastAt`)
+ * to `next` is worth an indication at `now`: never twice within `interval`, and only for a change
+ * of at least a quarter of the last value.
+ */
+export function backlogChangeDue(
+  last: number | undefined,
+  lastAt: Instant,
+  next: number,
+  now: Instant,
+  interval: Duration,
+): boolean {
+  if (last === undefined) return true;
+  if (now - lastAt < interval) return false;
+  return Math.abs(next - last) * 4 >= last;
+}
+
+/** Bytes per chunk of held receive data (`SoftwareTargetOptions.compactHeldData`). */
+export const HELD_CHUNK_BYTES = 64 << 10;
 
 /** A fault the tests can put the target into (a typed hook, not a mock). */
 export type TargetFault = {
@@ -260,6 +316,11 @@ interface SendEntry {
 }
 
 /** A posted receive request. */
+/** A request waiting in the send inbox (C-11): a send, or a disconnect posted after one. */
+type InboxItem =
+  | { readonly kind: "send"; readonly nbl: NetBufferList }
+  | { readonly kind: "disconnect"; readonly nbl: NetBufferList; readonly flags: DisconnectFlags };
+
 interface RecvReq {
   readonly nbl: NetBufferList;
   /** Capacity: the NB's data length at posting. */
@@ -320,6 +381,11 @@ interface Conn {
   dirty: boolean;
   /** On the data-work list: forwards or an abortive disconnect for `process`. */
   dataWork: boolean;
+  /** EV-4: the last TcpIndicateSendBacklogChange value (undefined: none yet) and its time. */
+  backlog: number | undefined;
+  backlogAt: Instant;
+  /** EV-4: a change held back by the throttle's interval is looked at again then. */
+  backlogRecheck: Instant | undefined;
 }
 
 /** One timer heap entry: live only while `at` equals the connection's `deadline`. */
@@ -376,6 +442,7 @@ export class SoftwareTarget implements OffloadTarget {
   readonly #limits: TargetLimits;
   readonly #mutant: TargetMutant | undefined;
   readonly #opDelay: Duration;
+  readonly #backlogSupported: boolean;
 
   readonly #ops: PendingOp[] = [];
   readonly #copies = new Map<OffloadBlockList, BufferedCopy>();
@@ -388,6 +455,10 @@ export class SoftwareTarget implements OffloadTarget {
   #ipIdent = 0;
   /** NBLs the target allocated and handed up (indications, BufferedData at terminate), TM-21. */
   readonly #lentUp = new Set<NetBufferList>();
+  /** Chunks held receive data is compacted into; undefined when compaction is off. */
+  readonly #heldPool: ChunkPool | undefined;
+  /** Per NBL lent up, the held-pool chunks its MDLs show (each holds one `hold`). */
+  readonly #lentChunks = new Map<NetBufferList, Uint8Array[]>();
   readonly #hostFrames: Uint8Array[] = [];
   readonly #wireFrames: Uint8Array[] = [];
   /** Connections with data-call completions to do in `process` (forward, abortive disconnect). */
@@ -411,8 +482,11 @@ export class SoftwareTarget implements OffloadTarget {
   readonly #sentMax = new WeakMap<Conn, SeqNum>();
   /** Upcalls (indications, events, completions) in progress: TM-10, C-11. */
   #upcalls = 0;
-  /** C-11: sends posted from inside an upcall, run from `process` in order. */
-  readonly #sendInbox = new Map<Conn, NetBufferList[]>();
+  /**
+   * C-11: sends posted from inside an upcall, run from `process` in order; a disconnect posted
+   * while sends wait here waits behind them (its FIN or RST must follow their data).
+   */
+  readonly #sendInbox = new Map<Conn, InboxItem[]>();
   /** Contexts whose hardware state is corrupt, and those whose failure was indicated (spec 11.9). */
   readonly #corrupt = new Set<number>();
   #handlers: TcpOffloadEventHandlers | undefined;
@@ -448,12 +522,17 @@ export class SoftwareTarget implements OffloadTarget {
     this.#supportSack = opts.supportSack ?? true;
     this.#mutant = opts.testMutant;
     this.#opDelay = opts.operationDelay ?? Duration.ZERO;
+    this.#backlogSupported = opts.sendBacklog ?? true;
     this.#caps = makeCapabilities({ supportSack: this.#supportSack, ...opts.capabilities });
     this.#tps = opts.timerTicksPerSecond ?? 1000;
     if (!Number.isSafeInteger(this.#tps) || this.#tps <= 0)
       throw new UsageError(`bad timerTicksPerSecond ${this.#tps}`);
     this.#recvPool = new NblPool("chimney-receive", opts.ledger);
     this.#upPool = new NblPool("non-offload-receive", opts.ledger);
+    this.#heldPool =
+      opts.compactHeldData === false
+        ? undefined
+        : new ChunkPool(HELD_CHUNK_BYTES, opts.heldPoolBytes ?? Math.max(1 << 20, this.#cfg.recvBufferSize));
     const l = opts.limits ?? {};
     this.#limits = {
       tcp: l.tcp ?? 1 << 20,
@@ -657,7 +736,7 @@ export class SoftwareTarget implements OffloadTarget {
         c.dirty = false;
         if (this.#conns.get(c.ctx) !== c || c.phase === "terminating") continue;
         this.#emit(now, c);
-        const d = Instant.earliest(c.engine.pollTimeout(), c.pushAt);
+        const d = Instant.earliest(Instant.earliest(c.engine.pollTimeout(), c.pushAt), c.backlogRecheck);
         if (d !== c.deadline) {
           c.deadline = d;
           if (d !== undefined) this.#timers.push({ at: d, c });
@@ -679,6 +758,11 @@ export class SoftwareTarget implements OffloadTarget {
   /** NBLs handed up and not yet returned (TM-22: the adapter must not close before this is 0). */
   get outstandingReturns(): number {
     return this.#lentUp.size;
+  }
+
+  /** Counters of the chunk pool held receive data is compacted into; undefined when off. */
+  get heldPoolStats(): Readonly<ChunkPoolStats> | undefined {
+    return this.#heldPool?.stats;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -822,7 +906,10 @@ export class SoftwareTarget implements OffloadTarget {
     const inbox = this.#sendInbox.get(c);
     if (inbox === undefined) return;
     this.#sendInbox.delete(c);
-    for (const nbl of inbox) this.#send(c, nbl);
+    for (const item of inbox) {
+      if (item.kind === "send") this.#send(c, item.nbl);
+      else this.#disconnect(c, item.nbl, item.flags);
+    }
   }
 
   /**
@@ -952,8 +1039,8 @@ export class SoftwareTarget implements OffloadTarget {
     if (this.#upcalls > 0 || inbox !== undefined) {
       // C-11: the send queue is not touched from inside an upcall (the single-threaded analogue
       // of the spin lock): the request waits in the inbox, in order, and runs from `process`.
-      if (inbox === undefined) this.#sendInbox.set(c, [nbl]);
-      else inbox.push(nbl);
+      if (inbox === undefined) this.#sendInbox.set(c, [{ kind: "send", nbl }]);
+      else inbox.push({ kind: "send", nbl });
       this.#addDataWork(c);
       return "NDIS_STATUS_PENDING";
     }
@@ -1019,6 +1106,7 @@ export class SoftwareTarget implements OffloadTarget {
     for (const n of nblArray(nbl)) {
       assert(this.#lentUp.delete(n), () => `NBL #${n.id} returned but never indicated`);
       this.#recvPool.release(n); // RR-3: one fewer outstanding
+      this.#releaseChunks(n);
     }
     this.#ledger.free(nbl, "target", OP_RETURN);
     return "NDIS_STATUS_SUCCESS";
@@ -1033,12 +1121,25 @@ export class SoftwareTarget implements OffloadTarget {
     const c = this.#mustConn(context, OP_DISC);
     this.#ledger.check(nbl, "target", OP_DISC);
     if (nbl.next !== null) throw new UsageError("MiniportTcpOffloadDisconnect takes exactly one NBL");
+    const inbox = this.#sendInbox.get(c);
+    if (inbox !== undefined) {
+      // C-11 / RQ-5: sends posted re-entrantly still wait in the inbox: the disconnect follows them.
+      inbox.push({ kind: "disconnect", nbl, flags });
+      this.#addDataWork(c);
+      return "NDIS_STATUS_PENDING";
+    }
+    this.#disconnect(c, nbl, flags);
+    return "NDIS_STATUS_PENDING";
+  }
+
+  /** The body of MiniportTcpOffloadDisconnect, after every send posted before it. */
+  #disconnect(c: Conn, nbl: NetBufferList, flags: DisconnectFlags): void {
     if (c.aborted || c.phase === "terminating" || c.uploadRequested || c.disconnect !== undefined) {
       // DC-2: fail only when the connection is being uploaded or was aborted.
       nbl.status = c.aborted ? "NDIS_STATUS_REQUEST_ABORTED" : "NDIS_STATUS_UPLOAD_IN_PROGRESS";
       nbl.bytesTransferred = 0;
       this.#completeDisconnect(nbl);
-      return "NDIS_STATUS_PENDING";
+      return;
     }
     if (flags === "abortive") {
       // DC-5: outstanding sends are aborted; DC-4: one RST; DC-6: stop processing input.
@@ -1047,14 +1148,13 @@ export class SoftwareTarget implements OffloadTarget {
       c.aborted = true;
       c.disconnect = { nbl, flags, bytes: 0 };
       this.#addDataWork(c);
-      return "NDIS_STATUS_PENDING";
+      return;
     }
     const bytes = this.#sendNbl(c, nbl, OP_DISC);
     if (bytes > 0) c.sends.push({ nbl, left: bytes, acked: 0, disconnect: true });
     c.engine.close();
     c.disconnect = { nbl, flags, bytes };
     this.#service(this.#now, c);
-    return "NDIS_STATUS_PENDING";
   }
 
   /** MiniportTcpOffloadForward (FW-2..FW-5): segments processed like received ones, later. */
@@ -1319,6 +1419,9 @@ export class SoftwareTarget implements OffloadTarget {
       deadline: undefined,
       dirty: false,
       dataWork: false,
+      backlog: undefined,
+      backlogAt: Instant.ZERO,
+      backlogRecheck: undefined,
     };
     if (late && copy !== undefined && copy.length > 0) {
       c.held.push(copy);
@@ -1463,7 +1566,7 @@ export class SoftwareTarget implements OffloadTarget {
       // in-order bytes the engine acknowledged cumulatively; SACKed-only data stays behind.
       const chunks =
         this.#mutant === "drop-buffered-at-terminate" ? [] : [...c.held, ...snap.delegated.bufferedData];
-      const buffered = chunks.length === 0 ? null : this.#allocUp(chunks, OP_TERM_COMPLETE);
+      const buffered = chunks.length === 0 ? null : this.#allocUp(chunks, OP_TERM_COMPLETE, true);
       if (buffered !== null && this.#mutant === "write-after-return") {
         forEachSegment(this.#ledger.view(buffered, "target", "mutant: write after return"), 0, 1, (x, st) => {
           x[st] = 0;
@@ -1483,7 +1586,7 @@ export class SoftwareTarget implements OffloadTarget {
       b.netBufferListChain = null;
       // Received data the host has not taken still goes up (a FIN-closed connection keeps it).
       const chunks = [...c.held, ...engine.exportState(now).delegated.bufferedData];
-      const buffered = chunks.length === 0 ? null : this.#allocUp(chunks, OP_TERM_COMPLETE);
+      const buffered = chunks.length === 0 ? null : this.#allocUp(chunks, OP_TERM_COMPLETE, true);
       delegated = this.#closedDelegated(now, c, buffered);
     }
     // ST-5: the current delegated values go into the host's block; const and cached are not returned.
@@ -1507,12 +1610,43 @@ export class SoftwareTarget implements OffloadTarget {
     this.#byKey.delete(c.key);
   }
 
-  /** NBLs from the target's pool over `chunks` (views), handed up to the host (TM-21). */
-  #allocUp(chunks: readonly Uint8Array[], op: string): NetBufferList {
+  /**
+   * NBLs from the target's pool over `chunks` (views), handed up to the host (TM-21). `final`:
+   * the engine holding them is dropped, so its held-pool chunks are given back now (the give
+   * completes when the host returns the NBL).
+   */
+  #allocUp(chunks: readonly Uint8Array[], op: string, final: boolean): NetBufferList {
     const nbl = this.#recvPool.alloc(chunks, op); // INIT-4: one NB
+    this.#holdChunks(nbl, chunks, final);
     this.#ledger.transfer(nbl, "target", "host", op);
     this.#lentUp.add(nbl);
     return nbl;
+  }
+
+  /**
+   * The held-pool chunks among `chunks` get a hold for `nbl` (released when it comes back, so
+   * a chunk consumed meanwhile is not reused under the host); `give`: also end their loan.
+   */
+  #holdChunks(nbl: NetBufferList, chunks: readonly Uint8Array[], give: boolean): void {
+    const pool = this.#heldPool;
+    if (pool === undefined) return;
+    let mine: Uint8Array[] | undefined;
+    for (const x of chunks) {
+      if (!pool.owns(x)) continue;
+      pool.hold(x);
+      if (give) pool.give(x);
+      (mine ??= []).push(x);
+    }
+    if (mine !== undefined) this.#lentChunks.set(nbl, mine);
+  }
+
+  /** `nbl` is back: its holds on held-pool chunks end. */
+  #releaseChunks(nbl: NetBufferList): void {
+    const mine = this.#lentChunks.get(nbl);
+    if (mine === undefined) return;
+    this.#lentChunks.delete(nbl);
+    const pool = this.#heldPool as ChunkPool; // chunks are recorded only with a pool
+    for (const x of mine) pool.release(x);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1688,7 +1822,11 @@ export class SoftwareTarget implements OffloadTarget {
     for (const c of broken) this.#hardwareFailure(c); // QY-3: spec 11.9 steps 2-3
   }
 
-  /** QY-1 current values; ST-7 SendBacklogSize unsupported; ReceiveBacklogSize = bytes buffered. */
+  /**
+   * QY-1 current values; ReceiveBacklogSize = bytes buffered. SendBacklogSize: ST-4, the value
+   * last indicated with TcpIndicateSendBacklogChange (the current preference before the first);
+   * ST-7: 0xFFFFFFFF when the feature is off.
+   */
   #queryDelegated(now: Instant, c: Conn): TcpDelegatedState {
     const base = isImportableState(toChimneyState(c.engine))
       ? delegatedStateFromEngine(c.engine.exportState(now).delegated, {
@@ -1699,7 +1837,9 @@ export class SoftwareTarget implements OffloadTarget {
       : this.#closedDelegated(now, c, null);
     return {
       ...base,
-      sendBacklogSize: BACKLOG_UNSUPPORTED,
+      sendBacklogSize: this.#backlogSupported
+        ? (c.backlog ?? this.#preferredBacklog(c))
+        : BACKLOG_UNSUPPORTED,
       receiveBacklogSize: c.heldBytes + c.engine.readable,
     };
   }
@@ -1753,7 +1893,11 @@ export class SoftwareTarget implements OffloadTarget {
     this.#takeAcks(c);
     const e = c.engine;
     if (c.phase === "offloading") return; // IO-6
-    if (newData) this.#deliver(now, c, "E1");
+    if (newData) {
+      this.#deliver(now, c, "E1");
+      // What delivery left behind is held: copied into whole pool chunks once it fills one.
+      if (this.#heldPool !== undefined && c.phase === "offloaded") c.engine.compactReceived(this.#heldPool);
+    }
     const closed = c.closedReason;
     if (closed !== undefined) {
       c.closedReason = undefined;
@@ -1773,6 +1917,7 @@ export class SoftwareTarget implements OffloadTarget {
       this.#completeDisconnect(d.nbl);
     }
     this.#checkFin(c);
+    this.#sendBacklogChange(now, c);
     // FW2-3 (spec 17.3): the FIN_WAIT_2 timer runs from entering FIN-WAIT-2 (read side open or
     // not); its expiry closes the engine with "timeout" -> TcpIndicateRetrieve(TimeoutExpiration)
     // above, and the terminate then reports CLOSED. Its value travels in Retransmit.TimeoutDelta.
@@ -1841,6 +1986,38 @@ export class SoftwareTarget implements OffloadTarget {
     d.nbl.bytesTransferred = d.bytes;
     if (d.bytes > 0) advance(viewOne(this.#ledger, d.nbl, "target", OP_DISC_COMPLETE), d.bytes);
     this.#completeDisconnect(d.nbl);
+  }
+
+  /** EV-4: the connection's preferred send backlog now (`preferredSendBacklog`). */
+  #preferredBacklog(c: Conn): number {
+    const e = c.engine;
+    return preferredSendBacklog(e.cwnd, e.sndWnd, e.mss);
+  }
+
+  /**
+   * EV-4 / ST-4: indicates TcpIndicateSendBacklogChange when the preferred backlog moved enough
+   * (a quarter of the last value) and the last indication is at least SEND_BACKLOG_INTERVAL (or
+   * one srtt) old; the first one right after the offload completes. Not once an upload is asked
+   * for, nor after the connection closed for sending.
+   */
+  #sendBacklogChange(now: Instant, c: Conn): void {
+    if (!this.#backlogSupported || c.phase !== "offloaded" || c.aborted || c.uploadRequested) return;
+    const st = c.engine.state;
+    if (st !== "ESTABLISHED" && st !== "CLOSE-WAIT") return;
+    const next = this.#preferredBacklog(c);
+    const srtt = c.engine.srtt ?? Duration.ZERO;
+    const interval = srtt > SEND_BACKLOG_INTERVAL ? srtt : SEND_BACKLOG_INTERVAL;
+    c.backlogRecheck = undefined;
+    if (next === c.backlog) return;
+    if (!backlogChangeDue(c.backlog, c.backlogAt, next, now, interval)) {
+      // Big enough but too soon: look again when the interval has passed (a timer, `#flush`).
+      if (backlogChangeDue(c.backlog, Instant.ZERO, next, now, Duration.ZERO))
+        c.backlogRecheck = Instant.add(c.backlogAt, interval);
+      return;
+    }
+    c.backlog = next;
+    c.backlogAt = now;
+    this.#indicateEvent(c.handle, { type: "TcpIndicateSendBacklogChange", sendBacklog: next });
   }
 
   /** Upload requests (spec 16.4): EV-2 for optional reasons; once per connection; not during offload. */
@@ -2026,6 +2203,7 @@ export class SoftwareTarget implements OffloadTarget {
       let total = 0;
       for (const x of chunks) total += x.length;
       const nbl = this.#recvPool.alloc(chunks, OP_INDICATE); // INIT-3 / INIT-4: one NB per NBL
+      this.#holdChunks(nbl, chunks, false);
       this.#ledger.transfer(nbl, "target", "host", OP_INDICATE);
       this.stats.indications++;
       c.busy = true;
@@ -2057,6 +2235,7 @@ export class SoftwareTarget implements OffloadTarget {
       if (this.#ledger.ownerOf(nbl) === "host") this.#ledger.transfer(nbl, "host", "target", OP_INDICATE);
       this.#recvPool.release(nbl);
       this.#ledger.free(nbl, "target", OP_INDICATE);
+      this.#releaseChunks(nbl);
       const consumed = res.status === "NDIS_STATUS_OFFLOAD_DATA_PARTIALLY_ACCEPTED" ? res.bytesConsumed : 0;
       assert(
         consumed >= 0 && consumed < total,
