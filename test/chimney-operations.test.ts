@@ -9,6 +9,7 @@ import { type NeighborBlock, newBlock } from "../src/chimney/block-list.js";
 import type { HostConn, StackEvent } from "../src/host/stack.js";
 import { buildChimneyWorld, type ChimneyWorld, type WorldOptions } from "../src/sim/chimney-world.js";
 import { runSeedScenario } from "../src/sim/scenarios/seed.js";
+import { SEND_BACKLOG_MAX, SEND_BACKLOG_MIN } from "../src/target/software-target.js";
 import { Duration, Instant } from "../src/time/instant.js";
 import { decodeFrame } from "../src/wire/packet.js";
 import { ip } from "../src/wire/ip-addr.js";
@@ -403,7 +404,9 @@ function logOf(w: ChimneyWorld, which: "a" | "b" = "b"): string {
         assert.ok(q.done);
         assert.equal(q.status, "NDIS_STATUS_SUCCESS");
         assert.equal(q.delegated?.state, "TcpConnectionEstablished");
-        assert.equal(q.delegated?.sendBacklogSize, 0xffff_ffff);
+        // ST-4: the target supports the send backlog (EV-4): the query reports its preference.
+        const backlog = q.delegated?.sendBacklogSize ?? 0;
+        assert.ok(backlog >= SEND_BACKLOG_MIN && backlog <= SEND_BACKLOG_MAX, `SendBacklogSize ${backlog}`);
         finish(w, client, server);
       });
 

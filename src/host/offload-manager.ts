@@ -259,8 +259,19 @@ class OffloadedTcp {
   parked: TcpConnection | undefined;
   /** Segments held while offloading (to forward) or terminating (to process, TM-24). */
   readonly held: TcpRepr[] = [];
-  /** Application sends accepted while no I/O may go to the target. */
+  /**
+   * Application sends accepted but not posted: while no I/O may go to the target, or (EV-4)
+   * while the bytes posted at the target reach its preferred send backlog.
+   */
   readonly heldSends: Uint8Array[] = [];
+  /** Bytes in `heldSends` (kept while offloaded; the upload path may empty the list directly). */
+  heldSendBytes = 0;
+  /**
+   * EV-4 / ST-4: the target's preferred send backlog from its last TcpIndicateSendBacklogChange:
+   * how many unacknowledged send bytes the host keeps posted. Undefined: no indication yet, so
+   * everything accepted is posted at once.
+   */
+  sendBacklog: number | undefined;
   /** Send NBLs given to the target, in order (the initiate's send data first). */
   readonly sends: SendEntry[] = [];
   /** Bytes of `sends` not yet acknowledged plus `heldSends`. */
@@ -322,6 +333,50 @@ class OffloadedTcp {
     this.cached = cached;
     this.sendLimit = snap.cachedState.sendBufferSize;
     this.shadow = withoutData(snap);
+  }
+}
+
+/**
+ * The log entry of a successful TerminateOffloadComplete, one per uploaded connection: the
+ * numbers are kept and the detail text is formatted when first read (a storm uploads thousands
+ * of connections at once; formatting every entry eagerly took about a tenth of a 10,000-connection
+ * storm's CPU time). Holds no reference to the delegated state or its NBLs.
+ */
+class UploadLogEntry implements OffloadLogEntry {
+  readonly at: Instant;
+  readonly conn: number;
+  readonly op = "TerminateOffloadComplete";
+  readonly #state: string;
+  readonly #sndUna: number;
+  readonly #sndNxt: number;
+  readonly #sndMax: number;
+  readonly #rcvNxt: number;
+  readonly #sendBytes: number;
+  readonly #bufferedIn: number;
+  #detail: string | undefined;
+
+  constructor(at: Instant, conn: number, d: ChimneyDelegated, sendBytes: number, bufferedIn: number) {
+    this.at = at;
+    this.conn = conn;
+    this.#state = d.state;
+    this.#sndUna = d.sndUna;
+    this.#sndNxt = d.sndNxt;
+    this.#sndMax = d.sndMax;
+    this.#rcvNxt = d.rcvNxt;
+    this.#sendBytes = sendBytes;
+    this.#bufferedIn = bufferedIn;
+  }
+
+  get detail(): string {
+    this.#detail ??=
+      `${this.#state} sndUna=${this.#sndUna} sndNxt=${this.#sndNxt} sndMax=${this.#sndMax} ` +
+      `rcvNxt=${this.#rcvNxt} sendData=${this.#sendBytes}B bufferedData=${this.#bufferedIn}B`;
+    return this.#detail;
+  }
+
+  /** The plain entry (as every other log entry is), for JSON. */
+  toJSON(): OffloadLogEntry {
+    return { at: this.at, conn: this.conn, op: this.op, detail: this.detail };
   }
 }
 
@@ -690,22 +745,27 @@ export class OffloadManager implements OffloadHost {
   /** NdisMTerminateOffloadComplete. */
   terminateOffloadComplete(root: OffloadBlockList): void {
     const blocks = treeBlocks(root);
-    // TCP blocks first (they reference their path), then paths, then neighbors.
-    for (const b of blocks) {
+    // TCP blocks first (they reference their path), then paths, then neighbors. Indexed loops: a
+    // storm's tree holds thousands of blocks, walked once, mostly before the code is optimized.
+    const n = blocks.length;
+    for (let i = 0; i < n; i++) {
+      const b = blocks[i] as OffloadBlockList; // i < n
       if (b.layer !== "tcp" || b.miniportOffloadContext === null) continue;
       const t = this.#tcpBySlot(b.miniportOffloadContext);
       if (t !== undefined) this.#onTcpUploaded(t, b);
     }
-    for (const b of blocks) {
+    for (let i = 0; i < n; i++) {
+      const b = blocks[i] as OffloadBlockList; // i < n
       if (b.layer === "path" && b.miniportOffloadContext !== null) {
         const p = this.#pathBySlot(b.miniportOffloadContext);
         if (p !== undefined) this.#dropPath(p);
       }
     }
-    for (const b of blocks) {
+    for (let i = 0; i < n; i++) {
+      const b = blocks[i] as OffloadBlockList; // i < n
       if (b.layer === "neighbor" && b.miniportOffloadContext !== null) {
-        const n = this.#neighborBySlot(b.miniportOffloadContext);
-        if (n !== undefined) this.#dropNeighbor(n);
+        const nb = this.#neighborBySlot(b.miniportOffloadContext);
+        if (nb !== undefined) this.#dropNeighbor(nb);
       }
     }
     this.#defer(() => {
@@ -738,6 +798,7 @@ export class OffloadManager implements OffloadHost {
   /** NdisTcpOffloadSendComplete. */
   tcpOffloadSendComplete(chain: NetBufferList): void {
     const nbls = unlink(chain);
+    const refill = new Set<OffloadedTcp>();
     for (const nbl of nbls) {
       const t = nbl.context as OffloadedTcp | undefined;
       assert(t instanceof OffloadedTcp, `send completion of NBL #${nbl.id} that the host did not send`);
@@ -766,7 +827,10 @@ export class OffloadManager implements OffloadHost {
         this.ledger.free(nbl, "host", "NdisTcpOffloadSendComplete");
       }
       // UPLOAD_IN_PROGRESS: kept (host-owned) and re-queued on the host after the upload.
+      refill.add(t);
     }
+    // EV-4: room under the send backlog again: post held sends (C-9 / RQ-5: from the completion).
+    for (const t of refill) this.#postHeldSends(t);
   }
 
   /** NdisTcpOffloadReceiveComplete. */
@@ -874,6 +938,9 @@ export class OffloadManager implements OffloadHost {
     this.#log(t.conn.id, event.type, event.type === "TcpIndicateRetrieve" ? event.reason : "");
     switch (event.type) {
       case "TcpIndicateSendBacklogChange":
+        // EV-4 / ST-4: keep this many send bytes posted from now on; a larger value posts more.
+        t.sendBacklog = event.sendBacklog;
+        this.#postHeldSends(t);
         return;
       case "TcpIndicateDisconnect":
         if (!t.peerFin) this.#event(t, { kind: "peer-fin" });
@@ -887,6 +954,7 @@ export class OffloadManager implements OffloadHost {
         }
         return;
       case "TcpIndicateAbort":
+        this.#dropHeldSends(t); // the peer reset: nothing more is sent (spec 13.5)
         if (t.aborted === undefined) {
           t.aborted = "reset";
           this.#closed(t, { kind: "closed", reason: "reset", error: "ECONNRESET" });
@@ -1178,14 +1246,10 @@ export class OffloadManager implements OffloadHost {
       this.ledger.transfer(chain, "host", "target", OP_FWD);
       target.tcpOffloadForward(ctx, chain);
     }
-    for (const d of t.heldSends.splice(0)) {
-      t.sendOutstanding -= d.length;
-      this.#offloadSend(t, d);
-    }
-    if (t.aborted === "local") this.#sendDisconnect(t, "abortive");
-    else if (t.closeRequested && !t.finBeforeOffload && t.disconnect === undefined && !t.disconnectDone) {
-      this.#sendDisconnect(t, "graceful");
-    }
+    if (t.aborted === "local") {
+      this.#dropHeldSends(t);
+      this.#sendDisconnect(t, "abortive");
+    } else this.#postHeldSends(t); // and the graceful disconnect after them
     this.#maybePost(t);
   }
 
@@ -1331,7 +1395,7 @@ export class OffloadManager implements OffloadHost {
     }
     t.sends.length = 0;
     // Receive data: the host queue, then BufferedData (TM-20), in order.
-    const buffered: Uint8Array[] = [...t.recvQ];
+    let buffered: Uint8Array[] = t.recvQ.length === 0 ? [] : t.recvQ.slice();
     t.recvQ.length = 0;
     t.recvBytes = 0;
     let bufferedIn = 0;
@@ -1345,7 +1409,9 @@ export class OffloadManager implements OffloadHost {
         if (buffered.length > 0) this.stats.uploadsBufferedBothSides++;
         const filler = new ChunkFiller(this.recvPool, bufferedIn);
         copyChainInto(view, filler);
-        for (const x of filler.finish()) buffered.push(x);
+        const copied = filler.finish(); // the filler's own list, discarded with it
+        if (buffered.length === 0) buffered = copied;
+        else for (const x of copied) buffered.push(x);
       }
       this.stats.bufferedDataIn += bufferedIn;
       this.#toReturn.push(chain);
@@ -1353,14 +1419,8 @@ export class OffloadManager implements OffloadHost {
     }
     assert(t.posted.length === 0, "receive requests outstanding after terminate (TM-9)");
     const ok = b.status === "NDIS_STATUS_SUCCESS" && d !== undefined;
-    this.#log(
-      c.id,
-      "TerminateOffloadComplete",
-      ok && d !== undefined
-        ? `${d.state} sndUna=${d.sndUna} sndNxt=${d.sndNxt} sndMax=${d.sndMax} rcvNxt=${d.rcvNxt} ` +
-            `sendData=${sendBytes}B bufferedData=${bufferedIn}B`
-        : `failed ${String(b.status)}`,
-    );
+    if (ok) this.#logEntry(new UploadLogEntry(now, c.id, d, sendBytes, bufferedIn));
+    else this.#log(c.id, "TerminateOffloadComplete", `failed ${String(b.status)}`);
     if (!ok || d.state === "TcpConnectionClosed" || t.aborted !== undefined) {
       // State lost, or nothing left to run: the connection ends here. What the application has
       // not read stays readable (as on a closed host socket).
@@ -1476,12 +1536,53 @@ export class OffloadManager implements OffloadHost {
     const n = Math.min(data.length, Math.max(0, t.sendLimit - t.sendOutstanding));
     if (n === 0) return 0;
     const chunk = n === data.length ? data : data.subarray(0, n);
-    if (t.phase === "offloaded") this.#offloadSend(t, chunk);
-    else {
-      t.heldSends.push(chunk); // IO-3 / TM-8: no sends to the target now
-      t.sendOutstanding += n;
-    }
+    // IO-3 / TM-8: no sends to the target while offloading or terminating; EV-4: and none beyond
+    // the target's preferred send backlog (`#postHeldSends` keeps order: held bytes go first).
+    t.heldSends.push(chunk);
+    t.heldSendBytes += n;
+    t.sendOutstanding += n;
+    if (t.phase === "offloaded") this.#postHeldSends(t);
     return n;
+  }
+
+  /**
+   * EV-4 / ST-4 host side: posts held application sends while the unacknowledged bytes at the
+   * target stay under its preferred send backlog (no limit before the first indication). Pieces
+   * are at most a quarter of the backlog, so completions (one per NBL, when all of it is
+   * acknowledged) keep the target fed, and a piece waits until a quarter of the backlog (or the
+   * whole rest) fits, to avoid trickles of tiny NBLs. The graceful disconnect goes after the last
+   * held byte.
+   */
+  #postHeldSends(t: OffloadedTcp): void {
+    if (t.phase !== "offloaded" || t.aborted !== undefined) return;
+    const backlog = t.sendBacklog;
+    const piece = backlog === undefined ? Number.POSITIVE_INFINITY : Math.max(1, Math.ceil(backlog / 4));
+    for (let d = t.heldSends[0]; d !== undefined; d = t.heldSends[0]) {
+      const room =
+        backlog === undefined ? Number.POSITIVE_INFINITY : backlog - (t.sendOutstanding - t.heldSendBytes);
+      const n = Math.min(d.length, piece);
+      if (room < n) break;
+      if (n === d.length) t.heldSends.shift();
+      else t.heldSends[0] = d.subarray(n);
+      t.heldSendBytes -= n;
+      t.sendOutstanding -= n;
+      this.#offloadSend(t, n === d.length ? d : d.subarray(0, n));
+    }
+    if (
+      t.heldSends.length === 0 &&
+      t.closeRequested &&
+      !t.finBeforeOffload &&
+      t.disconnect === undefined &&
+      !t.disconnectDone
+    )
+      this.#sendDisconnect(t, "graceful");
+  }
+
+  /** An abortive close discards the sends not yet posted (as the target discards posted ones). */
+  #dropHeldSends(t: OffloadedTcp): void {
+    t.heldSends.length = 0;
+    t.sendOutstanding -= t.heldSendBytes;
+    t.heldSendBytes = 0;
   }
 
   #offloadSend(t: OffloadedTcp, chunk: Uint8Array): void {
@@ -1519,7 +1620,7 @@ export class OffloadManager implements OffloadHost {
     const t = this.#tcp(c);
     if (t.closeRequested || this.#retired.has(c)) return;
     t.closeRequested = true;
-    if (t.phase === "offloaded") this.#sendDisconnect(t, "graceful");
+    if (t.phase === "offloaded") this.#postHeldSends(t); // the disconnect follows the held sends
   }
 
   #abort(c: HostConn): void {
@@ -1528,6 +1629,7 @@ export class OffloadManager implements OffloadHost {
     t.aborted = "local";
     this.#closed(t, { kind: "closed", reason: "aborted", error: undefined });
     if (t.phase === "offloaded") {
+      this.#dropHeldSends(t);
       if (t.disconnect !== undefined)
         this.#wantTerminate(t, "aborted"); // DC-2: cannot re-issue
       else this.#sendDisconnect(t, "abortive");
@@ -1683,7 +1785,10 @@ export class OffloadManager implements OffloadHost {
       this.#continueUploads();
       for (let round = 0; round < 1000; round++) {
         if (this.#toReturn.length > 0 && this.#target !== undefined) {
-          const nbls = this.#toReturn.flatMap((n) => nblArray(n));
+          // Every NBL of every queued chain, in order (one array: an upload storm queues thousands).
+          const nbls: NetBufferList[] = [];
+          for (const head of this.#toReturn)
+            for (let n: NetBufferList | null = head; n !== null; n = n.next) nbls.push(n);
           this.#toReturn = [];
           const chain = linkNbls(nbls) as NetBufferList; // non-empty
           this.ledger.return(chain, "host", OP_RETURN);
@@ -1866,10 +1971,14 @@ export class OffloadManager implements OffloadHost {
   }
 
   #log(conn: number | undefined, op: string, detail: string): void {
+    this.#logEntry({ at: this.stack.now, conn, op, detail });
+  }
+
+  #logEntry(e: OffloadLogEntry): void {
     // Full: drop the oldest sixteenth at once (a shift per entry costs the whole log's length).
     if (this.log.length >= this.logLimit)
       this.log.splice(0, this.log.length - this.logLimit + Math.max(1, this.logLimit >> 4));
-    this.log.push({ at: this.stack.now, conn, op, detail });
+    this.log.push(e);
   }
 }
 

@@ -728,7 +728,7 @@ void describe("terminate offload (spec 11)", () => {
 
 void describe("query, update, invalidate (spec 8-10)", () => {
   void test("QY-1 / ST-7: query reports current values and SendBacklogSize unsupported", () => {
-    const w = track(offloaded());
+    const w = track(offloaded({ target: { sendBacklog: false } }));
     w.host.indicatePolicy = () => 0;
     w.peer.engine.send(pattern(400, 38));
     pump(w);

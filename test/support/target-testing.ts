@@ -78,7 +78,10 @@ export class FakeHost implements OffloadHost {
   readonly stream: number[] = [];
   /** Root trees completed, by operation. */
   readonly completed: { op: string; root: OffloadBlockList }[] = [];
+  /** Every TCP event except TcpIndicateSendBacklogChange (those go to `backlogEvents`). */
   readonly events: TcpOffloadEvent[] = [];
+  /** EV-4: each TcpIndicateSendBacklogChange, with its handle and the target's time. */
+  readonly backlogEvents: { readonly handle: NdisOffloadHandle; readonly sendBacklog: number }[] = [];
   /** The NdisOffloadHandle of each event, in order (CTX-1). */
   readonly eventHandles: NdisOffloadHandle[] = [];
   /** The block of each neighbor reachability query, in order. */
@@ -360,6 +363,10 @@ export class FakeHost implements OffloadHost {
   tcpOffloadEvent(handle: NdisOffloadHandle, event: TcpOffloadEvent): void {
     if (!this.#activeHandles.has(handle))
       throw new RuleViolation("IO-6", `event ${event.type} before the offload completed`);
+    if (event.type === "TcpIndicateSendBacklogChange") {
+      this.backlogEvents.push({ handle, sendBacklog: event.sendBacklog });
+      return;
+    }
     this.events.push(event);
     this.eventHandles.push(handle);
     this.log.push(`event ${event.type}${event.type === "TcpIndicateRetrieve" ? ` ${event.reason}` : ""}`);

@@ -1,0 +1,301 @@
+// Upload storm (a small one of the chimney bench's terminate storm): many offloaded connections
+// with data buffered at the target come back in one TerminateOffload tree, every byte readable on
+// the host, every NBL returned, one log entry per connection whose detail text is formatted on
+// first read; and imported engines, which share an empty out-of-order queue until their first
+// out-of-order segment, keep their queues apart.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { acceptAllKnobs, OffloadManager, type ReceiveKnobs } from "../src/host/offload-manager.js";
+import { type HostConn, HostStack, type StackEvent } from "../src/host/stack.js";
+import { BufferLedger } from "../src/nbl/ledger.js";
+import { Prng } from "../src/sim/prng.js";
+import { SoftwareTarget } from "../src/target/software-target.js";
+import { tcpConfig } from "../src/tcp/config.js";
+import { TcpConnection } from "../src/tcp/connection.js";
+import { Seq } from "../src/tcp/seq.js";
+import type { TcpSnapshot } from "../src/tcp/types.js";
+import { Duration, Instant } from "../src/time/instant.js";
+import { ChecksumCapabilities } from "../src/wire/checksum.js";
+import { mac } from "../src/wire/ethernet.js";
+import { ip } from "../src/wire/ip-addr.js";
+import { TcpFlag, type TcpRepr } from "../src/wire/tcp-repr.js";
+
+const NOW = Instant.ZERO;
+const CONNS = 200;
+const BYTES_EACH = 700;
+
+interface World {
+  readonly a: HostStack;
+  readonly b: HostStack;
+  readonly manager: OffloadManager;
+  readonly target: SoftwareTarget;
+  readonly ledger: BufferLedger;
+  readonly toPeer: Uint8Array[];
+  onA: (ev: StackEvent) => void;
+  onB: (ev: StackEvent) => void;
+}
+
+/** Receive knobs that never take data: the bytes stay buffered at the target. */
+function refuseAll(): ReceiveKnobs {
+  return { ...acceptAllKnobs({ nextU32: () => 0 }), acceptAll: 0, refuse: 1, queueLimit: 0 };
+}
+
+function world(): World {
+  const tcp = tcpConfig({ delayedAck: Duration.ZERO });
+  const stack = (n: number) =>
+    new HostStack({
+      interfaces: [
+        {
+          name: "eth0",
+          link: "ethernet",
+          mac: mac(`02:00:00:00:00:0${n}`),
+          mtu: 1500,
+          addresses: [{ addr: ip(`192.0.2.${n}`), prefixLen: 24 }],
+          checksum: ChecksumCapabilities.NONE,
+        },
+      ],
+      tcp,
+      random: new Prng(n),
+      synQueueLimit: 1 << 16,
+    });
+  const a = stack(1);
+  const b = stack(2);
+  const ledger = new BufferLedger();
+  const manager = new OffloadManager(a, ledger, {}, refuseAll());
+  const target = new SoftwareTarget({ host: manager, ledger, mac: mac("02:00:00:00:00:01"), tcpConfig: tcp });
+  manager.attachTarget(target);
+  return { a, b, manager, target, ledger, toPeer: [], onA: () => undefined, onB: () => undefined };
+}
+
+/** One round of host A's driver (target work, stack output into the target, target output). */
+function driveA(w: World): boolean {
+  let moved = false;
+  w.target.process(NOW);
+  for (let f = w.a.pollTransmit(NOW); f !== undefined; f = w.a.pollTransmit(NOW)) {
+    w.target.sendFrame(f.frame);
+    moved = true;
+  }
+  for (let e = w.a.pollEvent(); e !== undefined; e = w.a.pollEvent()) {
+    w.onA(e);
+    moved = true;
+  }
+  for (let f = w.target.pollTransmit(NOW); f !== undefined; f = w.target.pollTransmit(NOW)) {
+    w.toPeer.push(f);
+    moved = true;
+  }
+  return moved || w.target.hasWork();
+}
+
+function settle(w: World): void {
+  for (let round = 0; round < 100_000; round++) {
+    let moved = driveA(w);
+    for (const f of w.toPeer.splice(0)) {
+      w.b.handleFrame(NOW, 0, f);
+      moved = true;
+    }
+    for (let f = w.b.pollTransmit(NOW); f !== undefined; f = w.b.pollTransmit(NOW)) {
+      w.target.handleFrame(NOW, f.frame);
+      moved = true;
+    }
+    for (let e = w.b.pollEvent(); e !== undefined; e = w.b.pollEvent()) {
+      w.onB(e);
+      moved = true;
+    }
+    if (!moved) return;
+  }
+  assert.fail("the world did not settle");
+}
+
+/** `count` connections from the peer to host A, as pairs (A's end, the peer's end). */
+function connect(w: World, count: number): [HostConn, HostConn][] {
+  w.a.listen(80, undefined, 1 << 16);
+  const accepted: HostConn[] = [];
+  const opened: HostConn[] = [];
+  w.onA = (ev) => {
+    if (ev.kind !== "accept") return;
+    for (let c = w.a.accept(ev.listener); c !== undefined; c = w.a.accept(ev.listener)) accepted.push(c);
+  };
+  for (let i = 0; i < count; i++) {
+    opened.push(w.b.connect(NOW, ip("192.0.2.1"), 80));
+    if (i === 0 || i % 100 === 99) settle(w);
+  }
+  settle(w);
+  w.onA = () => undefined;
+  assert.equal(accepted.length, count);
+  return accepted.map((c, i) => [c, opened[i] as HostConn]); // i < count
+}
+
+/** The peer's bytes on connection `i` (distinct per connection, so a mix-up shows). */
+function payload(i: number): Uint8Array {
+  return new Uint8Array(BYTES_EACH).map((_, k) => (i * 7 + k) & 0xff);
+}
+
+void describe("upload storm", () => {
+  void test(`${CONNS} offloaded connections with buffered data come back in one tree`, () => {
+    const w = world();
+    const conns = connect(w, CONNS);
+    for (const [c] of conns) assert.ok(w.manager.offload(c));
+    settle(w);
+    for (const [c] of conns) assert.equal(c.phase, "offloaded");
+    conns.forEach(([, peer], i) => {
+      assert.equal(w.b.send(NOW, peer, payload(i)), BYTES_EACH);
+    });
+    settle(w);
+    const logBefore = w.manager.log.length;
+
+    assert.equal(w.manager.terminateNeighbor(0, ip("192.0.2.2")), CONNS);
+    for (let round = 0; ; round++) {
+      const moved = driveA(w);
+      if (!moved && conns.every(([c]) => c.phase === "host") && w.target.outstandingReturns === 0) break;
+      assert.ok(moved && round < 100_000, "the upload completed");
+    }
+
+    // Every byte is on the host, in order, on the right connection.
+    conns.forEach(([c], i) => {
+      assert.equal(w.a.readable(c), BYTES_EACH);
+      const got: Uint8Array[] = [];
+      for (let d = w.a.recv(NOW, c); d !== undefined; d = w.a.recv(NOW, c)) got.push(d.slice());
+      assert.deepEqual(Buffer.concat(got), Buffer.from(payload(i)));
+    });
+    settle(w);
+    w.ledger.assertQuiescent();
+
+    // One TerminateOffloadComplete entry per connection, its detail read from the entry.
+    const entries = w.manager.log.slice(logBefore).filter((e) => e.op === "TerminateOffloadComplete");
+    assert.equal(entries.length, CONNS);
+    const byId = new Map(conns.map(([c]) => [c.id, c]));
+    for (const e of entries) {
+      const c = e.conn === undefined ? undefined : byId.get(e.conn);
+      assert.ok(c?.tcp !== undefined, `entry of connection ${String(e.conn)} is on the host`);
+      const tcp = c.tcp;
+      const want =
+        `TcpConnectionEstablished sndUna=${tcp.sndUna} sndNxt=${tcp.sndNxt} sndMax=${tcp.sndNxt} ` +
+        `rcvNxt=${tcp.rcvNxt} sendData=0B bufferedData=${BYTES_EACH}B`;
+      assert.equal(e.detail, want);
+      assert.equal(e.detail, want, "the same text on every read");
+      assert.equal(e.at, NOW);
+      assert.deepEqual(JSON.parse(JSON.stringify(e)), {
+        at: NOW,
+        conn: e.conn,
+        op: "TerminateOffloadComplete",
+        detail: want,
+      });
+    }
+  });
+});
+
+/** An ESTABLISHED snapshot (SACK on, no data) whose peer's next byte is `irs + 1`. */
+function snapshot(iss: number, irs: number): TcpSnapshot {
+  return {
+    constState: {
+      localPort: 80,
+      remotePort: 40000 + (iss % 1000),
+      timestampsEnabled: false,
+      sackEnabled: true,
+      windowScalingEnabled: false,
+      sndWindScale: 0,
+      rcvWindScale: 0,
+      remoteMss: 1460,
+      iss: Seq.of(iss),
+      irs: Seq.of(irs),
+    },
+    cachedState: {
+      initialRcvWnd: 65535,
+      sendBufferSize: 65536,
+      noDelay: false,
+      keepAlive: false,
+      keepAliveIdle: Duration.fromMicros(7_200_000_000),
+      keepAliveInterval: Duration.fromMicros(75_000_000),
+      keepAliveProbes: 9,
+      maxRetransmissions: 15,
+      userTimeout: undefined,
+      effectiveMss: 1460,
+    },
+    delegated: {
+      state: "ESTABLISHED",
+      rcvNxt: Seq.add(Seq.of(irs), 1),
+      rcvAdv: Seq.add(Seq.of(irs), 1 + 65535),
+      sndUna: Seq.add(Seq.of(iss), 1),
+      sndNxt: Seq.add(Seq.of(iss), 1),
+      sndMax: Seq.add(Seq.of(iss), 1),
+      sndWnd: 65535,
+      maxSndWnd: 65535,
+      sndWl1: Seq.add(Seq.of(irs), 1),
+      sndWl2: Seq.add(Seq.of(iss), 1),
+      cwnd: 14600,
+      ssthresh: 0x7fff_ffff,
+      srtt: undefined,
+      rttVar: undefined,
+      rto: Duration.fromMicros(1_000_000),
+      tsRecent: 0,
+      tsRecentAge: Duration.ZERO,
+      tsTime: 0,
+      dupAckCount: 0,
+      recover: undefined,
+      sndWndProbeCount: 0,
+      keepAliveProbeCount: 0,
+      keepAliveDelta: undefined,
+      retransmitCount: 0,
+      retransmitDelta: undefined,
+      totalRt: Duration.ZERO,
+      finQueued: false,
+      finReceived: false,
+      sendData: [],
+      bufferedData: [],
+      unreportedAcked: 0,
+    },
+  };
+}
+
+/** A data segment from the peer of `c` at `off` bytes past the first expected byte. */
+function dataAt(c: TcpConnection, irs: number, off: number, data: Uint8Array): TcpRepr {
+  return {
+    srcPort: c.remotePort,
+    dstPort: c.localPort,
+    seq: Seq.add(Seq.of(irs), 1 + off),
+    ack: c.sndUna,
+    flags: TcpFlag.ACK,
+    window: 65535,
+    urgent: 0,
+    mss: undefined,
+    windowScale: undefined,
+    sackPermitted: false,
+    sack: [],
+    timestamps: undefined,
+    unknownOptions: [],
+    payload: data,
+  };
+}
+
+void describe("imported engines' out-of-order queues", () => {
+  void test("each connection's out-of-order data is its own", () => {
+    const cfg = tcpConfig({ delayedAck: Duration.ZERO });
+    const irs = 0xfffffe00; // the receive sequence space wraps inside the data
+    const x = TcpConnection.importState(snapshot(100, irs), NOW, cfg);
+    const y = TcpConnection.importState(snapshot(200, irs), NOW, cfg);
+    const early = new Uint8Array(300).fill(2);
+    x.handleSegment(NOW, dataAt(x, irs, 1000, early));
+    x.checkInvariants();
+    y.checkInvariants();
+    assert.equal(x.status().oooBytes, 300);
+    assert.equal(y.status().oooBytes, 0, "another connection's queue stays empty");
+    assert.equal(x.readable, 0);
+    // y gets its own out-of-order bytes; x's are untouched.
+    y.handleSegment(NOW, dataAt(y, irs, 500, new Uint8Array(100).fill(3)));
+    assert.equal(y.status().oooBytes, 100);
+    assert.equal(x.status().oooBytes, 300);
+    // Filling x's hole delivers everything in order.
+    x.handleSegment(NOW, dataAt(x, irs, 0, new Uint8Array(1000).fill(1)));
+    x.checkInvariants();
+    assert.equal(x.status().oooBytes, 0);
+    assert.equal(x.readable, 1300);
+    const got = new Uint8Array(1300);
+    assert.equal(x.recvInto(got), 1300);
+    assert.ok(got.subarray(0, 1000).every((v) => v === 1));
+    assert.ok(got.subarray(1000).every((v) => v === 2));
+    // A fresh import after all that starts empty.
+    const z = TcpConnection.importState(snapshot(300, irs), NOW, cfg);
+    assert.equal(z.status().oooBytes, 0);
+    assert.equal(y.status().oooBytes, 100);
+  });
+});
