@@ -406,20 +406,9 @@ export function nblRange(head: NetBufferList | null, tail: NetBufferList | null)
   return out;
 }
 
-/**
- * The NBs of one NBL of a chain (as `who`, checked by the ledger): `ledger.view` follows `next`,
- * so the link is cut for the duration of the call (the owner may write `next`).
- */
+/** The NBs of one NBL of a chain (as `who`, checked by the ledger), not of the NBLs after it. */
 export function viewOne(ledger: BufferLedger, nbl: NetBufferList, who: Owner, op: string): BufferChain {
-  const next = nbl.next;
-  if (next === null) return ledger.view(nbl, who, op);
-  ledger.check(nbl, who, op);
-  nbl.next = null;
-  try {
-    return ledger.view(nbl, who, op);
-  } finally {
-    nbl.next = next;
-  }
+  return ledger.viewOne(nbl, who, op);
 }
 
 /** The data of SendDataHead..SendDataTail as views of its MDL pieces, in order (zero-copy). */

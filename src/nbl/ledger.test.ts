@@ -79,6 +79,23 @@ void describe("alloc and view", () => {
     assert.deepEqual(Array.from(toBytes(ledger.view(b, "host", "read"))), [4, 5]);
     ledger.free(linkNbls([a, b])!, "host");
   });
+
+  void test("viewOne gives one NBL's data within a chain and checks that NBL's owner only", () => {
+    const a = hostNbl(1, 2);
+    const b = hostNbl(3, 4, 5);
+    const chain = linkNbls([a, b])!;
+    assert.deepEqual(Array.from(toBytes(ledger.viewOne(b, "host", "read"))), [3, 4, 5]);
+    assert.deepEqual(Array.from(toBytes(ledger.viewOne(a, "host", "read"))), [1, 2], "not b's bytes");
+    assert.throws(
+      () => ledger.viewOne(a, "target", "read"),
+      (e: unknown) => e instanceof OwnershipError,
+    );
+    ledger.free(chain, "host");
+    assert.throws(
+      () => ledger.viewOne(a, "host", "read"),
+      (e: unknown) => e instanceof OwnershipError && e.reason === "use-after-free",
+    );
+  });
 });
 
 void describe("transfer", () => {

@@ -209,6 +209,17 @@ export class BufferLedger {
     return out;
   }
 
+  /**
+   * The NBs of `nbl` alone, not of the NBLs linked after it, after checking that `who` owns it:
+   * constant time, where `view` walks (and checks) the whole chain from `nbl`.
+   */
+  viewOne(nbl: NetBufferList, who: Owner, op: string): BufferChain {
+    const r = recOf(nbl);
+    if (r === undefined || r.ledger !== this || r.owner !== who)
+      throw this.#violation(nbl, r, who, "access", op);
+    return r.data;
+  }
+
   /** How many live NBLs `who` owns, or all live NBLs. Walks the live set: for checks, not the data path. */
   outstanding(who?: Owner): number {
     if (who === undefined) return this.#live.size;
