@@ -2,7 +2,7 @@
 // re-entrancy, pools, close and statistics (spec digest 3, 11.9, 12, 14.4, 16.6, 18.1): one test
 // per rule, named with its id. The ledger is quiescent after every test.
 import assert from "node:assert/strict";
-import { afterEach, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { Duration } from "../time/instant.js";
 import { Seq } from "../tcp/seq.js";
 import { InvariantViolation, UsageError } from "../util/errors.js";
@@ -32,33 +32,13 @@ import {
   tcpRef,
   terminate,
   type World,
+  trackWorlds,
+  freeChain,
+  upload,
 } from "../../test/support/target-testing.js";
 import { TargetBusyError } from "./software-target.js";
 
-let worlds: World[] = [];
-function track(w: World): World {
-  worlds.push(w);
-  return w;
-}
-afterEach(() => {
-  const ws = worlds;
-  worlds = [];
-  for (const w of ws) {
-    w.host.returnIndicated();
-    w.host.freeCompleted();
-    w.ledger.assertQuiescent();
-  }
-});
-
-function freeChain(w: World, chain: NetBufferList | null): void {
-  if (chain !== null) w.ledger.free(chain, "host");
-}
-
-function upload(w: World): TcpBlock {
-  const b = terminate(w);
-  freeChain(w, b.netBufferListChain);
-  return b;
-}
+const track = trackWorlds();
 
 /** The peer sends `n` bytes through its engine; the host accepts every indication. */
 function peerSends(w: World, n: number, salt: number): void {

@@ -4,7 +4,7 @@
 // the FIN_WAIT_2 timeout. One test per rule (or pair of rules), named with its id. The ledger is
 // quiescent after every test.
 import assert from "node:assert/strict";
-import { afterEach, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { Duration } from "../time/instant.js";
 import { Seq } from "../tcp/seq.js";
 import { internetChecksum } from "../wire/checksum.js";
@@ -18,32 +18,12 @@ import {
   pattern,
   pump,
   tcpRef,
-  terminate,
   type World,
+  trackWorlds,
+  upload,
 } from "../../test/support/target-testing.js";
 
-let worlds: World[] = [];
-/** Registers a world so its ledger is checked for leaks after the test. */
-function track(w: World): World {
-  worlds.push(w);
-  return w;
-}
-afterEach(() => {
-  const ws = worlds;
-  worlds = [];
-  for (const w of ws) {
-    w.host.returnIndicated();
-    w.host.freeCompleted();
-    w.ledger.assertQuiescent();
-  }
-});
-
-/** Terminates, frees the send data that came back and returns the block. */
-function upload(w: World): TcpBlock {
-  const b = terminate(w);
-  if (b.netBufferListChain !== null) w.ledger.free(b.netBufferListChain, "host");
-  return b;
-}
+const track = trackWorlds();
 
 const ETH = 14;
 

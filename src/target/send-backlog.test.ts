@@ -3,7 +3,7 @@
  * throttle, and the SendBacklogSize a query reports.
  */
 import assert from "node:assert/strict";
-import { afterEach, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { Duration, Instant } from "../time/instant.js";
 import {
   backlogChangeDue,
@@ -19,28 +19,16 @@ import {
   pattern,
   pump,
   tcpRef,
-  terminate,
   type World,
+  trackWorlds,
+  upload,
 } from "../../test/support/target-testing.js";
 
-let worlds: World[] = [];
-function track(w: World): World {
-  worlds.push(w);
-  return w;
-}
-afterEach(() => {
-  const ws = worlds;
-  worlds = [];
-  for (const w of ws) {
-    w.host.returnIndicated();
-    w.host.freeCompleted();
-    w.ledger.assertQuiescent();
-  }
-});
+const track = trackWorlds();
 
-function upload(w: World): void {
-  const b = terminate(w);
-  if (b.netBufferListChain !== null) w.ledger.free(b.netBufferListChain, "host");
+/** Uploads the connection and frees what the host got back. */
+function uploadAndFree(w: World): void {
+  upload(w);
   w.host.freeCompleted();
 }
 
@@ -85,7 +73,7 @@ void describe("EV-4: the preferred send backlog and its throttle", () => {
     // Nothing changed: no second indication, however long it idles.
     advance(w, 2000, 100);
     assert.equal(w.host.backlogEvents.length, 1);
-    upload(w);
+    uploadAndFree(w);
   });
 
   void test("EV-4: a bulk send grows the backlog with few, spaced, large-step indications", () => {
@@ -106,7 +94,7 @@ void describe("EV-4: the preferred send backlog and its throttle", () => {
     assert.ok(values.length * 4 <= ticks, `${values.length} indications in ${ticks} ticks`);
     const last = values[values.length - 1];
     assert.equal(querySendBacklog(w), last, "ST-4: the query reports the last indicated value");
-    upload(w);
+    uploadAndFree(w);
   });
 
   void test("ST-7 / ST-4: with the feature off nothing is indicated and the query says 0xFFFFFFFF", () => {
@@ -115,6 +103,6 @@ void describe("EV-4: the preferred send backlog and its throttle", () => {
     advance(w, 500, 5);
     assert.equal(w.host.backlogEvents.length, 0);
     assert.equal(querySendBacklog(w), 0xffff_ffff);
-    upload(w);
+    uploadAndFree(w);
   });
 });

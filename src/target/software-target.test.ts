@@ -2,7 +2,7 @@
 // the chimney spec that concerns the target (named with the rule id), covering every exit of the
 // delivery algorithm (spec 14.6). The ledger is quiescent after every test.
 import assert from "node:assert/strict";
-import { afterEach, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { Duration } from "../time/instant.js";
 import { Seq } from "../tcp/seq.js";
 import { nblArray } from "../nbl/chain.js";
@@ -17,7 +17,6 @@ import {
   type TcpBlock,
   treeBlocks,
 } from "../chimney/block-list.js";
-import type { NetBufferList } from "../nbl/nbl.js";
 import {
   advance,
   at,
@@ -31,35 +30,12 @@ import {
   tcpRef,
   terminate,
   type World,
+  trackWorlds,
+  freeChain,
+  upload,
 } from "../../test/support/target-testing.js";
 
-let worlds: World[] = [];
-/** Registers a world so its ledger is checked for leaks after the test. */
-function track(w: World): World {
-  worlds.push(w);
-  return w;
-}
-afterEach(() => {
-  const ws = worlds;
-  worlds = [];
-  for (const w of ws) {
-    w.host.returnIndicated();
-    w.host.freeCompleted();
-    w.ledger.assertQuiescent();
-  }
-});
-
-/** Frees NBLs the host got back in a terminate (its own send data). */
-function freeChain(w: World, chain: NetBufferList | null): void {
-  if (chain !== null) w.ledger.free(chain, "host");
-}
-
-/** Terminates and frees what came back; returns the block. */
-function upload(w: World): TcpBlock {
-  const b = terminate(w);
-  freeChain(w, b.netBufferListChain);
-  return b;
-}
+const track = trackWorlds();
 
 const count = (w: World, prefix: string): number => w.host.log.filter((l) => l.startsWith(prefix)).length;
 

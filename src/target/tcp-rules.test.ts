@@ -6,7 +6,7 @@
 // urgent BufferedData (IO-24, NS-7) and RSS queue moves (RS-2). The ledger is quiescent after
 // every test.
 import assert from "node:assert/strict";
-import { afterEach, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { Duration, type Instant } from "../time/instant.js";
 import { Seq } from "../tcp/seq.js";
 import { tcpConfig } from "../tcp/config.js";
@@ -18,7 +18,6 @@ import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import { newBlock, type NeighborBlock, type TcpBlock } from "../chimney/block-list.js";
 import type { TcpCachedState, TcpDelegatedState, TcpOffloadState } from "../chimney/state.js";
 import { offloadStateFromSnapshot, sendDataViews, snapshotFromOffloadState } from "../chimney/tcp-state.js";
-import type { NetBufferList } from "../nbl/nbl.js";
 import {
   advance,
   at,
@@ -38,31 +37,16 @@ import {
   tcpRef,
   terminate,
   type World,
+  trackWorlds,
+  freeChain,
 } from "../../test/support/target-testing.js";
 import { RssReceiveQueues } from "./rss.js";
 import { receiveFilter } from "./tcp-rules.js";
 
-let worlds: World[] = [];
-function track(w: World): World {
-  worlds.push(w);
-  return w;
-}
-afterEach(() => {
-  const ws = worlds;
-  worlds = [];
-  for (const w of ws) {
-    w.host.returnIndicated();
-    w.host.freeCompleted();
-    w.ledger.assertQuiescent();
-  }
-});
+const track = trackWorlds();
 
 function world(opts: OffloadedOpts = {}): World {
   return track(offloaded(opts));
-}
-
-function freeChain(w: World, chain: NetBufferList | null): void {
-  if (chain !== null) w.ledger.free(chain, "host");
 }
 
 /** The target's engine for the world's connection. */

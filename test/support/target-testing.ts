@@ -4,6 +4,7 @@
  * rules a host can observe, a peer (a real TCP engine behind frames built with src/wire/packet.ts,
  * plus raw segment injection), and builders for offload trees made from a real handshake.
  */
+import { afterEach } from "node:test";
 import { Duration, Instant } from "../../src/time/instant.js";
 import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
 import { TcpConnection } from "../../src/tcp/connection.js";
@@ -716,6 +717,40 @@ export function terminate(w: World): TcpBlock {
   w.target.terminateOffload(b);
   w.target.process(at(w.now));
   return b;
+}
+
+/** Frees NBLs the host got back (e.g. its own send data from a terminate). */
+export function freeChain(w: World, chain: NetBufferList | null): void {
+  if (chain !== null) w.ledger.free(chain, "host");
+}
+
+/** Terminates, frees the send data that came back (the host's own NBLs) and returns the block. */
+export function upload(w: World): TcpBlock {
+  const b = terminate(w);
+  freeChain(w, b.netBufferListChain);
+  return b;
+}
+
+/**
+ * Registers (once, at a test module's top level) an `afterEach` that settles every world the
+ * returned `track` saw during the test: the host returns what it was indicated and frees what
+ * was completed, then the ledger must be quiescent (no leak).
+ */
+export function trackWorlds(): (w: World) => World {
+  let worlds: World[] = [];
+  afterEach(() => {
+    const ws = worlds;
+    worlds = [];
+    for (const w of ws) {
+      w.host.returnIndicated();
+      w.host.freeCompleted();
+      w.ledger.assertQuiescent();
+    }
+  });
+  return (w) => {
+    worlds.push(w);
+    return w;
+  };
 }
 
 /** Sequence helper. */
