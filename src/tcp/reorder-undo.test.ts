@@ -7,34 +7,14 @@ import { Duration, Instant } from "../time/instant.js";
 import { type SackBlock, TcpFlag, type TcpRepr, type TcpTimestamps } from "../wire/tcp-repr.js";
 import { type TcpConfig, tcpConfig } from "./config.js";
 import { TcpConnection } from "./connection.js";
-import { Seq, type SeqNum } from "./seq.js";
+import { at, tcpScript } from "../../test/support/tcp-script.js";
+import { Seq } from "./seq.js";
 
-const { ACK, SYN } = TcpFlag;
+const { SYN } = TcpFlag;
 const LOCAL_ISS = Seq.of(0xffff_ff00); // the data wraps the sequence space
 const REMOTE_ISS = Seq.of(7000);
-/** Sequence number of our send-stream byte `n` (byte 0 is L(1)). */
-const L = (n: number): SeqNum => Seq.add(LOCAL_ISS, n);
-/** Sequence number of the peer's send-stream byte `n`. */
-const R = (n: number): SeqNum => Seq.add(REMOTE_ISS, n);
-const at = (ms: number): Instant => Instant.fromMicros(Math.round(ms * 1000));
+const { L, R, FROM_PEER } = tcpScript(LOCAL_ISS, REMOTE_ISS);
 const SEG = 100;
-
-const FROM_PEER: TcpRepr = {
-  srcPort: 49500,
-  dstPort: 80,
-  seq: R(1),
-  ack: L(1),
-  flags: ACK,
-  window: 60000,
-  urgent: 0,
-  mss: undefined,
-  windowScale: undefined,
-  sackPermitted: false,
-  sack: [],
-  timestamps: undefined,
-  unknownOptions: [],
-  payload: new Uint8Array(0),
-};
 
 const BASE: Partial<TcpConfig> = {
   windowScaling: false,
