@@ -217,6 +217,8 @@ interface NeighborObject {
   /** Offloaded or offloading paths that depend on it (TM-4). */
   refs: number;
   mac: Uint8Array;
+  /** Invalidated (spec 10): never updated again (UP-9); its uploads follow (IV-8). */
+  invalidated?: boolean;
 }
 
 /** An offloaded (or in-flight) path object. */
@@ -257,6 +259,8 @@ class OffloadedTcp {
   cached: ChimneyCached;
   /** The exported engine, parked while the initiate is in flight (IO-10). */
   parked: TcpConnection | undefined;
+  /** InvalidateOffload was issued for it: no update follows (UP-9), its upload does (IV-8). */
+  invalidated = false;
   /** Segments held while offloading (to forward) or terminating (to process, TM-24). */
   readonly held: TcpRepr[] = [];
   /**
@@ -653,6 +657,9 @@ export class OffloadManager implements OffloadHost {
   invalidateNeighbor(ifIndex: number, ip: IpAddr): boolean {
     const n = this.#neighbors.get(`${ifIndex}|${ipKey(ip)}`);
     if (n === undefined || n.phase !== "offloaded") return false;
+    // UP-9: no update reaches it from now on. IV-8: the target asks for the upload of every
+    // connection on it (InvalidState, mandatory); the last one's terminate takes the neighbor too.
+    n.invalidated = true;
     const b = newBlock<NeighborBlock>({
       layer: "neighbor",
       stateType: "NeighborOffloadState",
@@ -673,6 +680,7 @@ export class OffloadManager implements OffloadHost {
     const t = this.#tcps.get(c);
     if (t === undefined || t.phase !== "offloaded") return false;
     const b = this.#tcpRef(t, "TcpOffloadState");
+    t.invalidated = true; // UP-9 / IV-8: never updated again; the InvalidState request uploads it
     t.busyOps++;
     this.stats.invalidates++;
     this.#log(c.id, "InvalidateOffload", `tcp ${c.toString()}`);
@@ -680,7 +688,10 @@ export class OffloadManager implements OffloadHost {
     return true;
   }
 
-  /** Queries `c`'s delegated state (spec 8); the handle fills in on completion. */
+  /**
+   * Queries `c`'s delegated state (spec 8); the handle fills in on completion. QY-4: a query may
+   * be issued while an earlier query of the same connection is still outstanding (they overlap).
+   */
   query(c: HostConn): QueryHandle | undefined {
     const t = this.#tcps.get(c);
     if (t === undefined || t.phase !== "offloaded") return undefined;
@@ -701,6 +712,7 @@ export class OffloadManager implements OffloadHost {
   updateTcp(c: HostConn, change: (cur: ChimneyCached) => Partial<ChimneyCached>): boolean {
     const t = this.#tcps.get(c);
     if (t === undefined || t.phase !== "offloaded" || t.busyOps > 0) return false; // C-4 / UP-7 / UP-8
+    if (t.invalidated) return false; // UP-9: an invalidated object is never updated
     const next: ChimneyCached = Object.freeze({ ...t.cached, ...change(t.cached) });
     t.cached = Object.freeze({ ...next, keepAliveRestart: false, maxRtRestart: false, updateRcvWnd: false });
     const b = this.#tcpRef(t, "TcpOffloadCachedState");
@@ -948,6 +960,7 @@ export class OffloadManager implements OffloadHost {
         if (t.disconnectDone) this.#wantTerminate(t, "closed");
         return;
       case "TcpIndicateRetrieve":
+        // IV-8: InvalidState is mandatory, so every invalidated connection is terminated.
         t.retrieveReason = event.reason;
         if (MANDATORY_UPLOAD_REASONS.includes(event.reason) || this.policy.honorOptionalRetrieve === true) {
           this.#wantTerminate(t, event.reason);
@@ -1818,7 +1831,7 @@ export class OffloadManager implements OffloadHost {
       ch = this.stack.neighbors.pollChange()
     ) {
       const n = this.#neighbors.get(`${ch.ifIndex}|${ipKey(ch.ip)}`);
-      if (n === undefined || n.phase !== "offloaded") continue;
+      if (n === undefined || n.phase !== "offloaded" || n.invalidated === true) continue; // UP-9
       if (ch.mac === undefined) {
         this.invalidateNeighbor(n.ifIndex, n.ip); // lost: stop sending (spec 10)
         continue;

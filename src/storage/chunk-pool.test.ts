@@ -386,6 +386,33 @@ void describe("RecvBuffer with pooled chunks", () => {
       pool.hold(d);
     }, UsageError);
   });
+  void test("holdAndGive is hold then give: back with the matching release, false for foreign memory", () => {
+    const pool = new ChunkPool(16, 1024);
+    const other = new ChunkPool(16, 1024);
+    const c = pool.take();
+    const e = pool.take();
+    pool.hold(e); // an earlier hold: the combined one adds to it
+    assert.equal(pool.holdAndGive(new Uint8Array(16)), false, "not a pool chunk");
+    assert.equal(pool.holdAndGive(other.take()), false, "a chunk of another pool");
+    assert.equal(pool.holdAndGive(c.subarray(4, 8)), true);
+    assert.equal(pool.holdAndGive(e), true);
+    assert.equal(pool.owns(c), false, "the loan ended");
+    assert.equal(pool.holdAndGive(c), false, "a second time: the loan already ended");
+    assert.throws(() => {
+      pool.give(c);
+    }, UsageError);
+    assert.equal(pool.freeChunks, 0, "held: not reusable yet");
+    pool.release(c);
+    assert.equal(pool.freeChunks, 1, "back with the release");
+    const again = pool.take();
+    assert.equal(again.buffer, c.buffer, "the same chunk");
+    assert.equal(again.length, 16, "whole again, though given back by a view");
+    pool.release(e);
+    assert.equal(pool.freeChunks, 0, "e still has the earlier hold");
+    pool.release(e);
+    assert.equal(pool.freeChunks, 1);
+    assert.equal(pool.stats.deferred, 2);
+  });
   void test("a buffer takes chunks of one pool only", () => {
     const p1 = new ChunkPool(8, 64);
     const p2 = new ChunkPool(8, 64);

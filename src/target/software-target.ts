@@ -30,6 +30,9 @@
  * - The delivery algorithm (spec 14.6) is `#deliver`, with the entries E1, E2, E3, connectors
  *   A and B, `busy` for the in-progress upcall (DA-2, C-8) and re-runs for work that arrived
  *   during an upcall (C-9, spec 20 item 28).
+ * - IO-7: from `initiateOffload` until its completion has returned, no indication or TCP event
+ *   goes up for any connection: events wait in a queue, a blocked indication (or FIN indication)
+ *   waits as a re-run of the delivery algorithm; all of it follows the last completion in order.
  */
 import { Duration, Instant } from "../time/instant.js";
 import { assert, UsageError } from "../util/errors.js";
@@ -401,6 +404,18 @@ interface PendingOp {
   readonly due: Instant;
 }
 
+/** The event argument of NdisTcpOffloadEventHandler. */
+type TcpEventArg = Parameters<OffloadHost["tcpOffloadEvent"]>[1];
+
+/**
+ * IO-7: an upcall held back while an initiate is in progress. Events wait as they are; a receive
+ * indication (or the FIN indication that must follow the data) waits as "run the delivery
+ * algorithm again for this connection", which then indicates whatever is undelivered by then.
+ */
+type HeldUpcall =
+  | { readonly kind: "event"; readonly c: Conn; readonly event: TcpEventArg }
+  | { readonly kind: "deliver"; readonly c: Conn };
+
 /** Per-block result of the IO-19 copy done inside `initiateOffload` (the buffers are lent). */
 type BufferedCopy = Uint8Array | "no-memory";
 
@@ -487,6 +502,12 @@ export class SoftwareTarget implements OffloadTarget {
    * while sends wait here waits behind them (its FIN or RST must follow their data).
    */
   readonly #sendInbox = new Map<Conn, InboxItem[]>();
+  /** IO-7: initiates recorded whose NdisMInitiateOffloadComplete has not returned yet. */
+  #initiating = 0;
+  /** IO-7: upcalls held back while `#initiating > 0`, released in order once it is 0. */
+  readonly #heldUpcalls: HeldUpcall[] = [];
+  /** IO-7: connections with a "deliver" entry in `#heldUpcalls`. */
+  readonly #heldDelivery = new Set<Conn>();
   /** Contexts whose hardware state is corrupt, and those whose failure was indicated (spec 11.9). */
   readonly #corrupt = new Set<number>();
   #handlers: TcpOffloadEventHandlers | undefined;
@@ -657,6 +678,12 @@ export class SoftwareTarget implements OffloadTarget {
       c.urgentFrames.push(frame); // spec 15.3 step 4: queue everything after the urgent data
       return;
     }
+    if (c.engine.state === "CLOSED" && !c.aborted && c.uploadRequested) {
+      // NS-8: the connection reached CLOSED and asked for its upload: what arrives now is the
+      // host's (the engine has nothing left to do with it). DC-6 / RST-1: aborted ones drop it.
+      this.#up(frame);
+      return;
+    }
     // SS-1: counted only here, for segments of offloaded connections the target processes.
     const eth = pkt.ethernet === undefined ? 0 : ethernetBufferLen(pkt.ethernet);
     this.#offloadStats.received(net.kind === "ipv4" ? 4 : 6, frame.length - eth, true);
@@ -753,6 +780,20 @@ export class SoftwareTarget implements OffloadTarget {
   /** The engine of an offloaded connection (read-only diagnostics for tests). */
   engineOf(ctx: MiniportOffloadContext): TcpConnection | undefined {
     return this.#conns.get(ctx)?.engine;
+  }
+
+  /**
+   * Read-only diagnostics (benchmarks, tests): views of the received bytes an offloaded connection
+   * holds and has not delivered, in order, exactly the memory a terminate now would hand up as
+   * BufferedData (bytes taken out for a refused indication, then the engine's receive buffer:
+   * compacted chunks of the target's pool and uncompacted segment views). The views alias the
+   * target's memory: never write through them, and do not use them after the next call into the
+   * target. Undefined for an unknown context or an engine that can no longer export its state.
+   */
+  heldDataOf(ctx: MiniportOffloadContext): readonly Uint8Array[] | undefined {
+    const c = this.#conns.get(ctx);
+    if (c === undefined || !isImportableState(toChimneyState(c.engine))) return undefined;
+    return [...c.held, ...c.engine.exportState(this.#now).delegated.bufferedData];
   }
 
   /** NBLs handed up and not yet returned (TM-22: the adapter must not close before this is 0). */
@@ -881,7 +922,12 @@ export class SoftwareTarget implements OffloadTarget {
     return { chimneyReceive: this.#recvPool.allocated, nonOffloadReceive: this.#upPool.allocated };
   }
 
-  /** NdisMIndicateStatusEx, counted as an upcall (TM-10). */
+  /**
+   * NdisMIndicateStatusEx, counted as an upcall (TM-10). Not held back by IO-7: the only statuses
+   * are OFFLOAD_PAUSE / RESUME / UPLOAD_ALL, raised by the driver's own calls, and C-13 expects a
+   * pause while an initiate is in flight (holding it behind the initiates it is to stop would
+   * defeat it).
+   */
   #indicateStatus(status: OffloadStatusIndication): void {
     this.#upcalls++;
     try {
@@ -891,13 +937,51 @@ export class SoftwareTarget implements OffloadTarget {
     }
   }
 
-  /** NdisTcpOffloadEventHandler, counted as an upcall (TM-10, C-11). */
-  #indicateEvent(handle: NdisOffloadHandle, event: Parameters<OffloadHost["tcpOffloadEvent"]>[1]): void {
+  /**
+   * NdisTcpOffloadEventHandler, counted as an upcall (TM-10, C-11). IO-7: held back while an
+   * initiate is in progress.
+   */
+  #indicateEvent(c: Conn, event: TcpEventArg): void {
+    if (this.#initiating > 0) {
+      this.#heldUpcalls.push({ kind: "event", c, event });
+      return;
+    }
     this.#upcalls++;
     try {
-      this.#host.tcpOffloadEvent(handle, event);
+      this.#host.tcpOffloadEvent(c.handle, event);
     } finally {
       this.#upcalls--;
+    }
+  }
+
+  /** IO-7: the delivery algorithm runs again for `c` once no initiate is in progress. */
+  #holdDelivery(c: Conn): void {
+    if (this.#heldDelivery.has(c)) return;
+    this.#heldDelivery.add(c);
+    this.#heldUpcalls.push({ kind: "deliver", c });
+  }
+
+  /**
+   * IO-7: the upcalls held while initiates were in progress, in the order they arose, now that
+   * the last completion has returned. Those of connections no longer offloaded (terminated or
+   * being terminated meanwhile) are dropped: the terminate's delegated state reports their state.
+   * An upcall that starts another initiate stops the release; the rest waits for that one.
+   */
+  #releaseHeld(now: Instant): void {
+    while (this.#initiating === 0) {
+      const h = this.#heldUpcalls.shift();
+      if (h === undefined) return;
+      const c = h.c;
+      if (h.kind === "deliver") this.#heldDelivery.delete(c);
+      if (this.#conns.get(c.ctx) !== c || c.phase !== "offloaded") continue;
+      if (h.kind === "event") {
+        this.#indicateEvent(c, h.event);
+        continue;
+      }
+      // The held data is not "buffered" in the E1.3 sense (nothing refused it): indicate it now.
+      c.known = 0;
+      this.#deliver(now, c, "E1");
+      this.#touch(c);
     }
   }
 
@@ -923,8 +1007,8 @@ export class SoftwareTarget implements OffloadTarget {
     c.aborted = true;
     c.abortIndicated = true;
     c.pushAt = undefined;
-    this.#indicateEvent(c.handle, { type: "TcpIndicateRetrieve", reason: "HardwareFailure" });
-    this.#indicateEvent(c.handle, { type: "TcpIndicateAbort" });
+    this.#indicateEvent(c, { type: "TcpIndicateRetrieve", reason: "HardwareFailure" });
+    this.#indicateEvent(c, { type: "TcpIndicateAbort" });
   }
 
   /**
@@ -989,6 +1073,7 @@ export class SoftwareTarget implements OffloadTarget {
       this.#bufferBytesUsed += n;
       this.#copies.set(b, copy);
     });
+    this.#initiating++; // IO-7: until its completion has returned
     this.#record("initiate", blockList);
   }
 
@@ -1233,6 +1318,9 @@ export class SoftwareTarget implements OffloadTarget {
     for (const c of created) {
       if (c.phase === "offloading") c.phase = "offloaded";
     }
+    // IO-7: upcalls held while this (and every other) initiate was in progress go out first.
+    this.#initiating--;
+    this.#releaseHeld(now);
     for (const c of created) {
       if (c.urgentBuffered) {
         // IO-24 / NS-7: urgent data in BufferedData is urgent data from the wire (spec 15.3,
@@ -1632,9 +1720,12 @@ export class SoftwareTarget implements OffloadTarget {
     if (pool === undefined) return;
     let mine: Uint8Array[] | undefined;
     for (const x of chunks) {
-      if (!pool.owns(x)) continue;
-      pool.hold(x);
-      if (give) pool.give(x);
+      if (give) {
+        if (!pool.holdAndGive(x)) continue; // one step: a terminate hands hundreds of chunks up
+      } else {
+        if (!pool.owns(x)) continue;
+        pool.hold(x);
+      }
       (mine ??= []).push(x);
     }
     if (mine !== undefined) this.#lentChunks.set(nbl, mine);
@@ -1952,7 +2043,7 @@ export class SoftwareTarget implements OffloadTarget {
     this.#failForwards(c, "NDIS_STATUS_REQUEST_ABORTED");
     if (!c.abortIndicated) {
       c.abortIndicated = true;
-      this.#indicateEvent(c.handle, { type: "TcpIndicateAbort" });
+      this.#indicateEvent(c, { type: "TcpIndicateAbort" });
     }
   }
 
@@ -1960,6 +2051,10 @@ export class SoftwareTarget implements OffloadTarget {
   #checkFin(c: Conn): void {
     if (c.finIndicated || c.aborted || c.busy || c.phase !== "offloaded") return;
     if (!c.engine.atEof || c.heldBytes > 0) return;
+    if (this.#initiating > 0) {
+      this.#holdDelivery(c); // IO-7: the FIN indication waits (after any held data)
+      return;
+    }
     // Requests still queued get what they hold (0 bytes = end of stream), then the event.
     const reqs = c.reqs.splice(0);
     for (const r of reqs) this.#finishReq(r, "NDIS_STATUS_SUCCESS");
@@ -1970,7 +2065,7 @@ export class SoftwareTarget implements OffloadTarget {
       );
     c.pushAt = undefined;
     c.finIndicated = true;
-    this.#indicateEvent(c.handle, { type: "TcpIndicateDisconnect" });
+    this.#indicateEvent(c, { type: "TcpIndicateDisconnect" });
   }
 
   /** DC-8: a graceful disconnect completes once its data and FIN are acknowledged. */
@@ -2017,7 +2112,7 @@ export class SoftwareTarget implements OffloadTarget {
     }
     c.backlog = next;
     c.backlogAt = now;
-    this.#indicateEvent(c.handle, { type: "TcpIndicateSendBacklogChange", sendBacklog: next });
+    this.#indicateEvent(c, { type: "TcpIndicateSendBacklogChange", sendBacklog: next });
   }
 
   /** Upload requests (spec 16.4): EV-2 for optional reasons; once per connection; not during offload. */
@@ -2027,7 +2122,7 @@ export class SoftwareTarget implements OffloadTarget {
     if (OPTIONAL_REASONS.has(reason) && (st === "FIN-WAIT-1" || st === "FIN-WAIT-2" || st === "CLOSE-WAIT"))
       return;
     c.uploadRequested = true; // TM-27: new sends now complete with UPLOAD_IN_PROGRESS
-    this.#indicateEvent(c.handle, { type: "TcpIndicateRetrieve", reason });
+    this.#indicateEvent(c, { type: "TcpIndicateRetrieve", reason });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -2198,6 +2293,12 @@ export class SoftwareTarget implements OffloadTarget {
     for (;;) {
       if (c.phase !== "offloaded") return; // a terminate arrived during the last upcall
       if (c.busy || (c.refused && this.#mutant !== "reindicate-refused")) return; // B1; RI-3
+      if (this.#initiating > 0) {
+        // IO-7: no indication while an initiate is in progress; the data stays undelivered
+        // (acknowledged, the window shrinking) and is indicated once the last one completes.
+        this.#holdDelivery(c);
+        return;
+      }
       const { chunks, taken } = this.#takeForIndication(c);
       if (chunks.length === 0) return;
       let total = 0;
@@ -2488,6 +2589,8 @@ export class SoftwareTarget implements OffloadTarget {
   #reachability(now: Instant, c: Conn): void {
     const n = c.path.neighbor;
     if (now - n.nrt <= this.#nceStale || now - n.hrt <= this.#nceStale) return;
+    // IO-7: no NdisMOffloadEventIndicate while an initiate is in progress; a later send asks.
+    if (this.#initiating > 0) return;
     const nrd = Duration.fromMicros(Math.max(0, now - n.nrt));
     const block = newBlock<NeighborBlock>({
       layer: "neighbor",

@@ -1,0 +1,214 @@
+// The host guarantees of the chimney spec that the offload manager keeps (spec digest 5, 8-10,
+// 13): invalidated objects are terminated (IV-8) and never updated (UP-9), queries of one object
+// may overlap (QY-4), receive requests may be posted while others are outstanding and from inside
+// a receive completion (RQ-5), and a placeholder block carries no state (TR-3). Host-side tests
+// run the manager against the software target in the simulated world; the ledgers are quiescent
+// at the end of each.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { type NeighborBlock, newBlock } from "../src/chimney/block-list.js";
+import type { HostConn } from "../src/host/stack.js";
+import { buildChimneyWorld, type ChimneyWorld, type WorldHostOptions } from "../src/sim/chimney-world.js";
+import { Duration, Instant } from "../src/time/instant.js";
+import { mac } from "../src/wire/ethernet.js";
+import { ip } from "../src/wire/ip-addr.js";
+import { at, offloaded, pattern, pump, terminate } from "./support/target-testing.js";
+
+const A = ip("192.0.2.1");
+const B = ip("192.0.2.2");
+
+interface Pair {
+  readonly w: ChimneyWorld;
+  readonly client: HostConn;
+  readonly server: HostConn;
+}
+
+/** A client `a` without a target and a server `b` with one, connected; the server offloaded. */
+function offloadedPair(b: WorldHostOptions = {}): Pair {
+  const w = buildChimneyWorld({ seed: 11, a: { offload: false }, b });
+  let server: HostConn | undefined;
+  let client: HostConn | undefined;
+  w.b.onEvent((ev) => {
+    if (ev.kind === "accept") server ??= w.b.stack.accept(ev.listener);
+  });
+  w.a.onEvent((ev) => {
+    if (ev.kind !== "accept" && ev.event.kind === "connected") client ??= ev.conn;
+  });
+  w.b.stack.listen(80);
+  w.a.stack.connect(Instant.ZERO, B, 80);
+  w.a.node.pump();
+  w.run(50_000);
+  assert.ok(client !== undefined && server !== undefined, "connected");
+  const m = w.b.manager;
+  assert.ok(m !== undefined);
+  assert.ok(m.offload(server));
+  w.b.node.pump();
+  w.run(w.now + 20_000);
+  assert.equal(m.phaseOf(server), "offloaded");
+  return { w, client, server };
+}
+
+/** Closes both ends, runs the world idle and checks the ledgers. */
+function finish(p: Pair): void {
+  p.w.a.stack.close(p.w.now, p.client);
+  p.w.b.stack.close(p.w.now, p.server);
+  p.w.a.node.pump();
+  p.w.b.node.pump();
+  assert.ok(p.w.run(p.w.now + 600_000_000), "the world went idle");
+  p.w.a.ledger?.assertQuiescent();
+  p.w.b.ledger?.assertQuiescent();
+}
+
+function ops(p: Pair): string[] {
+  return (p.w.b.manager?.log ?? []).map((e) => `${e.op} ${e.detail}`);
+}
+
+void describe("host guarantees (manager against the software target)", () => {
+  void test("IV-8: invalidating a neighbor ends with every object under it terminated", () => {
+    const p = offloadedPair();
+    const m = p.w.b.manager;
+    assert.ok(m !== undefined);
+    assert.equal(m.objects().neighbors.length, 1);
+    assert.ok(m.invalidateNeighbor(0, A));
+    p.w.b.node.pump();
+    p.w.run(p.w.now + 5_000);
+    const log = ops(p).join("\n");
+    assert.match(log, /TcpIndicateRetrieve InvalidState/);
+    assert.match(log, /TerminateOffload/);
+    assert.equal(m.phaseOf(p.server), "host");
+    // The neighbor, its path and the connection are all back on the host.
+    assert.deepEqual(m.objects().neighbors, []);
+    assert.deepEqual(m.objects().paths, []);
+    assert.equal(p.w.b.target?.connectionCount, 0);
+    finish(p);
+  });
+
+  void test("IV-8: an invalidated connection is uploaded", () => {
+    const p = offloadedPair();
+    const m = p.w.b.manager;
+    assert.ok(m !== undefined);
+    assert.ok(m.invalidate(p.server));
+    p.w.b.node.pump();
+    p.w.run(p.w.now + 5_000);
+    assert.equal(m.phaseOf(p.server), "host");
+    assert.equal(p.w.b.target?.connectionCount, 0);
+    finish(p);
+  });
+
+  void test("UP-9: no UpdateOffload reaches an invalidated connection", () => {
+    const p = offloadedPair();
+    const m = p.w.b.manager;
+    assert.ok(m !== undefined);
+    // An update is possible before the invalidation...
+    assert.ok(m.updateTcp(p.server, () => ({ naglingEnabled: false })));
+    p.w.b.node.pump();
+    assert.ok(m.invalidate(p.server));
+    // ...but not after it, while the connection is still offloaded.
+    assert.equal(m.phaseOf(p.server), "offloaded");
+    assert.equal(
+      m.updateTcp(p.server, () => ({ naglingEnabled: true })),
+      false,
+    );
+    p.w.b.node.pump();
+    const log = ops(p);
+    const inv = log.findIndex((l) => l.startsWith("InvalidateOffload"));
+    assert.ok(inv >= 0);
+    assert.deepEqual(
+      log.slice(inv).filter((l) => l.startsWith("UpdateOffload")),
+      [],
+    );
+    p.w.run(p.w.now + 5_000);
+    assert.equal(m.phaseOf(p.server), "host");
+    finish(p);
+  });
+
+  void test("UP-9: a neighbor MAC change while its invalidate is outstanding sends no UpdateOffload", () => {
+    // The target takes 2 ms per state operation: the invalidated neighbor stays offloaded a while.
+    const p = offloadedPair({ target: { operationDelay: Duration.fromMillis(2) } });
+    const m = p.w.b.manager;
+    assert.ok(m !== undefined);
+    assert.ok(m.invalidateNeighbor(0, A));
+    p.w.b.node.pump();
+    assert.equal(m.objects().neighbors[0]?.phase, "offloaded");
+    p.w.b.stack.neighbors.confirm(p.w.now, 0, A, mac("02:00:00:00:00:09"), true, false);
+    p.w.b.node.pump();
+    p.w.run(p.w.now + 20_000);
+    const log = ops(p);
+    const inv = log.findIndex((l) => l.startsWith("InvalidateOffload"));
+    assert.ok(inv >= 0);
+    assert.deepEqual(
+      log.slice(inv).filter((l) => l.startsWith("UpdateOffload")),
+      [],
+    );
+    assert.equal(m.phaseOf(p.server), "host", "IV-8: uploaded all the same");
+    finish(p);
+  });
+
+  void test("QY-4: a second query of a connection while the first is outstanding; both complete", () => {
+    const p = offloadedPair();
+    const m = p.w.b.manager;
+    assert.ok(m !== undefined);
+    const q1 = m.query(p.server);
+    const q2 = m.query(p.server);
+    assert.ok(q1 !== undefined && q2 !== undefined, "the second query is issued while the first is out");
+    assert.equal(q1.done, false);
+    p.w.b.node.pump();
+    assert.ok(q1.done && q2.done);
+    assert.equal(q1.status, "NDIS_STATUS_SUCCESS");
+    assert.equal(q2.status, "NDIS_STATUS_SUCCESS");
+    assert.equal(q2.delegated?.state, "TcpConnectionEstablished");
+    finish(p);
+  });
+});
+
+void describe("host guarantees (fake host against the target)", () => {
+  void test("RQ-5: requests posted while others are outstanding and from inside a completion, in order", () => {
+    const w = offloaded();
+    // Two requests outstanding at once.
+    w.host.post(w.ctx, 100);
+    w.host.post(w.ctx, 100);
+    let reentrant = 0;
+    w.host.onReceiveComplete = () => {
+      // C-9: a new request posted from inside NdisTcpOffloadReceiveComplete.
+      if (reentrant < 2) {
+        reentrant++;
+        w.host.post(w.ctx, 150);
+      }
+    };
+    const data = pattern(500, 4);
+    w.peer.engine.send(data);
+    pump(w);
+    assert.equal(reentrant, 2);
+    assert.deepEqual(w.host.stream.slice(0, 500), [...data]);
+    w.host.onReceiveComplete = undefined;
+    const b = terminate(w);
+    if (b.netBufferListChain !== null) w.ledger.free(b.netBufferListChain, "host");
+    w.host.returnIndicated();
+    w.host.freeCompleted();
+    w.ledger.assertQuiescent();
+  });
+
+  void test("TR-3: a placeholder without dependents carries no state and creates nothing", () => {
+    const w = offloaded();
+    const before = w.target.connectionCount;
+    const placeholder = newBlock<NeighborBlock>({
+      layer: "neighbor",
+      stateType: "NeighborOffloadState",
+      miniportOffloadContext: null,
+      ndisOffloadHandle: undefined,
+      constState: undefined,
+      cachedState: undefined,
+      delegatedState: undefined,
+    });
+    w.host.initiate(placeholder);
+    w.target.process(at(w.now));
+    assert.equal(placeholder.status, "NDIS_STATUS_SUCCESS");
+    assert.equal(placeholder.miniportOffloadContext, null, "no object, no context");
+    assert.equal(w.target.connectionCount, before);
+    const b = terminate(w);
+    if (b.netBufferListChain !== null) w.ledger.free(b.netBufferListChain, "host");
+    w.host.returnIndicated();
+    w.host.freeCompleted();
+    w.ledger.assertQuiescent();
+  });
+});
