@@ -413,6 +413,21 @@ void describe("RecvBuffer with pooled chunks", () => {
     assert.equal(pool.freeChunks, 1);
     assert.equal(pool.stats.deferred, 2);
   });
+  void test("a deferred give completes once: a reused chunk's later holds do not free it again", () => {
+    const pool = new ChunkPool(16, 1024);
+    const c = pool.take();
+    pool.hold(c);
+    pool.give(c); // deferred
+    pool.release(c); // back in the idle list
+    const again = pool.take();
+    assert.equal(again.buffer, c.buffer);
+    pool.hold(again);
+    pool.release(again); // a hold without a give: the chunk stays with its holder
+    assert.equal(pool.freeChunks, 0, "not idle while handed out");
+    assert.ok(pool.owns(again));
+    assert.notEqual(pool.take().buffer, again.buffer, "never handed out twice");
+    assert.equal(pool.heldChunks, 0);
+  });
   void test("a buffer takes chunks of one pool only", () => {
     const p1 = new ChunkPool(8, 64);
     const p2 = new ChunkPool(8, 64);

@@ -8,7 +8,9 @@
  * discarded: the chunk is reused) or `detach` (a zero-copy view of it went to the application,
  * which may keep it: the chunk leaves the pool for good) ends the loan. A chunk whose holder is
  * dropped without either is reclaimed by the garbage collector and never reused. Handing the
- * same chunk back twice, or a chunk of another pool, is a `UsageError`.
+ * same chunk back twice, or a chunk of another pool, is a `UsageError`. Each chunk's bookkeeping
+ * (loan, holds, a deferred give) is a record attached to its backing buffer, found in O(1) from
+ * any view of it: no per-chunk hash-table operation on the data path.
  *
  * Memory bound: at most `maxBytes / chunkSize` idle chunks are kept; chunks given back beyond
  * that are let go. Chunks in use are bounded by what the receive buffers hold (their windows),
@@ -51,12 +53,31 @@ export interface ChunkPoolStats {
   deferred: number;
 }
 
-/** The holds on one handed-out chunk and whether its loan ended (`give`) meanwhile. */
-interface Hold {
-  count: number;
+/**
+ * The bookkeeping of one chunk, reachable from its backing buffer in O(1) (a property under
+ * `STATE` on the ArrayBuffer, set when the chunk is created): no hash-table lookup per chunk,
+ * and the record lives and dies with the chunk's memory (a chunk lost by its holder is still
+ * reclaimed by the garbage collector).
+ */
+interface ChunkState {
+  /** The pool that created the chunk. */
+  readonly pool: ChunkPool;
+  /** Handed out: taken and neither given back nor detached since. */
+  out: boolean;
+  /** Holds outstanding (references besides the holder). */
+  holds: number;
   /** Given back while held: goes to the idle list with the last `release`. */
   given: Uint8Array | undefined;
 }
+
+/** The key of a chunk's `ChunkState` on its ArrayBuffer. */
+const STATE: unique symbol = Symbol("chunk-pool.state");
+
+/** A backing buffer that may carry a chunk's state. */
+type Tagged = ArrayBufferLike & { [STATE]?: ChunkState };
+
+/** The state of the chunk `view` lies in, when it lies in a chunk of any pool. */
+const stateOf = (view: Uint8Array): ChunkState | undefined => (view.buffer as Tagged)[STATE];
 
 /** A pool of `chunkSize`-byte chunks keeping at most `maxBytes` of idle chunks. */
 export class ChunkPool {
@@ -75,10 +96,8 @@ export class ChunkPool {
     deferred: 0,
   };
   readonly #free: Uint8Array[] = [];
-  /** Backing buffers of the chunks handed out and not yet given back or detached. */
-  readonly #out = new WeakSet<ArrayBufferLike>();
   /** Chunks with holds (handed out, or given back and waiting for the last `release`). */
-  readonly #holds = new Map<ArrayBufferLike, Hold>();
+  #held = 0;
   #slab: Uint8Array | undefined;
   #slabUsed = 0;
 
@@ -105,12 +124,12 @@ export class ChunkPool {
   take(): Uint8Array {
     let c = this.#free.pop();
     if (c === undefined) {
-      c = new Uint8Array(this.chunkSize);
+      c = this.#create();
       this.stats.allocated++;
     } else {
       this.stats.reused++;
     }
-    this.#out.add(c.buffer);
+    (stateOf(c) as ChunkState).out = true; // every chunk of the pool has its state
     return c;
   }
 
@@ -134,19 +153,19 @@ export class ChunkPool {
 
   /** Whether `view` lies in a chunk of this pool that is handed out. */
   owns(view: Uint8Array): boolean {
-    return this.#out.has(view.buffer);
+    const s = stateOf(view);
+    return s !== undefined && s.pool === this && s.out;
   }
 
   /** Gives back the chunk `view` lies in (any view of it): its bytes are no longer needed. */
   give(view: Uint8Array): void {
-    const buf = this.#end(view, "give");
-    const h = this.#holds.get(buf);
-    if (h !== undefined) {
-      h.given = view;
+    const s = this.#end(view, "give");
+    if (s.holds > 0) {
+      s.given = view;
       this.stats.deferred++;
       return;
     }
-    this.#reuse(view, buf);
+    this.#reuse(view);
   }
 
   /**
@@ -154,56 +173,66 @@ export class ChunkPool {
    * host): a `give` before the matching `release` is deferred until then.
    */
   hold(view: Uint8Array): void {
-    const buf = view.buffer;
-    if (!this.#out.has(buf)) throw new UsageError("hold of a chunk that is not handed out by this pool");
-    const h = this.#holds.get(buf);
-    if (h === undefined) this.#holds.set(buf, { count: 1, given: undefined });
-    else h.count++;
+    const s = stateOf(view);
+    if (s === undefined || s.pool !== this || !s.out)
+      throw new UsageError("hold of a chunk that is not handed out by this pool");
+    if (s.holds++ === 0) this.#held++;
   }
 
   /**
    * `hold` then `give` in one step, when `view` lies in a handed-out chunk of this pool: the loan
    * ends and the chunk goes back to the idle list with the matching `release`. Returns false
    * (nothing changes) for memory that is not such a chunk. For a holder that hands its chunks
-   * to someone else for good (a terminate's BufferedData): two table operations per chunk
-   * instead of six (`owns`, `hold`, `give`), which counts with hundreds of chunks whose
-   * bookkeeping the caches no longer hold.
+   * to someone else for good (a terminate's BufferedData): one state lookup per chunk instead of
+   * three (`owns`, `hold`, `give`), which counts with hundreds of chunks whose bookkeeping the
+   * caches no longer hold.
    */
   holdAndGive(view: Uint8Array): boolean {
-    const buf = view.buffer;
-    if (!this.#out.delete(buf)) return false;
-    const h = this.#holds.get(buf);
-    if (h === undefined) this.#holds.set(buf, { count: 1, given: view });
-    else {
-      h.count++;
-      h.given = view;
-    }
+    const s = stateOf(view);
+    if (s === undefined || s.pool !== this || !s.out) return false;
+    s.out = false;
+    if (s.holds++ === 0) this.#held++;
+    s.given = view;
     this.stats.deferred++;
     return true;
   }
 
   /** Drops one `hold` of the chunk `view` lies in; a deferred `give` completes with the last. */
   release(view: Uint8Array): void {
-    const buf = view.buffer;
-    const h = this.#holds.get(buf);
-    if (h === undefined) throw new UsageError("release of a chunk that is not held");
-    if (--h.count > 0) return;
-    this.#holds.delete(buf);
-    if (h.given !== undefined) this.#reuse(h.given, buf);
+    const s = stateOf(view);
+    if (s === undefined || s.pool !== this || s.holds === 0)
+      throw new UsageError("release of a chunk that is not held");
+    if (--s.holds > 0) return;
+    this.#held--;
+    const given = s.given;
+    if (given !== undefined) {
+      s.given = undefined;
+      this.#reuse(given);
+    }
   }
 
   /** Holds outstanding (chunks referenced besides their holder). */
   get heldChunks(): number {
-    return this.#holds.size;
+    return this.#held;
+  }
+
+  /** A new chunk (not handed out) with its state. */
+  #create(): Uint8Array {
+    const c = new Uint8Array(this.chunkSize);
+    const s: ChunkState = { pool: this, out: false, holds: 0, given: undefined };
+    (c.buffer as Tagged)[STATE] = s;
+    return c;
   }
 
   /** The idle list takes the chunk back, or lets it go when full. */
-  #reuse(view: Uint8Array, buf: ArrayBufferLike): void {
+  #reuse(view: Uint8Array): void {
     if (this.#free.length >= this.maxFree) {
       this.stats.dropped++;
       return;
     }
-    this.#free.push(view.byteOffset === 0 && view.length === this.chunkSize ? view : new Uint8Array(buf));
+    this.#free.push(
+      view.byteOffset === 0 && view.length === this.chunkSize ? view : new Uint8Array(view.buffer),
+    );
     this.stats.returned++;
   }
 
@@ -221,19 +250,21 @@ export class ChunkPool {
   warm(bytes: number): void {
     const want = Math.min(this.maxFree, Math.ceil(bytes / this.chunkSize));
     while (this.#free.length < want) {
-      const c = new Uint8Array(this.chunkSize);
+      const c = this.#create();
       for (let i = 0; i < c.length; i += 4096) c[i] = 1;
       this.stats.allocated++;
       this.#free.push(c);
     }
   }
 
-  #end(view: Uint8Array, op: string): ArrayBufferLike {
-    const buf = view.buffer;
-    if (!this.#out.delete(buf)) {
+  /** Ends the loan of the chunk `view` lies in; throws unless it is handed out by this pool. */
+  #end(view: Uint8Array, op: string): ChunkState {
+    const s = stateOf(view);
+    if (s === undefined || s.pool !== this || !s.out) {
       throw new UsageError(`${op} of a chunk that is not handed out by this pool`);
     }
-    return buf;
+    s.out = false;
+    return s;
   }
 }
 
