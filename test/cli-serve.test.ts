@@ -10,14 +10,23 @@ import { exited, waitForOutput } from "./support/netns.js";
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
 
 void test("chimney serve: the printed curl commands work, and Ctrl-C removes the namespace", async () => {
-  const child = spawn(process.execPath, [CLI, "serve", "--port", "8080", "--seed", "3"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    [CLI, "serve", "--port", "8080", "--seed", "3", "--tap-offload", "gso"],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   try {
     // The banner's curl lines name the namespace; "Ctrl-C stops" ends the banner.
-    const banner = await waitForOutput(child, /ip netns exec \S+ curl[\s\S]*Ctrl-C stops/, 30_000);
+    const banner = await waitForOutput(
+      child,
+      /TAP offloads: \S+[\s\S]*ip netns exec \S+ curl[\s\S]*Ctrl-C stops/,
+      30_000,
+    );
     const ns = /ip netns exec (\S+) curl/.exec(banner)?.[1];
     assert.ok(ns !== undefined, "the banner names the namespace");
+    assert.match(banner, /TAP offloads: gso/, "the chosen TAP offload mode is in use");
     const curl = (...args: string[]) =>
       execFileSync("ip", ["netns", "exec", ns, "curl", "-sS", "--max-time", "20", ...args], {
         encoding: "utf8",
@@ -45,7 +54,12 @@ void test("chimney serve: the printed curl commands work, and Ctrl-C removes the
 });
 
 void test("chimney serve with a bad argument is one line and exit 2", () => {
-  const r = spawnSync(process.execPath, [CLI, "serve", "--loss", "lots"], { encoding: "utf8" });
-  assert.equal(r.status, 2, r.stderr);
-  assert.ok(r.stderr.trim().split("\n").length <= 2, r.stderr);
+  for (const bad of [
+    ["--loss", "lots"],
+    ["--tap-offload", "lro"],
+  ]) {
+    const r = spawnSync(process.execPath, [CLI, "serve", ...bad], { encoding: "utf8" });
+    assert.equal(r.status, 2, r.stderr);
+    assert.ok(r.stderr.trim().split("\n").length <= 2, r.stderr);
+  }
 });

@@ -3,13 +3,14 @@
  * The chimney command. Parsing is commander's; each command lives in src/cli/commands/.
  * `chimney` with no command runs the demo.
  */
-import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { decodeCapture } from "./commands/decode.js";
 import { conformanceCommand } from "./commands/conformance.js";
 import { runDemo } from "./commands/demo.js";
 import { renderReport } from "./commands/report.js";
 import { runScenarioCommand } from "./commands/run.js";
 import { serve } from "./commands/serve.js";
+import type { TapOffload } from "../live/tap.js";
 import { EXIT, reportError } from "./errors.js";
 
 function probability(v: string): number {
@@ -136,6 +137,14 @@ export function program(): Command {
     .option("--jitter <ms>", "random extra delay up to ms, each direction", nonNegative)
     .option("--reorder <p>", "probability a frame is held back 3 frames, each direction", probability)
     .option("--pcap <file>", "capture the frames at our side into a classic pcap file")
+    .addOption(
+      new Option(
+        "--tap-offload <mode>",
+        "TAP offloads: tso (64 KiB segments both ways), gso (ours merged only), off (wire-sized frames)",
+      )
+        .choices(["tso", "gso", "off"])
+        .default("tso"),
+    )
     .action(
       (opts: {
         port: number;
@@ -145,6 +154,7 @@ export function program(): Command {
         jitter?: number;
         reorder?: number;
         pcap?: string;
+        tapOffload: TapOffload;
       }) =>
         serve({
           port: opts.port,
@@ -154,6 +164,7 @@ export function program(): Command {
           jitterMs: opts.jitter,
           reorder: opts.reorder,
           pcap: opts.pcap,
+          offload: opts.tapOffload,
         }),
     );
   return p;
