@@ -61,23 +61,22 @@
  * The peer is a plain host stack; frames move synchronously (no link, no scheduler).
  */
 import { cpus, loadavg } from "node:os";
-import {
-  acceptAllKnobs,
-  OffloadManager,
-  RECV_CHUNK_BYTES,
-  type ReceiveKnobs,
-} from "../src/host/offload-manager.js";
-import { type HostConn, HostStack, type StackEvent } from "../src/host/stack.js";
-import { BufferLedger } from "../src/nbl/ledger.js";
-import { Prng } from "../src/sim/prng.js";
+import { RECV_CHUNK_BYTES } from "../src/host/offload-manager.js";
+import type { HostConn } from "../src/host/stack.js";
 import { ChunkFiller, ChunkPool } from "../src/storage/chunk-pool.js";
-import { HELD_CHUNK_BYTES, SoftwareTarget } from "../src/target/software-target.js";
+import { HELD_CHUNK_BYTES } from "../src/target/software-target.js";
 import { RecvBuffer } from "../src/storage/recv-buffer.js";
-import { tcpConfig } from "../src/tcp/config.js";
-import { Instant } from "../src/time/instant.js";
-import { ChecksumCapabilities } from "../src/wire/checksum.js";
-import { mac } from "../src/wire/ethernet.js";
+import { Duration } from "../src/time/instant.js";
 import { ip } from "../src/wire/ip-addr.js";
+import {
+  type ChimneyPair,
+  chimneyPair,
+  connectPair,
+  driveHost,
+  PAIR_NOW,
+  refuseAll,
+  settle,
+} from "../test/support/chimney-pair.js";
 
 /** Targets from the project brief. */
 const TARGET_PER_BYTE_VS_COPY = 1.5;
@@ -93,123 +92,18 @@ const STORM_BYTES_PER_CONN = 1024;
 let sink = 0;
 
 /** The host under test (stack + offload manager + software target) and a plain peer. */
-interface Pair {
-  readonly a: HostStack;
-  readonly b: HostStack;
-  readonly manager: OffloadManager;
-  readonly target: SoftwareTarget;
-  readonly ledger: BufferLedger;
-  /** Frames from the target to the peer, held while timing (delivered by `settle`). */
-  readonly toPeer: Uint8Array[];
-  onA: (ev: StackEvent) => void;
-  onB: (ev: StackEvent) => void;
-}
+type Pair = ChimneyPair;
 
-const NOW = Instant.ZERO;
-
-/** Receive knobs that never take data: indications are refused and nothing is posted. */
-function refuseAll(): ReceiveKnobs {
-  return { ...acceptAllKnobs({ nextU32: () => 0 }), acceptAll: 0, refuse: 1, queueLimit: 0 };
-}
+const NOW = PAIR_NOW;
 
 function pair(recvBufferSize: number, compactHeldData = true): Pair {
-  const tcp = tcpConfig({
-    sendBufferSize: 32 << 20,
-    recvBufferSize,
-    delayedAck: 0 as never,
+  return chimneyPair({
+    tcp: { sendBufferSize: 32 << 20, recvBufferSize, delayedAck: Duration.ZERO },
+    knobs: refuseAll(),
+    target: { compactHeldData },
+    synQueueLimit: 1 << 20,
+    mtu: 9000,
   });
-  const stack = (n: number) =>
-    new HostStack({
-      interfaces: [
-        {
-          name: "eth0",
-          link: "ethernet",
-          mac: mac(`02:00:00:00:00:0${n}`),
-          mtu: 9000,
-          addresses: [{ addr: ip(`192.0.2.${n}`), prefixLen: 24 }],
-          checksum: ChecksumCapabilities.NONE,
-        },
-      ],
-      tcp,
-      random: new Prng(n),
-      synQueueLimit: 1 << 20,
-    });
-  const a = stack(1);
-  const b = stack(2);
-  const ledger = new BufferLedger();
-  const manager = new OffloadManager(a, ledger, {}, refuseAll());
-  const target = new SoftwareTarget({
-    host: manager,
-    ledger,
-    mac: mac("02:00:00:00:00:01"),
-    tcpConfig: tcp,
-    compactHeldData,
-  });
-  manager.attachTarget(target);
-  return { a, b, manager, target, ledger, toPeer: [], onA: () => undefined, onB: () => undefined };
-}
-
-/**
- * One round of host A's driver: the target's recorded work, the stack's output into the target's
- * send path and its events, then the target's output towards the wire. True if anything moved.
- */
-function driveA(p: Pair): boolean {
-  let moved = false;
-  p.target.process(NOW);
-  for (let f = p.a.pollTransmit(NOW); f !== undefined; f = p.a.pollTransmit(NOW)) {
-    p.target.sendFrame(f.frame);
-    moved = true;
-  }
-  for (let e = p.a.pollEvent(); e !== undefined; e = p.a.pollEvent()) {
-    p.onA(e);
-    moved = true;
-  }
-  for (let f = p.target.pollTransmit(NOW); f !== undefined; f = p.target.pollTransmit(NOW)) {
-    p.toPeer.push(f);
-    moved = true;
-  }
-  return moved || p.target.hasWork();
-}
-
-/** Runs both hosts until nothing moves. */
-function settle(p: Pair): void {
-  for (;;) {
-    let moved = driveA(p);
-    for (const f of p.toPeer.splice(0)) {
-      p.b.handleFrame(NOW, 0, f);
-      moved = true;
-    }
-    for (let f = p.b.pollTransmit(NOW); f !== undefined; f = p.b.pollTransmit(NOW)) {
-      p.target.handleFrame(NOW, f.frame);
-      moved = true;
-    }
-    for (let e = p.b.pollEvent(); e !== undefined; e = p.b.pollEvent()) {
-      p.onB(e);
-      moved = true;
-    }
-    if (!moved) return;
-  }
-}
-
-/** Opens `count` connections from the peer to host A: pairs of (A's end, the peer's end). */
-function connect(p: Pair, count: number): [HostConn, HostConn][] {
-  p.a.listen(80, undefined, 1 << 20);
-  const accepted: HostConn[] = [];
-  const opened: HostConn[] = [];
-  p.onA = (ev) => {
-    if (ev.kind !== "accept") return;
-    for (let c = p.a.accept(ev.listener); c !== undefined; c = p.a.accept(ev.listener)) accepted.push(c);
-  };
-  // The first connection resolves the neighbors (frames waiting for ARP are capped per neighbor).
-  for (let i = 0; i < count; i++) {
-    opened.push(p.b.connect(NOW, ip("192.0.2.1"), 80));
-    if (i === 0 || i % 1000 === 999) settle(p);
-  }
-  settle(p);
-  p.onA = () => undefined;
-  if (accepted.length !== count) throw new Error(`accepted ${accepted.length} of ${count} connections`);
-  // Both sides hand out connections in SYN order.
-  return accepted.map((a, i) => [a, opened[i] as HostConn]); // i < count
 }
 
 /**
@@ -278,7 +172,7 @@ function offloadAll(p: Pair, conns: readonly HostConn[]): void {
 /** Drives host A until every connection in `conns` is on the host and no NBL is with the host. */
 function untilUploaded(p: Pair, conns: readonly HostConn[]): void {
   for (let round = 0; ; round++) {
-    const moved = driveA(p);
+    const moved = driveHost(p);
     if (!moved && conns.every((c) => c.phase === "host") && p.target.outstandingReturns === 0) return;
     if (!moved || round > 1_000_000) throw new Error("the upload did not complete");
   }
@@ -366,7 +260,7 @@ export function terminateLatency(
   sameState = false,
 ): LatencyResult {
   const p = pair(Math.max(bytes * 2, 1 << 20));
-  const [conn] = connect(p, 1);
+  const [conn] = connectPair(p, 1);
   if (conn === undefined) throw new Error("no connection");
   const [c, peer] = conn;
   const pool = p.manager.recvPool;
@@ -424,7 +318,7 @@ export function terminateLatency(
  */
 export function heldReceive(bytes: number, samples: number, warm: number, compact: boolean): Stats {
   const p = pair(Math.max(bytes * 2, 1 << 20), compact);
-  const [conn] = connect(p, 1);
+  const [conn] = connectPair(p, 1);
   if (conn === undefined) throw new Error("no connection");
   const [c, peer] = conn;
   const all: number[] = [];
@@ -571,7 +465,7 @@ export function storm(count: number, bytesEach: number): StormResult {
   });
   const p = pair(1 << 20);
   const empty = heap();
-  const conns = connect(p, count);
+  const conns = connectPair(p, count);
   const mine = conns.map(([a]) => a);
   const connected = heap();
   offloadAll(p, mine);

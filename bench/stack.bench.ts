@@ -9,7 +9,7 @@ import { createConnection, createServer, type AddressInfo } from "node:net";
 import { HostStack, type HostConn, type StackEvent } from "../src/host/stack.js";
 import { Prng } from "../src/sim/prng.js";
 import { tcpConfig } from "../src/tcp/config.js";
-import { Instant } from "../src/time/instant.js";
+import { Duration, Instant } from "../src/time/instant.js";
 import { ChecksumCapabilities } from "../src/wire/checksum.js";
 import { mac } from "../src/wire/ethernet.js";
 import { ip } from "../src/wire/ip-addr.js";
@@ -31,7 +31,7 @@ function host(n: number, mtu: number, seed: number, checksums = false): HostStac
       mss: Math.min(mtu, 65535) - 40,
       sendBufferSize: 4 << 20,
       recvBufferSize: 4 << 20,
-      delayedAck: 0 as never,
+      delayedAck: Duration.ZERO,
     }),
     random: new Prng(seed),
   });
