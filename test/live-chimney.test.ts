@@ -6,7 +6,6 @@
 // posted receives, so terminates find data buffered at the target.
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import type { ReceiveKnobs } from "../src/host/offload-manager.js";
@@ -15,7 +14,7 @@ import { type LiveChimneyHost, startLiveChimneyHost } from "../src/live/chimney-
 import { killTree, LIVE_ADDRS } from "../src/live/netns.js";
 import type { Prng } from "../src/sim/prng.js";
 import type { Socket } from "../src/socket/index.js";
-import { payload, sha256 } from "./support/live.js";
+import { payload, sha256, sinkUpload, sourceDownload } from "./support/live.js";
 import { waitForOutput } from "./support/netns.js";
 
 const N = 64 * 1024 * 1024;
@@ -106,28 +105,7 @@ void describe("the chimney over a TAP link to the kernel", () => {
       const t0 = performance.now();
       const s = host.net.connect({ host: addr, port: PORT, allowHalfOpen: true });
       const ch = churn(host, s);
-      const reply = await new Promise<string>((resolve, reject) => {
-        let text = "";
-        s.setEncoding("utf8");
-        s.on("data", (d: string) => (text += d));
-        s.on("end", () => resolve(text.trim()));
-        s.on("error", reject);
-        s.write("sink\n");
-        const CHUNK = 1 << 16;
-        let off = 0;
-        const pump = (): void => {
-          while (off < data.length) {
-            const chunk = data.subarray(off, Math.min(data.length, off + CHUNK));
-            off += chunk.length;
-            if (!s.write(chunk)) {
-              s.once("drain", pump);
-              return;
-            }
-          }
-          s.end();
-        };
-        pump();
-      });
+      const reply = await sinkUpload(s, data);
       ch.stop();
       const secs = (performance.now() - t0) / 1000;
       assert.equal(reply, `${N} ${sha256(data)}`, `${host.label}: kernel's digest`);
@@ -148,17 +126,7 @@ void describe("the chimney over a TAP link to the kernel", () => {
       const offloadedBefore = m.indicatedBytesAccepted + m.postedBytesCompleted;
       const s = host.net.connect({ host: addr, port: PORT });
       const ch = churn(host, s);
-      const got = await new Promise<{ count: number; sha: string }>((resolve, reject) => {
-        const h = createHash("sha256");
-        let count = 0;
-        s.on("data", (d: Buffer) => {
-          count += d.length;
-          h.update(d);
-        });
-        s.on("end", () => resolve({ count, sha: h.digest("hex") }));
-        s.on("error", reject);
-        s.write(`source ${N} ${SEED + 1}\n`);
-      });
+      const got = await sourceDownload(s, N, SEED + 1);
       ch.stop();
       const secs = (performance.now() - t0) / 1000;
       assert.equal(got.count, N, `${host.label}: bytes received`);

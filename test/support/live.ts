@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import type { Server } from "../../src/socket/index.js";
+import type { Server, Socket } from "../../src/socket/index.js";
 import { serveHttpOn } from "../../src/live/http-app.js";
 import { killTree } from "../../src/live/netns.js";
 import { waitForOutput } from "./netns.js";
@@ -90,8 +90,15 @@ export async function startKernelServer(host: LiveHost, port: number): Promise<C
 
 /** Sends `data` to the kernel server's sink through our stack; resolves with its reply line. */
 export function uploadToKernel(host: LiveHost, addr: string, port: number, data: Buffer): Promise<string> {
+  return sinkUpload(host.net.connect({ host: addr, port, allowHalfOpen: true }), data);
+}
+
+/**
+ * Sends `data` to the kernel server's sink over `s` (connected with `allowHalfOpen`), respecting
+ * back-pressure; resolves with the server's reply line (byte count and sha256).
+ */
+export function sinkUpload(s: Socket, data: Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = host.net.connect({ host: addr, port, allowHalfOpen: true });
     let reply = "";
     s.setEncoding("utf8");
     s.on("data", (d: string) => (reply += d));
@@ -123,8 +130,12 @@ export function downloadFromKernel(
   n: number,
   seed: number,
 ): Promise<{ count: number; sha: string }> {
+  return sourceDownload(host.net.connect({ host: addr, port }), n, seed);
+}
+
+/** Asks the kernel server for `payload(n, seed)` over `s`; resolves with count and sha256. */
+export function sourceDownload(s: Socket, n: number, seed: number): Promise<{ count: number; sha: string }> {
   return new Promise((resolve, reject) => {
-    const s = host.net.connect({ host: addr, port });
     const h = createHash("sha256");
     let count = 0;
     s.on("data", (d: Buffer) => {
