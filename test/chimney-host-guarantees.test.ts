@@ -14,6 +14,9 @@ import { mac } from "../src/wire/ethernet.js";
 import { ip } from "../src/wire/ip-addr.js";
 import { at, offloaded, pattern, pump, terminate } from "./support/target-testing.js";
 
+/** The seed of every simulated world here (named in the suite title, so a failure can be replayed). */
+const SEED = 11;
+
 const A = ip("192.0.2.1");
 const B = ip("192.0.2.2");
 
@@ -25,7 +28,7 @@ interface Pair {
 
 /** A client `a` without a target and a server `b` with one, connected; the server offloaded. */
 function offloadedPair(b: WorldHostOptions = {}): Pair {
-  const w = buildChimneyWorld({ seed: 11, a: { offload: false }, b });
+  const w = buildChimneyWorld({ seed: SEED, a: { offload: false }, b });
   let server: HostConn | undefined;
   let client: HostConn | undefined;
   w.b.onEvent((ev) => {
@@ -63,7 +66,7 @@ function ops(p: Pair): string[] {
   return (p.w.b.manager?.log ?? []).map((e) => `${e.op} ${e.detail}`);
 }
 
-void describe("host guarantees (manager against the software target)", () => {
+void describe(`host guarantees (manager against the software target; world seed ${SEED})`, () => {
   void test("IV-8: invalidating a neighbor ends with every object under it terminated", () => {
     const p = offloadedPair();
     const m = p.w.b.manager;

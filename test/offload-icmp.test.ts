@@ -15,6 +15,9 @@ import { decodeFrame, emitIcmpv4Packet, emitTcpPacket } from "../src/wire/packet
 import { TcpFlag } from "../src/wire/tcp-repr.js";
 import { Seq, type SeqNum } from "../src/tcp/seq.js";
 
+/** The seed of the simulated world (named in the suite title, so a failure can be replayed). */
+const SEED = 11;
+
 const A = ip("192.0.2.1");
 const B = ip("192.0.2.2");
 const MAC_A = mac("02:00:00:00:00:01");
@@ -32,7 +35,7 @@ interface Setup {
 function setup(): Setup {
   let last: Uint8Array | undefined;
   const w = buildChimneyWorld({
-    seed: 11,
+    seed: SEED,
     a: { offload: false },
     tap: {
       onFrame: (_now, dir, frame) => {
@@ -125,7 +128,7 @@ function close(s: Setup): void {
   w.b.ledger?.assertQuiescent();
 }
 
-void describe("NS-4: ICMP errors for offloaded connections reach the host stack", () => {
+void describe(`NS-4: ICMP errors for offloaded connections reach the host stack (world seed ${SEED})`, () => {
   void test("soft and hard errors are recorded for the offloaded connection and applied on upload", () => {
     const s = setup();
     const { w, server } = s;

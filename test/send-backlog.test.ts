@@ -131,7 +131,7 @@ void describe("EV-4 / ST-4: the host keeps the preferred send backlog posted", (
   const delayUs = 20_000; // 40 ms round trip
   const rateBps = 100_000_000; // BDP 500 kB
 
-  void test("EV-4 / ST-4: posted send bytes stay within the indicated backlog, and the data arrives", () => {
+  void test("EV-4 / ST-4: posted send bytes stay within the indicated backlog, and the data arrives (seed 11)", () => {
     const on = bulk(11, total, true, delayUs, rateBps);
     assert.equal(on.read, total);
     assert.equal(on.mismatch, false);
@@ -145,7 +145,7 @@ void describe("EV-4 / ST-4: the host keeps the preferred send backlog posted", (
     assert.ok(off.maxPosted > on.maxPosted, `posted ${off.maxPosted} without vs ${on.maxPosted} with`);
   });
 
-  void test("EV-4: throughput over a large-BDP link is not worse with the send backlog", (t) => {
+  void test("EV-4: throughput over a large-BDP link is not worse with the send backlog (seed 12)", (t) => {
     const on = bulk(12, total, true, delayUs, rateBps);
     const off = bulk(12, total, false, delayUs, rateBps);
     assert.ok(on.doneUs !== undefined && off.doneUs !== undefined, "both finished");
