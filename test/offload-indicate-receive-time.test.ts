@@ -8,7 +8,7 @@
 // stack has been idle (its connections offloaded, no timer) that time is arbitrarily old, so
 // timers armed and timestamps taken for an indicated frame were wrong. The fix is the drivers'
 // contract: before driving the target at `now`, a driver brings the host there
-// (`HostStack.advanceTo`). This test holds the simulator's driver (SimChimneyHost) to it; the
+// (`HostStack.advanceTo`). This test holds the simulator's driver (SimHost) to it; the
 // live driver and the conformance runner's device do the same.
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -16,7 +16,7 @@ import { OffloadManager } from "../src/host/offload-manager.js";
 import { HostStack } from "../src/host/stack.js";
 import { BufferLedger } from "../src/nbl/ledger.js";
 import { CollectingSink } from "../src/sim/frame-sink.js";
-import { SimChimneyHost } from "../src/sim/offload-node.js";
+import { SimHost } from "../src/sim/host-node.js";
 import { Prng } from "../src/sim/prng.js";
 import { Scheduler } from "../src/sim/scheduler.js";
 import { SoftwareTarget } from "../src/target/software-target.js";
@@ -100,9 +100,9 @@ function chimneyHost(): Driven {
   const target = new SoftwareTarget({ host: manager, ledger, mac: OUR_MAC, tcpConfig: stack.tcpConfig });
   manager.attachTarget(target);
   const sched = new Scheduler();
-  const node = new SimChimneyHost("a", stack, sched, { manager, target });
+  const node = new SimHost("a", stack, sched, { manager, target });
   const wire = new CollectingSink();
-  node.attach(wire);
+  node.attach(0, wire);
   const runTo = (at: Instant): void => {
     sched.at(at, "test clock", () => undefined);
     sched.runUntil(at);
@@ -110,7 +110,7 @@ function chimneyHost(): Driven {
   return {
     stack,
     input: (at, frame) => {
-      sched.at(at, "frame from the peer", () => node.port().deliver(sched.now, frame));
+      sched.at(at, "frame from the peer", () => node.port(0).deliver(sched.now, frame));
       runTo(at);
     },
     output: (at) => {

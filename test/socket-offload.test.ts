@@ -8,17 +8,16 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import * as http from "node:http";
 import { describe, test } from "node:test";
-import { OffloadManager, acceptAllKnobs } from "../src/host/offload-manager.js";
+import { type OffloadManager, acceptAllKnobs } from "../src/host/offload-manager.js";
 import { HostStack } from "../src/host/stack.js";
 import { BufferLedger } from "../src/nbl/ledger.js";
-import type { FrameSink } from "../src/sim/frame-sink.js";
 import { buildDuplexLink } from "../src/sim/link.js";
-import { SimChimneyHost } from "../src/sim/offload-node.js";
+import { createChimney } from "../src/node/chimney-node.js";
+import { SimHost } from "../src/sim/host-node.js";
 import { Prng } from "../src/sim/prng.js";
-import { SimDriver, type SimNode, type SimStackDriver } from "../src/socket/driver.js";
+import { SimDriver, type SimStackDriver } from "../src/socket/driver.js";
 import { NetStack } from "../src/socket/net-stack.js";
 import type { Socket } from "../src/socket/socket.js";
-import { SoftwareTarget } from "../src/target/software-target.js";
 import { tcpConfig } from "../src/tcp/config.js";
 import { Duration, Instant } from "../src/time/instant.js";
 import { mac } from "../src/wire/ethernet.js";
@@ -41,27 +40,6 @@ interface Pair {
   stop(): void;
 }
 
-/** `SimChimneyHost` (interface 0 only) as a `SimNode` for the socket driver. */
-function asNode(h: SimChimneyHost): SimNode {
-  return {
-    name: h.name,
-    stack: h.stack,
-    get onEvent() {
-      return h.onEvent;
-    },
-    set onEvent(fn) {
-      h.onEvent = fn;
-    },
-    attach: (_ifIndex: number, out: FrameSink) => {
-      h.attach(out);
-    },
-    port: () => h.port(),
-    pump: () => {
-      h.pump();
-    },
-  };
-}
-
 function buildPair(seed: number, offload: boolean): Pair {
   const sim = new SimDriver();
   const root = new Prng(seed);
@@ -70,7 +48,7 @@ function buildPair(seed: number, offload: boolean): Pair {
   const tcp = tcpConfig({});
   const ledgers: BufferLedger[] = [];
   const managers: OffloadManager[] = [];
-  const nodes: { host: SimChimneyHost; driver: SimStackDriver }[] = [];
+  const nodes: { host: SimHost; driver: SimStackDriver }[] = [];
   const mk = (name: string, n: number): SimStackDriver => {
     const hostMac = mac(`02:00:00:00:00:0${n}`);
     const stack = new HostStack({
@@ -89,25 +67,20 @@ function buildPair(seed: number, offload: boolean): Pair {
       tcp,
       random: root.fork(),
     });
-    let host: SimChimneyHost;
+    let host: SimHost;
     if (offload) {
-      const ledger = new BufferLedger();
       const knobRng = root.fork();
-      const manager = new OffloadManager(
-        stack,
-        ledger,
-        {},
-        acceptAllKnobs({ nextU32: () => knobRng.nextU32() }),
-      );
-      const target = new SoftwareTarget({ host: manager, ledger, mac: hostMac, tcpConfig: tcp });
-      manager.attachTarget(target);
-      ledgers.push(ledger);
-      managers.push(manager);
-      host = new SimChimneyHost(name, stack, sim.scheduler, { manager, target });
+      const chimney = createChimney(stack, {
+        mac: hostMac,
+        knobs: acceptAllKnobs({ nextU32: () => knobRng.nextU32() }),
+      });
+      ledgers.push(chimney.ledger);
+      managers.push(chimney.manager);
+      host = new SimHost(name, stack, sim.scheduler, chimney);
     } else {
-      host = new SimChimneyHost(name, stack, sim.scheduler);
+      host = new SimHost(name, stack, sim.scheduler);
     }
-    const driver = sim.addNode(asNode(host));
+    const driver = sim.addNode(host);
     nodes.push({ host, driver });
     return driver;
   };
@@ -116,14 +89,14 @@ function buildPair(seed: number, offload: boolean): Pair {
   const first = nodes[0];
   const second = nodes[1];
   assert.ok(first !== undefined && second !== undefined);
-  const link = buildDuplexLink(first.host.port(), second.host.port(), {
+  const link = buildDuplexLink(first.host.port(0), second.host.port(0), {
     scheduler: sim.scheduler,
     prng: linkRng,
     // 100 Mbit/s, so a transfer spans many toggles of virtual time.
     profile: { delayUs: 1000, rateBps: 100_000_000, mtu: 1500, linkHeaderBytes: 14 },
   });
-  first.host.attach(link.aToB);
-  second.host.attach(link.bToA);
+  first.host.attach(0, link.aToB);
+  second.host.attach(0, link.bToA);
 
   let offloads = 0;
   let terminates = 0;

@@ -17,7 +17,7 @@
  */
 import { type Duration, Instant } from "../time/instant.js";
 import { type IpAddr, ipKey } from "../wire/ip-addr.js";
-import type { MacAddr } from "./mac.js";
+import { type MacAddr, macEquals } from "../wire/ethernet.js";
 
 /** RFC 4861 section 7.3.2 states. */
 export type NeighborState = "INCOMPLETE" | "REACHABLE" | "STALE" | "DELAY" | "PROBE";
@@ -277,9 +277,4 @@ export class NeighborCache {
 
 function key(ifIndex: number, ip: IpAddr): string {
   return `${ifIndex}/${ipKey(ip)}`;
-}
-
-function macEquals(a: MacAddr, b: MacAddr): boolean {
-  for (let i = 0; i < 6; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

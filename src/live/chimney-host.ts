@@ -5,28 +5,21 @@
  *
  * The topology is the chimney's (as `src/sim/offload-node.ts` on virtual time): the target is the
  * NIC, so frames flow kernel -> TAP -> target -> (non-offload path) stack, and stack -> target
- * (`sendFrame`) -> TAP. Offloaded connections are run by the target itself. `LiveChimneyDriver`
- * is the real-time driver loop: every wake-up (frames read, a timer, a socket call) runs the
- * target's recorded work (`process`), drains the stack's frames into the target and its events
- * to the socket layer, drains the target's frames to the TAP, and re-arms one Node timer at the
- * earliest of the stack's and the target's deadlines. Frames to the TAP leave in one write at
+ * (`sendFrame`) -> TAP. Offloaded connections are run by the target itself. The driver is the
+ * socket layer's `RealTimeDriver` with the chimney in front of the stack: every wake-up (frames
+ * read, a timer, a socket call) settles the chimney node (src/node) and re-arms one Node timer at
+ * the earliest of the stack's and the target's deadlines. Frames to the TAP leave in one write at
  * the end of the current job.
  */
-import { acceptAllKnobs, OffloadManager, type ReceiveKnobs } from "../host/offload-manager.js";
+import { acceptAllKnobs, type OffloadManager, type ReceiveKnobs } from "../host/offload-manager.js";
 import { HostStack } from "../host/stack.js";
-import { BufferLedger } from "../nbl/ledger.js";
+import type { BufferLedger } from "../nbl/ledger.js";
+import { createChimney } from "../node/chimney-node.js";
 import { Prng } from "../sim/prng.js";
-import {
-  type DriverTimer,
-  RealTimeClock,
-  type StackDriver,
-  type StackEventHandler,
-} from "../socket/driver.js";
+import { RealTimeDriver } from "../socket/driver.js";
 import { NetStack } from "../socket/net-stack.js";
-import { SoftwareTarget } from "../target/software-target.js";
+import type { SoftwareTarget } from "../target/software-target.js";
 import { tcpConfig, type TcpConfig } from "../tcp/config.js";
-import { Instant } from "../time/instant.js";
-import { UsageError } from "../util/errors.js";
 import { mac } from "../wire/ethernet.js";
 import { ip } from "../wire/ip-addr.js";
 import { createTapNamespace, LIVE_ADDRS, type TapNamespace } from "./netns.js";
@@ -57,7 +50,7 @@ export interface LiveChimneyHost {
   /** Our sockets. */
   readonly net: NetStack;
   /** The driver running stack and target. */
-  readonly driver: LiveChimneyDriver;
+  readonly driver: RealTimeDriver;
   /** Our stack. */
   readonly stack: HostStack;
   /** The host half of the chimney. */
@@ -70,108 +63,6 @@ export interface LiveChimneyHost {
   readonly label: string;
   /** Stops the driver and removes the namespace (idempotent). */
   close(): void;
-}
-
-/** Where the driver's frames go. */
-export interface ChimneyFrameIo {
-  /** A frame from the target for the wire. */
-  transmit(frame: Uint8Array): void;
-}
-
-/** The real-time driver of a stack with an offload target in front of it (a `StackDriver`). */
-export class LiveChimneyDriver implements StackDriver {
-  readonly stack: HostStack;
-  readonly target: SoftwareTarget;
-  readonly #io: ChimneyFrameIo;
-  readonly #time = new RealTimeClock();
-  #handler: StackEventHandler = () => undefined;
-  #pumping = false;
-  #again = false;
-  /** Runs the deadlines of stack and target; made once, not per flush. */
-  readonly #onWake = (): void => {
-    const now = this.now();
-    this.stack.advanceTo(now);
-    const tt = this.target.pollTimeout();
-    if (tt !== undefined && tt <= now) this.target.handleTimeout(now);
-    this.flush();
-  };
-
-  constructor(stack: HostStack, target: SoftwareTarget, io: ChimneyFrameIo) {
-    this.stack = stack;
-    this.target = target;
-    this.#io = io;
-  }
-
-  /** Microseconds since the driver started, as a monotonic `Instant`. */
-  now(): Instant {
-    return this.#time.now();
-  }
-
-  /** Frames from the wire: they enter the target (the NIC) first. */
-  receive(frames: readonly Uint8Array[]): void {
-    if (this.#time.stopped) return;
-    const now = this.now();
-    this.stack.advanceTo(now); // the target's upcalls use the host's clock
-    for (const f of frames) this.target.handleFrame(now, f);
-    this.flush();
-  }
-
-  /**
-   * Runs target and stack until neither has anything to do, then re-arms the timer. Call after
-   * every user call (socket calls do) and after chimney operations (`offload`, `terminate`).
-   */
-  flush(): void {
-    if (this.#time.stopped) return;
-    if (this.#pumping) {
-      this.#again = true; // an event handler made a call: the running loop goes round again
-      return;
-    }
-    this.#pumping = true;
-    try {
-      const target = this.target;
-      for (let round = 0; ; round++) {
-        this.#again = false;
-        let progressed = false;
-        const now = this.now();
-        this.stack.advanceTo(now);
-        target.process(now);
-        for (let f = this.stack.pollTransmit(now); f !== undefined; f = this.stack.pollTransmit(now)) {
-          progressed = true;
-          target.sendFrame(f.frame);
-        }
-        for (let ev = this.stack.pollEvent(); ev !== undefined; ev = this.stack.pollEvent()) {
-          progressed = true;
-          this.#handler(ev);
-        }
-        for (let f = target.pollTransmit(now); f !== undefined; f = target.pollTransmit(now)) {
-          progressed = true;
-          this.#io.transmit(f);
-        }
-        if (!progressed && !this.#again && !target.hasWork()) break;
-        if (round > 1_000_000) throw new UsageError("the chimney driver loop does not settle");
-      }
-      const st = this.stack.pollTimeout();
-      const tt = target.pollTimeout();
-      this.#time.wakeAt(Instant.earliest(st, tt), this.#onWake);
-    } finally {
-      this.#pumping = false;
-    }
-  }
-
-  /** Installs the socket layer's event handler. */
-  setEventHandler(fn: StackEventHandler): void {
-    this.#handler = fn;
-  }
-
-  /** Runs `fn` at `at` on the driver's clock. */
-  timer(at: Instant, fn: () => void): DriverTimer {
-    return this.#time.timer(at, fn);
-  }
-
-  /** Cancels every timer; the driver ignores frames and calls afterwards. */
-  stop(): void {
-    this.#time.stop();
-  }
 }
 
 /** Creates the namespace and the TAP device, and starts stack + target on it. Needs root. */
@@ -213,11 +104,8 @@ function build(
     random: root.fork(),
   });
   const knobRng = root.fork();
-  const ledger = new BufferLedger();
   const knobs = options.knobs?.(knobRng) ?? acceptAllKnobs({ nextU32: () => knobRng.nextU32() });
-  const manager = new OffloadManager(stack, ledger, {}, knobs);
-  const target = new SoftwareTarget({ host: manager, ledger, mac: ourMac, tcpConfig: tcp });
-  manager.attachTarget(target);
+  const { manager, target, ledger } = createChimney(stack, { mac: ourMac, knobs });
 
   const tap = netns.tap;
   let closed = false;
@@ -230,18 +118,22 @@ function build(
     txq = [];
     tap.write(batch);
   };
-  const driver = new LiveChimneyDriver(stack, target, {
-    transmit(frame) {
-      txq.push(frame);
-      if (!txQueued) {
-        txQueued = true;
-        queueMicrotask(writeOut);
-      }
+  const driver = new RealTimeDriver(
+    stack,
+    {
+      transmit(_ifIndex, frame) {
+        txq.push(frame);
+        if (!txQueued) {
+          txQueued = true;
+          queueMicrotask(writeOut);
+        }
+      },
     },
-  });
+    { chimney: { manager, target } },
+  );
   tap.start(
     (frames) => {
-      if (!closed) driver.receive(frames);
+      if (!closed) driver.receiveBatch(0, frames);
     },
     (code) => {
       if (!closed) process.emitWarning(`TAP read failed: ${code}`);

@@ -6,19 +6,20 @@
  */
 import {
   acceptAllKnobs,
-  OffloadManager,
+  type OffloadManager,
   type OffloadPolicy,
   type ReceiveKnobs,
 } from "../host/offload-manager.js";
 import { HostStack, type StackEvent } from "../host/stack.js";
-import { BufferLedger } from "../nbl/ledger.js";
+import type { BufferLedger } from "../nbl/ledger.js";
 import { tcpConfig, type TcpConfig } from "../tcp/config.js";
 import { Instant } from "../time/instant.js";
 import { mac } from "../wire/ethernet.js";
 import { buildDuplexLink, type FaultProfile, type LinkTapOptions } from "./link.js";
-import { type NicTarget, SimChimneyHost } from "./offload-node.js";
+import { createChimney, type NicTarget } from "../node/chimney-node.js";
+import { SimHost } from "./host-node.js";
 import { Prng } from "./prng.js";
-import { SoftwareTarget, type SoftwareTargetOptions } from "../target/software-target.js";
+import type { SoftwareTargetOptions } from "../target/software-target.js";
 import { Scheduler } from "./scheduler.js";
 
 /** How to build one host of the world. */
@@ -49,7 +50,7 @@ export interface WorldOptions {
 
 /** One host of the world, with its parts. */
 export interface WorldHost {
-  readonly node: SimChimneyHost;
+  readonly node: SimHost;
   readonly stack: HostStack;
   readonly manager: OffloadManager | undefined;
   readonly target: NicTarget | undefined;
@@ -95,7 +96,7 @@ export function buildChimneyWorld(o: WorldOptions): ChimneyWorld {
     });
     const knobRng = root.fork();
     if (opts?.offload === false) {
-      const node = new SimChimneyHost(name, stack, sched);
+      const node = new SimHost(name, stack, sched);
       return {
         node,
         stack,
@@ -107,19 +108,14 @@ export function buildChimneyWorld(o: WorldOptions): ChimneyWorld {
         },
       };
     }
-    const ledger = new BufferLedger();
     const knobs = opts?.knobs?.(knobRng) ?? acceptAllKnobs({ nextU32: () => knobRng.nextU32() });
-    const manager = new OffloadManager(stack, ledger, opts?.policy ?? {}, knobs);
-    const target: NicTarget = new SoftwareTarget({
-      tcpConfig: tcp,
-      ...opts?.target,
-      limits: opts?.limits ?? opts?.target?.limits,
-      host: manager,
-      ledger,
+    const { manager, target, ledger } = createChimney(stack, {
       mac: hostMac,
+      policy: opts?.policy,
+      knobs,
+      target: { ...opts?.target, limits: opts?.limits ?? opts?.target?.limits },
     });
-    manager.attachTarget(target);
-    const node = new SimChimneyHost(name, stack, sched, { manager, target });
+    const node = new SimHost(name, stack, sched, { manager, target, ledger });
     return {
       node,
       stack,
@@ -133,7 +129,7 @@ export function buildChimneyWorld(o: WorldOptions): ChimneyWorld {
   };
   const a = mk("a", 1, o.a);
   const b = mk("b", 2, o.b);
-  const link = buildDuplexLink(a.node.port(), b.node.port(), {
+  const link = buildDuplexLink(a.node.port(0), b.node.port(0), {
     scheduler: sched,
     prng: linkRng,
     profile: { delayUs: 1000, ...o.profile, mtu: 1500, linkHeaderBytes: 14 },
@@ -142,8 +138,8 @@ export function buildChimneyWorld(o: WorldOptions): ChimneyWorld {
       : { reverse: { delayUs: 1000, ...o.reverse, mtu: 1500, linkHeaderBytes: 14 } }),
     ...o.tap,
   });
-  a.node.attach(link.aToB);
-  b.node.attach(link.bToA);
+  a.node.attach(0, link.aToB);
+  b.node.attach(0, link.bToA);
   return {
     sched,
     a,

@@ -1,29 +1,65 @@
 /**
- * Runs a `HostStack` on the simulator: frames from a link go into the stack, frames out of
- * the stack go to a link, and the stack's deadline is kept as one scheduler timer. Events go
- * to the node's application callback, in the order the stack produced them.
+ * Runs a chimney node (src/node: a host stack, optionally with an offload manager and a target in
+ * front of it) on the simulator: frames from a link enter the node, frames out of the node go to
+ * the link of their interface, and the node's deadline is kept as one scheduler timer. Events go
+ * to the application callback, in the order the stack produced them. The loop itself is the
+ * node's (`ChimneyNode.settle`); this is only the clock and the links.
  */
+import type { OffloadManager } from "../host/offload-manager.js";
 import type { HostStack, StackEvent } from "../host/stack.js";
+import type { BufferLedger } from "../nbl/ledger.js";
+import { ChimneyNode, type NicTarget } from "../node/chimney-node.js";
 import type { Instant } from "../time/instant.js";
 import type { FrameSink } from "./frame-sink.js";
 import type { Scheduler, SimTimer } from "./scheduler.js";
 
-/** One host on the simulated network. */
+/** One host on the simulated network (with an offload target: interface 0 only). */
 export class SimHost {
   readonly name: string;
-  readonly stack: HostStack;
+  readonly node: ChimneyNode;
   readonly #sched: Scheduler;
   readonly #links: (FrameSink | undefined)[] = [];
   #timer: SimTimer | undefined;
   #timerAt: Instant | undefined;
-  #pumping = false;
   /** Receives every socket-level event; set by the application. */
   onEvent: (ev: StackEvent) => void = () => undefined;
 
-  constructor(name: string, stack: HostStack, sched: Scheduler) {
+  constructor(
+    name: string,
+    stack: HostStack,
+    sched: Scheduler,
+    chimney?: {
+      readonly manager: OffloadManager;
+      readonly target: NicTarget;
+      readonly ledger?: BufferLedger;
+    },
+  ) {
     this.name = name;
-    this.stack = stack;
     this.#sched = sched;
+    this.node = new ChimneyNode(
+      stack,
+      () => sched.now,
+      {
+        transmit: (ifIndex, frame) => this.#links[ifIndex]?.deliver(sched.now, frame),
+        event: (ev) => this.onEvent(ev),
+      },
+      chimney,
+    );
+  }
+
+  /** The stack. */
+  get stack(): HostStack {
+    return this.node.stack;
+  }
+
+  /** The offload manager, when the host has a target. */
+  get manager(): OffloadManager | undefined {
+    return this.node.manager;
+  }
+
+  /** The offload target (the NIC), when the host has one. */
+  get target(): NicTarget | undefined {
+    return this.node.target;
   }
 
   /** Connects interface `ifIndex` to the entry of a link direction. */
@@ -34,38 +70,24 @@ export class SimHost {
   /** A sink that hands frames to interface `ifIndex` of this host. */
   port(ifIndex: number): FrameSink {
     return {
-      deliver: (now, frame) => {
-        this.stack.handleFrame(now, ifIndex, frame);
+      deliver: (_now, frame) => {
+        this.node.input(ifIndex, frame);
         this.pump();
       },
     };
   }
 
   /**
-   * Drains the stack's output and events and re-arms its timer. Call after every user call on
-   * the stack (the application does, through `SimHost`-aware helpers).
+   * Drains the node's output and events and re-arms its timer. Call after every user call on
+   * the stack or the manager (the socket layer's driver does).
    */
   pump(): void {
-    if (this.#pumping) return; // an event handler's own calls are drained by the outer loop
-    this.#pumping = true;
-    try {
-      const now = this.#sched.now;
-      for (;;) {
-        let progressed = false;
-        for (let f = this.stack.pollTransmit(now); f !== undefined; f = this.stack.pollTransmit(now)) {
-          progressed = true;
-          this.#links[f.ifIndex]?.deliver(now, f.frame);
-        }
-        for (let ev = this.stack.pollEvent(); ev !== undefined; ev = this.stack.pollEvent()) {
-          progressed = true;
-          this.onEvent(ev);
-        }
-        if (!progressed) break;
-      }
-      this.#rearm(this.stack.pollTimeout());
-    } finally {
-      this.#pumping = false;
+    if (this.node.settling) {
+      this.node.settle(); // absorbed by the running loop, which re-arms when it ends
+      return;
     }
+    this.node.settle();
+    this.#rearm(this.node.deadline());
   }
 
   #rearm(at: Instant | undefined): void {
@@ -80,7 +102,7 @@ export class SimHost {
     this.#timer = this.#sched.at(when, `${this.name} timer`, () => {
       this.#timer = undefined;
       this.#timerAt = undefined;
-      this.stack.handleTimeout(this.#sched.now);
+      this.node.fire();
       this.pump();
     });
   }

@@ -16,11 +16,15 @@
  *   When no event is pending the loop sleeps until the application does something (any
  *   `flush()` wakes it). `stop()` ends the loop.
  * - `RealTimeDriver` uses `performance.now()` and `setTimeout`, and exchanges frames through
- *   a `FrameIo` callback (a TAP device, a UDP tunnel, or another in-process driver).
+ *   a `FrameIo` callback (a TAP device, a UDP tunnel, or another in-process driver); with an
+ *   offload target in front of the stack it is the live chimney's driver too.
+ * - Both run a `ChimneyNode` (src/node): the loop that drains a node is written there once.
  */
 import { setImmediate as immediate } from "node:timers";
 import { performance } from "node:perf_hooks";
+import type { OffloadManager } from "../host/offload-manager.js";
 import type { HostStack, StackEvent } from "../host/stack.js";
+import { ChimneyNode, type NicTarget } from "../node/chimney-node.js";
 import { SimHost } from "../sim/host-node.js";
 import type { FrameSink } from "../sim/frame-sink.js";
 import { Scheduler, type SimTimer } from "../sim/scheduler.js";
@@ -250,12 +254,6 @@ export interface FrameIo {
   transmit(ifIndex: number, frame: Uint8Array): void;
 }
 
-/** Options of `new RealTimeDriver`. */
-export interface RealTimeDriverOptions {
-  /** Milliseconds on a monotonic clock (default `performance.now`). */
-  readonly clock?: (() => number) | undefined;
-}
-
 /**
  * Real time for a driver: a monotonic microsecond clock from `clock` (milliseconds), the
  * driver's one wake-up timer, and the application's timers. Shared by every real-time driver.
@@ -330,26 +328,46 @@ export class RealTimeClock {
   }
 }
 
+/** Options of `new RealTimeDriver`. */
+export interface RealTimeDriverOptions {
+  /** Milliseconds on a monotonic clock (default `performance.now`). */
+  readonly clock?: (() => number) | undefined;
+  /**
+   * An offload manager and target in front of the stack (src/node's `createChimney`): frames
+   * from the wire then enter the target, and the stack's frames leave through it.
+   */
+  readonly chimney?: { readonly manager: OffloadManager; readonly target: NicTarget } | undefined;
+}
+
 /**
- * Runs a `HostStack` on real time. Frames arrive through `receive(ifIndex, frame)` and leave
- * through `io.transmit`; the stack's deadline is one `setTimeout`.
+ * Runs a chimney node (a `HostStack`, with or without an offload target) on real time. Frames
+ * arrive through `receive` and leave through `io.transmit`; the node's deadline is one
+ * `setTimeout`. The loop is the node's (`ChimneyNode.settle`).
  */
 export class RealTimeDriver implements StackDriver {
-  readonly stack: HostStack;
-  readonly #io: FrameIo;
+  readonly node: ChimneyNode;
   readonly #time: RealTimeClock;
   #handler: StackEventHandler = () => undefined;
-  #pumping = false;
-  /** Runs the stack's deadlines; made once, not per flush. */
+  /** Runs the node's deadlines; made once, not per flush. */
   readonly #onWake = (): void => {
-    this.stack.handleTimeout(this.now());
+    this.node.fire();
     this.flush();
   };
 
   constructor(stack: HostStack, io: FrameIo, options: RealTimeDriverOptions = {}) {
-    this.stack = stack;
-    this.#io = io;
-    this.#time = new RealTimeClock(options.clock);
+    const time = new RealTimeClock(options.clock);
+    this.#time = time;
+    this.node = new ChimneyNode(
+      stack,
+      () => time.now(),
+      { transmit: (ifIndex, frame) => io.transmit(ifIndex, frame), event: (ev) => this.#handler(ev) },
+      options.chimney,
+    );
+  }
+
+  /** The stack. */
+  get stack(): HostStack {
+    return this.node.stack;
   }
 
   now(): Instant {
@@ -359,35 +377,25 @@ export class RealTimeDriver implements StackDriver {
   /** A frame arrived on interface `ifIndex`. */
   receive(ifIndex: number, frame: Uint8Array): void {
     if (this.#time.stopped) return;
-    this.stack.handleFrame(this.now(), ifIndex, frame);
+    this.node.input(ifIndex, frame);
     this.flush();
   }
 
+  /** Frames arrived on interface `ifIndex` together (one read of a device): one flush after all. */
+  receiveBatch(ifIndex: number, frames: readonly Uint8Array[]): void {
+    if (this.#time.stopped) return;
+    for (const f of frames) this.node.input(ifIndex, f);
+    this.flush();
+  }
+
+  /**
+   * Runs the node until it settles, then re-arms the timer. Call after every user call (socket
+   * calls do) and after chimney operations (`offload`, `terminate`).
+   */
   flush(): void {
-    if (this.#pumping || this.#time.stopped) return;
-    this.#pumping = true;
-    try {
-      for (;;) {
-        let progressed = false;
-        // A fresh reading each time: event handlers make stack calls at later instants.
-        for (
-          let f = this.stack.pollTransmit(this.now());
-          f !== undefined;
-          f = this.stack.pollTransmit(this.now())
-        ) {
-          progressed = true;
-          this.#io.transmit(f.ifIndex, f.frame);
-        }
-        for (let ev = this.stack.pollEvent(); ev !== undefined; ev = this.stack.pollEvent()) {
-          progressed = true;
-          this.#handler(ev);
-        }
-        if (!progressed) break;
-      }
-      this.#time.wakeAt(this.stack.pollTimeout(), this.#onWake);
-    } finally {
-      this.#pumping = false;
-    }
+    if (this.#time.stopped) return;
+    this.node.settle();
+    if (!this.node.settling) this.#time.wakeAt(this.node.deadline(), this.#onWake);
   }
 
   setEventHandler(fn: StackEventHandler): void {

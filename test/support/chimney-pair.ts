@@ -1,18 +1,19 @@
 // Two hosts wired back to back at one fixed instant, for tests that move data through the chimney
 // without a clock: host A (192.0.2.1) with an offload manager and a SoftwareTarget in front of it
-// (frames between A and the wire pass the target, as in src/sim/offload-node.ts), and a plain
+// (frames between A and the wire pass the target: both are src/node chimney nodes), and a plain
 // host B (192.0.2.2) as the peer.
 import assert from "node:assert/strict";
 import {
   acceptAllKnobs,
-  OffloadManager,
+  type OffloadManager,
   type OffloadPolicy,
   type ReceiveKnobs,
 } from "../../src/host/offload-manager.js";
 import { type HostConn, HostStack, type StackEvent } from "../../src/host/stack.js";
-import { BufferLedger } from "../../src/nbl/ledger.js";
+import type { BufferLedger } from "../../src/nbl/ledger.js";
+import { ChimneyNode, createChimney } from "../../src/node/chimney-node.js";
 import { Prng } from "../../src/sim/prng.js";
-import { SoftwareTarget, type SoftwareTargetOptions } from "../../src/target/software-target.js";
+import type { SoftwareTarget, SoftwareTargetOptions } from "../../src/target/software-target.js";
 import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
 import { Instant } from "../../src/time/instant.js";
 import { ChecksumCapabilities } from "../../src/wire/checksum.js";
@@ -29,6 +30,10 @@ export interface ChimneyPair {
   readonly manager: OffloadManager;
   readonly target: SoftwareTarget;
   readonly ledger: BufferLedger;
+  /** A behind its target, as the node every driver runs. */
+  readonly nodeA: ChimneyNode;
+  /** B, a plain host. */
+  readonly nodeB: ChimneyNode;
   /** Frames from the target toward B not yet delivered (`driveHost` queues, `settle` delivers). */
   readonly toPeer: Uint8Array[];
   /** A's socket-level events (set by the test). */
@@ -77,60 +82,56 @@ export function chimneyPair(o: ChimneyPairOptions = {}): ChimneyPair {
     });
   const a = stack(1);
   const b = stack(2);
-  const ledger = new BufferLedger();
-  const manager = new OffloadManager(a, ledger, o.policy ?? {}, o.knobs);
-  const target = new SoftwareTarget({
-    ...o.target,
-    host: manager,
-    ledger,
+  const chimney = createChimney(a, {
     mac: mac("02:00:00:00:00:01"),
-    tcpConfig: tcp,
+    policy: o.policy,
+    knobs: o.knobs,
+    target: o.target,
   });
-  manager.attachTarget(target);
-  return { a, b, manager, target, ledger, toPeer: [], onA: () => undefined, onB: () => undefined };
+  const clock = () => PAIR_NOW;
+  const nodeA = new ChimneyNode(
+    a,
+    clock,
+    { transmit: (_ifIndex, f) => pair.toPeer.push(f), event: (e) => pair.onA(e) },
+    chimney,
+  );
+  const nodeB = new ChimneyNode(b, clock, {
+    transmit: (_ifIndex, f) => {
+      nodeA.input(0, f);
+    },
+    event: (e) => pair.onB(e),
+  });
+  const pair: ChimneyPair = {
+    a,
+    b,
+    ...chimney,
+    nodeA,
+    nodeB,
+    toPeer: [],
+    onA: () => undefined,
+    onB: () => undefined,
+  };
+  return pair;
 }
 
 /**
- * One round of host A's side alone: the target's recorded work, A's frames into the target and
- * A's events, the target's frames queued on `toPeer`. True if anything moved or the target has
- * work (a bench times A's side with this, leaving B's work out).
+ * Host A's side alone until it settles: the target's recorded work, A's frames into the target
+ * and A's events, the target's frames queued on `toPeer`. True if anything moved (a bench times
+ * A's side with this, leaving B's work out).
  */
 export function driveHost(p: ChimneyPair): boolean {
-  const now = PAIR_NOW;
-  let moved = false;
-  p.target.process(now);
-  for (let f = p.a.pollTransmit(now); f !== undefined; f = p.a.pollTransmit(now)) {
-    p.target.sendFrame(f.frame);
-    moved = true;
-  }
-  for (let e = p.a.pollEvent(); e !== undefined; e = p.a.pollEvent()) {
-    p.onA(e);
-    moved = true;
-  }
-  for (let f = p.target.pollTransmit(now); f !== undefined; f = p.target.pollTransmit(now)) {
-    p.toPeer.push(f);
-    moved = true;
-  }
-  return moved || p.target.hasWork();
+  return p.nodeA.settle();
 }
 
 /** Moves frames, events and target work between A and B until nothing moves. */
 export function settle(p: ChimneyPair): void {
-  const now = PAIR_NOW;
   for (let round = 0; round < 1_000_000; round++) {
     let moved = driveHost(p);
     for (const f of p.toPeer.splice(0)) {
-      p.b.handleFrame(now, 0, f);
+      p.nodeB.input(0, f);
       moved = true;
     }
-    for (let f = p.b.pollTransmit(now); f !== undefined; f = p.b.pollTransmit(now)) {
-      p.target.handleFrame(now, f.frame);
-      moved = true;
-    }
-    for (let e = p.b.pollEvent(); e !== undefined; e = p.b.pollEvent()) {
-      p.onB(e);
-      moved = true;
-    }
+    if (p.nodeB.settle()) moved = true;
     if (!moved) return;
   }
   assert.fail("the pair did not settle");

@@ -5,7 +5,6 @@
  */
 import {
   acceptAllKnobs,
-  OffloadManager,
   type OffloadPolicy,
   type OffloadStats,
   type ReceiveKnobs,
@@ -13,9 +12,9 @@ import {
 import { HostStack, type HostConn, type StackEvent } from "../../src/host/stack.js";
 import { BufferLedger } from "../../src/nbl/ledger.js";
 import { buildDuplexLink, type FaultProfile } from "../../src/sim/link.js";
-import { type NicTarget, SimChimneyHost } from "../../src/sim/offload-node.js";
+import { createChimney } from "../../src/node/chimney-node.js";
+import { SimHost } from "../../src/sim/host-node.js";
 import { Prng } from "../../src/sim/prng.js";
-import { SoftwareTarget } from "../../src/target/software-target.js";
 import { Scheduler } from "../../src/sim/scheduler.js";
 import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
 import { Duration, Instant } from "../../src/time/instant.js";
@@ -152,29 +151,25 @@ export function runOffloadPair(p: OffloadRun): OffloadOutcome {
       tcp,
       random: rng,
     });
-    if (!withTarget) return new SimChimneyHost(name, stack, sched);
-    const ledger = new BufferLedger();
-    ledgers.push(ledger);
-    const manager = new OffloadManager(stack, ledger, policy, knobsFor(p.knobs, knobRng.fork()));
-    const target: NicTarget = new SoftwareTarget({
-      host: manager,
-      ledger,
+    if (!withTarget) return new SimHost(name, stack, sched);
+    const chimney = createChimney(stack, {
       mac: mac(`02:00:00:00:00:0${n}`),
-      tcpConfig: tcp,
-      operationDelay: Duration.fromMicros(p.opDelayUs ?? 0),
+      policy,
+      knobs: knobsFor(p.knobs, knobRng.fork()),
+      target: { operationDelay: Duration.fromMicros(p.opDelayUs ?? 0) },
     });
-    manager.attachTarget(target);
-    return new SimChimneyHost(name, stack, sched, { manager, target });
+    ledgers.push(chimney.ledger);
+    return new SimHost(name, stack, sched, chimney);
   };
   const a = mk("a", 1, root.fork(), p.sides === "a" || p.sides === "both");
   const b = mk("b", 2, root.fork(), p.sides === "b" || p.sides === "both");
-  const link = buildDuplexLink(a.port(), b.port(), {
+  const link = buildDuplexLink(a.port(0), b.port(0), {
     scheduler: sched,
     prng: linkRng,
     profile: { ...p.profile, mtu, linkHeaderBytes: 14 },
   });
-  a.attach(link.aToB);
-  b.attach(link.bToA);
+  a.attach(0, link.aToB);
+  b.attach(0, link.bToA);
 
   const chunk = p.chunk ?? 16384;
   let mismatch: string | undefined;
@@ -184,7 +179,7 @@ export function runOffloadPair(p: OffloadRun): OffloadOutcome {
   const conns: (HostConn | undefined)[] = [undefined, undefined];
   const lazy = p.lazyReadUs ?? 0;
 
-  const app = (node: SimChimneyHost, dir: number, total: number) => {
+  const app = (node: SimHost, dir: number, total: number) => {
     let sent = 0;
     let finished = false;
     let readPending = false;
@@ -222,50 +217,49 @@ export function runOffloadPair(p: OffloadRun): OffloadOutcome {
   };
   const appA = app(a, 0, p.bytesAtoB);
   const appB = app(b, 1, p.bytesBtoA);
-  const handler =
-    (node: SimChimneyHost, which: number, theApp: ReturnType<typeof app>) => (ev: StackEvent) => {
-      if (ev.kind === "accept") {
-        const conn = node.stack.accept(ev.listener);
-        if (conn !== undefined) {
-          conns[which] = conn;
-          if (p.offloadAtStart) node.manager?.offload(conn);
-          theApp.write(conn);
-        }
-        return;
+  const handler = (node: SimHost, which: number, theApp: ReturnType<typeof app>) => (ev: StackEvent) => {
+    if (ev.kind === "accept") {
+      const conn = node.stack.accept(ev.listener);
+      if (conn !== undefined) {
+        conns[which] = conn;
+        if (p.offloadAtStart) node.manager?.offload(conn);
+        theApp.write(conn);
       }
-      const e = ev.event;
-      switch (e.kind) {
-        case "connected":
-          conns[which] = ev.conn;
-          if (p.offloadAtStart) node.manager?.offload(ev.conn);
-          theApp.write(ev.conn);
-          break;
-        case "writable":
-          theApp.write(ev.conn);
-          break;
-        case "readable":
-        case "peer-fin":
-          theApp.read(ev.conn);
-          break;
-        case "closed":
-          if (closed[which] === undefined) {
-            // Whatever is still readable was delivered before the close (as a host socket would).
-            for (
-              let d = node.stack.recv(sched.now, ev.conn);
-              d !== undefined;
-              d = node.stack.recv(sched.now, ev.conn)
-            ) {
-              const base = got[which] ?? 0;
-              mismatch ??= patternMismatch(`${node.name} (at close)`, 1 - which, base, d);
-              got[which] = base + d.length;
-            }
+      return;
+    }
+    const e = ev.event;
+    switch (e.kind) {
+      case "connected":
+        conns[which] = ev.conn;
+        if (p.offloadAtStart) node.manager?.offload(ev.conn);
+        theApp.write(ev.conn);
+        break;
+      case "writable":
+        theApp.write(ev.conn);
+        break;
+      case "readable":
+      case "peer-fin":
+        theApp.read(ev.conn);
+        break;
+      case "closed":
+        if (closed[which] === undefined) {
+          // Whatever is still readable was delivered before the close (as a host socket would).
+          for (
+            let d = node.stack.recv(sched.now, ev.conn);
+            d !== undefined;
+            d = node.stack.recv(sched.now, ev.conn)
+          ) {
+            const base = got[which] ?? 0;
+            mismatch ??= patternMismatch(`${node.name} (at close)`, 1 - which, base, d);
+            got[which] = base + d.length;
           }
-          closed[which] = e.error ?? e.reason;
-          break;
-        case "acked":
-          break;
-      }
-    };
+        }
+        closed[which] = e.error ?? e.reason;
+        break;
+      case "acked":
+        break;
+    }
+  };
   a.onEvent = handler(a, 0, appA);
   b.onEvent = handler(b, 1, appB);
 

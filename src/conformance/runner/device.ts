@@ -4,10 +4,9 @@
  * - `HostDevice`: the host stack alone on a TUN-like link (bare IP in and out).
  * - `OffloadDevice`: the chimney. The stack has an Ethernet interface behind a `SoftwareTarget`
  *   (the NIC) and an `OffloadManager`, wired as the simulator wires them
- *   (src/sim/offload-node.ts): packets from the script enter the target, which runs offloaded
- *   connections itself and indicates everything else up to the stack; the stack's frames leave
- *   through `target.sendFrame`; the target's `pollTransmit` feeds the script; the deadline is
- *   the earlier of both; `target.process(now)` completes recorded work. The script still sees
+ *   (both are a `ChimneyNode`, src/node): packets from the script enter the target, which runs
+ *   offloaded connections itself and indicates everything else up to the stack; the stack's
+ *   frames leave through the target; the target's frames feed the script. The script still sees
  *   bare IP packets: inbound ones are framed (gateway MAC -> our MAC), outbound frames lose
  *   their Ethernet header. The gateway's neighbor entry is pinned (reachable for longer than
  *   any script runs), so no ARP or Neighbor Discovery traffic reaches the wire.
@@ -15,11 +14,12 @@
  * Time is virtual microseconds (`Instant`); nothing here reads a clock.
  */
 import { type HostConn, type HostStack, type StackEvent } from "../../host/stack.js";
-import { acceptAllKnobs, OffloadManager, type OffloadStats } from "../../host/offload-manager.js";
+import { acceptAllKnobs, type OffloadManager, type OffloadStats } from "../../host/offload-manager.js";
 import type { NeighborConfig } from "../../host/neighbor.js";
-import { BufferLedger } from "../../nbl/ledger.js";
+import type { BufferLedger } from "../../nbl/ledger.js";
+import { ChimneyNode, createChimney } from "../../node/chimney-node.js";
 import type { RandomSource } from "../../host/stack.js";
-import { SoftwareTarget } from "../../target/software-target.js";
+import type { SoftwareTarget } from "../../target/software-target.js";
 import type { TcpConfig } from "../../tcp/config.js";
 import { Duration, Instant } from "../../time/instant.js";
 import { ETHER_TYPE_NUMBERS, ETHER_TYPE_VLAN, type MacAddr, mac } from "../../wire/ethernet.js";
@@ -62,34 +62,80 @@ export interface DutDevice {
   fire(now: Instant): void;
 }
 
-/** The host stack alone on a TUN-like interface. */
-export class HostDevice implements DutDevice {
-  readonly stack: HostStack;
+/**
+ * A chimney node (src/node) as a device: the script's clock is the `now` of the latest call, and
+ * each `pump` points the node's output at that call's callbacks.
+ */
+abstract class NodeDevice implements DutDevice {
+  readonly node: ChimneyNode;
+  #now: Instant = Instant.ZERO;
+  #out: (packet: Uint8Array) => void = () => undefined;
+  #onEvent: (e: StackEvent) => void = () => undefined;
 
-  constructor(stack: HostStack) {
-    this.stack = stack;
+  constructor(
+    stack: HostStack,
+    chimney?: { readonly manager: OffloadManager; readonly target: SoftwareTarget },
+  ) {
+    this.node = new ChimneyNode(
+      stack,
+      () => this.#now,
+      {
+        transmit: (_ifIndex, frame) => {
+          this.emit(frame, this.#out);
+        },
+        event: (e) => {
+          this.#onEvent(e);
+        },
+      },
+      chimney,
+    );
   }
+
+  get stack(): HostStack {
+    return this.node.stack;
+  }
+
+  /** A frame the node put on the wire, as the script's packet (or dropped). */
+  protected abstract emit(frame: Uint8Array, out: (packet: Uint8Array) => void): void;
+
+  /** A packet from the script as the frame the node takes. */
+  protected abstract frame(packet: Uint8Array): Uint8Array;
 
   /** See `DutDevice.input`. */
   input(now: Instant, packet: Uint8Array): void {
-    this.stack.handleFrame(now, 0, packet);
+    this.#now = now;
+    this.node.input(0, this.frame(packet));
   }
 
   /** See `DutDevice.pump`. */
   pump(now: Instant, out: (packet: Uint8Array) => void, onEvent: (e: StackEvent) => void): void {
-    const stack = this.stack;
-    for (let f = stack.pollTransmit(now); f !== undefined; f = stack.pollTransmit(now)) out(f.frame);
-    for (let e = stack.pollEvent(); e !== undefined; e = stack.pollEvent()) onEvent(e);
+    this.#now = now;
+    this.#out = out;
+    this.#onEvent = onEvent;
+    this.node.settle();
   }
 
   /** See `DutDevice.deadline`. */
-  deadline(): Instant | undefined {
-    return this.stack.pollTimeout();
+  deadline(now: Instant): Instant | undefined {
+    this.#now = now;
+    return this.node.deadline();
   }
 
   /** See `DutDevice.fire`. */
   fire(now: Instant): void {
-    this.stack.handleTimeout(now);
+    this.#now = now;
+    this.node.fire();
+  }
+}
+
+/** The host stack alone on a TUN-like interface. */
+export class HostDevice extends NodeDevice {
+  protected emit(frame: Uint8Array, out: (packet: Uint8Array) => void): void {
+    out(frame);
+  }
+
+  protected frame(packet: Uint8Array): Uint8Array {
+    return packet;
   }
 }
 
@@ -106,8 +152,7 @@ export interface OffloadDeviceOptions {
 }
 
 /** The host stack with an offload manager and a software offload target (the NIC). */
-export class OffloadDevice implements DutDevice {
-  readonly stack: HostStack;
+export class OffloadDevice extends NodeDevice {
   readonly manager: OffloadManager;
   readonly target: SoftwareTarget;
   readonly ledger: BufferLedger;
@@ -115,17 +160,15 @@ export class OffloadDevice implements DutDevice {
   linkFramesDropped = 0;
 
   constructor(stack: HostStack, o: OffloadDeviceOptions) {
-    this.stack = stack;
-    this.ledger = new BufferLedger();
-    this.manager = new OffloadManager(stack, this.ledger, {}, acceptAllKnobs(o.random));
-    this.target = new SoftwareTarget({
-      tcpConfig: o.tcpConfig,
-      host: this.manager,
-      ledger: this.ledger,
+    const chimney = createChimney(stack, {
       mac: DUT_MAC,
-      operationDelay: o.operationDelay,
+      knobs: acceptAllKnobs(o.random),
+      target: { tcpConfig: o.tcpConfig, operationDelay: o.operationDelay },
     });
-    this.manager.attachTarget(this.target);
+    super(stack, chimney);
+    this.manager = chimney.manager;
+    this.target = chimney.target;
+    this.ledger = chimney.ledger;
     stack.neighbors.confirm(stack.now, 0, o.gateway, GATEWAY_MAC, true, true);
   }
 
@@ -142,53 +185,17 @@ export class OffloadDevice implements DutDevice {
     return this.manager.offload(c);
   }
 
-  /** See `DutDevice.input`: the packet enters the target, framed for our MAC. */
-  input(now: Instant, packet: Uint8Array): void {
-    // The target indicates non-offloaded frames up with no time of their own: the stack must
-    // already be at `now` (pollTimeout flushes; pollTransmit advances the clock).
-    this.stack.advanceTo(now);
-    this.target.handleFrame(now, frameIp(packet, GATEWAY_MAC, DUT_MAC));
+  /** Script packets enter the target framed for our MAC. */
+  protected frame(packet: Uint8Array): Uint8Array {
+    return frameIp(packet, GATEWAY_MAC, DUT_MAC);
   }
 
-  /** See `DutDevice.pump`. */
-  pump(now: Instant, out: (packet: Uint8Array) => void, onEvent: (e: StackEvent) => void): void {
-    const { stack, target } = this;
-    stack.advanceTo(now);
-    for (let round = 0; round < 100_000; round++) {
-      let progressed = false;
-      target.process(now);
-      for (let f = stack.pollTransmit(now); f !== undefined; f = stack.pollTransmit(now)) {
-        progressed = true;
-        target.sendFrame(f.frame);
-      }
-      for (let e = stack.pollEvent(); e !== undefined; e = stack.pollEvent()) {
-        progressed = true;
-        onEvent(e);
-      }
-      for (let f = target.pollTransmit(now); f !== undefined; f = target.pollTransmit(now)) {
-        progressed = true;
-        const ipPacket = unframeIp(f);
-        if (ipPacket === undefined) this.linkFramesDropped++;
-        else out(ipPacket);
-      }
-      const due = target.pollAt(now);
-      if (!progressed && (due === undefined || due > now)) return;
-    }
+  /** The target's frames lose their Ethernet header; non-IP ones stay off the script's wire. */
+  protected emit(frame: Uint8Array, out: (packet: Uint8Array) => void): void {
+    const ipPacket = unframeIp(frame);
+    if (ipPacket === undefined) this.linkFramesDropped++;
+    else out(ipPacket);
   }
-
-  /** See `DutDevice.deadline`. */
-  deadline(now: Instant): Instant | undefined {
-    return Instant.earliest(this.stack.pollTimeout(), this.target.pollAt(now));
-  }
-
-  /** See `DutDevice.fire`. */
-  fire(now: Instant): void {
-    this.stack.handleTimeout(now);
-    const tt = this.target.pollTimeout();
-    if (tt !== undefined && tt <= now) this.target.handleTimeout(now);
-  }
-
-  /** Moves the stack's clock to `now` without taking its output (it stays queued). */
 }
 
 /** `packet` (bare IPv4 or IPv6) in an Ethernet frame from `src` to `dst`. */
