@@ -15,6 +15,7 @@ const PURE = [
   "src/chimney",
   "src/host",
   "src/target",
+  "src/node",
   "src/sim",
   "src/scenario",
   "src/report",
