@@ -61,7 +61,6 @@ import {
 import {
   OFFLOADABLE_STATES,
   type TcpCachedState as ChimneyCached,
-  type TcpConstState as ChimneyConst,
   type TcpDelegatedState as ChimneyDelegated,
 } from "../chimney/state.js";
 import type { OffloadStatusIndication } from "../chimney/status.js";
@@ -84,305 +83,36 @@ import type { BufferLedger } from "../nbl/ledger.js";
 import { mdl, type NetBufferList, netBuffer } from "../nbl/nbl.js";
 import { ChunkFiller, ChunkPool } from "../storage/chunk-pool.js";
 import { type ConnEvent, TcpConnection } from "../tcp/connection.js";
-import type { TcpCachedState, TcpConstState, TcpSnapshot } from "../tcp/types.js";
-import { Seq } from "../tcp/seq.js";
+import type { TcpCachedState, TcpSnapshot } from "../tcp/types.js";
 import { Duration, Instant } from "../time/instant.js";
 import { assert, UsageError } from "../util/errors.js";
 import { MAC_ZERO } from "../wire/ethernet.js";
 import { type IpAddr, ipEquals, ipKey, ipToString } from "../wire/ip-addr.js";
 import { emitTcp, tcpBufferLen } from "../wire/tcp.js";
 import type { TcpRepr } from "../wire/tcp-repr.js";
-import type { HostConn, HostStack, OffloadHooks, RandomSource } from "./stack.js";
+import type { HostConn, HostStack, OffloadHooks } from "./stack.js";
 import {
   cachedStateFromEngine,
-  constStateFromEngine,
   delegatedStateFromEngine,
   snapshotFromOffloadState,
   toOffloadConnectionState,
 } from "../chimney/tcp-state.js";
+import {
+  type NeighborObject,
+  OffloadedTcp,
+  type OffloadLogEntry,
+  type OffloadStats,
+  type PathObject,
+  type PostedRecv,
+  type QueryHandle,
+  type SendEntry,
+  UploadLogEntry,
+} from "./offloaded-tcp.js";
+import { acceptAllKnobs, type OffloadPolicy, type ReceiveKnobs, RECV_CHUNK_BYTES } from "./offload-policy.js";
 
-/** When the manager offloads on its own (explicit `offload` calls always work). */
-export interface OffloadPolicy {
-  /** Offload an established connection once it has moved this many bytes; undefined = never. */
-  readonly autoOffloadAfterBytes?: number | undefined;
-  /** Also upload on optional TcpIndicateRetrieve reasons (spec 16.4); default false. */
-  readonly honorOptionalRetrieve?: boolean | undefined;
-  /** Preferred bytes per indication, passed as RcvIndicationSize (0 = unspecified). */
-  readonly rcvIndicationSize?: number | undefined;
-  /**
-   * Idle bytes the receive chunk pool keeps for reuse (BufferedData copied at terminate lands in
-   * pool chunks; see `OffloadManager.recvPool`). Default: the stack's receive buffer size, at
-   * least 1 MiB. Read once, at construction.
-   */
-  readonly recvPoolBytes?: number | undefined;
-}
-
-/** Bytes per receive pool chunk. */
-export const RECV_CHUNK_BYTES = 64 << 10;
-
-/**
- * How the host consumes received data of offloaded connections (spec 14). Weights and
- * probabilities are drawn from `random`, so a run is a pure function of its seed.
- */
-export interface ReceiveKnobs {
-  readonly random: RandomSource;
-  /** Relative weights of the three answers to an indication. */
-  readonly acceptAll: number;
-  readonly acceptPrefix: number;
-  readonly refuse: number;
-  /** Probability of posting a receive request when the host has no request outstanding. */
-  readonly post: number;
-  /** Sizes of posted requests (one is drawn per post). */
-  readonly postSizes: readonly number[];
-  /** Probability that a posted request is in non-push mode. */
-  readonly nonPush: number;
-  /** Probability that a post is pre-filled with bytes the host already holds (non-push only). */
-  readonly prefill: number;
-  /** Probability that the post re-enabling indications after a refusal is zero-byte (RI-3). */
-  readonly zeroByte: number;
-  /** Host-side receive queue limit in bytes: indications beyond it are refused. */
-  readonly queueLimit: number;
-  /** Probability of asking for an upload from inside an indication (tests: mid-indication). */
-  readonly terminateDuringIndication?: number | undefined;
-}
-
-/** Accept every indication, post nothing: the simplest consumer. */
-export function acceptAllKnobs(random: RandomSource): ReceiveKnobs {
-  return {
-    random,
-    acceptAll: 1,
-    acceptPrefix: 0,
-    refuse: 0,
-    post: 0,
-    postSizes: [4096],
-    nonPush: 0,
-    prefill: 0,
-    zeroByte: 1,
-    queueLimit: 1 << 30,
-  };
-}
-
-/** One step of the manager's log (for traces, the CLI demo and failure messages). */
-export interface OffloadLogEntry {
-  readonly at: Instant;
-  readonly conn: number | undefined;
-  readonly op: string;
-  readonly detail: string;
-}
-
-/** The result of a QueryOffload for one connection, once complete. */
-export interface QueryHandle {
-  done: boolean;
-  status: string | undefined;
-  delegated: ChimneyDelegated | undefined;
-}
-
-/** Counters of the manager. */
-export interface OffloadStats {
-  initiates: number;
-  initiateFailures: number;
-  terminates: number;
-  updates: number;
-  invalidates: number;
-  queries: number;
-  sends: number;
-  sendBytesCompleted: number;
-  indications: number;
-  indicatedBytesAccepted: number;
-  refusals: number;
-  posts: number;
-  zeroBytePosts: number;
-  postedBytesCompleted: number;
-  forwards: number;
-  heldSegments: number;
-  bufferedDataIn: number;
-  bufferedDataOut: number;
-  reachabilityQueries: number;
-  /** Uploads where the host queue and BufferedData both held bytes (ordering matters). */
-  uploadsBufferedBothSides: number;
-  /** Receive requests posted partly pre-filled by the host. */
-  prefilledPosts: number;
-}
-
-type ObjPhase = "offloading" | "offloaded" | "terminating";
-
-/** An offloaded (or in-flight) neighbor object. */
-interface NeighborObject {
-  readonly key: string;
-  readonly ifIndex: number;
-  readonly ip: IpAddr;
-  readonly slot: OffloadContextSlot;
-  readonly handle: NdisOffloadHandle;
-  phase: ObjPhase;
-  /** Offloaded or offloading paths that depend on it (TM-4). */
-  refs: number;
-  mac: Uint8Array;
-  /** Invalidated (spec 10): never updated again (UP-9); its uploads follow (IV-8). */
-  invalidated?: boolean;
-}
-
-/** An offloaded (or in-flight) path object. */
-interface PathObject {
-  readonly key: string;
-  readonly src: IpAddr;
-  readonly dst: IpAddr;
-  readonly neighbor: NeighborObject;
-  readonly slot: OffloadContextSlot;
-  phase: ObjPhase;
-  /** Offloaded or offloading connections that depend on it (TM-4). */
-  refs: number;
-  pmtu: number;
-}
-
-interface SendEntry {
-  readonly nbl: NetBufferList;
-  /** Still with the target (false once completed with a non-success status). */
-  atTarget: boolean;
-}
-
-interface PostedRecv {
-  readonly nbl: NetBufferList;
-  readonly buf: Uint8Array;
-  readonly prefill: number;
-}
-
-/** A connection that is not on the host. */
-class OffloadedTcp {
-  readonly conn: HostConn;
-  readonly path: PathObject;
-  readonly slot: OffloadContextSlot = { context: null };
-  readonly handle: NdisOffloadHandle;
-  phase: ObjPhase = "offloading";
-  readonly engineConst: TcpConstState;
-  engineCached: TcpCachedState;
-  chimConst: ChimneyConst;
-  cached: ChimneyCached;
-  /** The exported engine, parked while the initiate is in flight (IO-10). */
-  parked: TcpConnection | undefined;
-  /** InvalidateOffload was issued for it: no update follows (UP-9), its upload does (IV-8). */
-  invalidated = false;
-  /** Segments held while offloading (to forward) or terminating (to process, TM-24). */
-  readonly held: TcpRepr[] = [];
-  /**
-   * Application sends accepted but not posted: while no I/O may go to the target, or (EV-4)
-   * while the bytes posted at the target reach its preferred send backlog.
-   */
-  readonly heldSends: Uint8Array[] = [];
-  /** Bytes in `heldSends` (kept while offloaded; the upload path may empty the list directly). */
-  heldSendBytes = 0;
-  /**
-   * EV-4 / ST-4: the target's preferred send backlog from its last TcpIndicateSendBacklogChange:
-   * how many unacknowledged send bytes the host keeps posted. Undefined: no indication yet, so
-   * everything accepted is posted at once.
-   */
-  sendBacklog: number | undefined;
-  /** Send NBLs given to the target, in order (the initiate's send data first). */
-  readonly sends: SendEntry[] = [];
-  /** Bytes of `sends` not yet acknowledged plus `heldSends`. */
-  sendOutstanding = 0;
-  readonly sendLimit: number;
-  /** Host-side receive queue (copies), read by `recv`. */
-  readonly recvQ: Uint8Array[] = [];
-  recvBytes = 0;
-  /** Receive requests posted and not completed, FIFO. */
-  readonly posted: PostedRecv[] = [];
-  /** The target holds data the host refused; it indicates again only after a post (RI-3). */
-  refused = false;
-  /** BufferedData went over at initiate: the target holds it until the host posts (IO-22). */
-  mustPost = false;
-  /** TcpIndicateDisconnect arrived. */
-  peerFin = false;
-  /** The reason of the last TcpIndicateRetrieve (how a CLOSED upload ended, see `#onTcpUploaded`). */
-  retrieveReason: string | undefined;
-  /**
-   * Bytes handed to the target as BufferedData after the peer's FIN had already reached the
-   * application, not yet delivered back: they still count as readable, so the application does
-   * not take the end of the stream for reached while the target holds data sent before the FIN.
-   */
-  heldAtTarget = 0;
-  /** The application called close (FIN owed after the data). */
-  closeRequested = false;
-  /** The FIN was queued before the offload (it travels in the delegated state). */
-  finBeforeOffload = false;
-  /** The graceful disconnect went to the target; its NBL while pending. */
-  disconnect: NetBufferList | undefined;
-  disconnectDone = false;
-  /** The application aborted, or the target indicated an abort. */
-  aborted: "local" | "reset" | undefined;
-  closedDelivered = false;
-  /** A terminate is wanted (reason), started from `flush`. */
-  wantTerminate: string | undefined;
-  /** A query or update is outstanding (C-5: terminate waits). */
-  busyOps = 0;
-  /** Forwarded segments outstanding, by NBL id. */
-  readonly forwarded = new Map<number, TcpRepr>();
-  readonly forwardBack: TcpRepr[] = [];
-  /** A shadow engine carrying option changes made while off the host (`configure`). */
-  shadow: TcpSnapshot;
-  bytesMoved = 0;
-
-  constructor(
-    conn: HostConn,
-    path: PathObject,
-    handle: NdisOffloadHandle,
-    snap: TcpSnapshot,
-    cached: ChimneyCached,
-  ) {
-    this.conn = conn;
-    this.path = path;
-    this.handle = handle;
-    this.engineConst = snap.constState;
-    this.engineCached = snap.cachedState;
-    this.chimConst = constStateFromEngine(snap.constState);
-    this.cached = cached;
-    this.sendLimit = snap.cachedState.sendBufferSize;
-    this.shadow = withoutData(snap);
-  }
-}
-
-/**
- * The log entry of a successful TerminateOffloadComplete, one per uploaded connection: the
- * numbers are kept and the detail text is formatted when first read (a storm uploads thousands
- * of connections at once; formatting every entry eagerly took about a tenth of a 10,000-connection
- * storm's CPU time). Holds no reference to the delegated state or its NBLs.
- */
-class UploadLogEntry implements OffloadLogEntry {
-  readonly at: Instant;
-  readonly conn: number;
-  readonly op = "TerminateOffloadComplete";
-  readonly #state: string;
-  readonly #sndUna: number;
-  readonly #sndNxt: number;
-  readonly #sndMax: number;
-  readonly #rcvNxt: number;
-  readonly #sendBytes: number;
-  readonly #bufferedIn: number;
-  #detail: string | undefined;
-
-  constructor(at: Instant, conn: number, d: ChimneyDelegated, sendBytes: number, bufferedIn: number) {
-    this.at = at;
-    this.conn = conn;
-    this.#state = d.state;
-    this.#sndUna = d.sndUna;
-    this.#sndNxt = d.sndNxt;
-    this.#sndMax = d.sndMax;
-    this.#rcvNxt = d.rcvNxt;
-    this.#sendBytes = sendBytes;
-    this.#bufferedIn = bufferedIn;
-  }
-
-  get detail(): string {
-    this.#detail ??=
-      `${this.#state} sndUna=${this.#sndUna} sndNxt=${this.#sndNxt} sndMax=${this.#sndMax} ` +
-      `rcvNxt=${this.#rcvNxt} sendData=${this.#sendBytes}B bufferedData=${this.#bufferedIn}B`;
-    return this.#detail;
-  }
-
-  /** The plain entry (as every other log entry is), for JSON. */
-  toJSON(): OffloadLogEntry {
-    return { at: this.at, conn: this.conn, op: this.op, detail: this.detail };
-  }
-}
+export type { OffloadLogEntry, OffloadStats, QueryHandle } from "./offloaded-tcp.js";
+export { acceptAllKnobs, RECV_CHUNK_BYTES } from "./offload-policy.js";
+export type { OffloadPolicy, ReceiveKnobs } from "./offload-policy.js";
 
 const OP_SEND = "MiniportTcpOffloadSend";
 const OP_RECV = "MiniportTcpOffloadReceive";
@@ -1024,6 +754,11 @@ export class OffloadManager implements OffloadHost {
   // -------------------------------------------------------------------------------------------
   // Initiate
 
+  /**
+   * InitiateOffload of `c` (spec 7): drain and export the engine, build the tree (reusing
+   * offloaded neighbor and path objects through linkers), record the connection, and call the
+   * target with the send data transferred and BufferedData lent.
+   */
   #initiate(
     c: HostConn,
     nkey: string,
@@ -1033,9 +768,50 @@ export class OffloadManager implements OffloadHost {
     mac: Uint8Array,
   ): void {
     const target = this.#requireTarget();
-    const now = this.stack.now;
-    // Drain the engine: owed segments go out and events reach the application first (spec 7.2).
     const engine = c.engine;
+    const snap = this.#exportForOffload(c, engine);
+    if (snap === undefined) return;
+    const { n, nBlock } = this.#neighborForInitiate(c, nkey, n0, p0, mac);
+    const { p, pBlock } = this.#pathForInitiate(c, pkey, n, p0);
+    const t = this.#recordOffloading(c, p, snap, engine);
+    const { tBlock, sendChain, bufChain, bufLen } = this.#tcpBlockForInitiate(t, snap);
+    pBlock.dependentBlockList = tBlock;
+    let root: OffloadBlockList = pBlock;
+    if (nBlock !== undefined) {
+      nBlock.dependentBlockList = pBlock;
+      root = nBlock;
+    }
+    this.stats.initiates++;
+    this.stats.bufferedDataOut += bufLen;
+    const dl = snap.delegated;
+    this.#log(
+      c.id,
+      "InitiateOffload",
+      `${c.toString()} ${dl.state} sndUna=${dl.sndUna} sndNxt=${dl.sndNxt} ` +
+        `sndMax=${dl.sndMax} rcvNxt=${dl.rcvNxt} sendData=${t.sendOutstanding}B ` +
+        `bufferedData=${bufLen}B tree=${treeBlocks(root)
+          .map((b) => `${b.layer}:${b.miniportOffloadContext?.context === null ? "new" : "linker"}`)
+          .join(",")}`,
+    );
+    if (sendChain !== null) this.ledger.transfer(sendChain, "host", "target", OP_INIT);
+    const call = () => {
+      target.initiateOffload(root);
+    };
+    if (bufChain !== null) {
+      this.ledger.lend(bufChain, "host", "target", OP_INIT, call); // IO-19: the target copies now
+      this.ledger.free(bufChain, "host", OP_INIT); // IO-21 (on failure the parked engine still has it)
+    } else {
+      call();
+    }
+  }
+
+  /**
+   * Initiate, step 1: drain the engine (owed segments go out and events reach the application
+   * first, spec 7.2), then export it and take it off the stack. Undefined when draining left
+   * the connection in a state that cannot be offloaded.
+   */
+  #exportForOffload(c: HostConn, engine: TcpConnection): TcpSnapshot | undefined {
+    const now = this.stack.now;
     for (let seg = engine.pollTransmit(now); seg !== undefined; seg = engine.pollTransmit(now)) {
       this.#sendRaw(c, seg);
     }
@@ -1044,107 +820,121 @@ export class OffloadManager implements OffloadHost {
     if (owed !== undefined) this.#sendRaw(c, owed);
     for (let ev = engine.pollEvent(); ev !== undefined; ev = engine.pollEvent())
       this.stack.deliverEvent(c, ev);
-    if (!OFFLOADABLE_STATES.includes(toOffloadConnectionState(engine.state))) return;
+    if (!OFFLOADABLE_STATES.includes(toOffloadConnectionState(engine.state))) return undefined;
     const snap = engine.exportState(now);
     this.stack.releaseEngine(c, "offloading");
+    return snap;
+  }
 
-    let n = n0;
-    let nBlock: NeighborBlock | undefined;
-    if (n === undefined) {
-      n = {
-        key: nkey,
-        ifIndex: c.ifIndex,
-        ip: c.nextHop,
-        slot: { context: null },
-        handle: this.#newHandle(),
-        phase: "offloading",
-        refs: 0,
-        mac,
-      };
-      this.#neighbors.set(nkey, n);
-      this.#neighborByHandle.set(n.handle, n);
-      this.#bySlot.set(n.slot, n);
-      const e = this.stack.neighbors.get(c.ifIndex, c.nextHop);
-      const hrd = e === undefined ? 0 : Math.max(0, now - e.confirmedAt);
-      nBlock = newBlock<NeighborBlock>({
-        layer: "neighbor",
-        stateType: "NeighborOffloadState",
-        miniportOffloadContext: n.slot,
-        ndisOffloadHandle: n.handle,
-        constState: { dlSourceAddress: MAC_ZERO, vlanId: 0 },
-        cachedState: { dlDestinationAddress: mac, hostReachabilityDelta: Duration.fromMicros(hrd) },
-        delegatedState: { nicReachabilityDelta: Duration.fromMicros(hrd) },
-      });
-    } else if (p0 === undefined) {
-      nBlock = newBlock<NeighborBlock>({
-        layer: "neighbor",
-        stateType: "NeighborOffloadState",
-        miniportOffloadContext: n.slot, // a linker (TR-6)
-        ndisOffloadHandle: n.handle,
-        constState: undefined,
-        cachedState: undefined,
-        delegatedState: undefined,
-      });
+  /**
+   * Initiate, step 2: the neighbor object (new, with a full block; already offloaded, with a
+   * linker block when the path is new, TR-6; no block when the path is reused too).
+   */
+  #neighborForInitiate(
+    c: HostConn,
+    nkey: string,
+    n0: NeighborObject | undefined,
+    p0: PathObject | undefined,
+    mac: Uint8Array,
+  ): { n: NeighborObject; nBlock: NeighborBlock | undefined } {
+    if (n0 !== undefined) return { n: n0, nBlock: p0 === undefined ? neighborLinker(n0) : undefined };
+    const n: NeighborObject = {
+      key: nkey,
+      ifIndex: c.ifIndex,
+      ip: c.nextHop,
+      slot: { context: null },
+      handle: this.#newHandle(),
+      phase: "offloading",
+      refs: 0,
+      mac,
+    };
+    this.#neighbors.set(nkey, n);
+    this.#neighborByHandle.set(n.handle, n);
+    this.#bySlot.set(n.slot, n);
+    const e = this.stack.neighbors.get(c.ifIndex, c.nextHop);
+    const hrd = Duration.fromMicros(e === undefined ? 0 : Math.max(0, this.stack.now - e.confirmedAt));
+    const nBlock = newBlock<NeighborBlock>({
+      layer: "neighbor",
+      stateType: "NeighborOffloadState",
+      miniportOffloadContext: n.slot,
+      ndisOffloadHandle: n.handle,
+      constState: { dlSourceAddress: MAC_ZERO, vlanId: 0 },
+      cachedState: { dlDestinationAddress: mac, hostReachabilityDelta: hrd },
+      delegatedState: { nicReachabilityDelta: hrd },
+    });
+    return { n, nBlock };
+  }
+
+  /** Initiate, step 3: the path object (new, with a full block, or reused through a linker). */
+  #pathForInitiate(
+    c: HostConn,
+    pkey: string,
+    n: NeighborObject,
+    p0: PathObject | undefined,
+  ): { p: PathObject; pBlock: PathBlock } {
+    const stateType = c.remoteAddr.length === 4 ? "Ip4OffloadState" : "Ip6OffloadState";
+    if (p0 !== undefined) {
+      p0.refs++;
+      return { p: p0, pBlock: pathLinker(p0, stateType) };
     }
-    let p = p0;
-    let pBlock: PathBlock;
-    const v4 = c.remoteAddr.length === 4;
-    if (p === undefined) {
-      p = {
-        key: pkey,
-        src: c.localAddr,
-        dst: c.remoteAddr,
-        neighbor: n,
-        slot: { context: null },
-        phase: "offloading",
-        refs: 0,
-        pmtu: this.stack.pathMtuOf(c),
-      };
-      this.#paths.set(pkey, p);
-      this.#bySlot.set(p.slot, p);
-      n.refs++;
-      pBlock = newBlock<PathBlock>({
-        layer: "path",
-        stateType: v4 ? "Ip4OffloadState" : "Ip6OffloadState",
-        miniportOffloadContext: p.slot,
-        ndisOffloadHandle: undefined,
-        constState: { sourceAddress: c.localAddr, destinationAddress: c.remoteAddr },
-        cachedState: { pathMtu: p.pmtu },
-        delegatedState: { headerOnly: true },
-      });
-    } else {
-      pBlock = newBlock<PathBlock>({
-        layer: "path",
-        stateType: v4 ? "Ip4OffloadState" : "Ip6OffloadState",
-        miniportOffloadContext: p.slot, // a linker
-        ndisOffloadHandle: undefined,
-        constState: undefined,
-        cachedState: undefined,
-        delegatedState: undefined,
-      });
-    }
-    p.refs++;
+    const p: PathObject = {
+      key: pkey,
+      src: c.localAddr,
+      dst: c.remoteAddr,
+      neighbor: n,
+      slot: { context: null },
+      phase: "offloading",
+      refs: 1,
+      pmtu: this.stack.pathMtuOf(c),
+    };
+    this.#paths.set(pkey, p);
+    this.#bySlot.set(p.slot, p);
+    n.refs++;
+    const pBlock = newBlock<PathBlock>({
+      layer: "path",
+      stateType,
+      miniportOffloadContext: p.slot,
+      ndisOffloadHandle: undefined,
+      constState: { sourceAddress: c.localAddr, destinationAddress: c.remoteAddr },
+      cachedState: { pathMtu: p.pmtu },
+      delegatedState: { headerOnly: true },
+    });
+    return { p, pBlock };
+  }
+
+  /** Initiate, step 4: the connection's record, with the engine parked until completion (IO-10). */
+  #recordOffloading(c: HostConn, p: PathObject, snap: TcpSnapshot, engine: TcpConnection): OffloadedTcp {
     const cached = cachedStateFromEngine(snap.cachedState, {
       ttlOrHopLimit: this.stack.ttl,
       rcvIndicationSize: this.policy.rcvIndicationSize ?? 0,
     });
     const t = new OffloadedTcp(c, p, this.#newHandle(), snap, cached);
+    const dl = snap.delegated;
     t.parked = engine;
-    t.mustPost = snap.delegated.bufferedData.length > 0;
-    t.peerFin = snap.delegated.finReceived; // the application already heard of it
-    if (t.peerFin) t.heldAtTarget = snap.delegated.bufferedData.reduce((n, b) => n + b.length, 0);
+    t.mustPost = dl.bufferedData.length > 0;
+    t.peerFin = dl.finReceived; // the application already heard of it
+    if (t.peerFin) t.heldAtTarget = dl.bufferedData.reduce((n, b) => n + b.length, 0);
     // A FIN already queued on the host goes with the state: no disconnect request for it; the
     // target asks for the upload once the connection is done (EV-3).
-    if (snap.delegated.finQueued) {
+    if (dl.finQueued) {
       t.closeRequested = true;
       t.finBeforeOffload = true;
-      t.disconnectDone = snap.delegated.state === "FIN-WAIT-2";
+      t.disconnectDone = dl.state === "FIN-WAIT-2";
     }
     this.#tcps.set(c, t);
     this.#byHandle.set(t.handle, t);
     this.#bySlot.set(t.slot, t);
+    return t;
+  }
 
-    // Send data from SndUna on: one NBL per chunk, host-owned until the call (spec 7.6).
+  /**
+   * Initiate, step 5: the TCP block. Send data from SndUna on becomes one NBL per chunk,
+   * host-owned until the call (spec 7.6); undelivered receive data becomes BufferedData NBLs.
+   */
+  #tcpBlockForInitiate(
+    t: OffloadedTcp,
+    snap: TcpSnapshot,
+  ): { tBlock: TcpBlock; sendChain: NetBufferList | null; bufChain: NetBufferList | null; bufLen: number } {
     const sendNbls = snap.delegated.sendData.map((chunk) => {
       const nbl = this.ledger.alloc("host", fromArrays([chunk]), OP_INIT);
       nbl.context = t;
@@ -1173,38 +963,11 @@ export class OffloadManager implements OffloadHost {
       miniportOffloadContext: t.slot,
       ndisOffloadHandle: t.handle,
       constState: t.chimConst,
-      cachedState: cached,
+      cachedState: t.cached,
       delegatedState: delegated,
       netBufferListChain: sendChain,
     });
-    pBlock.dependentBlockList = tBlock;
-    let root: OffloadBlockList = pBlock;
-    if (nBlock !== undefined) {
-      nBlock.dependentBlockList = pBlock;
-      root = nBlock;
-    }
-    this.stats.initiates++;
-    const bufLen = buffered.reduce((s, b) => s + b.length, 0);
-    this.stats.bufferedDataOut += bufLen;
-    this.#log(
-      c.id,
-      "InitiateOffload",
-      `${c.toString()} ${snap.delegated.state} sndUna=${snap.delegated.sndUna} sndNxt=${snap.delegated.sndNxt} ` +
-        `sndMax=${snap.delegated.sndMax} rcvNxt=${snap.delegated.rcvNxt} sendData=${t.sendOutstanding}B ` +
-        `bufferedData=${bufLen}B tree=${treeBlocks(root)
-          .map((b) => `${b.layer}:${b.miniportOffloadContext?.context === null ? "new" : "linker"}`)
-          .join(",")}`,
-    );
-    if (sendChain !== null) this.ledger.transfer(sendChain, "host", "target", OP_INIT);
-    const call = () => {
-      target.initiateOffload(root);
-    };
-    if (bufChain !== null) {
-      this.ledger.lend(bufChain, "host", "target", OP_INIT, call); // IO-19: the target copies now
-      this.ledger.free(bufChain, "host", OP_INIT); // IO-21 (on failure the parked engine still has it)
-    } else {
-      call();
-    }
+    return { tBlock, sendChain, bufChain, bufLen: buffered.reduce((s, b) => s + b.length, 0) };
   }
 
   #onTcpInitiated(t: OffloadedTcp, b: OffloadBlockList, ok: boolean): void {
@@ -1380,15 +1143,37 @@ export class OffloadManager implements OffloadHost {
     }
   }
 
+  /**
+   * TerminateOffloadComplete for one connection (spec 11): reclaim the send data, absorb the
+   * BufferedData behind the host's own queue, then either retire the connection (state lost, or
+   * nothing left to run) or adopt a new engine built from the delegated state.
+   */
   #onTcpUploaded(t: OffloadedTcp, b: OffloadBlockList): void {
     assert(b.layer === "tcp", "a TCP block");
     const c = t.conn;
-    const now = this.stack.now;
     const d = b.delegatedState;
     this.#unlinkTcp(t);
-    // Send data: every NBL the host still tracks, in order, from its current data start.
-    if (b.netBufferListChain !== null) {
-      for (const nbl of unlink(b.netBufferListChain)) {
+    const { sendData, sendBytes } = this.#reclaimSends(t, b.netBufferListChain);
+    const { buffered, bufferedIn } = this.#absorbBufferedData(t, d?.bufferedData ?? null);
+    assert(t.posted.length === 0, "receive requests outstanding after terminate (TM-9)");
+    const ok = b.status === "NDIS_STATUS_SUCCESS" && d !== undefined;
+    if (ok) this.#logEntry(new UploadLogEntry(this.stack.now, c.id, d, sendBytes, bufferedIn));
+    else this.#log(c.id, "TerminateOffloadComplete", `failed ${String(b.status)}`);
+    if (!ok || d.state === "TcpConnectionClosed" || t.aborted !== undefined) this.#retire(t, ok, buffered);
+    else this.#adoptUploaded(t, d, sendData, buffered);
+  }
+
+  /**
+   * Upload, step 1: every send NBL the host still tracks, in order, from its current data start
+   * (returned in the chain, or completed with UPLOAD_IN_PROGRESS). The host's own bytes come
+   * back as views, no copy; the NBLs are freed.
+   */
+  #reclaimSends(
+    t: OffloadedTcp,
+    returned: NetBufferList | null,
+  ): { sendData: Uint8Array[]; sendBytes: number } {
+    if (returned !== null) {
+      for (const nbl of unlink(returned)) {
         const e = t.sends.find((s) => s.nbl === nbl);
         assert(e !== undefined, `terminate returned NBL #${nbl.id}, which the host did not send`);
         e.atTarget = false;
@@ -1398,7 +1183,6 @@ export class OffloadManager implements OffloadHost {
     let sendBytes = 0;
     for (const e of t.sends) {
       assert(!e.atTarget, `NBL #${e.nbl.id} neither completed nor returned at terminate (TM-9)`);
-      // The host's own bytes (zero-copy sends): views, no copy.
       for (const piece of segments(this.ledger.view(e.nbl, "host", "TerminateOffload"))) {
         sendData.push(piece);
         sendBytes += piece.length;
@@ -1407,60 +1191,79 @@ export class OffloadManager implements OffloadHost {
       this.ledger.free(e.nbl, "host", "TerminateOffload");
     }
     t.sends.length = 0;
-    // Receive data: the host queue, then BufferedData (TM-20), in order.
+    return { sendData, sendBytes };
+  }
+
+  /**
+   * Upload, step 2: the receive data in order, the host queue first, then BufferedData (TM-20):
+   * one copy, one `set` per MDL piece, into warm pool chunks (fresh memory would fault every page
+   * on first touch; the chunks return to the pool as the bytes are read). The BufferedData NBLs
+   * are queued for MiniportTcpOffloadReceiveReturn.
+   */
+  #absorbBufferedData(
+    t: OffloadedTcp,
+    chain: NetBufferList | null,
+  ): { buffered: Uint8Array[]; bufferedIn: number } {
     let buffered: Uint8Array[] = t.recvQ.length === 0 ? [] : t.recvQ.slice();
     t.recvQ.length = 0;
     t.recvBytes = 0;
-    let bufferedIn = 0;
-    if (d?.bufferedData != null) {
-      const chain = d.bufferedData;
-      // One copy (TM-20), one `set` per MDL piece, into warm pool chunks (fresh memory would
-      // fault every page on first touch); the chunks return to the pool as the bytes are read.
-      const view = this.ledger.view(chain, "host", "TerminateOffload");
-      bufferedIn = chainLength(view);
-      if (bufferedIn > 0) {
-        if (buffered.length > 0) this.stats.uploadsBufferedBothSides++;
-        const filler = new ChunkFiller(this.recvPool, bufferedIn);
-        copyChainInto(view, filler);
-        const copied = filler.finish(); // the filler's own list, discarded with it
-        if (buffered.length === 0) buffered = copied;
-        else for (const x of copied) buffered.push(x);
-      }
-      this.stats.bufferedDataIn += bufferedIn;
-      this.#toReturn.push(chain);
-      this.#logReturns = true;
+    if (chain === null) return { buffered, bufferedIn: 0 };
+    const view = this.ledger.view(chain, "host", "TerminateOffload");
+    const bufferedIn = chainLength(view);
+    if (bufferedIn > 0) {
+      if (buffered.length > 0) this.stats.uploadsBufferedBothSides++;
+      const filler = new ChunkFiller(this.recvPool, bufferedIn);
+      copyChainInto(view, filler);
+      const copied = filler.finish(); // the filler's own list, discarded with it
+      if (buffered.length === 0) buffered = copied;
+      else for (const x of copied) buffered.push(x);
     }
-    assert(t.posted.length === 0, "receive requests outstanding after terminate (TM-9)");
-    const ok = b.status === "NDIS_STATUS_SUCCESS" && d !== undefined;
-    if (ok) this.#logEntry(new UploadLogEntry(now, c.id, d, sendBytes, bufferedIn));
-    else this.#log(c.id, "TerminateOffloadComplete", `failed ${String(b.status)}`);
-    if (!ok || d.state === "TcpConnectionClosed" || t.aborted !== undefined) {
-      // State lost, or nothing left to run: the connection ends here. What the application has
-      // not read stays readable (as on a closed host socket).
-      this.#retired.set(c, t);
-      t.closeRequested = true;
-      // The manager's queue hands out views: pool chunks leave the pool.
-      for (const x of buffered) if (this.recvPool.owns(x)) this.recvPool.detach(x);
-      if (t.aborted === undefined) {
-        for (const x of buffered) t.recvQ.push(x);
-        t.recvBytes = buffered.reduce((s, x) => s + x.length, 0);
-        t.heldAtTarget = 0;
-        if (t.recvBytes > 0) this.#event(t, { kind: "readable", bytes: t.recvBytes });
-      }
+    this.stats.bufferedDataIn += bufferedIn;
+    this.#toReturn.push(chain);
+    this.#logReturns = true;
+    return { buffered, bufferedIn };
+  }
+
+  /**
+   * Upload, step 3a: state lost, or nothing left to run: the connection ends here. What the
+   * application has not read stays readable (as on a closed host socket).
+   */
+  #retire(t: OffloadedTcp, ok: boolean, buffered: Uint8Array[]): void {
+    const c = t.conn;
+    this.#retired.set(c, t);
+    t.closeRequested = true;
+    // The manager's queue hands out views: pool chunks leave the pool.
+    for (const x of buffered) if (this.recvPool.owns(x)) this.recvPool.detach(x);
+    if (t.aborted === undefined) {
+      for (const x of buffered) t.recvQ.push(x);
+      t.recvBytes = buffered.reduce((s, x) => s + x.length, 0);
+      t.heldAtTarget = 0;
+      if (t.recvBytes > 0) this.#event(t, { kind: "readable", bytes: t.recvBytes });
       // CLOSED after both FINs is an orderly close. CLOSED otherwise means the target ended the
       // connection: its timers gave up (TimeoutExpiration: ETIMEDOUT), or something else killed
       // it, such as an in-order SYN (NS-2), which RFC 9293 3.10.7.4 reports as a reset.
       const orderly = ok && t.peerFin && (t.disconnectDone || t.finBeforeOffload);
-      if (t.aborted === undefined && orderly)
-        this.#closed(t, { kind: "closed", reason: "fin", error: undefined });
-      else if (t.aborted === undefined && ok && t.retrieveReason === "TimeoutExpiration")
+      if (orderly) this.#closed(t, { kind: "closed", reason: "fin", error: undefined });
+      else if (ok && t.retrieveReason === "TimeoutExpiration")
         this.#closed(t, { kind: "closed", reason: "timeout", error: "ETIMEDOUT" });
-      else if (t.aborted === undefined)
-        this.#closed(t, { kind: "closed", reason: "aborted", error: "ECONNRESET" });
-      this.stack.forget(c);
-      return;
+      else this.#closed(t, { kind: "closed", reason: "aborted", error: "ECONNRESET" });
     }
-    // The shared conversion (src/chimney/tcp-state.ts); the host adds what it knows itself.
+    this.stack.forget(c);
+  }
+
+  /**
+   * Upload, step 3b: a new engine from the delegated state (the shared conversion,
+   * src/chimney/tcp-state.ts, plus what the host knows itself), options changed meanwhile,
+   * then segments and sends held during the upload (TM-24) and a close still owed.
+   */
+  #adoptUploaded(
+    t: OffloadedTcp,
+    d: ChimneyDelegated,
+    sendData: readonly Uint8Array[],
+    buffered: readonly Uint8Array[],
+  ): void {
+    const c = t.conn;
+    const now = this.stack.now;
     const snap = snapshotFromOffloadState(
       { constState: t.chimConst, cachedState: t.cached, delegatedState: d },
       sendData,
@@ -1495,10 +1298,8 @@ export class OffloadManager implements OffloadHost {
         this.stack.deliverSegment(now, c, seg);
     }
     if (t.heldSends.length > 0) for (const data of t.heldSends.splice(0)) this.#engineSend(c, data);
-    if (t.closeRequested && !t.finBeforeOffload && !t.disconnectDone && engine.state === "ESTABLISHED")
-      engine.close();
-    else if (t.closeRequested && !t.finBeforeOffload && !t.disconnectDone && engine.state === "CLOSE-WAIT")
-      engine.close();
+    const closeOwed = t.closeRequested && !t.finBeforeOffload && !t.disconnectDone;
+    if (closeOwed && (engine.state === "ESTABLISHED" || engine.state === "CLOSE-WAIT")) engine.close();
     if (buffered.length > 0) this.stack.deliverEvent(c, { kind: "readable", bytes: engine.readable });
     this.stack.touch(c);
   }
@@ -2026,23 +1827,34 @@ function unlink(chain: NetBufferList): NetBufferList[] {
   return nbls;
 }
 
-/**
- * `snap` without its byte queues: the shadow only carries options (`configure`), and keeping the
- * queues would pin a second copy of the connection's data for as long as it is offloaded.
- */
-function withoutData(snap: TcpSnapshot): TcpSnapshot {
-  const d = snap.delegated;
-  // Without the send data the sequence space must shrink with it (the engine checks that
-  // SND.MAX does not run past its data): nothing in flight but a FIN already sent.
-  const finQueued = d.state === "FIN-WAIT-1" || d.state === "CLOSING" || d.state === "LAST-ACK";
-  const cap = finQueued && d.sndMax !== d.sndUna ? Seq.add(d.sndUna, 1) : d.sndUna;
-  const sndMax = Seq.gt(d.sndMax, cap) ? cap : d.sndMax;
-  const sndNxt = Seq.gt(d.sndNxt, sndMax) ? sndMax : d.sndNxt;
-  return { ...snap, delegated: { ...d, sndMax, sndNxt, sendData: [], bufferedData: [] } };
-}
-
 function chunk0(nbl: NetBufferList, ledger: BufferLedger): number {
   return chainLength(ledger.view(nbl, "host", OP_INIT));
+}
+
+/** A neighbor linker block (TR-6): names a neighbor already offloaded, carries no state. */
+function neighborLinker(n: NeighborObject): NeighborBlock {
+  return newBlock<NeighborBlock>({
+    layer: "neighbor",
+    stateType: "NeighborOffloadState",
+    miniportOffloadContext: n.slot,
+    ndisOffloadHandle: n.handle,
+    constState: undefined,
+    cachedState: undefined,
+    delegatedState: undefined,
+  });
+}
+
+/** A path linker block (TR-6). */
+function pathLinker(p: PathObject, stateType: PathBlock["stateType"]): PathBlock {
+  return newBlock<PathBlock>({
+    layer: "path",
+    stateType,
+    miniportOffloadContext: p.slot,
+    ndisOffloadHandle: undefined,
+    constState: undefined,
+    cachedState: undefined,
+    delegatedState: undefined,
+  });
 }
 
 function linkBlocks(blocks: OffloadBlockList[]): void {
