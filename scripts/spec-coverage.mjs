@@ -1,19 +1,28 @@
-// Spec coverage table: which chimney spec rules the code cites and which tests cite them.
+// Spec coverage table: which chimney rules the code cites and which tests cite them.
 //
-// Usage: node scripts/spec-coverage.mjs [--spec <path>] [--out <path>] [--reasons <path>] [--check]
+// Usage: node scripts/spec-coverage.mjs [--catalogue <path>] [--out <path>] [--reasons <path>] [--check]
+//        node scripts/spec-coverage.mjs --cross-check [--spec <path>] [--catalogue <path>]
 //
-// Reads the spec digest (default: ../shared/spec/chimney.md relative to the repo root),
-// extracts every rule id with its strength and a one-line summary, searches src/**/*.ts
-// (non-test: "enforced in") and src/**/*.test.ts + test/**/*.ts ("tested in") for each id as a
-// whole word (an explicit range "TM-14..TM-16" cites the ids between too), and writes docs/spec-coverage.md. With --check it writes nothing and exits 1 when
-// the file on disk differs from what would be generated. Plain Node ESM, no dependencies.
+// Rules come from the project's rule catalogue, docs/spec-rules.md: a `## ` heading per section
+// and a table `| id | level | rule |` under it (level = the strength tag, rule = a one-line
+// statement). The script searches src/**/*.ts (non-test: "enforced in") and src/**/*.test.ts +
+// test/**/*.ts ("tested in") for each id as a whole word (an explicit range "TM-14..TM-16" cites
+// the ids between too), and writes docs/spec-coverage.md. With --check it writes nothing and
+// exits 1 when the file on disk differs from what would be generated. Plain Node ESM, no
+// dependencies.
 //
 // Reasons: docs/spec-reasons.md holds one line `ID: reason` for every rule that is not enforced +
 // tested (why not: a FACT with nothing to enforce, a host guarantee kept elsewhere, out of scope...).
 // Other lines (headings, blank lines, prose) are ignored, so several people can add lines without
 // conflicts. The reason shows in the table. Both modes exit 1 when a rule that is not enforced +
 // tested has no reason, when a rule that is enforced + tested still has one, when an id is not in
-// the digest, or when an id has two lines.
+// the catalogue, when an id has two lines, or when the catalogue itself is malformed.
+//
+// Cross-check: --cross-check (implied by --spec) compares the catalogue with the chimney spec
+// digest instead (--spec, else env CHIMNEY_SPEC_DIGEST, else ../shared/spec/chimney.md from the
+// repo root): every rule of the digest must be in the catalogue with the same level (the digest's
+// tag, verbatim) and section, no other id may be, and no statement may copy the digest's text.
+// It writes nothing; exit 0 when they match, 1 when they differ, 2 when the digest is missing.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,10 +40,19 @@ function argValue(name, fallback) {
   return resolve(v);
 }
 
-const specPath = argValue("--spec", resolve(root, "..", "shared", "spec", "chimney.md"));
+const cataloguePath = argValue("--catalogue", join(root, "docs", "spec-rules.md"));
+const specArg = argValue("--spec", undefined);
 const outPath = argValue("--out", join(root, "docs", "spec-coverage.md"));
 const reasonsPath = argValue("--reasons", join(root, "docs", "spec-reasons.md"));
 const checkOnly = process.argv.includes("--check");
+const crossCheckOnly = process.argv.includes("--cross-check") || specArg !== undefined;
+const specEnv = process.env.CHIMNEY_SPEC_DIGEST;
+const specPath =
+  specArg ??
+  (specEnv !== undefined && specEnv !== ""
+    ? resolve(specEnv)
+    : resolve(root, "..", "shared", "spec", "chimney.md"));
+const catalogueName = relative(root, cataloguePath).split(sep).join("/");
 
 /** Strength classes in report order. */
 const CLASSES = ["MUST", "SHOULD", "MAY", "HOST-GUARANTEE", "FACT"];
@@ -52,25 +70,68 @@ function classify(raw) {
   return "FACT";
 }
 
-/** Markdown to one plain line of at most `max` characters. */
-function summarize(text, max = 160) {
-  let s = text
-    .replace(/\*\(src:[^)]*\)\*/g, "")
-    .replace(/\*\*/g, "")
-    .replace(/`/g, "")
-    .replace(/\s+/g, " ")
-    .trim();
-  s = s.replace(/^[—–-]\s*/, "");
-  // First sentence when it is reasonably short.
-  const m = /^(.{20,}?\.)\s/.exec(`${s} `);
-  if (m?.[1] !== undefined && m[1].length <= max) s = m[1];
-  if (s.length > max) s = `${s.slice(0, max - 1).trimEnd()}…`;
-  return s;
+/** A level tag starts with one of the classes. */
+const levelRe = /^(?:MUST|SHOULD|MAY|HOST-GUARANTEE|FACT)\b/;
+
+/** One space between words, no space at the ends. */
+const squash = (s) => s.replace(/\s+/g, " ").trim();
+
+/** Reads a file the script needs; a missing one ends the run with `hint` instead of a stack trace. */
+function readOrExit(path, what, hint) {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    const code = e instanceof Error && "code" in e ? e.code : undefined;
+    console.error(
+      code === "ENOENT" ? `${what} not found: ${path}` : `cannot read ${what} ${path}: ${String(e)}`,
+    );
+    console.error(hint);
+    process.exit(2);
+  }
 }
 
 const ID = String.raw`[A-Z][A-Z0-9]*-\d+[a-z]?`;
+
+// The rule catalogue: `## <section>` headings, each followed by a table `| id | level | rule |`.
+const catalogueRow = new RegExp(String.raw`^\|\s*${ID}\s*\|`);
+
+/** The catalogue's rules in file order, and what is wrong with it (empty when nothing). */
+function parseCatalogue(md) {
+  const rules = [];
+  const problems = [];
+  const seen = new Set();
+  let section;
+  md.split("\n").forEach((line, i) => {
+    const where = `line ${i + 1} of ${catalogueName}`;
+    const h = /^## (.+)$/.exec(line);
+    if (h?.[1] !== undefined) {
+      section = h[1].trim();
+      return;
+    }
+    if (!catalogueRow.test(line)) return;
+    const cells = line.trim().slice(1, -1).split("|").map(squash);
+    const [id = "", level = "", statement = ""] = cells;
+    if (cells.length !== 3 || !line.trim().endsWith("|")) {
+      problems.push(`${id}: a rule row has three cells, | id | level | rule | (${where})`);
+      return;
+    }
+    if (section === undefined) problems.push(`${id}: before the first section heading (${where})`);
+    if (seen.has(id)) problems.push(`${id}: listed twice (${where})`);
+    if (!levelRe.test(level))
+      problems.push(`${id}: level "${level}" does not start with one of ${CLASSES.join(", ")} (${where})`);
+    if (statement === "") problems.push(`${id}: no statement (${where})`);
+    seen.add(id);
+    rules.push({ id, section: section ?? "", level, cls: classify(level), statement });
+  });
+  if (rules.length === 0) problems.push(`${catalogueName}: no rule rows found`);
+  return { rules, problems };
+}
+
+// The spec digest, read only by the cross-check: a rule is `**ID** (STRENGTH) text` in a bullet
+// or a table row `| ID | text | STRENGTH | ... |`; `## N. Title` headings name the sections.
 const boldRule = new RegExp(String.raw`\*\*(${ID})\*\*\s*\(([^)]*)\)`, "g");
 const tableRule = new RegExp(String.raw`^\|\s*(${ID})\s*\|([^|]*)\|([^|]*)\|`);
+const srcNote = /\*\(src:[^)]*\)\*/g;
 
 function parseSpec(md) {
   const rules = [];
@@ -82,13 +143,13 @@ function parseSpec(md) {
     if (inFence) continue;
     const h = /^## (\d+\..*)$/.exec(line);
     if (h?.[1] !== undefined) {
-      section = h[1].replace(/\*\(src:[^)]*\)\*/g, "").trim();
+      section = h[1].replace(srcNote, "").trim();
       continue;
     }
     const add = (id, raw, text) => {
       if (seen.has(id)) return;
       seen.add(id);
-      rules.push({ id, section, raw: raw.trim(), cls: classify(raw), summary: summarize(text) });
+      rules.push({ id, section, raw: squash(raw), text: text.replace(srcNote, "") });
     };
     const t = tableRule.exec(line);
     if (t?.[1] !== undefined) {
@@ -104,6 +165,80 @@ function parseSpec(md) {
     });
   }
   return rules;
+}
+
+/** Lower-case words (letters, digits, `_`), so that markup and punctuation do not count. */
+const words = (s) => s.toLowerCase().match(/[a-z0-9_]+/g) ?? [];
+
+/** Runs of this many words that a statement shares with the digest's text count as copied. */
+const COPY_RUN = 8;
+
+/** The first run of COPY_RUN words of `statement` that also occurs in `source`, if any. */
+function copiedRun(statement, source) {
+  const src = words(source);
+  const runs = new Set();
+  for (let i = 0; i + COPY_RUN <= src.length; i++) runs.add(src.slice(i, i + COPY_RUN).join(" "));
+  const own = words(statement);
+  for (let i = 0; i + COPY_RUN <= own.length; i++) {
+    const run = own.slice(i, i + COPY_RUN).join(" ");
+    if (runs.has(run)) return run;
+  }
+  return undefined;
+}
+
+/** What differs between the catalogue and the digest (empty when they match). */
+function crossCheck(catalogue, spec) {
+  const problems = [];
+  const byId = new Map(catalogue.map((r) => [r.id, r]));
+  const specIds = new Set(spec.map((r) => r.id));
+  for (const s of spec) {
+    const c = byId.get(s.id);
+    if (c === undefined) {
+      problems.push(`${s.id} (${s.raw}; ${s.section}): a rule of the digest missing from ${catalogueName}`);
+      continue;
+    }
+    if (c.level !== s.raw) problems.push(`${s.id}: level "${c.level}" here, "${s.raw}" in the digest`);
+    if (c.section !== s.section)
+      problems.push(`${s.id}: in section "${c.section}" here, "${s.section}" in the digest`);
+    const copied = copiedRun(c.statement, s.text);
+    if (copied !== undefined)
+      problems.push(`${s.id}: the statement copies the digest's words ("${copied}"); restate it in our own`);
+  }
+  for (const c of catalogue) {
+    if (!specIds.has(c.id)) problems.push(`${c.id}: in ${catalogueName} but not a rule of the digest`);
+  }
+  return problems;
+}
+
+const catalogue = parseCatalogue(
+  readOrExit(
+    cataloguePath,
+    "rule catalogue",
+    "The rule catalogue (docs/spec-rules.md) is part of the repository; pass --catalogue <path> for another one.",
+  ),
+);
+for (const p of catalogue.problems) console.error(`spec rules: ${p}`);
+
+if (crossCheckOnly) {
+  const spec = parseSpec(
+    readOrExit(
+      specPath,
+      "spec digest",
+      `The cross-check compares ${catalogueName} with the chimney spec digest, which is not part of the repository: it is read from ../shared/spec/chimney.md beside it, or from --spec <path> or env CHIMNEY_SPEC_DIGEST. Coverage (without --cross-check) needs only ${catalogueName}.`,
+    ),
+  );
+  const diff = crossCheck(catalogue.rules, spec);
+  for (const p of diff) console.error(`spec rules vs digest: ${p}`);
+  if (catalogue.problems.length > 0 || diff.length > 0) {
+    console.error(
+      `${catalogueName} does not match the spec digest ${specPath}: ${catalogue.problems.length + diff.length} problem(s)`,
+    );
+    process.exit(1);
+  }
+  console.log(
+    `${catalogueName} matches the spec digest ${specPath}: ${spec.length} rules, same ids, levels and sections`,
+  );
+  process.exit(0);
 }
 
 function walk(dir, out) {
@@ -155,7 +290,7 @@ const testedMap = citations([...srcFiles.filter(isTest), ...walk(join(root, "tes
 
 const STATUS = ["enforced + tested", "enforced, untested", "tested only", "not implemented"];
 
-const rules = parseSpec(readFileSync(specPath, "utf8"));
+const rules = catalogue.rules;
 for (const r of rules) {
   r.enforced = [...(enforcedMap.get(r.id) ?? [])].sort();
   r.tested = [...(testedMap.get(r.id) ?? [])].sort();
@@ -191,7 +326,7 @@ const problems = [...reasons.problems];
 {
   const known = new Set(rules.map((r) => r.id));
   for (const id of reasons.map.keys()) {
-    if (!known.has(id)) problems.push(`${id}: has a reason but is not a rule of the digest`);
+    if (!known.has(id)) problems.push(`${id}: has a reason but is not a rule of ${catalogueName}`);
   }
   for (const r of rules) {
     r.reason = reasons.map.get(r.id);
@@ -209,13 +344,13 @@ const lines = [];
 lines.push("# Spec coverage");
 lines.push("");
 lines.push(
-  "Generated by `node scripts/spec-coverage.mjs` from the chimney spec digest; do not edit by hand.",
+  `Generated by \`node scripts/spec-coverage.mjs\` from the rule catalogue \`${catalogueName}\` (one line per rule, in the project's words); do not edit by hand.`,
 );
 lines.push(
   "A rule counts as *enforced* when a non-test file under `src/` cites its id (as a whole word, or inside an explicit range such as `TM-14..TM-16`), and as *tested* when a test file (`src/**/*.test.ts`, `test/**/*.ts`) cites it.",
 );
 lines.push(
-  "Mixed strengths (for example `SHOULD/MUST` or `FACT/MUST`) are counted under the strongest capitalised keyword: MUST > SHOULD > MAY > HOST-GUARANTEE > FACT.",
+  "Mixed levels (for example `SHOULD/MUST` or `FACT/MUST`) are counted under the strongest capitalised keyword: MUST > SHOULD > MAY > HOST-GUARANTEE > FACT.",
 );
 lines.push(
   "Every rule that is not enforced + tested has a reason in `docs/spec-reasons.md` (one `ID: reason` line each), shown in the *reason* column; `--check` fails when one is missing or when a reason is left on a rule that is now enforced + tested.",
@@ -223,7 +358,7 @@ lines.push(
 lines.push("");
 lines.push("## Summary");
 lines.push("");
-lines.push(`| strength | rules | ${STATUS.join(" | ")} |`);
+lines.push(`| level | rules | ${STATUS.join(" | ")} |`);
 lines.push(`|---|---:|${STATUS.map(() => "---:").join("|")}|`);
 const totals = STATUS.map(() => 0);
 for (const cls of CLASSES) {
@@ -249,12 +384,12 @@ for (const r of gaps) {
     lines.push("");
     lastSection = r.section;
   }
-  lines.push(`- **${r.id}** (${r.raw}; ${r.status}) — ${r.summary}`);
+  lines.push(`- **${r.id}** (${r.level}; ${r.status}) — ${r.statement}`);
   if (r.reason !== undefined) lines.push(`  *Reason:* ${r.reason}`);
 }
 lines.push("");
 
-// Ids cited in the code with a known rule prefix but absent from the digest (typos, stale ids).
+// Ids cited in the code with a known rule prefix but absent from the catalogue (typos, stale ids).
 const known = new Set(rules.map((r) => r.id));
 const prefixes = new Set(rules.map((r) => r.id.replace(/-\d+[a-z]?$/, "")));
 const unknown = new Map();
@@ -267,7 +402,7 @@ for (const map of [enforcedMap, testedMap]) {
   }
 }
 if (unknown.size > 0) {
-  lines.push(`## Cited ids not in the digest (${unknown.size})`);
+  lines.push(`## Cited ids not in the catalogue (${unknown.size})`);
   lines.push("");
   for (const id of [...unknown.keys()].sort()) {
     lines.push(
@@ -286,11 +421,11 @@ for (const s of sections) {
   lines.push("");
   lines.push(`### ${s}`);
   lines.push("");
-  lines.push("| rule | strength | summary | enforced in | tested in | status | reason |");
+  lines.push("| rule | level | statement | enforced in | tested in | status | reason |");
   lines.push("|---|---|---|---|---|---|---|");
   for (const r of rules.filter((x) => x.section === s)) {
     lines.push(
-      `| ${r.id} | ${cell(r.raw)} | ${cell(r.summary)} | ${files(r.enforced)} | ${files(r.tested)} | ${r.status} | ${cell(r.reason ?? "")} |`,
+      `| ${r.id} | ${cell(r.level)} | ${cell(r.statement)} | ${files(r.enforced)} | ${files(r.tested)} | ${r.status} | ${cell(r.reason ?? "")} |`,
     );
   }
 }
@@ -303,10 +438,11 @@ const summaryLine = CLASSES.map((c) => {
 }).join(", ");
 
 for (const p of problems) console.error(`spec reasons: ${p}`);
+const problemCount = catalogue.problems.length + problems.length;
 
 if (checkOnly) {
-  if (problems.length > 0) {
-    console.error(`${problems.length} spec-reason problem(s); see docs/spec-reasons.md`);
+  if (problemCount > 0) {
+    console.error(`${problemCount} problem(s) in ${catalogueName} or ${relative(root, reasonsPath)}`);
     process.exit(1);
   }
   const current = existsSync(outPath) ? readFileSync(outPath, "utf8") : "";
@@ -320,5 +456,5 @@ if (checkOnly) {
   console.log(
     `wrote ${relative(root, outPath)}: ${rules.length} rules; enforced + tested: ${summaryLine}; MUST gaps: ${gaps.length}`,
   );
-  if (problems.length > 0) process.exit(1);
+  if (problemCount > 0) process.exit(1);
 }
