@@ -37,6 +37,11 @@
  * - Re-entrancy. Upcalls from the target only record work; anything that calls the target again
  *   (receive returns, re-posting, forwarding, starting a terminate) runs from `flush`, which the
  *   stack calls before producing output. So no call into the target nests inside another.
+ *
+ * Size: the manager is the host half of the contract: every NDIS upcall (completions,
+ *   indications, events), every socket call in every phase and the trees of the five state
+ *   operations share its object tables; the records, policy and knobs live in offloaded-tcp.ts
+ *   and offload-policy.ts. Carving the data path out over a shared context is the next step.
  */
 import {
   forEachInTree,

@@ -33,6 +33,10 @@
  *   counts what the chimney did (`OffloadActivity`).
  *
  * A failure stops the script; its message is one line, `file:line: expected ... got ...`.
+ *
+ * Size: it is packetdrill's system-call table (every call, option and struct the scripts use,
+ *   each mapped to a stack operation) plus the packet matcher; one entry per call, read as a
+ *   reference rather than as a flow.
  */
 import { HostStack, type HostConn, type HostListener, type StackEvent } from "../../host/stack.js";
 import { fromOffloadConnectionState } from "../../chimney/tcp-state.js";
