@@ -18,7 +18,7 @@ import { Prng } from "../src/sim/prng.js";
 import { SimDriver, type SimNode, type SimStackDriver } from "../src/socket/driver.js";
 import { NetStack } from "../src/socket/net-stack.js";
 import type { Socket } from "../src/socket/socket.js";
-import { SoftwareTarget } from "../src/target/software-target.js";
+import { SoftwareTarget } from "../src/offload-target/software-target.js";
 import { tcpConfig } from "../src/tcp/config.js";
 import { Duration, Instant } from "../src/time/instant.js";
 import { mac } from "../src/wire/ethernet.js";

@@ -23,7 +23,7 @@ import {
   type StackEventHandler,
 } from "../socket/driver.js";
 import { NetStack } from "../socket/net-stack.js";
-import { SoftwareTarget } from "../target/software-target.js";
+import { SoftwareTarget } from "../offload-target/software-target.js";
 import { tcpConfig, type TcpConfig } from "../tcp/config.js";
 import { Instant } from "../time/instant.js";
 import { UsageError } from "../util/errors.js";

@@ -14,7 +14,7 @@ import type { Instant } from "../time/instant.js";
 import type { FrameSink } from "./frame-sink.js";
 import type { Scheduler, SimTimer } from "./scheduler.js";
 
-/** A target that is also the NIC: what the simulator glue drives (src/target's SoftwareTarget). */
+/** A target that is also the NIC: what the simulator glue drives (src/offload-target's SoftwareTarget). */
 export interface NicTarget extends OffloadTarget {
   /** A frame from the wire. */
   handleFrame(now: Instant, frame: Uint8Array): void;

@@ -12,7 +12,7 @@ import {
 import { type HostConn, HostStack, type StackEvent } from "../../src/host/stack.js";
 import { BufferLedger } from "../../src/nbl/ledger.js";
 import { Prng } from "../../src/sim/prng.js";
-import { SoftwareTarget, type SoftwareTargetOptions } from "../../src/target/software-target.js";
+import { SoftwareTarget, type SoftwareTargetOptions } from "../../src/offload-target/software-target.js";
 import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
 import { Instant } from "../../src/time/instant.js";
 import { ChecksumCapabilities } from "../../src/wire/checksum.js";

@@ -15,7 +15,7 @@ import { BufferLedger } from "../../src/nbl/ledger.js";
 import { buildDuplexLink, type FaultProfile } from "../../src/sim/link.js";
 import { type NicTarget, SimChimneyHost } from "../../src/sim/offload-node.js";
 import { Prng } from "../../src/sim/prng.js";
-import { SoftwareTarget } from "../../src/target/software-target.js";
+import { SoftwareTarget } from "../../src/offload-target/software-target.js";
 import { Scheduler } from "../../src/sim/scheduler.js";
 import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
 import { Duration, Instant } from "../../src/time/instant.js";

@@ -19,7 +19,7 @@ import { acceptAllKnobs, OffloadManager, type OffloadStats } from "../../host/of
 import type { NeighborConfig } from "../../host/neighbor.js";
 import { BufferLedger } from "../../nbl/ledger.js";
 import type { RandomSource } from "../../host/stack.js";
-import { SoftwareTarget } from "../../target/software-target.js";
+import { SoftwareTarget } from "../../offload-target/software-target.js";
 import type { TcpConfig } from "../../tcp/config.js";
 import { Duration, Instant } from "../../time/instant.js";
 import { ETHER_TYPE_NUMBERS, ETHER_TYPE_VLAN, type MacAddr, mac } from "../../wire/ethernet.js";
