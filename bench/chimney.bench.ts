@@ -64,7 +64,7 @@ import { cpus, loadavg } from "node:os";
 import { RECV_CHUNK_BYTES } from "../src/host/offload-manager.js";
 import type { HostConn } from "../src/host/stack.js";
 import { ChunkFiller, ChunkPool } from "../src/storage/chunk-pool.js";
-import { HELD_CHUNK_BYTES } from "../src/target/software-target.js";
+import { HELD_CHUNK_BYTES } from "../src/offload-target/software-target.js";
 import { RecvBuffer } from "../src/storage/recv-buffer.js";
 import { Duration } from "../src/time/instant.js";
 import { ip } from "../src/wire/ip-addr.js";

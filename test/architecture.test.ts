@@ -14,7 +14,7 @@ const PURE = [
   "src/nbl",
   "src/chimney",
   "src/host",
-  "src/target",
+  "src/offload-target",
   "src/node",
   "src/sim",
   "src/scenario",
@@ -29,8 +29,8 @@ const FORBIDDEN: [RegExp, string][] = [
   [/\bprocess\.|\bconsole\./, "process or console"],
 ];
 const NO_CROSS: [string, RegExp][] = [
-  ["src/host", /from\s+["'][./]*target\//],
-  ["src/target", /from\s+["'][./]*host\//],
+  ["src/host", /from\s+["'][./]*offload-target\//],
+  ["src/offload-target", /from\s+["'][./]*host\//],
 ];
 
 function sources(dir: string): string[] {

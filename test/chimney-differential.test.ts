@@ -5,7 +5,7 @@
 // refused, with posted receives partly filled, with data buffered on both sides, with
 // out-of-order data held, after a FIN, during retransmission (loss). Every stream is checked byte
 // by byte against the pattern the peer wrote (the host-only stream), every run must end idle
-// with both sides closed, and each ledger must be quiescent. The offloaded runs use src/target's
+// with both sides closed, and each ledger must be quiescent. The offloaded runs use src/offload-target's
 // SoftwareTarget, each schedule with state operations completing at once and after a delay.
 // Failures print the replay line (CHIMNEY_SEED / CHIMNEY_SEEDS change the suite's seeds).
 import assert from "node:assert/strict";

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { HostConn, StackEvent } from "../src/host/stack.js";
 import { buildChimneyWorld, type ChimneyWorld, type WorldOptions } from "../src/sim/chimney-world.js";
-import { SoftwareTarget } from "../src/target/software-target.js";
+import { SoftwareTarget } from "../src/offload-target/software-target.js";
 import { Duration, Instant } from "../src/time/instant.js";
 import { ip } from "../src/wire/ip-addr.js";
 import { fillPattern, patternByte } from "./support/sim-pair.js";

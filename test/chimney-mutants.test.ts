@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { OwnershipError } from "../src/util/errors.js";
-import type { TargetMutant } from "../src/target/software-target.js";
+import type { TargetMutant } from "../src/offload-target/software-target.js";
 import {
   advance,
   offloaded,

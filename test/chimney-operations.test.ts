@@ -1,5 +1,5 @@
 // End-to-end tests of each chimney operation the host's offload manager runs against the
-// software offload target (src/target): initiate (with host-buffered receive data and unacknowledged
+// software offload target (src/offload-target): initiate (with host-buffered receive data and unacknowledged
 // send data), terminate (BufferedData back, in order), a terminate storm of a neighbor, updates
 // (path MTU, keep-alive), invalidate -> upload, query, a failed initiate, reachability queries,
 // aborts, the automatic policy and UPLOAD_ALL. Every test ends with quiescent ledgers.
@@ -9,7 +9,7 @@ import { type NeighborBlock, newBlock } from "../src/chimney/block-list.js";
 import type { HostConn, StackEvent } from "../src/host/stack.js";
 import { buildChimneyWorld, type ChimneyWorld, type WorldOptions } from "../src/sim/chimney-world.js";
 import { runSeedScenario } from "../src/sim/scenarios/seed.js";
-import { SEND_BACKLOG_MAX, SEND_BACKLOG_MIN } from "../src/target/software-target.js";
+import { SEND_BACKLOG_MAX, SEND_BACKLOG_MIN } from "../src/offload-target/software-target.js";
 import { Duration, Instant } from "../src/time/instant.js";
 import { decodeFrame } from "../src/wire/packet.js";
 import { ip } from "../src/wire/ip-addr.js";

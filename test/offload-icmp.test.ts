@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { HostConn } from "../src/host/stack.js";
 import { buildChimneyWorld, type ChimneyWorld } from "../src/sim/chimney-world.js";
-import { SoftwareTarget } from "../src/target/software-target.js";
+import { SoftwareTarget } from "../src/offload-target/software-target.js";
 import { Instant } from "../src/time/instant.js";
 import { mac } from "../src/wire/ethernet.js";
 import type { Icmpv4Repr } from "../src/wire/icmpv4.js";

@@ -19,7 +19,7 @@ import { CollectingSink } from "../src/sim/frame-sink.js";
 import { SimHost } from "../src/sim/host-node.js";
 import { Prng } from "../src/sim/prng.js";
 import { Scheduler } from "../src/sim/scheduler.js";
-import { SoftwareTarget } from "../src/target/software-target.js";
+import { SoftwareTarget } from "../src/offload-target/software-target.js";
 import { tcpConfig } from "../src/tcp/config.js";
 import { Seq } from "../src/tcp/seq.js";
 import { Instant } from "../src/time/instant.js";

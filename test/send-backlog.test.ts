@@ -9,7 +9,7 @@ import type { HostConn, StackEvent } from "../src/host/stack.js";
 import { chainLength } from "../src/nbl/chain.js";
 import type { NetBufferList } from "../src/nbl/nbl.js";
 import { buildChimneyWorld, type ChimneyWorld } from "../src/sim/chimney-world.js";
-import { SEND_BACKLOG_MIN, type SoftwareTarget } from "../src/target/software-target.js";
+import { SEND_BACKLOG_MIN, type SoftwareTarget } from "../src/offload-target/software-target.js";
 import { Instant } from "../src/time/instant.js";
 import { ip } from "../src/wire/ip-addr.js";
 import { fillPattern, patternByte } from "./support/sim-pair.js";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { acceptAllKnobs, type ReceiveKnobs } from "../src/host/offload-manager.js";
-import { HELD_CHUNK_BYTES } from "../src/target/software-target.js";
+import { HELD_CHUNK_BYTES } from "../src/offload-target/software-target.js";
 import { Duration } from "../src/time/instant.js";
 import {
   offloadConn,

@@ -18,7 +18,7 @@ import { createChimney } from "../node/chimney-node.js";
 import { Prng } from "../sim/prng.js";
 import { RealTimeDriver } from "../socket/driver.js";
 import { NetStack } from "../socket/net-stack.js";
-import type { SoftwareTarget } from "../target/software-target.js";
+import type { SoftwareTarget } from "../offload-target/software-target.js";
 import { tcpConfig, type TcpConfig } from "../tcp/config.js";
 import { mac } from "../wire/ethernet.js";
 import { ip } from "../wire/ip-addr.js";

@@ -40,12 +40,12 @@ import {
 } from "../host/offload-manager.js";
 import type { HostStack, StackEvent } from "../host/stack.js";
 import { BufferLedger } from "../nbl/ledger.js";
-import { SoftwareTarget, type SoftwareTargetOptions } from "../target/software-target.js";
+import { SoftwareTarget, type SoftwareTargetOptions } from "../offload-target/software-target.js";
 import { Instant } from "../time/instant.js";
 import { InvariantViolation } from "../util/errors.js";
 import type { MacAddr } from "../wire/ethernet.js";
 
-/** A target that is also the NIC: what a chimney node drives (src/target's SoftwareTarget). */
+/** A target that is also the NIC: what a chimney node drives (src/offload-target's SoftwareTarget). */
 export interface NicTarget extends OffloadTarget {
   /** A frame from the wire. */
   handleFrame(now: Instant, frame: Uint8Array): void;

@@ -1,7 +1,7 @@
 /**
  * A two-host chimney world for scenarios and tests: host "a" (192.0.2.1 / 2001:db8::1) and host
  * "b" (.2 / ::2) on one simulated Ethernet segment, each optionally with an offload manager and
- * the software offload target (src/target), and one ledger per host. Applications are callbacks on socket events;
+ * the software offload target (src/offload-target), and one ledger per host. Applications are callbacks on socket events;
  * the world runs on virtual time and is a pure function of its seed.
  */
 import {
@@ -19,7 +19,7 @@ import { buildDuplexLink, type FaultProfile, type LinkTapOptions } from "./link.
 import { createChimney, type NicTarget } from "../node/chimney-node.js";
 import { SimHost } from "./host-node.js";
 import { Prng } from "./prng.js";
-import type { SoftwareTargetOptions } from "../target/software-target.js";
+import type { SoftwareTargetOptions } from "../offload-target/software-target.js";
 import { Scheduler } from "./scheduler.js";
 
 /** How to build one host of the world. */

@@ -13,7 +13,7 @@ import { type HostConn, HostStack, type StackEvent } from "../../src/host/stack.
 import type { BufferLedger } from "../../src/nbl/ledger.js";
 import { ChimneyNode, createChimney } from "../../src/node/chimney-node.js";
 import { Prng } from "../../src/sim/prng.js";
-import type { SoftwareTarget, SoftwareTargetOptions } from "../../src/target/software-target.js";
+import type { SoftwareTarget, SoftwareTargetOptions } from "../../src/offload-target/software-target.js";
 import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
 import { Instant } from "../../src/time/instant.js";
 import { ChecksumCapabilities } from "../../src/wire/checksum.js";

@@ -1,5 +1,5 @@
 /**
- * Test support for the software offload target (used by src/target tests and the mutant tests):
+ * Test support for the software offload target (used by src/offload-target tests and the mutant tests):
  * a scripted fake host that records every upcall and checks ledger ownership and the chimney
  * rules a host can observe, a peer (a real TCP engine behind frames built with src/wire/packet.ts,
  * plus raw segment injection), and builders for offload trees made from a real handshake.
@@ -30,7 +30,7 @@ import type { OffloadHost, ReceiveIndicateResult, TcpOffloadEvent } from "../../
 import type { TcpOffloadState } from "../../src/chimney/state.js";
 import type { OffloadStatusIndication } from "../../src/chimney/status.js";
 import { offloadStateFromSnapshot } from "../../src/chimney/tcp-state.js";
-import { SoftwareTarget, type SoftwareTargetOptions } from "../../src/target/software-target.js";
+import { SoftwareTarget, type SoftwareTargetOptions } from "../../src/offload-target/software-target.js";
 
 export const HOST_MAC = mac("02:00:00:00:00:01");
 export const PEER_MAC = mac("02:00:00:00:00:02");

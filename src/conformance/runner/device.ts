@@ -19,7 +19,7 @@ import type { NeighborConfig } from "../../host/neighbor.js";
 import type { BufferLedger } from "../../nbl/ledger.js";
 import { ChimneyNode, createChimney } from "../../node/chimney-node.js";
 import type { RandomSource } from "../../host/stack.js";
-import type { SoftwareTarget } from "../../target/software-target.js";
+import type { SoftwareTarget } from "../../offload-target/software-target.js";
 import type { TcpConfig } from "../../tcp/config.js";
 import { Duration, Instant } from "../../time/instant.js";
 import { ETHER_TYPE_NUMBERS, ETHER_TYPE_VLAN, type MacAddr, mac } from "../../wire/ethernet.js";
