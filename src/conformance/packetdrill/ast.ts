@@ -201,6 +201,17 @@ export interface PdTcpPacket extends PdPacketBase {
    * `<...>` (outbound only: options are not checked).
    */
   readonly options: readonly PdTcpOption[] | "any";
+  /** `/udp(src > dst)` after the segment: it travels inside UDP (TCP over UDP, nplab). */
+  readonly udpEncaps: PdUdpEncaps | undefined;
+}
+
+/**
+ * The UDP ports of a TCP segment encapsulated in UDP (`/udp(9811 > 1)`, RFC 8095-style TCP over
+ * UDP as the nplab packetdrill and FreeBSD's `TCP_REMOTE_UDP_ENCAPS_PORT` do it).
+ */
+export interface PdUdpEncaps {
+  readonly src: number;
+  readonly dst: number;
 }
 
 /** One TCP option inside `<...>`. */
@@ -220,7 +231,17 @@ export type PdTcpOption =
       readonly ecrAbsolute: boolean;
     })
   | (PdPos & { readonly kind: "md5"; readonly digest: string })
-  | (PdPos & { readonly kind: "fastopen"; readonly cookie: string; readonly experimental: boolean });
+  | (PdPos & {
+      readonly kind: "fastopen";
+      /**
+       * The cookie as written: even-length hex digits (`FO 0123abcd`), empty for a cookie
+       * request (`FO`), or a symbol the packetdrill command line defines (`FO TFO_COOKIE`, given
+       * as `-D TFO_COOKIE=...`); `symbolic` tells the last apart.
+       */
+      readonly cookie: string;
+      readonly symbolic: boolean;
+      readonly experimental: boolean;
+    });
 
 /** A SACK block `left:right`. */
 export interface PdSackBlock {
@@ -246,7 +267,7 @@ export interface PdIcmpPacket extends PdPacketBase {
 
 /** The offending packet an ICMP error quotes. */
 export type PdIcmpEchoed =
-  | { readonly protocol: "tcp"; readonly seq: PdTcpSeq }
+  | { readonly protocol: "tcp"; readonly seq: PdTcpSeq; readonly udpEncaps: PdUdpEncaps | undefined }
   | { readonly protocol: "udp"; readonly len: number }
   | { readonly protocol: "raw"; readonly len: number };
 

@@ -37,6 +37,7 @@ import type {
   PdTcpPacket,
   PdTcpSeq,
   PdTime,
+  PdUdpEncaps,
   PdUdpPacket,
   PdUntimedCommand,
 } from "./ast.js";
@@ -603,7 +604,21 @@ class Parser {
       urg = this.uint({ max: U16, what: "urgent pointer" });
     }
     const options = this.isPunct("<") ? this.tcpOptions(base.direction) : [];
-    return { ...base, protocol: "tcp", ports, flags, seq, ack, win, urg, options };
+    const udpEncaps = this.udpEncaps();
+    return { ...base, protocol: "tcp", ports, flags, seq, ack, win, urg, options, udpEncaps };
+  }
+
+  /** `/udp(src > dst)` after a TCP segment or quoted sequence range, or nothing. */
+  private udpEncaps(): PdUdpEncaps | undefined {
+    if (!this.isPunct("/")) return undefined;
+    this.next();
+    this.expectWord("udp", "expected 'udp' after '/' (TCP over UDP: /udp(src > dst))");
+    this.expectPunct("(", "expected '(' and the UDP ports after /udp");
+    const src = this.uint({ max: U16, what: "UDP source port" });
+    this.expectPunct(">", "expected '>' between the UDP ports");
+    const dst = this.uint({ max: U16, what: "UDP destination port" });
+    this.expectPunct(")", "expected ')' after the UDP ports");
+    return { src, dst };
   }
 
   /** `S`, `S.`, `.`, `F.`, `SEW`, `-` (none). */
@@ -735,16 +750,19 @@ class Parser {
       }
       case "FO":
       case "FOEXP": {
+        // packetdrill's hex_blob is a WORD or INTEGER: hex digits, or a symbol its command line
+        // defines (-D TFO_COOKIE=...). A word that is not all hex digits is such a symbol.
         const c = this.peek();
         let cookie = "";
         if (c.type === "word" || (c.type === "int" && !c.hex)) {
           this.next();
           cookie = c.text;
         }
-        if (!/^([0-9a-fA-F]{2})*$/.test(cookie)) {
+        const symbolic = /^[A-Za-z_][A-Za-z0-9_]*$/.test(cookie) && !/^[0-9a-fA-F]+$/.test(cookie);
+        if (!symbolic && !/^([0-9a-fA-F]{2})*$/.test(cookie)) {
           this.fail(c, "PD_EXPECTED", `TCP fast open cookie '${cookie}' is not an even-length hex string`);
         }
-        return { kind: "fastopen", ...at, cookie, experimental: t.text === "FOEXP" };
+        return { kind: "fastopen", ...at, cookie, symbolic, experimental: t.text === "FOEXP" };
       }
       default:
         return this.fail(t, "PD_UNKNOWN_TCP_OPTION", `unknown TCP option '${t.text}'`);
@@ -786,7 +804,8 @@ class Parser {
       } else if (t.type === "word" && (t.text === "sctp" || t.text === "udplite")) {
         this.fail(t, "PD_UNSUPPORTED", `ICMP quoting ${t.text} is not supported`);
       } else {
-        echoed = { protocol: "tcp", seq: this.seq() };
+        const seq = this.seq();
+        echoed = { protocol: "tcp", seq, udpEncaps: this.udpEncaps() };
       }
       this.expectPunct("]", "expected ']' after the quoted packet");
     }
