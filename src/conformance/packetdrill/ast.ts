@@ -157,7 +157,22 @@ export interface PdIpInfo {
 /** Fields every packet has. The position is that of the direction character. */
 export interface PdPacketBase extends PdPos {
   readonly direction: PdDirection;
+  /**
+   * Outer IP headers written explicitly before the packet, outermost first
+   * (`< ipv4 192.0.2.1 > 192.0.2.2: [ect0] . 1:1(0) ...`); empty when none is written.
+   */
+  readonly outer: readonly PdIpHeader[];
   readonly ip: PdIpInfo | undefined;
+}
+
+/** An explicit IP header before a packet: `ipv4 SRC > DST:` or `ipv6 SRC > DST:` (packetdrill's packet_prefix). */
+export interface PdIpHeader {
+  readonly version: 4 | 6;
+  /** Its own annotation (`ipv4 [ttl 2] A > B:`), if written. */
+  readonly ip: PdIpInfo | undefined;
+  /** The addresses as written. */
+  readonly src: string;
+  readonly dst: string;
 }
 
 /** TCP flags as written, decoded. `.` is ACK; `-` means no flags. */

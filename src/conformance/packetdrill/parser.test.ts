@@ -303,6 +303,7 @@ void test("an outbound SYN with the full option list, with every position", () =
     line: 1,
     column: 7,
     direction: "outbound",
+    outer: [],
     ip: undefined,
     protocol: "tcp",
     ports: undefined,
@@ -325,6 +326,7 @@ void test("an outbound SYN with the full option list, with every position", () =
 void test("an inbound SYN-ACK with ack, window and eol padding", () => {
   assert.deepEqual(strip(packet("+0.10 < S. 0:0(0) ack 1 win 32767 <mss 1460,sackOK,eol,eol>")), {
     direction: "inbound",
+    outer: [],
     ip: undefined,
     protocol: "tcp",
     ports: undefined,
@@ -445,6 +447,23 @@ void test("TCP over UDP: /udp(src > dst) after a segment, glued to the window or
   assert.equal(d.udpEncaps, undefined);
 });
 
+void test("explicit outer IP headers: ipv4 / ipv6 SRC > DST: before the packet, nested, with annotations", () => {
+  const a = packet("0 < ipv4 192.0.2.1 > 192.0.2.2: [ect0] . 1:1(0) ack 1 win 100");
+  assert.deepEqual(a.outer, [{ version: 4, ip: undefined, src: "192.0.2.1", dst: "192.0.2.2" }]);
+  assert.equal(a.ip?.ecn, "ect0");
+  const b = packet("0 > ipv6 [hlim 3] 2001:db8::1 > 2001:db8::2: ipv4 10.0.0.1 > 10.0.0.2: S 0:0(0) <...>");
+  assert.deepEqual(
+    b.outer.map((h) => [h.version, h.ip?.ttl, h.src, h.dst]),
+    [
+      [6, 3, "2001:db8::1", "2001:db8::2"],
+      [4, undefined, "10.0.0.1", "10.0.0.2"],
+    ],
+  );
+  const c = packet("0 < ipv6 ::1 > ::ffff:192.0.2.4: icmp unreachable port_unreachable [1:1(0)]");
+  assert.ok(c.protocol === "icmp");
+  assert.deepEqual(c.outer, [{ version: 6, ip: undefined, src: "::1", dst: "::ffff:192.0.2.4" }]);
+});
+
 void test("option lists tolerate spaces after commas and options in any order", () => {
   const p = packet("0 < S 0:0(0) win 65535 <mss 1460,wscale 2,TS val 1 ecr 0,sackOK, eol>");
   assert.ok(p.protocol === "tcp");
@@ -483,6 +502,7 @@ void test("ICMP errors quoting a TCP segment", () => {
     line: 1,
     column: 7,
     direction: "inbound",
+    outer: [],
     ip: undefined,
     protocol: "icmp",
     type: "unreachable",
@@ -521,6 +541,7 @@ void test("ICMP with an mtu, without a code, unspaced, and quoting UDP", () => {
 void test("UDP datagrams", () => {
   assert.deepEqual(strip(packet("0 < udp 5353>53 (100)")), {
     direction: "inbound",
+    outer: [],
     ip: undefined,
     protocol: "udp",
     ports: { src: 5353, dst: 53 },

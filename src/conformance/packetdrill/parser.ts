@@ -26,10 +26,12 @@ import type {
   PdExpr,
   PdIcmpEchoed,
   PdIcmpPacket,
+  PdIpHeader,
   PdIpInfo,
   PdItem,
   PdOption,
   PdPacket,
+  PdPacketBase,
   PdSackBlock,
   PdScript,
   PdTcpFlags,
@@ -205,6 +207,8 @@ class Parser {
         case "string":
         case "code":
         case "ellipsis":
+        case "ipv4":
+        case "ipv6":
         case "punct":
           items.push(this.event());
           this.sawEvent = true;
@@ -321,6 +325,8 @@ class Parser {
       case "string":
       case "code":
       case "ellipsis":
+      case "ipv4":
+      case "ipv6":
         break;
     }
     this.expected(`expected the next event after ${after}`);
@@ -492,6 +498,8 @@ class Parser {
       case "code":
       case "option":
       case "directive":
+      case "ipv4":
+      case "ipv6":
       case "eof":
         break;
     }
@@ -504,7 +512,13 @@ class Parser {
   private packet(): PdPacket {
     const dirTok = this.next();
     const direction: PdDirection = dirTok.text === "<" ? "inbound" : "outbound";
-    const base = { line: dirTok.line, column: dirTok.column, direction, ip: this.ipInfo(direction) };
+    const outer: PdIpHeader[] = [];
+    for (;;) {
+      const v = this.peek();
+      if (v.type !== "word" || (v.text !== "ipv4" && v.text !== "ipv6")) break;
+      outer.push(this.ipHeader(direction));
+    }
+    const base = { line: dirTok.line, column: dirTok.column, direction, outer, ip: this.ipInfo(direction) };
     const t = this.peek();
     if (t.type === "word") {
       switch (t.text) {
@@ -512,11 +526,9 @@ class Parser {
           return this.icmp(base);
         case "udp":
           return this.udp(base);
-        case "ipv4":
-        case "ipv6":
         case "gre":
         case "mpls":
-          this.fail(t, "PD_UNSUPPORTED", `encapsulated packets (${t.text} ...:) are not supported`);
+          this.fail(t, "PD_UNSUPPORTED", `${t.text} encapsulation (${t.text} ...:) is not supported`);
           break;
         case "sctp":
         case "udplite":
@@ -527,6 +539,24 @@ class Parser {
       }
     }
     return this.tcp(base);
+  }
+
+  /** `ipv4 [info] SRC > DST:` or `ipv6 [info] SRC > DST:`, an explicit outer IP header. */
+  private ipHeader(direction: PdDirection): PdIpHeader {
+    const v = this.next();
+    const version = v.text === "ipv4" ? 4 : 6;
+    const ip = this.ipInfo(direction);
+    const kind = v.text === "ipv4" ? "ipv4" : "ipv6";
+    const address = (which: string): string => {
+      if (this.peek().type !== kind)
+        this.expected(`expected the ${which} ${kind === "ipv4" ? "IPv4" : "IPv6"} address after ${v.text}`);
+      return this.next().text;
+    };
+    const src = address("source");
+    this.expectPunct(">", `expected '>' between the ${v.text} addresses`);
+    const dst = address("destination");
+    this.expectPunct(":", `expected ':' after the ${v.text} header`);
+    return { version, ip, src, dst };
   }
 
   /** `[noecn]`, `[ect0]`, `(tos 0x10)`, `[flowlabel 0x1, ttl 64]`, or nothing. */
@@ -579,12 +609,7 @@ class Parser {
     return { src, dst };
   }
 
-  private tcp(base: {
-    line: number;
-    column: number;
-    direction: PdDirection;
-    ip: PdIpInfo | undefined;
-  }): PdTcpPacket {
+  private tcp(base: PdPacketBase): PdTcpPacket {
     const ports = this.ports();
     const flags = this.flags();
     const seq = this.seq();
@@ -769,12 +794,7 @@ class Parser {
     }
   }
 
-  private icmp(base: {
-    line: number;
-    column: number;
-    direction: PdDirection;
-    ip: PdIpInfo | undefined;
-  }): PdIcmpPacket {
+  private icmp(base: PdPacketBase): PdIcmpPacket {
     this.next(); // icmp
     const type = this.peek();
     if (type.type !== "word") this.expected("expected an ICMP type (unreachable, time_exceeded, ...)");
@@ -812,12 +832,7 @@ class Parser {
     return { ...base, protocol: "icmp", type: type.text, code, mtu, id, echoed };
   }
 
-  private udp(base: {
-    line: number;
-    column: number;
-    direction: PdDirection;
-    ip: PdIpInfo | undefined;
-  }): PdUdpPacket {
+  private udp(base: PdPacketBase): PdUdpPacket {
     this.next(); // udp
     const ports = this.ports();
     this.expectPunct("(", "expected '(' and the payload length after udp");
@@ -844,6 +859,10 @@ function describe(t: Token): string {
       return `#${t.text}`;
     case "ellipsis":
       return "'...'";
+    case "ipv4":
+      return `IPv4 address ${t.text}`;
+    case "ipv6":
+      return `IPv6 address ${t.text}`;
     case "int":
     case "float":
     case "word":

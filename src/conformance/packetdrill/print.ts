@@ -105,7 +105,8 @@ function printUdpEncaps(e: PdUdpEncaps | undefined): string {
 
 /** A packet: `> S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,eol,eol>`. */
 export function printPacket(p: PdPacket): string {
-  const head = `${p.direction === "inbound" ? "<" : ">"}${printIp(p.ip)}`;
+  const outer = p.outer.map((h) => ` ipv${h.version}${printIp(h.ip)} ${h.src} > ${h.dst}:`).join("");
+  const head = `${p.direction === "inbound" ? "<" : ">"}${outer}${printIp(p.ip)}`;
   switch (p.protocol) {
     case "tcp": {
       const parts = [head];

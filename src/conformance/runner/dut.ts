@@ -595,6 +595,8 @@ class ScriptRun {
 
   #inject(ev: PdPacketEvent): void {
     const p = ev.packet;
+    if (p.outer.length > 0)
+      this.#fail("explicit outer IP headers (ipv4/ipv6 ...:) are not supported by the runner");
     let frame: Uint8Array;
     switch (p.protocol) {
       case "tcp":
