@@ -3,23 +3,14 @@
 // by tshark).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { decodeFrame } from "../src/wire/packet.js";
 import { parsePcap } from "../src/wire/pcap.js";
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("package.json not found above the test");
-    dir = up;
-  }
-  return dir;
-}
+import { repoRoot } from "../src/conformance/peer-suite.js";
+import { peerSuiteOrSkip } from "./support/peer-suite.js";
 
 const ROOT = repoRoot();
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
@@ -27,7 +18,20 @@ const TMP = mkdtempSync(join(tmpdir(), "chimney-cli-run-"));
 after(() => rmSync(TMP, { recursive: true, force: true }));
 
 function chimney(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+  return chimneyWithEnv({}, ...args);
+}
+
+/** `chimney` with extra environment variables. */
+function chimneyWithEnv(
+  env: Readonly<Record<string, string>>,
+  ...args: string[]
+): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: 60_000,
+    env: { ...process.env, ...env },
+  });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -156,7 +160,58 @@ void test("bad arguments exit 2", () => {
   assert.equal(chimney("conformance", join(TMP, "no-such-suite")).code, 2);
 });
 
-void test("chimney conformance --filter prints the table and exits 0 on the known-failures list", () => {
+void test("chimney conformance without a suite: where it comes from and how to provide it, exit 2", () => {
+  const missing = join(TMP, "no-peer-tests");
+  const r = chimneyWithEnv({ CHIMNEY_PEER_SUITE: missing }, "conformance");
+  assert.equal(r.code, 2);
+  assert.deepEqual(lines(r.stderr), [
+    `chimney: freebsd-tcp-testsuite not found at ${join(missing, "freebsd-tcp-testsuite")} (from $CHIMNEY_PEER_SUITE)`,
+    "chimney: hint: the suite is freebsd-net/tcp-testsuite, commit 04b8c73fc5081fe3792f1bed9168c9b22aaedddb; " +
+      "pass its checkout as DIR, or set CHIMNEY_PEER_SUITE to a folder holding freebsd-tcp-testsuite/ " +
+      "(default ../shared/peer-tests beside the repository)",
+  ]);
+  assert.equal(r.stdout, "");
+  const dir = chimney("conformance", join(TMP, "no-such-suite"));
+  assert.equal(dir.code, 2);
+  assert.match(
+    dir.stderr,
+    /no such directory \(a packetdrill suite checkout\)\nchimney: hint: the suite is freebsd-net/,
+  );
+  assert.doesNotMatch(dir.stderr + r.stderr, /ENOENT|at .*\.js:\d+/);
+});
+
+void test("chimney conformance finds the suite through CHIMNEY_PEER_SUITE", () => {
+  // A one-script suite of our own: a passive open and close.
+  const peer = join(TMP, "peer-tests");
+  const folder = join(peer, "freebsd-tcp-testsuite", "snd-syn");
+  mkdirSync(folder, { recursive: true });
+  writeFileSync(
+    join(folder, "listen-close-ipv4.pkt"),
+    [
+      "--ip_version=ipv4",
+      "+0.00 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3",
+      "+0.00 bind(3, ..., ...) = 0",
+      "+0.00 listen(3, 1) = 0",
+      "+0.10 < S  0:0(0) win 32767 <mss 1460,sackOK,eol,eol>",
+      "+0.00 > S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,eol,eol>",
+      "+0.10 < .  1:1(0) ack 1 win 32767",
+      "+0.00 accept(3, ..., ...) = 4",
+      "+0.00 close(4) = 0",
+      "+0.00 > F. 1:1(0) ack 1 win 65535",
+      "+0.10 < F. 1:1(0) ack 2 win 32767",
+      "+0.00 > . 2:2(0) ack 2 win 65535",
+      "+0.00 close(3) = 0",
+      "",
+    ].join("\n"),
+  );
+  const r = chimneyWithEnv({ CHIMNEY_PEER_SUITE: peer }, "conformance", "--folder", "snd-syn");
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(lines(r.stdout)[1] ?? "", /^snd-syn\s+1\s+1\s+0\s+0\s+0\s+100/);
+  assert.match(r.stdout, /\(1 scripts in \d+ ms\)/);
+});
+
+void test("chimney conformance --filter prints the table and exits 0 on the known-failures list", (t) => {
+  if (peerSuiteOrSkip(t, "freebsd") === undefined) return;
   const pcaps = join(TMP, "conformance-pcaps");
   const r = chimney("conformance", "--filter", "^rcv-icmp/", "--pcap", pcaps);
   assert.equal(r.code, 0, r.stdout + r.stderr);

@@ -1,33 +1,24 @@
-// Runs the FreeBSD TCP test suite (packetdrill scripts in ../shared/peer-tests/) against our host
+// Runs the FreeBSD TCP test suite (packetdrill scripts found by src/conformance/peer-suite.ts:
+// $CHIMNEY_PEER_SUITE, else ../shared/peer-tests beside the repository) against our host
 // stack in-process and virtual time, and enforces src/conformance/known-failures.txt: a failure
 // not listed fails the test, and so does a listed script that passes. Then runs it again in
 // offloaded mode (every connection handed to the software offload target once established) and
 // enforces src/conformance/known-failures-offload.txt the same way: the offloaded pass set is the
 // host pass set less the listed chimney-contract differences.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
 import {
   checkKnownFailures,
   type KnownFailure,
   parseKnownFailures,
 } from "../src/conformance/runner/known-failures.js";
 import { type ConformanceRun, formatSummary, runConformance } from "../src/conformance/runner/run.js";
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("package.json not found above the test");
-    dir = up;
-  }
-  return dir;
-}
+import { repoRoot } from "../src/conformance/peer-suite.js";
+import { peerSuiteOrSkip } from "./support/peer-suite.js";
 
 const ROOT = repoRoot();
-const SUITE = join(ROOT, "..", "shared", "peer-tests", "freebsd-tcp-testsuite");
 const FOLDERS = ["state-event-engine", "snd-syn", "rcv-icmp"];
 /** Pass rates the suite must keep (per folder), whatever the known-failures list says. */
 const TARGETS: Readonly<Record<string, number>> = {
@@ -46,15 +37,16 @@ function loadList(name: string): Map<string, KnownFailure> {
 
 let hostRun: ConformanceRun | undefined;
 /** The host-only run (shared by both tests). */
-function runHost(known: ReadonlyMap<string, KnownFailure>): ConformanceRun {
-  hostRun ??= runConformance(SUITE, { folders: FOLDERS, known });
+function runHost(suite: string, known: ReadonlyMap<string, KnownFailure>): ConformanceRun {
+  hostRun ??= runConformance(suite, { folders: FOLDERS, known });
   return hostRun;
 }
 
-void test("the FreeBSD suite runs against our stack; failures match known-failures.txt", () => {
-  assert.ok(existsSync(SUITE), `peer suite not found at ${SUITE}`);
+void test("the FreeBSD suite runs against our stack; failures match known-failures.txt", (t) => {
+  const suite = peerSuiteOrSkip(t, "freebsd");
+  if (suite === undefined) return;
   const known = loadList("known-failures.txt");
-  const run = runHost(known);
+  const run = runHost(suite, known);
   console.log(`${formatSummary(run)}\n(${run.results.length} scripts in ${run.elapsedMs.toFixed(0)} ms)`);
   assert.equal(run.results.length, 656, "every script of the three folders ran");
 
@@ -95,13 +87,14 @@ const OFFLOAD_TARGETS: Readonly<Record<string, number>> = {
   "rcv-icmp": 0.9,
 };
 
-void test("offloaded mode: the pass set is the host's less known-failures-offload.txt, and connections really ran offloaded", () => {
-  assert.ok(existsSync(SUITE), `peer suite not found at ${SUITE}`);
+void test("offloaded mode: the pass set is the host's less known-failures-offload.txt, and connections really ran offloaded", (t) => {
+  const suite = peerSuiteOrSkip(t, "freebsd");
+  if (suite === undefined) return;
   const hostKnown = loadList("known-failures.txt");
   const offloadOnly = loadList("known-failures-offload.txt");
   for (const path of offloadOnly.keys()) assert.ok(!hostKnown.has(path), `${path} is in both lists`);
   const known = new Map([...hostKnown, ...offloadOnly]);
-  const run = runConformance(SUITE, { folders: FOLDERS, known, mode: "offload" });
+  const run = runConformance(suite, { folders: FOLDERS, known, mode: "offload" });
   console.log(
     `offloaded:\n${formatSummary(run)}\n(${run.results.length} scripts in ${run.elapsedMs.toFixed(0)} ms)`,
   );
@@ -121,7 +114,7 @@ void test("offloaded mode: the pass set is the host's less known-failures-offloa
   assert.deepEqual(problems, []);
 
   // Every listed offload-only difference passes host-only (else it belongs in the host list).
-  const host = new Map(runHost(hostKnown).results.map((r) => [r.file, r.passed]));
+  const host = new Map(runHost(suite, hostKnown).results.map((r) => [r.file, r.passed]));
   for (const path of offloadOnly.keys()) assert.equal(host.get(path), true, `${path} fails host-only too`);
   // So the offloaded pass set is exactly the host pass set less the offload-only list.
   const hostPass = [...host].filter(([, p]) => p).map(([f]) => f);

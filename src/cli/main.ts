@@ -93,7 +93,10 @@ export function program(): Command {
 
   p.command("conformance")
     .description("run a packetdrill suite against our stack and compare with the known-failures list")
-    .argument("[dir]", "the suite (default ../shared/peer-tests/freebsd-tcp-testsuite from the repository)")
+    .argument(
+      "[dir]",
+      "the suite (default $CHIMNEY_PEER_SUITE/freebsd-tcp-testsuite, else ../shared/peer-tests/freebsd-tcp-testsuite beside the repository)",
+    )
     .option("--pcap <dir>", "write a pcap of every failing script under this directory")
     .option("--filter <regex>", "only scripts whose path matches this regular expression")
     .option(

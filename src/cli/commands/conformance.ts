@@ -1,13 +1,22 @@
 /**
- * `chimney conformance [DIR]`: runs a packetdrill suite (by default the FreeBSD TCP suite next to
- * the repository) against our stack, prints the pass / fail / known-failure table per folder and
- * exits 1 on a failure the known-failures list does not name, or on a listed script that passed.
+ * `chimney conformance [DIR]`: runs a packetdrill suite against our stack, prints the pass / fail /
+ * known-failure table per folder and exits 1 on a failure the known-failures list does not name, or on a listed script that passed.
  * With `--offload` every connection runs offloaded once established; the expected failures are
  * then known-failures.txt plus known-failures-offload.txt (the chimney contract's differences).
+ *
+ * Without DIR the suite is the FreeBSD one that src/conformance/peer-suite.ts finds
+ * (`$CHIMNEY_PEER_SUITE`, else ../shared/peer-tests beside the repository). A missing suite is a
+ * usage error (exit 2) with a hint on where the suite comes from and how to point us at it.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import {
+  FREEBSD_SUITE_ORIGIN,
+  findPeerSuite,
+  PEER_SUITE_ENV,
+  PEER_SUITE_FOLDERS,
+  repoRoot,
+} from "../../conformance/peer-suite.js";
 import type { DutMode } from "../../conformance/runner/device.js";
 import type { ScriptResult } from "../../conformance/runner/dut.js";
 import {
@@ -42,21 +51,15 @@ export interface ConformanceCommandOptions {
 /** The folders of the FreeBSD suite that hold tests (snippets/ holds shared fragments). */
 export const DEFAULT_FOLDERS: readonly string[] = ["state-event-engine", "snd-syn", "rcv-icmp"];
 
-/** The repository root: the nearest folder above this module with a package.json. */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("package.json not found above the chimney command");
-    dir = up;
-  }
-  return dir;
+/** Where the suite lives unless given: see `findPeerSuite` (`$CHIMNEY_PEER_SUITE`, else ../shared). */
+export function defaultSuiteDir(): string {
+  return findPeerSuite("freebsd").dir;
 }
 
-/** Where the suite lives unless given: `../shared/peer-tests/freebsd-tcp-testsuite` from the repo. */
-export function defaultSuiteDir(): string {
-  return join(repoRoot(), "..", "shared", "peer-tests", "freebsd-tcp-testsuite");
-}
+/** What to do when the suite is missing: where it comes from and how to point us at it. */
+export const MISSING_SUITE_HINT =
+  `hint: the suite is ${FREEBSD_SUITE_ORIGIN}; pass its checkout as DIR, or set ${PEER_SUITE_ENV} ` +
+  `to a folder holding ${PEER_SUITE_FOLDERS.freebsd}/ (default ../shared/peer-tests beside the repository)`;
 
 function summarize(results: readonly ConformanceResult[], elapsedMs: number): ConformanceRun {
   const byFolder = new Map<string, ConformanceResult[]>();
@@ -126,9 +129,18 @@ export function offloadSummary(results: readonly ScriptResult[]): OffloadSummary
 
 /** Runs the command and returns its exit code. */
 export function conformanceCommand(dirArg: string | undefined, o: ConformanceCommandOptions): number {
-  const dir = dirArg ?? defaultSuiteDir();
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new CliUsageError(`${dir}: no such directory (a packetdrill suite checkout)`);
+  let dir: string;
+  if (dirArg === undefined) {
+    const found = findPeerSuite("freebsd");
+    if (!found.found) throw new CliUsageError(`${found.reason}\nchimney: ${MISSING_SUITE_HINT}`);
+    dir = found.dir;
+  } else {
+    dir = dirArg;
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      throw new CliUsageError(
+        `${dir}: no such directory (a packetdrill suite checkout)\nchimney: ${MISSING_SUITE_HINT}`,
+      );
+    }
   }
   let re: RegExp | undefined;
   if (o.filter !== undefined) {

@@ -157,7 +157,22 @@ export interface PdIpInfo {
 /** Fields every packet has. The position is that of the direction character. */
 export interface PdPacketBase extends PdPos {
   readonly direction: PdDirection;
+  /**
+   * Outer IP headers written explicitly before the packet, outermost first
+   * (`< ipv4 192.0.2.1 > 192.0.2.2: [ect0] . 1:1(0) ...`); empty when none is written.
+   */
+  readonly outer: readonly PdIpHeader[];
   readonly ip: PdIpInfo | undefined;
+}
+
+/** An explicit IP header before a packet: `ipv4 SRC > DST:` or `ipv6 SRC > DST:` (packetdrill's packet_prefix). */
+export interface PdIpHeader {
+  readonly version: 4 | 6;
+  /** Its own annotation (`ipv4 [ttl 2] A > B:`), if written. */
+  readonly ip: PdIpInfo | undefined;
+  /** The addresses as written. */
+  readonly src: string;
+  readonly dst: string;
 }
 
 /** TCP flags as written, decoded. `.` is ACK; `-` means no flags. */
@@ -201,6 +216,17 @@ export interface PdTcpPacket extends PdPacketBase {
    * `<...>` (outbound only: options are not checked).
    */
   readonly options: readonly PdTcpOption[] | "any";
+  /** `/udp(src > dst)` after the segment: it travels inside UDP (TCP over UDP, nplab). */
+  readonly udpEncaps: PdUdpEncaps | undefined;
+}
+
+/**
+ * The UDP ports of a TCP segment encapsulated in UDP (`/udp(9811 > 1)`, RFC 8095-style TCP over
+ * UDP as the nplab packetdrill and FreeBSD's `TCP_REMOTE_UDP_ENCAPS_PORT` do it).
+ */
+export interface PdUdpEncaps {
+  readonly src: number;
+  readonly dst: number;
 }
 
 /** One TCP option inside `<...>`. */
@@ -220,7 +246,17 @@ export type PdTcpOption =
       readonly ecrAbsolute: boolean;
     })
   | (PdPos & { readonly kind: "md5"; readonly digest: string })
-  | (PdPos & { readonly kind: "fastopen"; readonly cookie: string; readonly experimental: boolean });
+  | (PdPos & {
+      readonly kind: "fastopen";
+      /**
+       * The cookie as written: even-length hex digits (`FO 0123abcd`), empty for a cookie
+       * request (`FO`), or a symbol the packetdrill command line defines (`FO TFO_COOKIE`, given
+       * as `-D TFO_COOKIE=...`); `symbolic` tells the last apart.
+       */
+      readonly cookie: string;
+      readonly symbolic: boolean;
+      readonly experimental: boolean;
+    });
 
 /** A SACK block `left:right`. */
 export interface PdSackBlock {
@@ -246,7 +282,7 @@ export interface PdIcmpPacket extends PdPacketBase {
 
 /** The offending packet an ICMP error quotes. */
 export type PdIcmpEchoed =
-  | { readonly protocol: "tcp"; readonly seq: PdTcpSeq }
+  | { readonly protocol: "tcp"; readonly seq: PdTcpSeq; readonly udpEncaps: PdUdpEncaps | undefined }
   | { readonly protocol: "udp"; readonly len: number }
   | { readonly protocol: "raw"; readonly len: number };
 

@@ -92,7 +92,21 @@ const CASES: readonly (readonly [string, PdErrorCode, number, number, string])[]
     1,
     "expected ']' after the quoted packet",
   ],
-  ["0 < ipv4 192.0.2.1 > 192.0.2.2: . 1:1(0)\n", "PD_UNSUPPORTED", 1, 5, "encapsulated packets"],
+  ["0 < gre: ipv4 192.0.2.1 > 192.0.2.2: . 1:1(0)\n", "PD_UNSUPPORTED", 1, 5, "gre encapsulation"],
+  [
+    "0 < ipv4 2001:db8::1 > 192.0.2.2: . 1:1(0)\n",
+    "PD_EXPECTED",
+    1,
+    10,
+    "expected the source IPv4 address after ipv4, found IPv6 address 2001:db8::1",
+  ],
+  ["0 < ipv6 ::1 ::2: . 1:1(0)\n", "PD_EXPECTED", 1, 14, "expected '>' between the ipv6 addresses"],
+  ["0 < ipv4 192.0.2.1 > 192.0.2.2 . 1:1(0)\n", "PD_EXPECTED", 1, 32, "expected ':' after the ipv4 header"],
+  // TCP over UDP
+  ["0 > . 1:1(0) ack 1/tcp(1 > 2)\n", "PD_EXPECTED", 1, 20, "expected 'udp' after '/'"],
+  ["0 > . 1:1(0) ack 1/udp(70000 > 2)\n", "PD_OUT_OF_RANGE", 1, 24, "UDP source port 70000 out of range"],
+  ["0 > . 1:1(0) ack 1/udp(1 2)\n", "PD_EXPECTED", 1, 26, "expected '>' between the UDP ports"],
+  ["0 < S 0:0(0) win 1 <FO abc>\n", "PD_EXPECTED", 1, 24, "not an even-length hex string"],
   // Directives
   ["#endif\n", "PD_DIRECTIVE", 1, 1, "#endif without #ifdef"],
   ["#ifdef FreeBSD\n0 close(3) = 0\n", "PD_DIRECTIVE", 1, 1, "#ifdef without matching #endif"],

@@ -39,6 +39,33 @@ void test("flags, sequence ranges and options split into the tokens the grammar 
   ]);
 });
 
+void test("IPv4 and IPv6 addresses are one token when longer than the number or word they start with", () => {
+  assert.deepEqual(shape("ipv4 192.0.2.1 > 10.0.0.2: ipv6 2001:db8::1 > ::1 fe80::a:b ::ffff:1.2.3.4"), [
+    "word:ipv4",
+    "ipv4:192.0.2.1",
+    "punct:>",
+    "ipv4:10.0.0.2",
+    "punct::",
+    "word:ipv6",
+    "ipv6:2001:db8::1",
+    "punct:>",
+    "ipv6:::1",
+    "ipv6:fe80::a:b",
+    "ipv6:::ffff:1.2.3.4",
+  ]);
+  // Without '::' only the eight-group form is an address: sequence ranges and SACK blocks stay numbers.
+  assert.deepEqual(shape("1:1001 sack 1:2 1:2:3:4:5:6:7:8"), [
+    "int:1",
+    "punct::",
+    "int:1001",
+    "word:sack",
+    "int:1",
+    "punct::",
+    "int:2",
+    "ipv6:1:2:3:4:5:6:7:8",
+  ]);
+});
+
 void test("numbers: negative, hex, fractions without a leading digit, and digit-led words", () => {
   const toks = tokenize("-1 0x02 .5 4a -x 12", "t.pkt");
   assert.deepEqual(

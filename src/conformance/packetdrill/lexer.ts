@@ -20,6 +20,8 @@ export type TokenType =
   | "option"
   | "directive"
   | "ellipsis"
+  | "ipv4"
+  | "ipv6"
   | "punct"
   | "eof";
 
@@ -27,7 +29,7 @@ export type TokenType =
 export interface Token {
   readonly type: TokenType;
   /**
-   * int/float/word/punct: the characters; string/backquote: the text between the quotes;
+   * int/float/word/ipv4/ipv6/punct: the characters; string/backquote: the text between the quotes;
    * code: the snippet with spaces and tabs trimmed; option/directive: the name.
    */
   readonly text: string;
@@ -49,6 +51,44 @@ const isWordChar = (c: string | undefined): boolean =>
   ((c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c === "_");
 const isBlank = (c: string | undefined): boolean =>
   c === " " || c === "\t" || c === "\r" || c === "\n" || c === "\f" || c === "\v";
+
+/** packetdrill's ipv4_addr. */
+const IPV4_ADDR = /[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+/y;
+/**
+ * packetdrill's ipv6_addr alternatives (v0..v12 in lexer.l). flex takes the longest match, so
+ * each is tried and the longest wins. All but the eight-group form need `::`, so sequence
+ * ranges like `1:1001` and SACK blocks stay numbers.
+ */
+const IPV6_ADDR: readonly RegExp[] = (() => {
+  const seg = "[0-9a-fA-F]{1,4}";
+  const v4 = "[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+";
+  return [
+    "::",
+    `(?:${seg}:){7}${seg}`,
+    `(?:${seg}:){1,7}:`,
+    `(?:${seg}:){1,6}:${seg}`,
+    `(?:${seg}:){1,5}(?::${seg}){1,2}`,
+    `(?:${seg}:){1,4}(?::${seg}){1,3}`,
+    `(?:${seg}:){1,3}(?::${seg}){1,4}`,
+    `(?:${seg}:){1,2}(?::${seg}){1,5}`,
+    `${seg}:(?::${seg}){1,6}`,
+    `:(?::${seg}){1,7}`,
+    `::ffff:${v4}`,
+    `::ffff:0{1,4}:${v4}`,
+    `(?:${seg}:){1,4}:${v4}`,
+  ].map((re) => new RegExp(re, "y"));
+})();
+
+/** Length of the longest match of `res` at `at` in `src` (0 when none matches). */
+function longestMatch(res: readonly RegExp[], src: string, at: number): number {
+  let best = 0;
+  for (const re of res) {
+    re.lastIndex = at;
+    const m = re.exec(src);
+    if (m !== null && m[0].length > best) best = m[0].length;
+  }
+  return best;
+}
 
 /** Maps offsets to 1-based line and column. */
 export class LineMap {
@@ -184,6 +224,20 @@ export function tokenize(src: string, file: string): Token[] {
       push("option", i, j, name, value === undefined ? undefined : { extra: value });
       i = j;
       continue;
+    }
+    if (isWordChar(c) || c === ":") {
+      // An address wins over the word, number or ':' it starts with when it is longer (flex).
+      let run = i;
+      while (isWordChar(src[run])) run++;
+      const v4 = longestMatch([IPV4_ADDR], src, i);
+      const v6 = longestMatch(IPV6_ADDR, src, i);
+      const normal = Math.max(run - i, 1);
+      if (Math.max(v4, v6) > normal) {
+        const len = Math.max(v4, v6);
+        push(v4 >= v6 ? "ipv4" : "ipv6", i, i + len, src.slice(i, i + len));
+        i += len;
+        continue;
+      }
     }
     if (c === "." && next === "." && src[i + 2] === ".") {
       push("ellipsis", i, i + 3, "...");

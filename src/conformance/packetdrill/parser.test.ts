@@ -303,6 +303,7 @@ void test("an outbound SYN with the full option list, with every position", () =
     line: 1,
     column: 7,
     direction: "outbound",
+    outer: [],
     ip: undefined,
     protocol: "tcp",
     ports: undefined,
@@ -318,12 +319,14 @@ void test("an outbound SYN with the full option list, with every position", () =
       { kind: "sackOK", line: 1, column: 42 },
       { kind: "timestamp", line: 1, column: 49, val: 100, ecr: 0, ecrAbsolute: false },
     ],
+    udpEncaps: undefined,
   });
 });
 
 void test("an inbound SYN-ACK with ack, window and eol padding", () => {
   assert.deepEqual(strip(packet("+0.10 < S. 0:0(0) ack 1 win 32767 <mss 1460,sackOK,eol,eol>")), {
     direction: "inbound",
+    outer: [],
     ip: undefined,
     protocol: "tcp",
     ports: undefined,
@@ -333,6 +336,7 @@ void test("an inbound SYN-ACK with ack, window and eol padding", () => {
     win: 32767,
     urg: undefined,
     options: [{ kind: "mss", value: 1460 }, { kind: "sackOK" }, { kind: "eol" }, { kind: "eol" }],
+    udpEncaps: undefined,
   });
 });
 
@@ -391,12 +395,73 @@ void test("TCP options: sack blocks, TS with wildcard and absolute ecr, md5, fas
     },
     { kind: "timestamp", val: undefined, ecr: 7, ecrAbsolute: true },
     { kind: "md5", digest: "00ff" },
-    { kind: "fastopen", cookie: "0102", experimental: false },
-    { kind: "fastopen", cookie: "", experimental: true },
+    { kind: "fastopen", cookie: "0102", symbolic: false, experimental: false },
+    { kind: "fastopen", cookie: "", symbolic: false, experimental: true },
   ]);
   const unchecked = packet("* > S 0:0(0) win 65535 <...>");
   assert.ok(unchecked.protocol === "tcp");
   assert.equal(unchecked.options, "any");
+});
+
+void test("a fast open cookie may be a symbol the command line defines (-D TFO_COOKIE=...)", () => {
+  const p = packet("0 < S 0:10(10) win 32792 <mss 1460,sackOK,nop,nop,FOEXP TFO_COOKIE>");
+  assert.ok(p.protocol === "tcp" && p.options !== "any");
+  assert.deepEqual(strip(p.options[4]), {
+    kind: "fastopen",
+    cookie: "TFO_COOKIE",
+    symbolic: true,
+    experimental: true,
+  });
+  // All hex digits is a cookie, not a symbol, even when it reads like a word.
+  const hex = packet("0 < S 0:0(0) win 1 <FO abcdef12>");
+  assert.ok(hex.protocol === "tcp" && hex.options !== "any");
+  assert.deepEqual(strip(hex.options[0]), {
+    kind: "fastopen",
+    cookie: "abcdef12",
+    symbolic: false,
+    experimental: false,
+  });
+});
+
+void test("TCP over UDP: /udp(src > dst) after a segment, glued to the window or the options", () => {
+  const a = packet("+0.00 > S  0:0(0) win 65535 <mss 1452,nop,wscale 6>/udp(9811 > 1)");
+  assert.ok(a.protocol === "tcp");
+  assert.deepEqual(a.udpEncaps, { src: 9811, dst: 1 });
+  assert.deepEqual(a.options === "any" ? [] : a.options.map((o) => o.kind), ["mss", "nop", "wscale"]);
+  const b = packet("+0.10 < F.  1:1(0) ack 1 win 32767/udp(1 > 9811)");
+  assert.ok(b.protocol === "tcp");
+  assert.deepEqual([b.win, b.udpEncaps], [32767, { src: 1, dst: 9811 }]);
+  const c = packet("+0.00 > R.    0:0(0)!      ack    2 win     0 <nop,nop,md5 valid>/udp(9811 > 1)");
+  assert.ok(c.protocol === "tcp");
+  assert.deepEqual(c.udpEncaps, { src: 9811, dst: 1 });
+  const icmp = packet("+0.00 <icmp unreachable frag_needed mtu 1300 [1453:2905(1452)/udp(9811 > 1)]");
+  assert.ok(icmp.protocol === "icmp");
+  assert.deepEqual(icmp.echoed, {
+    protocol: "tcp",
+    seq: { kind: "range", start: 1453, end: 2905, len: 1452, absolute: false },
+    udpEncaps: { src: 9811, dst: 1 },
+  });
+  // A comment right after the segment is still a comment, not an encapsulation.
+  const d = packet("0 > . 1:1(0) ack 1 win 65535// done");
+  assert.ok(d.protocol === "tcp");
+  assert.equal(d.udpEncaps, undefined);
+});
+
+void test("explicit outer IP headers: ipv4 / ipv6 SRC > DST: before the packet, nested, with annotations", () => {
+  const a = packet("0 < ipv4 192.0.2.1 > 192.0.2.2: [ect0] . 1:1(0) ack 1 win 100");
+  assert.deepEqual(a.outer, [{ version: 4, ip: undefined, src: "192.0.2.1", dst: "192.0.2.2" }]);
+  assert.equal(a.ip?.ecn, "ect0");
+  const b = packet("0 > ipv6 [hlim 3] 2001:db8::1 > 2001:db8::2: ipv4 10.0.0.1 > 10.0.0.2: S 0:0(0) <...>");
+  assert.deepEqual(
+    b.outer.map((h) => [h.version, h.ip?.ttl, h.src, h.dst]),
+    [
+      [6, 3, "2001:db8::1", "2001:db8::2"],
+      [4, undefined, "10.0.0.1", "10.0.0.2"],
+    ],
+  );
+  const c = packet("0 < ipv6 ::1 > ::ffff:192.0.2.4: icmp unreachable port_unreachable [1:1(0)]");
+  assert.ok(c.protocol === "icmp");
+  assert.deepEqual(c.outer, [{ version: 6, ip: undefined, src: "::1", dst: "::ffff:192.0.2.4" }]);
 });
 
 void test("option lists tolerate spaces after commas and options in any order", () => {
@@ -437,13 +502,18 @@ void test("ICMP errors quoting a TCP segment", () => {
     line: 1,
     column: 7,
     direction: "inbound",
+    outer: [],
     ip: undefined,
     protocol: "icmp",
     type: "unreachable",
     code: "port_unreachable",
     mtu: undefined,
     id: undefined,
-    echoed: { protocol: "tcp", seq: { kind: "range", start: 1, end: 101, len: 100, absolute: false } },
+    echoed: {
+      protocol: "tcp",
+      seq: { kind: "range", start: 1, end: 101, len: 100, absolute: false },
+      udpEncaps: undefined,
+    },
   });
 });
 
@@ -471,6 +541,7 @@ void test("ICMP with an mtu, without a code, unspaced, and quoting UDP", () => {
 void test("UDP datagrams", () => {
   assert.deepEqual(strip(packet("0 < udp 5353>53 (100)")), {
     direction: "inbound",
+    outer: [],
     ip: undefined,
     protocol: "udp",
     ports: { src: 5353, dst: 53 },

@@ -26,10 +26,12 @@ import type {
   PdExpr,
   PdIcmpEchoed,
   PdIcmpPacket,
+  PdIpHeader,
   PdIpInfo,
   PdItem,
   PdOption,
   PdPacket,
+  PdPacketBase,
   PdSackBlock,
   PdScript,
   PdTcpFlags,
@@ -37,6 +39,7 @@ import type {
   PdTcpPacket,
   PdTcpSeq,
   PdTime,
+  PdUdpEncaps,
   PdUdpPacket,
   PdUntimedCommand,
 } from "./ast.js";
@@ -204,6 +207,8 @@ class Parser {
         case "string":
         case "code":
         case "ellipsis":
+        case "ipv4":
+        case "ipv6":
         case "punct":
           items.push(this.event());
           this.sawEvent = true;
@@ -320,6 +325,8 @@ class Parser {
       case "string":
       case "code":
       case "ellipsis":
+      case "ipv4":
+      case "ipv6":
         break;
     }
     this.expected(`expected the next event after ${after}`);
@@ -491,6 +498,8 @@ class Parser {
       case "code":
       case "option":
       case "directive":
+      case "ipv4":
+      case "ipv6":
       case "eof":
         break;
     }
@@ -503,7 +512,13 @@ class Parser {
   private packet(): PdPacket {
     const dirTok = this.next();
     const direction: PdDirection = dirTok.text === "<" ? "inbound" : "outbound";
-    const base = { line: dirTok.line, column: dirTok.column, direction, ip: this.ipInfo(direction) };
+    const outer: PdIpHeader[] = [];
+    for (;;) {
+      const v = this.peek();
+      if (v.type !== "word" || (v.text !== "ipv4" && v.text !== "ipv6")) break;
+      outer.push(this.ipHeader(direction));
+    }
+    const base = { line: dirTok.line, column: dirTok.column, direction, outer, ip: this.ipInfo(direction) };
     const t = this.peek();
     if (t.type === "word") {
       switch (t.text) {
@@ -511,11 +526,9 @@ class Parser {
           return this.icmp(base);
         case "udp":
           return this.udp(base);
-        case "ipv4":
-        case "ipv6":
         case "gre":
         case "mpls":
-          this.fail(t, "PD_UNSUPPORTED", `encapsulated packets (${t.text} ...:) are not supported`);
+          this.fail(t, "PD_UNSUPPORTED", `${t.text} encapsulation (${t.text} ...:) is not supported`);
           break;
         case "sctp":
         case "udplite":
@@ -526,6 +539,24 @@ class Parser {
       }
     }
     return this.tcp(base);
+  }
+
+  /** `ipv4 [info] SRC > DST:` or `ipv6 [info] SRC > DST:`, an explicit outer IP header. */
+  private ipHeader(direction: PdDirection): PdIpHeader {
+    const v = this.next();
+    const version = v.text === "ipv4" ? 4 : 6;
+    const ip = this.ipInfo(direction);
+    const kind = v.text === "ipv4" ? "ipv4" : "ipv6";
+    const address = (which: string): string => {
+      if (this.peek().type !== kind)
+        this.expected(`expected the ${which} ${kind === "ipv4" ? "IPv4" : "IPv6"} address after ${v.text}`);
+      return this.next().text;
+    };
+    const src = address("source");
+    this.expectPunct(">", `expected '>' between the ${v.text} addresses`);
+    const dst = address("destination");
+    this.expectPunct(":", `expected ':' after the ${v.text} header`);
+    return { version, ip, src, dst };
   }
 
   /** `[noecn]`, `[ect0]`, `(tos 0x10)`, `[flowlabel 0x1, ttl 64]`, or nothing. */
@@ -578,12 +609,7 @@ class Parser {
     return { src, dst };
   }
 
-  private tcp(base: {
-    line: number;
-    column: number;
-    direction: PdDirection;
-    ip: PdIpInfo | undefined;
-  }): PdTcpPacket {
+  private tcp(base: PdPacketBase): PdTcpPacket {
     const ports = this.ports();
     const flags = this.flags();
     const seq = this.seq();
@@ -603,7 +629,21 @@ class Parser {
       urg = this.uint({ max: U16, what: "urgent pointer" });
     }
     const options = this.isPunct("<") ? this.tcpOptions(base.direction) : [];
-    return { ...base, protocol: "tcp", ports, flags, seq, ack, win, urg, options };
+    const udpEncaps = this.udpEncaps();
+    return { ...base, protocol: "tcp", ports, flags, seq, ack, win, urg, options, udpEncaps };
+  }
+
+  /** `/udp(src > dst)` after a TCP segment or quoted sequence range, or nothing. */
+  private udpEncaps(): PdUdpEncaps | undefined {
+    if (!this.isPunct("/")) return undefined;
+    this.next();
+    this.expectWord("udp", "expected 'udp' after '/' (TCP over UDP: /udp(src > dst))");
+    this.expectPunct("(", "expected '(' and the UDP ports after /udp");
+    const src = this.uint({ max: U16, what: "UDP source port" });
+    this.expectPunct(">", "expected '>' between the UDP ports");
+    const dst = this.uint({ max: U16, what: "UDP destination port" });
+    this.expectPunct(")", "expected ')' after the UDP ports");
+    return { src, dst };
   }
 
   /** `S`, `S.`, `.`, `F.`, `SEW`, `-` (none). */
@@ -735,28 +775,26 @@ class Parser {
       }
       case "FO":
       case "FOEXP": {
+        // packetdrill's hex_blob is a WORD or INTEGER: hex digits, or a symbol its command line
+        // defines (-D TFO_COOKIE=...). A word that is not all hex digits is such a symbol.
         const c = this.peek();
         let cookie = "";
         if (c.type === "word" || (c.type === "int" && !c.hex)) {
           this.next();
           cookie = c.text;
         }
-        if (!/^([0-9a-fA-F]{2})*$/.test(cookie)) {
+        const symbolic = /^[A-Za-z_][A-Za-z0-9_]*$/.test(cookie) && !/^[0-9a-fA-F]+$/.test(cookie);
+        if (!symbolic && !/^([0-9a-fA-F]{2})*$/.test(cookie)) {
           this.fail(c, "PD_EXPECTED", `TCP fast open cookie '${cookie}' is not an even-length hex string`);
         }
-        return { kind: "fastopen", ...at, cookie, experimental: t.text === "FOEXP" };
+        return { kind: "fastopen", ...at, cookie, symbolic, experimental: t.text === "FOEXP" };
       }
       default:
         return this.fail(t, "PD_UNKNOWN_TCP_OPTION", `unknown TCP option '${t.text}'`);
     }
   }
 
-  private icmp(base: {
-    line: number;
-    column: number;
-    direction: PdDirection;
-    ip: PdIpInfo | undefined;
-  }): PdIcmpPacket {
+  private icmp(base: PdPacketBase): PdIcmpPacket {
     this.next(); // icmp
     const type = this.peek();
     if (type.type !== "word") this.expected("expected an ICMP type (unreachable, time_exceeded, ...)");
@@ -786,19 +824,15 @@ class Parser {
       } else if (t.type === "word" && (t.text === "sctp" || t.text === "udplite")) {
         this.fail(t, "PD_UNSUPPORTED", `ICMP quoting ${t.text} is not supported`);
       } else {
-        echoed = { protocol: "tcp", seq: this.seq() };
+        const seq = this.seq();
+        echoed = { protocol: "tcp", seq, udpEncaps: this.udpEncaps() };
       }
       this.expectPunct("]", "expected ']' after the quoted packet");
     }
     return { ...base, protocol: "icmp", type: type.text, code, mtu, id, echoed };
   }
 
-  private udp(base: {
-    line: number;
-    column: number;
-    direction: PdDirection;
-    ip: PdIpInfo | undefined;
-  }): PdUdpPacket {
+  private udp(base: PdPacketBase): PdUdpPacket {
     this.next(); // udp
     const ports = this.ports();
     this.expectPunct("(", "expected '(' and the payload length after udp");
@@ -825,6 +859,10 @@ function describe(t: Token): string {
       return `#${t.text}`;
     case "ellipsis":
       return "'...'";
+    case "ipv4":
+      return `IPv4 address ${t.text}`;
+    case "ipv6":
+      return `IPv6 address ${t.text}`;
     case "int":
     case "float":
     case "word":

@@ -13,6 +13,7 @@ import type {
   PdTcpOption,
   PdTcpSeq,
   PdTime,
+  PdUdpEncaps,
 } from "./ast.js";
 
 /** Microseconds as seconds with six decimals: `100000` is `0.100000`. */
@@ -97,9 +98,15 @@ function printTcpOption(o: PdTcpOption): string {
   }
 }
 
+/** `/udp(src > dst)` for a TCP segment carried in UDP; empty for a plain one. */
+function printUdpEncaps(e: PdUdpEncaps | undefined): string {
+  return e === undefined ? "" : `/udp(${e.src} > ${e.dst})`;
+}
+
 /** A packet: `> S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,eol,eol>`. */
 export function printPacket(p: PdPacket): string {
-  const head = `${p.direction === "inbound" ? "<" : ">"}${printIp(p.ip)}`;
+  const outer = p.outer.map((h) => ` ipv${h.version}${printIp(h.ip)} ${h.src} > ${h.dst}:`).join("");
+  const head = `${p.direction === "inbound" ? "<" : ">"}${outer}${printIp(p.ip)}`;
   switch (p.protocol) {
     case "tcp": {
       const parts = [head];
@@ -110,7 +117,7 @@ export function printPacket(p: PdPacket): string {
       if (p.urg !== undefined) parts.push(`urg ${p.urg}`);
       if (p.options === "any") parts.push("<...>");
       else if (p.options.length > 0) parts.push(`<${p.options.map(printTcpOption).join(",")}>`);
-      return parts.join(" ");
+      return parts.join(" ") + printUdpEncaps(p.udpEncaps);
     }
     case "icmp": {
       const parts = [head, "icmp", p.type];
@@ -120,7 +127,7 @@ export function printPacket(p: PdPacket): string {
       if (p.echoed !== undefined) {
         parts.push(
           p.echoed.protocol === "tcp"
-            ? `[${printSeq(p.echoed.seq)}]`
+            ? `[${printSeq(p.echoed.seq)}${printUdpEncaps(p.echoed.udpEncaps)}]`
             : `[${p.echoed.protocol}(${p.echoed.len})]`,
         );
       }

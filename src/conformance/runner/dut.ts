@@ -599,6 +599,8 @@ class ScriptRun {
 
   #inject(ev: PdPacketEvent): void {
     const p = ev.packet;
+    if (p.outer.length > 0)
+      this.#fail("explicit outer IP headers (ipv4/ipv6 ...:) are not supported by the runner");
     let frame: Uint8Array;
     switch (p.protocol) {
       case "tcp":
@@ -623,6 +625,7 @@ class ScriptRun {
   }
 
   #inboundTcp(p: PdTcpPacket): TcpRepr {
+    if (p.udpEncaps !== undefined) this.#fail("TCP over UDP (/udp(...)) is not supported by the runner");
     const ports = p.ports ?? { src: this.#defaultPorts().remote, dst: this.#defaultPorts().local };
     const isn = this.#localIsn ?? Seq.of(0);
     const seq = p.seq.kind === "range" ? Seq.of(p.seq.start) : Seq.of(0);
@@ -660,6 +663,7 @@ class ScriptRun {
             unknown.push({ kind: 19, data: hexBytes(o.digest, 16) });
             break;
           case "fastopen":
+            if (o.symbolic) this.#fail(`fast open cookie ${o.cookie} is a symbol the script does not define`);
             unknown.push({ kind: o.experimental ? 254 : 34, data: hexBytes(o.cookie, 0) });
             break;
           case "nop":
@@ -694,6 +698,7 @@ class ScriptRun {
     let quoted: Uint8Array = new Uint8Array(0);
     if (p.echoed !== undefined) {
       if (p.echoed.protocol !== "tcp") this.#fail(`ICMP quoting ${p.echoed.protocol} is not supported`);
+      if (p.echoed.udpEncaps !== undefined) this.#fail("ICMP quoting TCP over UDP is not supported");
       const seq = p.echoed.seq.kind === "range" ? p.echoed.seq.start : 0;
       const q = emitTcpPacket({
         ip: { src: this.#local, dst: this.#remote },
@@ -762,6 +767,7 @@ class ScriptRun {
     if (p.protocol !== "tcp") this.#fail(`expected ${printPacket(p)} got ${gotText} (only TCP is compared)`);
     const t = decoded.transport;
     if (t?.kind !== "tcp") this.#fail(`expected ${printPacket(p)} got ${gotText}`);
+    if (p.udpEncaps !== undefined) this.#fail(`expected ${printPacket(p)}: TCP over UDP is not supported`);
     const diffs = this.#compareTcp(p, t.tcp);
     if (diffs.length > 0) this.#fail(`expected ${printPacket(p)} got ${gotText} [${diffs.join("; ")}]`);
   }

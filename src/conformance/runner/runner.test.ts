@@ -77,6 +77,33 @@ void describe("runScript", () => {
   });
 });
 
+void test("TCP over UDP segments and symbolic fast open cookies fail the script with a clear message", () => {
+  const inbound = runScript(
+    LISTEN_SCRIPT.replace(
+      "+0.10 < S  0:0(0) win 32767 <mss 1460,sackOK,eol,eol>",
+      "+0.10 < S  0:0(0) win 32767 <mss 1460,sackOK,eol,eol>/udp(1 > 9811)",
+    ),
+    { file: "u.pkt" },
+  );
+  assert.equal(inbound.passed, false);
+  assert.match(inbound.message ?? "", /^u\.pkt:9: TCP over UDP \(\/udp\(\.\.\.\)\) is not supported/);
+  const outbound = runScript(
+    LISTEN_SCRIPT.replace(
+      "+0.00 > S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,eol,eol>",
+      "+0.00 > S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,eol,eol>/udp(9811 > 1)",
+    ),
+    { file: "v.pkt" },
+  );
+  assert.equal(outbound.passed, false);
+  assert.match(outbound.message ?? "", /^v\.pkt:10: .*TCP over UDP is not supported/);
+  const cookie = runScript(
+    LISTEN_SCRIPT.replace("<mss 1460,sackOK,eol,eol>", "<mss 1460,sackOK,FO TFO_COOKIE>"),
+    { file: "w.pkt" },
+  );
+  assert.equal(cookie.passed, false);
+  assert.match(cookie.message ?? "", /^w\.pkt:9: fast open cookie TFO_COOKIE is a symbol/);
+});
+
 void test("STANDARD branches are chosen over FreeBSD ones", () => {
   const text =
     "0 close(3) = 0\n#ifdef STANDARD\n+0 close(4) = 0\n#endif\n#ifdef FreeBSD\n+0 close(5) = 0\n#endif\n";
