@@ -30,6 +30,7 @@ import {
   formatSummary,
   listScripts,
   runConformance,
+  summarize,
 } from "../../conformance/runner/run.js";
 import { CliUsageError, EXIT } from "../errors.js";
 
@@ -60,25 +61,6 @@ export function defaultSuiteDir(): string {
 export const MISSING_SUITE_HINT =
   `hint: the suite is ${FREEBSD_SUITE_ORIGIN}; pass its checkout as DIR, or set ${PEER_SUITE_ENV} ` +
   `to a folder holding ${PEER_SUITE_FOLDERS.freebsd}/ (default ../shared/peer-tests beside the repository)`;
-
-function summarize(results: readonly ConformanceResult[], elapsedMs: number): ConformanceRun {
-  const byFolder = new Map<string, ConformanceResult[]>();
-  for (const r of results) {
-    const folder = r.file.split("/")[0] ?? "";
-    const list = byFolder.get(folder) ?? [];
-    list.push(r);
-    byFolder.set(folder, list);
-  }
-  const folders = [...byFolder].map(([folder, rs]) => ({
-    folder,
-    total: rs.length,
-    pass: rs.filter((r) => r.verdict === "pass").length,
-    fail: rs.filter((r) => r.verdict === "fail").length,
-    knownFailure: rs.filter((r) => r.verdict === "known-failure").length,
-    unexpectedPass: rs.filter((r) => r.verdict === "unexpected-pass").length,
-  }));
-  return { results, folders, elapsedMs };
-}
 
 /** The known-failures files of a mode, relative to the repository root. */
 export function knownFailureFiles(mode: DutMode): string[] {

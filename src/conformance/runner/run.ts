@@ -104,6 +104,11 @@ export function runConformance(dir: string, options: ConformanceOptions = {}): C
     }
     results.push({ ...r, frames: [], verdict, pcap });
   }
+  return summarize(results, performance.now() - started);
+}
+
+/** The per-folder counts of `results` (a run, or a subset of one the CLI ran itself). */
+export function summarize(results: readonly ConformanceResult[], elapsedMs: number): ConformanceRun {
   const byFolder = new Map<string, ConformanceResult[]>();
   for (const r of results) {
     const folder = r.file.split("/")[0] ?? "";
@@ -111,7 +116,7 @@ export function runConformance(dir: string, options: ConformanceOptions = {}): C
     list.push(r);
     byFolder.set(folder, list);
   }
-  const summaries = [...byFolder].map(([folder, rs]) => ({
+  const folders = [...byFolder].map(([folder, rs]) => ({
     folder,
     total: rs.length,
     pass: rs.filter((r) => r.verdict === "pass").length,
@@ -119,7 +124,7 @@ export function runConformance(dir: string, options: ConformanceOptions = {}): C
     knownFailure: rs.filter((r) => r.verdict === "known-failure").length,
     unexpectedPass: rs.filter((r) => r.verdict === "unexpected-pass").length,
   }));
-  return { results, folders: summaries, elapsedMs: performance.now() - started };
+  return { results, folders, elapsedMs };
 }
 
 /** A fixed-width table of the per-folder counts, for logs. */
