@@ -70,6 +70,7 @@ const PLACEMENTS: readonly { readonly key: Placement; readonly color: string; re
   { key: "offloading", color: "#E69F00", text: "#1b1f24" },
   { key: "offloaded", color: "#009E73", text: "#ffffff" },
   { key: "terminating", color: "#D55E00", text: "#ffffff" },
+  { key: "time-wait", color: "#D0D7DE", text: "#1b1f24" },
 ];
 
 /** Owner colours (Okabe-Ito): `host` and `target` match the placement colours. */

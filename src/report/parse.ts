@@ -34,7 +34,7 @@ export function describeShapeError(e: TimelineShapeError): string {
   return `${e.path === "" ? "(root)" : e.path}: expected ${e.expected}, found ${e.found}`;
 }
 
-const PLACEMENTS: readonly Placement[] = ["host", "offloading", "offloaded", "terminating"];
+const PLACEMENTS: readonly Placement[] = ["host", "offloading", "offloaded", "terminating", "time-wait"];
 
 /** Thrown inside this module only, caught by `parseTimeline`. */
 class Bad extends Error {

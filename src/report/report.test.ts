@@ -164,7 +164,7 @@ void describe("parseTimeline", () => {
           ...good,
           connections: [{ id: "c", label: "l", phases: [{ placement: "moon", fromUs: 0, toUs: 1 }] }],
         },
-        'connections[0].phases[0].placement: expected one of host, offloading, offloaded, terminating, found the string "moon"',
+        'connections[0].phases[0].placement: expected one of host, offloading, offloaded, terminating, time-wait, found the string "moon"',
       ],
       [
         {

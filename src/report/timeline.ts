@@ -3,8 +3,11 @@
  * simulator's scenario runner fills it in; nothing here knows how.
  */
 
-/** Where a connection lives at a moment. */
-export type Placement = "host" | "offloading" | "offloaded" | "terminating";
+/**
+ * Where a connection lives at a moment. `time-wait`: on the host, an end waiting out 2·MSL
+ * after the close (idle; the report's default view leaves it out).
+ */
+export type Placement = "host" | "offloading" | "offloaded" | "terminating" | "time-wait";
 
 /** One stretch of a connection's life in one place. */
 export interface PhaseSpan {

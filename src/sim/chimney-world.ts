@@ -3,7 +3,13 @@
  * "b" (.2 / ::2) on one simulated Ethernet segment, each optionally with an offload manager and
  * the software offload target (src/target), and one ledger per host. Applications are callbacks on socket events;
  * the world runs on virtual time and is a pure function of its seed.
+ *
+ * A host's `observe` option sees the chimney calls between its manager and its target (the two
+ * interfaces of src/chimney/contract.ts) with their arguments, just before each call runs: the
+ * scenario runner uses it to learn which connection an NBL belongs to. Without it nothing is
+ * interposed.
  */
+import type { OffloadHost, OffloadTarget } from "../chimney/contract.js";
 import {
   acceptAllKnobs,
   OffloadManager,
@@ -32,6 +38,49 @@ export interface WorldHostOptions {
   readonly target?: Partial<Omit<SoftwareTargetOptions, "host" | "ledger" | "mac">> | undefined;
   /** Resource limits of the SoftwareTarget (e.g. `{ tcp: 0 }` to make initiates fail). */
   readonly limits?: SoftwareTargetOptions["limits"];
+  /** Sees chimney calls (manager -> target and target -> manager) before they run; must not call back. */
+  readonly observe?: ChimneyCallObserver | undefined;
+}
+
+/** Observers of some methods of an interface: same arguments, nothing returned. */
+type Observers<T> = {
+  readonly [K in keyof T]?: T[K] extends (...args: infer A) => unknown ? (...args: A) => void : never;
+};
+
+/** What `WorldHostOptions.observe` watches: calls down to the target and up to the host. */
+export interface ChimneyCallObserver {
+  readonly toTarget?: Observers<OffloadTarget> | undefined;
+  readonly toHost?: Observers<OffloadHost> | undefined;
+}
+
+/**
+ * `o` seen through a proxy whose methods run on `o` itself (its private fields stay reachable),
+ * those named in `seen` after calling that observer with the same arguments.
+ */
+function observed<T extends object>(o: T, seen: Observers<T> | undefined): T {
+  if (seen === undefined) return o;
+  const observers = seen as Readonly<Record<PropertyKey, ((...a: unknown[]) => void) | undefined>>;
+  const methods = new Map<PropertyKey, unknown>();
+  return new Proxy(o, {
+    get(target, key) {
+      const v: unknown = Reflect.get(target, key);
+      if (typeof v !== "function") return v;
+      let m = methods.get(key);
+      if (m === undefined) {
+        const method = v as (...a: unknown[]) => unknown;
+        const see = observers[key];
+        m =
+          see === undefined
+            ? method.bind(target)
+            : (...args: unknown[]) => {
+                see(...args);
+                return method.apply(target, args);
+              };
+        methods.set(key, m);
+      }
+      return m;
+    },
+  });
 }
 
 /** How to build the world. */
@@ -114,11 +163,11 @@ export function buildChimneyWorld(o: WorldOptions): ChimneyWorld {
       tcpConfig: tcp,
       ...opts?.target,
       limits: opts?.limits ?? opts?.target?.limits,
-      host: manager,
+      host: observed<OffloadHost>(manager, opts?.observe?.toHost),
       ledger,
       mac: hostMac,
     });
-    manager.attachTarget(target);
+    manager.attachTarget(observed<OffloadTarget>(target, opts?.observe?.toTarget));
     const node = new SimChimneyHost(name, stack, sched, { manager, target });
     return {
       node,
