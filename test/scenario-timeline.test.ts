@@ -9,7 +9,7 @@ import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { loadScenarioFile } from "../src/cli/commands/run.js";
-import type { Timeline } from "../src/report/timeline.js";
+import { activeSpan, type Timeline } from "../src/report/timeline.js";
 import { runScenario } from "../src/scenario/run.js";
 import type { Scenario } from "../src/scenario/schema.js";
 
@@ -117,6 +117,21 @@ void describe(`shipped scenarios' timelines, one lane per connection (seed ${SEE
       }
       if ((r.counters["initiates"] ?? 0) > 0)
         assert.ok(offloadedLanes > 0, `${where}: initiates happened but no lane shows an offloaded span`);
+
+      // The default view: every segment of a connection inside it, the idle tail (TIME-WAIT,
+      // neighbor refreshes) outside; the client closes first, so each lane ends in TIME-WAIT.
+      const active = activeSpan(t);
+      for (const seg of t.segments)
+        if (seg.connection !== undefined)
+          assert.ok(seg.atUs >= active.fromUs && seg.atUs <= active.toUs, `${where}: ${seg.atUs} µs outside`);
+      assert.ok(
+        active.toUs - active.fromUs < t.endUs / 10,
+        `${where}: active span ${active.fromUs}..${active.toUs} of a ${t.endUs} µs run`,
+      );
+      for (const c of t.connections) {
+        const wait = c.phases.find((p) => p.placement === "time-wait");
+        assert.ok(wait !== undefined && wait.toUs - wait.fromUs > 50_000_000, `${where}: ${c.id} TIME-WAIT`);
+      }
 
       // The manager's per-connection steps name the lane too.
       for (const n of t.narration) {

@@ -86,3 +86,34 @@ export interface Timeline {
   readonly reads: readonly AppRead[];
   readonly narration: readonly Narration[];
 }
+
+/** A stretch of virtual time, `[fromUs, toUs]`. */
+export interface TimeSpan {
+  readonly fromUs: number;
+  readonly toUs: number;
+}
+
+/**
+ * The part of a run worth seeing first (the report's default view): from its first event
+ * (segment, NBL hand-off, read or narration step) to the last event that belongs to one of its
+ * connections. What comes after is idle housekeeping (neighbor refreshes, TIME-WAIT running
+ * out), which would otherwise squeeze the activity into the first percent of the axis. Without
+ * any connection event, the last event of any kind ends it; without any event, the whole run.
+ */
+export function activeSpan(t: Timeline): TimeSpan {
+  const ids = new Set(t.connections.map((c) => c.id));
+  let first = Number.POSITIVE_INFINITY;
+  let last = Number.NEGATIVE_INFINITY;
+  let lastOfConnection = Number.NEGATIVE_INFINITY;
+  const see = (atUs: number, connection: string | undefined) => {
+    if (atUs < first) first = atUs;
+    if (atUs > last) last = atUs;
+    if (connection !== undefined && ids.has(connection) && atUs > lastOfConnection) lastOfConnection = atUs;
+  };
+  for (const s of t.segments) see(s.atUs, s.connection);
+  for (const h of t.nbls) see(h.atUs, h.connection);
+  for (const r of t.reads) see(r.atUs, r.connection);
+  for (const n of t.narration) see(n.atUs, n.connection);
+  if (first === Number.POSITIVE_INFINITY) return { fromUs: 0, toUs: t.endUs };
+  return { fromUs: first, toUs: lastOfConnection >= first ? lastOfConnection : last };
+}

@@ -277,7 +277,8 @@ export function runScenario(
   }
   /** Samples the connection's phase (catches what the manager's log does not name). */
   const recordPlacement = (e: End) => {
-    if (e.conn !== undefined) setPlacement(e, e.conn.phase, nowUs());
+    // A connection the upload closed (TcpConnectionClosed) keeps its last phase; it is on the host.
+    if (e.conn !== undefined) setPlacement(e, e.closedEvent ? "host" : e.conn.phase, nowUs());
   };
 
   const writeMore = (e: End) => {
