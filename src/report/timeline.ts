@@ -1,6 +1,8 @@
 /**
- * The timeline of a simulated run, as data: what the report renders and `--json` prints. The
- * simulator's scenario runner fills it in; nothing here knows how.
+ * The timeline of a simulated run, as data: what the report renders and `chimney run --timeline`
+ * writes as JSON. The simulator's scenario runner fills it in; nothing here knows how. Every
+ * event of a connection names it by the id of its `TimelineConnection` (its lane); `activeSpan`
+ * is the stretch of the run with activity, the report's default view.
  */
 
 /**
