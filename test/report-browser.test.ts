@@ -1,12 +1,14 @@
 // The timeline report in real headless Chromium: it loads without errors, shows the lanes, the
 // seed and the verdict, zooms, pans, shows tooltips, copes with 50k segments, and looks like
-// something (the screenshot is kept in a temp dir; its path is printed).
+// something (the screenshots are kept in a temp dir; their paths are printed). The report of a
+// real `chimney run` shows each connection's own traffic in its lane and opens on the activity.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { renderTimelineHtml } from "../src/report/html.js";
 import { sampleTimeline } from "./support/sample-timeline.js";
@@ -17,6 +19,7 @@ import type { Timeline } from "../src/report/timeline.js";
 interface PageElement {
   getAttribute(name: string): string | null;
   querySelector(selector: string): PageElement | null;
+  querySelectorAll(selector: string): ArrayLike<PageElement>;
   getBoundingClientRect(): { readonly width: number };
   readonly textContent: string | null;
   click(): void;
@@ -37,6 +40,17 @@ declare const performance: { now(): number };
 declare function requestAnimationFrame(cb: () => void): number;
 
 const CHROMIUM = "/usr/bin/chromium";
+const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
+
+function repoRoot(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(d, "package.json"))) {
+    const up = dirname(d);
+    if (up === d) throw new Error("package.json not found above the test");
+    d = up;
+  }
+  return d;
+}
 const ARGS = [
   "--no-sandbox",
   "--disable-gpu",
@@ -72,9 +86,14 @@ interface Loaded {
 }
 
 async function load(t: Timeline, name: string): Promise<Loaded> {
-  const ctx = await browser();
   const file = join(dir, `${name}.html`);
   writeFileSync(file, renderTimelineHtml(t));
+  return open(file);
+}
+
+/** Opens a report file in a new page and waits for its first drawing. */
+async function open(file: string): Promise<Loaded> {
+  const ctx = await browser();
   const page = await ctx.newPage();
   await page.setViewportSize({ width: 1280, height: 900 });
   const problems: string[] = [];
@@ -133,9 +152,9 @@ function pngSize(png: Uint8Array): { width: number; height: number } {
 void describe("timeline report in Chromium", { timeout: 120_000 }, () => {
   after(async () => {
     await context?.close();
-    // Keep the screenshot for a human to look at; the rest goes.
+    // Keep the screenshots for a human to look at; the rest goes.
     for (const f of readdirSync(dir))
-      if (f !== "timeline.png") rmSync(join(dir, f), { recursive: true, force: true });
+      if (!f.endsWith(".png")) rmSync(join(dir, f), { recursive: true, force: true });
   });
 
   void test("header, lanes, zoom, pan, tooltip, narration and a screenshot", async () => {
@@ -321,6 +340,83 @@ void describe("timeline report in Chromium", { timeout: 120_000 }, () => {
     assert.deepEqual(problems, []);
     await page.close();
   });
+
+  for (const [file, lanes] of [
+    ["seed.yaml", ["c1"]],
+    ["lossy-flapping.yaml", ["v4", "v6"]],
+  ] as const) {
+    void test(`the report of chimney run scenarios/${file}: lanes hold their traffic, the view fits the activity`, async () => {
+      const report = join(dir, `run-${file}.html`);
+      const seed = 1;
+      const r = spawnSync(
+        process.execPath,
+        [CLI, "run", join(repoRoot(), "scenarios", file), "--seed", String(seed), "--report", report],
+        { encoding: "utf8", timeout: 60_000 },
+      );
+      assert.equal(r.status, 0, `chimney run scenarios/${file} --seed ${seed}: ${r.stderr}`);
+      const { page, problems } = await open(report);
+
+      // Each connection's lane counts its own segments and NBL hand-offs, and its canvases drew them.
+      const shown = await page.evaluate(() =>
+        Array.from(document.querySelectorAll("section.lane"), (e) => ({
+          id: e.getAttribute("data-connection"),
+          stats: e.querySelector(".lane-stats")?.textContent ?? "",
+          wire: Array.from(e.querySelectorAll('canvas[data-track="wire"]'), (c) =>
+            Number(c.getAttribute("data-visible")),
+          ),
+          nbl: Number(e.querySelector('canvas[data-track="nbl"]')?.getAttribute("data-visible")),
+        })),
+      );
+      assert.deepEqual(
+        shown.map((l) => l.id).filter((id) => id !== "(other-traffic)"),
+        lanes,
+        `seed ${seed}: one lane per connection`,
+      );
+      const count = (stats: string, what: string) =>
+        Number(new RegExp(`([\\d,]+) ${what}`).exec(stats)?.[1]?.replace(/,/g, "") ?? "0");
+      for (const l of shown) {
+        if (l.id === "(other-traffic)") continue;
+        assert.ok(count(l.stats, "segments") > 10, `seed ${seed}: lane ${l.id}: ${l.stats}`);
+        assert.ok(count(l.stats, "NBL hand-offs") > 0, `seed ${seed}: lane ${l.id}: ${l.stats}`);
+        assert.ok(
+          l.wire.length === 2 && l.wire.every((n) => n > 0),
+          `seed ${seed}: lane ${l.id} wire ${l.wire.join()}`,
+        );
+        assert.ok(l.nbl > 0, `seed ${seed}: lane ${l.id} drew no NBL hand-off in view`);
+      }
+
+      // The default view fits the activity: the first and last segment of a connection are inside
+      // it and span most of it, although the run goes on for 60 s of TIME-WAIT.
+      const [v0, v1] = await range(page);
+      const data = await page.evaluate(() => document.querySelector("#timeline-data")?.textContent ?? "");
+      const t = JSON.parse(data) as Timeline;
+      const times = t.segments.filter((x) => x.connection !== undefined).map((x) => x.atUs);
+      const first = Math.min(...times);
+      const last = Math.max(...times);
+      assert.ok(t.endUs > 60_000_000, `seed ${seed}: the run includes TIME-WAIT (${t.endUs} µs)`);
+      assert.ok(first >= v0 && last <= v1, `seed ${seed}: segments ${first}..${last} outside ${v0}..${v1}`);
+      assert.ok((last - first) / (v1 - v0) > 0.9, `seed ${seed}: segments ${first}..${last} in ${v0}..${v1}`);
+      // TIME-WAIT is a band at the right edge; "Whole run" reaches its end.
+      const wait = await page
+        .locator(`section.lane[data-connection="${lanes[0]}"] .span[data-placement="time-wait"]`)
+        .boundingBox();
+      const axis = await page.locator("#axis").boundingBox();
+      assert.ok(wait !== null && axis !== null && wait.x > axis.x && wait.x < axis.x + axis.width);
+      await page.evaluate(() => {
+        window.scrollTo(0, 0);
+      });
+      const shot = join(dir, `run-${file.replace(/\.yaml$/, "")}.png`);
+      await page.screenshot({ path: shot }); // the first screen, as a person opens it
+      process.stdout.write(`# screenshot: ${shot}\n`);
+      await page.click("#zoom-all");
+      const whole = await rangeChange(page, [v0, v1]);
+      assert.ok(whole[1] >= t.endUs && whole[0] <= 0, `whole run: ${whole.join("..")}`);
+      await page.click("#zoom-fit");
+      assert.deepEqual(await rangeChange(page, whole), [v0, v1]);
+      assert.deepEqual(problems, []);
+      await page.close();
+    });
+  }
 
   void test("hostile text stays text", async () => {
     const base = sampleTimeline({ segments: 60 });

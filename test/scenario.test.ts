@@ -93,12 +93,18 @@ void test("the seed scenario's timeline shows placements, segments, NBL hand-off
   const t = r.timeline;
   assert.equal(t.seed, 1);
   assert.equal(t.verdict.passed, true);
-  const conn = t.connections.find((c) => c.id === "c1@b");
-  assert.ok(conn !== undefined, "the server end on the offload host is tracked");
+  const conn = t.connections.find((c) => c.id === "c1");
+  assert.ok(conn !== undefined, "the connection has its lane");
+  assert.match(conn.label, /^b: /, "its placement is the server end's, on the offload host");
   const places = conn.phases.map((p) => p.placement);
   assert.deepEqual(
     places.filter((p, i) => places.indexOf(p) === i),
-    ["host", "offloading", "offloaded", "terminating"],
+    ["host", "offloading", "offloaded", "terminating", "time-wait"],
+  );
+  // The client closes first: its end waits out 2·MSL (60 s) until the run ends.
+  const wait = conn.phases.at(-1);
+  assert.ok(
+    wait?.placement === "time-wait" && wait.toUs === t.endUs && wait.toUs - wait.fromUs >= 59_000_000,
   );
   for (const p of conn.phases) assert.ok(p.toUs >= p.fromUs);
   assert.ok(t.segments.length > 20);

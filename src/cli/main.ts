@@ -63,7 +63,7 @@ export function program(): Command {
 
   p.command("report")
     .description("render a timeline JSON file (from a run) as one self-contained, zoomable HTML page")
-    .argument("<timeline>", "a timeline JSON file")
+    .argument("<timeline>", "a timeline JSON file, as chimney run --timeline writes")
     .requiredOption("-o, --output <file>", "the HTML file to write")
     .action((file: string, opts: { output: string }) => {
       const n = renderReport(file, opts.output);
@@ -77,11 +77,19 @@ export function program(): Command {
     .option("--pcap <file>", "capture every frame into a classic pcap file")
     .option("--trace <file>", "write tcpdump-style lines with virtual timestamps")
     .option("--report <file>", "write the timeline as one self-contained HTML page")
+    .option("--timeline <file>", "write the timeline as JSON (render it later with chimney report)")
     .option("--json", "print the verdict, checks, counters and seed as JSON on stdout")
     .action(
       (
         file: string,
-        opts: { seed: number; pcap?: string; trace?: string; report?: string; json?: boolean },
+        opts: {
+          seed: number;
+          pcap?: string;
+          trace?: string;
+          report?: string;
+          timeline?: string;
+          json?: boolean;
+        },
       ) => {
         process.exitCode = runScenarioCommand(file, {
           ...opts,

@@ -31,7 +31,7 @@
  * `createChimney` is the one factory of "host + manager + target": a ledger, the manager over the
  * stack, the software target over the manager, attached.
  */
-import type { OffloadTarget } from "../chimney/contract.js";
+import type { OffloadHost, OffloadTarget } from "../chimney/contract.js";
 import {
   acceptAllKnobs,
   OffloadManager,
@@ -194,6 +194,47 @@ export class ChimneyNode {
   }
 }
 
+/** Observers of some methods of an interface: same arguments, nothing returned. */
+type Observers<T> = {
+  readonly [K in keyof T]?: T[K] extends (...args: infer A) => unknown ? (...args: A) => void : never;
+};
+
+/** What `ChimneyOptions.observe` watches: calls down to the target and up to the host. */
+export interface ChimneyCallObserver {
+  readonly toTarget?: Observers<OffloadTarget> | undefined;
+  readonly toHost?: Observers<OffloadHost> | undefined;
+}
+
+/**
+ * `o` seen through a proxy whose methods run on `o` itself (its private fields stay reachable),
+ * those named in `seen` after calling that observer with the same arguments.
+ */
+function observed<T extends object>(o: T, seen: Observers<T> | undefined): T {
+  if (seen === undefined) return o;
+  const observers = seen as Readonly<Record<PropertyKey, ((...a: unknown[]) => void) | undefined>>;
+  const methods = new Map<PropertyKey, unknown>();
+  return new Proxy(o, {
+    get(target, key) {
+      const v: unknown = Reflect.get(target, key);
+      if (typeof v !== "function") return v;
+      let m = methods.get(key);
+      if (m === undefined) {
+        const method = v as (...a: unknown[]) => unknown;
+        const see = observers[key];
+        m =
+          see === undefined
+            ? method.bind(target)
+            : (...args: unknown[]) => {
+                see(...args);
+                return method.apply(target, args);
+              };
+        methods.set(key, m);
+      }
+      return m;
+    },
+  });
+}
+
 /** How `createChimney` builds the manager and the target. */
 export interface ChimneyOptions {
   /** The interface's MAC (the target stamps it on frames). */
@@ -206,6 +247,12 @@ export interface ChimneyOptions {
   readonly target?: Partial<Omit<SoftwareTargetOptions, "host" | "ledger" | "mac">> | undefined;
   /** The ledger to share (default: a new one). */
   readonly ledger?: BufferLedger | undefined;
+  /**
+   * Sees the chimney calls between manager and target (both interfaces of
+   * src/chimney/contract.ts) with their arguments, just before each runs; must not call back.
+   * Without it nothing is interposed.
+   */
+  readonly observe?: ChimneyCallObserver | undefined;
 }
 
 /** The chimney half of a node: manager and target sharing one ledger. */
@@ -227,10 +274,10 @@ export function createChimney(stack: HostStack, o: ChimneyOptions): Chimney {
   const target = new SoftwareTarget({
     tcpConfig: stack.tcpConfig,
     ...o.target,
-    host: manager,
+    host: observed<OffloadHost>(manager, o.observe?.toHost),
     ledger,
     mac: o.mac,
   });
-  manager.attachTarget(target);
+  manager.attachTarget(observed<OffloadTarget>(target, o.observe?.toTarget));
   return { manager, target, ledger };
 }

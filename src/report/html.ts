@@ -12,9 +12,13 @@
  * one pass per frame. Hover hit-tests by binary search on the time arrays. The visible window is
  * published as `data-from-us` / `data-to-us` on the `#range` element.
  *
+ * The page opens on the run's active span (`activeSpan`: first event to the last event of a
+ * connection, with a small margin), which "Fit" returns to; "Whole run" and zooming out reach the
+ * idle tail (a TIME-WAIT of 60 s after 400 ms of traffic), shown as a "time-wait" band.
+ *
  * This module is pure: a `Timeline` in, a string out.
  */
-import type { Placement, Timeline } from "./timeline.js";
+import { activeSpan, type Placement, type Timeline } from "./timeline.js";
 
 /** Escapes text for HTML element content and double- or single-quoted attribute values. */
 export function escapeHtml(s: string): string {
@@ -70,6 +74,7 @@ const PLACEMENTS: readonly { readonly key: Placement; readonly color: string; re
   { key: "offloading", color: "#E69F00", text: "#1b1f24" },
   { key: "offloaded", color: "#009E73", text: "#ffffff" },
   { key: "terminating", color: "#D55E00", text: "#ffffff" },
+  { key: "time-wait", color: "#D0D7DE", text: "#1b1f24" },
 ];
 
 /** Owner colours (Okabe-Ito): `host` and `target` match the placement colours. */
@@ -266,11 +271,13 @@ export function renderTimelineHtml(t: Timeline): string {
       return `<li><button type="button" data-at-us="${n.atUs}"><time>${e(formatMicros(n.atUs))}</time> ${who}<span class="text">${e(n.text)}</span></button></li>`;
     })
     .join("\n");
+  const active = activeSpan(t);
   const style = {
     owners: Object.fromEntries(owners),
     sides: Object.fromEntries(sides),
     placements: Object.fromEntries(PLACEMENTS.map((p) => [p.key, p.color])),
     other: OTHER_LANE,
+    active,
   };
   const verdictWord = t.verdict.passed ? "PASS" : "FAIL";
   return `<!DOCTYPE html>
@@ -298,8 +305,9 @@ ${PLACEMENTS.map((p) => `.span[data-placement="${p.key}"]{background:${p.color};
 <div class="controls" role="toolbar" aria-label="time axis">
 <button type="button" id="zoom-in" title="Zoom in (+)">Zoom in</button>
 <button type="button" id="zoom-out" title="Zoom out (−)">Zoom out</button>
-<button type="button" id="zoom-fit" title="Show the whole run (0)">Fit</button>
-<output id="range" aria-live="polite" data-from-us="0" data-to-us="${t.endUs}">0 – ${e(formatMicros(t.endUs))}</output>
+<button type="button" id="zoom-fit" title="Fit the active span, without the idle tail (0)">Fit</button>
+<button type="button" id="zoom-all" title="Show the whole run, idle tail included (W)">Whole run</button>
+<output id="range" aria-live="polite" data-from-us="${active.fromUs}" data-to-us="${active.toUs}">${e(formatMicros(active.fromUs))} – ${e(formatMicros(active.toUs))}</output>
 <span class="hint">wheel: zoom at pointer · drag: pan · click a narration step to jump</span>
 </div>
 <div class="axis-row"><div class="track-name">time</div><div class="plot"><canvas id="axis" role="img" aria-label="time axis"></canvas></div></div>
@@ -477,7 +485,10 @@ const SCRIPT = String.raw`
   T.narration.forEach(function (s) { widen(s.atUs); });
   if (hi - lo < 10) hi = lo + 10;
   var FULL = hi - lo, MIN_SPAN = 2;
-  var v0 = lo, v1 = hi;
+  // The default view: the active span with a 2% margin each side, inside the run.
+  var a0 = S.active.fromUs, a1 = Math.max(S.active.toUs, S.active.fromUs + 10), margin = (a1 - a0) * 0.02;
+  a0 = Math.max(lo, a0 - margin); a1 = Math.min(hi, a1 + margin);
+  var v0 = a0, v1 = a1;
   function setView(a, b) {
     var span = Math.min(Math.max(b - a, MIN_SPAN), FULL * 1.5);
     var mid = (a + b) / 2;
@@ -492,7 +503,8 @@ const SCRIPT = String.raw`
     v0 = a; v1 = b;
     schedule();
   }
-  function fit() { setView(lo, hi); }
+  function fit() { setView(a0, a1); }
+  function whole() { setView(lo, hi); }
   function zoomAt(us, factor) { setView(us - (us - v0) * factor, us + (v1 - us) * factor); }
 
   // ---- geometry ----
@@ -824,12 +836,14 @@ const SCRIPT = String.raw`
   document.getElementById("zoom-in").addEventListener("click", function () { zoomAt((v0 + v1) / 2, 0.5); });
   document.getElementById("zoom-out").addEventListener("click", function () { zoomAt((v0 + v1) / 2, 2); });
   document.getElementById("zoom-fit").addEventListener("click", fit);
+  document.getElementById("zoom-all").addEventListener("click", whole);
   document.addEventListener("keydown", function (ev) {
     if (ev.target && ev.target.tagName === "INPUT") return;
     var span = v1 - v0;
     if (ev.key === "+" || ev.key === "=") zoomAt((v0 + v1) / 2, 0.5);
     else if (ev.key === "-" || ev.key === "_") zoomAt((v0 + v1) / 2, 2);
     else if (ev.key === "0") fit();
+    else if (ev.key === "w" || ev.key === "W") whole();
     else if (ev.key === "ArrowLeft") setView(v0 - span / 5, v1 - span / 5);
     else if (ev.key === "ArrowRight") setView(v0 + span / 5, v1 + span / 5);
     else return;

@@ -1,7 +1,8 @@
 /**
- * Reading a `Timeline` back from JSON (a `--json` dump, a saved run). Parse, don't validate: the
- * input is `unknown`, the output a fresh `Timeline` or the first place where the shape is wrong,
- * named by its path (`segments[3].atUs`) and what was expected there. Never throws on input.
+ * Reading a `Timeline` back from JSON (what `chimney run --timeline` writes). Parse, don't
+ * validate: the input is `unknown`, the output a fresh `Timeline` or the first place where the
+ * shape is wrong, named by its path (`segments[3].atUs`) and what was expected there. Never
+ * throws on input.
  *
  * JSON has no `undefined`: an optional `connection` may be missing or `null`, and both become
  * `undefined`. Unknown extra fields are ignored.
@@ -34,7 +35,7 @@ export function describeShapeError(e: TimelineShapeError): string {
   return `${e.path === "" ? "(root)" : e.path}: expected ${e.expected}, found ${e.found}`;
 }
 
-const PLACEMENTS: readonly Placement[] = ["host", "offloading", "offloaded", "terminating"];
+const PLACEMENTS: readonly Placement[] = ["host", "offloading", "offloaded", "terminating", "time-wait"];
 
 /** Thrown inside this module only, caught by `parseTimeline`. */
 class Bad extends Error {

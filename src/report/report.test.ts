@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { escapeHtml, formatBytes, formatMicros, jsonForScript, renderTimelineHtml } from "./html.js";
 import { describeShapeError, parseTimeline } from "./parse.js";
 import { sampleTimeline } from "../../test/support/sample-timeline.js";
-import type { Timeline } from "./timeline.js";
+import { activeSpan, type Timeline } from "./timeline.js";
 
 const SEED = process.env["FC_SEED"] === "random" ? Date.now() : Number(process.env["FC_SEED"] ?? 0x5eed);
 fc.configureGlobal({ seed: SEED, numRuns: 200 });
@@ -72,6 +72,64 @@ void describe("units", () => {
     assert.equal(formatBytes(512), "512 B");
     assert.equal(formatBytes(96 * 1024), "96 KiB");
     assert.equal(formatBytes(1.5 * 1024 * 1024), "1.5 MiB");
+  });
+});
+
+void describe("activeSpan", () => {
+  /** The sample run followed by a minute of idle tail: a neighbor refresh and TIME-WAIT. */
+  function withIdleTail(): Timeline {
+    const t = sampleTimeline();
+    const endUs = 60_050_000;
+    return {
+      ...t,
+      endUs,
+      connections: t.connections.map((c) => ({
+        ...c,
+        phases: [...c.phases, { placement: "time-wait" as const, fromUs: t.endUs, toUs: endUs }],
+      })),
+      segments: [
+        ...t.segments,
+        {
+          atUs: 5_000_000,
+          direction: "b>a",
+          connection: undefined,
+          summary: "ARP",
+          bytes: 42,
+          dropped: false,
+        },
+      ],
+      narration: [...t.narration, { atUs: 5_000_100, connection: undefined, text: "neighbor refreshed" }],
+    };
+  }
+  void test("runs from the first event to the last event of a connection, not into the idle tail", () => {
+    const t = withIdleTail();
+    const a = activeSpan(t);
+    const times = (xs: readonly { atUs: number; connection?: string | undefined }[], known: boolean) =>
+      xs.filter((x) => !known || x.connection !== undefined).map((x) => x.atUs);
+    const all = [t.segments, t.nbls, t.reads, t.narration].flatMap((xs) => times(xs, false));
+    const ofConnections = [t.segments, t.nbls, t.reads, t.narration].flatMap((xs) => times(xs, true));
+    assert.equal(a.fromUs, Math.min(...all));
+    assert.equal(a.toUs, Math.max(...ofConnections));
+    assert.ok(a.toUs < 50_000, `active span ends at ${a.toUs}`);
+    const html = renderTimelineHtml(t);
+    assert.match(html, new RegExp(`id="range" [^>]*data-from-us="${a.fromUs}" data-to-us="${a.toUs}"`));
+    assert.match(html, new RegExp(`"active":\\{"fromUs":${a.fromUs},"toUs":${a.toUs}\\}`));
+  });
+  void test("without connection events it ends at the last event; without events it is the whole run", () => {
+    const t = sampleTimeline({ segments: 10 });
+    const bare: Timeline = {
+      ...t,
+      connections: [],
+      nbls: [],
+      reads: [],
+      narration: [],
+      segments: t.segments.map((s) => ({ ...s, connection: undefined })),
+    };
+    assert.deepEqual(activeSpan(bare), {
+      fromUs: Math.min(...bare.segments.map((s) => s.atUs)),
+      toUs: Math.max(...bare.segments.map((s) => s.atUs)),
+    });
+    assert.deepEqual(activeSpan({ ...bare, segments: [], endUs: 1234 }), { fromUs: 0, toUs: 1234 });
   });
 });
 
@@ -164,7 +222,7 @@ void describe("parseTimeline", () => {
           ...good,
           connections: [{ id: "c", label: "l", phases: [{ placement: "moon", fromUs: 0, toUs: 1 }] }],
         },
-        'connections[0].phases[0].placement: expected one of host, offloading, offloaded, terminating, found the string "moon"',
+        'connections[0].phases[0].placement: expected one of host, offloading, offloaded, terminating, time-wait, found the string "moon"',
       ],
       [
         {

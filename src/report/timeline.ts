@@ -1,10 +1,15 @@
 /**
- * The timeline of a simulated run, as data: what the report renders and `--json` prints. The
- * simulator's scenario runner fills it in; nothing here knows how.
+ * The timeline of a simulated run, as data: what the report renders and `chimney run --timeline`
+ * writes as JSON. The simulator's scenario runner fills it in; nothing here knows how. Every
+ * event of a connection names it by the id of its `TimelineConnection` (its lane); `activeSpan`
+ * is the stretch of the run with activity, the report's default view.
  */
 
-/** Where a connection lives at a moment. */
-export type Placement = "host" | "offloading" | "offloaded" | "terminating";
+/**
+ * Where a connection lives at a moment. `time-wait`: on the host, an end waiting out 2·MSL
+ * after the close (idle; the report's default view leaves it out).
+ */
+export type Placement = "host" | "offloading" | "offloaded" | "terminating" | "time-wait";
 
 /** One stretch of a connection's life in one place. */
 export interface PhaseSpan {
@@ -82,4 +87,35 @@ export interface Timeline {
   readonly nbls: readonly NblHandoff[];
   readonly reads: readonly AppRead[];
   readonly narration: readonly Narration[];
+}
+
+/** A stretch of virtual time, `[fromUs, toUs]`. */
+export interface TimeSpan {
+  readonly fromUs: number;
+  readonly toUs: number;
+}
+
+/**
+ * The part of a run worth seeing first (the report's default view): from its first event
+ * (segment, NBL hand-off, read or narration step) to the last event that belongs to one of its
+ * connections. What comes after is idle housekeeping (neighbor refreshes, TIME-WAIT running
+ * out), which would otherwise squeeze the activity into the first percent of the axis. Without
+ * any connection event, the last event of any kind ends it; without any event, the whole run.
+ */
+export function activeSpan(t: Timeline): TimeSpan {
+  const ids = new Set(t.connections.map((c) => c.id));
+  let first = Number.POSITIVE_INFINITY;
+  let last = Number.NEGATIVE_INFINITY;
+  let lastOfConnection = Number.NEGATIVE_INFINITY;
+  const see = (atUs: number, connection: string | undefined) => {
+    if (atUs < first) first = atUs;
+    if (atUs > last) last = atUs;
+    if (connection !== undefined && ids.has(connection) && atUs > lastOfConnection) lastOfConnection = atUs;
+  };
+  for (const s of t.segments) see(s.atUs, s.connection);
+  for (const h of t.nbls) see(h.atUs, h.connection);
+  for (const r of t.reads) see(r.atUs, r.connection);
+  for (const n of t.narration) see(n.atUs, n.connection);
+  if (first === Number.POSITIVE_INFINITY) return { fromUs: 0, toUs: t.endUs };
+  return { fromUs: first, toUs: lastOfConnection >= first ? lastOfConnection : last };
 }

@@ -7,6 +7,11 @@
  * narration) and returns the checks: byte streams identical to what was written, every
  * connection finished, ledgers quiescent, and the scenario's own expectations.
  *
+ * Every event of a connection carries the scenario's id of it (`c1`, `bulk#3`): segments both
+ * ways by their port pair, reads, the managers' log steps by the host connection, and NBL
+ * hand-offs by the chimney call that carried the NBL (nbl-owners.ts). Its lane's placement is
+ * that of its end on an offloading host, then "time-wait" while an end waits out 2·MSL.
+ *
  * No I/O: pcap capture and trace lines go to the caller through options.
  */
 import { acceptAllKnobs, type OffloadStats, type ReceiveKnobs } from "../host/offload-manager.js";
@@ -31,6 +36,7 @@ import type { IpAddr } from "../wire/ip-addr.js";
 import { decodeFrame } from "../wire/packet.js";
 import type { PcapWriter } from "../wire/pcap.js";
 import { formatPacket } from "../wire/pretty.js";
+import { NblOwners } from "./nbl-owners.js";
 import {
   type HostName,
   type ReadMode,
@@ -127,6 +133,9 @@ interface End {
   placement: Placement;
   since: number;
   readonly spans: PhaseSpan[];
+  /** When its connection entered TIME-WAIT here, and left it (closed). */
+  timeWaitFromUs: number | undefined;
+  timeWaitToUs: number | undefined;
 }
 
 /** Runs `scenario` with `seed`; never throws on a failed verification (see `passed`). */
@@ -140,10 +149,11 @@ export function runScenario(
   const nbls: NblHandoff[] = [];
   const reads: AppRead[] = [];
   const narration: Narration[] = [];
-  let truncated = false;
+  /** When a list first reached the limit. */
+  let truncatedAtUs: number | undefined;
   const push = <T>(list: T[], item: T) => {
     if (list.length < limit) list.push(item);
-    else truncated = true;
+    else truncatedAtUs ??= nowUs();
   };
   const ends: End[] = [];
   let trafficDone = false;
@@ -151,7 +161,15 @@ export function runScenario(
   /** Server ends by `localPort|remotePort|family` on each host, registered at connect time. */
   const pendingAccept = new Map<string, End>();
   const byConn = new Map<HostConn, End>();
+  /** Connection ids by `clientPort|serverPort`. */
   const portOwner = new Map<string, string>();
+  const connOfPorts = (p: number, q: number) => portOwner.get(`${p}|${q}`) ?? portOwner.get(`${q}|${p}`);
+  const nblOwners: Record<HostName, NblOwners> = {
+    a: new NblOwners(connOfPorts),
+    b: new NblOwners(connOfPorts),
+  };
+  /** The host of each `nbls` entry (NBL ids are per ledger, so per host). */
+  const nblHosts: HostName[] = [];
   let frames = 0;
   let linkDropped = 0;
   // Closures below run only once the world exists (frames, events and timers come from it).
@@ -166,10 +184,8 @@ export function runScenario(
     const p = decodeFrame(frame);
     const summary = formatPacket(p);
     let connection: string | undefined;
-    if (p.transport?.kind === "tcp") {
-      const t = p.transport.tcp;
-      connection = portOwner.get(`${t.srcPort}|${t.dstPort}`) ?? portOwner.get(`${t.dstPort}|${t.srcPort}`);
-    }
+    if (p.transport?.kind === "tcp")
+      connection = connOfPorts(p.transport.tcp.srcPort, p.transport.tcp.dstPort);
     options.onTrace?.(`${((now as number) / 1e6).toFixed(6)} ${direction} ${summary}`);
     if (segments.length < limit) segmentOf.set(frame, segments.length);
     push(segments, {
@@ -193,8 +209,8 @@ export function runScenario(
     profile: toProfile(scenario.link.aToB),
     ...reverseOption(scenario.link.aToB, scenario.link.bToA),
     tcp: scenario.tcp,
-    a: hostOptions(scenario.hosts.a),
-    b: hostOptions(scenario.hosts.b),
+    a: hostOptions(scenario.hosts.a, nblOwners.a),
+    b: hostOptions(scenario.hosts.b, nblOwners.b),
     tap: {
       pcap: options.pcap,
       pcapAt: "tx",
@@ -235,7 +251,8 @@ export function runScenario(
   for (const h of ["a", "b"] as const) {
     const ledger = hosts[h].ledger;
     if (ledger === undefined) continue;
-    ledger.observer = (x: LedgerHandoff) =>
+    // The connection is filled in when the run ends (see nbl-owners.ts).
+    ledger.observer = (x: LedgerHandoff) => {
       push(nbls, {
         atUs: nowUs(),
         nbl: x.nbl,
@@ -245,6 +262,8 @@ export function runScenario(
         bytes: x.bytes,
         connection: undefined,
       });
+      if (nblHosts.length < nbls.length) nblHosts.push(h);
+    };
   }
 
   // ---- the applications
@@ -258,7 +277,8 @@ export function runScenario(
   }
   /** Samples the connection's phase (catches what the manager's log does not name). */
   const recordPlacement = (e: End) => {
-    if (e.conn !== undefined) setPlacement(e, e.conn.phase, nowUs());
+    // A connection the upload closed (TcpConnectionClosed) keeps its last phase; it is on the host.
+    if (e.conn !== undefined) setPlacement(e, e.closedEvent ? "host" : e.conn.phase, nowUs());
   };
 
   const writeMore = (e: End) => {
@@ -367,6 +387,7 @@ export function runScenario(
         break;
       case "closed":
         e.closedEvent = true;
+        if (e.timeWaitFromUs !== undefined) e.timeWaitToUs = nowUs();
         if (x.error !== undefined) {
           e.error = x.error;
           say(`${e.side} connection closed with error ${e.error}`, e.id);
@@ -417,6 +438,8 @@ export function runScenario(
         placement: "host",
         since: 0,
         spans: [],
+        timeWaitFromUs: undefined,
+        timeWaitToUs: undefined,
       });
       const cl = mk("client");
       const sv = mk("server");
@@ -623,6 +646,11 @@ export function runScenario(
 
   const totalBytes = ends.reduce((n, e) => n + e.toWrite, 0);
   const offloadEnds = ends.filter((e) => scenario.hosts[e.host].offload);
+  /** Notes when `e` enters TIME-WAIT (only after its application closed it). */
+  const noteTimeWait = (e: End) => {
+    if (e.closed && e.timeWaitFromUs === undefined && e.conn?.tcp?.state === "TIME-WAIT")
+      e.timeWaitFromUs = nowUs();
+  };
   for (;;) {
     const next = world.sched.nextAt();
     if (next === undefined) break;
@@ -632,6 +660,7 @@ export function runScenario(
     steps++;
     syncLogs();
     for (const e of offloadEnds) recordPlacement(e);
+    for (const e of ends) noteTimeWait(e);
     if ((steps & 1023) === 0 && options.onProgress !== undefined) {
       let got = 0;
       for (const e of ends) got += e.got;
@@ -734,16 +763,39 @@ export function runScenario(
   counters["frames"] = frames;
   counters["linkDropped"] = linkDropped;
   counters["endUs"] = endUs;
-  if (truncated) say(`timeline truncated to ${limit} entries per list`);
+  if (truncatedAtUs !== undefined)
+    push(narration, {
+      atUs: truncatedAtUs,
+      connection: undefined,
+      text: `timeline truncated to ${limit} entries per list`,
+    });
   const passed = checks.every((c) => c.ok);
 
-  const connections: TimelineConnection[] = offloadEnds
-    .filter((e) => e.conn !== undefined)
-    .map((e) => ({
-      id: `${e.id}@${e.host}`,
-      label: `${e.host}: ${e.conn?.toString() ?? e.id}`,
-      phases: e.spans,
-    }));
+  // One lane per connection: the placement of its end on an offloading host (the server's when
+  // both offload; the client's when neither does, always "host"), then its TIME-WAIT.
+  const connections: TimelineConnection[] = [];
+  for (let i = 0; i + 1 < ends.length; i += 2) {
+    const [cl, sv] = [ends[i] as End, ends[i + 1] as End];
+    const shown =
+      sv.conn !== undefined && (scenario.hosts[sv.host].offload || !scenario.hosts[cl.host].offload)
+        ? sv
+        : cl;
+    if (shown.conn === undefined) continue;
+    const waits = [cl, sv].filter((e) => e.timeWaitFromUs !== undefined);
+    const phases =
+      waits.length === 0
+        ? shown.spans
+        : withTimeWait(
+            shown.spans,
+            Math.min(...waits.map((e) => e.timeWaitFromUs ?? endUs)),
+            Math.max(...waits.map((e) => e.timeWaitToUs ?? endUs)),
+          );
+    connections.push({ id: shown.id, label: `${shown.host}: ${shown.conn.toString()}`, phases });
+  }
+  const ownedNbls = nbls.map((n, i) => {
+    const h = nblHosts[i];
+    return h === undefined ? n : { ...n, connection: nblOwners[h].connectionOf(n.nbl) };
+  });
   const label = options.label ?? scenario.name;
   const timeline: Timeline = {
     title: `${scenario.name}: ${scenario.description}`,
@@ -753,11 +805,31 @@ export function runScenario(
     endUs,
     connections,
     segments,
-    nbls,
+    nbls: ownedNbls,
     reads,
     narration: narration.slice().sort((p, q) => p.atUs - q.atUs),
   };
   return { scenario: label, seed, passed, checks, counters, timeline };
+}
+
+/**
+ * `spans` (contiguous, in time order) with their "host" stretches inside `[fromUs, toUs)` shown
+ * as "time-wait": the connection is back on the host, waiting out 2·MSL.
+ */
+function withTimeWait(spans: readonly PhaseSpan[], fromUs: number, toUs: number): PhaseSpan[] {
+  const out: PhaseSpan[] = [];
+  for (const p of spans) {
+    const a = Math.max(p.fromUs, fromUs);
+    const b = Math.min(p.toUs, toUs);
+    if (p.placement !== "host" || a >= b) {
+      out.push(p);
+      continue;
+    }
+    if (p.fromUs < a) out.push({ placement: "host", fromUs: p.fromUs, toUs: a });
+    out.push({ placement: "time-wait", fromUs: a, toUs: b });
+    if (b < p.toUs) out.push({ placement: "host", fromUs: b, toUs: p.toUs });
+  }
+  return out;
 }
 
 /** The placement a manager log step leaves its connection in, if it names one. */
@@ -776,7 +848,7 @@ function placementAfter(op: string, detail: string): Placement | undefined {
   }
 }
 
-function hostOptions(h: ScenarioHost): WorldHostOptions {
+function hostOptions(h: ScenarioHost, owners: NblOwners): WorldHostOptions {
   if (!h.offload) return { offload: false };
   const receive = h.receive;
   const knobs =
@@ -791,6 +863,7 @@ function hostOptions(h: ScenarioHost): WorldHostOptions {
     limits: definedOnly(h.limits),
     knobs,
     policy: { autoOffloadAfterBytes: h.autoOffloadAfterBytes, rcvIndicationSize: h.rcvIndicationSize },
+    observe: owners.observer(),
   };
 }
 

@@ -3,6 +3,11 @@
  * "b" (.2 / ::2) on one simulated Ethernet segment, each optionally with an offload manager and
  * the software offload target (src/offload-target), and one ledger per host. Applications are callbacks on socket events;
  * the world runs on virtual time and is a pure function of its seed.
+ *
+ * A host's `observe` option sees the chimney calls between its manager and its target (the two
+ * interfaces of src/chimney/contract.ts) with their arguments, just before each call runs: the
+ * scenario runner uses it to learn which connection an NBL belongs to. Without it nothing is
+ * interposed.
  */
 import {
   acceptAllKnobs,
@@ -16,7 +21,7 @@ import { tcpConfig, type TcpConfig } from "../tcp/config.js";
 import { Instant } from "../time/instant.js";
 import { mac } from "../wire/ethernet.js";
 import { buildDuplexLink, type FaultProfile, type LinkTapOptions } from "./link.js";
-import { createChimney, type NicTarget } from "../node/chimney-node.js";
+import { type ChimneyCallObserver, createChimney, type NicTarget } from "../node/chimney-node.js";
 import { SimHost } from "./host-node.js";
 import { Prng } from "./prng.js";
 import type { SoftwareTargetOptions } from "../offload-target/software-target.js";
@@ -33,6 +38,8 @@ export interface WorldHostOptions {
   readonly target?: Partial<Omit<SoftwareTargetOptions, "host" | "ledger" | "mac">> | undefined;
   /** Resource limits of the SoftwareTarget (e.g. `{ tcp: 0 }` to make initiates fail). */
   readonly limits?: SoftwareTargetOptions["limits"];
+  /** Sees chimney calls (manager -> target and target -> manager) before they run; must not call back. */
+  readonly observe?: ChimneyCallObserver | undefined;
 }
 
 /** How to build the world. */
@@ -114,6 +121,7 @@ export function buildChimneyWorld(o: WorldOptions): ChimneyWorld {
       policy: opts?.policy,
       knobs,
       target: { ...opts?.target, limits: opts?.limits ?? opts?.target?.limits },
+      observe: opts?.observe,
     });
     const node = new SimHost(name, stack, sched, { manager, target, ledger });
     return {

@@ -1,8 +1,10 @@
 /**
  * `chimney run SCENARIO`: loads a scenario file (YAML or JSON), runs it on the simulator with a
- * seed and prints the verification; `--pcap`, `--trace`, `--report` and `--json` write what the
- * run saw. File problems are one line naming the file and the field (exit 2); a failed
- * verification exits 1 with the seed in the message.
+ * seed and prints the verification; `--pcap`, `--trace`, `--report`, `--timeline` and `--json`
+ * write what the run saw. `--timeline` saves the `Timeline` as JSON, the input of
+ * `chimney report` (which renders the same page as `--report`). File problems are one line
+ * naming the file and the field (exit 2); a failed verification exits 1 with the seed in the
+ * message.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { extname } from "node:path";
@@ -19,6 +21,8 @@ export interface RunCommandOptions {
   readonly pcap?: string | undefined;
   readonly trace?: string | undefined;
   readonly report?: string | undefined;
+  /** Write the timeline as JSON here (what `chimney report` reads). */
+  readonly timeline?: string | undefined;
   readonly json?: boolean | undefined;
   /** Draw a progress bar on stderr (the CLI passes `process.stderr.isTTY`). */
   readonly progress?: boolean | undefined;
@@ -139,6 +143,7 @@ export function runScenarioCommand(file: string, o: RunCommandOptions): number {
   if (trace !== undefined && o.trace !== undefined)
     writeOut(o.trace, trace.length === 0 ? "" : `${trace.join("\n")}\n`);
   if (o.report !== undefined) writeOut(o.report, renderTimelineHtml(r.timeline));
+  if (o.timeline !== undefined) writeOut(o.timeline, `${JSON.stringify(r.timeline)}\n`);
   const paint = (code: string, s: string) => (o.color === true ? `\x1b[${code}m${s}\x1b[0m` : s);
   if (o.json === true) {
     out(JSON.stringify(resultJson(file, r), null, 2));
