@@ -15,7 +15,7 @@
  */
 import { Duration } from "../time/instant.js";
 import { UsageError } from "../util/errors.js";
-import { Seq, type SeqNum } from "../tcp/seq.js";
+import { Seq, type SeqNum } from "../wire/seq.js";
 import type { TcpConfig } from "../tcp/config.js";
 import type {
   TcpCachedState as EngineCachedState,

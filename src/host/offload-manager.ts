@@ -85,7 +85,7 @@ import { mdl, type NetBufferList, netBuffer } from "../nbl/nbl.js";
 import { ChunkFiller, ChunkPool } from "../storage/chunk-pool.js";
 import { type ConnEvent, TcpConnection } from "../tcp/connection.js";
 import type { TcpCachedState, TcpConstState, TcpSnapshot } from "../tcp/types.js";
-import { Seq } from "../tcp/seq.js";
+import { Seq } from "../wire/seq.js";
 import { Duration, Instant } from "../time/instant.js";
 import { assert, UsageError } from "../util/errors.js";
 import { MAC_ZERO } from "../wire/ethernet.js";

@@ -37,7 +37,7 @@
 import { Duration, Instant } from "../time/instant.js";
 import { assert, UsageError } from "../util/errors.js";
 import { MinHeap } from "../util/heap.js";
-import { Seq } from "../tcp/seq.js";
+import { Seq } from "../wire/seq.js";
 import { type TcpConfig, tcpConfig } from "../tcp/config.js";
 import { ChunkPool, type ChunkPoolStats } from "../storage/chunk-pool.js";
 import { TcpConnection } from "../tcp/connection.js";
@@ -108,7 +108,7 @@ import {
   type TcpOffloadStats,
 } from "./stats.js";
 import { ethernetBufferLen } from "../wire/ethernet.js";
-import type { SeqNum } from "../tcp/seq.js";
+import type { SeqNum } from "../wire/seq.js";
 import { StackError } from "../util/errors.js";
 
 /** Resource limits of the target (so tests can exercise every failure status). */

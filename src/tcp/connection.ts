@@ -88,7 +88,7 @@ import { RecvBuffer } from "../storage/recv-buffer.js";
 import { Reassembler } from "../storage/reassembler.js";
 import { SendQueue } from "../storage/send-queue.js";
 import type { TcpConfig } from "./config.js";
-import { Seq, type SeqNum } from "./seq.js";
+import { Seq, type SeqNum } from "../wire/seq.js";
 import type {
   CloseReason,
   IcmpErrorCode,

@@ -3,7 +3,7 @@
  * exportable connection snapshot (Chimney 4.6: const / cached / delegated state).
  */
 import type { Duration } from "../time/instant.js";
-import type { SeqNum } from "./seq.js";
+import type { SeqNum } from "../wire/seq.js";
 
 /** RFC 9293 connection states, in the RFC's spelling. */
 export type TcpState =
