@@ -60,9 +60,9 @@ import {
 } from "../chimney/contract.js";
 import {
   OFFLOADABLE_STATES,
-  type TcpCachedState as ChimneyCached,
-  type TcpConstState as ChimneyConst,
-  type TcpDelegatedState as ChimneyDelegated,
+  type TcpCachedState,
+  type TcpConstState,
+  type TcpDelegatedState,
 } from "../chimney/state.js";
 import type { OffloadStatusIndication } from "../chimney/status.js";
 import {
@@ -84,7 +84,7 @@ import type { BufferLedger } from "../nbl/ledger.js";
 import { mdl, type NetBufferList, netBuffer } from "../nbl/nbl.js";
 import { ChunkFiller, ChunkPool } from "../storage/chunk-pool.js";
 import { type ConnEvent, TcpConnection } from "../tcp/connection.js";
-import type { TcpCachedState, TcpConstState, TcpSnapshot } from "../tcp/types.js";
+import type { TcpSnapshot, TcpSnapshotCached, TcpSnapshotConst } from "../tcp/types.js";
 import { Seq } from "../wire/seq.js";
 import { Duration, Instant } from "../time/instant.js";
 import { assert, UsageError } from "../util/errors.js";
@@ -174,7 +174,7 @@ export interface OffloadLogEntry {
 export interface QueryHandle {
   done: boolean;
   status: string | undefined;
-  delegated: ChimneyDelegated | undefined;
+  delegated: TcpDelegatedState | undefined;
 }
 
 /** Counters of the manager. */
@@ -253,10 +253,10 @@ class OffloadedTcp {
   readonly slot: OffloadContextSlot = { context: null };
   readonly handle: NdisOffloadHandle;
   phase: ObjPhase = "offloading";
-  readonly engineConst: TcpConstState;
-  engineCached: TcpCachedState;
-  chimConst: ChimneyConst;
-  cached: ChimneyCached;
+  readonly engineConst: TcpSnapshotConst;
+  engineCached: TcpSnapshotCached;
+  chimConst: TcpConstState;
+  cached: TcpCachedState;
   /** The exported engine, parked while the initiate is in flight (IO-10). */
   parked: TcpConnection | undefined;
   /** InvalidateOffload was issued for it: no update follows (UP-9), its upload does (IV-8). */
@@ -326,7 +326,7 @@ class OffloadedTcp {
     path: PathObject,
     handle: NdisOffloadHandle,
     snap: TcpSnapshot,
-    cached: ChimneyCached,
+    cached: TcpCachedState,
   ) {
     this.conn = conn;
     this.path = path;
@@ -359,7 +359,7 @@ class UploadLogEntry implements OffloadLogEntry {
   readonly #bufferedIn: number;
   #detail: string | undefined;
 
-  constructor(at: Instant, conn: number, d: ChimneyDelegated, sendBytes: number, bufferedIn: number) {
+  constructor(at: Instant, conn: number, d: TcpDelegatedState, sendBytes: number, bufferedIn: number) {
     this.at = at;
     this.conn = conn;
     this.#state = d.state;
@@ -709,11 +709,11 @@ export class OffloadManager implements OffloadHost {
    * Pushes changed cached TCP state (keep-alive, Nagle, TTL, receive window...) with an
    * UpdateOffload (ST-3, spec 9). `change` edits a copy of the current cached state.
    */
-  updateTcp(c: HostConn, change: (cur: ChimneyCached) => Partial<ChimneyCached>): boolean {
+  updateTcp(c: HostConn, change: (cur: TcpCachedState) => Partial<TcpCachedState>): boolean {
     const t = this.#tcps.get(c);
     if (t === undefined || t.phase !== "offloaded" || t.busyOps > 0) return false; // C-4 / UP-7 / UP-8
     if (t.invalidated) return false; // UP-9: an invalidated object is never updated
-    const next: ChimneyCached = Object.freeze({ ...t.cached, ...change(t.cached) });
+    const next: TcpCachedState = Object.freeze({ ...t.cached, ...change(t.cached) });
     t.cached = Object.freeze({ ...next, keepAliveRestart: false, maxRtRestart: false, updateRcvWnd: false });
     const b = this.#tcpRef(t, "TcpOffloadCachedState");
     b.cachedState = next;
@@ -1160,7 +1160,7 @@ export class OffloadManager implements OffloadHost {
       buffered.length === 0
         ? null
         : linkNbls(buffered.map((b) => this.ledger.alloc("host", fromArrays([b]), OP_INIT)));
-    const delegated: ChimneyDelegated = Object.freeze(
+    const delegated: TcpDelegatedState = Object.freeze(
       delegatedStateFromEngine(snap.delegated, {
         sendDataHead: sendChain,
         sendDataTail: sendNbls[sendNbls.length - 1] ?? null,
@@ -2049,7 +2049,7 @@ function linkBlocks(blocks: OffloadBlockList[]): void {
   for (let i = 0; i < blocks.length; i++) (blocks[i] as OffloadBlockList).nextBlock = blocks[i + 1] ?? null; // i < length
 }
 
-function pickCached(k: TcpCachedState): Partial<TcpCachedState> {
+function pickCached(k: TcpSnapshotCached): Partial<TcpSnapshotCached> {
   return {
     noDelay: k.noDelay,
     keepAlive: k.keepAlive,
@@ -2063,7 +2063,7 @@ function pickCached(k: TcpCachedState): Partial<TcpCachedState> {
   };
 }
 
-function describeCached(c: ChimneyCached): string {
+function describeCached(c: TcpCachedState): string {
   return `keepAlive=${c.keepAliveEnabled} nagle=${c.naglingEnabled} ttl=${c.ttlOrHopLimit} rcvWnd=${c.initialRcvWnd}`;
 }
 

@@ -93,9 +93,9 @@ import type {
   CloseReason,
   IcmpErrorCode,
   ConnEvent,
-  TcpCachedState,
-  TcpConstState,
-  TcpDelegatedState,
+  TcpSnapshotCached,
+  TcpSnapshotConst,
+  TcpSnapshotDelegated,
   TcpErrorCode,
   TcpSnapshot,
   TcpState,
@@ -1222,7 +1222,7 @@ export class TcpConnection {
    */
   exportState(now: Instant): TcpSnapshot {
     if (!EXPORTABLE.has(this.#state)) throw new UsageError(`cannot export a connection in ${this.#state}`);
-    const constState: TcpConstState = {
+    const constState: TcpSnapshotConst = {
       localPort: this.localPort,
       remotePort: this.remotePort,
       timestampsEnabled: this.#tsOk,
@@ -1234,7 +1234,7 @@ export class TcpConnection {
       iss: this.#iss,
       irs: this.#irs,
     };
-    const cachedState: TcpCachedState = {
+    const cachedState: TcpSnapshotCached = {
       initialRcvWnd: this.#initialRcvWnd,
       sendBufferSize: this.#sendBufferSize,
       noDelay: this.#noDelay,
@@ -1247,7 +1247,7 @@ export class TcpConnection {
       effectiveMss: this.#pathMss,
     };
     const timer = this.#closeAt ?? this.#persistAt ?? this.#rtxAt;
-    const delegated: TcpDelegatedState = {
+    const delegated: TcpSnapshotDelegated = {
       state: this.#state,
       rcvNxt: this.#rcvNxt,
       rcvAdv: this.#rcvAdv,
