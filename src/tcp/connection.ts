@@ -87,6 +87,7 @@ import type { ChunkPool } from "../storage/chunk-pool.js";
 import { RecvBuffer } from "../storage/recv-buffer.js";
 import { Reassembler } from "../storage/reassembler.js";
 import { SendQueue } from "../storage/send-queue.js";
+import { SackScoreboard } from "./sack-scoreboard.js";
 import type { TcpConfig } from "./config.js";
 import { Seq, type SeqNum } from "../wire/seq.js";
 import type {
@@ -346,17 +347,8 @@ export class TcpConnection {
   #recover: SeqNum | undefined;
   /** A retransmission to emit next (fast retransmit / partial ACK). */
   #rtxNext: SeqNum | undefined;
-  /** SACK scoreboard: ranges [s, e) of send-stream offsets the peer reported. */
-  #sacked: number[] = [];
-  /** RFC 6675 HighRxt as a send-stream offset. */
-  #highRxt = 0;
-  /**
-   * Retransmissions of this recovery episode as [start, end, sent-high] send offsets, where
-   * sent-high is SND.MAX's offset when the retransmission left: once enough data sent after it
-   * is SACKed, the retransmission itself was lost (lost-retransmission detection, as Linux
-   * does before RACK) and the range goes out again instead of waiting for an RTO.
-   */
-  #rtxMarks: number[] = [];
+  /** SACK scoreboard (RFC 6675): SACKed ranges, HighRxt, recovery retransmissions. */
+  readonly #sb = new SackScoreboard();
   /** RFC 8985 tail loss probe: when the probe timer fires (SACK connections only). */
   #tlpAt: Instant | undefined;
   /** A probe is out and not yet answered by an ACK of new data (one probe per episode). */
@@ -618,7 +610,6 @@ export class TcpConnection {
     }
     if (d.state === "TIME-WAIT" && c.#closeAt === undefined)
       c.#closeAt = Instant.add(now, Duration.fromMicros(2 * cfg.msl));
-    c.#highRxt = c.#sendHeadOff;
     c.#ackNow = d.ackPending === true;
     c.checkInvariants();
     return c;
@@ -1626,7 +1617,15 @@ export class TcpConnection {
     }
     if (this.#sackOk && seg.sack.length > 0) {
       if (this.#cfg.dsack) this.#checkDsack(seg);
-      this.#updateScoreboard(seg.sack);
+      this.#sb.update(
+        seg.sack,
+        this.#sndUna,
+        this.#sndMax,
+        this.#dataEnd(),
+        this.#sendHead,
+        this.#sendHeadOff,
+        this.#cfg.maxOooRanges,
+      );
     }
     // Window update (RFC 9293 3.10.7.4: only for SND.UNA =< SEG.ACK, then the WL1 / WL2 rule).
     const fresh = Seq.lt(this.#sndWl1, seg.seq) || (this.#sndWl1 === seg.seq && Seq.le(this.#sndWl2, ack));
@@ -1685,7 +1684,7 @@ export class TcpConnection {
     const dataEnd = this.#dataEnd();
     const newHead = Seq.lt(ack, dataEnd) ? ack : dataEnd;
     const dataAcked = Seq.gt(newHead, this.#sendHead) ? Seq.diff(newHead, this.#sendHead) : 0;
-    if (dataAcked > 0 && this.#sacked.length > 0) this.#detectReordering(this.#sendHeadOff + dataAcked);
+    if (dataAcked > 0 && !this.#sb.isEmpty) this.#detectReordering(this.#sendHeadOff + dataAcked);
     if (dataAcked > 0) {
       this.#sendQ.drop(dataAcked);
       this.#sendHead = newHead;
@@ -1699,7 +1698,7 @@ export class TcpConnection {
     const resending = Seq.lt(this.#sndNxt, this.#sndMax);
     this.#sndUna = ack;
     if (Seq.lt(this.#sndNxt, ack)) this.#sndNxt = ack;
-    this.#trimScoreboard();
+    this.#sb.trim(this.#sendHeadOff);
     // RTT sample (RFC 7323 4.1 with timestamps, else RFC 6298 with Karn's rule).
     const ts = seg.timestamps;
     if (this.#tsOk && ts !== undefined && ts.tsEcr !== 0) {
@@ -1852,10 +1851,9 @@ export class TcpConnection {
    */
   #detectReordering(newOff: number): void {
     if (this.#inRecovery || this.#rtxCount > 0 || Seq.lt(this.#sndNxt, this.#sndMax)) return;
-    const hole = this.#firstUnsacked(this.#sendHeadOff, newOff);
-    const sb = this.#sacked;
-    const high = sb[sb.length - 1] as number; // non-empty
-    if (hole >= newOff || hole < this.#highRxt || high <= hole) return;
+    const hole = this.#sb.firstUnsacked(this.#sendHeadOff, newOff);
+    const high = this.#sb.highest; // non-empty
+    if (hole >= newOff || hole < this.#sb.highRxt || high <= hole) return;
     this.#raiseReordering(Math.ceil((high - hole) / this.#smss()));
   }
 
@@ -1883,7 +1881,9 @@ export class TcpConnection {
     const oseg = Math.ceil(this.#flight() / smss);
     if (oseg <= thresh && this.#unsent() === 0) thresh = Math.max(1, oseg - 1);
     const sackLost =
-      this.#sackOk && seg.sack.length > 0 && this.#sackedAbove(this.#sendHeadOff) >= (thresh - 1) * smss + 1;
+      this.#sackOk &&
+      seg.sack.length > 0 &&
+      this.#sb.sackedAbove(this.#sendHeadOff) >= (thresh - 1) * smss + 1;
     if (this.#dupAcks < thresh && !sackLost) return; // limited transmit territory (RFC 3042)
     // RFC 6582 3.2 step 2 / RFC 6675 5: enter recovery unless this is an old loss.
     if (this.#recover !== undefined && Seq.le(Seq.sub(this.#sndUna, 1), this.#recover) && !this.#sackOk) {
@@ -1893,8 +1893,7 @@ export class TcpConnection {
     this.#beginUndo(false);
     // The reordering this recovery would prove if it turns out spurious: the span from SND.UNA
     // to the highest SACKed byte, or the duplicate ACKs counted.
-    const sb = this.#sacked;
-    const span = sb.length > 0 ? (sb[sb.length - 1] as number) - this.#sendHeadOff : 0;
+    const span = this.#sb.isEmpty ? 0 : this.#sb.highest - this.#sendHeadOff;
     this.#recoveryDegree = Math.max(this.#dupAcks, Math.ceil(span / smss));
     this.#ssthresh = Math.max(Math.floor(flight / 2), 2 * smss);
     this.#recover = this.#sndMax;
@@ -1905,9 +1904,8 @@ export class TcpConnection {
       this.stats.sackRecoveries++;
       this.#cwnd = this.#ssthresh;
       // The first segment goes out now (RFC 6675 5 step 4.2); HighRxt marks it.
-      this.#highRxt = this.#sendHeadOff + Math.min(smss, Math.max(0, this.#sendQ.length));
-      this.#rtxMarks = [];
-      this.#markRetransmission(this.#sendHeadOff, this.#highRxt);
+      const first = Math.min(smss, Math.max(0, this.#sendQ.length));
+      this.#sb.beginRecovery(this.#sendHeadOff, first, this.#offsetOf(this.#sndMax));
     } else {
       this.#cwnd = this.#ssthresh + thresh * smss;
     }
@@ -2136,9 +2134,7 @@ export class TcpConnection {
       this.#recover = this.#sndMax; // RFC 6582 4: no fast retransmit for the old window
       // RFC 6675 5.1: keep the scoreboard so the go-back-N resend skips SACKed data. Only a
       // second timeout in a row suggests the peer reneged (RFC 2018 8): then start over.
-      if (this.#rtxCount > 1) this.#sacked = [];
-      this.#highRxt = this.#sendHeadOff;
-      this.#rtxMarks = [];
+      this.#sb.onTimeout(this.#sendHeadOff, this.#rtxCount > 1);
     }
     this.#rtxNext = undefined;
     this.#rttSeq = undefined; // Karn's rule
@@ -2317,7 +2313,7 @@ export class TcpConnection {
     // 2. New data (or go-back-N retransmission below SND.MAX), then the FIN. After a timeout
     // the resend skips what the scoreboard says the peer holds (RFC 6675 5.1).
     let sackedLimit = Number.MAX_SAFE_INTEGER;
-    if (this.#sacked.length > 0 && !this.#inRecovery && Seq.lt(this.#sndNxt, this.#sndMax)) {
+    if (!this.#sb.isEmpty && !this.#inRecovery && Seq.lt(this.#sndNxt, this.#sndMax)) {
       sackedLimit = this.#skipSacked();
     }
     const unsent = this.#unsent();
@@ -2336,7 +2332,7 @@ export class TcpConnection {
       this.#sackOk && this.#inRecovery
         ? this.#pipe()
         : retransmitting
-          ? flight - this.#sackedBetween(this.#sendHeadOff, this.#offsetOf(this.#sndNxt))
+          ? flight - this.#sb.sackedBetween(this.#sendHeadOff, this.#offsetOf(this.#sndNxt))
           : flight;
     const cwRoom = probe ? Math.max(cw - inFlight, smss) : cw - inFlight;
     const len = Math.max(0, Math.min(unsent, maxPayload, wndRoom, cwRoom, sackedLimit));
@@ -2389,8 +2385,7 @@ export class TcpConnection {
       this.stats.retransmits++;
       // HighRxt covers every retransmission (also go-back-N and probes), so a hole filled by
       // one is never taken for reordering (`#detectReordering`).
-      const endOff = this.#offsetOf(segEnd);
-      if (endOff > this.#highRxt) this.#highRxt = endOff;
+      this.#sb.noteRetransmitted(this.#offsetOf(segEnd));
       if (this.#undoMarker !== undefined) {
         this.#undoRetrans++;
         if (!this.#undoRetransmitted) {
@@ -2419,96 +2414,19 @@ export class TcpConnection {
     return false;
   }
 
-  /**
-   * RFC 6675 NextSeg: first a retransmission that was itself lost (see `#rtxMarks`), then
-   * rule 1, the first lost, not yet retransmitted hole.
-   */
+  /** RFC 6675 NextSeg during SACK recovery, while pipe is below cwnd (see SackScoreboard). */
   #sackNextSeg(now: Instant, maxPayload: number): TcpRepr | undefined {
-    const sb = this.#sacked;
-    if (sb.length === 0) return undefined;
-    if (this.#pipe() >= this.#cwnd) return undefined;
-    const again = this.#lostRetransmission(now, maxPayload);
-    if (again !== undefined) return again;
-    const highSacked = sb[sb.length - 1] as number; // non-empty
-    let from = Math.max(this.#highRxt, this.#sendHeadOff);
-    for (let i = 0; i < sb.length && from < highSacked; i += 2) {
-      const s = sb[i] as number;
-      const e = sb[i + 1] as number;
-      if (from < s) {
-        // Holes further right have less SACKed data above them: stop at the first not lost.
-        if (!this.#isLost(from)) break;
-        const len = Math.min(maxPayload, s - from);
-        this.#highRxt = from + len;
-        this.#markRetransmission(from, from + len);
-        return this.#emitRange(now, this.#seqOf(from), len, true);
-      }
-      if (from < e) from = e;
-    }
-    return undefined;
-  }
-
-  /** Remembers a recovery retransmission of [s, e) for lost-retransmission detection. */
-  #markRetransmission(s: number, e: number): void {
-    const m = this.#rtxMarks;
-    if (m.length >= 3 * 64) m.splice(0, 3); // bounded: the oldest mark is forgotten
-    m.push(s, e, this.#offsetOf(this.#sndMax));
-  }
-
-  /**
-   * A retransmission is deemed lost when more than (DupThresh - 1) * SMSS bytes sent after it
-   * were SACKed while its own range is still neither acknowledged nor SACKed; it is sent again.
-   */
-  #lostRetransmission(now: Instant, maxPayload: number): TcpRepr | undefined {
-    const m = this.#rtxMarks;
-    const limit = (this.#reordering - 1) * this.#smss();
-    for (let i = 0; i < m.length; ) {
-      const e = m[i + 1] as number;
-      let s = Math.max(m[i] as number, this.#sendHeadOff);
-      s = this.#firstUnsacked(s, e);
-      if (s >= e) {
-        m.splice(i, 3);
-        continue;
-      }
-      if (this.#sackedAbove(m[i + 2] as number) > limit) {
-        const len = Math.min(maxPayload, e - s, this.#nextSackedStart(s) - s);
-        m.splice(i, 3);
-        this.#markRetransmission(s, s + len);
-        return this.#emitRange(now, this.#seqOf(s), len, true);
-      }
-      i += 3;
-    }
-    return undefined;
-  }
-
-  /** The first offset in [s, e) not covered by the scoreboard (e if none). */
-  #firstUnsacked(s: number, e: number): number {
-    const sb = this.#sacked;
-    let at = s;
-    for (let i = 0; i < sb.length && at < e; i += 2) {
-      const bs = sb[i] as number;
-      const be = sb[i + 1] as number;
-      if (bs <= at && at < be) at = be;
-    }
-    return Math.min(at, e);
-  }
-
-  /** The start of the first SACKed range above `off` (MAX_SAFE_INTEGER if none). */
-  #nextSackedStart(off: number): number {
-    const sb = this.#sacked;
-    for (let i = 0; i < sb.length; i += 2) if ((sb[i] as number) > off) return sb[i] as number;
-    return Number.MAX_SAFE_INTEGER;
-  }
-
-  /** SACKed bytes in [lo, hi). */
-  #sackedBetween(lo: number, hi: number): number {
-    const sb = this.#sacked;
-    let n = 0;
-    for (let i = 0; i < sb.length; i += 2) {
-      const s = Math.max(lo, sb[i] as number);
-      const e = Math.min(hi, sb[i + 1] as number);
-      if (e > s) n += e - s;
-    }
-    return n;
+    const sb = this.#sb;
+    if (sb.isEmpty || this.#pipe() >= this.#cwnd) return undefined;
+    const sentHigh = this.#offsetOf(this.#sndMax);
+    const len = sb.nextRetransmission(
+      this.#sendHeadOff,
+      maxPayload,
+      this.#reordering,
+      this.#smss(),
+      sentHigh,
+    );
+    return len > 0 ? this.#emitRange(now, this.#seqOf(sb.nextStart), len, true) : undefined;
   }
 
   /**
@@ -2518,9 +2436,9 @@ export class TcpConnection {
   #skipSacked(): number {
     const off = this.#offsetOf(this.#sndNxt);
     const maxOff = this.#offsetOf(Seq.lt(this.#sndMax, this.#dataEnd()) ? this.#sndMax : this.#dataEnd());
-    const at = Math.min(this.#firstUnsacked(off, maxOff), maxOff);
+    const at = Math.min(this.#sb.firstUnsacked(off, maxOff), maxOff);
     if (at > off) this.#sndNxt = this.#seqOf(at);
-    return this.#nextSackedStart(at) - at;
+    return this.#sb.nextSackedStart(at) - at;
   }
 
   /** Send-stream offset of sequence number `seq` (at or after the send head). */
@@ -2533,86 +2451,9 @@ export class TcpConnection {
     return Seq.add(this.#sendHead, off - this.#sendHeadOff);
   }
 
-  /**
-   * RFC 6675 IsLost: the byte at send offset `off` is deemed lost when DupThresh discontiguous
-   * SACKed ranges, or more than (DupThresh - 1) * SMSS SACKed bytes, lie above it.
-   */
-  #isLost(off: number): boolean {
-    const thresh = this.#reordering;
-    let ranges = 0;
-    let bytes = 0;
-    for (let i = 0; i < this.#sacked.length; i += 2) {
-      const e = this.#sacked[i + 1] as number; // ranges come in pairs
-      if (e <= off) continue;
-      ranges++;
-      bytes += e - Math.max(this.#sacked[i] as number, off);
-    }
-    return ranges >= thresh || bytes > (thresh - 1) * this.#smss();
-  }
-
-  /**
-   * RFC 6675 pipe, per hole rather than per segment: outstanding bytes minus SACKed ones and
-   * minus lost holes not yet retransmitted (those are no longer in the network).
-   */
+  /** RFC 6675 pipe (see SackScoreboard.pipe). */
   #pipe(): number {
-    const out = this.#flight();
-    const sb = this.#sacked;
-    if (sb.length === 0) return out;
-    let sacked = 0;
-    let lostNotRtx = 0;
-    let prevEnd = this.#sendHeadOff;
-    for (let i = 0; i < sb.length; i += 2) {
-      const s = sb[i] as number;
-      const e = sb[i + 1] as number;
-      sacked += e - s;
-      // The part of the hole [prevEnd, s) above HighRxt is not retransmitted yet; if it is
-      // lost, it is not in the network.
-      const lo = Math.max(prevEnd, this.#highRxt);
-      if (s > lo && this.#isLost(lo)) lostNotRtx += s - lo;
-      prevEnd = e;
-    }
-    return Math.max(0, out - sacked - lostNotRtx);
-  }
-
-  #sackedAbove(off: number): number {
-    let n = 0;
-    for (let i = 0; i < this.#sacked.length; i += 2) {
-      const s = this.#sacked[i] as number;
-      const e = this.#sacked[i + 1] as number;
-      if (e > off) n += e - Math.max(s, off);
-    }
-    return n;
-  }
-
-  /** Merges the peer's SACK blocks into the scoreboard (send-stream offsets). */
-  #updateScoreboard(blocks: readonly SackBlock[]): void {
-    const una = this.#sndUna;
-    const dataEnd = this.#dataEnd();
-    for (const b of blocks) {
-      // Ignore blocks outside (SND.UNA, SND.MAX] (RFC 2018 / 6675: D-SACK or bogus).
-      if (!Seq.lt(b.left, b.right) || Seq.le(b.left, una) || Seq.gt(b.right, this.#sndMax)) continue;
-      const right = Seq.gt(b.right, dataEnd) ? dataEnd : b.right;
-      if (!Seq.lt(b.left, right)) continue;
-      const s = this.#sendHeadOff + Seq.diff(b.left, this.#sendHead);
-      const e = this.#sendHeadOff + Seq.diff(right, this.#sendHead);
-      const r = this.#sacked;
-      let lo = 0;
-      while (lo < r.length && (r[lo + 1] as number) < s) lo += 2;
-      let hi = lo;
-      while (hi < r.length && (r[hi] as number) <= e) hi += 2;
-      const ns = hi > lo ? Math.min(s, r[lo] as number) : s;
-      const ne = hi > lo ? Math.max(e, r[hi - 1] as number) : e;
-      r.splice(lo, hi - lo, ns, ne);
-      if (r.length > 2 * this.#cfg.maxOooRanges + 8) r.splice(0, 2); // bound the scoreboard
-    }
-  }
-
-  #trimScoreboard(): void {
-    const r = this.#sacked;
-    const at = this.#sendHeadOff;
-    while (r.length > 0 && (r[1] as number) <= at) r.splice(0, 2);
-    if (r.length > 0 && (r[0] as number) < at) r[0] = at;
-    if (this.#highRxt < at) this.#highRxt = at;
+    return this.#sb.pipe(this.#flight(), this.#sendHeadOff, this.#reordering, this.#smss());
   }
 
   #emitSyn(now: Instant): TcpRepr {
