@@ -87,6 +87,7 @@ import type { ChunkPool } from "../storage/chunk-pool.js";
 import { RecvBuffer } from "../storage/recv-buffer.js";
 import { Reassembler } from "../storage/reassembler.js";
 import { SendQueue } from "../storage/send-queue.js";
+import { CLOCK_G_US, RttEstimator } from "./rtt-estimator.js";
 import { SackScoreboard } from "./sack-scoreboard.js";
 import type { TcpConfig } from "./config.js";
 import { Seq, type SeqNum } from "../wire/seq.js";
@@ -216,8 +217,6 @@ const PAWS_IDLE_US = 24 * 24 * 3600 * 1_000_000;
  * (see `#ackQueue`); beyond it the owed ACKs merge into one, as a stretch ACK.
  */
 const MAX_QUEUED_ACKS = 128;
-/** RFC 6298 clock granularity G used in the RTO formula. */
-const CLOCK_G_US = 1000;
 const SECOND_US = 1_000_000;
 /** RFC 8985 WCDelAckT: worst-case delayed-ACK time added to a one-segment probe timeout. */
 const TLP_DELACK_US = 200_000;
@@ -332,11 +331,7 @@ export class TcpConnection {
   #lastAckSent: SeqNum = Seq.of(0);
 
   // RTT and RTO (RFC 6298).
-  #srtt: number | undefined;
-  #rttVar: number | undefined;
-  #rto: number;
-  #rttSeq: SeqNum | undefined;
-  #rttTime: Instant = Instant.ZERO;
+  readonly #rtt: RttEstimator;
 
   // Congestion control (RFC 5681, 6582, 6675, 3042).
   #cwnd: number;
@@ -464,7 +459,7 @@ export class TcpConnection {
     this.#sendHead = Seq.add(p.iss, 1);
     this.#sendBufferSize = cfg.sendBufferSize;
     this.#initialRcvWnd = cfg.recvBufferSize;
-    this.#rto = cfg.initialRto;
+    this.#rtt = new RttEstimator(cfg);
     this.#cwnd = cfg.initialCwndSegments * cfg.mss;
     this.#lastRecvAt = now;
     this.#now = now;
@@ -580,9 +575,7 @@ export class TcpConnection {
     c.#evAcked = d.unreportedAcked;
     c.#cwnd = d.cwnd;
     c.#ssthresh = d.ssthresh;
-    c.#srtt = d.srtt;
-    c.#rttVar = d.rttVar;
-    c.#rto = d.rto;
+    c.#rtt.restore(d.srtt, d.rttVar, d.rto);
     c.#tsRecent = d.tsRecent;
     c.#tsRecentAt = Instant.fromMicros(Math.max(0, now - d.tsRecentAge));
     c.#tsOffset = (d.tsTime - Math.floor(now / 1000)) >>> 0;
@@ -606,7 +599,7 @@ export class TcpConnection {
     // needs one, or the connection could stall: start a fresh RTO.
     const synced = d.state !== "TIME-WAIT" && d.state !== "FIN-WAIT-2";
     if (synced && c.#flight() > 0 && c.#rtxAt === undefined && c.#persistAt === undefined) {
-      c.#rtxAt = Instant.add(now, c.#backedOffRto());
+      c.#rtxAt = Instant.add(now, c.#rtt.cappedRto);
     }
     if (d.state === "TIME-WAIT" && c.#closeAt === undefined)
       c.#closeAt = Instant.add(now, Duration.fromMicros(2 * cfg.msl));
@@ -668,11 +661,11 @@ export class TcpConnection {
   }
   /** Current retransmission timeout. */
   get rto(): Duration {
-    return this.#rto as Duration; // #rto is always a non-negative integer of microseconds
+    return this.#rtt.rto;
   }
   /** Smoothed RTT, once sampled. */
   get srtt(): Duration | undefined {
-    return this.#srtt as Duration | undefined; // integer microseconds
+    return this.#rtt.srtt;
   }
   /** The effective send MSS: payload bytes per full-sized segment (options excluded). */
   get mss(): number {
@@ -1035,7 +1028,7 @@ export class TcpConnection {
       // The segments in flight were too big for the path and are lost: send them again at
       // the new size without a congestion response (RFC 1191 6.5; Linux tcp_simple_retransmit).
       this.#sndNxt = this.#sndUna;
-      this.#rttSeq = undefined;
+      this.#rtt.karn();
       this.#rtxNext = undefined;
     }
   }
@@ -1251,9 +1244,9 @@ export class TcpConnection {
       sndWl2: this.#sndWl2,
       cwnd: this.#cwnd,
       ssthresh: this.#ssthresh,
-      srtt: this.#srtt as Duration | undefined, // integer microseconds
-      rttVar: this.#rttVar as Duration | undefined, // integer microseconds
-      rto: this.#rto as Duration, // integer microseconds
+      srtt: this.#rtt.srtt,
+      rttVar: this.#rtt.rttVar,
+      rto: this.#rtt.rto,
       tsRecent: this.#tsRecent,
       tsRecentAge: Duration.fromMicros(Math.max(0, now - this.#tsRecentAt)),
       tsTime: this.#tsNow(now),
@@ -1354,8 +1347,7 @@ export class TcpConnection {
       this.#rtxAt = undefined;
       this.#rtxCount = 0;
       this.#rtxStart = undefined;
-      if (this.#rttSeq !== undefined) this.#rttSample(now - this.#rttTime);
-      this.#rttSeq = undefined;
+      this.#rtt.onSynAcked(now);
       this.#rtoFallback();
       if (this.#tsOk && seg.timestamps !== undefined) this.#tsRecentAt = now;
       this.#state = this.#finQueued ? "FIN-WAIT-1" : "ESTABLISHED";
@@ -1375,7 +1367,7 @@ export class TcpConnection {
       this.#state = "SYN-RECEIVED";
       this.#sndNxt = this.#iss;
       this.#rtxAt = undefined;
-      this.#rttSeq = undefined;
+      this.#rtt.karn();
       // Data on the SYN is queued for delivery once ESTABLISHED (RFC 9293 3.10.7.3), not
       // acknowledged before that; a FIN on it is ignored.
       const wnd = Math.max(0, Seq.delta(this.#rcvAdv, this.#rcvNxt));
@@ -1639,11 +1631,11 @@ export class TcpConnection {
         this.#persistAt = undefined;
         this.#probeCount = 0;
         if (opened && this.#flight() > 0 && this.#rtxAt === undefined)
-          this.#rtxAt = Instant.add(now, this.#backedOffRto());
+          this.#rtxAt = Instant.add(now, this.#rtt.cappedRto);
       }
     }
     if (this.#persistAt !== undefined && this.#flight() > 0 && this.#rtxAt === undefined) {
-      this.#rtxAt = Instant.add(now, this.#backedOffRto());
+      this.#rtxAt = Instant.add(now, this.#rtt.cappedRto);
     }
     // State transitions driven by the acknowledgment of our FIN.
     const finAcked = this.#finQueued && Seq.gt(this.#sndUna, this.#finSeq());
@@ -1701,13 +1693,8 @@ export class TcpConnection {
     this.#sb.trim(this.#sendHeadOff);
     // RTT sample (RFC 7323 4.1 with timestamps, else RFC 6298 with Karn's rule).
     const ts = seg.timestamps;
-    if (this.#tsOk && ts !== undefined && ts.tsEcr !== 0) {
-      const ms = (this.#tsNow(now) - ts.tsEcr) | 0;
-      if (ms >= 0) this.#rttSample(ms * 1000);
-    } else if (this.#rttSeq !== undefined && Seq.ge(ack, this.#rttSeq)) {
-      this.#rttSample(now - this.#rttTime);
-      this.#rttSeq = undefined;
-    }
+    const echoed = this.#tsOk && ts !== undefined && ts.tsEcr !== 0;
+    this.#rtt.onAck(now, ack, echoed ? (this.#tsNow(now) - ts.tsEcr) | 0 : undefined);
     // RFC 3522 / 4015: the first ACK past a timeout's retransmission decides whether the
     // timeout was spurious (the ACK echoes a TSval older than the retransmission's).
     const afterRto = this.#undoRto && this.#undoMarker !== undefined && this.#rtxCount > 0;
@@ -1764,7 +1751,7 @@ export class TcpConnection {
     }
     // RFC 6298 5.2 / 5.3: stop the timer when all is acknowledged, else restart it.
     if (this.#sndUna === this.#sndMax) this.#rtxAt = undefined;
-    else this.#rtxAt = Instant.add(now, this.#rto as Duration); // integer microseconds
+    else this.#rtxAt = Instant.add(now, this.#rtt.rto); // integer microseconds
     this.#tlpOut = false;
     this.#armTlp(now);
   }
@@ -1910,8 +1897,8 @@ export class TcpConnection {
       this.#cwnd = this.#ssthresh + thresh * smss;
     }
     this.#rtxNext = this.#sndUna;
-    this.#rttSeq = undefined;
-    this.#rtxAt = Instant.add(now, this.#rto as Duration); // integer microseconds
+    this.#rtt.karn();
+    this.#rtxAt = Instant.add(now, this.#rtt.rto); // integer microseconds
   }
 
   /** A RST that passed the checks (RFC 9293 3.10.7.4 second). */
@@ -2105,7 +2092,7 @@ export class TcpConnection {
     if (!syn && outstanding === 0) return;
     this.stats.timeouts++;
     // The unacknowledged segment was (re)armed one RTO ago: it has been outstanding since then.
-    this.#rtxStart ??= Instant.fromMicros(Math.max(0, now - this.#rto));
+    this.#rtxStart ??= Instant.fromMicros(Math.max(0, now - this.#rtt.rto));
     const limit = syn ? this.#cfg.synRetries : this.#maxRtx;
     const ut = this.#userTimeout;
     const ct = this.#cfg.connectTimeout;
@@ -2121,7 +2108,7 @@ export class TcpConnection {
     }
     this.#rtxCount++;
     // RFC 6298 5.5: back off; 5.4 retransmit the earliest unacknowledged segment.
-    this.#rto = Math.min(this.#cfg.maxRto, this.#rto * 2);
+    this.#rtt.backoff();
     const smss = this.#smss();
     if (!syn) {
       if (this.#rtxCount === 1) this.#beginUndo(true);
@@ -2137,10 +2124,10 @@ export class TcpConnection {
       this.#sb.onTimeout(this.#sendHeadOff, this.#rtxCount > 1);
     }
     this.#rtxNext = undefined;
-    this.#rttSeq = undefined; // Karn's rule
+    this.#rtt.karn();
     this.#sndNxt = this.#sndUna;
     // FreeBSD's rexmit_slop is added to every backed-off timeout (0 by default).
-    let next = now + Math.min(this.#cfg.maxRto, this.#rto + this.#cfg.rtoSlop);
+    let next = now + Math.min(this.#cfg.maxRto, this.#rtt.rto + this.#cfg.rtoSlop);
     if (ut !== undefined) next = Math.min(next, this.#rtxStart + ut); // RFC 5482: fire at the deadline
     this.#rtxAt = Instant.fromMicros(next);
     if (syn) this.#rtxAt = this.#clampToConnectDeadline(this.#rtxAt);
@@ -2161,7 +2148,7 @@ export class TcpConnection {
     this.#probesUnanswered++;
     this.#probePending = true;
     this.stats.zeroWindowProbes++;
-    this.#persistAt = Instant.add(now, this.#backedOffPersist());
+    this.#persistAt = Instant.add(now, this.#rtt.persistTimeout(this.#probeCount));
   }
 
   #onKeepAliveTimer(now: Instant): void {
@@ -2207,8 +2194,7 @@ export class TcpConnection {
    * transmission starts with a 3 s RTO (Linux's TCP_TIMEOUT_FALLBACK).
    */
   #rtoFallback(): void {
-    if (this.#synRetransmitted && this.#srtt === undefined)
-      this.#rto = Math.min(this.#cfg.maxRto, 3 * SECOND_US);
+    if (this.#synRetransmitted) this.#rtt.fallback();
   }
 
   /**
@@ -2230,7 +2216,7 @@ export class TcpConnection {
    */
   #armTlp(now: Instant): void {
     this.#tlpAt = undefined;
-    const srtt = this.#srtt;
+    const srtt = this.#rtt.srtt;
     if (!this.#cfg.tailLossProbe || !this.#sackOk || srtt === undefined || this.#inRecovery) return;
     if (this.#tlpOut || this.#rtxAt === undefined || this.#flight() === 0) return;
     const oneSegment = this.#flight() <= this.#smss();
@@ -2258,35 +2244,13 @@ export class TcpConnection {
       const len = Math.min(this.#smss(), Math.max(0, Seq.delta(last, this.#sndUna)));
       if (len > 0) this.#rtxNext = Seq.sub(last, len);
     }
-    this.#rtxAt = Instant.add(now, this.#backedOffRto()); // RFC 8985 7.3: re-arm the RTO
+    this.#rtxAt = Instant.add(now, this.#rtt.cappedRto); // RFC 8985 7.3: re-arm the RTO
   }
 
   /** `at`, or the connection-establishment deadline (`connectTimeout`) if that is earlier. */
   #clampToConnectDeadline(at: Instant): Instant {
     const ct = this.#cfg.connectTimeout;
     return ct === undefined ? at : Instant.fromMicros(Math.min(at, this.#openedAt + ct));
-  }
-
-  #backedOffRto(): Duration {
-    return Duration.fromMicros(Math.min(this.#cfg.maxRto, this.#rto));
-  }
-
-  #backedOffPersist(): Duration {
-    return Duration.fromMicros(Math.min(this.#cfg.maxRto, this.#rto * 2 ** Math.min(this.#probeCount, 20)));
-  }
-
-  /** RFC 6298 2.2 / 2.3 (microseconds). */
-  #rttSample(r: number): void {
-    if (r < 0) return;
-    if (this.#srtt === undefined || this.#rttVar === undefined) {
-      this.#srtt = r;
-      this.#rttVar = Math.floor(r / 2);
-    } else {
-      this.#rttVar = Math.floor((3 * this.#rttVar + Math.abs(this.#srtt - r)) / 4);
-      this.#srtt = Math.floor((7 * this.#srtt + r) / 8);
-    }
-    const rto = this.#srtt + Math.max(CLOCK_G_US, 4 * this.#rttVar);
-    this.#rto = Math.min(this.#cfg.maxRto, Math.max(this.#cfg.minRto, rto));
   }
 
   // ---------------------------------------------------------------------------------------
@@ -2340,7 +2304,7 @@ export class TcpConnection {
       if (unsent === 0 && finPending && (cwRoom > 0 || retransmitting))
         return this.#emitRange(now, this.#sndNxt, 0, retransmitting);
       if (unsent > 0 && this.#sndWnd === 0 && flight === 0 && this.#persistAt === undefined) {
-        this.#persistAt = Instant.add(now, this.#backedOffPersist()); // RFC 9293 3.8.6.1
+        this.#persistAt = Instant.add(now, this.#rtt.persistTimeout(this.#probeCount)); // RFC 9293 3.8.6.1
       }
       return undefined;
     }
@@ -2352,7 +2316,7 @@ export class TcpConnection {
         (allQueued && (idle || this.#finQueued)) || (idle && len >= this.#maxSndWnd / 2) || this.#swsOverride;
       if (!ok) {
         if (!allQueued && idle && this.#persistAt === undefined)
-          this.#persistAt = Instant.add(now, this.#rto as Duration); // SWS override timer
+          this.#persistAt = Instant.add(now, this.#rtt.rto); // SWS override timer
         return undefined;
       }
     }
@@ -2393,14 +2357,13 @@ export class TcpConnection {
           this.#undoTsVal = this.#tsOk ? this.#tsNow(now) : undefined;
         }
       }
-      this.#rttSeq = undefined; // Karn
-    } else if (this.#rttSeq === undefined && !this.#tsOk && consumed > 0) {
-      this.#rttSeq = segEnd;
-      this.#rttTime = now;
+      this.#rtt.karn();
+    } else if (!this.#rtt.timing && !this.#tsOk && consumed > 0) {
+      this.#rtt.time(segEnd, now);
     }
     if (seq === this.#sndNxt) this.#sndNxt = segEnd;
     if (Seq.gt(segEnd, this.#sndMax)) this.#sndMax = segEnd;
-    if (consumed > 0 && this.#rtxAt === undefined) this.#rtxAt = Instant.add(now, this.#rto as Duration); // integer microseconds
+    if (consumed > 0 && this.#rtxAt === undefined) this.#rtxAt = Instant.add(now, this.#rtt.rto); // integer microseconds
     if (consumed > 0) this.#persistAt = undefined;
     if (consumed > 0 && !isRtx && !this.#tlpOut) this.#armTlp(now);
     this.stats.bytesOut += len;
@@ -2465,11 +2428,10 @@ export class TcpConnection {
       this.stats.retransmits++;
       this.#synRetransmitted = true;
     } else {
-      this.#rttSeq = this.#sndNxt;
-      this.#rttTime = now;
+      this.#rtt.time(this.#sndNxt, now);
     }
-    if (isRtx) this.#rttSeq = undefined;
-    this.#rtxAt ??= this.#clampToConnectDeadline(Instant.add(now, this.#rto as Duration)); // integer microseconds
+    if (isRtx) this.#rtt.karn();
+    this.#rtxAt ??= this.#clampToConnectDeadline(Instant.add(now, this.#rtt.rto)); // integer microseconds
     const c = this.#cfg;
     const offers = this.#synOffers();
     const offerWs = synAck ? this.#wsOk : offers.ws;
