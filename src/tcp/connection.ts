@@ -89,6 +89,7 @@ import { Reassembler } from "../storage/reassembler.js";
 import { SendQueue } from "../storage/send-queue.js";
 import { CLOCK_G_US, RttEstimator } from "./rtt-estimator.js";
 import { SackScoreboard } from "./sack-scoreboard.js";
+import { SpuriousUndo } from "./spurious-undo.js";
 import type { TcpConfig } from "./config.js";
 import { Seq, type SeqNum } from "../wire/seq.js";
 import type {
@@ -351,27 +352,8 @@ export class TcpConnection {
   /** The next `#pollData` may send one new segment beyond cwnd (the probe). */
   #tlpSendNew = false;
 
-  // Reordering and undo of spurious congestion responses (RFC 2883, 3522, 3708, 4015, 4653).
-  /** The sender's DupThresh in segments: `dupAckThreshold`, raised when reordering is seen. */
-  #reordering: number;
-  /**
-   * SND.UNA when the current undoable episode (fast recovery or RTO) began; `undefined` when
-   * there is nothing to undo. Cleared by an undo or when a new episode starts.
-   */
-  #undoMarker: SeqNum | undefined;
-  /** Segments retransmitted in the episode and not yet reported duplicate by a D-SACK. */
-  #undoRetrans = 0;
-  /** cwnd and ssthresh before the episode's reduction (restored by an undo). */
-  #priorCwnd = 0;
-  #priorSsthresh = 0;
-  /** Our TSval on the episode's first retransmission (RFC 3522 Eifel detection). */
-  #undoTsVal: number | undefined;
-  /** The episode has retransmitted something. */
-  #undoRetransmitted = false;
-  /** The episode is a retransmission timeout (else a fast recovery). */
-  #undoRto = false;
-  /** SACKed segments above SND.UNA when the fast recovery began: its reordering degree. */
-  #recoveryDegree = 0;
+  /** Adaptive DupThresh and undo of spurious recoveries (RFC 2883, 3522, 3708, 4015, 4653). */
+  readonly #spurious: SpuriousUndo;
   /** Receiver: a D-SACK block (RFC 2883) for the next outgoing segment. */
   #dsack: SackBlock | undefined;
 
@@ -463,7 +445,7 @@ export class TcpConnection {
     this.#cwnd = cfg.initialCwndSegments * cfg.mss;
     this.#lastRecvAt = now;
     this.#now = now;
-    this.#reordering = cfg.dupAckThreshold;
+    this.#spurious = new SpuriousUndo(cfg);
     this.#noDelay = cfg.noDelay;
     this.#keepAlive = cfg.keepAlive;
     this.#kaIdle = cfg.keepAliveIdle;
@@ -1608,7 +1590,9 @@ export class TcpConnection {
       this.#onDupAck(now, seg);
     }
     if (this.#sackOk && seg.sack.length > 0) {
-      if (this.#cfg.dsack) this.#checkDsack(seg);
+      const spurious = this.#cfg.dsack && this.#spurious.dsack(seg, this.#sndMax, this.#smss(), this.stats);
+      // Outside fast recovery the episode is undone at once, inside at its full ACK.
+      if (spurious && !this.#inRecovery) this.#undo();
       this.#sb.update(
         seg.sack,
         this.#sndUna,
@@ -1697,13 +1681,10 @@ export class TcpConnection {
     this.#rtt.onAck(now, ack, echoed ? (this.#tsNow(now) - ts.tsEcr) | 0 : undefined);
     // RFC 3522 / 4015: the first ACK past a timeout's retransmission decides whether the
     // timeout was spurious (the ACK echoes a TSval older than the retransmission's).
-    const afterRto = this.#undoRto && this.#undoMarker !== undefined && this.#rtxCount > 0;
+    const rtoSpurious = this.#spurious.timeoutSpurious(seg, this.#rtxCount > 0);
     this.#rtxCount = 0;
     this.#rtxStart = undefined;
-    if (afterRto) {
-      if (this.#eifelSpurious(seg)) this.#undo();
-      else this.#undoTsVal = undefined; // only the first ACK decides; D-SACK still may
-    }
+    if (rtoSpurious) this.#undo();
     // Congestion control.
     if (this.#inRecovery) {
       const recover = this.#recover ?? ack;
@@ -1716,9 +1697,7 @@ export class TcpConnection {
         this.#cwnd = Math.max(smss, Math.min(this.#ssthresh, Math.max(2 * smss, this.#flight() + smss)));
         this.#dupAcks = 0;
         // Undo a recovery that D-SACKs or the echoed timestamp prove spurious.
-        if (this.#undoMarker !== undefined && !this.#undoRto) {
-          if ((this.#undoRetransmitted && this.#undoRetrans <= 0) || this.#eifelSpurious(seg)) this.#undo();
-        }
+        if (this.#spurious.recoverySpurious(seg)) this.#undo();
       } else if (this.#sackOk) {
         // RFC 6675: keep sending by pipe; nothing to deflate.
         if (Seq.lt(this.#sndNxt, this.#sndUna)) this.#sndNxt = this.#sndUna;
@@ -1757,100 +1736,23 @@ export class TcpConnection {
   }
 
   /**
-   * Starts an undoable episode (a fast recovery, or the first timeout): remembers cwnd and
-   * ssthresh before the reduction. A timeout during a fast recovery continues its episode.
-   */
-  #beginUndo(rto: boolean): void {
-    if (!this.#cfg.undoSpurious) {
-      this.#undoMarker = undefined;
-      return;
-    }
-    if (!(rto && this.#inRecovery && this.#undoMarker !== undefined)) {
-      this.#undoMarker = this.#sndUna;
-      this.#priorCwnd = this.#cwnd;
-      this.#priorSsthresh = this.#ssthresh;
-      this.#undoRetrans = 0;
-      this.#undoRetransmitted = false;
-      this.#undoTsVal = undefined;
-    }
-    this.#undoRto = rto;
-  }
-
-  /**
-   * RFC 3522 Eifel detection: the ACK echoes a timestamp older than the episode's first
-   * retransmission, so an original transmission, not the retransmission, drew it.
-   */
-  #eifelSpurious(seg: TcpRepr): boolean {
-    const ts = seg.timestamps;
-    const sent = this.#undoTsVal;
-    if (!this.#tsOk || ts === undefined || ts.tsEcr === 0 || sent === undefined) return false;
-    return ((ts.tsEcr - sent) | 0) < 0;
-  }
-
-  /**
-   * RFC 4015-style response to a spurious fast recovery or timeout (Linux's undo): restore
-   * cwnd and ssthresh, learn the reordering that fooled us, and after a timeout resume with
-   * new data instead of resending what is in flight.
+   * RFC 4015-style response to a spurious fast recovery or timeout (see SpuriousUndo):
+   * restore cwnd and ssthresh, and after a timeout resume with new data instead of resending
+   * what is in flight.
    */
   #undo(): void {
-    this.stats.spuriousUndos++;
-    this.#cwnd = Math.max(this.#cwnd, this.#priorCwnd);
-    this.#ssthresh = Math.max(this.#ssthresh, this.#priorSsthresh);
+    const u = this.#spurious;
+    this.#cwnd = Math.max(this.#cwnd, u.priorCwnd);
+    this.#ssthresh = Math.max(this.#ssthresh, u.priorSsthresh);
     this.#caAcc = 0;
-    if (this.#undoRto) {
-      if (Seq.lt(this.#sndNxt, this.#sndMax)) this.#sndNxt = this.#sndMax;
-    } else {
-      this.#raiseReordering(this.#recoveryDegree + 1);
-    }
-    this.#undoMarker = undefined;
-    this.#undoTsVal = undefined;
-    this.#undoRetrans = 0;
-    this.#undoRetransmitted = false;
+    if (u.afterTimeout && Seq.lt(this.#sndNxt, this.#sndMax)) this.#sndNxt = this.#sndMax;
+    u.finish(this.stats);
   }
 
-  /**
-   * RFC 2883 / 3708 on the sender: a first SACK block at or below the cumulative ACK, or
-   * inside the second block, reports a duplicate. When every retransmission of the current
-   * episode has been reported so, the episode was spurious; outside fast recovery it is undone
-   * at once (inside, at its full ACK).
-   */
-  #checkDsack(seg: TcpRepr): void {
-    const first = seg.sack[0];
-    if (first === undefined || !Seq.lt(first.left, first.right)) return;
-    const second = seg.sack[1];
-    const isDsack =
-      Seq.le(first.right, seg.ack) ||
-      (second !== undefined && Seq.ge(first.left, second.left) && Seq.le(first.right, second.right));
-    if (!isDsack) return;
-    this.stats.dsacksIn++;
-    const marker = this.#undoMarker;
-    if (marker === undefined || !this.#undoRetransmitted) return;
-    if (Seq.lt(first.left, marker) || Seq.gt(first.right, this.#sndMax)) return;
-    this.#undoRetrans -= Math.max(1, Math.ceil(Seq.diff(first.right, first.left) / this.#smss()));
-    if (this.#undoRetrans <= 0 && !this.#inRecovery) this.#undo();
-  }
-
-  /**
-   * Reordering seen without a retransmission (Linux tcp_check_sack_reordering): the
-   * cumulative ACK up to `newOff` covers a hole below SACKed data that was never retransmitted,
-   * so the original arrived late. DupThresh grows to the span from the hole to the highest
-   * SACKed byte, so the same reordering does not trigger a fast retransmit again.
-   */
+  /** The cumulative ACK reaches send offset `newOff` over SACKed data: was it reordering? */
   #detectReordering(newOff: number): void {
     if (this.#inRecovery || this.#rtxCount > 0 || Seq.lt(this.#sndNxt, this.#sndMax)) return;
-    const hole = this.#sb.firstUnsacked(this.#sendHeadOff, newOff);
-    const high = this.#sb.highest; // non-empty
-    if (hole >= newOff || hole < this.#sb.highRxt || high <= hole) return;
-    this.#raiseReordering(Math.ceil((high - hole) / this.#smss()));
-  }
-
-  /** Raises the reordering estimate (DupThresh) to `degree` segments, within the bound. */
-  #raiseReordering(degree: number): void {
-    const r = Math.min(Math.max(this.#cfg.maxReordering, this.#cfg.dupAckThreshold), degree);
-    if (r > this.#reordering) {
-      this.#reordering = r;
-      this.stats.reorderingRaised++;
-    }
+    this.#spurious.reorderedHole(this.#sb, this.#sendHeadOff, newOff, this.#smss(), this.stats);
   }
 
   /** A duplicate ACK (RFC 5681 2 definition). */
@@ -1862,7 +1764,7 @@ export class TcpConnection {
       if (!this.#sackOk) this.#cwnd += smss; // RFC 6582 3.2 step 3: inflate
       return;
     }
-    let thresh = this.#reordering;
+    let thresh = this.#spurious.reordering;
     // RFC 5827 early retransmit: with fewer than DupThresh + 1 segments outstanding and no
     // new data to send, DupThresh duplicate ACKs can never arrive; use outstanding - 1.
     const oseg = Math.ceil(this.#flight() / smss);
@@ -1877,11 +1779,11 @@ export class TcpConnection {
       if (Seq.lt(this.#sndUna, this.#recover)) return;
     }
     const flight = this.#flight();
-    this.#beginUndo(false);
+    this.#spurious.begin(false, this.#inRecovery, this.#sndUna, this.#cwnd, this.#ssthresh);
     // The reordering this recovery would prove if it turns out spurious: the span from SND.UNA
     // to the highest SACKed byte, or the duplicate ACKs counted.
     const span = this.#sb.isEmpty ? 0 : this.#sb.highest - this.#sendHeadOff;
-    this.#recoveryDegree = Math.max(this.#dupAcks, Math.ceil(span / smss));
+    this.#spurious.setDegree(Math.max(this.#dupAcks, Math.ceil(span / smss)));
     this.#ssthresh = Math.max(Math.floor(flight / 2), 2 * smss);
     this.#recover = this.#sndMax;
     this.#inRecovery = true;
@@ -2111,7 +2013,8 @@ export class TcpConnection {
     this.#rtt.backoff();
     const smss = this.#smss();
     if (!syn) {
-      if (this.#rtxCount === 1) this.#beginUndo(true);
+      if (this.#rtxCount === 1)
+        this.#spurious.begin(true, this.#inRecovery, this.#sndUna, this.#cwnd, this.#ssthresh);
       // RFC 5681 eq. 4 (only on the first timeout of a loss episode), then one segment.
       if (this.#rtxCount === 1) this.#ssthresh = Math.max(Math.floor(outstanding / 2), 2 * smss);
       this.#cwnd = smss;
@@ -2290,7 +2193,7 @@ export class TcpConnection {
     const probe = this.#tlpSendNew;
     this.#tlpSendNew = false;
     // RFC 3042 limited transmit: the first two duplicate ACKs each allow one new segment.
-    if (!this.#inRecovery && this.#dupAcks > 0 && this.#dupAcks < this.#reordering)
+    if (!this.#inRecovery && this.#dupAcks > 0 && this.#dupAcks < this.#spurious.reordering)
       cw += this.#dupAcks * smss;
     const inFlight =
       this.#sackOk && this.#inRecovery
@@ -2350,13 +2253,7 @@ export class TcpConnection {
       // HighRxt covers every retransmission (also go-back-N and probes), so a hole filled by
       // one is never taken for reordering (`#detectReordering`).
       this.#sb.noteRetransmitted(this.#offsetOf(segEnd));
-      if (this.#undoMarker !== undefined) {
-        this.#undoRetrans++;
-        if (!this.#undoRetransmitted) {
-          this.#undoRetransmitted = true;
-          this.#undoTsVal = this.#tsOk ? this.#tsNow(now) : undefined;
-        }
-      }
+      if (this.#spurious.active) this.#spurious.onRetransmit(this.#tsOk ? this.#tsNow(now) : undefined);
       this.#rtt.karn();
     } else if (!this.#rtt.timing && !this.#tsOk && consumed > 0) {
       this.#rtt.time(segEnd, now);
@@ -2385,7 +2282,7 @@ export class TcpConnection {
     const len = sb.nextRetransmission(
       this.#sendHeadOff,
       maxPayload,
-      this.#reordering,
+      this.#spurious.reordering,
       this.#smss(),
       sentHigh,
     );
@@ -2416,7 +2313,7 @@ export class TcpConnection {
 
   /** RFC 6675 pipe (see SackScoreboard.pipe). */
   #pipe(): number {
-    return this.#sb.pipe(this.#flight(), this.#sendHeadOff, this.#reordering, this.#smss());
+    return this.#sb.pipe(this.#flight(), this.#sendHeadOff, this.#spurious.reordering, this.#smss());
   }
 
   #emitSyn(now: Instant): TcpRepr {
