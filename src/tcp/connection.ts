@@ -89,6 +89,14 @@ import { Reassembler } from "../storage/reassembler.js";
 import { SendQueue } from "../storage/send-queue.js";
 import { CLOCK_G_US, RttEstimator } from "./rtt-estimator.js";
 import { SackScoreboard } from "./sack-scoreboard.js";
+import {
+  checkExportable,
+  checkImportable,
+  frozenChunks,
+  frozenSnapshot,
+  importedTimes,
+  relativeTimes,
+} from "./snapshot.js";
 import { SpuriousUndo } from "./spurious-undo.js";
 import type { TcpConfig } from "./config.js";
 import { Seq, type SeqNum } from "../wire/seq.js";
@@ -186,26 +194,8 @@ export function peerSynOf(seg: TcpRepr): PeerSyn {
 }
 
 const EMPTY = new Uint8Array(0);
-/** The (frozen) chunk list of a snapshot without send or buffered data. */
-const NO_CHUNKS: readonly Uint8Array[] = Object.freeze([]);
-
-/** `chunks` frozen; the shared empty list for none (most snapshots carry no send data). */
-function frozenChunks(chunks: Uint8Array[]): readonly Uint8Array[] {
-  return chunks.length === 0 ? NO_CHUNKS : Object.freeze(chunks);
-}
-
 /** The out-of-order queue of every connection that has held none yet (never inserted into). */
 const NO_OOO = new Reassembler(0, 0);
-
-/** The deadline `delta` after `now` (import: a timer restarts from its remaining time). */
-function timerAt(now: Instant, delta: Duration | undefined): Instant | undefined {
-  return delta === undefined ? undefined : Instant.add(now, delta);
-}
-
-/** The time left from `now` until `at`, at least zero (export: a timer's remaining time). */
-function remaining(at: Instant | undefined, now: Instant): Duration | undefined {
-  return at === undefined ? undefined : Duration.fromMicros(Math.max(0, at - now));
-}
 
 const NO_SACK: readonly SackBlock[] = Object.freeze([]);
 const NO_OPTS: readonly never[] = Object.freeze([]);
@@ -507,7 +497,7 @@ export class TcpConnection {
     const k = snap.constState;
     const ca = snap.cachedState;
     const d = snap.delegated;
-    if (!IMPORTABLE.has(d.state)) throw new UsageError(`cannot import a connection in ${d.state}`);
+    checkImportable(d.state);
     const c = new TcpConnection(
       cfg,
       { localPort: k.localPort, remotePort: k.remotePort, iss: k.iss, tsOffset: 0, pathMss: ca.effectiveMss },
@@ -540,9 +530,6 @@ export class TcpConnection {
     c.#sndWl1 = d.sndWl1;
     c.#sndWl2 = d.sndWl2;
     c.#finQueued = d.finQueued;
-    // The send queue's first byte is SND.UNA, unless our FIN is already acknowledged.
-    const finAcked = d.state === "FIN-WAIT-2" || d.state === "TIME-WAIT";
-    c.#sendHead = finAcked ? Seq.sub(d.sndUna, 1) : d.sndUna;
     for (const chunk of d.sendData) c.#sendQ.push(chunk);
     c.#rcvNxt = d.rcvNxt;
     c.#rcvAdv = d.rcvAdv;
@@ -559,32 +546,24 @@ export class TcpConnection {
     c.#ssthresh = d.ssthresh;
     c.#rtt.restore(d.srtt, d.rttVar, d.rto);
     c.#tsRecent = d.tsRecent;
-    c.#tsRecentAt = Instant.fromMicros(Math.max(0, now - d.tsRecentAge));
-    c.#tsOffset = (d.tsTime - Math.floor(now / 1000)) >>> 0;
     c.#lastAckSent = d.rcvNxt;
     c.#dupAcks = d.dupAckCount;
     c.#recover = d.recover;
-    c.#inRecovery = d.recover !== undefined && Seq.lt(d.sndUna, d.recover);
     c.#probeCount = d.sndWndProbeCount;
     c.#kaCount = d.keepAliveProbeCount;
     c.#rtxCount = d.retransmitCount;
-    c.#keepAliveAt = timerAt(now, d.keepAliveDelta);
-    // Keep-alive idleness continues from the exporter's: the timer fires after the delta.
-    if (d.keepAliveDelta !== undefined && d.keepAliveProbeCount === 0)
-      c.#lastRecvAt = now + d.keepAliveDelta - ca.keepAliveIdle;
-    c.#rtxStart = d.totalRt > 0 ? Instant.fromMicros(Math.max(0, now - d.totalRt)) : undefined;
-    // One delegated timer carries the retransmit, persist or close timer, by state.
-    if (d.state === "TIME-WAIT" || d.state === "FIN-WAIT-2") c.#closeAt = timerAt(now, d.retransmitDelta);
-    else if (c.#flight() === 0 && c.#sndWnd === 0) c.#persistAt = timerAt(now, d.retransmitDelta);
-    else c.#rtxAt = timerAt(now, d.retransmitDelta);
-    // A snapshot with data outstanding but no timer running (allowed by Chimney's -1) still
-    // needs one, or the connection could stall: start a fresh RTO.
-    const synced = d.state !== "TIME-WAIT" && d.state !== "FIN-WAIT-2";
-    if (synced && c.#flight() > 0 && c.#rtxAt === undefined && c.#persistAt === undefined) {
-      c.#rtxAt = Instant.add(now, c.#rtt.cappedRto);
-    }
-    if (d.state === "TIME-WAIT" && c.#closeAt === undefined)
-      c.#closeAt = Instant.add(now, Duration.fromMicros(2 * cfg.msl));
+    // Clocks and timers restart on this engine's clock (snapshot.ts).
+    const t = importedTimes(snap, now, c.#rtt.cappedRto, cfg.msl);
+    c.#sendHead = t.sendHead;
+    c.#inRecovery = t.inRecovery;
+    c.#tsRecentAt = t.tsRecentAt;
+    c.#tsOffset = t.tsOffset;
+    c.#lastRecvAt = t.lastRecvAt ?? now;
+    c.#rtxStart = t.rtxStart;
+    c.#rtxAt = t.rtxAt;
+    c.#persistAt = t.persistAt;
+    c.#closeAt = t.closeAt;
+    c.#keepAliveAt = t.keepAliveAt;
     c.#ackNow = d.ackPending === true;
     c.checkInvariants();
     return c;
@@ -1187,7 +1166,7 @@ export class TcpConnection {
    * first so no ACK is owed. Non-destructive: the owner discards this instance afterwards.
    */
   exportState(now: Instant): TcpSnapshot {
-    if (!EXPORTABLE.has(this.#state)) throw new UsageError(`cannot export a connection in ${this.#state}`);
+    checkExportable(this.#state);
     const constState: TcpSnapshotConst = {
       localPort: this.localPort,
       remotePort: this.remotePort,
@@ -1212,7 +1191,14 @@ export class TcpConnection {
       userTimeout: this.#userTimeout,
       effectiveMss: this.#pathMss,
     };
-    const timer = this.#closeAt ?? this.#persistAt ?? this.#rtxAt;
+    const rel = relativeTimes(now, {
+      rtxAt: this.#rtxAt,
+      persistAt: this.#persistAt,
+      closeAt: this.#closeAt,
+      keepAliveAt: this.#keepAliveAt,
+      rtxStart: this.#rtxStart,
+      tsRecentAt: this.#tsRecentAt,
+    });
     const delegated: TcpSnapshotDelegated = {
       state: this.#state,
       rcvNxt: this.#rcvNxt,
@@ -1230,28 +1216,24 @@ export class TcpConnection {
       rttVar: this.#rtt.rttVar,
       rto: this.#rtt.rto,
       tsRecent: this.#tsRecent,
-      tsRecentAge: Duration.fromMicros(Math.max(0, now - this.#tsRecentAt)),
+      tsRecentAge: rel.tsRecentAge,
       tsTime: this.#tsNow(now),
       dupAckCount: this.#dupAcks,
       recover: this.#inRecovery ? this.#recover : undefined,
       sndWndProbeCount: this.#probeCount,
       keepAliveProbeCount: this.#kaCount,
-      keepAliveDelta: remaining(this.#keepAliveAt, now),
+      keepAliveDelta: rel.keepAliveDelta,
       retransmitCount: this.#rtxCount,
-      retransmitDelta: remaining(timer, now),
-      totalRt: Duration.fromMicros(this.#rtxStart === undefined ? 0 : Math.max(0, now - this.#rtxStart)),
+      retransmitDelta: rel.retransmitDelta,
+      totalRt: rel.totalRt,
       finQueued: this.#finQueued,
       finReceived: this.#finReceived,
       sendData: frozenChunks(this.#sendQ.chunks()),
       bufferedData: frozenChunks(this.#rcvBuf.chunks()),
       unreportedAcked: this.#evAcked,
-      ackPending: this.#ackNow || this.#delackAt !== undefined || this.#ackQueue.length > 0,
+      ackPending: this.ackOwed,
     };
-    return Object.freeze({
-      constState: Object.freeze(constState),
-      cachedState: Object.freeze(cachedState),
-      delegated: Object.freeze(delegated),
-    });
+    return frozenSnapshot(constState, cachedState, delegated);
   }
 
   /** The out-of-order queue to insert into: a queue of this connection's own on first use. */
@@ -2565,24 +2547,6 @@ export class TcpConnection {
     this.#evClosed = { kind: "closed", reason, error };
   }
 }
-
-/** States `importState` accepts (Chimney ST-9 plus TIME-WAIT). */
-const IMPORTABLE: ReadonlySet<TcpState> = new Set<TcpState>([
-  "ESTABLISHED",
-  "FIN-WAIT-1",
-  "FIN-WAIT-2",
-  "CLOSE-WAIT",
-  "CLOSING",
-  "LAST-ACK",
-  "TIME-WAIT",
-]);
-
-/**
- * States `exportState` accepts: the importable ones, plus CLOSED so that an owner can still
- * report the final state of a connection that was reset or timed out (Chimney: terminate
- * after an abort). A CLOSED snapshot cannot be imported.
- */
-const EXPORTABLE: ReadonlySet<TcpState> = new Set<TcpState>([...IMPORTABLE, "CLOSED"]);
 
 /**
  * The reply to a segment that matches no connection (RFC 9293 3.10.7.1, CLOSED state): a RST
