@@ -3,6 +3,23 @@
  * target. Sans-I/O: time is the `now` argument, randomness arrives as values (ISS, timestamp
  * offset), output is pulled.
  *
+ * Parts. The connection keeps segment arrival (the RFC 9293 state machine with RFC 5961 and
+ * RFC 7323 checks), congestion control (RFC 5681 / 6582 / 3465), output (Nagle, SWS, delayed
+ * and batch ACKs, SACK blocks as a receiver), the timers and the user calls. Parts that own
+ * their own state live in their own modules, owned by the connection and fed with what they
+ * need as arguments (no callbacks, no allocation per segment):
+ * - sack-scoreboard.ts: the sender's SACK scoreboard, HighRxt, IsLost / pipe / NextSeg and
+ *   lost-retransmission detection (RFC 6675);
+ * - spurious-undo.ts: the adaptive DupThresh and the undo of spurious recoveries and timeouts
+ *   (RFC 2883 / 3522 / 3708 / 4015);
+ * - rtt-estimator.ts: SRTT, RTTVAR, RTO and its backoff, Karn / timestamp samples (RFC 6298);
+ * - snapshot.ts: what crosses between engines in `exportState` / `importState` and how.
+ * This file stays above 1,200 lines because what is left reads and writes one TCB: segment
+ * arrival, output, timers and user calls all move SND.UNA / SND.NXT / SND.MAX, RCV.NXT, the
+ * send and receive queues, cwnd and the timers, and splitting them further would mean
+ * getters and setters (or a shared mutable record) on the per-segment path for no state of
+ * their own.
+ *
  * Theory of operation
  * - Inputs: `handleSegment(now, seg)` (a segment for this 4-tuple), `handleTimeout(now)` (at or
  *   after `pollTimeout()`), and user calls `send`, `recv`/`recvInto`, `close`, `shutdownRead`,
@@ -26,8 +43,8 @@
  *   retransmit or persist timer, TIME-WAIT has its timer, the reassembler is consistent.
  * - Export / import: `exportState` yields the const / cached / delegated split (types.ts);
  *   `importState` continues the connection on another engine with the same sequence numbers,
- *   windows, RTT, cwnd, timers (as remaining time) and timestamp clock. Out-of-order data is
- *   not exported (the peer retransmits it, as with a chimney target).
+ *   windows, RTT, cwnd, timers (as remaining time) and timestamp clock (snapshot.ts). Out-of-order
+ *   data is not exported (the peer retransmits it, as with a chimney target).
  *
  * Choices where the RFCs leave room (mostly as Linux does):
  * - Pure ACKs carry SEQ = SND.MAX, so a peer never sees one left of its window after our
@@ -38,42 +55,26 @@
  * - Data or FIN on a SYN is not accepted: it is not acknowledged, so the peer resends it.
  * - On RTO sending restarts at SND.UNA (go-back-N) but the SACK scoreboard is kept and the
  *   resend skips SACKed ranges (RFC 6675 5.1); a second timeout in a row discards it (the
- *   peer may have reneged, RFC 2018 8). SACK recovery (RFC 6675) keeps its scoreboard per
- *   range and computes IsLost and pipe per hole rather than per segment. A retransmission
- *   that is itself lost is detected when more than (DupThresh - 1) * SMSS bytes sent after
- *   it are SACKed, and is sent again (as Linux did before RACK), instead of waiting for the
- *   RTO. No rescue retransmission. RFC 5827 early retransmit lowers DupThresh when fewer
- *   segments are outstanding and nothing new can be sent; an RFC 8985 tail loss probe
- *   (`tailLossProbe`, SACK only) sends one segment after 2 * SRTT without an ACK, so a loss
- *   at the tail of a flight is repaired by SACK recovery instead of a 200 ms+ RTO.
+ *   peer may have reneged, RFC 2018 8). SACK recovery (RFC 6675) works per range and hole,
+ *   and resends a retransmission that was itself lost without waiting for the RTO
+ *   (sack-scoreboard.ts). No rescue retransmission. RFC 5827 early retransmit lowers
+ *   DupThresh when fewer segments are outstanding and nothing new can be sent; an RFC 8985
+ *   tail loss probe (`tailLossProbe`, SACK only) sends one segment after 2 * SRTT without an
+ *   ACK, so a loss at the tail of a flight is repaired by SACK recovery instead of a 200 ms+
+ *   RTO.
  * - Reordering (measured in the simulator with the live link's fault profile: it halved cwnd
- *   for nothing about once per 100 segments). DupThresh adapts, as Linux's tcp_reordering
- *   (RFC 4653 spirit, bounded by `maxReordering`): a hole below SACKed data that is
- *   cumulatively acknowledged without having been retransmitted raises it to the span from the
- *   hole to the highest SACKed byte. A fast recovery or timeout is an undoable episode: cwnd
- *   and ssthresh are remembered, and the episode is undone (RFC 4015 response, Linux's undo)
- *   when D-SACKs (RFC 2883 / 3708) report every retransmission of it duplicate, or when
- *   timestamps show the ACK was drawn by an original transmission (RFC 3522 Eifel: a TSecr
- *   older than the first retransmission's TSval; for a recovery at its full ACK, for a timeout
- *   at the first ACK after it). An undone recovery also raises DupThresh to its degree + 1.
- *   As a receiver we send a D-SACK for a duplicate (`dsack`). None of this travels in a
- *   snapshot: an importer starts with DupThresh = `dupAckThreshold` and nothing to undo (safe:
- *   it can only miss an undo), and a pending D-SACK is dropped like other ACK details.
+ *   for nothing about once per 100 segments): DupThresh adapts as Linux's tcp_reordering, and
+ *   a fast recovery or timeout that D-SACKs or timestamps prove spurious is undone
+ *   (spurious-undo.ts). As a receiver we send a D-SACK for a duplicate (`dsack`); a pending
+ *   one is not part of a snapshot, like other ACK details.
  * - Slow start counts bytes (RFC 3465, L = `abcLimit` SMSS, 1 SMSS while resending after a
  *   timeout), so the stretch ACKs of a receiver behind GRO/TSO grow cwnd as per-segment ACKs
  *   would. As a receiver, segments the owner hands in before it polls (a driver's batch) still
  *   draw an ACK for every second full-sized segment and one per out-of-order segment (RFC 5681
  *   4.2): an ACK still owed when the next data segment arrives is built then and queued
  *   (`batchAckBytes` may coalesce in-order ones into stretch ACKs, as Linux's GRO does).
- * - The RTO and a Chimney snapshot: while retransmitting, RTO = (SRTT + max(G, 4 RTTVAR))
- *   << retransmission count (clamped to [minRto, maxRto]), which Chimney's SRtt, RttVar and
- *   Retransmit.Count rebuild exactly (chimney/tcp-state.ts deriveRto). One case differs:
- *   without timestamps, once a retransmitted segment is acknowledged, Karn's rule (RFC 6298
- *   5, "the backed-off RTO is kept until an ACK for a segment that was not retransmitted")
- *   keeps the backed-off RTO while Retransmit.Count is already 0. A Chimney importer then
- *   starts from the un-backed-off RTO until the next RTT sample; our own snapshot carries
- *   `rto` itself, so export/import between two of our engines keeps it exactly. With
- *   timestamps every ACK of new data is a sample (RFC 7323 4.1) and the two always agree.
+ * - The RTO in a Chimney snapshot: see rtt-estimator.ts (Karn's rule is the one case where
+ *   Chimney's SRtt, RttVar and Retransmit.Count do not rebuild our RTO exactly).
  * - Offload-target hooks: `flushAck` / `ackOwed` (owed delayed ACK), `send(data, { push })`
  *   (PSH at chunk boundaries), `setInitialRcvWnd`, `resetTotalRt`, `peekChunks` / `consume`,
  *   `setUrgentHold` / `takeUrgentSegment`, and `exportState` in CLOSED.

@@ -13,8 +13,17 @@
  *   never a sample and the backed-off RTO stays until a segment sent once is acknowledged.
  * - RFC 6298 5.7: `fallback` starts data transmission with a 3 s RTO when the SYN had to be
  *   retransmitted and no sample exists (Linux's TCP_TIMEOUT_FALLBACK).
- * - Snapshots carry SRTT, RTTVAR and the RTO itself (`restore`), so export / import between
- *   two engines keeps the backed-off RTO exactly; the timed segment is not carried.
+ * - Snapshots carry SRTT, RTTVAR and the RTO itself (`restore`); the timed segment is not
+ *   carried.
+ * - The RTO and a Chimney snapshot: while retransmitting, RTO = (SRTT + max(G, 4 RTTVAR))
+ *   << retransmission count (clamped to [minRto, maxRto]), which Chimney's SRtt, RttVar and
+ *   Retransmit.Count rebuild exactly (chimney/tcp-state.ts deriveRto). One case differs:
+ *   without timestamps, once a retransmitted segment is acknowledged, Karn's rule (RFC 6298
+ *   5, "the backed-off RTO is kept until an ACK for a segment that was not retransmitted")
+ *   keeps the backed-off RTO while Retransmit.Count is already 0. A Chimney importer then
+ *   starts from the un-backed-off RTO until the next RTT sample; our own snapshot carries
+ *   `rto` itself, so export/import between two of our engines keeps it exactly. With
+ *   timestamps every ACK of new data is a sample (RFC 7323 4.1) and the two always agree.
  *
  * The timers themselves (retransmit, persist, probe) belong to the connection; it asks this
  * estimator for their durations. Nothing here allocates.
