@@ -14,7 +14,7 @@
  * from the median batch.
  */
 import { Bench } from "tinybench";
-import { Seq } from "../src/tcp/seq.js";
+import { Seq } from "../src/wire/seq.js";
 import { checksumBackend, sumBytes, sumBytesJs } from "../src/wire/checksum.js";
 import { mac } from "../src/wire/ethernet.js";
 import { ip } from "../src/wire/ip-addr.js";

@@ -74,3 +74,89 @@ void test("host and target depend on each other only through chimney/", () => {
   );
   assert.deepEqual(problems, []);
 });
+
+/**
+ * The layers, lowest first. A source file may import its own folder and any folder of a lower
+ * layer, never one of its own layer or above (so no cycle between folders can form). Folders of
+ * one layer are peers that do not know each other.
+ */
+const LAYERS: readonly (readonly string[])[] = [
+  ["util"],
+  ["time"],
+  ["wire"],
+  ["storage"],
+  ["tcp"],
+  ["nbl"],
+  ["chimney"],
+  ["host", "offload-target"],
+  ["node"],
+  ["sim"],
+  ["report"],
+  ["scenario"],
+  ["socket"],
+  ["live", "conformance"],
+  ["cli"],
+];
+
+/** The `src/<folder>` names that `text` (the source of `file`) imports relatively. */
+function importedFolders(file: string, text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(/from\s+["'](\.[^"']*)["']/g)) {
+    const target = join(file, "..", m[1] ?? "");
+    const rel = target.split(/[\\/]/);
+    const at = rel.indexOf("src");
+    const folder = at >= 0 ? rel[at + 1] : undefined;
+    if (folder !== undefined) out.push(folder);
+  }
+  return out;
+}
+
+void test("every source folder imports only its own layer's folder and the layers below", () => {
+  const rank = new Map<string, number>();
+  LAYERS.forEach((folders, i) => {
+    for (const f of folders) rank.set(f, i);
+  });
+  const folders = readdirSync("src", { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name);
+  assert.deepEqual(
+    folders.filter((f) => !rank.has(f)),
+    [],
+    "every folder of src/ has a place in LAYERS",
+  );
+  const problems: string[] = [];
+  for (const folder of folders) {
+    const mine = rank.get(folder) ?? -1;
+    for (const file of sources(join("src", folder))) {
+      for (const to of importedFolders(file, code(readFileSync(file, "utf8")))) {
+        if (to === folder) continue;
+        const theirs = rank.get(to);
+        if (theirs === undefined || theirs >= mine) problems.push(`${file} imports src/${to}`);
+      }
+    }
+  }
+  assert.deepEqual(problems, []);
+});
+
+void test("the layer check resolves relative imports to folders, ignoring comments", () => {
+  const planted =
+    '// from "../cli/main.js"\nimport { Seq } from "../tcp/seq.js";\nimport { x } from "./y.js";';
+  assert.deepEqual(importedFolders(join("src", "wire", "x.ts"), code(planted)), ["tcp", "wire"]);
+  assert.deepEqual(importedFolders(join("src", "conformance", "runner", "d.ts"), 'from "../../node/n.js"'), [
+    "node",
+  ]);
+});
+
+/** Lines a source file may have before its header must say why it is larger. */
+const MAX_LINES = 1200;
+
+void test(`no source file is over ${MAX_LINES} lines without a reason in its header`, () => {
+  const problems: string[] = [];
+  for (const file of sources("src")) {
+    const text = readFileSync(file, "utf8");
+    const lines = text.split("\n").length;
+    const header = /^\/\*\*[\s\S]*?\*\//.exec(text)?.[0] ?? "";
+    if (lines > MAX_LINES && !/\bSize\b:/.test(header)) problems.push(`${file}: ${lines} lines`);
+  }
+  assert.deepEqual(problems, []);
+});

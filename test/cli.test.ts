@@ -5,7 +5,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { Seq } from "../src/tcp/seq.js";
+import { Seq } from "../src/wire/seq.js";
 import { Instant } from "../src/time/instant.js";
 import { mac } from "../src/wire/ethernet.js";
 import { ip } from "../src/wire/ip-addr.js";

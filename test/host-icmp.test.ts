@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import { type HostConn, HostStack, type StackEvent } from "../src/host/stack.js";
 import { Prng } from "../src/sim/prng.js";
 import { tcpConfig } from "../src/tcp/config.js";
-import { Seq, type SeqNum } from "../src/tcp/seq.js";
+import { Seq, type SeqNum } from "../src/wire/seq.js";
 import { Instant } from "../src/time/instant.js";
 import type { Icmpv4Repr } from "../src/wire/icmpv4.js";
 import type { Icmpv6Repr } from "../src/wire/icmpv6.js";

@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 import { HostStack, type StackEvent } from "../src/host/stack.js";
 import { Prng } from "../src/sim/prng.js";
 import { tcpConfig } from "../src/tcp/config.js";
-import { Seq } from "../src/tcp/seq.js";
+import { Seq } from "../src/wire/seq.js";
 import { Instant } from "../src/time/instant.js";
 import { ip } from "../src/wire/ip-addr.js";
 import { decodeIpPacket, emitTcpPacket } from "../src/wire/packet.js";

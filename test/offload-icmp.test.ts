@@ -13,7 +13,7 @@ import type { Icmpv4Repr } from "../src/wire/icmpv4.js";
 import { ip } from "../src/wire/ip-addr.js";
 import { decodeFrame, emitIcmpv4Packet, emitTcpPacket } from "../src/wire/packet.js";
 import { TcpFlag } from "../src/wire/tcp-repr.js";
-import { Seq, type SeqNum } from "../src/tcp/seq.js";
+import { Seq, type SeqNum } from "../src/wire/seq.js";
 
 /** The seed of the simulated world (named in the suite title, so a failure can be replayed). */
 const SEED = 11;

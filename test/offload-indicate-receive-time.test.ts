@@ -21,7 +21,7 @@ import { Prng } from "../src/sim/prng.js";
 import { Scheduler } from "../src/sim/scheduler.js";
 import { SoftwareTarget } from "../src/offload-target/software-target.js";
 import { tcpConfig } from "../src/tcp/config.js";
-import { Seq } from "../src/tcp/seq.js";
+import { Seq } from "../src/wire/seq.js";
 import { Instant } from "../src/time/instant.js";
 import { mac } from "../src/wire/ethernet.js";
 import { ip } from "../src/wire/ip-addr.js";

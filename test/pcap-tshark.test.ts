@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import { buildDuplexLink } from "../src/sim/link.js";
 import { Prng } from "../src/sim/prng.js";
 import { Scheduler } from "../src/sim/scheduler.js";
-import { Seq } from "../src/tcp/seq.js";
+import { Seq } from "../src/wire/seq.js";
 import { Instant } from "../src/time/instant.js";
 import { internetChecksum, pseudoHeaderSum } from "../src/wire/checksum.js";
 import { type IpAddr, parseIp } from "../src/wire/ip-addr.js";

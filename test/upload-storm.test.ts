@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { tcpConfig } from "../src/tcp/config.js";
 import { TcpConnection } from "../src/tcp/connection.js";
-import { Seq } from "../src/tcp/seq.js";
+import { Seq } from "../src/wire/seq.js";
 import type { TcpSnapshot } from "../src/tcp/types.js";
 import { Duration, Instant } from "../src/time/instant.js";
 import { TcpFlag, type TcpRepr } from "../src/wire/tcp-repr.js";

@@ -14,7 +14,7 @@
  * "Not running" timers, -1 in the WDK, are `undefined`.
  */
 import type { Duration } from "../time/instant.js";
-import type { SeqNum } from "../tcp/seq.js";
+import type { SeqNum } from "../wire/seq.js";
 import type { NetBufferList } from "../nbl/nbl.js";
 import type { IpAddr } from "../wire/ip-addr.js";
 import type { MacAddr } from "../wire/ethernet.js";

@@ -6,7 +6,7 @@ import { afterEach, describe, test } from "node:test";
 import { Duration, Instant } from "../time/instant.js";
 import { tcpConfig } from "../tcp/config.js";
 import { TcpConnection } from "../tcp/connection.js";
-import { Seq } from "../tcp/seq.js";
+import { Seq } from "../wire/seq.js";
 import type { TcpState } from "../tcp/types.js";
 import type { TcpRepr } from "../wire/tcp-repr.js";
 import { BufferLedger } from "../nbl/ledger.js";

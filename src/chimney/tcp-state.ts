@@ -15,13 +15,13 @@
  */
 import { Duration } from "../time/instant.js";
 import { UsageError } from "../util/errors.js";
-import { Seq, type SeqNum } from "../tcp/seq.js";
+import { Seq, type SeqNum } from "../wire/seq.js";
 import type { TcpConfig } from "../tcp/config.js";
 import type {
-  TcpCachedState as EngineCachedState,
-  TcpConstState as EngineConstState,
-  TcpDelegatedState as EngineDelegatedState,
   TcpSnapshot,
+  TcpSnapshotCached,
+  TcpSnapshotConst,
+  TcpSnapshotDelegated,
   TcpState,
 } from "../tcp/types.js";
 import type { BufferLedger, Owner } from "../nbl/ledger.js";
@@ -127,7 +127,7 @@ export interface CachedExtras {
 }
 
 /** TCP_OFFLOAD_STATE_CONST of an engine connection; `hashValue` is the RSS hash (default 0). */
-export function constStateFromEngine(k: EngineConstState, hashValue = 0): TcpConstState {
+export function constStateFromEngine(k: TcpSnapshotConst, hashValue = 0): TcpConstState {
   return {
     timestampEnabled: k.timestampsEnabled,
     sackEnabled: k.sackEnabled,
@@ -146,7 +146,7 @@ export function constStateFromEngine(k: EngineConstState, hashValue = 0): TcpCon
  * time; MaxRT = the engine's user timeout (undefined: the retransmission count governs). The
  * three one-shot flags (KEEP_ALIVE_RESTART, MAX_RT_RESTART, UPDATE_RCV_WND) are false.
  */
-export function cachedStateFromEngine(ca: EngineCachedState, extras: CachedExtras = {}): TcpCachedState {
+export function cachedStateFromEngine(ca: TcpSnapshotCached, extras: CachedExtras = {}): TcpCachedState {
   return {
     keepAliveEnabled: ca.keepAlive,
     naglingEnabled: !ca.noDelay,
@@ -179,7 +179,7 @@ export interface DelegatedBuffers {
  * unreported-ACK count have no chimney field and are dropped (re-derived on import). The
  * backlog fields are undefined (they are query-only).
  */
-export function delegatedStateFromEngine(d: EngineDelegatedState, bufs: DelegatedBuffers): TcpDelegatedState {
+export function delegatedStateFromEngine(d: TcpSnapshotDelegated, bufs: DelegatedBuffers): TcpDelegatedState {
   return {
     state: toOffloadConnectionState(d.state),
     rcvNxt: d.rcvNxt,
@@ -333,7 +333,7 @@ export function snapshotFromOffloadState(
   const state = fromOffloadConnectionState(d.state);
   let sendBytes = 0;
   for (const c of sendData) sendBytes += c.length;
-  const constState: EngineConstState = {
+  const constState: TcpSnapshotConst = {
     localPort: k.localPort,
     remotePort: k.remotePort,
     timestampsEnabled: k.timestampEnabled,
@@ -345,7 +345,7 @@ export function snapshotFromOffloadState(
     iss: opts.iss ?? Seq.sub(d.sndUna, 1),
     irs: opts.irs ?? Seq.sub(d.rcvNxt, 1),
   };
-  const cachedState: EngineCachedState = {
+  const cachedState: TcpSnapshotCached = {
     initialRcvWnd: ca.initialRcvWnd,
     sendBufferSize: Math.max(opts.sendBufferSize ?? opts.cfg.sendBufferSize, sendBytes),
     noDelay: !ca.naglingEnabled,
@@ -357,7 +357,7 @@ export function snapshotFromOffloadState(
     userTimeout: ca.maxRt,
     effectiveMss: opts.pathMtu - tcpIpHeaderBytes(opts.ipVersion),
   };
-  const delegated: EngineDelegatedState = {
+  const delegated: TcpSnapshotDelegated = {
     state,
     rcvNxt: d.rcvNxt,
     rcvAdv: Seq.add(d.rcvNxt, d.rcvWnd),

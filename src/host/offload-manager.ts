@@ -63,11 +63,7 @@ import {
   type TcpOffloadEvent,
   type TcpUploadReason,
 } from "../chimney/contract.js";
-import {
-  OFFLOADABLE_STATES,
-  type TcpCachedState as ChimneyCached,
-  type TcpDelegatedState as ChimneyDelegated,
-} from "../chimney/state.js";
+import { OFFLOADABLE_STATES, type TcpCachedState, type TcpDelegatedState } from "../chimney/state.js";
 import type { OffloadStatusIndication } from "../chimney/status.js";
 import {
   droppedFamilies,
@@ -88,7 +84,7 @@ import type { BufferLedger } from "../nbl/ledger.js";
 import { mdl, type NetBufferList, netBuffer } from "../nbl/nbl.js";
 import { ChunkFiller, ChunkPool } from "../storage/chunk-pool.js";
 import { type ConnEvent, TcpConnection } from "../tcp/connection.js";
-import type { TcpCachedState, TcpSnapshot } from "../tcp/types.js";
+import type { TcpSnapshotCached, TcpSnapshot } from "../tcp/types.js";
 import { Duration, Instant } from "../time/instant.js";
 import { assert, UsageError } from "../util/errors.js";
 import { MAC_ZERO } from "../wire/ethernet.js";
@@ -444,11 +440,11 @@ export class OffloadManager implements OffloadHost {
    * Pushes changed cached TCP state (keep-alive, Nagle, TTL, receive window...) with an
    * UpdateOffload (ST-3, spec 9). `change` edits a copy of the current cached state.
    */
-  updateTcp(c: HostConn, change: (cur: ChimneyCached) => Partial<ChimneyCached>): boolean {
+  updateTcp(c: HostConn, change: (cur: TcpCachedState) => Partial<TcpCachedState>): boolean {
     const t = this.#tcps.get(c);
     if (t === undefined || t.phase !== "offloaded" || t.busyOps > 0) return false; // C-4 / UP-7 / UP-8
     if (t.invalidated) return false; // UP-9: an invalidated object is never updated
-    const next: ChimneyCached = Object.freeze({ ...t.cached, ...change(t.cached) });
+    const next: TcpCachedState = Object.freeze({ ...t.cached, ...change(t.cached) });
     t.cached = Object.freeze({ ...next, keepAliveRestart: false, maxRtRestart: false, updateRcvWnd: false });
     const b = this.#tcpRef(t, "TcpOffloadCachedState");
     b.cachedState = next;
@@ -955,7 +951,7 @@ export class OffloadManager implements OffloadHost {
       buffered.length === 0
         ? null
         : linkNbls(buffered.map((b) => this.ledger.alloc("host", fromArrays([b]), OP_INIT)));
-    const delegated: ChimneyDelegated = Object.freeze(
+    const delegated: TcpDelegatedState = Object.freeze(
       delegatedStateFromEngine(snap.delegated, {
         sendDataHead: sendChain,
         sendDataTail: sendNbls[sendNbls.length - 1] ?? null,
@@ -1263,7 +1259,7 @@ export class OffloadManager implements OffloadHost {
    */
   #adoptUploaded(
     t: OffloadedTcp,
-    d: ChimneyDelegated,
+    d: TcpDelegatedState,
     sendData: readonly Uint8Array[],
     buffered: readonly Uint8Array[],
   ): void {
@@ -1866,7 +1862,7 @@ function linkBlocks(blocks: OffloadBlockList[]): void {
   for (let i = 0; i < blocks.length; i++) (blocks[i] as OffloadBlockList).nextBlock = blocks[i + 1] ?? null; // i < length
 }
 
-function pickCached(k: TcpCachedState): Partial<TcpCachedState> {
+function pickCached(k: TcpSnapshotCached): Partial<TcpSnapshotCached> {
   return {
     noDelay: k.noDelay,
     keepAlive: k.keepAlive,
@@ -1880,7 +1876,7 @@ function pickCached(k: TcpCachedState): Partial<TcpCachedState> {
   };
 }
 
-function describeCached(c: ChimneyCached): string {
+function describeCached(c: TcpCachedState): string {
   return `keepAlive=${c.keepAliveEnabled} nagle=${c.naglingEnabled} ttl=${c.ttlOrHopLimit} rcvWnd=${c.initialRcvWnd}`;
 }
 

@@ -5,16 +5,12 @@
  * The manager (offload-manager.ts) owns every instance; nothing else mutates them.
  */
 import type { NdisOffloadHandle, OffloadContextSlot } from "../chimney/block-list.js";
-import type {
-  TcpCachedState as ChimneyCached,
-  TcpConstState as ChimneyConst,
-  TcpDelegatedState as ChimneyDelegated,
-} from "../chimney/state.js";
+import type { TcpCachedState, TcpConstState, TcpDelegatedState } from "../chimney/state.js";
 import { constStateFromEngine } from "../chimney/tcp-state.js";
 import type { NetBufferList } from "../nbl/nbl.js";
 import type { TcpConnection } from "../tcp/connection.js";
-import { Seq } from "../tcp/seq.js";
-import type { TcpCachedState, TcpConstState, TcpSnapshot } from "../tcp/types.js";
+import { Seq } from "../wire/seq.js";
+import type { TcpSnapshotCached, TcpSnapshotConst, TcpSnapshot } from "../tcp/types.js";
 import type { Instant } from "../time/instant.js";
 import type { IpAddr } from "../wire/ip-addr.js";
 import type { TcpRepr } from "../wire/tcp-repr.js";
@@ -32,7 +28,7 @@ export interface OffloadLogEntry {
 export interface QueryHandle {
   done: boolean;
   status: string | undefined;
-  delegated: ChimneyDelegated | undefined;
+  delegated: TcpDelegatedState | undefined;
 }
 
 /** Counters of the manager. */
@@ -111,10 +107,10 @@ export class OffloadedTcp {
   readonly slot: OffloadContextSlot = { context: null };
   readonly handle: NdisOffloadHandle;
   phase: ObjPhase = "offloading";
-  readonly engineConst: TcpConstState;
-  engineCached: TcpCachedState;
-  chimConst: ChimneyConst;
-  cached: ChimneyCached;
+  readonly engineConst: TcpSnapshotConst;
+  engineCached: TcpSnapshotCached;
+  chimConst: TcpConstState;
+  cached: TcpCachedState;
   /** The exported engine, parked while the initiate is in flight (IO-10). */
   parked: TcpConnection | undefined;
   /** InvalidateOffload was issued for it: no update follows (UP-9), its upload does (IV-8). */
@@ -184,7 +180,7 @@ export class OffloadedTcp {
     path: PathObject,
     handle: NdisOffloadHandle,
     snap: TcpSnapshot,
-    cached: ChimneyCached,
+    cached: TcpCachedState,
   ) {
     this.conn = conn;
     this.path = path;
@@ -217,7 +213,7 @@ export class UploadLogEntry implements OffloadLogEntry {
   readonly #bufferedIn: number;
   #detail: string | undefined;
 
-  constructor(at: Instant, conn: number, d: ChimneyDelegated, sendBytes: number, bufferedIn: number) {
+  constructor(at: Instant, conn: number, d: TcpDelegatedState, sendBytes: number, bufferedIn: number) {
     this.at = at;
     this.conn = conn;
     this.#state = d.state;

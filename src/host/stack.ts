@@ -60,7 +60,7 @@ import { type ConnEvent, peerSynOf, replyToUnexpected, TcpConnection } from "../
 import { type HashKey, initialSeq, timestampOffset } from "../tcp/isn.js";
 import { TcpListener } from "../tcp/listener.js";
 import type { IcmpErrorCode } from "../tcp/types.js";
-import type { SeqNum } from "../tcp/seq.js";
+import type { SeqNum } from "../wire/seq.js";
 import { DEFAULT_NEIGHBOR_CONFIG, NeighborCache, type NeighborConfig } from "./neighbor.js";
 import { PathMtuCache } from "./path.js";
 import { type NextHop, RouteTable } from "./route.js";

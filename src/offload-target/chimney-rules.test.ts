@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Duration } from "../time/instant.js";
-import { Seq } from "../tcp/seq.js";
+import { Seq } from "../wire/seq.js";
 import { InvariantViolation, UsageError } from "../util/errors.js";
 import {
   assertStatusWritten,

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Duration } from "../time/instant.js";
-import { Seq } from "../tcp/seq.js";
+import { Seq } from "../wire/seq.js";
 import { internetChecksum } from "../wire/checksum.js";
 import { decodeFrame } from "../wire/packet.js";
 import { TcpFlag } from "../wire/tcp-repr.js";

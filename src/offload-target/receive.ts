@@ -22,7 +22,7 @@
 import { Instant } from "../time/instant.js";
 import { assert } from "../util/errors.js";
 import type { ChunkPool } from "../storage/chunk-pool.js";
-import { Seq } from "../tcp/seq.js";
+import { Seq } from "../wire/seq.js";
 import type { NetBufferList } from "../nbl/nbl.js";
 import { advance, chainLength, forEachSegment, linkNbls, nblArray } from "../nbl/chain.js";
 import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";

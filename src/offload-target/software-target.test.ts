@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Duration } from "../time/instant.js";
-import { Seq } from "../tcp/seq.js";
+import { Seq } from "../wire/seq.js";
 import { nblArray } from "../nbl/chain.js";
 import { decodeFrame, emitTcpPacket } from "../wire/packet.js";
 import { mac } from "../wire/ethernet.js";

@@ -24,7 +24,7 @@
 import { Duration, Instant } from "../time/instant.js";
 import { UsageError } from "../util/errors.js";
 import { MinHeap } from "../util/heap.js";
-import type { SeqNum } from "../tcp/seq.js";
+import type { SeqNum } from "../wire/seq.js";
 import { type TcpConfig, tcpConfig } from "../tcp/config.js";
 import { ChunkPool } from "../storage/chunk-pool.js";
 import type { BufferLedger } from "../nbl/ledger.js";

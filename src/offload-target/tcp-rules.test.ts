@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Duration, type Instant } from "../time/instant.js";
-import { Seq } from "../tcp/seq.js";
+import { Seq } from "../wire/seq.js";
 import { tcpConfig } from "../tcp/config.js";
 import { TcpConnection } from "../tcp/connection.js";
 import { internetChecksum } from "../wire/checksum.js";

@@ -12,7 +12,7 @@
  * preceded by the neighbor reachability test (NR-3) when both sides' reachability is stale.
  */
 import { Duration, Instant } from "../time/instant.js";
-import { Seq } from "../tcp/seq.js";
+import { Seq } from "../wire/seq.js";
 import { emitTcpPacket } from "../wire/packet.js";
 import { macEquals, MAC_ZERO } from "../wire/ethernet.js";
 import { ipVersion } from "../wire/ip-addr.js";

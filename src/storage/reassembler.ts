@@ -134,7 +134,7 @@ export class Reassembler {
     return undefined;
   }
 
-  /** Drops everything (export drops the out-of-order queue, see TcpDelegatedState). */
+  /** Drops everything (export drops the out-of-order queue, see TcpSnapshotDelegated). */
   clear(): void {
     this.#starts = [];
     this.#datas = [];

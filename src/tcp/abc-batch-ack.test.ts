@@ -9,7 +9,7 @@ import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import { type TcpConfig, tcpConfig } from "./config.js";
 import { TcpConnection } from "./connection.js";
 import { at, tcpScript } from "../../test/support/tcp-script.js";
-import { Seq } from "./seq.js";
+import { Seq } from "../wire/seq.js";
 
 const { ACK, SYN, FIN } = TcpFlag;
 const LOCAL_ISS = Seq.of(0xffff_ff00); // the data wraps the sequence space

@@ -9,7 +9,7 @@ import { Duration, Instant } from "../time/instant.js";
 import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import { type TcpConfig, tcpConfig } from "./config.js";
 import { TcpConnection } from "./connection.js";
-import { Seq, type SeqNum } from "./seq.js";
+import { Seq, type SeqNum } from "../wire/seq.js";
 
 const { ACK, SYN, FIN, RST } = TcpFlag;
 const LOCAL_ISS = Seq.of(1000);

@@ -7,7 +7,7 @@ import { Duration, Instant } from "../time/instant.js";
 import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import { type TcpConfig, tcpConfig } from "./config.js";
 import { type ConnEvent, replyToUnexpected, TcpConnection } from "./connection.js";
-import { Seq, type SeqNum } from "./seq.js";
+import { Seq, type SeqNum } from "../wire/seq.js";
 
 const LOCAL_PORT = 80;
 const REMOTE_PORT = 49500;

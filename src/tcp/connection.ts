@@ -3,6 +3,23 @@
  * target. Sans-I/O: time is the `now` argument, randomness arrives as values (ISS, timestamp
  * offset), output is pulled.
  *
+ * Parts. The connection keeps segment arrival (the RFC 9293 state machine with RFC 5961 and
+ * RFC 7323 checks), congestion control (RFC 5681 / 6582 / 3465), output (Nagle, SWS, delayed
+ * and batch ACKs, SACK blocks as a receiver), the timers and the user calls. Parts that own
+ * their own state live in their own modules, owned by the connection and fed with what they
+ * need as arguments (no callbacks, no allocation per segment):
+ * - sack-scoreboard.ts: the sender's SACK scoreboard, HighRxt, IsLost / pipe / NextSeg and
+ *   lost-retransmission detection (RFC 6675);
+ * - spurious-undo.ts: the adaptive DupThresh and the undo of spurious recoveries and timeouts
+ *   (RFC 2883 / 3522 / 3708 / 4015);
+ * - rtt-estimator.ts: SRTT, RTTVAR, RTO and its backoff, Karn / timestamp samples (RFC 6298);
+ * - snapshot.ts: what crosses between engines in `exportState` / `importState` and how.
+ * Size: this file stays above 1,200 lines because what is left reads and writes one TCB: segment
+ * arrival, output, timers and user calls all move SND.UNA / SND.NXT / SND.MAX, RCV.NXT, the
+ * send and receive queues, cwnd and the timers, and splitting them further would mean
+ * getters and setters (or a shared mutable record) on the per-segment path for no state of
+ * their own.
+ *
  * Theory of operation
  * - Inputs: `handleSegment(now, seg)` (a segment for this 4-tuple), `handleTimeout(now)` (at or
  *   after `pollTimeout()`), and user calls `send`, `recv`/`recvInto`, `close`, `shutdownRead`,
@@ -26,8 +43,8 @@
  *   retransmit or persist timer, TIME-WAIT has its timer, the reassembler is consistent.
  * - Export / import: `exportState` yields the const / cached / delegated split (types.ts);
  *   `importState` continues the connection on another engine with the same sequence numbers,
- *   windows, RTT, cwnd, timers (as remaining time) and timestamp clock. Out-of-order data is
- *   not exported (the peer retransmits it, as with a chimney target).
+ *   windows, RTT, cwnd, timers (as remaining time) and timestamp clock (snapshot.ts). Out-of-order
+ *   data is not exported (the peer retransmits it, as with a chimney target).
  *
  * Choices where the RFCs leave room (mostly as Linux does):
  * - Pure ACKs carry SEQ = SND.MAX, so a peer never sees one left of its window after our
@@ -38,42 +55,26 @@
  * - Data or FIN on a SYN is not accepted: it is not acknowledged, so the peer resends it.
  * - On RTO sending restarts at SND.UNA (go-back-N) but the SACK scoreboard is kept and the
  *   resend skips SACKed ranges (RFC 6675 5.1); a second timeout in a row discards it (the
- *   peer may have reneged, RFC 2018 8). SACK recovery (RFC 6675) keeps its scoreboard per
- *   range and computes IsLost and pipe per hole rather than per segment. A retransmission
- *   that is itself lost is detected when more than (DupThresh - 1) * SMSS bytes sent after
- *   it are SACKed, and is sent again (as Linux did before RACK), instead of waiting for the
- *   RTO. No rescue retransmission. RFC 5827 early retransmit lowers DupThresh when fewer
- *   segments are outstanding and nothing new can be sent; an RFC 8985 tail loss probe
- *   (`tailLossProbe`, SACK only) sends one segment after 2 * SRTT without an ACK, so a loss
- *   at the tail of a flight is repaired by SACK recovery instead of a 200 ms+ RTO.
+ *   peer may have reneged, RFC 2018 8). SACK recovery (RFC 6675) works per range and hole,
+ *   and resends a retransmission that was itself lost without waiting for the RTO
+ *   (sack-scoreboard.ts). No rescue retransmission. RFC 5827 early retransmit lowers
+ *   DupThresh when fewer segments are outstanding and nothing new can be sent; an RFC 8985
+ *   tail loss probe (`tailLossProbe`, SACK only) sends one segment after 2 * SRTT without an
+ *   ACK, so a loss at the tail of a flight is repaired by SACK recovery instead of a 200 ms+
+ *   RTO.
  * - Reordering (measured in the simulator with the live link's fault profile: it halved cwnd
- *   for nothing about once per 100 segments). DupThresh adapts, as Linux's tcp_reordering
- *   (RFC 4653 spirit, bounded by `maxReordering`): a hole below SACKed data that is
- *   cumulatively acknowledged without having been retransmitted raises it to the span from the
- *   hole to the highest SACKed byte. A fast recovery or timeout is an undoable episode: cwnd
- *   and ssthresh are remembered, and the episode is undone (RFC 4015 response, Linux's undo)
- *   when D-SACKs (RFC 2883 / 3708) report every retransmission of it duplicate, or when
- *   timestamps show the ACK was drawn by an original transmission (RFC 3522 Eifel: a TSecr
- *   older than the first retransmission's TSval; for a recovery at its full ACK, for a timeout
- *   at the first ACK after it). An undone recovery also raises DupThresh to its degree + 1.
- *   As a receiver we send a D-SACK for a duplicate (`dsack`). None of this travels in a
- *   snapshot: an importer starts with DupThresh = `dupAckThreshold` and nothing to undo (safe:
- *   it can only miss an undo), and a pending D-SACK is dropped like other ACK details.
+ *   for nothing about once per 100 segments): DupThresh adapts as Linux's tcp_reordering, and
+ *   a fast recovery or timeout that D-SACKs or timestamps prove spurious is undone
+ *   (spurious-undo.ts). As a receiver we send a D-SACK for a duplicate (`dsack`); a pending
+ *   one is not part of a snapshot, like other ACK details.
  * - Slow start counts bytes (RFC 3465, L = `abcLimit` SMSS, 1 SMSS while resending after a
  *   timeout), so the stretch ACKs of a receiver behind GRO/TSO grow cwnd as per-segment ACKs
  *   would. As a receiver, segments the owner hands in before it polls (a driver's batch) still
  *   draw an ACK for every second full-sized segment and one per out-of-order segment (RFC 5681
  *   4.2): an ACK still owed when the next data segment arrives is built then and queued
  *   (`batchAckBytes` may coalesce in-order ones into stretch ACKs, as Linux's GRO does).
- * - The RTO and a Chimney snapshot: while retransmitting, RTO = (SRTT + max(G, 4 RTTVAR))
- *   << retransmission count (clamped to [minRto, maxRto]), which Chimney's SRtt, RttVar and
- *   Retransmit.Count rebuild exactly (chimney/tcp-state.ts deriveRto). One case differs:
- *   without timestamps, once a retransmitted segment is acknowledged, Karn's rule (RFC 6298
- *   5, "the backed-off RTO is kept until an ACK for a segment that was not retransmitted")
- *   keeps the backed-off RTO while Retransmit.Count is already 0. A Chimney importer then
- *   starts from the un-backed-off RTO until the next RTT sample; our own snapshot carries
- *   `rto` itself, so export/import between two of our engines keeps it exactly. With
- *   timestamps every ACK of new data is a sample (RFC 7323 4.1) and the two always agree.
+ * - The RTO in a Chimney snapshot: see rtt-estimator.ts (Karn's rule is the one case where
+ *   Chimney's SRtt, RttVar and Retransmit.Count do not rebuild our RTO exactly).
  * - Offload-target hooks: `flushAck` / `ackOwed` (owed delayed ACK), `send(data, { push })`
  *   (PSH at chunk boundaries), `setInitialRcvWnd`, `resetTotalRt`, `peekChunks` / `consume`,
  *   `setUrgentHold` / `takeUrgentSegment`, and `exportState` in CLOSED.
@@ -87,15 +88,26 @@ import type { ChunkPool } from "../storage/chunk-pool.js";
 import { RecvBuffer } from "../storage/recv-buffer.js";
 import { Reassembler } from "../storage/reassembler.js";
 import { SendQueue } from "../storage/send-queue.js";
+import { CLOCK_G_US, RttEstimator } from "./rtt-estimator.js";
+import { SackScoreboard } from "./sack-scoreboard.js";
+import {
+  checkExportable,
+  checkImportable,
+  frozenChunks,
+  frozenSnapshot,
+  importedTimes,
+  relativeTimes,
+} from "./snapshot.js";
+import { SpuriousUndo } from "./spurious-undo.js";
 import type { TcpConfig } from "./config.js";
-import { Seq, type SeqNum } from "./seq.js";
+import { Seq, type SeqNum } from "../wire/seq.js";
 import type {
   CloseReason,
   IcmpErrorCode,
   ConnEvent,
-  TcpCachedState,
-  TcpConstState,
-  TcpDelegatedState,
+  TcpSnapshotCached,
+  TcpSnapshotConst,
+  TcpSnapshotDelegated,
   TcpErrorCode,
   TcpSnapshot,
   TcpState,
@@ -183,26 +195,8 @@ export function peerSynOf(seg: TcpRepr): PeerSyn {
 }
 
 const EMPTY = new Uint8Array(0);
-/** The (frozen) chunk list of a snapshot without send or buffered data. */
-const NO_CHUNKS: readonly Uint8Array[] = Object.freeze([]);
-
-/** `chunks` frozen; the shared empty list for none (most snapshots carry no send data). */
-function frozenChunks(chunks: Uint8Array[]): readonly Uint8Array[] {
-  return chunks.length === 0 ? NO_CHUNKS : Object.freeze(chunks);
-}
-
 /** The out-of-order queue of every connection that has held none yet (never inserted into). */
 const NO_OOO = new Reassembler(0, 0);
-
-/** The deadline `delta` after `now` (import: a timer restarts from its remaining time). */
-function timerAt(now: Instant, delta: Duration | undefined): Instant | undefined {
-  return delta === undefined ? undefined : Instant.add(now, delta);
-}
-
-/** The time left from `now` until `at`, at least zero (export: a timer's remaining time). */
-function remaining(at: Instant | undefined, now: Instant): Duration | undefined {
-  return at === undefined ? undefined : Duration.fromMicros(Math.max(0, at - now));
-}
 
 const NO_SACK: readonly SackBlock[] = Object.freeze([]);
 const NO_OPTS: readonly never[] = Object.freeze([]);
@@ -215,8 +209,6 @@ const PAWS_IDLE_US = 24 * 24 * 3600 * 1_000_000;
  * (see `#ackQueue`); beyond it the owed ACKs merge into one, as a stretch ACK.
  */
 const MAX_QUEUED_ACKS = 128;
-/** RFC 6298 clock granularity G used in the RTO formula. */
-const CLOCK_G_US = 1000;
 const SECOND_US = 1_000_000;
 /** RFC 8985 WCDelAckT: worst-case delayed-ACK time added to a one-segment probe timeout. */
 const TLP_DELACK_US = 200_000;
@@ -331,11 +323,7 @@ export class TcpConnection {
   #lastAckSent: SeqNum = Seq.of(0);
 
   // RTT and RTO (RFC 6298).
-  #srtt: number | undefined;
-  #rttVar: number | undefined;
-  #rto: number;
-  #rttSeq: SeqNum | undefined;
-  #rttTime: Instant = Instant.ZERO;
+  readonly #rtt: RttEstimator;
 
   // Congestion control (RFC 5681, 6582, 6675, 3042).
   #cwnd: number;
@@ -346,17 +334,8 @@ export class TcpConnection {
   #recover: SeqNum | undefined;
   /** A retransmission to emit next (fast retransmit / partial ACK). */
   #rtxNext: SeqNum | undefined;
-  /** SACK scoreboard: ranges [s, e) of send-stream offsets the peer reported. */
-  #sacked: number[] = [];
-  /** RFC 6675 HighRxt as a send-stream offset. */
-  #highRxt = 0;
-  /**
-   * Retransmissions of this recovery episode as [start, end, sent-high] send offsets, where
-   * sent-high is SND.MAX's offset when the retransmission left: once enough data sent after it
-   * is SACKed, the retransmission itself was lost (lost-retransmission detection, as Linux
-   * does before RACK) and the range goes out again instead of waiting for an RTO.
-   */
-  #rtxMarks: number[] = [];
+  /** SACK scoreboard (RFC 6675): SACKed ranges, HighRxt, recovery retransmissions. */
+  readonly #sb = new SackScoreboard();
   /** RFC 8985 tail loss probe: when the probe timer fires (SACK connections only). */
   #tlpAt: Instant | undefined;
   /** A probe is out and not yet answered by an ACK of new data (one probe per episode). */
@@ -364,27 +343,8 @@ export class TcpConnection {
   /** The next `#pollData` may send one new segment beyond cwnd (the probe). */
   #tlpSendNew = false;
 
-  // Reordering and undo of spurious congestion responses (RFC 2883, 3522, 3708, 4015, 4653).
-  /** The sender's DupThresh in segments: `dupAckThreshold`, raised when reordering is seen. */
-  #reordering: number;
-  /**
-   * SND.UNA when the current undoable episode (fast recovery or RTO) began; `undefined` when
-   * there is nothing to undo. Cleared by an undo or when a new episode starts.
-   */
-  #undoMarker: SeqNum | undefined;
-  /** Segments retransmitted in the episode and not yet reported duplicate by a D-SACK. */
-  #undoRetrans = 0;
-  /** cwnd and ssthresh before the episode's reduction (restored by an undo). */
-  #priorCwnd = 0;
-  #priorSsthresh = 0;
-  /** Our TSval on the episode's first retransmission (RFC 3522 Eifel detection). */
-  #undoTsVal: number | undefined;
-  /** The episode has retransmitted something. */
-  #undoRetransmitted = false;
-  /** The episode is a retransmission timeout (else a fast recovery). */
-  #undoRto = false;
-  /** SACKed segments above SND.UNA when the fast recovery began: its reordering degree. */
-  #recoveryDegree = 0;
+  /** Adaptive DupThresh and undo of spurious recoveries (RFC 2883, 3522, 3708, 4015, 4653). */
+  readonly #spurious: SpuriousUndo;
   /** Receiver: a D-SACK block (RFC 2883) for the next outgoing segment. */
   #dsack: SackBlock | undefined;
 
@@ -472,11 +432,11 @@ export class TcpConnection {
     this.#sendHead = Seq.add(p.iss, 1);
     this.#sendBufferSize = cfg.sendBufferSize;
     this.#initialRcvWnd = cfg.recvBufferSize;
-    this.#rto = cfg.initialRto;
+    this.#rtt = new RttEstimator(cfg);
     this.#cwnd = cfg.initialCwndSegments * cfg.mss;
     this.#lastRecvAt = now;
     this.#now = now;
-    this.#reordering = cfg.dupAckThreshold;
+    this.#spurious = new SpuriousUndo(cfg);
     this.#noDelay = cfg.noDelay;
     this.#keepAlive = cfg.keepAlive;
     this.#kaIdle = cfg.keepAliveIdle;
@@ -538,7 +498,7 @@ export class TcpConnection {
     const k = snap.constState;
     const ca = snap.cachedState;
     const d = snap.delegated;
-    if (!IMPORTABLE.has(d.state)) throw new UsageError(`cannot import a connection in ${d.state}`);
+    checkImportable(d.state);
     const c = new TcpConnection(
       cfg,
       { localPort: k.localPort, remotePort: k.remotePort, iss: k.iss, tsOffset: 0, pathMss: ca.effectiveMss },
@@ -571,9 +531,6 @@ export class TcpConnection {
     c.#sndWl1 = d.sndWl1;
     c.#sndWl2 = d.sndWl2;
     c.#finQueued = d.finQueued;
-    // The send queue's first byte is SND.UNA, unless our FIN is already acknowledged.
-    const finAcked = d.state === "FIN-WAIT-2" || d.state === "TIME-WAIT";
-    c.#sendHead = finAcked ? Seq.sub(d.sndUna, 1) : d.sndUna;
     for (const chunk of d.sendData) c.#sendQ.push(chunk);
     c.#rcvNxt = d.rcvNxt;
     c.#rcvAdv = d.rcvAdv;
@@ -588,37 +545,26 @@ export class TcpConnection {
     c.#evAcked = d.unreportedAcked;
     c.#cwnd = d.cwnd;
     c.#ssthresh = d.ssthresh;
-    c.#srtt = d.srtt;
-    c.#rttVar = d.rttVar;
-    c.#rto = d.rto;
+    c.#rtt.restore(d.srtt, d.rttVar, d.rto);
     c.#tsRecent = d.tsRecent;
-    c.#tsRecentAt = Instant.fromMicros(Math.max(0, now - d.tsRecentAge));
-    c.#tsOffset = (d.tsTime - Math.floor(now / 1000)) >>> 0;
     c.#lastAckSent = d.rcvNxt;
     c.#dupAcks = d.dupAckCount;
     c.#recover = d.recover;
-    c.#inRecovery = d.recover !== undefined && Seq.lt(d.sndUna, d.recover);
     c.#probeCount = d.sndWndProbeCount;
     c.#kaCount = d.keepAliveProbeCount;
     c.#rtxCount = d.retransmitCount;
-    c.#keepAliveAt = timerAt(now, d.keepAliveDelta);
-    // Keep-alive idleness continues from the exporter's: the timer fires after the delta.
-    if (d.keepAliveDelta !== undefined && d.keepAliveProbeCount === 0)
-      c.#lastRecvAt = now + d.keepAliveDelta - ca.keepAliveIdle;
-    c.#rtxStart = d.totalRt > 0 ? Instant.fromMicros(Math.max(0, now - d.totalRt)) : undefined;
-    // One delegated timer carries the retransmit, persist or close timer, by state.
-    if (d.state === "TIME-WAIT" || d.state === "FIN-WAIT-2") c.#closeAt = timerAt(now, d.retransmitDelta);
-    else if (c.#flight() === 0 && c.#sndWnd === 0) c.#persistAt = timerAt(now, d.retransmitDelta);
-    else c.#rtxAt = timerAt(now, d.retransmitDelta);
-    // A snapshot with data outstanding but no timer running (allowed by Chimney's -1) still
-    // needs one, or the connection could stall: start a fresh RTO.
-    const synced = d.state !== "TIME-WAIT" && d.state !== "FIN-WAIT-2";
-    if (synced && c.#flight() > 0 && c.#rtxAt === undefined && c.#persistAt === undefined) {
-      c.#rtxAt = Instant.add(now, c.#backedOffRto());
-    }
-    if (d.state === "TIME-WAIT" && c.#closeAt === undefined)
-      c.#closeAt = Instant.add(now, Duration.fromMicros(2 * cfg.msl));
-    c.#highRxt = c.#sendHeadOff;
+    // Clocks and timers restart on this engine's clock (snapshot.ts).
+    const t = importedTimes(snap, now, c.#rtt.cappedRto, cfg.msl);
+    c.#sendHead = t.sendHead;
+    c.#inRecovery = t.inRecovery;
+    c.#tsRecentAt = t.tsRecentAt;
+    c.#tsOffset = t.tsOffset;
+    c.#lastRecvAt = t.lastRecvAt ?? now;
+    c.#rtxStart = t.rtxStart;
+    c.#rtxAt = t.rtxAt;
+    c.#persistAt = t.persistAt;
+    c.#closeAt = t.closeAt;
+    c.#keepAliveAt = t.keepAliveAt;
     c.#ackNow = d.ackPending === true;
     c.checkInvariants();
     return c;
@@ -677,11 +623,11 @@ export class TcpConnection {
   }
   /** Current retransmission timeout. */
   get rto(): Duration {
-    return this.#rto as Duration; // #rto is always a non-negative integer of microseconds
+    return this.#rtt.rto;
   }
   /** Smoothed RTT, once sampled. */
   get srtt(): Duration | undefined {
-    return this.#srtt as Duration | undefined; // integer microseconds
+    return this.#rtt.srtt;
   }
   /** The effective send MSS: payload bytes per full-sized segment (options excluded). */
   get mss(): number {
@@ -1044,7 +990,7 @@ export class TcpConnection {
       // The segments in flight were too big for the path and are lost: send them again at
       // the new size without a congestion response (RFC 1191 6.5; Linux tcp_simple_retransmit).
       this.#sndNxt = this.#sndUna;
-      this.#rttSeq = undefined;
+      this.#rtt.karn();
       this.#rtxNext = undefined;
     }
   }
@@ -1221,8 +1167,8 @@ export class TcpConnection {
    * first so no ACK is owed. Non-destructive: the owner discards this instance afterwards.
    */
   exportState(now: Instant): TcpSnapshot {
-    if (!EXPORTABLE.has(this.#state)) throw new UsageError(`cannot export a connection in ${this.#state}`);
-    const constState: TcpConstState = {
+    checkExportable(this.#state);
+    const constState: TcpSnapshotConst = {
       localPort: this.localPort,
       remotePort: this.remotePort,
       timestampsEnabled: this.#tsOk,
@@ -1234,7 +1180,7 @@ export class TcpConnection {
       iss: this.#iss,
       irs: this.#irs,
     };
-    const cachedState: TcpCachedState = {
+    const cachedState: TcpSnapshotCached = {
       initialRcvWnd: this.#initialRcvWnd,
       sendBufferSize: this.#sendBufferSize,
       noDelay: this.#noDelay,
@@ -1246,8 +1192,15 @@ export class TcpConnection {
       userTimeout: this.#userTimeout,
       effectiveMss: this.#pathMss,
     };
-    const timer = this.#closeAt ?? this.#persistAt ?? this.#rtxAt;
-    const delegated: TcpDelegatedState = {
+    const rel = relativeTimes(now, {
+      rtxAt: this.#rtxAt,
+      persistAt: this.#persistAt,
+      closeAt: this.#closeAt,
+      keepAliveAt: this.#keepAliveAt,
+      rtxStart: this.#rtxStart,
+      tsRecentAt: this.#tsRecentAt,
+    });
+    const delegated: TcpSnapshotDelegated = {
       state: this.#state,
       rcvNxt: this.#rcvNxt,
       rcvAdv: this.#rcvAdv,
@@ -1260,32 +1213,28 @@ export class TcpConnection {
       sndWl2: this.#sndWl2,
       cwnd: this.#cwnd,
       ssthresh: this.#ssthresh,
-      srtt: this.#srtt as Duration | undefined, // integer microseconds
-      rttVar: this.#rttVar as Duration | undefined, // integer microseconds
-      rto: this.#rto as Duration, // integer microseconds
+      srtt: this.#rtt.srtt,
+      rttVar: this.#rtt.rttVar,
+      rto: this.#rtt.rto,
       tsRecent: this.#tsRecent,
-      tsRecentAge: Duration.fromMicros(Math.max(0, now - this.#tsRecentAt)),
+      tsRecentAge: rel.tsRecentAge,
       tsTime: this.#tsNow(now),
       dupAckCount: this.#dupAcks,
       recover: this.#inRecovery ? this.#recover : undefined,
       sndWndProbeCount: this.#probeCount,
       keepAliveProbeCount: this.#kaCount,
-      keepAliveDelta: remaining(this.#keepAliveAt, now),
+      keepAliveDelta: rel.keepAliveDelta,
       retransmitCount: this.#rtxCount,
-      retransmitDelta: remaining(timer, now),
-      totalRt: Duration.fromMicros(this.#rtxStart === undefined ? 0 : Math.max(0, now - this.#rtxStart)),
+      retransmitDelta: rel.retransmitDelta,
+      totalRt: rel.totalRt,
       finQueued: this.#finQueued,
       finReceived: this.#finReceived,
       sendData: frozenChunks(this.#sendQ.chunks()),
       bufferedData: frozenChunks(this.#rcvBuf.chunks()),
       unreportedAcked: this.#evAcked,
-      ackPending: this.#ackNow || this.#delackAt !== undefined || this.#ackQueue.length > 0,
+      ackPending: this.ackOwed,
     };
-    return Object.freeze({
-      constState: Object.freeze(constState),
-      cachedState: Object.freeze(cachedState),
-      delegated: Object.freeze(delegated),
-    });
+    return frozenSnapshot(constState, cachedState, delegated);
   }
 
   /** The out-of-order queue to insert into: a queue of this connection's own on first use. */
@@ -1363,8 +1312,7 @@ export class TcpConnection {
       this.#rtxAt = undefined;
       this.#rtxCount = 0;
       this.#rtxStart = undefined;
-      if (this.#rttSeq !== undefined) this.#rttSample(now - this.#rttTime);
-      this.#rttSeq = undefined;
+      this.#rtt.onSynAcked(now);
       this.#rtoFallback();
       if (this.#tsOk && seg.timestamps !== undefined) this.#tsRecentAt = now;
       this.#state = this.#finQueued ? "FIN-WAIT-1" : "ESTABLISHED";
@@ -1384,7 +1332,7 @@ export class TcpConnection {
       this.#state = "SYN-RECEIVED";
       this.#sndNxt = this.#iss;
       this.#rtxAt = undefined;
-      this.#rttSeq = undefined;
+      this.#rtt.karn();
       // Data on the SYN is queued for delivery once ESTABLISHED (RFC 9293 3.10.7.3), not
       // acknowledged before that; a FIN on it is ignored.
       const wnd = Math.max(0, Seq.delta(this.#rcvAdv, this.#rcvNxt));
@@ -1625,8 +1573,18 @@ export class TcpConnection {
       this.#onDupAck(now, seg);
     }
     if (this.#sackOk && seg.sack.length > 0) {
-      if (this.#cfg.dsack) this.#checkDsack(seg);
-      this.#updateScoreboard(seg.sack);
+      const spurious = this.#cfg.dsack && this.#spurious.dsack(seg, this.#sndMax, this.#smss(), this.stats);
+      // Outside fast recovery the episode is undone at once, inside at its full ACK.
+      if (spurious && !this.#inRecovery) this.#undo();
+      this.#sb.update(
+        seg.sack,
+        this.#sndUna,
+        this.#sndMax,
+        this.#dataEnd(),
+        this.#sendHead,
+        this.#sendHeadOff,
+        this.#cfg.maxOooRanges,
+      );
     }
     // Window update (RFC 9293 3.10.7.4: only for SND.UNA =< SEG.ACK, then the WL1 / WL2 rule).
     const fresh = Seq.lt(this.#sndWl1, seg.seq) || (this.#sndWl1 === seg.seq && Seq.le(this.#sndWl2, ack));
@@ -1640,11 +1598,11 @@ export class TcpConnection {
         this.#persistAt = undefined;
         this.#probeCount = 0;
         if (opened && this.#flight() > 0 && this.#rtxAt === undefined)
-          this.#rtxAt = Instant.add(now, this.#backedOffRto());
+          this.#rtxAt = Instant.add(now, this.#rtt.cappedRto);
       }
     }
     if (this.#persistAt !== undefined && this.#flight() > 0 && this.#rtxAt === undefined) {
-      this.#rtxAt = Instant.add(now, this.#backedOffRto());
+      this.#rtxAt = Instant.add(now, this.#rtt.cappedRto);
     }
     // State transitions driven by the acknowledgment of our FIN.
     const finAcked = this.#finQueued && Seq.gt(this.#sndUna, this.#finSeq());
@@ -1685,7 +1643,7 @@ export class TcpConnection {
     const dataEnd = this.#dataEnd();
     const newHead = Seq.lt(ack, dataEnd) ? ack : dataEnd;
     const dataAcked = Seq.gt(newHead, this.#sendHead) ? Seq.diff(newHead, this.#sendHead) : 0;
-    if (dataAcked > 0 && this.#sacked.length > 0) this.#detectReordering(this.#sendHeadOff + dataAcked);
+    if (dataAcked > 0 && !this.#sb.isEmpty) this.#detectReordering(this.#sendHeadOff + dataAcked);
     if (dataAcked > 0) {
       this.#sendQ.drop(dataAcked);
       this.#sendHead = newHead;
@@ -1699,25 +1657,17 @@ export class TcpConnection {
     const resending = Seq.lt(this.#sndNxt, this.#sndMax);
     this.#sndUna = ack;
     if (Seq.lt(this.#sndNxt, ack)) this.#sndNxt = ack;
-    this.#trimScoreboard();
+    this.#sb.trim(this.#sendHeadOff);
     // RTT sample (RFC 7323 4.1 with timestamps, else RFC 6298 with Karn's rule).
     const ts = seg.timestamps;
-    if (this.#tsOk && ts !== undefined && ts.tsEcr !== 0) {
-      const ms = (this.#tsNow(now) - ts.tsEcr) | 0;
-      if (ms >= 0) this.#rttSample(ms * 1000);
-    } else if (this.#rttSeq !== undefined && Seq.ge(ack, this.#rttSeq)) {
-      this.#rttSample(now - this.#rttTime);
-      this.#rttSeq = undefined;
-    }
+    const echoed = this.#tsOk && ts !== undefined && ts.tsEcr !== 0;
+    this.#rtt.onAck(now, ack, echoed ? (this.#tsNow(now) - ts.tsEcr) | 0 : undefined);
     // RFC 3522 / 4015: the first ACK past a timeout's retransmission decides whether the
     // timeout was spurious (the ACK echoes a TSval older than the retransmission's).
-    const afterRto = this.#undoRto && this.#undoMarker !== undefined && this.#rtxCount > 0;
+    const rtoSpurious = this.#spurious.timeoutSpurious(seg, this.#rtxCount > 0);
     this.#rtxCount = 0;
     this.#rtxStart = undefined;
-    if (afterRto) {
-      if (this.#eifelSpurious(seg)) this.#undo();
-      else this.#undoTsVal = undefined; // only the first ACK decides; D-SACK still may
-    }
+    if (rtoSpurious) this.#undo();
     // Congestion control.
     if (this.#inRecovery) {
       const recover = this.#recover ?? ack;
@@ -1730,9 +1680,7 @@ export class TcpConnection {
         this.#cwnd = Math.max(smss, Math.min(this.#ssthresh, Math.max(2 * smss, this.#flight() + smss)));
         this.#dupAcks = 0;
         // Undo a recovery that D-SACKs or the echoed timestamp prove spurious.
-        if (this.#undoMarker !== undefined && !this.#undoRto) {
-          if ((this.#undoRetransmitted && this.#undoRetrans <= 0) || this.#eifelSpurious(seg)) this.#undo();
-        }
+        if (this.#spurious.recoverySpurious(seg)) this.#undo();
       } else if (this.#sackOk) {
         // RFC 6675: keep sending by pipe; nothing to deflate.
         if (Seq.lt(this.#sndNxt, this.#sndUna)) this.#sndNxt = this.#sndUna;
@@ -1765,107 +1713,29 @@ export class TcpConnection {
     }
     // RFC 6298 5.2 / 5.3: stop the timer when all is acknowledged, else restart it.
     if (this.#sndUna === this.#sndMax) this.#rtxAt = undefined;
-    else this.#rtxAt = Instant.add(now, this.#rto as Duration); // integer microseconds
+    else this.#rtxAt = Instant.add(now, this.#rtt.rto); // integer microseconds
     this.#tlpOut = false;
     this.#armTlp(now);
   }
 
   /**
-   * Starts an undoable episode (a fast recovery, or the first timeout): remembers cwnd and
-   * ssthresh before the reduction. A timeout during a fast recovery continues its episode.
-   */
-  #beginUndo(rto: boolean): void {
-    if (!this.#cfg.undoSpurious) {
-      this.#undoMarker = undefined;
-      return;
-    }
-    if (!(rto && this.#inRecovery && this.#undoMarker !== undefined)) {
-      this.#undoMarker = this.#sndUna;
-      this.#priorCwnd = this.#cwnd;
-      this.#priorSsthresh = this.#ssthresh;
-      this.#undoRetrans = 0;
-      this.#undoRetransmitted = false;
-      this.#undoTsVal = undefined;
-    }
-    this.#undoRto = rto;
-  }
-
-  /**
-   * RFC 3522 Eifel detection: the ACK echoes a timestamp older than the episode's first
-   * retransmission, so an original transmission, not the retransmission, drew it.
-   */
-  #eifelSpurious(seg: TcpRepr): boolean {
-    const ts = seg.timestamps;
-    const sent = this.#undoTsVal;
-    if (!this.#tsOk || ts === undefined || ts.tsEcr === 0 || sent === undefined) return false;
-    return ((ts.tsEcr - sent) | 0) < 0;
-  }
-
-  /**
-   * RFC 4015-style response to a spurious fast recovery or timeout (Linux's undo): restore
-   * cwnd and ssthresh, learn the reordering that fooled us, and after a timeout resume with
-   * new data instead of resending what is in flight.
+   * RFC 4015-style response to a spurious fast recovery or timeout (see SpuriousUndo):
+   * restore cwnd and ssthresh, and after a timeout resume with new data instead of resending
+   * what is in flight.
    */
   #undo(): void {
-    this.stats.spuriousUndos++;
-    this.#cwnd = Math.max(this.#cwnd, this.#priorCwnd);
-    this.#ssthresh = Math.max(this.#ssthresh, this.#priorSsthresh);
+    const u = this.#spurious;
+    this.#cwnd = Math.max(this.#cwnd, u.priorCwnd);
+    this.#ssthresh = Math.max(this.#ssthresh, u.priorSsthresh);
     this.#caAcc = 0;
-    if (this.#undoRto) {
-      if (Seq.lt(this.#sndNxt, this.#sndMax)) this.#sndNxt = this.#sndMax;
-    } else {
-      this.#raiseReordering(this.#recoveryDegree + 1);
-    }
-    this.#undoMarker = undefined;
-    this.#undoTsVal = undefined;
-    this.#undoRetrans = 0;
-    this.#undoRetransmitted = false;
+    if (u.afterTimeout && Seq.lt(this.#sndNxt, this.#sndMax)) this.#sndNxt = this.#sndMax;
+    u.finish(this.stats);
   }
 
-  /**
-   * RFC 2883 / 3708 on the sender: a first SACK block at or below the cumulative ACK, or
-   * inside the second block, reports a duplicate. When every retransmission of the current
-   * episode has been reported so, the episode was spurious; outside fast recovery it is undone
-   * at once (inside, at its full ACK).
-   */
-  #checkDsack(seg: TcpRepr): void {
-    const first = seg.sack[0];
-    if (first === undefined || !Seq.lt(first.left, first.right)) return;
-    const second = seg.sack[1];
-    const isDsack =
-      Seq.le(first.right, seg.ack) ||
-      (second !== undefined && Seq.ge(first.left, second.left) && Seq.le(first.right, second.right));
-    if (!isDsack) return;
-    this.stats.dsacksIn++;
-    const marker = this.#undoMarker;
-    if (marker === undefined || !this.#undoRetransmitted) return;
-    if (Seq.lt(first.left, marker) || Seq.gt(first.right, this.#sndMax)) return;
-    this.#undoRetrans -= Math.max(1, Math.ceil(Seq.diff(first.right, first.left) / this.#smss()));
-    if (this.#undoRetrans <= 0 && !this.#inRecovery) this.#undo();
-  }
-
-  /**
-   * Reordering seen without a retransmission (Linux tcp_check_sack_reordering): the
-   * cumulative ACK up to `newOff` covers a hole below SACKed data that was never retransmitted,
-   * so the original arrived late. DupThresh grows to the span from the hole to the highest
-   * SACKed byte, so the same reordering does not trigger a fast retransmit again.
-   */
+  /** The cumulative ACK reaches send offset `newOff` over SACKed data: was it reordering? */
   #detectReordering(newOff: number): void {
     if (this.#inRecovery || this.#rtxCount > 0 || Seq.lt(this.#sndNxt, this.#sndMax)) return;
-    const hole = this.#firstUnsacked(this.#sendHeadOff, newOff);
-    const sb = this.#sacked;
-    const high = sb[sb.length - 1] as number; // non-empty
-    if (hole >= newOff || hole < this.#highRxt || high <= hole) return;
-    this.#raiseReordering(Math.ceil((high - hole) / this.#smss()));
-  }
-
-  /** Raises the reordering estimate (DupThresh) to `degree` segments, within the bound. */
-  #raiseReordering(degree: number): void {
-    const r = Math.min(Math.max(this.#cfg.maxReordering, this.#cfg.dupAckThreshold), degree);
-    if (r > this.#reordering) {
-      this.#reordering = r;
-      this.stats.reorderingRaised++;
-    }
+    this.#spurious.reorderedHole(this.#sb, this.#sendHeadOff, newOff, this.#smss(), this.stats);
   }
 
   /** A duplicate ACK (RFC 5681 2 definition). */
@@ -1877,25 +1747,26 @@ export class TcpConnection {
       if (!this.#sackOk) this.#cwnd += smss; // RFC 6582 3.2 step 3: inflate
       return;
     }
-    let thresh = this.#reordering;
+    let thresh = this.#spurious.reordering;
     // RFC 5827 early retransmit: with fewer than DupThresh + 1 segments outstanding and no
     // new data to send, DupThresh duplicate ACKs can never arrive; use outstanding - 1.
     const oseg = Math.ceil(this.#flight() / smss);
     if (oseg <= thresh && this.#unsent() === 0) thresh = Math.max(1, oseg - 1);
     const sackLost =
-      this.#sackOk && seg.sack.length > 0 && this.#sackedAbove(this.#sendHeadOff) >= (thresh - 1) * smss + 1;
+      this.#sackOk &&
+      seg.sack.length > 0 &&
+      this.#sb.sackedAbove(this.#sendHeadOff) >= (thresh - 1) * smss + 1;
     if (this.#dupAcks < thresh && !sackLost) return; // limited transmit territory (RFC 3042)
     // RFC 6582 3.2 step 2 / RFC 6675 5: enter recovery unless this is an old loss.
     if (this.#recover !== undefined && Seq.le(Seq.sub(this.#sndUna, 1), this.#recover) && !this.#sackOk) {
       if (Seq.lt(this.#sndUna, this.#recover)) return;
     }
     const flight = this.#flight();
-    this.#beginUndo(false);
+    this.#spurious.begin(false, this.#inRecovery, this.#sndUna, this.#cwnd, this.#ssthresh);
     // The reordering this recovery would prove if it turns out spurious: the span from SND.UNA
     // to the highest SACKed byte, or the duplicate ACKs counted.
-    const sb = this.#sacked;
-    const span = sb.length > 0 ? (sb[sb.length - 1] as number) - this.#sendHeadOff : 0;
-    this.#recoveryDegree = Math.max(this.#dupAcks, Math.ceil(span / smss));
+    const span = this.#sb.isEmpty ? 0 : this.#sb.highest - this.#sendHeadOff;
+    this.#spurious.setDegree(Math.max(this.#dupAcks, Math.ceil(span / smss)));
     this.#ssthresh = Math.max(Math.floor(flight / 2), 2 * smss);
     this.#recover = this.#sndMax;
     this.#inRecovery = true;
@@ -1905,15 +1776,14 @@ export class TcpConnection {
       this.stats.sackRecoveries++;
       this.#cwnd = this.#ssthresh;
       // The first segment goes out now (RFC 6675 5 step 4.2); HighRxt marks it.
-      this.#highRxt = this.#sendHeadOff + Math.min(smss, Math.max(0, this.#sendQ.length));
-      this.#rtxMarks = [];
-      this.#markRetransmission(this.#sendHeadOff, this.#highRxt);
+      const first = Math.min(smss, Math.max(0, this.#sendQ.length));
+      this.#sb.beginRecovery(this.#sendHeadOff, first, this.#offsetOf(this.#sndMax));
     } else {
       this.#cwnd = this.#ssthresh + thresh * smss;
     }
     this.#rtxNext = this.#sndUna;
-    this.#rttSeq = undefined;
-    this.#rtxAt = Instant.add(now, this.#rto as Duration); // integer microseconds
+    this.#rtt.karn();
+    this.#rtxAt = Instant.add(now, this.#rtt.rto); // integer microseconds
   }
 
   /** A RST that passed the checks (RFC 9293 3.10.7.4 second). */
@@ -2107,7 +1977,7 @@ export class TcpConnection {
     if (!syn && outstanding === 0) return;
     this.stats.timeouts++;
     // The unacknowledged segment was (re)armed one RTO ago: it has been outstanding since then.
-    this.#rtxStart ??= Instant.fromMicros(Math.max(0, now - this.#rto));
+    this.#rtxStart ??= Instant.fromMicros(Math.max(0, now - this.#rtt.rto));
     const limit = syn ? this.#cfg.synRetries : this.#maxRtx;
     const ut = this.#userTimeout;
     const ct = this.#cfg.connectTimeout;
@@ -2123,10 +1993,11 @@ export class TcpConnection {
     }
     this.#rtxCount++;
     // RFC 6298 5.5: back off; 5.4 retransmit the earliest unacknowledged segment.
-    this.#rto = Math.min(this.#cfg.maxRto, this.#rto * 2);
+    this.#rtt.backoff();
     const smss = this.#smss();
     if (!syn) {
-      if (this.#rtxCount === 1) this.#beginUndo(true);
+      if (this.#rtxCount === 1)
+        this.#spurious.begin(true, this.#inRecovery, this.#sndUna, this.#cwnd, this.#ssthresh);
       // RFC 5681 eq. 4 (only on the first timeout of a loss episode), then one segment.
       if (this.#rtxCount === 1) this.#ssthresh = Math.max(Math.floor(outstanding / 2), 2 * smss);
       this.#cwnd = smss;
@@ -2136,15 +2007,13 @@ export class TcpConnection {
       this.#recover = this.#sndMax; // RFC 6582 4: no fast retransmit for the old window
       // RFC 6675 5.1: keep the scoreboard so the go-back-N resend skips SACKed data. Only a
       // second timeout in a row suggests the peer reneged (RFC 2018 8): then start over.
-      if (this.#rtxCount > 1) this.#sacked = [];
-      this.#highRxt = this.#sendHeadOff;
-      this.#rtxMarks = [];
+      this.#sb.onTimeout(this.#sendHeadOff, this.#rtxCount > 1);
     }
     this.#rtxNext = undefined;
-    this.#rttSeq = undefined; // Karn's rule
+    this.#rtt.karn();
     this.#sndNxt = this.#sndUna;
     // FreeBSD's rexmit_slop is added to every backed-off timeout (0 by default).
-    let next = now + Math.min(this.#cfg.maxRto, this.#rto + this.#cfg.rtoSlop);
+    let next = now + Math.min(this.#cfg.maxRto, this.#rtt.rto + this.#cfg.rtoSlop);
     if (ut !== undefined) next = Math.min(next, this.#rtxStart + ut); // RFC 5482: fire at the deadline
     this.#rtxAt = Instant.fromMicros(next);
     if (syn) this.#rtxAt = this.#clampToConnectDeadline(this.#rtxAt);
@@ -2165,7 +2034,7 @@ export class TcpConnection {
     this.#probesUnanswered++;
     this.#probePending = true;
     this.stats.zeroWindowProbes++;
-    this.#persistAt = Instant.add(now, this.#backedOffPersist());
+    this.#persistAt = Instant.add(now, this.#rtt.persistTimeout(this.#probeCount));
   }
 
   #onKeepAliveTimer(now: Instant): void {
@@ -2211,8 +2080,7 @@ export class TcpConnection {
    * transmission starts with a 3 s RTO (Linux's TCP_TIMEOUT_FALLBACK).
    */
   #rtoFallback(): void {
-    if (this.#synRetransmitted && this.#srtt === undefined)
-      this.#rto = Math.min(this.#cfg.maxRto, 3 * SECOND_US);
+    if (this.#synRetransmitted) this.#rtt.fallback();
   }
 
   /**
@@ -2234,7 +2102,7 @@ export class TcpConnection {
    */
   #armTlp(now: Instant): void {
     this.#tlpAt = undefined;
-    const srtt = this.#srtt;
+    const srtt = this.#rtt.srtt;
     if (!this.#cfg.tailLossProbe || !this.#sackOk || srtt === undefined || this.#inRecovery) return;
     if (this.#tlpOut || this.#rtxAt === undefined || this.#flight() === 0) return;
     const oneSegment = this.#flight() <= this.#smss();
@@ -2262,35 +2130,13 @@ export class TcpConnection {
       const len = Math.min(this.#smss(), Math.max(0, Seq.delta(last, this.#sndUna)));
       if (len > 0) this.#rtxNext = Seq.sub(last, len);
     }
-    this.#rtxAt = Instant.add(now, this.#backedOffRto()); // RFC 8985 7.3: re-arm the RTO
+    this.#rtxAt = Instant.add(now, this.#rtt.cappedRto); // RFC 8985 7.3: re-arm the RTO
   }
 
   /** `at`, or the connection-establishment deadline (`connectTimeout`) if that is earlier. */
   #clampToConnectDeadline(at: Instant): Instant {
     const ct = this.#cfg.connectTimeout;
     return ct === undefined ? at : Instant.fromMicros(Math.min(at, this.#openedAt + ct));
-  }
-
-  #backedOffRto(): Duration {
-    return Duration.fromMicros(Math.min(this.#cfg.maxRto, this.#rto));
-  }
-
-  #backedOffPersist(): Duration {
-    return Duration.fromMicros(Math.min(this.#cfg.maxRto, this.#rto * 2 ** Math.min(this.#probeCount, 20)));
-  }
-
-  /** RFC 6298 2.2 / 2.3 (microseconds). */
-  #rttSample(r: number): void {
-    if (r < 0) return;
-    if (this.#srtt === undefined || this.#rttVar === undefined) {
-      this.#srtt = r;
-      this.#rttVar = Math.floor(r / 2);
-    } else {
-      this.#rttVar = Math.floor((3 * this.#rttVar + Math.abs(this.#srtt - r)) / 4);
-      this.#srtt = Math.floor((7 * this.#srtt + r) / 8);
-    }
-    const rto = this.#srtt + Math.max(CLOCK_G_US, 4 * this.#rttVar);
-    this.#rto = Math.min(this.#cfg.maxRto, Math.max(this.#cfg.minRto, rto));
   }
 
   // ---------------------------------------------------------------------------------------
@@ -2317,7 +2163,7 @@ export class TcpConnection {
     // 2. New data (or go-back-N retransmission below SND.MAX), then the FIN. After a timeout
     // the resend skips what the scoreboard says the peer holds (RFC 6675 5.1).
     let sackedLimit = Number.MAX_SAFE_INTEGER;
-    if (this.#sacked.length > 0 && !this.#inRecovery && Seq.lt(this.#sndNxt, this.#sndMax)) {
+    if (!this.#sb.isEmpty && !this.#inRecovery && Seq.lt(this.#sndNxt, this.#sndMax)) {
       sackedLimit = this.#skipSacked();
     }
     const unsent = this.#unsent();
@@ -2330,13 +2176,13 @@ export class TcpConnection {
     const probe = this.#tlpSendNew;
     this.#tlpSendNew = false;
     // RFC 3042 limited transmit: the first two duplicate ACKs each allow one new segment.
-    if (!this.#inRecovery && this.#dupAcks > 0 && this.#dupAcks < this.#reordering)
+    if (!this.#inRecovery && this.#dupAcks > 0 && this.#dupAcks < this.#spurious.reordering)
       cw += this.#dupAcks * smss;
     const inFlight =
       this.#sackOk && this.#inRecovery
         ? this.#pipe()
         : retransmitting
-          ? flight - this.#sackedBetween(this.#sendHeadOff, this.#offsetOf(this.#sndNxt))
+          ? flight - this.#sb.sackedBetween(this.#sendHeadOff, this.#offsetOf(this.#sndNxt))
           : flight;
     const cwRoom = probe ? Math.max(cw - inFlight, smss) : cw - inFlight;
     const len = Math.max(0, Math.min(unsent, maxPayload, wndRoom, cwRoom, sackedLimit));
@@ -2344,7 +2190,7 @@ export class TcpConnection {
       if (unsent === 0 && finPending && (cwRoom > 0 || retransmitting))
         return this.#emitRange(now, this.#sndNxt, 0, retransmitting);
       if (unsent > 0 && this.#sndWnd === 0 && flight === 0 && this.#persistAt === undefined) {
-        this.#persistAt = Instant.add(now, this.#backedOffPersist()); // RFC 9293 3.8.6.1
+        this.#persistAt = Instant.add(now, this.#rtt.persistTimeout(this.#probeCount)); // RFC 9293 3.8.6.1
       }
       return undefined;
     }
@@ -2356,7 +2202,7 @@ export class TcpConnection {
         (allQueued && (idle || this.#finQueued)) || (idle && len >= this.#maxSndWnd / 2) || this.#swsOverride;
       if (!ok) {
         if (!allQueued && idle && this.#persistAt === undefined)
-          this.#persistAt = Instant.add(now, this.#rto as Duration); // SWS override timer
+          this.#persistAt = Instant.add(now, this.#rtt.rto); // SWS override timer
         return undefined;
       }
     }
@@ -2389,23 +2235,15 @@ export class TcpConnection {
       this.stats.retransmits++;
       // HighRxt covers every retransmission (also go-back-N and probes), so a hole filled by
       // one is never taken for reordering (`#detectReordering`).
-      const endOff = this.#offsetOf(segEnd);
-      if (endOff > this.#highRxt) this.#highRxt = endOff;
-      if (this.#undoMarker !== undefined) {
-        this.#undoRetrans++;
-        if (!this.#undoRetransmitted) {
-          this.#undoRetransmitted = true;
-          this.#undoTsVal = this.#tsOk ? this.#tsNow(now) : undefined;
-        }
-      }
-      this.#rttSeq = undefined; // Karn
-    } else if (this.#rttSeq === undefined && !this.#tsOk && consumed > 0) {
-      this.#rttSeq = segEnd;
-      this.#rttTime = now;
+      this.#sb.noteRetransmitted(this.#offsetOf(segEnd));
+      if (this.#spurious.active) this.#spurious.onRetransmit(this.#tsOk ? this.#tsNow(now) : undefined);
+      this.#rtt.karn();
+    } else if (!this.#rtt.timing && !this.#tsOk && consumed > 0) {
+      this.#rtt.time(segEnd, now);
     }
     if (seq === this.#sndNxt) this.#sndNxt = segEnd;
     if (Seq.gt(segEnd, this.#sndMax)) this.#sndMax = segEnd;
-    if (consumed > 0 && this.#rtxAt === undefined) this.#rtxAt = Instant.add(now, this.#rto as Duration); // integer microseconds
+    if (consumed > 0 && this.#rtxAt === undefined) this.#rtxAt = Instant.add(now, this.#rtt.rto); // integer microseconds
     if (consumed > 0) this.#persistAt = undefined;
     if (consumed > 0 && !isRtx && !this.#tlpOut) this.#armTlp(now);
     this.stats.bytesOut += len;
@@ -2419,96 +2257,19 @@ export class TcpConnection {
     return false;
   }
 
-  /**
-   * RFC 6675 NextSeg: first a retransmission that was itself lost (see `#rtxMarks`), then
-   * rule 1, the first lost, not yet retransmitted hole.
-   */
+  /** RFC 6675 NextSeg during SACK recovery, while pipe is below cwnd (see SackScoreboard). */
   #sackNextSeg(now: Instant, maxPayload: number): TcpRepr | undefined {
-    const sb = this.#sacked;
-    if (sb.length === 0) return undefined;
-    if (this.#pipe() >= this.#cwnd) return undefined;
-    const again = this.#lostRetransmission(now, maxPayload);
-    if (again !== undefined) return again;
-    const highSacked = sb[sb.length - 1] as number; // non-empty
-    let from = Math.max(this.#highRxt, this.#sendHeadOff);
-    for (let i = 0; i < sb.length && from < highSacked; i += 2) {
-      const s = sb[i] as number;
-      const e = sb[i + 1] as number;
-      if (from < s) {
-        // Holes further right have less SACKed data above them: stop at the first not lost.
-        if (!this.#isLost(from)) break;
-        const len = Math.min(maxPayload, s - from);
-        this.#highRxt = from + len;
-        this.#markRetransmission(from, from + len);
-        return this.#emitRange(now, this.#seqOf(from), len, true);
-      }
-      if (from < e) from = e;
-    }
-    return undefined;
-  }
-
-  /** Remembers a recovery retransmission of [s, e) for lost-retransmission detection. */
-  #markRetransmission(s: number, e: number): void {
-    const m = this.#rtxMarks;
-    if (m.length >= 3 * 64) m.splice(0, 3); // bounded: the oldest mark is forgotten
-    m.push(s, e, this.#offsetOf(this.#sndMax));
-  }
-
-  /**
-   * A retransmission is deemed lost when more than (DupThresh - 1) * SMSS bytes sent after it
-   * were SACKed while its own range is still neither acknowledged nor SACKed; it is sent again.
-   */
-  #lostRetransmission(now: Instant, maxPayload: number): TcpRepr | undefined {
-    const m = this.#rtxMarks;
-    const limit = (this.#reordering - 1) * this.#smss();
-    for (let i = 0; i < m.length; ) {
-      const e = m[i + 1] as number;
-      let s = Math.max(m[i] as number, this.#sendHeadOff);
-      s = this.#firstUnsacked(s, e);
-      if (s >= e) {
-        m.splice(i, 3);
-        continue;
-      }
-      if (this.#sackedAbove(m[i + 2] as number) > limit) {
-        const len = Math.min(maxPayload, e - s, this.#nextSackedStart(s) - s);
-        m.splice(i, 3);
-        this.#markRetransmission(s, s + len);
-        return this.#emitRange(now, this.#seqOf(s), len, true);
-      }
-      i += 3;
-    }
-    return undefined;
-  }
-
-  /** The first offset in [s, e) not covered by the scoreboard (e if none). */
-  #firstUnsacked(s: number, e: number): number {
-    const sb = this.#sacked;
-    let at = s;
-    for (let i = 0; i < sb.length && at < e; i += 2) {
-      const bs = sb[i] as number;
-      const be = sb[i + 1] as number;
-      if (bs <= at && at < be) at = be;
-    }
-    return Math.min(at, e);
-  }
-
-  /** The start of the first SACKed range above `off` (MAX_SAFE_INTEGER if none). */
-  #nextSackedStart(off: number): number {
-    const sb = this.#sacked;
-    for (let i = 0; i < sb.length; i += 2) if ((sb[i] as number) > off) return sb[i] as number;
-    return Number.MAX_SAFE_INTEGER;
-  }
-
-  /** SACKed bytes in [lo, hi). */
-  #sackedBetween(lo: number, hi: number): number {
-    const sb = this.#sacked;
-    let n = 0;
-    for (let i = 0; i < sb.length; i += 2) {
-      const s = Math.max(lo, sb[i] as number);
-      const e = Math.min(hi, sb[i + 1] as number);
-      if (e > s) n += e - s;
-    }
-    return n;
+    const sb = this.#sb;
+    if (sb.isEmpty || this.#pipe() >= this.#cwnd) return undefined;
+    const sentHigh = this.#offsetOf(this.#sndMax);
+    const len = sb.nextRetransmission(
+      this.#sendHeadOff,
+      maxPayload,
+      this.#spurious.reordering,
+      this.#smss(),
+      sentHigh,
+    );
+    return len > 0 ? this.#emitRange(now, this.#seqOf(sb.nextStart), len, true) : undefined;
   }
 
   /**
@@ -2518,9 +2279,9 @@ export class TcpConnection {
   #skipSacked(): number {
     const off = this.#offsetOf(this.#sndNxt);
     const maxOff = this.#offsetOf(Seq.lt(this.#sndMax, this.#dataEnd()) ? this.#sndMax : this.#dataEnd());
-    const at = Math.min(this.#firstUnsacked(off, maxOff), maxOff);
+    const at = Math.min(this.#sb.firstUnsacked(off, maxOff), maxOff);
     if (at > off) this.#sndNxt = this.#seqOf(at);
-    return this.#nextSackedStart(at) - at;
+    return this.#sb.nextSackedStart(at) - at;
   }
 
   /** Send-stream offset of sequence number `seq` (at or after the send head). */
@@ -2533,86 +2294,9 @@ export class TcpConnection {
     return Seq.add(this.#sendHead, off - this.#sendHeadOff);
   }
 
-  /**
-   * RFC 6675 IsLost: the byte at send offset `off` is deemed lost when DupThresh discontiguous
-   * SACKed ranges, or more than (DupThresh - 1) * SMSS SACKed bytes, lie above it.
-   */
-  #isLost(off: number): boolean {
-    const thresh = this.#reordering;
-    let ranges = 0;
-    let bytes = 0;
-    for (let i = 0; i < this.#sacked.length; i += 2) {
-      const e = this.#sacked[i + 1] as number; // ranges come in pairs
-      if (e <= off) continue;
-      ranges++;
-      bytes += e - Math.max(this.#sacked[i] as number, off);
-    }
-    return ranges >= thresh || bytes > (thresh - 1) * this.#smss();
-  }
-
-  /**
-   * RFC 6675 pipe, per hole rather than per segment: outstanding bytes minus SACKed ones and
-   * minus lost holes not yet retransmitted (those are no longer in the network).
-   */
+  /** RFC 6675 pipe (see SackScoreboard.pipe). */
   #pipe(): number {
-    const out = this.#flight();
-    const sb = this.#sacked;
-    if (sb.length === 0) return out;
-    let sacked = 0;
-    let lostNotRtx = 0;
-    let prevEnd = this.#sendHeadOff;
-    for (let i = 0; i < sb.length; i += 2) {
-      const s = sb[i] as number;
-      const e = sb[i + 1] as number;
-      sacked += e - s;
-      // The part of the hole [prevEnd, s) above HighRxt is not retransmitted yet; if it is
-      // lost, it is not in the network.
-      const lo = Math.max(prevEnd, this.#highRxt);
-      if (s > lo && this.#isLost(lo)) lostNotRtx += s - lo;
-      prevEnd = e;
-    }
-    return Math.max(0, out - sacked - lostNotRtx);
-  }
-
-  #sackedAbove(off: number): number {
-    let n = 0;
-    for (let i = 0; i < this.#sacked.length; i += 2) {
-      const s = this.#sacked[i] as number;
-      const e = this.#sacked[i + 1] as number;
-      if (e > off) n += e - Math.max(s, off);
-    }
-    return n;
-  }
-
-  /** Merges the peer's SACK blocks into the scoreboard (send-stream offsets). */
-  #updateScoreboard(blocks: readonly SackBlock[]): void {
-    const una = this.#sndUna;
-    const dataEnd = this.#dataEnd();
-    for (const b of blocks) {
-      // Ignore blocks outside (SND.UNA, SND.MAX] (RFC 2018 / 6675: D-SACK or bogus).
-      if (!Seq.lt(b.left, b.right) || Seq.le(b.left, una) || Seq.gt(b.right, this.#sndMax)) continue;
-      const right = Seq.gt(b.right, dataEnd) ? dataEnd : b.right;
-      if (!Seq.lt(b.left, right)) continue;
-      const s = this.#sendHeadOff + Seq.diff(b.left, this.#sendHead);
-      const e = this.#sendHeadOff + Seq.diff(right, this.#sendHead);
-      const r = this.#sacked;
-      let lo = 0;
-      while (lo < r.length && (r[lo + 1] as number) < s) lo += 2;
-      let hi = lo;
-      while (hi < r.length && (r[hi] as number) <= e) hi += 2;
-      const ns = hi > lo ? Math.min(s, r[lo] as number) : s;
-      const ne = hi > lo ? Math.max(e, r[hi - 1] as number) : e;
-      r.splice(lo, hi - lo, ns, ne);
-      if (r.length > 2 * this.#cfg.maxOooRanges + 8) r.splice(0, 2); // bound the scoreboard
-    }
-  }
-
-  #trimScoreboard(): void {
-    const r = this.#sacked;
-    const at = this.#sendHeadOff;
-    while (r.length > 0 && (r[1] as number) <= at) r.splice(0, 2);
-    if (r.length > 0 && (r[0] as number) < at) r[0] = at;
-    if (this.#highRxt < at) this.#highRxt = at;
+    return this.#sb.pipe(this.#flight(), this.#sendHeadOff, this.#spurious.reordering, this.#smss());
   }
 
   #emitSyn(now: Instant): TcpRepr {
@@ -2624,11 +2308,10 @@ export class TcpConnection {
       this.stats.retransmits++;
       this.#synRetransmitted = true;
     } else {
-      this.#rttSeq = this.#sndNxt;
-      this.#rttTime = now;
+      this.#rtt.time(this.#sndNxt, now);
     }
-    if (isRtx) this.#rttSeq = undefined;
-    this.#rtxAt ??= this.#clampToConnectDeadline(Instant.add(now, this.#rto as Duration)); // integer microseconds
+    if (isRtx) this.#rtt.karn();
+    this.#rtxAt ??= this.#clampToConnectDeadline(Instant.add(now, this.#rtt.rto)); // integer microseconds
     const c = this.#cfg;
     const offers = this.#synOffers();
     const offerWs = synAck ? this.#wsOk : offers.ws;
@@ -2865,24 +2548,6 @@ export class TcpConnection {
     this.#evClosed = { kind: "closed", reason, error };
   }
 }
-
-/** States `importState` accepts (Chimney ST-9 plus TIME-WAIT). */
-const IMPORTABLE: ReadonlySet<TcpState> = new Set<TcpState>([
-  "ESTABLISHED",
-  "FIN-WAIT-1",
-  "FIN-WAIT-2",
-  "CLOSE-WAIT",
-  "CLOSING",
-  "LAST-ACK",
-  "TIME-WAIT",
-]);
-
-/**
- * States `exportState` accepts: the importable ones, plus CLOSED so that an owner can still
- * report the final state of a connection that was reset or timed out (Chimney: terminate
- * after an abort). A CLOSED snapshot cannot be imported.
- */
-const EXPORTABLE: ReadonlySet<TcpState> = new Set<TcpState>([...IMPORTABLE, "CLOSED"]);
 
 /**
  * The reply to a segment that matches no connection (RFC 9293 3.10.7.1, CLOSED state): a RST

@@ -8,7 +8,7 @@ import { Duration, Instant } from "../time/instant.js";
 import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import { tcpConfig } from "./config.js";
 import { TcpConnection } from "./connection.js";
-import { Seq } from "./seq.js";
+import { Seq } from "../wire/seq.js";
 
 const SEED = Number(process.env["FC_SEED"] ?? 0xc0ffee);
 const LOCAL_ISS = Seq.of(0xffff_ff00);

@@ -5,7 +5,7 @@
  */
 import type { Instant } from "../time/instant.js";
 import type { IpAddr } from "../wire/ip-addr.js";
-import { Seq, type SeqNum } from "./seq.js";
+import { Seq, type SeqNum } from "../wire/seq.js";
 
 /** A 64-bit secret as two 32-bit words; draw it once from the stack's PRNG. */
 export interface HashKey {

@@ -8,7 +8,7 @@ import { tcpConfig } from "./config.js";
 import { TcpConnection } from "./connection.js";
 import { initialSeq, keyedHash32 } from "./isn.js";
 import { type ListenerTransmit, TcpListener } from "./listener.js";
-import { Seq } from "./seq.js";
+import { Seq } from "../wire/seq.js";
 
 const { ACK, SYN, RST } = TcpFlag;
 const KEY = { k0: 0x01234567, k1: 0x89abcdef };

@@ -15,7 +15,7 @@ import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import type { TcpConfig } from "./config.js";
 import { type PeerSyn, peerSynOf, replyToUnexpected, TcpConnection } from "./connection.js";
 import { type HashKey, initialSeq, keyedHash32, timestampOffset, tupleWords } from "./isn.js";
-import { Seq, type SeqNum } from "./seq.js";
+import { Seq, type SeqNum } from "../wire/seq.js";
 
 /** Listener limits. */
 export interface ListenerOptions {

@@ -8,7 +8,7 @@ import { UsageError } from "../util/errors.js";
 import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import { type TcpConfig, tcpConfig } from "./config.js";
 import { TcpConnection } from "./connection.js";
-import { Seq, type SeqNum } from "./seq.js";
+import { Seq, type SeqNum } from "../wire/seq.js";
 
 const { ACK, SYN, PSH, RST, URG } = TcpFlag;
 const LOCAL_ISS = Seq.of(1000);

@@ -7,7 +7,7 @@ import { MinHeap } from "../util/heap.js";
 import type { TcpRepr } from "../wire/tcp-repr.js";
 import { type TcpConfig, tcpConfig } from "./config.js";
 import { TcpConnection } from "./connection.js";
-import { Seq } from "./seq.js";
+import { Seq } from "../wire/seq.js";
 
 /** mulberry32: a tiny seeded PRNG for the link. */
 function prng(seed: number): () => number {

@@ -7,7 +7,7 @@ import { type SackBlock, TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import { tcpConfig } from "./config.js";
 import { TcpConnection } from "./connection.js";
 import { at, tcpScript } from "../../test/support/tcp-script.js";
-import { Seq } from "./seq.js";
+import { Seq } from "../wire/seq.js";
 
 const { SYN } = TcpFlag;
 const LOCAL_ISS = Seq.of(0xffff_ff00); // the data wraps the sequence space

@@ -1,9 +1,12 @@
 /**
  * Public types of the TCP engine: states, events, user-call errors, statistics, and the
- * exportable connection snapshot (Chimney 4.6: const / cached / delegated state).
+ * exportable connection snapshot (Chimney 4.6: const / cached / delegated state). The
+ * snapshot's parts are `TcpSnapshotConst` / `TcpSnapshotCached` / `TcpSnapshotDelegated`; the
+ * NDIS structures they convert to (chimney/tcp-state.ts) keep their NDIS names
+ * (`TcpConstState` ... in chimney/state.ts, where buffered data is an NBL chain).
  */
 import type { Duration } from "../time/instant.js";
-import type { SeqNum } from "./seq.js";
+import type { SeqNum } from "../wire/seq.js";
 
 /** RFC 9293 connection states, in the RFC's spelling. */
 export type TcpState =
@@ -107,7 +110,7 @@ export interface TcpStats {
  * Fixed for the connection's life (Chimney TCP_OFFLOAD_STATE_CONST). Window scales are shift
  * counts; both are zero when scaling was not negotiated.
  */
-export interface TcpConstState {
+export interface TcpSnapshotConst {
   readonly localPort: number;
   readonly remotePort: number;
   readonly timestampsEnabled: boolean;
@@ -125,7 +128,7 @@ export interface TcpConstState {
 }
 
 /** Owned by the host; may change via setters (Chimney TCP_OFFLOAD_STATE_CACHED). */
-export interface TcpCachedState {
+export interface TcpSnapshotCached {
   readonly initialRcvWnd: number;
   readonly sendBufferSize: number;
   readonly noDelay: boolean;
@@ -147,7 +150,7 @@ export interface TcpCachedState {
  * it (it was never acknowledged, so nothing is lost). Delayed-ACK, SWS and push timers are
  * not carried (Chimney 17.1): the exporter should drain `pollTransmit` first.
  */
-export interface TcpDelegatedState {
+export interface TcpSnapshotDelegated {
   readonly state: TcpState;
   readonly rcvNxt: SeqNum;
   /** Right edge of the window last advertised (RCV.NXT + RCV.WND at that time). */
@@ -202,7 +205,7 @@ export interface TcpDelegatedState {
 
 /** A whole connection as exported by `exportState`. */
 export interface TcpSnapshot {
-  readonly constState: TcpConstState;
-  readonly cachedState: TcpCachedState;
-  readonly delegated: TcpDelegatedState;
+  readonly constState: TcpSnapshotConst;
+  readonly cachedState: TcpSnapshotCached;
+  readonly delegated: TcpSnapshotDelegated;
 }

@@ -4,7 +4,7 @@
  * discovery (RFC 1191, RFC 8201) and the TCP engine's ICMP handling (RFC 5927) use it to find
  * the connection the error is about.
  */
-import { type SeqNum, Seq } from "../tcp/seq.js";
+import { type SeqNum, Seq } from "./seq.js";
 import { ok, type Result } from "../util/errors.js";
 import { type DecodeError, decodeErr } from "./decode.js";
 import type { IpAddr } from "./ip-addr.js";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { Seq } from "../tcp/seq.js";
+import { Seq } from "./seq.js";
 import { hex, toHex } from "./hex.js";
 import { parseIcmpQuote } from "./icmp-quote.js";
 import { emitIcmpv4, Icmpv4View, type Icmpv4Repr, icmpv4BufferLen, parseIcmpv4 } from "./icmpv4.js";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { Seq } from "../tcp/seq.js";
+import { Seq } from "./seq.js";
 import { UsageError } from "../util/errors.js";
 import { ChecksumCapabilities } from "./checksum.js";
 import { mac } from "./ethernet.js";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Seq } from "../tcp/seq.js";
+import { Seq } from "./seq.js";
 import { hex } from "./hex.js";
 import { ip } from "./ip-addr.js";
 import { decodeFrame, decodeIpPacket, emitIcmpv4Packet, emitIcmpv6Packet } from "./packet.js";

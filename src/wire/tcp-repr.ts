@@ -5,7 +5,7 @@
  * combination a peer sends (SYN+FIN, no ACK with data, ...) can be represented and judged
  * by the engine per RFC 9293 section 3.10.7, not silently rejected by the decoder.
  */
-import type { SeqNum } from "../tcp/seq.js";
+import type { SeqNum } from "./seq.js";
 
 /** Flag bits of the TCP header's flags byte (RFC 9293 figure 1, RFC 3168). */
 export const TcpFlag = {

@@ -12,7 +12,7 @@
  * Checksums use the pseudo-header (RFC 9293 section 3.1): pass the IP source and destination to
  * verify on parse or compute on emit; leave them out when checksums are offloaded.
  */
-import { Seq, type SeqNum } from "../tcp/seq.js";
+import { Seq, type SeqNum } from "./seq.js";
 import { ok, type Result, UsageError } from "../util/errors.js";
 import { addSums, type IpPseudoHeader, internetChecksum, pseudoHeaderSum, sumBytes } from "./checksum.js";
 import { setU16, setU32, u16, u32, u8 } from "./bytes.js";

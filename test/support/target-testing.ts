@@ -8,7 +8,7 @@ import { afterEach } from "node:test";
 import { Duration, Instant } from "../../src/time/instant.js";
 import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
 import { TcpConnection } from "../../src/tcp/connection.js";
-import { Seq, type SeqNum } from "../../src/tcp/seq.js";
+import { Seq, type SeqNum } from "../../src/wire/seq.js";
 import { BufferLedger } from "../../src/nbl/ledger.js";
 import { mdlChain, netBuffer, type NetBufferList } from "../../src/nbl/nbl.js";
 import { copyOut, nblArray } from "../../src/nbl/chain.js";

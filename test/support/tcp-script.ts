@@ -1,7 +1,7 @@
 // Sequence-space helpers for the TCP engine's hand-written exchanges: our stream and the peer's
 // each start at a chosen ISS (near 2^32, so the data wraps), and segments from the peer start
 // from one template.
-import { Seq, type SeqNum } from "../../src/tcp/seq.js";
+import { Seq, type SeqNum } from "../../src/wire/seq.js";
 import { Instant } from "../../src/time/instant.js";
 import { TcpFlag, type TcpRepr } from "../../src/wire/tcp-repr.js";
 

@@ -42,7 +42,7 @@ import { HostStack, type HostConn, type HostListener, type StackEvent } from "..
 import { fromOffloadConnectionState } from "../../chimney/tcp-state.js";
 import { Prng } from "../../sim/prng.js";
 import { tcpConfig, type TcpConfig } from "../../tcp/config.js";
-import { Seq, type SeqNum } from "../../tcp/seq.js";
+import { Seq, type SeqNum } from "../../wire/seq.js";
 import type { TcpConnection } from "../../tcp/connection.js";
 import type { ConnEvent, TcpState } from "../../tcp/types.js";
 import { Duration, Instant } from "../../time/instant.js";

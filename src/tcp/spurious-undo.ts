@@ -1,0 +1,214 @@
+/**
+ * Undo of spurious congestion responses and the adaptive DupThresh of one `TcpConnection`
+ * (RFC 2883 / 3708 D-SACK, RFC 3522 Eifel detection, RFC 4015 response, RFC 4653 spirit,
+ * as Linux's undo and tcp_reordering).
+ *
+ * Theory of operation
+ * - Reordering: `reordering` is the sender's DupThresh in segments. It starts at
+ *   `dupAckThreshold` and only grows, bounded by `maxReordering`: when the cumulative ACK
+ *   covers a hole below SACKed data that was never retransmitted (the original arrived late,
+ *   `reorderedHole`), to the span from the hole to the highest SACKed byte; and when a fast
+ *   recovery is undone, to its degree + 1 (the SACKed segments above SND.UNA, or the
+ *   duplicate ACKs counted, when it began).
+ * - Episodes: a fast recovery, or the first timeout of a loss episode, `begin`s an undoable
+ *   episode: SND.UNA, cwnd and ssthresh before the reduction are remembered. A timeout during
+ *   a fast recovery continues its episode. Each retransmission of the episode is counted
+ *   (`onRetransmit`), and the first one's TSval kept.
+ * - Detection: the episode was spurious when D-SACKs report every one of its retransmissions
+ *   duplicate (`dsack`: outside fast recovery the connection undoes at once, inside at the
+ *   full ACK), or when the echoed timestamp is older than the first retransmission's TSval,
+ *   so an original transmission drew the ACK (Eifel): for a recovery at its full ACK
+ *   (`recoverySpurious`), for a timeout at the first ACK after it (`timeoutSpurious`; a
+ *   later ACK no longer decides).
+ * - Response: the connection restores cwnd and ssthresh to at least `priorCwnd` /
+ *   `priorSsthresh` (and after a timeout resumes with new data), then calls `finish`.
+ * - Nothing here travels in a snapshot: an importer starts with DupThresh = `dupAckThreshold`
+ *   and nothing to undo (safe: it can only miss an undo).
+ *
+ * The connection owns cwnd, ssthresh and the sequence space and passes what is needed as
+ * arguments; nothing here allocates.
+ */
+import type { TcpConfig } from "./config.js";
+import type { SackScoreboard } from "./sack-scoreboard.js";
+import type { TcpStats } from "./types.js";
+import type { TcpRepr } from "../wire/tcp-repr.js";
+import { Seq, type SeqNum } from "../wire/seq.js";
+
+/** DupThresh and the current undoable episode of one sending connection. */
+export class SpuriousUndo {
+  readonly #enabled: boolean;
+  /** Upper bound of `reordering`. */
+  readonly #maxReordering: number;
+  /** The sender's DupThresh in segments. */
+  #reordering: number;
+  /**
+   * SND.UNA when the current undoable episode began; `undefined` when there is nothing to
+   * undo. Cleared by an undo or when a new episode starts.
+   */
+  #marker: SeqNum | undefined;
+  /** Segments retransmitted in the episode and not yet reported duplicate by a D-SACK. */
+  #retrans = 0;
+  /** cwnd and ssthresh before the episode's reduction. */
+  #priorCwnd = 0;
+  #priorSsthresh = 0;
+  /** Our TSval on the episode's first retransmission (set only with timestamps). */
+  #tsVal: number | undefined;
+  /** The episode has retransmitted something. */
+  #retransmitted = false;
+  /** The episode is a retransmission timeout (else a fast recovery). */
+  #timeout = false;
+  /** SACKed segments above SND.UNA when the fast recovery began: its reordering degree. */
+  #degree = 0;
+
+  constructor(cfg: TcpConfig) {
+    this.#enabled = cfg.undoSpurious;
+    this.#maxReordering = Math.max(cfg.maxReordering, cfg.dupAckThreshold);
+    this.#reordering = cfg.dupAckThreshold;
+  }
+
+  /** DupThresh in segments. */
+  get reordering(): number {
+    return this.#reordering;
+  }
+
+  /** An undoable episode is running. */
+  get active(): boolean {
+    return this.#marker !== undefined;
+  }
+
+  /** The episode being undone was a timeout (the sender resumes with new data). */
+  get afterTimeout(): boolean {
+    return this.#timeout;
+  }
+
+  /** cwnd before the episode's reduction. */
+  get priorCwnd(): number {
+    return this.#priorCwnd;
+  }
+
+  /** ssthresh before the episode's reduction. */
+  get priorSsthresh(): number {
+    return this.#priorSsthresh;
+  }
+
+  /**
+   * A fast recovery or a first timeout (`timeout`) begins, before cwnd and ssthresh are
+   * reduced. A timeout while `inRecovery` with an episode running continues that episode.
+   */
+  begin(timeout: boolean, inRecovery: boolean, sndUna: SeqNum, cwnd: number, ssthresh: number): void {
+    if (!this.#enabled) {
+      this.#marker = undefined;
+      return;
+    }
+    if (!(timeout && inRecovery && this.#marker !== undefined)) {
+      this.#marker = sndUna;
+      this.#priorCwnd = cwnd;
+      this.#priorSsthresh = ssthresh;
+      this.#retrans = 0;
+      this.#retransmitted = false;
+      this.#tsVal = undefined;
+    }
+    this.#timeout = timeout;
+  }
+
+  /** The reordering a fast recovery would prove if it turns out spurious, in segments. */
+  setDegree(segments: number): void {
+    this.#degree = segments;
+  }
+
+  /** A segment of the running episode was retransmitted; `tsVal` is its TSval, if any. */
+  onRetransmit(tsVal: number | undefined): void {
+    this.#retrans++;
+    if (!this.#retransmitted) {
+      this.#retransmitted = true;
+      this.#tsVal = tsVal;
+    }
+  }
+
+  /**
+   * RFC 3522 / 4015 after a timeout: `seg` is the first ACK of new data since the episode's
+   * timeout `retransmitted`. True when it proves the timeout spurious; otherwise the TSval is
+   * forgotten (only the first ACK decides; D-SACKs still may).
+   */
+  timeoutSpurious(seg: TcpRepr, retransmitted: boolean): boolean {
+    if (!this.#timeout || this.#marker === undefined || !retransmitted) return false;
+    if (this.#eifel(seg)) return true;
+    this.#tsVal = undefined;
+    return false;
+  }
+
+  /** At a fast recovery's full ACK `seg`: true when D-SACKs or the echoed timestamp prove it spurious. */
+  recoverySpurious(seg: TcpRepr): boolean {
+    if (this.#marker === undefined || this.#timeout) return false;
+    return (this.#retransmitted && this.#retrans <= 0) || this.#eifel(seg);
+  }
+
+  /**
+   * RFC 2883 / 3708 on the sender: a first SACK block of `seg` at or below its cumulative ACK,
+   * or inside its second block, reports a duplicate (counted in `stats`). Returns true when
+   * this D-SACK reports the last retransmission of the running episode not yet reported so:
+   * the episode was spurious.
+   */
+  dsack(seg: TcpRepr, sndMax: SeqNum, smss: number, stats: TcpStats): boolean {
+    const first = seg.sack[0];
+    if (first === undefined || !Seq.lt(first.left, first.right)) return false;
+    const second = seg.sack[1];
+    const isDsack =
+      Seq.le(first.right, seg.ack) ||
+      (second !== undefined && Seq.ge(first.left, second.left) && Seq.le(first.right, second.right));
+    if (!isDsack) return false;
+    stats.dsacksIn++;
+    const marker = this.#marker;
+    if (marker === undefined || !this.#retransmitted) return false;
+    if (Seq.lt(first.left, marker) || Seq.gt(first.right, sndMax)) return false;
+    this.#retrans -= Math.max(1, Math.ceil(Seq.diff(first.right, first.left) / smss));
+    return this.#retrans <= 0;
+  }
+
+  /**
+   * Reordering seen without a retransmission (Linux tcp_check_sack_reordering): the cumulative
+   * ACK moves from send offset `headOff` to `newOff` over a hole below SACKed data (in `sb`)
+   * that was never retransmitted, so the original arrived late. DupThresh grows to the span
+   * from the hole to the highest SACKed byte. The caller checks that no retransmission of any
+   * kind is running; `sb` is not empty.
+   */
+  reorderedHole(sb: SackScoreboard, headOff: number, newOff: number, smss: number, stats: TcpStats): void {
+    const hole = sb.firstUnsacked(headOff, newOff);
+    const high = sb.highest;
+    if (hole >= newOff || hole < sb.highRxt || high <= hole) return;
+    this.#raise(Math.ceil((high - hole) / smss), stats);
+  }
+
+  /**
+   * The connection has undone the episode (restored cwnd and ssthresh): a fast recovery
+   * teaches its degree + 1 as DupThresh; the episode ends.
+   */
+  finish(stats: TcpStats): void {
+    stats.spuriousUndos++;
+    if (!this.#timeout) this.#raise(this.#degree + 1, stats);
+    this.#marker = undefined;
+    this.#tsVal = undefined;
+    this.#retrans = 0;
+    this.#retransmitted = false;
+  }
+
+  /**
+   * RFC 3522 Eifel detection: `seg` echoes a timestamp older than the episode's first
+   * retransmission, so an original transmission, not the retransmission, drew it.
+   */
+  #eifel(seg: TcpRepr): boolean {
+    const ts = seg.timestamps;
+    const sent = this.#tsVal;
+    if (ts === undefined || ts.tsEcr === 0 || sent === undefined) return false;
+    return ((ts.tsEcr - sent) | 0) < 0;
+  }
+
+  /** Raises DupThresh to `degree` segments, within the bound. */
+  #raise(degree: number, stats: TcpStats): void {
+    const r = Math.min(this.#maxReordering, degree);
+    if (r > this.#reordering) {
+      this.#reordering = r;
+      stats.reorderingRaised++;
+    }
+  }
+}
