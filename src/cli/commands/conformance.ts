@@ -6,8 +6,7 @@
  * then known-failures.txt plus known-failures-offload.txt (the chimney contract's differences).
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import type { DutMode } from "../../conformance/runner/device.js";
 import type { ScriptResult } from "../../conformance/runner/dut.js";
 import {
@@ -23,6 +22,8 @@ import {
   runConformance,
 } from "../../conformance/runner/run.js";
 import { CliUsageError, EXIT } from "../errors.js";
+import { checkOutputDir } from "../output.js";
+import { packageRoot } from "../package.js";
 
 /** Options of `chimney conformance`. */
 export interface ConformanceCommandOptions {
@@ -42,20 +43,9 @@ export interface ConformanceCommandOptions {
 /** The folders of the FreeBSD suite that hold tests (snippets/ holds shared fragments). */
 export const DEFAULT_FOLDERS: readonly string[] = ["state-event-engine", "snd-syn", "rcv-icmp"];
 
-/** The repository root: the nearest folder above this module with a package.json. */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("package.json not found above the chimney command");
-    dir = up;
-  }
-  return dir;
-}
-
 /** Where the suite lives unless given: `../shared/peer-tests/freebsd-tcp-testsuite` from the repo. */
 export function defaultSuiteDir(): string {
-  return join(repoRoot(), "..", "shared", "peer-tests", "freebsd-tcp-testsuite");
+  return join(packageRoot(), "..", "shared", "peer-tests", "freebsd-tcp-testsuite");
 }
 
 function summarize(results: readonly ConformanceResult[], elapsedMs: number): ConformanceRun {
@@ -87,7 +77,7 @@ export function knownFailureFiles(mode: DutMode): string[] {
 export function loadKnownFailures(mode: DutMode): Map<string, KnownFailure> {
   const out = new Map<string, KnownFailure>();
   for (const rel of knownFailureFiles(mode)) {
-    const parsed = parseKnownFailures(readFileSync(join(repoRoot(), rel), "utf8"), rel);
+    const parsed = parseKnownFailures(readFileSync(join(packageRoot(), rel), "utf8"), rel);
     if (!parsed.ok) throw new CliUsageError(parsed.error);
     for (const [path, k] of parsed.value) {
       if (out.has(path))
@@ -144,6 +134,7 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
   if (o.offloadDelay !== undefined && mode !== "offload")
     throw new CliUsageError("--offload-delay needs --offload");
   const offloadDelayUs = o.offloadDelay;
+  if (o.pcap !== undefined) checkOutputDir(o.pcap, "--pcap");
   const known = loadKnownFailures(mode);
   const started = performance.now();
   let run: ConformanceRun;

@@ -12,6 +12,7 @@ import { runScenario, type ScenarioResult, tcpDefaults } from "../../scenario/ru
 import { formatScenarioError, type Scenario, validateScenario } from "../../scenario/schema.js";
 import { PcapLinkType, PcapWriter } from "../../wire/pcap.js";
 import { CliUsageError, EXIT } from "../errors.js";
+import { checkOutputFile } from "../output.js";
 
 /** Options of `chimney run`. */
 export interface RunCommandOptions {
@@ -115,6 +116,10 @@ export function resultJson(file: string, r: ScenarioResult): unknown {
 /** Runs the command; returns the exit code (and writes output to stdout/stderr). */
 export function runScenarioCommand(file: string, o: RunCommandOptions): number {
   const scenario = loadScenarioFile(file);
+  // Every output file is checked before the run, not found unwritable after it.
+  if (o.pcap !== undefined) checkOutputFile(o.pcap, "--pcap");
+  if (o.trace !== undefined) checkOutputFile(o.trace, "--trace");
+  if (o.report !== undefined) checkOutputFile(o.report, "--report");
   const out = (s: string) => process.stdout.write(`${s}\n`);
   const head = `chimney run ${file}  seed ${o.seed}  (replay: chimney run ${file} --seed ${o.seed})`;
   if (o.json === true) process.stderr.write(`${head}\n`);
