@@ -156,6 +156,30 @@ void test("bad arguments exit 2", () => {
   assert.equal(chimney("conformance", join(TMP, "no-such-suite")).code, 2);
 });
 
+void test("an output path that cannot be written is one line and exit 2 before the run starts", () => {
+  const aFile = join(TMP, "a-file");
+  writeFileSync(aFile, "");
+  const cases: [string[], RegExp][] = [
+    [
+      ["--pcap", join(TMP, "no-such-folder", "x.pcap")],
+      /^chimney: --pcap .*x\.pcap: folder .*no-such-folder does not exist/,
+    ],
+    [["--report", join(aFile, "x.html")], /^chimney: --report .*x\.html: .*a-file is not a folder/],
+    [["--trace", TMP], /^chimney: --trace .*: is a folder, not a file/],
+  ];
+  for (const [opt, want] of cases) {
+    const r = chimney("run", "scenarios/lossy-flapping.yaml", ...opt);
+    assert.equal(r.code, 2, `${opt.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, want);
+    assert.equal(lines(r.stderr).length, 1, r.stderr);
+    assert.equal(r.stdout, "", "nothing ran");
+  }
+  const c = chimney("conformance", "--filter", "^rcv-icmp/", "--pcap", join(aFile, "pcaps"));
+  assert.equal(c.code, 2, c.stderr);
+  assert.match(c.stderr, /^chimney: --pcap .*pcaps: .*a-file is not a folder/);
+  assert.equal(c.stdout, "");
+});
+
 void test("chimney conformance --filter prints the table and exits 0 on the known-failures list", () => {
   const pcaps = join(TMP, "conformance-pcaps");
   const r = chimney("conformance", "--filter", "^rcv-icmp/", "--pcap", pcaps);
