@@ -108,6 +108,35 @@ void test("a failed verification exits 1 and names the seed", () => {
   assert.match(r.stderr, /^chimney: verification failed \(seed 5\): expect initiates >= 3; replay: /);
 });
 
+void test("the summary counts offloads the target completed, not initiates it refused", () => {
+  const file = join(TMP, "refused.yaml");
+  writeFileSync(
+    file,
+    [
+      "name: refused",
+      "description: a target that takes one connection, asked to offload two",
+      "hosts:",
+      "  b: { limits: { tcp: 1 } }",
+      "connections:",
+      "  - { id: x, port: 7777, clientBytes: 50000, clientWriteFromMs: 20 }",
+      "  - { id: y, port: 7778, clientBytes: 50000, clientWriteFromMs: 20 }",
+      "schedule:",
+      "  - { atMs: 10, op: offload }",
+      "",
+    ].join("\n"),
+  );
+  const r = chimney("run", file, "--seed", "2");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\n {2}1 offload \(1 initiate failed\), 1 terminates, /);
+  const j = JSON.parse(chimney("run", file, "--seed", "2", "--json").stdout) as {
+    counters: Record<string, number>;
+  };
+  assert.deepEqual(
+    [j.counters["initiates"], j.counters["initiateSuccesses"], j.counters["initiateFailures"]],
+    [2, 1, 1],
+  );
+});
+
 const badFiles: [string, string, RegExp][] = [
   [
     "type.yaml",

@@ -179,7 +179,10 @@ export interface QueryHandle {
 
 /** Counters of the manager. */
 export interface OffloadStats {
+  /** InitiateOffload calls made (each completes as a success or an `initiateFailures`). */
   initiates: number;
+  /** Initiates the target completed with success: connections that did run offloaded. */
+  initiateSuccesses: number;
   initiateFailures: number;
   terminates: number;
   updates: number;
@@ -400,6 +403,7 @@ export class OffloadManager implements OffloadHost {
   readonly ledger: BufferLedger;
   readonly stats: OffloadStats = {
     initiates: 0,
+    initiateSuccesses: 0,
     initiateFailures: 0,
     terminates: 0,
     updates: 0,
@@ -1210,6 +1214,7 @@ export class OffloadManager implements OffloadHost {
   #onTcpInitiated(t: OffloadedTcp, b: OffloadBlockList, ok: boolean): void {
     const c = t.conn;
     if (ok) {
+      this.stats.initiateSuccesses++;
       t.phase = "offloaded";
       t.parked = undefined;
       this.stack.setPhase(c, "offloaded");

@@ -151,6 +151,7 @@ export interface ScheduleStep {
 /** The manager counters a scenario may put bounds on (the manager's `OffloadStats`). */
 export const STAT_NAMES = [
   "initiates",
+  "initiateSuccesses",
   "initiateFailures",
   "terminates",
   "updates",

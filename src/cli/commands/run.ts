@@ -113,6 +113,16 @@ export function resultJson(file: string, r: ScenarioResult): unknown {
   };
 }
 
+/**
+ * The summary's count of offloads: initiates the target completed with success (a refused or
+ * failed initiate offloaded nothing), with the failures named when there were any.
+ */
+export function offloadsLine(counters: Readonly<Record<string, number>>): string {
+  const done = counters["initiateSuccesses"] ?? 0;
+  const failed = counters["initiateFailures"] ?? 0;
+  return `${done} offload${done === 1 ? "" : "s"}${failed === 0 ? "" : ` (${failed} initiate${failed === 1 ? "" : "s"} failed)`}`;
+}
+
 /** Runs the command; returns the exit code (and writes output to stdout/stderr). */
 export function runScenarioCommand(file: string, o: RunCommandOptions): number {
   const scenario = loadScenarioFile(file);
@@ -155,7 +165,7 @@ export function runScenarioCommand(file: string, o: RunCommandOptions): number {
     out("");
     const ctr = r.counters;
     out(
-      `  ${ctr["initiates"] ?? 0} offloads, ${ctr["terminates"] ?? 0} terminates, ${ctr["bufferedDataIn"] ?? 0} bytes of BufferedData in, ${ctr["bufferedDataOut"] ?? 0} out; ${ctr["frames"] ?? 0} frames, ${((ctr["endUs"] ?? 0) / 1000).toFixed(1)} ms virtual, ${elapsed.toFixed(0)} ms wall clock`,
+      `  ${offloadsLine(ctr)}, ${ctr["terminates"] ?? 0} terminates, ${ctr["bufferedDataIn"] ?? 0} bytes of BufferedData in, ${ctr["bufferedDataOut"] ?? 0} out; ${ctr["frames"] ?? 0} frames, ${((ctr["endUs"] ?? 0) / 1000).toFixed(1)} ms virtual, ${elapsed.toFixed(0)} ms wall clock`,
     );
     if (r.passed) out(paint("32", "verified"));
   }
