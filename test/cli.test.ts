@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { seedHeldMax } from "../src/sim/scenarios/seed.js";
 import { Seq } from "../src/tcp/seq.js";
 import { Instant } from "../src/time/instant.js";
 import { mac } from "../src/wire/ethernet.js";
@@ -139,6 +140,20 @@ void describe("chimney CLI", () => {
     const other = run("--seed", "7");
     assert.equal(other.code, 0, other.stdout);
     assert.match(other.stdout, /seed 7/);
+  });
+  void test("demo --held beyond the target's receive window is exit 2 naming the maximum; at it, verified", () => {
+    const max = seedHeldMax();
+    for (const held of [max + 1, 100_000_000]) {
+      const r = run("demo", "--held", String(held));
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.equal(r.stdout, "");
+      assert.match(r.stderr, new RegExp(`^chimney: --held ${held}: at most ${max} bytes`));
+    }
+    const r = run("demo", "--held", String(max), "--seed", "3");
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.doesNotMatch(r.stdout, /FAIL|DIFFER/);
+    assert.match(r.stdout, /verified: all 5 checks hold/);
+    assert.match(r.stdout, new RegExp(`ok +BufferedData came back +${max} bytes`));
   });
   void test("an unknown command or option is one clear line and exit 2", () => {
     for (const args of [["bogus"], ["decode"], ["demo", "--seed", "x"], ["decode", "--count", "0", "f"]]) {
