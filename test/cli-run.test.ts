@@ -81,6 +81,37 @@ void test("--pcap is read back by our reader and by tshark without malformed pac
   assert.equal(badOnes.stdout, "", "tshark finds no malformed packet");
 });
 
+/** tshark's expert infos of severity warning and above: [group, protocol, summary] per kind. */
+function expertWarnings(pcap: string): [string, string, string][] {
+  const r = spawnSync("tshark", ["-r", pcap, "-q", "-z", "expert,warn"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const rows: [string, string, string][] = [];
+  for (const l of lines(r.stdout)) {
+    const m = /^\s+\d+\s+(\S+)\s+(\S+)\s+(.+)$/.exec(l);
+    if (m !== null && m[1] !== "Group") rows.push([m[1] ?? "", m[2] ?? "", m[3] ?? ""]);
+  }
+  return rows;
+}
+
+void test("tshark flags nothing but TCP sequence analysis in any shipped scenario's capture, nothing at all in the seed's", () => {
+  const files = readdirSync(join(ROOT, "scenarios")).filter((f) => f.endsWith(".yaml"));
+  assert.ok(files.length >= 5);
+  for (const f of files) {
+    const pcap = join(TMP, `${f}.pcap`);
+    const r = chimney("run", join("scenarios", f), "--pcap", pcap);
+    assert.equal(r.code, 0, `${f}: ${r.stderr}`);
+    const rows = expertWarnings(pcap);
+    // Loss, duplication and reordering make TCP's sequence analysis speak; nothing else may.
+    assert.deepEqual(
+      rows.filter(([group]) => group !== "Sequence"),
+      [],
+      `${f}: the pattern payload is not parsed as an application protocol`,
+    );
+    if (f === "seed.yaml")
+      assert.deepEqual(rows, [], "the demo's scenario on a clean link: no warning at all");
+  }
+});
+
 void test("--trace writes tcpdump-style lines with virtual timestamps; --report writes HTML with the seed", () => {
   const trace = join(TMP, "seed.txt");
   const html = join(TMP, "seed.html");

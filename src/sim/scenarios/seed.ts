@@ -15,6 +15,7 @@
  * all be held at the upload.
  */
 import type { OffloadLogEntry } from "../../host/offload-manager.js";
+import { DEFAULT_SCENARIO_PORT } from "../../scenario/schema.js";
 import type { HostConn, StackEvent } from "../../host/stack.js";
 import { tcpConfig } from "../../tcp/config.js";
 import { Instant } from "../../time/instant.js";
@@ -202,8 +203,8 @@ export function runSeedScenario(opts: SeedScenarioOptions = {}): SeedScenarioRes
     if (e.kind === "readable" || e.kind === "peer-fin") drain("client");
   });
 
-  server.stack.listen(80);
-  client.stack.connect(Instant.ZERO, Uint8Array.of(192, 0, 2, 2), 80);
+  server.stack.listen(DEFAULT_SCENARIO_PORT);
+  client.stack.connect(Instant.ZERO, Uint8Array.of(192, 0, 2, 2), DEFAULT_SCENARIO_PORT);
   client.node.pump();
   // 1. Exchange: the client sends `before`, the server replies `reply`; both read everything.
   w.run(at() + 200_000);
