@@ -170,7 +170,10 @@ void describe("chimney CLI", () => {
       writeFileSync(bad, "this is not a capture file at all, just text");
       const r = run("decode", bad);
       assert.equal(r.code, 2);
-      assert.equal(r.stderr, `chimney: ${bad}: not a classic pcap file (bad-magic at byte 0)\n`);
+      assert.equal(
+        r.stderr,
+        `chimney: ${bad}: not a capture (no pcap or pcapng magic number at the start, at byte 0)\n`,
+      );
       const m = run("decode", join(dir.dir, "missing.pcap"));
       assert.equal(m.code, 2);
       assert.match(m.stderr, /missing\.pcap: cannot read \(ENOENT\)/);

@@ -4,7 +4,7 @@
  * `chimney` with no command runs the demo.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { decodeCapture } from "./commands/decode.js";
+import { decodeCaptureFile, STDIO_SINK } from "./commands/decode.js";
 import { conformanceCommand } from "./commands/conformance.js";
 import { runDemo } from "./commands/demo.js";
 import { renderReport } from "./commands/report.js";
@@ -61,13 +61,13 @@ export function program(): Command {
     });
 
   p.command("decode")
-    .description("print tcpdump-style one-liners of a pcap file (ours or the kernel's)")
-    .argument("<file>", "a classic pcap file (Ethernet or raw IP)")
+    .description("print tcpdump-style one-liners of a capture file (ours, the kernel's or Wireshark's)")
+    .argument("<file>", "a pcap or pcapng file (Ethernet or raw IP links)")
     .option("-c, --count <n>", "stop after n packets", positiveInt)
     .option("--absolute", "absolute timestamps instead of relative to the first packet")
     .option("--verify-checksums", "verify checksums and flag bad ones")
-    .action((file: string, opts: { count?: number; absolute?: boolean; verifyChecksums?: boolean }) => {
-      for (const line of decodeCapture(file, opts)) process.stdout.write(`${line}\n`);
+    .action(async (file: string, opts: { count?: number; absolute?: boolean; verifyChecksums?: boolean }) => {
+      await decodeCaptureFile(file, opts, STDIO_SINK);
     });
 
   p.command("report")
