@@ -155,6 +155,13 @@ void describe("chimney CLI", () => {
     assert.match(r.stdout, /verified: all 5 checks hold/);
     assert.match(r.stdout, new RegExp(`ok +BufferedData came back +${max} bytes`));
   });
+  void test("README and the CLI reference say 'as root' instead of relying on sudo", () => {
+    for (const doc of ["README.md", join("docs", "cli.md")]) {
+      const text = readFileSync(join(DIST, "..", doc), "utf8");
+      assert.doesNotMatch(text, /\bsudo\b/, doc);
+    }
+    assert.match(readFileSync(join(DIST, "..", "README.md"), "utf8"), /as root/);
+  });
   void test("an unknown command or option is one clear line and exit 2", () => {
     for (const args of [["bogus"], ["decode"], ["demo", "--seed", "x"], ["decode", "--count", "0", "f"]]) {
       const r = run(...args);
