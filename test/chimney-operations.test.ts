@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 import { type NeighborBlock, newBlock } from "../src/chimney/block-list.js";
 import type { HostConn, StackEvent } from "../src/host/stack.js";
 import { buildChimneyWorld, type ChimneyWorld, type WorldOptions } from "../src/sim/chimney-world.js";
-import { runSeedScenario } from "../src/sim/scenarios/seed.js";
+import { runSeedScenario } from "../src/scenario/seed.js";
 import { SEND_BACKLOG_MAX, SEND_BACKLOG_MIN } from "../src/offload-target/software-target.js";
 import { Duration, Instant } from "../src/time/instant.js";
 import { decodeFrame } from "../src/wire/packet.js";

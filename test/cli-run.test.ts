@@ -85,6 +85,37 @@ void test("--pcap is read back by our reader and by tshark without malformed pac
   assert.equal(badOnes.stdout, "", "tshark finds no malformed packet");
 });
 
+/** tshark's expert infos of severity warning and above: [group, protocol, summary] per kind. */
+function expertWarnings(pcap: string): [string, string, string][] {
+  const r = spawnSync("tshark", ["-r", pcap, "-q", "-z", "expert,warn"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const rows: [string, string, string][] = [];
+  for (const l of lines(r.stdout)) {
+    const m = /^\s+\d+\s+(\S+)\s+(\S+)\s+(.+)$/.exec(l);
+    if (m !== null && m[1] !== "Group") rows.push([m[1] ?? "", m[2] ?? "", m[3] ?? ""]);
+  }
+  return rows;
+}
+
+void test("tshark flags nothing but TCP sequence analysis in any shipped scenario's capture, nothing at all in the seed's", () => {
+  const files = readdirSync(join(ROOT, "scenarios")).filter((f) => f.endsWith(".yaml"));
+  assert.ok(files.length >= 5);
+  for (const f of files) {
+    const pcap = join(TMP, `${f}.pcap`);
+    const r = chimney("run", join("scenarios", f), "--pcap", pcap);
+    assert.equal(r.code, 0, `${f}: ${r.stderr}`);
+    const rows = expertWarnings(pcap);
+    // Loss, duplication and reordering make TCP's sequence analysis speak; nothing else may.
+    assert.deepEqual(
+      rows.filter(([group]) => group !== "Sequence"),
+      [],
+      `${f}: the pattern payload is not parsed as an application protocol`,
+    );
+    if (f === "seed.yaml")
+      assert.deepEqual(rows, [], "the demo's scenario on a clean link: no warning at all");
+  }
+});
+
 void test("--trace writes tcpdump-style lines with virtual timestamps; --report writes HTML with the seed", () => {
   const trace = join(TMP, "seed.txt");
   const html = join(TMP, "seed.html");
@@ -110,6 +141,35 @@ void test("a failed verification exits 1 and names the seed", () => {
   assert.equal(r.code, 1);
   assert.match(r.stdout, /FAIL {2}expect initiates >= 3/);
   assert.match(r.stderr, /^chimney: verification failed \(seed 5\): expect initiates >= 3; replay: /);
+});
+
+void test("the summary counts offloads the target completed, not initiates it refused", () => {
+  const file = join(TMP, "refused.yaml");
+  writeFileSync(
+    file,
+    [
+      "name: refused",
+      "description: a target that takes one connection, asked to offload two",
+      "hosts:",
+      "  b: { limits: { tcp: 1 } }",
+      "connections:",
+      "  - { id: x, port: 7777, clientBytes: 50000, clientWriteFromMs: 20 }",
+      "  - { id: y, port: 7778, clientBytes: 50000, clientWriteFromMs: 20 }",
+      "schedule:",
+      "  - { atMs: 10, op: offload }",
+      "",
+    ].join("\n"),
+  );
+  const r = chimney("run", file, "--seed", "2");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\n {2}1 offload \(1 initiate failed\), 1 terminates, /);
+  const j = JSON.parse(chimney("run", file, "--seed", "2", "--json").stdout) as {
+    counters: Record<string, number>;
+  };
+  assert.deepEqual(
+    [j.counters["initiates"], j.counters["initiateSuccesses"], j.counters["initiateFailures"]],
+    [2, 1, 1],
+  );
 });
 
 const badFiles: [string, string, RegExp][] = [
@@ -208,6 +268,30 @@ void test("chimney conformance finds the suite through CHIMNEY_PEER_SUITE", () =
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(lines(r.stdout)[1] ?? "", /^snd-syn\s+1\s+1\s+0\s+0\s+0\s+100/);
   assert.match(r.stdout, /\(1 scripts in \d+ ms\)/);
+});
+
+void test("an output path that cannot be written is one line and exit 2 before the run starts", () => {
+  const aFile = join(TMP, "a-file");
+  writeFileSync(aFile, "");
+  const cases: [string[], RegExp][] = [
+    [
+      ["--pcap", join(TMP, "no-such-folder", "x.pcap")],
+      /^chimney: --pcap .*x\.pcap: folder .*no-such-folder does not exist/,
+    ],
+    [["--report", join(aFile, "x.html")], /^chimney: --report .*x\.html: .*a-file is not a folder/],
+    [["--trace", TMP], /^chimney: --trace .*: is a folder, not a file/],
+  ];
+  for (const [opt, want] of cases) {
+    const r = chimney("run", "scenarios/lossy-flapping.yaml", ...opt);
+    assert.equal(r.code, 2, `${opt.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, want);
+    assert.equal(lines(r.stderr).length, 1, r.stderr);
+    assert.equal(r.stdout, "", "nothing ran");
+  }
+  const c = chimney("conformance", "--filter", "^rcv-icmp/", "--pcap", join(aFile, "pcaps"));
+  assert.equal(c.code, 2, c.stderr);
+  assert.match(c.stderr, /^chimney: --pcap .*pcaps: .*a-file is not a folder/);
+  assert.equal(c.stdout, "");
 });
 
 void test("chimney conformance --filter prints the table and exits 0 on the known-failures list", (t) => {

@@ -53,13 +53,70 @@ void test("chimney serve: the printed curl commands work, and Ctrl-C removes the
   }
 });
 
-void test("chimney serve with a bad argument is one line and exit 2", () => {
+/** The serve namespaces (`chimney-serve-<pid>-<n>`) of process `pid` that exist now. */
+function serveNamespacesOf(pid: number | undefined): string[] {
+  return execFileSync("ip", ["netns", "list"], { encoding: "utf8" })
+    .split("\n")
+    .map((l) => l.split(" ")[0] ?? "")
+    .filter((n) => n.startsWith(`chimney-serve-${pid}-`));
+}
+
+void test("chimney serve with a bad argument is one line and exit 2, before any namespace exists", () => {
   for (const bad of [
     ["--loss", "lots"],
     ["--tap-offload", "lro"],
+    ["-p", "99999"],
+    ["-p", "65536"],
+    ["-p", "0"],
+    ["--port", "-1"],
+    ["--pcap", "/nonexistent-folder/ours.pcap"],
   ]) {
-    const r = spawnSync(process.execPath, [CLI, "serve", ...bad], { encoding: "utf8" });
-    assert.equal(r.status, 2, r.stderr);
+    const r = spawnSync(process.execPath, [CLI, "serve", ...bad], { encoding: "utf8", timeout: 20_000 });
+    assert.equal(r.status, 2, `${bad.join(" ")}: ${r.stderr}`);
     assert.ok(r.stderr.trim().split("\n").length <= 2, r.stderr);
+    assert.match(r.stderr, bad[0] === "--pcap" ? /nonexistent-folder.*does not exist/ : /invalid|must be/);
+    assert.deepEqual(serveNamespacesOf(r.pid), [], `${bad.join(" ")} created no namespace`);
+  }
+});
+
+void test("chimney serve whose capture cannot be written removes its namespace and fails", () => {
+  // /dev/full opens fine and refuses every write: the failure comes once the namespace exists.
+  const r = spawnSync(process.execPath, [CLI, "serve", "-p", "8081", "--pcap", "/dev/full"], {
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr, "chimney: /dev/full: cannot write (ENOSPC)\n");
+  assert.deepEqual(serveNamespacesOf(r.pid), [], "the namespace is gone");
+});
+
+void test("a serve killed with SIGKILL leaves its namespace; the next serve removes it", async () => {
+  const start = (port: string) =>
+    spawn(process.execPath, [CLI, "serve", "-p", port], { stdio: ["ignore", "pipe", "pipe"] });
+  const killed = start("8083");
+  const next = { child: undefined as ReturnType<typeof start> | undefined };
+  try {
+    await waitForOutput(killed, /Ctrl-C stops/, 30_000);
+    killed.kill("SIGKILL");
+    await exited(killed);
+    const stale = serveNamespacesOf(killed.pid);
+    assert.equal(stale.length, 1, "SIGKILL leaves the namespace behind");
+    next.child = start("8084");
+    await waitForOutput(next.child, /Ctrl-C stops/, 30_000);
+    assert.deepEqual(serveNamespacesOf(killed.pid), [], "the stale namespace is gone");
+    assert.equal(serveNamespacesOf(next.child.pid).length, 1, "the new serve has its own");
+    next.child.kill("SIGINT");
+    assert.equal(await exited(next.child), 0);
+    assert.deepEqual(serveNamespacesOf(next.child.pid), []);
+  } finally {
+    for (const c of [killed, next.child]) {
+      if (c !== undefined && c.exitCode === null && c.signalCode === null) {
+        c.kill("SIGTERM");
+        await exited(c);
+      }
+    }
+    // What a failed check may have left: this test's own namespaces only.
+    for (const ns of [...serveNamespacesOf(killed.pid), ...serveNamespacesOf(next.child?.pid)])
+      execFileSync("ip", ["netns", "del", ns]);
   }
 });

@@ -1,10 +1,12 @@
 // The chimney command: exit codes, one-line errors, and `decode` on our captures and the kernel's.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { seedHeldMax } from "../src/scenario/seed.js";
 import { Seq } from "../src/wire/seq.js";
 import { Instant } from "../src/time/instant.js";
 import { mac } from "../src/wire/ethernet.js";
@@ -13,9 +15,36 @@ import { emitTcpPacket } from "../src/wire/packet.js";
 import { PcapWriter } from "../src/wire/pcap.js";
 import { TcpFlag, type TcpRepr } from "../src/wire/tcp-repr.js";
 import { captureKernelTraffic } from "./support/capture.js";
+import { exited } from "./support/netns.js";
 import { tempCaptureDir } from "./support/pcap-file.js";
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
+const DIST = join(dirname(fileURLToPath(import.meta.url)), "..");
+const CLI = join(DIST, "src", "cli", "main.js");
+
+/**
+ * Runs the CLI with stdout piped to a reader that closes the pipe after its first line (as
+ * `| head -1` does) and returns the exit code and stderr.
+ */
+async function runIntoClosedPipe(
+  ...args: string[]
+): Promise<{ code: number | null; stderr: string; first: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const first = await new Promise<string>((resolve) => {
+    let seen = "";
+    child.stdout.on("data", (d: Buffer) => {
+      seen += d.toString();
+      const nl = seen.indexOf("\n");
+      if (nl >= 0) {
+        child.stdout.destroy();
+        resolve(seen.slice(0, nl));
+      }
+    });
+  });
+  const code = await exited(child);
+  return { code, stderr, first };
+}
 
 function run(...args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
@@ -46,6 +75,57 @@ void describe("chimney CLI", () => {
     assert.match(r.stdout, /demo/);
     assert.match(r.stdout, /decode/);
   });
+  void test("--version and -V print the version of the package the command belongs to", () => {
+    const version = (
+      JSON.parse(readFileSync(join(DIST, "..", "package.json"), "utf8")) as { version: string }
+    ).version;
+    for (const flag of ["--version", "-V"]) {
+      const r = run(flag);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `${version}\n`);
+    }
+    // Installed as a package elsewhere: the version is that package's, wherever the command runs.
+    const where = mkdtempSync(join(tmpdir(), "chimney-installed-"));
+    try {
+      const pkg = join(where, "node_modules", "chimney");
+      mkdirSync(pkg, { recursive: true });
+      writeFileSync(
+        join(pkg, "package.json"),
+        JSON.stringify({ name: "chimney", version: "9.8.7", type: "module" }),
+      );
+      cpSync(join(DIST, "src"), join(pkg, "dist", "src"), { recursive: true });
+      symlinkSync(join(DIST, "..", "node_modules"), join(pkg, "node_modules"));
+      const r = spawnSync(process.execPath, [join(pkg, "dist", "src", "cli", "main.js"), "--version"], {
+        cwd: where,
+        encoding: "utf8",
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, "9.8.7\n");
+    } finally {
+      rmSync(where, { recursive: true, force: true });
+    }
+  });
+  void test("a reader that closes the pipe early ends every command quietly with exit 0", async () => {
+    const dir = tempCaptureDir();
+    try {
+      // Enough packets that decode is still writing when the reader goes away.
+      const w = new PcapWriter({ linkType: 1 });
+      const eth = { src: mac("02:00:00:00:00:01"), dst: mac("02:00:00:00:00:02") };
+      const v4 = { src: ip("192.0.2.1"), dst: ip("192.0.2.2") };
+      for (let i = 0; i < 20_000; i++)
+        w.append(Instant.fromMicros(i), emitTcpPacket({ ip: v4, tcp: SEG, ethernet: eth }));
+      const file = join(dir.dir, "many.pcap");
+      writeFileSync(file, w.toBytes());
+      for (const args of [["decode", file], ["demo"], ["run", join(DIST, "..", "scenarios", "seed.yaml")]]) {
+        const r = await runIntoClosedPipe(...args);
+        assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+        assert.equal(r.stderr, "", `${args.join(" ")}: nothing on stderr`);
+        assert.ok(r.first.length > 0);
+      }
+    } finally {
+      dir.cleanup();
+    }
+  });
   void test("the demo (chimney with no command) terminates with BufferedData and verifies, under 5 s", () => {
     const t0 = performance.now();
     const r = run();
@@ -60,6 +140,27 @@ void describe("chimney CLI", () => {
     const other = run("--seed", "7");
     assert.equal(other.code, 0, other.stdout);
     assert.match(other.stdout, /seed 7/);
+  });
+  void test("demo --held beyond the target's receive window is exit 2 naming the maximum; at it, verified", () => {
+    const max = seedHeldMax();
+    for (const held of [max + 1, 100_000_000]) {
+      const r = run("demo", "--held", String(held));
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.equal(r.stdout, "");
+      assert.match(r.stderr, new RegExp(`^chimney: --held ${held}: at most ${max} bytes`));
+    }
+    const r = run("demo", "--held", String(max), "--seed", "3");
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.doesNotMatch(r.stdout, /FAIL|DIFFER/);
+    assert.match(r.stdout, /verified: all 5 checks hold/);
+    assert.match(r.stdout, new RegExp(`ok +BufferedData came back +${max} bytes`));
+  });
+  void test("README and the CLI reference say 'as root' instead of relying on sudo", () => {
+    for (const doc of ["README.md", join("docs", "cli.md")]) {
+      const text = readFileSync(join(DIST, "..", doc), "utf8");
+      assert.doesNotMatch(text, /\bsudo\b/, doc);
+    }
+    assert.match(readFileSync(join(DIST, "..", "README.md"), "utf8"), /as root/);
   });
   void test("an unknown command or option is one clear line and exit 2", () => {
     for (const args of [["bogus"], ["decode"], ["demo", "--seed", "x"], ["decode", "--count", "0", "f"]]) {
@@ -76,7 +177,10 @@ void describe("chimney CLI", () => {
       writeFileSync(bad, "this is not a capture file at all, just text");
       const r = run("decode", bad);
       assert.equal(r.code, 2);
-      assert.equal(r.stderr, `chimney: ${bad}: not a classic pcap file (bad-magic at byte 0)\n`);
+      assert.equal(
+        r.stderr,
+        `chimney: ${bad}: not a capture (no pcap or pcapng magic number at the start, at byte 0)\n`,
+      );
       const m = run("decode", join(dir.dir, "missing.pcap"));
       assert.equal(m.code, 2);
       assert.match(m.stderr, /missing\.pcap: cannot read \(ENOENT\)/);

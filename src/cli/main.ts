@@ -4,14 +4,16 @@
  * `chimney` with no command runs the demo.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { decodeCapture } from "./commands/decode.js";
+import { decodeCaptureFile, STDIO_SINK } from "./commands/decode.js";
 import { conformanceCommand } from "./commands/conformance.js";
 import { runDemo } from "./commands/demo.js";
 import { renderReport } from "./commands/report.js";
 import { runScenarioCommand } from "./commands/run.js";
-import { serve } from "./commands/serve.js";
+import { isTcpPort, serve } from "./commands/serve.js";
 import type { TapOffload } from "../live/tap.js";
 import { EXIT, reportError } from "./errors.js";
+import { exitQuietlyOnClosedStdout } from "./output.js";
+import { packageVersion } from "./package.js";
 
 function probability(v: string): number {
   const n = Number(v);
@@ -31,12 +33,19 @@ function positiveInt(v: string): number {
   return n;
 }
 
+function tcpPort(v: string): number {
+  const n = Number(v);
+  if (!isTcpPort(n)) throw new InvalidArgumentError("must be a port number in 1..65535");
+  return n;
+}
+
 /** Builds the program; exported for tests. */
 export function program(): Command {
   const p = new Command("chimney")
     .description(
       "TCP Chimney Offload: a host TCP/IP stack, a software offload target, and the terminate path that loses no byte",
     )
+    .version(packageVersion(), "-V, --version", "print the version of chimney")
     .option("--verbose", "print details of errors (accepted anywhere on the line)")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
@@ -52,13 +61,13 @@ export function program(): Command {
     });
 
   p.command("decode")
-    .description("print tcpdump-style one-liners of a pcap file (ours or the kernel's)")
-    .argument("<file>", "a classic pcap file (Ethernet or raw IP)")
+    .description("print tcpdump-style one-liners of a capture file (ours, the kernel's or Wireshark's)")
+    .argument("<file>", "a pcap or pcapng file (Ethernet or raw IP links)")
     .option("-c, --count <n>", "stop after n packets", positiveInt)
     .option("--absolute", "absolute timestamps instead of relative to the first packet")
     .option("--verify-checksums", "verify checksums and flag bad ones")
-    .action((file: string, opts: { count?: number; absolute?: boolean; verifyChecksums?: boolean }) => {
-      for (const line of decodeCapture(file, opts)) process.stdout.write(`${line}\n`);
+    .action(async (file: string, opts: { count?: number; absolute?: boolean; verifyChecksums?: boolean }) => {
+      await decodeCaptureFile(file, opts, STDIO_SINK);
     });
 
   p.command("report")
@@ -141,7 +150,7 @@ export function program(): Command {
     .description(
       "serve HTTP on our stack to the real Linux kernel through a TAP device in a new network namespace (needs root)",
     )
-    .option("-p, --port <n>", "TCP port", positiveInt, 80)
+    .option("-p, --port <n>", "TCP port (1..65535)", tcpPort, 80)
     .option("--seed <n>", "seed of the stack and the fault stages", positiveInt, 1)
     .option("--loss <p>", "frame loss probability, each direction", probability)
     .option("--delay <ms>", "added one-way delay in ms, each direction", nonNegative)
@@ -183,13 +192,14 @@ export function program(): Command {
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
+  exitQuietlyOnClosedStdout();
   const p = program();
   const verbose = argv.includes("--verbose");
   // --verbose is read here, wherever it stands; it is not passed on.
   const rest = argv.filter((a) => a !== "--verbose");
   // No command word (only options such as --seed 3): the demo is the main job.
   const words = rest.filter((a, i) => !a.startsWith("-") && !(rest[i - 1] ?? "").startsWith("--"));
-  const help = rest.includes("--help") || rest.includes("-h");
+  const help = ["--help", "-h", "--version", "-V"].some((o) => rest.includes(o));
   const args = words.length === 0 && !help ? ["demo", ...rest] : rest;
   try {
     await p.parseAsync(args, { from: "user" });

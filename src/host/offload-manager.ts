@@ -131,6 +131,7 @@ export class OffloadManager implements OffloadHost {
   readonly ledger: BufferLedger;
   readonly stats: OffloadStats = {
     initiates: 0,
+    initiateSuccesses: 0,
     initiateFailures: 0,
     terminates: 0,
     updates: 0,
@@ -974,6 +975,7 @@ export class OffloadManager implements OffloadHost {
   #onTcpInitiated(t: OffloadedTcp, b: OffloadBlockList, ok: boolean): void {
     const c = t.conn;
     if (ok) {
+      this.stats.initiateSuccesses++;
       t.phase = "offloaded";
       t.parked = undefined;
       this.stack.setPhase(c, "offloaded");

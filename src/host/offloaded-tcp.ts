@@ -34,6 +34,8 @@ export interface QueryHandle {
 /** Counters of the manager. */
 export interface OffloadStats {
   initiates: number;
+  /** Initiates the target completed with success: connections that did run offloaded. */
+  initiateSuccesses: number;
   initiateFailures: number;
   terminates: number;
   updates: number;

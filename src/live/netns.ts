@@ -1,8 +1,11 @@
 /**
  * A network namespace holding the kernel side of our TAP device: the kernel there is the peer
  * of our stack. Addresses: kernel 192.0.2.1/24 and 2001:db8::1/64 (nodad), our stack .2 / ::2.
- * Names are unique per process and call. The namespace, the device and every child started
- * with `spawn` are removed by `close()`, and also on exit or SIGINT/SIGTERM (see cleanup.ts).
+ * Names are unique per process and call: `chimney-<tag>-<owner pid>-<counter>`. The namespace,
+ * the device and every child started with `spawn` are removed by `close()`, and also on exit or
+ * SIGINT/SIGTERM (see cleanup.ts). A process killed outright (SIGKILL) cannot clean up: its
+ * namespace stays behind with the dead owner's PID in its name, and `removeStaleNamespaces`
+ * (which `chimney serve` runs first) deletes those of a tag.
  */
 import { type ChildProcess, execFileSync, spawn, type SpawnOptions } from "node:child_process";
 import { type Cleanup, registerCleanup } from "./cleanup.js";
@@ -65,10 +68,52 @@ export interface TapNamespaceOptions {
 
 let counter = 0;
 
+/** The name of the namespace a process with `pid` creates `n`-th under `tag`. */
+export function namespaceName(tag: string, pid: number, n: number): string {
+  return `chimney-${tag}-${pid}-${n}`;
+}
+
+/** True if a process with this PID exists (signal 0 checks without sending anything). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists but belongs to someone else.
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Deletes the namespaces named by `namespaceName(tag, pid, n)` whose owner `pid` is no longer
+ * running (left behind by a process killed with SIGKILL). Namespaces of live processes, and any
+ * other names, are left alone. Returns the names removed. Needs root.
+ */
+export function removeStaleNamespaces(tag: string): string[] {
+  const prefix = namespaceName(tag, 0, 0).replace(/0-0$/, "");
+  const removed: string[] = [];
+  // `ip netns list` prints "name" or "name (id: N)" per line.
+  for (const line of ipCmd("netns", "list").split("\n")) {
+    const name = line.split(" ")[0] ?? "";
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d+)-\d+$/.exec(name.slice(prefix.length));
+    if (m === null) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || processAlive(pid)) continue;
+    try {
+      ipCmd("netns", "del", name);
+      removed.push(name);
+    } catch {
+      // removed meanwhile by someone else
+    }
+  }
+  return removed;
+}
+
 /** Creates the namespace and the device, and configures the kernel side. Needs root. */
 export function createTapNamespace(options: TapNamespaceOptions = {}): TapNamespace {
   const n = counter++;
-  const ns = `chimney-${options.tag ?? "live"}-${process.pid}-${n}`;
+  const ns = namespaceName(options.tag ?? "live", process.pid, n);
   // IFNAMSIZ is 16: "cht" + pid (up to 7 digits) + "-" + counter stays within 15.
   const devName = `cht${process.pid}-${n}`.slice(0, 15);
   const children = new Set<ChildProcess>();

@@ -83,11 +83,19 @@ export type ReadMode =
   | { readonly mode: "paused"; readonly untilMs: number }
   | { readonly mode: "rate"; readonly bytesPerTick: number; readonly tickMs: number };
 
+/**
+ * The port of a connection that names none. Scenario traffic is a byte pattern, not an
+ * application protocol, so its port is one no Wireshark dissector claims (80, 443 or 8080 would
+ * have tshark parse the pattern as HTTP or TLS and flag every segment of a capture).
+ */
+export const DEFAULT_SCENARIO_PORT = 7001;
+
 /** A connection (or `count` alike) of the traffic. */
 export interface ScenarioConnection {
   readonly id: string;
   /** The host that connects; the other one listens. */
   readonly client: HostName;
+  /** Default `DEFAULT_SCENARIO_PORT`. */
   readonly port: number;
   readonly family: "ipv4" | "ipv6";
   readonly count: number;
@@ -151,6 +159,7 @@ export interface ScheduleStep {
 /** The manager counters a scenario may put bounds on (the manager's `OffloadStats`). */
 export const STAT_NAMES = [
   "initiates",
+  "initiateSuccesses",
   "initiateFailures",
   "terminates",
   "updates",
@@ -540,7 +549,7 @@ function connection(v: unknown, i: number): ScenarioConnection {
   return {
     id,
     client: oneOf(c, "client", p, ["a", "b"] as const) ?? "a",
-    port: num(c, "port", p, "int", 1, 65535) ?? 80,
+    port: num(c, "port", p, "int", 1, 65535) ?? DEFAULT_SCENARIO_PORT,
     family: oneOf(c, "family", p, ["ipv4", "ipv6"] as const) ?? "ipv4",
     count: num(c, "count", p, "int", 1, 1000) ?? 1,
     startMs: num(c, "startMs", p, "number") ?? 0,

@@ -214,11 +214,17 @@ export interface PcapDecodeError {
   readonly offset: number;
 }
 
-/**
- * Parses a whole capture. Never throws on input bytes: a bad or truncated file gives a
- * `PcapDecodeError`. Record data are views into `bytes`.
- */
-export function parsePcap(bytes: Uint8Array): Result<PcapCapture, PcapDecodeError> {
+/** The 4 bytes at the start of `bytes` are a classic pcap magic number (either order). */
+export function isPcapMagic(bytes: Uint8Array): boolean {
+  if (bytes.length < 4) return false;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, 4);
+  return [v.getUint32(0, false), v.getUint32(0, true)].some(
+    (m) => m === PCAP_MAGIC_US || m === PCAP_MAGIC_NS,
+  );
+}
+
+/** Parses the 24-byte file header at the start of `bytes`. */
+export function parsePcapHeader(bytes: Uint8Array): Result<PcapHeader, PcapDecodeError> {
   if (bytes.length < PCAP_FILE_HEADER_LEN)
     return err({ code: "truncated-file-header", offset: bytes.length });
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -241,7 +247,7 @@ export function parsePcap(bytes: Uint8Array): Result<PcapCapture, PcapDecodeErro
   const snaplen = v.getUint32(16, le);
   const linkType = v.getUint32(20, le) & 0xffff;
   if (!isKnownLinkType(linkType)) return err({ code: "unsupported-link-type", offset: 20 });
-  const header: PcapHeader = {
+  return ok({
     byteOrder: le ? "little" : "big",
     precision,
     versionMajor,
@@ -250,40 +256,77 @@ export function parsePcap(bytes: Uint8Array): Result<PcapCapture, PcapDecodeErro
     sigfigs: v.getUint32(12, le),
     snaplen,
     linkType,
-  };
+  });
+}
+
+/** A record header as read, checked against its file header. */
+export interface PcapRecordHeader {
+  readonly tsSec: number;
+  readonly tsFrac: number;
+  /** The timestamp in whole microseconds (nanoseconds are truncated). */
+  readonly time: Instant;
+  /** Captured length: the bytes that follow the record header. */
+  readonly inclLen: number;
+  readonly origLen: number;
+}
+
+/**
+ * Reads the 16-byte record header at `off` of `bytes` (the caller made sure 16 bytes are there;
+ * `off` is also the file offset errors name, shifted by `fileOffset`). A bad length loses the
+ * framing of every later record; a bad timestamp does not (`bad-timestamp` comes with `header`).
+ */
+export function readPcapRecordHeader(
+  bytes: Uint8Array,
+  off: number,
+  file: PcapHeader,
+  fileOffset = 0,
+): Result<PcapRecordHeader, PcapDecodeError & { readonly header?: PcapRecordHeader }> {
+  const le = file.byteOrder === "little";
+  const v = new DataView(bytes.buffer, bytes.byteOffset + off, PCAP_RECORD_HEADER_LEN);
+  const tsSec = v.getUint32(0, le);
+  const tsFrac = v.getUint32(4, le);
+  const inclLen = v.getUint32(8, le);
+  const origLen = v.getUint32(12, le);
   // Readers cap records at the larger of the file's snaplen and today's default, so a file
   // with snaplen 0 (some writers) still reads, and a garbage length cannot ask for gigabytes.
-  const maxIncl = Math.max(snaplen, PCAP_DEFAULT_SNAPLEN);
-  const fracLimit = precision === "us" ? 1_000_000 : 1_000_000_000;
+  const maxIncl = Math.max(file.snaplen, PCAP_DEFAULT_SNAPLEN);
+  if (inclLen > origLen || inclLen > maxIncl)
+    return err({ code: "bad-record-length", offset: fileOffset + off + 8 });
+  const us = tsSec * 1_000_000 + (file.precision === "us" ? tsFrac : Math.floor(tsFrac / 1000));
+  // tsSec < 2^32 so us < 2^52: a safe integer.
+  const header: PcapRecordHeader = { tsSec, tsFrac, time: us as Instant, inclLen, origLen };
+  const fracLimit = file.precision === "us" ? 1_000_000 : 1_000_000_000;
+  if (tsFrac >= fracLimit) return err({ code: "bad-timestamp", offset: fileOffset + off + 4, header });
+  return ok(header);
+}
+
+/**
+ * Parses a whole capture. Never throws on input bytes: a bad or truncated file gives a
+ * `PcapDecodeError`. Record data are views into `bytes`. (`CaptureReader` in capture-reader.ts
+ * reads a capture piecewise, pcapng too, and goes on past what it can skip.)
+ */
+export function parsePcap(bytes: Uint8Array): Result<PcapCapture, PcapDecodeError> {
+  const h = parsePcapHeader(bytes);
+  if (!h.ok) return h;
+  const header = h.value;
   const records: PcapRecord[] = [];
   let off = PCAP_FILE_HEADER_LEN;
   while (off < bytes.length) {
     if (bytes.length - off < PCAP_RECORD_HEADER_LEN)
       return err({ code: "truncated-record-header", offset: off });
-    const tsSec = v.getUint32(off, le);
-    const tsFrac = v.getUint32(off + 4, le);
-    const incl = v.getUint32(off + 8, le);
-    const origLen = v.getUint32(off + 12, le);
-    if (tsFrac >= fracLimit) return err({ code: "bad-timestamp", offset: off + 4 });
-    if (incl > origLen || incl > maxIncl) return err({ code: "bad-record-length", offset: off + 8 });
+    const r = readPcapRecordHeader(bytes, off, header);
+    if (!r.ok) return err({ code: r.error.code, offset: r.error.offset });
+    const { tsSec, tsFrac, time, inclLen, origLen } = r.value;
     const start = off + PCAP_RECORD_HEADER_LEN;
-    if (bytes.length - start < incl) return err({ code: "truncated-record", offset: start });
-    const us = tsSec * 1_000_000 + (precision === "us" ? tsFrac : Math.floor(tsFrac / 1000));
-    records.push({
-      offset: off,
-      tsSec,
-      tsFrac,
-      time: us as Instant, // tsSec < 2^32 so us < 2^52: a safe integer
-      origLen,
-      data: bytes.subarray(start, start + incl),
-    });
-    off = start + incl;
+    if (bytes.length - start < inclLen) return err({ code: "truncated-record", offset: start });
+    records.push({ offset: off, tsSec, tsFrac, time, origLen, data: bytes.subarray(start, start + inclLen) });
+    off = start + inclLen;
   }
   return ok({ header, records });
 }
 
 /** True for the link types this module reads and writes. */
-function isKnownLinkType(t: number): t is PcapLinkTypeNumber {
+export function isKnownLinkType(t: number): t is PcapLinkTypeNumber {
   return (
     t === PcapLinkType.ETHERNET ||
     t === PcapLinkType.RAW ||

@@ -15,7 +15,6 @@ import {
   findPeerSuite,
   PEER_SUITE_ENV,
   PEER_SUITE_FOLDERS,
-  repoRoot,
 } from "../../conformance/peer-suite.js";
 import type { DutMode } from "../../conformance/runner/device.js";
 import type { ScriptResult } from "../../conformance/runner/dut.js";
@@ -33,6 +32,8 @@ import {
   summarize,
 } from "../../conformance/runner/run.js";
 import { CliUsageError, EXIT } from "../errors.js";
+import { checkOutputDir } from "../output.js";
+import { packageRoot } from "../package.js";
 
 /** Options of `chimney conformance`. */
 export interface ConformanceCommandOptions {
@@ -72,7 +73,7 @@ export function knownFailureFiles(mode: DutMode): string[] {
 export function loadKnownFailures(mode: DutMode): Map<string, KnownFailure> {
   const out = new Map<string, KnownFailure>();
   for (const rel of knownFailureFiles(mode)) {
-    const parsed = parseKnownFailures(readFileSync(join(repoRoot(), rel), "utf8"), rel);
+    const parsed = parseKnownFailures(readFileSync(join(packageRoot(), rel), "utf8"), rel);
     if (!parsed.ok) throw new CliUsageError(parsed.error);
     for (const [path, k] of parsed.value) {
       if (out.has(path))
@@ -138,6 +139,7 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
   if (o.offloadDelay !== undefined && mode !== "offload")
     throw new CliUsageError("--offload-delay needs --offload");
   const offloadDelayUs = o.offloadDelay;
+  if (o.pcap !== undefined) checkOutputDir(o.pcap, "--pcap");
   const known = loadKnownFailures(mode);
   const started = performance.now();
   let run: ConformanceRun;

@@ -14,6 +14,7 @@ import { runScenario, type ScenarioResult, tcpDefaults } from "../../scenario/ru
 import { formatScenarioError, type Scenario, validateScenario } from "../../scenario/schema.js";
 import { PcapLinkType, PcapWriter } from "../../wire/pcap.js";
 import { CliUsageError, EXIT } from "../errors.js";
+import { checkOutputFile } from "../output.js";
 
 /** Options of `chimney run`. */
 export interface RunCommandOptions {
@@ -116,9 +117,23 @@ export function resultJson(file: string, r: ScenarioResult): unknown {
   };
 }
 
+/**
+ * The summary's count of offloads: initiates the target completed with success (a refused or
+ * failed initiate offloaded nothing), with the failures named when there were any.
+ */
+export function offloadsLine(counters: Readonly<Record<string, number>>): string {
+  const done = counters["initiateSuccesses"] ?? 0;
+  const failed = counters["initiateFailures"] ?? 0;
+  return `${done} offload${done === 1 ? "" : "s"}${failed === 0 ? "" : ` (${failed} initiate${failed === 1 ? "" : "s"} failed)`}`;
+}
+
 /** Runs the command; returns the exit code (and writes output to stdout/stderr). */
 export function runScenarioCommand(file: string, o: RunCommandOptions): number {
   const scenario = loadScenarioFile(file);
+  // Every output file is checked before the run, not found unwritable after it.
+  if (o.pcap !== undefined) checkOutputFile(o.pcap, "--pcap");
+  if (o.trace !== undefined) checkOutputFile(o.trace, "--trace");
+  if (o.report !== undefined) checkOutputFile(o.report, "--report");
   const out = (s: string) => process.stdout.write(`${s}\n`);
   const head = `chimney run ${file}  seed ${o.seed}  (replay: chimney run ${file} --seed ${o.seed})`;
   if (o.json === true) process.stderr.write(`${head}\n`);
@@ -155,7 +170,7 @@ export function runScenarioCommand(file: string, o: RunCommandOptions): number {
     out("");
     const ctr = r.counters;
     out(
-      `  ${ctr["initiates"] ?? 0} offloads, ${ctr["terminates"] ?? 0} terminates, ${ctr["bufferedDataIn"] ?? 0} bytes of BufferedData in, ${ctr["bufferedDataOut"] ?? 0} out; ${ctr["frames"] ?? 0} frames, ${((ctr["endUs"] ?? 0) / 1000).toFixed(1)} ms virtual, ${elapsed.toFixed(0)} ms wall clock`,
+      `  ${offloadsLine(ctr)}, ${ctr["terminates"] ?? 0} terminates, ${ctr["bufferedDataIn"] ?? 0} bytes of BufferedData in, ${ctr["bufferedDataOut"] ?? 0} out; ${ctr["frames"] ?? 0} frames, ${((ctr["endUs"] ?? 0) / 1000).toFixed(1)} ms virtual, ${elapsed.toFixed(0)} ms wall clock`,
     );
     if (r.passed) out(paint("32", "verified"));
   }

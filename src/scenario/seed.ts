@@ -7,13 +7,21 @@
  *
  * `runSeedScenario` returns a structured timeline (byte counts and sequence numbers) and the
  * verification: the streams each application read and the streams the peers wrote (the CLI
- * hashes them), whether they match, and whether both ledgers are quiescent.
+ * hashes them) and the list of checks, the one source of every verdict (the timeline's last step,
+ * `ok` and the CLI's lines all read it).
+ *
+ * The held bytes must fit the target's receive window (the TCP receive buffer, `seedHeldMax`):
+ * beyond it the client cannot send them all while the server reads nothing, so they could not
+ * all be held at the upload.
  */
-import type { OffloadLogEntry } from "../../host/offload-manager.js";
-import type { HostConn, StackEvent } from "../../host/stack.js";
-import { Instant } from "../../time/instant.js";
-import { buildChimneyWorld } from "../chimney-world.js";
-import type { FaultProfile } from "../link.js";
+import type { OffloadLogEntry } from "../host/offload-manager.js";
+import { DEFAULT_SCENARIO_PORT } from "./schema.js";
+import type { HostConn, StackEvent } from "../host/stack.js";
+import { tcpConfig } from "../tcp/config.js";
+import { Instant } from "../time/instant.js";
+import { UsageError } from "../util/errors.js";
+import { buildChimneyWorld } from "../sim/chimney-world.js";
+import type { FaultProfile } from "../sim/link.js";
 
 /** Parameters of the seed scenario (all optional). */
 export interface SeedScenarioOptions {
@@ -36,6 +44,20 @@ export interface SeedStep {
   readonly detail: string;
 }
 
+/** One verification of the run. */
+export interface SeedCheck {
+  /** Stable identifier. */
+  readonly id: "client-stream" | "server-stream" | "buffered-data" | "ahead-of-newer" | "ledgers";
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+/** The most bytes the target can hold undelivered: its receive window, the TCP receive buffer. */
+export function seedHeldMax(): number {
+  return tcpConfig().recvBufferSize;
+}
+
 /** What the scenario returns. */
 export interface SeedScenarioResult {
   readonly seed: number;
@@ -55,6 +77,8 @@ export interface SeedScenarioResult {
   readonly serverRetransmitsAfterUpload: number;
   readonly streamsMatch: boolean;
   readonly ledgersQuiescent: boolean;
+  /** Every verification; `ok` is true exactly when all of them hold. */
+  readonly checks: readonly SeedCheck[];
   readonly ok: boolean;
 }
 
@@ -74,6 +98,11 @@ export function runSeedScenario(opts: SeedScenarioOptions = {}): SeedScenarioRes
   const seed = opts.seed ?? 1;
   const before = opts.before ?? 20_000;
   const held = opts.held ?? 30_000;
+  const heldMax = seedHeldMax();
+  if (!(Number.isSafeInteger(held) && held >= 1 && held <= heldMax))
+    throw new UsageError(
+      `held must be an integer in 1..${heldMax} (the target's receive window), got ${held}`,
+    );
   const after = opts.after ?? 5_000;
   const reply = opts.reply ?? 10_000;
   const total = before + held + after;
@@ -174,8 +203,8 @@ export function runSeedScenario(opts: SeedScenarioOptions = {}): SeedScenarioRes
     if (e.kind === "readable" || e.kind === "peer-fin") drain("client");
   });
 
-  server.stack.listen(80);
-  client.stack.connect(Instant.ZERO, Uint8Array.of(192, 0, 2, 2), 80);
+  server.stack.listen(DEFAULT_SCENARIO_PORT);
+  client.stack.connect(Instant.ZERO, Uint8Array.of(192, 0, 2, 2), DEFAULT_SCENARIO_PORT);
   client.node.pump();
   // 1. Exchange: the client sends `before`, the server replies `reply`; both read everything.
   w.run(at() + 200_000);
@@ -238,21 +267,53 @@ export function runSeedScenario(opts: SeedScenarioOptions = {}): SeedScenarioRes
   const clientWrote = fill(0, 0, clientSent);
   const serverWrote = fill(1, 0, serverSent);
   const eq = (x: Uint8Array, y: Uint8Array) => x.length === y.length && x.every((v, i) => v === y[i]);
-  const streamsMatch =
-    eq(serverBytes, clientWrote) &&
-    eq(clientBytes, serverWrote) &&
-    clientSent === total &&
-    serverSent === reply;
+  const clientStreamOk = eq(serverBytes, clientWrote) && clientSent === total;
+  const serverStreamOk = eq(clientBytes, serverWrote) && serverSent === reply;
+  const streamsMatch = clientStreamOk && serverStreamOk;
   let quiescent = true;
   try {
     server.ledger?.assertQuiescent();
   } catch {
     quiescent = false;
   }
+  const checks: SeedCheck[] = [
+    {
+      id: "client-stream",
+      name: "client -> server stream",
+      ok: clientStreamOk,
+      detail: `${clientSent} of ${total} bytes written, ${serverRead} read`,
+    },
+    {
+      id: "server-stream",
+      name: "server -> client stream",
+      ok: serverStreamOk,
+      detail: `${serverSent} of ${reply} bytes written, ${clientRead} read`,
+    },
+    {
+      id: "buffered-data",
+      name: "BufferedData came back",
+      ok: mgr.stats.bufferedDataIn > 0,
+      detail: `${mgr.stats.bufferedDataIn} bytes returned in the delegated state`,
+    },
+    {
+      id: "ahead-of-newer",
+      name: "delivered ahead of newer data",
+      ok: aheadOk,
+      detail: "every held byte was read before any byte received after the upload",
+    },
+    {
+      id: "ledgers",
+      name: "ledgers quiescent",
+      ok: quiescent,
+      detail: "every NBL is back with its owner; none leaked",
+    },
+  ];
+  const ok = checks.every((c) => c.ok);
+  const failed = checks.filter((c) => !c.ok).map((c) => c.name);
   note(
     "check",
     "verified",
-    `streams ${streamsMatch ? "match" : "DIFFER"}; ledger ${quiescent ? "quiescent" : "LEAK"}; idle ${idle}`,
+    `${ok ? `all ${checks.length} checks hold` : `FAILED: ${failed.join(", ")}`}; idle ${idle}`,
   );
   return {
     seed,
@@ -267,7 +328,8 @@ export function runSeedScenario(opts: SeedScenarioOptions = {}): SeedScenarioRes
     serverRetransmitsAfterUpload: sc.tcp?.stats.retransmits ?? 0,
     streamsMatch,
     ledgersQuiescent: quiescent,
-    ok: streamsMatch && quiescent && aheadOk && mgr.stats.bufferedDataIn > 0,
+    checks,
+    ok,
   };
 }
 
