@@ -22,7 +22,7 @@ function repoRoot(): string {
 }
 
 const ROOT = repoRoot();
-const CLI = join(ROOT, "dist", "src", "cli", "main.js");
+const CLI = join(ROOT, "dist", "src", "cli", "bin.js");
 const TMP = mkdtempSync(join(tmpdir(), "chimney-cli-run-"));
 after(() => rmSync(TMP, { recursive: true, force: true }));
 

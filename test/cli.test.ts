@@ -1,7 +1,8 @@
 // The chimney command: exit codes, one-line errors, and `decode` on our captures and the kernel's.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -15,7 +16,7 @@ import { TcpFlag, type TcpRepr } from "../src/wire/tcp-repr.js";
 import { captureKernelTraffic } from "./support/capture.js";
 import { tempCaptureDir } from "./support/pcap-file.js";
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
+const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "bin.js");
 
 function run(...args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
@@ -45,6 +46,18 @@ void describe("chimney CLI", () => {
     assert.equal(r.code, 0);
     assert.match(r.stdout, /demo/);
     assert.match(r.stdout, /decode/);
+  });
+  void test("runs when started through a symlink named chimney, as a package's bin is", () => {
+    const dir = mkdtempSync(join(tmpdir(), "chimney-bin-"));
+    try {
+      const link = join(dir, "chimney");
+      symlinkSync(CLI, link);
+      const r = spawnSync(process.execPath, [link, "--help"], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /^Usage: chimney /m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
   void test("the demo (chimney with no command) terminates with BufferedData and verifies, under 5 s", () => {
     const t0 = performance.now();

@@ -102,7 +102,7 @@ function chimneyHost(): Driven {
   const sched = new Scheduler();
   const node = new SimChimneyHost("a", stack, sched, { manager, target });
   const wire = new CollectingSink();
-  node.attach(wire);
+  node.attach(0, wire);
   const runTo = (at: Instant): void => {
     sched.at(at, "test clock", () => undefined);
     sched.runUntil(at);

@@ -9,7 +9,7 @@ import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { sampleTimeline } from "./support/sample-timeline.js";
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
+const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "bin.js");
 const dir = mkdtempSync(join(tmpdir(), "chimney-report-cli-"));
 
 function run(...args: string[]): { code: number | null; stdout: string; stderr: string } {

@@ -142,8 +142,8 @@ export function buildChimneyWorld(o: WorldOptions): ChimneyWorld {
       : { reverse: { delayUs: 1000, ...o.reverse, mtu: 1500, linkHeaderBytes: 14 } }),
     ...o.tap,
   });
-  a.node.attach(link.aToB);
-  b.node.attach(link.bToA);
+  a.node.attach(0, link.aToB);
+  b.node.attach(0, link.bToA);
   return {
     sched,
     a,

@@ -6,11 +6,15 @@
  * `pollTransmit` feeds the link. Without a target the node is a plain host (wire <-> stack).
  *
  * One scheduler timer covers the earliest of the stack's and the target's deadlines.
+ *
+ * The node has one interface (index 0); `attach` and `port` take the index anyway, so the node
+ * is what the socket layer's simulator driver runs (`SimDriver.addNode`), as a plain `SimHost`.
  */
 import type { OffloadTarget } from "../chimney/contract.js";
 import type { OffloadManager } from "../host/offload-manager.js";
 import type { HostStack, StackEvent } from "../host/stack.js";
 import type { Instant } from "../time/instant.js";
+import { UsageError } from "../util/errors.js";
 import type { FrameSink } from "./frame-sink.js";
 import type { Scheduler, SimTimer } from "./scheduler.js";
 
@@ -61,13 +65,18 @@ export class SimChimneyHost {
     this.target = offload?.target;
   }
 
-  /** Connects interface 0 to the entry of a link direction. */
-  attach(out: FrameSink): void {
+  /** Connects interface `ifIndex` (only 0 exists) to the entry of a link direction. */
+  attach(ifIndex: number, out: FrameSink): void {
+    this.#only(ifIndex);
     this.#link = out;
   }
 
-  /** A sink for frames from the wire: they enter the target (the NIC), or the stack without one. */
-  port(): FrameSink {
+  /**
+   * A sink for frames from the wire on interface `ifIndex` (only 0 exists): they enter the
+   * target (the NIC), or the stack without one.
+   */
+  port(ifIndex = 0): FrameSink {
+    this.#only(ifIndex);
     return {
       deliver: (now, frame) => {
         if (this.target !== undefined) {
@@ -115,6 +124,11 @@ export class SimChimneyHost {
     } finally {
       this.#pumping = false;
     }
+  }
+
+  #only(ifIndex: number): void {
+    if (ifIndex !== 0)
+      throw new UsageError(`${this.name}: a chimney host has interface 0 only, not ${ifIndex}`);
   }
 
   #rearm(at: Instant | undefined): void {

@@ -173,8 +173,8 @@ export function runOffloadPair(p: OffloadRun): OffloadOutcome {
     prng: linkRng,
     profile: { ...p.profile, mtu, linkHeaderBytes: 14 },
   });
-  a.attach(link.aToB);
-  b.attach(link.bToA);
+  a.attach(0, link.aToB);
+  b.attach(0, link.bToA);
 
   const chunk = p.chunk ?? 16384;
   let mismatch: string | undefined;
