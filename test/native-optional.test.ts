@@ -3,26 +3,15 @@
 // live link then throws a typed error that says how to build it.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { loadTapAddon, NativeAddonMissingError } from "../src/live/native.js";
+import { barePath } from "./support/bare-path.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const BUILD = join(ROOT, "native", "build.sh");
-
-/** A PATH with node and the basic tools the script needs, but no python3, make or g++. */
-function bareBin(): string {
-  const dir = mkdtempSync(join(tmpdir(), "chimney-bare-"));
-  for (const tool of ["uname", "dirname", "mktemp", "cat", "rm"]) {
-    const found = spawnSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).stdout.trim();
-    if (found !== "") symlinkSync(found, join(dir, tool));
-  }
-  symlinkSync(process.execPath, join(dir, "node"));
-  return dir;
-}
 
 function build(
   args: string[],
@@ -33,9 +22,10 @@ function build(
 }
 
 void describe("native/build.sh (the install script)", () => {
-  const bin = bareBin();
+  const bare = barePath();
+  const bin = bare.dir;
   after(() => {
-    rmSync(bin, { recursive: true, force: true });
+    bare.remove();
   });
 
   void test("--optional without python3/make/g++: exit 0 and one line naming them and the fix", () => {
