@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import * as http from "node:http";
 import type * as net from "node:net";
 import { test } from "node:test";
-import { createSimNetwork, type Server, type Socket } from "../src/index.js";
+import { type ConnectOptions, createSimNetwork, type Server, type Socket, UsageError } from "../src/index.js";
 
 /** A function written for Node's sockets. */
 function describeNodeSocket(s: net.Socket): string {
@@ -16,7 +16,9 @@ function describeNodeSocket(s: net.Socket): string {
 export function typeChecks(server: Server): void {
   server.on("connection", (s) => {
     const ours: Socket = s; // the listener gets our typed socket
-    describeNodeSocket(ours); // and it is a net.Socket where one is expected
+    // It is a net.Socket where one is expected (what this file proves, so the lint rule is off).
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
+    describeNodeSocket(ours);
   });
   server.on("error", (e) => e.message);
   server.once("listening", () => undefined);
@@ -27,6 +29,22 @@ export function typeChecks(server: Server): void {
   // @ts-expect-error: emit checks the arguments too
   server.emit("connection", "not a socket");
 }
+
+void test("connect: IPC paths throw UsageError; an options object with a port and an http path is TCP", () => {
+  const simNet = createSimNetwork({ seed: 1 });
+  try {
+    const a = simNet.hosts[0];
+    assert.throws(
+      () => a.connect({ path: "/tmp/socket" } as unknown as ConnectOptions),
+      (e: unknown) => e instanceof UsageError && e.code === "ERR_USAGE",
+    );
+    const s = a.connect({ port: 80, host: "b", path: "/index.html" } as ConnectOptions);
+    assert.equal(s.connecting, true);
+    s.destroy();
+  } finally {
+    simNet.stop();
+  }
+});
 
 void test("our Socket is accepted by node:http as its connection, and req.socket is it (seed 1)", async () => {
   const simNet = createSimNetwork({ seed: 1 });

@@ -3,13 +3,21 @@
  * of our stack. Addresses: kernel 192.0.2.1/24 and 2001:db8::1/64 (nodad), our stack .2 / ::2.
  * Names are unique per process and call. The namespace, the device and every child started
  * with `spawn` are removed by `close()`, and also on exit or SIGINT/SIGTERM (see cleanup.ts).
+ *
+ * Our stack runs in this process's event loop, so a command that talks to it must run
+ * asynchronously (`exec`, `spawn`): a synchronous child (`execFileSync("curl")`) blocks the
+ * loop, our stack never answers, and both wait forever. Only set-up and teardown, when no
+ * traffic must flow, run synchronously, in functions named `...Sync`.
  */
-import { type ChildProcess, execFileSync, spawn, type SpawnOptions } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn, type SpawnOptions } from "node:child_process";
 import { type Cleanup, registerCleanup } from "./cleanup.js";
 import { openTap, type TapDevice, type TapMode, type TapOffload } from "./tap.js";
 
-/** Runs `ip` with arguments; throws with its stderr on failure. */
-export function ipCmd(...args: string[]): string {
+/**
+ * Runs `ip` with arguments synchronously (set-up and teardown only: it blocks the event loop our
+ * stack runs in); throws with its stderr on failure.
+ */
+export function ipSync(...args: string[]): string {
   return execFileSync("ip", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
@@ -43,8 +51,12 @@ export interface TapNamespace {
   /** Starts `cmd args` inside the namespace, leading its own process group; the group is killed
    * (SIGKILL) on close if still running. */
   spawn(cmd: string, args: readonly string[], options?: SpawnOptions): ChildProcess;
-  /** Runs `cmd args` inside the namespace to completion; returns stdout. */
-  exec(cmd: string, args: readonly string[], timeoutMs?: number): string;
+  /**
+   * Runs `cmd args` inside the namespace to completion, asynchronously (our stack keeps running
+   * meanwhile); resolves with stdout, rejects with an Error carrying stderr on a non-zero exit
+   * or after `timeoutMs` (default 60 s).
+   */
+  exec(cmd: string, args: readonly string[], timeoutMs?: number): Promise<string>;
   /** Kills children, closes the device and deletes the namespace. Idempotent. */
   close(): void;
 }
@@ -94,13 +106,13 @@ export function createTapNamespace(options: TapNamespaceOptions = {}): TapNamesp
   };
   cleanup = registerCleanup(`netns ${ns}`, teardown);
   try {
-    ipCmd("netns", "add", ns);
-    ipCmd("link", "set", tap.name, "netns", ns);
-    ipCmd("-n", ns, "link", "set", "lo", "up");
-    ipCmd("-n", ns, "link", "set", tap.name, "mtu", String(options.mtu ?? 1500));
-    ipCmd("-n", ns, "addr", "add", `${LIVE_ADDRS.kernel4}/24`, "dev", tap.name);
-    ipCmd("-n", ns, "addr", "add", `${LIVE_ADDRS.kernel6}/64`, "dev", tap.name, "nodad");
-    ipCmd("-n", ns, "link", "set", tap.name, "up");
+    ipSync("netns", "add", ns);
+    ipSync("link", "set", tap.name, "netns", ns);
+    ipSync("-n", ns, "link", "set", "lo", "up");
+    ipSync("-n", ns, "link", "set", tap.name, "mtu", String(options.mtu ?? 1500));
+    ipSync("-n", ns, "addr", "add", `${LIVE_ADDRS.kernel4}/24`, "dev", tap.name);
+    ipSync("-n", ns, "addr", "add", `${LIVE_ADDRS.kernel6}/64`, "dev", tap.name, "nodad");
+    ipSync("-n", ns, "link", "set", tap.name, "up");
   } catch (e) {
     cleanup.release();
     throw e;
@@ -119,10 +131,19 @@ export function createTapNamespace(options: TapNamespaceOptions = {}): TapNamesp
       return child;
     },
     exec(cmd, args, timeoutMs = 60_000) {
-      return execFileSync("ip", ["netns", "exec", ns, cmd, ...args], {
-        encoding: "utf8",
-        stdio: ["ignore", "pipe", "pipe"],
-        timeout: timeoutMs,
+      return new Promise((resolve, reject) => {
+        const child = execFile(
+          "ip",
+          ["netns", "exec", ns, cmd, ...args],
+          { encoding: "utf8", timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 64 * 1024 * 1024 },
+          (error, stdout, stderr) => {
+            children.delete(child);
+            if (error === null) resolve(stdout);
+            else
+              reject(new Error(`${cmd} in ${ns} failed: ${error.message.trim()}; stderr: ${stderr.trim()}`));
+          },
+        );
+        children.add(child);
       });
     },
     close() {

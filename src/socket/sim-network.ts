@@ -138,7 +138,7 @@ export interface SimNetwork {
   readonly nowMs: number;
   /** The host called `name`; throws `ConfigError` for an unknown name. */
   host(name: string): SimNetworkHost;
-  /** Resolves at virtual time `untilMs` (milliseconds since the start). */
+  /** Resolves at virtual time `untilMs` (milliseconds since the start); throws `UsageError` if negative. */
   run(untilMs: number): Promise<void>;
   /** Resolves once `predicate()` holds (checked now and every `stepMs`); see `RunUntilOptions`. */
   runUntil(predicate: () => boolean, options?: RunUntilOptions): Promise<void>;
@@ -156,12 +156,18 @@ export class SimTimeoutError extends StackError {
 const msToUs = (ms: number): number => Math.round(ms * 1000);
 
 function faultProfile(o: Omit<SimLinkOptions, "reverse">, mtu: number): FaultProfile {
-  const { delayMs, jitterMs, bandwidthBps, mtu: _mtu, ...rest } = o as SimLinkOptions;
   return {
-    ...rest,
-    delayUs: msToUs(delayMs ?? 1),
-    ...(jitterMs === undefined ? {} : { jitterUs: msToUs(jitterMs) }),
-    ...(bandwidthBps === undefined ? {} : { rateBps: bandwidthBps }),
+    delayUs: msToUs(o.delayMs ?? 1),
+    jitterUs: o.jitterMs === undefined ? undefined : msToUs(o.jitterMs),
+    jitterReorders: o.jitterReorders,
+    loss: o.loss,
+    burstLoss: o.burstLoss,
+    duplicate: o.duplicate,
+    reorder: o.reorder,
+    corrupt: o.corrupt,
+    rateBps: o.bandwidthBps,
+    queueBytes: o.queueBytes,
+    queueFrames: o.queueFrames,
     mtu,
     linkHeaderBytes: 14,
   };
@@ -260,8 +266,8 @@ export function createSimNetwork(options: SimNetworkOptions = {}): SimNetwork {
       address: `192.0.2.${n}`,
       address6: `2001:db8::${n}`,
       net,
-      createServer: net.createServer.bind(net) as NetStack["createServer"],
-      connect: net.connect.bind(net) as NetStack["connect"],
+      createServer: net.createServer.bind(net),
+      connect: net.connect.bind(net),
       stack,
       driver,
       offload,
@@ -305,8 +311,9 @@ export function createSimNetwork(options: SimNetworkOptions = {}): SimNetwork {
       return h;
     },
     run(untilMs) {
+      const when = at(untilMs); // misuse throws here, not as a rejection
       return new Promise((resolve) => {
-        sim.timer(at(untilMs), resolve);
+        sim.timer(when, resolve);
       });
     },
     runUntil(predicate, o = {}) {

@@ -158,25 +158,22 @@ export class Socket extends Duplex {
    * Starts connecting (on the next tick, as `net` does). `cb` is added as a `'connect'`
    * listener. Used by `NetStack.connect`.
    */
-  connect(options: ConnectOptions | net.SocketConnectOpts, cb?: () => void): this;
+  /** A path (IPC: a string, or options without a port) is `net.Socket`'s too, but throws `UsageError` here. */
+  connect(target: ConnectOptions | net.SocketConnectOpts | number | string, cb?: () => void): this;
   connect(port: number, host?: string, cb?: () => void): this;
-  connect(port: number, cb?: () => void): this;
-  /** A path (IPC) is `net.Socket`'s too, but this stack has none: throws `UsageError`. */
-  connect(path: string, cb?: () => void): this;
   connect(
     a: ConnectOptions | net.SocketConnectOpts | number | string,
     b?: string | (() => void),
     c?: () => void,
   ): this {
-    if (typeof a === "string" || (typeof a === "object" && "path" in a)) {
+    // An options object with a port is TCP even with a `path` (http passes its request path).
+    if (typeof a === "string" || (typeof a === "object" && !("port" in a))) {
       throw new UsageError("IPC paths are not supported: connect to a port");
     }
     const cb = typeof b === "function" ? b : c;
     // net's TCP options read as ours: the fields both have mean the same; the rest are ignored.
     const options: ConnectOptions =
-      typeof a === "number"
-        ? { port: a, host: typeof b === "string" ? b : undefined }
-        : (a as ConnectOptions);
+      typeof a === "number" ? { port: a, host: typeof b === "string" ? b : undefined } : a;
     if (this.#conn !== undefined || this.connecting)
       throw new Error("socket is already connected or connecting");
     if (cb !== undefined) this.once("connect", cb);
