@@ -13,7 +13,7 @@ import { repoRoot } from "../src/conformance/peer-suite.js";
 import { peerSuiteOrSkip } from "./support/peer-suite.js";
 
 const ROOT = repoRoot();
-const CLI = join(ROOT, "dist", "src", "cli", "main.js");
+const CLI = join(ROOT, "dist", "src", "cli", "bin.js");
 const TMP = mkdtempSync(join(tmpdir(), "chimney-cli-run-"));
 after(() => rmSync(TMP, { recursive: true, force: true }));
 

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { exited, waitForOutput } from "./support/netns.js";
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
+const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "bin.js");
 
 void test("chimney serve: the printed curl commands work, and Ctrl-C removes the namespace", async () => {
   const child = spawn(

@@ -19,7 +19,7 @@ import { exited } from "./support/netns.js";
 import { tempCaptureDir } from "./support/pcap-file.js";
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), "..");
-const CLI = join(DIST, "src", "cli", "main.js");
+const CLI = join(DIST, "src", "cli", "bin.js");
 
 /**
  * Runs the CLI with stdout piped to a reader that closes the pipe after its first line (as
@@ -95,7 +95,7 @@ void describe("chimney CLI", () => {
       );
       cpSync(join(DIST, "src"), join(pkg, "dist", "src"), { recursive: true });
       symlinkSync(join(DIST, "..", "node_modules"), join(pkg, "node_modules"));
-      const r = spawnSync(process.execPath, [join(pkg, "dist", "src", "cli", "main.js"), "--version"], {
+      const r = spawnSync(process.execPath, [join(pkg, "dist", "src", "cli", "bin.js"), "--version"], {
         cwd: where,
         encoding: "utf8",
       });

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { parseTimeline } from "../src/report/parse.js";
 import { sampleTimeline } from "./support/sample-timeline.js";
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
+const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "bin.js");
 const SCENARIOS = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "scenarios");
 const dir = mkdtempSync(join(tmpdir(), "chimney-report-cli-"));
 

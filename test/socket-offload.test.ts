@@ -8,20 +8,12 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import * as http from "node:http";
 import { describe, test } from "node:test";
-import { type OffloadManager, acceptAllKnobs } from "../src/host/offload-manager.js";
-import { HostStack } from "../src/host/stack.js";
-import { BufferLedger } from "../src/nbl/ledger.js";
-import { buildDuplexLink } from "../src/sim/link.js";
-import { createChimney } from "../src/node/chimney-node.js";
-import { SimHost } from "../src/sim/host-node.js";
 import { Prng } from "../src/sim/prng.js";
-import { SimDriver, type SimStackDriver } from "../src/socket/driver.js";
-import { NetStack } from "../src/socket/net-stack.js";
+import type { SimDriver } from "../src/socket/driver.js";
+import type { NetStack } from "../src/socket/net-stack.js";
+import { createSimNetwork } from "../src/socket/sim-network.js";
 import type { Socket } from "../src/socket/socket.js";
-import { tcpConfig } from "../src/tcp/config.js";
 import { Duration, Instant } from "../src/time/instant.js";
-import { mac } from "../src/wire/ethernet.js";
-import { ip } from "../src/wire/ip-addr.js";
 
 const SEED = Number(process.env["SOCKET_OFFLOAD_SEED"] ?? 0x50c0);
 const SERVER = "192.0.2.2";
@@ -41,70 +33,23 @@ interface Pair {
 }
 
 function buildPair(seed: number, offload: boolean): Pair {
-  const sim = new SimDriver();
-  const root = new Prng(seed);
-  const linkRng = root.fork();
-  const toggleRng = root.fork();
-  const tcp = tcpConfig({});
-  const ledgers: BufferLedger[] = [];
-  const managers: OffloadManager[] = [];
-  const nodes: { host: SimHost; driver: SimStackDriver }[] = [];
-  const mk = (name: string, n: number): SimStackDriver => {
-    const hostMac = mac(`02:00:00:00:00:0${n}`);
-    const stack = new HostStack({
-      interfaces: [
-        {
-          name: "eth0",
-          link: "ethernet",
-          mac: hostMac,
-          mtu: 1500,
-          addresses: [
-            { addr: ip(`192.0.2.${n}`), prefixLen: 24 },
-            { addr: ip(`2001:db8::${n}`), prefixLen: 64 },
-          ],
-        },
-      ],
-      tcp,
-      random: root.fork(),
-    });
-    let host: SimHost;
-    if (offload) {
-      const knobRng = root.fork();
-      const chimney = createChimney(stack, {
-        mac: hostMac,
-        knobs: acceptAllKnobs({ nextU32: () => knobRng.nextU32() }),
-      });
-      ledgers.push(chimney.ledger);
-      managers.push(chimney.manager);
-      host = new SimHost(name, stack, sim.scheduler, chimney);
-    } else {
-      host = new SimHost(name, stack, sim.scheduler);
-    }
-    const driver = sim.addNode(host);
-    nodes.push({ host, driver });
-    return driver;
-  };
-  const hostA = mk("a", 1);
-  const hostB = mk("b", 2);
-  const first = nodes[0];
-  const second = nodes[1];
-  assert.ok(first !== undefined && second !== undefined);
-  const link = buildDuplexLink(first.host.port(0), second.host.port(0), {
-    scheduler: sim.scheduler,
-    prng: linkRng,
-    // 100 Mbit/s, so a transfer spans many toggles of virtual time.
-    profile: { delayUs: 1000, rateBps: 100_000_000, mtu: 1500, linkHeaderBytes: 14 },
+  // 100 Mbit/s, so a transfer spans many toggles of virtual time.
+  const net = createSimNetwork({
+    seed,
+    hosts: ["a", "b"],
+    link: { delayMs: 1, bandwidthBps: 100_000_000 },
+    offload: offload ? { a: {}, b: {} } : {},
   });
-  first.host.attach(0, link.aToB);
-  second.host.attach(0, link.bToA);
-
+  const sim = net.sim;
+  const toggleRng = new Prng(seed + 1); // the network forks its own streams from `seed`
+  const hosts = net.hosts;
   let offloads = 0;
   let terminates = 0;
   let toggling = offload;
   const toggle = (): void => {
     if (!toggling) return;
-    for (const { host } of nodes) {
-      const m = host.manager;
+    for (const host of hosts) {
+      const m = host.offload?.manager;
       if (m === undefined) continue;
       for (const c of [...host.stack.connections()]) {
         if (c.phase === "host") {
@@ -113,30 +58,29 @@ function buildPair(seed: number, offload: boolean): Pair {
           if (m.terminate(c)) terminates++;
         }
       }
-      host.pump();
+      host.flush();
     }
     // Every ~20 ms of virtual time, with seeded jitter (10..30 ms).
     const next = Instant.add(sim.now, Duration.fromMicros(10_000 + toggleRng.below(20_000)));
     sim.scheduler.at(next, "offload toggle", toggle);
   };
   if (offload) sim.scheduler.at(Instant.fromMicros(5_000), "offload toggle", toggle);
-  const hosts = { a: "192.0.2.1", b: SERVER };
   return {
     sim,
-    a: new NetStack(hostA, { hosts }),
-    b: new NetStack(hostB, { hosts }),
+    a: hosts[0].net,
+    b: hosts[1].net,
     counts: () => ({ offloads, terminates }),
     stopToggling: () => {
       toggling = false;
     },
     assertQuiescent: () => {
-      for (const m of managers) {
-        assert.equal(m.offloadedCount, 0, "no connection is left offloaded");
+      for (const h of hosts) {
+        assert.equal(h.offload?.manager.offloadedCount ?? 0, 0, "no connection is left offloaded");
+        h.offload?.ledger.assertQuiescent();
       }
-      for (const l of ledgers) l.assertQuiescent();
     },
     stop: () => {
-      sim.stop();
+      net.stop();
     },
   };
 }

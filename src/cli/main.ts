@@ -1,7 +1,8 @@
-#!/usr/bin/env node
 /**
  * The chimney command. Parsing is commander's; each command lives in src/cli/commands/.
- * `chimney` with no command runs the demo.
+ * `chimney` with no command runs the demo. This module only exports `program()` and `main()`;
+ * the executable is bin.ts, which runs `main` however it is invoked (a package bin runs through
+ * a symlink named `chimney`, so the entry must not guess from its own file name).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { decodeCaptureFile, STDIO_SINK } from "./commands/decode.js";
@@ -211,15 +212,4 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     return reportError(e, verbose);
   }
-}
-
-if (process.argv[1] !== undefined && /[\\/]main\.js$/.test(process.argv[1])) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e: unknown) => {
-      process.exitCode = reportError(e, true);
-    },
-  );
 }

@@ -1,11 +1,28 @@
 /**
  * The TAP addon (native/tap.c), loaded on first use. Only Node-side code in src/live loads it;
- * the core never does. Built by the package's `install` script (`native/build.sh`).
+ * the core never does. The package's `install` script builds it when python3, make and g++ are
+ * there and skips it otherwise (native/build.sh): the package works without it, and only opening
+ * a TAP device (the live link) throws `NativeAddonMissingError`, which says how to build it.
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { StackError } from "../util/errors.js";
+
+/** The live link needs the TAP addon, and it was not built (see `message` for how to build it). */
+export class NativeAddonMissingError extends StackError {
+  readonly code = "ERR_NATIVE_ADDON_MISSING";
+  /** Where the addon was looked for. */
+  readonly path: string;
+  constructor(path: string) {
+    super(
+      `the live link needs the TAP addon, which was not built (${path} is missing): ` +
+        "run `npm run build:native` (or `sh native/build.sh`) in the chimney package; it needs python3, make and g++",
+    );
+    this.path = path;
+  }
+}
 
 /** Called once per reader wake-up: `buffer` holds the frames back to back, `ends[i]` ends frame i. */
 export type NativeFramesCallback = (
@@ -64,14 +81,16 @@ export function addonPath(): string {
   return join(root, "native", "build", "Release", "chimney_tap.node");
 }
 
-/** Loads the addon; throws an Error naming the fix (`npm ci` or `sh native/build.sh`) if absent. */
-export function loadTapAddon(): TapAddon {
-  if (cached !== undefined) return cached;
-  const path = addonPath();
-  if (!existsSync(path)) {
-    throw new Error(`TAP addon not built (${path} is missing): run \`npm ci\` or \`sh native/build.sh\``);
-  }
+/**
+ * Loads the addon from `path` (default `addonPath()`, cached); throws `NativeAddonMissingError`
+ * if it is not there.
+ */
+export function loadTapAddon(path?: string): TapAddon {
+  if (path === undefined && cached !== undefined) return cached;
+  const file = path ?? addonPath();
+  if (!existsSync(file)) throw new NativeAddonMissingError(file);
   const require = createRequire(import.meta.url);
-  cached = require(path) as TapAddon;
-  return cached;
+  const addon = require(file) as TapAddon;
+  if (path === undefined) cached = addon;
+  return addon;
 }

@@ -6,13 +6,21 @@
  * SIGINT/SIGTERM (see cleanup.ts). A process killed outright (SIGKILL) cannot clean up: its
  * namespace stays behind with the dead owner's PID in its name, and `removeStaleNamespaces`
  * (which `chimney serve` runs first) deletes those of a tag.
+ *
+ * Our stack runs in this process's event loop, so a command that talks to it must run
+ * asynchronously (`exec`, `spawn`): a synchronous child (`execFileSync("curl")`) blocks the
+ * loop, our stack never answers, and both wait forever. Only set-up and teardown, when no
+ * traffic must flow, run synchronously, in functions named `...Sync`.
  */
-import { type ChildProcess, execFileSync, spawn, type SpawnOptions } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn, type SpawnOptions } from "node:child_process";
 import { type Cleanup, registerCleanup } from "./cleanup.js";
 import { openTap, type TapDevice, type TapMode, type TapOffload } from "./tap.js";
 
-/** Runs `ip` with arguments; throws with its stderr on failure. */
-export function ipCmd(...args: string[]): string {
+/**
+ * Runs `ip` with arguments synchronously (set-up and teardown only: it blocks the event loop our
+ * stack runs in); throws with its stderr on failure.
+ */
+export function ipSync(...args: string[]): string {
   return execFileSync("ip", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
@@ -46,8 +54,12 @@ export interface TapNamespace {
   /** Starts `cmd args` inside the namespace, leading its own process group; the group is killed
    * (SIGKILL) on close if still running. */
   spawn(cmd: string, args: readonly string[], options?: SpawnOptions): ChildProcess;
-  /** Runs `cmd args` inside the namespace to completion; returns stdout. */
-  exec(cmd: string, args: readonly string[], timeoutMs?: number): string;
+  /**
+   * Runs `cmd args` inside the namespace to completion, asynchronously (our stack keeps running
+   * meanwhile); resolves with stdout, rejects with an Error carrying stderr on a non-zero exit
+   * or after `timeoutMs` (default 60 s).
+   */
+  exec(cmd: string, args: readonly string[], timeoutMs?: number): Promise<string>;
   /** Kills children, closes the device and deletes the namespace. Idempotent. */
   close(): void;
 }
@@ -93,7 +105,7 @@ export function removeStaleNamespaces(tag: string): string[] {
   const prefix = namespaceName(tag, 0, 0).replace(/0-0$/, "");
   const removed: string[] = [];
   // `ip netns list` prints "name" or "name (id: N)" per line.
-  for (const line of ipCmd("netns", "list").split("\n")) {
+  for (const line of ipSync("netns", "list").split("\n")) {
     const name = line.split(" ")[0] ?? "";
     if (!name.startsWith(prefix)) continue;
     const m = /^(\d+)-\d+$/.exec(name.slice(prefix.length));
@@ -101,7 +113,7 @@ export function removeStaleNamespaces(tag: string): string[] {
     const pid = Number(m[1]);
     if (pid === process.pid || processAlive(pid)) continue;
     try {
-      ipCmd("netns", "del", name);
+      ipSync("netns", "del", name);
       removed.push(name);
     } catch {
       // removed meanwhile by someone else
@@ -139,13 +151,13 @@ export function createTapNamespace(options: TapNamespaceOptions = {}): TapNamesp
   };
   cleanup = registerCleanup(`netns ${ns}`, teardown);
   try {
-    ipCmd("netns", "add", ns);
-    ipCmd("link", "set", tap.name, "netns", ns);
-    ipCmd("-n", ns, "link", "set", "lo", "up");
-    ipCmd("-n", ns, "link", "set", tap.name, "mtu", String(options.mtu ?? 1500));
-    ipCmd("-n", ns, "addr", "add", `${LIVE_ADDRS.kernel4}/24`, "dev", tap.name);
-    ipCmd("-n", ns, "addr", "add", `${LIVE_ADDRS.kernel6}/64`, "dev", tap.name, "nodad");
-    ipCmd("-n", ns, "link", "set", tap.name, "up");
+    ipSync("netns", "add", ns);
+    ipSync("link", "set", tap.name, "netns", ns);
+    ipSync("-n", ns, "link", "set", "lo", "up");
+    ipSync("-n", ns, "link", "set", tap.name, "mtu", String(options.mtu ?? 1500));
+    ipSync("-n", ns, "addr", "add", `${LIVE_ADDRS.kernel4}/24`, "dev", tap.name);
+    ipSync("-n", ns, "addr", "add", `${LIVE_ADDRS.kernel6}/64`, "dev", tap.name, "nodad");
+    ipSync("-n", ns, "link", "set", tap.name, "up");
   } catch (e) {
     cleanup.release();
     throw e;
@@ -164,10 +176,19 @@ export function createTapNamespace(options: TapNamespaceOptions = {}): TapNamesp
       return child;
     },
     exec(cmd, args, timeoutMs = 60_000) {
-      return execFileSync("ip", ["netns", "exec", ns, cmd, ...args], {
-        encoding: "utf8",
-        stdio: ["ignore", "pipe", "pipe"],
-        timeout: timeoutMs,
+      return new Promise((resolve, reject) => {
+        const child = execFile(
+          "ip",
+          ["netns", "exec", ns, cmd, ...args],
+          { encoding: "utf8", timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 64 * 1024 * 1024 },
+          (error, stdout, stderr) => {
+            children.delete(child);
+            if (error === null) resolve(stdout);
+            else
+              reject(new Error(`${cmd} in ${ns} failed: ${error.message.trim()}; stderr: ${stderr.trim()}`));
+          },
+        );
+        children.add(child);
       });
     },
     close() {

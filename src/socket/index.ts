@@ -1,6 +1,7 @@
 /**
  * The Node-style socket API over the host stack: drivers (simulated and real time), `NetStack`
- * with `Server` and `Socket`, and Node-shaped errors.
+ * with `Server` and `Socket`, Node-shaped errors, and `createSimNetwork` (the common simulator
+ * set-up in one call).
  */
 export {
   type DriverTimer,
@@ -9,6 +10,7 @@ export {
   type RealTimeDriverOptions,
   SimDriver,
   type SimDriverOptions,
+  type SimNode,
   SimStackDriver,
   type StackDriver,
   type StackEventHandler,
@@ -19,8 +21,21 @@ export {
   NetStack,
   type NetStackOptions,
   Server,
+  type ServerEvents,
+  type ServerListener,
   type ServerOptions,
 } from "./net-stack.js";
+export {
+  createSimNetwork,
+  type RunUntilOptions,
+  type SimLinkOptions,
+  type SimNetwork,
+  type SimNetworkHost,
+  type SimNetworkOptions,
+  type SimOffload,
+  type SimOffloadOptions,
+  SimTimeoutError,
+} from "./sim-network.js";
 export {
   type ConnectOptions,
   Socket,

@@ -163,6 +163,20 @@ export class NetStack {
   }
 }
 
+/**
+ * The events of a `Server` and their arguments. `on`, `once`, `off`, `emit` and friends accept
+ * these names only, and type each listener's arguments (a misspelled name does not compile).
+ */
+export interface ServerEvents {
+  listening: [];
+  connection: [socket: Socket];
+  close: [];
+  error: [error: Error];
+}
+
+/** A listener of `Server` event `E`. */
+export type ServerListener<E extends keyof ServerEvents> = (...args: ServerEvents[E]) => void;
+
 /** A listening socket, like `net.Server`: events `listening`, `connection`, `close`, `error`. */
 export class Server extends EventEmitter {
   readonly #net: NetStack;
@@ -178,6 +192,38 @@ export class Server extends EventEmitter {
     super();
     this.#net = net;
     this.#options = options;
+  }
+
+  override on<E extends keyof ServerEvents>(event: E, listener: ServerListener<E>): this {
+    return super.on(event, listener);
+  }
+
+  override once<E extends keyof ServerEvents>(event: E, listener: ServerListener<E>): this {
+    return super.once(event, listener);
+  }
+
+  override addListener<E extends keyof ServerEvents>(event: E, listener: ServerListener<E>): this {
+    return super.addListener(event, listener);
+  }
+
+  override prependListener<E extends keyof ServerEvents>(event: E, listener: ServerListener<E>): this {
+    return super.prependListener(event, listener);
+  }
+
+  override prependOnceListener<E extends keyof ServerEvents>(event: E, listener: ServerListener<E>): this {
+    return super.prependOnceListener(event, listener);
+  }
+
+  override off<E extends keyof ServerEvents>(event: E, listener: ServerListener<E>): this {
+    return super.off(event, listener);
+  }
+
+  override removeListener<E extends keyof ServerEvents>(event: E, listener: ServerListener<E>): this {
+    return super.removeListener(event, listener);
+  }
+
+  override emit<E extends keyof ServerEvents>(event: E, ...args: ServerEvents[E]): boolean {
+    return super.emit(event, ...args);
   }
 
   /** True while listening. */

@@ -24,6 +24,7 @@
  *   EPIPE on the next write (Linux reports EPIPE for a reset in CLOSE-WAIT).
  * - Idle timeout (`setTimeout`) runs on the driver's clock: virtual in the simulator.
  */
+import type * as net from "node:net";
 import { Duplex, type DuplexOptions } from "node:stream";
 import type { HostConn } from "../host/stack.js";
 import type { TcpConnection } from "../tcp/connection.js";
@@ -32,6 +33,7 @@ import { Duration, Instant } from "../time/instant.js";
 import type { IpAddr } from "../wire/ip-addr.js";
 import { ipToString } from "../wire/ip-addr.js";
 import type { DriverTimer, StackDriver } from "./driver.js";
+import { UsageError } from "../util/errors.js";
 import { type NetError, type NetErrorCode, netError } from "./errors.js";
 
 /** What a `Socket` needs from the `NetStack` that made it. */
@@ -86,9 +88,14 @@ export class Socket extends Duplex {
   /** Bytes read by the application side so far (pushed into the stream). */
   bytesRead = 0;
   /** The idle timeout in milliseconds, once `setTimeout` was called. */
-  timeout: number | undefined;
+  timeout?: number;
   /** The server that accepted this socket, if any (Node's http reads it). */
   server: unknown;
+  /**
+   * As `net.Socket`: the `address:port` tried by `connect` (there is no happy-eyeballs family
+   * selection here, so at most one: the one connected to).
+   */
+  readonly autoSelectFamilyAttemptedAddresses: string[] = [];
 
   #established = false;
   #reading = false;
@@ -151,7 +158,22 @@ export class Socket extends Duplex {
    * Starts connecting (on the next tick, as `net` does). `cb` is added as a `'connect'`
    * listener. Used by `NetStack.connect`.
    */
-  connect(options: ConnectOptions, cb?: () => void): this {
+  /** A path (IPC: a string, or options without a port) is `net.Socket`'s too, but throws `UsageError` here. */
+  connect(target: ConnectOptions | net.SocketConnectOpts | number | string, cb?: () => void): this;
+  connect(port: number, host?: string, cb?: () => void): this;
+  connect(
+    a: ConnectOptions | net.SocketConnectOpts | number | string,
+    b?: string | (() => void),
+    c?: () => void,
+  ): this {
+    // An options object with a port is TCP even with a `path` (http passes its request path).
+    if (typeof a === "string" || (typeof a === "object" && !("port" in a))) {
+      throw new UsageError("IPC paths are not supported: connect to a port");
+    }
+    const cb = typeof b === "function" ? b : c;
+    // net's TCP options read as ours: the fields both have mean the same; the rest are ignored.
+    const options: ConnectOptions =
+      typeof a === "number" ? { port: a, host: typeof b === "string" ? b : undefined } : a;
     if (this.#conn !== undefined || this.connecting)
       throw new Error("socket is already connected or connecting");
     if (cb !== undefined) this.once("connect", cb);
@@ -176,6 +198,7 @@ export class Socket extends Duplex {
       return;
     }
     this.#peer = { host: ipToString(addr), port: o.port };
+    this.autoSelectFamilyAttemptedAddresses.push(`${this.#peer.host}:${o.port}`);
     let localAddr: IpAddr | undefined;
     if (o.localAddress !== undefined) {
       const l = this.#host.resolve(o.localAddress);
@@ -540,17 +563,32 @@ export class Socket extends Duplex {
   get remoteFamily(): "IPv4" | "IPv6" | undefined {
     return this.#conn === undefined ? undefined : family(this.#conn.remoteAddr);
   }
+
+  // Our address, port and family, once bound (undefined before). Declared as optional
+  // properties, as `net.Socket` declares them (so our socket is assignable to it even under
+  // `exactOptionalPropertyTypes`), and defined as getters on the prototype below.
   /** Our address, once bound. */
-  get localAddress(): string | undefined {
-    return this.#conn === undefined ? undefined : ipToString(this.#conn.localAddr);
-  }
+  declare readonly localAddress?: string;
   /** Our port, once bound. */
-  get localPort(): number | undefined {
-    return this.#conn?.localPort;
-  }
+  declare readonly localPort?: number;
   /** `'IPv4'` or `'IPv6'`, once bound. */
-  get localFamily(): "IPv4" | "IPv6" | undefined {
-    return this.#conn === undefined ? undefined : family(this.#conn.localAddr);
+  declare readonly localFamily?: "IPv4" | "IPv6";
+
+  static {
+    const getters: Record<"localAddress" | "localPort" | "localFamily", (conn: HostConn) => string | number> =
+      {
+        localAddress: (c) => ipToString(c.localAddr),
+        localPort: (c) => c.localPort,
+        localFamily: (c) => family(c.localAddr),
+      };
+    for (const [name, get] of Object.entries(getters)) {
+      Object.defineProperty(Socket.prototype, name, {
+        configurable: true,
+        get(this: Socket) {
+          return this.#conn === undefined ? undefined : get(this.#conn);
+        },
+      });
+    }
   }
 
   /** Our address, family and port (`{}` before the socket is bound, as net). */
@@ -561,6 +599,11 @@ export class Socket extends Duplex {
   }
 
   /** Bytes handed to the stack plus bytes still buffered for writing. */
+  /** As `net.Socket` (deprecated there): the bytes buffered for writing, `writableLength`. */
+  get bufferSize(): number {
+    return this.writableLength;
+  }
+
   get bytesWritten(): number {
     return this.#bytesSent + this.writableLength - (this.#pending?.taken ?? 0);
   }

@@ -15,7 +15,9 @@ export type ErrorCode =
   | "ERR_CONFIG"
   | "ERR_SIM_LIVELOCK"
   | "ERR_SOCKET"
-  | "ERR_TARGET_BUSY";
+  | "ERR_TARGET_BUSY"
+  | "ERR_NATIVE_ADDON_MISSING"
+  | "ERR_SIM_TIMEOUT";
 
 /** Base of every error this package throws. `code` is stable; `message` may change. */
 export abstract class StackError extends Error {
