@@ -2,7 +2,9 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 /** The sans-I/O core: no clock, no randomness, no Node, no console. */
-const CORE = ["src/{util,time,wire,storage,tcp,nbl,chimney,host,offload-target,node,sim,scenario,report}/**/*.ts"];
+const CORE = [
+  "src/{util,time,wire,storage,tcp,nbl,chimney,host,offload-target,node,sim,scenario,report}/**/*.ts",
+];
 
 export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", "eslint.config.js", "scripts/**"] },
