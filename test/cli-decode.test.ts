@@ -6,13 +6,15 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, 
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { Instant } from "../src/time/instant.js";
 import { emitPcapFileHeader, emitPcapRecord, PcapLinkType } from "../src/wire/pcap.js";
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), "..");
 const ROOT = join(DIST, "..");
-const CLI = join(DIST, "src", "cli", "main.js");
+const CLI = join(DIST, "src", "cli", "bin.js");
+/** The module that exports `main` (bin.js runs it on import). */
+const MAIN = join(DIST, "src", "cli", "main.js");
 const TMP = mkdtempSync(join(tmpdir(), "chimney-cli-decode-"));
 after(() => rmSync(TMP, { recursive: true, force: true }));
 
@@ -123,7 +125,7 @@ void test("a capture bigger than the memory decode may use is streamed", () => {
   const size = 24 + n * record.length;
   /** The peak resident memory of a decode, measured by the decoding process itself. */
   const peak = (...extra: string[]): { rss: number; lines: number } => {
-    const script = `import { main } from ${JSON.stringify(CLI)};
+    const script = `import { main } from ${JSON.stringify(pathToFileURL(MAIN).href)};
 const code = await main(${JSON.stringify(["decode", file, ...extra])});
 process.stderr.write(JSON.stringify({ code, maxRssKiB: process.resourceUsage().maxRSS }));`;
     const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {

@@ -40,7 +40,7 @@ declare const performance: { now(): number };
 declare function requestAnimationFrame(cb: () => void): number;
 
 const CHROMIUM = "/usr/bin/chromium";
-const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
+const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "bin.js");
 
 function repoRoot(): string {
   let d = dirname(fileURLToPath(import.meta.url));
