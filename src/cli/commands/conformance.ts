@@ -112,6 +112,8 @@ export function offloadSummary(results: readonly ScriptResult[]): OffloadSummary
 
 /** Runs the command and returns its exit code. */
 export function conformanceCommand(dirArg: string | undefined, o: ConformanceCommandOptions): number {
+  // The arguments first (an output folder that cannot be written), then the suite they run on.
+  if (o.pcap !== undefined) checkOutputDir(o.pcap, "--pcap");
   let dir: string;
   if (dirArg === undefined) {
     const found = findPeerSuite("freebsd");
@@ -139,7 +141,6 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
   if (o.offloadDelay !== undefined && mode !== "offload")
     throw new CliUsageError("--offload-delay needs --offload");
   const offloadDelayUs = o.offloadDelay;
-  if (o.pcap !== undefined) checkOutputDir(o.pcap, "--pcap");
   const known = loadKnownFailures(mode);
   const started = performance.now();
   let run: ConformanceRun;
