@@ -1,6 +1,6 @@
 // HTTP on a TAP device against the real Linux kernel (needs root and the TAP addon): our stack
 // serves Node's http on 192.0.2.2; curl runs in the new network namespace, on the kernel's
-// stack, and fetches a page and a 1 MiB body. Run: sudo node dist/examples/http-live.js
+// stack, and fetches a page and a 1 MiB body. Run as root: node dist/examples/http-live.js
 import * as http from "node:http";
 import { LIVE_ADDRS, startLiveHost } from "chimney/live";
 

@@ -1,7 +1,16 @@
 // The chimney command: exit codes, one-line errors, and `decode` on our captures and the kernel's.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
@@ -155,9 +164,17 @@ void describe("chimney CLI", () => {
     assert.match(r.stdout, /verified: all 5 checks hold/);
     assert.match(r.stdout, new RegExp(`ok +BufferedData came back +${max} bytes`));
   });
-  void test("README and the CLI reference say 'as root' instead of relying on sudo", () => {
-    for (const doc of ["README.md", join("docs", "cli.md")]) {
-      const text = readFileSync(join(DIST, "..", doc), "utf8");
+  void test("README, the docs and the examples say 'as root' instead of relying on sudo", () => {
+    const root = join(DIST, "..");
+    const docs = [
+      "README.md",
+      ...readdirSync(join(root, "docs"))
+        .filter((f) => f.endsWith(".md"))
+        .map((f) => join("docs", f)),
+      ...readdirSync(join(root, "examples")).map((f) => join("examples", f)),
+    ];
+    for (const doc of docs) {
+      const text = readFileSync(join(root, doc), "utf8");
       assert.doesNotMatch(text, /\bsudo\b/, doc);
     }
     assert.match(readFileSync(join(DIST, "..", "README.md"), "utf8"), /as root/);
