@@ -160,3 +160,12 @@ void test(`no source file is over ${MAX_LINES} lines without a reason in its hea
   }
   assert.deepEqual(problems, []);
 });
+
+void test("unit tests beside the source stand alone: none imports test/support", () => {
+  const tests = readdirSync("src", { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".test.ts"))
+    .map((f) => join("src", f));
+  assert.ok(tests.length > 10, `expected unit tests under src/, found ${tests.length}`);
+  const problems = tests.filter((f) => /from\s+["'][./]*test\/support\//.test(readFileSync(f, "utf8")));
+  assert.deepEqual(problems, []);
+});

@@ -7,12 +7,12 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { type TestContext, test } from "node:test";
-import { peerSuiteOrSkip } from "../../../test/support/peer-suite.js";
-import type { PeerSuiteName } from "../peer-suite.js";
-import type { PdEvent, PdScript } from "./ast.js";
-import { allEvents, optionValue, selectEvents } from "./ast.js";
-import { parsePacketdrill } from "./parser.js";
-import { printScript } from "./print.js";
+import { peerSuiteOrSkip } from "../support/peer-suite.js";
+import type { PeerSuiteName } from "../../src/conformance/peer-suite.js";
+import type { PdEvent, PdScript } from "../../src/conformance/packetdrill/ast.js";
+import { allEvents, optionValue, selectEvents } from "../../src/conformance/packetdrill/ast.js";
+import { parsePacketdrill } from "../../src/conformance/packetdrill/parser.js";
+import { printScript } from "../../src/conformance/packetdrill/print.js";
 
 /** Relative paths of every .pkt file under `dir`, sorted. */
 function scriptPaths(dir: string): string[] {

@@ -4,14 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Duration, Instant } from "../time/instant.js";
+import { Duration, Instant } from "../../src/time/instant.js";
 import {
   backlogChangeDue,
   preferredSendBacklog,
   SEND_BACKLOG_INTERVAL,
   SEND_BACKLOG_MAX,
   SEND_BACKLOG_MIN,
-} from "./software-target.js";
+} from "../../src/offload-target/software-target.js";
 import {
   advance,
   at,
@@ -22,7 +22,7 @@ import {
   type World,
   trackWorlds,
   upload,
-} from "../../test/support/target-testing.js";
+} from "../support/target-testing.js";
 
 const track = trackWorlds();
 

@@ -7,17 +7,21 @@
 // every test.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Duration, type Instant } from "../time/instant.js";
-import { Seq } from "../wire/seq.js";
-import { tcpConfig } from "../tcp/config.js";
-import { TcpConnection } from "../tcp/connection.js";
-import { internetChecksum } from "../wire/checksum.js";
-import { decodeFrame, emitTcpPacket } from "../wire/packet.js";
-import { mac, MAC_BROADCAST, type MacAddr, type VlanTag } from "../wire/ethernet.js";
-import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
-import { newBlock, type NeighborBlock, type TcpBlock } from "../chimney/block-list.js";
-import type { TcpCachedState, TcpDelegatedState, TcpOffloadState } from "../chimney/state.js";
-import { offloadStateFromSnapshot, sendDataViews, snapshotFromOffloadState } from "../chimney/tcp-state.js";
+import { Duration, type Instant } from "../../src/time/instant.js";
+import { Seq } from "../../src/wire/seq.js";
+import { tcpConfig } from "../../src/tcp/config.js";
+import { TcpConnection } from "../../src/tcp/connection.js";
+import { internetChecksum } from "../../src/wire/checksum.js";
+import { decodeFrame, emitTcpPacket } from "../../src/wire/packet.js";
+import { mac, MAC_BROADCAST, type MacAddr, type VlanTag } from "../../src/wire/ethernet.js";
+import { TcpFlag, type TcpRepr } from "../../src/wire/tcp-repr.js";
+import { newBlock, type NeighborBlock, type TcpBlock } from "../../src/chimney/block-list.js";
+import type { TcpCachedState, TcpDelegatedState, TcpOffloadState } from "../../src/chimney/state.js";
+import {
+  offloadStateFromSnapshot,
+  sendDataViews,
+  snapshotFromOffloadState,
+} from "../../src/chimney/tcp-state.js";
 import {
   advance,
   at,
@@ -39,9 +43,9 @@ import {
   type World,
   trackWorlds,
   freeChain,
-} from "../../test/support/target-testing.js";
-import { RssReceiveQueues } from "./rss.js";
-import { receiveFilter } from "./tcp-rules.js";
+} from "../support/target-testing.js";
+import { RssReceiveQueues } from "../../src/offload-target/rss.js";
+import { receiveFilter } from "../../src/offload-target/tcp-rules.js";
 
 const track = trackWorlds();
 

@@ -2,8 +2,8 @@
 // arrives for it to the host through the non-offload path instead of its engine.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { TcpFlag } from "../wire/tcp-repr.js";
-import { at, offloaded, pattern, pump, terminate } from "../../test/support/target-testing.js";
+import { TcpFlag } from "../../src/wire/tcp-repr.js";
+import { at, offloaded, pattern, pump, terminate } from "../support/target-testing.js";
 
 void test("NS-8: data arriving on a CLOSED connection waiting for its upload goes up the non-offload path", () => {
   const w = offloaded();

@@ -5,12 +5,12 @@
 // quiescent after every test.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Duration } from "../time/instant.js";
-import { Seq } from "../wire/seq.js";
-import { internetChecksum } from "../wire/checksum.js";
-import { decodeFrame } from "../wire/packet.js";
-import { TcpFlag } from "../wire/tcp-repr.js";
-import type { MiniportOffloadContext, TcpBlock } from "../chimney/block-list.js";
+import { Duration } from "../../src/time/instant.js";
+import { Seq } from "../../src/wire/seq.js";
+import { internetChecksum } from "../../src/wire/checksum.js";
+import { decodeFrame } from "../../src/wire/packet.js";
+import { TcpFlag } from "../../src/wire/tcp-repr.js";
+import type { MiniportOffloadContext, TcpBlock } from "../../src/chimney/block-list.js";
 import {
   advance,
   at,
@@ -21,7 +21,7 @@ import {
   type World,
   trackWorlds,
   upload,
-} from "../../test/support/target-testing.js";
+} from "../support/target-testing.js";
 
 const track = trackWorlds();
 

@@ -4,12 +4,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { Duration, Instant } from "../time/instant.js";
-import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
-import { type TcpConfig, tcpConfig } from "./config.js";
-import { TcpConnection } from "./connection.js";
-import { at, tcpScript } from "../../test/support/tcp-script.js";
-import { Seq } from "../wire/seq.js";
+import { Duration, Instant } from "../../src/time/instant.js";
+import { TcpFlag, type TcpRepr } from "../../src/wire/tcp-repr.js";
+import { type TcpConfig, tcpConfig } from "../../src/tcp/config.js";
+import { TcpConnection } from "../../src/tcp/connection.js";
+import { at, tcpScript } from "../support/tcp-script.js";
+import { Seq } from "../../src/wire/seq.js";
 
 const { ACK, SYN, FIN } = TcpFlag;
 const LOCAL_ISS = Seq.of(0xffff_ff00); // the data wraps the sequence space

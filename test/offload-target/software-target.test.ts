@@ -3,12 +3,12 @@
 // delivery algorithm (spec 14.6). The ledger is quiescent after every test.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Duration } from "../time/instant.js";
-import { Seq } from "../wire/seq.js";
-import { nblArray } from "../nbl/chain.js";
-import { decodeFrame, emitTcpPacket } from "../wire/packet.js";
-import { mac } from "../wire/ethernet.js";
-import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
+import { Duration } from "../../src/time/instant.js";
+import { Seq } from "../../src/wire/seq.js";
+import { nblArray } from "../../src/nbl/chain.js";
+import { decodeFrame, emitTcpPacket } from "../../src/wire/packet.js";
+import { mac } from "../../src/wire/ethernet.js";
+import { TcpFlag, type TcpRepr } from "../../src/wire/tcp-repr.js";
 import {
   type MiniportOffloadContext,
   newBlock,
@@ -16,7 +16,7 @@ import {
   type PathBlock,
   type TcpBlock,
   treeBlocks,
-} from "../chimney/block-list.js";
+} from "../../src/chimney/block-list.js";
 import {
   advance,
   at,
@@ -33,7 +33,7 @@ import {
   trackWorlds,
   freeChain,
   upload,
-} from "../../test/support/target-testing.js";
+} from "../support/target-testing.js";
 
 const track = trackWorlds();
 

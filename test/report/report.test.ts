@@ -3,10 +3,16 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { escapeHtml, formatBytes, formatMicros, jsonForScript, renderTimelineHtml } from "./html.js";
-import { describeShapeError, parseTimeline } from "./parse.js";
-import { sampleTimeline } from "../../test/support/sample-timeline.js";
-import { activeSpan, type Timeline } from "./timeline.js";
+import {
+  escapeHtml,
+  formatBytes,
+  formatMicros,
+  jsonForScript,
+  renderTimelineHtml,
+} from "../../src/report/html.js";
+import { describeShapeError, parseTimeline } from "../../src/report/parse.js";
+import { sampleTimeline } from "../support/sample-timeline.js";
+import { activeSpan, type Timeline } from "../../src/report/timeline.js";
 
 const SEED = process.env["FC_SEED"] === "random" ? Date.now() : Number(process.env["FC_SEED"] ?? 0x5eed);
 fc.configureGlobal({ seed: SEED, numRuns: 200 });

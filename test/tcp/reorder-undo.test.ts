@@ -3,12 +3,12 @@
 // (RFC 3708) or timestamps (RFC 3522 detection, RFC 4015 response).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Duration, Instant } from "../time/instant.js";
-import { type SackBlock, TcpFlag, type TcpRepr, type TcpTimestamps } from "../wire/tcp-repr.js";
-import { type TcpConfig, tcpConfig } from "./config.js";
-import { TcpConnection } from "./connection.js";
-import { at, tcpScript } from "../../test/support/tcp-script.js";
-import { Seq } from "../wire/seq.js";
+import { Duration, Instant } from "../../src/time/instant.js";
+import { type SackBlock, TcpFlag, type TcpRepr, type TcpTimestamps } from "../../src/wire/tcp-repr.js";
+import { type TcpConfig, tcpConfig } from "../../src/tcp/config.js";
+import { TcpConnection } from "../../src/tcp/connection.js";
+import { at, tcpScript } from "../support/tcp-script.js";
+import { Seq } from "../../src/wire/seq.js";
 
 const { SYN } = TcpFlag;
 const LOCAL_ISS = Seq.of(0xffff_ff00); // the data wraps the sequence space

@@ -3,21 +3,21 @@
 // per rule, named with its id. The ledger is quiescent after every test.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Duration } from "../time/instant.js";
-import { Seq } from "../wire/seq.js";
-import { InvariantViolation, UsageError } from "../util/errors.js";
+import { Duration } from "../../src/time/instant.js";
+import { Seq } from "../../src/wire/seq.js";
+import { InvariantViolation, UsageError } from "../../src/util/errors.js";
 import {
   assertStatusWritten,
   type MiniportOffloadContext,
   newBlock,
   type TcpBlock,
-} from "../chimney/block-list.js";
-import { capabilities, offloadParameters, scaleTicks } from "../chimney/capabilities.js";
-import { ChimneyRegistry } from "../chimney/registration.js";
-import type { NetBufferList } from "../nbl/nbl.js";
-import { emitTcpPacket } from "../wire/packet.js";
-import { ip } from "../wire/ip-addr.js";
-import { TcpFlag } from "../wire/tcp-repr.js";
+} from "../../src/chimney/block-list.js";
+import { capabilities, offloadParameters, scaleTicks } from "../../src/chimney/capabilities.js";
+import { ChimneyRegistry } from "../../src/chimney/registration.js";
+import type { NetBufferList } from "../../src/nbl/nbl.js";
+import { emitTcpPacket } from "../../src/wire/packet.js";
+import { ip } from "../../src/wire/ip-addr.js";
+import { TcpFlag } from "../../src/wire/tcp-repr.js";
 import {
   advance,
   at,
@@ -35,8 +35,8 @@ import {
   trackWorlds,
   freeChain,
   upload,
-} from "../../test/support/target-testing.js";
-import { TargetBusyError } from "./software-target.js";
+} from "../support/target-testing.js";
+import { TargetBusyError } from "../../src/offload-target/software-target.js";
 
 const track = trackWorlds();
 

@@ -5,20 +5,12 @@
 // initiate (a neighbor) stays in progress while the peer talks on the offloaded connection.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type NeighborBlock, newBlock } from "../chimney/block-list.js";
-import type { NdisOffloadHandle } from "../chimney/block-list.js";
-import { Duration } from "../time/instant.js";
-import { mac } from "../wire/ethernet.js";
-import { TcpFlag } from "../wire/tcp-repr.js";
-import {
-  at,
-  offloaded,
-  pattern,
-  pump,
-  tcpRef,
-  terminate,
-  type World,
-} from "../../test/support/target-testing.js";
+import { type NeighborBlock, newBlock } from "../../src/chimney/block-list.js";
+import type { NdisOffloadHandle } from "../../src/chimney/block-list.js";
+import { Duration } from "../../src/time/instant.js";
+import { mac } from "../../src/wire/ethernet.js";
+import { TcpFlag } from "../../src/wire/tcp-repr.js";
+import { at, offloaded, pattern, pump, tcpRef, terminate, type World } from "../support/target-testing.js";
 
 /** A connection offloaded to a target whose state operations take 100 ms. */
 function slowTarget(): World {

@@ -12,16 +12,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { exited, waitForOutput } from "../../test/support/netns.js";
-import {
-  downloadFromKernel,
-  payload,
-  sha256,
-  startKernelServer,
-  uploadToKernel,
-} from "../../test/support/live.js";
-import { type LiveHost, startLiveHost } from "./live-host.js";
-import { killTree, LIVE_ADDRS } from "./netns.js";
+import { exited, waitForOutput } from "../support/netns.js";
+import { downloadFromKernel, payload, sha256, startKernelServer, uploadToKernel } from "../support/live.js";
+import { type LiveHost, startLiveHost } from "../../src/live/live-host.js";
+import { killTree, LIVE_ADDRS } from "../../src/live/netns.js";
 
 const N = 8 * 1024 * 1024;
 const SEED = 5;
