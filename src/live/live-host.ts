@@ -12,7 +12,9 @@
  * The pcap option captures at our side of the link: frames as the stack received them (after
  * the fromKernel faults) and as it sent them (before the toKernel faults).
  */
+import { acceptAllKnobs, type ReceiveKnobs } from "../host/offload-manager.js";
 import { HostStack } from "../host/stack.js";
+import { type Chimney, createChimney } from "../node/chimney-node.js";
 import { buildLinkChain, type FaultProfile, type LinkChain } from "../sim/link.js";
 import { Prng } from "../sim/prng.js";
 import { RealTimeDriver } from "../socket/driver.js";
@@ -24,6 +26,9 @@ import { ip } from "../wire/ip-addr.js";
 import { createTapNamespace, LIVE_ADDRS, type TapNamespace } from "./netns.js";
 import { RealTimeScheduler } from "./rt-scheduler.js";
 import type { TapMode, TapOffload, TapStats } from "./tap.js";
+
+/** Our interface's MAC. */
+const OUR_MAC = mac("02:00:00:00:00:02");
 
 /** Receives every frame crossing our side of the link, stamped in wall-clock microseconds. */
 export type FrameCapture = (wallUs: number, frame: Uint8Array) => void;
@@ -57,6 +62,12 @@ export interface LiveHostOptions {
   readonly offload?: TapOffload | undefined;
   /** Capture at our side of the link. */
   readonly capture?: FrameCapture | undefined;
+  /**
+   * Put the chimney in front of the stack: an offload manager and the software target (the NIC),
+   * so frames from the kernel enter the target first (see chimney-host.ts). `knobs`: how the
+   * host consumes offloaded receive data (default: accept every indication).
+   */
+  readonly chimney?: { readonly knobs?: ((random: Prng) => ReceiveKnobs) | undefined } | undefined;
 }
 
 /** Traffic counters of a live host (the TAP device's, see `TapStats`). */
@@ -77,6 +88,8 @@ export interface LiveHost {
   readonly driver: RealTimeDriver;
   /** Our stack. */
   readonly stack: HostStack;
+  /** The chimney in front of the stack, when `chimney` was asked for. */
+  readonly chimney: Chimney | undefined;
   /** A one-line description for failure messages: namespace and seed. */
   readonly label: string;
   /** Counters. */
@@ -91,7 +104,8 @@ export function startLiveHost(options: LiveHostOptions = {}): LiveHost {
   const mtu = options.mtu ?? 1500;
   // Fault stages from the kernel work on wire frames: no TSO frames through them.
   const fromKernelFaults = options.fromKernel !== undefined && Object.keys(options.fromKernel).length > 0;
-  const requested = options.offload ?? "tso";
+  // The chimney's target takes wire-sized frames unless asked otherwise.
+  const requested = options.offload ?? (options.chimney === undefined ? "tso" : "off");
   const offload = requested === "tso" && fromKernelFaults ? "gso" : requested;
   const netns = createTapNamespace({
     tag: options.tag,
@@ -115,7 +129,7 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
       {
         name: "tap0",
         link: "ethernet",
-        mac: mac("02:00:00:00:00:02"),
+        mac: OUR_MAC,
         mtu,
         addresses: [
           { addr: ip(LIVE_ADDRS.ours4), prefixLen: 24 },
@@ -126,6 +140,12 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
     tcp: tcpConfig({ ...options.tcp }),
     random: root.fork(),
   });
+  let chimney: Chimney | undefined;
+  if (options.chimney !== undefined) {
+    const knobRng = root.fork();
+    const knobs = options.chimney.knobs?.(knobRng) ?? acceptAllKnobs({ nextU32: () => knobRng.nextU32() });
+    chimney = createChimney(stack, { mac: OUR_MAC, knobs });
+  }
   const tap = netns.tap;
   const capture = options.capture;
   const wallOrigin = Date.now() * 1000;
@@ -160,7 +180,7 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
     deliver(_at: Instant, frame: Uint8Array): void {
       const now = clock();
       if (capture !== undefined) capture(wallOrigin + now, frame);
-      stack.handleFrame(now, 0, frame);
+      ref.driver?.node.input(0, frame); // into the target first when there is one
     },
   };
   const faulty = (p: FaultProfile | undefined): boolean => p !== undefined && Object.keys(p).length > 0;
@@ -183,19 +203,23 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
       })
     : undefined;
 
-  const driver = new RealTimeDriver(stack, {
-    transmit(_ifIndex: number, frame: Uint8Array): void {
-      const now = driver.now();
-      if (capture !== undefined) capture(wallOrigin + now, frame);
-      if (toKernel === undefined) {
-        toWire.deliver(now, frame);
-        return;
-      }
-      rt.sync();
-      toKernel.deliver(rt.scheduler.now, frame);
-      rt.rearm();
+  const driver = new RealTimeDriver(
+    stack,
+    {
+      transmit(_ifIndex: number, frame: Uint8Array): void {
+        const now = driver.now();
+        if (capture !== undefined) capture(wallOrigin + now, frame);
+        if (toKernel === undefined) {
+          toWire.deliver(now, frame);
+          return;
+        }
+        rt.sync();
+        toKernel.deliver(rt.scheduler.now, frame);
+        rt.rearm();
+      },
     },
-  });
+    { chimney },
+  );
   ref.driver = driver;
   // The origin of the driver's clock is now; the scheduler started at ZERO, which is <= now.
 
@@ -226,6 +250,7 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
     net,
     driver,
     stack,
+    chimney,
     label: `namespace ${netns.ns}, seed ${seed}`,
     stats() {
       const faults: LiveStats["faults"] = {};
