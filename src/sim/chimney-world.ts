@@ -9,6 +9,7 @@
  * scenario runner uses it to learn which connection an NBL belongs to. Without it nothing is
  * interposed.
  */
+import { segmentHost } from "./segment-host.js";
 import {
   acceptAllKnobs,
   type OffloadManager,
@@ -85,22 +86,7 @@ export function buildChimneyWorld(o: WorldOptions): ChimneyWorld {
   const tcp = tcpConfig({ ...o.tcp });
   const mk = (name: string, n: number, opts: WorldHostOptions | undefined): WorldHost => {
     const hostMac = mac(`02:00:00:00:00:0${n}`);
-    const stack = new HostStack({
-      interfaces: [
-        {
-          name: "eth0",
-          link: "ethernet",
-          mac: hostMac,
-          mtu: 1500,
-          addresses: [
-            { addr: Uint8Array.of(192, 0, 2, n), prefixLen: 24 },
-            { addr: Uint8Array.of(0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n), prefixLen: 64 },
-          ],
-        },
-      ],
-      tcp,
-      random: root.fork(),
-    });
+    const stack = segmentHost(n, { tcp, random: root.fork() });
     const knobRng = root.fork();
     if (opts?.offload === false) {
       const node = new SimHost(name, stack, sched);

@@ -17,6 +17,7 @@
  *   predicate every `stepMs` of virtual time. The simulation does not pause while the
  *   application awaits: as on a real network, it keeps running alongside the callbacks.
  */
+import { segmentHost } from "../sim/segment-host.js";
 import { acceptAllKnobs, type OffloadManager, type OffloadPolicy } from "../host/offload-manager.js";
 import { type HostConn, HostStack } from "../host/stack.js";
 import type { BufferLedger } from "../nbl/ledger.js";
@@ -29,7 +30,6 @@ import { tcpConfig, type TcpConfig } from "../tcp/config.js";
 import { Instant } from "../time/instant.js";
 import { ConfigError, StackError, UsageError } from "../util/errors.js";
 import { mac } from "../wire/ethernet.js";
-import { ip } from "../wire/ip-addr.js";
 import { SimDriver, type SimStackDriver } from "./driver.js";
 import { NetStack } from "./net-stack.js";
 import { Socket } from "./socket.js";
@@ -196,22 +196,7 @@ export function createSimNetwork(options: SimNetworkOptions = {}): SimNetwork {
 
   const build = (name: string, n: number): { host: SimNetworkHost; node: SimHost } => {
     const hostMac = mac(`02:00:00:00:00:0${n}`);
-    const stack = new HostStack({
-      interfaces: [
-        {
-          name: "eth0",
-          link: "ethernet",
-          mac: hostMac,
-          mtu,
-          addresses: [
-            { addr: ip(`192.0.2.${n}`), prefixLen: 24 },
-            { addr: ip(`2001:db8::${n}`), prefixLen: 64 },
-          ],
-        },
-      ],
-      tcp,
-      random: root.fork(),
-    });
+    const stack = segmentHost(n, { tcp, random: root.fork(), mtu, ipv6: true });
     const knobRng = root.fork();
     const want = options.offload?.[name];
     let node: SimHost;

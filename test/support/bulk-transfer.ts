@@ -3,7 +3,8 @@
  * time: how long until the receiver has read every byte, and the sender's loss-recovery
  * counters (timeouts, fast retransmits, SACK recoveries). A pure function of its parameters.
  */
-import { HostStack, type HostConn, type StackEvent } from "../../src/host/stack.js";
+import { segmentHost } from "../../src/sim/segment-host.js";
+import { type HostConn, type StackEvent } from "../../src/host/stack.js";
 import { buildDuplexLink, type FaultProfile } from "../../src/sim/link.js";
 import { SimHost } from "../../src/sim/host-node.js";
 import { Prng } from "../../src/sim/prng.js";
@@ -12,7 +13,6 @@ import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
 import { newTcpStats } from "../../src/tcp/connection.js";
 import type { TcpStats } from "../../src/tcp/types.js";
 import { Instant } from "../../src/time/instant.js";
-import { mac } from "../../src/wire/ethernet.js";
 import { ip } from "../../src/wire/ip-addr.js";
 
 /** Parameters of one transfer. */
@@ -48,23 +48,7 @@ export function runBulk(p: BulkRun): BulkOutcome {
   const linkRng = root.fork();
   const tcp = tcpConfig({ ...p.tcp });
   const mk = (name: string, n: number, rng: Prng) =>
-    new SimHost(
-      name,
-      new HostStack({
-        interfaces: [
-          {
-            name: "eth0",
-            link: "ethernet",
-            mac: mac(`02:00:00:00:00:0${n}`),
-            mtu: 1500,
-            addresses: [{ addr: ip(`192.0.2.${n}`), prefixLen: 24 }],
-          },
-        ],
-        tcp,
-        random: rng,
-      }),
-      sched,
-    );
+    new SimHost(name, segmentHost(n, { tcp, random: rng, ipv6: false }), sched);
   const a = mk("a", 1, root.fork());
   const b = mk("b", 2, root.fork());
   const link = buildDuplexLink(a.port(0), b.port(0), {

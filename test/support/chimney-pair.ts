@@ -2,6 +2,7 @@
 // without a clock: host A (192.0.2.1) with an offload manager and a SoftwareTarget in front of it
 // (frames between A and the wire pass the target: both are src/node chimney nodes), and a plain
 // host B (192.0.2.2) as the peer.
+import { segmentHost } from "../../src/sim/segment-host.js";
 import assert from "node:assert/strict";
 import {
   acceptAllKnobs,
@@ -65,20 +66,13 @@ export function refuseAll(): ReceiveKnobs {
 export function chimneyPair(o: ChimneyPairOptions = {}): ChimneyPair {
   const tcp = tcpConfig({ ...o.tcp });
   const stack = (n: number) =>
-    new HostStack({
-      interfaces: [
-        {
-          name: "eth0",
-          link: "ethernet",
-          mac: mac(`02:00:00:00:00:0${n}`),
-          mtu: o.mtu ?? 1500,
-          addresses: [{ addr: ip(`192.0.2.${n}`), prefixLen: 24 }],
-          checksum: ChecksumCapabilities.NONE,
-        },
-      ],
+    segmentHost(n, {
       tcp,
       random: new Prng(n),
-      ...(o.synQueueLimit === undefined ? {} : { synQueueLimit: o.synQueueLimit }),
+      mtu: o.mtu,
+      ipv6: false,
+      checksum: ChecksumCapabilities.NONE,
+      synQueueLimit: o.synQueueLimit,
     });
   const a = stack(1);
   const b = stack(2);

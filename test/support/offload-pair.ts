@@ -3,13 +3,14 @@
  * pattern exchange of sim-pair.ts while a schedule offloads and uploads the connection. The run
  * is a pure function of its parameters; `describeRun` prints everything needed to replay it.
  */
+import { segmentHost } from "../../src/sim/segment-host.js";
 import {
   acceptAllKnobs,
   type OffloadPolicy,
   type OffloadStats,
   type ReceiveKnobs,
 } from "../../src/host/offload-manager.js";
-import { HostStack, type HostConn, type StackEvent } from "../../src/host/stack.js";
+import { type HostConn, type StackEvent } from "../../src/host/stack.js";
 import { BufferLedger } from "../../src/nbl/ledger.js";
 import { buildDuplexLink, type FaultProfile } from "../../src/sim/link.js";
 import { createChimney } from "../../src/node/chimney-node.js";
@@ -135,22 +136,7 @@ export function runOffloadPair(p: OffloadRun): OffloadOutcome {
   const policy: OffloadPolicy = {};
   const ledgers: BufferLedger[] = [];
   const mk = (name: string, n: number, rng: Prng, withTarget: boolean) => {
-    const stack = new HostStack({
-      interfaces: [
-        {
-          name: "eth0",
-          link: "ethernet",
-          mac: mac(`02:00:00:00:00:0${n}`),
-          mtu,
-          addresses: [
-            { addr: ip(`192.0.2.${n}`), prefixLen: 24 },
-            { addr: ip(`2001:db8::${n}`), prefixLen: 64 },
-          ],
-        },
-      ],
-      tcp,
-      random: rng,
-    });
+    const stack = segmentHost(n, { tcp, random: rng, mtu, ipv6: true });
     if (!withTarget) return new SimHost(name, stack, sched);
     const chimney = createChimney(stack, {
       mac: mac(`02:00:00:00:00:0${n}`),

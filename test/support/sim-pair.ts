@@ -3,6 +3,7 @@
  * known pattern each way and checks every byte read. The run is a pure function of its
  * parameters; failures print the seed.
  */
+import { segmentHost } from "../../src/sim/segment-host.js";
 import { HostStack, type HostConn, type StackEvent } from "../../src/host/stack.js";
 import { buildDuplexLink, type FaultProfile } from "../../src/sim/link.js";
 import { SimHost } from "../../src/sim/host-node.js";
@@ -10,7 +11,6 @@ import { Prng } from "../../src/sim/prng.js";
 import { Scheduler } from "../../src/sim/scheduler.js";
 import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
 import { Instant } from "../../src/time/instant.js";
-import { mac } from "../../src/wire/ethernet.js";
 import { ip } from "../../src/wire/ip-addr.js";
 
 /** The byte at stream offset `i` of direction `dir` (0: a->b, 1: b->a). */
@@ -93,27 +93,7 @@ export function runPair(p: PairRun): PairOutcome {
   const mtu = p.mtu ?? 1500;
   const tcp = tcpConfig({ ...p.tcp });
   const mk = (name: string, n: number, rng: Prng) =>
-    new SimHost(
-      name,
-      new HostStack({
-        interfaces: [
-          {
-            name: "eth0",
-            link: "ethernet",
-            mac: mac(`02:00:00:00:00:0${n}`),
-            mtu,
-            addresses: [
-              { addr: ip(`192.0.2.${n}`), prefixLen: 24 },
-              // IPv6 needs a link MTU of at least 1280 (RFC 8200 section 5).
-              ...(mtu >= 1280 ? [{ addr: ip(`2001:db8::${n}`), prefixLen: 64 }] : []),
-            ],
-          },
-        ],
-        tcp,
-        random: rng,
-      }),
-      sched,
-    );
+    new SimHost(name, segmentHost(n, { tcp, random: rng, mtu }), sched);
   const a = mk("a", 1, root.fork());
   const b = mk("b", 2, root.fork());
   const link = buildDuplexLink(a.port(0), b.port(0), {

@@ -3,7 +3,7 @@
  * simulated Ethernet link, run by a `SimDriver` inside Node's event loop. The link can be cut
  * (`blackhole`) to make every frame vanish in both directions.
  */
-import { HostStack } from "../../src/host/stack.js";
+import { segmentHost } from "../../src/sim/segment-host.js";
 import type { FrameSink } from "../../src/sim/frame-sink.js";
 import { buildDuplexLink, type DuplexLink, type FaultProfile } from "../../src/sim/link.js";
 import { Prng } from "../../src/sim/prng.js";
@@ -11,8 +11,6 @@ import { SimDriver, type SimStackDriver } from "../../src/socket/driver.js";
 import { NetStack } from "../../src/socket/net-stack.js";
 import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
 import type { Instant } from "../../src/time/instant.js";
-import { mac } from "../../src/wire/ethernet.js";
-import { ip } from "../../src/wire/ip-addr.js";
 
 /** Parameters of a simulated pair. */
 export interface SocketSimOptions {
@@ -46,25 +44,7 @@ export function socketSim(o: SocketSimOptions): SocketSim {
   const mtu = o.mtu ?? 1500;
   const tcp = tcpConfig({ ...o.tcp });
   const mk = (name: string, n: number, rng: Prng): SimStackDriver =>
-    sim.addHost(
-      name,
-      new HostStack({
-        interfaces: [
-          {
-            name: "eth0",
-            link: "ethernet",
-            mac: mac(`02:00:00:00:00:0${n}`),
-            mtu,
-            addresses: [
-              { addr: ip(`192.0.2.${n}`), prefixLen: 24 },
-              { addr: ip(`2001:db8::${n}`), prefixLen: 64 },
-            ],
-          },
-        ],
-        tcp,
-        random: rng,
-      }),
-    );
+    sim.addHost(name, segmentHost(n, { tcp, random: rng, mtu, ipv6: true }));
   const hostA = mk("a", 1, root.fork());
   const hostB = mk("b", 2, root.fork());
   let dropped = 0;
