@@ -14,7 +14,7 @@ import { TcpFlag, type TcpRepr } from "../src/wire/tcp-repr.js";
 const LOCAL = ip("192.0.2.2");
 const at = (ms: number) => Instant.fromMillis(ms);
 
-function server(synQueueLimit: number) {
+function server(synQueueLimit: number, tcp = tcpConfig({})) {
   const stack = new HostStack({
     interfaces: [
       {
@@ -26,7 +26,7 @@ function server(synQueueLimit: number) {
       },
     ],
     routes: [{ prefix: ip("0.0.0.0"), prefixLen: 0, gateway: ip("192.0.2.1"), ifIndex: 0 }],
-    tcp: tcpConfig({}),
+    tcp,
     random: new Prng(5),
     synQueueLimit,
   });
@@ -86,6 +86,18 @@ void describe("LISTEN (RFC 9293 3.10.7.2)", () => {
     inject(stack, at(2), "198.51.100.1", seg({ flags: TcpFlag.FIN, mss: undefined }));
     assert.deepEqual(drain(stack, at(2)), []);
     assert.equal(stack.connectionCount, 0);
+  });
+  void test("a SYN+FIN is dropped by default, as Linux does; dropSynFin off answers it as a SYN", () => {
+    const { stack } = server(8);
+    inject(stack, at(0), "198.51.100.1", seg({ flags: TcpFlag.SYN | TcpFlag.FIN }));
+    assert.deepEqual(drain(stack, at(0)), [], "no SYN-ACK to a scan pattern");
+    assert.equal(stack.connectionCount, 0);
+    const open = server(8, tcpConfig({ dropSynFin: false })).stack;
+    inject(open, at(0), "198.51.100.1", seg({ flags: TcpFlag.SYN | TcpFlag.FIN }));
+    assert.deepEqual(
+      drain(open, at(0)).map((t) => t.flags),
+      [TcpFlag.SYN | TcpFlag.ACK],
+    );
   });
   void test("a SYN creates a half-open connection answered with a SYN-ACK", () => {
     const { stack } = server(8);

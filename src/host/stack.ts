@@ -401,6 +401,9 @@ export class HostStack {
   /** Starts listening on `port` (and `addr`, or every address when undefined). */
   listen(port: number, addr?: IpAddr, backlog = 128): HostListener {
     checkPort(port);
+    if (addr !== undefined) checkAddr("listen", addr);
+    if (!Number.isInteger(backlog))
+      throw new UsageError(`listen: backlog must be an integer, not ${show(backlog)}`);
     if (addr !== undefined && !this.isLocalAddress(addr)) {
       throw new SocketError("EADDRNOTAVAIL", `${ipToString(addr)} is not an address of this host`);
     }
@@ -419,6 +422,7 @@ export class HostStack {
   /** Stops a listener: pending and unaccepted connections are reset. */
   closeListener(now: Instant, l: HostListener): void {
     this.#advance(now);
+    checkListener("closeListener", l);
     if (l.closed) return;
     l.closed = true;
     this.#listeners.delete(listenerKey(l.addr, l.port));
@@ -433,6 +437,7 @@ export class HostStack {
 
   /** The next established connection of `l` not yet handed out, if any. */
   accept(l: HostListener): HostConn | undefined {
+    checkListener("accept", l);
     const c = l.ready.shift();
     if (c !== undefined) c.listener = undefined;
     return c;
@@ -446,7 +451,10 @@ export class HostStack {
     opts: { readonly localAddr?: IpAddr | undefined; readonly localPort?: number | undefined } = {},
   ): HostConn {
     this.#advance(now);
+    checkAddr("connect", remote);
     checkPort(remotePort);
+    if (opts.localAddr !== undefined) checkAddr("connect", opts.localAddr);
+    if (opts.localPort !== undefined) checkPort(opts.localPort);
     const hop = this.routes.lookup(remote);
     if (hop === undefined) throw new SocketError("ENETUNREACH", `no route to ${ipToString(remote)}`);
     const local = opts.localAddr ?? this.#sourceAddress(hop.ifIndex, remote);
@@ -474,6 +482,8 @@ export class HostStack {
   /** Queues `data` (zero-copy) and returns how many bytes were taken (0 when the buffer is full). */
   send(now: Instant, c: HostConn, data: Uint8Array): number {
     this.#advance(now);
+    checkConn("send", c);
+    checkBytes("send", data);
     if (c.phase !== "host") return this.#hooks(c).send(now, c, data);
     const r = c.engine.send(data);
     this.#touch(c);
@@ -484,6 +494,9 @@ export class HostStack {
   /** Takes up to `max` in-order bytes (a view when possible), reopening the window. */
   recv(now: Instant, c: HostConn, max?: number): Uint8Array | undefined {
     this.#advance(now);
+    checkConn("recv", c);
+    if (max !== undefined && !(Number.isInteger(max) && max >= 0))
+      throw new UsageError(`recv: max must be a non-negative integer, not ${show(max)}`);
     if (c.phase !== "host") return this.#hooks(c).recv(now, c, max);
     const d = c.engine.recv(max);
     if (d !== undefined) this.#touch(c);
@@ -493,6 +506,7 @@ export class HostStack {
   /** Graceful close of our direction (FIN after queued data). */
   close(now: Instant, c: HostConn): void {
     this.#advance(now);
+    checkConn("close", c);
     if (c.phase !== "host") {
       this.#hooks(c).close(now, c);
       return;
@@ -504,6 +518,7 @@ export class HostStack {
   /** Abortive close (RST). */
   abort(now: Instant, c: HostConn): void {
     this.#advance(now);
+    checkConn("abort", c);
     if (c.phase !== "host") {
       this.#hooks(c).abort(now, c);
       return;
@@ -515,6 +530,9 @@ export class HostStack {
   /** Applies an option change that may produce output or move timers. */
   configure(now: Instant, c: HostConn, change: (tcp: TcpConnection) => void): void {
     this.#advance(now);
+    checkConn("configure", c);
+    if (typeof change !== "function")
+      throw new UsageError(`configure: change must be a function, not ${show(change)}`);
     if (c.phase !== "host") {
       this.#hooks(c).configure(now, c, change);
       return;
@@ -646,6 +664,7 @@ export class HostStack {
   /** A frame arrived on interface `ifIndex` (an Ethernet frame, or a bare IP packet on an IP link). */
   handleFrame(now: Instant, ifIndex: number, frame: Uint8Array): void {
     this.#advance(now);
+    checkBytes("handleFrame", frame);
     const iface = this.#ifaces[ifIndex];
     if (iface === undefined) throw new UsageError(`no interface ${ifIndex}`);
     this.stats.framesIn++;
@@ -767,6 +786,8 @@ export class HostStack {
   }
 
   #advance(now: Instant): void {
+    if (typeof now !== "number" || Number.isNaN(now))
+      throw new UsageError(`time must be an Instant (microseconds), not ${show(now)}`);
     if (now < this.#now) throw new UsageError(`time went backwards: ${now} < ${this.#now}`);
     this.#now = now;
   }
@@ -1415,7 +1436,44 @@ function listenerKey(addr: IpAddr | undefined, port: number): string {
   return addr === undefined ? `*:${port}` : `${ipKey(addr)}:${port}`;
 }
 
+/** A short description of a bad argument for an error message. */
+function show(v: unknown): string {
+  switch (typeof v) {
+    case "string":
+      return `a string (${JSON.stringify(v.length > 20 ? `${v.slice(0, 20)}...` : v)})`;
+    case "object":
+      return v === null
+        ? "null"
+        : `a ${(v as { constructor?: { name?: string } }).constructor?.name ?? "object"}`;
+    case "function":
+      return "a function";
+    case "symbol":
+      return "a symbol";
+    default:
+      return `${typeof v} ${String(v)}`;
+  }
+}
+
+function checkBytes(op: string, data: unknown): void {
+  if (!(data instanceof Uint8Array))
+    throw new UsageError(`${op}: data must be a Uint8Array, not ${show(data)}`);
+}
+
+function checkConn(op: string, c: unknown): void {
+  if (!(c instanceof HostConn)) throw new UsageError(`${op}: not a connection of a HostStack: ${show(c)}`);
+}
+
+function checkListener(op: string, l: unknown): void {
+  if (!(l instanceof HostListener)) throw new UsageError(`${op}: not a listener of a HostStack: ${show(l)}`);
+}
+
+function checkAddr(op: string, a: unknown): void {
+  if (!(a instanceof Uint8Array) || (a.length !== 4 && a.length !== 16))
+    throw new UsageError(`${op}: an address is 4 or 16 bytes (a Uint8Array), not ${show(a)}`);
+}
+
 function checkPort(port: number): void {
+  if (typeof port !== "number") throw new UsageError(`a port is a number, not ${show(port)}`);
   if (!Number.isInteger(port) || port < 1 || port > 65535)
     throw new SocketError("EINVAL", `bad port ${port}`);
 }

@@ -33,7 +33,8 @@ export interface TcpConfig {
   readonly rfc5961Syn: boolean | undefined;
   /**
    * Drop a segment with both SYN and FIN set, in SYN-SENT and in a listener (FreeBSD
-   * net.inet.tcp.drop_synfin; RFC 9293 does not forbid the combination).
+   * net.inet.tcp.drop_synfin; RFC 9293 does not forbid the combination). Default true: SYN+FIN
+   * is a scan pattern, and Linux never answers it on a listener.
    */
   readonly dropSynFin: boolean;
   /**
@@ -156,7 +157,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   rfc5961: true,
   rfc5961Rst: undefined,
   rfc5961Syn: undefined,
-  dropSynFin: false,
+  dropSynFin: true,
   noOptions: false,
   synRetransmitDropOptions: false,
   rtoSlop: Duration.ZERO,

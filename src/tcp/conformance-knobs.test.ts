@@ -151,7 +151,7 @@ void describe("SYN-SENT: SYN+FIN, data on SYN and SYN-ACK (RFC 9293 3.10.7.3)", 
     recv(c, at(1), { flags: SYN | FIN, seq: REMOTE_ISS, ack: Seq.of(0) });
     assert.equal(c.state, "SYN-SENT");
     assert.deepEqual(drainTx(c, at(1)), []);
-    const d = synSent();
+    const d = synSent(tcpConfig({ ...BASE, dropSynFin: false }));
     recv(d, at(1), { flags: SYN | FIN, seq: REMOTE_ISS, ack: Seq.of(0) });
     assert.equal(d.state, "SYN-RECEIVED");
   });
@@ -165,7 +165,7 @@ void describe("SYN-SENT: SYN+FIN, data on SYN and SYN-ACK (RFC 9293 3.10.7.3)", 
     assert.deepEqual([...(c.recv() ?? [])], [7, 7, 7]);
   });
   void test("data on a SYN is held, not acknowledged, and readable once ESTABLISHED", () => {
-    const c = synSent();
+    const c = synSent(tcpConfig({ ...BASE, dropSynFin: false }));
     recv(c, at(1), { flags: SYN | FIN, seq: REMOTE_ISS, ack: Seq.of(0), payload: bytes(3, 9) });
     assert.equal(c.state, "SYN-RECEIVED");
     const synAck = drainTx(c, at(1));

@@ -36,6 +36,7 @@ export function defaultSettings(): DutSettings {
       rtoSlop: Duration.fromMillis(200),
       synRetries: 10,
       maxRto: Duration.fromSeconds(64),
+      dropSynFin: false, // net.inet.tcp.drop_synfin defaults to 0
     },
     unmapped: [],
     maxSockBuf: 2097152,
