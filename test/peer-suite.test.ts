@@ -49,7 +49,7 @@ void test("only CHIMNEY_REQUIRE_PEER_SUITE=1 makes a missing suite a failure", (
 
 /** Every test file that reads the suite, and a name pattern choosing its tests that do. */
 const SUITE_TESTS: readonly { readonly file: string; readonly pattern: string; readonly tests: number }[] = [
-  { file: "dist/src/conformance/packetdrill/suite.test.js", pattern: ".", tests: 12 },
+  { file: "dist/test/conformance/suite.test.js", pattern: ".", tests: 12 },
   { file: "dist/test/conformance.test.js", pattern: ".", tests: 2 },
   { file: "dist/test/cli-run.test.js", pattern: "exits 0 on the known-failures list", tests: 1 },
 ];
