@@ -312,3 +312,62 @@ void test("chimney conformance --filter prints the table and exits 0 on the know
   assert.match(out[1] ?? "", /^rcv-icmp\s+12\s+/);
   assert.match(r.stdout, /\(12 scripts in \d+ ms\)/);
 });
+
+void test("input that asks for absurd work is bad input (exit 2, one line), never a hang or an internal error", () => {
+  const base = "name: x\ndescription: y\nconnections:\n  - { id: c, clientBytes: 1000 }\n";
+  const write = (name: string, text: string): string => {
+    const f = join(TMP, name);
+    writeFileSync(f, text);
+    return f;
+  };
+  // An alias "bomb": nine levels of nine aliases each, exponential when expanded.
+  const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+  let prev = "a";
+  for (let i = 0; i < 8; i++) {
+    bomb.push(`b${i}: &b${i} [${Array(9).fill(`*${prev}`).join(",")}]`);
+    prev = `b${i}`;
+  }
+  const fifo = join(TMP, "fifo.yaml");
+  spawnSync("mkfifo", [fifo]);
+  const steps = Array.from({ length: 10_001 }, (_, i) => `  - { atMs: ${i + 1}, op: query }`).join("\n");
+  const cases: [string[], RegExp][] = [
+    [["run", "--seed", "1e20", "scenarios/seed.yaml"], /--seed.*positive integer/],
+    [["run", write("mss0.yaml", `${base}tcp: { mss: 0 }\n`)], /tcp: mss = 0 is outside/],
+    [["run", write("bomb.yaml", `${bomb.join("\n")}\n`)], /alias count/i],
+    [["run", "/dev/zero"], /not a regular file/],
+    [["run", fifo], /not a regular file/],
+    [["run", write("big.yaml", `# ${"x".repeat(1 << 20)}\n${base}`)], /a scenario file is at most/],
+    [
+      [
+        "run",
+        write("flap.yaml", `${base}schedule:\n  - { atMs: 1, op: flap, everyMs: 0.001, untilMs: 4000 }\n`),
+      ],
+      /schedule\[0\]\.everyMs/,
+    ],
+    [
+      [
+        "run",
+        write("toggles.yaml", `${base}schedule:\n  - { atMs: 1, op: flap, everyMs: 1, untilMs: 200000 }\n`),
+      ],
+      /toggle \d+ times; at most 100000/,
+    ],
+    [["run", write("steps.yaml", `${base}schedule:\n${steps}\n`)], /10001 steps; at most 10000/],
+    [
+      ["run", write("chunk.yaml", "name: x\nconnections:\n  - { id: c, clientBytes: 1000, chunk: 1 }\n")],
+      /chunk/,
+    ],
+    [
+      [
+        "run",
+        write("bytes.yaml", "name: x\nconnections:\n  - { id: c, count: 1000, clientBytes: 1000000000 }\n"),
+      ],
+      /bytes in all; at most/,
+    ],
+  ];
+  for (const [args, want] of cases) {
+    const r = chimney(...args);
+    assert.equal(r.code, 2, `${args.join(" ")}: exit ${r.code}: ${r.stderr}`);
+    assert.match(r.stderr, want, args.join(" "));
+    assert.doesNotMatch(r.stderr, /ERR_|at .*\.js:\d+/, `${args.join(" ")}: an internal error`);
+  }
+});

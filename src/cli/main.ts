@@ -30,7 +30,8 @@ function nonNegative(v: string): number {
 
 function positiveInt(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("must be a positive integer");
+  if (!Number.isSafeInteger(n) || n <= 0)
+    throw new InvalidArgumentError(`must be a positive integer up to ${Number.MAX_SAFE_INTEGER}`);
   return n;
 }
 

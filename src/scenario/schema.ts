@@ -9,7 +9,30 @@
  * was expected and found. It never throws on input. The schema is written out here as code
  * rather than with a schema library: the messages are exact and the types come for free.
  */
-import { err, ok, type Result } from "../util/errors.js";
+import { tcpConfig, type TcpConfig } from "../tcp/config.js";
+import { ConfigError, err, ok, type Result } from "../util/errors.js";
+
+/**
+ * How much work a scenario may ask for. A scenario file is input: one that passes every field's
+ * check can still ask for absurd work (a flap every microsecond, millions of steps, a gigabyte a
+ * byte at a time), so the totals are bounded too, each with its own message.
+ */
+export const SCENARIO_LIMITS = {
+  /** Schedule entries. */
+  scheduleSteps: 10_000,
+  /** Connections, all `count`s summed. */
+  connections: 10_000,
+  /** Bytes of one direction of one connection. */
+  bytesPerDirection: 2 ** 30,
+  /** Bytes of every connection and direction together. */
+  totalBytes: 2 ** 32,
+  /** The smallest application write. */
+  minChunk: 64,
+  /** The shortest flap period, ms of virtual time. */
+  minFlapMs: 1,
+  /** Offload / terminate toggles of all flaps together. */
+  flapToggles: 100_000,
+} as const;
 
 /** Which host of the world: `a` (192.0.2.1) or `b` (192.0.2.2). */
 export type HostName = "a" | "b";
@@ -553,9 +576,9 @@ function connection(v: unknown, i: number): ScenarioConnection {
     family: oneOf(c, "family", p, ["ipv4", "ipv6"] as const) ?? "ipv4",
     count: num(c, "count", p, "int", 1, 1000) ?? 1,
     startMs: num(c, "startMs", p, "number") ?? 0,
-    clientBytes: num(c, "clientBytes", p, "int") ?? 0,
-    serverBytes: num(c, "serverBytes", p, "int") ?? 0,
-    chunk: num(c, "chunk", p, "int", 1) ?? 8192,
+    clientBytes: num(c, "clientBytes", p, "int", 0, SCENARIO_LIMITS.bytesPerDirection) ?? 0,
+    serverBytes: num(c, "serverBytes", p, "int", 0, SCENARIO_LIMITS.bytesPerDirection) ?? 0,
+    chunk: num(c, "chunk", p, "int", SCENARIO_LIMITS.minChunk) ?? 8192,
     clientWriteFromMs: num(c, "clientWriteFromMs", p, "number") ?? 0,
     serverWriteFromMs: num(c, "serverWriteFromMs", p, "number") ?? 0,
     clientRead: readMode(c, "clientRead", p),
@@ -599,7 +622,7 @@ function step(v: unknown, i: number, conns: readonly ScenarioConnection[]): Sche
     -readonly [K in keyof ScheduleStep]: ScheduleStep[K];
   } = { atMs, op, host: oneOf(s, "host", p, ["a", "b"] as const) ?? "b", conn };
   if (op === "flap") {
-    out.everyMs = num(s, "everyMs", p, "number", 0.001);
+    out.everyMs = num(s, "everyMs", p, "number", SCENARIO_LIMITS.minFlapMs);
     out.untilMs = num(s, "untilMs", p, "number");
     if ((out.untilMs ?? 0) < atMs) expected(join(p, "untilMs"), `a time >= atMs (${atMs})`, out.untilMs);
   }
@@ -662,7 +685,29 @@ export function validateScenario(
       if (seen.has(c.id)) throw new Bad(`connections[${i}].id`, `duplicate id ${JSON.stringify(c.id)}`);
       seen.add(c.id);
     });
-    const schedule = list(o, "schedule", "").map((s, i) => step(s, i, connections));
+    let conns = 0;
+    let bytes = 0;
+    for (const c of connections) {
+      conns += c.count;
+      bytes += c.count * (c.clientBytes + c.serverBytes);
+    }
+    if (conns > SCENARIO_LIMITS.connections)
+      throw new Bad("connections", `${conns} connections in all; at most ${SCENARIO_LIMITS.connections}`);
+    if (bytes > SCENARIO_LIMITS.totalBytes)
+      throw new Bad("connections", `${bytes} bytes in all; at most ${SCENARIO_LIMITS.totalBytes}`);
+    const rawSchedule = list(o, "schedule", "");
+    if (rawSchedule.length > SCENARIO_LIMITS.scheduleSteps)
+      throw new Bad("schedule", `${rawSchedule.length} steps; at most ${SCENARIO_LIMITS.scheduleSteps}`);
+    const schedule = rawSchedule.map((s, i) => step(s, i, connections));
+    let toggles = 0;
+    for (const s of schedule) {
+      if (s.op === "flap") toggles += ((s.untilMs ?? s.atMs) - s.atMs) / (s.everyMs ?? 1);
+    }
+    if (toggles > SCENARIO_LIMITS.flapToggles)
+      throw new Bad(
+        "schedule",
+        `the flaps toggle ${Math.ceil(toggles)} times; at most ${SCENARIO_LIMITS.flapToggles}`,
+      );
     const e = optObject(o, "expect", "", ["bufferedDataBytesAtLeast", "atLeast", "atMost"]);
     const scenario: Scenario = {
       name: str(o, "name", "") ?? "",
@@ -679,6 +724,12 @@ export function validateScenario(
         atMost: bounds(e, "atMost"),
       },
     };
+    try {
+      tcpConfig(scenario.tcp);
+    } catch (x) {
+      if (x instanceof ConfigError) throw new Bad("tcp", x.message);
+      throw x;
+    }
     for (const s of schedule) {
       if (!scenario.hosts[s.host].offload) {
         const i = schedule.indexOf(s);

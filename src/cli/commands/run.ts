@@ -6,7 +6,7 @@
  * naming the file and the field (exit 2); a failed verification exits 1 with the seed in the
  * message.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { extname } from "node:path";
 import { parseDocument } from "yaml";
 import { renderTimelineHtml } from "../../report/html.js";
@@ -15,6 +15,9 @@ import { formatScenarioError, type Scenario, validateScenario } from "../../scen
 import { PcapLinkType, PcapWriter } from "../../wire/pcap.js";
 import { CliUsageError, EXIT } from "../errors.js";
 import { checkOutputFile } from "../output.js";
+
+/** The largest scenario file read (the shipped ones are a few KiB). */
+export const MAX_SCENARIO_BYTES = 1 << 20;
 
 /** Options of `chimney run`. */
 export interface RunCommandOptions {
@@ -34,8 +37,14 @@ export interface RunCommandOptions {
 export function loadScenarioFile(path: string): Scenario {
   let text: string;
   try {
+    // A scenario is a small text file: not a device, a FIFO (which would block) or a huge file.
+    const st = statSync(path);
+    if (!st.isFile()) throw new CliUsageError(`${path}: not a regular file`);
+    if (st.size > MAX_SCENARIO_BYTES)
+      throw new CliUsageError(`${path}: ${st.size} bytes; a scenario file is at most ${MAX_SCENARIO_BYTES}`);
     text = readFileSync(path, "utf8");
   } catch (e) {
+    if (e instanceof CliUsageError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new CliUsageError(
       `${path}: cannot read (${code === "ENOENT" ? "no such file" : (code ?? String(e))})`,
@@ -62,7 +71,11 @@ export function parseScenarioText(text: string, path: string): Scenario {
       const msg = (first.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "");
       throw new CliUsageError(`${path}: ${where}YAML syntax error: ${msg}`);
     }
-    doc = d.toJS();
+    try {
+      doc = d.toJS({ maxAliasCount: 100 }); // an alias "bomb" expands exponentially: refused
+    } catch (e) {
+      throw new CliUsageError(`${path}: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
   const v = validateScenario(doc, { tcpDefaults: tcpDefaults() });
   if (!v.ok) throw new CliUsageError(`${path}: ${formatScenarioError(v.error)}`);
