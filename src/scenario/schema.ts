@@ -9,7 +9,7 @@
  * was expected and found. It never throws on input. The schema is written out here as code
  * rather than with a schema library: the messages are exact and the types come for free.
  */
-import { tcpConfig, type TcpConfig } from "../tcp/config.js";
+import { tcpConfig } from "../tcp/config.js";
 import { ConfigError, err, ok, type Result } from "../util/errors.js";
 
 /**
