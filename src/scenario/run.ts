@@ -12,6 +12,12 @@
  * hand-offs by the chimney call that carried the NBL (nbl-owners.ts). Its lane's placement is
  * that of its end on an offloading host, then "time-wait" while an end waits out 2·MSL.
  *
+ * `runScenario` plays one `ScenarioRun`: its constructor builds the world and taps its frames and
+ * NBL hand-offs into the timeline; then its steps run in order: the applications (stack events to
+ * connection ends), the connections (listens, connects, delayed writes, paced reads), the
+ * schedule (chimney operations at their times), the run (the world stepped until the traffic is
+ * done or the scenario's duration ends) and the checks (verdict, counters, timeline).
+ *
  * No I/O: pcap capture and trace lines go to the caller through options.
  */
 import { acceptAllKnobs, type OffloadStats, type ReceiveKnobs } from "../host/offload-manager.js";
@@ -27,7 +33,12 @@ import type {
   TimelineConnection,
   WireSegment,
 } from "../report/timeline.js";
-import { buildChimneyWorld, type WorldHost, type WorldHostOptions } from "../sim/chimney-world.js";
+import {
+  buildChimneyWorld,
+  type ChimneyWorld,
+  type WorldHost,
+  type WorldHostOptions,
+} from "../sim/chimney-world.js";
 import type { FaultProfile } from "../sim/link.js";
 import { tcpConfig } from "../tcp/config.js";
 import { Duration, Instant } from "../time/instant.js";
@@ -41,6 +52,7 @@ import {
   type HostName,
   type ReadMode,
   type Scenario,
+  type ScenarioConnection,
   type ScenarioFaults,
   type ScenarioHost,
   STAT_NAMES,
@@ -144,51 +156,169 @@ export function runScenario(
   seed: number,
   options: RunScenarioOptions = {},
 ): ScenarioResult {
-  const limit = options.timelineLimit ?? 20_000;
-  const segments: WireSegment[] = [];
-  const nbls: NblHandoff[] = [];
-  const reads: AppRead[] = [];
-  const narration: Narration[] = [];
-  /** When a list first reached the limit. */
-  let truncatedAtUs: number | undefined;
-  const push = <T>(list: T[], item: T) => {
-    if (list.length < limit) list.push(item);
-    else truncatedAtUs ??= nowUs();
+  return new ScenarioRun(scenario, seed, options).play();
+}
+
+/** The `side` end of connection `id`, writing stream number `stream`, before it connects. */
+function newEnd(id: string, side: "client" | "server", spec: ScenarioConnection, stream: number): End {
+  const read = side === "client" ? spec.clientRead : spec.serverRead;
+  return {
+    id,
+    side,
+    host: side === "client" ? spec.client : other(spec.client),
+    stream,
+    toWrite: side === "client" ? spec.clientBytes : spec.serverBytes,
+    chunk: spec.chunk,
+    writeFromUs: Math.round((side === "client" ? spec.clientWriteFromMs : spec.serverWriteFromMs) * 1000),
+    read,
+    conn: undefined,
+    peer: undefined,
+    written: 0,
+    got: 0,
+    mismatchAt: undefined,
+    finSeen: false,
+    eof: false,
+    afterEof: 0,
+    closed: false,
+    closedEvent: false,
+    error: undefined,
+    paused: read.mode === "paused",
+    placement: "host",
+    since: 0,
+    spans: [],
+    timeWaitFromUs: undefined,
+    timeWaitToUs: undefined,
   };
-  const ends: End[] = [];
-  let trafficDone = false;
-  let trafficDoneUs = 0;
+}
+
+/**
+ * One run of a scenario. The constructor builds the world and taps its frames and NBL hand-offs
+ * (the managers' logs are read as the run goes); `play` then takes the steps in order.
+ */
+class ScenarioRun {
+  readonly #scenario: Scenario;
+  readonly #seed: number;
+  readonly #options: RunScenarioOptions;
+  /** Most entries kept per timeline list. */
+  readonly #limit: number;
+  readonly #segments: WireSegment[] = [];
+  readonly #nbls: NblHandoff[] = [];
+  readonly #reads: AppRead[] = [];
+  readonly #narration: Narration[] = [];
+  /** When a list first reached the limit. */
+  #truncatedAtUs: number | undefined;
+  /** Every connection's client end, then its server end. */
+  readonly #ends: End[] = [];
+  #trafficDone = false;
+  #trafficDoneUs = 0;
   /** Server ends by `localPort|remotePort|family` on each host, registered at connect time. */
-  const pendingAccept = new Map<string, End>();
-  const byConn = new Map<HostConn, End>();
+  readonly #pendingAccept = new Map<string, End>();
+  readonly #byConn = new Map<HostConn, End>();
   /** Connection ids by `clientPort|serverPort`. */
-  const portOwner = new Map<string, string>();
-  const connOfPorts = (p: number, q: number) => portOwner.get(`${p}|${q}`) ?? portOwner.get(`${q}|${p}`);
-  const nblOwners: Record<HostName, NblOwners> = {
-    a: new NblOwners(connOfPorts),
-    b: new NblOwners(connOfPorts),
+  readonly #portOwner = new Map<string, string>();
+  readonly #nblOwners: Record<HostName, NblOwners> = {
+    a: new NblOwners((p, q) => this.#connOfPorts(p, q)),
+    b: new NblOwners((p, q) => this.#connOfPorts(p, q)),
   };
   /** The host of each `nbls` entry (NBL ids are per ledger, so per host). */
-  const nblHosts: HostName[] = [];
-  let frames = 0;
-  let linkDropped = 0;
-  // Closures below run only once the world exists (frames, events and timers come from it).
-  const nowUs = () => world.sched.now as number;
+  readonly #nblHosts: HostName[] = [];
+  #frames = 0;
+  #linkDropped = 0;
+  /**
+   * Frames reach the dropping stages as the very objects the tx tracer saw (copies are made
+   * only by the corrupt and duplicate stages, after loss), so a drop marks its segment.
+   */
+  readonly #segmentOf = new WeakMap<Uint8Array, number>();
+  readonly #world: ChimneyWorld;
+  readonly #hosts: Record<HostName, WorldHost>;
+  /** How many entries of each manager's log have become narration. */
+  readonly #logSeen: Record<HostName, number> = { a: 0, b: 0 };
+  /** Connection ids, and ends, by `host|host connection id`. */
+  readonly #connIdOnHost = new Map<string, string>();
+  readonly #endOnHost = new Map<string, End>();
+  /** The time (ms) of the last scheduled operation; the traffic is not done before it. */
+  #lastOpMs = 0;
+  /** Scheduler events run. */
+  #steps = 0;
+  /** The virtual time the run ended. */
+  #endUs = 0;
 
-  // Frames reach the dropping stages as the very objects the tx tracer saw (copies are made
-  // only by the corrupt and duplicate stages, after loss), so a drop marks its segment.
-  const segmentOf = new WeakMap<Uint8Array, number>();
-  const onFrame = (now: Instant, direction: string, frame: Uint8Array) => {
-    frames++;
-    if (options.onTrace === undefined && segments.length >= limit) return;
+  /** Builds the world, tapping its frames into `segments` and its ledgers' hand-offs into `nbls`. */
+  constructor(scenario: Scenario, seed: number, options: RunScenarioOptions) {
+    this.#scenario = scenario;
+    this.#seed = seed;
+    this.#options = options;
+    this.#limit = options.timelineLimit ?? 20_000;
+    this.#world = buildChimneyWorld({
+      seed,
+      profile: toProfile(scenario.link.aToB),
+      ...reverseOption(scenario.link.aToB, scenario.link.bToA),
+      tcp: scenario.tcp,
+      a: hostOptions(scenario.hosts.a, this.#nblOwners.a),
+      b: hostOptions(scenario.hosts.b, this.#nblOwners.b),
+      tap: {
+        pcap: options.pcap,
+        pcapAt: "tx",
+        onFrame: (now, direction, frame) => this.#onFrame(now, direction, frame),
+        traceAt: "tx",
+        onDrop: (now, direction, frame) => this.#onDrop(now, direction, frame),
+      },
+    });
+    this.#hosts = { a: this.#world.a, b: this.#world.b };
+    for (const h of ["a", "b"] as const) {
+      const ledger = this.#hosts[h].ledger;
+      if (ledger === undefined) continue;
+      // The connection is filled in when the run ends (see nbl-owners.ts).
+      ledger.observer = (x: LedgerHandoff) => this.#onHandoff(h, x);
+    }
+  }
+
+  /** Takes the steps in order, once, and returns what the run produced. */
+  play(): ScenarioResult {
+    this.#applications();
+    this.#connections();
+    this.#schedule();
+    this.#run();
+    return this.#checks();
+  }
+
+  // ---- set-up: the timeline's taps
+
+  /** The virtual time, in µs. */
+  #nowUs(): number {
+    return this.#world.sched.now;
+  }
+
+  /** Appends `item` to a timeline list unless it is full (then notes when it first was). */
+  #push<T>(list: T[], item: T): void {
+    if (list.length < this.#limit) list.push(item);
+    else this.#truncatedAtUs ??= this.#nowUs();
+  }
+
+  /** Adds a narration line at the current time. */
+  #say(text: string, connection?: string): void {
+    this.#push(this.#narration, { atUs: this.#nowUs(), connection, text });
+  }
+
+  /** The connection id of a port pair, either way round. */
+  #connOfPorts(p: number, q: number): string | undefined {
+    return this.#portOwner.get(`${p}|${q}`) ?? this.#portOwner.get(`${q}|${p}`);
+  }
+
+  /** A frame as sent: counted, traced, and kept as a wire segment. */
+  #onFrame(now: Instant, direction: string, frame: Uint8Array): void {
+    const options = this.#options;
+    const segments = this.#segments;
+    this.#frames++;
+    if (options.onTrace === undefined && segments.length >= this.#limit) return;
     const p = decodeFrame(frame);
     const summary = formatPacket(p);
     let connection: string | undefined;
     if (p.transport?.kind === "tcp")
-      connection = connOfPorts(p.transport.tcp.srcPort, p.transport.tcp.dstPort);
+      connection = this.#connOfPorts(p.transport.tcp.srcPort, p.transport.tcp.dstPort);
     options.onTrace?.(`${((now as number) / 1e6).toFixed(6)} ${direction} ${summary}`);
-    if (segments.length < limit) segmentOf.set(frame, segments.length);
-    push(segments, {
+    if (segments.length < this.#limit) this.#segmentOf.set(frame, segments.length);
+    this.#push(segments, {
       atUs: now,
       direction,
       connection,
@@ -196,122 +326,105 @@ export function runScenario(
       bytes: frame.length,
       dropped: false,
     });
-  };
-  const onDrop = (_now: Instant, _direction: string, frame: Uint8Array) => {
-    linkDropped++;
-    const i = segmentOf.get(frame);
-    const seg = i === undefined ? undefined : segments[i];
-    if (i !== undefined && seg !== undefined) segments[i] = { ...seg, dropped: true };
-  };
+  }
 
-  const world = buildChimneyWorld({
-    seed,
-    profile: toProfile(scenario.link.aToB),
-    ...reverseOption(scenario.link.aToB, scenario.link.bToA),
-    tcp: scenario.tcp,
-    a: hostOptions(scenario.hosts.a, nblOwners.a),
-    b: hostOptions(scenario.hosts.b, nblOwners.b),
-    tap: {
-      pcap: options.pcap,
-      pcapAt: "tx",
-      onFrame,
-      traceAt: "tx",
-      onDrop,
-    },
-  });
-  const hosts: Record<HostName, WorldHost> = { a: world.a, b: world.b };
-  const say = (text: string, connection?: string) => push(narration, { atUs: nowUs(), connection, text });
+  /** A frame the link dropped: counted, and its segment marked. */
+  #onDrop(_now: Instant, _direction: string, frame: Uint8Array): void {
+    this.#linkDropped++;
+    const i = this.#segmentOf.get(frame);
+    const seg = i === undefined ? undefined : this.#segments[i];
+    if (i !== undefined && seg !== undefined) this.#segments[i] = { ...seg, dropped: true };
+  }
 
-  // The managers' logs become narration, in causal order (synced before each note and step).
-  const logSeen: Record<HostName, number> = { a: 0, b: 0 };
-  const connIdOnHost = new Map<string, string>();
-  const endOnHost = new Map<string, End>();
-  const syncLogs = () => {
+  /** An NBL hand-off in `h`'s ledger, kept (its connection is found when the run ends). */
+  #onHandoff(h: HostName, x: LedgerHandoff): void {
+    this.#push(this.#nbls, {
+      atUs: this.#nowUs(),
+      nbl: x.nbl,
+      op: `${h}: ${x.op}${x.kind === "transfer" ? "" : ` (${x.kind})`}`,
+      from: x.from,
+      to: x.to,
+      bytes: x.bytes,
+      connection: undefined,
+    });
+    if (this.#nblHosts.length < this.#nbls.length) this.#nblHosts.push(h);
+  }
+
+  /** The managers' logs become narration, in causal order (synced before each note and step). */
+  #syncLogs(): void {
     for (const h of ["a", "b"] as const) {
-      const log = hosts[h].manager?.log;
+      const log = this.#hosts[h].manager?.log;
       if (log === undefined) continue;
-      for (; logSeen[h] < log.length; logSeen[h]++) {
-        const e = log[logSeen[h]];
+      for (; this.#logSeen[h] < log.length; this.#logSeen[h]++) {
+        const e = log[this.#logSeen[h]];
         if (e === undefined) continue;
-        const conn = e.conn === undefined ? undefined : connIdOnHost.get(`${h}|${e.conn}`);
-        const end = e.conn === undefined ? undefined : endOnHost.get(`${h}|${e.conn}`);
+        const conn = e.conn === undefined ? undefined : this.#connIdOnHost.get(`${h}|${e.conn}`);
+        const end = e.conn === undefined ? undefined : this.#endOnHost.get(`${h}|${e.conn}`);
         if (end !== undefined) {
           const p = placementAfter(e.op, e.detail);
           if (p !== undefined) setPlacement(end, p, e.at);
         }
-        push(narration, {
+        this.#push(this.#narration, {
           atUs: e.at,
           connection: conn,
           text: `${h}: ${e.op}${e.detail === "" ? "" : ` ${e.detail}`}`,
         });
       }
     }
-  };
-
-  for (const h of ["a", "b"] as const) {
-    const ledger = hosts[h].ledger;
-    if (ledger === undefined) continue;
-    // The connection is filled in when the run ends (see nbl-owners.ts).
-    ledger.observer = (x: LedgerHandoff) => {
-      push(nbls, {
-        atUs: nowUs(),
-        nbl: x.nbl,
-        op: `${h}: ${x.op}${x.kind === "transfer" ? "" : ` (${x.kind})`}`,
-        from: x.from,
-        to: x.to,
-        bytes: x.bytes,
-        connection: undefined,
-      });
-      if (nblHosts.length < nbls.length) nblHosts.push(h);
-    };
   }
 
   // ---- the applications
-  /** Moves `e` to placement `p` at `at`; zero-length spans are kept (same-instant steps). */
-  function setPlacement(e: End, p: Placement, at: number): void {
-    if (p === e.placement) return;
-    const from = Math.min(e.since, at);
-    e.spans.push({ placement: e.placement, fromUs: from, toUs: at });
-    e.placement = p;
-    e.since = at;
-  }
-  /** Samples the connection's phase (catches what the manager's log does not name). */
-  const recordPlacement = (e: End) => {
-    // A connection the upload closed (TcpConnectionClosed) keeps its last phase; it is on the host.
-    if (e.conn !== undefined) setPlacement(e, e.closedEvent ? "host" : e.conn.phase, nowUs());
-  };
 
-  const writeMore = (e: End) => {
+  /** Hands each host's stack events to the applications of its connection ends. */
+  #applications(): void {
+    this.#world.a.onEvent((ev) => this.#onEvent("a", ev));
+    this.#world.b.onEvent((ev) => this.#onEvent("b", ev));
+  }
+
+  /** Samples the connection's phase (catches what the manager's log does not name). */
+  #recordPlacement(e: End): void {
+    // A connection the upload closed (TcpConnectionClosed) keeps its last phase; it is on the host.
+    if (e.conn !== undefined) setPlacement(e, e.closedEvent ? "host" : e.conn.phase, this.#nowUs());
+  }
+
+  /** Writes as much of `e`'s stream as the stack takes, then closes if it may. */
+  #writeMore(e: End): void {
     const c = e.conn;
-    if (c === undefined || e.closed || nowUs() < e.writeFromUs) return;
-    const stack = hosts[e.host].stack;
+    if (c === undefined || e.closed || this.#nowUs() < e.writeFromUs) return;
+    const stack = this.#hosts[e.host].stack;
     while (e.written < e.toWrite) {
-      const n = stack.send(world.now, c, fill(e.stream, e.written, Math.min(e.chunk, e.toWrite - e.written)));
+      const n = stack.send(
+        this.#world.now,
+        c,
+        fill(e.stream, e.written, Math.min(e.chunk, e.toWrite - e.written)),
+      );
       if (n === 0) break;
       e.written += n;
     }
-    maybeClose(e);
-  };
+    this.#maybeClose(e);
+  }
 
-  const maybeClose = (e: End) => {
+  /** Closes `e` once it has written everything (a server end: once its peer's stream ended). */
+  #maybeClose(e: End): void {
     const c = e.conn;
-    if (c === undefined || e.closed || e.written < e.toWrite || nowUs() < e.writeFromUs) return;
+    if (c === undefined || e.closed || e.written < e.toWrite || this.#nowUs() < e.writeFromUs) return;
     // The client closes when it has written everything; the server once the client's stream ended.
     if (e.side === "server" && !e.eof) return;
     e.closed = true;
-    hosts[e.host].stack.close(world.now, c);
-  };
+    this.#hosts[e.host].stack.close(this.#world.now, c);
+  }
 
-  const readSome = (e: End, max: number | undefined) => {
+  /** Reads up to `max` bytes (all there are if undefined) and checks them against the pattern. */
+  #readSome(e: End, max: number | undefined): void {
     const c = e.conn;
     if (c === undefined) return;
-    const stack = hosts[e.host].stack;
+    const stack = this.#hosts[e.host].stack;
     const peer = e.peer;
     const stream = peer?.stream ?? 0;
     const start = e.got;
     let budget = max ?? Number.POSITIVE_INFINITY;
     while (budget > 0) {
-      const d = stack.recv(world.now, c, max === undefined ? undefined : budget);
+      const d = stack.recv(this.#world.now, c, max === undefined ? undefined : budget);
       if (d === undefined || d.length === 0) break;
       if (e.mismatchAt === undefined) {
         for (let i = 0; i < d.length; i++) {
@@ -326,247 +439,253 @@ export function runScenario(
     }
     if (e.got > start && e.eof) e.afterEof += e.got - start;
     if (e.got > start) {
-      push(reads, { atUs: nowUs(), connection: e.id, side: e.side, offset: start, bytes: e.got - start });
+      this.#push(this.#reads, {
+        atUs: this.#nowUs(),
+        connection: e.id,
+        side: e.side,
+        offset: start,
+        bytes: e.got - start,
+      });
     }
     if (e.finSeen && stack.readable(c) === 0 && !e.eof) {
       e.eof = true;
-      maybeClose(e);
+      this.#maybeClose(e);
     }
-  };
+  }
 
-  const onReadable = (e: End) => {
-    if (e.read.mode === "eager" || (e.read.mode === "paused" && !e.paused)) readSome(e, undefined);
-  };
+  /** Reads what is there, if `e`'s application is reading now. */
+  #onReadable(e: End): void {
+    if (e.read.mode === "eager" || (e.read.mode === "paused" && !e.paused)) this.#readSome(e, undefined);
+  }
 
-  const onEvent = (h: HostName) => (ev: StackEvent) => {
-    syncLogs();
+  /** A stack event of host `h`, for the application of its connection end. */
+  #onEvent(h: HostName, ev: StackEvent): void {
+    this.#syncLogs();
+    const stack = this.#hosts[h].stack;
     if (ev.kind === "accept") {
-      for (
-        let c = hosts[h].stack.accept(ev.listener);
-        c !== undefined;
-        c = hosts[h].stack.accept(ev.listener)
-      ) {
+      for (let c = stack.accept(ev.listener); c !== undefined; c = stack.accept(ev.listener)) {
         const key = `${c.localPort}|${c.remotePort}|${c.remoteAddr.length}`;
-        const e = pendingAccept.get(key);
+        const e = this.#pendingAccept.get(key);
         if (e === undefined) {
-          say(`${h}: accepted an unexpected connection ${c.toString()}`);
+          this.#say(`${h}: accepted an unexpected connection ${c.toString()}`);
           continue;
         }
-        pendingAccept.delete(key);
+        this.#pendingAccept.delete(key);
         e.conn = c;
-        byConn.set(c, e);
-        connIdOnHost.set(`${h}|${c.id}`, e.id);
-        endOnHost.set(`${h}|${c.id}`, e);
-        recordPlacement(e);
-        writeMore(e);
-        onReadable(e);
+        this.#byConn.set(c, e);
+        this.#connIdOnHost.set(`${h}|${c.id}`, e.id);
+        this.#endOnHost.set(`${h}|${c.id}`, e);
+        this.#recordPlacement(e);
+        this.#writeMore(e);
+        this.#onReadable(e);
       }
       return;
     }
-    const e = byConn.get(ev.conn);
+    const e = this.#byConn.get(ev.conn);
     if (e === undefined) return;
     const x = ev.event;
     switch (x.kind) {
       case "connected":
-        say(`${e.side} connected ${ev.conn.toString()}`, e.id);
-        writeMore(e);
+        this.#say(`${e.side} connected ${ev.conn.toString()}`, e.id);
+        this.#writeMore(e);
         break;
       case "writable":
-        writeMore(e);
+        this.#writeMore(e);
         break;
       case "readable":
-        onReadable(e);
+        this.#onReadable(e);
         break;
       case "peer-fin":
         e.finSeen = true;
-        onReadable(e);
-        if (hosts[e.host].stack.readable(ev.conn) === 0 && !e.eof) {
+        this.#onReadable(e);
+        if (this.#hosts[e.host].stack.readable(ev.conn) === 0 && !e.eof) {
           e.eof = true;
-          maybeClose(e);
+          this.#maybeClose(e);
         }
         break;
       case "closed":
         e.closedEvent = true;
-        if (e.timeWaitFromUs !== undefined) e.timeWaitToUs = nowUs();
+        if (e.timeWaitFromUs !== undefined) e.timeWaitToUs = this.#nowUs();
         if (x.error !== undefined) {
           e.error = x.error;
-          say(`${e.side} connection closed with error ${e.error}`, e.id);
+          this.#say(`${e.side} connection closed with error ${e.error}`, e.id);
         }
         break;
       default:
         break;
     }
-  };
-  world.a.onEvent(onEvent("a"));
-  world.b.onEvent(onEvent("b"));
+  }
 
   // ---- connections
-  const listening = new Set<string>();
-  const at = (ms: number, label: string, fn: () => void) =>
-    world.sched.at(Instant.fromMicros(Math.round(ms * 1000)), label, fn);
-  let streamNo = 0;
-  for (const spec of scenario.connections) {
-    const server = other(spec.client);
-    const lkey = `${server}|${spec.port}`;
-    if (!listening.has(lkey)) {
-      listening.add(lkey);
-      hosts[server].stack.listen(spec.port);
-    }
-    for (let k = 0; k < spec.count; k++) {
-      const id = spec.count === 1 ? spec.id : `${spec.id}#${k}`;
-      const mk = (side: "client" | "server"): End => ({
-        id,
-        side,
-        host: side === "client" ? spec.client : server,
-        stream: streamNo++,
-        toWrite: side === "client" ? spec.clientBytes : spec.serverBytes,
-        chunk: spec.chunk,
-        writeFromUs: Math.round((side === "client" ? spec.clientWriteFromMs : spec.serverWriteFromMs) * 1000),
-        read: side === "client" ? spec.clientRead : spec.serverRead,
-        conn: undefined,
-        peer: undefined,
-        written: 0,
-        got: 0,
-        mismatchAt: undefined,
-        finSeen: false,
-        eof: false,
-        afterEof: 0,
-        closed: false,
-        closedEvent: false,
-        error: undefined,
-        paused: (side === "client" ? spec.clientRead : spec.serverRead).mode === "paused",
-        placement: "host",
-        since: 0,
-        spans: [],
-        timeWaitFromUs: undefined,
-        timeWaitToUs: undefined,
-      });
-      const cl = mk("client");
-      const sv = mk("server");
-      cl.peer = sv;
-      sv.peer = cl;
-      ends.push(cl, sv);
-      at(spec.startMs, `connect ${id}`, () => {
-        const dst = spec.family === "ipv4" ? ADDR[server].v4 : ADDR[server].v6;
-        const c = hosts[spec.client].stack.connect(world.now, dst, spec.port);
-        cl.conn = c;
-        cl.since = nowUs();
-        sv.since = nowUs();
-        byConn.set(c, cl);
-        connIdOnHost.set(`${spec.client}|${c.id}`, id);
-        endOnHost.set(`${spec.client}|${c.id}`, cl);
-        pendingAccept.set(`${spec.port}|${c.localPort}|${dst.length}`, sv);
-        portOwner.set(`${c.localPort}|${spec.port}`, id);
-        say(`${spec.client}: connect ${c.toString()}`, id);
-        hosts[spec.client].node.pump();
-      });
-      for (const e of [cl, sv]) {
-        if (e.writeFromUs > 0) {
-          at(e.writeFromUs / 1000, `write ${id} ${e.side}`, () => {
-            writeMore(e);
-            hosts[e.host].node.pump();
-          });
-        }
-        const r = e.read;
-        if (r.mode === "paused") {
-          at(r.untilMs, `resume ${id} ${e.side}`, () => {
-            e.paused = false;
-            say(`${e.side} application starts reading`, id);
-            readSome(e, undefined);
-            hosts[e.host].node.pump();
-          });
-        } else if (r.mode === "rate") {
-          const tick = () => {
-            if (e.conn !== undefined) {
-              readSome(e, r.bytesPerTick);
-              hosts[e.host].node.pump();
-            }
-            if (!e.closedEvent && !(e.eof && trafficDone))
-              world.sched.after(
-                Duration.fromMicros(Math.max(1, Math.round(r.tickMs * 1000))),
-                "read tick",
-                tick,
-              );
-          };
-          at(spec.startMs, `read ticks ${id} ${e.side}`, tick);
-        }
+
+  /** Listens, makes both ends of every connection, and schedules their connects, writes and reads. */
+  #connections(): void {
+    const listening = new Set<string>();
+    let streamNo = 0;
+    for (const spec of this.#scenario.connections) {
+      const server = other(spec.client);
+      const lkey = `${server}|${spec.port}`;
+      if (!listening.has(lkey)) {
+        listening.add(lkey);
+        this.#hosts[server].stack.listen(spec.port);
+      }
+      for (let k = 0; k < spec.count; k++) {
+        const id = spec.count === 1 ? spec.id : `${spec.id}#${k}`;
+        const cl = newEnd(id, "client", spec, streamNo++);
+        const sv = newEnd(id, "server", spec, streamNo++);
+        cl.peer = sv;
+        sv.peer = cl;
+        this.#ends.push(cl, sv);
+        this.#at(spec.startMs, `connect ${id}`, () => this.#connect(spec, cl, sv));
+        for (const e of [cl, sv]) this.#planApplication(e, spec.startMs);
       }
     }
   }
 
+  /** Runs `fn` at virtual time `ms`. */
+  #at(ms: number, label: string, fn: () => void): void {
+    this.#world.sched.at(Instant.fromMicros(Math.round(ms * 1000)), label, fn);
+  }
+
+  /** The client end `cl` connects to the server end `sv`, which its host will accept. */
+  #connect(spec: ScenarioConnection, cl: End, sv: End): void {
+    const id = cl.id;
+    const dst = spec.family === "ipv4" ? ADDR[sv.host].v4 : ADDR[sv.host].v6;
+    const c = this.#hosts[spec.client].stack.connect(this.#world.now, dst, spec.port);
+    cl.conn = c;
+    cl.since = this.#nowUs();
+    sv.since = this.#nowUs();
+    this.#byConn.set(c, cl);
+    this.#connIdOnHost.set(`${spec.client}|${c.id}`, id);
+    this.#endOnHost.set(`${spec.client}|${c.id}`, cl);
+    this.#pendingAccept.set(`${spec.port}|${c.localPort}|${dst.length}`, sv);
+    this.#portOwner.set(`${c.localPort}|${spec.port}`, id);
+    this.#say(`${spec.client}: connect ${c.toString()}`, id);
+    this.#hosts[spec.client].node.pump();
+  }
+
+  /** Schedules `e`'s delayed first write, and its reads unless they are eager (from `startMs`). */
+  #planApplication(e: End, startMs: number): void {
+    const id = e.id;
+    const node = this.#hosts[e.host].node;
+    if (e.writeFromUs > 0) {
+      this.#at(e.writeFromUs / 1000, `write ${id} ${e.side}`, () => {
+        this.#writeMore(e);
+        node.pump();
+      });
+    }
+    const r = e.read;
+    if (r.mode === "paused") {
+      this.#at(r.untilMs, `resume ${id} ${e.side}`, () => {
+        e.paused = false;
+        this.#say(`${e.side} application starts reading`, id);
+        this.#readSome(e, undefined);
+        node.pump();
+      });
+    } else if (r.mode === "rate") {
+      const tick = () => {
+        if (e.conn !== undefined) {
+          this.#readSome(e, r.bytesPerTick);
+          node.pump();
+        }
+        if (!e.closedEvent && !(e.eof && this.#trafficDone))
+          this.#world.sched.after(
+            Duration.fromMicros(Math.max(1, Math.round(r.tickMs * 1000))),
+            "read tick",
+            tick,
+          );
+      };
+      this.#at(startMs, `read ticks ${id} ${e.side}`, tick);
+    }
+  }
+
   // ---- the schedule
-  const selectEnds = (s: ScheduleStep) =>
-    ends.filter(
+
+  /** Schedules the scenario's chimney operations at their virtual times. */
+  #schedule(): void {
+    for (const s of this.#scenario.schedule) {
+      this.#lastOpMs = Math.max(this.#lastOpMs, s.op === "flap" ? (s.untilMs ?? s.atMs) : s.atMs);
+      if (s.op === "flap") {
+        const every = s.everyMs ?? 1;
+        const until = s.untilMs ?? s.atMs;
+        for (let t = s.atMs; t <= until + 1e-9; t += every) {
+          this.#at(
+            t,
+            `flap ${s.conn}`,
+            this.#asOperation(s, () => this.#flap(s)),
+          );
+        }
+      } else {
+        this.#at(
+          s.atMs,
+          `${s.op} ${s.conn}`,
+          this.#asOperation(s, () => this.#operate(s)),
+        );
+      }
+    }
+  }
+
+  /** `fn` as an operation on `s.host`: its node pumped and the logs synced before and after. */
+  #asOperation(s: ScheduleStep, fn: () => void): () => void {
+    const h = this.#hosts[s.host];
+    return () => {
+      h.node.pump();
+      this.#syncLogs();
+      fn();
+      h.node.pump();
+      this.#syncLogs();
+    };
+  }
+
+  /** The connected ends on `s.host` that `s.conn` names. */
+  #selectEnds(s: ScheduleStep): End[] {
+    return this.#ends.filter(
       (e) =>
         e.host === s.host &&
         e.conn !== undefined &&
         (s.conn === "*" || e.id === s.conn || e.id.startsWith(`${s.conn}#`)),
     );
-  let lastOpMs = 0;
-  for (const s of scenario.schedule) {
-    lastOpMs = Math.max(lastOpMs, s.op === "flap" ? (s.untilMs ?? s.atMs) : s.atMs);
-    const h = hosts[s.host];
-    const run = (fn: () => void) => () => {
-      h.node.pump();
-      syncLogs();
-      fn();
-      h.node.pump();
-      syncLogs();
-    };
-    if (s.op === "flap") {
-      const every = s.everyMs ?? 1;
-      const until = s.untilMs ?? s.atMs;
-      for (let t = s.atMs; t <= until + 1e-9; t += every) {
-        at(
-          t,
-          `flap ${s.conn}`,
-          run(() => flap(s)),
-        );
-      }
-    } else {
-      at(
-        s.atMs,
-        `${s.op} ${s.conn}`,
-        run(() => operate(s)),
-      );
-    }
   }
 
-  function flap(s: ScheduleStep): void {
-    const mgr = hosts[s.host].manager;
+  /** The peer's addresses of the families `host`'s connections use (IPv4 when it has none). */
+  #peerIps(host: HostName): IpAddr[] {
+    const fams = new Set(
+      this.#ends.filter((e) => e.host === host && e.conn !== undefined).map((e) => e.conn?.remoteAddr.length),
+    );
+    const out: IpAddr[] = [];
+    if (fams.has(4) || fams.size === 0) out.push(ADDR[other(host)].v4);
+    if (fams.has(16)) out.push(ADDR[other(host)].v6);
+    return out;
+  }
+
+  /** Offloads the selected connections on the host, and terminates the offloaded ones. */
+  #flap(s: ScheduleStep): void {
+    const mgr = this.#hosts[s.host].manager;
     if (mgr === undefined) return;
     let up = 0;
     let down = 0;
     let busy = 0;
-    for (const e of selectEnds(s)) {
+    for (const e of this.#selectEnds(s)) {
       const c = e.conn as HostConn;
       if (c.phase === "host" && mgr.offload(c)) up++;
       else if (c.phase === "offloaded" && mgr.terminate(c, "flap")) down++;
       else busy++;
     }
-    say(`schedule: flap on ${s.host}: ${up} offload(s), ${down} terminate(s), ${busy} left alone`);
+    this.#say(`schedule: flap on ${s.host}: ${up} offload(s), ${down} terminate(s), ${busy} left alone`);
   }
 
-  function operate(s: ScheduleStep): void {
-    const h = hosts[s.host];
+  /** Performs the scheduled operation `s` and narrates what it did. */
+  #operate(s: ScheduleStep): void {
+    const h = this.#hosts[s.host];
     const mgr = h.manager;
     if (mgr === undefined) return;
-    const peerIps = (): IpAddr[] => {
-      const fams = new Set(
-        ends.filter((e) => e.host === s.host && e.conn !== undefined).map((e) => e.conn?.remoteAddr.length),
-      );
-      const out: IpAddr[] = [];
-      if (fams.has(4) || fams.size === 0) out.push(ADDR[other(s.host)].v4);
-      if (fams.has(16)) out.push(ADDR[other(s.host)].v6);
-      return out;
-    };
     switch (s.op) {
       case "offload":
       case "terminate":
       case "invalidate":
       case "query":
       case "update-keepalive": {
-        const sel = selectEnds(s);
+        const sel = this.#selectEnds(s);
         let n = 0;
         for (const e of sel) {
           const c = e.conn as HostConn;
@@ -593,223 +712,263 @@ export function runScenario(
           }
           if (done) n++;
         }
-        say(`schedule: ${s.op} ${s.conn} on ${s.host}: ${n} of ${sel.length} connection(s)`);
+        this.#say(`schedule: ${s.op} ${s.conn} on ${s.host}: ${n} of ${sel.length} connection(s)`);
         break;
       }
       case "update-pmtu": {
         const mtu = s.mtu ?? 1500;
         let changed = 0;
-        for (const ip of peerIps()) {
-          if (h.stack.paths.handleTooBig(world.now, ip, mtu, 1500)) changed++;
+        for (const ip of this.#peerIps(s.host)) {
+          if (h.stack.paths.handleTooBig(this.#world.now, ip, mtu, 1500)) changed++;
         }
-        say(
+        this.#say(
           `schedule: path MTU toward ${other(s.host)} set to ${mtu} on ${s.host} (${changed} path(s) changed)`,
         );
         break;
       }
       case "terminate-neighbor": {
         let n = 0;
-        for (const ip of peerIps()) n += mgr.terminateNeighbor(0, ip);
-        say(`schedule: terminate-neighbor on ${s.host}: ${n} connection(s) uploading`);
+        for (const ip of this.#peerIps(s.host)) n += mgr.terminateNeighbor(0, ip);
+        this.#say(`schedule: terminate-neighbor on ${s.host}: ${n} connection(s) uploading`);
         break;
       }
       case "invalidate-neighbor": {
         let n = 0;
-        for (const ip of peerIps()) if (mgr.invalidateNeighbor(0, ip)) n++;
-        say(`schedule: invalidate-neighbor on ${s.host}: ${n} neighbor(s) invalidated`);
+        for (const ip of this.#peerIps(s.host)) if (mgr.invalidateNeighbor(0, ip)) n++;
+        this.#say(`schedule: invalidate-neighbor on ${s.host}: ${n} neighbor(s) invalidated`);
         break;
       }
       case "neighbor-mac": {
         const text = s.mac === "peer" || s.mac === undefined ? MACS[other(s.host)] : s.mac;
         const m = parseMacText(text);
-        for (const ip of peerIps()) h.stack.neighbors.confirm(world.now, 0, ip, m, true, false);
-        say(`schedule: ${s.host} now sees ${other(s.host)} at ${text}`);
+        for (const ip of this.#peerIps(s.host))
+          h.stack.neighbors.confirm(this.#world.now, 0, ip, m, true, false);
+        this.#say(`schedule: ${s.host} now sees ${other(s.host)} at ${text}`);
         break;
       }
       case "neighbor-remove": {
         let n = 0;
-        for (const ip of peerIps()) if (h.stack.neighbors.remove(0, ip)) n++;
-        say(`schedule: ${s.host} removed ${n} neighbor entr${n === 1 ? "y" : "ies"} of ${other(s.host)}`);
+        for (const ip of this.#peerIps(s.host)) if (h.stack.neighbors.remove(0, ip)) n++;
+        this.#say(
+          `schedule: ${s.host} removed ${n} neighbor entr${n === 1 ? "y" : "ies"} of ${other(s.host)}`,
+        );
         break;
       }
       case "flap":
-        flap(s);
+        this.#flap(s);
         break;
     }
   }
 
   // ---- run
-  const trafficEndUs = Math.round(scenario.durationMs * 1000);
-  const lastOpUs = Math.round(lastOpMs * 1000);
-  const allDone = () => ends.every((e) => e.eof && e.closed && e.written >= e.toWrite);
-  let steps = 0;
 
-  const totalBytes = ends.reduce((n, e) => n + e.toWrite, 0);
-  const offloadEnds = ends.filter((e) => scenario.hosts[e.host].offload);
+  /** Runs the world until the traffic is done (plus up to 120 s for TIME-WAIT) or its duration ends. */
+  #run(): void {
+    const options = this.#options;
+    const ends = this.#ends;
+    const sched = this.#world.sched;
+    const trafficEndUs = Math.round(this.#scenario.durationMs * 1000);
+    const lastOpUs = Math.round(this.#lastOpMs * 1000);
+    const totalBytes = ends.reduce((n, e) => n + e.toWrite, 0);
+    const offloadEnds = ends.filter((e) => this.#scenario.hosts[e.host].offload);
+    for (;;) {
+      const next = sched.nextAt();
+      if (next === undefined) break;
+      if (!this.#trafficDone && (next as number) > trafficEndUs) break;
+      if (this.#trafficDone && (next as number) > this.#trafficDoneUs + 120_000_000) break;
+      sched.step();
+      this.#steps++;
+      this.#syncLogs();
+      for (const e of offloadEnds) this.#recordPlacement(e);
+      for (const e of ends) this.#noteTimeWait(e);
+      if ((this.#steps & 1023) === 0 && options.onProgress !== undefined) {
+        let got = 0;
+        for (const e of ends) got += e.got;
+        options.onProgress(got, totalBytes, this.#nowUs());
+      }
+      if (!this.#trafficDone && this.#nowUs() >= lastOpUs && this.#allDone()) {
+        this.#trafficDone = true;
+        this.#trafficDoneUs = this.#nowUs();
+        this.#say("every byte written was read; both ends closed");
+      }
+      if (this.#steps > 50_000_000) break;
+    }
+    this.#syncLogs();
+    if (!this.#trafficDone && this.#allDone()) {
+      // The world went idle before the last scheduled operation's time: nothing was left to do.
+      this.#trafficDone = true;
+      this.#trafficDoneUs = this.#nowUs();
+    }
+    const endUs = this.#nowUs();
+    this.#endUs = endUs;
+    for (const e of ends) {
+      if (e.conn === undefined) continue;
+      this.#recordPlacement(e);
+      e.spans.push({ placement: e.placement, fromUs: e.since, toUs: Math.max(endUs, e.since) });
+    }
+    options.onProgress?.(totalBytes, totalBytes, this.#nowUs());
+  }
+
+  /** Every end has written and read everything, and closed. */
+  #allDone(): boolean {
+    return this.#ends.every((e) => e.eof && e.closed && e.written >= e.toWrite);
+  }
+
   /** Notes when `e` enters TIME-WAIT (only after its application closed it). */
-  const noteTimeWait = (e: End) => {
+  #noteTimeWait(e: End): void {
     if (e.closed && e.timeWaitFromUs === undefined && e.conn?.tcp?.state === "TIME-WAIT")
-      e.timeWaitFromUs = nowUs();
-  };
-  for (;;) {
-    const next = world.sched.nextAt();
-    if (next === undefined) break;
-    if (!trafficDone && (next as number) > trafficEndUs) break;
-    if (trafficDone && (next as number) > trafficDoneUs + 120_000_000) break;
-    world.sched.step();
-    steps++;
-    syncLogs();
-    for (const e of offloadEnds) recordPlacement(e);
-    for (const e of ends) noteTimeWait(e);
-    if ((steps & 1023) === 0 && options.onProgress !== undefined) {
-      let got = 0;
-      for (const e of ends) got += e.got;
-      options.onProgress(got, totalBytes, nowUs());
-    }
-    if (!trafficDone && nowUs() >= lastOpUs && allDone()) {
-      trafficDone = true;
-      trafficDoneUs = nowUs();
-      say("every byte written was read; both ends closed");
-    }
-    if (steps > 50_000_000) break;
+      e.timeWaitFromUs = this.#nowUs();
   }
-  syncLogs();
-  if (!trafficDone && allDone()) {
-    // The world went idle before the last scheduled operation's time: nothing was left to do.
-    trafficDone = true;
-    trafficDoneUs = nowUs();
-  }
-  const endUs = nowUs();
-  for (const e of ends) {
-    if (e.conn === undefined) continue;
-    recordPlacement(e);
-    e.spans.push({ placement: e.placement, fromUs: e.since, toUs: Math.max(endUs, e.since) });
-  }
-  options.onProgress?.(totalBytes, totalBytes, nowUs());
 
   // ---- checks
-  const checks: { name: string; ok: boolean; detail: string }[] = [];
-  const streamProblems: string[] = [];
-  let verifiedBytes = 0;
-  for (const e of ends) {
-    const peer = e.peer;
-    if (peer === undefined) continue;
-    if (e.afterEof > 0)
-      streamProblems.push(`${e.id} ${e.side} read ${e.afterEof} bytes after the end of the stream`);
-    else if (e.mismatchAt !== undefined)
-      streamProblems.push(`${e.id} ${e.side} read a wrong byte at offset ${e.mismatchAt}`);
-    else if (e.got !== peer.toWrite)
-      streamProblems.push(`${e.id} ${e.side} read ${e.got} of ${peer.toWrite} bytes`);
-    else verifiedBytes += e.got;
-  }
-  checks.push({
-    name: "byte streams identical",
-    ok: streamProblems.length === 0,
-    detail:
-      streamProblems.length === 0
-        ? `${ends.length} streams, ${verifiedBytes} bytes read exactly as written`
-        : `${streamProblems.slice(0, 3).join("; ")}${streamProblems.length > 3 ? ` (+${streamProblems.length - 3} more)` : ""}`,
-  });
-  const unfinished = ends.filter((e) => !(e.eof && e.closed) || e.error !== undefined);
-  checks.push({
-    name: "every connection finished",
-    ok: trafficDone && unfinished.length === 0,
-    detail:
-      unfinished.length === 0
-        ? `${ends.length / 2} connection(s) finished by ${(trafficDoneUs / 1000).toFixed(1)} ms`
-        : `${unfinished
-            .slice(0, 3)
-            .map((e) => `${e.id} ${e.side}: ${e.error ?? (e.eof ? "not closed" : "no end of stream")}`)
-            .join("; ")} (within ${scenario.durationMs} ms)`,
-  });
-  for (const h of ["a", "b"] as const) {
-    const ledger = hosts[h].ledger;
-    if (ledger === undefined) continue;
-    let detail = "every NBL is back with its owner";
-    let good = true;
-    try {
-      ledger.assertQuiescent();
-    } catch (x) {
-      good = false;
-      detail = x instanceof Error ? (x.message.split("\n")[0] ?? "") : String(x);
-    }
-    checks.push({ name: `ledger of ${h} quiescent`, ok: good, detail });
-  }
-  const counters: Record<string, number> = {};
-  for (const k of STAT_NAMES) counters[k] = 0;
-  for (const h of ["a", "b"] as const) {
-    const st = hosts[h].manager?.stats as Readonly<OffloadStats> | undefined;
-    if (st === undefined) continue;
-    for (const k of STAT_NAMES) counters[k] = (counters[k] ?? 0) + (st[k] ?? 0);
-  }
-  const x = scenario.expect;
-  if (x.bufferedDataBytesAtLeast !== undefined) {
-    const v = counters["bufferedDataIn"] ?? 0;
-    checks.push({
-      name: "expect bufferedDataBytesAtLeast",
-      ok: v >= x.bufferedDataBytesAtLeast,
-      detail: `${v} bytes came back as BufferedData (want >= ${x.bufferedDataBytesAtLeast})`,
-    });
-  }
-  for (const [k, want] of Object.entries(x.atLeast)) {
-    const v = counters[k] ?? 0;
-    checks.push({ name: `expect ${k} >= ${want}`, ok: v >= want, detail: `${k} = ${v}` });
-  }
-  for (const [k, want] of Object.entries(x.atMost)) {
-    const v = counters[k] ?? 0;
-    checks.push({ name: `expect ${k} <= ${want}`, ok: v <= want, detail: `${k} = ${v}` });
-  }
-  counters["events"] = steps;
-  counters["frames"] = frames;
-  counters["linkDropped"] = linkDropped;
-  counters["endUs"] = endUs;
-  if (truncatedAtUs !== undefined)
-    push(narration, {
-      atUs: truncatedAtUs,
-      connection: undefined,
-      text: `timeline truncated to ${limit} entries per list`,
-    });
-  const passed = checks.every((c) => c.ok);
 
-  // One lane per connection: the placement of its end on an offloading host (the server's when
-  // both offload; the client's when neither does, always "host"), then its TIME-WAIT.
-  const connections: TimelineConnection[] = [];
-  for (let i = 0; i + 1 < ends.length; i += 2) {
-    const [cl, sv] = [ends[i] as End, ends[i + 1] as End];
-    const shown =
-      sv.conn !== undefined && (scenario.hosts[sv.host].offload || !scenario.hosts[cl.host].offload)
-        ? sv
-        : cl;
-    if (shown.conn === undefined) continue;
-    const waits = [cl, sv].filter((e) => e.timeWaitFromUs !== undefined);
-    const phases =
-      waits.length === 0
-        ? shown.spans
-        : withTimeWait(
-            shown.spans,
-            Math.min(...waits.map((e) => e.timeWaitFromUs ?? endUs)),
-            Math.max(...waits.map((e) => e.timeWaitToUs ?? endUs)),
-          );
-    connections.push({ id: shown.id, label: `${shown.host}: ${shown.conn.toString()}`, phases });
+  /** Verifies the run (streams, finishing, ledgers, the scenario's expectations) and builds the result. */
+  #checks(): ScenarioResult {
+    const scenario = this.#scenario;
+    const ends = this.#ends;
+    const hosts = this.#hosts;
+    const checks: { name: string; ok: boolean; detail: string }[] = [];
+    const streamProblems: string[] = [];
+    let verifiedBytes = 0;
+    for (const e of ends) {
+      const peer = e.peer;
+      if (peer === undefined) continue;
+      if (e.afterEof > 0)
+        streamProblems.push(`${e.id} ${e.side} read ${e.afterEof} bytes after the end of the stream`);
+      else if (e.mismatchAt !== undefined)
+        streamProblems.push(`${e.id} ${e.side} read a wrong byte at offset ${e.mismatchAt}`);
+      else if (e.got !== peer.toWrite)
+        streamProblems.push(`${e.id} ${e.side} read ${e.got} of ${peer.toWrite} bytes`);
+      else verifiedBytes += e.got;
+    }
+    checks.push({
+      name: "byte streams identical",
+      ok: streamProblems.length === 0,
+      detail:
+        streamProblems.length === 0
+          ? `${ends.length} streams, ${verifiedBytes} bytes read exactly as written`
+          : `${streamProblems.slice(0, 3).join("; ")}${streamProblems.length > 3 ? ` (+${streamProblems.length - 3} more)` : ""}`,
+    });
+    const unfinished = ends.filter((e) => !(e.eof && e.closed) || e.error !== undefined);
+    checks.push({
+      name: "every connection finished",
+      ok: this.#trafficDone && unfinished.length === 0,
+      detail:
+        unfinished.length === 0
+          ? `${ends.length / 2} connection(s) finished by ${(this.#trafficDoneUs / 1000).toFixed(1)} ms`
+          : `${unfinished
+              .slice(0, 3)
+              .map((e) => `${e.id} ${e.side}: ${e.error ?? (e.eof ? "not closed" : "no end of stream")}`)
+              .join("; ")} (within ${scenario.durationMs} ms)`,
+    });
+    for (const h of ["a", "b"] as const) {
+      const ledger = hosts[h].ledger;
+      if (ledger === undefined) continue;
+      let detail = "every NBL is back with its owner";
+      let good = true;
+      try {
+        ledger.assertQuiescent();
+      } catch (x) {
+        good = false;
+        detail = x instanceof Error ? (x.message.split("\n")[0] ?? "") : String(x);
+      }
+      checks.push({ name: `ledger of ${h} quiescent`, ok: good, detail });
+    }
+    const counters: Record<string, number> = {};
+    for (const k of STAT_NAMES) counters[k] = 0;
+    for (const h of ["a", "b"] as const) {
+      const st = hosts[h].manager?.stats as Readonly<OffloadStats> | undefined;
+      if (st === undefined) continue;
+      for (const k of STAT_NAMES) counters[k] = (counters[k] ?? 0) + (st[k] ?? 0);
+    }
+    const x = scenario.expect;
+    if (x.bufferedDataBytesAtLeast !== undefined) {
+      const v = counters["bufferedDataIn"] ?? 0;
+      checks.push({
+        name: "expect bufferedDataBytesAtLeast",
+        ok: v >= x.bufferedDataBytesAtLeast,
+        detail: `${v} bytes came back as BufferedData (want >= ${x.bufferedDataBytesAtLeast})`,
+      });
+    }
+    for (const [k, want] of Object.entries(x.atLeast)) {
+      const v = counters[k] ?? 0;
+      checks.push({ name: `expect ${k} >= ${want}`, ok: v >= want, detail: `${k} = ${v}` });
+    }
+    for (const [k, want] of Object.entries(x.atMost)) {
+      const v = counters[k] ?? 0;
+      checks.push({ name: `expect ${k} <= ${want}`, ok: v <= want, detail: `${k} = ${v}` });
+    }
+    counters["events"] = this.#steps;
+    counters["frames"] = this.#frames;
+    counters["linkDropped"] = this.#linkDropped;
+    counters["endUs"] = this.#endUs;
+    if (this.#truncatedAtUs !== undefined)
+      this.#push(this.#narration, {
+        atUs: this.#truncatedAtUs,
+        connection: undefined,
+        text: `timeline truncated to ${this.#limit} entries per list`,
+      });
+    const passed = checks.every((c) => c.ok);
+
+    const ownedNbls = this.#nbls.map((n, i) => {
+      const h = this.#nblHosts[i];
+      return h === undefined ? n : { ...n, connection: this.#nblOwners[h].connectionOf(n.nbl) };
+    });
+    const label = this.#options.label ?? scenario.name;
+    const seed = this.#seed;
+    const timeline: Timeline = {
+      title: `${scenario.name}: ${scenario.description}`,
+      scenario: label,
+      seed,
+      verdict: { passed, checks },
+      endUs: this.#endUs,
+      connections: this.#lanes(),
+      segments: this.#segments,
+      nbls: ownedNbls,
+      reads: this.#reads,
+      narration: this.#narration.slice().sort((p, q) => p.atUs - q.atUs),
+    };
+    return { scenario: label, seed, passed, checks, counters, timeline };
   }
-  const ownedNbls = nbls.map((n, i) => {
-    const h = nblHosts[i];
-    return h === undefined ? n : { ...n, connection: nblOwners[h].connectionOf(n.nbl) };
-  });
-  const label = options.label ?? scenario.name;
-  const timeline: Timeline = {
-    title: `${scenario.name}: ${scenario.description}`,
-    scenario: label,
-    seed,
-    verdict: { passed, checks },
-    endUs,
-    connections,
-    segments,
-    nbls: ownedNbls,
-    reads,
-    narration: narration.slice().sort((p, q) => p.atUs - q.atUs),
-  };
-  return { scenario: label, seed, passed, checks, counters, timeline };
+
+  /**
+   * One lane per connection: the placement of its end on an offloading host (the server's when
+   * both offload; the client's when neither does, always "host"), then its TIME-WAIT.
+   */
+  #lanes(): TimelineConnection[] {
+    const ends = this.#ends;
+    const endUs = this.#endUs;
+    const connections: TimelineConnection[] = [];
+    for (let i = 0; i + 1 < ends.length; i += 2) {
+      const [cl, sv] = [ends[i] as End, ends[i + 1] as End];
+      const shown =
+        sv.conn !== undefined &&
+        (this.#scenario.hosts[sv.host].offload || !this.#scenario.hosts[cl.host].offload)
+          ? sv
+          : cl;
+      if (shown.conn === undefined) continue;
+      const waits = [cl, sv].filter((e) => e.timeWaitFromUs !== undefined);
+      const phases =
+        waits.length === 0
+          ? shown.spans
+          : withTimeWait(
+              shown.spans,
+              Math.min(...waits.map((e) => e.timeWaitFromUs ?? endUs)),
+              Math.max(...waits.map((e) => e.timeWaitToUs ?? endUs)),
+            );
+      connections.push({ id: shown.id, label: `${shown.host}: ${shown.conn.toString()}`, phases });
+    }
+    return connections;
+  }
+}
+
+/** Moves `e` to placement `p` at `at`; zero-length spans are kept (same-instant steps). */
+function setPlacement(e: End, p: Placement, at: number): void {
+  if (p === e.placement) return;
+  const from = Math.min(e.since, at);
+  e.spans.push({ placement: e.placement, fromUs: from, toUs: at });
+  e.placement = p;
+  e.since = at;
 }
 
 /**
