@@ -43,6 +43,5 @@ export {
 export { type NicTarget, ChimneyNode, createChimney } from "./node/chimney-node.js";
 export { Prng } from "./sim/prng.js";
 export { LivelockError, Scheduler, type SchedulerOptions, type SimTimer } from "./sim/scheduler.js";
-export { runSeedScenario, type SeedScenarioOptions, type SeedScenarioResult } from "./scenario/seed.js";
 export { type RunScenarioOptions, runScenario, type ScenarioResult } from "./scenario/run.js";
 export { type Scenario, validateScenario } from "./scenario/schema.js";

@@ -114,7 +114,7 @@ void test("the seed scenario's timeline shows placements, segments, NBL hand-off
   const serverReads = t.reads.filter((x) => x.side === "server");
   assert.equal(
     serverReads.reduce((n, x) => n + x.bytes, 0),
-    60_000,
+    55_000, // the three write phases of seed.yaml: 20,000 + 30,000 held + 5,000 newer
   );
   // Reads are contiguous: each starts where the previous ended.
   let off = 0;
@@ -337,4 +337,52 @@ void test("the terminate storm uploads all sixteen connections at the neighbor i
   );
   assert.equal(uploads.length, 16);
   assert.equal(new Set(uploads.map((n) => n.connection)).size, 16, "one per connection");
+});
+
+void test("clientWrites: phases are written from their times on; clientBytes must be their sum", () => {
+  const doc = (conn: Record<string, unknown>) => ({
+    name: "phases",
+    connections: [{ id: "c", ...conn }],
+  });
+  const good = validateScenario(
+    doc({
+      clientWrites: [
+        { atMs: 0, bytes: 1000 },
+        { atMs: 30, bytes: 2000 },
+      ],
+    }),
+    { tcpDefaults: tcpDefaults() },
+  );
+  assert.ok(good.ok);
+  assert.equal(good.value.connections[0]?.clientBytes, 3000);
+  const r = runScenario(good.value, 3);
+  assert.ok(
+    r.passed,
+    `seed 3: ${r.checks
+      .filter((c) => !c.ok)
+      .map((c) => c.detail)
+      .join("; ")}`,
+  );
+  // The second phase's first byte is read no earlier than its phase starts.
+  const late = r.timeline.reads.find((x) => x.side === "server" && x.offset + x.bytes > 1000);
+  assert.ok(late !== undefined && late.atUs >= 30_000, `read of byte 1000 at ${late?.atUs} us`);
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [{ clientWrites: [], clientBytes: 0 }, /clientWrites/],
+    [
+      {
+        clientWrites: [
+          { atMs: 5, bytes: 1 },
+          { atMs: 1, bytes: 1 },
+        ],
+      },
+      /clientWrites\[1\]\.atMs/,
+    ],
+    [{ clientWrites: [{ atMs: 0, bytes: 1 }], clientBytes: 2 }, /differs from the sum/],
+    [{ clientWrites: [{ atMs: 0, bytes: 1 }], clientWriteFromMs: 3 }, /exclude each other/],
+  ];
+  for (const [conn, want] of bad) {
+    const v = validateScenario(doc(conn), { tcpDefaults: tcpDefaults() });
+    assert.ok(!v.ok, JSON.stringify(conn));
+    assert.match(formatScenarioError(v.error), want);
+  }
 });

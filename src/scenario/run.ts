@@ -57,6 +57,7 @@ import {
   type ScenarioHost,
   STAT_NAMES,
   type ScheduleStep,
+  type WritePhase,
 } from "./schema.js";
 
 /** Options of `runScenario`. */
@@ -126,6 +127,8 @@ interface End {
   readonly chunk: number;
   /** The application writes nothing before this virtual time. */
   readonly writeFromUs: number;
+  /** Its write phases: from `atUs` on it may have written `upTo` bytes in all (time order). */
+  readonly phases: readonly { readonly atUs: number; readonly upTo: number }[];
   readonly read: ReadMode;
   conn: HostConn | undefined;
   peer: End | undefined;
@@ -159,6 +162,22 @@ export function runScenario(
   return new ScenarioRun(scenario, seed, options).play();
 }
 
+/** Write phases as cumulative byte counts from virtual times on. */
+function phasesOf(writes: readonly WritePhase[]): { atUs: number; upTo: number }[] {
+  let upTo = 0;
+  return writes.map((w) => {
+    upTo += w.bytes;
+    return { atUs: Math.round(w.atMs * 1000), upTo };
+  });
+}
+
+/** How much of its stream `e` may have written by `nowUs`. */
+function writable(e: End, nowUs: number): number {
+  let limit = 0;
+  for (const p of e.phases) if (p.atUs <= nowUs) limit = p.upTo;
+  return limit;
+}
+
 /** The `side` end of connection `id`, writing stream number `stream`, before it connects. */
 function newEnd(id: string, side: "client" | "server", spec: ScenarioConnection, stream: number): End {
   const read = side === "client" ? spec.clientRead : spec.serverRead;
@@ -170,6 +189,10 @@ function newEnd(id: string, side: "client" | "server", spec: ScenarioConnection,
     toWrite: side === "client" ? spec.clientBytes : spec.serverBytes,
     chunk: spec.chunk,
     writeFromUs: Math.round((side === "client" ? spec.clientWriteFromMs : spec.serverWriteFromMs) * 1000),
+    phases:
+      side === "client"
+        ? phasesOf(spec.clientWrites)
+        : [{ atUs: Math.round(spec.serverWriteFromMs * 1000), upTo: spec.serverBytes }],
     read,
     conn: undefined,
     peer: undefined,
@@ -392,11 +415,12 @@ class ScenarioRun {
     const c = e.conn;
     if (c === undefined || e.closed || this.#nowUs() < e.writeFromUs) return;
     const stack = this.#hosts[e.host].stack;
-    while (e.written < e.toWrite) {
+    const limit = writable(e, this.#nowUs());
+    while (e.written < limit) {
       const n = stack.send(
         this.#world.now,
         c,
-        fill(e.stream, e.written, Math.min(e.chunk, e.toWrite - e.written)),
+        fill(e.stream, e.written, Math.min(e.chunk, limit - e.written)),
       );
       if (n === 0) break;
       e.written += n;
@@ -568,8 +592,9 @@ class ScenarioRun {
   #planApplication(e: End, startMs: number): void {
     const id = e.id;
     const node = this.#hosts[e.host].node;
-    if (e.writeFromUs > 0) {
-      this.#at(e.writeFromUs / 1000, `write ${id} ${e.side}`, () => {
+    for (const p of e.phases) {
+      if (p.atUs <= 0) continue;
+      this.#at(p.atUs / 1000, `write ${id} ${e.side}`, () => {
         this.#writeMore(e);
         node.pump();
       });

@@ -131,8 +131,19 @@ export interface ScenarioConnection {
   /** When each application starts writing (default: as soon as it is connected). */
   readonly clientWriteFromMs: number;
   readonly serverWriteFromMs: number;
+  /**
+   * The client's writes in phases: from `atMs` on it may write `bytes` more (phases in time order;
+   * `clientBytes` is their sum). One phase of `clientBytes` at `clientWriteFromMs` when not given.
+   */
+  readonly clientWrites: readonly WritePhase[];
   readonly clientRead: ReadMode;
   readonly serverRead: ReadMode;
+}
+
+/** One phase of an application's writes. */
+export interface WritePhase {
+  readonly atMs: number;
+  readonly bytes: number;
 }
 
 /** The chimney operations a schedule can run. */
@@ -558,6 +569,7 @@ const CONN_KEYS = [
   "serverBytes",
   "chunk",
   "clientWriteFromMs",
+  "clientWrites",
   "serverWriteFromMs",
   "clientRead",
   "serverRead",
@@ -565,10 +577,11 @@ const CONN_KEYS = [
 
 function connection(v: unknown, i: number): ScenarioConnection {
   const p = `connections[${i}]`;
-  const c = object(v, p, CONN_KEYS, ["clientBytes"]);
+  const c = object(v, p, CONN_KEYS, hasWritePhases(v) ? [] : ["clientBytes"]);
   const id = str(c, "id", p) ?? `c${i}`;
   if (!/^[A-Za-z0-9_.-]+$/.test(id))
     expected(join(p, "id"), "a name of letters, digits, '_', '.' or '-'", id);
+  const phases = writePhases(c, p);
   return {
     id,
     client: oneOf(c, "client", p, ["a", "b"] as const) ?? "a",
@@ -576,14 +589,53 @@ function connection(v: unknown, i: number): ScenarioConnection {
     family: oneOf(c, "family", p, ["ipv4", "ipv6"] as const) ?? "ipv4",
     count: num(c, "count", p, "int", 1, 1000) ?? 1,
     startMs: num(c, "startMs", p, "number") ?? 0,
-    clientBytes: num(c, "clientBytes", p, "int", 0, SCENARIO_LIMITS.bytesPerDirection) ?? 0,
+    clientBytes: phases.reduce((n, w) => n + w.bytes, 0),
     serverBytes: num(c, "serverBytes", p, "int", 0, SCENARIO_LIMITS.bytesPerDirection) ?? 0,
     chunk: num(c, "chunk", p, "int", SCENARIO_LIMITS.minChunk) ?? 8192,
-    clientWriteFromMs: num(c, "clientWriteFromMs", p, "number") ?? 0,
+    clientWriteFromMs: phases[0]?.atMs ?? 0,
+    clientWrites: phases,
     serverWriteFromMs: num(c, "serverWriteFromMs", p, "number") ?? 0,
     clientRead: readMode(c, "clientRead", p),
     serverRead: readMode(c, "serverRead", p),
   };
+}
+
+/** True when the connection document gives its client's writes as phases. */
+function hasWritePhases(v: unknown): boolean {
+  return v !== null && typeof v === "object" && "clientWrites" in v;
+}
+
+/**
+ * The client's write phases: `clientWrites` (in time order, `clientBytes` absent or their sum,
+ * no `clientWriteFromMs`), else one phase of `clientBytes` at `clientWriteFromMs`.
+ */
+function writePhases(c: Obj, p: string): readonly WritePhase[] {
+  const bytes = num(c, "clientBytes", p, "int", 0, SCENARIO_LIMITS.bytesPerDirection);
+  const from = num(c, "clientWriteFromMs", p, "number");
+  if (c["clientWrites"] === undefined) return [{ atMs: from ?? 0, bytes: bytes ?? 0 }];
+  const wp = join(p, "clientWrites");
+  if (from !== undefined) throw new Bad(wp, "clientWrites and clientWriteFromMs exclude each other");
+  const raw = list(c, "clientWrites", p);
+  if (raw.length === 0) expected(wp, "a non-empty list", c["clientWrites"]);
+  const phases = raw.map((w, i) => {
+    const ip = `${wp}[${i}]`;
+    const o = object(w, ip, ["atMs", "bytes"], ["atMs", "bytes"]);
+    return {
+      atMs: num(o, "atMs", ip, "number") ?? 0,
+      bytes: num(o, "bytes", ip, "int", 0, SCENARIO_LIMITS.bytesPerDirection) ?? 0,
+    };
+  });
+  phases.forEach((w, i) => {
+    const prev = phases[i - 1];
+    if (prev !== undefined && w.atMs < prev.atMs)
+      expected(`${wp}[${i}].atMs`, `a time >= ${prev.atMs}`, w.atMs);
+  });
+  const sum = phases.reduce((n, w) => n + w.bytes, 0);
+  if (sum > SCENARIO_LIMITS.bytesPerDirection)
+    throw new Bad(wp, `${sum} bytes in all; at most ${SCENARIO_LIMITS.bytesPerDirection}`);
+  if (bytes !== undefined && bytes !== sum)
+    throw new Bad(join(p, "clientBytes"), `${bytes} differs from the sum of clientWrites (${sum})`);
+  return phases;
 }
 
 /** Fields each operation takes besides `atMs`, `op` and `host`. */
