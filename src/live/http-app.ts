@@ -118,11 +118,77 @@ export function liveHttpHandler(req: http.IncomingMessage, res: http.ServerRespo
   res.writeHead(404, { "content-type": "text/plain" }).end("not found: try GET /bytes/<n> or POST /echo\n");
 }
 
+/**
+ * What `serveHttpOn` lets a client take. Node's own header and request timeouts run only on a
+ * server that `listen()`ed, and this one is fed sockets instead, so it is started the way `listen`
+ * starts it (its connection tracking); the idle timeout is Node's `server.timeout`, and the
+ * connection cap is counted here.
+ */
+export interface HttpLimits {
+  /** A request's headers must be complete within this (ms; slowloris). Default 10 s. */
+  readonly headersTimeoutMs?: number | undefined;
+  /** A whole request must arrive within this (ms). Default 60 s. */
+  readonly requestTimeoutMs?: number | undefined;
+  /** A connection with no traffic for this long is closed (ms; 0: never). Default 30 s. */
+  readonly idleTimeoutMs?: number | undefined;
+  /** Open connections at most; more are closed at once. Default 1024. */
+  readonly maxConnections?: number | undefined;
+  /** How often the header and request timeouts are checked (ms). Default 1 s. */
+  readonly checkIntervalMs?: number | undefined;
+  /** Told once each time the connection cap is reached (until the count falls below it). */
+  readonly onLimit?: ((message: string) => void) | undefined;
+}
+
+/** The defaults of `HttpLimits`. */
+export const DEFAULT_HTTP_LIMITS = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 60_000,
+  idleTimeoutMs: 30_000,
+  maxConnections: 1024,
+  checkIntervalMs: 1000,
+} as const;
+
 /** An `http.Server` fed with our sockets from `server` (which must already be listening or about to). */
-export function serveHttpOn(server: Server): http.Server {
-  const httpServer = http.createServer(liveHttpHandler);
+export function serveHttpOn(server: Server, limits: HttpLimits = {}): http.Server {
+  const pick = (k: keyof typeof DEFAULT_HTTP_LIMITS): number => limits[k] ?? DEFAULT_HTTP_LIMITS[k];
+  const l = {
+    headersTimeoutMs: pick("headersTimeoutMs"),
+    requestTimeoutMs: pick("requestTimeoutMs"),
+    idleTimeoutMs: pick("idleTimeoutMs"),
+    maxConnections: pick("maxConnections"),
+    checkIntervalMs: pick("checkIntervalMs"),
+  };
+  const httpServer = http.createServer(
+    {
+      headersTimeout: l.headersTimeoutMs,
+      requestTimeout: l.requestTimeoutMs,
+      connectionsCheckingInterval: l.checkIntervalMs,
+    },
+    liveHttpHandler,
+  );
+  httpServer.timeout = l.idleTimeoutMs;
+  if (l.idleTimeoutMs > 0) httpServer.keepAliveTimeout = Math.min(5000, l.idleTimeoutMs);
+  // What listen() does before it accepts: start tracking connections, so the header and request
+  // timeouts run (their timer is unref'd and stops with close()).
+  httpServer.emit("listening");
+  let open = 0;
+  let capped = false;
   server.on("connection", (sock: Socket) => {
+    if (open >= l.maxConnections) {
+      if (!capped) {
+        capped = true;
+        limits.onLimit?.(`connection cap of ${l.maxConnections} reached: new connections are closed`);
+      }
+      sock.destroy();
+      return;
+    }
+    open++;
+    sock.once("close", () => {
+      open--;
+      if (open < l.maxConnections) capped = false;
+    });
     httpServer.emit("connection", sock);
   });
+  server.once("close", () => httpServer.close());
   return httpServer;
 }

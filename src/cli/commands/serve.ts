@@ -146,7 +146,8 @@ export async function serve(o: ServeOptions): Promise<void> {
       }
     }
     const server = host.net.createServer();
-    serveHttpOn(server);
+    // Header, request and idle timeouts and a connection cap (DEFAULT_HTTP_LIMITS).
+    serveHttpOn(server, { onLimit: (m) => process.stderr.write(`chimney serve: ${m}\n`) });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(o.port, resolve);
