@@ -14,10 +14,20 @@
  * PROBE and unicast probes are sent; after `maxProbes` unanswered the entry is removed and its
  * queued packets are dropped. Output is polled: `pollSolicit`, `pollRelease` (packets now
  * sendable), `pollChange` (MAC changed or neighbor lost: offloaded connections must follow).
+ *
+ * Bounds (a flood of spoofed senders cannot grow or slow it). The table holds at most
+ * `maxEntries` (default 1024, like Linux's gc_thresh3); a new entry past the cap evicts the least
+ * recently used entry that is not in use (no packets queued, not pinned by the `inUse` predicate,
+ * e.g. an offloaded connection's neighbor); when every entry is in use the new one is not created.
+ * Entries unused for `gcStaleTime` (60 s, Linux's gc_stale_time) in REACHABLE or STALE are
+ * collected once the table holds `gcThreshold` entries (Linux's gc_thresh1), a few at a time on
+ * each insertion and timer run (no wake-up of its own). Timers sit in a min-heap with lazy
+ * deletion, so `pollTimeout` is O(1) amortized and the heap is rebuilt when stale items dominate.
  */
 import { type Duration, Instant } from "../time/instant.js";
 import { type IpAddr, ipKey } from "../wire/ip-addr.js";
 import { type MacAddr, macEquals } from "../wire/ethernet.js";
+import { MinHeap } from "../util/heap.js";
 
 /** RFC 4861 section 7.3.2 states. */
 export type NeighborState = "INCOMPLETE" | "REACHABLE" | "STALE" | "DELAY" | "PROBE";
@@ -31,7 +41,20 @@ export interface NeighborConfig {
   readonly maxUnicastSolicit: number;
   /** Packets held per INCOMPLETE entry. */
   readonly queueLimit: number;
+  /** Hard cap on entries (Linux gc_thresh3); default `DEFAULT_NEIGHBOR_MAX_ENTRIES`. */
+  readonly maxEntries?: number | undefined;
+  /** Size from which unused entries are collected (Linux gc_thresh1); default 128. */
+  readonly gcThreshold?: number | undefined;
+  /** An unused REACHABLE / STALE entry is collectable after this (Linux gc_stale_time); default 60 s. */
+  readonly gcStaleTime?: Duration | undefined;
 }
+
+/** The default cap on neighbor entries (per host, all interfaces together). */
+export const DEFAULT_NEIGHBOR_MAX_ENTRIES = 1024;
+const DEFAULT_GC_THRESHOLD = 128;
+const DEFAULT_GC_STALE_TIME = 60_000_000 as Duration;
+/** Collectable entries examined per insertion or timer run. */
+const GC_BATCH = 8;
 
 /** RFC 4861 defaults: REACHABLE_TIME 30 s, RETRANS_TIMER 1 s, DELAY_FIRST_PROBE_TIME 5 s, 3 solicits. */
 export const DEFAULT_NEIGHBOR_CONFIG: NeighborConfig = {
@@ -83,19 +106,82 @@ export interface NeighborChange {
 export interface NeighborStats {
   queueDrops: number;
   resolutionFailures: number;
+  /** Entries evicted to make room under the cap. */
+  evictions: number;
+  /** Unused entries collected after gcStaleTime. */
+  staleCollected: number;
+  /** Entries not created because the table was full of entries in use. */
+  tableFull: number;
+  /** Timer-heap pushes and pops (for tests: the cost of `pollTimeout` and timers). */
+  timerOps: number;
 }
+
+interface Entry extends NeighborEntry {
+  readonly key: string;
+  /** Last use for sending (resolve) or upper-layer confirmation: the LRU and gc clock. */
+  usedAt: Instant;
+  /** Removed from the table (its heap items are stale). */
+  gone: boolean;
+}
+
+interface Timer {
+  readonly at: Instant;
+  readonly e: Entry;
+}
+
+const timerLess = (a: Timer, b: Timer): boolean => a.at < b.at;
 
 /** The cache for all interfaces of a host. */
 export class NeighborCache {
-  readonly #entries = new Map<string, NeighborEntry>();
+  /** In LRU order: the least recently used first (an entry moves to the end when used). */
+  readonly #entries = new Map<string, Entry>();
   readonly #cfg: NeighborConfig;
+  readonly #max: number;
+  readonly #gcThreshold: number;
+  readonly #gcStale: Duration;
+  #timers = new MinHeap<Timer>(timerLess);
   readonly #solicits: Solicit[] = [];
   readonly #releases: Release[] = [];
-  readonly #changes: NeighborChange[] = [];
-  readonly stats: NeighborStats = { queueDrops: 0, resolutionFailures: 0 };
+  /** Pending changes, coalesced per neighbor (the latest wins), bounded. */
+  readonly #changes = new Map<string, NeighborChange>();
+  #inUse: ((ifIndex: number, ip: IpAddr) => boolean) | undefined;
+  readonly stats: NeighborStats = {
+    queueDrops: 0,
+    resolutionFailures: 0,
+    evictions: 0,
+    staleCollected: 0,
+    tableFull: 0,
+    timerOps: 0,
+  };
 
   constructor(cfg: NeighborConfig = DEFAULT_NEIGHBOR_CONFIG) {
     this.#cfg = cfg;
+    this.#max = Math.max(1, cfg.maxEntries ?? DEFAULT_NEIGHBOR_MAX_ENTRIES);
+    this.#gcThreshold = cfg.gcThreshold ?? DEFAULT_GC_THRESHOLD;
+    this.#gcStale = cfg.gcStaleTime ?? DEFAULT_GC_STALE_TIME;
+  }
+
+  /** Entries currently held. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** The cap on entries. */
+  get maxEntries(): number {
+    return this.#max;
+  }
+
+  /** Items in the timer heap, stale ones included (bounded by about twice the entries). */
+  get timerCount(): number {
+    return this.#timers.size;
+  }
+
+  /**
+   * Entries for which `inUse` answers true are never evicted nor collected, and only their
+   * changes are reported (the offload manager: neighbors of offloaded connections).
+   */
+  setInUse(inUse: ((ifIndex: number, ip: IpAddr) => boolean) | undefined): void {
+    this.#inUse = inUse;
   }
 
   /** The entry for `ip` on `ifIndex`, if any. */
@@ -116,18 +202,16 @@ export class NeighborCache {
     const k = key(ifIndex, ip);
     let e = this.#entries.get(k);
     if (e === undefined) {
-      e = {
-        ip,
-        ifIndex,
-        mac: undefined,
-        state: "INCOMPLETE",
-        confirmedAt: now,
-        deadline: Instant.add(now, this.#cfg.retransTimer),
-        probesSent: 1,
-        queue: [],
-      };
-      this.#entries.set(k, e);
+      e = this.#create(now, k, ifIndex, ip, "INCOMPLETE");
+      if (e === undefined) {
+        if (packet !== undefined) this.stats.queueDrops++;
+        return undefined;
+      }
+      e.probesSent = 1;
+      this.#arm(e, Instant.add(now, this.#cfg.retransTimer));
       this.#solicits.push({ ifIndex, ip, unicastTo: undefined });
+    } else {
+      this.#use(now, e);
     }
     if (e.state === "INCOMPLETE" || e.mac === undefined) {
       if (packet !== undefined) {
@@ -142,7 +226,7 @@ export class NeighborCache {
     if (e.state === "REACHABLE" && now - e.confirmedAt >= this.#cfg.reachableTime) e.state = "STALE";
     if (e.state === "STALE") {
       e.state = "DELAY";
-      e.deadline = Instant.add(now, this.#cfg.delayFirstProbe);
+      this.#arm(e, Instant.add(now, this.#cfg.delayFirstProbe));
     }
     return e.mac;
   }
@@ -151,24 +235,16 @@ export class NeighborCache {
    * A link-layer address for `ip` was learned. `solicited`: an ARP reply or an NA with the S
    * flag, which confirms reachability; otherwise (a request from the neighbor, an unsolicited
    * NA) the entry becomes STALE if the address is new (RFC 4861 7.2.5, 7.2.3). Creates the entry
-   * when `create` (the neighbor talked to us), as ARP and ND both allow.
+   * when `create` (the neighbor talked to us: the caller checks that we are the target, RFC 826),
+   * as ARP and ND both allow; an existing entry is updated either way.
    */
   confirm(now: Instant, ifIndex: number, ip: IpAddr, mac: MacAddr, solicited: boolean, create = true): void {
     const k = key(ifIndex, ip);
     let e = this.#entries.get(k);
     if (e === undefined) {
       if (!create) return;
-      e = {
-        ip,
-        ifIndex,
-        mac: undefined,
-        state: "STALE",
-        confirmedAt: now,
-        deadline: undefined,
-        probesSent: 0,
-        queue: [],
-      };
-      this.#entries.set(k, e);
+      e = this.#create(now, k, ifIndex, ip, "STALE");
+      if (e === undefined) return;
     }
     const changed = e.mac === undefined || !macEquals(e.mac, mac);
     const wasKnown = e.mac !== undefined;
@@ -182,7 +258,7 @@ export class NeighborCache {
       e.state = "STALE";
       e.deadline = undefined;
     }
-    if (changed && wasKnown) this.#changes.push({ ifIndex, ip, mac });
+    if (changed && wasKnown) this.#change(e, mac);
     for (const packet of e.queue) this.#releases.push({ ifIndex, ip, mac, packet });
     e.queue.length = 0;
   }
@@ -191,6 +267,7 @@ export class NeighborCache {
   confirmReachable(now: Instant, ifIndex: number, ip: IpAddr): void {
     const e = this.#entries.get(key(ifIndex, ip));
     if (e === undefined || e.mac === undefined) return;
+    this.#use(now, e);
     e.state = "REACHABLE";
     e.confirmedAt = now;
     e.deadline = undefined;
@@ -202,54 +279,61 @@ export class NeighborCache {
     const k = key(ifIndex, ip);
     const e = this.#entries.get(k);
     if (e === undefined) return false;
-    this.#entries.delete(k);
+    this.#drop(e);
     this.stats.queueDrops += e.queue.length;
-    this.#changes.push({ ifIndex, ip, mac: undefined });
+    this.#change(e, undefined, true);
     return true;
   }
 
-  /** Runs the per-entry timers: retransmit solicitations, DELAY -> PROBE, give up. */
+  /** Runs the per-entry timers that are due: retransmit solicitations, DELAY -> PROBE, give up. */
   handleTimeout(now: Instant): void {
-    for (const [k, e] of this.#entries) {
-      if (e.deadline === undefined || e.deadline > now) continue;
+    for (let top = this.#timers.peek(); top !== undefined && top.at <= now; top = this.#timers.peek()) {
+      this.#timers.pop();
+      this.stats.timerOps++;
+      const e = top.e;
+      if (e.gone || e.deadline !== top.at) continue; // superseded (lazy deletion)
+      e.deadline = undefined;
       switch (e.state) {
         case "INCOMPLETE":
           if (e.probesSent >= this.#cfg.maxMulticastSolicit) {
-            this.#fail(k, e);
+            this.#fail(e);
           } else {
             e.probesSent++;
-            e.deadline = Instant.add(now, this.#cfg.retransTimer);
+            this.#arm(e, Instant.add(now, this.#cfg.retransTimer));
             this.#solicits.push({ ifIndex: e.ifIndex, ip: e.ip, unicastTo: undefined });
           }
           break;
         case "DELAY":
           e.state = "PROBE";
           e.probesSent = 1;
-          e.deadline = Instant.add(now, this.#cfg.retransTimer);
+          this.#arm(e, Instant.add(now, this.#cfg.retransTimer));
           this.#solicits.push({ ifIndex: e.ifIndex, ip: e.ip, unicastTo: e.mac });
           break;
         case "PROBE":
           if (e.probesSent >= this.#cfg.maxUnicastSolicit) {
-            this.#fail(k, e);
+            this.#fail(e);
           } else {
             e.probesSent++;
-            e.deadline = Instant.add(now, this.#cfg.retransTimer);
+            this.#arm(e, Instant.add(now, this.#cfg.retransTimer));
             this.#solicits.push({ ifIndex: e.ifIndex, ip: e.ip, unicastTo: e.mac });
           }
           break;
         case "REACHABLE":
         case "STALE":
-          e.deadline = undefined;
           break;
       }
     }
+    this.#collect(now);
   }
 
-  /** The earliest entry deadline. */
+  /** The earliest entry deadline (O(1) amortized: stale heap items are discarded on the way). */
   pollTimeout(): Instant | undefined {
-    let t: Instant | undefined;
-    for (const e of this.#entries.values()) t = Instant.earliest(t, e.deadline);
-    return t;
+    for (let top = this.#timers.peek(); top !== undefined; top = this.#timers.peek()) {
+      if (!top.e.gone && top.e.deadline === top.at) return top.at;
+      this.#timers.pop();
+      this.stats.timerOps++;
+    }
+    return undefined;
   }
 
   /** Solicitations to send (the stack builds the ARP request or NS). */
@@ -264,14 +348,125 @@ export class NeighborCache {
 
   /** Address changes and losses, for offloaded connections through this neighbor. */
   pollChange(): NeighborChange | undefined {
-    return this.#changes.shift();
+    for (const [k, ch] of this.#changes) {
+      this.#changes.delete(k);
+      return ch;
+    }
+    return undefined;
   }
 
-  #fail(k: string, e: NeighborEntry): void {
-    this.#entries.delete(k);
+  /** A new entry, making room under the cap; undefined when every entry is in use. */
+  #create(now: Instant, k: string, ifIndex: number, ip: IpAddr, state: NeighborState): Entry | undefined {
+    this.#collect(now);
+    if (this.#entries.size >= this.#max && !this.#evictOne()) {
+      this.stats.tableFull++;
+      return undefined;
+    }
+    const e: Entry = {
+      key: k,
+      ip,
+      ifIndex,
+      mac: undefined,
+      state,
+      confirmedAt: now,
+      deadline: undefined,
+      probesSent: 0,
+      queue: [],
+      usedAt: now,
+      gone: false,
+    };
+    this.#entries.set(k, e);
+    return e;
+  }
+
+  /** Marks `e` used now and moves it to the most recently used end. */
+  #use(now: Instant, e: Entry): void {
+    if (e.usedAt === now) return;
+    e.usedAt = now;
+    this.#entries.delete(e.key);
+    this.#entries.set(e.key, e);
+  }
+
+  #pinned(e: Entry): boolean {
+    return e.queue.length > 0 || (this.#inUse?.(e.ifIndex, e.ip) ?? false);
+  }
+
+  /**
+   * Evicts the least recently used entry not in use. An entry in use that is met on the way gets
+   * a second chance (moves to the end), so repeated evictions do not rescan it.
+   */
+  #evictOne(): boolean {
+    let budget = this.#entries.size;
+    for (const e of this.#entries.values()) {
+      if (budget-- <= 0) break;
+      if (this.#pinned(e)) {
+        this.#entries.delete(e.key);
+        this.#entries.set(e.key, e);
+        continue;
+      }
+      this.#drop(e);
+      this.stats.evictions++;
+      return true;
+    }
+    return false;
+  }
+
+  /** Collects a few unused REACHABLE / STALE entries at the LRU end once the table is large. */
+  #collect(now: Instant): void {
+    if (this.#entries.size < this.#gcThreshold) return;
+    let n = 0;
+    for (const e of this.#entries.values()) {
+      if (n >= GC_BATCH || now - e.usedAt < this.#gcStale) break; // LRU order: the rest is newer
+      n++;
+      if (e.deadline !== undefined || this.#pinned(e)) continue;
+      if (e.state !== "REACHABLE" && e.state !== "STALE") continue;
+      this.#drop(e);
+      this.stats.staleCollected++;
+    }
+  }
+
+  #arm(e: Entry, at: Instant): void {
+    e.deadline = at;
+    this.#timers.push({ at, e });
+    this.stats.timerOps++;
+    if (this.#timers.size > 2 * this.#entries.size + 64) this.#rebuildTimers();
+  }
+
+  /** Drops the stale heap items (amortized: only when they outnumber the live ones). */
+  #rebuildTimers(): void {
+    const h = new MinHeap<Timer>(timerLess);
+    for (const e of this.#entries.values()) {
+      if (e.deadline !== undefined) {
+        h.push({ at: e.deadline, e });
+        this.stats.timerOps++;
+      }
+    }
+    this.#timers = h;
+  }
+
+  /** Records a change; with an `inUse` predicate only for neighbors in use. */
+  #change(e: Entry, mac: MacAddr | undefined, always = false): void {
+    if (!always && this.#inUse !== undefined && !this.#inUse(e.ifIndex, e.ip)) return;
+    this.#changes.delete(e.key);
+    this.#changes.set(e.key, { ifIndex: e.ifIndex, ip: e.ip, mac });
+    if (this.#changes.size > 2 * this.#max) {
+      for (const k of this.#changes.keys()) {
+        this.#changes.delete(k);
+        break;
+      }
+    }
+  }
+
+  #drop(e: Entry): void {
+    this.#entries.delete(e.key);
+    e.gone = true;
+  }
+
+  #fail(e: Entry): void {
+    this.#drop(e);
     this.stats.resolutionFailures++;
     this.stats.queueDrops += e.queue.length;
-    if (e.mac !== undefined) this.#changes.push({ ifIndex: e.ifIndex, ip: e.ip, mac: undefined });
+    if (e.mac !== undefined) this.#change(e, undefined, true);
   }
 }
 

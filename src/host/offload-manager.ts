@@ -209,6 +209,8 @@ export class OffloadManager implements OffloadHost {
       policy.recvPoolBytes ?? Math.max(1 << 20, stack.tcpConfig.recvBufferSize),
     );
     stack.attachOffload(this.#hooks());
+    // The neighbor cache never evicts nor collects the neighbor of an offloaded connection.
+    stack.neighbors.setInUse((ifIndex, ip) => this.#neighbors.has(`${ifIndex}|${ipKey(ip)}`));
   }
 
   /** Connects the target (the NIC) this manager offloads to. */

@@ -1044,11 +1044,15 @@ export class HostStack {
     this.stats.arpIn++;
     if (!iface.ethernet) return;
     const forUs = this.#hasAddress(iface, arp.targetProtocolAddr);
-    if (arp.operation === "reply") {
-      this.neighbors.confirm(now, iface.index, arp.senderProtocolAddr, arp.senderHardwareAddr, true, false);
-    } else if (forUs) {
-      // RFC 826: the target learns (or refreshes) the sender, then replies.
-      this.neighbors.confirm(now, iface.index, arp.senderProtocolAddr, arp.senderHardwareAddr, false, true);
+    const sender = arp.senderProtocolAddr;
+    if (sender.every((b) => b === 0)) {
+      // RFC 5227 probe: no sender address to learn.
+    } else if (arp.operation === "reply") {
+      this.neighbors.confirm(now, iface.index, sender, arp.senderHardwareAddr, true, false);
+    } else {
+      // RFC 826 merge: any request updates an existing entry for its sender; only the target
+      // creates one (then replies), so requests for other hosts cannot fill the cache.
+      this.neighbors.confirm(now, iface.index, sender, arp.senderHardwareAddr, false, forUs);
     }
     if (arp.operation === "request" && forUs) {
       this.#out.push({
