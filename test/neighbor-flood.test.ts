@@ -3,7 +3,6 @@
 // and a real neighbor must still be resolved afterwards.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { performance } from "node:perf_hooks";
 import {
   DEFAULT_NEIGHBOR_CONFIG,
   DEFAULT_NEIGHBOR_MAX_ENTRIES,
@@ -159,16 +158,14 @@ function ping(stack: HostStack, now: Instant, v6: boolean, seqNo: number): boole
   return false;
 }
 
-/** Heap operations and best-of-5 time of `n` stack polls. */
-function pollCost(stack: HostStack, n: number): { ops: number; ms: number } {
+/**
+ * Heap operations of `n` stack polls: what a poll costs, counted rather than timed (a scan of
+ * every entry, as before, would show as work growing with the table).
+ */
+function pollCost(stack: HostStack, n: number): { ops: number } {
   const ops0 = stack.neighbors.stats.timerOps;
-  let ms = Number.POSITIVE_INFINITY;
-  for (let run = 0; run < 5; run++) {
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) stack.pollTimeout();
-    ms = Math.min(ms, performance.now() - t0);
-  }
-  return { ops: stack.neighbors.stats.timerOps - ops0, ms };
+  for (let i = 0; i < n; i++) stack.pollTimeout();
+  return { ops: stack.neighbors.stats.timerOps - ops0 };
 }
 
 function floodTest(v6: boolean): void {
@@ -205,8 +202,6 @@ function floodTest(v6: boolean): void {
     after.ops <= before.ops + 1,
     `heap operations of the polls: ${after.ops} after, ${before.ops} before`,
   );
-  // Generous: the old scan over 100,000 entries was thousands of times slower.
-  assert.ok(after.ms <= 10 * before.ms + 5, `polls took ${after.ms} ms after, ${before.ms} ms before`);
   assert.ok(ping(stack, at(now + 10), v6, 2), "B still gets an answer after the flood");
 }
 
