@@ -1205,7 +1205,8 @@ export class HostStack {
     const linkMtu = this.#linkMtuToward(dst);
     if (!this.paths.handleTooBig(now, dst, mtu, linkMtu)) return;
     const pmtu = this.paths.pmtu(dst, linkMtu);
-    const hdr = dst.length === 4 ? IPV4_HEADER : IPV6_HEADER;
+    // setPathMtu takes the IP and base TCP header bytes, as the initial path MSS does.
+    const hdr = (dst.length === 4 ? IPV4_HEADER : IPV6_HEADER) + TCP_HEADER;
     for (const c of this.#conns.values()) {
       if (c.tcp !== undefined && ipEquals(c.remoteAddr, dst)) {
         c.tcp.setPathMtu(pmtu, hdr);
