@@ -41,9 +41,9 @@ export class PathMtuCache {
   /** In expiry order (oldest first): every update deletes and re-inserts its entry. */
   readonly #entries = new Map<string, PathEntry>();
   /**
-   * Changes not yet drained, the latest per destination, in the order they happened. Bounded
-   * like the entries (an owner that never drains, such as a host without an offload manager,
-   * loses the oldest pending changes rather than growing).
+   * Changes not yet drained, the latest per destination, in the order they happened. At most
+   * twice the capacity (a learned entry and an eviction each): an owner that never drains, such
+   * as a host without an offload manager, loses the oldest pending changes rather than growing.
    */
   readonly #changes = new Map<string, PathChange>();
   readonly #ageing: Duration;
@@ -133,7 +133,7 @@ export class PathMtuCache {
 
   #change(key: string, ch: PathChange): void {
     this.#changes.delete(key);
-    while (this.#changes.size >= this.#capacity) {
+    while (this.#changes.size >= 2 * this.#capacity) {
       const oldest = this.#changes.keys().next();
       if (oldest.done === true) break;
       this.#changes.delete(oldest.value);

@@ -1129,7 +1129,8 @@ export class HostStack {
     const q = parseIcmpQuote(quoted);
     if (!q.ok) return undefined;
     const { protocol, src, dst, srcPort, dstPort, tcpSeq } = q.value;
-    if (protocol !== "tcp" || srcPort === undefined || dstPort === undefined || tcpSeq === undefined) return undefined;
+    if (protocol !== "tcp" || srcPort === undefined || dstPort === undefined || tcpSeq === undefined)
+      return undefined;
     const conn = this.#conns.get(connKey(src, srcPort, dst, dstPort));
     return conn === undefined ? undefined : { conn, seq: tcpSeq };
   }
