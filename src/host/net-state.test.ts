@@ -75,6 +75,43 @@ void describe("PathMtuCache (RFC 1191, RFC 8201)", () => {
   });
 });
 
+void describe("PathMtuCache bounds", () => {
+  void test("a full cache evicts the entry learned longest ago and reports it back at its link MTU", () => {
+    const c = new PathMtuCache(Duration.fromSeconds(600), 2);
+    const d = [ip("198.51.100.1"), ip("198.51.100.2"), ip("198.51.100.3")] as const;
+    c.handleTooBig(at(0), d[0], 1400, 1500);
+    c.handleTooBig(at(1), d[1], 1400, 1500);
+    c.handleTooBig(at(2), d[0], 1300, 1500); // an update makes d[0] the newest
+    c.handleTooBig(at(3), d[2], 1400, 1500);
+    assert.equal(c.size, 2);
+    assert.equal(c.pmtu(d[1], 1500), 1500, "d[1] evicted");
+    assert.equal(c.pmtu(d[0], 1500), 1300);
+    assert.equal(c.pmtu(d[2], 1500), 1400);
+    // Pending changes: the latest per destination, in order.
+    assert.deepEqual(
+      [c.pollChange(), c.pollChange(), c.pollChange(), c.pollChange()],
+      [{ dst: d[0], pmtu: 1300 }, { dst: d[1], pmtu: 1500 }, { dst: d[2], pmtu: 1400 }, undefined],
+    );
+  });
+  void test("expiry follows learning order and pollTimeout is the oldest entry's", () => {
+    const c = new PathMtuCache(Duration.fromSeconds(10), 100);
+    for (let i = 0; i < 50; i++) c.handleTooBig(at(i * 100), ip(`198.51.100.${i}`), 1400, 1500);
+    assert.equal(c.pollTimeout(), at(10_000));
+    c.handleTimeout(at(12_450), () => 1500);
+    assert.equal(c.size, 25);
+    assert.equal(c.pollTimeout(), at(12_500));
+    assert.equal(c.pmtu(ip("198.51.100.24"), 1500), 1500);
+    assert.equal(c.pmtu(ip("198.51.100.25"), 1500), 1400);
+  });
+  void test("pending changes stay bounded when nobody drains them", () => {
+    const c = new PathMtuCache(Duration.fromSeconds(600), 4);
+    for (let i = 0; i < 100; i++) c.handleTooBig(at(i), ip(`198.51.100.${i}`), 1400, 1500);
+    let n = 0;
+    while (c.pollChange() !== undefined) n++;
+    assert.equal(n, 8, "at most twice the capacity");
+  });
+});
+
 void describe("NeighborCache (RFC 4861 7.3)", () => {
   const peer = ip("192.0.2.2");
   void test("INCOMPLETE queues packets, solicits, and releases them in order on a reply", () => {

@@ -107,6 +107,11 @@ export interface HostConfig {
   readonly neighbor?: NeighborConfig | undefined;
   /** How long a learned path MTU is kept (default 10 minutes, RFC 1191 6.3). */
   readonly pmtuAgeing?: Duration | undefined;
+  /**
+   * Most destinations with a learned path MTU (default 1024, `DEFAULT_PMTU_CACHE_SIZE`); when
+   * full, learning another evicts the one learned longest ago.
+   */
+  readonly pmtuCacheSize?: number | undefined;
   /** IPv4 TTL / IPv6 hop limit of our packets (default 64). */
   readonly ttl?: number | undefined;
   /** Bound on half-open connections per listener (default 256). */
@@ -283,6 +288,11 @@ export interface HostStats {
   rstsSent: number;
   icmpIn: number;
   icmpOut: number;
+  /**
+   * ICMP "fragmentation needed" / "packet too big" messages ignored: they quote no live TCP
+   * connection of ours, or a sequence number outside its [SND.UNA, SND.MAX) (RFC 5927 4.1).
+   */
+  dropIcmpTooBig: number;
   arpIn: number;
   ndIn: number;
 }
@@ -322,6 +332,7 @@ export class HostStack {
     rstsSent: 0,
     icmpIn: 0,
     icmpOut: 0,
+    dropIcmpTooBig: 0,
     arpIn: 0,
     ndIn: 0,
   };
@@ -369,7 +380,7 @@ export class HostStack {
     this.#synQueueLimit = cfg.synQueueLimit ?? 256;
     this.icmpMayAbort = cfg.icmpMayAbort ?? true;
     this.neighbors = new NeighborCache(cfg.neighbor ?? DEFAULT_NEIGHBOR_CONFIG);
-    this.paths = new PathMtuCache(cfg.pmtuAgeing ?? Duration.fromSeconds(600));
+    this.paths = new PathMtuCache(cfg.pmtuAgeing ?? Duration.fromSeconds(600), cfg.pmtuCacheSize);
     this.#ifaces = cfg.interfaces.map((c, index) => {
       if (c.mtu < 1280 && c.addresses.some((a) => a.addr.length === 16)) {
         throw new ConfigError(`${c.name}: IPv6 needs an MTU of at least 1280`);
@@ -1082,9 +1093,8 @@ export class HostStack {
           this.#onIcmpError(now, icmp.quoted, icmpv4Error(icmp));
           return;
         }
-        const q = parseIcmpQuote(icmp.quoted);
         // RFC 1191: an MTU of 0 comes from an old router; fall back to the IPv4 minimum.
-        if (q.ok) this.#onTooBig(now, q.value.dst, icmp.nextHopMtu ?? 0);
+        this.#onTooBig(now, icmp.quoted, icmp.nextHopMtu ?? 0);
         return;
       }
       case "time-exceeded":
@@ -1102,12 +1112,9 @@ export class HostStack {
    */
   #onIcmpError(now: Instant, quoted: Uint8Array, meaning: IcmpErrorMeaning | undefined): void {
     if (meaning === undefined) return;
-    const q = parseIcmpQuote(quoted);
-    if (!q.ok) return;
-    const { protocol, src, dst, srcPort, dstPort, tcpSeq } = q.value;
-    if (protocol !== "tcp" || srcPort === undefined || dstPort === undefined || tcpSeq === undefined) return;
-    const c = this.#conns.get(connKey(src, srcPort, dst, dstPort));
-    if (c === undefined) return;
+    const q = this.#quotedConn(quoted);
+    if (q === undefined) return;
+    const { conn: c, seq: tcpSeq } = q;
     if (c.tcp === undefined) {
       // NS-4: the target indicates ICMP on the non-offload path and the host acts for the
       // offloaded connection. It is synchronized, so the error is soft (RFC 1122 4.2.3.9,
@@ -1119,6 +1126,17 @@ export class HostStack {
     }
     const hard = meaning.hard && this.icmpMayAbort;
     if (c.tcp.handleIcmpError(now, tcpSeq, meaning.code, hard)) this.#touch(c);
+  }
+
+  /** The connection of ours an ICMP error quotes (TCP 4-tuple), with the quoted sequence number. */
+  #quotedConn(quoted: Uint8Array): { readonly conn: HostConn; readonly seq: SeqNum } | undefined {
+    const q = parseIcmpQuote(quoted);
+    if (!q.ok) return undefined;
+    const { protocol, src, dst, srcPort, dstPort, tcpSeq } = q.value;
+    if (protocol !== "tcp" || srcPort === undefined || dstPort === undefined || tcpSeq === undefined)
+      return undefined;
+    const conn = this.#conns.get(connKey(src, srcPort, dst, dstPort));
+    return conn === undefined ? undefined : { conn, seq: tcpSeq };
   }
 
   #onIcmpv6(now: Instant, iface: Iface, src: IpAddr, dst: IpAddr, icmp: Icmpv6Repr): void {
@@ -1161,11 +1179,9 @@ export class HostStack {
       case "echo-request":
         this.#sendIcmpv6(now, iface, src, dst, { ...icmp, type: "echo-reply" }, undefined);
         return;
-      case "packet-too-big": {
-        const q = parseIcmpQuote(icmp.quoted);
-        if (q.ok) this.#onTooBig(now, q.value.dst, icmp.mtu);
+      case "packet-too-big":
+        this.#onTooBig(now, icmp.quoted, icmp.mtu);
         return;
-      }
       case "dst-unreachable":
       case "time-exceeded":
       case "parameter-problem":
@@ -1176,11 +1192,26 @@ export class HostStack {
     }
   }
 
-  #onTooBig(now: Instant, dst: IpAddr, mtu: number): void {
+  /**
+   * ICMP "fragmentation needed" / "packet too big" (RFC 1191, RFC 8201). As for other ICMP
+   * errors (and as Linux does), the message counts only when it quotes a live TCP connection
+   * of ours with a sequence number in [SND.UNA, SND.MAX) (RFC 5927 4.1): a forged one, quoting
+   * any destination, would otherwise lower its PMTU and fill the path cache. An offloaded
+   * connection's send window lives on the target, so for it the quoted 4-tuple must match.
+   * Anything else is dropped and counted in `stats.dropIcmpTooBig`.
+   */
+  #onTooBig(now: Instant, quoted: Uint8Array, mtu: number): void {
+    const q = this.#quotedConn(quoted);
+    if (q === undefined || (q.conn.tcp !== undefined && !q.conn.tcp.icmpQuoteInWindow(q.seq))) {
+      this.stats.dropIcmpTooBig++;
+      return;
+    }
+    const dst = q.conn.remoteAddr;
     const linkMtu = this.#linkMtuToward(dst);
     if (!this.paths.handleTooBig(now, dst, mtu, linkMtu)) return;
     const pmtu = this.paths.pmtu(dst, linkMtu);
-    const hdr = dst.length === 4 ? IPV4_HEADER : IPV6_HEADER;
+    // setPathMtu takes the IP and base TCP header bytes, as the initial path MSS does.
+    const hdr = (dst.length === 4 ? IPV4_HEADER : IPV6_HEADER) + TCP_HEADER;
     for (const c of this.#conns.values()) {
       if (c.tcp !== undefined && ipEquals(c.remoteAddr, dst)) {
         c.tcp.setPathMtu(pmtu, hdr);

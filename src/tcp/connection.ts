@@ -828,6 +828,16 @@ export class TcpConnection {
   }
 
   /**
+   * Whether an ICMP message quoting sequence number `seq` can be about a segment of this
+   * connection: the connection is live (not CLOSED, LISTEN or TIME-WAIT) and `seq` lies in
+   * [SND.UNA, SND.MAX) (RFC 5927 4.1). Errors and path-MTU messages are both checked with it.
+   */
+  icmpQuoteInWindow(seq: SeqNum): boolean {
+    if (this.#state === "CLOSED" || this.#state === "LISTEN" || this.#state === "TIME-WAIT") return false;
+    return !Seq.lt(seq, this.#sndUna) && Seq.lt(seq, this.#sndMax);
+  }
+
+  /**
    * An ICMP error quoting one of our segments arrived (RFC 1122 4.2.3.9, RFC 5461, RFC 5927).
    * `seq` is the quoted sequence number; the message is ignored unless it lies in
    * [SND.UNA, SND.MAX) (RFC 5927 4.1). A `hard` error aborts a connection in SYN-SENT with
@@ -836,8 +846,7 @@ export class TcpConnection {
    */
   handleIcmpError(now: Instant, seq: SeqNum, code: IcmpErrorCode, hard: boolean): boolean {
     this.#clock(now);
-    if (this.#state === "CLOSED" || this.#state === "LISTEN" || this.#state === "TIME-WAIT") return false;
-    if (Seq.lt(seq, this.#sndUna) || Seq.ge(seq, this.#sndMax)) return false;
+    if (!this.icmpQuoteInWindow(seq)) return false;
     if (hard && this.#state === "SYN-SENT") {
       this.#terminate("unreachable", code);
       return true;
