@@ -32,12 +32,7 @@
  * stack, the software target over the manager, attached.
  */
 import type { OffloadHost, OffloadTarget } from "../chimney/contract.js";
-import {
-  acceptAllKnobs,
-  OffloadManager,
-  type OffloadPolicy,
-  type ReceiveKnobs,
-} from "../host/offload-manager.js";
+import { OffloadManager, type OffloadPolicy, type ReceiveKnobs } from "../host/offload-manager.js";
 import type { HostStack, StackEvent } from "../host/stack.js";
 import { BufferLedger } from "../nbl/ledger.js";
 import { SoftwareTarget, type SoftwareTargetOptions } from "../offload-target/software-target.js";
@@ -269,7 +264,7 @@ export function createChimney(stack: HostStack, o: ChimneyOptions): Chimney {
     stack,
     ledger,
     o.policy ?? {},
-    o.knobs ?? acceptAllKnobs({ nextU32: () => 0 }),
+    o.knobs, // the manager's default: accept every indication
   );
   const target = new SoftwareTarget({
     tcpConfig: stack.tcpConfig,
