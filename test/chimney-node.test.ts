@@ -24,7 +24,9 @@ function fakeNic(busy: () => boolean, timer?: Instant): { target: NicTarget; pro
     connectionCount: 0,
     handleFrame: () => undefined,
     sendFrame: () => undefined,
-    process: () => void n++,
+    process: () => {
+      n++;
+    },
     pollTransmit: () => undefined,
     pollTimeout: () => timer,
     handleTimeout: () => undefined,
