@@ -90,6 +90,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ["chimney"],
   ["host", "offload-target"],
   ["node"],
+  ["worker"],
   ["sim"],
   ["report"],
   ["scenario"],

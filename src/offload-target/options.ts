@@ -85,6 +85,12 @@ export interface SoftwareTargetOptions {
   readonly compactHeldData?: boolean | undefined;
   /** Idle bytes the held-data chunk pool keeps for reuse. Default max(1 MiB, receive buffer size). */
   readonly heldPoolBytes?: number | undefined;
+  /**
+   * Makes the arrays the target holds received data in, each over a buffer of its own (default:
+   * plain memory). A target on its own thread gives shared memory, so indications and
+   * BufferedData cross to the host by reference.
+   */
+  readonly memory?: ((n: number) => Uint8Array) | undefined;
   /** The target's own timer resolution in ticks per second (CFG-6). Default 1000. */
   readonly timerTicksPerSecond?: number | undefined;
   /**

@@ -214,7 +214,11 @@ export class TargetContext {
     this.heldPool =
       opts.compactHeldData === false
         ? undefined
-        : new ChunkPool(HELD_CHUNK_BYTES, opts.heldPoolBytes ?? Math.max(1 << 20, this.cfg.recvBufferSize));
+        : new ChunkPool(
+            HELD_CHUNK_BYTES,
+            opts.heldPoolBytes ?? Math.max(1 << 20, this.cfg.recvBufferSize),
+            opts.memory,
+          );
     const l = opts.limits ?? {};
     this.limits = {
       tcp: l.tcp ?? 1 << 20,

@@ -79,6 +79,11 @@ type Tagged = ArrayBufferLike & { [STATE]?: ChunkState };
 /** The state of the chunk `view` lies in, when it lies in a chunk of any pool. */
 const stateOf = (view: Uint8Array): ChunkState | undefined => (view.buffer as Tagged)[STATE];
 
+/** Plain memory: a new array over a buffer of its own. */
+function plainMemory(n: number): Uint8Array {
+  return new Uint8Array(n);
+}
+
 /** A pool of `chunkSize`-byte chunks keeping at most `maxBytes` of idle chunks. */
 export class ChunkPool {
   /** Bytes per chunk. */
@@ -100,14 +105,20 @@ export class ChunkPool {
   #held = 0;
   #slab: Uint8Array | undefined;
   #slabUsed = 0;
+  readonly #memory: (n: number) => Uint8Array;
 
-  constructor(chunkSize: number, maxBytes: number) {
+  /**
+   * `memory` makes the pool's arrays, each over a buffer of its own (default: plain memory; a
+   * target on its own thread gives shared memory, so what it holds crosses threads by reference).
+   */
+  constructor(chunkSize: number, maxBytes: number, memory: (n: number) => Uint8Array = plainMemory) {
     if (!Number.isSafeInteger(chunkSize) || chunkSize < 1)
       throw new UsageError(`chunk size ${chunkSize} is not a positive integer`);
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 0)
       throw new UsageError(`pool cap ${maxBytes} is not a non-negative integer`);
     this.chunkSize = chunkSize;
     this.maxFree = Math.floor(maxBytes / chunkSize);
+    this.#memory = memory;
   }
 
   /** Idle chunks ready for reuse. */
@@ -138,10 +149,10 @@ export class ChunkPool {
    * slab when `n <= SMALL_PIECE_BYTES`, else allocated alone. Contents unspecified.
    */
   piece(n: number): Uint8Array {
-    if (n > SMALL_PIECE_BYTES) return new Uint8Array(n);
+    if (n > SMALL_PIECE_BYTES) return this.#memory(n);
     let slab = this.#slab;
     if (slab === undefined || this.#slabUsed + n > slab.length) {
-      slab = new Uint8Array(SLAB_BYTES);
+      slab = this.#memory(SLAB_BYTES);
       this.#slab = slab;
       this.#slabUsed = 0;
       this.stats.slabs++;
@@ -218,7 +229,7 @@ export class ChunkPool {
 
   /** A new chunk (not handed out) with its state. */
   #create(): Uint8Array {
-    const c = new Uint8Array(this.chunkSize);
+    const c = this.#memory(this.chunkSize);
     const s: ChunkState = { pool: this, out: false, holds: 0, given: undefined };
     (c.buffer as Tagged)[STATE] = s;
     return c;

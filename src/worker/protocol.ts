@@ -1,0 +1,319 @@
+/**
+ * What crosses between the host thread and an offload target's worker thread: the records of
+ * the chimney calls (both directions), the descriptors of the NBLs they carry, and the codec of
+ * NET_BUFFERs over shared memory.
+ *
+ * Theory of operation
+ * - Memory. Every byte an NBL describes across threads lies in a `SharedArrayBuffer`: an MDL
+ *   crosses as (buffer, offset, length), a reference, never a copy of the bytes. Memory that is
+ *   not shared (a caller's plain `Uint8Array`) is copied once into shared memory by the sender
+ *   (`MdlEncoder.copied` counts those bytes; the hot paths allocate from shared slabs so they
+ *   never take this path).
+ * - Identity. An NBL keeps its identity on its home side (the ledger that allocated it): the
+ *   other side works on a *mirror*, an NBL of its own ledger over the same bytes, made when the
+ *   NBL arrives and freed when it goes back. A descriptor names its NBL by home and id: `h` for
+ *   the host's NBLs (sends, posted receives, disconnects, forwards), `w` for the worker's
+ *   (indications, BufferedData). Each side's ledger so sees every hand-off the single-threaded
+ *   chimney makes, and both must be quiescent at the end.
+ * - Calls are batched: each side appends records to one outgoing batch and posts it once per
+ *   turn of its loop. The two synchronous upcalls of the contract (the receive indication, and
+ *   the neighbor reachability query) post the batch and wait for the host's answer in a shared
+ *   cell (`SyncCell`).
+ */
+import type { DisconnectFlags, ReceiveIndicateResult, TcpOffloadEvent } from "../chimney/contract.js";
+import type {
+  MiniportOffloadContext,
+  NdisOffloadHandle,
+  OffloadLayer,
+  OffloadStateType,
+} from "../chimney/block-list.js";
+import type { TcpConnectionOffloadCapabilities } from "../chimney/capabilities.js";
+import type { NdisStatus, OffloadStatusIndication } from "../chimney/status.js";
+import { type Mdl, type NblStatus, type NetBuffer, netBuffer } from "../nbl/nbl.js";
+import type { NblId } from "../nbl/nbl.js";
+import { OwnershipError, type OwnershipReason } from "../util/errors.js";
+
+/** An MDL across threads: a window of shared memory. */
+export interface MdlDesc {
+  readonly buf: SharedArrayBuffer;
+  readonly off: number;
+  readonly len: number;
+}
+
+/** A NET_BUFFER across threads: its whole MDL chain and its data window. */
+export interface NbDesc {
+  readonly mdls: readonly MdlDesc[];
+  readonly dataOffset: number;
+  readonly dataLength: number;
+}
+
+/** Where an NBL was allocated: `h` the host thread's ledger, `w` the worker's. */
+export type NblHome = "h" | "w";
+
+/** An NBL across threads: its home and id there, its header, and its NBs. */
+export interface NblDesc {
+  readonly home: NblHome;
+  readonly id: NblId;
+  /**
+   * For a host NBL going up: true when the target handed it back with this call (its worker
+   * ledger owner is the host again); false when the target still holds it (a successful
+   * initiate's send data named in the tree).
+   */
+  readonly back: boolean;
+  readonly status: NblStatus;
+  readonly bytesTransferred: number;
+  readonly receiveNoPush: boolean;
+  readonly receiveBytesTransferred: number;
+  readonly nbs: readonly NbDesc[];
+}
+
+/** A reference to an NBL already described in the same record (delegated state pointers). */
+export interface NblRef {
+  readonly home: NblHome;
+  readonly id: NblId;
+}
+
+/** One block of a state tree across threads (`OffloadBlockList`), with its links. */
+export interface BlockDesc {
+  readonly stateType: OffloadStateType;
+  readonly layer: OffloadLayer;
+  readonly status: NdisStatus | undefined;
+  /** null: placeholder; else the slot's context (null = new offload). */
+  readonly slot: { readonly context: MiniportOffloadContext | null } | null;
+  readonly handle: NdisOffloadHandle | undefined;
+  readonly constState: unknown;
+  readonly cachedState: unknown;
+  /** The delegated state with its NBL fields as `NblRef`s (see `DelegatedNbls`). */
+  readonly delegatedState: unknown;
+  readonly chain: readonly NblDesc[] | null;
+  /** BufferedData of the delegated state, described (its refs name these). */
+  readonly buffered: readonly NblDesc[] | null;
+  readonly next: BlockDesc | null;
+  readonly dependent: BlockDesc | null;
+}
+
+/** The NBL-valued fields of a TCP delegated state, as refs. */
+export interface DelegatedNbls {
+  readonly sendDataHead: NblRef | null;
+  readonly sendDataTail: NblRef | null;
+  readonly bufferedData: NblRef | null;
+}
+
+/** A state operation of the contract. */
+export type StateOp = "initiate" | "terminate" | "update" | "invalidate" | "query";
+
+/** A data call of the host carrying an NBL chain. */
+export type DataCall = "send" | "recv" | "fwd";
+
+/** Host thread -> worker. */
+export type DownRecord =
+  | { readonly k: "frame"; readonly frame: Uint8Array }
+  | { readonly k: "sendFrame"; readonly frame: Uint8Array }
+  | { readonly k: "op"; readonly op: StateOp; readonly id: number; readonly tree: BlockDesc }
+  | {
+      readonly k: "data";
+      readonly call: DataCall;
+      readonly ctx: MiniportOffloadContext;
+      readonly chain: readonly NblDesc[];
+    }
+  | {
+      readonly k: "disc";
+      readonly ctx: MiniportOffloadContext;
+      readonly chain: readonly NblDesc[];
+      readonly flags: DisconnectFlags;
+    }
+  | { readonly k: "ret"; readonly ids: readonly NblId[] }
+  | { readonly k: "ping"; readonly id: number }
+  | { readonly k: "audit"; readonly id: number };
+
+/** What the worker's side holds (`WorkerTarget.audit`). */
+export interface WorkerAudit {
+  /** NBLs live in the worker's ledger (mirrors of host NBLs and the target's own). */
+  readonly live: number;
+  /** The worker ledger's quiescence check: undefined when quiescent, else its message. */
+  readonly leak: string | undefined;
+  /** Host NBLs the target holds (mirrors) and target NBLs out at the host. */
+  readonly hostNbls: number;
+  readonly outAtHost: number;
+  /** Offloaded connections. */
+  readonly connections: number;
+  /** Bytes the worker copied into shared memory because they were not there yet. */
+  readonly bytesCopied: number;
+}
+
+/** Worker -> host thread. */
+export type UpRecord =
+  | { readonly k: "tx"; readonly frame: Uint8Array }
+  | { readonly k: "up"; readonly frame: Uint8Array }
+  | { readonly k: "opDone"; readonly op: StateOp; readonly id: number; readonly tree: BlockDesc }
+  | {
+      readonly k: "dataDone";
+      readonly call: DataCall | "disc";
+      readonly chain: readonly NblDesc[];
+    }
+  | {
+      readonly k: "indicate";
+      readonly seq: number;
+      readonly handle: NdisOffloadHandle;
+      readonly nbl: NblDesc;
+    }
+  | { readonly k: "event"; readonly handle: NdisOffloadHandle; readonly event: TcpOffloadEvent }
+  | { readonly k: "reach"; readonly seq: number; readonly tree: BlockDesc }
+  | {
+      readonly k: "status";
+      readonly status: OffloadStatusIndication;
+      readonly caps: TcpConnectionOffloadCapabilities | undefined;
+    }
+  | { readonly k: "pong"; readonly id: number }
+  | { readonly k: "audited"; readonly id: number; readonly audit: WorkerAudit }
+  | {
+      readonly k: "error";
+      readonly message: string;
+      readonly code: string | undefined;
+      /** An ownership violation's reason and NBL (`OwnershipError`), raised again on the host. */
+      readonly reason: OwnershipReason | undefined;
+      readonly nblId: number;
+    };
+
+/** A batch of records, with the worker's count of offloaded connections on the way up. */
+export interface Batch<R> {
+  readonly records: readonly R[];
+  readonly connections?: number | undefined;
+}
+
+/** The worker's first message: it runs, and what it offers. */
+export interface WorkerReady {
+  readonly k: "ready";
+  readonly caps: TcpConnectionOffloadCapabilities | undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The answer cell of the synchronous upcalls
+
+/**
+ * One shared cell for the answer of a synchronous upcall: the worker writes a request's
+ * sequence number into the record and waits until the host has stored the same number here.
+ * Layout (Int32): [0] answered sequence, [1] status code, [2] value.
+ */
+export const SYNC_CELL_WORDS = 3;
+
+/** `ReceiveIndicateResult.status` as a number in the cell. */
+export const INDICATE_STATUS = [
+  "NDIS_STATUS_SUCCESS",
+  "NDIS_STATUS_OFFLOAD_DATA_NOT_ACCEPTED",
+  "NDIS_STATUS_OFFLOAD_DATA_PARTIALLY_ACCEPTED",
+] as const satisfies readonly ReceiveIndicateResult["status"][];
+
+// ---------------------------------------------------------------------------------------------
+// NET_BUFFERs over shared memory
+
+/** Chooses where bytes that are not shared yet are copied to (a shared slab). */
+export type SharedAlloc = (n: number) => Uint8Array;
+
+/** True when `u8` lies in shared memory (it can cross by reference). */
+export function isShared(u8: Uint8Array): boolean {
+  return u8.buffer instanceof SharedArrayBuffer;
+}
+
+/** Encodes NBs for the other thread, copying what is not in shared memory yet. */
+export class MdlEncoder {
+  readonly #alloc: SharedAlloc;
+  /** Bytes copied because they were not in shared memory. */
+  copied = 0;
+
+  constructor(alloc: SharedAlloc) {
+    this.#alloc = alloc;
+  }
+
+  /** One NB: every MDL of its chain (by reference when shared), its window. */
+  nb(nb: NetBuffer): NbDesc {
+    const mdls: MdlDesc[] = [];
+    for (let m: Mdl | null = nb.mdlChain; m !== null; m = m.next) mdls.push(this.mdl(m.view));
+    return { mdls, dataOffset: nb.dataOffset, dataLength: nb.dataLength };
+  }
+
+  /** Bytes as one shared window (by reference when shared, else copied once). */
+  mdl(view: Uint8Array): MdlDesc {
+    if (view.buffer instanceof SharedArrayBuffer)
+      return { buf: view.buffer, off: view.byteOffset, len: view.length };
+    const copy = this.#alloc(view.length);
+    copy.set(view);
+    this.copied += view.length;
+    return { buf: copy.buffer as SharedArrayBuffer, off: copy.byteOffset, len: copy.length };
+  }
+}
+
+/** The NB a descriptor describes, as a fresh descriptor over the shared bytes (no copy). */
+export function decodeNb(d: NbDesc): NetBuffer {
+  let chain: Mdl | null = null;
+  for (let i = d.mdls.length - 1; i >= 0; i--) {
+    const m = d.mdls[i] as MdlDesc; // 0 <= i < length
+    const view = new Uint8Array(m.buf, m.off, m.len);
+    chain = { bytes: view, offset: 0, length: m.len, view, next: chain };
+  }
+  return netBuffer(chain, d.dataOffset, d.dataLength);
+}
+
+/**
+ * Copies the bytes of `d`'s MDLs back into `nb`'s (same chain shape): a posted receive whose
+ * buffer was copied into shared memory gets what the target placed in the copy.
+ */
+export function copyBack(d: NbDesc, nb: NetBuffer): void {
+  let m: Mdl | null = nb.mdlChain;
+  for (const s of d.mdls) {
+    if (m === null) return;
+    if (s.buf !== m.view.buffer || s.off !== m.view.byteOffset)
+      m.view.set(new Uint8Array(s.buf, s.off, Math.min(s.len, m.length)));
+    m = m.next;
+  }
+}
+
+/** Sizes of shared slabs: small allocations share one; larger ones get their own buffer. */
+const SLAB_BYTES = 1 << 20;
+const OWN_BUFFER_BYTES = SLAB_BYTES >> 2;
+
+/**
+ * A bump allocator of shared memory: windows of 1 MiB slabs, never reused (a slab is reclaimed
+ * by the garbage collector once no view of it is left on either thread). Frames and chunks that
+ * cross threads are allocated here, so they cross by reference.
+ */
+export class SharedSlab {
+  #slab: Uint8Array = new Uint8Array(0);
+  #used = 0;
+  /** Bytes handed out. */
+  allocated = 0;
+
+  /** `n` fresh bytes of shared memory (zeroed). */
+  alloc = (n: number): Uint8Array => {
+    this.allocated += n;
+    if (n >= OWN_BUFFER_BYTES) return new Uint8Array(new SharedArrayBuffer(Math.max(n, 1)), 0, n);
+    if (this.#used + n > this.#slab.length) {
+      this.#slab = new Uint8Array(new SharedArrayBuffer(SLAB_BYTES));
+      this.#used = 0;
+    }
+    const at = this.#used;
+    this.#used = (at + n + 7) & ~7; // 8-byte aligned windows
+    return this.#slab.subarray(at, at + n);
+  };
+
+  /** A shared copy of `bytes`. */
+  copy(bytes: Uint8Array): Uint8Array {
+    const out = this.alloc(bytes.length);
+    out.set(bytes);
+    return out;
+  }
+}
+
+/** An Error as a record (what crosses when the worker fails). */
+export function errorRecord(e: unknown): UpRecord {
+  const message = e instanceof Error ? (e.stack ?? e.message) : String(e);
+  const code = (e as { code?: unknown } | null)?.code;
+  const own = e instanceof OwnershipError;
+  return {
+    k: "error",
+    message,
+    code: typeof code === "string" ? code : undefined,
+    reason: own ? e.reason : undefined,
+    nblId: own ? e.nblId : -1,
+  };
+}

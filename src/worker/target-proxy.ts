@@ -1,0 +1,842 @@
+/**
+ * The host thread's side of an offload target that runs on a worker thread: `WorkerTarget`
+ * implements the target contract (`NicTarget`) by sending every call to the worker, and turns the
+ * worker's completions, indications and events back into calls on the host (the offload manager).
+ *
+ * Theory of operation
+ * - Asynchronous both ways, as in the WDK: a call down appends a record to the outgoing batch and
+ *   returns (state operations record, data calls are pending); the batch is posted at the end of
+ *   the host's turn (`process`, or a microtask). Upcalls arrive in batches (`message` events), are
+ *   queued, and are dispatched to the host from `process`, in order; `onWake` tells the driver
+ *   there is something to dispatch. Calls so cross in flight: the host may terminate while the
+ *   target is indicating, post receives during a terminate, or return NBLs after the connection
+ *   has moved, and the contract's in-progress rules must hold.
+ * - The receive indication and the reachability query are synchronous in the contract: the
+ *   worker waits for the host's answer in a shared cell (protocol.ts), which `process` writes as
+ *   soon as it dispatches the upcall.
+ * - NBLs. The host's NBLs that go down (`h`) are kept by id until they come back; the proxy acts
+ *   for the target on the host's ledger (it reads them as the target, and makes the target's
+ *   hand-offs when they return). The worker's NBLs that come up (`w`) get a mirror in the host's
+ *   ledger, freed when the host hands them back (`MiniportTcpOffloadReceiveReturn`). A return of an
+ *   NBL the proxy does not know (never indicated, or already returned) is an `OwnershipError`
+ *   raised on the host thread, before anything crosses.
+ * - Frames. In relay mode the host's driver hands wire frames to `handleFrame` and takes the
+ *   target's frames from `pollTransmit`; they cross in shared memory.
+ */
+import { Worker } from "node:worker_threads";
+import { forEachInTree, type OffloadBlockList, type MiniportOffloadContext } from "../chimney/block-list.js";
+import type { TcpConnectionOffloadCapabilities } from "../chimney/capabilities.js";
+import type { DisconnectFlags, OffloadHost, ReceiveIndicateResult } from "../chimney/contract.js";
+import type { TcpDelegatedState } from "../chimney/state.js";
+import { BufferLedger } from "../nbl/ledger.js";
+import { OffloadManager, type OffloadPolicy, type ReceiveKnobs } from "../host/offload-manager.js";
+import type { HostStack } from "../host/stack.js";
+import { advanceNetBuffer, type Mdl, type NblId, type NetBufferList } from "../nbl/nbl.js";
+import type { NicTarget } from "../node/chimney-node.js";
+import type { SoftwareTargetOptions } from "../offload-target/software-target.js";
+import type { TcpConfig } from "../tcp/config.js";
+import type { Instant } from "../time/instant.js";
+import { InvariantViolation, OwnershipError, StackError, UsageError } from "../util/errors.js";
+import type { MacAddr } from "../wire/ethernet.js";
+import {
+  type Batch,
+  type BlockDesc,
+  copyBack,
+  type DataCall,
+  decodeNb,
+  type DelegatedNbls,
+  type DownRecord,
+  INDICATE_STATUS,
+  MdlEncoder,
+  type NblDesc,
+  type NblRef,
+  SharedSlab,
+  type StateOp,
+  SYNC_CELL_WORDS,
+  type UpRecord,
+  type WorkerAudit,
+  type WorkerReady,
+} from "./protocol.js";
+
+/** Options of the SoftwareTarget in the worker that can cross threads (plain data only). */
+export type WorkerSoftwareTargetOptions = Omit<
+  Partial<SoftwareTargetOptions>,
+  "host" | "ledger" | "mac" | "tcpConfig" | "memory"
+>;
+
+/** What the worker is started with (`workerData`). */
+export interface WorkerTargetInit {
+  readonly mac: MacAddr;
+  readonly tcpConfig: TcpConfig;
+  readonly target: WorkerSoftwareTargetOptions;
+  /** The answer cell of the synchronous upcalls (protocol.ts). */
+  readonly cell: SharedArrayBuffer;
+}
+
+/** Options of `WorkerTarget.start`. */
+export interface WorkerTargetOptions {
+  /** Completions and indications go here (the offload manager). */
+  readonly host: OffloadHost;
+  /** The host's ledger (the manager's). */
+  readonly ledger: BufferLedger;
+  readonly mac: MacAddr;
+  readonly tcpConfig: TcpConfig;
+  readonly target?: WorkerSoftwareTargetOptions | undefined;
+}
+
+/** An error the worker raised, carried to the host thread. */
+export class WorkerTargetError extends StackError {
+  readonly code = "ERR_WORKER_TARGET";
+  /** The worker's error code, when it had one. */
+  readonly workerCode: string | undefined;
+  constructor(message: string, workerCode: string | undefined) {
+    super(message);
+    this.workerCode = workerCode;
+  }
+}
+
+/** Counters of the proxy. */
+export interface WorkerTargetStats {
+  batchesOut: number;
+  batchesIn: number;
+  recordsOut: number;
+  recordsIn: number;
+  /** Bytes the host copied into shared memory because they were not there yet. */
+  bytesCopied: number;
+  indications: number;
+}
+
+/** A host NBL at the target: the original, and whether its bytes crossed as a copy. */
+interface Lent {
+  readonly nbl: NetBufferList;
+  readonly copied: boolean;
+}
+
+/** The host thread's proxy of a SoftwareTarget on a worker thread. */
+export class WorkerTarget implements NicTarget {
+  readonly #worker: Worker;
+  readonly #host: OffloadHost;
+  readonly #ledger: BufferLedger;
+  readonly #cell: Int32Array;
+  readonly #slab = new SharedSlab();
+  readonly #enc: MdlEncoder;
+  #caps: TcpConnectionOffloadCapabilities | undefined;
+  #out: DownRecord[] = [];
+  #flushQueued = false;
+  readonly #inbox: UpRecord[] = [];
+  readonly #tx: Uint8Array[] = [];
+  /** Host NBLs at the target, by id. */
+  readonly #atTarget = new Map<NblId, Lent>();
+  /** Mirrors of the worker's NBLs the host holds, by the worker's id. */
+  readonly #mirrors = new Map<NblId, NetBufferList>();
+  /** The worker's id of each mirror. */
+  readonly #mirrorOf = new Map<NetBufferList, NblId>();
+  /** State operations in flight, by id: the host's own tree. */
+  readonly #ops = new Map<number, OffloadBlockList>();
+  #nextOp = 1;
+  #pings = new Map<number, () => void>();
+  readonly #audits = new Map<number, (a: WorkerAudit) => void>();
+  #nextPing = 1;
+  #connections = 0;
+  #failure: WorkerTargetError | undefined;
+  #closed = false;
+  /** Called when upcalls are waiting: the driver should run `process` (its `flush`). */
+  onWake: () => void = () => undefined;
+  readonly stats: WorkerTargetStats = {
+    batchesOut: 0,
+    batchesIn: 0,
+    recordsOut: 0,
+    recordsIn: 0,
+    bytesCopied: 0,
+    indications: 0,
+  };
+
+  private constructor(worker: Worker, o: WorkerTargetOptions, cell: SharedArrayBuffer, ready: WorkerReady) {
+    this.#worker = worker;
+    this.#host = o.host;
+    this.#ledger = o.ledger;
+    this.#cell = new Int32Array(cell);
+    this.#enc = new MdlEncoder(this.#slab.alloc);
+    this.#caps = ready.caps;
+    worker.on("message", (b: Batch<UpRecord>) => {
+      this.stats.batchesIn++;
+      this.stats.recordsIn += b.records.length;
+      if (b.connections !== undefined) this.#connections = b.connections;
+      for (const r of b.records) {
+        if (r.k === "pong") this.#pings.get(r.id)?.();
+        else if (r.k === "audited") this.#audits.get(r.id)?.(r.audit);
+        else this.#inbox.push(r);
+      }
+      if (this.#inbox.length > 0) this.onWake();
+    });
+    worker.on("error", (e) => {
+      this.#fail(new WorkerTargetError(`the target's worker failed: ${e.stack ?? e.message}`, undefined));
+    });
+    worker.on("exit", (code) => {
+      if (!this.#closed) this.#fail(new WorkerTargetError(`the target's worker exited (${code})`, undefined));
+    });
+  }
+
+  /** Starts the worker and waits until its target runs. */
+  static async start(o: WorkerTargetOptions): Promise<WorkerTarget> {
+    const cell = new SharedArrayBuffer(SYNC_CELL_WORDS * 4);
+    const init: WorkerTargetInit = { mac: o.mac, tcpConfig: o.tcpConfig, target: o.target ?? {}, cell };
+    const worker = new Worker(new URL("./target-worker.js", import.meta.url), { workerData: init });
+    const ready = await new Promise<WorkerReady>((resolve, reject) => {
+      const onError = (e: Error): void => reject(e);
+      worker.once("error", onError);
+      worker.once("message", (m: WorkerReady) => {
+        worker.off("error", onError);
+        resolve(m);
+      });
+    });
+    return new WorkerTarget(worker, o, cell, ready);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The driver's side (NicTarget)
+
+  handleFrame(_now: Instant, frame: Uint8Array): void {
+    this.#post({ k: "frame", frame: this.#shared(frame) });
+  }
+
+  sendFrame(frame: Uint8Array): void {
+    this.#post({ k: "sendFrame", frame: this.#shared(frame) });
+  }
+
+  /** Dispatches the upcalls that arrived, in order, then posts what the host called meanwhile. */
+  process(): void {
+    this.#throwIfFailed();
+    for (let r = this.#inbox.shift(); r !== undefined; r = this.#inbox.shift()) this.#dispatch(r);
+    this.#flush();
+  }
+
+  pollTransmit(): Uint8Array | undefined {
+    return this.#tx.shift();
+  }
+
+  pollTimeout(): Instant | undefined {
+    return undefined; // the worker runs its own timers
+  }
+
+  handleTimeout(): void {
+    // the worker runs its own timers
+  }
+
+  get connectionCount(): number {
+    return this.#connections;
+  }
+
+  pollAt(now: Instant): Instant | undefined {
+    return this.hasWork() ? now : undefined;
+  }
+
+  hasWork(): boolean {
+    return this.#inbox.length > 0 || this.#out.length > 0;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The target contract (OffloadTarget)
+
+  initiateOffload(blockList: OffloadBlockList): void {
+    this.#op("initiate", blockList);
+  }
+
+  terminateOffload(blockList: OffloadBlockList): void {
+    this.#op("terminate", blockList);
+  }
+
+  updateOffload(blockList: OffloadBlockList): void {
+    this.#op("update", blockList);
+  }
+
+  invalidateOffload(blockList: OffloadBlockList): void {
+    this.#op("invalidate", blockList);
+  }
+
+  queryOffload(blockList: OffloadBlockList): void {
+    this.#op("query", blockList);
+  }
+
+  tcpOffloadSend(context: MiniportOffloadContext, nbl: NetBufferList): "NDIS_STATUS_PENDING" {
+    this.#data("send", context, nbl);
+    return "NDIS_STATUS_PENDING";
+  }
+
+  tcpOffloadReceive(context: MiniportOffloadContext, nbl: NetBufferList): "NDIS_STATUS_PENDING" {
+    this.#data("recv", context, nbl);
+    return "NDIS_STATUS_PENDING";
+  }
+
+  tcpOffloadForward(context: MiniportOffloadContext, nbl: NetBufferList): "NDIS_STATUS_PENDING" {
+    this.#data("fwd", context, nbl);
+    return "NDIS_STATUS_PENDING";
+  }
+
+  tcpOffloadDisconnect(
+    context: MiniportOffloadContext,
+    nbl: NetBufferList,
+    flags: DisconnectFlags,
+  ): "NDIS_STATUS_PENDING" {
+    this.#post({
+      k: "disc",
+      ctx: context,
+      chain: this.#lendDown(nbl, "MiniportTcpOffloadDisconnect"),
+      flags,
+    });
+    return "NDIS_STATUS_PENDING";
+  }
+
+  tcpOffloadReceiveReturn(nbl: NetBufferList): "NDIS_STATUS_SUCCESS" {
+    // Every NBL must be a mirror the host holds, or nothing crosses (the chain moves whole).
+    const ids: NblId[] = [];
+    for (let n: NetBufferList | null = nbl; n !== null; n = n.next) {
+      const id = this.#mirrorOf.get(n);
+      if (id === undefined || ids.includes(id)) {
+        throw new OwnershipError(
+          ids.includes(id as NblId) ? "cycle" : "double-return",
+          n.id,
+          `MiniportTcpOffloadReceiveReturn: NBL #${n.id} is not an indicated NBL the host holds (never indicated, or returned already)`,
+        );
+      }
+      ids.push(id);
+    }
+    for (const id of ids) {
+      const m = this.#mirrors.get(id) as NetBufferList; // every id was found above
+      this.#mirrors.delete(id);
+      this.#mirrorOf.delete(m);
+      m.next = null;
+      this.#ledger.free(m, "target", "MiniportTcpOffloadReceiveReturn"); // the host returned it
+    }
+    this.#post({ k: "ret", ids });
+    return "NDIS_STATUS_SUCCESS";
+  }
+
+  connectionOffloadCapabilities(): TcpConnectionOffloadCapabilities {
+    if (this.#caps === undefined) throw new InvariantViolation("the worker target reported no capabilities");
+    return this.#caps;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Lifecycle and diagnostics
+
+  /** Resolves after one empty round trip to the worker and back (its cost, for the bench). */
+  ping(): Promise<void> {
+    const id = this.#nextPing++;
+    return new Promise((resolve) => {
+      this.#pings.set(id, () => {
+        this.#pings.delete(id);
+        resolve();
+      });
+      this.#post({ k: "ping", id });
+      this.#flush();
+    });
+  }
+
+  /** What the worker's side holds, after everything posted before it was applied there. */
+  audit(): Promise<WorkerAudit> {
+    const id = this.#nextPing++;
+    return new Promise((resolve) => {
+      this.#audits.set(id, (a) => {
+        this.#audits.delete(id);
+        resolve(a);
+      });
+      this.#post({ k: "audit", id });
+      this.#flush();
+    });
+  }
+
+  /** Host NBLs at the target and worker NBLs the host holds (both 0 when quiescent). */
+  get outstanding(): { readonly atTarget: number; readonly heldFromTarget: number } {
+    return { atTarget: this.#atTarget.size, heldFromTarget: this.#mirrors.size };
+  }
+
+  /** Stops the worker. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#worker.terminate();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  #throwIfFailed(): void {
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  #fail(e: WorkerTargetError): void {
+    this.#failure ??= e;
+    this.onWake();
+  }
+
+  /** A frame in shared memory (one copy when it is not there yet). */
+  #shared(frame: Uint8Array): Uint8Array {
+    return frame.buffer instanceof SharedArrayBuffer ? frame : this.#slab.copy(frame);
+  }
+
+  #post(r: DownRecord): void {
+    if (this.#closed) throw new UsageError("the worker target is closed");
+    this.#out.push(r);
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(() => {
+        this.#flush();
+      });
+    }
+  }
+
+  #flush(): void {
+    this.#flushQueued = false;
+    if (this.#out.length === 0 || this.#closed) return;
+    const records = this.#out;
+    this.#out = [];
+    this.stats.batchesOut++;
+    this.stats.recordsOut += records.length;
+    this.#worker.postMessage({ records } satisfies Batch<DownRecord>);
+  }
+
+  #data(call: DataCall, ctx: MiniportOffloadContext, nbl: NetBufferList): void {
+    const op =
+      call === "send"
+        ? "MiniportTcpOffloadSend"
+        : call === "recv"
+          ? "MiniportTcpOffloadReceive"
+          : "MiniportTcpOffloadForward";
+    this.#post({ k: "data", call, ctx, chain: this.#lendDown(nbl, op) });
+  }
+
+  /** Describes a chain the host transferred to the target and keeps its NBLs until they return. */
+  #lendDown(head: NetBufferList, op: string): NblDesc[] {
+    const out: NblDesc[] = [];
+    for (let n: NetBufferList | null = head; n !== null; n = n.next) {
+      const before = this.#enc.copied;
+      const d = this.#describe(n, "h", op);
+      this.#atTarget.set(n.id, { nbl: n, copied: this.#enc.copied > before });
+      out.push(d);
+    }
+    this.stats.bytesCopied = this.#enc.copied;
+    return out;
+  }
+
+  /** An NBL the target owns on the host's ledger, described (its bytes by reference). */
+  #describe(n: NetBufferList, home: "h" | "w", op: string): NblDesc {
+    const nbs = this.#ledger.viewOne(n, "target", op).map((nb) => this.#enc.nb(nb));
+    return {
+      home,
+      id: n.id,
+      back: false,
+      status: n.status,
+      bytesTransferred: n.bytesTransferred,
+      receiveNoPush: n.receiveNoPush,
+      receiveBytesTransferred: n.receiveBytesTransferred,
+      nbs,
+    };
+  }
+
+  #op(op: StateOp, root: OffloadBlockList): void {
+    const id = this.#nextOp++;
+    this.#ops.set(id, root);
+    // BufferedData at initiate is lent for the duration of the call only (IO-19): it crosses
+    // as a copy, made now.
+    this.#post({ k: "op", op, id, tree: this.#encodeTree(root, op) });
+  }
+
+  #encodeTree(b: OffloadBlockList, op: StateOp): BlockDesc {
+    const opName = `Miniport${op[0]?.toUpperCase() ?? ""}${op.slice(1)}Offload`;
+    let chain: NblDesc[] | null = null;
+    if (b.netBufferListChain !== null) chain = this.#lendDown(b.netBufferListChain, opName);
+    let buffered: NblDesc[] | null = null;
+    let delegated: unknown = b.delegatedState;
+    if (b.layer === "tcp" && b.delegatedState !== undefined) {
+      const d = b.delegatedState;
+      if (d.bufferedData !== null) {
+        buffered = [];
+        for (let n: NetBufferList | null = d.bufferedData; n !== null; n = n.next) {
+          // lent: the target copies it during the call, so it crosses as a copy
+          const nbs = this.#ledger.viewOne(n, "target", opName).map((nb) => ({
+            mdls: [this.#enc.mdl(this.#slab.copy(flatten(nb.mdlChain)))],
+            dataOffset: nb.dataOffset,
+            dataLength: nb.dataLength,
+          }));
+          buffered.push({
+            home: "h",
+            id: n.id,
+            back: false,
+            status: n.status,
+            bytesTransferred: n.bytesTransferred,
+            receiveNoPush: n.receiveNoPush,
+            receiveBytesTransferred: n.receiveBytesTransferred,
+            nbs,
+          });
+        }
+      }
+      const ref = (n: NetBufferList | null): NblRef | null => (n === null ? null : { home: "h", id: n.id });
+      delegated = {
+        ...d,
+        sendDataHead: ref(d.sendDataHead),
+        sendDataTail: ref(d.sendDataTail),
+        bufferedData: ref(d.bufferedData),
+      } satisfies Omit<TcpDelegatedState, keyof DelegatedNbls> & DelegatedNbls;
+    }
+    return {
+      stateType: b.stateType,
+      layer: b.layer,
+      status: b.status,
+      slot: b.miniportOffloadContext === null ? null : { context: b.miniportOffloadContext.context },
+      handle: b.ndisOffloadHandle,
+      constState: b.constState,
+      cachedState: b.cachedState,
+      delegatedState: delegated,
+      chain,
+      buffered,
+      next: b.nextBlock === null ? null : this.#encodeTree(b.nextBlock, op),
+      dependent: b.dependentBlockList === null ? null : this.#encodeTree(b.dependentBlockList, op),
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Upcalls
+
+  #dispatch(r: UpRecord): void {
+    const host = this.#host;
+    switch (r.k) {
+      case "tx":
+        this.#tx.push(r.frame);
+        return;
+      case "up":
+        host.indicateReceive(r.frame);
+        return;
+      case "opDone":
+        this.#opDone(r.op, r.id, r.tree);
+        return;
+      case "dataDone": {
+        const op = COMPLETE_OP[r.call];
+        const head = this.#takeBack(r.chain, op);
+        if (head === null) return;
+        if (r.call === "send") host.tcpOffloadSendComplete(head);
+        else if (r.call === "recv") host.tcpOffloadReceiveComplete(head);
+        else if (r.call === "fwd") host.tcpOffloadForwardComplete(head);
+        else host.tcpOffloadDisconnectComplete(head);
+        return;
+      }
+      case "indicate": {
+        this.stats.indications++;
+        const nbl = this.#mirror(r.nbl, "NdisTcpOffloadReceiveHandler");
+        let res: ReceiveIndicateResult;
+        try {
+          res = host.tcpOffloadReceiveIndicate(r.handle, nbl, "NDIS_STATUS_SUCCESS");
+        } catch (e) {
+          this.#answer(r.seq, 1, 0); // not accepted: the worker goes on; the host's error propagates
+          throw e;
+        }
+        if (res.status !== "NDIS_STATUS_SUCCESS") {
+          // Refused (all or a suffix): the NBL is the target's again at once (spec 14.4).
+          this.#dropMirror(nbl, "NdisTcpOffloadReceiveHandler");
+        }
+        this.#answer(r.seq, INDICATE_STATUS.indexOf(res.status), res.bytesConsumed);
+        return;
+      }
+      case "event":
+        host.tcpOffloadEvent(r.handle, r.event);
+        return;
+      case "reach": {
+        const tree = this.#decodeTree(r.tree);
+        let hrd = 0;
+        try {
+          hrd = host.neighborReachabilityQuery(tree);
+        } finally {
+          this.#answer(r.seq, 0, hrd);
+        }
+        return;
+      }
+      case "status":
+        if (r.caps !== undefined) this.#caps = r.caps;
+        host.indicateStatus(r.status);
+        return;
+      case "pong":
+      case "audited":
+        return;
+      case "error":
+        // An ownership violation the target's side caught is raised as one here too.
+        if (r.reason !== undefined)
+          throw new OwnershipError(r.reason, r.nblId, `in the target's worker: ${r.message}`);
+        this.#fail(new WorkerTargetError(`the target's worker failed: ${r.message}`, r.code));
+        this.#throwIfFailed();
+        return;
+    }
+  }
+
+  #answer(seq: number, status: number, value: number): void {
+    const c = this.#cell;
+    Atomics.store(c, 1, status);
+    Atomics.store(c, 2, value);
+    Atomics.store(c, 0, seq);
+    Atomics.notify(c, 0);
+  }
+
+  /** The host's NBLs a completion hands back: updated from the target's view, on the host again. */
+  #takeBack(chain: readonly NblDesc[], op: string): NetBufferList | null {
+    let head: NetBufferList | null = null;
+    let prev: NetBufferList | null = null;
+    for (const d of chain) {
+      const n = this.#returned(d, op);
+      if (prev === null) head = n;
+      else prev.next = n;
+      prev = n;
+    }
+    if (prev !== null) prev.next = null;
+    if (head !== null) this.#ledger.transfer(head, "target", "host", op);
+    return head;
+  }
+
+  /** One of the host's NBLs back from the target: header and NB windows as the target left them. */
+  #returned(d: NblDesc, op: string): NetBufferList {
+    const lent = this.#atTarget.get(d.id);
+    if (d.home !== "h" || lent === undefined)
+      throw new OwnershipError(
+        "unknown-nbl",
+        d.id,
+        `${op}: the target completed NBL #${d.id}, which it does not hold`,
+      );
+    this.#atTarget.delete(d.id);
+    const n = lent.nbl;
+    const nbs = this.#ledger.viewOne(n, "target", op);
+    d.nbs.forEach((nd, i) => {
+      const nb = nbs[i];
+      if (nb === undefined) throw new InvariantViolation(`${op}: NBL #${d.id} came back with more NBs`);
+      if (lent.copied) copyBack(nd, nb);
+      const delta = nd.dataOffset - nb.dataOffset;
+      if (delta > 0) advanceNetBuffer(nb, delta);
+      nb.dataLength = nd.dataLength;
+    });
+    n.status = d.status;
+    n.bytesTransferred = d.bytesTransferred;
+    n.receiveNoPush = d.receiveNoPush;
+    n.receiveBytesTransferred = d.receiveBytesTransferred;
+    return n;
+  }
+
+  /** A mirror of a worker NBL handed to the host (target -> host on the host's ledger). */
+  #mirror(d: NblDesc, op: string): NetBufferList {
+    if (d.home !== "w" || this.#mirrors.has(d.id))
+      throw new OwnershipError("use-after-transfer", d.id, `${op}: worker NBL #${d.id} handed up twice`);
+    const m = this.#ledger.alloc("target", d.nbs.map(decodeNb), op);
+    m.status = d.status;
+    m.bytesTransferred = d.bytesTransferred;
+    this.#ledger.transfer(m, "target", "host", op);
+    this.#mirrors.set(d.id, m);
+    this.#mirrorOf.set(m, d.id);
+    return m;
+  }
+
+  /** A refused indication's mirror: the target's again, so it goes. */
+  #dropMirror(m: NetBufferList, op: string): void {
+    const id = this.#mirrorOf.get(m);
+    if (id === undefined) return;
+    this.#mirrorOf.delete(m);
+    this.#mirrors.delete(id);
+    this.#ledger.free(m, "target", op);
+  }
+
+  #opDone(op: StateOp, id: number, desc: BlockDesc): void {
+    const root = this.#ops.get(id);
+    if (root === undefined) throw new InvariantViolation(`completion of unknown ${op} #${id}`);
+    this.#ops.delete(id);
+    const opName = COMPLETE_STATE_OP[op];
+    // Apply the target's writes to the host's own tree, block by block (same shape: BL-3).
+    const blocks: OffloadBlockList[] = [];
+    forEachInTree(root, (b) => blocks.push(b));
+    const descs: BlockDesc[] = [];
+    forEachDesc(desc, (d) => descs.push(d));
+    if (blocks.length !== descs.length)
+      throw new InvariantViolation(`${op} #${id} came back with another tree`);
+    const back = new Map<NblId, NetBufferList>();
+    blocks.forEach((b, i) => {
+      const d = descs[i] as BlockDesc; // same length
+      b.status = d.status;
+      if (b.miniportOffloadContext !== null && d.slot !== null)
+        b.miniportOffloadContext.context = d.slot.context;
+      this.#applyChains(b, d, op, opName, back);
+    });
+    if (back.size > 0) {
+      // The target's hand-back of the host's send NBLs, made once per chain head.
+      for (const b of blocks) {
+        const h = b.netBufferListChain;
+        if (h !== null && back.has(h.id)) this.#ledger.transfer(h, "target", "host", opName);
+      }
+    }
+    switch (op) {
+      case "initiate":
+        this.#host.initiateOffloadComplete(root);
+        return;
+      case "terminate":
+        this.#host.terminateOffloadComplete(root);
+        return;
+      case "update":
+        this.#host.updateOffloadComplete(root);
+        return;
+      case "invalidate":
+        this.#host.invalidateOffloadComplete(root);
+        return;
+      case "query":
+        this.#host.queryOffloadComplete(root);
+        return;
+    }
+  }
+
+  /** The NBLs and states the target wrote into one block. */
+  #applyChains(
+    b: OffloadBlockList,
+    d: BlockDesc,
+    op: StateOp,
+    opName: string,
+    back: Map<NblId, NetBufferList>,
+  ): void {
+    // Host NBLs named by the block: those handed back are updated; those the target keeps stay.
+    const resolve = (r: NblRef | null): NetBufferList | null => {
+      if (r === null) return null;
+      if (r.home === "h") {
+        const n = back.get(r.id) ?? this.#atTarget.get(r.id)?.nbl;
+        if (n === undefined)
+          throw new OwnershipError("unknown-nbl", r.id, `${opName}: unknown host NBL #${r.id}`);
+        return n;
+      }
+      const m = this.#mirrors.get(r.id);
+      if (m === undefined)
+        throw new OwnershipError("unknown-nbl", r.id, `${opName}: unknown target NBL #${r.id}`);
+      return m;
+    };
+    let chainHead: NetBufferList | null = null;
+    if (d.chain !== null) {
+      let prev: NetBufferList | null = null;
+      for (const nd of d.chain) {
+        let n: NetBufferList;
+        if (nd.back) {
+          n = this.#returned(nd, opName);
+          back.set(nd.id, n);
+        } else {
+          const lent = this.#atTarget.get(nd.id);
+          if (lent === undefined)
+            throw new OwnershipError("unknown-nbl", nd.id, `${opName}: unknown host NBL #${nd.id}`);
+          n = lent.nbl;
+        }
+        if (prev === null) chainHead = n;
+        else prev.next = n;
+        prev = n;
+      }
+      if (prev !== null) prev.next = null;
+    }
+    if (d.buffered !== null && op !== "initiate") {
+      let prev: NetBufferList | null = null;
+      for (const nd of d.buffered) {
+        const m = this.#mirror(nd, opName);
+        if (prev !== null) prev.next = m;
+        prev = m;
+      }
+    }
+    if (op === "terminate" || op === "query") {
+      b.netBufferListChain = chainHead;
+      b.constState = d.constState as never;
+      b.cachedState = d.cachedState as never;
+      if (b.layer === "tcp" && d.delegatedState !== undefined) {
+        const ds = d.delegatedState as Omit<TcpDelegatedState, keyof DelegatedNbls> & DelegatedNbls;
+        b.delegatedState = {
+          ...ds,
+          sendDataHead: resolve(ds.sendDataHead),
+          sendDataTail: resolve(ds.sendDataTail),
+          bufferedData: resolve(ds.bufferedData),
+        };
+      } else {
+        b.delegatedState = d.delegatedState as never;
+      }
+    }
+  }
+
+  /** A tree the target sent up (a reachability query): the host's own copy. */
+  #decodeTree(d: BlockDesc): OffloadBlockList {
+    return {
+      stateType: d.stateType,
+      layer: d.layer,
+      status: d.status,
+      miniportOffloadContext: d.slot === null ? null : { context: d.slot.context },
+      ndisOffloadHandle: d.handle,
+      constState: d.constState,
+      cachedState: d.cachedState,
+      delegatedState: d.delegatedState,
+      netBufferListChain: null,
+      nextBlock: d.next === null ? null : this.#decodeTree(d.next),
+      dependentBlockList: d.dependent === null ? null : this.#decodeTree(d.dependent),
+    } as OffloadBlockList;
+  }
+}
+
+/** The host-side names of the data completions (the ledger's `op`). */
+const COMPLETE_OP: Record<DataCall | "disc", string> = {
+  send: "NdisTcpOffloadSendComplete",
+  recv: "NdisTcpOffloadReceiveComplete",
+  fwd: "NdisTcpOffloadForwardComplete",
+  disc: "NdisTcpOffloadDisconnectComplete",
+};
+
+const COMPLETE_STATE_OP: Record<StateOp, string> = {
+  initiate: "NdisMInitiateOffloadComplete",
+  terminate: "NdisMTerminateOffloadComplete",
+  update: "NdisMUpdateOffloadComplete",
+  invalidate: "NdisMInvalidateOffloadComplete",
+  query: "NdisMQueryOffloadStateComplete",
+};
+
+/** Every block descriptor of a tree in traversal order (as `forEachInTree`). */
+export function forEachDesc(first: BlockDesc | null, fn: (d: BlockDesc) => void): void {
+  for (let d = first; d !== null; d = d.next) {
+    fn(d);
+    forEachDesc(d.dependent, fn);
+  }
+}
+
+/** The bytes of an MDL chain as one array (a copy). */
+function flatten(chain: Mdl | null): Uint8Array {
+  let n = 0;
+  for (let m = chain; m !== null; m = m.next) n += m.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (let m = chain; m !== null; m = m.next) {
+    out.set(m.view, at);
+    at += m.length;
+  }
+  return out;
+}
+
+/** Options of `startWorkerChimney`. */
+export interface WorkerChimneyOptions {
+  readonly mac: MacAddr;
+  readonly policy?: OffloadPolicy | undefined;
+  readonly knobs?: ReceiveKnobs | undefined;
+  readonly target?: WorkerSoftwareTargetOptions | undefined;
+  readonly ledger?: BufferLedger | undefined;
+}
+
+/** The chimney half of a node whose target runs on a worker thread. */
+export interface WorkerChimney {
+  readonly manager: OffloadManager;
+  readonly target: WorkerTarget;
+  readonly ledger: BufferLedger;
+}
+
+/**
+ * Host + manager + a target on its own thread: `createChimney` (src/node) with the software
+ * target in a worker. Set `target.onWake` to the driver's flush before traffic flows.
+ */
+export async function startWorkerChimney(stack: HostStack, o: WorkerChimneyOptions): Promise<WorkerChimney> {
+  const ledger = o.ledger ?? new BufferLedger();
+  const manager = new OffloadManager(stack, ledger, o.policy ?? {}, o.knobs);
+  const target = await WorkerTarget.start({
+    host: manager,
+    ledger,
+    mac: o.mac,
+    tcpConfig: stack.tcpConfig,
+    target: o.target,
+  });
+  manager.attachTarget(target);
+  return { manager, target, ledger };
+}

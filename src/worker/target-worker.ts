@@ -1,0 +1,596 @@
+/**
+ * The worker thread of a `WorkerTarget` (target-proxy.ts): a `SoftwareTarget` with its own loop,
+ * clock and timers, and `RemoteHost`, the host as the target sees it from here.
+ *
+ * Theory of operation
+ * - Each batch from the host is applied in order (frames into the target, the host's calls on
+ *   the target), then the loop runs the target until it has nothing due (`process`, its frames,
+ *   its expired timers), posts everything the target produced as one batch, and arms one timer
+ *   for the target's next deadline.
+ * - `RemoteHost` implements the host contract: every upcall appends a record. The two
+ *   synchronous upcalls post the batch and wait (`Atomics.wait`) for the host thread's answer,
+ *   as a NIC's receive DPC waits on the host stack's receive handler.
+ * - NBLs: a host NBL arriving here gets a mirror in this thread's ledger (home "host", moved to
+ *   the target as the host would have), freed when the target hands it back; the target's own
+ *   NBLs going up are kept by id until the host returns them (`ret`).
+ * - Memory: frames from the wire and the target's held data are in shared memory, so what the
+ *   target indicates crosses by reference.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import type { OffloadBlockList } from "../chimney/block-list.js";
+import type { OffloadHost, ReceiveIndicateResult, TcpOffloadEvent } from "../chimney/contract.js";
+import type { NdisOffloadHandle } from "../chimney/block-list.js";
+import type { TcpDelegatedState } from "../chimney/state.js";
+import type { OffloadStatusIndication } from "../chimney/status.js";
+import { BufferLedger } from "../nbl/ledger.js";
+import type { NblId, NetBufferList } from "../nbl/nbl.js";
+import { SoftwareTarget } from "../offload-target/software-target.js";
+import { Instant } from "../time/instant.js";
+import { InvariantViolation, OwnershipError } from "../util/errors.js";
+import {
+  type Batch,
+  type BlockDesc,
+  type DataCall,
+  decodeNb,
+  type DelegatedNbls,
+  type DownRecord,
+  errorRecord,
+  INDICATE_STATUS,
+  MdlEncoder,
+  type NblDesc,
+  type NblRef,
+  SharedSlab,
+  type StateOp,
+  type UpRecord,
+  type WorkerReady,
+} from "./protocol.js";
+import type { WorkerTargetInit } from "./target-proxy.js";
+
+/** Rounds of the loop after which a target that still has work is taken for a livelock. */
+const MAX_ROUNDS = 1_000_000;
+
+/** How long the worker spins on the answer cell before it sleeps (a wake-up costs ~20 us). */
+const SPIN_ITERATIONS = 2000;
+
+/** The host as the target sees it from the worker: upcalls become records. */
+class RemoteHost implements OffloadHost {
+  readonly #w: WorkerLoop;
+  constructor(w: WorkerLoop) {
+    this.#w = w;
+  }
+
+  initiateOffloadComplete(b: OffloadBlockList): void {
+    this.#w.opDone("initiate", b);
+  }
+  terminateOffloadComplete(b: OffloadBlockList): void {
+    this.#w.opDone("terminate", b);
+  }
+  updateOffloadComplete(b: OffloadBlockList): void {
+    this.#w.opDone("update", b);
+  }
+  invalidateOffloadComplete(b: OffloadBlockList): void {
+    this.#w.opDone("invalidate", b);
+  }
+  queryOffloadComplete(b: OffloadBlockList): void {
+    this.#w.opDone("query", b);
+  }
+  tcpOffloadSendComplete(nbl: NetBufferList): void {
+    this.#w.dataDone("send", nbl);
+  }
+  tcpOffloadReceiveComplete(nbl: NetBufferList): void {
+    this.#w.dataDone("recv", nbl);
+  }
+  tcpOffloadDisconnectComplete(nbl: NetBufferList): void {
+    this.#w.dataDone("disc", nbl);
+  }
+  tcpOffloadForwardComplete(nbl: NetBufferList): void {
+    this.#w.dataDone("fwd", nbl);
+  }
+  tcpOffloadReceiveIndicate(handle: NdisOffloadHandle, nbl: NetBufferList): ReceiveIndicateResult {
+    return this.#w.indicate(handle, nbl);
+  }
+  tcpOffloadEvent(handle: NdisOffloadHandle, event: TcpOffloadEvent): void {
+    this.#w.push({ k: "event", handle, event });
+  }
+  neighborReachabilityQuery(blockList: OffloadBlockList): number {
+    return this.#w.reach(blockList);
+  }
+  indicateStatus(status: OffloadStatusIndication): void {
+    this.#w.status(status);
+  }
+  indicateReceive(frame: Uint8Array): void {
+    this.#w.push({ k: "up", frame: this.#w.shared(frame) });
+  }
+}
+
+/** The worker's loop around its target. */
+class WorkerLoop {
+  readonly ledger = new BufferLedger();
+  readonly target: SoftwareTarget;
+  readonly #port: NonNullable<typeof parentPort>;
+  readonly #cell: Int32Array;
+  readonly #slab = new SharedSlab();
+  readonly #enc = new MdlEncoder(this.#slab.alloc);
+  readonly #origin = performance.now();
+  #last = Instant.ZERO;
+  #out: UpRecord[] = [];
+  #seq = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt: Instant | undefined;
+  /** Mirrors of host NBLs the target holds: mirror -> the host's id. */
+  readonly #hostId = new Map<NetBufferList, NblId>();
+  /** The target's NBLs the host holds, by id. */
+  readonly #up = new Map<NblId, NetBufferList>();
+  /** BufferedData the host lent to an initiate (gone after the call) -> the host's id. */
+  readonly #lentHost = new WeakMap<NetBufferList, NblId>();
+  /** State trees in flight: the worker's tree -> the host's operation id. */
+  readonly #ops = new Map<OffloadBlockList, number>();
+
+  constructor(port: NonNullable<typeof parentPort>, init: WorkerTargetInit) {
+    this.#port = port;
+    this.#cell = new Int32Array(init.cell);
+    this.target = new SoftwareTarget({
+      ...init.target,
+      tcpConfig: init.tcpConfig,
+      host: new RemoteHost(this),
+      ledger: this.ledger,
+      mac: init.mac,
+      memory: (n) => new Uint8Array(new SharedArrayBuffer(n)),
+    });
+  }
+
+  now(): Instant {
+    const t = Instant.fromMicros(Math.floor((performance.now() - this.#origin) * 1000));
+    if (t > this.#last) this.#last = t;
+    return this.#last;
+  }
+
+  push(r: UpRecord): void {
+    this.#out.push(r);
+  }
+
+  shared(frame: Uint8Array): Uint8Array {
+    return frame.buffer instanceof SharedArrayBuffer ? frame : this.#slab.copy(frame);
+  }
+
+  flush(): void {
+    if (this.#out.length === 0) return;
+    const records = this.#out;
+    this.#out = [];
+    this.#port.postMessage({ records, connections: this.target.connectionCount } satisfies Batch<UpRecord>);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // From the host
+
+  onBatch(b: Batch<DownRecord>): void {
+    try {
+      const now = this.now();
+      for (const r of b.records) this.#apply(now, r);
+      this.run();
+    } catch (e) {
+      this.#out.push(errorRecord(e));
+      this.flush();
+    }
+  }
+
+  #apply(now: Instant, r: DownRecord): void {
+    const t = this.target;
+    switch (r.k) {
+      case "frame":
+        t.handleFrame(now, r.frame);
+        return;
+      case "sendFrame":
+        t.sendFrame(r.frame);
+        return;
+      case "op":
+        this.#op(r.op, r.id, r.tree);
+        return;
+      case "data": {
+        const head = this.#arrive(r.chain, DOWN_OP[r.call]);
+        if (r.call === "send") t.tcpOffloadSend(r.ctx, head);
+        else if (r.call === "recv") t.tcpOffloadReceive(r.ctx, head);
+        else t.tcpOffloadForward(r.ctx, head);
+        return;
+      }
+      case "disc":
+        t.tcpOffloadDisconnect(r.ctx, this.#arrive(r.chain, "MiniportTcpOffloadDisconnect"), r.flags);
+        return;
+      case "ret": {
+        const nbls = r.ids.map((id) => {
+          const n = this.#up.get(id);
+          if (n === undefined)
+            throw new OwnershipError(
+              "double-return",
+              id,
+              `MiniportTcpOffloadReceiveReturn: NBL #${id} is not out at the host (returned already, or never indicated)`,
+            );
+          this.#up.delete(id);
+          return n;
+        });
+        nbls.forEach((n, i) => {
+          n.next = nbls[i + 1] ?? null;
+        });
+        const head = nbls[0];
+        if (head === undefined) return;
+        this.ledger.return(head, "host", "MiniportTcpOffloadReceiveReturn");
+        t.tcpOffloadReceiveReturn(head);
+        return;
+      }
+      case "ping":
+        this.#out.push({ k: "pong", id: r.id });
+        return;
+      case "audit": {
+        let leak: string | undefined;
+        try {
+          this.ledger.assertQuiescent();
+        } catch (e) {
+          leak = e instanceof Error ? e.message : String(e);
+        }
+        this.#out.push({
+          k: "audited",
+          id: r.id,
+          audit: {
+            live: this.ledger.outstanding(),
+            leak,
+            hostNbls: this.#hostId.size,
+            outAtHost: this.#up.size,
+            connections: t.connectionCount,
+            bytesCopied: this.#enc.copied,
+          },
+        });
+        return;
+      }
+    }
+  }
+
+  /** Mirrors of host NBLs arriving with a call, linked, moved to the target as the host would. */
+  #arrive(chain: readonly NblDesc[], op: string): NetBufferList {
+    const head = this.#mirrorChain(chain, op);
+    this.ledger.transfer(head, "host", "target", op);
+    return head;
+  }
+
+  #mirrorChain(chain: readonly NblDesc[], op: string): NetBufferList {
+    let head: NetBufferList | null = null;
+    let prev: NetBufferList | null = null;
+    for (const d of chain) {
+      const m = this.ledger.alloc("host", d.nbs.map(decodeNb), op);
+      m.status = d.status;
+      m.bytesTransferred = d.bytesTransferred;
+      m.receiveNoPush = d.receiveNoPush;
+      m.receiveBytesTransferred = d.receiveBytesTransferred;
+      this.#hostId.set(m, d.id);
+      if (prev === null) head = m;
+      else prev.next = m;
+      prev = m;
+    }
+    if (head === null) throw new InvariantViolation(`${op}: an empty chain crossed`);
+    return head;
+  }
+
+  #op(op: StateOp, id: number, desc: BlockDesc): void {
+    const opName = DOWN_STATE_OP[op];
+    const lent: NetBufferList[] = [];
+    const root = this.#tree(desc, opName, lent);
+    this.#ops.set(root, id);
+    const t = this.target;
+    const call = (): void => {
+      switch (op) {
+        case "initiate":
+          t.initiateOffload(root);
+          return;
+        case "terminate":
+          t.terminateOffload(root);
+          return;
+        case "update":
+          t.updateOffload(root);
+          return;
+        case "invalidate":
+          t.invalidateOffload(root);
+          return;
+        case "query":
+          t.queryOffload(root);
+          return;
+      }
+    };
+    // BufferedData at initiate is lent for the call only (IO-19), as the host lends it.
+    const lentHead = lent[0];
+    if (lentHead === undefined) {
+      call();
+      return;
+    }
+    this.ledger.lend(lentHead, "host", "target", opName, call);
+    for (const n of lent) {
+      this.#lentHost.set(n, this.#hostId.get(n) as NblId);
+      this.#hostId.delete(n);
+    }
+    this.ledger.free(lentHead, "host", opName);
+  }
+
+  /** The worker's copy of a host tree: mirrors for its NBLs, slots of its own. */
+  #tree(d: BlockDesc, op: string, lent: NetBufferList[]): OffloadBlockList {
+    let chain: NetBufferList | null = null;
+    if (d.chain !== null && d.chain.length > 0) chain = this.#arrive(d.chain, op);
+    const byId = new Map<NblId, NetBufferList>();
+    for (let n = chain; n !== null; n = n.next) byId.set(this.#hostId.get(n) as NblId, n);
+    if (d.buffered !== null && d.buffered.length > 0) {
+      const head = this.#mirrorChain(d.buffered, op);
+      for (let n: NetBufferList | null = head; n !== null; n = n.next) {
+        lent.push(n);
+        byId.set(this.#hostId.get(n) as NblId, n);
+      }
+    }
+    let delegated: unknown = d.delegatedState;
+    if (d.layer === "tcp" && d.delegatedState !== undefined) {
+      const ds = d.delegatedState as Omit<TcpDelegatedState, keyof DelegatedNbls> & DelegatedNbls;
+      const ref = (r: NblRef | null): NetBufferList | null => {
+        if (r === null) return null;
+        const n = byId.get(r.id);
+        if (n === undefined)
+          throw new InvariantViolation(`${op}: the delegated state names NBL #${r.id}, not in its block`);
+        return n;
+      };
+      delegated = {
+        ...ds,
+        sendDataHead: ref(ds.sendDataHead),
+        sendDataTail: ref(ds.sendDataTail),
+        bufferedData: ref(ds.bufferedData),
+      } satisfies TcpDelegatedState;
+    }
+    return {
+      stateType: d.stateType,
+      layer: d.layer,
+      status: d.status,
+      miniportOffloadContext: d.slot === null ? null : { context: d.slot.context },
+      ndisOffloadHandle: d.handle,
+      constState: d.constState,
+      cachedState: d.cachedState,
+      delegatedState: delegated,
+      netBufferListChain: chain,
+      nextBlock: d.next === null ? null : this.#tree(d.next, op, lent),
+      dependentBlockList: d.dependent === null ? null : this.#tree(d.dependent, op, lent),
+    } as OffloadBlockList;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The loop
+
+  run(): void {
+    const t = this.target;
+    let now = this.now();
+    for (let round = 0; ; round++) {
+      t.process(now);
+      for (let f = t.pollTransmit(now); f !== undefined; f = t.pollTransmit(now))
+        this.#out.push({ k: "tx", frame: this.shared(f) });
+      const tt = t.pollTimeout();
+      if (tt !== undefined && tt <= now) t.handleTimeout(now);
+      else if (!t.hasWork()) break;
+      if (round >= MAX_ROUNDS)
+        throw new InvariantViolation(`the worker target did not settle in ${MAX_ROUNDS} rounds`);
+      now = this.now();
+    }
+    this.flush();
+    this.#arm(t.pollAt(now));
+  }
+
+  #arm(at: Instant | undefined): void {
+    if (at === this.#timerAt) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = at;
+    if (at === undefined) return;
+    const ms = Math.max(0, Math.ceil((at - this.now()) / 1000));
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = undefined;
+      try {
+        this.run();
+      } catch (e) {
+        this.#out.push(errorRecord(e));
+        this.flush();
+      }
+    }, ms);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Upcalls (RemoteHost)
+
+  opDone(op: StateOp, root: OffloadBlockList): void {
+    const id = this.#ops.get(root);
+    if (id === undefined) throw new InvariantViolation(`${op} completed a tree the host never sent`);
+    this.#ops.delete(root);
+    const opName = UP_STATE_OP[op];
+    const freed = new Set<NetBufferList>();
+    const tree = this.#encodeTree(root, opName, freed);
+    // Host NBLs the target handed back die here: the host has the originals.
+    for (const n of freed) {
+      this.#hostId.delete(n);
+      n.next = null;
+      this.ledger.free(n, "host", opName);
+    }
+    this.#out.push({ k: "opDone", op, id, tree });
+  }
+
+  dataDone(call: DataCall | "disc", head: NetBufferList): void {
+    const op = UP_OP[call];
+    const chain: NblDesc[] = [];
+    const done: NetBufferList[] = [];
+    for (let n: NetBufferList | null = head; n !== null; n = n.next) {
+      chain.push(this.#describeHost(n, op));
+      done.push(n);
+    }
+    for (const n of done) {
+      this.#hostId.delete(n);
+      n.next = null;
+      this.ledger.free(n, "host", op);
+    }
+    this.#out.push({ k: "dataDone", call, chain });
+  }
+
+  indicate(handle: NdisOffloadHandle, nbl: NetBufferList): ReceiveIndicateResult {
+    const op = "NdisTcpOffloadReceiveHandler";
+    const seq = ++this.#seq;
+    this.#up.set(nbl.id, nbl);
+    this.#out.push({ k: "indicate", seq, handle, nbl: this.#describeOwn(nbl, op) });
+    this.flush();
+    this.#wait(seq);
+    const status = INDICATE_STATUS[Atomics.load(this.#cell, 1)];
+    const bytesConsumed = Atomics.load(this.#cell, 2);
+    if (status === undefined)
+      throw new InvariantViolation(`bad indication answer ${Atomics.load(this.#cell, 1)}`);
+    if (status !== "NDIS_STATUS_SUCCESS") {
+      // Refused (all or a suffix): the target's again at once, as the host would have made it.
+      this.#up.delete(nbl.id);
+      this.ledger.return(nbl, "host", op);
+    }
+    return { status, bytesConsumed };
+  }
+
+  reach(blockList: OffloadBlockList): number {
+    const seq = ++this.#seq;
+    this.#out.push({
+      k: "reach",
+      seq,
+      tree: this.#encodeTree(blockList, "NeighborReachabilityQuery", new Set()),
+    });
+    this.flush();
+    this.#wait(seq);
+    return Atomics.load(this.#cell, 2);
+  }
+
+  status(status: OffloadStatusIndication): void {
+    const caps =
+      status === "NDIS_STATUS_OFFLOAD_RESUME" ? this.target.connectionOffloadCapabilities() : undefined;
+    this.#out.push({ k: "status", status, caps });
+  }
+
+  /** Waits until the host answered `seq`: a short spin, then sleeps. */
+  #wait(seq: number): void {
+    const c = this.#cell;
+    for (let i = 0; i < SPIN_ITERATIONS; i++) if (Atomics.load(c, 0) === seq) return;
+    for (let v = Atomics.load(c, 0); v !== seq; v = Atomics.load(c, 0)) Atomics.wait(c, 0, v, 1000);
+  }
+
+  /** A host NBL (a mirror) the target hands back, described with its header and windows. */
+  #describeHost(n: NetBufferList, op: string): NblDesc {
+    const id = this.#hostId.get(n);
+    if (id === undefined)
+      throw new OwnershipError("unknown-nbl", n.id, `${op}: NBL #${n.id} is not the host's`);
+    return this.#describe(n, "h", id, true, op);
+  }
+
+  /** One of the target's NBLs going up (the host now owns it on this ledger). */
+  #describeOwn(n: NetBufferList, op: string): NblDesc {
+    return this.#describe(n, "w", n.id, false, op);
+  }
+
+  #describe(n: NetBufferList, home: "h" | "w", id: NblId, back: boolean, op: string): NblDesc {
+    const owner = this.ledger.ownerOf(n);
+    const nbs = this.ledger.viewOne(n, owner ?? "host", op).map((nb) => this.#enc.nb(nb));
+    return {
+      home,
+      id,
+      back,
+      status: n.status,
+      bytesTransferred: n.bytesTransferred,
+      receiveNoPush: n.receiveNoPush,
+      receiveBytesTransferred: n.receiveBytesTransferred,
+      nbs,
+    };
+  }
+
+  #encodeTree(b: OffloadBlockList, op: string, freed: Set<NetBufferList>): BlockDesc {
+    const hostRef = (n: NetBufferList): NblRef => {
+      const id = this.#hostId.get(n) ?? this.#lentHost.get(n);
+      return id === undefined ? { home: "w", id: n.id } : { home: "h", id };
+    };
+    let chain: NblDesc[] | null = null;
+    if (b.netBufferListChain !== null) {
+      chain = [];
+      for (let n: NetBufferList | null = b.netBufferListChain; n !== null; n = n.next) {
+        const id = this.#hostId.get(n);
+        if (id === undefined)
+          throw new InvariantViolation(`${op}: NBL #${n.id} in a send chain is not the host's`);
+        const back = this.ledger.ownerOf(n) === "host";
+        if (back) freed.add(n);
+        chain.push(this.#describe(n, "h", id, back, op));
+      }
+    }
+    let buffered: NblDesc[] | null = null;
+    let delegated: unknown = b.delegatedState;
+    if (b.layer === "tcp" && b.delegatedState !== undefined) {
+      const d = b.delegatedState;
+      const own =
+        d.bufferedData !== null && !this.#hostId.has(d.bufferedData) && !this.#lentHost.has(d.bufferedData);
+      if (own) {
+        buffered = [];
+        for (let n: NetBufferList | null = d.bufferedData; n !== null; n = n.next) {
+          this.#up.set(n.id, n);
+          buffered.push(this.#describeOwn(n, op));
+        }
+      }
+      const ref = (n: NetBufferList | null): NblRef | null => (n === null ? null : hostRef(n));
+      delegated = {
+        ...d,
+        sendDataHead: ref(d.sendDataHead),
+        sendDataTail: ref(d.sendDataTail),
+        bufferedData: ref(d.bufferedData),
+      } satisfies Omit<TcpDelegatedState, keyof DelegatedNbls> & DelegatedNbls;
+    }
+    return {
+      stateType: b.stateType,
+      layer: b.layer,
+      status: b.status,
+      slot: b.miniportOffloadContext === null ? null : { context: b.miniportOffloadContext.context },
+      handle: b.ndisOffloadHandle,
+      constState: b.constState,
+      cachedState: b.cachedState,
+      delegatedState: delegated,
+      chain,
+      buffered,
+      next: b.nextBlock === null ? null : this.#encodeTree(b.nextBlock, op, freed),
+      dependent: b.dependentBlockList === null ? null : this.#encodeTree(b.dependentBlockList, op, freed),
+    };
+  }
+}
+
+const DOWN_OP: Record<DataCall, string> = {
+  send: "MiniportTcpOffloadSend",
+  recv: "MiniportTcpOffloadReceive",
+  fwd: "MiniportTcpOffloadForward",
+};
+
+const UP_OP: Record<DataCall | "disc", string> = {
+  send: "NdisTcpOffloadSendComplete",
+  recv: "NdisTcpOffloadReceiveComplete",
+  fwd: "NdisTcpOffloadForwardComplete",
+  disc: "NdisTcpOffloadDisconnectComplete",
+};
+
+const DOWN_STATE_OP: Record<StateOp, string> = {
+  initiate: "MiniportInitiateOffload",
+  terminate: "MiniportTerminateOffload",
+  update: "MiniportUpdateOffload",
+  invalidate: "MiniportInvalidateOffload",
+  query: "MiniportQueryOffload",
+};
+
+const UP_STATE_OP: Record<StateOp, string> = {
+  initiate: "NdisMInitiateOffloadComplete",
+  terminate: "NdisMTerminateOffloadComplete",
+  update: "NdisMUpdateOffloadComplete",
+  invalidate: "NdisMInvalidateOffloadComplete",
+  query: "NdisMQueryOffloadStateComplete",
+};
+
+const port = parentPort;
+if (port === null) throw new InvariantViolation("target-worker.js runs only as a worker thread");
+const loop = new WorkerLoop(port, workerData as WorkerTargetInit);
+port.on("message", (b: Batch<DownRecord>) => {
+  loop.onBatch(b);
+});
+port.postMessage({
+  k: "ready",
+  caps: loop.target.connectionOffloadCapabilities(),
+} satisfies WorkerReady);

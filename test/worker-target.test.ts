@@ -1,0 +1,175 @@
+// The offload target on its own thread (src/worker): the differential property over real
+// threads. Host A (target on a worker) and host B (host-only) exchange seeded byte patterns both
+// ways over a real-time in-process link while A's connection runs on the host only, offloaded
+// from the start, or offloaded and terminated at seeded random moments, so indications,
+// completions and terminates cross in flight in an order that differs from run to run. Every
+// stream must equal the pattern byte for byte, and every run must end with the host's ledger,
+// the proxy and the worker's ledger quiescent. Failures print the seed (WORKER_SEED changes it).
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { HostConn } from "../src/host/stack.js";
+import { Prng } from "../src/sim/prng.js";
+import type { Socket } from "../src/socket/socket.js";
+import { knobsFor, type KnobProfile } from "./support/offload-pair.js";
+import { PAIR_B, startWorkerPair } from "./support/worker-pair.js";
+
+const SEED = Number(process.env["WORKER_SEED"] ?? 0x7a29);
+
+/** The pattern byte at offset `i` of stream `s`. */
+function patternByte(s: number, i: number): number {
+  return (Math.imul(i, 2654435761) ^ Math.imul(i >>> 8, 40503) ^ s) & 0xff;
+}
+
+function patternChunk(s: number, from: number, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = patternByte(s, from + i);
+  return out;
+}
+
+/** Writes `total` pattern bytes with backpressure, then ends the socket. */
+function writePattern(sock: Socket, s: number, total: number, chunk: number): void {
+  let at = 0;
+  const pump = (): void => {
+    while (at < total) {
+      const n = Math.min(chunk, total - at);
+      const ok = sock.write(patternChunk(s, at, n));
+      at += n;
+      if (!ok) {
+        sock.once("drain", pump);
+        return;
+      }
+    }
+    sock.end();
+  };
+  pump();
+}
+
+/** Checks every byte read against the pattern; resolves with the count at 'end'. */
+function readPattern(sock: Socket, s: number, label: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let at = 0;
+    sock.on("data", (d: Uint8Array) => {
+      for (let i = 0; i < d.length; i++) {
+        if (d[i] !== patternByte(s, at + i)) {
+          reject(new Error(`${label}: byte ${at + i} is ${d[i]}, the pattern has ${patternByte(s, at + i)}`));
+          sock.destroy();
+          return;
+        }
+      }
+      at += d.length;
+    });
+    sock.on("end", () => resolve(at));
+    sock.on("error", reject);
+  });
+}
+
+type Mode = "host-only" | "offloaded" | "toggled";
+
+interface Outcome {
+  readonly offloads: number;
+  readonly terminates: number;
+  readonly viaTarget: number;
+}
+
+/** One run; throws (with the seed) on any mismatch, leak or hang. */
+async function run(
+  seed: number,
+  mode: Mode,
+  knobs: KnobProfile,
+  bytes: number,
+  loss: number,
+): Promise<Outcome> {
+  const label = `seed ${seed}, ${mode}, knobs ${knobs}, ${bytes} B each way, loss ${loss}`;
+  const pair = await startWorkerPair({ seed, loss, knobs: (rng) => knobsFor(knobs, rng) });
+  const rng = new Prng(seed ^ 0x51);
+  let offloads = 0;
+  let terminates = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const m = pair.chimney.manager;
+    const conns = (): HostConn[] => [...pair.a.stack.connections()];
+    const flip = (c: HostConn): void => {
+      if (c.phase === "host") {
+        if (m.offload(c)) offloads++;
+      } else if (c.phase === "offloaded") {
+        if (m.terminate(c, "test")) terminates++;
+      }
+    };
+    const server = pair.b.net.createServer((s) => {
+      writePattern(s, 2, bytes, 16384);
+    });
+    await new Promise<void>((r) => server.listen(7000, r));
+    const serverGot = new Promise<number>((resolve, reject) => {
+      server.on("connection", (s: Socket) => {
+        readPattern(s, 1, `${label}: B's read`).then(resolve, reject);
+      });
+    });
+    const client = pair.a.net.connect({ host: PAIR_B, port: 7000 });
+    await new Promise<void>((r) => client.once("connect", () => r()));
+    if (mode !== "host-only") {
+      for (const c of conns()) flip(c);
+      pair.a.driver.flush();
+    }
+    if (mode === "toggled") {
+      const tick = (): void => {
+        for (const c of conns()) flip(c);
+        pair.a.driver.flush();
+        timer = setTimeout(tick, 1 + rng.below(12));
+      };
+      timer = setTimeout(tick, 1 + rng.below(12));
+    }
+    const clientGot = readPattern(client, 2, `${label}: A's read`);
+    writePattern(client, 1, bytes, 16384);
+    const deadline = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`${label}: no end after 60 s`)), 60_000).unref(),
+    );
+    const [got1, got2] = await Promise.race([Promise.all([serverGot, clientGot]), deadline]);
+    clearTimeout(timer);
+    timer = undefined;
+    assert.equal(got1, bytes, `${label}: B read ${got1} of ${bytes}`);
+    assert.equal(got2, bytes, `${label}: A read ${got2} of ${bytes}`);
+    // Quiet: everything uploaded, every NBL home.
+    for (const c of conns()) if (c.phase === "offloaded") m.terminate(c, "end");
+    pair.a.driver.flush();
+    const quietBy = Date.now() + 10_000;
+    while (m.offloadedCount > 0 || pair.chimney.target.outstanding.heldFromTarget > 0) {
+      if (Date.now() > quietBy) assert.fail(`${label}: still ${m.offloadedCount} offloaded after 10 s`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    const audit = await pair.chimney.target.audit();
+    assert.equal(audit.leak, undefined, `${label}: the worker's ledger: ${audit.leak}`);
+    assert.equal(audit.live, 0, `${label}: ${audit.live} NBLs live in the worker's ledger`);
+    assert.deepEqual(pair.chimney.target.outstanding, { atTarget: 0, heldFromTarget: 0 }, label);
+    pair.chimney.ledger.assertQuiescent();
+    const s = m.stats;
+    return {
+      offloads,
+      terminates,
+      viaTarget: s.indicatedBytesAccepted + s.postedBytesCompleted + s.sendBytesCompleted,
+    };
+  } catch (e) {
+    throw new Error(
+      `${label} (WORKER_SEED=${SEED} replays the suite's traffic): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+      { cause: e },
+    );
+  } finally {
+    clearTimeout(timer);
+    await pair.close();
+  }
+}
+
+void describe("the offload target on a worker thread", () => {
+  void test("host-only, offloaded, and toggled at random give the pattern both ways; everything ends quiescent", async () => {
+    const bytes = 2 << 20;
+    const host = await run(SEED, "host-only", "accept-all", bytes, 0);
+    assert.equal(host.viaTarget, 0);
+    const off = await run(SEED + 1, "offloaded", "accept-all", bytes, 0);
+    assert.equal(off.offloads, 1);
+    assert.ok(off.viaTarget >= bytes, `offloaded: only ${off.viaTarget} B through the target`);
+    const tog = await run(SEED + 2, "toggled", "mixed", bytes, 0);
+    assert.ok(tog.terminates >= 3, `toggled: only ${tog.terminates} terminates`);
+    assert.ok(tog.viaTarget > 0, "toggled: nothing through the target");
+    console.log(`# offloaded: ${JSON.stringify(off)}; toggled: ${JSON.stringify(tog)}`);
+  });
+});
