@@ -11,7 +11,7 @@ import type { HostConn } from "../src/host/stack.js";
 import { Prng } from "../src/sim/prng.js";
 import type { Socket } from "../src/socket/socket.js";
 import { knobsFor, type KnobProfile } from "./support/offload-pair.js";
-import { PAIR_B, startWorkerPair } from "./support/worker-pair.js";
+import { PAIR_B, startWorkerPair, type WorkerPair } from "./support/worker-pair.js";
 
 const SEED = Number(process.env["WORKER_SEED"] ?? 0x7a29);
 
@@ -61,6 +61,24 @@ function readPattern(sock: Socket, s: number, label: string): Promise<number> {
     sock.on("end", () => resolve(at));
     sock.on("error", reject);
   });
+}
+
+/** Uploads what is still offloaded, waits until every NBL is home, and checks both ledgers. */
+async function quiesce(pair: WorkerPair, label: string): Promise<void> {
+  const m = pair.chimney.manager;
+  for (const c of [...pair.a.stack.connections()]) if (c.phase === "offloaded") m.terminate(c, "end");
+  pair.a.driver.flush();
+  const quietBy = Date.now() + 10_000;
+  while (m.offloadedCount > 0 || pair.chimney.target.outstanding.heldFromTarget > 0) {
+    if (Date.now() > quietBy) assert.fail(`${label}: still ${m.offloadedCount} offloaded after 10 s`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await new Promise((r) => setTimeout(r, 20));
+  const audit = await pair.chimney.target.audit();
+  assert.equal(audit.leak, undefined, `${label}: the worker's ledger: ${audit.leak}`);
+  assert.equal(audit.live, 0, `${label}: ${audit.live} NBLs live in the worker's ledger`);
+  assert.deepEqual(pair.chimney.target.outstanding, { atTarget: 0, heldFromTarget: 0 }, label);
+  pair.chimney.ledger.assertQuiescent();
 }
 
 type Mode = "host-only" | "offloaded" | "toggled";
@@ -128,20 +146,7 @@ async function run(
     timer = undefined;
     assert.equal(got1, bytes, `${label}: B read ${got1} of ${bytes}`);
     assert.equal(got2, bytes, `${label}: A read ${got2} of ${bytes}`);
-    // Quiet: everything uploaded, every NBL home.
-    for (const c of conns()) if (c.phase === "offloaded") m.terminate(c, "end");
-    pair.a.driver.flush();
-    const quietBy = Date.now() + 10_000;
-    while (m.offloadedCount > 0 || pair.chimney.target.outstanding.heldFromTarget > 0) {
-      if (Date.now() > quietBy) assert.fail(`${label}: still ${m.offloadedCount} offloaded after 10 s`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    await new Promise((r) => setTimeout(r, 20));
-    const audit = await pair.chimney.target.audit();
-    assert.equal(audit.leak, undefined, `${label}: the worker's ledger: ${audit.leak}`);
-    assert.equal(audit.live, 0, `${label}: ${audit.live} NBLs live in the worker's ledger`);
-    assert.deepEqual(pair.chimney.target.outstanding, { atTarget: 0, heldFromTarget: 0 }, label);
-    pair.chimney.ledger.assertQuiescent();
+    await quiesce(pair, label);
     const s = m.stats;
     return {
       offloads,
@@ -171,5 +176,96 @@ void describe("the offload target on a worker thread", () => {
     assert.ok(tog.terminates >= 3, `toggled: only ${tog.terminates} terminates`);
     assert.ok(tog.viaTarget > 0, "toggled: nothing through the target");
     console.log(`# offloaded: ${JSON.stringify(off)}; toggled: ${JSON.stringify(tog)}`);
+  });
+
+  const TERMINATES = Number(process.env["WORKER_TERMINATES"] ?? 10_000);
+  void test(`race stress: ${TERMINATES} terminates at random moments during inbound bulk transfers with receives posted`, async () => {
+    const seed = SEED + 7;
+    const conns = 32;
+    const label = `race stress, seed ${seed}`;
+    const pair = await startWorkerPair({ seed, knobs: (rng) => knobsFor("mixed", rng) });
+    const rng = new Prng(seed ^ 0x99);
+    const m = pair.chimney.manager;
+    let terminates = 0;
+    let offloads = 0;
+    let stop = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const server = pair.b.net.createServer((sock) => {
+        // An unbounded pattern until the run has its terminates; then the end.
+        let at = 0;
+        const id = Number(sock.remotePort) % 256;
+        const pump = (): void => {
+          while (!stop) {
+            const ok = sock.write(patternChunk(id, at, 8192));
+            at += 8192;
+            if (!ok) {
+              sock.once("drain", pump);
+              return;
+            }
+          }
+          sock.end();
+        };
+        pump();
+      });
+      await new Promise<void>((r) => server.listen(7001, r));
+      const reads: Promise<number>[] = [];
+      for (let i = 0; i < conns; i++) {
+        const c = pair.a.net.connect({ host: PAIR_B, port: 7001 });
+        await new Promise<void>((r) => c.once("connect", () => r()));
+        reads.push(readPattern(c, Number(c.localPort) % 256, `${label}: connection ${i}`));
+      }
+      const tick = (): void => {
+        for (const c of [...pair.a.stack.connections()]) {
+          if (rng.below(2) === 0) continue; // each connection flips at its own random moments
+          if (c.phase === "host" && m.offload(c)) offloads++;
+          else if (c.phase === "offloaded" && m.terminate(c, "stress")) terminates++;
+        }
+        pair.a.driver.flush();
+        if (terminates >= TERMINATES) stop = true;
+        else timer = setTimeout(tick, rng.below(3));
+      };
+      tick();
+      const deadline = new Promise<never>((_, reject) =>
+        setTimeout(
+          () => reject(new Error(`${label}: not done after 240 s (${terminates} terminates)`)),
+          240_000,
+        ).unref(),
+      );
+      const got = await Promise.race([Promise.all(reads), deadline]);
+      assert.ok(terminates >= TERMINATES, `${label}: ${terminates} terminates`);
+      const total = got.reduce((a, b) => a + b, 0);
+      assert.ok(
+        got.every((n) => n > 0),
+        `${label}: a connection read nothing: ${got.join(",")}`,
+      );
+      await quiesce(pair, label);
+      const st = m.stats;
+      console.log(
+        `# ${label}: ${terminates} terminates, ${offloads} offloads, ${(total / 2 ** 20).toFixed(1)} MiB over ${conns} connections, ${st.postedBytesCompleted} B via posted receives, ${st.indicatedBytesAccepted} B via indications, ${st.bufferedDataIn} B of BufferedData, ${st.forwards} segments forwarded after uploads, ${pair.chimney.target.stats.rxDropped} frames dropped at the full ring`,
+      );
+      assert.ok(st.postedBytesCompleted > 0, `${label}: no posted receive completed`);
+      assert.ok(st.bufferedDataIn > 0, `${label}: no BufferedData came up with a terminate`);
+      assert.ok(st.refusals > 0, `${label}: no indication was refused`);
+    } catch (e) {
+      throw new Error(`${label}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`, { cause: e });
+    } finally {
+      stop = true;
+      clearTimeout(timer);
+      await pair.close();
+    }
+  });
+
+  const RUNS = Number(process.env["WORKER_RUNS"] ?? 8);
+  const KNOBS: readonly KnobProfile[] = ["accept-all", "mixed", "refuse-heavy", "posting"];
+  void test(`${RUNS} toggled runs across knob profiles, with and without loss`, async () => {
+    let terminates = 0;
+    for (let i = 0; i < RUNS; i++) {
+      const knobs = KNOBS[i % KNOBS.length] as KnobProfile;
+      const loss = i % 2 === 0 ? 0 : 0.01;
+      const o = await run(SEED + 100 + i, "toggled", knobs, 1 << 20, loss);
+      terminates += o.terminates;
+    }
+    assert.ok(terminates >= RUNS, `only ${terminates} terminates in ${RUNS} runs`);
   });
 });

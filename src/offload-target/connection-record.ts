@@ -129,6 +129,8 @@ export interface Conn {
   dirty: boolean;
   /** On the data-work list: forwards or an abortive disconnect for `process`. */
   dataWork: boolean;
+  /** Receive moderation: new data arrived; `process` runs the delivery algorithm once for it. */
+  deliverPending: boolean;
   /** EV-4: the last TcpIndicateSendBacklogChange value (undefined: none yet) and its time. */
   backlog: number | undefined;
   backlogAt: Instant;

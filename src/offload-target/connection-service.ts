@@ -51,6 +51,13 @@ const OPTIONAL_REASONS: ReadonlySet<TcpUploadReason> = new Set<TcpUploadReason>(
 // ---------------------------------------------------------------------------------------------
 // After input: completions, events, upload requests
 
+/** Delivery of newly arrived data (E1); what delivery left behind is held in pool chunks. */
+export function deliverNew(t: TargetContext, now: Instant, c: Conn): void {
+  c.deliverPending = false;
+  deliver(t, now, c, "E1");
+  if (t.heldPool !== undefined && c.phase === "offloaded") c.engine.compactReceived(t.heldPool);
+}
+
 /** After any input: send completions, engine events, delivery, FIN/RST/timeouts. */
 export function service(t: TargetContext, now: Instant, c: Conn, newData = false): void {
   if (c.phase === "terminating") return;
@@ -59,9 +66,10 @@ export function service(t: TargetContext, now: Instant, c: Conn, newData = false
   const e = c.engine;
   if (c.phase === "offloading") return; // IO-6
   if (newData) {
-    deliver(t, now, c, "E1");
-    // What delivery left behind is held: copied into whole pool chunks once it fills one.
-    if (t.heldPool !== undefined && c.phase === "offloaded") c.engine.compactReceived(t.heldPool);
+    if (t.moderation) {
+      c.deliverPending = true;
+      t.addDataWork(c);
+    } else deliverNew(t, now, c);
   }
   const closed = c.closedReason;
   if (closed !== undefined) {

@@ -91,6 +91,13 @@ export interface SoftwareTargetOptions {
    * BufferedData cross to the host by reference.
    */
   readonly memory?: ((n: number) => Uint8Array) | undefined;
+  /**
+   * Receive moderation, as a NIC's interrupt moderation: data that arrives with a frame is not
+   * indicated at once but from the next `process`, once per connection for all the frames the
+   * driver handed in meanwhile (default false: at once, frame by frame). A target on its own
+   * thread turns it on, so a batch of frames costs one indication per connection.
+   */
+  readonly receiveModeration?: boolean | undefined;
   /** The target's own timer resolution in ticks per second (CFG-6). Default 1000. */
   readonly timerTicksPerSecond?: number | undefined;
   /**

@@ -65,7 +65,14 @@ import {
   recordInitiate,
 } from "./state-operations.js";
 import { deliver, postReceives, receiveReturned, segmentIn } from "./receive.js";
-import { disconnect, drainSendInbox, processForwards, send, service } from "./connection-service.js";
+import {
+  deliverNew,
+  disconnect,
+  drainSendInbox,
+  processForwards,
+  send,
+  service,
+} from "./connection-service.js";
 import { expired, flush, nextDeadline } from "./transmit.js";
 
 export {
@@ -152,6 +159,7 @@ export class SoftwareTarget implements OffloadTarget {
       for (const c of batch) {
         c.dataWork = false;
         if (this.#t.conns.get(c.ctx) !== c) continue; // terminated meanwhile
+        if (c.deliverPending && c.phase === "offloaded") deliverNew(this.#t, now, c);
         drainSendInbox(this.#t, c);
         processForwards(this.#t, now, c);
         service(this.#t, now, c);

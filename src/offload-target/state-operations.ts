@@ -356,6 +356,7 @@ function offloadTcp(
     deadline: undefined,
     dirty: false,
     dataWork: false,
+    deliverPending: false,
     backlog: undefined,
     backlogAt: Instant.ZERO,
     backlogRecheck: undefined,

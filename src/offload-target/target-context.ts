@@ -111,6 +111,8 @@ export class TargetContext {
   readonly mutant: TargetMutant | undefined;
   readonly opDelay: Duration;
   readonly backlogSupported: boolean;
+  /** Receive moderation: new data is delivered from `process`, once per connection per batch. */
+  readonly moderation: boolean;
   /** Capabilities reported to the host; changed only by a pause / resume pair (CFG-5). */
   caps: TcpConnectionOffloadCapabilities;
   /** CFG-6: the target's timer resolution. */
@@ -205,6 +207,7 @@ export class TargetContext {
     this.mutant = opts.testMutant;
     this.opDelay = opts.operationDelay ?? Duration.ZERO;
     this.backlogSupported = opts.sendBacklog ?? true;
+    this.moderation = opts.receiveModeration ?? false;
     this.caps = makeCapabilities({ supportSack: this.supportSack, ...opts.capabilities });
     this.tps = opts.timerTicksPerSecond ?? 1000;
     if (!Number.isSafeInteger(this.tps) || this.tps <= 0)

@@ -139,6 +139,9 @@ export interface WorkerAudit {
   readonly connections: number;
   /** Bytes the worker copied into shared memory because they were not there yet. */
   readonly bytesCopied: number;
+  /** Time the worker spent waiting for the host's answers to synchronous upcalls (us), and how often. */
+  readonly waitedUs: number;
+  readonly waits: number;
 }
 
 /** Worker -> host thread. */
@@ -179,6 +182,8 @@ export type UpRecord =
 export interface Batch<R> {
   readonly records: readonly R[];
   readonly connections?: number | undefined;
+  /** On the way up: wire frames the worker has taken in so far (the host bounds the backlog). */
+  readonly framesIn?: number | undefined;
 }
 
 /** The worker's first message: it runs, and what it offers. */

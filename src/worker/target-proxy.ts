@@ -82,7 +82,15 @@ export interface WorkerTargetOptions {
   readonly mac: MacAddr;
   readonly tcpConfig: TcpConfig;
   readonly target?: WorkerSoftwareTargetOptions | undefined;
+  /**
+   * Frames from the wire (and from the host stack) in flight to the worker at most, as a NIC's
+   * receive (and send) ring: beyond it a frame is dropped and counted (default 1024 each way).
+   */
+  readonly ringFrames?: number | undefined;
 }
+
+/** Default size of the frame rings to the worker. */
+export const DEFAULT_RING_FRAMES = 1024;
 
 /** An error the worker raised, carried to the host thread. */
 export class WorkerTargetError extends StackError {
@@ -104,6 +112,12 @@ export interface WorkerTargetStats {
   /** Bytes the host copied into shared memory because they were not there yet. */
   bytesCopied: number;
   indications: number;
+  /** Wire frames dropped because the receive ring to the worker was full. */
+  rxDropped: number;
+  /** Host stack frames dropped because the send ring to the worker was full. */
+  txDropped: number;
+  /** Call-to-completion times of the latest state operations (us; at most 4096). */
+  readonly opLatencyUs: number[];
 }
 
 /** A host NBL at the target: the original, and whether its bytes crossed as a copy. */
@@ -131,13 +145,17 @@ export class WorkerTarget implements NicTarget {
   readonly #mirrors = new Map<NblId, NetBufferList>();
   /** The worker's id of each mirror. */
   readonly #mirrorOf = new Map<NetBufferList, NblId>();
-  /** State operations in flight, by id: the host's own tree. */
-  readonly #ops = new Map<number, OffloadBlockList>();
+  /** State operations in flight, by id: the host's own tree and when it was called (ms). */
+  readonly #ops = new Map<number, { readonly root: OffloadBlockList; readonly at: number }>();
   #nextOp = 1;
   #pings = new Map<number, () => void>();
   readonly #audits = new Map<number, (a: WorkerAudit) => void>();
   #nextPing = 1;
   #connections = 0;
+  readonly #ring: number;
+  /** Frames posted to the worker (wire and host stack) and how many it has taken in. */
+  #framesPosted = 0;
+  #framesTaken = 0;
   #failure: WorkerTargetError | undefined;
   #closed = false;
   /** Called when upcalls are waiting: the driver should run `process` (its `flush`). */
@@ -149,6 +167,9 @@ export class WorkerTarget implements NicTarget {
     recordsIn: 0,
     bytesCopied: 0,
     indications: 0,
+    rxDropped: 0,
+    txDropped: 0,
+    opLatencyUs: [],
   };
 
   private constructor(worker: Worker, o: WorkerTargetOptions, cell: SharedArrayBuffer, ready: WorkerReady) {
@@ -158,10 +179,14 @@ export class WorkerTarget implements NicTarget {
     this.#cell = new Int32Array(cell);
     this.#enc = new MdlEncoder(this.#slab.alloc);
     this.#caps = ready.caps;
+    this.#ring = o.ringFrames ?? DEFAULT_RING_FRAMES;
+    if (!Number.isSafeInteger(this.#ring) || this.#ring < 1)
+      throw new UsageError(`ringFrames ${o.ringFrames}: must be a positive integer`);
     worker.on("message", (b: Batch<UpRecord>) => {
       this.stats.batchesIn++;
       this.stats.recordsIn += b.records.length;
       if (b.connections !== undefined) this.#connections = b.connections;
+      if (b.framesIn !== undefined) this.#framesTaken = b.framesIn;
       for (const r of b.records) {
         if (r.k === "pong") this.#pings.get(r.id)?.();
         else if (r.k === "audited") this.#audits.get(r.id)?.(r.audit);
@@ -197,10 +222,20 @@ export class WorkerTarget implements NicTarget {
   // The driver's side (NicTarget)
 
   handleFrame(_now: Instant, frame: Uint8Array): void {
+    if (this.#framesPosted - this.#framesTaken >= this.#ring) {
+      this.stats.rxDropped++; // the receive ring is full: the NIC drops
+      return;
+    }
+    this.#framesPosted++;
     this.#post({ k: "frame", frame: this.#shared(frame) });
   }
 
   sendFrame(frame: Uint8Array): void {
+    if (this.#framesPosted - this.#framesTaken >= this.#ring) {
+      this.stats.txDropped++; // the send ring is full
+      return;
+    }
+    this.#framesPosted++;
     this.#post({ k: "sendFrame", frame: this.#shared(frame) });
   }
 
@@ -435,7 +470,7 @@ export class WorkerTarget implements NicTarget {
 
   #op(op: StateOp, root: OffloadBlockList): void {
     const id = this.#nextOp++;
-    this.#ops.set(id, root);
+    this.#ops.set(id, { root, at: performance.now() });
     // BufferedData at initiate is lent for the duration of the call only (IO-19): it crosses
     // as a copy, made now.
     this.#post({ k: "op", op, id, tree: this.#encodeTree(root, op) });
@@ -639,9 +674,13 @@ export class WorkerTarget implements NicTarget {
   }
 
   #opDone(op: StateOp, id: number, desc: BlockDesc): void {
-    const root = this.#ops.get(id);
-    if (root === undefined) throw new InvariantViolation(`completion of unknown ${op} #${id}`);
+    const pending = this.#ops.get(id);
+    if (pending === undefined) throw new InvariantViolation(`completion of unknown ${op} #${id}`);
     this.#ops.delete(id);
+    const root = pending.root;
+    const lat = this.stats.opLatencyUs;
+    if (lat.length >= 4096) lat.shift();
+    lat.push(Math.round((performance.now() - pending.at) * 1000));
     const opName = COMPLETE_STATE_OP[op];
     // Apply the target's writes to the host's own tree, block by block (same shape: BL-3).
     const blocks: OffloadBlockList[] = [];

@@ -114,6 +114,9 @@ class WorkerLoop {
   readonly #origin = performance.now();
   #last = Instant.ZERO;
   #out: UpRecord[] = [];
+  /** Wire frames taken in (reported up, so the host can bound what is in flight). */
+  #framesIn = 0;
+  #framesReported = 0;
   #seq = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt: Instant | undefined;
@@ -136,6 +139,7 @@ class WorkerLoop {
       ledger: this.ledger,
       mac: init.mac,
       memory: (n) => new Uint8Array(new SharedArrayBuffer(n)),
+      receiveModeration: init.target.receiveModeration ?? true,
     });
   }
 
@@ -154,10 +158,15 @@ class WorkerLoop {
   }
 
   flush(): void {
-    if (this.#out.length === 0) return;
+    if (this.#out.length === 0 && this.#framesIn === this.#framesReported) return;
     const records = this.#out;
     this.#out = [];
-    this.#port.postMessage({ records, connections: this.target.connectionCount } satisfies Batch<UpRecord>);
+    this.#framesReported = this.#framesIn;
+    this.#port.postMessage({
+      records,
+      connections: this.target.connectionCount,
+      framesIn: this.#framesIn,
+    } satisfies Batch<UpRecord>);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -178,9 +187,11 @@ class WorkerLoop {
     const t = this.target;
     switch (r.k) {
       case "frame":
+        this.#framesIn++;
         t.handleFrame(now, r.frame);
         return;
       case "sendFrame":
+        this.#framesIn++;
         t.sendFrame(r.frame);
         return;
       case "op":
@@ -237,6 +248,8 @@ class WorkerLoop {
             outAtHost: this.#up.size,
             connections: t.connectionCount,
             bytesCopied: this.#enc.copied,
+            waitedUs: this.waitedUs,
+            waits: this.waits,
           },
         });
         return;
@@ -468,6 +481,20 @@ class WorkerLoop {
   /** Waits until the host answered `seq`: a short spin, then sleeps. */
   #wait(seq: number): void {
     const c = this.#cell;
+    const t0 = performance.now();
+    try {
+      this.#waitFor(c, seq);
+    } finally {
+      this.waitedUs += Math.round((performance.now() - t0) * 1000);
+      this.waits++;
+    }
+  }
+
+  /** Time spent waiting for the host's answers (us), and how many waits. */
+  waitedUs = 0;
+  waits = 0;
+
+  #waitFor(c: Int32Array, seq: number): void {
     for (let i = 0; i < SPIN_ITERATIONS; i++) if (Atomics.load(c, 0) === seq) return;
     for (let v = Atomics.load(c, 0); v !== seq; v = Atomics.load(c, 0)) Atomics.wait(c, 0, v, 1000);
   }
