@@ -183,7 +183,8 @@ export type TargetMutant =
   | "write-after-return"
   | "buffered-after-newer"
   | "reindicate-refused"
-  | "double-complete";
+  | "double-complete"
+  | "indicate-after-terminate";
 
 /** Counters, for tests and benchmarks. */
 export interface TargetStats {

@@ -60,6 +60,7 @@ import {
   toChimneyState,
 } from "./connection-record.js";
 import {
+  OP_INDICATE,
   OP_INIT,
   OP_INIT_COMPLETE,
   OP_TERM_COMPLETE,
@@ -472,6 +473,15 @@ export function doTerminate(t: TargetContext, now: Instant, root: OffloadBlockLi
   });
   assertStatusWritten(root, "terminate"); // OP-2 / BL-1
   t.host.terminateOffloadComplete(root);
+  if (t.mutant === "indicate-after-terminate") {
+    // A stale indication on a connection whose terminate has completed.
+    forEachInTree(root, (b) => {
+      if (b.layer !== "tcp" || b.ndisOffloadHandle === undefined) return;
+      const nbl = t.recvPool.alloc([new Uint8Array(1)], OP_INDICATE);
+      t.ledger.transfer(nbl, "target", "host", OP_INDICATE);
+      t.host.tcpOffloadReceiveIndicate(b.ndisOffloadHandle, nbl, "NDIS_STATUS_SUCCESS");
+    });
+  }
   // Spec 15.3 step 6: urgent data and what followed go up the non-offload path.
   for (const f of after) t.up(f);
 }

@@ -65,7 +65,8 @@ export type OwnershipReason =
   | "use-after-free"
   | "unknown-nbl"
   | "cycle"
-  | "leak";
+  | "leak"
+  | "indicate-after-terminate";
 
 /**
  * A buffer was touched, moved, returned or freed by a party that does not own it, or leaked.

@@ -156,10 +156,19 @@ export class WorkerTarget implements NicTarget {
   /** Frames posted to the worker (wire and host stack) and how many it has taken in. */
   #framesPosted = 0;
   #framesTaken = 0;
-  #failure: WorkerTargetError | undefined;
+  #failure: unknown;
+  #failed = false;
   #closed = false;
   /** Called when upcalls are waiting: the driver should run `process` (its `flush`). */
   onWake: () => void = () => undefined;
+  /**
+   * Called with the first error of the chimney once it has failed (an ownership violation on
+   * either side, an error of the worker, or one the host's handlers threw while dispatching from
+   * a message of the worker); every later call throws it again. Default: thrown, uncaught.
+   */
+  onError: (e: unknown) => void = (e) => {
+    throw e;
+  };
   readonly stats: WorkerTargetStats = {
     batchesOut: 0,
     batchesIn: 0,
@@ -192,7 +201,7 @@ export class WorkerTarget implements NicTarget {
         else if (r.k === "audited") this.#audits.get(r.id)?.(r.audit);
         else this.#inbox.push(r);
       }
-      if (this.#inbox.length > 0) this.onWake();
+      if (this.#inbox.length > 0) this.#wake();
     });
     worker.on("error", (e) => {
       this.#fail(new WorkerTargetError(`the target's worker failed: ${e.stack ?? e.message}`, undefined));
@@ -396,12 +405,28 @@ export class WorkerTarget implements NicTarget {
   // -------------------------------------------------------------------------------------------
 
   #throwIfFailed(): void {
-    if (this.#failure !== undefined) throw this.#failure;
+    if (this.#failed) throw this.#failure;
   }
 
-  #fail(e: WorkerTargetError): void {
-    this.#failure ??= e;
-    this.onWake();
+  /** The first error of the chimney, if it has failed. */
+  get failure(): unknown {
+    return this.#failure;
+  }
+
+  #fail(e: unknown): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    this.#failure = e;
+    this.onError(e);
+  }
+
+  /** Runs the driver for the upcalls that arrived; an error there fails the chimney. */
+  #wake(): void {
+    try {
+      this.onWake();
+    } catch (e) {
+      this.#fail(e);
+    }
   }
 
   /** A frame in shared memory (one copy when it is not there yet). */
@@ -593,9 +618,11 @@ export class WorkerTarget implements NicTarget {
         return;
       case "error":
         // An ownership violation the target's side caught is raised as one here too.
-        if (r.reason !== undefined)
-          throw new OwnershipError(r.reason, r.nblId, `in the target's worker: ${r.message}`);
-        this.#fail(new WorkerTargetError(`the target's worker failed: ${r.message}`, r.code));
+        this.#fail(
+          r.reason !== undefined
+            ? new OwnershipError(r.reason, r.nblId, `in the target's worker: ${r.message}`)
+            : new WorkerTargetError(`the target's worker failed: ${r.message}`, r.code),
+        );
         this.#throwIfFailed();
         return;
     }

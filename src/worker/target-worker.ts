@@ -17,7 +17,7 @@
  *   target indicates crosses by reference.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import type { OffloadBlockList } from "../chimney/block-list.js";
+import { forEachInTree, type OffloadBlockList } from "../chimney/block-list.js";
 import type { OffloadHost, ReceiveIndicateResult, TcpOffloadEvent } from "../chimney/contract.js";
 import type { NdisOffloadHandle } from "../chimney/block-list.js";
 import type { TcpDelegatedState } from "../chimney/state.js";
@@ -126,6 +126,8 @@ class WorkerLoop {
   readonly #up = new Map<NblId, NetBufferList>();
   /** BufferedData the host lent to an initiate (gone after the call) -> the host's id. */
   readonly #lentHost = new WeakMap<NetBufferList, NblId>();
+  /** Handles of connections whose terminate has completed (until they are offloaded again). */
+  readonly #terminated = new Set<NdisOffloadHandle>();
   /** State trees in flight: the worker's tree -> the host's operation id. */
   readonly #ops = new Map<OffloadBlockList, number>();
 
@@ -287,6 +289,12 @@ class WorkerLoop {
     const lent: NetBufferList[] = [];
     const root = this.#tree(desc, opName, lent);
     this.#ops.set(root, id);
+    if (op === "initiate") {
+      forEachInTree(root, (b) => {
+        if (b.layer === "tcp" && b.ndisOffloadHandle !== undefined)
+          this.#terminated.delete(b.ndisOffloadHandle);
+      });
+    }
     const t = this.target;
     const call = (): void => {
       switch (op) {
@@ -414,6 +422,11 @@ class WorkerLoop {
     if (id === undefined) throw new InvariantViolation(`${op} completed a tree the host never sent`);
     this.#ops.delete(root);
     const opName = UP_STATE_OP[op];
+    if (op === "terminate") {
+      forEachInTree(root, (b) => {
+        if (b.layer === "tcp" && b.ndisOffloadHandle !== undefined) this.#terminated.add(b.ndisOffloadHandle);
+      });
+    }
     const freed = new Set<NetBufferList>();
     const tree = this.#encodeTree(root, opName, freed);
     // Host NBLs the target handed back die here: the host has the originals.
@@ -443,6 +456,13 @@ class WorkerLoop {
 
   indicate(handle: NdisOffloadHandle, nbl: NetBufferList): ReceiveIndicateResult {
     const op = "NdisTcpOffloadReceiveHandler";
+    if (this.#terminated.has(handle)) {
+      throw new OwnershipError(
+        "indicate-after-terminate",
+        nbl.id,
+        `${op}: NBL #${nbl.id} indicated on handle ${handle}, whose terminate has completed (the connection is the host's)`,
+      );
+    }
     const seq = ++this.#seq;
     this.#up.set(nbl.id, nbl);
     this.#out.push({ k: "indicate", seq, handle, nbl: this.#describeOwn(nbl, op) });

@@ -1,0 +1,180 @@
+// Ownership across threads: each violation is caught, with a stable OwnershipError reason, on the
+// side that commits it. Host A's target runs on a worker thread (src/worker); seeded traffic
+// flows from host B while the connection is offloaded, and the violation is made at a seeded
+// moment: the host touching an NBL it has returned, a double return (caught on the host before it
+// crosses, and by the worker when a forged one reaches it), the target indicating after its
+// terminate completed, and the target writing BufferedData it has handed up.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { Worker } from "node:worker_threads";
+import type { NetBufferList } from "../src/nbl/nbl.js";
+import type { TargetMutant } from "../src/offload-target/options.js";
+import { Prng } from "../src/sim/prng.js";
+import { tcpConfig } from "../src/tcp/config.js";
+import { OwnershipError } from "../src/util/errors.js";
+import { mac } from "../src/wire/ethernet.js";
+import type { Batch, UpRecord } from "../src/worker/protocol.js";
+import type { WorkerTargetInit } from "../src/worker/target-proxy.js";
+import { knobsFor } from "./support/offload-pair.js";
+import { PAIR_B, startWorkerPair, type WorkerPair } from "./support/worker-pair.js";
+
+const SEED = Number(process.env["WORKER_OWNERSHIP_SEED"] ?? 0x0b1e);
+
+/** B streams to A until stopped; A's connection is offloaded once it is up. */
+async function offloadedStream(
+  seed: number,
+  mutant?: TargetMutant,
+): Promise<{ pair: WorkerPair; stop: () => void; failed: Promise<unknown> }> {
+  const pair = await startWorkerPair({
+    seed,
+    knobs: (rng) => knobsFor(mutant === undefined ? "accept-all" : "refuse-heavy", rng),
+    target: mutant === undefined ? undefined : { testMutant: mutant },
+  });
+  const failed = new Promise<unknown>((resolve) => {
+    pair.chimney.target.onError = resolve;
+  });
+  let stopped = false;
+  const server = pair.b.net.createServer((s) => {
+    const buf = new Uint8Array(4096).fill(seed & 0xff);
+    const pump = (): void => {
+      while (!stopped) if (!s.write(buf)) return void s.once("drain", pump);
+    };
+    pump();
+  });
+  await new Promise<void>((r) => server.listen(7002, r));
+  const c = pair.a.net.connect({ host: PAIR_B, port: 7002 });
+  c.on("data", () => undefined);
+  c.on("error", () => undefined);
+  await new Promise<void>((r) => c.once("connect", () => r()));
+  for (const k of pair.a.stack.connections()) pair.chimney.manager.offload(k);
+  pair.a.driver.flush();
+  return {
+    pair,
+    failed,
+    stop: () => {
+      stopped = true;
+    },
+  };
+}
+
+/** The `k`-th NBL the host returns to the target (after the return has gone through). */
+function nthReturned(pair: WorkerPair, k: number): Promise<NetBufferList> {
+  const target = pair.chimney.target;
+  const original = target.tcpOffloadReceiveReturn.bind(target);
+  let seen = 0;
+  return new Promise((resolve) => {
+    target.tcpOffloadReceiveReturn = (nbl) => {
+      const r = original(nbl);
+      if (++seen === k) resolve(nbl);
+      return r;
+    };
+  });
+}
+
+function withSeed<T>(seed: number, what: string, f: () => Promise<T>): Promise<T> {
+  return f().catch((e: unknown) => {
+    throw new Error(`${what} (seed ${seed}; WORKER_OWNERSHIP_SEED replays): ${String(e)}`, { cause: e });
+  });
+}
+
+void describe("ownership across threads", () => {
+  void test("the host touching an NBL it has returned: use-after-free on the host", () =>
+    withSeed(SEED, "touch after return", async () => {
+      const { pair, stop } = await offloadedStream(SEED);
+      try {
+        const k = 1 + new Prng(SEED).below(20);
+        const nbl = await nthReturned(pair, k);
+        assert.throws(
+          () => pair.chimney.ledger.view(nbl, "host", "test: read after return"),
+          (e: unknown) => e instanceof OwnershipError && e.reason === "use-after-free",
+        );
+      } finally {
+        stop();
+        await pair.close();
+      }
+    }));
+
+  void test("a double return: caught on the host before it crosses (double-return)", () =>
+    withSeed(SEED + 1, "double return", async () => {
+      const { pair, stop } = await offloadedStream(SEED + 1);
+      try {
+        const k = 1 + new Prng(SEED + 1).below(20);
+        const nbl = await nthReturned(pair, k);
+        assert.throws(
+          () => pair.chimney.target.tcpOffloadReceiveReturn(nbl),
+          (e: unknown) => e instanceof OwnershipError && e.reason === "double-return",
+        );
+      } finally {
+        stop();
+        await pair.close();
+      }
+    }));
+
+  void test("a forged return reaching the worker: caught there (double-return), raised on the host", async () => {
+    const init: WorkerTargetInit = {
+      mac: mac("02:00:00:00:00:01"),
+      tcpConfig: tcpConfig({}),
+      target: {},
+      cell: new SharedArrayBuffer(12),
+    };
+    const w = new Worker(new URL("../src/worker/target-worker.js", import.meta.url), { workerData: init });
+    try {
+      const got = await new Promise<UpRecord>((resolve, reject) => {
+        w.on("error", reject);
+        w.on("message", (m: { k?: string } & Partial<Batch<UpRecord>>) => {
+          if (m.k === "ready") {
+            w.postMessage({ records: [{ k: "ret", ids: [1 + new Prng(SEED).below(1000)] }] });
+            return;
+          }
+          const r = m.records?.find((x) => x.k === "error");
+          if (r !== undefined) resolve(r);
+        });
+      });
+      assert.equal(got.k, "error");
+      assert.equal(got.k === "error" ? got.reason : undefined, "double-return");
+    } finally {
+      await w.terminate();
+    }
+  });
+
+  const MUTANTS: readonly {
+    readonly mutant: TargetMutant;
+    readonly reason: string;
+    readonly what: string;
+  }[] = [
+    {
+      mutant: "indicate-after-terminate",
+      reason: "indicate-after-terminate",
+      what: "the target indicating after its terminate completed",
+    },
+    {
+      mutant: "write-after-return",
+      reason: "use-after-transfer",
+      what: "the target writing BufferedData it has handed up",
+    },
+  ];
+  MUTANTS.forEach(({ mutant, reason, what }, i) => {
+    void test(`${what}: caught on the worker (${reason}), raised on the host`, () =>
+      withSeed(SEED + 10 + i, what, async () => {
+        const { pair, stop, failed } = await offloadedStream(SEED + 10 + i, mutant);
+        try {
+          // Terminate at a seeded moment while data flows.
+          await new Promise((r) => setTimeout(r, 5 + new Prng(SEED + 10 + i).below(30)));
+          for (const c of pair.a.stack.connections()) pair.chimney.manager.terminate(c, "test");
+          pair.a.driver.flush();
+          const e = await Promise.race([
+            failed,
+            new Promise((_, reject) =>
+              setTimeout(() => reject(new Error("nothing caught in 10 s")), 10_000).unref(),
+            ),
+          ]);
+          assert.ok(e instanceof OwnershipError, `expected an OwnershipError, got ${String(e)}`);
+          assert.equal(e.reason, reason, e.message);
+          assert.match(e.message, /in the target's worker/);
+        } finally {
+          stop();
+          await pair.close();
+        }
+      }));
+  });
+});
