@@ -8,7 +8,7 @@
  */
 import type { OffloadManager, ReceiveKnobs } from "../host/offload-manager.js";
 import type { BufferLedger } from "../nbl/ledger.js";
-import type { SoftwareTarget } from "../offload-target/software-target.js";
+import { SoftwareTarget } from "../offload-target/software-target.js";
 import type { Prng } from "../sim/prng.js";
 import type { TcpConfig } from "../tcp/config.js";
 import { InvariantViolation } from "../util/errors.js";
@@ -52,6 +52,7 @@ export function startLiveChimneyHost(options: LiveChimneyHostOptions = {}): Live
     chimney: { knobs: options.knobs },
   });
   const chimney = host.chimney;
-  if (chimney === undefined) throw new InvariantViolation("startLiveHost built no chimney");
-  return { ...host, ...chimney };
+  if (chimney === undefined || !(chimney.target instanceof SoftwareTarget))
+    throw new InvariantViolation("startLiveHost built no chimney with the software target");
+  return { ...host, manager: chimney.manager, target: chimney.target, ledger: chimney.ledger };
 }

@@ -15,6 +15,7 @@
 import { acceptAllKnobs, type ReceiveKnobs } from "../host/offload-manager.js";
 import { HostStack } from "../host/stack.js";
 import { type Chimney, createChimney } from "../node/chimney-node.js";
+import { createWorkerChimney, type WorkerChimney, WorkerTarget } from "../worker/target-proxy.js";
 import { buildLinkChain, type FaultProfile, type LinkChain } from "../sim/link.js";
 import { Prng } from "../sim/prng.js";
 import { RealTimeDriver } from "../socket/driver.js";
@@ -67,7 +68,16 @@ export interface LiveHostOptions {
    * so frames from the kernel enter the target first (see chimney-host.ts). `knobs`: how the
    * host consumes offloaded receive data (default: accept every indication).
    */
-  readonly chimney?: { readonly knobs?: ((random: Prng) => ReceiveKnobs) | undefined } | undefined;
+  readonly chimney?:
+    | {
+        readonly knobs?: ((random: Prng) => ReceiveKnobs) | undefined;
+        /**
+         * The target on its own thread (started with `WorkerTarget.start`, or use
+         * `startLiveWorkerHost`); default: the software target on this thread.
+         */
+        readonly worker?: WorkerTarget | undefined;
+      }
+    | undefined;
 }
 
 /** Traffic counters of a live host (the TAP device's, see `TapStats`). */
@@ -89,7 +99,7 @@ export interface LiveHost {
   /** Our stack. */
   readonly stack: HostStack;
   /** The chimney in front of the stack, when `chimney` was asked for. */
-  readonly chimney: Chimney | undefined;
+  readonly chimney: Chimney | WorkerChimney | undefined;
   /** A one-line description for failure messages: namespace and seed. */
   readonly label: string;
   /** Counters. */
@@ -140,11 +150,15 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
     tcp: tcpConfig({ ...options.tcp }),
     random: root.fork(),
   });
-  let chimney: Chimney | undefined;
+  let chimney: Chimney | WorkerChimney | undefined;
+  const worker = options.chimney?.worker;
   if (options.chimney !== undefined) {
     const knobRng = root.fork();
     const knobs = options.chimney.knobs?.(knobRng) ?? acceptAllKnobs({ nextU32: () => knobRng.nextU32() });
-    chimney = createChimney(stack, { mac: OUR_MAC, knobs });
+    chimney =
+      worker === undefined
+        ? createChimney(stack, { mac: OUR_MAC, knobs })
+        : createWorkerChimney(stack, worker, { knobs });
   }
   const tap = netns.tap;
   const capture = options.capture;
@@ -221,6 +235,7 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
     { chimney },
   );
   ref.driver = driver;
+  if (worker !== undefined) worker.onWake = () => driver.flush();
   // The origin of the driver's clock is now; the scheduler started at ZERO, which is <= now.
 
   tap.start(
@@ -264,7 +279,27 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
       closed = true;
       rt.stop();
       driver.stop();
+      if (worker !== undefined) void worker.close();
       netns.close();
     },
   };
+}
+
+/**
+ * `startLiveHost` with the offload target on its own thread (src/worker): the worker starts
+ * first, then the namespace and the stack. Needs root.
+ */
+export async function startLiveWorkerHost(
+  options: Omit<LiveHostOptions, "chimney"> & {
+    readonly knobs?: ((random: Prng) => ReceiveKnobs) | undefined;
+  } = {},
+): Promise<LiveHost & { readonly chimney: WorkerChimney }> {
+  const worker = await WorkerTarget.start({ mac: OUR_MAC, tcpConfig: tcpConfig({ ...options.tcp }) });
+  try {
+    const host = startLiveHost({ ...options, chimney: { knobs: options.knobs, worker } });
+    return { ...host, chimney: host.chimney as WorkerChimney }; // built with the worker above
+  } catch (e) {
+    await worker.close();
+    throw e;
+  }
 }

@@ -75,10 +75,6 @@ export interface WorkerTargetInit {
 
 /** Options of `WorkerTarget.start`. */
 export interface WorkerTargetOptions {
-  /** Completions and indications go here (the offload manager). */
-  readonly host: OffloadHost;
-  /** The host's ledger (the manager's). */
-  readonly ledger: BufferLedger;
   readonly mac: MacAddr;
   readonly tcpConfig: TcpConfig;
   readonly target?: WorkerSoftwareTargetOptions | undefined;
@@ -129,8 +125,8 @@ interface Lent {
 /** The host thread's proxy of a SoftwareTarget on a worker thread. */
 export class WorkerTarget implements NicTarget {
   readonly #worker: Worker;
-  readonly #host: OffloadHost;
-  readonly #ledger: BufferLedger;
+  #hostRef: OffloadHost | undefined;
+  #ledgerRef: BufferLedger | undefined;
   readonly #cell: Int32Array;
   readonly #slab = new SharedSlab();
   readonly #enc: MdlEncoder;
@@ -183,8 +179,6 @@ export class WorkerTarget implements NicTarget {
 
   private constructor(worker: Worker, o: WorkerTargetOptions, cell: SharedArrayBuffer, ready: WorkerReady) {
     this.#worker = worker;
-    this.#host = o.host;
-    this.#ledger = o.ledger;
     this.#cell = new Int32Array(cell);
     this.#enc = new MdlEncoder(this.#slab.alloc);
     this.#caps = ready.caps;
@@ -225,6 +219,26 @@ export class WorkerTarget implements NicTarget {
       });
     });
     return new WorkerTarget(worker, o, cell, ready);
+  }
+
+  /**
+   * The host the target's upcalls go to (the offload manager) and its ledger: once, before any
+   * call (`createWorkerChimney` does it).
+   */
+  attach(host: OffloadHost, ledger: BufferLedger): void {
+    if (this.#hostRef !== undefined) throw new UsageError("the worker target is attached to a host already");
+    this.#hostRef = host;
+    this.#ledgerRef = ledger;
+  }
+
+  get #host(): OffloadHost {
+    if (this.#hostRef === undefined) throw new UsageError("the worker target is not attached to a host");
+    return this.#hostRef;
+  }
+
+  get #ledger(): BufferLedger {
+    if (this.#ledgerRef === undefined) throw new UsageError("the worker target is not attached to a host");
+    return this.#ledgerRef;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -873,12 +887,10 @@ function flatten(chain: Mdl | null): Uint8Array {
   return out;
 }
 
-/** Options of `startWorkerChimney`. */
+/** How `createWorkerChimney` builds the manager. */
 export interface WorkerChimneyOptions {
-  readonly mac: MacAddr;
   readonly policy?: OffloadPolicy | undefined;
   readonly knobs?: ReceiveKnobs | undefined;
-  readonly target?: WorkerSoftwareTargetOptions | undefined;
   readonly ledger?: BufferLedger | undefined;
 }
 
@@ -890,19 +902,36 @@ export interface WorkerChimney {
 }
 
 /**
- * Host + manager + a target on its own thread: `createChimney` (src/node) with the software
- * target in a worker. Set `target.onWake` to the driver's flush before traffic flows.
+ * Host + manager + a target already started on its own thread (`WorkerTarget.start`): the
+ * counterpart of `createChimney` (src/node). Set `target.onWake` to the driver's flush before
+ * traffic flows.
  */
-export async function startWorkerChimney(stack: HostStack, o: WorkerChimneyOptions): Promise<WorkerChimney> {
+export function createWorkerChimney(
+  stack: HostStack,
+  target: WorkerTarget,
+  o: WorkerChimneyOptions = {},
+): WorkerChimney {
   const ledger = o.ledger ?? new BufferLedger();
   const manager = new OffloadManager(stack, ledger, o.policy ?? {}, o.knobs);
+  target.attach(manager, ledger);
+  manager.attachTarget(target);
+  return { manager, target, ledger };
+}
+
+/** Starts a worker target for `stack` (its MAC and TCP configuration) and builds the chimney. */
+export async function startWorkerChimney(
+  stack: HostStack,
+  o: WorkerChimneyOptions & {
+    readonly mac: MacAddr;
+    readonly target?: WorkerSoftwareTargetOptions | undefined;
+    readonly ringFrames?: number | undefined;
+  },
+): Promise<WorkerChimney> {
   const target = await WorkerTarget.start({
-    host: manager,
-    ledger,
     mac: o.mac,
     tcpConfig: stack.tcpConfig,
     target: o.target,
+    ringFrames: o.ringFrames,
   });
-  manager.attachTarget(target);
-  return { manager, target, ledger };
+  return createWorkerChimney(stack, target, o);
 }
