@@ -12,7 +12,7 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { cpus, loadavg } from "node:os";
-import type { TapMode, TapOffload } from "../src/live/tap.js";
+import type { TapMode, TapOffload } from "../src/device/tap.js";
 import { startLiveHost } from "../src/live/live-host.js";
 import { killTree, LIVE_ADDRS } from "../src/live/netns.js";
 import { createNsPair, waitForOutput } from "../test/support/netns.js";

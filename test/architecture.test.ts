@@ -90,6 +90,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ["chimney"],
   ["host", "offload-target"],
   ["node"],
+  ["device"],
   ["worker"],
   ["sim"],
   ["report"],

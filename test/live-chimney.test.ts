@@ -75,6 +75,12 @@ async function startChimneyHost(target: "inline" | "worker"): Promise<ChimneyHos
     auditTarget: async () => {
       const a = await w.audit();
       assert.equal(a.leak, undefined, `${h.label}: the worker's ledger: ${a.leak}`);
+      // The wire goes to the target first: the worker reads and writes the device itself.
+      assert.ok(
+        a.wireIn > 0 && a.wireOut > 0,
+        `${h.label}: the worker moved ${a.wireIn} / ${a.wireOut} frames`,
+      );
+      assert.equal(h.stats().framesIn, 0, `${h.label}: frames were read on the host thread`);
     },
     close: async () => {
       h.close();

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { loadTapAddon, NativeAddonMissingError } from "../src/live/native.js";
+import { loadTapAddon, NativeAddonMissingError } from "../src/device/native.js";
 import { barePath } from "./support/bare-path.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");

@@ -11,7 +11,7 @@ import { runDemo } from "./commands/demo.js";
 import { renderReport } from "./commands/report.js";
 import { runScenarioCommand } from "./commands/run.js";
 import { isTcpPort, serve } from "./commands/serve.js";
-import type { TapOffload } from "../live/tap.js";
+import type { TapOffload } from "../device/tap.js";
 import { EXIT, reportError } from "./errors.js";
 import { exitQuietlyOnClosedStdout } from "./output.js";
 import { packageVersion } from "./package.js";

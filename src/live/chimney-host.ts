@@ -13,7 +13,7 @@ import type { Prng } from "../sim/prng.js";
 import type { TcpConfig } from "../tcp/config.js";
 import { InvariantViolation } from "../util/errors.js";
 import { type LiveHost, startLiveHost } from "./live-host.js";
-import type { TapMode } from "./tap.js";
+import type { TapMode } from "../device/tap.js";
 
 /** Options of `startLiveChimneyHost`. */
 export interface LiveChimneyHostOptions {

@@ -17,7 +17,7 @@ export {
   type LiveStats,
   startLiveHost,
 } from "./live-host.js";
-export { addonPath, NativeAddonMissingError } from "./native.js";
+export { addonPath, NativeAddonMissingError } from "../device/native.js";
 export {
   createTapNamespace,
   killTree,
@@ -25,4 +25,4 @@ export {
   type TapNamespace,
   type TapNamespaceOptions,
 } from "./netns.js";
-export type { TapMode, TapOffload, TapStats } from "./tap.js";
+export type { TapMode, TapOffload, TapStats } from "../device/tap.js";

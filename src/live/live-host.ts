@@ -26,7 +26,7 @@ import { mac } from "../wire/ethernet.js";
 import { ip } from "../wire/ip-addr.js";
 import { createTapNamespace, LIVE_ADDRS, type TapNamespace } from "./netns.js";
 import { RealTimeScheduler } from "./rt-scheduler.js";
-import type { TapMode, TapOffload, TapStats } from "./tap.js";
+import type { TapMode, TapOffload, TapStats } from "../device/tap.js";
 
 /** Our interface's MAC. */
 const OUR_MAC = mac("02:00:00:00:00:02");
@@ -238,23 +238,25 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
   if (worker !== undefined) worker.onWake = () => driver.flush();
   // The origin of the driver's clock is now; the scheduler started at ZERO, which is <= now.
 
-  tap.start(
-    (frames) => {
-      if (closed) return;
-      const now = driver.now();
-      if (fromKernel === undefined) {
-        for (const f of frames) intoStack.deliver(now, f);
-      } else {
-        rt.sync();
-        for (const f of frames) fromKernel.deliver(rt.scheduler.now, f);
-        rt.rearm();
-      }
-      driver.flush();
-    },
-    (code) => {
-      if (!closed) process.emitWarning(`TAP read failed: ${code}`);
-    },
-  );
+  // A worker target that owns the wire reads and writes the device itself.
+  if (worker?.ownsWire !== true)
+    tap.start(
+      (frames) => {
+        if (closed) return;
+        const now = driver.now();
+        if (fromKernel === undefined) {
+          for (const f of frames) intoStack.deliver(now, f);
+        } else {
+          rt.sync();
+          for (const f of frames) fromKernel.deliver(rt.scheduler.now, f);
+          rt.rearm();
+        }
+        driver.flush();
+      },
+      (code) => {
+        if (!closed) process.emitWarning(`TAP read failed: ${code}`);
+      },
+    );
 
   const net = new NetStack(driver, {
     hosts: { kernel: LIVE_ADDRS.kernel4, kernel6: LIVE_ADDRS.kernel6 },
@@ -279,7 +281,10 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
       closed = true;
       rt.stop();
       driver.stop();
-      if (worker !== undefined) void worker.close();
+      if (worker !== undefined) {
+        worker.stopWire(); // it lets go of the device before the device is closed
+        void worker.close();
+      }
       netns.close();
     },
   };
@@ -294,12 +299,38 @@ export async function startLiveWorkerHost(
     readonly knobs?: ((random: Prng) => ReceiveKnobs) | undefined;
   } = {},
 ): Promise<LiveHost & { readonly chimney: WorkerChimney }> {
-  const worker = await WorkerTarget.start({ mac: OUR_MAC, tcpConfig: tcpConfig({ ...options.tcp }) });
+  // The worker owns the device unless our fault stages or the capture (on this thread) must see
+  // every frame; then this thread relays the wire to it.
+  const relay =
+    Object.keys(options.toKernel ?? {}).length > 0 ||
+    Object.keys(options.fromKernel ?? {}).length > 0 ||
+    options.capture !== undefined;
+  const offload = options.offload ?? "off";
+  const netns = createTapNamespace({
+    tag: options.tag,
+    mode: options.mode,
+    readBatch: options.readBatch,
+    offload: relay && offload === "tso" && Object.keys(options.fromKernel ?? {}).length > 0 ? "gso" : offload,
+    mtu: options.mtu ?? 1500,
+  });
   try {
-    const host = startLiveHost({ ...options, chimney: { knobs: options.knobs, worker } });
-    return { ...host, chimney: host.chimney as WorkerChimney }; // built with the worker above
+    const worker = await WorkerTarget.start({
+      mac: OUR_MAC,
+      tcpConfig: tcpConfig({ ...options.tcp }),
+      wire: relay ? undefined : netns.tap.handle,
+    });
+    try {
+      const host = build(netns, options.seed ?? 1, options.mtu ?? 1500, {
+        ...options,
+        chimney: { knobs: options.knobs, worker },
+      });
+      return { ...host, chimney: host.chimney as WorkerChimney }; // built with the worker above
+    } catch (e) {
+      await worker.close();
+      throw e;
+    }
   } catch (e) {
-    await worker.close();
+    netns.close();
     throw e;
   }
 }

@@ -14,7 +14,7 @@
  */
 import { type ChildProcess, execFile, execFileSync, spawn, type SpawnOptions } from "node:child_process";
 import { type Cleanup, registerCleanup } from "./cleanup.js";
-import { openTap, type TapDevice, type TapMode, type TapOffload } from "./tap.js";
+import { openTap, type TapDevice, type TapMode, type TapOffload } from "../device/tap.js";
 
 /**
  * Runs `ip` with arguments synchronously (set-up and teardown only: it blocks the event loop our

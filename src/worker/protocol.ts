@@ -124,7 +124,8 @@ export type DownRecord =
     }
   | { readonly k: "ret"; readonly ids: readonly NblId[] }
   | { readonly k: "ping"; readonly id: number }
-  | { readonly k: "audit"; readonly id: number };
+  | { readonly k: "audit"; readonly id: number }
+  | { readonly k: "stop" };
 
 /** What the worker's side holds (`WorkerTarget.audit`). */
 export interface WorkerAudit {
@@ -139,6 +140,9 @@ export interface WorkerAudit {
   readonly connections: number;
   /** Bytes the worker copied into shared memory because they were not there yet. */
   readonly bytesCopied: number;
+  /** Frames the worker read from and wrote to the wire itself (when it owns the TAP device). */
+  readonly wireIn: number;
+  readonly wireOut: number;
   /** Time the worker spent waiting for the host's answers to synchronous upcalls (us), and how often. */
   readonly waitedUs: number;
   readonly waits: number;
@@ -198,9 +202,13 @@ export interface WorkerReady {
 /**
  * One shared cell for the answer of a synchronous upcall: the worker writes a request's
  * sequence number into the record and waits until the host has stored the same number here.
- * Layout (Int32): [0] answered sequence, [1] status code, [2] value.
+ * Layout (Int32): [0] answered sequence, [1] status code, [2] value, [3] stop requested (the
+ * host is closing: a worker waiting for an answer gives up), [4] stop done (the worker no longer
+ * touches the wire).
  */
-export const SYNC_CELL_WORDS = 3;
+export const SYNC_CELL_WORDS = 5;
+export const CELL_STOP = 3;
+export const CELL_STOPPED = 4;
 
 /** `ReceiveIndicateResult.status` as a number in the cell. */
 export const INDICATE_STATUS = [

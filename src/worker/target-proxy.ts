@@ -38,9 +38,12 @@ import type { TcpConfig } from "../tcp/config.js";
 import type { Instant } from "../time/instant.js";
 import { InvariantViolation, OwnershipError, StackError, UsageError } from "../util/errors.js";
 import type { MacAddr } from "../wire/ethernet.js";
+import type { TapHandle } from "../device/tap.js";
 import {
   type Batch,
   type BlockDesc,
+  CELL_STOP,
+  CELL_STOPPED,
   copyBack,
   type DataCall,
   decodeNb,
@@ -71,6 +74,8 @@ export interface WorkerTargetInit {
   readonly target: WorkerSoftwareTargetOptions;
   /** The answer cell of the synchronous upcalls (protocol.ts). */
   readonly cell: SharedArrayBuffer;
+  /** The TAP device the worker reads and writes itself (the wire goes to the target first). */
+  readonly wire?: TapHandle | undefined;
 }
 
 /** Options of `WorkerTarget.start`. */
@@ -83,6 +88,12 @@ export interface WorkerTargetOptions {
    * receive (and send) ring: beyond it a frame is dropped and counted (default 1024 each way).
    */
   readonly ringFrames?: number | undefined;
+  /**
+   * The TAP device for the worker to own: it reads and writes the wire itself, so frames of
+   * offloaded connections never reach the host thread; the rest goes up the non-offload path.
+   * Without it the host's driver relays wire frames through `handleFrame` / `pollTransmit`.
+   */
+  readonly wire?: TapHandle | undefined;
 }
 
 /** Default size of the frame rings to the worker. */
@@ -155,6 +166,7 @@ export class WorkerTarget implements NicTarget {
   #failure: unknown;
   #failed = false;
   #closed = false;
+  readonly #ownsWire: boolean;
   /** Called when upcalls are waiting: the driver should run `process` (its `flush`). */
   onWake: () => void = () => undefined;
   /**
@@ -182,6 +194,7 @@ export class WorkerTarget implements NicTarget {
     this.#cell = new Int32Array(cell);
     this.#enc = new MdlEncoder(this.#slab.alloc);
     this.#caps = ready.caps;
+    this.#ownsWire = o.wire !== undefined;
     this.#ring = o.ringFrames ?? DEFAULT_RING_FRAMES;
     if (!Number.isSafeInteger(this.#ring) || this.#ring < 1)
       throw new UsageError(`ringFrames ${o.ringFrames}: must be a positive integer`);
@@ -208,7 +221,13 @@ export class WorkerTarget implements NicTarget {
   /** Starts the worker and waits until its target runs. */
   static async start(o: WorkerTargetOptions): Promise<WorkerTarget> {
     const cell = new SharedArrayBuffer(SYNC_CELL_WORDS * 4);
-    const init: WorkerTargetInit = { mac: o.mac, tcpConfig: o.tcpConfig, target: o.target ?? {}, cell };
+    const init: WorkerTargetInit = {
+      mac: o.mac,
+      tcpConfig: o.tcpConfig,
+      target: o.target ?? {},
+      cell,
+      wire: o.wire,
+    };
     const worker = new Worker(new URL("./target-worker.js", import.meta.url), { workerData: init });
     const ready = await new Promise<WorkerReady>((resolve, reject) => {
       const onError = (e: Error): void => reject(e);
@@ -409,9 +428,28 @@ export class WorkerTarget implements NicTarget {
     return { atTarget: this.#atTarget.size, heldFromTarget: this.#mirrors.size };
   }
 
-  /** Stops the worker. */
+  /** True when the worker owns the wire (the TAP device). */
+  get ownsWire(): boolean {
+    return this.#ownsWire;
+  }
+
+  /**
+   * Makes the worker let go of the wire before its device is closed: asks it to stop (also when
+   * it is waiting for an answer) and waits, at most `timeoutMs`, until it has. True if it did.
+   */
+  stopWire(timeoutMs = 2000): boolean {
+    if (!this.#ownsWire) return true;
+    const c = this.#cell;
+    Atomics.store(c, CELL_STOP, 1);
+    Atomics.notify(c, 0);
+    if (!this.#closed) this.#worker.postMessage({ records: [{ k: "stop" }] } satisfies Batch<DownRecord>);
+    return Atomics.wait(c, CELL_STOPPED, 0, timeoutMs) !== "timed-out";
+  }
+
+  /** Stops the worker (after it let go of the wire). */
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.stopWire();
     this.#closed = true;
     await this.#worker.terminate();
   }

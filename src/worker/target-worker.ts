@@ -25,11 +25,14 @@ import type { OffloadStatusIndication } from "../chimney/status.js";
 import { BufferLedger } from "../nbl/ledger.js";
 import type { NblId, NetBufferList } from "../nbl/nbl.js";
 import { SoftwareTarget } from "../offload-target/software-target.js";
+import { type TapDevice, tapOn } from "../device/tap.js";
 import { Instant } from "../time/instant.js";
 import { InvariantViolation, OwnershipError } from "../util/errors.js";
 import {
   type Batch,
   type BlockDesc,
+  CELL_STOP,
+  CELL_STOPPED,
   type DataCall,
   decodeNb,
   type DelegatedNbls,
@@ -103,6 +106,9 @@ class RemoteHost implements OffloadHost {
   }
 }
 
+/** Thrown out of a synchronous upcall when the host closes instead of answering. */
+class WorkerStopping extends Error {}
+
 /** The worker's loop around its target. */
 class WorkerLoop {
   readonly ledger = new BufferLedger();
@@ -114,6 +120,12 @@ class WorkerLoop {
   readonly #origin = performance.now();
   #last = Instant.ZERO;
   #out: UpRecord[] = [];
+  /** The TAP device, when the worker owns the wire (frames never cross to the host thread). */
+  readonly #tap: TapDevice | undefined;
+  #txq: Uint8Array[] = [];
+  #wireIn = 0;
+  #wireOut = 0;
+  #stopped = false;
   /** Wire frames taken in (reported up, so the host can bound what is in flight). */
   #framesIn = 0;
   #framesReported = 0;
@@ -143,6 +155,49 @@ class WorkerLoop {
       memory: (n) => new Uint8Array(new SharedArrayBuffer(n)),
       receiveModeration: init.target.receiveModeration ?? true,
     });
+    if (init.wire !== undefined) {
+      const tap = tapOn(init.wire, false); // the host thread opened it and closes it
+      this.#tap = tap;
+      tap.start(
+        (frames) => {
+          this.onWire(frames);
+        },
+        (code) => {
+          if (!this.#stopped) {
+            this.#out.push(errorRecord(new InvariantViolation(`TAP read failed in the worker: ${code}`)));
+            this.flush();
+          }
+        },
+      );
+    }
+  }
+
+  /** Frames the worker read from the wire: into the target (in shared memory), then the loop. */
+  onWire(frames: readonly Uint8Array[]): void {
+    if (this.#stopped) return;
+    try {
+      const now = this.now();
+      const t = this.target;
+      for (const f of frames) t.handleFrame(now, this.#slab.copy(f));
+      this.#wireIn += frames.length;
+      this.run();
+    } catch (e) {
+      if (e instanceof WorkerStopping) return;
+      this.#out.push(errorRecord(e));
+      this.flush();
+    }
+  }
+
+  /** Stops touching the wire (the host is about to close the device) and says so. */
+  stop(): void {
+    if (!this.#stopped) {
+      this.#stopped = true;
+      this.#tap?.close(); // stops the reader; the fd stays the host's
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    Atomics.store(this.#cell, CELL_STOPPED, 1);
+    Atomics.notify(this.#cell, CELL_STOPPED);
   }
 
   now(): Instant {
@@ -175,11 +230,13 @@ class WorkerLoop {
   // From the host
 
   onBatch(b: Batch<DownRecord>): void {
+    if (this.#stopped) return;
     try {
       const now = this.now();
       for (const r of b.records) this.#apply(now, r);
       this.run();
     } catch (e) {
+      if (e instanceof WorkerStopping) return;
       this.#out.push(errorRecord(e));
       this.flush();
     }
@@ -233,6 +290,9 @@ class WorkerLoop {
       case "ping":
         this.#out.push({ k: "pong", id: r.id });
         return;
+      case "stop":
+        this.stop();
+        return;
       case "audit": {
         let leak: string | undefined;
         try {
@@ -250,6 +310,8 @@ class WorkerLoop {
             outAtHost: this.#up.size,
             connections: t.connectionCount,
             bytesCopied: this.#enc.copied,
+            wireIn: this.#wireIn,
+            wireOut: this.#wireOut,
             waitedUs: this.waitedUs,
             waits: this.waits,
           },
@@ -382,8 +444,12 @@ class WorkerLoop {
     let now = this.now();
     for (let round = 0; ; round++) {
       t.process(now);
-      for (let f = t.pollTransmit(now); f !== undefined; f = t.pollTransmit(now))
-        this.#out.push({ k: "tx", frame: this.shared(f) });
+      if (this.#tap !== undefined) {
+        for (let f = t.pollTransmit(now); f !== undefined; f = t.pollTransmit(now)) this.#txq.push(f);
+      } else {
+        for (let f = t.pollTransmit(now); f !== undefined; f = t.pollTransmit(now))
+          this.#out.push({ k: "tx", frame: this.shared(f) });
+      }
       const tt = t.pollTimeout();
       if (tt !== undefined && tt <= now) t.handleTimeout(now);
       else if (!t.hasWork()) break;
@@ -391,8 +457,13 @@ class WorkerLoop {
         throw new InvariantViolation(`the worker target did not settle in ${MAX_ROUNDS} rounds`);
       now = this.now();
     }
+    if (this.#txq.length > 0 && this.#tap !== undefined && !this.#stopped) {
+      const batch = this.#txq;
+      this.#txq = [];
+      this.#wireOut += this.#tap.write(batch); // one write call per turn of the loop
+    }
     this.flush();
-    this.#arm(t.pollAt(now));
+    if (!this.#stopped) this.#arm(t.pollAt(now));
   }
 
   #arm(at: Instant | undefined): void {
@@ -516,7 +587,14 @@ class WorkerLoop {
 
   #waitFor(c: Int32Array, seq: number): void {
     for (let i = 0; i < SPIN_ITERATIONS; i++) if (Atomics.load(c, 0) === seq) return;
-    for (let v = Atomics.load(c, 0); v !== seq; v = Atomics.load(c, 0)) Atomics.wait(c, 0, v, 1000);
+    for (let v = Atomics.load(c, 0); v !== seq; v = Atomics.load(c, 0)) {
+      if (Atomics.load(c, CELL_STOP) !== 0) {
+        // The host is closing and will not answer: let go of the wire and unwind.
+        this.stop();
+        throw new WorkerStopping();
+      }
+      Atomics.wait(c, 0, v, 1000);
+    }
   }
 
   /** A host NBL (a mirror) the target hands back, described with its header and windows. */

@@ -9,7 +9,7 @@ import { closeSync, openSync, writeSync } from "node:fs";
 import { serveHttpOn } from "../../live/http-app.js";
 import { type FrameCapture, startLiveHost } from "../../live/live-host.js";
 import { LIVE_ADDRS, removeStaleNamespaces } from "../../live/netns.js";
-import type { TapOffload } from "../../live/tap.js";
+import type { TapOffload } from "../../device/tap.js";
 import type { FaultProfile } from "../../sim/link.js";
 import { PcapLinkType, PcapWriter } from "../../wire/pcap.js";
 import { Instant } from "../../time/instant.js";

@@ -1,5 +1,5 @@
 /**
- * The TAP addon (native/tap.c), loaded on first use. Only Node-side code in src/live loads it;
+ * The TAP addon (native/tap.c), loaded on first use. Only Node-side code (src/device, for src/live and the worker target) loads it;
  * the core never does. The package's `install` script builds it when python3, make and g++ are
  * there and skips it otherwise (native/build.sh): the package works without it, and only opening
  * a TAP device (the live link) throws `NativeAddonMissingError`, which says how to build it.
@@ -76,7 +76,7 @@ let cached: TapAddon | undefined;
 
 /** Where the addon is looked for: native/build/Release under the package root. */
 export function addonPath(): string {
-  // dist/src/live/native.js -> package root is three levels up.
+  // dist/src/device/native.js -> package root is three levels up.
   const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
   return join(root, "native", "build", "Release", "chimney_tap.node");
 }

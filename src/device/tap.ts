@@ -62,6 +62,8 @@ export interface TapDevice {
   readonly offload: TapOffload;
   /** Live counters. */
   readonly stats: Readonly<TapStats>;
+  /** What another thread needs to read and write this device (`tapOn`). */
+  readonly handle: TapHandle;
   /** Starts delivering frames to `onFrames` (once). `onError` hears a fatal read error. */
   start(onFrames: FramesHandler, onError?: (code: string) => void): void;
   /** Writes frames to the kernel; returns how many were accepted. */
@@ -87,6 +89,30 @@ export function openTap(name: string, options: OpenTapOptions = {}): TapDevice {
   const offload: TapOffload = mode === "addon" ? (options.offload ?? "off") : "off";
   const level = offload === "off" ? 0 : offload === "gso" ? 1 : 2;
   const { fd, name: actual, vnetHdr } = addon.open(name, mode === "addon", level);
+  return tapOn({ fd, name: actual, vnetHdr, mode, offload, readBatch: options.readBatch });
+}
+
+/**
+ * What another thread needs to run an open TAP device (`tapOn`): the fd is the process's, so a
+ * worker thread can read and write it while the opener keeps it open.
+ */
+export interface TapHandle {
+  readonly fd: number;
+  readonly name: string;
+  readonly vnetHdr: boolean;
+  readonly mode: TapMode;
+  readonly offload: TapOffload;
+  readonly readBatch?: number | undefined;
+}
+
+/**
+ * A `TapDevice` over an fd opened elsewhere (`TapDevice.handle`): its reads and writes. Its
+ * `close` stops the reader; it closes the fd only when `owner` (the opener's device does).
+ */
+export function tapOn(h: TapHandle, owner = true): TapDevice {
+  const { fd, name: actual, vnetHdr, mode, offload } = h;
+  const addon = loadTapAddon();
+  const options = { readBatch: h.readBatch };
   const stats: TapStats = {
     framesIn: 0,
     batchesIn: 0,
@@ -146,6 +172,7 @@ export function openTap(name: string, options: OpenTapOptions = {}): TapDevice {
     name: actual,
     mode,
     offload,
+    handle: { fd, name: actual, vnetHdr, mode, offload, readBatch: h.readBatch },
     stats,
     start(onFrames, onError) {
       if (started) throw new Error("TAP reader already started");
@@ -176,7 +203,7 @@ export function openTap(name: string, options: OpenTapOptions = {}): TapDevice {
       if (closed) return;
       closed = true;
       if (reader !== undefined) addon.stopReader(reader);
-      addon.close(fd);
+      if (owner) addon.close(fd);
     },
   };
 }

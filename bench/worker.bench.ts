@@ -1,0 +1,271 @@
+/**
+ * The offload target on its own thread (src/worker), figures of issue "worker":
+ * - `roundtrip`: an empty call to the worker and back (median, p99);
+ * - `terminate`: the fixed cost of a terminate across threads (call to completion on the host,
+ *   idle connection), and its cost per byte of BufferedData beside a copy of the same bytes;
+ * - `live` (root only): 4 connections downloading from the Linux kernel over the TAP link, the
+ *   host-only stack against the worker target: host-thread CPU per GB (read from
+ *   /proc/thread-self/stat, so the worker's CPU is not counted) and throughput.
+ * Every target prints as one `goal worker/<name>` line.
+ */
+import { readFileSync } from "node:fs";
+import type { ReceiveKnobs } from "../src/host/offload-policy.js";
+import type { HostConn } from "../src/host/stack.js";
+import { type LiveHost, startLiveHost, startLiveWorkerHost } from "../src/live/live-host.js";
+import { killTree, LIVE_ADDRS } from "../src/live/netns.js";
+import type { Prng } from "../src/sim/prng.js";
+import type { Socket } from "../src/socket/socket.js";
+import { payload, startKernelServer } from "../test/support/live.js";
+import { PAIR_B, startWorkerPair, type WorkerPair } from "../test/support/worker-pair.js";
+import { goal, quantile } from "./goal.js";
+
+const TOPIC = "worker";
+const TARGET_TERMINATE_US = 50;
+const TARGET_PER_BYTE_VS_COPY = 1.2;
+const TARGET_HOST_CPU_RATIO = 0.2;
+const TARGET_THROUGHPUT_RATIO = 1.3;
+
+export async function run(filter: RegExp | undefined): Promise<void> {
+  const want = (name: string): boolean => filter === undefined || filter.test(`${TOPIC}/${name}`);
+  if (want("roundtrip")) await roundtrip();
+  if (want("terminate")) await terminate();
+  if (want("live")) await live();
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const by = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > by) throw new Error(`bench: ${what} did not happen in ${ms} ms`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+async function roundtrip(): Promise<void> {
+  const pair = await startWorkerPair({ seed: 1 });
+  try {
+    const t = pair.chimney.target;
+    for (let i = 0; i < 2000; i++) await t.ping(); // warm-up
+    const us: number[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const t0 = performance.now();
+      await t.ping();
+      us.push((performance.now() - t0) * 1000);
+    }
+    const med = quantile(us, 0.5);
+    const p99 = quantile(us, 0.99);
+    goal(TOPIC, "roundtrip-median", `${med.toFixed(1)} us`, "report", true);
+    goal(TOPIC, "roundtrip-p99", `${p99.toFixed(1)} us`, "report", true);
+  } finally {
+    await pair.close();
+  }
+}
+
+/** Knobs that refuse every indication and post nothing: received data stays at the target. */
+function holdAtTarget(random: Prng): ReceiveKnobs {
+  return {
+    random: { nextU32: () => random.nextU32() },
+    acceptAll: 0,
+    acceptPrefix: 0,
+    refuse: 1,
+    post: 0,
+    postSizes: [4096],
+    nonPush: 0,
+    prefill: 0,
+    zeroByte: 0,
+    queueLimit: 0,
+  };
+}
+
+/** One connection A -> B and its host connection on A. */
+async function connection(pair: WorkerPair): Promise<{ conn: HostConn; peer: Promise<Socket> }> {
+  let resolvePeer: (s: Socket) => void = () => undefined;
+  const peer = new Promise<Socket>((r) => {
+    resolvePeer = r;
+  });
+  const server = pair.b.net.createServer((s) => resolvePeer(s));
+  await new Promise<void>((r) => server.listen(7100, r));
+  const c = pair.a.net.connect({ host: PAIR_B, port: 7100 });
+  c.on("data", () => undefined);
+  await new Promise<void>((r) => c.once("connect", () => r()));
+  const conn = c.connection;
+  if (conn === undefined) throw new Error("bench: the socket has no connection");
+  return { conn, peer };
+}
+
+/** Offloads `conn` and waits; then times one terminate (call to completion on the host, us). */
+async function timedTerminate(
+  pair: WorkerPair,
+  conn: HostConn,
+  beforeTerminate?: () => Promise<void>,
+): Promise<number> {
+  const m = pair.chimney.manager;
+  m.offload(conn);
+  pair.a.driver.flush();
+  await until(() => conn.phase === "offloaded", "offload");
+  if (beforeTerminate !== undefined) await beforeTerminate();
+  m.terminate(conn, "bench");
+  pair.a.driver.flush();
+  await until(() => conn.phase === "host", "terminate");
+  const lat = pair.chimney.target.stats.opLatencyUs;
+  return lat[lat.length - 1] ?? Number.NaN;
+}
+
+async function terminate(): Promise<void> {
+  const pair = await startWorkerPair({ seed: 2, knobs: holdAtTarget, tcp: { recvBufferSize: 8 << 20 } });
+  try {
+    const { conn, peer } = await connection(pair);
+    const idle: number[] = [];
+    for (let i = 0; i < 50; i++) await timedTerminate(pair, conn); // warm-up
+    for (let i = 0; i < 500; i++) idle.push(await timedTerminate(pair, conn));
+    const med = quantile(idle, 0.5);
+    goal(
+      TOPIC,
+      "terminate-fixed",
+      `${med.toFixed(1)} us median, ${quantile(idle, 0.99).toFixed(1)} us p99`,
+      `median < ${TARGET_TERMINATE_US} us`,
+      med < TARGET_TERMINATE_US,
+    );
+
+    // Per byte: BufferedData held at the target crosses by reference; the host copies it in.
+    const sock = await peer;
+    const BYTES = 4 << 20;
+    const chunk = new Uint8Array(BYTES).fill(7);
+    const loaded: number[] = [];
+    const copies: number[] = [];
+    const dst = new Uint8Array(BYTES);
+    for (let i = 0; i < 12; i++) {
+      const before = pair.chimney.manager.stats.bufferedDataIn;
+      const us = await timedTerminate(pair, conn, async () => {
+        sock.write(chunk);
+        await until(() => {
+          const e = [...pair.b.stack.connections()][0]?.engine;
+          return e !== undefined && e.sndUna === e.status().sndMax;
+        }, "data at the target");
+        await sleep(5);
+      });
+      const moved = pair.chimney.manager.stats.bufferedDataIn - before;
+      if (moved !== BYTES) throw new Error(`bench: ${moved} B of BufferedData, expected ${BYTES}`);
+      loaded.push(us);
+      const t0 = performance.now();
+      dst.set(chunk);
+      copies.push((performance.now() - t0) * 1000);
+      // the host's copy is read by the application: drain it before the next round
+      await sleep(20);
+    }
+    const perByte = Math.max(0, quantile(loaded, 0.5) - med) / BYTES;
+    const copyPerByte = quantile(copies, 0.5) / BYTES;
+    const ratio = perByte / copyPerByte;
+    goal(
+      TOPIC,
+      "terminate-per-byte",
+      `${(perByte * 1000).toFixed(3)} ns/B = ${ratio.toFixed(2)}x a copy of the same ${BYTES >> 20} MiB (${(copyPerByte * 1000).toFixed(3)} ns/B)`,
+      `<= ${TARGET_PER_BYTE_VS_COPY}x`,
+      ratio <= TARGET_PER_BYTE_VS_COPY,
+    );
+  } finally {
+    await pair.close();
+  }
+}
+
+/** CPU seconds of the calling thread (user + system), from /proc/thread-self/stat. */
+function threadCpuSeconds(): number {
+  const stat = readFileSync("/proc/thread-self/stat", "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in USER_HZ (100)
+}
+
+const CONNS = 4;
+const PER_CONN = 64 << 20;
+const PORT = 9300;
+
+/** 4 parallel downloads from the kernel; offloaded first when `offload`. Wall seconds and host-thread CPU seconds. */
+async function downloads(
+  host: LiveHost,
+  offload: ((c: HostConn) => boolean) | undefined,
+): Promise<{ secs: number; cpu: number }> {
+  const server = await startKernelServer(host, PORT);
+  try {
+    const socks: Socket[] = [];
+    for (let i = 0; i < CONNS; i++) {
+      const s = host.net.connect({ host: LIVE_ADDRS.kernel4, port: PORT });
+      await new Promise<void>((r) => s.once("connect", () => r()));
+      const conn = s.connection;
+      if (offload !== undefined && conn !== undefined) {
+        offload(conn);
+        host.driver.flush();
+        await until(() => conn.phase === "offloaded", "offload");
+      }
+      socks.push(s);
+    }
+    // Checked against the payload with memcmp as it arrives: a digest would cost the host thread
+    // more than the stack does and hide the figure.
+    const want = payload(PER_CONN, 11);
+    const cpu0 = threadCpuSeconds();
+    const t0 = performance.now();
+    await Promise.all(socks.map((s) => compareDownload(s, want, host.label)));
+    const secs = (performance.now() - t0) / 1000;
+    const cpu = threadCpuSeconds() - cpu0;
+    return { secs, cpu };
+  } finally {
+    killTree(server);
+  }
+}
+
+/** Asks the kernel server for `want` (payload(n, 11)) and compares every byte as it arrives. */
+function compareDownload(s: Socket, want: Buffer, label: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let at = 0;
+    s.on("data", (d: Buffer) => {
+      if (at + d.length > want.length || want.compare(d, 0, d.length, at, at + d.length) !== 0)
+        reject(new Error(`bench: download differs after byte ${at} (${label})`));
+      at += d.length;
+    });
+    s.on("end", () =>
+      at === want.length ? resolve() : reject(new Error(`bench: ${at} of ${want.length} B (${label})`)),
+    );
+    s.on("error", reject);
+    s.write(`source ${want.length} 11\n`);
+  });
+}
+
+async function live(): Promise<void> {
+  if (process.platform !== "linux" || process.getuid?.() !== 0) {
+    console.log("worker/live: skipped (needs root on Linux)");
+    return;
+  }
+  const gb = (CONNS * PER_CONN) / 1e9;
+  const plain = startLiveHost({ tag: "bw-host", seed: 3, offload: "off" });
+  let base: { secs: number; cpu: number };
+  try {
+    base = await downloads(plain, undefined);
+  } finally {
+    plain.close();
+  }
+  const w = await startLiveWorkerHost({ tag: "bw-work", seed: 3 });
+  let off: { secs: number; cpu: number };
+  try {
+    off = await downloads(w, (c) => w.chimney.manager.offload(c));
+  } finally {
+    w.close();
+    await w.chimney.target.close();
+  }
+  const ratio = off.cpu / gb / (base.cpu / gb);
+  goal(
+    TOPIC,
+    "host-cpu-per-gb",
+    `${(off.cpu / gb).toFixed(2)} s/GB offloaded vs ${(base.cpu / gb).toFixed(2)} s/GB host-only = ${ratio.toFixed(2)}x`,
+    `<= ${TARGET_HOST_CPU_RATIO}x`,
+    ratio <= TARGET_HOST_CPU_RATIO,
+  );
+  const tput = base.secs / off.secs;
+  const mbit = (s: number): string => ((CONNS * PER_CONN * 8) / s / 1e6).toFixed(0);
+  goal(
+    TOPIC,
+    "throughput-4conn",
+    `${mbit(off.secs)} Mbit/s offloaded vs ${mbit(base.secs)} Mbit/s host-only = ${tput.toFixed(2)}x`,
+    `>= ${TARGET_THROUGHPUT_RATIO}x`,
+    tput >= TARGET_THROUGHPUT_RATIO,
+  );
+}
