@@ -167,6 +167,19 @@ void describe("chimney CLI", () => {
     const back = Number(/(\d+) bytes came back/.exec(r.stdout)?.[1]);
     assert.ok(back >= max, `${back} bytes of BufferedData, held ${max}`);
   });
+  void test("demo --target worker: the story across threads, BufferedData back, every ledger quiescent; --held is the simulator's", () => {
+    const r = run("demo", "--target", "worker", "--seed", "5");
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /target on its own thread/);
+    assert.match(r.stdout, /ok +BufferedData crossed the threads +(\d+) bytes/);
+    assert.match(r.stdout, /ok +every NBL home \(both threads\)/);
+    assert.match(r.stdout, /verified: no byte lost, duplicated or reordered; all 5 checks hold/);
+    const bad = run("demo", "--target", "worker", "--held", "100");
+    assert.equal(bad.code, 2, bad.stdout + bad.stderr);
+    const wrong = run("demo", "--target", "gpu");
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /inline, worker/);
+  });
   void test("README, the docs and the examples say 'as root' instead of relying on sudo", () => {
     const root = join(DIST, "..");
     const docs = [

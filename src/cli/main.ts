@@ -8,11 +8,12 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { decodeCaptureFile, STDIO_SINK } from "./commands/decode.js";
 import { conformanceCommand } from "./commands/conformance.js";
 import { runDemo } from "./commands/demo.js";
+import { runWorkerDemo } from "./commands/demo-worker.js";
 import { renderReport } from "./commands/report.js";
 import { runScenarioCommand } from "./commands/run.js";
 import { isTcpPort, serve } from "./commands/serve.js";
 import type { TapOffload } from "../device/tap.js";
-import { EXIT, reportError } from "./errors.js";
+import { CliUsageError, EXIT, reportError } from "./errors.js";
 import { exitQuietlyOnClosedStdout } from "./output.js";
 import { packageVersion } from "./package.js";
 
@@ -56,8 +57,21 @@ export function program(): Command {
     .description("run the main job on the embedded simulator: offload, buffer, terminate, verify")
     .option("--seed <n>", "simulation seed", positiveInt, 1)
     .option("--held <bytes>", "bytes the target holds undelivered when the host terminates", positiveInt)
-    .action((opts: { seed: number; held?: number }) => {
-      const out = runDemo({ seed: opts.seed, held: opts.held, color: process.stdout.isTTY });
+    .addOption(
+      new Option(
+        "--target <where>",
+        "where the offload target runs: inline (the simulator, deterministic) or worker (its own thread, real time)",
+      )
+        .choices(["inline", "worker"])
+        .default("inline"),
+    )
+    .action(async (opts: { seed: number; held?: number; target: "inline" | "worker" }) => {
+      if (opts.target === "worker" && opts.held !== undefined)
+        throw new CliUsageError("--held applies to the simulator (--target inline) only");
+      const out =
+        opts.target === "worker"
+          ? await runWorkerDemo({ seed: opts.seed, color: process.stdout.isTTY })
+          : runDemo({ seed: opts.seed, held: opts.held, color: process.stdout.isTTY });
       for (const line of out.lines) process.stdout.write(`${line}\n`);
       if (!out.ok) process.exitCode = EXIT.FAILED;
     });
