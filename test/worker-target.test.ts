@@ -166,14 +166,14 @@ async function run(
 
 void describe("the offload target on a worker thread", () => {
   void test("host-only, offloaded, and toggled at random give the pattern both ways; everything ends quiescent", async () => {
-    const bytes = 2 << 20;
+    const bytes = 4 << 20;
     const host = await run(SEED, "host-only", "accept-all", bytes, 0);
     assert.equal(host.viaTarget, 0);
     const off = await run(SEED + 1, "offloaded", "accept-all", bytes, 0);
     assert.equal(off.offloads, 1);
     assert.ok(off.viaTarget >= bytes, `offloaded: only ${off.viaTarget} B through the target`);
     const tog = await run(SEED + 2, "toggled", "mixed", bytes, 0);
-    assert.ok(tog.terminates >= 3, `toggled: only ${tog.terminates} terminates`);
+    assert.ok(tog.terminates >= 2, `toggled: only ${tog.terminates} terminates`);
     assert.ok(tog.viaTarget > 0, "toggled: nothing through the target");
     console.log(`# offloaded: ${JSON.stringify(off)}; toggled: ${JSON.stringify(tog)}`);
   });
