@@ -59,15 +59,32 @@ export type TcpOffloadEvent =
   | { readonly type: "TcpIndicateRetrieve"; readonly reason: TcpUploadReason }
   | { readonly type: "TcpIndicateAbort" };
 
-/** What `NdisTcpOffloadReceiveHandler` returns (spec 14.4). */
+/**
+ * What `NdisTcpOffloadReceiveHandler` returns (spec 14.4). `NDIS_STATUS_PENDING` is this model's
+ * one addition, for a host on another thread: the answer comes later (`SoftwareTarget.
+ * indicationAnswered`), and until it does the indication is in flight: the NBL is the host's,
+ * and the connection's receive path is as busy as during the call (RC-1, TM-10).
+ */
 export interface ReceiveIndicateResult {
   readonly status:
     | "NDIS_STATUS_SUCCESS"
     | "NDIS_STATUS_OFFLOAD_DATA_NOT_ACCEPTED"
-    | "NDIS_STATUS_OFFLOAD_DATA_PARTIALLY_ACCEPTED";
+    | "NDIS_STATUS_OFFLOAD_DATA_PARTIALLY_ACCEPTED"
+    | "NDIS_STATUS_PENDING";
   /** Bytes the application consumed: all of them on success, none or a prefix otherwise. */
   readonly bytesConsumed: number;
 }
+
+/** The answer of a host that answers later (see `ReceiveIndicateResult`). */
+export const INDICATION_PENDING: ReceiveIndicateResult = Object.freeze({
+  status: "NDIS_STATUS_PENDING",
+  bytesConsumed: 0,
+});
+
+/** A final answer to an indication (not `NDIS_STATUS_PENDING`). */
+export type IndicationAnswer = ReceiveIndicateResult & {
+  readonly status: Exclude<ReceiveIndicateResult["status"], "NDIS_STATUS_PENDING">;
+};
 
 /** The miniport side: handlers the host stack calls on the offload target. */
 export interface OffloadTarget {

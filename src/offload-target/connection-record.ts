@@ -79,6 +79,15 @@ export interface RecvReq {
 /** Offloading until the initiate completion returned (IO-6); terminating from the terminate call. */
 export type Phase = "offloading" | "offloaded" | "terminating";
 
+/** An indication in flight (see `Conn.inFlight`). */
+export interface InFlightIndication {
+  readonly nbl: NetBufferList;
+  readonly chunks: Uint8Array[];
+  readonly total: number;
+  /** Bytes of it taken from `held` (the rest are the engine's, not yet consumed). */
+  readonly taken: number;
+}
+
 /** An offloaded TCP connection (CTX-1). */
 export interface Conn {
   readonly ctx: MiniportOffloadContext;
@@ -97,6 +106,13 @@ export interface Conn {
   /** Undelivered bytes at the end of the last delivery run ("is there buffered data", E1.3). */
   known: number;
   busy: boolean;
+  /**
+   * An indication the host answers later (a host on another thread): what the answer needs.
+   * While it is set the connection stays `busy` (RC-1) and its terminate waits (TM-10).
+   */
+  inFlight: InFlightIndication | undefined;
+  /** A RST arrived while an indication was in flight: its completions follow the answer. */
+  resetAfterAnswer: boolean;
   /** Work that arrived while `busy` (C-9): re-run the algorithm after the upcall. */
   rerunE2: boolean;
   rerunE1: boolean;

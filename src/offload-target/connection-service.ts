@@ -103,8 +103,15 @@ export function service(t: TargetContext, now: Instant, c: Conn, newData = false
   if (closed === "fin" && !c.aborted) requestUpload(t, c, "UploadRequested");
 }
 
-/** RST-1: abort indication; sends, disconnect and receives complete with REQUEST_ABORTED. */
-function onReset(t: TargetContext, c: Conn): void {
+/**
+ * RST-1: abort indication; sends, disconnect and receives complete with REQUEST_ABORTED. With an
+ * indication in flight the receive path is busy (RC-1): all of it follows the host's answer.
+ */
+export function onReset(t: TargetContext, c: Conn): void {
+  if (c.inFlight !== undefined) {
+    c.resetAfterAnswer = true;
+    return;
+  }
   c.aborted = true;
   c.pushAt = undefined;
   failSends(t, c, "NDIS_STATUS_REQUEST_ABORTED");

@@ -28,9 +28,10 @@ import { advance, chainLength, forEachSegment, linkNbls, nblArray } from "../nbl
 import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import type { NdisStatus } from "../chimney/status.js";
 import { viewOne } from "../chimney/tcp-state.js";
-import type { Conn, RecvReq } from "./connection-record.js";
+import type { Conn, InFlightIndication, RecvReq } from "./connection-record.js";
+import type { IndicationAnswer } from "../chimney/contract.js";
 import { OP_INDICATE, OP_RECV, OP_RECV_COMPLETE, OP_RETURN, type TargetContext } from "./target-context.js";
-import { checkFin, requestUpload, service } from "./connection-service.js";
+import { checkFin, onReset, requestUpload, service } from "./connection-service.js";
 
 // ---------------------------------------------------------------------------------------------
 // Receive processing
@@ -139,12 +140,30 @@ export function deliver(t: TargetContext, now: Instant, c: Conn, entry: "E1" | "
     else if (entry === "E2") c.rerunE2 = true;
     return;
   }
-  let next: "E1" | "E2" | "E3" | undefined = entry;
-  while (next !== undefined) {
+  finishDelivery(t, now, c, entry);
+}
+
+/**
+ * Runs the algorithm from `entry`, then from the entries that queued up meanwhile (C-12). An
+ * indication left in flight stops it: the queued entries wait for the answer.
+ */
+function finishDelivery(
+  t: TargetContext,
+  now: Instant,
+  c: Conn,
+  entry: "E1" | "E2" | "E3" | undefined,
+): void {
+  let next = entry;
+  for (;;) {
+    if (next === undefined) {
+      next = c.rerunE2 ? "E2" : c.rerunE1 ? "E1" : undefined;
+      c.rerunE2 = false;
+      c.rerunE1 = false;
+      if (next === undefined) break;
+    }
     run(t, now, c, next);
-    next = c.rerunE2 ? "E2" : c.rerunE1 ? "E1" : undefined;
-    c.rerunE2 = false;
-    c.rerunE1 = false;
+    next = undefined;
+    if (c.inFlight !== undefined) return; // the rest follows the host's answer
   }
   c.known = undelivered(c);
   checkFin(t, c);
@@ -307,43 +326,92 @@ function connB(t: TargetContext, now: Instant, c: Conn): void {
       c.busy = false;
       t.upcalls--;
     }
-    if (res.status === "NDIS_STATUS_SUCCESS") {
-      // B3 yes: the host keeps the NBL until MiniportTcpOffloadReceiveReturn.
-      t.lentUp.add(nbl);
-      c.engine.consume(total - taken); // the engine's part is delivered: the window opens
-      t.stats.bytesIndicated += total;
-      if (undelivered(c) === 0) {
-        c.pshPending = false;
-        return; // B4
-      }
-      if (c.reqs.length > 0 || c.rerunE2) {
-        c.rerunE2 = false;
-        connA(t, now, c); // B5
-        return;
-      }
-      continue; // B1 again
-    }
-    // Not (fully) accepted: the NBL is the target's again at once; keep the remainder.
-    if (t.ledger.ownerOf(nbl) === "host") t.ledger.transfer(nbl, "host", "target", OP_INDICATE);
-    t.recvPool.release(nbl);
-    t.ledger.free(nbl, "target", OP_INDICATE);
-    releaseChunks(t, nbl);
-    const consumed = res.status === "NDIS_STATUS_OFFLOAD_DATA_PARTIALLY_ACCEPTED" ? res.bytesConsumed : 0;
-    assert(
-      consumed >= 0 && consumed < total,
-      () => `bytesConsumed ${consumed} of ${total} with ${res.status}`,
-    );
-    t.stats.bytesIndicated += consumed;
-    if (consumed >= taken) c.engine.consume(consumed - taken);
-    else unshiftHeld(c, chunks.slice(0, chunksOf(chunks, taken)), consumed);
-    if (c.reqs.length > 0 || c.rerunE2) {
-      c.rerunE2 = false;
-      connA(t, now, c); // B6 -> A
+    const f: InFlightIndication = { nbl, chunks, total, taken };
+    if (res.status === "NDIS_STATUS_PENDING") {
+      // A host on another thread answers later (`indicationAnswered`): until then the
+      // connection's receive path stays busy (RC-1) and its terminate waits (TM-10).
+      c.busy = true;
+      c.inFlight = f;
+      t.inFlight.set(nbl, c);
       return;
     }
-    c.refused = true; // RI-3
-    return;
+    if (!afterIndication(t, now, c, f, res as IndicationAnswer)) return; // not pending (above)
   }
+}
+
+/**
+ * B3-B6: what the host's answer to an indication means for `c`. True to go round connector B
+ * again (B1); false when the algorithm went on elsewhere or stops here.
+ */
+function afterIndication(
+  t: TargetContext,
+  now: Instant,
+  c: Conn,
+  f: InFlightIndication,
+  res: IndicationAnswer,
+): boolean {
+  const { nbl, chunks, total, taken } = f;
+  if (res.status === "NDIS_STATUS_SUCCESS") {
+    // B3 yes: the host keeps the NBL until MiniportTcpOffloadReceiveReturn.
+    t.lentUp.add(nbl);
+    c.engine.consume(total - taken); // the engine's part is delivered: the window opens
+    t.stats.bytesIndicated += total;
+    if (undelivered(c) === 0) {
+      c.pshPending = false;
+      return false; // B4
+    }
+    if (c.reqs.length > 0 || c.rerunE2) {
+      c.rerunE2 = false;
+      connA(t, now, c); // B5
+      return false;
+    }
+    return true; // B1 again
+  }
+  // Not (fully) accepted: the NBL is the target's again at once; keep the remainder.
+  if (t.ledger.ownerOf(nbl) === "host") t.ledger.transfer(nbl, "host", "target", OP_INDICATE);
+  t.recvPool.release(nbl);
+  t.ledger.free(nbl, "target", OP_INDICATE);
+  releaseChunks(t, nbl);
+  const consumed = res.status === "NDIS_STATUS_OFFLOAD_DATA_PARTIALLY_ACCEPTED" ? res.bytesConsumed : 0;
+  assert(consumed >= 0 && consumed < total, () => `bytesConsumed ${consumed} of ${total} with ${res.status}`);
+  t.stats.bytesIndicated += consumed;
+  if (consumed >= taken) c.engine.consume(consumed - taken);
+  else unshiftHeld(c, chunks.slice(0, chunksOf(chunks, taken)), consumed);
+  if (c.reqs.length > 0 || c.rerunE2) {
+    c.rerunE2 = false;
+    connA(t, now, c); // B6 -> A
+    return false;
+  }
+  c.refused = true; // RI-3
+  return false;
+}
+
+/**
+ * The host's answer to an indication that was in flight (`NDIS_STATUS_PENDING`): the rest of
+ * connector B, then the delivery runs that queued up meanwhile (C-12), then what waited for the
+ * connection's receive path to be free (a RST's completions). Returns the connection, or
+ * undefined if `nbl` is not an indication in flight.
+ */
+export function indicationAnswered(
+  t: TargetContext,
+  now: Instant,
+  nbl: NetBufferList,
+  res: IndicationAnswer,
+): Conn | undefined {
+  const c = t.inFlight.get(nbl);
+  if (c === undefined || c.inFlight?.nbl !== nbl) return undefined;
+  t.inFlight.delete(nbl);
+  const f = c.inFlight;
+  c.inFlight = undefined;
+  c.busy = false;
+  t.touch(c);
+  if (afterIndication(t, now, c, f, res) && c.phase === "offloaded") connB(t, now, c);
+  if (c.inFlight === undefined) finishDelivery(t, now, c, undefined);
+  if (c.inFlight === undefined && c.resetAfterAnswer) {
+    c.resetAfterAnswer = false;
+    onReset(t, c);
+  }
+  return c;
 }
 
 /**

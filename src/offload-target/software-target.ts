@@ -34,7 +34,7 @@ import { decodeFrame } from "../wire/packet.js";
 import { ethernetBufferLen } from "../wire/ethernet.js";
 import { type IpAddr, ipVersion } from "../wire/ip-addr.js";
 import { forEachInTree, type MiniportOffloadContext, type OffloadBlockList } from "../chimney/block-list.js";
-import type { DisconnectFlags, OffloadTarget } from "../chimney/contract.js";
+import type { DisconnectFlags, IndicationAnswer, OffloadTarget } from "../chimney/contract.js";
 import { isImportableState } from "../chimney/tcp-state.js";
 import {
   capabilities as makeCapabilities,
@@ -64,7 +64,7 @@ import {
   record,
   recordInitiate,
 } from "./state-operations.js";
-import { deliver, postReceives, receiveReturned, segmentIn } from "./receive.js";
+import { deliver, indicationAnswered, postReceives, receiveReturned, segmentIn } from "./receive.js";
 import {
   deliverNew,
   disconnect,
@@ -112,7 +112,31 @@ export class SoftwareTarget implements OffloadTarget {
   /** True when `process(now)` has work due (recorded state operations or data completions). */
   hasWork(): boolean {
     const op = this.#t.ops[0];
-    return this.#t.dataConns.length > 0 || (op !== undefined && op.due <= this.#t.now);
+    return this.#t.dataConns.length > 0 || (op !== undefined && op.due <= this.#t.now && !this.#waits(op));
+  }
+
+  /**
+   * TM-10: a terminate does not complete while an indication on one of its connections is in
+   * flight (a host that answers later); it, and what was recorded after it, wait for the answer.
+   */
+  #waits(op: { readonly kind: string; readonly root: OffloadBlockList }): boolean {
+    if (op.kind !== "terminate" || this.#t.inFlight.size === 0) return false;
+    let waits = false;
+    forEachInTree(op.root, (b) => {
+      if (b.layer === "tcp" && this.#t.connOf(b)?.inFlight !== undefined) waits = true;
+    });
+    return waits;
+  }
+
+  /**
+   * The answer of a host that answered an indication with `NDIS_STATUS_PENDING` (a host on
+   * another thread): the NBL is the target's again unless it was accepted whole. Throws
+   * `UsageError` if `nbl` is not an indication in flight.
+   */
+  indicationAnswered(now: Instant, nbl: NetBufferList, res: IndicationAnswer): void {
+    this.#t.now = now;
+    if (indicationAnswered(this.#t, now, nbl, res) === undefined)
+      throw new UsageError(`NBL #${nbl.id} is not an indication in flight`);
   }
 
   /**
@@ -122,6 +146,7 @@ export class SoftwareTarget implements OffloadTarget {
   pollAt(now: Instant): Instant | undefined {
     if (this.#t.dataConns.length > 0) return now;
     const op = this.#t.ops[0];
+    if (op !== undefined && this.#waits(op)) return this.pollTimeout(); // the answer wakes it
     if (op !== undefined && op.due <= now) return now;
     return Instant.earliest(op?.due, this.pollTimeout());
   }
@@ -133,7 +158,11 @@ export class SoftwareTarget implements OffloadTarget {
     // terminate completes while an indication or event is still in flight); the work waits for
     // the next call.
     if (this.#t.upcalls > 0) return;
-    for (let op = this.#t.ops[0]; op !== undefined && op.due <= now; op = this.#t.ops[0]) {
+    for (
+      let op = this.#t.ops[0];
+      op !== undefined && op.due <= now && !this.#waits(op);
+      op = this.#t.ops[0]
+    ) {
       this.#t.ops.shift();
       switch (op.kind) {
         case "initiate":

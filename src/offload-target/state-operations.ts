@@ -332,6 +332,8 @@ function offloadTcp(
     // IO-22: handed-over data is buffered data: held until requests are posted.
     known: engine.readable,
     busy: false,
+    inFlight: undefined,
+    resetAfterAnswer: false,
     rerunE1: false,
     rerunE2: false,
     pshPending: false,

@@ -168,6 +168,8 @@ export class TargetContext {
   readonly upPool: NblPool;
   /** NBLs the target allocated and handed up (indications, BufferedData at terminate), TM-21. */
   readonly lentUp = new Set<NetBufferList>();
+  /** Indications in flight (a host that answers later), by NBL. */
+  readonly inFlight = new Map<NetBufferList, Conn>();
   /** Chunks held receive data is compacted into; undefined when compaction is off. */
   readonly heldPool: ChunkPool | undefined;
   /** Per NBL lent up, the held-pool chunks its MDLs show (each holds one `hold`). */

@@ -20,7 +20,7 @@
  *   the neighbor reachability query) post the batch and wait for the host's answer in a shared
  *   cell (`SyncCell`).
  */
-import type { DisconnectFlags, ReceiveIndicateResult, TcpOffloadEvent } from "../chimney/contract.js";
+import type { DisconnectFlags, IndicationAnswer, TcpOffloadEvent } from "../chimney/contract.js";
 import type {
   MiniportOffloadContext,
   NdisOffloadHandle,
@@ -125,7 +125,14 @@ export type DownRecord =
   | { readonly k: "ret"; readonly ids: readonly NblId[] }
   | { readonly k: "ping"; readonly id: number }
   | { readonly k: "audit"; readonly id: number }
-  | { readonly k: "stop" };
+  | { readonly k: "stop" }
+  | {
+      readonly k: "answer";
+      /** The worker's id of the indicated NBL. */
+      readonly id: NblId;
+      readonly status: IndicationAnswer["status"];
+      readonly bytesConsumed: number;
+    };
 
 /** What the worker's side holds (`WorkerTarget.audit`). */
 export interface WorkerAudit {
@@ -160,7 +167,6 @@ export type UpRecord =
     }
   | {
       readonly k: "indicate";
-      readonly seq: number;
       readonly handle: NdisOffloadHandle;
       readonly nbl: NblDesc;
     }
@@ -209,13 +215,6 @@ export interface WorkerReady {
 export const SYNC_CELL_WORDS = 5;
 export const CELL_STOP = 3;
 export const CELL_STOPPED = 4;
-
-/** `ReceiveIndicateResult.status` as a number in the cell. */
-export const INDICATE_STATUS = [
-  "NDIS_STATUS_SUCCESS",
-  "NDIS_STATUS_OFFLOAD_DATA_NOT_ACCEPTED",
-  "NDIS_STATUS_OFFLOAD_DATA_PARTIALLY_ACCEPTED",
-] as const satisfies readonly ReceiveIndicateResult["status"][];
 
 // ---------------------------------------------------------------------------------------------
 // NET_BUFFERs over shared memory

@@ -26,7 +26,7 @@
 import { Worker } from "node:worker_threads";
 import { forEachInTree, type OffloadBlockList, type MiniportOffloadContext } from "../chimney/block-list.js";
 import type { TcpConnectionOffloadCapabilities } from "../chimney/capabilities.js";
-import type { DisconnectFlags, OffloadHost, ReceiveIndicateResult } from "../chimney/contract.js";
+import type { DisconnectFlags, OffloadHost } from "../chimney/contract.js";
 import type { TcpDelegatedState } from "../chimney/state.js";
 import { BufferLedger } from "../nbl/ledger.js";
 import { OffloadManager, type OffloadPolicy, type ReceiveKnobs } from "../host/offload-manager.js";
@@ -49,7 +49,6 @@ import {
   decodeNb,
   type DelegatedNbls,
   type DownRecord,
-  INDICATE_STATUS,
   MdlEncoder,
   type NblDesc,
   type NblRef,
@@ -634,18 +633,15 @@ export class WorkerTarget implements NicTarget {
       case "indicate": {
         this.stats.indications++;
         const nbl = this.#mirror(r.nbl, "NdisTcpOffloadReceiveHandler");
-        let res: ReceiveIndicateResult;
-        try {
-          res = host.tcpOffloadReceiveIndicate(r.handle, nbl, "NDIS_STATUS_SUCCESS");
-        } catch (e) {
-          this.#answer(r.seq, 1, 0); // not accepted: the worker goes on; the host's error propagates
-          throw e;
-        }
+        const res = host.tcpOffloadReceiveIndicate(r.handle, nbl, "NDIS_STATUS_SUCCESS");
+        if (res.status === "NDIS_STATUS_PENDING")
+          throw new InvariantViolation("the host answered an indication with NDIS_STATUS_PENDING");
         if (res.status !== "NDIS_STATUS_SUCCESS") {
           // Refused (all or a suffix): the NBL is the target's again at once (spec 14.4).
           this.#dropMirror(nbl, "NdisTcpOffloadReceiveHandler");
         }
-        this.#answer(r.seq, INDICATE_STATUS.indexOf(res.status), res.bytesConsumed);
+        // The answer goes back as a record: the worker never waits for it.
+        this.#post({ k: "answer", id: r.nbl.id, status: res.status, bytesConsumed: res.bytesConsumed });
         return;
       }
       case "event":

@@ -18,7 +18,13 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { forEachInTree, type OffloadBlockList } from "../chimney/block-list.js";
-import type { OffloadHost, ReceiveIndicateResult, TcpOffloadEvent } from "../chimney/contract.js";
+import {
+  INDICATION_PENDING,
+  type IndicationAnswer,
+  type OffloadHost,
+  type ReceiveIndicateResult,
+  type TcpOffloadEvent,
+} from "../chimney/contract.js";
 import type { NdisOffloadHandle } from "../chimney/block-list.js";
 import type { TcpDelegatedState } from "../chimney/state.js";
 import type { OffloadStatusIndication } from "../chimney/status.js";
@@ -38,7 +44,6 @@ import {
   type DelegatedNbls,
   type DownRecord,
   errorRecord,
-  INDICATE_STATUS,
   MdlEncoder,
   type NblDesc,
   type NblRef,
@@ -293,6 +298,9 @@ class WorkerLoop {
       case "stop":
         this.stop();
         return;
+      case "answer":
+        this.#answered(now, r.id, r.status, r.bytesConsumed);
+        return;
       case "audit": {
         let leak: string | undefined;
         try {
@@ -534,21 +542,29 @@ class WorkerLoop {
         `${op}: NBL #${nbl.id} indicated on handle ${handle}, whose terminate has completed (the connection is the host's)`,
       );
     }
-    const seq = ++this.#seq;
+    // Asynchronous: the host answers with a record (`answer`); meanwhile the indication is in
+    // flight and the connection's receive path waits (SoftwareTarget.indicationAnswered).
     this.#up.set(nbl.id, nbl);
-    this.#out.push({ k: "indicate", seq, handle, nbl: this.#describeOwn(nbl, op) });
-    this.flush();
-    this.#wait(seq);
-    const status = INDICATE_STATUS[Atomics.load(this.#cell, 1)];
-    const bytesConsumed = Atomics.load(this.#cell, 2);
-    if (status === undefined)
-      throw new InvariantViolation(`bad indication answer ${Atomics.load(this.#cell, 1)}`);
+    this.#out.push({ k: "indicate", handle, nbl: this.#describeOwn(nbl, op) });
+    return INDICATION_PENDING;
+  }
+
+  /** The host's answer to an indication in flight. */
+  #answered(now: Instant, id: NblId, status: IndicationAnswer["status"], bytesConsumed: number): void {
+    const op = "NdisTcpOffloadReceiveHandler";
+    const nbl = this.#up.get(id);
+    if (nbl === undefined)
+      throw new OwnershipError(
+        "unknown-nbl",
+        id,
+        `${op}: an answer for NBL #${id}, which is not out at the host`,
+      );
     if (status !== "NDIS_STATUS_SUCCESS") {
       // Refused (all or a suffix): the target's again at once, as the host would have made it.
-      this.#up.delete(nbl.id);
+      this.#up.delete(id);
       this.ledger.return(nbl, "host", op);
     }
-    return { status, bytesConsumed };
+    this.target.indicationAnswered(now, nbl, { status, bytesConsumed });
   }
 
   reach(blockList: OffloadBlockList): number {
