@@ -355,6 +355,14 @@ const IPV6_HEADER = 40;
 const TCP_HEADER = 20;
 const ETHERNET_HEADER = 14;
 const DEFAULT_TTL = 64;
+/** Default bound on half-open connections per listener (`HostConfig.synQueueLimit`). */
+export const DEFAULT_SYN_QUEUE_LIMIT = 256;
+/** Default accept queue of `HostStack.listen` (`backlog`). */
+export const DEFAULT_ACCEPT_BACKLOG = 128;
+/** Default ephemeral port range (`HostConfig.ephemeralPorts`, RFC 6335). */
+export const DEFAULT_EPHEMERAL_PORTS: readonly [number, number] = Object.freeze([49152, 65535] as const);
+/** Default lifetime of a learned path MTU (`HostConfig.pmtuAgeing`, RFC 1191 6.3). */
+export const DEFAULT_PMTU_AGEING = Duration.fromSeconds(600);
 const NEIGHBOR_TIMER_ID = -1;
 
 /** A host: interfaces, neighbor cache, routes, path MTUs, TCP connections and listeners. */
@@ -415,14 +423,14 @@ export class HostStack {
     this.#random = cfg.random;
     this.#isnKey = { k0: cfg.random.nextU32(), k1: cfg.random.nextU32() };
     this.#ttl = cfg.ttl ?? DEFAULT_TTL;
-    this.#ephemeral = cfg.ephemeralPorts ?? [49152, 65535];
+    this.#ephemeral = cfg.ephemeralPorts ?? DEFAULT_EPHEMERAL_PORTS;
     if (this.#ephemeral[0] < 1 || this.#ephemeral[1] > 65535 || this.#ephemeral[0] > this.#ephemeral[1]) {
       throw new ConfigError(`bad ephemeral port range ${this.#ephemeral[0]}..${this.#ephemeral[1]}`);
     }
-    this.#synQueueLimit = cfg.synQueueLimit ?? 256;
+    this.#synQueueLimit = cfg.synQueueLimit ?? DEFAULT_SYN_QUEUE_LIMIT;
     this.icmpMayAbort = cfg.icmpMayAbort ?? true;
     this.neighbors = new NeighborCache(cfg.neighbor ?? DEFAULT_NEIGHBOR_CONFIG);
-    this.paths = new PathMtuCache(cfg.pmtuAgeing ?? Duration.fromSeconds(600), cfg.pmtuCacheSize);
+    this.paths = new PathMtuCache(cfg.pmtuAgeing ?? DEFAULT_PMTU_AGEING, cfg.pmtuCacheSize);
     this.#ifaces = cfg.interfaces.map((c, index) => {
       if (c.mtu < 1280 && c.addresses.some((a) => a.addr.length === 16)) {
         throw new ConfigError(`${c.name}: IPv6 needs an MTU of at least 1280`);
@@ -456,7 +464,12 @@ export class HostStack {
    * queue of `backlog` and at most `opts.maxEstablished` live connections (default
    * `DEFAULT_MAX_ESTABLISHED`).
    */
-  listen(port: number, addr?: IpAddr, backlog = 128, opts: HostListenOptions = {}): HostListener {
+  listen(
+    port: number,
+    addr?: IpAddr,
+    backlog = DEFAULT_ACCEPT_BACKLOG,
+    opts: HostListenOptions = {},
+  ): HostListener {
     checkPort(port);
     if (addr !== undefined) checkAddr("listen", addr);
     if (!Number.isInteger(backlog))

@@ -49,6 +49,9 @@ export interface ListenOptions {
   readonly maxEstablished?: number | undefined;
 }
 
+/** Default accept queue of `server.listen` (Node's). */
+export const DEFAULT_SERVER_BACKLOG = 511;
+
 /** One host's sockets and servers, run by a `StackDriver`. */
 export class NetStack {
   /** The driver running this host's stack. */
@@ -246,7 +249,7 @@ export class Server extends EventEmitter {
   listen(...args: unknown[]): this {
     let port = 0;
     let host: string | undefined;
-    let backlog = 511;
+    let backlog = DEFAULT_SERVER_BACKLOG;
     let maxEstablished: number | undefined;
     let cb: (() => void) | undefined;
     const first = args[0];

@@ -208,7 +208,7 @@ const PAWS_IDLE_US = 24 * 24 * 3600 * 1_000_000;
  * Bound on pure ACKs queued for one batch of segments that arrived before the owner polled
  * (see `#ackQueue`); beyond it the owed ACKs merge into one, as a stretch ACK.
  */
-const MAX_QUEUED_ACKS = 128;
+export const MAX_QUEUED_ACKS = 128;
 const SECOND_US = 1_000_000;
 /** RFC 8985 WCDelAckT: worst-case delayed-ACK time added to a one-segment probe timeout. */
 const TLP_DELACK_US = 200_000;

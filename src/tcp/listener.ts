@@ -94,8 +94,8 @@ interface Child {
 /** MSS values a cookie can encode (3 bits). */
 const COOKIE_MSS = [536, 1024, 1220, 1400, 1440, 1460, 4312, 8960] as const;
 const COOKIE_PERIOD_US = 64_000_000;
-/** Bound on stateless replies waiting for `pollTransmit`. */
-const MAX_PENDING_REPLIES = 1024;
+/** Bound on stateless replies (SYN cookies, RSTs) waiting for `pollTransmit`. */
+export const MAX_PENDING_REPLIES = 1024;
 /** Cookies stay valid for this many periods after the current one. */
 const COOKIE_MAX_AGE = 2;
 

@@ -27,7 +27,7 @@ import type { SackBlock } from "../wire/tcp-repr.js";
 import { Seq, type SeqNum } from "../wire/seq.js";
 
 /** Bound on remembered recovery retransmissions; the oldest is forgotten beyond it. */
-const MAX_RTX_MARKS = 64;
+export const MAX_RTX_MARKS = 64;
 
 /** SACKed ranges, HighRxt and the recovery retransmissions of one sending connection. */
 export class SackScoreboard {
