@@ -11,6 +11,7 @@ export {
   type HostConfig,
   HostConn,
   HostListener,
+  type HostListenOptions,
   HostStack,
   type HostStats,
   type IfAddress,
@@ -22,6 +23,7 @@ export {
   type StackEvent,
   type StaticRoute,
 } from "./host/stack.js";
+export { DEFAULT_MAX_ESTABLISHED } from "./tcp/listener.js";
 export {
   acceptAllKnobs,
   OffloadManager,

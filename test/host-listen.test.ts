@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { HostStack, type StackEvent } from "../src/host/stack.js";
+import { DEFAULT_MAX_ESTABLISHED } from "../src/tcp/listener.js";
 import { Prng } from "../src/sim/prng.js";
 import { tcpConfig } from "../src/tcp/config.js";
 import { Seq } from "../src/wire/seq.js";
@@ -179,5 +180,51 @@ void describe("SYN flood (RFC 4987)", () => {
       [TcpFlag.RST],
     );
     assert.equal(stack.connectionCount, 1);
+  });
+});
+
+void describe("established cap (maxEstablished)", () => {
+  void test("defaults to DEFAULT_MAX_ESTABLISHED; a bad value is a usage error", () => {
+    const { stack, listener } = server(8);
+    assert.equal(listener.maxEstablished, DEFAULT_MAX_ESTABLISHED);
+    assert.equal(stack.listen(81, undefined, 4, { maxEstablished: 3 }).maxEstablished, 3);
+    assert.equal(stack.listen(82, undefined, 4, { maxEstablished: Infinity }).maxEstablished, Infinity);
+    for (const bad of [0, -1, 1.5, Number.NaN])
+      assert.throws(() => stack.listen(83, undefined, 4, { maxEstablished: bad }), /maxEstablished/);
+  });
+  void test("at the cap a SYN is dropped; an abort frees the slot for the next one", () => {
+    const { stack } = server(8);
+    const l = stack.listen(81, undefined, 8, { maxEstablished: 1 });
+    const open = (src: string, ms: number): TcpRepr[] => {
+      inject(stack, at(ms), src, seg({ dstPort: 81 }));
+      const synAck = drain(stack, at(ms));
+      if (synAck.length === 0) return [];
+      const s = synAck[0]!;
+      const ack = seg({
+        dstPort: 81,
+        seq: Seq.of(1001),
+        ack: Seq.add(s.seq, 1),
+        flags: TcpFlag.ACK,
+        mss: undefined,
+      });
+      inject(stack, at(ms), src, { ...ack, timestamps: { tsVal: 101, tsEcr: s.timestamps?.tsVal ?? 0 } });
+      drain(stack, at(ms));
+      return synAck;
+    };
+    assert.equal(open("198.51.100.1", 0).length, 1);
+    assert.equal(l.established, 1);
+    assert.deepEqual(open("198.51.100.2", 1), [], "no SYN-ACK at the cap");
+    assert.equal(stack.stats.dropEstablishedCap, 1);
+    assert.equal(stack.connectionCount, 1, "the refused SYN left no state");
+    events(stack);
+    const c = stack.accept(l);
+    assert.ok(c !== undefined);
+    assert.equal(l.established, 1, "accepted, it still counts");
+    stack.abort(at(2), c);
+    drain(stack, at(2));
+    assert.equal(l.established, 0, "freed");
+    assert.equal(stack.connectionCount, 0);
+    assert.equal(open("198.51.100.2", 3).length, 1);
+    assert.equal(l.established, 1);
   });
 });

@@ -51,8 +51,10 @@ export interface NeighborConfig {
 
 /** The default cap on neighbor entries (per host, all interfaces together). */
 export const DEFAULT_NEIGHBOR_MAX_ENTRIES = 1024;
-const DEFAULT_GC_THRESHOLD = 128;
-const DEFAULT_GC_STALE_TIME = 60_000_000 as Duration;
+/** Default size from which unused entries are collected (`NeighborConfig.gcThreshold`). */
+export const DEFAULT_GC_THRESHOLD = 128;
+/** Default idle time after which an unused entry is collectable (`NeighborConfig.gcStaleTime`). */
+export const DEFAULT_GC_STALE_TIME = 60_000_000 as Duration;
 /** Collectable entries examined per insertion or timer run. */
 const GC_BATCH = 8;
 

@@ -82,7 +82,7 @@ import {
 } from "../nbl/chain.js";
 import type { BufferLedger } from "../nbl/ledger.js";
 import { mdl, type NetBufferList, netBuffer } from "../nbl/nbl.js";
-import { ChunkFiller, ChunkPool } from "../storage/chunk-pool.js";
+import { ChunkFiller, ChunkPool, idlePoolBytes } from "../storage/chunk-pool.js";
 import { type ConnEvent, TcpConnection } from "../tcp/connection.js";
 import type { TcpSnapshotCached, TcpSnapshot } from "../tcp/types.js";
 import { Duration, Instant } from "../time/instant.js";
@@ -121,6 +121,8 @@ const OP_RETURN = "MiniportTcpOffloadReceiveReturn";
 const OP_DISC = "MiniportTcpOffloadDisconnect";
 const OP_FWD = "MiniportTcpOffloadForward";
 const OP_INIT = "MiniportInitiateOffload";
+/** Default bound on `OffloadManager.log` entries (`logLimit`). */
+export const DEFAULT_OFFLOAD_LOG_LIMIT = 10_000;
 
 /**
  * The offload manager (`OffloadHost` for the target). Create it over a stack and a ledger,
@@ -160,7 +162,7 @@ export class OffloadManager implements OffloadHost {
    * the application consumes their bytes by copy (a zero-copy `recv` view takes its chunk out).
    */
   readonly recvPool: ChunkPool;
-  logLimit = 10_000;
+  logLimit = DEFAULT_OFFLOAD_LOG_LIMIT;
   knobs: ReceiveKnobs;
   policy: OffloadPolicy;
 
@@ -206,7 +208,7 @@ export class OffloadManager implements OffloadHost {
     this.knobs = knobs ?? acceptAllKnobs({ nextU32: () => 0 });
     this.recvPool = new ChunkPool(
       RECV_CHUNK_BYTES,
-      policy.recvPoolBytes ?? Math.max(1 << 20, stack.tcpConfig.recvBufferSize),
+      policy.recvPoolBytes ?? idlePoolBytes(stack.tcpConfig.recvBufferSize),
     );
     stack.attachOffload(this.#hooks());
     // The neighbor cache never evicts nor collects the neighbor of an offloaded connection.

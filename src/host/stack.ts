@@ -58,7 +58,7 @@ import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import type { TcpConfig } from "../tcp/config.js";
 import { type ConnEvent, peerSynOf, replyToUnexpected, TcpConnection } from "../tcp/connection.js";
 import { type HashKey, initialSeq, timestampOffset } from "../tcp/isn.js";
-import { TcpListener } from "../tcp/listener.js";
+import { DEFAULT_MAX_ESTABLISHED, TcpListener } from "../tcp/listener.js";
 import type { IcmpErrorCode } from "../tcp/types.js";
 import type { SeqNum } from "../wire/seq.js";
 import { DEFAULT_NEIGHBOR_CONFIG, NeighborCache, type NeighborConfig } from "./neighbor.js";
@@ -123,6 +123,15 @@ export interface HostConfig {
   readonly icmpMayAbort?: boolean | undefined;
 }
 
+/** Options of `HostStack.listen`. */
+export interface HostListenOptions {
+  /**
+   * Most live connections born of the listener (default `DEFAULT_MAX_ESTABLISHED`, 16,384;
+   * `Infinity` for no cap). See `HostListener.maxEstablished`.
+   */
+  readonly maxEstablished?: number | undefined;
+}
+
 /** Socket-level error codes, as Node and POSIX spell them. */
 export type SocketErrorCode = "EADDRINUSE" | "EADDRNOTAVAIL" | "ENETUNREACH" | "EINVAL";
 
@@ -185,6 +194,11 @@ export class HostConn {
   readonly nextHop: IpAddr;
   /** The listener that accepted it, until it has been handed to the application. */
   listener: HostListener | undefined;
+  /**
+   * The listener whose established cap this connection counts against: set when a passive
+   * open completes its handshake, kept until the connection leaves the table.
+   */
+  origin: HostListener | undefined = undefined;
   tcp: TcpConnection | undefined;
   phase: ConnPhase = "host";
   /** The deadline currently in the timer heap (lazy deletion compares against it). */
@@ -242,6 +256,15 @@ export class HostListener {
   readonly addr: IpAddr | undefined;
   readonly port: number;
   readonly backlog: number;
+  /**
+   * Most connections born of this listener alive at once: past the handshake (waiting for
+   * `accept`, accepted, closing, in TIME-WAIT) and still in the stack's table, offloaded ones
+   * included. At the cap, SYNs and handshake-completing ACKs are dropped (`dropEstablishedCap`),
+   * as with a full accept queue: peers retransmit and get in once connections are freed.
+   */
+  readonly maxEstablished: number;
+  /** Connections born of this listener that count against `maxEstablished` now. */
+  established = 0;
   /** Connections in SYN-RECEIVED. */
   readonly pending = new Set<HostConn>();
   /** Established connections not yet accepted by the application. */
@@ -253,12 +276,25 @@ export class HostListener {
   readonly cookies: TcpListener;
   closed = false;
 
-  constructor(id: number, addr: IpAddr | undefined, port: number, backlog: number, cookies: TcpListener) {
+  constructor(
+    id: number,
+    addr: IpAddr | undefined,
+    port: number,
+    backlog: number,
+    maxEstablished: number,
+    cookies: TcpListener,
+  ) {
     this.id = id;
     this.addr = addr;
     this.port = port;
     this.backlog = backlog;
+    this.maxEstablished = maxEstablished;
     this.cookies = cookies;
+  }
+
+  /** True when no further connection may complete its handshake. */
+  get atCap(): boolean {
+    return this.established >= this.maxEstablished;
   }
 }
 
@@ -285,6 +321,11 @@ export interface HostStats {
   dropNoRoute: number;
   dropSynQueueFull: number;
   dropAcceptQueueFull: number;
+  /**
+   * SYNs and handshake-completing ACKs (a half-open connection's, a SYN cookie's) dropped
+   * because their listener had `maxEstablished` connections alive.
+   */
+  dropEstablishedCap: number;
   rstsSent: number;
   icmpIn: number;
   icmpOut: number;
@@ -314,6 +355,14 @@ const IPV6_HEADER = 40;
 const TCP_HEADER = 20;
 const ETHERNET_HEADER = 14;
 const DEFAULT_TTL = 64;
+/** Default bound on half-open connections per listener (`HostConfig.synQueueLimit`). */
+export const DEFAULT_SYN_QUEUE_LIMIT = 256;
+/** Default accept queue of `HostStack.listen` (`backlog`). */
+export const DEFAULT_ACCEPT_BACKLOG = 128;
+/** Default ephemeral port range (`HostConfig.ephemeralPorts`, RFC 6335). */
+export const DEFAULT_EPHEMERAL_PORTS: readonly [number, number] = Object.freeze([49152, 65535] as const);
+/** Default lifetime of a learned path MTU (`HostConfig.pmtuAgeing`, RFC 1191 6.3). */
+export const DEFAULT_PMTU_AGEING = Duration.fromSeconds(600);
 const NEIGHBOR_TIMER_ID = -1;
 
 /** A host: interfaces, neighbor cache, routes, path MTUs, TCP connections and listeners. */
@@ -329,6 +378,7 @@ export class HostStack {
     dropNoRoute: 0,
     dropSynQueueFull: 0,
     dropAcceptQueueFull: 0,
+    dropEstablishedCap: 0,
     rstsSent: 0,
     icmpIn: 0,
     icmpOut: 0,
@@ -373,14 +423,14 @@ export class HostStack {
     this.#random = cfg.random;
     this.#isnKey = { k0: cfg.random.nextU32(), k1: cfg.random.nextU32() };
     this.#ttl = cfg.ttl ?? DEFAULT_TTL;
-    this.#ephemeral = cfg.ephemeralPorts ?? [49152, 65535];
+    this.#ephemeral = cfg.ephemeralPorts ?? DEFAULT_EPHEMERAL_PORTS;
     if (this.#ephemeral[0] < 1 || this.#ephemeral[1] > 65535 || this.#ephemeral[0] > this.#ephemeral[1]) {
       throw new ConfigError(`bad ephemeral port range ${this.#ephemeral[0]}..${this.#ephemeral[1]}`);
     }
-    this.#synQueueLimit = cfg.synQueueLimit ?? 256;
+    this.#synQueueLimit = cfg.synQueueLimit ?? DEFAULT_SYN_QUEUE_LIMIT;
     this.icmpMayAbort = cfg.icmpMayAbort ?? true;
     this.neighbors = new NeighborCache(cfg.neighbor ?? DEFAULT_NEIGHBOR_CONFIG);
-    this.paths = new PathMtuCache(cfg.pmtuAgeing ?? Duration.fromSeconds(600), cfg.pmtuCacheSize);
+    this.paths = new PathMtuCache(cfg.pmtuAgeing ?? DEFAULT_PMTU_AGEING, cfg.pmtuCacheSize);
     this.#ifaces = cfg.interfaces.map((c, index) => {
       if (c.mtu < 1280 && c.addresses.some((a) => a.addr.length === 16)) {
         throw new ConfigError(`${c.name}: IPv6 needs an MTU of at least 1280`);
@@ -409,23 +459,40 @@ export class HostStack {
   // -------------------------------------------------------------------------------------------
   // Socket-level calls
 
-  /** Starts listening on `port` (and `addr`, or every address when undefined). */
-  listen(port: number, addr?: IpAddr, backlog = 128): HostListener {
+  /**
+   * Starts listening on `port` (and `addr`, or every address when undefined), with an accept
+   * queue of `backlog` and at most `opts.maxEstablished` live connections (default
+   * `DEFAULT_MAX_ESTABLISHED`).
+   */
+  listen(
+    port: number,
+    addr?: IpAddr,
+    backlog = DEFAULT_ACCEPT_BACKLOG,
+    opts: HostListenOptions = {},
+  ): HostListener {
     checkPort(port);
     if (addr !== undefined) checkAddr("listen", addr);
     if (!Number.isInteger(backlog))
       throw new UsageError(`listen: backlog must be an integer, not ${show(backlog)}`);
+    const maxEstablished = opts.maxEstablished ?? DEFAULT_MAX_ESTABLISHED;
+    if (!(maxEstablished === Infinity || (Number.isSafeInteger(maxEstablished) && maxEstablished >= 1)))
+      throw new UsageError(
+        `listen: maxEstablished must be a positive integer or Infinity, not ${show(maxEstablished)}`,
+      );
     if (addr !== undefined && !this.isLocalAddress(addr)) {
       throw new SocketError("EADDRNOTAVAIL", `${ipToString(addr)} is not an address of this host`);
     }
     const key = listenerKey(addr, port);
     if (this.#listeners.has(key)) throw new SocketError("EADDRINUSE", `port ${port} is already listening`);
+    // The cookie engine hands every connection it completes straight to us (`#drainCookies`,
+    // which releases it there): the cap is counted here, on the HostListener.
     const cookies = new TcpListener(this.tcpConfig, port, this.#isnKey, {
       synQueueSize: 0,
       acceptBacklog: Math.max(1, backlog),
       synCookies: "always",
+      maxEstablished: Infinity,
     });
-    const l = new HostListener(this.#nextId++, addr, port, Math.max(1, backlog), cookies);
+    const l = new HostListener(this.#nextId++, addr, port, Math.max(1, backlog), maxEstablished, cookies);
     this.#listeners.set(key, l);
     return l;
   }
@@ -872,10 +939,22 @@ export class HostStack {
     if (this.#lastConn === c) this.#lastConn = undefined;
     c.listener?.pending.delete(c);
     c.deadline = undefined;
+    this.#uncount(c);
+  }
+
+  /** `c` left the table: its listener gets its room back (once). */
+  #uncount(c: HostConn): void {
+    const o = c.origin;
+    if (o !== undefined) {
+      c.origin = undefined;
+      o.established--;
+    }
   }
 
   #newConn(local: IpAddr, localPort: number, remote: IpAddr, remotePort: number, hop: NextHop): HostConn {
     const key = connKey(local, localPort, remote, remotePort);
+    const old = this.#conns.get(key);
+    if (old !== undefined) this.#uncount(old); // replaced in the table: it counts no more
     const c = new HostConn(this.#nextId++, local, localPort, remote, remotePort, hop, key);
     this.#conns.set(key, c);
     this.#lastConn = undefined; // it may hold a connection this one replaces in the table
@@ -968,7 +1047,16 @@ export class HostStack {
   #onTcp(now: Instant, src: IpAddr, dst: IpAddr, seg: TcpRepr): void {
     const c = this.#lookup(dst, seg.dstPort, src, seg.srcPort);
     if (c !== undefined && c.tcp !== undefined) {
-      c.tcp.handleSegment(now, seg);
+      const l = c.listener;
+      if (l !== undefined && c.origin === undefined) {
+        // A half-open passive connection: count it against its listener's cap as soon as the
+        // handshake completes, and drop the completing ACK while the cap is reached.
+        if (this.#capDrops(l, c.tcp, seg)) return;
+        c.tcp.handleSegment(now, seg);
+        if (c.tcp.state !== "SYN-RECEIVED" && c.tcp.state !== "CLOSED") this.#count(l, c);
+      } else {
+        c.tcp.handleSegment(now, seg);
+      }
       this.#touch(c);
       return;
     }
@@ -991,6 +1079,28 @@ export class HostStack {
     }
   }
 
+  /**
+   * True (and counted) when `seg` would complete `tcp`'s handshake while `l` is at its cap: it
+   * is dropped as Linux drops the final ACK when the accept queue is full. The connection
+   * retransmits its SYN-ACK, the peer its ACK, until there is room or the connection gives up.
+   */
+  #capDrops(l: HostListener, tcp: TcpConnection, seg: TcpRepr): boolean {
+    if (
+      !l.atCap ||
+      tcp.state !== "SYN-RECEIVED" ||
+      (seg.flags & (TcpFlag.ACK | TcpFlag.RST | TcpFlag.SYN)) !== TcpFlag.ACK
+    )
+      return false;
+    this.stats.dropEstablishedCap++;
+    return true;
+  }
+
+  /** `c` completed its handshake on `l`: it counts against `l.maxEstablished` until freed. */
+  #count(l: HostListener, c: HostConn): void {
+    c.origin = l;
+    l.established++;
+  }
+
   /** RFC 9293 3.10.7.2: a segment to a listening port that matched no connection. */
   #onListen(now: Instant, l: HostListener, src: IpAddr, dst: IpAddr, seg: TcpRepr): void {
     const f = seg.flags;
@@ -1006,6 +1116,10 @@ export class HostStack {
     if (f & TcpFlag.FIN && this.tcpConfig.dropSynFin) return; // SYN+FIN dropped by policy (a scan pattern)
     if (l.ready.length >= l.backlog) {
       this.stats.dropAcceptQueueFull++; // as Linux: SYNs wait while the accept queue is full
+      return;
+    }
+    if (l.atCap) {
+      this.stats.dropEstablishedCap++; // likewise while the established cap is reached
       return;
     }
     if (l.pending.size >= this.#synQueueLimit) {
@@ -1025,6 +1139,13 @@ export class HostStack {
       this.#sendIp(now, t.remote, t.local, t.seg, undefined);
     }
     for (let a = l.cookies.accept(); a !== undefined; a = l.cookies.accept()) {
+      l.cookies.release(); // the engine forgets it: its cap is counted on `l`
+      if (l.atCap) {
+        // Forgetting the connection drops the cookie's ACK, with anything it owed in reply:
+        // the peer retransmits, and the cookie is still good while it is fresh.
+        this.stats.dropEstablishedCap++;
+        continue;
+      }
       const hop = this.routes.lookup(a.remote);
       if (hop === undefined) {
         this.stats.dropNoRoute++;
@@ -1034,6 +1155,7 @@ export class HostStack {
       c.listener = l;
       c.tcp = a.conn;
       l.pending.add(c);
+      this.#count(l, c);
       this.#touch(c); // its `connected` event moves it to the accept queue
     }
   }

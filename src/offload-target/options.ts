@@ -32,6 +32,16 @@ export interface TargetLimits {
   readonly maxRcvWnd: number;
 }
 
+/** The defaults of `TargetLimits`: plenty, so only a test that sets one reaches it. */
+export const DEFAULT_TARGET_LIMITS: TargetLimits = Object.freeze({
+  tcp: 1 << 20,
+  path: 1 << 20,
+  neighbor: 1 << 20,
+  bufferBytes: 2 ** 40,
+  maxPathMtu: 9000,
+  maxRcvWnd: 1 << 30,
+});
+
 /** Options of a `SoftwareTarget`. */
 export interface SoftwareTargetOptions {
   /** The NDIS side this target completes and indicates to. */

@@ -26,7 +26,7 @@ import { UsageError } from "../util/errors.js";
 import { MinHeap } from "../util/heap.js";
 import type { SeqNum } from "../wire/seq.js";
 import { type TcpConfig, tcpConfig } from "../tcp/config.js";
-import { ChunkPool } from "../storage/chunk-pool.js";
+import { ChunkPool, idlePoolBytes } from "../storage/chunk-pool.js";
 import type { BufferLedger } from "../nbl/ledger.js";
 import type { MacAddr } from "../wire/ethernet.js";
 import type { NetBufferList } from "../nbl/nbl.js";
@@ -41,6 +41,7 @@ import { offloadEngineConfig } from "./tcp-rules.js";
 import { NblPool } from "./pools.js";
 import { OffloadStatistics } from "./stats.js";
 import {
+  DEFAULT_TARGET_LIMITS,
   HELD_CHUNK_BYTES,
   type SoftwareTargetOptions,
   type TargetLimits,
@@ -221,17 +222,18 @@ export class TargetContext {
         ? undefined
         : new ChunkPool(
             HELD_CHUNK_BYTES,
-            opts.heldPoolBytes ?? Math.max(1 << 20, this.cfg.recvBufferSize),
+            opts.heldPoolBytes ?? idlePoolBytes(this.cfg.recvBufferSize),
             opts.memory,
           );
     const l = opts.limits ?? {};
+    const d = DEFAULT_TARGET_LIMITS;
     this.limits = {
-      tcp: l.tcp ?? 1 << 20,
-      path: l.path ?? 1 << 20,
-      neighbor: l.neighbor ?? 1 << 20,
-      bufferBytes: l.bufferBytes ?? 2 ** 40,
-      maxPathMtu: l.maxPathMtu ?? 9000,
-      maxRcvWnd: l.maxRcvWnd ?? 1 << 30,
+      tcp: l.tcp ?? d.tcp,
+      path: l.path ?? d.path,
+      neighbor: l.neighbor ?? d.neighbor,
+      bufferBytes: l.bufferBytes ?? d.bufferBytes,
+      maxPathMtu: l.maxPathMtu ?? d.maxPathMtu,
+      maxRcvWnd: l.maxRcvWnd ?? d.maxRcvWnd,
     };
   }
 

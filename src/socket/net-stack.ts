@@ -40,7 +40,17 @@ export interface ListenOptions {
   readonly port?: number | undefined;
   readonly host?: string | undefined;
   readonly backlog?: number | undefined;
+  /**
+   * Most live connections the listener may have at once (accepted or waiting to be, and not
+   * yet freed); past it, handshakes wait, as with a full backlog. Default
+   * `DEFAULT_MAX_ESTABLISHED` (16,384). Not in `net`, whose `server.maxConnections` closes
+   * connections after accepting them instead.
+   */
+  readonly maxEstablished?: number | undefined;
 }
+
+/** Default accept queue of `server.listen` (Node's). */
+export const DEFAULT_SERVER_BACKLOG = 511;
 
 /** One host's sockets and servers, run by a `StackDriver`. */
 export class NetStack {
@@ -233,13 +243,14 @@ export class Server extends EventEmitter {
 
   /**
    * Starts listening: `listen(port[, host][, backlog][, cb])` or `listen({ port, host,
-   * backlog }[, cb])`. Port 0 or no port picks a free one. `'listening'` (and `cb`) follow on
+   * backlog, maxEstablished }[, cb])`. Port 0 or no port picks a free one. `'listening'` (and `cb`) follow on
    * the next tick; EADDRINUSE and friends arrive as `'error'`.
    */
   listen(...args: unknown[]): this {
     let port = 0;
     let host: string | undefined;
-    let backlog = 511;
+    let backlog = DEFAULT_SERVER_BACKLOG;
+    let maxEstablished: number | undefined;
     let cb: (() => void) | undefined;
     const first = args[0];
     let rest: unknown[];
@@ -248,6 +259,7 @@ export class Server extends EventEmitter {
       port = o.port ?? 0;
       host = o.host;
       backlog = o.backlog ?? backlog;
+      maxEstablished = o.maxEstablished;
       rest = args.slice(1);
     } else {
       if (typeof first === "number" || typeof first === "string") port = Number(first);
@@ -274,7 +286,7 @@ export class Server extends EventEmitter {
     for (let i = 0; i < tries; i++) {
       const p = port === 0 ? this.#net._autoPort() : port;
       try {
-        this.#listener = stack.listen(p, addr, backlog);
+        this.#listener = stack.listen(p, addr, backlog, { maxEstablished });
         break;
       } catch (e) {
         const code = socketErrno(e) ?? "EINVAL";

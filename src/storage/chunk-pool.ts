@@ -32,6 +32,17 @@ import { UsageError } from "../util/errors.js";
 
 /** Pieces up to this many bytes are carved from a shared slab (`ChunkPool.piece`). */
 export const SMALL_PIECE_BYTES = 4096;
+/** The least idle memory a receive pool keeps by default (`idlePoolBytes`). */
+export const MIN_IDLE_POOL_BYTES = 1 << 20;
+
+/**
+ * Default idle bytes of a pool that holds received data (the offload manager's receive pool,
+ * the target's held-data pool): one receive buffer's worth, at least `MIN_IDLE_POOL_BYTES`.
+ */
+export function idlePoolBytes(recvBufferSize: number): number {
+  return Math.max(MIN_IDLE_POOL_BYTES, recvBufferSize);
+}
+
 /** Bytes per slab of small pieces. */
 const SLAB_BYTES = 16384;
 

@@ -57,7 +57,9 @@
  *   resend skips SACKed ranges (RFC 6675 5.1); a second timeout in a row discards it (the
  *   peer may have reneged, RFC 2018 8). SACK recovery (RFC 6675) works per range and hole,
  *   and resends a retransmission that was itself lost without waiting for the RTO
- *   (sack-scoreboard.ts). No rescue retransmission. RFC 5827 early retransmit lowers
+ *   (sack-scoreboard.ts). An ACK with new SACK information counts as a duplicate even when it
+ *   carries data or moves SND.UNA (RFC 6675 2): a peer that is sending too reports losses on
+ *   its data. No retransmission resends SACKed bytes. No rescue retransmission. RFC 5827 early retransmit lowers
  *   DupThresh when fewer segments are outstanding and nothing new can be sent; an RFC 8985
  *   tail loss probe (`tailLossProbe`, SACK only) sends one segment after 2 * SRTT without an
  *   ACK, so a loss at the tail of a flight is repaired by SACK recovery instead of a 200 ms+
@@ -208,7 +210,7 @@ const PAWS_IDLE_US = 24 * 24 * 3600 * 1_000_000;
  * Bound on pure ACKs queued for one batch of segments that arrived before the owner polled
  * (see `#ackQueue`); beyond it the owed ACKs merge into one, as a stretch ACK.
  */
-const MAX_QUEUED_ACKS = 128;
+export const MAX_QUEUED_ACKS = 128;
 const SECOND_US = 1_000_000;
 /** RFC 8985 WCDelAckT: worst-case delayed-ACK time added to a one-segment probe timeout. */
 const TLP_DELACK_US = 200_000;
@@ -1570,22 +1572,20 @@ export class TcpConnection {
       return false;
     }
     const win = seg.window << this.#sndWscale;
-    if (Seq.gt(ack, this.#sndUna)) {
-      this.#onNewAck(now, seg, ack);
-    } else if (
+    // RFC 5681 2: a duplicate ACK carries no data, no SYN or FIN, repeats SND.UNA and the window.
+    const plainDup =
       ack === this.#sndUna &&
       payloadLen === 0 &&
       !(seg.flags & (TcpFlag.SYN | TcpFlag.FIN)) &&
       this.#sndMax !== this.#sndUna &&
-      (win === this.#sndWnd || seg.sack.length > 0)
-    ) {
-      this.#onDupAck(now, seg);
-    }
+      (win === this.#sndWnd || seg.sack.length > 0);
+    if (Seq.gt(ack, this.#sndUna)) this.#onNewAck(now, seg, ack);
+    let newSack = false;
     if (this.#sackOk && seg.sack.length > 0) {
-      const spurious = this.#cfg.dsack && this.#spurious.dsack(seg, this.#sndMax, this.#smss(), this.stats);
+      const spurious = this.#cfg.dsack && this.#spurious.dsack(seg, this.#sndMax, this.stats);
       // Outside fast recovery the episode is undone at once, inside at its full ACK.
       if (spurious && !this.#inRecovery) this.#undo();
-      this.#sb.update(
+      newSack = this.#sb.update(
         seg.sack,
         this.#sndUna,
         this.#sndMax,
@@ -1595,6 +1595,12 @@ export class TcpConnection {
         this.#cfg.maxOooRanges,
       );
     }
+    // RFC 6675 2 and 5: with SACK, an ACK that SACKs new data counts as a duplicate even when it
+    // carries data, changes the window or moves the cumulative ACK, and the scoreboard is
+    // updated before the duplicate is counted, so IsLost sees it. A peer that is sending too
+    // (an echo, any bidirectional flow) reports losses on its data segments: Linux sends few
+    // pure ACKs then, and without this every loss waited for the retransmission timeout.
+    if (plainDup || (newSack && this.#sndMax !== this.#sndUna)) this.#onDupAck(now, seg);
     // Window update (RFC 9293 3.10.7.4: only for SND.UNA =< SEG.ACK, then the WL1 / WL2 rule).
     const fresh = Seq.lt(this.#sndWl1, seg.seq) || (this.#sndWl1 === seg.seq && Seq.le(this.#sndWl2, ack));
     if (Seq.ge(ack, this.#sndUna) && fresh) {
@@ -1747,7 +1753,7 @@ export class TcpConnection {
     this.#spurious.reorderedHole(this.#sb, this.#sendHeadOff, newOff, this.#smss(), this.stats);
   }
 
-  /** A duplicate ACK (RFC 5681 2 definition). */
+  /** A duplicate ACK (RFC 5681 2, or RFC 6675 2: one with new SACK information). */
   #onDupAck(now: Instant, seg: TcpRepr): void {
     this.stats.dupAcksIn++;
     this.#dupAcks++;
@@ -1784,9 +1790,9 @@ export class TcpConnection {
     if (this.#sackOk) {
       this.stats.sackRecoveries++;
       this.#cwnd = this.#ssthresh;
-      // The first segment goes out now (RFC 6675 5 step 4.2); HighRxt marks it.
-      const first = Math.min(smss, Math.max(0, this.#sendQ.length));
-      this.#sb.beginRecovery(this.#sendHeadOff, first, this.#offsetOf(this.#sndMax));
+      // The first segment goes out at the next poll (RFC 6675 5 step 4.2, `#rtxNext`), up to
+      // the next SACKed byte; HighRxt and the scoreboard's marks follow it when it leaves.
+      this.#sb.beginRecovery(this.#sendHeadOff);
     } else {
       this.#cwnd = this.#ssthresh + thresh * smss;
     }
@@ -2154,15 +2160,22 @@ export class TcpConnection {
   /** Data, FIN and retransmissions in synchronized states. */
   #pollData(now: Instant): TcpRepr | undefined {
     const smss = this.#smss();
-    const maxPayload =
-      smss -
-      (this.#sackOk && (!this.#ooo.isEmpty || this.#dsack !== undefined) ? this.#sackOptionBytes() : 0);
-    // 1. A pending fast retransmission or SACK NextSeg.
+    const maxPayload = this.#maxPayload();
+    // 1. A pending fast retransmission or SACK NextSeg. It stops at the next SACKed byte (RFC
+    // 6675 NextSeg never resends SACKed data): the original may have been cut shorter (our own
+    // SACK blocks take room), and a retransmission running into data the peer holds draws a
+    // D-SACK for that part.
     const rtx = this.#rtxNext;
     if (rtx !== undefined) {
       this.#rtxNext = undefined;
-      if (Seq.ge(rtx, this.#sndUna) && Seq.lt(rtx, this.#sndMax))
-        return this.#emitRange(now, rtx, maxPayload, true);
+      if (Seq.ge(rtx, this.#sndUna) && Seq.lt(rtx, this.#sndMax)) {
+        const seg = this.#emitRange(now, rtx, Math.min(maxPayload, this.#holeFrom(rtx)), true);
+        if (this.#sackOk && this.#inRecovery) {
+          const off = this.#offsetOf(rtx);
+          this.#sb.markRecoveryRetransmission(off, off + seg.payload.length, this.#offsetOf(this.#sndMax));
+        }
+        return seg;
+      }
     }
     if (this.#sackOk && this.#inRecovery) {
       const seg = this.#sackNextSeg(now, maxPayload);
@@ -2219,6 +2232,19 @@ export class TcpConnection {
     return this.#emitRange(now, this.#sndNxt, len, retransmitting);
   }
 
+  /** The most payload a segment may carry now: SMSS less the room our SACK blocks take. */
+  #maxPayload(): number {
+    const sacking = this.#sackOk && (!this.#ooo.isEmpty || this.#dsack !== undefined);
+    return this.#smss() - (sacking ? this.#sackOptionBytes() : 0);
+  }
+
+  /** Bytes from `seq` (in flight) to the next byte the peer SACKed (unbounded when none). */
+  #holeFrom(seq: SeqNum): number {
+    if (this.#sb.isEmpty) return Number.MAX_SAFE_INTEGER;
+    const off = this.#offsetOf(seq);
+    return this.#sb.nextSackedStart(off) - off;
+  }
+
   /**
    * Emits [seq, seq + len) of send data (plus the FIN if it is next), advancing SND.NXT when
    * `seq` is SND.NXT. `isRtx` marks retransmissions for Karn's rule and the counters.
@@ -2245,7 +2271,8 @@ export class TcpConnection {
       // HighRxt covers every retransmission (also go-back-N and probes), so a hole filled by
       // one is never taken for reordering (`#detectReordering`).
       this.#sb.noteRetransmitted(this.#offsetOf(segEnd));
-      if (this.#spurious.active) this.#spurious.onRetransmit(this.#tsOk ? this.#tsNow(now) : undefined);
+      if (this.#spurious.active)
+        this.#spurious.onRetransmit(this.#tsOk ? this.#tsNow(now) : undefined, seq, Seq.add(seq, len));
       this.#rtt.karn();
     } else if (!this.#rtt.timing && !this.#tsOk && consumed > 0) {
       this.#rtt.time(segEnd, now);

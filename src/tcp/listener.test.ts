@@ -170,6 +170,83 @@ void describe("TcpListener", () => {
     assert.ok(l.stats.synDrops >= 1);
   });
 
+  void test("maxEstablished: at the cap SYNs are dropped until a connection is released", () => {
+    const l = new TcpListener(CFG, 80, KEY, { maxEstablished: 2 });
+    assert.equal(handshake(l, 1, at(1)).client.state, "ESTABLISHED");
+    assert.equal(handshake(l, 2, at(1)).client.state, "ESTABLISHED");
+    assert.ok(l.accept() !== undefined);
+    assert.equal(l.establishedCount, 2, "an accepted connection still counts");
+    const third = handshake(l, 3, at(2));
+    assert.deepEqual(third.replies, [], "the SYN at the cap got no answer");
+    assert.equal(third.client.state, "SYN-SENT");
+    assert.equal(l.synQueueLength, 0, "and left no state");
+    assert.equal(l.stats.establishedCapDrops, 1);
+    l.release();
+    assert.equal(l.establishedCount, 1);
+    assert.equal(handshake(l, 4, at(3)).client.state, "ESTABLISHED");
+    assert.equal(l.establishedCount, 2);
+    assert.equal(l.acceptQueueLength, 2);
+    l.release();
+    l.release();
+    assert.throws(() => l.release(), /no established connection/);
+    assert.throws(() => new TcpListener(CFG, 80, KEY, { maxEstablished: 0 }), /maxEstablished/);
+  });
+
+  void test("maxEstablished: a half-open child's final ACK is dropped at the cap, then completes", () => {
+    const l = new TcpListener(CFG, 80, KEY, { maxEstablished: 1 });
+    const client = TcpConnection.connect(
+      CFG,
+      { localPort: 41000, remotePort: 80, iss: Seq.of(123), tsOffset: 5 },
+      at(1),
+    );
+    l.handleSegment(at(1), LOCAL, peer(9), client.pollTransmit(at(1))!);
+    for (const r of drainL(l, at(1))) client.handleSegment(at(1), r.seg);
+    const ack = client.pollTransmit(at(1));
+    assert.ok(ack !== undefined && ack.flags === ACK);
+    assert.equal(handshake(l, 1, at(1)).client.state, "ESTABLISHED"); // takes the only room
+    l.handleSegment(at(2), LOCAL, peer(9), ack);
+    assert.equal(l.synQueueLength, 1, "the child stays half-open");
+    assert.equal(l.acceptQueueLength, 1);
+    assert.equal(l.stats.establishedCapDrops, 1);
+    assert.deepEqual(drainL(l, at(2)), [], "no RST: the peer is only held back");
+    l.release();
+    l.handleSegment(at(3), LOCAL, peer(9), ack); // the peer's retransmission
+    assert.equal(l.synQueueLength, 0);
+    assert.equal(l.acceptQueueLength, 2);
+    assert.equal(l.establishedCount, 1);
+  });
+
+  void test("maxEstablished: a valid cookie ACK is dropped (not reset) at the cap", () => {
+    const l = new TcpListener(CFG, 80, KEY, { synCookies: "always", maxEstablished: 1 });
+    // The second client's SYN gets its cookie while there is room; the first takes the room.
+    const second = TcpConnection.connect(
+      CFG,
+      { localPort: 41000, remotePort: 80, iss: Seq.of(4567), tsOffset: 5 },
+      at(1),
+    );
+    l.handleSegment(at(1), LOCAL, peer(2), second.pollTransmit(at(1))!);
+    const cookie = drainL(l, at(1));
+    assert.equal(cookie.length, 1, "the cookie SYN-ACK went out (no state)");
+    for (const r of cookie) second.handleSegment(at(1), r.seg);
+    assert.equal(second.state, "ESTABLISHED", "the peer thinks it is connected");
+    const ack = second.pollTransmit(at(1));
+    assert.ok(ack !== undefined);
+    assert.equal(handshake(l, 1, at(1)).client.state, "ESTABLISHED");
+    l.handleSegment(at(1), LOCAL, peer(2), ack);
+    assert.equal(l.acceptQueueLength, 1);
+    assert.equal(l.stats.establishedCapDrops, 1);
+    assert.equal(l.stats.resetsOut, 0);
+    assert.deepEqual(drainL(l, at(1)), [], "dropped, not reset");
+    l.release();
+    // The peer retransmits (here: sends data); the cookie is still good.
+    assert.equal(second.send(Uint8Array.of(1, 2, 3)), 3);
+    const data = second.pollTransmit(at(2));
+    assert.ok(data !== undefined && data.payload.length === 3);
+    l.handleSegment(at(2), LOCAL, peer(2), data);
+    assert.equal(l.acceptQueueLength, 2);
+    assert.equal(l.stats.synCookiesAccepted, 2);
+  });
+
   void test("a half-open child retransmits its SYN-ACK and is forgotten after synRetries", () => {
     const l = new TcpListener(tcpConfig({ synRetries: 1 }), 80, KEY);
     l.handleSegment(at(0), LOCAL, peer(1), SYN_SEG);

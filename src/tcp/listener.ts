@@ -4,12 +4,19 @@
  * stateless SYN cookies once the SYN queue is full (RFC 4987 3.6), so a SYN flood costs no
  * memory. Sans-I/O like the connection: `handleSegment` / `handleTimeout` in, `poll*` out.
  *
+ * Established connections are capped too (`maxEstablished`): the listener counts every
+ * connection it produced until its owner `release`s it, and at the cap it stops completing
+ * handshakes (new SYNs and final ACKs are dropped, as with a full accept queue), so a flood of
+ * completed handshakes cannot grow memory without bound; the peers retransmit and get in once
+ * connections close.
+ *
  * Cookie layout (the ISS of the SYN-ACK): 5 bits of a 64-second counter, 3 bits of an MSS table
  * index, 24 bits of a keyed hash of the 4-tuple, counter and the peer's ISN. When the SYN
  * carried timestamps, the low 5 bits of our TSval carry window scale and SACK-permitted (as
  * Linux does); without timestamps, a cookie connection has neither option.
  */
 import { Instant } from "../time/instant.js";
+import { ConfigError, UsageError } from "../util/errors.js";
 import { ipToString, type IpAddr } from "../wire/ip-addr.js";
 import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import type { TcpConfig } from "./config.js";
@@ -25,13 +32,30 @@ export interface ListenerOptions {
   readonly acceptBacklog: number;
   /** "auto": cookies once the SYN queue is full; "always"; "never" (drop instead). */
   readonly synCookies: "auto" | "always" | "never";
+  /**
+   * Connections this listener produced that may be alive at once: in the accept queue, or
+   * accepted and not yet `release`d. At the cap, SYNs and the ACKs that would complete a
+   * handshake (a half-open child's or a cookie's) are dropped, so peers retransmit later.
+   */
+  readonly maxEstablished: number;
 }
+
+/**
+ * Default cap on a listener's live established connections. An idle connection of the host
+ * stack costs about 2.5 KiB of heap (its engine and table entry; buffers hold memory only
+ * while they hold data), so 16,384 idle ones take about 40 MiB. A server that closes first
+ * keeps each connection in TIME-WAIT for 2 MSL (60 s by default), and those count too: 16,384
+ * still leaves room for over 250 such connections a second. Linux's accept backlog cap
+ * (somaxconn) is 4,096; this counts accepted connections as well, so it is larger.
+ */
+export const DEFAULT_MAX_ESTABLISHED = 16_384;
 
 /** Defaults (Linux-like). */
 export const DEFAULT_LISTENER_OPTIONS: ListenerOptions = Object.freeze({
   synQueueSize: 256,
   acceptBacklog: 128,
   synCookies: "auto",
+  maxEstablished: DEFAULT_MAX_ESTABLISHED,
 });
 
 /** A connection ready for the application, with its addresses. */
@@ -56,6 +80,8 @@ export interface ListenerStats {
   synCookiesRejected: number;
   synDrops: number;
   acceptOverflows: number;
+  /** SYNs and handshake-completing ACKs dropped because `maxEstablished` was reached. */
+  establishedCapDrops: number;
   resetsOut: number;
 }
 
@@ -68,8 +94,8 @@ interface Child {
 /** MSS values a cookie can encode (3 bits). */
 const COOKIE_MSS = [536, 1024, 1220, 1400, 1440, 1460, 4312, 8960] as const;
 const COOKIE_PERIOD_US = 64_000_000;
-/** Bound on stateless replies waiting for `pollTransmit`. */
-const MAX_PENDING_REPLIES = 1024;
+/** Bound on stateless replies (SYN cookies, RSTs) waiting for `pollTransmit`. */
+export const MAX_PENDING_REPLIES = 1024;
 /** Cookies stay valid for this many periods after the current one. */
 const COOKIE_MAX_AGE = 2;
 
@@ -93,14 +119,38 @@ export class TcpListener {
     synCookiesRejected: 0,
     synDrops: 0,
     acceptOverflows: 0,
+    establishedCapDrops: 0,
     resetsOut: 0,
   };
+  /** Connections produced and not yet released (accept queue included). */
+  #established = 0;
 
   constructor(cfg: TcpConfig, localPort: number, key: HashKey, opts: Partial<ListenerOptions> = {}) {
     this.#cfg = cfg;
     this.localPort = localPort;
     this.#key = key;
     this.#opts = { ...DEFAULT_LISTENER_OPTIONS, ...opts };
+    const cap = this.#opts.maxEstablished;
+    if (!(cap === Infinity || (Number.isSafeInteger(cap) && cap >= 1)))
+      throw new ConfigError(`maxEstablished = ${cap} must be a positive integer`);
+  }
+
+  /** Connections this listener produced that were not released yet (accept queue included). */
+  get establishedCount(): number {
+    return this.#established;
+  }
+
+  /**
+   * The owner of a connection this listener produced says it is gone (closed and freed), or
+   * takes over its accounting: room for another under `maxEstablished`.
+   */
+  release(): void {
+    if (this.#established === 0) throw new UsageError("release: no established connection to release");
+    this.#established--;
+  }
+
+  #atCap(): boolean {
+    return this.#established >= this.#opts.maxEstablished;
   }
 
   /** Half-open connections held. */
@@ -126,6 +176,12 @@ export class TcpListener {
     const key = tupleKey(local, remote, seg.srcPort);
     const child = this.#syn.get(key);
     if (child !== undefined) {
+      if ((seg.flags & (TcpFlag.ACK | TcpFlag.RST)) === TcpFlag.ACK && this.#atCap()) {
+        // The ACK would complete the handshake: drop it. The child retransmits its SYN-ACK, the
+        // peer its ACK, and the handshake completes once there is room (or the child gives up).
+        this.stats.establishedCapDrops++;
+        return;
+      }
       child.conn.handleSegment(now, seg);
       this.#dirty.add(key);
       this.#settle(now, key, child);
@@ -143,6 +199,10 @@ export class TcpListener {
     this.stats.synsIn++;
     if (this.#acceptQ.length >= this.#opts.acceptBacklog) {
       this.stats.synDrops++; // Linux drops SYNs while the accept queue is full
+      return;
+    }
+    if (this.#atCap()) {
+      this.stats.establishedCapDrops++; // likewise while the established cap is reached
       return;
     }
     const mode = this.#opts.synCookies;
@@ -215,6 +275,7 @@ export class TcpListener {
       return;
     }
     this.#acceptQ.push({ conn, local, remote });
+    this.#established++;
   }
 
   #params(now: Instant, local: IpAddr, remote: IpAddr, remotePort: number, iss?: SeqNum) {
@@ -303,6 +364,10 @@ export class TcpListener {
     if (this.#acceptQ.length >= this.#opts.acceptBacklog) {
       this.stats.acceptOverflows++;
       return true; // drop the ACK; the peer retransmits (Linux behaviour)
+    }
+    if (this.#atCap()) {
+      this.stats.establishedCapDrops++;
+      return true; // likewise at the established cap
     }
     const conn = TcpConnection.acceptEstablished(
       this.#cfg,

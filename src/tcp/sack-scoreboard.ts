@@ -27,7 +27,7 @@ import type { SackBlock } from "../wire/tcp-repr.js";
 import { Seq, type SeqNum } from "../wire/seq.js";
 
 /** Bound on remembered recovery retransmissions; the oldest is forgotten beyond it. */
-const MAX_RTX_MARKS = 64;
+export const MAX_RTX_MARKS = 64;
 
 /** SACKed ranges, HighRxt and the recovery retransmissions of one sending connection. */
 export class SackScoreboard {
@@ -58,7 +58,9 @@ export class SackScoreboard {
   /**
    * Merges the peer's SACK blocks. Blocks outside (`una`, `sndMax`] are ignored (RFC 2018 /
    * 6675: a D-SACK or bogus); the part beyond `dataEnd` (a FIN) is cut. `head` / `headOff` are
-   * the send head's sequence number and offset; `maxRanges` bounds the scoreboard.
+   * the send head's sequence number and offset; `maxRanges` bounds the scoreboard. Returns
+   * true when the blocks SACKed bytes that were not SACKed before (RFC 6675's "new SACK
+   * information").
    */
   update(
     blocks: readonly SackBlock[],
@@ -68,8 +70,9 @@ export class SackScoreboard {
     head: SeqNum,
     headOff: number,
     maxRanges: number,
-  ): void {
+  ): boolean {
     const r = this.#ranges;
+    let fresh = false;
     for (const b of blocks) {
       if (!Seq.lt(b.left, b.right) || Seq.le(b.left, una) || Seq.gt(b.right, sndMax)) continue;
       const right = Seq.gt(b.right, dataEnd) ? dataEnd : b.right;
@@ -82,9 +85,12 @@ export class SackScoreboard {
       while (hi < r.length && (r[hi] as number) <= e) hi += 2;
       const ns = hi > lo ? Math.min(s, r[lo] as number) : s;
       const ne = hi > lo ? Math.max(e, r[hi - 1] as number) : e;
+      // New bytes unless [s, e) lies inside one range already held.
+      if (!(hi - lo === 2 && (r[lo] as number) <= s && e <= (r[lo + 1] as number))) fresh = true;
       r.splice(lo, hi - lo, ns, ne);
       if (r.length > 2 * maxRanges + 8) r.splice(0, 2); // bound the scoreboard
     }
+    return fresh;
   }
 
   /** The cumulative ACK reached send offset `headOff`: drops what it covers. */
@@ -106,13 +112,22 @@ export class SackScoreboard {
   }
 
   /**
-   * Fast recovery begins (RFC 6675 5 step 4.2): the first `firstLen` bytes from the send head
-   * go out now; HighRxt marks them. `sentHigh` is SND.MAX's offset.
+   * Fast recovery begins (RFC 6675 5 step 4.2): HighRxt restarts at the send head, and the
+   * first retransmission, from the send head, is marked when it leaves
+   * (`markRecoveryRetransmission`).
    */
-  beginRecovery(headOff: number, firstLen: number, sentHigh: number): void {
-    this.#highRxt = headOff + firstLen;
+  beginRecovery(headOff: number): void {
+    this.#highRxt = headOff;
     this.#rtxMarks.length = 0;
-    this.#markRetransmission(headOff, this.#highRxt, sentHigh);
+  }
+
+  /**
+   * The recovery's first retransmission [s, e) left (chosen by the connection, not by
+   * `nextRetransmission`): remembered for lost-retransmission detection. `sentHigh` is SND.MAX's
+   * offset.
+   */
+  markRecoveryRetransmission(s: number, e: number, sentHigh: number): void {
+    if (e > s) this.#markRetransmission(s, e, sentHigh);
   }
 
   /** A retransmission ending at send offset `endOff` left: HighRxt covers it. */

@@ -12,11 +12,14 @@
  *   duplicate ACKs counted, when it began).
  * - Episodes: a fast recovery, or the first timeout of a loss episode, `begin`s an undoable
  *   episode: SND.UNA, cwnd and ssthresh before the reduction are remembered. A timeout during
- *   a fast recovery continues its episode. Each retransmission of the episode is counted
- *   (`onRetransmit`), and the first one's TSval kept.
+ *   a fast recovery continues its episode. Each retransmission of the episode is remembered
+ *   by its range (`onRetransmit`, at most `MAX_EPISODE_RETRANSMISSIONS`), and the first one's
+ *   TSval kept.
  * - Detection: the episode was spurious when D-SACKs report every one of its retransmissions
- *   duplicate (`dsack`: outside fast recovery the connection undoes at once, inside at the
- *   full ACK), or when the echoed timestamp is older than the first retransmission's TSval,
+ *   duplicate, each one whole (`dsack`: outside fast recovery the connection undoes at once,
+ *   inside at the full ACK). A D-SACK of part of a retransmission proves nothing: the
+ *   retransmission may have filled the rest of a real hole (a retransmission cut differently
+ *   from the original, whose tail the peer already held, draws exactly that). Or when the echoed timestamp is older than the first retransmission's TSval,
  *   so an original transmission drew the ACK (Eifel): for a recovery at its full ACK
  *   (`recoverySpurious`), for a timeout at the first ACK after it (`timeoutSpurious`; a
  *   later ACK no longer decides).
@@ -34,6 +37,12 @@ import type { TcpStats } from "./types.js";
 import type { TcpRepr } from "../wire/tcp-repr.js";
 import { Seq, type SeqNum } from "../wire/seq.js";
 
+/**
+ * Retransmissions of one episode remembered for D-SACK detection; an episode with more cannot
+ * be proven spurious by D-SACKs (the timestamps still may).
+ */
+export const MAX_EPISODE_RETRANSMISSIONS = 64;
+
 /** DupThresh and the current undoable episode of one sending connection. */
 export class SpuriousUndo {
   readonly #enabled: boolean;
@@ -46,8 +55,13 @@ export class SpuriousUndo {
    * undo. Cleared by an undo or when a new episode starts.
    */
   #marker: SeqNum | undefined;
-  /** Segments retransmitted in the episode and not yet reported duplicate by a D-SACK. */
-  #retrans = 0;
+  /**
+   * Data ranges retransmitted in the episode and not yet reported duplicate by a D-SACK, as
+   * [left, right, left, right, ...] sequence numbers (reused, so nothing is allocated per ACK).
+   */
+  readonly #rtx: number[] = [];
+  /** A retransmission of the episode could not be remembered (no data, or too many). */
+  #unprovable = false;
   /** cwnd and ssthresh before the episode's reduction. */
   #priorCwnd = 0;
   #priorSsthresh = 0;
@@ -104,7 +118,8 @@ export class SpuriousUndo {
       this.#marker = sndUna;
       this.#priorCwnd = cwnd;
       this.#priorSsthresh = ssthresh;
-      this.#retrans = 0;
+      this.#rtx.length = 0;
+      this.#unprovable = false;
       this.#retransmitted = false;
       this.#tsVal = undefined;
     }
@@ -116,9 +131,13 @@ export class SpuriousUndo {
     this.#degree = segments;
   }
 
-  /** A segment of the running episode was retransmitted; `tsVal` is its TSval, if any. */
-  onRetransmit(tsVal: number | undefined): void {
-    this.#retrans++;
+  /**
+   * Data [left, right) of the running episode was retransmitted (an empty range: a FIN or a
+   * probe without data); `tsVal` is its TSval, if any.
+   */
+  onRetransmit(tsVal: number | undefined, left: SeqNum, right: SeqNum): void {
+    if (left === right || this.#rtx.length >= 2 * MAX_EPISODE_RETRANSMISSIONS) this.#unprovable = true;
+    else this.#rtx.push(left, right);
     if (!this.#retransmitted) {
       this.#retransmitted = true;
       this.#tsVal = tsVal;
@@ -140,16 +159,17 @@ export class SpuriousUndo {
   /** At a fast recovery's full ACK `seg`: true when D-SACKs or the echoed timestamp prove it spurious. */
   recoverySpurious(seg: TcpRepr): boolean {
     if (this.#marker === undefined || this.#timeout) return false;
-    return (this.#retransmitted && this.#retrans <= 0) || this.#eifel(seg);
+    return this.#allReported() || this.#eifel(seg);
   }
 
   /**
    * RFC 2883 / 3708 on the sender: a first SACK block of `seg` at or below its cumulative ACK,
    * or inside its second block, reports a duplicate (counted in `stats`). Returns true when
    * this D-SACK reports the last retransmission of the running episode not yet reported so:
-   * the episode was spurious.
+   * the episode was spurious. A block reports each distinct retransmitted range it covers
+   * whole once (the same range retransmitted twice needs two reports).
    */
-  dsack(seg: TcpRepr, sndMax: SeqNum, smss: number, stats: TcpStats): boolean {
+  dsack(seg: TcpRepr, sndMax: SeqNum, stats: TcpStats): boolean {
     const first = seg.sack[0];
     if (first === undefined || !Seq.lt(first.left, first.right)) return false;
     const second = seg.sack[1];
@@ -161,8 +181,28 @@ export class SpuriousUndo {
     const marker = this.#marker;
     if (marker === undefined || !this.#retransmitted) return false;
     if (Seq.lt(first.left, marker) || Seq.gt(first.right, sndMax)) return false;
-    this.#retrans -= Math.max(1, Math.ceil(Seq.diff(first.right, first.left) / smss));
-    return this.#retrans <= 0;
+    // Pass 1 marks the reported ranges (left stored as -1 - left), pass 2 drops them.
+    const r = this.#rtx;
+    let reported = false;
+    for (let i = 0; i < r.length; i += 2) {
+      const left = r[i] as SeqNum;
+      const right = r[i + 1] as SeqNum;
+      if (!(Seq.ge(left, first.left) && Seq.le(right, first.right))) continue;
+      let again = false; // this block already reported the same range
+      for (let j = 0; j < i && !again; j += 2) again = r[j] === -1 - left && r[j + 1] === right;
+      if (again) continue;
+      r[i] = -1 - left;
+      reported = true;
+    }
+    if (!reported) return false;
+    let k = 0;
+    for (let i = 0; i < r.length; i += 2) {
+      if ((r[i] as number) < 0) continue;
+      r[k++] = r[i] as number;
+      r[k++] = r[i + 1] as number;
+    }
+    r.length = k;
+    return this.#allReported();
   }
 
   /**
@@ -188,7 +228,8 @@ export class SpuriousUndo {
     if (!this.#timeout) this.#raise(this.#degree + 1, stats);
     this.#marker = undefined;
     this.#tsVal = undefined;
-    this.#retrans = 0;
+    this.#rtx.length = 0;
+    this.#unprovable = false;
     this.#retransmitted = false;
   }
 
@@ -201,6 +242,11 @@ export class SpuriousUndo {
     const sent = this.#tsVal;
     if (ts === undefined || ts.tsEcr === 0 || sent === undefined) return false;
     return ((ts.tsEcr - sent) | 0) < 0;
+  }
+
+  /** Every retransmission of the episode was reported duplicate, whole, by D-SACKs. */
+  #allReported(): boolean {
+    return this.#retransmitted && !this.#unprovable && this.#rtx.length === 0;
   }
 
   /** Raises DupThresh to `degree` segments, within the bound. */

@@ -12,7 +12,7 @@ import { Seq } from "../../src/wire/seq.js";
 const { SYN } = TcpFlag;
 const LOCAL_ISS = Seq.of(0xffff_ff00); // the data wraps the sequence space
 const REMOTE_ISS = Seq.of(7000);
-const { L, FROM_PEER } = tcpScript(LOCAL_ISS, REMOTE_ISS);
+const { L, R, FROM_PEER } = tcpScript(LOCAL_ISS, REMOTE_ISS);
 const SEG = 100;
 
 const CFG = tcpConfig({
@@ -157,5 +157,101 @@ void describe("SACK recovery (RFC 6675) as a sender", () => {
     c.send(new Uint8Array(3 * SEG));
     drain(c, at(20));
     assert.equal(c.pollTimeout(), at(220));
+  });
+});
+
+/** A data segment from the peer: its bytes [from, from + len), our ACK `upTo` and SACK blocks. */
+function peerData(
+  c: TcpConnection,
+  now: Instant,
+  from: number,
+  len: number,
+  upTo: number,
+  sack: [number, number][] = [],
+): void {
+  const blocks: SackBlock[] = sack.map(([l, r]) => ({ left: L(l), right: L(r) }));
+  c.handleSegment(now, {
+    ...FROM_PEER,
+    seq: R(from),
+    ack: L(upTo),
+    sack: blocks,
+    payload: new Uint8Array(len),
+  });
+  c.checkInvariants();
+}
+
+// The /echo case: the peer sends data too, and as Linux does it reports our losses in the SACK
+// blocks of its data segments, with few pure duplicate ACKs. Before these rules the sender
+// counted only pure duplicate ACKs, resent more than the hole and took a D-SACK of part of that
+// resend as proof of a spurious recovery (raising DupThresh): every loss waited for the RTO.
+void describe("SACK recovery while the peer sends data too", () => {
+  void test("SACK blocks on the peer's data segments start recovery: no pure duplicate ACK needed (RFC 6675 2)", () => {
+    const c = established();
+    c.send(new Uint8Array(40 * SEG));
+    assert.equal(spans(drain(c, at(20))).length, 10);
+    // Segment 1 is lost; the peer's next three data segments SACK 2, 3, 4.
+    peerData(c, at(22), 1, 50, 1, [[101, 201]]);
+    peerData(c, at(22), 51, 50, 1, [[101, 301]]);
+    peerData(c, at(22), 101, 50, 1, [[101, 401]]);
+    const out = spans(drain(c, at(22)));
+    assert.deepEqual(
+      out[0],
+      [1, SEG],
+      `fast retransmit of segment 1, not a wait for the RTO: ${JSON.stringify(out)}`,
+    );
+    assert.equal(c.stats.fastRetransmits, 1);
+    assert.equal(c.stats.timeouts, 0);
+  });
+
+  void test("an ACK that moves SND.UNA and SACKs three segments above the next hole starts recovery", () => {
+    const c = established();
+    c.send(new Uint8Array(40 * SEG));
+    drain(c, at(20));
+    // Segment 3 (bytes 201..300) is lost; one ACK covers 1 and 2 and SACKs 4, 5, 6.
+    ack(c, at(22), 201, [[301, 601]]);
+    const out = spans(drain(c, at(22)));
+    assert.deepEqual(out[0], [201, SEG], `segment 3 resent at once: ${JSON.stringify(out)}`);
+    assert.equal(c.stats.fastRetransmits, 1);
+  });
+
+  void test("the first retransmission stops at the next SACKed byte when the original was cut shorter", () => {
+    const c = established();
+    // The peer's first 100 bytes are missing, so our segments carry a SACK block and less data.
+    peerData(c, at(15), 101, 100, 1);
+    c.send(new Uint8Array(20 * SEG));
+    const sent = spans(drain(c, at(20)));
+    const p = sent[0]?.[1] ?? 0;
+    assert.ok(p > 0 && p < SEG, `segments shortened by our SACK option: ${JSON.stringify(sent.slice(0, 2))}`);
+    // The peer's hole fills (our segments may be full again); our first segment was lost.
+    peerData(c, at(22), 1, 100, 1, [[1 + p, 1 + 2 * p]]);
+    peerData(c, at(22), 201, 0, 1, [[1 + p, 1 + 3 * p]]);
+    peerData(c, at(22), 201, 0, 1, [[1 + p, 1 + 4 * p]]);
+    const out = spans(drain(c, at(22)));
+    assert.deepEqual(
+      out[0],
+      [1, p],
+      `only the hole is resent, none of the SACKed bytes: ${JSON.stringify(out)}`,
+    );
+  });
+
+  void test("a D-SACK of part of a retransmission does not make the recovery spurious; of all of it, it does", () => {
+    for (const [dsack, spurious] of [
+      [[89, 101], false],
+      [[1, 101], true],
+    ] as const) {
+      const c = established();
+      c.send(new Uint8Array(10 * SEG));
+      drain(c, at(20));
+      ack(c, at(22), 1, [[101, 201]]);
+      ack(c, at(22), 1, [[101, 301]]);
+      ack(c, at(22), 1, [[101, 401]]);
+      assert.deepEqual(spans(drain(c, at(22)))[0], [1, SEG]);
+      // Everything arrives; the peer reports [dsack) of the retransmission as a duplicate.
+      ack(c, at(24), 1001, [[...dsack]]);
+      assert.equal(c.stats.dsacksIn, 1);
+      const what = `D-SACK ${JSON.stringify(dsack)} of a ${SEG}-byte retransmission`;
+      assert.equal(c.stats.spuriousUndos, spurious ? 1 : 0, `${what}: undo`);
+      assert.equal(c.stats.reorderingRaised, spurious ? 1 : 0, `${what}: DupThresh raised`);
+    }
   });
 });
