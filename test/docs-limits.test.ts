@@ -26,6 +26,7 @@ import {
 import { DEFAULT_HTTP_LIMITS, MAX_PATTERN_BYTES } from "../src/live/http-app.js";
 import { BufferLedger } from "../src/nbl/ledger.js";
 import { DEFAULT_TARGET_LIMITS } from "../src/offload-target/options.js";
+import { DEFAULT_RING_FRAMES } from "../src/worker/target-proxy.js";
 import { Prng } from "../src/sim/prng.js";
 import { DEFAULT_SERVER_BACKLOG } from "../src/socket/net-stack.js";
 import { MIN_IDLE_POOL_BYTES } from "../src/storage/chunk-pool.js";
@@ -156,6 +157,11 @@ const ROWS: readonly Row[] = [
     section: "Offload",
     limit: "path MTU, initial receive window",
     def: `${DEFAULT_TARGET_LIMITS.maxPathMtu} bytes, ${bytes(DEFAULT_TARGET_LIMITS.maxRcvWnd)}`,
+  },
+  {
+    section: "Offload",
+    limit: "frames in flight to a target on its own thread",
+    def: `${n(DEFAULT_RING_FRAMES)} frames`,
   },
   { section: "HTTP server", limit: "headers complete", def: ms(DEFAULT_HTTP_LIMITS.headersTimeoutMs) },
   { section: "HTTP server", limit: "a whole request", def: ms(DEFAULT_HTTP_LIMITS.requestTimeoutMs) },
