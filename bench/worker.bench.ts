@@ -9,11 +9,10 @@
  * Every target prints as one `goal worker/<name>` line.
  */
 import { readFileSync } from "node:fs";
-import type { ReceiveKnobs } from "../src/host/offload-policy.js";
+import { refuseAllKnobs } from "../src/host/offload-policy.js";
 import type { HostConn } from "../src/host/stack.js";
 import { type LiveHost, startLiveHost, startLiveWorkerHost } from "../src/live/live-host.js";
 import { killTree, LIVE_ADDRS } from "../src/live/netns.js";
-import type { Prng } from "../src/sim/prng.js";
 import type { Socket } from "../src/socket/socket.js";
 import { payload, startKernelServer } from "../test/support/live.js";
 import { PAIR_B, startWorkerPair, type WorkerPair } from "../test/support/worker-pair.js";
@@ -62,22 +61,6 @@ async function roundtrip(): Promise<void> {
   }
 }
 
-/** Knobs that refuse every indication and post nothing: received data stays at the target. */
-function holdAtTarget(random: Prng): ReceiveKnobs {
-  return {
-    random: { nextU32: () => random.nextU32() },
-    acceptAll: 0,
-    acceptPrefix: 0,
-    refuse: 1,
-    post: 0,
-    postSizes: [4096],
-    nonPush: 0,
-    prefill: 0,
-    zeroByte: 0,
-    queueLimit: 0,
-  };
-}
-
 /** One connection A -> B and its host connection on A. */
 async function connection(pair: WorkerPair): Promise<{ conn: HostConn; peer: Promise<Socket> }> {
   let resolvePeer: (s: Socket) => void = () => undefined;
@@ -113,7 +96,11 @@ async function timedTerminate(
 }
 
 async function terminate(): Promise<void> {
-  const pair = await startWorkerPair({ seed: 2, knobs: holdAtTarget, tcp: { recvBufferSize: 8 << 20 } });
+  const pair = await startWorkerPair({
+    seed: 2,
+    knobs: (rng) => refuseAllKnobs({ nextU32: () => rng.nextU32() }),
+    tcp: { recvBufferSize: 8 << 20 },
+  });
   try {
     const { conn, peer } = await connection(pair);
     const idle: number[] = [];

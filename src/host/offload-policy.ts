@@ -66,3 +66,12 @@ export function acceptAllKnobs(random: RandomSource): ReceiveKnobs {
     queueLimit: 1 << 30,
   };
 }
+
+/**
+ * Knobs that refuse every indication and post nothing: what arrives stays at the target until
+ * the host terminates (it comes back as BufferedData). The demo's and the benchmarks' way to
+ * make the target hold data.
+ */
+export function refuseAllKnobs(random: RandomSource): ReceiveKnobs {
+  return { ...acceptAllKnobs(random), zeroByte: 0, queueLimit: 0 };
+}

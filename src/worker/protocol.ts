@@ -24,13 +24,15 @@ import type { DisconnectFlags, IndicationAnswer, TcpOffloadEvent } from "../chim
 import type {
   MiniportOffloadContext,
   NdisOffloadHandle,
+  OffloadBlockList,
   OffloadLayer,
   OffloadStateType,
 } from "../chimney/block-list.js";
+import type { TcpDelegatedState } from "../chimney/state.js";
 import type { TcpConnectionOffloadCapabilities } from "../chimney/capabilities.js";
 import type { NdisStatus, OffloadStatusIndication } from "../chimney/status.js";
 import { type Mdl, type NblStatus, type NetBuffer, netBuffer } from "../nbl/nbl.js";
-import type { NblId } from "../nbl/nbl.js";
+import type { NblId, NetBufferList } from "../nbl/nbl.js";
 import { OwnershipError, type OwnershipReason } from "../util/errors.js";
 
 /** An MDL across threads: a window of shared memory. */
@@ -327,5 +329,144 @@ export function errorRecord(e: unknown): UpRecord {
     code: typeof code === "string" ? code : undefined,
     reason: own ? e.reason : undefined,
     nblId: own ? e.nblId : -1,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// State trees
+
+/** How one side describes the NBLs a tree names (each side knows which NBLs are whose). */
+export interface TreeEncoder {
+  /** A block's `NetBufferListChain`. */
+  chain(head: NetBufferList): NblDesc[];
+  /** A TCP block's BufferedData, described; null when it crosses as a reference only. */
+  buffered(head: NetBufferList): NblDesc[] | null;
+  /** Any NBL the delegated state points at (SendDataHead/Tail, BufferedData). */
+  ref(n: NetBufferList): NblRef;
+}
+
+/** A tree as it crosses: its blocks in the same shape, NBLs described by `e`. */
+export function encodeTree(b: OffloadBlockList, e: TreeEncoder): BlockDesc {
+  let buffered: NblDesc[] | null = null;
+  let delegated: unknown = b.delegatedState;
+  if (b.layer === "tcp" && b.delegatedState !== undefined) {
+    const d = b.delegatedState;
+    if (d.bufferedData !== null) buffered = e.buffered(d.bufferedData);
+    const ref = (n: NetBufferList | null): NblRef | null => (n === null ? null : e.ref(n));
+    delegated = {
+      ...d,
+      sendDataHead: ref(d.sendDataHead),
+      sendDataTail: ref(d.sendDataTail),
+      bufferedData: ref(d.bufferedData),
+    } satisfies CrossingDelegatedState;
+  }
+  return {
+    stateType: b.stateType,
+    layer: b.layer,
+    status: b.status,
+    slot: b.miniportOffloadContext === null ? null : { context: b.miniportOffloadContext.context },
+    handle: b.ndisOffloadHandle,
+    constState: b.constState,
+    cachedState: b.cachedState,
+    delegatedState: delegated,
+    chain: b.netBufferListChain === null ? null : e.chain(b.netBufferListChain),
+    buffered,
+    next: b.nextBlock === null ? null : encodeTree(b.nextBlock, e),
+    dependent: b.dependentBlockList === null ? null : encodeTree(b.dependentBlockList, e),
+  };
+}
+
+/** A TCP delegated state as it crosses: its NBL fields as references. */
+export type CrossingDelegatedState = Omit<TcpDelegatedState, keyof DelegatedNbls> & DelegatedNbls;
+
+/** How one side builds its NBLs for a block of a tree that arrived. */
+export interface TreeDecoder {
+  /** The block's chain (mirrors or originals) and how its delegated state's refs resolve. */
+  block(d: BlockDesc): { readonly chain: NetBufferList | null; ref(r: NblRef): NetBufferList | null };
+}
+
+/** This side's copy of a tree that arrived: fresh blocks and slots, NBLs from `dec`. */
+export function decodeTree(d: BlockDesc, dec: TreeDecoder): OffloadBlockList {
+  const here = dec.block(d);
+  let delegated: unknown = d.delegatedState;
+  if (d.layer === "tcp" && d.delegatedState !== undefined) {
+    const ds = d.delegatedState as CrossingDelegatedState;
+    const ref = (r: NblRef | null): NetBufferList | null => (r === null ? null : here.ref(r));
+    delegated = {
+      ...ds,
+      sendDataHead: ref(ds.sendDataHead),
+      sendDataTail: ref(ds.sendDataTail),
+      bufferedData: ref(ds.bufferedData),
+    } satisfies TcpDelegatedState;
+  }
+  return {
+    stateType: d.stateType,
+    layer: d.layer,
+    status: d.status,
+    miniportOffloadContext: d.slot === null ? null : { context: d.slot.context },
+    ndisOffloadHandle: d.handle,
+    constState: d.constState,
+    cachedState: d.cachedState,
+    delegatedState: delegated,
+    netBufferListChain: here.chain,
+    nextBlock: d.next === null ? null : decodeTree(d.next, dec),
+    dependentBlockList: d.dependent === null ? null : decodeTree(d.dependent, dec),
+  } as OffloadBlockList; // the layer's own state types: they crossed as they were
+}
+
+/** Every block descriptor of a tree in traversal order (as `forEachInTree`). */
+export function forEachDesc(first: BlockDesc | null, fn: (d: BlockDesc) => void): void {
+  for (let d = first; d !== null; d = d.next) {
+    fn(d);
+    forEachDesc(d.dependent, fn);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Call names (the ledger's `op` on each side)
+
+/** The host's data calls, by record. */
+export const DATA_CALL_OP: Readonly<Record<DataCall | "disc", string>> = {
+  send: "MiniportTcpOffloadSend",
+  recv: "MiniportTcpOffloadReceive",
+  fwd: "MiniportTcpOffloadForward",
+  disc: "MiniportTcpOffloadDisconnect",
+};
+
+/** Their completions. */
+export const DATA_COMPLETE_OP: Readonly<Record<DataCall | "disc", string>> = {
+  send: "NdisTcpOffloadSendComplete",
+  recv: "NdisTcpOffloadReceiveComplete",
+  fwd: "NdisTcpOffloadForwardComplete",
+  disc: "NdisTcpOffloadDisconnectComplete",
+};
+
+/** The state operations. */
+export const STATE_OP: Readonly<Record<StateOp, string>> = {
+  initiate: "MiniportInitiateOffload",
+  terminate: "MiniportTerminateOffload",
+  update: "MiniportUpdateOffload",
+  invalidate: "MiniportInvalidateOffload",
+  query: "MiniportQueryOffload",
+};
+
+/** Their completions. */
+export const STATE_COMPLETE_OP: Readonly<Record<StateOp, string>> = {
+  initiate: "NdisMInitiateOffloadComplete",
+  terminate: "NdisMTerminateOffloadComplete",
+  update: "NdisMUpdateOffloadComplete",
+  invalidate: "NdisMInvalidateOffloadComplete",
+  query: "NdisMQueryOffloadStateComplete",
+};
+
+/** An NBL's header fields, as they cross. */
+export function header(
+  n: NetBufferList,
+): Pick<NblDesc, "status" | "bytesTransferred" | "receiveNoPush" | "receiveBytesTransferred"> {
+  return {
+    status: n.status,
+    bytesTransferred: n.bytesTransferred,
+    receiveNoPush: n.receiveNoPush,
+    receiveBytesTransferred: n.receiveBytesTransferred,
   };
 }

@@ -27,7 +27,6 @@ import { Worker } from "node:worker_threads";
 import { forEachInTree, type OffloadBlockList, type MiniportOffloadContext } from "../chimney/block-list.js";
 import type { TcpConnectionOffloadCapabilities } from "../chimney/capabilities.js";
 import type { DisconnectFlags, OffloadHost } from "../chimney/contract.js";
-import type { TcpDelegatedState } from "../chimney/state.js";
 import { BufferLedger } from "../nbl/ledger.js";
 import { OffloadManager, type OffloadPolicy, type ReceiveKnobs } from "../host/offload-manager.js";
 import type { HostStack } from "../host/stack.js";
@@ -45,16 +44,26 @@ import {
   CELL_STOP,
   CELL_STOPPED,
   copyBack,
+  type CrossingDelegatedState,
+  DATA_CALL_OP,
+  DATA_COMPLETE_OP,
   type DataCall,
   decodeNb,
-  type DelegatedNbls,
+  decodeTree,
   type DownRecord,
+  encodeTree,
+  forEachDesc,
+  header,
   MdlEncoder,
   type NblDesc,
   type NblRef,
   SharedSlab,
+  STATE_COMPLETE_OP,
+  STATE_OP,
   type StateOp,
   SYNC_CELL_WORDS,
+  type TreeDecoder,
+  type TreeEncoder,
   type UpRecord,
   type WorkerAudit,
   type WorkerReady,
@@ -357,7 +366,7 @@ export class WorkerTarget implements NicTarget {
     this.#post({
       k: "disc",
       ctx: context,
-      chain: this.#lendDown(nbl, "MiniportTcpOffloadDisconnect"),
+      chain: this.#lendDown(nbl, DATA_CALL_OP.disc),
       flags,
     });
     return "NDIS_STATUS_PENDING";
@@ -507,13 +516,7 @@ export class WorkerTarget implements NicTarget {
   }
 
   #data(call: DataCall, ctx: MiniportOffloadContext, nbl: NetBufferList): void {
-    const op =
-      call === "send"
-        ? "MiniportTcpOffloadSend"
-        : call === "recv"
-          ? "MiniportTcpOffloadReceive"
-          : "MiniportTcpOffloadForward";
-    this.#post({ k: "data", call, ctx, chain: this.#lendDown(nbl, op) });
+    this.#post({ k: "data", call, ctx, chain: this.#lendDown(nbl, DATA_CALL_OP[call]) });
   }
 
   /** Describes a chain the host transferred to the target and keeps its NBLs until they return. */
@@ -532,16 +535,7 @@ export class WorkerTarget implements NicTarget {
   /** An NBL the target owns on the host's ledger, described (its bytes by reference). */
   #describe(n: NetBufferList, home: "h" | "w", op: string): NblDesc {
     const nbs = this.#ledger.viewOne(n, "target", op).map((nb) => this.#enc.nb(nb));
-    return {
-      home,
-      id: n.id,
-      back: false,
-      status: n.status,
-      bytesTransferred: n.bytesTransferred,
-      receiveNoPush: n.receiveNoPush,
-      receiveBytesTransferred: n.receiveBytesTransferred,
-      nbs,
-    };
+    return { ...header(n), home, id: n.id, back: false, nbs };
   }
 
   #op(op: StateOp, root: OffloadBlockList): void {
@@ -549,59 +543,28 @@ export class WorkerTarget implements NicTarget {
     this.#ops.set(id, { root, at: performance.now() });
     // BufferedData at initiate is lent for the duration of the call only (IO-19): it crosses
     // as a copy, made now.
-    this.#post({ k: "op", op, id, tree: this.#encodeTree(root, op) });
+    this.#post({ k: "op", op, id, tree: encodeTree(root, this.#treeEncoder(op)) });
   }
 
-  #encodeTree(b: OffloadBlockList, op: StateOp): BlockDesc {
-    const opName = `Miniport${op[0]?.toUpperCase() ?? ""}${op.slice(1)}Offload`;
-    let chain: NblDesc[] | null = null;
-    if (b.netBufferListChain !== null) chain = this.#lendDown(b.netBufferListChain, opName);
-    let buffered: NblDesc[] | null = null;
-    let delegated: unknown = b.delegatedState;
-    if (b.layer === "tcp" && b.delegatedState !== undefined) {
-      const d = b.delegatedState;
-      if (d.bufferedData !== null) {
-        buffered = [];
-        for (let n: NetBufferList | null = d.bufferedData; n !== null; n = n.next) {
-          // lent: the target copies it during the call, so it crosses as a copy
+  /** The host's side of a tree going down: its chains lent, BufferedData copied (IO-19). */
+  #treeEncoder(op: StateOp): TreeEncoder {
+    const opName = STATE_OP[op];
+    return {
+      chain: (head) => this.#lendDown(head, opName),
+      buffered: (head) => {
+        // lent for the call only: the target copies it during the call, so it crosses as a copy
+        const out: NblDesc[] = [];
+        for (let n: NetBufferList | null = head; n !== null; n = n.next) {
           const nbs = this.#ledger.viewOne(n, "target", opName).map((nb) => ({
             mdls: [this.#enc.mdl(this.#slab.copy(flatten(nb.mdlChain)))],
             dataOffset: nb.dataOffset,
             dataLength: nb.dataLength,
           }));
-          buffered.push({
-            home: "h",
-            id: n.id,
-            back: false,
-            status: n.status,
-            bytesTransferred: n.bytesTransferred,
-            receiveNoPush: n.receiveNoPush,
-            receiveBytesTransferred: n.receiveBytesTransferred,
-            nbs,
-          });
+          out.push({ ...header(n), home: "h", id: n.id, back: false, nbs });
         }
-      }
-      const ref = (n: NetBufferList | null): NblRef | null => (n === null ? null : { home: "h", id: n.id });
-      delegated = {
-        ...d,
-        sendDataHead: ref(d.sendDataHead),
-        sendDataTail: ref(d.sendDataTail),
-        bufferedData: ref(d.bufferedData),
-      } satisfies Omit<TcpDelegatedState, keyof DelegatedNbls> & DelegatedNbls;
-    }
-    return {
-      stateType: b.stateType,
-      layer: b.layer,
-      status: b.status,
-      slot: b.miniportOffloadContext === null ? null : { context: b.miniportOffloadContext.context },
-      handle: b.ndisOffloadHandle,
-      constState: b.constState,
-      cachedState: b.cachedState,
-      delegatedState: delegated,
-      chain,
-      buffered,
-      next: b.nextBlock === null ? null : this.#encodeTree(b.nextBlock, op),
-      dependent: b.dependentBlockList === null ? null : this.#encodeTree(b.dependentBlockList, op),
+        return out;
+      },
+      ref: (n) => ({ home: "h", id: n.id }),
     };
   }
 
@@ -621,7 +584,7 @@ export class WorkerTarget implements NicTarget {
         this.#opDone(r.op, r.id, r.tree);
         return;
       case "dataDone": {
-        const op = COMPLETE_OP[r.call];
+        const op = DATA_COMPLETE_OP[r.call];
         const head = this.#takeBack(r.chain, op);
         if (head === null) return;
         if (r.call === "send") host.tcpOffloadSendComplete(head);
@@ -648,7 +611,7 @@ export class WorkerTarget implements NicTarget {
         host.tcpOffloadEvent(r.handle, r.event);
         return;
       case "reach": {
-        const tree = this.#decodeTree(r.tree);
+        const tree = decodeTree(r.tree, NO_NBLS); // a neighbor block: no NBLs
         let hrd = 0;
         try {
           hrd = host.neighborReachabilityQuery(tree);
@@ -756,7 +719,7 @@ export class WorkerTarget implements NicTarget {
     const lat = this.stats.opLatencyUs;
     if (lat.length >= 4096) lat.shift();
     lat.push(Math.round((performance.now() - pending.at) * 1000));
-    const opName = COMPLETE_STATE_OP[op];
+    const opName = STATE_COMPLETE_OP[op];
     // Apply the target's writes to the host's own tree, block by block (same shape: BL-3).
     const blocks: OffloadBlockList[] = [];
     forEachInTree(root, (b) => blocks.push(b));
@@ -853,7 +816,7 @@ export class WorkerTarget implements NicTarget {
       b.constState = d.constState as never;
       b.cachedState = d.cachedState as never;
       if (b.layer === "tcp" && d.delegatedState !== undefined) {
-        const ds = d.delegatedState as Omit<TcpDelegatedState, keyof DelegatedNbls> & DelegatedNbls;
+        const ds = d.delegatedState as CrossingDelegatedState;
         b.delegatedState = {
           ...ds,
           sendDataHead: resolve(ds.sendDataHead),
@@ -865,48 +828,10 @@ export class WorkerTarget implements NicTarget {
       }
     }
   }
-
-  /** A tree the target sent up (a reachability query): the host's own copy. */
-  #decodeTree(d: BlockDesc): OffloadBlockList {
-    return {
-      stateType: d.stateType,
-      layer: d.layer,
-      status: d.status,
-      miniportOffloadContext: d.slot === null ? null : { context: d.slot.context },
-      ndisOffloadHandle: d.handle,
-      constState: d.constState,
-      cachedState: d.cachedState,
-      delegatedState: d.delegatedState,
-      netBufferListChain: null,
-      nextBlock: d.next === null ? null : this.#decodeTree(d.next),
-      dependentBlockList: d.dependent === null ? null : this.#decodeTree(d.dependent),
-    } as OffloadBlockList;
-  }
 }
 
-/** The host-side names of the data completions (the ledger's `op`). */
-const COMPLETE_OP: Record<DataCall | "disc", string> = {
-  send: "NdisTcpOffloadSendComplete",
-  recv: "NdisTcpOffloadReceiveComplete",
-  fwd: "NdisTcpOffloadForwardComplete",
-  disc: "NdisTcpOffloadDisconnectComplete",
-};
-
-const COMPLETE_STATE_OP: Record<StateOp, string> = {
-  initiate: "NdisMInitiateOffloadComplete",
-  terminate: "NdisMTerminateOffloadComplete",
-  update: "NdisMUpdateOffloadComplete",
-  invalidate: "NdisMInvalidateOffloadComplete",
-  query: "NdisMQueryOffloadStateComplete",
-};
-
-/** Every block descriptor of a tree in traversal order (as `forEachInTree`). */
-export function forEachDesc(first: BlockDesc | null, fn: (d: BlockDesc) => void): void {
-  for (let d = first; d !== null; d = d.next) {
-    fn(d);
-    forEachDesc(d.dependent, fn);
-  }
-}
+/** A tree without NBLs (what a reachability query carries). */
+const NO_NBLS: TreeDecoder = { block: () => ({ chain: null, ref: () => null }) };
 
 /** The bytes of an MDL chain as one array (a copy). */
 function flatten(chain: Mdl | null): Uint8Array {

@@ -26,7 +26,6 @@ import {
   type TcpOffloadEvent,
 } from "../chimney/contract.js";
 import type { NdisOffloadHandle } from "../chimney/block-list.js";
-import type { TcpDelegatedState } from "../chimney/state.js";
 import type { OffloadStatusIndication } from "../chimney/status.js";
 import { BufferLedger } from "../nbl/ledger.js";
 import type { NblId, NetBufferList } from "../nbl/nbl.js";
@@ -39,15 +38,20 @@ import {
   type BlockDesc,
   CELL_STOP,
   CELL_STOPPED,
+  DATA_CALL_OP,
+  DATA_COMPLETE_OP,
   type DataCall,
   decodeNb,
-  type DelegatedNbls,
+  decodeTree,
   type DownRecord,
+  encodeTree,
   errorRecord,
+  header,
   MdlEncoder,
   type NblDesc,
-  type NblRef,
   SharedSlab,
+  STATE_COMPLETE_OP,
+  STATE_OP,
   type StateOp,
   type UpRecord,
   type WorkerReady,
@@ -262,14 +266,14 @@ class WorkerLoop {
         this.#op(r.op, r.id, r.tree);
         return;
       case "data": {
-        const head = this.#arrive(r.chain, DOWN_OP[r.call]);
+        const head = this.#arrive(r.chain, DATA_CALL_OP[r.call]);
         if (r.call === "send") t.tcpOffloadSend(r.ctx, head);
         else if (r.call === "recv") t.tcpOffloadReceive(r.ctx, head);
         else t.tcpOffloadForward(r.ctx, head);
         return;
       }
       case "disc":
-        t.tcpOffloadDisconnect(r.ctx, this.#arrive(r.chain, "MiniportTcpOffloadDisconnect"), r.flags);
+        t.tcpOffloadDisconnect(r.ctx, this.#arrive(r.chain, DATA_CALL_OP.disc), r.flags);
         return;
       case "ret": {
         const nbls = r.ids.map((id) => {
@@ -355,7 +359,7 @@ class WorkerLoop {
   }
 
   #op(op: StateOp, id: number, desc: BlockDesc): void {
-    const opName = DOWN_STATE_OP[op];
+    const opName = STATE_OP[op];
     const lent: NetBufferList[] = [];
     const root = this.#tree(desc, opName, lent);
     this.#ops.set(root, id);
@@ -400,48 +404,30 @@ class WorkerLoop {
   }
 
   /** The worker's copy of a host tree: mirrors for its NBLs, slots of its own. */
+  /** The worker's copy of a host tree: mirrors for its NBLs, slots of its own. */
   #tree(d: BlockDesc, op: string, lent: NetBufferList[]): OffloadBlockList {
-    let chain: NetBufferList | null = null;
-    if (d.chain !== null && d.chain.length > 0) chain = this.#arrive(d.chain, op);
-    const byId = new Map<NblId, NetBufferList>();
-    for (let n = chain; n !== null; n = n.next) byId.set(this.#hostId.get(n) as NblId, n);
-    if (d.buffered !== null && d.buffered.length > 0) {
-      const head = this.#mirrorChain(d.buffered, op);
-      for (let n: NetBufferList | null = head; n !== null; n = n.next) {
-        lent.push(n);
-        byId.set(this.#hostId.get(n) as NblId, n);
-      }
-    }
-    let delegated: unknown = d.delegatedState;
-    if (d.layer === "tcp" && d.delegatedState !== undefined) {
-      const ds = d.delegatedState as Omit<TcpDelegatedState, keyof DelegatedNbls> & DelegatedNbls;
-      const ref = (r: NblRef | null): NetBufferList | null => {
-        if (r === null) return null;
-        const n = byId.get(r.id);
-        if (n === undefined)
-          throw new InvariantViolation(`${op}: the delegated state names NBL #${r.id}, not in its block`);
-        return n;
-      };
-      delegated = {
-        ...ds,
-        sendDataHead: ref(ds.sendDataHead),
-        sendDataTail: ref(ds.sendDataTail),
-        bufferedData: ref(ds.bufferedData),
-      } satisfies TcpDelegatedState;
-    }
-    return {
-      stateType: d.stateType,
-      layer: d.layer,
-      status: d.status,
-      miniportOffloadContext: d.slot === null ? null : { context: d.slot.context },
-      ndisOffloadHandle: d.handle,
-      constState: d.constState,
-      cachedState: d.cachedState,
-      delegatedState: delegated,
-      netBufferListChain: chain,
-      nextBlock: d.next === null ? null : this.#tree(d.next, op, lent),
-      dependentBlockList: d.dependent === null ? null : this.#tree(d.dependent, op, lent),
-    } as OffloadBlockList;
+    return decodeTree(d, {
+      block: (b) => {
+        const chain = b.chain !== null && b.chain.length > 0 ? this.#arrive(b.chain, op) : null;
+        const byId = new Map<NblId, NetBufferList>();
+        for (let n = chain; n !== null; n = n.next) byId.set(this.#hostId.get(n) as NblId, n);
+        if (b.buffered !== null && b.buffered.length > 0) {
+          for (let n: NetBufferList | null = this.#mirrorChain(b.buffered, op); n !== null; n = n.next) {
+            lent.push(n);
+            byId.set(this.#hostId.get(n) as NblId, n);
+          }
+        }
+        return {
+          chain,
+          ref: (r) => {
+            const n = byId.get(r.id);
+            if (n === undefined)
+              throw new InvariantViolation(`${op}: the delegated state names NBL #${r.id}, not in its block`);
+            return n;
+          },
+        };
+      },
+    });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -500,7 +486,7 @@ class WorkerLoop {
     const id = this.#ops.get(root);
     if (id === undefined) throw new InvariantViolation(`${op} completed a tree the host never sent`);
     this.#ops.delete(root);
-    const opName = UP_STATE_OP[op];
+    const opName = STATE_COMPLETE_OP[op];
     if (op === "terminate") {
       forEachInTree(root, (b) => {
         if (b.layer === "tcp" && b.ndisOffloadHandle !== undefined) this.#terminated.add(b.ndisOffloadHandle);
@@ -518,7 +504,7 @@ class WorkerLoop {
   }
 
   dataDone(call: DataCall | "disc", head: NetBufferList): void {
-    const op = UP_OP[call];
+    const op = DATA_COMPLETE_OP[call];
     const chain: NblDesc[] = [];
     const done: NetBufferList[] = [];
     for (let n: NetBufferList | null = head; n !== null; n = n.next) {
@@ -629,101 +615,40 @@ class WorkerLoop {
   #describe(n: NetBufferList, home: "h" | "w", id: NblId, back: boolean, op: string): NblDesc {
     const owner = this.ledger.ownerOf(n);
     const nbs = this.ledger.viewOne(n, owner ?? "host", op).map((nb) => this.#enc.nb(nb));
-    return {
-      home,
-      id,
-      back,
-      status: n.status,
-      bytesTransferred: n.bytesTransferred,
-      receiveNoPush: n.receiveNoPush,
-      receiveBytesTransferred: n.receiveBytesTransferred,
-      nbs,
-    };
+    return { ...header(n), home, id, back, nbs };
   }
 
+  /** The worker's side of a tree going up: host NBLs it hands back die here, its own go up. */
   #encodeTree(b: OffloadBlockList, op: string, freed: Set<NetBufferList>): BlockDesc {
-    const hostRef = (n: NetBufferList): NblRef => {
-      const id = this.#hostId.get(n) ?? this.#lentHost.get(n);
-      return id === undefined ? { home: "w", id: n.id } : { home: "h", id };
-    };
-    let chain: NblDesc[] | null = null;
-    if (b.netBufferListChain !== null) {
-      chain = [];
-      for (let n: NetBufferList | null = b.netBufferListChain; n !== null; n = n.next) {
-        const id = this.#hostId.get(n);
-        if (id === undefined)
-          throw new InvariantViolation(`${op}: NBL #${n.id} in a send chain is not the host's`);
-        const back = this.ledger.ownerOf(n) === "host";
-        if (back) freed.add(n);
-        chain.push(this.#describe(n, "h", id, back, op));
-      }
-    }
-    let buffered: NblDesc[] | null = null;
-    let delegated: unknown = b.delegatedState;
-    if (b.layer === "tcp" && b.delegatedState !== undefined) {
-      const d = b.delegatedState;
-      const own =
-        d.bufferedData !== null && !this.#hostId.has(d.bufferedData) && !this.#lentHost.has(d.bufferedData);
-      if (own) {
-        buffered = [];
-        for (let n: NetBufferList | null = d.bufferedData; n !== null; n = n.next) {
-          this.#up.set(n.id, n);
-          buffered.push(this.#describeOwn(n, op));
+    return encodeTree(b, {
+      chain: (head) => {
+        const out: NblDesc[] = [];
+        for (let n: NetBufferList | null = head; n !== null; n = n.next) {
+          const id = this.#hostId.get(n);
+          if (id === undefined)
+            throw new InvariantViolation(`${op}: NBL #${n.id} in a send chain is not the host's`);
+          const back = this.ledger.ownerOf(n) === "host";
+          if (back) freed.add(n);
+          out.push(this.#describe(n, "h", id, back, op));
         }
-      }
-      const ref = (n: NetBufferList | null): NblRef | null => (n === null ? null : hostRef(n));
-      delegated = {
-        ...d,
-        sendDataHead: ref(d.sendDataHead),
-        sendDataTail: ref(d.sendDataTail),
-        bufferedData: ref(d.bufferedData),
-      } satisfies Omit<TcpDelegatedState, keyof DelegatedNbls> & DelegatedNbls;
-    }
-    return {
-      stateType: b.stateType,
-      layer: b.layer,
-      status: b.status,
-      slot: b.miniportOffloadContext === null ? null : { context: b.miniportOffloadContext.context },
-      handle: b.ndisOffloadHandle,
-      constState: b.constState,
-      cachedState: b.cachedState,
-      delegatedState: delegated,
-      chain,
-      buffered,
-      next: b.nextBlock === null ? null : this.#encodeTree(b.nextBlock, op, freed),
-      dependent: b.dependentBlockList === null ? null : this.#encodeTree(b.dependentBlockList, op, freed),
-    };
+        return out;
+      },
+      buffered: (head) => {
+        if (this.#hostId.has(head) || this.#lentHost.has(head)) return null; // the host's: a reference
+        const out: NblDesc[] = [];
+        for (let n: NetBufferList | null = head; n !== null; n = n.next) {
+          this.#up.set(n.id, n);
+          out.push(this.#describeOwn(n, op));
+        }
+        return out;
+      },
+      ref: (n) => {
+        const id = this.#hostId.get(n) ?? this.#lentHost.get(n);
+        return id === undefined ? { home: "w", id: n.id } : { home: "h", id };
+      },
+    });
   }
 }
-
-const DOWN_OP: Record<DataCall, string> = {
-  send: "MiniportTcpOffloadSend",
-  recv: "MiniportTcpOffloadReceive",
-  fwd: "MiniportTcpOffloadForward",
-};
-
-const UP_OP: Record<DataCall | "disc", string> = {
-  send: "NdisTcpOffloadSendComplete",
-  recv: "NdisTcpOffloadReceiveComplete",
-  fwd: "NdisTcpOffloadForwardComplete",
-  disc: "NdisTcpOffloadDisconnectComplete",
-};
-
-const DOWN_STATE_OP: Record<StateOp, string> = {
-  initiate: "MiniportInitiateOffload",
-  terminate: "MiniportTerminateOffload",
-  update: "MiniportUpdateOffload",
-  invalidate: "MiniportInvalidateOffload",
-  query: "MiniportQueryOffload",
-};
-
-const UP_STATE_OP: Record<StateOp, string> = {
-  initiate: "NdisMInitiateOffloadComplete",
-  terminate: "NdisMTerminateOffloadComplete",
-  update: "NdisMUpdateOffloadComplete",
-  invalidate: "NdisMInvalidateOffloadComplete",
-  query: "NdisMQueryOffloadStateComplete",
-};
 
 const port = parentPort;
 if (port === null) throw new InvariantViolation("target-worker.js runs only as a worker thread");

@@ -8,9 +8,8 @@
  * are the scenario's, plus both ledgers (host thread and worker) quiescent at the end. The seed
  * fixes the bytes; the threads make each run's timing its own.
  */
-import type { ReceiveKnobs } from "../../host/offload-manager.js";
+import { refuseAllKnobs } from "../../host/offload-policy.js";
 import type { HostConn } from "../../host/stack.js";
-import { Prng } from "../../sim/prng.js";
 import { PAIR_A, startRealTimePair } from "../../socket/realtime-pair.js";
 import type { Socket } from "../../socket/socket.js";
 import type { WorkerChimney } from "../../worker/target-proxy.js";
@@ -25,22 +24,6 @@ const PHASES = [
 const SERVER_BYTES = 10_000;
 const OFFLOAD_MS = 20;
 const TERMINATE_MS = 300;
-
-/** The host refuses every indication and posts nothing: what arrives stays at the target. */
-function refuseAll(random: Prng): ReceiveKnobs {
-  return {
-    random: { nextU32: () => random.nextU32() },
-    acceptAll: 1,
-    acceptPrefix: 0,
-    refuse: 0,
-    post: 0,
-    postSizes: [4096],
-    nonPush: 0,
-    prefill: 0,
-    zeroByte: 0,
-    queueLimit: 0,
-  };
-}
 
 /** `n` bytes of stream `s` from offset `from` (seeded). */
 function bytesOf(seed: number, s: number, from: number, n: number): Uint8Array {
@@ -58,7 +41,11 @@ export async function runWorkerDemo(o: {
   readonly color?: boolean | undefined;
 }): Promise<Omit<DemoOutput, "result">> {
   const paint = (code: string, s: string) => (o.color === true ? `\x1b[${code}m${s}\x1b[0m` : s);
-  const pair = await startRealTimePair({ seed: o.seed, target: "worker", knobs: refuseAll });
+  const pair = await startRealTimePair({
+    seed: o.seed,
+    target: "worker",
+    knobs: (rng) => refuseAllKnobs({ nextU32: () => rng.nextU32() }),
+  });
   const chimney = pair.chimney as WorkerChimney; // target "worker" builds one
   let t0 = performance.now();
   const narration: string[] = [];
