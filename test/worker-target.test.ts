@@ -113,7 +113,8 @@ async function run(
         if (m.terminate(c, "test")) terminates++;
       }
     };
-    const server = pair.b.net.createServer((s) => {
+    // Half-open both ways: each side writes all of its stream whenever the other's ends.
+    const server = pair.b.net.createServer({ allowHalfOpen: true }, (s) => {
       writePattern(s, 2, bytes, 16384);
     });
     await new Promise<void>((r) => server.listen(7000, r));
@@ -122,7 +123,7 @@ async function run(
         readPattern(s, 1, `${label}: B's read`).then(resolve, reject);
       });
     });
-    const client = pair.a.net.connect({ host: PAIR_B, port: 7000 });
+    const client = pair.a.net.connect({ host: PAIR_B, port: 7000, allowHalfOpen: true });
     await new Promise<void>((r) => client.once("connect", () => r()));
     if (mode !== "host-only") {
       for (const c of conns()) flip(c);

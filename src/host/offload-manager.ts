@@ -75,6 +75,7 @@ import {
   type BufferChain,
   chainLength,
   copyOut,
+  forEachSegment,
   fromArrays,
   linkNbls,
   nblArray,
@@ -620,9 +621,16 @@ export class OffloadManager implements OffloadHost {
     const tdi = k.terminateDuringIndication ?? 0;
     if (tdi > 0 && k.random.nextU32() / 2 ** 32 < tdi) this.terminate(t.conn, "mid-indication");
     if (take > 0) {
-      const copy = new Uint8Array(take);
-      copyOut(data, 0, copy, 0, take);
-      this.#enqueueRecv(t, copy);
+      if (this.policy.zeroCopyIndications === true) {
+        // The target never reuses this memory: the application gets views of it.
+        forEachSegment(data, 0, take, (bytes, s, e) => {
+          this.#enqueueRecv(t, s === 0 && e === bytes.length ? bytes : bytes.subarray(s, e));
+        });
+      } else {
+        const copy = new Uint8Array(take);
+        copyOut(data, 0, copy, 0, take);
+        this.#enqueueRecv(t, copy);
+      }
       this.stats.indicatedBytesAccepted += take;
     }
     if (take === len) {

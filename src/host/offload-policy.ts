@@ -20,6 +20,13 @@ export interface OffloadPolicy {
    * least 1 MiB. Read once, at construction.
    */
   readonly recvPoolBytes?: number | undefined;
+  /**
+   * The target never reuses memory it indicated (a target on its own thread: its shared memory
+   * is garbage collected, never recycled): accepted indication data goes to the application as
+   * views of it, not as copies, and the NBLs still go back at once. Default false (a target that
+   * recycles its buffers after MiniportTcpOffloadReceiveReturn).
+   */
+  readonly zeroCopyIndications?: boolean | undefined;
 }
 
 /** Bytes per receive pool chunk. */

@@ -871,7 +871,8 @@ export function createWorkerChimney(
   o: WorkerChimneyOptions = {},
 ): WorkerChimney {
   const ledger = o.ledger ?? new BufferLedger();
-  const manager = new OffloadManager(stack, ledger, o.policy ?? {}, o.knobs);
+  // The worker never recycles memory it indicated: the application may keep views of it.
+  const manager = new OffloadManager(stack, ledger, { zeroCopyIndications: true, ...o.policy }, o.knobs);
   target.attach(manager, ledger);
   manager.attachTarget(target);
   return { manager, target, ledger };

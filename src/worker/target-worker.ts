@@ -163,6 +163,9 @@ class WorkerLoop {
       mac: init.mac,
       memory: (n) => new Uint8Array(new SharedArrayBuffer(n)),
       receiveModeration: init.target.receiveModeration ?? true,
+      // Memory the target indicates is never recycled (the garbage collector reclaims it), so
+      // the host may hand it to the application without a copy (zeroCopyIndications).
+      heldPoolBytes: 0,
     });
     if (init.wire !== undefined) {
       const tap = tapOn(init.wire, false); // the host thread opened it and closes it
