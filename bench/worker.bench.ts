@@ -16,7 +16,9 @@ import { killTree, LIVE_ADDRS } from "../src/live/netns.js";
 import type { Socket } from "../src/socket/socket.js";
 import { payload, startKernelServer } from "../test/support/live.js";
 import { PAIR_B, startWorkerPair, type WorkerPair } from "../test/support/worker-pair.js";
+import { Worker } from "node:worker_threads";
 import { goal, quantile } from "./goal.js";
+import { SpscRing } from "./spsc-ring.js";
 
 const TOPIC = "worker";
 const TARGET_TERMINATE_US = 50;
@@ -27,6 +29,7 @@ const TARGET_THROUGHPUT_RATIO = 1.3;
 export async function run(filter: RegExp | undefined): Promise<void> {
   const want = (name: string): boolean => filter === undefined || filter.test(`${TOPIC}/${name}`);
   if (want("roundtrip")) await roundtrip();
+  if (want("transport")) await transport();
   if (want("terminate")) await terminate();
   if (want("live")) await live();
 }
@@ -58,6 +61,93 @@ async function roundtrip(): Promise<void> {
     goal(TOPIC, "roundtrip-p99", `${p99.toFixed(1)} us`, "report", true);
   } finally {
     await pair.close();
+  }
+}
+
+/**
+ * The transport between the threads: round trips of one record, and of batches of 64, over
+ * `postMessage` and over a shared-memory ring per direction (the host thread awaits the ring
+ * with `Atomics.waitAsync`, the worker sleeps in `Atomics.wait`). The chimney's proxy posts one
+ * batch per turn of each loop; it keeps whichever costs less per record.
+ */
+async function transport(): Promise<void> {
+  const down = SpscRing.buffer(1024);
+  const upBuf = SpscRing.buffer(1024);
+  const w = new Worker(new URL("./transport-worker.js", import.meta.url), {
+    workerData: { down, up: upBuf },
+  });
+  try {
+    await new Promise<void>((r) => w.once("online", () => r()));
+    const perRecord = new Map<string, number>();
+    for (const batch of [1, 64]) {
+      // postMessage: one message carries the batch (an array of records), echoed back.
+      const recs = Array.from({ length: batch }, (_, k) => [k, 1, 2, 3]);
+      const pm = async (): Promise<void> => {
+        await new Promise<void>((r) => {
+          w.once("message", () => r());
+          w.postMessage({ k: "echo", n: batch, recs });
+        });
+      };
+      for (let i = 0; i < 500; i++) await pm();
+      const tp: number[] = [];
+      for (let i = 0; i < 5000; i++) {
+        const t0 = performance.now();
+        await pm();
+        tp.push((performance.now() - t0) * 1000);
+      }
+      perRecord.set(`postMessage/${batch}`, quantile(tp, 0.5) / batch);
+      goal(
+        TOPIC,
+        `transport-postmessage-batch${batch}`,
+        `${quantile(tp, 0.5).toFixed(1)} us per round trip median, ${quantile(tp, 0.99).toFixed(1)} us p99`,
+        "report",
+        true,
+      );
+    }
+    // The ring: the worker switches to it for the rest of its life.
+    w.postMessage({ k: "ring" });
+    const d = new SpscRing(down);
+    const u = new SpscRing(upBuf);
+    const rec = new Int32Array(4);
+    for (const batch of [1, 64]) {
+      const round = async (): Promise<void> => {
+        for (let k = 0; k < batch; k++) {
+          rec[0] = k;
+          d.push(rec);
+        }
+        d.notify();
+        let got = 0;
+        while (got < batch) {
+          await u.whenData();
+          while (u.pop(rec)) got++;
+        }
+      };
+      for (let i = 0; i < 500; i++) await round();
+      const tr: number[] = [];
+      for (let i = 0; i < 5000; i++) {
+        const t0 = performance.now();
+        await round();
+        tr.push((performance.now() - t0) * 1000);
+      }
+      perRecord.set(`ring/${batch}`, quantile(tr, 0.5) / batch);
+      goal(
+        TOPIC,
+        `transport-ring-batch${batch}`,
+        `${quantile(tr, 0.5).toFixed(1)} us per round trip median, ${quantile(tr, 0.99).toFixed(1)} us p99`,
+        "report",
+        true,
+      );
+    }
+    rec[0] = -1;
+    d.push(rec);
+    d.notify();
+    const pm64 = perRecord.get("postMessage/64") ?? Number.NaN;
+    const ring64 = perRecord.get("ring/64") ?? Number.NaN;
+    console.log(
+      `transport per record in batches of 64: postMessage ${pm64.toFixed(2)} us, ring ${ring64.toFixed(2)} us (${(pm64 / ring64).toFixed(2)}x); ${pm64 <= ring64 * 1.5 ? "the ring does not win by enough to pay for encoding records: the proxy keeps postMessage" : "the ring wins: the proxy still uses postMessage, and its hot records (frames, data calls, indications, answers, returns) are to move to binary ring records"}`,
+    );
+  } finally {
+    await w.terminate();
   }
 }
 
