@@ -7,7 +7,11 @@
 /** `Atomics.waitAsync` (ES2024; in Node since 16), typed here: the project's lib is ES2022. */
 const waitAsync = (
   Atomics as unknown as {
-    waitAsync(a: Int32Array, i: number, v: number): { async: boolean; value: Promise<string> | string };
+    readonly waitAsync: (
+      a: Int32Array,
+      i: number,
+      v: number,
+    ) => { async: boolean; value: Promise<string> | string };
   }
 ).waitAsync;
 
