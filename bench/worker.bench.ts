@@ -31,6 +31,7 @@ export async function run(filter: RegExp | undefined): Promise<void> {
   if (want("roundtrip")) await roundtrip();
   if (want("transport")) await transport();
   if (want("terminate")) await terminate();
+  if (want("storm")) await storm();
   if (want("live")) await live();
 }
 
@@ -240,6 +241,96 @@ async function terminate(): Promise<void> {
       `${(perByte * 1000).toFixed(3)} ns/B = ${ratio.toFixed(2)}x a copy of the same ${BYTES >> 20} MiB (${(copyPerByte * 1000).toFixed(3)} ns/B)`,
       `<= ${TARGET_PER_BYTE_VS_COPY}x`,
       ratio <= TARGET_PER_BYTE_VS_COPY,
+    );
+  } finally {
+    await pair.close();
+  }
+}
+
+const TARGET_STORM_MS = 1000;
+
+/**
+ * A terminate storm across the threads: N connections offloaded to the worker, 1 KiB held at the
+ * target on each (the host refuses indications), all terminated at once; wall time from the
+ * first call to the last completion. Memory per offloaded connection: RSS added by offloading
+ * (both threads). N from CHIMNEY_STORM_CONNS (default 10,000; the issue's figure is 100,000).
+ */
+async function storm(): Promise<void> {
+  const n = Number(process.env["CHIMNEY_STORM_CONNS"] ?? 10_000);
+  const pair = await startWorkerPair({
+    seed: 9,
+    knobs: (rng) => refuseAllKnobs({ nextU32: () => rng.nextU32() }),
+    tcp: { recvBufferSize: 64 << 10, sendBufferSize: 64 << 10 },
+  });
+  try {
+    const peers: Socket[] = [];
+    const server = pair.b.net.createServer((s) => {
+      peers.push(s);
+    });
+    await new Promise<void>((r) =>
+      server.listen({ port: 7200, backlog: 4096, maxEstablished: n + 16 }, () => r()),
+    );
+    const conns: HostConn[] = [];
+    const t0 = performance.now();
+    for (let i = 0; i < n; i += 256) {
+      const batch: Promise<void>[] = [];
+      for (let k = i; k < Math.min(n, i + 256); k++) {
+        const c = pair.a.net.connect({ host: PAIR_B, port: 7200 });
+        c.on("error", () => undefined);
+        batch.push(
+          new Promise<void>((r) =>
+            c.once("connect", () => {
+              if (c.connection !== undefined) conns.push(c.connection);
+              r();
+            }),
+          ),
+        );
+      }
+      await Promise.all(batch);
+    }
+    const setupMs = performance.now() - t0;
+    const m = pair.chimney.manager;
+    globalThis.gc?.();
+    const rss0 = process.memoryUsage().rss;
+    for (const c of conns) m.offload(c);
+    pair.a.driver.flush();
+    await until(() => m.offloadedCount === conns.length, "all offloaded", 120_000);
+    const data = new Uint8Array(1024).fill(5);
+    for (const s of peers) s.write(data);
+    pair.b.driver.flush();
+    await until(
+      () => [...pair.b.stack.connections()].every((c) => c.engine.sndUna === c.engine.status().sndMax),
+      "1 KiB held at the target on every connection",
+      120_000,
+    );
+    globalThis.gc?.();
+    const rss1 = process.memoryUsage().rss;
+    const before = m.stats.bufferedDataIn;
+    const ts = performance.now();
+    for (const c of conns) m.terminate(c, "storm");
+    pair.a.driver.flush();
+    await until(
+      () => m.offloadedCount === 0 && conns.every((c) => c.phase === "host"),
+      "all terminated",
+      120_000,
+    );
+    const ms = performance.now() - ts;
+    const back = m.stats.bufferedDataIn - before;
+    if (back !== conns.length * 1024)
+      throw new Error(`bench: ${back} B of BufferedData, expected ${conns.length * 1024}`);
+    goal(
+      TOPIC,
+      `storm-${conns.length}`,
+      `${ms.toFixed(0)} ms for ${conns.length} terminates with 1 KiB each (${((ms * 1000) / conns.length).toFixed(1)} us each; setup ${(setupMs / 1000).toFixed(1)} s)`,
+      `< ${TARGET_STORM_MS} ms for 100000`,
+      ms < TARGET_STORM_MS && conns.length >= 100_000,
+    );
+    goal(
+      TOPIC,
+      "memory-per-offloaded-conn",
+      `${((rss1 - rss0) / conns.length / 1024).toFixed(2)} KiB RSS (both threads) with 1 KiB held at the target`,
+      "report",
+      true,
     );
   } finally {
     await pair.close();
