@@ -159,8 +159,13 @@ function pcapWriteError(path: string, e: unknown): CliUsageError {
 export interface FlapCounts {
   /** Offloads started (`OffloadManager.offload` returned true). */
   offloads: number;
-  /** Terminates started (`OffloadManager.terminate` returned true). */
+  /** Terminates asked for (`OffloadManager.terminate` returned true), once per hand-off. */
   terminates: number;
+  /**
+   * Connections whose terminate was asked for and has not started yet (the manager waits for
+   * outstanding operations, e.g. a disconnect), at the last tick.
+   */
+  waiting: number;
 }
 
 /** A running `serve`: the live host with its HTTP server on the port. */
@@ -191,26 +196,38 @@ export interface RunningServer {
 
 /**
  * Every `ms`, each served connection (accepted on `port`, ESTABLISHED) that is on the host is
- * offloaded and each offloaded one is terminated: a connection alternates between the two.
+ * offloaded and each offloaded one is terminated: a connection alternates between the two. A
+ * connection still offloaded after its terminate was asked for is not asked again (the manager
+ * would accept the repeat and the count would grow without a hand-off); it counts as waiting.
  */
 function startFlap(host: LiveHost, port: number, ms: number, counts: FlapCounts): () => void {
   const manager = host.chimney?.manager;
   if (manager === undefined) return () => undefined;
   const served = (c: HostConn): boolean => c.localPort === port && c.announced;
+  // Only the flap offloads a connection after its accept, so one it finds offloaded with a
+  // terminate asked is still waiting for that terminate to start.
+  const asked = new WeakSet<HostConn>();
   const tick = setInterval(() => {
     let moved = false;
+    let waiting = 0;
     for (const c of [...host.stack.connections()]) {
       if (!served(c)) continue;
+      if (c.phase !== "offloaded") asked.delete(c);
       if (c.phase === "host") {
         if (c.tcp?.state === "ESTABLISHED" && manager.offload(c)) {
           counts.offloads++;
           moved = true;
         }
-      } else if (c.phase === "offloaded" && manager.terminate(c, "flap")) {
-        counts.terminates++;
-        moved = true;
+      } else if (c.phase === "offloaded") {
+        if (asked.has(c)) waiting++;
+        else if (manager.terminate(c, "flap")) {
+          asked.add(c);
+          counts.terminates++;
+          moved = true;
+        }
       }
     }
+    counts.waiting = waiting;
     if (moved) host.driver.flush();
   }, ms);
   return () => clearInterval(tick);
@@ -279,7 +296,7 @@ export async function startServer(o: ServeOptions, log: (line: string) => void):
     if (pcapFd !== undefined) closeSync(pcapFd);
     throw e;
   }
-  const counts: FlapCounts = { offloads: 0, terminates: 0 };
+  const counts: FlapCounts = { offloads: 0, terminates: 0, waiting: 0 };
   let acceptOffloads = 0;
   let stopFlap = (): void => undefined;
   let closed = false;
