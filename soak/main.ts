@@ -18,7 +18,8 @@
  * seconds) and fails on: a byte mismatch or a failed legitimate transfer; a crash (the server
  * fails, an exception, a helper dies); a table over its cap; RSS growth past the bound; a phase's
  * median download time under attack over 3x its lead-in's median; a slowloris connection held past the
- * header timeout (plus the server's check interval and 1 s); and an attack that did not land
+ * header timeout (plus the server's check interval and 1 s); a connection left 10 s after the
+ * last client (half-open ones of the SYN flood and TIME-WAIT aside); and an attack that did not land
  * (so a broken injector cannot pass for a robust server). The last lines are
  * `goal soak/<name>: <measured> (target <target>) OK|BELOW`, then the verdict with the seed.
  */
@@ -75,6 +76,11 @@ const MAX_SLOWDOWN = 3;
  */
 const LEAD_IN = 0.25;
 const SAMPLE_MS = 250;
+/**
+ * After the last phase every client is gone: within this time (ms) every connection must be gone
+ * too, except half-open ones of the SYN flood (their SYN-ACKs time out on their own) and TIME-WAIT.
+ */
+const DRAIN_MS = 10_000;
 /** Each phase lasts at least this (ms): the slowloris check needs a few header timeouts. */
 const MIN_PHASE_MS = 8000;
 
@@ -220,6 +226,8 @@ class Soak {
   transferFailures = 0;
   crashes = 0;
   lastDownload: number | undefined;
+  /** Connections left after the drain wait, described. */
+  leftovers: string[] | undefined;
   readonly #liveConns: { at: number; list: HostConn[] } = { at: 0, list: [] };
 
   constructor(o: Options, server: RunningServer, tmp: string) {
@@ -320,7 +328,7 @@ class Soak {
       .join(", ");
     const f = this.server.flaps;
     process.stdout.write(
-      `${this.elapsed()} ${(this.current?.name ?? "-").padEnd(14)} rss ${mib(s.rss)} heap ${mib(s.heapUsed)} cpu ${cpuPct.toFixed(0)}% | neighbors ${t.neighbors} (kernel ${s.kernelNeighbors}, ${s.neighborTableFull} refused) timers ${t["neighbor-timers"]} path-mtu ${t["path-mtu"]} conns ${t.connections}${states === "" ? "" : ` (${states})`} synq ${t["syn-queue"]} acceptq ${t["accept-queue"]} offloaded ${t.offloaded} | download ${this.lastDownload === undefined ? "-" : secs(this.lastDownload)} | flaps ${f.offloads}/${f.terminates}\n`,
+      `${this.elapsed()} ${(this.current?.name ?? "-").padEnd(14)} rss ${mib(s.rss)} heap ${mib(s.heapUsed)} cpu ${cpuPct.toFixed(0)}% | neighbors ${t.neighbors} (kernel ${s.kernelNeighbors}, ${s.neighborTableFull} refused) timers ${t["neighbor-timers"]} path-mtu ${t["path-mtu"]} conns ${t.connections}${states === "" ? "" : ` (${states})`} synq ${t["syn-queue"]} acceptq ${t["accept-queue"]} offloaded ${t.offloaded} | download ${this.lastDownload === undefined ? "-" : secs(this.lastDownload)} | flaps ${f.offloads}/${f.terminates}${f.waiting === 0 ? "" : ` (${f.waiting} terminates waiting)`}\n`,
     );
   }
 
@@ -351,6 +359,31 @@ class Soak {
       );
       this.record(await upload(ns, base, this.uploadFile, UPLOAD_BYTES, this.uploadSha, TRANSFER_TIMEOUT_MS));
     }
+  }
+
+  /** Connections that should be gone once every client is (see `DRAIN_MS`). */
+  #lingering(): HostConn[] {
+    return [...this.server.host.stack.connections()].filter(
+      (c) => c.tcp?.state !== "SYN-RECEIVED" && c.tcp?.state !== "TIME-WAIT",
+    );
+  }
+
+  /** Waits up to `DRAIN_MS` for the connections of the finished clients to go; notes what stays. */
+  async drain(): Promise<void> {
+    const until = performance.now() + DRAIN_MS;
+    while (this.#lingering().length > 0 && performance.now() < until)
+      await new Promise((r) => setTimeout(r, SAMPLE_MS));
+    const chimney = this.server.host.chimney;
+    this.leftovers = this.#lingering().map((c) => {
+      const ctx = c.tcp === undefined ? chimney?.manager.contextOf(c) : undefined;
+      const engine = ctx === undefined ? c.tcp : chimney?.target.engineOf(ctx);
+      const log = (chimney?.manager.log ?? [])
+        .filter((e) => e.conn === c.id)
+        .slice(-4)
+        .map((e) => `${e.op}${e.detail === "" ? "" : ` ${e.detail}`}`)
+        .join("; ");
+      return `${c.toString()}: ${c.phase}, ${engine?.state ?? "no engine"}${log === "" ? "" : `; last steps: ${log}`}`;
+    });
   }
 
   /** Downloads and uploads in turn, IPv4 and IPv6, until `end` (the last one may run past it). */
@@ -480,6 +513,13 @@ function goals(s: Soak): string[] {
       `${dropped.length} attackers dropped after ${dropped.length === 0 ? "-" : `${secs(Math.min(...dropped))} .. ${secs(Math.max(...dropped))}`}, ${held.length} open at the stop (oldest ${secs(Math.max(0, ...held))})`,
       `every one dropped within ${secs(bound)} (header timeout ${HEADERS_TIMEOUT_MS} ms + check ${CHECK_INTERVAL_MS} ms + ${DROP_SLACK_MS} ms)`,
       dropped.length > 0 && worst <= bound,
+    );
+  if (s.leftovers !== undefined)
+    goal(
+      "drained",
+      `${s.leftovers.length} connections left ${DRAIN_MS / 1000} s after the last client${s.leftovers.length === 0 ? "" : ` (${s.leftovers.slice(0, 8).join(" | ")})`}`,
+      "0, half-open and TIME-WAIT aside",
+      s.leftovers.length === 0,
     );
   goal("byte-mismatches", String(s.mismatches), "0", s.mismatches === 0);
   goal("failed-transfers", String(s.transferFailures), "0", s.transferFailures === 0);
@@ -653,6 +693,10 @@ async function main(): Promise<number> {
       for (const phase of o.phases) {
         await s.runPhase(phase, phaseMs);
         if (s.crashes > 0) break;
+      }
+      if (s.crashes === 0) {
+        process.stdout.write(`${s.elapsed()} drain: every client is gone; waiting for their connections\n`);
+        await s.drain();
       }
     } finally {
       clearInterval(sampler);

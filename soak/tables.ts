@@ -78,8 +78,12 @@ export function capsOf(s: RunningServer, inputs: CapInputs): Record<TableName, n
 export function sample(s: RunningServer): Sample {
   const stack = s.host.stack;
   const states: Record<string, number> = {};
+  const chimney = s.host.chimney;
   for (const c of stack.connections()) {
-    const k = c.tcp?.state ?? c.phase;
+    // Off the host: where it is and, once offloaded, the state of the target's engine.
+    const ctx = c.tcp === undefined ? chimney?.manager.contextOf(c) : undefined;
+    const onTarget = ctx === undefined ? undefined : chimney?.target.engineOf(ctx)?.state;
+    const k = c.tcp?.state ?? (onTarget === undefined ? c.phase : `${c.phase} ${onTarget}`);
     states[k] = (states[k] ?? 0) + 1;
   }
   let synQueue = 0;
