@@ -327,8 +327,8 @@ export class OffloadManager implements OffloadHost {
    * Starts offloading `c` (spec 7). Returns false, doing nothing, when it cannot be offloaded now:
    * not on the host, not in an ST-9 state (LAST-ACK and CLOSING included: the target asks for
    * the upload with UploadRequested once the connection reaches CLOSED or TIME-WAIT), no
-   * target, or offloads paused (spec 16.6). When a neighbor or path it needs is in flight the
-   * request waits and true is returned.
+   * target, or offloads paused (spec 16.6). When a neighbor or path it needs is in flight, or
+   * the neighbor was invalidated and is not terminated yet, the request waits and true is returned.
    */
   offload(c: HostConn): boolean {
     if (this.#target === undefined || this.#paused) return false;
@@ -344,7 +344,14 @@ export class OffloadManager implements OffloadHost {
     const pkey = `${ipKey(c.localAddr)}|${ipKey(c.remoteAddr)}`;
     const n = this.#neighbors.get(nkey);
     const p = this.#paths.get(pkey);
-    if ((n !== undefined && n.phase !== "offloaded") || (p !== undefined && p.phase !== "offloaded")) {
+    // An invalidated neighbor is not linked to again either: the target sends nothing for a
+    // connection on it (IV-3) and asked for the uploads of those it had (IV-4), not of one linked
+    // later, so that one would sit offloaded and silent, and keep the neighbor from being
+    // terminated with its last connection (IV-8). It waits for a fresh neighbor object.
+    if (
+      (n !== undefined && (n.phase !== "offloaded" || n.invalidated === true)) ||
+      (p !== undefined && p.phase !== "offloaded")
+    ) {
       this.#waiting.add(c);
       return true;
     }
