@@ -382,7 +382,13 @@ class Soak {
         .slice(-4)
         .map((e) => `${e.op}${e.detail === "" ? "" : ` ${e.detail}`}`)
         .join("; ");
-      return `${c.toString()}: ${c.phase}, ${engine?.state ?? "no engine"}${log === "" ? "" : `; last steps: ${log}`}`;
+      const st = engine?.status();
+      const due = engine?.pollTimeout();
+      const seq =
+        st === undefined
+          ? ""
+          : ` (snd.una ${st.sndUna} nxt ${st.sndNxt} max ${st.sndMax} wnd ${st.sndWnd}, rcv.nxt ${st.rcvNxt}, ${st.sendQueued} B queued, ${st.readable} B unread, timer ${due === undefined ? "none" : `in ${((due - this.server.host.driver.now()) / 1000).toFixed(0)} ms`})`;
+      return `${c.toString()}: ${c.phase}, ${engine?.state ?? "no engine"}${seq}${log === "" ? "" : `; last steps: ${log}`}`;
     });
   }
 
@@ -706,6 +712,11 @@ async function main(): Promise<number> {
       ...summary(s),
       `packet writer: ${inj.sent} frames sent, ${inj.errors} refused${inj.errors > 0 ? ` (${inj.lastError})` : ""}; ${s.injector.skipped} not made while it was behind`,
       `flap: ${srv.flaps.offloads} offloads, ${srv.flaps.terminates} terminates (every ${o.flapMs} ms), ${srv.acceptOffloads} offloads on accept`,
+      ...(srv.host.chimney === undefined
+        ? []
+        : [
+            `offload manager: ${srv.host.chimney.manager.stats.initiates} initiates (${srv.host.chimney.manager.stats.initiateFailures} failed), ${srv.host.chimney.manager.stats.terminates} terminates, ${srv.host.chimney.manager.stats.invalidates} invalidates (a neighbor lost, or a connection)`,
+          ]),
       "",
       ...goals(s),
     ];
