@@ -139,6 +139,25 @@ void describe(`host guarantees (manager against the software target; world seed 
     finish(p);
   });
 
+  void test("IV-8: a graceful close whose FIN the invalidate holds back does not keep the upload waiting", () => {
+    const p = offloadedPair();
+    const m = p.w.b.manager;
+    assert.ok(m !== undefined);
+    // The server closes (a graceful disconnect goes to the target) and, in the same step, its
+    // neighbor is invalidated: the target stops sending (IV-3) before the FIN leaves.
+    p.w.b.stack.close(p.w.now, p.server);
+    assert.ok(m.invalidateNeighbor(0, A));
+    p.w.b.node.pump();
+    p.w.run(p.w.now + 50_000);
+    const log = ops(p).join("\n");
+    assert.match(log, /TcpIndicateRetrieve InvalidState/);
+    assert.match(log, /DisconnectComplete NDIS_STATUS_UPLOAD_IN_PROGRESS/);
+    // Uploaded all the same, and the host sent the FIN itself: the client sees the close.
+    assert.equal(m.phaseOf(p.server), "host");
+    assert.equal(p.client.tcp?.state, "CLOSE-WAIT", "the server's FIN reached the client");
+    finish(p);
+  });
+
   void test("IV-8: an invalidated connection is uploaded", () => {
     const p = offloadedPair();
     const m = p.w.b.manager;

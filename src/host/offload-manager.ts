@@ -1054,8 +1054,13 @@ export class OffloadManager implements OffloadHost {
 
   #startTerminate(t: OffloadedTcp): void {
     if (t.phase !== "offloaded") return; // still offloading: retried after its completion
-    if (t.busyOps > 0 || t.disconnect !== undefined) {
-      // C-5 / TM-7: wait for outstanding query/update/invalidate and disconnect calls.
+    // C-5 / TM-7: wait for outstanding query/update/invalidate requests, and for a graceful
+    // disconnect to complete (its FIN is on its way), except on a connection the target asked to
+    // upload for InvalidState: it sends nothing more (IV-3), so a FIN not sent yet never goes
+    // and the disconnect would never complete. The terminate completes it (TM-9, with
+    // UPLOAD_IN_PROGRESS) and the host sends the FIN after the upload.
+    const disconnecting = t.disconnect !== undefined && t.retrieveReason !== "InvalidState";
+    if (t.busyOps > 0 || disconnecting) {
       this.#defer(() => {
         this.#startTerminate(t);
       });
