@@ -157,7 +157,7 @@ function pcapWriteError(path: string, e: unknown): CliUsageError {
 
 /** Hand-offs `--flap` asked for (each one the manager accepted). */
 export interface FlapCounts {
-  /** Offloads started (`OffloadManager.offload` returned true). */
+  /** Offloads asked for (`OffloadManager.offload` returned true), once per hand-off. */
   offloads: number;
   /** Terminates asked for (`OffloadManager.terminate` returned true), once per hand-off. */
   terminates: number;
@@ -199,23 +199,28 @@ export interface RunningServer {
  * offloaded and each offloaded one is terminated: a connection alternates between the two. A
  * connection still offloaded after its terminate was asked for is not asked again (the manager
  * would accept the repeat and the count would grow without a hand-off); it counts as waiting.
+ * Each hand-off is counted once.
  */
 function startFlap(host: LiveHost, port: number, ms: number, counts: FlapCounts): () => void {
   const manager = host.chimney?.manager;
   if (manager === undefined) return () => undefined;
   const served = (c: HostConn): boolean => c.localPort === port && c.announced;
   // Only the flap offloads a connection after its accept, so one it finds offloaded with a
-  // terminate asked is still waiting for that terminate to start.
+  // terminate asked is still waiting for that terminate to start. An offload the manager took
+  // but could not start yet (its neighbor or path in flight) is asked again, counted once.
   const asked = new WeakSet<HostConn>();
+  const askedOffload = new WeakSet<HostConn>();
   const tick = setInterval(() => {
     let moved = false;
     let waiting = 0;
     for (const c of [...host.stack.connections()]) {
       if (!served(c)) continue;
       if (c.phase !== "offloaded") asked.delete(c);
+      if (c.phase !== "host") askedOffload.delete(c);
       if (c.phase === "host") {
         if (c.tcp?.state === "ESTABLISHED" && manager.offload(c)) {
-          counts.offloads++;
+          if (!askedOffload.has(c)) counts.offloads++;
+          askedOffload.add(c);
           moved = true;
         }
       } else if (c.phase === "offloaded") {
