@@ -86,6 +86,78 @@ void describe(`host guarantees (manager against the software target; world seed 
     finish(p);
   });
 
+  void test("IV-8: a connection offloaded after its neighbor was invalidated waits for a fresh neighbor", () => {
+    // The target takes 2 ms per state operation: the invalidated neighbor stays offloaded a while.
+    const p = offloadedPair({ target: { operationDelay: Duration.fromMillis(2) } });
+    const m = p.w.b.manager;
+    assert.ok(m !== undefined);
+    // A second connection between the same hosts, on the host.
+    let second: HostConn | undefined;
+    let secondClient: HostConn | undefined;
+    p.w.b.onEvent((ev) => {
+      if (ev.kind === "accept") second ??= p.w.b.stack.accept(ev.listener);
+    });
+    p.w.a.onEvent((ev) => {
+      if (ev.kind !== "accept" && ev.event.kind === "connected" && ev.conn !== p.client)
+        secondClient ??= ev.conn;
+    });
+    p.w.a.stack.connect(p.w.now, B, 80);
+    p.w.a.node.pump();
+    p.w.run(p.w.now + 20_000);
+    assert.ok(second !== undefined && secondClient !== undefined, "second connection up");
+    assert.ok(m.invalidateNeighbor(0, A));
+    p.w.b.node.pump();
+    // Asked while the invalidated neighbor is still offloaded: it waits instead of being linked
+    // to it (the target would neither send for it nor ask for its upload).
+    assert.ok(m.offload(second));
+    assert.equal(m.phaseOf(second), "host");
+    p.w.b.node.pump();
+    p.w.run(p.w.now + 50_000);
+    // The first connection was uploaded with the neighbor; the second then went out on a new one.
+    assert.equal(m.phaseOf(p.server), "host");
+    assert.equal(m.phaseOf(second), "offloaded");
+    const log = ops(p);
+    const gone = log.findIndex((l) => l.startsWith("TerminateOffloadComplete"));
+    const initiates = log.flatMap((l, i) => (l.startsWith("InitiateOffload ") ? [i] : []));
+    assert.ok(gone >= 0 && initiates.length === 2 && (initiates[1] ?? 0) > gone, log.join("\n"));
+    // It works: data both ways, then a graceful close that completes.
+    p.w.a.stack.send(p.w.now, secondClient, pattern(5000, 1));
+    p.w.b.stack.send(p.w.now, second, pattern(5000, 2));
+    p.w.a.node.pump();
+    p.w.b.node.pump();
+    p.w.run(p.w.now + 50_000);
+    const received = (w: typeof p.w.a, c: HostConn): number => {
+      let n = 0;
+      for (let d = w.stack.recv(p.w.now, c); d !== undefined && d.length > 0; d = w.stack.recv(p.w.now, c))
+        n += d.length;
+      return n;
+    };
+    assert.equal(received(p.w.b, second), 5000);
+    assert.equal(received(p.w.a, secondClient), 5000);
+    p.w.a.stack.close(p.w.now, secondClient);
+    p.w.b.stack.close(p.w.now, second);
+    finish(p);
+  });
+
+  void test("IV-8: a graceful close whose FIN the invalidate holds back does not keep the upload waiting", () => {
+    const p = offloadedPair();
+    const m = p.w.b.manager;
+    assert.ok(m !== undefined);
+    // The server closes (a graceful disconnect goes to the target) and, in the same step, its
+    // neighbor is invalidated: the target stops sending (IV-3) before the FIN leaves.
+    p.w.b.stack.close(p.w.now, p.server);
+    assert.ok(m.invalidateNeighbor(0, A));
+    p.w.b.node.pump();
+    p.w.run(p.w.now + 50_000);
+    const log = ops(p).join("\n");
+    assert.match(log, /TcpIndicateRetrieve InvalidState/);
+    assert.match(log, /DisconnectComplete NDIS_STATUS_UPLOAD_IN_PROGRESS/);
+    // Uploaded all the same, and the host sent the FIN itself: the client sees the close.
+    assert.equal(m.phaseOf(p.server), "host");
+    assert.equal(p.client.tcp?.state, "CLOSE-WAIT", "the server's FIN reached the client");
+    finish(p);
+  });
+
   void test("IV-8: an invalidated connection is uploaded", () => {
     const p = offloadedPair();
     const m = p.w.b.manager;

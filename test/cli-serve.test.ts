@@ -2,9 +2,13 @@
 // kernel's namespace, and Ctrl-C (SIGINT) stops it and removes the namespace. Needs root.
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { patternSha256 } from "../src/live/http-app.js";
 import { exited, waitForOutput } from "./support/netns.js";
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "bin.js");
@@ -53,6 +57,70 @@ void test("chimney serve: the printed curl commands work, and Ctrl-C removes the
   }
 });
 
+void test("chimney serve --target inline --flap 5: 32 MiB down and 32 MiB up intact while the connections are handed back and forth", async () => {
+  const N = 32 * 1024 * 1024;
+  const dir = mkdtempSync(join(tmpdir(), "chimney-serve-flap-"));
+  const child = spawn(
+    process.execPath,
+    [CLI, "serve", "--port", "8085", "--seed", "5", "--target", "inline", "--flap", "5"],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  try {
+    const banner = await waitForOutput(
+      child,
+      /target: [\s\S]*ip netns exec \S+ curl[\s\S]*Ctrl-C stops/,
+      30_000,
+    );
+    assert.match(
+      banner,
+      /target: inline \(served connections are offloaded once accepted; offloaded \/ terminated every 5 ms\)/,
+    );
+    const ns = /ip netns exec (\S+) curl/.exec(banner)?.[1];
+    assert.ok(ns !== undefined, "the banner names the namespace");
+    // curl runs in the namespace, asynchronously (the server is another process either way).
+    const curl = (...args: string[]) =>
+      new Promise<string>((resolve, reject) => {
+        const c = spawn("ip", ["netns", "exec", ns, "curl", "-sS", "--max-time", "25", ...args], {
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let so = "";
+        let se = "";
+        c.stdout.on("data", (d: Buffer) => (so += d.toString()));
+        c.stderr.on("data", (d: Buffer) => (se += d.toString()));
+        c.on("exit", (code) => (code === 0 ? resolve(so) : reject(new Error(`curl exit ${code}: ${se}`))));
+      });
+    const sha = (f: string) => createHash("sha256").update(readFileSync(f)).digest("hex");
+    // Download: the body's digest is the header's and the pattern's.
+    const down = join(dir, "down.bin");
+    const headers = await curl("-D", "-", "-o", down, `http://192.0.2.2:8085/bytes/${N}`);
+    const claimed = /^x-sha256: ([0-9a-f]{64})\r?$/im.exec(headers)?.[1];
+    assert.equal(claimed, patternSha256(N), "x-sha256 is the pattern's digest");
+    assert.equal(sha(down), patternSha256(N), "downloaded bytes");
+    // Upload: /echo sends the body back; both digests match the random data sent.
+    const up = join(dir, "up.bin");
+    const echoed = join(dir, "echo.bin");
+    writeFileSync(up, randomBytes(N));
+    await curl("--data-binary", `@${up}`, "-o", echoed, "http://192.0.2.2:8085/echo");
+    assert.equal(sha(echoed), sha(up), "echoed bytes");
+    child.kill("SIGINT");
+    assert.equal(await exited(child), 0);
+    const m = /flap: (\d+) offloads, (\d+) terminates \(every 5 ms; plus (\d+) offloads on accept\)/.exec(
+      out,
+    );
+    assert.ok(m !== null, `the closing flap line: ${out}`);
+    assert.ok(Number(m[1]) > 0 && Number(m[2]) > 0, `flap counters: ${m[0]}`);
+    console.log(`# ${m[0]}`);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      await exited(child);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 /** The serve namespaces (`chimney-serve-<pid>-<n>`) of process `pid` that exist now. */
 function serveNamespacesOf(pid: number | undefined): string[] {
   return execFileSync("ip", ["netns", "list"], { encoding: "utf8" })
@@ -70,11 +138,31 @@ void test("chimney serve with a bad argument is one line and exit 2, before any 
     ["-p", "0"],
     ["--port", "-1"],
     ["--pcap", "/nonexistent-folder/ours.pcap"],
+    ["--target", "worker"],
+    ["--target", ""],
+    ["--flap", "0"],
+    ["--flap", "0.5"],
+    ["--flap", "-5"],
+    ["--flap", "lots"],
+    ["--flap", ""],
+    ["--flap", "Infinity"],
+    ["--flap", "1e12"],
+    ["--target", "none", "--flap", "5"],
   ]) {
     const r = spawnSync(process.execPath, [CLI, "serve", ...bad], { encoding: "utf8", timeout: 20_000 });
     assert.equal(r.status, 2, `${bad.join(" ")}: ${r.stderr}`);
     assert.ok(r.stderr.trim().split("\n").length <= 2, r.stderr);
-    assert.match(r.stderr, bad[0] === "--pcap" ? /nonexistent-folder.*does not exist/ : /invalid|must be/);
+    assert.match(
+      r.stderr,
+      bad[0] === "--pcap"
+        ? /nonexistent-folder.*does not exist/
+        : bad.includes("none")
+          ? /--flap needs a target/
+          : /invalid|must be/,
+    );
+    // An unknown target lists the choices; a bad period says what a period is.
+    if (bad[0] === "--target" && bad.length === 2) assert.match(r.stderr, /inline, none/);
+    if (bad[0] === "--flap" && bad.length === 2) assert.match(r.stderr, /milliseconds from 1 to|a number/);
     assert.deepEqual(serveNamespacesOf(r.pid), [], `${bad.join(" ")} created no namespace`);
   }
 });

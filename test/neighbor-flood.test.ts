@@ -15,7 +15,15 @@ import { Instant } from "../src/time/instant.js";
 import { MAC_BROADCAST, mac } from "../src/wire/ethernet.js";
 import { type IpAddr, ip, ipEquals } from "../src/wire/ip-addr.js";
 import type { Icmpv6Repr } from "../src/wire/icmpv6.js";
-import { decodeFrame, emitArpFrame, emitIcmpv4Packet, emitIcmpv6Packet } from "../src/wire/packet.js";
+import {
+  decodeFrame,
+  emitArpFrame,
+  emitIcmpv4Packet,
+  emitIcmpv6Packet,
+  emitTcpPacket,
+} from "../src/wire/packet.js";
+import { Seq } from "../src/wire/seq.js";
+import { TcpFlag, type TcpRepr } from "../src/wire/tcp-repr.js";
 
 const MAC_A = mac("02:00:00:00:00:02");
 const MAC_B = mac("02:00:00:00:00:01");
@@ -83,6 +91,25 @@ function arpRequest(sender: IpAddr, senderMac: Uint8Array, target: IpAddr): Uint
       targetProtocolAddr: target,
     },
   });
+}
+
+function syn(srcPort: number, dstPort: number, seq: number): TcpRepr {
+  return {
+    srcPort: Math.max(1024, srcPort),
+    dstPort,
+    seq: Seq.of(seq),
+    ack: Seq.of(0),
+    flags: TcpFlag.SYN,
+    window: 65535,
+    urgent: 0,
+    mss: 1460,
+    windowScale: undefined,
+    sackPermitted: false,
+    sack: [],
+    timestamps: undefined,
+    unknownOptions: [],
+    payload: new Uint8Array(0),
+  };
 }
 
 function ndFrame(src: IpAddr, srcMac: Uint8Array, icmp: Icmpv6Repr): Uint8Array {
@@ -224,22 +251,74 @@ void describe("neighbor cache under a flood of spoofed senders", () => {
     assert.deepEqual(stack.neighbors.get(0, B4)?.mac, other);
     assert.equal(stack.neighbors.size, 1);
   });
-  void test("an entry with queued packets or in use is never evicted; unused ones age out after 60 s", () => {
+  void test("an entry in use is never evicted; others go least recently used first, queued ones too; unused ones age out after 60 s", () => {
     const c = new NeighborCache({ ...DEFAULT_NEIGHBOR_CONFIG, maxEntries: 4, gcThreshold: 2 });
     const pinned = ip("192.0.2.10");
     const queued = ip("192.0.2.11");
     c.setInUse((_i, a) => ipEquals(a, pinned));
     c.confirm(at(0), 0, pinned, MAC_B, true);
     c.resolve(at(0), 0, queued, Uint8Array.of(1));
-    for (let i = 0; i < 100; i++) c.confirm(at(1), 0, ip(`198.51.100.${i}`), MAC_B, false);
+    c.confirm(at(1), 0, ip("198.51.100.1"), MAC_B, false);
+    c.confirm(at(1), 0, ip("198.51.100.2"), MAC_B, false);
     assert.equal(c.size, 4);
-    assert.ok(c.get(0, pinned) !== undefined && c.get(0, queued) !== undefined);
-    // 60 s later, new arrivals collect the unused entries, not the pinned one.
-    for (let t = 1000; t <= 4000; t += 1000) c.handleTimeout(at(t)); // the queued one gives up
+    // The next arrival evicts the least recently used entry not in use: the queued one, whose
+    // packet is dropped with it.
+    const drops = c.stats.queueDrops;
+    c.confirm(at(2), 0, ip("198.51.100.3"), MAC_B, false);
     assert.equal(c.get(0, queued), undefined);
+    assert.equal(c.stats.queueDrops, drops + 1);
+    assert.equal(c.pollRelease(), undefined, "the dropped packet is never released");
+    for (let i = 4; i < 100; i++) c.confirm(at(3), 0, ip(`198.51.100.${i}`), MAC_B, false);
+    assert.equal(c.size, 4);
+    assert.ok(c.get(0, pinned) !== undefined, "the entry in use stays");
+    // 60 s later, new arrivals collect the unused entries, not the pinned one.
     c.confirm(at(62_000), 0, ip("203.0.113.1"), MAC_B, false);
     assert.equal(c.size, 2);
     assert.ok(c.get(0, pinned) !== undefined);
     assert.ok(c.stats.staleCollected >= 2);
+  });
+  void test("a table full of entries in use refuses a new one", () => {
+    const c = new NeighborCache({ ...DEFAULT_NEIGHBOR_CONFIG, maxEntries: 2 });
+    c.setInUse(() => true);
+    c.confirm(at(0), 0, ip("192.0.2.10"), MAC_B, true);
+    c.confirm(at(0), 0, ip("192.0.2.11"), MAC_B, true);
+    assert.equal(c.resolve(at(1), 0, ip("192.0.2.12"), Uint8Array.of(1)), undefined);
+    assert.equal(c.size, 2);
+    assert.equal(c.stats.tableFull, 1);
+  });
+  void test(`${FLOOD / 4} SYNs from spoofed on-link senders: their unanswered resolutions do not lock B out`, () => {
+    // Each SYN-ACK to a spoofed sender starts a resolution that never completes, with the
+    // SYN-ACK queued. They used to pin their entries: the table filled with them and B, whose
+    // entry had been evicted, could not be resolved again until the flood stopped.
+    const stack = hostA();
+    stack.listen(80);
+    const r = new Prng(31);
+    assert.ok(ping(stack, at(0), false, 1), "B answers before the flood");
+    let now = 0;
+    for (let i = 0; i < FLOOD / 4; i++) {
+      const src = randomV6(r);
+      stack.handleFrame(
+        at(now),
+        0,
+        emitTcpPacket({
+          ip: { src, dst: A6 },
+          tcp: syn(r.nextU32() & 0xffff, 80, r.nextU32()),
+          ethernet: { src: randomMac(r), dst: MAC_A },
+        }),
+      );
+      if (i % 64 === 0) {
+        now += 1;
+        drain(stack, at(now));
+      }
+    }
+    drain(stack, at(now));
+    const n = stack.neighbors;
+    assert.equal(n.size, DEFAULT_NEIGHBOR_MAX_ENTRIES, "the flood filled the table");
+    const incomplete = [...n.entries()].filter((e) => e.state === "INCOMPLETE").length;
+    assert.ok(incomplete >= DEFAULT_NEIGHBOR_MAX_ENTRIES - 2, `${incomplete} unanswered resolutions`);
+    // B's entry was evicted long ago (B was idle); B is resolved again and answered at once.
+    assert.equal(n.get(0, B4), undefined);
+    assert.equal(n.stats.tableFull, 0, "no entry was ever refused");
+    assert.ok(ping(stack, at(now), false, 2), "B is resolved and answered during the flood");
   });
 });

@@ -11,7 +11,7 @@ import { runDemo } from "./commands/demo.js";
 import { runWorkerDemo } from "./commands/demo-worker.js";
 import { renderReport } from "./commands/report.js";
 import { runScenarioCommand } from "./commands/run.js";
-import { isTcpPort, serve } from "./commands/serve.js";
+import { DEFAULT_SERVE_TARGET, flapProblem, isTcpPort, SERVE_TARGETS, serve } from "./commands/serve.js";
 import type { TapOffload } from "../device/tap.js";
 import { CliUsageError, EXIT, reportError } from "./errors.js";
 import { exitQuietlyOnClosedStdout } from "./output.js";
@@ -33,6 +33,13 @@ function positiveInt(v: string): number {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n <= 0)
     throw new InvalidArgumentError(`must be a positive integer up to ${Number.MAX_SAFE_INTEGER}`);
+  return n;
+}
+
+function flapMs(v: string): number {
+  const n = Number(v);
+  const problem = v.trim() === "" ? "must be a number" : flapProblem(n);
+  if (problem !== undefined) throw new InvalidArgumentError(problem);
   return n;
 }
 
@@ -181,6 +188,19 @@ export function program(): Command {
         .choices(["tso", "gso", "off"])
         .default("tso"),
     )
+    .addOption(
+      new Option(
+        "--target <kind>",
+        "where served connections run: inline (the software offload target in front of the stack, in this thread; each connection is offloaded once accepted), none (no chimney: the stack alone)",
+      )
+        .choices(SERVE_TARGETS)
+        .default(DEFAULT_SERVE_TARGET),
+    )
+    .option(
+      "--flap <ms>",
+      "every ms milliseconds, terminate each offloaded served connection and offload each one on the host (needs a target)",
+      flapMs,
+    )
     .action(
       (opts: {
         port: number;
@@ -191,6 +211,8 @@ export function program(): Command {
         reorder?: number;
         pcap?: string;
         tapOffload: TapOffload;
+        target: string;
+        flap?: number;
       }) =>
         serve({
           port: opts.port,
@@ -201,6 +223,8 @@ export function program(): Command {
           reorder: opts.reorder,
           pcap: opts.pcap,
           offload: opts.tapOffload,
+          target: opts.target,
+          flapMs: opts.flap,
         }),
     );
   return p;

@@ -17,8 +17,11 @@
  *
  * Bounds (a flood of spoofed senders cannot grow or slow it). The table holds at most
  * `maxEntries` (default 1024, like Linux's gc_thresh3); a new entry past the cap evicts the least
- * recently used entry that is not in use (no packets queued, not pinned by the `inUse` predicate,
- * e.g. an offloaded connection's neighbor); when every entry is in use the new one is not created.
+ * recently used entry that is not in use (pinned by the `inUse` predicate, e.g. an offloaded
+ * connection's neighbor); when every entry is in use the new one is not created. An INCOMPLETE
+ * entry with packets queued is evicted like any other (its packets are dropped): traffic toward
+ * spoofed on-link senders (SYN-ACKs to a SYN flood) would otherwise fill the table with
+ * resolutions that never complete, and no real neighbor could be resolved any more.
  * Entries unused for `gcStaleTime` (60 s, Linux's gc_stale_time) in REACHABLE or STALE are
  * collected once the table holds `gcThreshold` entries (Linux's gc_thresh1), a few at a time on
  * each insertion and timer run (no wake-up of its own). Timers sit in a min-heap with lazy
@@ -112,7 +115,7 @@ export interface NeighborStats {
   evictions: number;
   /** Unused entries collected after gcStaleTime. */
   staleCollected: number;
-  /** Entries not created because the table was full of entries in use. */
+  /** Entries not created because every entry was in use (an offloaded connection's neighbor). */
   tableFull: number;
   /** Timer-heap pushes and pops (for tests: the cost of `pollTimeout` and timers). */
   timerOps: number;
@@ -389,25 +392,32 @@ export class NeighborCache {
     this.#entries.set(e.key, e);
   }
 
+  #inUseBy(e: Entry): boolean {
+    return this.#inUse?.(e.ifIndex, e.ip) ?? false;
+  }
+
   #pinned(e: Entry): boolean {
-    return e.queue.length > 0 || (this.#inUse?.(e.ifIndex, e.ip) ?? false);
+    return e.queue.length > 0 || this.#inUseBy(e);
   }
 
   /**
-   * Evicts the least recently used entry not in use. An entry in use that is met on the way gets
-   * a second chance (moves to the end), so repeated evictions do not rescan it.
+   * Evicts the least recently used entry not in use (queued packets of an INCOMPLETE one are
+   * dropped with it). An entry in use that is met on the way gets a second chance (moves to the
+   * end), so repeated evictions do not rescan it.
    */
   #evictOne(): boolean {
     let budget = this.#entries.size;
     for (const e of this.#entries.values()) {
       if (budget-- <= 0) break;
-      if (this.#pinned(e)) {
+      if (this.#inUseBy(e)) {
         this.#entries.delete(e.key);
         this.#entries.set(e.key, e);
         continue;
       }
       this.#drop(e);
       this.stats.evictions++;
+      this.stats.queueDrops += e.queue.length;
+      e.queue.length = 0;
       return true;
     }
     return false;

@@ -330,8 +330,8 @@ export class OffloadManager implements OffloadHost {
    * Starts offloading `c` (spec 7). Returns false, doing nothing, when it cannot be offloaded now:
    * not on the host, not in an ST-9 state (LAST-ACK and CLOSING included: the target asks for
    * the upload with UploadRequested once the connection reaches CLOSED or TIME-WAIT), no
-   * target, or offloads paused (spec 16.6). When a neighbor or path it needs is in flight the
-   * request waits and true is returned.
+   * target, or offloads paused (spec 16.6). When a neighbor or path it needs is in flight, or
+   * the neighbor was invalidated and is not terminated yet, the request waits and true is returned.
    */
   offload(c: HostConn): boolean {
     if (this.#target === undefined || this.#paused) return false;
@@ -347,7 +347,14 @@ export class OffloadManager implements OffloadHost {
     const pkey = `${ipKey(c.localAddr)}|${ipKey(c.remoteAddr)}`;
     const n = this.#neighbors.get(nkey);
     const p = this.#paths.get(pkey);
-    if ((n !== undefined && n.phase !== "offloaded") || (p !== undefined && p.phase !== "offloaded")) {
+    // An invalidated neighbor is not linked to again either: the target sends nothing for a
+    // connection on it (IV-3) and asked for the uploads of those it had (IV-4), not of one linked
+    // later, so that one would sit offloaded and silent, and keep the neighbor from being
+    // terminated with its last connection (IV-8). It waits for a fresh neighbor object.
+    if (
+      (n !== undefined && (n.phase !== "offloaded" || n.invalidated === true)) ||
+      (p !== undefined && p.phase !== "offloaded")
+    ) {
       this.#waiting.add(c);
       return true;
     }
@@ -1057,8 +1064,13 @@ export class OffloadManager implements OffloadHost {
 
   #startTerminate(t: OffloadedTcp): void {
     if (t.phase !== "offloaded") return; // still offloading: retried after its completion
-    if (t.busyOps > 0 || t.disconnect !== undefined) {
-      // C-5 / TM-7: wait for outstanding query/update/invalidate and disconnect calls.
+    // C-5 / TM-7: wait for outstanding query/update/invalidate requests, and for a graceful
+    // disconnect to complete (its FIN is on its way), except on a connection the target asked to
+    // upload for InvalidState: it sends nothing more (IV-3), so a FIN not sent yet never goes
+    // and the disconnect would never complete. The terminate completes it (TM-9, with
+    // UPLOAD_IN_PROGRESS) and the host sends the FIN after the upload.
+    const disconnecting = t.disconnect !== undefined && t.retrieveReason !== "InvalidState";
+    if (t.busyOps > 0 || disconnecting) {
       this.#defer(() => {
         this.#startTerminate(t);
       });

@@ -731,6 +731,16 @@ export class HostStack {
     return this.#conns.values();
   }
 
+  /** Every open listener. */
+  listeners(): IterableIterator<HostListener> {
+    return this.#listeners.values();
+  }
+
+  /** Bound on each listener's half-open connections (`HostConfig.synQueueLimit`). */
+  get synQueueLimit(): number {
+    return this.#synQueueLimit;
+  }
+
   /** True when `addr` is one of this host's addresses. */
   isLocalAddress(addr: IpAddr): boolean {
     return this.#ifaceOfAddress(addr) !== undefined;

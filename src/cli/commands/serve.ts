@@ -4,13 +4,29 @@
  * (with an `x-sha256` header) and `POST /sink`. Prints the `ip netns exec` lines to try it;
  * Ctrl-C (or SIGTERM) stops it and removes the namespace. Needs root. Arguments are all checked
  * before the namespace exists; any later error removes it again before the command fails.
+ *
+ * `--target` puts a chimney in front of the stack (`inline`: the offload manager and the
+ * software target in this thread; frames from the kernel enter the target first) or none.
+ * With a target every served connection is offloaded once accepted, and `--flap <ms>` hands
+ * each one back and forth every `ms` milliseconds (offload, terminate, offload, ...).
+ *
+ * `startServer` is the server part, reusable: it returns the running live host, so a caller in
+ * the same process (the soak, soak/main.ts) can look at its tables while it serves.
  */
 import { closeSync, openSync, writeSync } from "node:fs";
-import { serveHttpOn } from "../../live/http-app.js";
-import { type FrameCapture, startLiveHost } from "../../live/live-host.js";
+import type * as http from "node:http";
+import type { HostConn } from "../../host/stack.js";
+import { type HttpLimits, serveHttpOn } from "../../live/http-app.js";
+import {
+  type FrameCapture,
+  type LiveHost,
+  type LiveHostOptions,
+  startLiveHost,
+} from "../../live/live-host.js";
 import { LIVE_ADDRS, removeStaleNamespaces } from "../../live/netns.js";
 import type { TapOffload } from "../../device/tap.js";
 import type { FaultProfile } from "../../sim/link.js";
+import type { Server } from "../../socket/index.js";
 import { PcapLinkType, PcapWriter } from "../../wire/pcap.js";
 import { Instant } from "../../time/instant.js";
 import { CliUsageError } from "../errors.js";
@@ -18,6 +34,39 @@ import { checkOutputFile } from "../output.js";
 
 /** The tag in the names of serve's namespaces (`chimney-serve-<pid>-<n>`, see netns.ts). */
 const SERVE_TAG = "serve";
+
+/**
+ * Where offloaded connections run (`--target`): `inline`, the software target in this thread,
+ * in front of the stack; `none`, no chimney (the stack alone on the TAP device).
+ */
+export const SERVE_TARGETS = ["inline", "none"] as const;
+
+/** A `--target` value. */
+export type ServeTarget = (typeof SERVE_TARGETS)[number];
+
+/** `--target` when not given. */
+export const DEFAULT_SERVE_TARGET: ServeTarget = "inline";
+
+/** The shortest `--flap` period (ms). */
+export const MIN_FLAP_MS = 1;
+
+/** The longest `--flap` period (ms): one day. */
+export const MAX_FLAP_MS = 86_400_000;
+
+/** True when `s` names a target. */
+export function isServeTarget(s: string): s is ServeTarget {
+  return (SERVE_TARGETS as readonly string[]).includes(s);
+}
+
+/** What `startLiveHost` is given for a target (one case per target). */
+function chimneyOf(target: ServeTarget): LiveHostOptions["chimney"] {
+  switch (target) {
+    case "inline":
+      return {};
+    case "none":
+      return undefined;
+  }
+}
 
 /** Options of `serve`. */
 export interface ServeOptions {
@@ -33,6 +82,14 @@ export interface ServeOptions {
    * runs as GSO frames; with faults it becomes `gso`). `off` gives wire-sized frames both ways.
    */
   readonly offload?: TapOffload | undefined;
+  /** The chimney in front of the stack (a `ServeTarget`; checked; default `DEFAULT_SERVE_TARGET`). */
+  readonly target?: string | undefined;
+  /** Offload / terminate every served connection every this many ms (needs a target). */
+  readonly flapMs?: number | undefined;
+  /** Limits of the HTTP server (default `DEFAULT_HTTP_LIMITS`). */
+  readonly http?: Omit<HttpLimits, "onLimit"> | undefined;
+  /** Part of the namespace's name (default `serve`). */
+  readonly tag?: string | undefined;
 }
 
 /** The fault profile (both directions) the options describe, or undefined for a clean link. */
@@ -48,6 +105,12 @@ export function faultProfileOf(o: ServeOptions): FaultProfile | undefined {
 /** True for a TCP port a server can listen on and a client can name: an integer in 1..65535. */
 export function isTcpPort(n: number): boolean {
   return Number.isInteger(n) && n >= 1 && n <= 65535;
+}
+
+/** The message of a `--flap` value that is not a period in [MIN_FLAP_MS, MAX_FLAP_MS], or undefined. */
+export function flapProblem(ms: number): string | undefined {
+  if (Number.isFinite(ms) && ms >= MIN_FLAP_MS && ms <= MAX_FLAP_MS) return undefined;
+  return `must be a number of milliseconds from ${MIN_FLAP_MS} to ${MAX_FLAP_MS}`;
 }
 
 /**
@@ -71,6 +134,17 @@ export function checkServeOptions(o: ServeOptions): void {
     if (v !== undefined && !(v >= 0 && Number.isFinite(v)))
       throw new CliUsageError(`${name} ${v}: must be a non-negative number`);
   }
+  const target = o.target ?? DEFAULT_SERVE_TARGET;
+  if (!isServeTarget(target))
+    throw new CliUsageError(`--target ${target}: must be one of ${SERVE_TARGETS.join(", ")}`);
+  if (o.flapMs !== undefined) {
+    const problem = flapProblem(o.flapMs);
+    if (problem !== undefined) throw new CliUsageError(`--flap ${o.flapMs}: ${problem}`);
+    if (chimneyOf(target) === undefined)
+      throw new CliUsageError(
+        `--flap needs a target to hand connections to (--target ${target} has none; choose one of ${SERVE_TARGETS.filter((t) => chimneyOf(t) !== undefined).join(", ")})`,
+      );
+  }
   if (o.pcap !== undefined) checkOutputFile(o.pcap, "--pcap");
   if (process.platform !== "linux") throw new CliUsageError("serve needs Linux (TAP devices)");
   if (process.getuid?.() !== 0) throw new CliUsageError("serve needs root (it creates a network namespace)");
@@ -81,14 +155,99 @@ function pcapWriteError(path: string, e: unknown): CliUsageError {
   return new CliUsageError(`${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
 }
 
+/** Hand-offs `--flap` asked for (each one the manager accepted). */
+export interface FlapCounts {
+  /** Offloads asked for (`OffloadManager.offload` returned true), once per hand-off. */
+  offloads: number;
+  /** Terminates asked for (`OffloadManager.terminate` returned true), once per hand-off. */
+  terminates: number;
+  /**
+   * Connections whose terminate was asked for and has not started yet (the manager waits for
+   * outstanding operations, e.g. a disconnect), at the last tick.
+   */
+  waiting: number;
+}
+
+/** A running `serve`: the live host with its HTTP server on the port. */
+export interface RunningServer {
+  /** The live host (stack, driver, namespace; `chimney` when there is a target). */
+  readonly host: LiveHost;
+  /** The target in use. */
+  readonly target: ServeTarget;
+  /** Our listening socket. */
+  readonly server: Server;
+  /** The HTTP server fed from it. */
+  readonly http: http.Server;
+  /** The flap's counters (zero without `--flap`). */
+  readonly flaps: Readonly<FlapCounts>;
+  /** Offloads of newly accepted connections (with a target). */
+  readonly acceptOffloads: number;
+  /** What `serve` prints once it runs: addresses, faults, offloads, curl lines to try. */
+  readonly banner: readonly string[];
+  /** The first failure while serving (the capture cannot be written, the server fails), or undefined. */
+  readonly failure: { readonly error: unknown } | undefined;
+  /** Resolves (never rejects) with the first failure while serving. */
+  readonly failed: Promise<unknown>;
+  /** Frames captured so far (with `pcap`). */
+  readonly captured: number | undefined;
+  /** Stops flapping, stops the host, removes the namespace and closes the capture (idempotent). */
+  close(): void;
+}
+
 /**
- * Runs the server until SIGINT/SIGTERM; resolves after the namespace is gone. Every argument is
- * checked before anything is created; an error once the namespace exists (the capture file
- * cannot be written, ...) removes it before the error propagates. Namespaces left by a `serve`
- * that was killed outright are removed first.
+ * Every `ms`, each served connection (accepted on `port`, ESTABLISHED) that is on the host is
+ * offloaded and each offloaded one is terminated: a connection alternates between the two. A
+ * connection still offloaded after its terminate was asked for is not asked again (the manager
+ * would accept the repeat and the count would grow without a hand-off); it counts as waiting.
+ * Each hand-off is counted once.
  */
-export async function serve(o: ServeOptions): Promise<void> {
+function startFlap(host: LiveHost, port: number, ms: number, counts: FlapCounts): () => void {
+  const manager = host.chimney?.manager;
+  if (manager === undefined) return () => undefined;
+  const served = (c: HostConn): boolean => c.localPort === port && c.announced;
+  // Only the flap offloads a connection after its accept, so one it finds offloaded with a
+  // terminate asked is still waiting for that terminate to start. An offload the manager took
+  // but could not start yet (its neighbor or path in flight) is asked again, counted once.
+  const asked = new WeakSet<HostConn>();
+  const askedOffload = new WeakSet<HostConn>();
+  const tick = setInterval(() => {
+    let moved = false;
+    let waiting = 0;
+    for (const c of [...host.stack.connections()]) {
+      if (!served(c)) continue;
+      if (c.phase !== "offloaded") asked.delete(c);
+      if (c.phase !== "host") askedOffload.delete(c);
+      if (c.phase === "host") {
+        if (c.tcp?.state === "ESTABLISHED" && manager.offload(c)) {
+          if (!askedOffload.has(c)) counts.offloads++;
+          askedOffload.add(c);
+          moved = true;
+        }
+      } else if (c.phase === "offloaded") {
+        if (asked.has(c)) waiting++;
+        else if (manager.terminate(c, "flap")) {
+          asked.add(c);
+          counts.terminates++;
+          moved = true;
+        }
+      }
+    }
+    counts.waiting = waiting;
+    if (moved) host.driver.flush();
+  }, ms);
+  return () => clearInterval(tick);
+}
+
+/**
+ * Starts the server: checks every option first, removes namespaces left by a killed serve of the
+ * same tag, creates the namespace, starts the live host (with the chimney of `target`) and the
+ * HTTP server on `port`, and the flap. An error once the namespace exists removes it before the
+ * error propagates. `log` hears the HTTP server's limit messages.
+ */
+export async function startServer(o: ServeOptions, log: (line: string) => void): Promise<RunningServer> {
   checkServeOptions(o);
+  const target = (o.target ?? DEFAULT_SERVE_TARGET) as ServeTarget;
+  const tag = o.tag ?? SERVE_TAG;
   const faults = faultProfileOf(o);
   let pcapFd: number | undefined;
   if (o.pcap !== undefined) {
@@ -98,14 +257,17 @@ export async function serve(o: ServeOptions): Promise<void> {
       throw pcapWriteError(o.pcap, e);
     }
   }
-  for (const ns of removeStaleNamespaces(SERVE_TAG))
-    process.stderr.write(`chimney serve: removed namespace ${ns} left by a stopped serve\n`);
-  // The first failure of the capture (or of the server) ends the run; `failed` wakes the wait.
+  for (const ns of removeStaleNamespaces(tag)) log(`removed namespace ${ns} left by a stopped ${tag}`);
+  // The first failure of the capture (or of the server) ends the run; `failed` resolves with it.
   let failure: { error: unknown } | undefined;
-  let wake: (() => void) | undefined;
+  let wake: (e: unknown) => void = () => undefined;
+  const failed = new Promise<unknown>((resolve) => {
+    wake = resolve;
+  });
   const fail = (error: unknown): void => {
-    failure ??= { error };
-    wake?.();
+    if (failure !== undefined) return;
+    failure = { error };
+    wake(error);
   };
   let pcap: PcapWriter | undefined;
   let capture: FrameCapture | undefined;
@@ -124,17 +286,31 @@ export async function serve(o: ServeOptions): Promise<void> {
       }
     };
   }
-  const host = startLiveHost({
-    tag: SERVE_TAG,
-    seed: o.seed,
-    toKernel: faults,
-    fromKernel: faults,
-    capture,
-    offload: o.offload ?? "tso",
-  });
-  const ns = host.netns.ns;
-  const onSignal = (): void => {
-    wake?.();
+  let host: LiveHost;
+  try {
+    host = startLiveHost({
+      tag,
+      seed: o.seed,
+      toKernel: faults,
+      fromKernel: faults,
+      capture,
+      offload: o.offload ?? "tso",
+      chimney: chimneyOf(target),
+    });
+  } catch (e) {
+    if (pcapFd !== undefined) closeSync(pcapFd);
+    throw e;
+  }
+  const counts: FlapCounts = { offloads: 0, terminates: 0, waiting: 0 };
+  let acceptOffloads = 0;
+  let stopFlap = (): void => undefined;
+  let closed = false;
+  const close = (): void => {
+    if (closed) return;
+    closed = true;
+    stopFlap();
+    host.close();
+    if (pcapFd !== undefined) closeSync(pcapFd);
   };
   try {
     // The capture's file header goes out once the host runs.
@@ -147,15 +323,28 @@ export async function serve(o: ServeOptions): Promise<void> {
     }
     const server = host.net.createServer();
     // Header, request and idle timeouts and a connection cap (DEFAULT_HTTP_LIMITS).
-    serveHttpOn(server, { onLimit: (m) => process.stderr.write(`chimney serve: ${m}\n`) });
+    const httpServer = serveHttpOn(server, { ...o.http, onLimit: log });
+    const manager = host.chimney?.manager;
+    if (manager !== undefined) {
+      // With a target, the target runs every served connection from the start.
+      server.on("connection", (sock) => {
+        const c = sock.connection;
+        if (c !== undefined && manager.offload(c)) acceptOffloads++;
+      });
+    }
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(o.port, resolve);
     });
     server.on("error", fail);
+    if (o.flapMs !== undefined) stopFlap = startFlap(host, o.port, o.flapMs, counts);
+    const ns = host.netns.ns;
     const port = o.port === 80 ? "" : `:${o.port}`;
-    const lines = [
+    const banner = [
       `chimney serve: our stack is ${LIVE_ADDRS.ours4} and ${LIVE_ADDRS.ours6} on port ${o.port}; the kernel is ${LIVE_ADDRS.kernel4} / ${LIVE_ADDRS.kernel6} in namespace ${ns}`,
+      target === "none"
+        ? "target: none (no chimney: the stack runs every connection)"
+        : `target: ${target} (served connections are offloaded once accepted${o.flapMs === undefined ? "" : `; offloaded / terminated every ${o.flapMs} ms`})`,
       faults === undefined ? "faults: none" : `faults (both directions): ${JSON.stringify(faults)}`,
       `TAP offloads: ${host.netns.tap.offload}`,
       ...(o.pcap === undefined ? [] : [`capturing our side to ${o.pcap}`]),
@@ -166,23 +355,70 @@ export async function serve(o: ServeOptions): Promise<void> {
       `  ip netns exec ${ns} curl -sS --data-binary 'hello chimney' http://${LIVE_ADDRS.ours4}${port}/echo`,
       "Ctrl-C stops the server and removes the namespace.",
     ];
-    process.stdout.write(`${lines.join("\n")}\n`);
-    if (failure === undefined) {
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        process.on("SIGINT", onSignal);
-        process.on("SIGTERM", onSignal);
-      });
+    const h = host;
+    return {
+      host: h,
+      target,
+      server,
+      http: httpServer,
+      flaps: counts,
+      get acceptOffloads() {
+        return acceptOffloads;
+      },
+      banner,
+      get failure() {
+        return failure;
+      },
+      failed,
+      get captured() {
+        return pcap?.recordCount;
+      },
+      close,
+    };
+  } catch (e) {
+    close();
+    throw e;
+  }
+}
+
+/**
+ * Runs the server until SIGINT/SIGTERM; resolves after the namespace is gone. Every argument is
+ * checked before anything is created; an error once the namespace exists (the capture file
+ * cannot be written, ...) removes it before the error propagates. Namespaces left by a `serve`
+ * that was killed outright are removed first.
+ */
+export async function serve(o: ServeOptions): Promise<void> {
+  const log = (line: string): void => {
+    process.stderr.write(`chimney serve: ${line}\n`);
+  };
+  const s = await startServer(o, log);
+  const ns = s.host.netns.ns;
+  let onSignal = (): void => undefined;
+  try {
+    process.stdout.write(`${s.banner.join("\n")}\n`);
+    if (s.failure === undefined) {
+      await Promise.race([
+        s.failed,
+        new Promise<void>((resolve) => {
+          onSignal = resolve;
+          process.on("SIGINT", onSignal);
+          process.on("SIGTERM", onSignal);
+        }),
+      ]);
     }
-    if (failure !== undefined) throw failure.error;
+    if (s.failure !== undefined) throw s.failure.error;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    host.close();
-    if (pcapFd !== undefined) closeSync(pcapFd);
+    s.close();
   }
-  const s = host.stats();
-  process.stdout.write(
-    `\nstopped: ${s.framesIn} frames in (${s.batchesIn} reads), ${s.framesOut} out${pcap === undefined ? "" : `, ${pcap.recordCount} captured`}; namespace ${ns} removed\n`,
-  );
+  const st = s.host.stats();
+  const lines = [
+    `\nstopped: ${st.framesIn} frames in (${st.batchesIn} reads), ${st.framesOut} out${s.captured === undefined ? "" : `, ${s.captured} captured`}; namespace ${ns} removed`,
+  ];
+  if (o.flapMs !== undefined)
+    lines.push(
+      `flap: ${s.flaps.offloads} offloads, ${s.flaps.terminates} terminates (every ${o.flapMs} ms; plus ${s.acceptOffloads} offloads on accept)`,
+    );
+  process.stdout.write(`${lines.join("\n")}\n`);
 }
