@@ -29,7 +29,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { type RunningServer, SERVE_TARGETS, startServer } from "../src/cli/commands/serve.js";
+import { type RunningServer, startServer } from "../src/cli/commands/serve.js";
 import type { HostConn } from "../src/host/stack.js";
 import { DEFAULT_HTTP_LIMITS } from "../src/live/http-app.js";
 import { ipSync, LIVE_ADDRS } from "../src/live/netns.js";
@@ -600,8 +600,8 @@ async function main(): Promise<number> {
     process.stderr.write("soak: needs Linux and root (it creates a network namespace and a TAP device)\n");
     return 2;
   }
-  // The worker target once it exists, else the inline one.
-  const target = (SERVE_TARGETS as readonly string[]).includes("worker") ? "worker" : "inline";
+  // The worker target: the offload target on its own thread, owning the TAP link.
+  const target = "worker";
   const totalMs = o.minutes * 60_000;
   const phaseMs = totalMs / o.phases.length;
   process.stdout.write(

@@ -57,12 +57,25 @@ void test("chimney serve: the printed curl commands work, and Ctrl-C removes the
   }
 });
 
-void test("chimney serve --target inline --flap 5: 32 MiB down and 32 MiB up intact while the connections are handed back and forth", async () => {
-  const N = 32 * 1024 * 1024;
+for (const { target, mib, port } of [
+  { target: "inline", mib: 32, port: 8085 },
+  { target: "worker", mib: 256, port: 8086 },
+] as const) {
+  void test(`chimney serve --target ${target} --flap 5: ${mib} MiB down and ${mib} MiB up intact while the connections are handed back and forth`, async () => {
+    await flapTransfers(target, mib * 1024 * 1024, port);
+  });
+}
+
+/**
+ * `serve --target <target> --flap 5`; the kernel's curl downloads `n` bytes (`GET /bytes/n`, the
+ * pattern's sha256) and uploads `n` random bytes (to `/sink` for the worker, whose answer carries
+ * the sha256; through `/echo` for the inline one); the flap counters must be non-zero.
+ */
+async function flapTransfers(target: "inline" | "worker", N: number, port: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "chimney-serve-flap-"));
   const child = spawn(
     process.execPath,
-    [CLI, "serve", "--port", "8085", "--seed", "5", "--target", "inline", "--flap", "5"],
+    [CLI, "serve", "--port", String(port), "--seed", "5", "--target", target, "--flap", "5"],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
@@ -75,14 +88,16 @@ void test("chimney serve --target inline --flap 5: 32 MiB down and 32 MiB up int
     );
     assert.match(
       banner,
-      /target: inline \(served connections are offloaded once accepted; offloaded \/ terminated every 5 ms\)/,
+      new RegExp(
+        `target: ${target} \\(served connections are offloaded once accepted; offloaded / terminated every 5 ms\\)`,
+      ),
     );
     const ns = /ip netns exec (\S+) curl/.exec(banner)?.[1];
     assert.ok(ns !== undefined, "the banner names the namespace");
     // curl runs in the namespace, asynchronously (the server is another process either way).
     const curl = (...args: string[]) =>
       new Promise<string>((resolve, reject) => {
-        const c = spawn("ip", ["netns", "exec", ns, "curl", "-sS", "--max-time", "25", ...args], {
+        const c = spawn("ip", ["netns", "exec", ns, "curl", "-sS", "--max-time", "120", ...args], {
           stdio: ["ignore", "pipe", "pipe"],
         });
         let so = "";
@@ -92,18 +107,30 @@ void test("chimney serve --target inline --flap 5: 32 MiB down and 32 MiB up int
         c.on("exit", (code) => (code === 0 ? resolve(so) : reject(new Error(`curl exit ${code}: ${se}`))));
       });
     const sha = (f: string) => createHash("sha256").update(readFileSync(f)).digest("hex");
+    const url = `http://192.0.2.2:${port}`;
     // Download: the body's digest is the header's and the pattern's.
     const down = join(dir, "down.bin");
-    const headers = await curl("-D", "-", "-o", down, `http://192.0.2.2:8085/bytes/${N}`);
+    const t0 = performance.now();
+    const headers = await curl("-D", "-", "-o", down, `${url}/bytes/${N}`);
+    const downSecs = (performance.now() - t0) / 1000;
     const claimed = /^x-sha256: ([0-9a-f]{64})\r?$/im.exec(headers)?.[1];
     assert.equal(claimed, patternSha256(N), "x-sha256 is the pattern's digest");
     assert.equal(sha(down), patternSha256(N), "downloaded bytes");
-    // Upload: /echo sends the body back; both digests match the random data sent.
+    rmSync(down);
+    // Upload: random bytes; their digest must come back.
     const up = join(dir, "up.bin");
-    const echoed = join(dir, "echo.bin");
     writeFileSync(up, randomBytes(N));
-    await curl("--data-binary", `@${up}`, "-o", echoed, "http://192.0.2.2:8085/echo");
-    assert.equal(sha(echoed), sha(up), "echoed bytes");
+    const t1 = performance.now();
+    if (target === "worker") {
+      const reply = await curl("--data-binary", `@${up}`, `${url}/sink`);
+      assert.match(reply, new RegExp(`\\b${sha(up)}\\b`), `the server's digest of the upload: ${reply}`);
+      assert.match(reply, new RegExp(`\\b${N}\\b`), `the server's count of the upload: ${reply}`);
+    } else {
+      const echoed = join(dir, "echo.bin");
+      await curl("--data-binary", `@${up}`, "-o", echoed, `${url}/echo`);
+      assert.equal(sha(echoed), sha(up), "echoed bytes");
+    }
+    const upSecs = (performance.now() - t1) / 1000;
     child.kill("SIGINT");
     assert.equal(await exited(child), 0);
     const m = /flap: (\d+) offloads, (\d+) terminates \(every 5 ms; plus (\d+) offloads on accept\)/.exec(
@@ -111,7 +138,9 @@ void test("chimney serve --target inline --flap 5: 32 MiB down and 32 MiB up int
     );
     assert.ok(m !== null, `the closing flap line: ${out}`);
     assert.ok(Number(m[1]) > 0 && Number(m[2]) > 0, `flap counters: ${m[0]}`);
-    console.log(`# ${m[0]}`);
+    console.log(
+      `# ${target}: ${N >> 20} MiB down in ${downSecs.toFixed(1)} s, up in ${upSecs.toFixed(1)} s; ${m[0]}`,
+    );
   } finally {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill("SIGTERM");
@@ -119,7 +148,7 @@ void test("chimney serve --target inline --flap 5: 32 MiB down and 32 MiB up int
     }
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}
 
 /** The serve namespaces (`chimney-serve-<pid>-<n>`) of process `pid` that exist now. */
 function serveNamespacesOf(pid: number | undefined): string[] {

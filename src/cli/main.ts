@@ -191,7 +191,7 @@ export function program(): Command {
     .addOption(
       new Option(
         "--target <kind>",
-        "where served connections run: inline (the software offload target in front of the stack, in this thread; each connection is offloaded once accepted), none (no chimney: the stack alone)",
+        "where served connections run: worker (the software offload target on its own thread, owning the TAP link; each connection is offloaded once accepted), inline (the same target in this thread), none (no chimney: the stack alone)",
       )
         .choices(SERVE_TARGETS)
         .default(DEFAULT_SERVE_TARGET),

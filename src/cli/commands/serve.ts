@@ -22,6 +22,7 @@ import {
   type LiveHost,
   type LiveHostOptions,
   startLiveHost,
+  startLiveWorkerHost,
 } from "../../live/live-host.js";
 import { LIVE_ADDRS, removeStaleNamespaces } from "../../live/netns.js";
 import type { TapOffload } from "../../device/tap.js";
@@ -39,13 +40,13 @@ const SERVE_TAG = "serve";
  * Where offloaded connections run (`--target`): `inline`, the software target in this thread,
  * in front of the stack; `none`, no chimney (the stack alone on the TAP device).
  */
-export const SERVE_TARGETS = ["inline", "none"] as const;
+export const SERVE_TARGETS = ["worker", "inline", "none"] as const;
 
 /** A `--target` value. */
 export type ServeTarget = (typeof SERVE_TARGETS)[number];
 
 /** `--target` when not given. */
-export const DEFAULT_SERVE_TARGET: ServeTarget = "inline";
+export const DEFAULT_SERVE_TARGET: ServeTarget = "worker";
 
 /** The shortest `--flap` period (ms). */
 export const MIN_FLAP_MS = 1;
@@ -61,6 +62,7 @@ export function isServeTarget(s: string): s is ServeTarget {
 /** What `startLiveHost` is given for a target (one case per target). */
 function chimneyOf(target: ServeTarget): LiveHostOptions["chimney"] {
   switch (target) {
+    case "worker": // the target on its own thread (startLiveWorkerHost)
     case "inline":
       return {};
     case "none":
@@ -288,15 +290,18 @@ export async function startServer(o: ServeOptions, log: (line: string) => void):
   }
   let host: LiveHost;
   try {
-    host = startLiveHost({
+    const live = {
       tag,
       seed: o.seed,
       toKernel: faults,
       fromKernel: faults,
       capture,
       offload: o.offload ?? "tso",
-      chimney: chimneyOf(target),
-    });
+    };
+    host =
+      target === "worker"
+        ? await startLiveWorkerHost(live) // the worker owns the wire unless faults or a capture need this thread
+        : startLiveHost({ ...live, chimney: chimneyOf(target) });
   } catch (e) {
     if (pcapFd !== undefined) closeSync(pcapFd);
     throw e;
