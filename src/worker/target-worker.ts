@@ -439,6 +439,10 @@ class WorkerLoop {
   run(): void {
     const t = this.target;
     let now = this.now();
+    // Expired timers run once per turn, as a driver's wake-up runs them (ChimneyNode.fire): a
+    // deadline still due afterwards is the next turn's, through the timer armed below, not a
+    // reason to spin here.
+    let fired = false;
     for (let round = 0; ; round++) {
       t.process(now);
       if (this.#tap !== undefined) {
@@ -447,9 +451,12 @@ class WorkerLoop {
         for (let f = t.pollTransmit(now); f !== undefined; f = t.pollTransmit(now))
           this.#out.push({ k: "tx", frame: this.shared(f) });
       }
-      const tt = t.pollTimeout();
-      if (tt !== undefined && tt <= now) t.handleTimeout(now);
-      else if (!t.hasWork()) break;
+      if (!t.hasWork()) {
+        const tt = t.pollTimeout();
+        if (fired || tt === undefined || tt > now) break;
+        t.handleTimeout(now);
+        fired = true;
+      }
       if (round >= MAX_ROUNDS)
         throw new InvariantViolation(`the worker target did not settle in ${MAX_ROUNDS} rounds`);
       now = this.now();
