@@ -30,7 +30,7 @@ import type { DisconnectFlags, OffloadHost } from "../chimney/contract.js";
 import { BufferLedger } from "../nbl/ledger.js";
 import { OffloadManager, type OffloadPolicy, type ReceiveKnobs } from "../host/offload-manager.js";
 import type { HostStack } from "../host/stack.js";
-import { advanceNetBuffer, type Mdl, type NblId, type NetBufferList } from "../nbl/nbl.js";
+import { advanceNetBuffer, type Mdl, mdlChainLength, type NblId, type NetBufferList } from "../nbl/nbl.js";
 import type { NicTarget } from "../node/chimney-node.js";
 import type { SoftwareTargetOptions } from "../offload-target/software-target.js";
 import type { TcpConfig } from "../tcp/config.js";
@@ -489,6 +489,17 @@ export class WorkerTarget implements NicTarget {
     }
   }
 
+  /** The bytes of an MDL chain, copied once into one window of shared memory. */
+  #sharedCopyOf(chain: Mdl | null): Uint8Array {
+    const out = this.#slab.alloc(mdlChainLength(chain));
+    let at = 0;
+    for (let m = chain; m !== null; m = m.next) {
+      out.set(m.view, at);
+      at += m.length;
+    }
+    return out;
+  }
+
   /** A frame in shared memory (one copy when it is not there yet). */
   #shared(frame: Uint8Array): Uint8Array {
     return frame.buffer instanceof SharedArrayBuffer ? frame : this.#slab.copy(frame);
@@ -556,7 +567,7 @@ export class WorkerTarget implements NicTarget {
         const out: NblDesc[] = [];
         for (let n: NetBufferList | null = head; n !== null; n = n.next) {
           const nbs = this.#ledger.viewOne(n, "target", opName).map((nb) => ({
-            mdls: [this.#enc.mdl(this.#slab.copy(flatten(nb.mdlChain)))],
+            mdls: [this.#enc.mdl(this.#sharedCopyOf(nb.mdlChain))],
             dataOffset: nb.dataOffset,
             dataLength: nb.dataLength,
           }));
@@ -832,19 +843,6 @@ export class WorkerTarget implements NicTarget {
 
 /** A tree without NBLs (what a reachability query carries). */
 const NO_NBLS: TreeDecoder = { block: () => ({ chain: null, ref: () => null }) };
-
-/** The bytes of an MDL chain as one array (a copy). */
-function flatten(chain: Mdl | null): Uint8Array {
-  let n = 0;
-  for (let m = chain; m !== null; m = m.next) n += m.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (let m = chain; m !== null; m = m.next) {
-    out.set(m.view, at);
-    at += m.length;
-  }
-  return out;
-}
 
 /** How `createWorkerChimney` builds the manager. */
 export interface WorkerChimneyOptions {

@@ -344,6 +344,26 @@ void describe("delivery algorithm (spec 14.6, DA-1, RX-2)", () => {
     upload(w);
   });
 
+  for (const moderation of [false, true]) {
+    void test(`receive moderation ${moderation ? "on: a batch of segments is one indication, from process" : "off: each segment is indicated as it arrives"}`, () => {
+      const w = track(offloaded({ target: { receiveModeration: moderation } }));
+      w.peer.engine.send(pattern(4000, 21));
+      const now = at(w.now);
+      let frames = 0;
+      for (let s = w.peer.engine.pollTransmit(now); s !== undefined; s = w.peer.engine.pollTransmit(now)) {
+        w.target.handleFrame(now, w.peer.frameOf(s));
+        frames++;
+      }
+      assert.ok(frames >= 2, `${frames} segments`);
+      assert.equal(count(w, "indicate"), moderation ? 0 : frames, "indications made by handleFrame");
+      w.target.process(now);
+      assert.equal(count(w, "indicate"), moderation ? 1 : frames);
+      pump(w);
+      assert.deepEqual(w.host.stream, [...pattern(4000, 21)]);
+      upload(w);
+    });
+  }
+
   void test("RI-3 / spec 20-25: a zero-byte request re-enables indications", () => {
     const w = track(offloaded());
     w.host.indicatePolicy = () => 0;
