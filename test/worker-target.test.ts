@@ -12,6 +12,7 @@ import { Prng } from "../src/sim/prng.js";
 import type { Socket } from "../src/socket/socket.js";
 import { knobsFor, type KnobProfile } from "./support/offload-pair.js";
 import { PAIR_B, startWorkerPair, type WorkerPair } from "./support/worker-pair.js";
+import { startRealTimePair } from "../src/socket/realtime-pair.js";
 
 const SEED = Number(process.env["WORKER_SEED"] ?? 0x7a29);
 
@@ -178,6 +179,20 @@ async function run(
 }
 
 void describe("the offload target on a worker thread", () => {
+  void test("a real-time pair with a bad loss or seed is ERR_USAGE, before any thread starts", async () => {
+    for (const bad of [
+      { seed: 1, loss: 2 },
+      { seed: 1, loss: -0.1 },
+      { seed: 1, loss: Number.NaN },
+      { seed: 1.5 },
+    ]) {
+      await assert.rejects(
+        startRealTimePair(bad),
+        (e: unknown) => (e as { code?: string }).code === "ERR_USAGE",
+      );
+    }
+  });
+
   void test("host-only, offloaded, and toggled at random give the pattern both ways; everything ends quiescent", async () => {
     const bytes = 4 << 20;
     const host = await run(SEED, "host-only", "accept-all", bytes, 0);

@@ -17,6 +17,7 @@ import {
   type WorkerChimney,
   type WorkerSoftwareTargetOptions,
 } from "../worker/target-proxy.js";
+import { UsageError } from "../util/errors.js";
 import { RealTimeDriver } from "./driver.js";
 import { NetStack } from "./net-stack.js";
 
@@ -62,6 +63,9 @@ export const PAIR_B = "192.0.2.2";
 
 /** Starts the pair (the worker first). */
 export async function startRealTimePair(o: RealTimePairOptions): Promise<RealTimePair> {
+  const loss = o.loss ?? 0;
+  if (!(loss >= 0 && loss <= 1)) throw new UsageError(`loss ${String(o.loss)}: must be in [0, 1]`);
+  if (!Number.isSafeInteger(o.seed)) throw new UsageError(`seed ${String(o.seed)}: must be an integer`);
   const root = new Prng(o.seed);
   const cfg = tcpConfig({ ...o.tcp });
   const sa = segmentHost(1, { tcp: cfg, random: root.fork() });
@@ -76,7 +80,6 @@ export async function startRealTimePair(o: RealTimePairOptions): Promise<RealTim
     chimney = createChimney(sa, { mac: segmentMac(1), knobs });
   }
   const linkRng = root.fork();
-  const loss = o.loss ?? 0;
   let dropped = 0;
   let closed = false;
   const queues: [Uint8Array[], Uint8Array[]] = [[], []];
