@@ -187,13 +187,15 @@ export function preferredBacklog(c: Conn): number {
  * for, nor after the connection closed for sending.
  */
 function sendBacklogChange(t: TargetContext, now: Instant, c: Conn): void {
+  // A recheck is good for one look: left set on a connection that no longer indicates (closing,
+  // upload asked for), it would stay due for ever and its driver would spin.
+  c.backlogRecheck = undefined;
   if (!t.backlogSupported || c.phase !== "offloaded" || c.aborted || c.uploadRequested) return;
   const st = c.engine.state;
   if (st !== "ESTABLISHED" && st !== "CLOSE-WAIT") return;
   const next = preferredBacklog(c);
   const srtt = c.engine.srtt ?? Duration.ZERO;
   const interval = srtt > SEND_BACKLOG_INTERVAL ? srtt : SEND_BACKLOG_INTERVAL;
-  c.backlogRecheck = undefined;
   if (next === c.backlog) return;
   if (!backlogChangeDue(c.backlog, c.backlogAt, next, now, interval)) {
     // Big enough but too soon: look again when the interval has passed (a timer, `flush`).

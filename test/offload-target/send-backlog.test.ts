@@ -97,6 +97,37 @@ void describe("EV-4: the preferred send backlog and its throttle", () => {
     uploadAndFree(w);
   });
 
+  void test("EV-4: a recheck pending when the host closes does not leave a deadline due for ever", () => {
+    // A change too soon to indicate files a recheck; the host's disconnect then takes the
+    // connection out of ESTABLISHED, and the recheck must go with it (`advance` checks that no
+    // deadline is still due after handleTimeout: a driver would spin at 0 ms on it).
+    let rechecks = 0;
+    for (let salt = 0; salt < 8 && rechecks === 0; salt++) {
+      const w = track(offloaded());
+      for (let i = 0; i < 64; i++) w.host.send(w.ctx, pattern(16_384, salt * 64 + i));
+      for (let i = 0; i < 200; i++) {
+        advance(w, 1, 1);
+        const d = w.target.pollTimeout();
+        const e = w.target.engineOf(w.ctx);
+        // The engine's own timers are further out than the 200 ms throttle: a deadline inside it
+        // is the recheck.
+        if (d !== undefined && e !== undefined && e.pollTimeout() !== d) break;
+      }
+      const d = w.target.pollTimeout();
+      const e = w.target.engineOf(w.ctx);
+      if (d === undefined || e === undefined || e.pollTimeout() === d) {
+        uploadAndFree(w);
+        continue;
+      }
+      rechecks++;
+      w.host.disconnect(w.ctx, "graceful");
+      pump(w);
+      advance(w, (3 * SEND_BACKLOG_INTERVAL) / 1000, 5);
+      uploadAndFree(w);
+    }
+    assert.ok(rechecks > 0, "a recheck was pending at the disconnect");
+  });
+
   void test("ST-7 / ST-4: with the feature off nothing is indicated and the query says 0xFFFFFFFF", () => {
     const w = track(offloaded({ target: { sendBacklog: false } }));
     for (let i = 0; i < 8; i++) w.host.send(w.ctx, pattern(16_384, i));

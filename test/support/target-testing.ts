@@ -4,6 +4,7 @@
  * rules a host can observe, a peer (a real TCP engine behind frames built with src/wire/packet.ts,
  * plus raw segment injection), and builders for offload trees made from a real handshake.
  */
+import assert from "node:assert/strict";
 import { afterEach } from "node:test";
 import { Duration, Instant } from "../../src/time/instant.js";
 import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
@@ -509,7 +510,13 @@ export function advance(w: World, ms: number, step = 10): void {
     w.now = Math.min(end, w.now + step);
     const now = at(w.now);
     const t = w.target.pollTimeout();
-    if (t !== undefined && t <= now) w.target.handleTimeout(now);
+    if (t !== undefined && t <= now) {
+      w.target.handleTimeout(now);
+      // A driver's wake-up runs the expired timers once; a deadline still due after it would
+      // have the driver spin at 0 ms for ever.
+      const again = w.target.pollTimeout();
+      assert.ok(again === undefined || again > now, `a target deadline (${again}) still due at ${now} after handleTimeout`);
+    }
     const p = w.peer.engine.pollTimeout();
     if (p !== undefined && p <= now) w.peer.engine.handleTimeout(now);
     pump(w);
