@@ -515,7 +515,10 @@ export function advance(w: World, ms: number, step = 10): void {
       // A driver's wake-up runs the expired timers once; a deadline still due after it would
       // have the driver spin at 0 ms for ever.
       const again = w.target.pollTimeout();
-      assert.ok(again === undefined || again > now, `a target deadline (${again}) still due at ${now} after handleTimeout`);
+      assert.ok(
+        again === undefined || again > now,
+        `a target deadline (${again}) still due at ${now} after handleTimeout`,
+      );
     }
     const p = w.peer.engine.pollTimeout();
     if (p !== undefined && p <= now) w.peer.engine.handleTimeout(now);
