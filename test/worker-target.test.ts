@@ -13,6 +13,7 @@ import type { Socket } from "../src/socket/socket.js";
 import { knobsFor, type KnobProfile } from "./support/offload-pair.js";
 import { PAIR_B, startWorkerPair, type WorkerPair } from "./support/worker-pair.js";
 import { startRealTimePair } from "../src/socket/realtime-pair.js";
+import { RssWorkerTargets } from "../src/worker/rss-targets.js";
 
 const SEED = Number(process.env["WORKER_SEED"] ?? 0x7a29);
 
@@ -82,8 +83,103 @@ async function quiesce(pair: WorkerPair, label: string): Promise<void> {
   const audit = await pair.chimney.target.audit();
   assert.equal(audit.leak, undefined, `${label}: the worker's ledger: ${audit.leak}`);
   assert.equal(audit.live, 0, `${label}: ${audit.live} NBLs live in the worker's ledger`);
+  // The last connection's terminate takes its path and neighbor along, on every worker's copy.
+  assert.deepEqual(
+    [audit.connections, audit.neighbors, audit.paths],
+    [0, 0, 0],
+    `${label}: connections, neighbors, paths left at the target(s)`,
+  );
   assert.deepEqual(pair.chimney.target.outstanding, { atTarget: 0, heldFromTarget: 0 }, label);
   pair.chimney.ledger.assertQuiescent();
+}
+
+/**
+ * Race stress: `wanted` terminates at random moments during inbound bulk transfers on 32
+ * connections with receives posted. Returns, per target worker, the most connections it held at once.
+ */
+async function raceStress(seed: number, workers: number, wanted: number): Promise<number[]> {
+  const TERMINATES = wanted;
+  const conns = 32;
+  const label = `race stress, seed ${seed}, ${workers} worker(s)`;
+  const pair = await startWorkerPair({ seed, workers, knobs: (rng) => knobsFor("mixed", rng) });
+  const target = pair.chimney.target;
+  const most: number[] = Array.from({ length: workers }, () => 0);
+  const rng = new Prng(seed ^ 0x99);
+  const m = pair.chimney.manager;
+  let terminates = 0;
+  let offloads = 0;
+  let stop = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const server = pair.b.net.createServer((sock) => {
+      // An unbounded pattern until the run has its terminates; then the end.
+      let at = 0;
+      const id = Number(sock.remotePort) % 256;
+      const pump = (): void => {
+        while (!stop) {
+          const ok = sock.write(patternChunk(id, at, 8192));
+          at += 8192;
+          if (!ok) {
+            sock.once("drain", pump);
+            return;
+          }
+        }
+        sock.end();
+      };
+      pump();
+    });
+    await new Promise<void>((r) => server.listen(7001, r));
+    const reads: Promise<number>[] = [];
+    for (let i = 0; i < conns; i++) {
+      const c = pair.a.net.connect({ host: PAIR_B, port: 7001 });
+      await new Promise<void>((r) => c.once("connect", () => r()));
+      reads.push(readPattern(c, Number(c.localPort) % 256, `${label}: connection ${i}`));
+    }
+    const tick = (): void => {
+      for (const c of [...pair.a.stack.connections()]) {
+        if (rng.below(2) === 0) continue; // each connection flips at its own random moments
+        if (c.phase === "host" && m.offload(c)) offloads++;
+        else if (c.phase === "offloaded" && m.terminate(c, "stress")) terminates++;
+      }
+      pair.a.driver.flush();
+      if (target instanceof RssWorkerTargets)
+        target.connectionsPerWorker.forEach((n, k) => {
+          most[k] = Math.max(most[k] ?? 0, n);
+        });
+      if (terminates >= TERMINATES) stop = true;
+      else timer = setTimeout(tick, rng.below(3));
+    };
+    tick();
+    const deadline = new Promise<never>((_, reject) =>
+      setTimeout(
+        () => reject(new Error(`${label}: not done after 240 s (${terminates} terminates)`)),
+        240_000,
+      ).unref(),
+    );
+    const got = await Promise.race([Promise.all(reads), deadline]);
+    assert.ok(terminates >= TERMINATES, `${label}: ${terminates} terminates`);
+    const total = got.reduce((a, b) => a + b, 0);
+    assert.ok(
+      got.every((n) => n > 0),
+      `${label}: a connection read nothing: ${got.join(",")}`,
+    );
+    await quiesce(pair, label);
+    const st = m.stats;
+    console.log(
+      `# ${label}: ${terminates} terminates, ${offloads} offloads, ${(total / 2 ** 20).toFixed(1)} MiB over ${conns} connections, ${st.postedBytesCompleted} B via posted receives, ${st.indicatedBytesAccepted} B via indications, ${st.bufferedDataIn} B of BufferedData, ${st.forwards} segments forwarded after uploads, ${pair.chimney.target.stats.rxDropped} frames dropped at the full ring`,
+    );
+    assert.ok(st.postedBytesCompleted > 0, `${label}: no posted receive completed`);
+    assert.ok(st.bufferedDataIn > 0, `${label}: no BufferedData came up with a terminate`);
+    assert.ok(st.refusals > 0, `${label}: no indication was refused`);
+    if (workers === 1) most[0] = conns;
+    return most;
+  } catch (e) {
+    throw new Error(`${label}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`, { cause: e });
+  } finally {
+    stop = true;
+    clearTimeout(timer);
+    await pair.close();
+  }
 }
 
 type Mode = "host-only" | "offloaded" | "toggled";
@@ -212,80 +308,16 @@ void describe("the offload target on a worker thread", () => {
 
   const TERMINATES = Number(process.env["WORKER_TERMINATES"] ?? 10_000);
   void test(`race stress: ${TERMINATES} terminates at random moments during inbound bulk transfers with receives posted`, async () => {
-    const seed = SEED + 7;
-    const conns = 32;
-    const label = `race stress, seed ${seed}`;
-    const pair = await startWorkerPair({ seed, knobs: (rng) => knobsFor("mixed", rng) });
-    const rng = new Prng(seed ^ 0x99);
-    const m = pair.chimney.manager;
-    let terminates = 0;
-    let offloads = 0;
-    let stop = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      const server = pair.b.net.createServer((sock) => {
-        // An unbounded pattern until the run has its terminates; then the end.
-        let at = 0;
-        const id = Number(sock.remotePort) % 256;
-        const pump = (): void => {
-          while (!stop) {
-            const ok = sock.write(patternChunk(id, at, 8192));
-            at += 8192;
-            if (!ok) {
-              sock.once("drain", pump);
-              return;
-            }
-          }
-          sock.end();
-        };
-        pump();
-      });
-      await new Promise<void>((r) => server.listen(7001, r));
-      const reads: Promise<number>[] = [];
-      for (let i = 0; i < conns; i++) {
-        const c = pair.a.net.connect({ host: PAIR_B, port: 7001 });
-        await new Promise<void>((r) => c.once("connect", () => r()));
-        reads.push(readPattern(c, Number(c.localPort) % 256, `${label}: connection ${i}`));
-      }
-      const tick = (): void => {
-        for (const c of [...pair.a.stack.connections()]) {
-          if (rng.below(2) === 0) continue; // each connection flips at its own random moments
-          if (c.phase === "host" && m.offload(c)) offloads++;
-          else if (c.phase === "offloaded" && m.terminate(c, "stress")) terminates++;
-        }
-        pair.a.driver.flush();
-        if (terminates >= TERMINATES) stop = true;
-        else timer = setTimeout(tick, rng.below(3));
-      };
-      tick();
-      const deadline = new Promise<never>((_, reject) =>
-        setTimeout(
-          () => reject(new Error(`${label}: not done after 240 s (${terminates} terminates)`)),
-          240_000,
-        ).unref(),
-      );
-      const got = await Promise.race([Promise.all(reads), deadline]);
-      assert.ok(terminates >= TERMINATES, `${label}: ${terminates} terminates`);
-      const total = got.reduce((a, b) => a + b, 0);
-      assert.ok(
-        got.every((n) => n > 0),
-        `${label}: a connection read nothing: ${got.join(",")}`,
-      );
-      await quiesce(pair, label);
-      const st = m.stats;
-      console.log(
-        `# ${label}: ${terminates} terminates, ${offloads} offloads, ${(total / 2 ** 20).toFixed(1)} MiB over ${conns} connections, ${st.postedBytesCompleted} B via posted receives, ${st.indicatedBytesAccepted} B via indications, ${st.bufferedDataIn} B of BufferedData, ${st.forwards} segments forwarded after uploads, ${pair.chimney.target.stats.rxDropped} frames dropped at the full ring`,
-      );
-      assert.ok(st.postedBytesCompleted > 0, `${label}: no posted receive completed`);
-      assert.ok(st.bufferedDataIn > 0, `${label}: no BufferedData came up with a terminate`);
-      assert.ok(st.refusals > 0, `${label}: no indication was refused`);
-    } catch (e) {
-      throw new Error(`${label}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`, { cause: e });
-    } finally {
-      stop = true;
-      clearTimeout(timer);
-      await pair.close();
-    }
+    await raceStress(SEED + 7, 1, TERMINATES);
+  });
+
+  void test("three workers: connections spread by RSS, the race stress across all of them", async () => {
+    const perWorker = await raceStress(SEED + 8, 3, 2000);
+    assert.equal(perWorker.length, 3);
+    assert.ok(
+      perWorker.every((n) => n > 0),
+      `a worker never held a connection: most held at once ${perWorker.join(", ")}`,
+    );
   });
 
   const RUNS = Number(process.env["WORKER_RUNS"] ?? 8);

@@ -7,6 +7,7 @@
 import type { NdisOffloadHandle, OffloadContextSlot } from "../chimney/block-list.js";
 import type { TcpCachedState, TcpConstState, TcpDelegatedState } from "../chimney/state.js";
 import { constStateFromEngine } from "../chimney/tcp-state.js";
+import { rssTupleHash } from "../wire/rss-hash.js";
 import type { NetBufferList } from "../nbl/nbl.js";
 import type { TcpConnection } from "../tcp/connection.js";
 import { Seq } from "../wire/seq.js";
@@ -189,7 +190,11 @@ export class OffloadedTcp {
     this.handle = handle;
     this.engineConst = snap.constState;
     this.engineCached = snap.cachedState;
-    this.chimConst = constStateFromEngine(snap.constState);
+    // RS-1: the RSS hash of the connection's received direction, for a target with several queues.
+    this.chimConst = constStateFromEngine(
+      snap.constState,
+      rssTupleHash(conn.remoteAddr, conn.localAddr, conn.remotePort, conn.localPort),
+    );
     this.cached = cached;
     this.sendLimit = snap.cachedState.sendBufferSize;
     this.shadow = withoutData(snap);

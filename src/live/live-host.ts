@@ -15,7 +15,8 @@
 import { acceptAllKnobs, type ReceiveKnobs } from "../host/offload-manager.js";
 import { HostStack } from "../host/stack.js";
 import { type Chimney, createChimney } from "../node/chimney-node.js";
-import { createWorkerChimney, type WorkerChimney, WorkerTarget } from "../worker/target-proxy.js";
+import { createWorkerChimney, type WorkerChimney } from "../worker/target-proxy.js";
+import { type OffloadWorkers, startOffloadWorkers } from "../worker/rss-targets.js";
 import { buildLinkChain, type FaultProfile, type LinkChain } from "../sim/link.js";
 import { Prng } from "../sim/prng.js";
 import { RealTimeDriver } from "../socket/driver.js";
@@ -72,10 +73,10 @@ export interface LiveHostOptions {
     | {
         readonly knobs?: ((random: Prng) => ReceiveKnobs) | undefined;
         /**
-         * The target on its own thread (started with `WorkerTarget.start`, or use
+         * The target on its own thread (started with `startOffloadWorkers`, or use
          * `startLiveWorkerHost`); default: the software target on this thread.
          */
-        readonly worker?: WorkerTarget | undefined;
+        readonly worker?: OffloadWorkers | undefined;
       }
     | undefined;
 }
@@ -297,6 +298,8 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
 export async function startLiveWorkerHost(
   options: Omit<LiveHostOptions, "chimney"> & {
     readonly knobs?: ((random: Prng) => ReceiveKnobs) | undefined;
+    /** Target workers (default 1, which owns the wire unless this thread must see every frame). */
+    readonly workers?: number | undefined;
   } = {},
 ): Promise<LiveHost & { readonly chimney: WorkerChimney }> {
   // The worker owns the device unless our fault stages or the capture (on this thread) must see
@@ -314,10 +317,13 @@ export async function startLiveWorkerHost(
     mtu: options.mtu ?? 1500,
   });
   try {
-    const worker = await WorkerTarget.start({
+    const workers = options.workers ?? 1;
+    const worker = await startOffloadWorkers({
       mac: OUR_MAC,
       tcpConfig: tcpConfig({ ...options.tcp }),
-      wire: relay ? undefined : netns.tap.handle,
+      // Several workers do not share the device: this thread relays the wire to them by RSS.
+      wire: relay || workers > 1 ? undefined : netns.tap.handle,
+      workers,
     });
     try {
       const host = build(netns, options.seed ?? 1, options.mtu ?? 1500, {

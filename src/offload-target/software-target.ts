@@ -305,6 +305,11 @@ export class SoftwareTarget implements OffloadTarget {
     return this.#t.conns.size;
   }
 
+  /** Offloaded neighbor and path objects (for tests and diagnostics). */
+  get objectCount(): { readonly neighbors: number; readonly paths: number } {
+    return { neighbors: this.#t.neighbors.size, paths: this.#t.paths.size };
+  }
+
   /** The engine of an offloaded connection (read-only diagnostics for tests). */
   engineOf(ctx: MiniportOffloadContext): TcpConnection | undefined {
     return this.#t.conns.get(ctx)?.engine;

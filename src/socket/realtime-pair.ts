@@ -36,6 +36,8 @@ export interface RealTimePairOptions {
   readonly tcp?: Partial<TcpConfig> | undefined;
   /** Further options of the worker's SoftwareTarget. */
   readonly workerTarget?: WorkerSoftwareTargetOptions | undefined;
+  /** Target workers, connections spread across them by RSS (default 1). */
+  readonly workers?: number | undefined;
 }
 
 /** One host of the pair. */
@@ -75,7 +77,12 @@ export async function startRealTimePair(o: RealTimePairOptions): Promise<RealTim
   const target = o.target ?? "worker";
   let chimney: WorkerChimney | Chimney | undefined;
   if (target === "worker") {
-    chimney = await startWorkerChimney(sa, { mac: segmentMac(1), knobs, target: o.workerTarget });
+    chimney = await startWorkerChimney(sa, {
+      mac: segmentMac(1),
+      knobs,
+      target: o.workerTarget,
+      workers: o.workers,
+    });
   } else if (target === "inline") {
     chimney = createChimney(sa, { mac: segmentMac(1), knobs });
   }

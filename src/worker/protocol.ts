@@ -145,8 +145,10 @@ export interface WorkerAudit {
   /** Host NBLs the target holds (mirrors) and target NBLs out at the host. */
   readonly hostNbls: number;
   readonly outAtHost: number;
-  /** Offloaded connections. */
+  /** Offloaded connections, neighbors and paths. */
   readonly connections: number;
+  readonly neighbors: number;
+  readonly paths: number;
   /** Bytes the worker copied into shared memory because they were not there yet. */
   readonly bytesCopied: number;
   /** Frames the worker read from and wrote to the wire itself (when it owns the TAP device). */

@@ -31,13 +31,13 @@ import { BufferLedger } from "../nbl/ledger.js";
 import { OffloadManager, type OffloadPolicy, type ReceiveKnobs } from "../host/offload-manager.js";
 import type { HostStack } from "../host/stack.js";
 import { advanceNetBuffer, type Mdl, mdlChainLength, type NblId, type NetBufferList } from "../nbl/nbl.js";
-import type { NicTarget } from "../node/chimney-node.js";
 import type { SoftwareTargetOptions } from "../offload-target/software-target.js";
 import type { TcpConfig } from "../tcp/config.js";
 import type { Instant } from "../time/instant.js";
 import { InvariantViolation, OwnershipError, StackError, UsageError } from "../util/errors.js";
 import type { MacAddr } from "../wire/ethernet.js";
 import type { TapHandle } from "../device/tap.js";
+import { type OffloadWorkers, startOffloadWorkers } from "./rss-targets.js";
 import {
   type Batch,
   type BlockDesc,
@@ -142,7 +142,7 @@ interface Lent {
 }
 
 /** The host thread's proxy of a SoftwareTarget on a worker thread. */
-export class WorkerTarget implements NicTarget {
+export class WorkerTarget implements OffloadWorkers {
   readonly #worker: Worker;
   #hostRef: OffloadHost | undefined;
   #ledgerRef: BufferLedger | undefined;
@@ -851,10 +851,10 @@ export interface WorkerChimneyOptions {
   readonly ledger?: BufferLedger | undefined;
 }
 
-/** The chimney half of a node whose target runs on a worker thread. */
+/** The chimney half of a node whose target runs on worker threads (one, or several by RSS). */
 export interface WorkerChimney {
   readonly manager: OffloadManager;
-  readonly target: WorkerTarget;
+  readonly target: OffloadWorkers;
   readonly ledger: BufferLedger;
 }
 
@@ -865,7 +865,7 @@ export interface WorkerChimney {
  */
 export function createWorkerChimney(
   stack: HostStack,
-  target: WorkerTarget,
+  target: OffloadWorkers,
   o: WorkerChimneyOptions = {},
 ): WorkerChimney {
   const ledger = o.ledger ?? new BufferLedger();
@@ -876,20 +876,26 @@ export function createWorkerChimney(
   return { manager, target, ledger };
 }
 
-/** Starts a worker target for `stack` (its MAC and TCP configuration) and builds the chimney. */
+/**
+ * Starts the target workers for `stack` (its MAC and TCP configuration) and builds the chimney:
+ * one `WorkerTarget`, or with `workers` > 1 that many behind an RSS dispatcher (rss-targets.ts).
+ */
 export async function startWorkerChimney(
   stack: HostStack,
   o: WorkerChimneyOptions & {
     readonly mac: MacAddr;
     readonly target?: WorkerSoftwareTargetOptions | undefined;
     readonly ringFrames?: number | undefined;
+    /** Target workers (default 1). */
+    readonly workers?: number | undefined;
   },
 ): Promise<WorkerChimney> {
-  const target = await WorkerTarget.start({
+  const target = await startOffloadWorkers({
     mac: o.mac,
     tcpConfig: stack.tcpConfig,
     target: o.target,
     ringFrames: o.ringFrames,
+    workers: o.workers ?? 1,
   });
   return createWorkerChimney(stack, target, o);
 }

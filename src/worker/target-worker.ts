@@ -324,6 +324,8 @@ class WorkerLoop {
             hostNbls: this.#hostId.size,
             outAtHost: this.#up.size,
             connections: t.connectionCount,
+            neighbors: t.objectCount.neighbors,
+            paths: t.objectCount.paths,
             bytesCopied: this.#enc.copied,
             wireIn: this.#wireIn,
             wireOut: this.#wireOut,

@@ -17,6 +17,8 @@ export interface WorkerPairOptions {
   readonly knobs?: ((rng: Prng) => ReceiveKnobs) | undefined;
   readonly tcp?: Partial<TcpConfig> | undefined;
   readonly target?: WorkerSoftwareTargetOptions | undefined;
+  /** Target workers, spread by RSS (default 1). */
+  readonly workers?: number | undefined;
 }
 
 export interface WorkerPair {
@@ -36,6 +38,7 @@ export async function startWorkerPair(o: WorkerPairOptions): Promise<WorkerPair>
     knobs: o.knobs,
     tcp: o.tcp,
     workerTarget: o.target,
+    workers: o.workers,
   });
   return { ...pair, chimney: pair.chimney as WorkerChimney }; // target "worker" builds one
 }
