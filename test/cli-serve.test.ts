@@ -57,12 +57,14 @@ void test("chimney serve: the printed curl commands work, and Ctrl-C removes the
   }
 });
 
-for (const { target, mib, port } of [
-  { target: "inline", mib: 32, port: 8085 },
-  { target: "worker", mib: 256, port: 8086 },
+for (const { target, mib, port, workers } of [
+  { target: "inline", mib: 32, port: 8085, workers: undefined },
+  { target: "worker", mib: 256, port: 8086, workers: undefined },
+  { target: "worker", mib: 64, port: 8087, workers: 3 },
 ] as const) {
-  void test(`chimney serve --target ${target} --flap 5: ${mib} MiB down and ${mib} MiB up intact while the connections are handed back and forth`, async () => {
-    await flapTransfers(target, mib * 1024 * 1024, port);
+  const more = workers === undefined ? "" : ` --workers ${workers}`;
+  void test(`chimney serve --target ${target}${more} --flap 5: ${mib} MiB down and ${mib} MiB up intact while the connections are handed back and forth`, async () => {
+    await flapTransfers(target, mib * 1024 * 1024, port, workers);
   });
 }
 
@@ -71,11 +73,28 @@ for (const { target, mib, port } of [
  * pattern's sha256) and uploads `n` random bytes (to `/sink` for the worker, whose answer carries
  * the sha256; through `/echo` for the inline one); the flap counters must be non-zero.
  */
-async function flapTransfers(target: "inline" | "worker", N: number, port: number): Promise<void> {
+async function flapTransfers(
+  target: "inline" | "worker",
+  N: number,
+  port: number,
+  workers: number | undefined,
+): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "chimney-serve-flap-"));
   const child = spawn(
     process.execPath,
-    [CLI, "serve", "--port", String(port), "--seed", "5", "--target", target, "--flap", "5"],
+    [
+      CLI,
+      "serve",
+      "--port",
+      String(port),
+      "--seed",
+      "5",
+      "--target",
+      target,
+      "--flap",
+      "5",
+      ...(workers === undefined ? [] : ["--workers", String(workers)]),
+    ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
@@ -89,7 +108,7 @@ async function flapTransfers(target: "inline" | "worker", N: number, port: numbe
     assert.match(
       banner,
       new RegExp(
-        `target: ${target} \\(served connections are offloaded once accepted; offloaded / terminated every 5 ms\\)`,
+        `target: ${target}${target === "worker" ? ` x${workers ?? "\\d+"}` : ""} \\(served connections are offloaded once accepted; offloaded / terminated every 5 ms\\)`,
       ),
     );
     const ns = /ip netns exec (\S+) curl/.exec(banner)?.[1];
@@ -177,6 +196,10 @@ void test("chimney serve with a bad argument is one line and exit 2, before any 
     ["--flap", "Infinity"],
     ["--flap", "1e12"],
     ["--target", "none", "--flap", "5"],
+    ["--workers", "0"],
+    ["--workers", "lots"],
+    ["--workers", "65"],
+    ["--target", "inline", "--workers", "2"],
   ]) {
     const r = spawnSync(process.execPath, [CLI, "serve", ...bad], { encoding: "utf8", timeout: 20_000 });
     assert.equal(r.status, 2, `${bad.join(" ")}: ${r.stderr}`);
@@ -187,7 +210,9 @@ void test("chimney serve with a bad argument is one line and exit 2, before any 
         ? /nonexistent-folder.*does not exist/
         : bad.includes("none")
           ? /--flap needs a target/
-          : /invalid|must be/,
+          : bad.includes("inline")
+            ? /--workers applies to --target worker only/
+            : /invalid|must be/,
     );
     // An unknown target lists the choices; a bad period says what a period is.
     if (bad[0] === "--target" && bad.length === 2) assert.match(r.stderr, /worker, inline, none/);

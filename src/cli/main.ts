@@ -201,6 +201,11 @@ export function program(): Command {
       "every ms milliseconds, terminate each offloaded served connection and offload each one on the host (needs a target)",
       flapMs,
     )
+    .option(
+      "--workers <n>",
+      "with --target worker: target threads, connections spread across them by RSS (default: the cores but one, at least 1)",
+      positiveInt,
+    )
     .action(
       (opts: {
         port: number;
@@ -213,6 +218,7 @@ export function program(): Command {
         tapOffload: TapOffload;
         target: string;
         flap?: number;
+        workers?: number;
       }) =>
         serve({
           port: opts.port,
@@ -225,6 +231,7 @@ export function program(): Command {
           offload: opts.tapOffload,
           target: opts.target,
           flapMs: opts.flap,
+          workers: opts.workers,
         }),
     );
   return p;

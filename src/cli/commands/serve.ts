@@ -31,6 +31,7 @@ import type { Server } from "../../socket/index.js";
 import { PcapLinkType, PcapWriter } from "../../wire/pcap.js";
 import { Instant } from "../../time/instant.js";
 import { CliUsageError } from "../errors.js";
+import { defaultWorkerCount } from "../../worker/rss-targets.js";
 import { checkOutputFile } from "../output.js";
 
 /** The tag in the names of serve's namespaces (`chimney-serve-<pid>-<n>`, see netns.ts). */
@@ -47,6 +48,9 @@ export type ServeTarget = (typeof SERVE_TARGETS)[number];
 
 /** `--target` when not given. */
 export const DEFAULT_SERVE_TARGET: ServeTarget = "worker";
+
+/** The most target workers `--workers` takes. */
+export const MAX_WORKERS = 64;
 
 /** The shortest `--flap` period (ms). */
 export const MIN_FLAP_MS = 1;
@@ -88,6 +92,11 @@ export interface ServeOptions {
   readonly target?: string | undefined;
   /** Offload / terminate every served connection every this many ms (needs a target). */
   readonly flapMs?: number | undefined;
+  /**
+   * Target workers with `--target worker` (default: the cores but one, at least 1). One owns
+   * the TAP link; several are fed by this thread, connections spread by RSS.
+   */
+  readonly workers?: number | undefined;
   /** Limits of the HTTP server (default `DEFAULT_HTTP_LIMITS`). */
   readonly http?: Omit<HttpLimits, "onLimit"> | undefined;
   /** Part of the namespace's name (default `serve`). */
@@ -146,6 +155,11 @@ export function checkServeOptions(o: ServeOptions): void {
       throw new CliUsageError(
         `--flap needs a target to hand connections to (--target ${target} has none; choose one of ${SERVE_TARGETS.filter((t) => chimneyOf(t) !== undefined).join(", ")})`,
       );
+  }
+  if (o.workers !== undefined) {
+    if (!(Number.isSafeInteger(o.workers) && o.workers >= 1 && o.workers <= MAX_WORKERS))
+      throw new CliUsageError(`--workers ${o.workers}: must be an integer from 1 to ${MAX_WORKERS}`);
+    if (target !== "worker") throw new CliUsageError(`--workers applies to --target worker only`);
   }
   if (o.pcap !== undefined) checkOutputFile(o.pcap, "--pcap");
   if (process.platform !== "linux") throw new CliUsageError("serve needs Linux (TAP devices)");
@@ -288,6 +302,7 @@ export async function startServer(o: ServeOptions, log: (line: string) => void):
       }
     };
   }
+  const workers = o.workers ?? defaultWorkerCount();
   let host: LiveHost;
   try {
     const live = {
@@ -300,7 +315,8 @@ export async function startServer(o: ServeOptions, log: (line: string) => void):
     };
     host =
       target === "worker"
-        ? await startLiveWorkerHost(live) // the worker owns the wire unless faults or a capture need this thread
+        ? // one worker owns the wire unless faults or a capture need this thread; several never do
+          await startLiveWorkerHost({ ...live, workers })
         : startLiveHost({ ...live, chimney: chimneyOf(target) });
   } catch (e) {
     if (pcapFd !== undefined) closeSync(pcapFd);
@@ -349,7 +365,7 @@ export async function startServer(o: ServeOptions, log: (line: string) => void):
       `chimney serve: our stack is ${LIVE_ADDRS.ours4} and ${LIVE_ADDRS.ours6} on port ${o.port}; the kernel is ${LIVE_ADDRS.kernel4} / ${LIVE_ADDRS.kernel6} in namespace ${ns}`,
       target === "none"
         ? "target: none (no chimney: the stack runs every connection)"
-        : `target: ${target} (served connections are offloaded once accepted${o.flapMs === undefined ? "" : `; offloaded / terminated every ${o.flapMs} ms`})`,
+        : `target: ${target}${target === "worker" ? ` x${workers}` : ""} (served connections are offloaded once accepted${o.flapMs === undefined ? "" : `; offloaded / terminated every ${o.flapMs} ms`})`,
       faults === undefined ? "faults: none" : `faults (both directions): ${JSON.stringify(faults)}`,
       `TAP offloads: ${host.netns.tap.offload}`,
       ...(o.pcap === undefined ? [] : [`capturing our side to ${o.pcap}`]),
