@@ -104,6 +104,9 @@ export interface WorkerTargetOptions {
   readonly wire?: TapHandle | undefined;
 }
 
+/** Records after which the outgoing batch is posted at once, not at the end of the turn. */
+const PIPELINE_RECORDS = 256;
+
 /** Default size of the frame rings to the worker. */
 export const DEFAULT_RING_FRAMES = 1024;
 
@@ -508,6 +511,12 @@ export class WorkerTarget implements OffloadWorkers {
   #post(r: DownRecord): void {
     if (this.#closed) throw new UsageError("the worker target is closed");
     this.#out.push(r);
+    // A long run of calls (a terminate storm) goes in slices, so the worker starts on the first
+    // while the host is still making the rest.
+    if (this.#out.length >= PIPELINE_RECORDS) {
+      this.#flush();
+      return;
+    }
     if (!this.#flushQueued) {
       this.#flushQueued = true;
       queueMicrotask(() => {

@@ -61,6 +61,9 @@ import type { WorkerTargetInit } from "./target-proxy.js";
 /** Rounds of the loop after which a target that still has work is taken for a livelock. */
 const MAX_ROUNDS = 1_000_000;
 
+/** State operations of one batch after which the worker answers what it has done so far. */
+const PIPELINE_OPS = 64;
+
 /** How long the worker spins on the answer cell before it sleeps (a wake-up costs ~20 us). */
 const SPIN_ITERATIONS = 2000;
 
@@ -244,8 +247,17 @@ class WorkerLoop {
   onBatch(b: Batch<DownRecord>): void {
     if (this.#stopped) return;
     try {
-      const now = this.now();
-      for (const r of b.records) this.#apply(now, r);
+      let now = this.now();
+      let ops = 0;
+      for (const r of b.records) {
+        this.#apply(now, r);
+        // A long batch of state operations (a terminate storm) is worked and answered in
+        // slices, so the host completes the first while the rest are still being worked here.
+        if (r.k === "op" && ++ops % PIPELINE_OPS === 0) {
+          this.run();
+          now = this.now();
+        }
+      }
       this.run();
     } catch (e) {
       if (e instanceof WorkerStopping) return;
