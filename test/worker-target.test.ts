@@ -14,6 +14,7 @@ import { knobsFor, type KnobProfile } from "./support/offload-pair.js";
 import { PAIR_B, startWorkerPair, type WorkerPair } from "./support/worker-pair.js";
 import { startRealTimePair } from "../src/socket/realtime-pair.js";
 import { RssWorkerTargets } from "../src/worker/rss-targets.js";
+import { refuseAllKnobs } from "../src/host/offload-policy.js";
 
 const SEED = Number(process.env["WORKER_SEED"] ?? 0x7a29);
 
@@ -304,6 +305,73 @@ void describe("the offload target on a worker thread", () => {
     assert.ok(tog.terminates >= 2, `toggled: only ${tog.terminates} terminates`);
     assert.ok(tog.viaTarget > 0, "toggled: nothing through the target");
     console.log(`# offloaded: ${JSON.stringify(off)}; toggled: ${JSON.stringify(tog)}`);
+  });
+
+  void test("BufferedData a terminate hands back reaches the application as views of the worker's memory, in order", async () => {
+    const label = `BufferedData, seed ${SEED}`;
+    // The host refuses every indication: what B sends stays held at the target until the terminate.
+    const pair = await startWorkerPair({
+      seed: SEED + 3,
+      knobs: (rng) => refuseAllKnobs({ nextU32: () => rng.nextU32() }),
+    });
+    try {
+      const m = pair.chimney.manager;
+      let peer: Socket | undefined;
+      const server = pair.b.net.createServer((s) => {
+        peer = s;
+      });
+      await new Promise<void>((r) => server.listen(7002, r));
+      const client = pair.a.net.connect({ host: PAIR_B, port: 7002 });
+      await new Promise<void>((r) => client.once("connect", () => r()));
+      const by = Date.now() + 10_000;
+      while (peer === undefined) {
+        assert.ok(Date.now() < by, `${label}: no accept`);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const conn = client.connection;
+      assert.ok(conn !== undefined, label);
+      assert.ok(m.offload(conn), label);
+      pair.a.driver.flush();
+      while (conn.phase !== "offloaded") {
+        assert.ok(Date.now() < by, `${label}: not offloaded`);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const N = 200_000;
+      peer.write(patternChunk(4, 0, N));
+      pair.b.driver.flush();
+      const e = (): { sndUna: number; sndMax: number } => {
+        const c = [...pair.b.stack.connections()][0];
+        assert.ok(c !== undefined);
+        return { sndUna: c.engine.sndUna, sndMax: c.engine.status().sndMax };
+      };
+      while (e().sndUna !== e().sndMax) {
+        assert.ok(Date.now() < by, `${label}: B's data not acknowledged`);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      let shared = 0;
+      let at = 0;
+      client.on("data", (d: Uint8Array) => {
+        if (d.buffer instanceof SharedArrayBuffer) shared += d.length;
+        for (let i = 0; i < d.length; i++)
+          assert.equal(d[i], patternByte(4, at + i), `${label}: byte ${at + i}`);
+        at += d.length;
+      });
+      const before = m.stats.bufferedDataIn;
+      assert.ok(m.terminate(conn, "test"), label);
+      pair.a.driver.flush();
+      while (at < N) {
+        assert.ok(Date.now() < by, `${label}: read ${at} of ${N}`);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      assert.equal(m.stats.bufferedDataIn - before, N, `${label}: all of it came back as BufferedData`);
+      assert.equal(shared, N, `${label}: ${shared} of ${N} B read from the worker's shared memory`);
+      while (pair.chimney.target.outstanding.heldFromTarget > 0) {
+        assert.ok(Date.now() < by, `${label}: BufferedData NBLs not returned`);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    } finally {
+      await pair.close();
+    }
   });
 
   const TERMINATES = Number(process.env["WORKER_TERMINATES"] ?? 10_000);

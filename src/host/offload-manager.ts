@@ -1239,11 +1239,17 @@ export class OffloadManager implements OffloadHost {
     const bufferedIn = chainLength(view);
     if (bufferedIn > 0) {
       if (buffered.length > 0) this.stats.uploadsBufferedBothSides++;
-      const filler = new ChunkFiller(this.recvPool, bufferedIn);
-      copyChainInto(view, filler);
-      const copied = filler.finish(); // the filler's own list, discarded with it
-      if (buffered.length === 0) buffered = copied;
-      else for (const x of copied) buffered.push(x);
+      if (this.policy.zeroCopyIndications === true) {
+        // The target never reuses this memory: the application gets views of it, and the NBLs
+        // still go back at once.
+        for (const piece of segments(view)) buffered.push(piece);
+      } else {
+        const filler = new ChunkFiller(this.recvPool, bufferedIn);
+        copyChainInto(view, filler);
+        const copied = filler.finish(); // the filler's own list, discarded with it
+        if (buffered.length === 0) buffered = copied;
+        else for (const x of copied) buffered.push(x);
+      }
     }
     this.stats.bufferedDataIn += bufferedIn;
     this.#toReturn.push(chain);

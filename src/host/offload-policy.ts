@@ -21,10 +21,11 @@ export interface OffloadPolicy {
    */
   readonly recvPoolBytes?: number | undefined;
   /**
-   * The target never reuses memory it indicated (a target on its own thread: its shared memory
-   * is garbage collected, never recycled): accepted indication data goes to the application as
-   * views of it, not as copies, and the NBLs still go back at once. Default false (a target that
-   * recycles its buffers after MiniportTcpOffloadReceiveReturn).
+   * The target never reuses memory it hands up (a target on its own thread: its shared memory
+   * is garbage collected, never recycled): accepted indication data, and the BufferedData a
+   * terminate hands back, go to the application as views of it, not as copies, and the NBLs
+   * still go back at once. Default false (a target that recycles its buffers after
+   * MiniportTcpOffloadReceiveReturn).
    */
   readonly zeroCopyIndications?: boolean | undefined;
 }
