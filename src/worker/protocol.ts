@@ -284,12 +284,16 @@ export function copyBack(d: NbDesc, nb: NetBuffer): void {
   }
 }
 
-/** Sizes of shared slabs: small allocations share one; larger ones get their own buffer. */
-const SLAB_BYTES = 1 << 20;
+/**
+ * Sizes of shared slabs: small allocations share one; larger ones get their own buffer. A slab
+ * lives while any view of it does (a few header bytes an application keeps pin all of it), so
+ * slabs are small: 64 KiB, as the host's own frame slabs (wire/packet.ts).
+ */
+const SLAB_BYTES = 64 << 10;
 const OWN_BUFFER_BYTES = SLAB_BYTES >> 2;
 
 /**
- * A bump allocator of shared memory: windows of 1 MiB slabs, never reused (a slab is reclaimed
+ * A bump allocator of shared memory: windows of 64 KiB slabs, never reused (a slab is reclaimed
  * by the garbage collector once no view of it is left on either thread). Frames and chunks that
  * cross threads are allocated here, so they cross by reference.
  */
