@@ -20,7 +20,13 @@
  *   the neighbor reachability query) post the batch and wait for the host's answer in a shared
  *   cell (`SyncCell`).
  */
-import type { DisconnectFlags, IndicationAnswer, TcpOffloadEvent } from "../chimney/contract.js";
+import type {
+  DisconnectFlags,
+  IndicationAnswer,
+  OffloadHost,
+  OffloadTarget,
+  TcpOffloadEvent,
+} from "../chimney/contract.js";
 import type {
   MiniportOffloadContext,
   NdisOffloadHandle,
@@ -464,6 +470,48 @@ export const STATE_COMPLETE_OP: Readonly<Record<StateOp, string>> = {
   invalidate: "NdisMInvalidateOffloadComplete",
   query: "NdisMQueryOffloadStateComplete",
 };
+
+/** Calls state operation `op` on a target. */
+export function callStateOp(target: OffloadTarget, op: StateOp, b: OffloadBlockList): void {
+  switch (op) {
+    case "initiate":
+      target.initiateOffload(b);
+      return;
+    case "terminate":
+      target.terminateOffload(b);
+      return;
+    case "update":
+      target.updateOffload(b);
+      return;
+    case "invalidate":
+      target.invalidateOffload(b);
+      return;
+    case "query":
+      target.queryOffload(b);
+      return;
+  }
+}
+
+/** Completes state operation `op` to a host. */
+export function completeStateOp(host: OffloadHost, op: StateOp, b: OffloadBlockList): void {
+  switch (op) {
+    case "initiate":
+      host.initiateOffloadComplete(b);
+      return;
+    case "terminate":
+      host.terminateOffloadComplete(b);
+      return;
+    case "update":
+      host.updateOffloadComplete(b);
+      return;
+    case "invalidate":
+      host.invalidateOffloadComplete(b);
+      return;
+    case "query":
+      host.queryOffloadComplete(b);
+      return;
+  }
+}
 
 /** An NBL's header fields, as they cross. */
 export function header(

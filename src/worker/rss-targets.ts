@@ -45,7 +45,7 @@ import type { NicTarget } from "../node/chimney-node.js";
 import type { Instant } from "../time/instant.js";
 import { InvariantViolation, OwnershipError, UsageError } from "../util/errors.js";
 import { frameRssHash } from "../wire/rss-hash.js";
-import type { StateOp, WorkerAudit } from "./protocol.js";
+import { callStateOp, completeStateOp, type StateOp, type WorkerAudit } from "./protocol.js";
 import { type WorkerTargetOptions, WorkerTarget, type WorkerTargetStats } from "./target-proxy.js";
 
 /** What the chimney and its driver use of a target on worker threads (one worker or several). */
@@ -324,7 +324,7 @@ export class RssWorkerTargets implements OffloadWorkers {
       queueMicrotask(() => this.#complete(split));
       return;
     }
-    for (const [p, part] of calls) callOp(p, op, part);
+    for (const [p, part] of calls) callStateOp(p, op, part);
   }
 
   /** The shared object a host's neighbor or path block names (undefined: new, or not one). */
@@ -501,24 +501,7 @@ export class RssWorkerTargets implements OffloadWorkers {
       this.#deferred = [];
       for (const d of waiting) this.#splitOp(d.op, d.root, d.at);
     }
-    const h = this.#requireHost();
-    switch (split.op) {
-      case "initiate":
-        h.initiateOffloadComplete(split.root);
-        return;
-      case "terminate":
-        h.terminateOffloadComplete(split.root);
-        return;
-      case "update":
-        h.updateOffloadComplete(split.root);
-        return;
-      case "invalidate":
-        h.invalidateOffloadComplete(split.root);
-        return;
-      case "query":
-        h.queryOffloadComplete(split.root);
-        return;
-    }
+    completeStateOp(this.#requireHost(), split.op, split.root);
   }
 
   /** One host block from its workers' copies. */
@@ -760,27 +743,6 @@ export class RssWorkerTargets implements OffloadWorkers {
     this.#failed = true;
     this.#failure = e;
     this.onError(e);
-  }
-}
-
-/** Calls `op` on a worker's target. */
-function callOp(p: WorkerTarget, op: StateOp, b: OffloadBlockList): void {
-  switch (op) {
-    case "initiate":
-      p.initiateOffload(b);
-      return;
-    case "terminate":
-      p.terminateOffload(b);
-      return;
-    case "update":
-      p.updateOffload(b);
-      return;
-    case "invalidate":
-      p.invalidateOffload(b);
-      return;
-    case "query":
-      p.queryOffload(b);
-      return;
   }
 }
 

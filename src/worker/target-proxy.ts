@@ -42,6 +42,7 @@ import {
   type Batch,
   type BlockDesc,
   CELL_STOP,
+  completeStateOp,
   CELL_STOPPED,
   copyBack,
   type CrossingDelegatedState,
@@ -762,23 +763,7 @@ export class WorkerTarget implements OffloadWorkers {
         if (h !== null && back.has(h.id)) this.#ledger.transfer(h, "target", "host", opName);
       }
     }
-    switch (op) {
-      case "initiate":
-        this.#host.initiateOffloadComplete(root);
-        return;
-      case "terminate":
-        this.#host.terminateOffloadComplete(root);
-        return;
-      case "update":
-        this.#host.updateOffloadComplete(root);
-        return;
-      case "invalidate":
-        this.#host.invalidateOffloadComplete(root);
-        return;
-      case "query":
-        this.#host.queryOffloadComplete(root);
-        return;
-    }
+    completeStateOp(this.#host, op, root);
   }
 
   /** The NBLs and states the target wrote into one block. */

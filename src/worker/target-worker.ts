@@ -36,6 +36,7 @@ import { InvariantViolation, OwnershipError } from "../util/errors.js";
 import {
   type Batch,
   type BlockDesc,
+  callStateOp,
   CELL_STOP,
   CELL_STOPPED,
   DATA_CALL_OP,
@@ -396,23 +397,7 @@ class WorkerLoop {
     }
     const t = this.target;
     const call = (): void => {
-      switch (op) {
-        case "initiate":
-          t.initiateOffload(root);
-          return;
-        case "terminate":
-          t.terminateOffload(root);
-          return;
-        case "update":
-          t.updateOffload(root);
-          return;
-        case "invalidate":
-          t.invalidateOffload(root);
-          return;
-        case "query":
-          t.queryOffload(root);
-          return;
-      }
+      callStateOp(t, op, root);
     };
     // BufferedData at initiate is lent for the call only (IO-19), as the host lends it.
     const lentHead = lent[0];
