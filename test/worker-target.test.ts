@@ -374,6 +374,31 @@ void describe("the offload target on a worker thread", () => {
     }
   });
 
+  void test("a full frame ring drops and counts, and TCP recovers every byte", async () => {
+    // A ring of 4 frames toward the worker: a burst from B overflows it, as a NIC's receive ring.
+    const label = `ring drops, seed ${SEED}`;
+    const pair = await startWorkerPair({ seed: SEED + 5, ringFrames: 4 });
+    try {
+      const bytes = 1 << 20;
+      const server = pair.b.net.createServer({ allowHalfOpen: true }, (s) => {
+        writePattern(s, 6, bytes, 65536);
+      });
+      await new Promise<void>((r) => server.listen(7003, r));
+      const client = pair.a.net.connect({ host: PAIR_B, port: 7003, allowHalfOpen: true });
+      await new Promise<void>((r) => client.once("connect", () => r()));
+      const conn = client.connection;
+      assert.ok(conn !== undefined && pair.chimney.manager.offload(conn), label);
+      pair.a.driver.flush();
+      const got = await readPattern(client, 6, label);
+      client.end();
+      assert.equal(got, bytes, `${label}: A read ${got} of ${bytes}`);
+      assert.ok(pair.chimney.target.stats.rxDropped > 0, `${label}: no frame dropped at a ring of 4`);
+      await quiesce(pair, label);
+    } finally {
+      await pair.close();
+    }
+  });
+
   const TERMINATES = Number(process.env["WORKER_TERMINATES"] ?? 10_000);
   void test(`race stress: ${TERMINATES} terminates at random moments during inbound bulk transfers with receives posted`, async () => {
     await raceStress(SEED + 7, 1, TERMINATES);

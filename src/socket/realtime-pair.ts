@@ -38,6 +38,8 @@ export interface RealTimePairOptions {
   readonly workerTarget?: WorkerSoftwareTargetOptions | undefined;
   /** Target workers, connections spread across them by RSS (default 1). */
   readonly workers?: number | undefined;
+  /** Frames in flight to each worker at most (`WorkerTargetOptions.ringFrames`). */
+  readonly ringFrames?: number | undefined;
 }
 
 /** One host of the pair. */
@@ -82,6 +84,7 @@ export async function startRealTimePair(o: RealTimePairOptions): Promise<RealTim
       knobs,
       target: o.workerTarget,
       workers: o.workers,
+      ringFrames: o.ringFrames,
     });
   } else if (target === "inline") {
     chimney = createChimney(sa, { mac: segmentMac(1), knobs });

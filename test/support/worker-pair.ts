@@ -19,6 +19,7 @@ export interface WorkerPairOptions {
   readonly target?: WorkerSoftwareTargetOptions | undefined;
   /** Target workers, spread by RSS (default 1). */
   readonly workers?: number | undefined;
+  readonly ringFrames?: number | undefined;
 }
 
 export interface WorkerPair {
@@ -39,6 +40,7 @@ export async function startWorkerPair(o: WorkerPairOptions): Promise<WorkerPair>
     tcp: o.tcp,
     workerTarget: o.target,
     workers: o.workers,
+    ringFrames: o.ringFrames,
   });
   return { ...pair, chimney: pair.chimney as WorkerChimney }; // target "worker" builds one
 }
