@@ -1,0 +1,211 @@
+/**
+ * One end of the kernel hand-off acceptance test, run inside a network namespace with
+ * `ip netns exec <ns> node repair-helper.js <role> <args>`. It prints one JSON line per event on
+ * stdout and waits for one-word commands on stdin, so the test decides when each step happens.
+ *
+ * peer <port> <preBytes> <postBytes>: listens, sends `preBytes` and waits until the host has
+ *   acknowledged them (without reading anything); on `resume` sends `postBytes`, reads to the end.
+ * host <address> <port> <preBytes> <postBytes> <peerPreBytes>: connects with large buffers, waits
+ *   until the peer's `peerPreBytes` sit unread in its receive queue; on `write` writes `preBytes`;
+ *   on `move` exports the socket, closes it silently, imports it into a new socket; then reads
+ *   everything and writes `postBytes`.
+ * Both end with a `done` event carrying the length and sha256 of what they sent and received.
+ */
+import { createHash } from "node:crypto";
+import net from "node:net";
+import { createInterface } from "node:readline";
+import {
+  closeSilently,
+  exportKernelTcp,
+  importKernelTcp,
+  kernelQueues,
+  loadRepairAddon,
+  SOCKOPT,
+} from "../../src/device/repair.js";
+
+function emit(ev: string, fields: Record<string, unknown> = {}): void {
+  process.stdout.write(`${JSON.stringify({ ev, ...fields })}\n`);
+}
+
+/** Deterministic bytes (xorshift32), different per `tag`, so reordering changes the hash. */
+function bytes(tag: number, length: number): Buffer {
+  const out = Buffer.alloc(length);
+  let x = (0x9e3779b9 ^ tag) >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+const commands: string[] = [];
+let waiter: ((c: string) => void) | undefined;
+createInterface({ input: process.stdin }).on("line", (line) => {
+  const c = line.trim();
+  if (waiter !== undefined) {
+    const w = waiter;
+    waiter = undefined;
+    w(c);
+  } else commands.push(c);
+});
+function command(expected: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = (c: string) =>
+      c === expected ? resolve() : reject(new Error(`expected ${expected}, got ${c}`));
+    const queued = commands.shift();
+    if (queued !== undefined) check(queued);
+    else waiter = check;
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, f: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!f()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/** Reads `sock` to its end and writes `data` then ends it; resolves with both hashes. */
+function finish(sock: net.Socket, data: Buffer, sentBefore: Buffer[]): Promise<Record<string, unknown>> {
+  const recv = createHash("sha256");
+  const sent = createHash("sha256");
+  let recvLen = 0;
+  let sentLen = 0;
+  for (const b of [...sentBefore, data]) {
+    sent.update(b);
+    sentLen += b.length;
+  }
+  return new Promise((resolve, reject) => {
+    let ended = false;
+    let finished = false;
+    const done = () => {
+      if (ended && finished) {
+        resolve({ recvLen, recvSha: recv.digest("hex"), sentLen, sentSha: sent.digest("hex") });
+      }
+    };
+    sock.on("data", (d: Buffer) => {
+      recv.update(d);
+      recvLen += d.length;
+    });
+    sock.on("end", () => {
+      ended = true;
+      done();
+    });
+    sock.on("error", reject);
+    sock.end(data, () => {
+      finished = true;
+      done();
+    });
+    sock.resume();
+  });
+}
+
+async function peer(port: number, preBytes: number, postBytes: number): Promise<void> {
+  const addon = loadRepairAddon();
+  const server = net.createServer({ pauseOnConnect: true });
+  const conn = new Promise<net.Socket>((resolve) => server.once("connection", resolve));
+  await new Promise<void>((resolve) => server.listen(port, "0.0.0.0", resolve));
+  emit("listening");
+  const sock = await conn;
+  server.close();
+  const pre = bytes(1, preBytes);
+  sock.write(pre);
+  const fd = (sock as unknown as { _handle: { fd: number } })._handle.fd;
+  await until(
+    "the host to acknowledge the peer's data",
+    () => {
+      return sock.writableLength === 0 && kernelQueues(fd, addon).unacked === 0;
+    },
+    20_000,
+  );
+  emit("sent", { bytes: preBytes });
+  await command("resume");
+  const result = await finish(sock, bytes(2, postBytes), [pre]);
+  emit("done", result);
+  sock.destroy();
+}
+
+async function host(
+  address: string,
+  port: number,
+  preBytes: number,
+  postBytes: number,
+  peerPreBytes: number,
+): Promise<void> {
+  const addon = loadRepairAddon();
+  const fd = addon.socket(4);
+  addon.setInt(fd, SOCKOPT.SOL_SOCKET, SOCKOPT.SO_RCVBUFFORCE, 4 << 20);
+  addon.setInt(fd, SOCKOPT.SOL_SOCKET, SOCKOPT.SO_SNDBUFFORCE, 1 << 20);
+  addon.connect(fd, address, port);
+  emit("connected");
+  await until(
+    "the peer's data in the receive queue",
+    () => kernelQueues(fd, addon).unread >= peerPreBytes,
+    20_000,
+  );
+  emit("received", kernelQueues(fd, addon));
+  await command("write");
+  addon.setNonBlocking(fd, true);
+  const pre = bytes(3, preBytes);
+  let off = 0;
+  while (off < pre.length) {
+    const n = addon.send(fd, pre, off);
+    if (n === 0) throw new Error(`the kernel took ${off} of ${pre.length} bytes`);
+    off += n;
+  }
+  // Let the kernel send what its windows allow.
+  let last = -1;
+  await until("the send queue to settle", () => {
+    const now = kernelQueues(fd, addon).unsent;
+    const still = now === last;
+    last = now;
+    return still;
+  });
+  emit("written", kernelQueues(fd, addon));
+  await command("move");
+  const t0 = process.hrtime.bigint();
+  const state = exportKernelTcp(fd, addon);
+  closeSilently(fd, addon);
+  const nfd = importKernelTcp(state, {}, addon);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  emit("moved", {
+    ms,
+    unread: state.recvQueue.length,
+    sendQueue: state.sendQueue.length,
+    unsent: state.unsent,
+    mss: state.mss,
+    sack: state.sack,
+    timestamps: state.timestamps,
+    windowScale: state.windowScale,
+    window: state.window,
+    imported: kernelQueues(nfd, addon),
+  });
+  const sock = new net.Socket({ fd: nfd, readable: true, writable: true });
+  const result = await finish(sock, bytes(4, postBytes), [pre]);
+  emit("done", result);
+  sock.destroy();
+}
+
+const [role, ...args] = process.argv.slice(2);
+const num = (i: number): number => Number(args[i]);
+const main =
+  role === "peer"
+    ? peer(num(0), num(1), num(2))
+    : role === "host"
+      ? host(args[0] ?? "", num(1), num(2), num(3), num(4))
+      : Promise.reject(new Error(`unknown role ${role}`));
+main.then(
+  () => process.exit(0),
+  (e: unknown) => {
+    const x = e as { code?: unknown; call?: unknown; errnoName?: unknown };
+    emit("error", { message: String(e), code: x.code, call: x.call, errnoName: x.errnoName });
+    process.exit(1);
+  },
+);
