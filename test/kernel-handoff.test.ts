@@ -176,4 +176,38 @@ void describe("kernel hand-off: TCP_REPAIR export and import, kernel to kernel",
       pair?.close();
     }
   });
+
+  void test("wrong records are refused with RepairError, and the right one still imports", async (t) => {
+    let pair: NsPair | undefined;
+    let child: ChildProcess | undefined;
+    try {
+      pair = createNsPair("refuse");
+      child = pair.spawnIn(pair.a, process.execPath, [HELPER, "refusals", `${PORT}`]);
+      const ev = events(child, "refusals");
+      const r = await ev("refusals");
+      t.diagnostic(JSON.stringify(r));
+      const facts = JSON.stringify(r);
+      const state = r["state"] as { rcvNxt: number; window: { rcvWup: number } };
+      assert.equal(
+        state.window.rcvWup,
+        state.rcvNxt,
+        `precondition: RCV.WUP = RCV.NXT after the ACKs: ${facts}`,
+      );
+      const refused = (name: string, call: string, errnoName: string) =>
+        assert.deepEqual(r[name], { ok: false, code: "ERR_REPAIR", call, errnoName }, `${name}: ${facts}`);
+      refused("listener", "setsockopt(TCP_REPAIR)", "EPERM");
+      refused("whileExportedOpen", "connect", "EADDRNOTAVAIL");
+      refused("maxWindowBelowSndWnd", "setsockopt(TCP_REPAIR_WINDOW)", "EINVAL");
+      refused("rcvNxtMinusOne", "setsockopt(TCP_REPAIR_WINDOW)", "EINVAL");
+      refused("unsentBeyondQueue", "importKernelTcp", "EINVAL");
+      // RCV.NXT one too far is not a window the kernel can tell from a right one: it imports.
+      assert.deepEqual(r["rcvNxtPlusOne"], { ok: true, result: "imported" }, facts);
+      const done = await ev("done");
+      assert.deepEqual(done, { ev: "done", clientIntact: true, serverIntact: true });
+      assert.equal(await exited(child), 0);
+    } finally {
+      if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      pair?.close();
+    }
+  });
 });

@@ -330,8 +330,9 @@ export interface ImportOptions {
 }
 
 /**
- * Builds a connected kernel socket from `state` (in the socket's network namespace, with the
- * 4-tuple free or held by a socket in repair mode) and returns its fd. Follows the kernel's
+ * Builds a connected kernel socket from `state` and returns its fd. Call it in the connection's
+ * network namespace with the 4-tuple free: the exported socket, even in repair mode, holds it
+ * until `closeSilently` (connect fails with EADDRNOTAVAIL). Follows the kernel's
  * restore order: socket and repair on, bind, queue sequence numbers, connect (no SYN), options,
  * timestamp clock, receive queue, send queue (the sent part in repair mode, the unsent part with
  * repair briefly off), windows, repair off (no window probe). On failure the new socket is closed

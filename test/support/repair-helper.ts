@@ -10,6 +10,9 @@
  *   on `move` exports the socket, closes it silently, imports it into a new socket; then reads
  *   everything and writes `postBytes`.
  * Both end with a `done` event carrying the length and sha256 of what they sent and received.
+ * refusals <port>: one connection over loopback, exported and imported wrongly on purpose; prints
+ *   a `refusals` event with what each wrong import did, then imports it rightly and checks that
+ *   the connection still carries data both ways (a `done` event).
  */
 import { createHash } from "node:crypto";
 import net from "node:net";
@@ -20,6 +23,7 @@ import {
   importKernelTcp,
   kernelQueues,
   loadRepairAddon,
+  RepairError,
   SOCKOPT,
 } from "../../src/device/repair.js";
 
@@ -193,6 +197,97 @@ async function host(
   sock.destroy();
 }
 
+/** What a call threw: the RepairError's fields, or `ok`. */
+function outcome(f: () => unknown): Record<string, unknown> {
+  try {
+    const r = f();
+    return { ok: true, result: r };
+  } catch (e) {
+    if (e instanceof RepairError) return { ok: false, code: e.code, call: e.call, errnoName: e.errnoName };
+    return { ok: false, message: String(e) };
+  }
+}
+
+/** Reads `n` bytes from a net.Socket. */
+function readBytes(sock: net.Socket, n: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let have = 0;
+    const onData = (d: Buffer) => {
+      parts.push(d);
+      have += d.length;
+      if (have >= n) {
+        sock.off("data", onData);
+        resolve(Buffer.concat(parts));
+      }
+    };
+    sock.on("data", onData);
+    sock.once("error", reject);
+  });
+}
+
+async function refusals(port: number): Promise<void> {
+  const addon = loadRepairAddon();
+  const listener = addon.socket(4);
+  addon.setInt(listener, SOCKOPT.SOL_SOCKET, SOCKOPT.SO_REUSEADDR, 1);
+  addon.bind(listener, "127.0.0.1", port);
+  addon.listen(listener, 4);
+  const client = addon.socket(4);
+  addon.connect(client, "127.0.0.1", port);
+  const server = addon.accept(listener);
+  const toServer = bytes(5, 1000);
+  const toClient = bytes(6, 1000);
+  for (const [fd, data] of [
+    [client, toServer],
+    [server, toClient],
+  ] as const) {
+    if (addon.send(fd, data, 0) !== data.length) throw new Error("short send on loopback");
+  }
+  await until("both directions acknowledged", () => {
+    const c = kernelQueues(client, addon);
+    const s = kernelQueues(server, addon);
+    return c.unacked === 0 && s.unacked === 0 && c.unread === 1000 && s.unread === 1000;
+  });
+  await sleep(50); // let the delayed ACKs go, so that RCV.WUP has caught up with RCV.NXT
+  const results: Record<string, unknown> = {};
+  results["listener"] = outcome(() => exportKernelTcp(listener, addon));
+  const state = exportKernelTcp(client, addon);
+  results["state"] = { rcvNxt: state.rcvNxt, window: state.window, unread: state.recvQueue.length };
+  const w = state.window;
+  const tryImport = (s: typeof state): Record<string, unknown> =>
+    outcome(() => {
+      const fd = importKernelTcp(s, {}, addon);
+      closeSilently(fd, addon);
+      return "imported";
+    });
+  // The exported socket, still open in repair mode, holds the 4-tuple.
+  results["whileExportedOpen"] = tryImport(state);
+  closeSilently(client, addon);
+  results["maxWindowBelowSndWnd"] = tryImport({ ...state, window: { ...w, maxWindow: w.sndWnd - 1 } });
+  results["rcvNxtMinusOne"] = tryImport({ ...state, rcvNxt: (state.rcvNxt - 1) >>> 0 });
+  results["rcvNxtPlusOne"] = tryImport({ ...state, rcvNxt: (state.rcvNxt + 1) >>> 0 });
+  results["unsentBeyondQueue"] = tryImport({ ...state, unsent: state.sendQueue.length + 1 });
+  emit("refusals", results);
+  // The failed imports left nothing behind: the right one takes the 4-tuple and carries data.
+  const nfd = importKernelTcp(state, {}, addon);
+  addon.setNonBlocking(server, true);
+  const c = new net.Socket({ fd: nfd, readable: true, writable: true });
+  const s = new net.Socket({ fd: server, readable: true, writable: true });
+  const more = bytes(7, 5000);
+  const atClient = readBytes(c, toClient.length + more.length);
+  const atServer = readBytes(s, toServer.length + more.length);
+  c.write(more);
+  s.write(more);
+  const [gotClient, gotServer] = await Promise.all([atClient, atServer]);
+  emit("done", {
+    clientIntact: gotClient.equals(Buffer.concat([toClient, more])),
+    serverIntact: gotServer.equals(Buffer.concat([toServer, more])),
+  });
+  c.destroy();
+  s.destroy();
+  addon.close(listener);
+}
+
 const [role, ...args] = process.argv.slice(2);
 const num = (i: number): number => Number(args[i]);
 const main =
@@ -200,7 +295,9 @@ const main =
     ? peer(num(0), num(1), num(2))
     : role === "host"
       ? host(args[0] ?? "", num(1), num(2), num(3), num(4))
-      : Promise.reject(new Error(`unknown role ${role}`));
+      : role === "refusals"
+        ? refusals(num(0))
+        : Promise.reject(new Error(`unknown role ${role}`));
 main.then(
   () => process.exit(0),
   (e: unknown) => {
