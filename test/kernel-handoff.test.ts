@@ -94,88 +94,104 @@ function tc(host: NsHost, ...args: string[]): void {
 }
 
 void describe("kernel hand-off: TCP_REPAIR export and import, kernel to kernel", { skip }, () => {
-  void test("1 MB unread, data in flight and unsent: every byte once, in order, no RST", async (t) => {
-    let pair: NsPair | undefined;
-    const children: ChildProcess[] = [];
-    try {
-      pair = createNsPair("repair");
-      const { a: hostNs, b: peerNs } = pair;
-      // An initial window of 64 segments: the host's first flight fills the peer's 64 KiB window.
-      ip("-n", hostNs.ns, "route", "add", `${peerNs.ip4}/32`, "dev", hostNs.dev, "initcwnd", "64");
-      const peer = pair.spawnIn(peerNs, process.execPath, [
-        HELPER,
-        "peer",
-        `${PORT}`,
-        `${PEER_PRE}`,
-        `${PEER_POST}`,
-      ]);
-      children.push(peer);
-      const peerEv = events(peer, "peer");
-      await peerEv("listening");
-      const host = pair.spawnIn(hostNs, process.execPath, [
-        HELPER,
-        "host",
-        peerNs.ip4,
-        `${PORT}`,
-        `${HOST_PRE}`,
-        `${HOST_POST}`,
-        `${PEER_PRE}`,
-      ]);
-      children.push(host);
-      const hostEv = events(host, "host");
-      await hostEv("connected");
-      await peerEv("sent");
-      const received = await hostEv("received");
-      assert.equal(received["unread"], PEER_PRE, "the host has the peer's 1 MB unread");
-      // From now on the peer's kernel never sees the host's segments: what the host sends stays
-      // unacknowledged (in flight) and the rest of its queue stays unsent.
-      // (No gact or netem here: the filter redirects them to a veth that is down, which drops them.)
-      ip("-n", peerNs.ns, "link", "add", "hold0", "type", "veth", "peer", "name", "hold1");
-      tc(peerNs, "qdisc", "add", "dev", peerNs.dev, "clsact");
-      tc(
-        peerNs,
-        ...["filter", "add", "dev", peerNs.dev, "ingress", "protocol", "ip", "u32"],
-        ...["match", "ip", "protocol", "6", "0xff", "action", "mirred", "egress", "redirect", "dev", "hold0"],
-      );
-      host.stdin?.write("write\n");
-      const written = await hostEv("written");
-      host.stdin?.write("move\n");
-      const moved = await hostEv("moved");
-      const sendQueue = Number(moved["sendQueue"]);
-      const unsent = Number(moved["unsent"]);
-      const facts = JSON.stringify({ written, moved });
-      t.diagnostic(facts);
-      assert.equal(moved["unread"], PEER_PRE, `the export read the whole receive queue: ${facts}`);
-      assert.equal(sendQueue, HOST_PRE, `the export read the whole send queue: ${facts}`);
-      assert.ok(sendQueue - unsent >= 60 * 1024, `about 64 KB in flight: ${facts}`);
-      assert.ok(unsent >= 60 * 1024, `about 64 KB never sent: ${facts}`);
-      assert.deepEqual(
-        moved["imported"],
-        { unread: PEER_PRE, unacked: HOST_PRE, unsent },
-        `the imported socket holds the same queues: ${facts}`,
-      );
-      tc(peerNs, "qdisc", "del", "dev", peerNs.dev, "clsact");
-      peer.stdin?.write("resume\n");
-      const [hostDone, peerDone] = await Promise.all([hostEv("done", 30_000), peerEv("done", 30_000)]);
-      assert.equal(hostDone["recvLen"], PEER_PRE + PEER_POST);
-      assert.equal(peerDone["recvLen"], HOST_PRE + HOST_POST);
-      assert.equal(hostDone["recvSha"], peerDone["sentSha"], "peer to host: every byte once, in order");
-      assert.equal(peerDone["recvSha"], hostDone["sentSha"], "host to peer: every byte once, in order");
-      await Promise.all([exited(host), exited(peer)]);
-      const hostTcp = tcpCounters(hostNs);
-      const peerTcp = tcpCounters(peerNs);
-      assert.equal(hostTcp["OutRsts"], 0, `no RST from the host namespace: ${JSON.stringify(hostTcp)}`);
-      assert.equal(peerTcp["OutRsts"], 0, `no RST from the peer namespace: ${JSON.stringify(peerTcp)}`);
-      assert.equal(peerTcp["AttemptFails"], 0);
-      // Closing a socket in repair mode goes straight from ESTABLISHED to CLOSE, which the
-      // kernel counts as an EstabReset (without sending anything): exactly the one silent close.
-      assert.equal(hostTcp["EstabResets"], 1, `only the silent close: ${JSON.stringify(hostTcp)}`);
-      assert.equal(peerTcp["EstabResets"], 0, `the connection was never reset: ${JSON.stringify(peerTcp)}`);
-    } finally {
-      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-      pair?.close();
-    }
-  });
+  for (const via of ["record", "snapshot"] as const) {
+    const how = via === "record" ? "" : " (the record through our engine's snapshot and back)";
+    void test(`1 MB unread, data in flight and unsent: every byte once, in order, no RST${how}`, async (t) => {
+      let pair: NsPair | undefined;
+      const children: ChildProcess[] = [];
+      try {
+        pair = createNsPair("repair");
+        const { a: hostNs, b: peerNs } = pair;
+        // An initial window of 64 segments: the host's first flight fills the peer's 64 KiB window.
+        ip("-n", hostNs.ns, "route", "add", `${peerNs.ip4}/32`, "dev", hostNs.dev, "initcwnd", "64");
+        const peer = pair.spawnIn(peerNs, process.execPath, [
+          HELPER,
+          "peer",
+          `${PORT}`,
+          `${PEER_PRE}`,
+          `${PEER_POST}`,
+        ]);
+        children.push(peer);
+        const peerEv = events(peer, "peer");
+        await peerEv("listening");
+        const host = pair.spawnIn(hostNs, process.execPath, [
+          HELPER,
+          "host",
+          peerNs.ip4,
+          `${PORT}`,
+          `${HOST_PRE}`,
+          `${HOST_POST}`,
+          `${PEER_PRE}`,
+          via,
+        ]);
+        children.push(host);
+        const hostEv = events(host, "host");
+        await hostEv("connected");
+        await peerEv("sent");
+        const received = await hostEv("received");
+        assert.equal(received["unread"], PEER_PRE, "the host has the peer's 1 MB unread");
+        // From now on the peer's kernel never sees the host's segments: what the host sends stays
+        // unacknowledged (in flight) and the rest of its queue stays unsent.
+        // (No gact or netem here: the filter redirects them to a veth that is down, which drops them.)
+        ip("-n", peerNs.ns, "link", "add", "hold0", "type", "veth", "peer", "name", "hold1");
+        tc(peerNs, "qdisc", "add", "dev", peerNs.dev, "clsact");
+        tc(
+          peerNs,
+          ...["filter", "add", "dev", peerNs.dev, "ingress", "protocol", "ip", "u32"],
+          ...[
+            "match",
+            "ip",
+            "protocol",
+            "6",
+            "0xff",
+            "action",
+            "mirred",
+            "egress",
+            "redirect",
+            "dev",
+            "hold0",
+          ],
+        );
+        host.stdin?.write("write\n");
+        const written = await hostEv("written");
+        host.stdin?.write("move\n");
+        const moved = await hostEv("moved");
+        const sendQueue = Number(moved["sendQueue"]);
+        const unsent = Number(moved["unsent"]);
+        const facts = JSON.stringify({ written, moved });
+        t.diagnostic(facts);
+        assert.equal(moved["unread"], PEER_PRE, `the export read the whole receive queue: ${facts}`);
+        assert.equal(sendQueue, HOST_PRE, `the export read the whole send queue: ${facts}`);
+        assert.ok(sendQueue - unsent >= 60 * 1024, `about 64 KB in flight: ${facts}`);
+        assert.ok(unsent >= 60 * 1024, `about 64 KB never sent: ${facts}`);
+        assert.deepEqual(
+          moved["imported"],
+          { unread: PEER_PRE, unacked: HOST_PRE, unsent },
+          `the imported socket holds the same queues: ${facts}`,
+        );
+        tc(peerNs, "qdisc", "del", "dev", peerNs.dev, "clsact");
+        peer.stdin?.write("resume\n");
+        const [hostDone, peerDone] = await Promise.all([hostEv("done", 30_000), peerEv("done", 30_000)]);
+        assert.equal(hostDone["recvLen"], PEER_PRE + PEER_POST);
+        assert.equal(peerDone["recvLen"], HOST_PRE + HOST_POST);
+        assert.equal(hostDone["recvSha"], peerDone["sentSha"], "peer to host: every byte once, in order");
+        assert.equal(peerDone["recvSha"], hostDone["sentSha"], "host to peer: every byte once, in order");
+        await Promise.all([exited(host), exited(peer)]);
+        const hostTcp = tcpCounters(hostNs);
+        const peerTcp = tcpCounters(peerNs);
+        assert.equal(hostTcp["OutRsts"], 0, `no RST from the host namespace: ${JSON.stringify(hostTcp)}`);
+        assert.equal(peerTcp["OutRsts"], 0, `no RST from the peer namespace: ${JSON.stringify(peerTcp)}`);
+        assert.equal(peerTcp["AttemptFails"], 0);
+        // Closing a socket in repair mode goes straight from ESTABLISHED to CLOSE, which the
+        // kernel counts as an EstabReset (without sending anything): exactly the one silent close.
+        assert.equal(hostTcp["EstabResets"], 1, `only the silent close: ${JSON.stringify(hostTcp)}`);
+        assert.equal(peerTcp["EstabResets"], 0, `the connection was never reset: ${JSON.stringify(peerTcp)}`);
+      } finally {
+        for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+        pair?.close();
+      }
+    });
+  }
 
   void test("wrong records are refused with RepairError, and the right one still imports", async (t) => {
     let pair: NsPair | undefined;

@@ -19,7 +19,16 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { StackError } from "../util/errors.js";
+import type {
+  KernelTcpExport,
+  KernelTcpInfo,
+  KernelTcpRecord,
+  RepairWindow,
+  SocketAddress,
+} from "./kernel-state.js";
 import { NativeAddonMissingError } from "./native.js";
+
+export type { KernelTcpExport, KernelTcpInfo, KernelTcpRecord, RepairWindow, SocketAddress };
 
 /** A repair call failed (or the socket cannot be moved); `errnoName`/`errno` say why. */
 export class RepairError extends StackError {
@@ -69,41 +78,6 @@ const SIOCOUTQ = 0x5411;
 const SIOCOUTQNSD = 0x894b;
 /** TCP_INFO's tcpi_state for ESTABLISHED. */
 export const TCP_ESTABLISHED = 1;
-
-/** `{ snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup }` of TCP_REPAIR_WINDOW. */
-export interface RepairWindow {
-  readonly sndWl1: number;
-  readonly sndWnd: number;
-  readonly maxWindow: number;
-  readonly rcvWnd: number;
-  readonly rcvWup: number;
-}
-
-/** The fields of the kernel's `struct tcp_info` the hand-off reads (times in microseconds). */
-export interface KernelTcpInfo {
-  readonly state: number;
-  readonly options: number;
-  readonly sndWscale: number;
-  readonly rcvWscale: number;
-  readonly rto: number;
-  readonly ato: number;
-  readonly sndMss: number;
-  readonly rcvMss: number;
-  readonly unacked: number;
-  readonly retransmits: number;
-  readonly lost: number;
-  readonly rtt: number;
-  readonly rttvar: number;
-  readonly sndSsthresh: number;
-  readonly sndCwnd: number;
-  readonly advmss: number;
-  readonly rcvSpace: number;
-}
-
-export interface SocketAddress {
-  readonly address: string;
-  readonly port: number;
-}
 
 /** The addon's functions (see the comment at the top of native/repair.c). */
 export interface RepairAddon {
@@ -176,35 +150,14 @@ function sys<T>(call: string, f: () => T): T {
 
 const u32 = (x: number): number => x >>> 0;
 
-/** Everything the kernel knows of one ESTABLISHED connection that it can take back. */
-export interface KernelTcpState {
-  readonly family: 4 | 6;
-  readonly local: SocketAddress;
-  readonly remote: SocketAddress;
-  /** RCV.NXT: the next byte expected from the peer. */
-  readonly rcvNxt: number;
-  /** Bytes received and acknowledged that the application has not read: RCV.NXT - len .. RCV.NXT. */
+/**
+ * Everything the kernel knows of one ESTABLISHED connection (see `KernelTcpRecord`), with the
+ * queues as Buffers and `info`, what the kernel cannot take back. kernel-state.ts translates it
+ * to and from our engine's snapshot.
+ */
+export interface KernelTcpState extends KernelTcpExport {
   readonly recvQueue: Buffer;
-  /** SND.UNA: the oldest unacknowledged byte, the first byte of `sendQueue`. */
-  readonly sndUna: number;
-  /** Bytes written by the application and not yet acknowledged: SND.UNA .. SND.UNA + len. */
   readonly sendQueue: Buffer;
-  /** How many of `sendQueue`'s last bytes were never sent (SIOCOUTQNSD). */
-  readonly unsent: number;
-  /** The MSS the socket sends with (TCP_MAXSEG). */
-  readonly mss: number;
-  readonly sack: boolean;
-  readonly timestamps: boolean;
-  /** Window scales, or undefined when the handshake did not agree on window scaling. */
-  readonly windowScale: { readonly snd: number; readonly rcv: number } | undefined;
-  /** The TSval clock (TCP_TIMESTAMP, ms) at export: the imported socket continues from it. */
-  readonly timestamp: number;
-  readonly window: RepairWindow;
-  /** Socket buffer sizes as the kernel reports them (twice what was asked). */
-  readonly rcvbuf: number;
-  readonly sndbuf: number;
-  /** What the kernel cannot take back (cwnd, RTT, RTO, ...): for the other direction only. */
-  readonly info: KernelTcpInfo;
 }
 
 /** Reads all of the selected queue (`expected` bytes by the ioctl), asking one byte more. */
@@ -339,10 +292,18 @@ export interface ImportOptions {
  * silently and `RepairError` is thrown.
  */
 export function importKernelTcp(
-  state: KernelTcpState,
+  state: KernelTcpRecord,
   opts: ImportOptions = {},
   addon: RepairAddon = loadRepairAddon(),
 ): number {
+  if (state.fin !== undefined && (state.fin.received || state.fin.queued)) {
+    throw new RepairError(
+      "importKernelTcp",
+      95,
+      "EOPNOTSUPP",
+      "a FIN cannot be restored through TCP_REPAIR (forging it is not implemented)",
+    );
+  }
   if (state.unsent < 0 || state.unsent > state.sendQueue.length) {
     throw new RepairError(
       "importKernelTcp",

@@ -5,10 +5,11 @@
  *
  * peer <port> <preBytes> <postBytes>: listens, sends `preBytes` and waits until the host has
  *   acknowledged them (without reading anything); on `resume` sends `postBytes`, reads to the end.
- * host <address> <port> <preBytes> <postBytes> <peerPreBytes>: connects with large buffers, waits
+ * host <address> <port> <preBytes> <postBytes> <peerPreBytes> <record|snapshot>: connects with large buffers, waits
  *   until the peer's `peerPreBytes` sit unread in its receive queue; on `write` writes `preBytes`;
  *   on `move` exports the socket, closes it silently, imports it into a new socket; then reads
- *   everything and writes `postBytes`.
+ *   everything and writes `postBytes`. With `snapshot` the exported record is translated to our
+ *   engine's snapshot and back (src/device/kernel-state.ts) before the import.
  * Both end with a `done` event carrying the length and sha256 of what they sent and received.
  * refusals <port>: one connection over loopback, exported and imported wrongly on purpose; prints
  *   a `refusals` event with what each wrong import did, then imports it rightly and checks that
@@ -17,6 +18,7 @@
 import { createHash } from "node:crypto";
 import net from "node:net";
 import { createInterface } from "node:readline";
+import { kernelFromSnapshot, snapshotFromKernel } from "../../src/device/kernel-state.js";
 import {
   closeSilently,
   exportKernelTcp,
@@ -26,6 +28,8 @@ import {
   RepairError,
   SOCKOPT,
 } from "../../src/device/repair.js";
+import type { TcpSnapshotCached } from "../../src/tcp/types.js";
+import { Duration } from "../../src/time/instant.js";
 
 function emit(ev: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(`${JSON.stringify({ ev, ...fields })}\n`);
@@ -45,6 +49,20 @@ function bytes(tag: number, length: number): Buffer {
   }
   return out;
 }
+
+/** Our side's cached state for the snapshot round trip (the kernel record has none of it). */
+const CACHED: TcpSnapshotCached = {
+  initialRcvWnd: 65535,
+  sendBufferSize: 1 << 20,
+  noDelay: false,
+  keepAlive: false,
+  keepAliveIdle: Duration.fromSeconds(7200),
+  keepAliveInterval: Duration.fromSeconds(75),
+  keepAliveProbes: 9,
+  maxRetransmissions: 15,
+  userTimeout: undefined,
+  effectiveMss: 1460,
+};
 
 const commands: string[] = [];
 let waiter: ((c: string) => void) | undefined;
@@ -142,6 +160,7 @@ async function host(
   preBytes: number,
   postBytes: number,
   peerPreBytes: number,
+  via: string,
 ): Promise<void> {
   const addon = loadRepairAddon();
   const fd = addon.socket(4);
@@ -177,7 +196,16 @@ async function host(
   const t0 = process.hrtime.bigint();
   const state = exportKernelTcp(fd, addon);
   closeSilently(fd, addon);
-  const nfd = importKernelTcp(state, {}, addon);
+  // "snapshot": the record goes through our engine's snapshot and back before the import.
+  const record =
+    via === "snapshot"
+      ? kernelFromSnapshot(snapshotFromKernel(state, CACHED), {
+          family: state.family,
+          localAddress: state.local.address,
+          remoteAddress: state.remote.address,
+        })
+      : state;
+  const nfd = importKernelTcp(record, {}, addon);
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   emit("moved", {
     ms,
@@ -294,7 +322,7 @@ const main =
   role === "peer"
     ? peer(num(0), num(1), num(2))
     : role === "host"
-      ? host(args[0] ?? "", num(1), num(2), num(3), num(4))
+      ? host(args[0] ?? "", num(1), num(2), num(3), num(4), args[5] ?? "record")
       : role === "refusals"
         ? refusals(num(0))
         : Promise.reject(new Error(`unknown role ${role}`));
