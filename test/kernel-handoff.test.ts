@@ -166,7 +166,7 @@ void describe("kernel hand-off: TCP_REPAIR export and import, kernel to kernel",
         assert.ok(unsent >= 60 * 1024, `about 64 KB never sent: ${facts}`);
         assert.deepEqual(
           moved["imported"],
-          { unread: PEER_PRE, unacked: HOST_PRE, unsent },
+          { unread: PEER_PRE, queued: HOST_PRE, unsent },
           `the imported socket holds the same queues: ${facts}`,
         );
         tc(peerNs, "qdisc", "del", "dev", peerNs.dev, "clsact");

@@ -375,14 +375,17 @@ export function closeSilently(fd: number, addon: RepairAddon = loadRepairAddon()
   sys("close", () => addon.close(fd));
 }
 
-/** The receive and send queue sizes of a kernel socket (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD). */
+/**
+ * The queue sizes of a kernel socket: `unread` received bytes (SIOCINQ), `queued` bytes not yet
+ * acknowledged, sent or not (SIOCOUTQ), of which `unsent` were never sent (SIOCOUTQNSD).
+ */
 export function kernelQueues(
   fd: number,
   addon: RepairAddon = loadRepairAddon(),
-): { readonly unread: number; readonly unacked: number; readonly unsent: number } {
+): { readonly unread: number; readonly queued: number; readonly unsent: number } {
   return {
     unread: sys("ioctl(SIOCINQ)", () => addon.ioctlInt(fd, SIOCINQ)),
-    unacked: sys("ioctl(SIOCOUTQ)", () => addon.ioctlInt(fd, SIOCOUTQ)),
+    queued: sys("ioctl(SIOCOUTQ)", () => addon.ioctlInt(fd, SIOCOUTQ)),
     unsent: sys("ioctl(SIOCOUTQNSD)", () => addon.ioctlInt(fd, SIOCOUTQNSD)),
   };
 }

@@ -143,7 +143,7 @@ async function peer(port: number, preBytes: number, postBytes: number): Promise<
   await until(
     "the host to acknowledge the peer's data",
     () => {
-      return sock.writableLength === 0 && kernelQueues(fd, addon).unacked === 0;
+      return sock.writableLength === 0 && kernelQueues(fd, addon).queued === 0;
     },
     20_000,
   );
@@ -274,7 +274,7 @@ async function refusals(port: number): Promise<void> {
   await until("both directions acknowledged", () => {
     const c = kernelQueues(client, addon);
     const s = kernelQueues(server, addon);
-    return c.unacked === 0 && s.unacked === 0 && c.unread === 1000 && s.unread === 1000;
+    return c.queued === 0 && s.queued === 0 && c.unread === 1000 && s.unread === 1000;
   });
   await sleep(50); // let the delayed ACKs go, so that RCV.WUP has caught up with RCV.NXT
   const results: Record<string, unknown> = {};
