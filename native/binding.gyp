@@ -4,6 +4,11 @@
       "target_name": "chimney_tap",
       "sources": ["tap.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    },
+    {
+      "target_name": "chimney_repair",
+      "sources": ["repair.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]
 }

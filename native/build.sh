@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds the TAP addon (native/tap.c) with the node-gyp that npm bundles, against the headers of
+# Builds the native addons (native/tap.c, the TAP device; native/repair.c, the kernel's TCP_REPAIR
+# calls) with the node-gyp that npm bundles, against the headers of
 # the running Node (no download: --nodedir is Node's install prefix when it has the headers).
 #
 # Only the live link (a TAP device to the Linux kernel) needs the addon; the simulator, the CLI
@@ -35,7 +36,7 @@ log=$(mktemp "${TMPDIR:-/tmp}/chimney-native.XXXXXX") || exit 1
 # shellcheck disable=SC2086 # $nodedir is empty or one word
 if node "$gyp" rebuild $nodedir >"$log" 2>&1; then
   rm -f "$log"
-  say "built (native/build/Release/chimney_tap.node)"
+  say "built (native/build/Release/chimney_tap.node, chimney_repair.node)"
   exit 0
 fi
 cat "$log" >&2

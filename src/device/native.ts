@@ -10,14 +10,15 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { StackError } from "../util/errors.js";
 
-/** The live link needs the TAP addon, and it was not built (see `message` for how to build it). */
+/** The live link needs the TAP addon (the kernel hand-off the repair addon), and it was not built (see `message` for how to build it). */
 export class NativeAddonMissingError extends StackError {
   readonly code = "ERR_NATIVE_ADDON_MISSING";
   /** Where the addon was looked for. */
   readonly path: string;
-  constructor(path: string) {
+  /** `needs`: who needs which addon (the live link, the TAP addon by default). */
+  constructor(path: string, needs = "the live link needs the TAP addon") {
     super(
-      `the live link needs the TAP addon, which was not built (${path} is missing): ` +
+      `${needs}, which was not built (${path} is missing): ` +
         "run `npm run build:native` (or `sh native/build.sh`) in the chimney package; it needs python3, make and g++",
     );
     this.path = path;

@@ -18,7 +18,8 @@ export type ErrorCode =
   | "ERR_TARGET_BUSY"
   | "ERR_NATIVE_ADDON_MISSING"
   | "ERR_SIM_TIMEOUT"
-  | "ERR_WORKER_TARGET";
+  | "ERR_WORKER_TARGET"
+  | "ERR_REPAIR";
 
 /** Base of every error this package throws. `code` is stable; `message` may change. */
 export abstract class StackError extends Error {

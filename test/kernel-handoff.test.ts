@@ -1,0 +1,229 @@
+// The kernel hand-off's foundation, kernel to kernel: a connection between two network
+// namespaces is frozen on the host side with TCP_REPAIR (1 MB unread in its receive queue, data
+// in flight and data never sent in its send queue), exported, closed silently and imported into a
+// new socket; then both ends read the rest. Every byte arrives exactly once and in order (sha256
+// of both streams) and neither namespace sends an RST. Needs root and the repair addon.
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { repairAddonPath } from "../src/device/repair.js";
+import { createNsPair, exited, ip, type NsHost, type NsPair } from "./support/netns.js";
+
+const root = process.getuid?.() === 0;
+const addon = existsSync(repairAddonPath());
+const skip = !root
+  ? "needs root (network namespaces, CAP_NET_ADMIN)"
+  : !addon
+    ? "the repair addon is not built (npm run build:native)"
+    : false;
+const HELPER = join(dirname(fileURLToPath(import.meta.url)), "support", "repair-helper.js");
+const PORT = 5071;
+const PEER_PRE = 1 << 20;
+const PEER_POST = 256 * 1024;
+const HOST_PRE = 128 * 1024;
+const HOST_POST = 256 * 1024;
+
+type Event = Record<string, unknown> & { ev: string };
+
+/** The JSON events a helper prints, awaited one kind at a time. */
+function events(child: ChildProcess, name: string): (ev: string, timeoutMs?: number) => Promise<Event> {
+  const seen: Event[] = [];
+  const waiting: { ev: string; resolve: (e: Event) => void }[] = [];
+  let text = "";
+  let err = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  child.stdout?.on("data", (d: Buffer) => {
+    text += d.toString();
+    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n")) {
+      const line = text.slice(0, nl);
+      text = text.slice(nl + 1);
+      const e = JSON.parse(line) as Event;
+      seen.push(e);
+      const i = waiting.findIndex((w) => w.ev === e.ev);
+      if (i >= 0) waiting.splice(i, 1)[0]?.resolve(e);
+    }
+  });
+  return (ev, timeoutMs = 20_000) =>
+    new Promise((resolve, reject) => {
+      const have = seen.find((e) => e.ev === ev);
+      if (have !== undefined) return resolve(have);
+      const failed = seen.find((e) => e.ev === "error");
+      if (failed !== undefined) return reject(new Error(`${name}: ${JSON.stringify(failed)}`));
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`${name}: no ${ev} in ${timeoutMs} ms; events ${JSON.stringify(seen)}; stderr ${err}`),
+          ),
+        timeoutMs,
+      );
+      const onExit = () => {
+        setTimeout(() => {
+          clearTimeout(timer);
+          reject(new Error(`${name} exited before ${ev}: events ${JSON.stringify(seen)}; stderr ${err}`));
+        }, 50);
+      };
+      child.once("exit", onExit);
+      waiting.push({
+        ev,
+        resolve: (e) => {
+          clearTimeout(timer);
+          child.off("exit", onExit);
+          resolve(e);
+        },
+      });
+    });
+}
+
+/** TCP counters of /proc/net/snmp inside a namespace. */
+function tcpCounters(host: NsHost): Record<string, number> {
+  const text = execFileSync("ip", ["netns", "exec", host.ns, "cat", "/proc/net/snmp"], { encoding: "utf8" });
+  const lines = text.split("\n").filter((l) => l.startsWith("Tcp:"));
+  const names = (lines[0] ?? "").split(/\s+/).slice(1);
+  const values = (lines[1] ?? "").split(/\s+/).slice(1).map(Number);
+  return Object.fromEntries(names.map((n, i) => [n, values[i] ?? Number.NaN]));
+}
+
+function tc(host: NsHost, ...args: string[]): void {
+  execFileSync("ip", ["netns", "exec", host.ns, "tc", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+}
+
+void describe("kernel hand-off: TCP_REPAIR export and import, kernel to kernel", { skip }, () => {
+  for (const via of ["record", "snapshot"] as const) {
+    const how = via === "record" ? "" : " (the record through our engine's snapshot and back)";
+    void test(`1 MB unread, data in flight and unsent: every byte once, in order, no RST${how}`, async (t) => {
+      let pair: NsPair | undefined;
+      const children: ChildProcess[] = [];
+      try {
+        pair = createNsPair("repair");
+        const { a: hostNs, b: peerNs } = pair;
+        // An initial window of 64 segments: the host's first flight fills the peer's 64 KiB window.
+        ip("-n", hostNs.ns, "route", "add", `${peerNs.ip4}/32`, "dev", hostNs.dev, "initcwnd", "64");
+        const peer = pair.spawnIn(peerNs, process.execPath, [
+          HELPER,
+          "peer",
+          `${PORT}`,
+          `${PEER_PRE}`,
+          `${PEER_POST}`,
+        ]);
+        children.push(peer);
+        const peerEv = events(peer, "peer");
+        await peerEv("listening");
+        const host = pair.spawnIn(hostNs, process.execPath, [
+          HELPER,
+          "host",
+          peerNs.ip4,
+          `${PORT}`,
+          `${HOST_PRE}`,
+          `${HOST_POST}`,
+          `${PEER_PRE}`,
+          via,
+        ]);
+        children.push(host);
+        const hostEv = events(host, "host");
+        await hostEv("connected");
+        await peerEv("sent");
+        const received = await hostEv("received");
+        assert.equal(received["unread"], PEER_PRE, "the host has the peer's 1 MB unread");
+        // From now on the peer's kernel never sees the host's segments: what the host sends stays
+        // unacknowledged (in flight) and the rest of its queue stays unsent.
+        // (No gact or netem here: the filter redirects them to a veth that is down, which drops them.)
+        ip("-n", peerNs.ns, "link", "add", "hold0", "type", "veth", "peer", "name", "hold1");
+        tc(peerNs, "qdisc", "add", "dev", peerNs.dev, "clsact");
+        tc(
+          peerNs,
+          ...["filter", "add", "dev", peerNs.dev, "ingress", "protocol", "ip", "u32"],
+          ...[
+            "match",
+            "ip",
+            "protocol",
+            "6",
+            "0xff",
+            "action",
+            "mirred",
+            "egress",
+            "redirect",
+            "dev",
+            "hold0",
+          ],
+        );
+        host.stdin?.write("write\n");
+        const written = await hostEv("written");
+        host.stdin?.write("move\n");
+        const moved = await hostEv("moved");
+        const sendQueue = Number(moved["sendQueue"]);
+        const unsent = Number(moved["unsent"]);
+        const facts = JSON.stringify({ written, moved });
+        t.diagnostic(facts);
+        assert.equal(moved["unread"], PEER_PRE, `the export read the whole receive queue: ${facts}`);
+        assert.equal(sendQueue, HOST_PRE, `the export read the whole send queue: ${facts}`);
+        assert.ok(sendQueue - unsent >= 60 * 1024, `about 64 KB in flight: ${facts}`);
+        assert.ok(unsent >= 60 * 1024, `about 64 KB never sent: ${facts}`);
+        assert.deepEqual(
+          moved["imported"],
+          { unread: PEER_PRE, queued: HOST_PRE, unsent },
+          `the imported socket holds the same queues: ${facts}`,
+        );
+        tc(peerNs, "qdisc", "del", "dev", peerNs.dev, "clsact");
+        peer.stdin?.write("resume\n");
+        const [hostDone, peerDone] = await Promise.all([hostEv("done", 30_000), peerEv("done", 30_000)]);
+        assert.equal(hostDone["recvLen"], PEER_PRE + PEER_POST);
+        assert.equal(peerDone["recvLen"], HOST_PRE + HOST_POST);
+        assert.equal(hostDone["recvSha"], peerDone["sentSha"], "peer to host: every byte once, in order");
+        assert.equal(peerDone["recvSha"], hostDone["sentSha"], "host to peer: every byte once, in order");
+        await Promise.all([exited(host), exited(peer)]);
+        const hostTcp = tcpCounters(hostNs);
+        const peerTcp = tcpCounters(peerNs);
+        assert.equal(hostTcp["OutRsts"], 0, `no RST from the host namespace: ${JSON.stringify(hostTcp)}`);
+        assert.equal(peerTcp["OutRsts"], 0, `no RST from the peer namespace: ${JSON.stringify(peerTcp)}`);
+        assert.equal(peerTcp["AttemptFails"], 0);
+        // Closing a socket in repair mode goes straight from ESTABLISHED to CLOSE, which the
+        // kernel counts as an EstabReset (without sending anything): exactly the one silent close.
+        assert.equal(hostTcp["EstabResets"], 1, `only the silent close: ${JSON.stringify(hostTcp)}`);
+        assert.equal(peerTcp["EstabResets"], 0, `the connection was never reset: ${JSON.stringify(peerTcp)}`);
+      } finally {
+        for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+        pair?.close();
+      }
+    });
+  }
+
+  void test("wrong records are refused with RepairError, and the right one still imports", async (t) => {
+    let pair: NsPair | undefined;
+    let child: ChildProcess | undefined;
+    try {
+      pair = createNsPair("refuse");
+      child = pair.spawnIn(pair.a, process.execPath, [HELPER, "refusals", `${PORT}`]);
+      const ev = events(child, "refusals");
+      const r = await ev("refusals");
+      t.diagnostic(JSON.stringify(r));
+      const facts = JSON.stringify(r);
+      const state = r["state"] as { rcvNxt: number; window: { rcvWup: number } };
+      assert.equal(
+        state.window.rcvWup,
+        state.rcvNxt,
+        `precondition: RCV.WUP = RCV.NXT after the ACKs: ${facts}`,
+      );
+      const refused = (name: string, call: string, errnoName: string) =>
+        assert.deepEqual(r[name], { ok: false, code: "ERR_REPAIR", call, errnoName }, `${name}: ${facts}`);
+      refused("listener", "setsockopt(TCP_REPAIR)", "EPERM");
+      refused("whileExportedOpen", "connect", "EADDRNOTAVAIL");
+      refused("maxWindowBelowSndWnd", "setsockopt(TCP_REPAIR_WINDOW)", "EINVAL");
+      refused("rcvNxtMinusOne", "setsockopt(TCP_REPAIR_WINDOW)", "EINVAL");
+      refused("unsentBeyondQueue", "importKernelTcp", "EINVAL");
+      // RCV.NXT one too far is not a window the kernel can tell from a right one: it imports.
+      assert.deepEqual(r["rcvNxtPlusOne"], { ok: true, result: "imported" }, facts);
+      const done = await ev("done");
+      assert.deepEqual(done, { ev: "done", clientIntact: true, serverIntact: true });
+      assert.equal(await exited(child), 0);
+    } finally {
+      if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      pair?.close();
+    }
+  });
+});
