@@ -183,10 +183,12 @@ export class TargetBusyError extends StackError {
 }
 
 /**
- * Deliberate contract violations for the mutant tests: (a) drop BufferedData at terminate,
- * (b) write into BufferedData after handing it up, (c) deliver handed-over BufferedData after
- * newer data, (d) re-indicate refused data before a request is posted, (e) complete a posted
- * receive twice.
+ * Deliberate contract violations for the mutant tests: (a) drop BufferedData at terminate
+ * (of a live connection and of one that already closed), (b) write into BufferedData after
+ * handing it up, (c) deliver handed-over BufferedData after newer data, (d) re-indicate refused
+ * data before a request is posted, (e) complete a posted receive twice, (f) indicate after the
+ * terminate completed, (g) queue the frames a terminate sends (TM-11's owed ACK) only after its
+ * completion.
  */
 export type TargetMutant =
   | "drop-buffered-at-terminate"
@@ -194,7 +196,8 @@ export type TargetMutant =
   | "buffered-after-newer"
   | "reindicate-refused"
   | "double-complete"
-  | "indicate-after-terminate";
+  | "indicate-after-terminate"
+  | "wire-after-terminate";
 
 /** Counters, for tests and benchmarks. */
 export interface TargetStats {

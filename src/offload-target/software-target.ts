@@ -334,6 +334,14 @@ export class SoftwareTarget implements OffloadTarget {
     return this.#t.lentUp.size;
   }
 
+  /**
+   * Frames queued for the wire that `pollTransmit` has not yet handed out, oldest first (for
+   * tests and diagnostics: what a completion found already sent, TM-11).
+   */
+  get queuedFrames(): readonly Uint8Array[] {
+    return [...this.#t.hostFrames, ...this.#t.wireFrames];
+  }
+
   /** Counters of the chunk pool held receive data is compacted into; undefined when off. */
   get heldPoolStats(): Readonly<ChunkPoolStats> | undefined {
     return this.#t.heldPool?.stats;

@@ -98,6 +98,12 @@ export class FakeHost implements OffloadHost {
   readonly held: NetBufferList[] = [];
   /** The BufferedData bytes copied out of terminate completions (TM-20). */
   readonly uploadedBuffered: number[] = [];
+  /**
+   * TM-11: for each terminate completion, the TCP segments the target had already queued for
+   * the wire (not yet taken by `pollTransmit`) when the completion arrived. Segments taken
+   * before are in the peer's `seen`.
+   */
+  readonly queuedAtTerminate: TcpRepr[][] = [];
   indicatePolicy: IndicatePolicy = (n) => n;
   hrd = 0;
   reachabilityQueries = 0;
@@ -233,6 +239,12 @@ export class FakeHost implements OffloadHost {
 
   terminateOffloadComplete(root: OffloadBlockList): void {
     this.#stateComplete("terminate", root);
+    const queued: TcpRepr[] = [];
+    for (const f of this.#t().queuedFrames) {
+      const tr = decodeFrame(f).transport;
+      if (tr?.kind === "tcp") queued.push(tr.tcp);
+    }
+    this.queuedAtTerminate.push(queued);
     for (const b of treeBlocks(root)) {
       if (b.layer !== "tcp" || b.status !== "NDIS_STATUS_SUCCESS") continue;
       if (b.ndisOffloadHandle !== undefined) this.#activeHandles.delete(b.ndisOffloadHandle);
