@@ -104,6 +104,14 @@ export class FakeHost implements OffloadHost {
    * before are in the peer's `seen`.
    */
   readonly queuedAtTerminate: TcpRepr[][] = [];
+  /**
+   * TM-21 / TM-22: when set, the BufferedData NBLs of a terminate stay with the host after the
+   * completion (copied, not yet returned) until `returnBuffered`; otherwise they go back inside
+   * the completion call.
+   */
+  keepBuffered = false;
+  /** BufferedData NBLs the host keeps (with `keepBuffered`). */
+  readonly heldBuffered: NetBufferList[] = [];
   indicatePolicy: IndicatePolicy = (n) => n;
   hrd = 0;
   reachabilityQueries = 0;
@@ -200,6 +208,14 @@ export class FakeHost implements OffloadHost {
     this.#t().tcpOffloadReceiveReturn(head);
   }
 
+  /** Gives every kept BufferedData NBL back (MiniportTcpOffloadReceiveReturn, TM-20). */
+  returnBuffered(): void {
+    for (const bd of this.heldBuffered.splice(0)) {
+      this.ledger.transfer(bd, "host", "target", "MiniportTcpOffloadReceiveReturn");
+      this.#t().tcpOffloadReceiveReturn(bd);
+    }
+  }
+
   /** Frees every completed host NBL (the host's own buffers). */
   freeCompleted(): void {
     for (const list of [this.sendCompleted, this.recvCompleted, this.discCompleted, this.fwdCompleted]) {
@@ -268,8 +284,12 @@ export class FakeHost implements OffloadHost {
         copyOut(view, 0, copy, 0, total);
         for (const x of copy) this.uploadedBuffered.push(x);
         this.stream.push(...copy);
-        this.ledger.transfer(bd, "host", "target", "MiniportTcpOffloadReceiveReturn");
-        this.#t().tcpOffloadReceiveReturn(bd);
+        if (this.keepBuffered) {
+          this.heldBuffered.push(bd);
+        } else {
+          this.ledger.transfer(bd, "host", "target", "MiniportTcpOffloadReceiveReturn");
+          this.#t().tcpOffloadReceiveReturn(bd);
+        }
       }
     }
   }
@@ -765,6 +785,7 @@ export function trackWorlds(): (w: World) => World {
     worlds = [];
     for (const w of ws) {
       w.host.returnIndicated();
+      w.host.returnBuffered();
       w.host.freeCompleted();
       w.ledger.assertQuiescent();
     }
