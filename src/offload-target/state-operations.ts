@@ -23,7 +23,7 @@ import type { TcpSnapshot } from "../tcp/types.js";
 import { advance, chainLength, forEachSegment, linkNbls } from "../nbl/chain.js";
 import type { NetBufferList } from "../nbl/nbl.js";
 import { macEquals, MAC_ZERO } from "../wire/ethernet.js";
-import { ipVersion } from "../wire/ip-addr.js";
+import { type IpAddr, ipEquals, ipKey, ipVersion } from "../wire/ip-addr.js";
 import {
   assertStatusWritten,
   forEachInTree,
@@ -227,6 +227,7 @@ function offloadBlock(
       // CFG-2: a family this target does not report is refused (the host should not ask).
       if (!supportsFamily(t.caps, ipVersion(b.constState.sourceAddress))) return "NDIS_STATUS_FAILURE";
       if (t.paths.size >= t.limits.path) return "NDIS_STATUS_OFFLOAD_PATH_ENTRIES";
+      if (!roomForAddress(t, b.constState.sourceAddress)) return "NDIS_STATUS_OFFLOAD_IP_ADDRESS_ENTRIES";
       if (b.cachedState.pathMtu > t.limits.maxPathMtu) return "NDIS_STATUS_OFFLOAD_PATH_MTU";
       const p: PathObj = {
         ctx: t.newContext(),
@@ -424,6 +425,20 @@ function releaseHeld(t: TargetContext, now: Instant): void {
     deliver(t, now, c, "E1");
     t.touch(c);
   }
+}
+
+/**
+ * PA-2: whether a path with source address `src` fits the target's IP address entries (an
+ * address an offloaded path already uses always does).
+ */
+function roomForAddress(t: TargetContext, src: IpAddr): boolean {
+  if (t.paths.size < t.limits.ipAddresses) return true; // fewer paths than entries: fewer addresses
+  const held = new Set<string>();
+  for (const p of t.paths.values()) {
+    if (ipEquals(p.constState.sourceAddress, src)) return true;
+    held.add(ipKey(p.constState.sourceAddress));
+  }
+  return held.size < t.limits.ipAddresses;
 }
 
 // ---------------------------------------------------------------------------------------------

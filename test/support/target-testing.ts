@@ -86,6 +86,8 @@ export class FakeHost implements OffloadHost {
   readonly backlogEvents: { readonly handle: NdisOffloadHandle; readonly sendBacklog: number }[] = [];
   /** The NdisOffloadHandle of each event, in order (CTX-1). */
   readonly eventHandles: NdisOffloadHandle[] = [];
+  /** The NdisOffloadHandle of each receive indication, in order (CTX-5). */
+  readonly indicateHandles: NdisOffloadHandle[] = [];
   /** The block of each neighbor reachability query, in order. */
   readonly queryBlocks: OffloadBlockList[] = [];
   readonly upFrames: Uint8Array[] = [];
@@ -348,6 +350,7 @@ export class FakeHost implements OffloadHost {
     status: "NDIS_STATUS_SUCCESS",
   ): ReceiveIndicateResult {
     if (this.#depth > 0) throw new RuleViolation("C-8", "indication nested in another upcall");
+    this.indicateHandles.push(handle);
     if (!this.#activeHandles.has(handle))
       throw new RuleViolation("IO-6", "indication before the offload completed");
     if (nbl.next !== null) throw new RuleViolation("RI-1", "indication NBL is part of a list");
