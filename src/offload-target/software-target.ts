@@ -407,7 +407,9 @@ export class SoftwareTarget implements OffloadTarget {
    * A policy of the driver asks the host to upload one connection (TcpIndicateRetrieve, spec
    * 16.4): at most once per connection, never while it is being offloaded or uploaded, and an
    * optional reason (LowActivity, SmallIO, ...) not while the connection is half-closed in
-   * FIN-WAIT-1, FIN-WAIT-2 or CLOSE-WAIT (EV-2). Returns whether the request was indicated.
+   * FIN-WAIT-1, FIN-WAIT-2 or CLOSE-WAIT (EV-2). Returns whether the request was made (indicated
+   * now, or held back until the initiates in progress have completed, IO-7); from then on new
+   * sends complete with NDIS_STATUS_UPLOAD_IN_PROGRESS (TM-27).
    */
   requestUpload(ctx: MiniportOffloadContext, reason: TcpUploadReason): boolean {
     const c = this.#t.conns.get(ctx);

@@ -591,6 +591,27 @@ void describe("rules once cited only in comments (spec 7, 9, 10, 14, 16)", () =>
     for (const w of [finWait1, finWait2, closeWait, open]) upload(w);
   });
 
+  void test("RI-1 / RI-2: each receive indication passes one stand-alone NBL with one NB, with status SUCCESS", () => {
+    const w = track(offloaded({ rcvIndicationSize: 700 }));
+    w.host.indicatePolicy = () => 0; // a refused indication is passed with SUCCESS too
+    w.peer.engine.send(pattern(300, 64));
+    pump(w);
+    w.host.indicatePolicy = (n) => n;
+    w.host.post(w.ctx, 300);
+    w.peer.engine.send(pattern(5000, 63));
+    pump(w);
+    assert.equal(w.host.log.filter((l) => l === "indicate 300 took 0").length, 1);
+    assert.ok(w.host.held.length >= 2, `indications: ${w.host.held.length}`);
+    for (const nbl of w.host.held) {
+      assert.equal(nbl.next, null);
+      assert.equal(w.ledger.view(nbl, "host", "test").length, 1);
+    }
+    assert.ok(w.host.indicateStatuses.length > w.host.held.length, "a refused indication too");
+    assert.ok(w.host.indicateStatuses.every((s) => s === "NDIS_STATUS_SUCCESS"));
+    assert.deepEqual(w.host.stream, [...pattern(300, 64), ...pattern(5000, 63)]);
+    upload(w);
+  });
+
   void test("IV-5: an invalidated connection keeps its resources and state until the host terminates it", () => {
     const w = track(offloaded());
     w.host.indicatePolicy = () => 0;

@@ -88,6 +88,8 @@ export class FakeHost implements OffloadHost {
   readonly eventHandles: NdisOffloadHandle[] = [];
   /** The NdisOffloadHandle of each receive indication, in order (CTX-5). */
   readonly indicateHandles: NdisOffloadHandle[] = [];
+  /** The status passed into each receive indication, in order (RI-2). */
+  readonly indicateStatuses: string[] = [];
   /** The block of each neighbor reachability query, in order. */
   readonly queryBlocks: OffloadBlockList[] = [];
   readonly upFrames: Uint8Array[] = [];
@@ -351,6 +353,7 @@ export class FakeHost implements OffloadHost {
   ): ReceiveIndicateResult {
     if (this.#depth > 0) throw new RuleViolation("C-8", "indication nested in another upcall");
     this.indicateHandles.push(handle);
+    this.indicateStatuses.push(status);
     if (!this.#activeHandles.has(handle))
       throw new RuleViolation("IO-6", "indication before the offload completed");
     if (nbl.next !== null) throw new RuleViolation("RI-1", "indication NBL is part of a list");
