@@ -62,6 +62,38 @@ function uploadWithBufferedData(mutant: TargetMutant | undefined): void {
   finish(w, false);
 }
 
+/** (a'): refused data, then a FIN exchange: the connection is CLOSED when the host uploads. */
+function uploadClosedWithBufferedData(mutant: TargetMutant | undefined): void {
+  const w = offloaded({ target: { testMutant: mutant } });
+  w.host.indicatePolicy = () => 0;
+  w.peer.engine.send(pattern(700, 55));
+  w.peer.engine.close();
+  pump(w);
+  w.host.disconnect(w.ctx, "graceful");
+  pump(w);
+  assert.equal(w.target.engineOf(w.ctx)?.state, "CLOSED");
+  const b = terminate(w);
+  if (b.netBufferListChain !== null) w.ledger.free(b.netBufferListChain, "host");
+  checkStream(w, pattern(700, 55));
+  finish(w, false);
+}
+
+/** (g): an ACK is owed when the host uploads (TM-11). */
+function uploadOwingAck(mutant: TargetMutant | undefined): void {
+  const w = offloaded({ target: { testMutant: mutant } });
+  w.peer.engine.send(pattern(10, 56));
+  w.host.post(w.ctx, 10);
+  pump(w);
+  const rcvNxt = w.target.engineOf(w.ctx)?.rcvNxt;
+  terminate(w);
+  const queued = w.host.queuedAtTerminate[0] ?? [];
+  if (!queued.some((s) => s.ack === rcvNxt && s.payload.length === 0))
+    throw new RuleViolation("TM-11", "the owed ACK was not on the wire when the terminate completed");
+  pump(w);
+  checkStream(w, pattern(10, 56));
+  finish(w, false);
+}
+
 /** (c): data handed over at offload must come before anything received later (IO-23). */
 function handedOverThenNew(mutant: TargetMutant | undefined): void {
   const w = offloaded({ buffered: 2000, target: { testMutant: mutant } });
@@ -110,6 +142,18 @@ const CASES: Case[] = [
     run: uploadWithBufferedData,
     caughtBy: (e) => e instanceof assert.AssertionError && e.message.startsWith("byte stream differs"),
     what: "(a) dropping BufferedData at terminate fails the byte-stream comparison",
+  },
+  {
+    mutant: "drop-buffered-at-terminate",
+    run: uploadClosedWithBufferedData,
+    caughtBy: (e) => e instanceof assert.AssertionError && e.message.startsWith("byte stream differs"),
+    what: "(a') dropping BufferedData at the terminate of a FIN-closed connection fails the byte-stream comparison",
+  },
+  {
+    mutant: "wire-after-terminate",
+    run: uploadOwingAck,
+    caughtBy: (e) => e instanceof RuleViolation && e.rule === "TM-11",
+    what: "(g) sending the owed ACK only after the terminate completed breaks TM-11",
   },
   {
     mutant: "write-after-return",

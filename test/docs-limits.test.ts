@@ -152,6 +152,11 @@ const ROWS: readonly Row[] = [
       return `${n(tcp)} each`;
     })(),
   },
+  {
+    section: "Offload",
+    limit: "source IP addresses of offloaded paths",
+    def: n(DEFAULT_TARGET_LIMITS.ipAddresses),
+  },
   { section: "Offload", limit: "BufferedData copied", def: bytes(DEFAULT_TARGET_LIMITS.bufferBytes) },
   {
     section: "Offload",

@@ -98,6 +98,41 @@ function checkWithReasons(text: string): { status: number | null; out: string } 
   });
 }
 
+void test("a rule counts as tested only through the name of a test or suite citing its id, never a comment or helper", () => {
+  const coverage = readFileSync(join(ROOT, "docs", "spec-coverage.md"), "utf8");
+  const names = new Map<string, string>();
+  /** The test and suite names of `file`, with ranges such as TM-14..TM-16 written out. */
+  const namesOf = (file: string): string => {
+    const known = names.get(file);
+    if (known !== undefined) return known;
+    const text = readFileSync(join(ROOT, file), "utf8");
+    const found: string[] = [];
+    for (const m of text.matchAll(/\b(?:test|it|describe)\(\s*(["'`])((?:(?!\1)[^\\]|\\.)*)\1/g)) {
+      const name = m[2] ?? "";
+      found.push(name);
+      for (const r of name.matchAll(/([A-Z][A-Z0-9]*)-(\d+)\.\.([A-Z][A-Z0-9]*)-(\d+)/g)) {
+        for (let n = Number(r[2]) + 1; n < Number(r[4]); n++) found.push(`${r[1] ?? ""}-${n}`);
+      }
+    }
+    const all = found.join("\n");
+    names.set(file, all);
+    return all;
+  };
+  let checked = 0;
+  for (const m of coverage.matchAll(
+    /^\| ([A-Z][A-Z0-9]*-\d+[a-z]?) \|(?:[^|]|\\\|)*\|(?:[^|]|\\\|)*\|[^|]*\| ([^|]*) \|/gm,
+  )) {
+    const id = m[1] ?? "";
+    const tested = [...(m[2] ?? "").matchAll(/`([^`]+)`/g)].map((f) => f[1] ?? "");
+    for (const file of tested) {
+      const cites = new RegExp(`(?<![A-Za-z0-9_-])${id}(?![A-Za-z0-9_])`).test(namesOf(file));
+      assert.ok(cites, `${id} is listed as tested in ${file}, but no test or suite name there cites it`);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 200, `${String(checked)} (rule, test file) pairs checked`);
+});
+
 const REASONS = readFileSync(join(ROOT, "docs", "spec-reasons.md"), "utf8");
 
 void test("--check fails when a rule that is not enforced + tested has no reason", () => {

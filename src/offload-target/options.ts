@@ -26,6 +26,11 @@ export interface TargetLimits {
   readonly neighbor: number;
   /** Bytes of BufferedData the target can copy at initiate, in total (IO-20: else FAILURE). */
   readonly bufferBytes: number;
+  /**
+   * Distinct source IP addresses of offloaded paths at most (PA-2: a path with a new one fails
+   * with NDIS_STATUS_OFFLOAD_IP_ADDRESS_ENTRIES).
+   */
+  readonly ipAddresses: number;
   /** Largest path MTU supported (PA-2: else NDIS_STATUS_OFFLOAD_PATH_MTU). */
   readonly maxPathMtu: number;
   /** Largest InitialRcvWnd supported (else NDIS_STATUS_OFFLOAD_TCP_RCV_WINDOW). */
@@ -37,6 +42,7 @@ export const DEFAULT_TARGET_LIMITS: TargetLimits = Object.freeze({
   tcp: 1 << 20,
   path: 1 << 20,
   neighbor: 1 << 20,
+  ipAddresses: 1 << 20,
   bufferBytes: 2 ** 40,
   maxPathMtu: 9000,
   maxRcvWnd: 1 << 30,
@@ -183,10 +189,12 @@ export class TargetBusyError extends StackError {
 }
 
 /**
- * Deliberate contract violations for the mutant tests: (a) drop BufferedData at terminate,
- * (b) write into BufferedData after handing it up, (c) deliver handed-over BufferedData after
- * newer data, (d) re-indicate refused data before a request is posted, (e) complete a posted
- * receive twice.
+ * Deliberate contract violations for the mutant tests: (a) drop BufferedData at terminate
+ * (of a live connection and of one that already closed), (b) write into BufferedData after
+ * handing it up, (c) deliver handed-over BufferedData after newer data, (d) re-indicate refused
+ * data before a request is posted, (e) complete a posted receive twice, (f) indicate after the
+ * terminate completed, (g) queue the frames a terminate sends (TM-11's owed ACK) only after its
+ * completion.
  */
 export type TargetMutant =
   | "drop-buffered-at-terminate"
@@ -194,7 +202,8 @@ export type TargetMutant =
   | "buffered-after-newer"
   | "reindicate-refused"
   | "double-complete"
-  | "indicate-after-terminate";
+  | "indicate-after-terminate"
+  | "wire-after-terminate";
 
 /** Counters, for tests and benchmarks. */
 export interface TargetStats {

@@ -34,7 +34,12 @@ import { decodeFrame } from "../wire/packet.js";
 import { ethernetBufferLen } from "../wire/ethernet.js";
 import { type IpAddr, ipVersion } from "../wire/ip-addr.js";
 import { forEachInTree, type MiniportOffloadContext, type OffloadBlockList } from "../chimney/block-list.js";
-import type { DisconnectFlags, IndicationAnswer, OffloadTarget } from "../chimney/contract.js";
+import type {
+  DisconnectFlags,
+  IndicationAnswer,
+  OffloadTarget,
+  TcpUploadReason,
+} from "../chimney/contract.js";
 import { isImportableState } from "../chimney/tcp-state.js";
 import {
   capabilities as makeCapabilities,
@@ -70,6 +75,7 @@ import {
   disconnect,
   drainSendInbox,
   processForwards,
+  requestUpload,
   send,
   service,
 } from "./connection-service.js";
@@ -334,6 +340,14 @@ export class SoftwareTarget implements OffloadTarget {
     return this.#t.lentUp.size;
   }
 
+  /**
+   * Frames queued for the wire that `pollTransmit` has not yet handed out, oldest first (for
+   * tests and diagnostics: what a completion found already sent, TM-11).
+   */
+  get queuedFrames(): readonly Uint8Array[] {
+    return [...this.#t.hostFrames, ...this.#t.wireFrames];
+  }
+
   /** Counters of the chunk pool held receive data is compacted into; undefined when off. */
   get heldPoolStats(): Readonly<ChunkPoolStats> | undefined {
     return this.#t.heldPool?.stats;
@@ -387,6 +401,22 @@ export class SoftwareTarget implements OffloadTarget {
     this.#t.caps = makeCapabilities({ ...this.#t.caps, ...caps });
     this.#paused = false;
     this.#t.indicateStatus("NDIS_STATUS_OFFLOAD_RESUME");
+  }
+
+  /**
+   * A policy of the driver asks the host to upload one connection (TcpIndicateRetrieve, spec
+   * 16.4): at most once per connection, never while it is being offloaded or uploaded, and an
+   * optional reason (LowActivity, SmallIO, ...) not while the connection is half-closed in
+   * FIN-WAIT-1, FIN-WAIT-2 or CLOSE-WAIT (EV-2). Returns whether the request was made (indicated
+   * now, or held back until the initiates in progress have completed, IO-7); from then on new
+   * sends complete with NDIS_STATUS_UPLOAD_IN_PROGRESS (TM-27).
+   */
+  requestUpload(ctx: MiniportOffloadContext, reason: TcpUploadReason): boolean {
+    const c = this.#t.conns.get(ctx);
+    if (c === undefined) throw new UsageError(`no offloaded connection with context ${ctx}`);
+    const before = c.uploadRequested;
+    requestUpload(this.#t, c, reason);
+    return !before && c.uploadRequested;
   }
 
   /** NDIS_STATUS_UPLOAD_ALL: asks the host to upload every offloaded connection (spec 16.6). */

@@ -23,7 +23,7 @@ import type { TcpSnapshot } from "../tcp/types.js";
 import { advance, chainLength, forEachSegment, linkNbls } from "../nbl/chain.js";
 import type { NetBufferList } from "../nbl/nbl.js";
 import { macEquals, MAC_ZERO } from "../wire/ethernet.js";
-import { ipVersion } from "../wire/ip-addr.js";
+import { type IpAddr, ipEquals, ipKey, ipVersion } from "../wire/ip-addr.js";
 import {
   assertStatusWritten,
   forEachInTree,
@@ -227,6 +227,7 @@ function offloadBlock(
       // CFG-2: a family this target does not report is refused (the host should not ask).
       if (!supportsFamily(t.caps, ipVersion(b.constState.sourceAddress))) return "NDIS_STATUS_FAILURE";
       if (t.paths.size >= t.limits.path) return "NDIS_STATUS_OFFLOAD_PATH_ENTRIES";
+      if (!roomForAddress(t, b.constState.sourceAddress)) return "NDIS_STATUS_OFFLOAD_IP_ADDRESS_ENTRIES";
       if (b.cachedState.pathMtu > t.limits.maxPathMtu) return "NDIS_STATUS_OFFLOAD_PATH_MTU";
       const p: PathObj = {
         ctx: t.newContext(),
@@ -426,6 +427,20 @@ function releaseHeld(t: TargetContext, now: Instant): void {
   }
 }
 
+/**
+ * PA-2: whether a path with source address `src` fits the target's IP address entries (an
+ * address an offloaded path already uses always does).
+ */
+function roomForAddress(t: TargetContext, src: IpAddr): boolean {
+  if (t.paths.size < t.limits.ipAddresses) return true; // fewer paths than entries: fewer addresses
+  const held = new Set<string>();
+  for (const p of t.paths.values()) {
+    if (ipEquals(p.constState.sourceAddress, src)) return true;
+    held.add(ipKey(p.constState.sourceAddress));
+  }
+  return held.size < t.limits.ipAddresses;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Terminate (spec 11)
 
@@ -434,6 +449,7 @@ export function doTerminate(t: TargetContext, now: Instant, root: OffloadBlockLi
   // TM-10: no indication or event of ours is in flight when a terminate completes.
   assert(t.upcalls === 0, "TM-10: terminate completing inside an upcall");
   const after: Uint8Array[] = [];
+  const late: Uint8Array[] = []; // the "wire-after-terminate" mutant's frames
   forEachInTree(root, (b) => {
     if (b.layer === "tcp") {
       const c = t.connOf(b);
@@ -446,7 +462,9 @@ export function doTerminate(t: TargetContext, now: Instant, root: OffloadBlockLi
         terminateCorrupt(t, c, b); // spec 11.9 steps 4-5
         return;
       }
+      const mark = t.wireFrames.length;
       terminateConn(t, now, c, b);
+      if (t.mutant === "wire-after-terminate") late.push(...t.wireFrames.splice(mark));
       for (const f of c.urgentFrames) after.push(f);
       b.status = "NDIS_STATUS_SUCCESS";
     } else if (b.layer === "path") {
@@ -475,6 +493,8 @@ export function doTerminate(t: TargetContext, now: Instant, root: OffloadBlockLi
   });
   assertStatusWritten(root, "terminate"); // OP-2 / BL-1
   t.host.terminateOffloadComplete(root);
+  // The mutant queues the terminate's frames (TM-11's owed ACK) only after the completion.
+  for (const f of late) t.wireFrames.push(f);
   if (t.mutant === "indicate-after-terminate") {
     // A stale indication on a connection whose terminate has completed.
     forEachInTree(root, (b) => {
@@ -559,8 +579,12 @@ function terminateConn(t: TargetContext, now: Instant, c: Conn, b: TcpBlock): vo
     emit(t, now, c, true);
     failSends(t, c, c.aborted ? "NDIS_STATUS_REQUEST_ABORTED" : "NDIS_STATUS_UPLOAD_IN_PROGRESS");
     b.netBufferListChain = null;
-    // Received data the host has not taken still goes up (a FIN-closed connection keeps it).
-    const chunks = [...c.held, ...engine.exportState(now).delegated.bufferedData];
+    // TM-19..TM-21: received data the host has not taken still goes up (a FIN-closed
+    // connection keeps it).
+    const chunks =
+      t.mutant === "drop-buffered-at-terminate"
+        ? []
+        : [...c.held, ...engine.exportState(now).delegated.bufferedData];
     const buffered = chunks.length === 0 ? null : allocUp(t, chunks, OP_TERM_COMPLETE, true);
     delegated = closedDelegated(now, c, buffered);
   }

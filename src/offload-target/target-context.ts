@@ -231,6 +231,7 @@ export class TargetContext {
       tcp: l.tcp ?? d.tcp,
       path: l.path ?? d.path,
       neighbor: l.neighbor ?? d.neighbor,
+      ipAddresses: l.ipAddresses ?? d.ipAddresses,
       bufferBytes: l.bufferBytes ?? d.bufferBytes,
       maxPathMtu: l.maxPathMtu ?? d.maxPathMtu,
       maxRcvWnd: l.maxRcvWnd ?? d.maxRcvWnd,

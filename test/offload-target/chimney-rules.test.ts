@@ -436,6 +436,36 @@ void describe("pools and close (spec 3.4, 14.4)", () => {
   });
 });
 
+void describe("close with BufferedData out (spec 11.7, 14.4)", () => {
+  void test("RR-3 / TM-22 / TM-21: close is refused while BufferedData NBLs are out, and proceeds once they are returned", () => {
+    const w = track(offloaded());
+    w.host.keepBuffered = true;
+    w.host.indicatePolicy = () => 0;
+    peerSends(w, 600, 4);
+    upload(w);
+    // The refused bytes went up as BufferedData, which the host still holds; no indication is out.
+    assert.deepEqual(w.host.uploadedBuffered, [...pattern(600, 4)]);
+    assert.equal(w.host.heldBuffered.length, 1);
+    assert.equal(w.host.held.length, 0);
+    assert.equal(w.target.connectionCount, 0);
+    assert.equal(w.target.outstandingReturns, 1);
+    assert.throws(
+      () => {
+        w.target.close();
+      },
+      (e: unknown) => e instanceof TargetBusyError && e.code === "ERR_TARGET_BUSY" && e.outstanding === 1,
+    );
+    // Still open: the refused close changed nothing, and the return is accepted after the
+    // connection is gone (TM-21).
+    w.host.returnBuffered();
+    assert.equal(w.target.outstandingReturns, 0);
+    w.target.close();
+    assert.throws(() => {
+      w.target.initiateOffload(w.root);
+    }, UsageError);
+  });
+});
+
 void describe("statistics (spec 18.1)", () => {
   /** A TCP frame for a connection that is not offloaded (host-only traffic). */
   function hostOnlyFrame(v: 4 | 6): Uint8Array {

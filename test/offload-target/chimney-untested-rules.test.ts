@@ -10,11 +10,20 @@ import { Seq } from "../../src/wire/seq.js";
 import { internetChecksum } from "../../src/wire/checksum.js";
 import { decodeFrame } from "../../src/wire/packet.js";
 import { TcpFlag } from "../../src/wire/tcp-repr.js";
-import type { MiniportOffloadContext, TcpBlock } from "../../src/chimney/block-list.js";
+import {
+  type MiniportOffloadContext,
+  type NdisOffloadHandle,
+  newBlock,
+  type PathBlock,
+  type TcpBlock,
+} from "../../src/chimney/block-list.js";
+import { ip } from "../../src/wire/ip-addr.js";
 import {
   advance,
   at,
+  HOST_IP,
   offloaded,
+  PEER_IP,
   pattern,
   pump,
   tcpRef,
@@ -431,5 +440,195 @@ void describe("non-standard traffic, probes and FIN_WAIT_2 (spec 3, 15, 17)", ()
     advance(w, 11_000, 1000);
     assert.deepEqual(w.host.events, [{ type: "TcpIndicateRetrieve", reason: "TimeoutExpiration" }]);
     upload(w);
+  });
+});
+
+void describe("rules once cited only in comments (spec 7, 9, 10, 14, 16)", () => {
+  void test("PA-2: a path fails with OFFLOAD_IP_ADDRESS_ENTRIES for a source address it has no room for, and with OFFLOAD_PATH_MTU for too large an MTU", () => {
+    const w = track(offloaded({ initiate: false, target: { limits: { ipAddresses: 1, maxPathMtu: 1500 } } }));
+    const path = (src: string, mtu: number): PathBlock =>
+      newBlock<PathBlock>({
+        layer: "path",
+        stateType: "Ip4OffloadState",
+        miniportOffloadContext: { context: null },
+        ndisOffloadHandle: undefined,
+        constState: { sourceAddress: ip(src), destinationAddress: PEER_IP },
+        cachedState: { pathMtu: mtu },
+        delegatedState: { headerOnly: true },
+        dependentBlockList: null,
+      });
+    const first = w.root.dependentBlockList as PathBlock; // HOST_IP, MTU 1500, with the TCP block
+    assert.deepEqual(first.constState?.sourceAddress, HOST_IP);
+    const otherAddress = path("192.0.2.9", 1500);
+    const bigMtu = path("192.0.2.1", 1501);
+    const sameAddress = path("192.0.2.1", 1500);
+    first.nextBlock = otherAddress;
+    otherAddress.nextBlock = bigMtu;
+    bigMtu.nextBlock = sameAddress;
+    w.host.initiate(w.root);
+    w.target.process(at(w.now));
+    assert.deepEqual(
+      [first, otherAddress, bigMtu, sameAddress, w.tcpBlock].map((b) => b.status),
+      [
+        "NDIS_STATUS_SUCCESS",
+        "NDIS_STATUS_OFFLOAD_IP_ADDRESS_ENTRIES",
+        "NDIS_STATUS_OFFLOAD_PATH_MTU",
+        "NDIS_STATUS_SUCCESS", // an address the target already holds needs no new entry
+        "NDIS_STATUS_SUCCESS",
+      ],
+    );
+    assert.deepEqual(w.target.objectCount, { neighbors: 1, paths: 2 });
+    w.ctx = w.tcpBlock.miniportOffloadContext?.context as MiniportOffloadContext;
+    upload(w);
+  });
+
+  void test("CTX-5: received-data indications and events carry the NdisOffloadHandle the host gave the connection", () => {
+    const w = track(offloaded({ initiate: false }));
+    const handle = 4242 as NdisOffloadHandle;
+    (w.tcpBlock as { ndisOffloadHandle: NdisOffloadHandle | undefined }).ndisOffloadHandle = handle;
+    w.host.initiate(w.root);
+    w.target.process(at(w.now));
+    w.ctx = w.tcpBlock.miniportOffloadContext?.context as MiniportOffloadContext;
+    w.peer.engine.send(pattern(300, 60));
+    pump(w);
+    w.peer.engine.close(); // TcpIndicateDisconnect
+    pump(w);
+    assert.deepEqual(w.host.indicateHandles, [handle]);
+    assert.deepEqual(w.host.events, [{ type: "TcpIndicateDisconnect" }]);
+    assert.deepEqual(w.host.eventHandles, [handle]);
+    assert.deepEqual(w.host.stream, [...pattern(300, 60)]);
+    upload(w);
+  });
+
+  void test("DC-3: after sending its FIN or its RST the target keeps the connection until the host terminates it", () => {
+    const fin = track(offloaded());
+    fin.host.disconnect(fin.ctx, "graceful");
+    pump(fin);
+    fin.peer.engine.close();
+    pump(fin);
+    assert.ok(
+      fin.peer.seen.some((s) => (s.flags & TcpFlag.FIN) !== 0),
+      "our FIN went out",
+    );
+    advance(fin, 300_000, 1000); // past TIME-WAIT
+    assert.equal(fin.target.engineOf(fin.ctx)?.state, "CLOSED");
+    assert.equal(fin.target.connectionCount, 1);
+    assert.deepEqual(fin.target.objectCount, { neighbors: 1, paths: 1 });
+    assert.equal(upload(fin).status, "NDIS_STATUS_SUCCESS");
+    assert.equal(fin.target.connectionCount, 0);
+
+    const rst = track(offloaded());
+    rst.host.disconnect(rst.ctx, "abortive");
+    pump(rst);
+    assert.ok(
+      rst.peer.seen.some((s) => (s.flags & TcpFlag.RST) !== 0),
+      "our RST went out",
+    );
+    advance(rst, 300_000, 1000);
+    assert.equal(rst.target.connectionCount, 1);
+    const b = upload(rst);
+    assert.equal(b.status, "NDIS_STATUS_SUCCESS");
+    assert.equal(b.delegatedState?.state, "TcpConnectionClosed");
+    assert.equal(rst.target.connectionCount, 0);
+  });
+
+  void test("FN-3: after the peer's FIN or RST the connection's resources are kept until the host terminates it", () => {
+    const fin = track(offloaded());
+    fin.peer.engine.send(pattern(200, 61));
+    fin.peer.engine.close();
+    pump(fin);
+    advance(fin, 300_000, 1000);
+    assert.equal(fin.target.engineOf(fin.ctx)?.state, "CLOSE-WAIT");
+    assert.equal(fin.target.connectionCount, 1);
+    const a = upload(fin);
+    assert.equal(a.status, "NDIS_STATUS_SUCCESS");
+    assert.equal(a.delegatedState?.state, "TcpConnectionCloseWait");
+    assert.equal(fin.target.connectionCount, 0);
+
+    const rst = track(offloaded());
+    rst.peer.deliverIn = false;
+    const s = rst.peer.engine.status();
+    rst.target.handleFrame(at(rst.now), rst.peer.raw({ seq: s.sndNxt, flags: TcpFlag.RST }));
+    assert.deepEqual(rst.host.events, [{ type: "TcpIndicateAbort" }]);
+    advance(rst, 300_000, 1000);
+    assert.equal(rst.target.connectionCount, 1);
+    assert.deepEqual(rst.target.objectCount, { neighbors: 1, paths: 1 });
+    const b = upload(rst);
+    assert.equal(b.status, "NDIS_STATUS_SUCCESS");
+    assert.equal(b.delegatedState?.state, "TcpConnectionClosed");
+    assert.equal(rst.target.connectionCount, 0);
+  });
+
+  void test("EV-2: an optional upload reason is not indicated for a connection in FIN-WAIT-1, FIN-WAIT-2 or CLOSE-WAIT", () => {
+    const retrieves = (w: World): unknown[] => w.host.events.filter((e) => e.type === "TcpIndicateRetrieve");
+    const finWait1 = track(offloaded());
+    finWait1.peer.deliverIn = false; // our FIN is never acknowledged
+    finWait1.host.disconnect(finWait1.ctx, "graceful");
+    pump(finWait1);
+    const finWait2 = track(offloaded());
+    finWait2.host.disconnect(finWait2.ctx, "graceful");
+    pump(finWait2);
+    const closeWait = track(offloaded());
+    closeWait.peer.engine.close();
+    pump(closeWait);
+    const cases = [
+      [finWait1, "FIN-WAIT-1", "LowActivity"],
+      [finWait2, "FIN-WAIT-2", "SmallIO"],
+      [closeWait, "CLOSE-WAIT", "HighDropRate"],
+    ] as const;
+    for (const [w, state, reason] of cases) {
+      assert.equal(w.target.engineOf(w.ctx)?.state, state);
+      assert.equal(w.target.requestUpload(w.ctx, reason), false, `${reason} in ${state}`);
+      assert.deepEqual(retrieves(w), [], state);
+    }
+    // A mandatory reason is still indicated for a half-closed connection ...
+    assert.equal(closeWait.target.requestUpload(closeWait.ctx, "UploadRequested"), true);
+    assert.deepEqual(retrieves(closeWait), [{ type: "TcpIndicateRetrieve", reason: "UploadRequested" }]);
+    // ... and an optional one for an established connection.
+    const open = track(offloaded());
+    assert.equal(open.target.requestUpload(open.ctx, "LowActivity"), true);
+    assert.deepEqual(retrieves(open), [{ type: "TcpIndicateRetrieve", reason: "LowActivity" }]);
+    for (const w of [finWait1, finWait2, closeWait, open]) upload(w);
+  });
+
+  void test("RI-1 / RI-2: each receive indication passes one stand-alone NBL with one NB, with status SUCCESS", () => {
+    const w = track(offloaded({ rcvIndicationSize: 700 }));
+    w.host.indicatePolicy = () => 0; // a refused indication is passed with SUCCESS too
+    w.peer.engine.send(pattern(300, 64));
+    pump(w);
+    w.host.indicatePolicy = (n) => n;
+    w.host.post(w.ctx, 300);
+    w.peer.engine.send(pattern(5000, 63));
+    pump(w);
+    assert.equal(w.host.log.filter((l) => l === "indicate 300 took 0").length, 1);
+    assert.ok(w.host.held.length >= 2, `indications: ${w.host.held.length}`);
+    for (const nbl of w.host.held) {
+      assert.equal(nbl.next, null);
+      assert.equal(w.ledger.view(nbl, "host", "test").length, 1);
+    }
+    assert.ok(w.host.indicateStatuses.length > w.host.held.length, "a refused indication too");
+    assert.ok(w.host.indicateStatuses.every((s) => s === "NDIS_STATUS_SUCCESS"));
+    assert.deepEqual(w.host.stream, [...pattern(300, 64), ...pattern(5000, 63)]);
+    upload(w);
+  });
+
+  void test("IV-5: an invalidated connection keeps its resources and state until the host terminates it", () => {
+    const w = track(offloaded());
+    w.host.indicatePolicy = () => 0;
+    w.peer.engine.send(pattern(300, 62));
+    pump(w); // refused: the bytes stay at the target
+    const rcvNxt = w.target.engineOf(w.ctx)?.rcvNxt;
+    const inv = tcpRef(w.ctx);
+    w.target.invalidateOffload(inv);
+    w.target.process(at(w.now));
+    assert.equal(inv.status, "NDIS_STATUS_SUCCESS");
+    advance(w, 300_000, 1000);
+    assert.equal(w.target.connectionCount, 1);
+    assert.deepEqual(w.target.objectCount, { neighbors: 1, paths: 1 });
+    const b = upload(w);
+    assert.equal(b.status, "NDIS_STATUS_SUCCESS");
+    assert.equal(b.delegatedState?.rcvNxt, rcvNxt);
+    assert.deepEqual(w.host.uploadedBuffered, [...pattern(300, 62)]);
+    assert.equal(w.target.connectionCount, 0);
   });
 });

@@ -94,6 +94,29 @@ void test("IO-7: an abort arising during an initiate is indicated after its comp
   finish(w);
 });
 
+void test("TM-27: a send after the target decided to request an upload, before the request is indicated, completes with UPLOAD_IN_PROGRESS", () => {
+  const w = slowTarget();
+  const from = w.host.log.length;
+  const nb = initiateNeighbor(w);
+  // Decided; the TcpIndicateRetrieve is held back while the initiate is in progress (IO-7).
+  assert.equal(w.target.requestUpload(w.ctx, "LowActivity"), true);
+  assert.deepEqual(w.host.events, []);
+  const [n] = w.host.send(w.ctx, pattern(100, 8));
+  assert.equal(n?.status, "NDIS_STATUS_UPLOAD_IN_PROGRESS");
+  assert.equal(n?.bytesTransferred, 0);
+  assert.deepEqual(w.host.sendCompleted, [n]);
+  pump(w);
+  assert.deepEqual(w.peer.read, [], "nothing of the send went out");
+  w.now += 100;
+  w.target.process(at(w.now));
+  assert.equal(nb.status, "NDIS_STATUS_SUCCESS");
+  assert.deepEqual(upcalls(w.host.log.slice(from)), [
+    "initiate-complete",
+    "event TcpIndicateRetrieve LowActivity",
+  ]);
+  finish(w);
+});
+
 void test("IO-7: with no initiate in progress the same data is indicated at once", () => {
   const w = slowTarget();
   const from = w.host.log.length;

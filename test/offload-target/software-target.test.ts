@@ -675,17 +675,44 @@ void describe("terminate offload (spec 11)", () => {
     assert.equal(w.target.outstandingReturns, 0);
   });
 
-  void test("TM-11: an owed ACK is sent before the terminate completes", () => {
+  void test("TM-19 / TM-20 / TM-21: a connection closed by a FIN exchange still returns the refused data as BufferedData", () => {
+    const w = track(offloaded());
+    w.host.indicatePolicy = () => 0;
+    w.peer.engine.send(pattern(700, 39));
+    w.peer.engine.close(); // data, then the peer's FIN: CLOSE-WAIT at the target
+    pump(w);
+    assert.equal(count(w, "indicate 700 took 0"), 1);
+    w.host.disconnect(w.ctx, "graceful"); // our FIN: LAST-ACK, CLOSED once the peer ACKs it
+    pump(w);
+    assert.equal(w.target.engineOf(w.ctx)?.state, "CLOSED");
+    assert.deepEqual(w.host.stream, []);
+    const b = upload(w);
+    assert.equal(b.delegatedState?.state, "TcpConnectionClosed");
+    // Exactly the refused bytes, in order, and the NBLs came back (TM-20).
+    assert.deepEqual(w.host.uploadedBuffered, [...pattern(700, 39)]);
+    assert.deepEqual(w.host.stream, [...pattern(700, 39)]);
+    assert.equal(w.target.outstandingReturns, 0);
+  });
+
+  void test("TM-11: an owed ACK is on the wire when the terminate completes", () => {
     const w = track(offloaded());
     w.peer.engine.send(pattern(10, 34));
     w.host.post(w.ctx, 10);
     pump(w);
     const rcvNxt = w.target.engineOf(w.ctx)?.rcvNxt;
-    const acked = (): boolean => w.peer.seen.some((s) => s.ack === rcvNxt && (s.flags & TcpFlag.ACK) !== 0);
-    assert.equal(acked(), false); // delayed
+    assert.ok(rcvNxt !== undefined);
+    const isAck = (s: TcpRepr): boolean =>
+      s.ack === rcvNxt && (s.flags & TcpFlag.ACK) !== 0 && s.payload.length === 0;
+    assert.equal(w.peer.seen.some(isAck), false); // delayed
     upload(w);
+    // The fake host saw what was queued for the wire when the completion arrived.
+    assert.equal(w.host.queuedAtTerminate.length, 1);
+    assert.ok(
+      w.host.queuedAtTerminate[0]?.some(isAck),
+      "the owed ACK was not on the wire when the terminate completed",
+    );
     pump(w);
-    assert.equal(acked(), true);
+    assert.equal(w.peer.seen.some(isAck), true);
   });
 
   void test("TM-23 / TM-25: segments during and after a terminate go up the non-offload path", () => {

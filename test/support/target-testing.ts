@@ -86,6 +86,10 @@ export class FakeHost implements OffloadHost {
   readonly backlogEvents: { readonly handle: NdisOffloadHandle; readonly sendBacklog: number }[] = [];
   /** The NdisOffloadHandle of each event, in order (CTX-1). */
   readonly eventHandles: NdisOffloadHandle[] = [];
+  /** The NdisOffloadHandle of each receive indication, in order (CTX-5). */
+  readonly indicateHandles: NdisOffloadHandle[] = [];
+  /** The status passed into each receive indication, in order (RI-2). */
+  readonly indicateStatuses: string[] = [];
   /** The block of each neighbor reachability query, in order. */
   readonly queryBlocks: OffloadBlockList[] = [];
   readonly upFrames: Uint8Array[] = [];
@@ -98,6 +102,20 @@ export class FakeHost implements OffloadHost {
   readonly held: NetBufferList[] = [];
   /** The BufferedData bytes copied out of terminate completions (TM-20). */
   readonly uploadedBuffered: number[] = [];
+  /**
+   * TM-11: for each terminate completion, the TCP segments the target had already queued for
+   * the wire (not yet taken by `pollTransmit`) when the completion arrived. Segments taken
+   * before are in the peer's `seen`.
+   */
+  readonly queuedAtTerminate: TcpRepr[][] = [];
+  /**
+   * TM-21 / TM-22: when set, the BufferedData NBLs of a terminate stay with the host after the
+   * completion (copied, not yet returned) until `returnBuffered`; otherwise they go back inside
+   * the completion call.
+   */
+  keepBuffered = false;
+  /** BufferedData NBLs the host keeps (with `keepBuffered`). */
+  readonly heldBuffered: NetBufferList[] = [];
   indicatePolicy: IndicatePolicy = (n) => n;
   hrd = 0;
   reachabilityQueries = 0;
@@ -194,6 +212,14 @@ export class FakeHost implements OffloadHost {
     this.#t().tcpOffloadReceiveReturn(head);
   }
 
+  /** Gives every kept BufferedData NBL back (MiniportTcpOffloadReceiveReturn, TM-20). */
+  returnBuffered(): void {
+    for (const bd of this.heldBuffered.splice(0)) {
+      this.ledger.transfer(bd, "host", "target", "MiniportTcpOffloadReceiveReturn");
+      this.#t().tcpOffloadReceiveReturn(bd);
+    }
+  }
+
   /** Frees every completed host NBL (the host's own buffers). */
   freeCompleted(): void {
     for (const list of [this.sendCompleted, this.recvCompleted, this.discCompleted, this.fwdCompleted]) {
@@ -233,6 +259,12 @@ export class FakeHost implements OffloadHost {
 
   terminateOffloadComplete(root: OffloadBlockList): void {
     this.#stateComplete("terminate", root);
+    const queued: TcpRepr[] = [];
+    for (const f of this.#t().queuedFrames) {
+      const tr = decodeFrame(f).transport;
+      if (tr?.kind === "tcp") queued.push(tr.tcp);
+    }
+    this.queuedAtTerminate.push(queued);
     for (const b of treeBlocks(root)) {
       if (b.layer !== "tcp" || b.status !== "NDIS_STATUS_SUCCESS") continue;
       if (b.ndisOffloadHandle !== undefined) this.#activeHandles.delete(b.ndisOffloadHandle);
@@ -256,8 +288,12 @@ export class FakeHost implements OffloadHost {
         copyOut(view, 0, copy, 0, total);
         for (const x of copy) this.uploadedBuffered.push(x);
         this.stream.push(...copy);
-        this.ledger.transfer(bd, "host", "target", "MiniportTcpOffloadReceiveReturn");
-        this.#t().tcpOffloadReceiveReturn(bd);
+        if (this.keepBuffered) {
+          this.heldBuffered.push(bd);
+        } else {
+          this.ledger.transfer(bd, "host", "target", "MiniportTcpOffloadReceiveReturn");
+          this.#t().tcpOffloadReceiveReturn(bd);
+        }
       }
     }
   }
@@ -316,6 +352,8 @@ export class FakeHost implements OffloadHost {
     status: "NDIS_STATUS_SUCCESS",
   ): ReceiveIndicateResult {
     if (this.#depth > 0) throw new RuleViolation("C-8", "indication nested in another upcall");
+    this.indicateHandles.push(handle);
+    this.indicateStatuses.push(status);
     if (!this.#activeHandles.has(handle))
       throw new RuleViolation("IO-6", "indication before the offload completed");
     if (nbl.next !== null) throw new RuleViolation("RI-1", "indication NBL is part of a list");
@@ -753,6 +791,7 @@ export function trackWorlds(): (w: World) => World {
     worlds = [];
     for (const w of ws) {
       w.host.returnIndicated();
+      w.host.returnBuffered();
       w.host.freeCompleted();
       w.ledger.assertQuiescent();
     }
