@@ -220,6 +220,9 @@ void describe("terminate into the kernel: our stack's connection moves to a kern
       assert.equal(d.state, "ESTABLISHED", facts);
       assert.ok(record.recvQueue.length >= UNREAD_AT_MOVE, `over 1 MiB unread moves: ${facts}`);
       assert.ok(record.sendQueue.length > 0, `send data moves: ${facts}`);
+      // Mid-transfer both ways: our data in flight, the peer's stream not all sent yet.
+      assert.ok(Seq.delta(d.sndMax, d.sndUna) > 0, `our data in flight at the move: ${facts}`);
+      assert.ok(READ_FIRST + record.recvQueue.length < PEER_BYTES, `the peer still sending: ${facts}`);
       assert.deepEqual(
         imported["queues"],
         { unread: record.recvQueue.length, queued: record.sendQueue.length, unsent: record.unsent },
@@ -228,6 +231,7 @@ void describe("terminate into the kernel: our stack's connection moves to a kern
 
       const [kernelDone, peerDone] = await Promise.all([kernelEv("done", 60_000), peerEv("done", 60_000)]);
       const drops = stack.releaseHandOff(c);
+      t.diagnostic(`segments dropped by our stack while steered after the hand-off: ${drops}`);
       const done = JSON.stringify({ facts, kernelDone, peerDone, drops });
       // Peer to us: our application's prefix, then the kernel socket's rest, each byte once.
       assert.equal(Buffer.concat(readParts).equals(peerStream.subarray(0, READ_FIRST)), true, done);
