@@ -115,6 +115,15 @@ void describe("HostStack.handOff", () => {
     pass(a, undefined, now); // SYN sent, no answer
     assert.throws(() => a.handOff(now, c), { code: "ERR_USAGE" });
     assert.throws(() => a.releaseHandOff(c), { code: "ERR_USAGE" });
+    // It stays on our stack and keeps trying: the SYN is retransmitted.
+    assert.equal(a.connectionCount, 1);
+    const later = Instant.fromMillis(5000);
+    a.handleTimeout(later);
+    const again = pass(a, undefined, later);
+    assert.ok(
+      again.some((f) => (f & TcpFlag.SYN) !== 0),
+      `SYN retransmitted: ${again.join(",")}`,
+    );
   });
 
   void test("handOffToKernel: the kernel record of our connection, and its JSON line round trip", () => {

@@ -740,8 +740,10 @@ export class HostStack {
     const owed = tcp.flushAck(now);
     if (owed !== undefined) this.#sendSegment(now, c, owed);
     for (let ev = tcp.pollEvent(); ev !== undefined; ev = tcp.pollEvent()) this.#onConnEvent(c, ev);
-    if (!HAND_OFF_STATES.has(tcp.state))
+    if (!HAND_OFF_STATES.has(tcp.state)) {
+      this.#touch(c); // it stays here: its timers are re-armed at the next flush
       throw new UsageError(`handOff: connection ${c.id} is ${tcp.state}, which cannot be handed off`);
+    }
     const snap = tcp.exportState(now);
     c.tcp = undefined;
     this.#remove(c);
