@@ -11,6 +11,7 @@ import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { repairAddonPath } from "../src/device/repair.js";
+import { events, tcpCounters } from "./support/helper-events.js";
 import { createNsPair, exited, ip, type NsHost, type NsPair } from "./support/netns.js";
 
 const root = process.getuid?.() === 0;
@@ -26,68 +27,6 @@ const PEER_PRE = 1 << 20;
 const PEER_POST = 256 * 1024;
 const HOST_PRE = 128 * 1024;
 const HOST_POST = 256 * 1024;
-
-type Event = Record<string, unknown> & { ev: string };
-
-/** The JSON events a helper prints, awaited one kind at a time. */
-function events(child: ChildProcess, name: string): (ev: string, timeoutMs?: number) => Promise<Event> {
-  const seen: Event[] = [];
-  const waiting: { ev: string; resolve: (e: Event) => void }[] = [];
-  let text = "";
-  let err = "";
-  child.stderr?.on("data", (d: Buffer) => {
-    err += d.toString();
-  });
-  child.stdout?.on("data", (d: Buffer) => {
-    text += d.toString();
-    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n")) {
-      const line = text.slice(0, nl);
-      text = text.slice(nl + 1);
-      const e = JSON.parse(line) as Event;
-      seen.push(e);
-      const i = waiting.findIndex((w) => w.ev === e.ev);
-      if (i >= 0) waiting.splice(i, 1)[0]?.resolve(e);
-    }
-  });
-  return (ev, timeoutMs = 20_000) =>
-    new Promise((resolve, reject) => {
-      const have = seen.find((e) => e.ev === ev);
-      if (have !== undefined) return resolve(have);
-      const failed = seen.find((e) => e.ev === "error");
-      if (failed !== undefined) return reject(new Error(`${name}: ${JSON.stringify(failed)}`));
-      const timer = setTimeout(
-        () =>
-          reject(
-            new Error(`${name}: no ${ev} in ${timeoutMs} ms; events ${JSON.stringify(seen)}; stderr ${err}`),
-          ),
-        timeoutMs,
-      );
-      const onExit = () => {
-        setTimeout(() => {
-          clearTimeout(timer);
-          reject(new Error(`${name} exited before ${ev}: events ${JSON.stringify(seen)}; stderr ${err}`));
-        }, 50);
-      };
-      child.once("exit", onExit);
-      waiting.push({
-        ev,
-        resolve: (e) => {
-          clearTimeout(timer);
-          child.off("exit", onExit);
-          resolve(e);
-        },
-      });
-    });
-}
-
-/** TCP counters of /proc/net/snmp inside a namespace. */
-function tcpCounters(host: NsHost): Record<string, number> {
-  const text = execFileSync("ip", ["netns", "exec", host.ns, "cat", "/proc/net/snmp"], { encoding: "utf8" });
-  const lines = text.split("\n").filter((l) => l.startsWith("Tcp:"));
-  const names = (lines[0] ?? "").split(/\s+/).slice(1);
-  const values = (lines[1] ?? "").split(/\s+/).slice(1).map(Number);
-  return Object.fromEntries(names.map((n, i) => [n, values[i] ?? Number.NaN]));
-}
 
 function tc(host: NsHost, ...args: string[]): void {
   execFileSync("ip", ["netns", "exec", host.ns, "tc", ...args], { stdio: ["ignore", "ignore", "pipe"] });

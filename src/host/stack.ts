@@ -59,7 +59,7 @@ import type { TcpConfig } from "../tcp/config.js";
 import { type ConnEvent, peerSynOf, replyToUnexpected, TcpConnection } from "../tcp/connection.js";
 import { type HashKey, initialSeq, timestampOffset } from "../tcp/isn.js";
 import { DEFAULT_MAX_ESTABLISHED, TcpListener } from "../tcp/listener.js";
-import type { IcmpErrorCode } from "../tcp/types.js";
+import type { IcmpErrorCode, TcpSnapshot, TcpState } from "../tcp/types.js";
 import type { SeqNum } from "../wire/seq.js";
 import { DEFAULT_NEIGHBOR_CONFIG, NeighborCache, type NeighborConfig } from "./neighbor.js";
 import { PathMtuCache } from "./path.js";
@@ -364,6 +364,15 @@ export const DEFAULT_EPHEMERAL_PORTS: readonly [number, number] = Object.freeze(
 /** Default lifetime of a learned path MTU (`HostConfig.pmtuAgeing`, RFC 1191 6.3). */
 export const DEFAULT_PMTU_AGEING = Duration.fromSeconds(600);
 const NEIGHBOR_TIMER_ID = -1;
+/** States a connection may leave the host in through `handOff`. */
+const HAND_OFF_STATES: ReadonlySet<TcpState> = new Set<TcpState>([
+  "ESTABLISHED",
+  "FIN-WAIT-1",
+  "FIN-WAIT-2",
+  "CLOSE-WAIT",
+  "CLOSING",
+  "LAST-ACK",
+]);
 
 /** A host: interfaces, neighbor cache, routes, path MTUs, TCP connections and listeners. */
 export class HostStack {
@@ -408,6 +417,11 @@ export class HostStack {
    */
   #lastConn: HostConn | undefined = undefined;
   readonly #listeners = new Map<string, HostListener>();
+  /**
+   * 4-tuples handed to another TCP implementation (`handOff`), with the count of their
+   * segments dropped without an answer since; removed by `releaseHandOff`.
+   */
+  readonly #handedOff = new Map<string, { dropped: number }>();
   readonly #out: OutFrame[] = [];
   #outHead = 0;
   readonly #events: StackEvent[] = [];
@@ -702,6 +716,56 @@ export class HostStack {
    */
   forget(c: HostConn): void {
     this.#remove(c);
+  }
+
+  /**
+   * Hands `c` to another TCP implementation for good (the Linux kernel, through TCP_REPAIR):
+   * segments and an ACK the engine owes go out first and its events reach the application,
+   * then its snapshot is taken and the connection leaves the table without a segment of its
+   * own (no FIN, no RST). Until `releaseHandOff`, segments for its 4-tuple are dropped without
+   * an answer: the peer's packets may still reach this stack while they are steered elsewhere.
+   * Throws `UsageError` if `c` is not on the host or not in a synchronized state the receiver
+   * can take (ESTABLISHED, FIN-WAIT-1/2, CLOSE-WAIT, CLOSING, LAST-ACK).
+   */
+  handOff(now: Instant, c: HostConn): TcpSnapshot {
+    this.#advance(now);
+    checkConn("handOff", c);
+    if (c.phase !== "host" || c.tcp === undefined)
+      throw new UsageError(`handOff: connection ${c.id} is ${c.phase}, not on the host`);
+    if (this.#conns.get(c.key) !== c) throw new UsageError(`handOff: connection ${c.id} is not in the table`);
+    const tcp = c.tcp;
+    for (let seg = tcp.pollTransmit(now); seg !== undefined; seg = tcp.pollTransmit(now)) {
+      this.#sendSegment(now, c, seg);
+    }
+    const owed = tcp.flushAck(now);
+    if (owed !== undefined) this.#sendSegment(now, c, owed);
+    for (let ev = tcp.pollEvent(); ev !== undefined; ev = tcp.pollEvent()) this.#onConnEvent(c, ev);
+    if (!HAND_OFF_STATES.has(tcp.state)) {
+      this.#touch(c); // it stays here: its timers are re-armed at the next flush
+      throw new UsageError(`handOff: connection ${c.id} is ${tcp.state}, which cannot be handed off`);
+    }
+    const snap = tcp.exportState(now);
+    c.tcp = undefined;
+    this.#remove(c);
+    this.#handedOff.set(c.key, { dropped: 0 });
+    return snap;
+  }
+
+  /**
+   * Ends the silence `handOff` left for `c`'s 4-tuple (its segments draw a RST again, as for
+   * any unknown connection) and returns how many of its segments were dropped meanwhile.
+   * Throws `UsageError` if `c` was not handed off or was released already.
+   */
+  releaseHandOff(c: HostConn): number {
+    const h = this.#handedOff.get(c.key);
+    if (h === undefined) throw new UsageError(`releaseHandOff: connection ${c.id} is not handed off`);
+    this.#handedOff.delete(c.key);
+    return h.dropped;
+  }
+
+  /** Segments for handed-off `c`'s 4-tuple dropped so far (0 if it is not handed off). */
+  handedOffDrops(c: HostConn): number {
+    return this.#handedOff.get(c.key)?.dropped ?? 0;
   }
 
   /** Marks `c` as having output or events (after a user call made through the engine directly). */
@@ -1080,6 +1144,13 @@ export class HostStack {
     if (l !== undefined) {
       this.#onListen(now, l, src, dst, seg);
       return;
+    }
+    if (this.#handedOff.size > 0) {
+      const h = this.#handedOff.get(connKey(dst, seg.dstPort, src, seg.srcPort));
+      if (h !== undefined) {
+        h.dropped++; // another stack owns this connection now: no answer from here
+        return;
+      }
     }
     // RFC 9293 3.10.7.1 (CLOSED) and 3.10.7.2 (LISTEN, an ACK or other non-SYN): answer with a RST.
     const rst = replyToUnexpected(seg);

@@ -29,8 +29,9 @@ import { createTapNamespace, LIVE_ADDRS, type TapNamespace } from "./netns.js";
 import { RealTimeScheduler } from "./rt-scheduler.js";
 import type { TapMode, TapOffload, TapStats } from "../device/tap.js";
 
-/** Our interface's MAC. */
-const OUR_MAC = mac("02:00:00:00:00:02");
+/** Our interface's MAC, as text (a steered namespace gives its outer device the same one). */
+export const LIVE_OUR_MAC = "02:00:00:00:00:02";
+const OUR_MAC = mac(LIVE_OUR_MAC);
 
 /** Receives every frame crossing our side of the link, stamped in wall-clock microseconds. */
 export type FrameCapture = (wallUs: number, frame: Uint8Array) => void;
@@ -64,6 +65,8 @@ export interface LiveHostOptions {
   readonly offload?: TapOffload | undefined;
   /** Capture at our side of the link. */
   readonly capture?: FrameCapture | undefined;
+  /** See `TapNamespaceOptions.kernelAddresses` (default true). */
+  readonly kernelAddresses?: boolean | undefined;
   /**
    * Put the chimney in front of the stack: an offload manager and the software target (the NIC),
    * so frames from the kernel enter the target first (see chimney-host.ts). `knobs`: how the
@@ -124,6 +127,7 @@ export function startLiveHost(options: LiveHostOptions = {}): LiveHost {
     readBatch: options.readBatch,
     offload,
     mtu,
+    kernelAddresses: options.kernelAddresses,
   });
   try {
     return build(netns, seed, mtu, options);

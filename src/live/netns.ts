@@ -76,6 +76,12 @@ export interface TapNamespaceOptions {
   readonly offload?: TapOffload | undefined;
   /** Kernel-side MTU (default 1500). */
   readonly mtu?: number | undefined;
+  /**
+   * Give the kernel side of the device the peer addresses (`LIVE_ADDRS.kernel4`/`kernel6`);
+   * default true. False leaves the device without addresses, for a namespace where traffic is
+   * steered to and from the device with `tc` (see steering.ts).
+   */
+  readonly kernelAddresses?: boolean | undefined;
 }
 
 let counter = 0;
@@ -155,8 +161,10 @@ export function createTapNamespace(options: TapNamespaceOptions = {}): TapNamesp
     ipSync("link", "set", tap.name, "netns", ns);
     ipSync("-n", ns, "link", "set", "lo", "up");
     ipSync("-n", ns, "link", "set", tap.name, "mtu", String(options.mtu ?? 1500));
-    ipSync("-n", ns, "addr", "add", `${LIVE_ADDRS.kernel4}/24`, "dev", tap.name);
-    ipSync("-n", ns, "addr", "add", `${LIVE_ADDRS.kernel6}/64`, "dev", tap.name, "nodad");
+    if (options.kernelAddresses ?? true) {
+      ipSync("-n", ns, "addr", "add", `${LIVE_ADDRS.kernel4}/24`, "dev", tap.name);
+      ipSync("-n", ns, "addr", "add", `${LIVE_ADDRS.kernel6}/64`, "dev", tap.name, "nodad");
+    }
     ipSync("-n", ns, "link", "set", tap.name, "up");
   } catch (e) {
     cleanup.release();

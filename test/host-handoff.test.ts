@@ -1,0 +1,172 @@
+// HostStack.handOff: a connection leaves our stack for another TCP implementation (the kernel)
+// with its snapshot, and without a segment of its own; until releaseHandOff its 4-tuple is
+// silent (segments dropped, no RST); misuse throws UsageError. Two stacks over a direct IP link.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { type HostConn, HostStack } from "../src/host/stack.js";
+import { Prng } from "../src/sim/prng.js";
+import { tcpConfig } from "../src/tcp/config.js";
+import { Instant } from "../src/time/instant.js";
+import { type IpAddr, ip } from "../src/wire/ip-addr.js";
+import { decodeIpPacket } from "../src/wire/packet.js";
+import { TcpFlag } from "../src/wire/tcp-repr.js";
+import { handOffToKernel, recordFromJson, recordToJson } from "../src/live/terminate.js";
+import { steerConnection } from "../src/live/steering.js";
+
+const A = ip("192.0.2.2");
+const B = ip("192.0.2.1");
+
+function stack(addr: IpAddr, seed: number): HostStack {
+  return new HostStack({
+    interfaces: [
+      { name: "tun0", link: "ip", mac: new Uint8Array(6), mtu: 1500, addresses: [{ addr, prefixLen: 24 }] },
+    ],
+    tcp: tcpConfig({}),
+    random: new Prng(seed),
+  });
+}
+
+/** TCP flags of every frame `from` sends now, each handed to `to` (unless `to` is undefined). */
+function pass(from: HostStack, to: HostStack | undefined, now: Instant): number[] {
+  const flags: number[] = [];
+  for (let f = from.pollTransmit(now); f !== undefined; f = from.pollTransmit(now)) {
+    const p = decodeIpPacket(f.frame);
+    if (p.transport?.kind === "tcp") flags.push(p.transport.tcp.flags);
+    to?.handleFrame(now, 0, f.frame);
+  }
+  return flags;
+}
+
+function settle(a: HostStack, b: HostStack, now: Instant): void {
+  for (let i = 0; i < 100; i++) {
+    if (pass(a, b, now).length + pass(b, a, now).length === 0) return;
+  }
+  throw new Error("the stacks did not settle");
+}
+
+const bytes = (n: number, k: number) => Uint8Array.from({ length: n }, (_, i) => (i * k + 7) & 0xff);
+const concat = (chunks: readonly Uint8Array[]) => Buffer.concat(chunks.map((c) => Buffer.from(c)));
+
+function pair(): { a: HostStack; b: HostStack; ca: HostConn; cb: HostConn; now: Instant } {
+  const a = stack(A, 1);
+  const b = stack(B, 2);
+  const now = Instant.fromMillis(1);
+  const l = b.listen(80);
+  const ca = a.connect(now, B, 80, { localPort: 40000 });
+  settle(a, b, now);
+  while (b.pollEvent() !== undefined) {
+    // the accept event; accept() below takes the connection
+  }
+  const cb = b.accept(l);
+  assert.ok(cb !== undefined, "accepted");
+  return { a, b, ca, cb, now };
+}
+
+void describe("HostStack.handOff", () => {
+  void test("the snapshot carries unread and unacknowledged data; the 4-tuple stays silent until released", () => {
+    const { a, b, ca, cb, now } = pair();
+    const toA = bytes(5000, 3);
+    const fromA = bytes(3000, 5);
+    assert.equal(b.send(now, cb, toA), toA.length);
+    settle(a, b, now); // A has 5000 bytes unread (acknowledged)
+    assert.equal(a.send(now, ca, fromA), fromA.length); // not yet on the wire
+    const before = a.connectionCount;
+    const snap = a.handOff(now, ca);
+    assert.equal(snap.delegated.state, "ESTABLISHED");
+    assert.deepEqual(concat(snap.delegated.bufferedData), Buffer.from(toA), "unread data in the snapshot");
+    assert.deepEqual(concat(snap.delegated.sendData), Buffer.from(fromA), "send data in the snapshot");
+    assert.equal(a.connectionCount, before - 1, "the connection left the table");
+    // What the engine owed went out before the snapshot (its data is sent, not lost); nothing
+    // after: no FIN, no RST.
+    const drained = pass(a, b, now);
+    assert.ok(
+      drained.every((f) => (f & (TcpFlag.FIN | TcpFlag.RST)) === 0),
+      `no FIN/RST: ${drained.join(",")}`,
+    );
+    // The peer's segments (its data, a probe) are dropped without an answer.
+    assert.equal(b.send(now, cb, bytes(100, 9)), 100);
+    const sentByB = pass(b, a, now);
+    assert.ok(sentByB.length > 0, "the peer sent segments");
+    assert.deepEqual(pass(a, undefined, now), [], "silence toward the peer");
+    assert.ok(a.handedOffDrops(ca) >= 1, "the drop was counted");
+    assert.equal(a.stats.rstsSent, 0);
+    assert.throws(() => a.send(now, ca, bytes(1, 1)), { code: "ERR_USAGE" });
+    assert.throws(() => a.handOff(now, ca), { code: "ERR_USAGE" });
+    // Released: the 4-tuple is unknown again, and a segment for it draws a RST.
+    const drops = a.handedOffDrops(ca);
+    assert.equal(a.releaseHandOff(ca), drops);
+    assert.equal(a.handedOffDrops(ca), 0);
+    assert.throws(() => a.releaseHandOff(ca), { code: "ERR_USAGE" });
+    const later = Instant.fromMillis(5000);
+    b.handleTimeout(later); // the peer retransmits what was never acknowledged
+    assert.ok(pass(b, a, later).length > 0, "the peer retransmitted");
+    const answer = pass(a, undefined, later);
+    assert.ok(
+      answer.some((f) => (f & TcpFlag.RST) !== 0),
+      `a RST after the release: ${answer.join(",")}`,
+    );
+    assert.equal(a.stats.rstsSent, 1);
+  });
+
+  void test("a connection not yet synchronized is refused with UsageError", () => {
+    const a = stack(A, 3);
+    const now = Instant.fromMillis(1);
+    const c = a.connect(now, B, 80);
+    pass(a, undefined, now); // SYN sent, no answer
+    assert.throws(() => a.handOff(now, c), { code: "ERR_USAGE" });
+    assert.throws(() => a.releaseHandOff(c), { code: "ERR_USAGE" });
+    // It stays on our stack and keeps trying: the SYN is retransmitted.
+    assert.equal(a.connectionCount, 1);
+    const later = Instant.fromMillis(5000);
+    a.handleTimeout(later);
+    const again = pass(a, undefined, later);
+    assert.ok(
+      again.some((f) => (f & TcpFlag.SYN) !== 0),
+      `SYN retransmitted: ${again.join(",")}`,
+    );
+  });
+
+  void test("handOffToKernel: the kernel record of our connection, and its JSON line round trip", () => {
+    const { a, b, ca, cb, now } = pair();
+    const toA = bytes(4000, 11);
+    assert.equal(b.send(now, cb, toA), toA.length);
+    settle(a, b, now);
+    const fromA = bytes(2500, 13);
+    assert.equal(a.send(now, ca, fromA), fromA.length);
+    const { record, snapshot } = handOffToKernel(a, ca, now);
+    assert.deepEqual(record.local, { address: "192.0.2.2", port: 40000 });
+    assert.deepEqual(record.remote, { address: "192.0.2.1", port: 80 });
+    assert.equal(record.family, 4);
+    assert.equal(record.rcvNxt, snapshot.delegated.rcvNxt);
+    assert.equal(record.sndUna, snapshot.delegated.sndUna);
+    assert.deepEqual(Buffer.from(record.recvQueue), Buffer.from(toA), "unread data is the receive queue");
+    assert.deepEqual(Buffer.from(record.sendQueue), Buffer.from(fromA), "send data is the send queue");
+    assert.equal(record.fin, undefined);
+    const line = recordToJson(record, { from: 7 });
+    assert.ok(!line.includes("\n"));
+    const back = recordFromJson(line);
+    assert.deepEqual(back.extra, { from: 7 });
+    assert.deepEqual(
+      {
+        ...back.record,
+        recvQueue: Buffer.from(back.record.recvQueue),
+        sendQueue: Buffer.from(back.record.sendQueue),
+      },
+      { ...record, recvQueue: Buffer.from(record.recvQueue), sendQueue: Buffer.from(record.sendQueue) },
+    );
+    assert.throws(() => recordFromJson(JSON.stringify({ from: 1 })), { code: "ERR_USAGE" });
+  });
+
+  void test("handOffToKernel refuses a connection whose FIN the kernel cannot take", () => {
+    const { a, b, ca, cb, now } = pair();
+    b.close(now, cb);
+    settle(a, b, now); // the peer's FIN: CLOSE-WAIT here
+    assert.throws(() => handOffToKernel(a, ca, now), { code: "ERR_USAGE" });
+  });
+
+  void test("steerConnection refuses a rule number outside 2..65535 before running tc", () => {
+    const t = { localAddress: "192.0.2.2", localPort: 1, remoteAddress: "192.0.2.1", remotePort: 2 };
+    for (const pref of [0, 1, 65536, 2.5])
+      assert.throws(() => steerConnection("no-such-ns", "x", "y", t, pref), { code: "ERR_USAGE" });
+  });
+});
