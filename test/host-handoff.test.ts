@@ -6,12 +6,15 @@ import { describe, test } from "node:test";
 import { type HostConn, HostStack } from "../src/host/stack.js";
 import { Prng } from "../src/sim/prng.js";
 import { tcpConfig } from "../src/tcp/config.js";
-import { Instant } from "../src/time/instant.js";
+import { Duration, Instant } from "../src/time/instant.js";
 import { type IpAddr, ip } from "../src/wire/ip-addr.js";
 import { decodeIpPacket } from "../src/wire/packet.js";
 import { TcpFlag } from "../src/wire/tcp-repr.js";
+import { Seq } from "../src/wire/seq.js";
 import { handOffToKernel, recordFromJson, recordToJson } from "../src/live/terminate.js";
 import { steerConnection } from "../src/live/steering.js";
+import { adoptFromKernel } from "../src/live/adopt.js";
+import { type KernelTcpInfo, kernelFromSnapshot } from "../src/device/kernel-state.js";
 
 const A = ip("192.0.2.2");
 const B = ip("192.0.2.1");
@@ -60,6 +63,39 @@ function pair(): { a: HostStack; b: HostStack; ca: HostConn; cb: HostConn; now: 
   const cb = b.accept(l);
   assert.ok(cb !== undefined, "accepted");
   return { a, b, ca, cb, now };
+}
+
+/** A TCP_INFO as the kernel would report it for a quiet connection (times in microseconds). */
+const INFO: KernelTcpInfo = {
+  state: 1,
+  options: 0,
+  sndWscale: 0,
+  rcvWscale: 0,
+  rto: 200_000,
+  ato: 40_000,
+  sndMss: 1460,
+  rcvMss: 1460,
+  unacked: 0,
+  retransmits: 0,
+  lost: 0,
+  rtt: 1000,
+  rttvar: 500,
+  sndSsthresh: 0x7fff_ffff,
+  sndCwnd: 10,
+  advmss: 1460,
+  rcvSpace: 65535,
+};
+
+/** Runs both stacks' timers and traffic from `from` for `ms` milliseconds, 10 ms a step. */
+function run(a: HostStack, b: HostStack, from: Instant, ms: number): Instant {
+  let now = from;
+  for (let t = 0; t < ms; t += 10) {
+    now = Instant.add(now, Duration.fromMillis(10));
+    a.handleTimeout(now);
+    b.handleTimeout(now);
+    settle(a, b, now);
+  }
+  return now;
 }
 
 void describe("HostStack.handOff", () => {
@@ -168,5 +204,101 @@ void describe("HostStack.handOff", () => {
     const t = { localAddress: "192.0.2.2", localPort: 1, remoteAddress: "192.0.2.1", remotePort: 2 };
     for (const pref of [0, 1, 65536, 2.5])
       assert.throws(() => steerConnection("no-such-ns", "x", "y", t, pref), { code: "ERR_USAGE" });
+  });
+});
+
+void describe("HostStack.adopt (the reverse move: a connection another implementation ran)", () => {
+  void test("a kernel record becomes our connection: unread data first, unacknowledged data resent, no RST", () => {
+    const p = pair();
+    const { a, b, ca, cb } = p;
+    const toA = bytes(5000, 3);
+    assert.equal(b.send(p.now, cb, toA), toA.length);
+    const now = run(a, b, p.now, 500); // 5000 bytes unread at A, all acknowledged (delayed ACK too)
+    const fromA = bytes(3000, 5);
+    assert.equal(a.send(now, ca, fromA), fromA.length);
+    // A stands in for the kernel: its state leaves as a kernel export would (record + TCP_INFO);
+    // what it sent is lost on the way, so the adopter must resend it.
+    const snap = a.handOff(now, ca);
+    pass(a, undefined, now);
+    const record = {
+      ...kernelFromSnapshot(snap, {
+        family: 4 as const,
+        localAddress: "192.0.2.2",
+        remoteAddress: "192.0.2.1",
+      }),
+      info: INFO,
+    };
+    assert.ok(Seq.delta(snap.delegated.sndMax, snap.delegated.sndUna) > 0, "sent, unacknowledged");
+    const a2 = stack(A, 9);
+    a2.reserveForAdoption(A, 40000, B, 80);
+    // The peer's segments reaching the adopter before the adoption: dropped, no answer.
+    const more = bytes(700, 7);
+    assert.equal(b.send(now, cb, more), more.length);
+    assert.ok(pass(b, a2, now).length > 0, "the peer sent");
+    assert.deepEqual(pass(a2, undefined, now), [], "silence before the adoption");
+    const { conn, snapshot } = adoptFromKernel(a2, now, record);
+    assert.equal(snapshot.delegated.state, "ESTABLISHED");
+    assert.equal(conn.connected, true);
+    assert.equal(a2.connectionCount, 1);
+    // The application reads the kernel's unread data first, then what came later, once each.
+    const got: Uint8Array[] = [];
+    let t = now;
+    for (let i = 0; i < 300 && concat(got).length < toA.length + more.length; i++) {
+      t = run(a2, b, t, 10);
+      for (let d = a2.recv(t, conn); d !== undefined; d = a2.recv(t, conn)) got.push(d.slice());
+    }
+    assert.deepEqual(concat(got), Buffer.concat([Buffer.from(toA), Buffer.from(more)]));
+    // Our send data (sent once by A, lost) reaches the peer, exactly once.
+    const atB: Uint8Array[] = [];
+    for (let i = 0; i < 300 && concat(atB).length < fromA.length; i++) {
+      t = run(a2, b, t, 10);
+      for (let d = b.recv(t, cb); d !== undefined; d = b.recv(t, cb)) atB.push(d.slice());
+    }
+    assert.deepEqual(concat(atB), Buffer.from(fromA));
+    // New data both ways after the move.
+    const after = bytes(4000, 17);
+    assert.equal(a2.send(t, conn, after), after.length);
+    t = run(a2, b, t, 100);
+    const tail: Uint8Array[] = [];
+    for (let d = b.recv(t, cb); d !== undefined; d = b.recv(t, cb)) tail.push(d.slice());
+    assert.deepEqual(concat(tail), Buffer.from(after));
+    assert.equal(a2.stats.rstsSent, 0);
+    assert.equal(b.stats.rstsSent, 0);
+  });
+
+  void test("misuse: typed errors, and the 4-tuple's silence ends with the adoption", () => {
+    const { a, ca, now } = pair();
+    const snap = a.handOff(now, ca);
+    const at = { localAddr: A, remoteAddr: B };
+    const a2 = stack(A, 10);
+    assert.throws(
+      () => a2.adopt(now, { ...snap, delegated: { ...snap.delegated, state: "TIME-WAIT" } }, at),
+      {
+        code: "ERR_USAGE",
+      },
+    );
+    assert.throws(() => a2.adopt(now, snap, { localAddr: A, remoteAddr: ip("2001:db8::1") }), {
+      code: "ERR_USAGE",
+    });
+    assert.throws(() => a2.adopt(now, snap, { localAddr: ip("192.0.2.9"), remoteAddr: B }), {
+      code: "ERR_SOCKET",
+      errno: "EADDRNOTAVAIL",
+    });
+    assert.throws(() => a2.adopt(now, snap, { localAddr: A, remoteAddr: ip("198.51.100.1") }), {
+      code: "ERR_SOCKET",
+      errno: "ENETUNREACH",
+    });
+    const c = a2.adopt(now, snap, at);
+    assert.throws(() => a2.adopt(now, snap, at), { code: "ERR_SOCKET", errno: "EADDRINUSE" });
+    assert.throws(() => a2.reserveForAdoption(A, 40000, B, 80), { code: "ERR_USAGE" });
+    assert.equal(a2.handedOffDrops(c), 0);
+    const record = kernelFromSnapshot(snap, {
+      family: 4,
+      localAddress: "192.0.2.2",
+      remoteAddress: "192.0.2.1",
+    });
+    assert.throws(() => adoptFromKernel(stack(A, 11), now, record), { code: "ERR_USAGE" });
+    const huge = { ...record, info: INFO, recvQueue: new Uint8Array(a2.tcpConfig.recvBufferSize + 1) };
+    assert.throws(() => adoptFromKernel(stack(A, 12), now, huge), { code: "ERR_USAGE" });
   });
 });

@@ -14,6 +14,7 @@ import type { TcpSnapshot, TcpSnapshotCached } from "../src/tcp/types.js";
 import { Duration, Instant } from "../src/time/instant.js";
 import { UsageError } from "../src/util/errors.js";
 import { Seq } from "../src/wire/seq.js";
+import { TcpFlag } from "../src/wire/tcp-repr.js";
 
 const RUNS = 300;
 const AT = { family: 4 as const, localAddress: "192.0.2.1", remoteAddress: "192.0.2.2" };
@@ -163,6 +164,59 @@ void describe("kernel record <-> engine snapshot", () => {
         assert.equal(c.state, "ESTABLISHED");
         assert.equal(c.readable, k.recvQueue.length);
         assert.equal(c.sndUna, k.sndUna);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  void test("TS.Recent unknown after the import: the peer's first timestamp is taken, whatever its value", () => {
+    // The importer's clock may be younger than the 24-day PAWS limit the snapshot's stale age
+    // stands for: a TSval "before" TS.Recent = 0 (2^31 and above) must not be dropped as old.
+    const cfg = tcpConfig({ sendBufferSize: 1 << 20 });
+    fc.assert(
+      fc.property(kernelExport, u32, (k0, tsVal) => {
+        // An open receive window, so the data is acceptable whatever the arbitrary window was.
+        const k = { ...k0, timestamps: true, window: { ...k0.window, rcvWup: k0.rcvNxt, rcvWnd: 65535 } };
+        const now = Instant.fromMillis(5);
+        const c = TcpConnection.importState(snapshotFromKernel(k, CACHED), now, cfg);
+        const data = new Uint8Array(10).fill(7);
+        c.handleSegment(now, {
+          srcPort: k.remote.port,
+          dstPort: k.local.port,
+          seq: Seq.of(k.rcvNxt),
+          ack: Seq.of(k.sndUna),
+          flags: TcpFlag.ACK | TcpFlag.PSH,
+          window: 65535,
+          urgent: 0,
+          mss: undefined,
+          windowScale: undefined,
+          sackPermitted: false,
+          sack: [],
+          timestamps: { tsVal, tsEcr: k.timestamp },
+          unknownOptions: [],
+          payload: data,
+        });
+        assert.equal(c.stats.dropsPaws, 0);
+        assert.equal(c.readable, k.recvQueue.length + data.length);
+        // Taken: a later, older TSval is now dropped by PAWS.
+        const before = c.stats.dropsPaws;
+        c.handleSegment(now, {
+          srcPort: k.remote.port,
+          dstPort: k.local.port,
+          seq: Seq.add(Seq.of(k.rcvNxt), data.length),
+          ack: Seq.of(k.sndUna),
+          flags: TcpFlag.ACK,
+          window: 65535,
+          urgent: 0,
+          mss: undefined,
+          windowScale: undefined,
+          sackPermitted: false,
+          sack: [],
+          timestamps: { tsVal: (tsVal - 1000) >>> 0, tsEcr: k.timestamp },
+          unknownOptions: [],
+          payload: data,
+        });
+        assert.equal(c.stats.dropsPaws, before + 1);
       }),
       { numRuns: RUNS },
     );

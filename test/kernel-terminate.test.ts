@@ -12,19 +12,26 @@
 // Needs root and the repair addon.
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { repairAddonPath } from "../src/device/repair.js";
-import { LIVE_OUR_MAC, startLiveHost, type LiveHost } from "../src/live/live-host.js";
-import { ipSync, LIVE_ADDRS } from "../src/live/netns.js";
+import { startLiveHost, type LiveHost } from "../src/live/live-host.js";
 import { handOffToKernel, recordToJson } from "../src/live/terminate.js";
-import { shareDevice, steerConnection, type Steering } from "../src/live/steering.js";
+import { steerConnection, type Steering } from "../src/live/steering.js";
 import { Seq } from "../src/wire/seq.js";
 import { ip } from "../src/wire/ip-addr.js";
 import { events, tcpCounters } from "./support/helper-events.js";
+import {
+  joinPeerNamespace,
+  OURS,
+  OUTER,
+  PEER,
+  type PeerTopology,
+  rstCount,
+  sha256,
+} from "./support/kernel-topology.js";
 import { payload } from "./support/live.js";
 import { exited } from "./support/netns.js";
 
@@ -36,8 +43,6 @@ const skip = !root
     ? "the repair addon is not built (npm run build:native)"
     : false;
 const HELPER = join(dirname(fileURLToPath(import.meta.url)), "support", "terminate-helper.js");
-const PEER = LIVE_ADDRS.kernel4; // 192.0.2.1, in the peer namespace
-const OURS = LIVE_ADDRS.ours4; // 192.0.2.2: our stack's, and the host namespace kernel's
 const PORT = 5072;
 const LOCAL_PORT = 40123;
 const PEER_BYTES = 4 << 20;
@@ -49,26 +54,14 @@ const WRITE_CHUNK = 32 * 1024;
 const PEER_SEED = 11;
 const HOST_SEED = 12;
 
-const sha256 = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** RST segments of the connection among Ethernet/IPv4 frames our stack sent or received. */
-function rstCount(frames: readonly Uint8Array[]): number {
-  let n = 0;
-  for (const f of frames) {
-    if (f.length < 14 + 20 + 20 || f[12] !== 0x08 || f[13] !== 0x00 || f[14 + 9] !== 6) continue;
-    const ihl = ((f[14] ?? 0) & 0x0f) * 4;
-    if (((f[14 + ihl + 13] ?? 0) & 0x04) !== 0) n++;
-  }
-  return n;
-}
 
 void describe("terminate into the kernel: our stack's connection moves to a kernel socket", { skip }, () => {
   void test("mid-transfer both ways, 1 MiB+ unread: every byte once, in order, no RST", async (t) => {
     const seed = Number(process.env["CHIMNEY_SEED"] ?? 1);
     const frames: Uint8Array[] = [];
     let host: LiveHost | undefined;
-    let peerNs: string | undefined;
+    let topo: PeerTopology | undefined;
     let steering: Steering | undefined;
     let pump: NodeJS.Timeout | undefined;
     const children: ChildProcess[] = [];
@@ -84,37 +77,11 @@ void describe("terminate into the kernel: our stack's connection moves to a kern
         },
       });
       const label = host.label;
-      const hostNs = host.netns.ns;
-      const tap = host.netns.tap.name;
-      peerNs = hostNs.replace("-term-", "-termp-");
-      ipSync("netns", "add", peerNs);
-      ipSync(
-        "link",
-        "add",
-        "veth-h",
-        "netns",
-        hostNs,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "veth-p",
-        "netns",
-        peerNs,
-      );
-      ipSync("-n", hostNs, "link", "set", "veth-h", "address", LIVE_OUR_MAC);
-      ipSync("-n", hostNs, "addr", "add", `${OURS}/24`, "dev", "veth-h");
-      ipSync("-n", peerNs, "addr", "add", `${PEER}/24`, "dev", "veth-p");
-      for (const [ns, dev] of [
-        [hostNs, "veth-h"],
-        [peerNs, "veth-p"],
-        [peerNs, "lo"],
-      ] as const)
-        ipSync("-n", ns, "link", "set", dev, "up");
-      shareDevice(hostNs, "veth-h", tap);
+      topo = joinPeerNamespace(host, "term");
+      const { hostNs, peerNs, tap } = topo;
       steering = steerConnection(
         hostNs,
-        "veth-h",
+        OUTER,
         tap,
         { localAddress: OURS, localPort: LOCAL_PORT, remoteAddress: PEER, remotePort: PORT },
         10,
@@ -259,13 +226,7 @@ void describe("terminate into the kernel: our stack's connection moves to a kern
         // the namespace goes anyway
       }
       host?.close();
-      if (peerNs !== undefined) {
-        try {
-          ipSync("netns", "del", peerNs);
-        } catch {
-          // not created
-        }
-      }
+      topo?.remove();
       await sleep(0);
     }
   });

@@ -763,6 +763,69 @@ export class HostStack {
     return h.dropped;
   }
 
+  /**
+   * Silences a 4-tuple ahead of `adopt` (the mirror of `handOff`): while another TCP
+   * implementation (the Linux kernel) gives the connection up, its segments steered here are
+   * dropped without an answer instead of drawing a RST. `adopt` of the 4-tuple ends the silence.
+   * Throws `UsageError` if a connection of this stack holds the 4-tuple.
+   */
+  reserveForAdoption(local: IpAddr, localPort: number, remote: IpAddr, remotePort: number): void {
+    checkAddr("reserveForAdoption", local);
+    checkAddr("reserveForAdoption", remote);
+    checkPort(localPort);
+    checkPort(remotePort);
+    const key = connKey(local, localPort, remote, remotePort);
+    if (this.#conns.has(key))
+      throw new UsageError(`reserveForAdoption: ${fmtEndpoint(local, localPort)} is in use`);
+    if (!this.#handedOff.has(key)) this.#handedOff.set(key, { dropped: 0 });
+  }
+
+  /**
+   * Makes a connection of this stack from `snap`, the state of a connection another TCP
+   * implementation ran (the Linux kernel, through TCP_REPAIR; the mirror of `handOff`): its
+   * buffered data is what the application reads first, its send data what the engine sends
+   * (retransmitting the part already sent once its RTO expires). The connection is established
+   * and the application's from now, as after `connect`. Ends a silence `reserveForAdoption` or
+   * `handOff` left for the 4-tuple. Throws `UsageError` for a snapshot in a state that cannot
+   * move or addresses of two families, `SocketError` if a connection holds the 4-tuple
+   * (EADDRINUSE), the local address is not ours (EADDRNOTAVAIL) or there is no route (ENETUNREACH).
+   */
+  adopt(
+    now: Instant,
+    snap: TcpSnapshot,
+    at: { readonly localAddr: IpAddr; readonly remoteAddr: IpAddr },
+  ): HostConn {
+    this.#advance(now);
+    checkAddr("adopt", at.localAddr);
+    checkAddr("adopt", at.remoteAddr);
+    if (at.localAddr.length !== at.remoteAddr.length)
+      throw new UsageError("adopt: the local and remote addresses are of two families");
+    if (!HAND_OFF_STATES.has(snap.delegated.state))
+      throw new UsageError(`adopt: a connection in ${snap.delegated.state} cannot be adopted`);
+    const { localPort, remotePort } = snap.constState;
+    checkPort(localPort);
+    checkPort(remotePort);
+    if (!this.isLocalAddress(at.localAddr))
+      throw new SocketError(
+        "EADDRNOTAVAIL",
+        `adopt: ${ipToString(at.localAddr)} is not an address of this host`,
+      );
+    const key = connKey(at.localAddr, localPort, at.remoteAddr, remotePort);
+    if (this.#conns.has(key))
+      throw new SocketError("EADDRINUSE", `adopt: ${fmtEndpoint(at.localAddr, localPort)} is in use`);
+    const hop = this.routes.lookup(at.remoteAddr);
+    if (hop === undefined)
+      throw new SocketError("ENETUNREACH", `adopt: no route to ${ipToString(at.remoteAddr)}`);
+    const tcp = TcpConnection.importState(snap, now, this.tcpConfig);
+    const c = this.#newConn(at.localAddr, localPort, at.remoteAddr, remotePort, hop);
+    c.tcp = tcp;
+    c.announced = true;
+    c.connected = true;
+    this.#handedOff.delete(key);
+    this.#touch(c);
+    return c;
+  }
+
   /** Segments for handed-off `c`'s 4-tuple dropped so far (0 if it is not handed off). */
   handedOffDrops(c: HostConn): number {
     return this.#handedOff.get(c.key)?.dropped ?? 0;

@@ -322,6 +322,12 @@ export class TcpConnection {
   // Timestamps (RFC 7323).
   #tsRecent = 0;
   #tsRecentAt: Instant = Instant.ZERO;
+  /**
+   * TS.Recent is unknown (an import whose TS.Recent was older than the PAWS limit, as the kernel
+   * hand-off gives): no PAWS check, and the next timestamp sets it whatever its value. Needed
+   * because a clock younger than 24 days cannot date TS.Recent that far back.
+   */
+  #tsRecentStale = false;
   #lastAckSent: SeqNum = Seq.of(0);
 
   // RTT and RTO (RFC 6298).
@@ -560,6 +566,7 @@ export class TcpConnection {
     c.#sendHead = t.sendHead;
     c.#inRecovery = t.inRecovery;
     c.#tsRecentAt = t.tsRecentAt;
+    c.#tsRecentStale = d.tsRecentAge >= PAWS_IDLE_US;
     c.#tsOffset = t.tsOffset;
     c.#lastRecvAt = t.lastRecvAt ?? now;
     c.#rtxStart = t.rtxStart;
@@ -1228,7 +1235,9 @@ export class TcpConnection {
       rttVar: this.#rtt.rttVar,
       rto: this.#rtt.rto,
       tsRecent: this.#tsRecent,
-      tsRecentAge: rel.tsRecentAge,
+      tsRecentAge: this.#tsRecentStale
+        ? Duration.max(rel.tsRecentAge, Duration.fromMicros(PAWS_IDLE_US))
+        : rel.tsRecentAge,
       tsTime: this.#tsNow(now),
       dupAckCount: this.#dupAcks,
       recover: this.#inRecovery ? this.#recover : undefined,
@@ -1395,7 +1404,11 @@ export class TcpConnection {
     // RFC 7323 5.3 PAWS, before the sequence check (except on RST).
     const ts = seg.timestamps;
     if (this.#tsOk && ts !== undefined && !(f & TcpFlag.RST)) {
-      if (((ts.tsVal - this.#tsRecent) | 0) < 0 && now - this.#tsRecentAt < PAWS_IDLE_US) {
+      if (
+        !this.#tsRecentStale &&
+        ((ts.tsVal - this.#tsRecent) | 0) < 0 &&
+        now - this.#tsRecentAt < PAWS_IDLE_US
+      ) {
         this.stats.dropsPaws++;
         this.#ackNow = true;
         return;
@@ -1485,8 +1498,9 @@ export class TcpConnection {
       this.#tsOk &&
       ts !== undefined &&
       Seq.le(seg.seq, this.#lastAckSent) &&
-      ((ts.tsVal - this.#tsRecent) | 0) >= 0
+      (this.#tsRecentStale || ((ts.tsVal - this.#tsRecent) | 0) >= 0)
     ) {
+      this.#tsRecentStale = false;
       this.#tsRecent = ts.tsVal;
       this.#tsRecentAt = now;
     }

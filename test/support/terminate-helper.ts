@@ -11,12 +11,21 @@
  *   stack; imports the record (TCP_REPAIR), prints `imported` with the new socket's queues; on
  *   `go` reads to the end and writes the rest of the payload from `from`, then ends; `done`
  *   carries the length and sha256 of what it received.
+ * origin <peer> <port> <localPort> <bytes> <seed> <readFirst> <unreadAt>: the kernel end that
+ *   gives its connection up (test/kernel-adopt.test.ts). Connects from `localPort` to the peer,
+ *   writes `payload(bytes, seed)` 32 KiB per 2 ms, reads `readFirst` bytes and then nothing;
+ *   prints `full` once the kernel holds `unreadAt` unread bytes. On `export`: stops writing,
+ *   writes one more chunk the kernel takes whole (so it holds unacknowledged data), takes what
+ *   Node read ahead, freezes the socket (exportKernelTcp, repair mode stays on) and closes it
+ *   silently; prints `exported`, a `recordToJson` line with `from` (bytes of the payload handed
+ *   to the kernel) and `consumed`/`consumedSha` (what its application read); exits on `bye`.
  */
 import { createHash } from "node:crypto";
 import net from "node:net";
 import { createInterface } from "node:readline";
-import { importKernelTcp, kernelQueues, loadRepairAddon } from "../../src/device/repair.js";
-import { recordFromJson } from "../../src/live/terminate.js";
+import { once } from "node:events";
+import { exportKernelTcp, importKernelTcp, kernelQueues, loadRepairAddon } from "../../src/device/repair.js";
+import { recordFromJson, recordToJson } from "../../src/live/terminate.js";
 import { payload } from "./live.js";
 
 function emit(ev: string, fields: Record<string, unknown> = {}): void {
@@ -101,6 +110,72 @@ async function kernel(bytes: number, seed: number): Promise<void> {
   sock.destroy();
 }
 
+async function origin(
+  peerAddr: string,
+  port: number,
+  localPort: number,
+  bytes: number,
+  seed: number,
+  readFirst: number,
+  unreadAt: number,
+): Promise<void> {
+  const addon = loadRepairAddon();
+  const data = payload(bytes, seed);
+  const sock = net.connect({ host: peerAddr, port, localPort, allowHalfOpen: true });
+  await once(sock, "connect");
+  const fd = (sock as unknown as { _handle: { fd: number } })._handle.fd;
+  const recv = createHash("sha256");
+  let consumed = 0;
+  let reading = true;
+  const take = () => {
+    for (let d = sock.read() as Buffer | null; d !== null; d = sock.read() as Buffer | null) {
+      recv.update(d);
+      consumed += d.length;
+      if (reading && consumed >= readFirst) return;
+    }
+  };
+  sock.on("readable", () => {
+    if (reading) take();
+    if (consumed >= readFirst) reading = false;
+  });
+  sock.on("error", (e) => emit("error", { message: String(e) }));
+  let written = 0;
+  const CHUNK = 32 * 1024;
+  const writeChunk = () => {
+    const n = Math.min(CHUNK, bytes - written);
+    sock.write(data.subarray(written, written + n));
+    written += n;
+  };
+  const writer = setInterval(() => {
+    if (sock.writableLength === 0 && written < bytes) writeChunk();
+  }, 2);
+  emit("connected", { fd });
+  for (;;) {
+    const q = kernelQueues(fd, addon);
+    if (!reading && q.unread >= unreadAt) {
+      emit("full", { consumed, ...q });
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  if ((await nextLine()) !== "export") throw new Error("expected export");
+  clearInterval(writer);
+  for (;;) {
+    while (sock.writableLength > 0) await once(sock, "drain");
+    writeChunk();
+    if (sock.writableLength === 0) break; // the kernel took it whole, in this tick
+  }
+  take(); // what Node read ahead of the application: the application takes it now
+  const state = exportKernelTcp(fd, addon);
+  // Repair mode is still on: closing the descriptor sends nothing (no FIN, no RST).
+  sock.destroy();
+  process.stdout.write(
+    `${recordToJson(state, { ev: "exported", from: written, consumed, consumedSha: recv.digest("hex") })}\n`,
+  );
+  // Stays until told, so the long line is read whole before the process exits.
+  if ((await nextLine()) !== "bye") throw new Error("expected bye");
+}
+
 const [role, ...args] = process.argv.slice(2);
 const num = (i: number): number => Number(args[i]);
 const main =
@@ -108,7 +183,9 @@ const main =
     ? peer(num(0), num(1), num(2))
     : role === "kernel"
       ? kernel(num(0), num(1))
-      : Promise.reject(new Error(`unknown role ${role}`));
+      : role === "origin"
+        ? origin(args[0] ?? "", num(1), num(2), num(3), num(4), num(5), num(6))
+        : Promise.reject(new Error(`unknown role ${role}`));
 main.then(
   () => process.exit(0),
   (e: unknown) => {
