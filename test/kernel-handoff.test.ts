@@ -6,21 +6,14 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { repairAddonPath } from "../src/device/repair.js";
 import { events, tcpCounters } from "./support/helper-events.js";
+import { kernelTestSkip } from "./support/kernel-topology.js";
 import { createNsPair, exited, ip, type NsHost, type NsPair } from "./support/netns.js";
 
-const root = process.getuid?.() === 0;
-const addon = existsSync(repairAddonPath());
-const skip = !root
-  ? "needs root (network namespaces, CAP_NET_ADMIN)"
-  : !addon
-    ? "the repair addon is not built (npm run build:native)"
-    : false;
+const skip = kernelTestSkip();
 const HELPER = join(dirname(fileURLToPath(import.meta.url)), "support", "repair-helper.js");
 const PORT = 5071;
 const PEER_PRE = 1 << 20;

@@ -12,11 +12,9 @@
 // Needs root and the repair addon.
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { repairAddonPath } from "../src/device/repair.js";
 import { startLiveHost, type LiveHost } from "../src/live/live-host.js";
 import { handOffToKernel, recordToJson } from "../src/live/terminate.js";
 import { steerConnection, type Steering } from "../src/live/steering.js";
@@ -25,6 +23,7 @@ import { ip } from "../src/wire/ip-addr.js";
 import { events, tcpCounters } from "./support/helper-events.js";
 import {
   joinPeerNamespace,
+  kernelTestSkip,
   OURS,
   OUTER,
   PEER,
@@ -35,13 +34,7 @@ import {
 import { payload } from "./support/live.js";
 import { exited } from "./support/netns.js";
 
-const root = process.getuid?.() === 0;
-const addon = existsSync(repairAddonPath());
-const skip = !root
-  ? "needs root (network namespaces, CAP_NET_ADMIN, a TAP device)"
-  : !addon
-    ? "the repair addon is not built (npm run build:native)"
-    : false;
+const skip = kernelTestSkip();
 const HELPER = join(dirname(fileURLToPath(import.meta.url)), "support", "terminate-helper.js");
 const PORT = 5072;
 const LOCAL_PORT = 40123;

@@ -276,12 +276,14 @@ async function run(
 }
 
 void describe("the offload target on a worker thread", () => {
-  void test("a real-time pair with a bad loss or seed is ERR_USAGE, before any thread starts", async () => {
+  void test("a real-time pair with a bad loss, seed or worker count is ERR_USAGE, before any thread starts", async () => {
     for (const bad of [
       { seed: 1, loss: 2 },
       { seed: 1, loss: -0.1 },
       { seed: 1, loss: Number.NaN },
       { seed: 1.5 },
+      { seed: 1, workers: 0 },
+      { seed: 1, workers: 1.5 },
     ]) {
       await assert.rejects(
         startRealTimePair(bad),

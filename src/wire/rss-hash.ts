@@ -98,10 +98,17 @@ function fill(
   ports: number,
   reversed: boolean,
 ): void {
-  const [a, b] = reversed ? [addrs + n, addrs] : [addrs, addrs + n];
-  const [p, q] = reversed ? [ports + 2, ports] : [ports, ports + 2];
-  t.set(frame.subarray(a, a + n), 0);
-  t.set(frame.subarray(b, b + n), n);
-  t.set(frame.subarray(p, p + 2), 2 * n);
-  t.set(frame.subarray(q, q + 2), 2 * n + 2);
+  // Byte loops, no views or arrays: this runs for every frame steered to a worker.
+  const a = reversed ? addrs + n : addrs;
+  const b = reversed ? addrs : addrs + n;
+  const p = reversed ? ports + 2 : ports;
+  const q = reversed ? ports : ports + 2;
+  for (let i = 0; i < n; i++) {
+    t[i] = frame[a + i] ?? 0;
+    t[n + i] = frame[b + i] ?? 0;
+  }
+  t[2 * n] = frame[p] ?? 0;
+  t[2 * n + 1] = frame[p + 1] ?? 0;
+  t[2 * n + 2] = frame[q] ?? 0;
+  t[2 * n + 3] = frame[q + 1] ?? 0;
 }

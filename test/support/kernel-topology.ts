@@ -3,9 +3,12 @@
  * test/kernel-adopt.test.ts): a peer namespace (plain kernel sockets, 192.0.2.1) joined by veth
  * to the live host's namespace, whose kernel owns our stack's address (192.0.2.2, with our MAC
  * on its veth); our stack runs on the TAP there, joined to the veth with `shareDevice`
- * (src/live/steering.ts). Also the RST count of captured frames, and sha256.
+ * (src/live/steering.ts). Also the RST count of captured frames, sha256, and why a kernel
+ * hand-off test cannot run here.
  */
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { repairAddonPath } from "../../src/device/repair.js";
 import { LIVE_OUR_MAC, type LiveHost } from "../../src/live/live-host.js";
 import { ipSync, LIVE_ADDRS } from "../../src/live/netns.js";
 import { shareDevice } from "../../src/live/steering.js";
@@ -70,3 +73,10 @@ export function rstCount(frames: readonly Uint8Array[]): number {
 }
 
 export const sha256 = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
+
+/** Why the kernel hand-off tests cannot run here (root and the repair addon), or false. */
+export function kernelTestSkip(): string | false {
+  if (process.getuid?.() !== 0) return "needs root (network namespaces, CAP_NET_ADMIN, a TAP device)";
+  if (!existsSync(repairAddonPath())) return "the repair addon is not built (npm run build:native)";
+  return false;
+}

@@ -15,7 +15,6 @@
  *   a `refusals` event with what each wrong import did, then imports it rightly and checks that
  *   the connection still carries data both ways (a `done` event).
  */
-import { createHash } from "node:crypto";
 import net from "node:net";
 import { createInterface } from "node:readline";
 import { kernelFromSnapshot, snapshotFromKernel } from "../../src/device/kernel-state.js";
@@ -30,24 +29,12 @@ import {
 } from "../../src/device/repair.js";
 import type { TcpSnapshotCached } from "../../src/tcp/types.js";
 import { Duration } from "../../src/time/instant.js";
+import { emit, exchange } from "./helper-io.js";
+import { payload } from "./live.js";
 
-function emit(ev: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(`${JSON.stringify({ ev, ...fields })}\n`);
-}
-
-/** Deterministic bytes (xorshift32), different per `tag`, so reordering changes the hash. */
+/** Deterministic bytes, different per `tag`, so reordering changes the hash. */
 function bytes(tag: number, length: number): Buffer {
-  const out = Buffer.alloc(length);
-  let x = (0x9e3779b9 ^ tag) >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
+  return payload(length, 0x9e3779b9 ^ tag);
 }
 
 /** Our side's cached state for the snapshot round trip (the kernel record has none of it). */
@@ -94,41 +81,6 @@ async function until(what: string, f: () => boolean, timeoutMs = 10_000): Promis
   }
 }
 
-/** Reads `sock` to its end and writes `data` then ends it; resolves with both hashes. */
-function finish(sock: net.Socket, data: Buffer, sentBefore: Buffer[]): Promise<Record<string, unknown>> {
-  const recv = createHash("sha256");
-  const sent = createHash("sha256");
-  let recvLen = 0;
-  let sentLen = 0;
-  for (const b of [...sentBefore, data]) {
-    sent.update(b);
-    sentLen += b.length;
-  }
-  return new Promise((resolve, reject) => {
-    let ended = false;
-    let finished = false;
-    const done = () => {
-      if (ended && finished) {
-        resolve({ recvLen, recvSha: recv.digest("hex"), sentLen, sentSha: sent.digest("hex") });
-      }
-    };
-    sock.on("data", (d: Buffer) => {
-      recv.update(d);
-      recvLen += d.length;
-    });
-    sock.on("end", () => {
-      ended = true;
-      done();
-    });
-    sock.on("error", reject);
-    sock.end(data, () => {
-      finished = true;
-      done();
-    });
-    sock.resume();
-  });
-}
-
 async function peer(port: number, preBytes: number, postBytes: number): Promise<void> {
   const addon = loadRepairAddon();
   const server = net.createServer({ pauseOnConnect: true });
@@ -149,7 +101,7 @@ async function peer(port: number, preBytes: number, postBytes: number): Promise<
   );
   emit("sent", { bytes: preBytes });
   await command("resume");
-  const result = await finish(sock, bytes(2, postBytes), [pre]);
+  const result = await exchange(sock, bytes(2, postBytes), [pre]);
   emit("done", result);
   sock.destroy();
 }
@@ -220,7 +172,7 @@ async function host(
     imported: kernelQueues(nfd, addon),
   });
   const sock = new net.Socket({ fd: nfd, readable: true, writable: true });
-  const result = await finish(sock, bytes(4, postBytes), [pre]);
+  const result = await exchange(sock, bytes(4, postBytes), [pre]);
   emit("done", result);
   sock.destroy();
 }

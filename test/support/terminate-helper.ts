@@ -26,11 +26,8 @@ import { createInterface } from "node:readline";
 import { once } from "node:events";
 import { exportKernelTcp, importKernelTcp, kernelQueues, loadRepairAddon } from "../../src/device/repair.js";
 import { recordFromJson, recordToJson } from "../../src/live/terminate.js";
+import { emit, exchange } from "./helper-io.js";
 import { payload } from "./live.js";
-
-function emit(ev: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(`${JSON.stringify({ ev, ...fields })}\n`);
-}
 
 const lines: string[] = [];
 let waiter: ((line: string) => void) | undefined;
@@ -46,39 +43,6 @@ function nextLine(): Promise<string> {
   if (l !== undefined) return Promise.resolve(l);
   return new Promise((resolve) => {
     waiter = resolve;
-  });
-}
-
-/** Reads `sock` to its end while writing `data` (with back-pressure) and ending. */
-function exchange(sock: net.Socket, data: Buffer): Promise<Record<string, unknown>> {
-  const recv = createHash("sha256");
-  let recvLen = 0;
-  return new Promise((resolve, reject) => {
-    let ended = false;
-    let finished = false;
-    const done = () => {
-      if (ended && finished) {
-        resolve({
-          recvLen,
-          recvSha: recv.digest("hex"),
-          sentLen: data.length,
-          sentSha: createHash("sha256").update(data).digest("hex"),
-        });
-      }
-    };
-    sock.on("data", (d: Buffer) => {
-      recv.update(d);
-      recvLen += d.length;
-    });
-    sock.on("end", () => {
-      ended = true;
-      done();
-    });
-    sock.on("error", reject);
-    sock.end(data, () => {
-      finished = true;
-      done();
-    });
   });
 }
 
