@@ -20,6 +20,7 @@ import { Worker } from "node:worker_threads";
 import { goal, quantile } from "./goal.js";
 import { defaultWorkerCount } from "../src/worker/rss-targets.js";
 import { SpscRing } from "./spsc-ring.js";
+import { HELD_CHUNK_BYTES } from "../src/offload-target/software-target.js";
 
 const TOPIC = "worker";
 const TARGET_TERMINATE_US = 50;
@@ -423,6 +424,10 @@ async function live(): Promise<void> {
   let off: { secs: number; cpu: number };
   try {
     off = await downloads(w, (c) => w.chimney.manager.offload(c));
+    const a = await w.chimney.target.audit();
+    console.log(
+      `worker/live: the target compacted ${a.compactedChunks} chunks of held data (${((a.compactedChunks * HELD_CHUNK_BYTES) / 2 ** 20).toFixed(0)} MiB of ${(CONNS * PER_CONN) / 2 ** 20} MiB copied out of frame memory)`,
+    );
   } finally {
     w.close();
     await w.chimney.target.close();

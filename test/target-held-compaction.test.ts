@@ -8,6 +8,8 @@ import { describe, test } from "node:test";
 import { acceptAllKnobs, type ReceiveKnobs } from "../src/host/offload-manager.js";
 import { HELD_CHUNK_BYTES } from "../src/offload-target/software-target.js";
 import { Duration } from "../src/time/instant.js";
+import { tcpConfig } from "../src/tcp/config.js";
+import { advance, at, offloaded, pattern, type World } from "./support/target-testing.js";
 import {
   offloadConn,
   type PairConn,
@@ -64,5 +66,46 @@ void describe("held receive data compaction at the target", () => {
     uploadConn(w);
     assert.equal(readByCopy(w, 0), w.sent);
     w.ledger.assertQuiescent();
+  });
+});
+
+// With a host on another thread, an indication is answered later (NDIS_STATUS_PENDING now):
+// what arrives meanwhile waits in the receive buffer as views of the frames, and the answer
+// usually takes it. It is compacted only when the host leaves it at the target.
+void describe("held receive data compaction with indications in flight", () => {
+  function inFlightWorld(take: (n: number) => number): World {
+    const w = offloaded({
+      cfg: tcpConfig({ delayedAck: Duration.ZERO, recvBufferSize: 1 << 20, sendBufferSize: 1 << 22 }),
+      target: { receiveModeration: true },
+    });
+    w.host.answerLater = true;
+    w.host.indicatePolicy = take;
+    // 8 chunks' worth arrives while the first indication waits for its answer.
+    w.peer.engine.send(pattern(8 * HELD_CHUNK_BYTES, 3));
+    for (let i = 0; i < 40; i++) advance(w, 1, 1);
+    return w;
+  }
+
+  void test("data that arrives while the host's answer is in flight is not copied when the host takes it", () => {
+    const w = inFlightWorld((n) => n);
+    const sent = 8 * HELD_CHUNK_BYTES;
+    for (let i = 0; i < 200 && w.host.stream.length < sent; i++) {
+      w.host.answerIndications(at(w.now));
+      advance(w, 1, 1);
+    }
+    assert.equal(w.host.stream.length, sent, "the host took every byte");
+    assert.deepEqual(w.host.stream, [...pattern(sent, 3)]);
+    const st = w.target.heldPoolStats;
+    assert.equal((st?.allocated ?? 0) + (st?.reused ?? 0), 0, "chunks filled by compaction");
+  });
+
+  void test("what the host's late answer leaves at the target is compacted then", () => {
+    const w = inFlightWorld(() => 0);
+    assert.ok(w.host.answerIndications(at(w.now)) >= 1, "an indication was in flight");
+    const st = w.target.heldPoolStats;
+    assert.ok(
+      (st?.allocated ?? 0) >= 4,
+      `only ${st?.allocated} chunks compacted after the host refused ${8 * HELD_CHUNK_BYTES} B`,
+    );
   });
 });

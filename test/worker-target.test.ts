@@ -15,6 +15,8 @@ import { PAIR_B, startWorkerPair, type WorkerPair } from "./support/worker-pair.
 import { startRealTimePair } from "../src/socket/realtime-pair.js";
 import { RssWorkerTargets } from "../src/worker/rss-targets.js";
 import { refuseAllKnobs } from "../src/host/offload-policy.js";
+import { HELD_CHUNK_BYTES } from "../src/offload-target/software-target.js";
+import type { WorkerAudit } from "../src/worker/protocol.js";
 
 const SEED = Number(process.env["WORKER_SEED"] ?? 0x7a29);
 
@@ -71,7 +73,7 @@ function readPattern(sock: Socket, s: number, label: string, countShared = false
 }
 
 /** Uploads what is still offloaded, waits until every NBL is home, and checks both ledgers. */
-async function quiesce(pair: WorkerPair, label: string): Promise<void> {
+async function quiesce(pair: WorkerPair, label: string): Promise<WorkerAudit> {
   const m = pair.chimney.manager;
   for (const c of [...pair.a.stack.connections()]) if (c.phase === "offloaded") m.terminate(c, "end");
   pair.a.driver.flush();
@@ -92,6 +94,7 @@ async function quiesce(pair: WorkerPair, label: string): Promise<void> {
   );
   assert.deepEqual(pair.chimney.target.outstanding, { atTarget: 0, heldFromTarget: 0 }, label);
   pair.chimney.ledger.assertQuiescent();
+  return audit;
 }
 
 /**
@@ -249,9 +252,15 @@ async function run(
     timer = undefined;
     assert.equal(got1, bytes, `${label}: B read ${got1} of ${bytes}`);
     assert.equal(got2, bytes, `${label}: A read ${got2} of ${bytes}`);
-    await quiesce(pair, label);
+    const audit = await quiesce(pair, label);
     const s = m.stats;
     if (mode === "offloaded") {
+      // Data the host takes is indicated from frame memory: it is not compacted (copied) while
+      // an indication is in flight, only when the host leaves it at the target.
+      assert.ok(
+        audit.compactedChunks * HELD_CHUNK_BYTES <= bytes / 10,
+        `${label}: ${audit.compactedChunks} chunks of held data compacted while the host took every byte`,
+      );
       // Receive moderation: one indication per batch of frames, not one per segment.
       const segments = pair.b.stack.stats.framesOut;
       assert.ok(

@@ -35,7 +35,7 @@ import {
   OP_SEND_COMPLETE,
   type TargetContext,
 } from "./target-context.js";
-import { completeRecvs, deliver, finishReq, segmentIn } from "./receive.js";
+import { compactHeld, completeRecvs, deliver, finishReq, segmentIn } from "./receive.js";
 import { emit } from "./transmit.js";
 
 /** Upload reasons the target does not use while the connection is closing (EV-2). */
@@ -55,7 +55,7 @@ const OPTIONAL_REASONS: ReadonlySet<TcpUploadReason> = new Set<TcpUploadReason>(
 export function deliverNew(t: TargetContext, now: Instant, c: Conn): void {
   c.deliverPending = false;
   deliver(t, now, c, "E1");
-  if (t.heldPool !== undefined && c.phase === "offloaded") c.engine.compactReceived(t.heldPool);
+  compactHeld(t, c);
 }
 
 /** After any input: send completions, engine events, delivery, FIN/RST/timeouts. */

@@ -411,7 +411,19 @@ export function indicationAnswered(
     c.resetAfterAnswer = false;
     onReset(t, c);
   }
+  compactHeld(t, c);
   return c;
+}
+
+/**
+ * What delivery left behind goes into whole chunks of the held pool (the frames' memory is let
+ * go). Not while an indication is in flight: the host's answer usually takes what arrived
+ * meanwhile, from the frames' own memory, and compacting it first would copy most of a stream
+ * once more; what the answer leaves is compacted then.
+ */
+export function compactHeld(t: TargetContext, c: Conn): void {
+  if (t.heldPool !== undefined && c.phase === "offloaded" && c.inFlight === undefined)
+    c.engine.compactReceived(t.heldPool);
 }
 
 /**

@@ -157,6 +157,8 @@ export interface WorkerAudit {
   readonly paths: number;
   /** Bytes the worker copied into shared memory because they were not there yet. */
   readonly bytesCopied: number;
+  /** Chunks of held receive data the target compacted (copied out of frame memory). */
+  readonly compactedChunks: number;
   /** Frames the worker read from and wrote to the wire itself (when it owns the TAP device). */
   readonly wireIn: number;
   readonly wireOut: number;

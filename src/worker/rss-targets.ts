@@ -719,6 +719,7 @@ export class RssWorkerTargets implements OffloadWorkers {
       neighbors: sum((a) => a.neighbors),
       paths: sum((a) => a.paths),
       bytesCopied: sum((a) => a.bytesCopied),
+      compactedChunks: sum((a) => a.compactedChunks),
       wireIn: sum((a) => a.wireIn),
       wireOut: sum((a) => a.wireOut),
       waitedUs: sum((a) => a.waitedUs),

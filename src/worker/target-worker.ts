@@ -348,6 +348,7 @@ class WorkerLoop {
             neighbors: t.objectCount.neighbors,
             paths: t.objectCount.paths,
             bytesCopied: this.#enc.copied,
+            compactedChunks: (t.heldPoolStats?.allocated ?? 0) + (t.heldPoolStats?.reused ?? 0),
             wireIn: this.#wireIn,
             wireOut: this.#wireOut,
             waitedUs: this.waitedUs,

@@ -27,7 +27,13 @@ import {
   type TcpBlock,
   treeBlocks,
 } from "../../src/chimney/block-list.js";
-import type { OffloadHost, ReceiveIndicateResult, TcpOffloadEvent } from "../../src/chimney/contract.js";
+import {
+  INDICATION_PENDING,
+  type IndicationAnswer,
+  type OffloadHost,
+  type ReceiveIndicateResult,
+  type TcpOffloadEvent,
+} from "../../src/chimney/contract.js";
 import type { TcpOffloadState } from "../../src/chimney/state.js";
 import type { OffloadStatusIndication } from "../../src/chimney/status.js";
 import { offloadStateFromSnapshot } from "../../src/chimney/tcp-state.js";
@@ -126,6 +132,12 @@ export class FakeHost implements OffloadHost {
   #activeHandles = new Set<NdisOffloadHandle>();
   /** When set, every received upcall is also checked against these calls' ordering. */
   autoReturn = true;
+  /**
+   * When set, indications are answered later (`answerIndications`), with NDIS_STATUS_PENDING
+   * now, as a host on another thread answers (the worker target's proxy).
+   */
+  answerLater = false;
+  #unanswered: { readonly nbl: NetBufferList; readonly res: IndicationAnswer }[] = [];
 
   constructor(ledger: BufferLedger) {
     this.ledger = ledger;
@@ -371,15 +383,23 @@ export class FakeHost implements OffloadHost {
       const take = this.indicatePolicy(total);
       this.log.push(`indicate ${total} took ${take}`);
       for (let i = 0; i < take; i++) this.stream.push(bytes[i] as number);
+      let res: IndicationAnswer;
       if (take === total) {
         this.held.push(nbl);
-        return { status: "NDIS_STATUS_SUCCESS", bytesConsumed: total };
+        res = { status: "NDIS_STATUS_SUCCESS", bytesConsumed: total };
+      } else {
+        this.#refusedSincePost = true;
+        res =
+          take === 0
+            ? { status: "NDIS_STATUS_OFFLOAD_DATA_NOT_ACCEPTED", bytesConsumed: 0 }
+            : { status: "NDIS_STATUS_OFFLOAD_DATA_PARTIALLY_ACCEPTED", bytesConsumed: take };
       }
-      this.#refusedSincePost = true;
-      this.ledger.transfer(nbl, "host", "target", "NdisTcpOffloadReceiveHandler");
-      return take === 0
-        ? { status: "NDIS_STATUS_OFFLOAD_DATA_NOT_ACCEPTED", bytesConsumed: 0 }
-        : { status: "NDIS_STATUS_OFFLOAD_DATA_PARTIALLY_ACCEPTED", bytesConsumed: take };
+      if (this.answerLater) {
+        this.#unanswered.push({ nbl, res });
+        return INDICATION_PENDING;
+      }
+      if (take < total) this.ledger.transfer(nbl, "host", "target", "NdisTcpOffloadReceiveHandler");
+      return res;
     } finally {
       this.#depth--;
     }
@@ -437,6 +457,18 @@ export class FakeHost implements OffloadHost {
     }
     this.completed.push({ op, root });
     this.log.push(`${op}-complete`);
+  }
+
+  /** Answers the indications in flight (`answerLater`), in order; returns how many. */
+  answerIndications(now: Instant): number {
+    const all = this.#unanswered;
+    this.#unanswered = [];
+    for (const { nbl, res } of all) {
+      if (res.status !== "NDIS_STATUS_SUCCESS")
+        this.ledger.transfer(nbl, "host", "target", "NdisTcpOffloadReceiveHandler");
+      this.#t().indicationAnswered(now, nbl, res);
+    }
+    return all.length;
   }
 
   #t(): SoftwareTarget {
