@@ -200,6 +200,10 @@ async function terminate(): Promise<void> {
     for (let i = 0; i < 50; i++) await timedTerminate(pair, conn); // warm-up
     for (let i = 0; i < 500; i++) idle.push(await timedTerminate(pair, conn));
     const med = quantile(idle, 0.5);
+    const ps = pair.chimney.target.stats;
+    console.log(
+      `worker/terminate: ${ps.polled} of ${ps.polls} polls after a state operation took its completion`,
+    );
     goal(
       TOPIC,
       "terminate-fixed",

@@ -6,7 +6,7 @@
 // terminate completed, and the target writing BufferedData it has handed up.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Worker } from "node:worker_threads";
+import { MessageChannel, Worker } from "node:worker_threads";
 import type { NetBufferList } from "../src/nbl/nbl.js";
 import type { TargetMutant } from "../src/offload-target/options.js";
 import { Prng } from "../src/sim/prng.js";
@@ -111,28 +111,34 @@ void describe("ownership across threads", () => {
     }));
 
   void test("a forged return reaching the worker: caught there (double-return), raised on the host", async () => {
+    const { port1, port2 } = new MessageChannel();
     const init: WorkerTargetInit = {
       mac: mac("02:00:00:00:00:01"),
       tcpConfig: tcpConfig({}),
       target: {},
       cell: new SharedArrayBuffer(12),
+      up: port2,
     };
-    const w = new Worker(new URL("../src/worker/target-worker.js", import.meta.url), { workerData: init });
+    const w = new Worker(new URL("../src/worker/target-worker.js", import.meta.url), {
+      workerData: init,
+      transferList: [port2],
+    });
     try {
       const got = await new Promise<UpRecord>((resolve, reject) => {
         w.on("error", reject);
-        w.on("message", (m: { k?: string } & Partial<Batch<UpRecord>>) => {
-          if (m.k === "ready") {
+        w.on("message", (m: { k?: string }) => {
+          if (m.k === "ready")
             w.postMessage({ records: [{ k: "ret", ids: [1 + new Prng(SEED).below(1000)] }] });
-            return;
-          }
-          const r = m.records?.find((x) => x.k === "error");
+        });
+        port1.on("message", (m: Batch<UpRecord>) => {
+          const r = m.records.find((x) => x.k === "error");
           if (r !== undefined) resolve(r);
         });
       });
       assert.equal(got.k, "error");
       assert.equal(got.k === "error" ? got.reason : undefined, "double-return");
     } finally {
+      port1.close();
       await w.terminate();
     }
   });

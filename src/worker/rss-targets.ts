@@ -672,18 +672,25 @@ export class RssWorkerTargets implements OffloadWorkers {
       indications: 0,
       rxDropped: 0,
       txDropped: 0,
+      polled: 0,
+      polls: 0,
       opLatencyUs: this.#latency,
     };
+    const counters = [
+      "batchesOut",
+      "batchesIn",
+      "recordsOut",
+      "recordsIn",
+      "bytesCopied",
+      "indications",
+      "rxDropped",
+      "txDropped",
+      "polled",
+      "polls",
+    ] as const;
     for (const p of this.#parts) {
       const q = p.stats;
-      s.batchesOut += q.batchesOut;
-      s.batchesIn += q.batchesIn;
-      s.recordsOut += q.recordsOut;
-      s.recordsIn += q.recordsIn;
-      s.bytesCopied += q.bytesCopied;
-      s.indications += q.indications;
-      s.rxDropped += q.rxDropped;
-      s.txDropped += q.txDropped;
+      for (const k of counters) s[k] += q[k];
     }
     return s;
   }

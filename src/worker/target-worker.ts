@@ -16,7 +16,7 @@
  * - Memory: frames from the wire and the target's held data are in shared memory, so what the
  *   target indicates crosses by reference.
  */
-import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
+import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { forEachInTree, type OffloadBlockList } from "../chimney/block-list.js";
 import {
   INDICATION_PENDING,
@@ -129,7 +129,8 @@ class WorkerStopping extends Error {}
 class WorkerLoop {
   readonly ledger = new BufferLedger();
   readonly target: SoftwareTarget;
-  readonly #port: NonNullable<typeof parentPort>;
+  /** Where batches go up (the host thread polls it after a state operation). */
+  readonly #upPort: MessagePort;
   readonly #cell: Int32Array;
   readonly #slab = new SharedSlab();
   readonly #enc = new MdlEncoder(this.#slab.alloc);
@@ -159,8 +160,8 @@ class WorkerLoop {
   /** State trees in flight: the worker's tree -> the host's operation id. */
   readonly #ops = new Map<OffloadBlockList, number>();
 
-  constructor(port: NonNullable<typeof parentPort>, init: WorkerTargetInit) {
-    this.#port = port;
+  constructor(init: WorkerTargetInit) {
+    this.#upPort = init.up;
     this.#cell = new Int32Array(init.cell);
     this.target = new SoftwareTarget({
       ...init.target,
@@ -238,7 +239,7 @@ class WorkerLoop {
     const records = this.#out;
     this.#out = [];
     this.#framesReported = this.#framesIn;
-    this.#port.postMessage({
+    this.#upPort.postMessage({
       records,
       connections: this.target.connectionCount,
       framesIn: this.#framesIn,
@@ -670,7 +671,7 @@ class WorkerLoop {
 
 const port = parentPort;
 if (port === null) throw new InvariantViolation("target-worker.js runs only as a worker thread");
-const loop = new WorkerLoop(port, workerData as WorkerTargetInit);
+const loop = new WorkerLoop(workerData as WorkerTargetInit);
 port.on("message", (b: Batch<DownRecord>) => {
   loop.onBatch(b);
   // Busy-poll after a state operation (as a NIC driver polls after an interrupt): the host
