@@ -4,7 +4,7 @@
  * - `terminate`: the fixed cost of a terminate across threads (call to completion on the host,
  *   idle connection), and its cost per byte of BufferedData beside a copy of the same bytes;
  * - `live` (root only): 4 connections downloading from the Linux kernel over the TAP link, the
- *   host-only stack against the worker target: host-thread CPU per GB (read from
+ *   host-only stack against the worker targets (at least 2, a TAP queue each): host-thread CPU per GB (read from
  *   /proc/thread-self/stat, so the worker's CPU is not counted) and throughput.
  * Every target prints as one `goal worker/<name>` line.
  */
@@ -18,7 +18,7 @@ import { payload, startKernelServer } from "../test/support/live.js";
 import { PAIR_B, startWorkerPair, type WorkerPair } from "../test/support/worker-pair.js";
 import { Worker } from "node:worker_threads";
 import { goal, quantile } from "./goal.js";
-import { defaultWorkerCount } from "../src/worker/rss-targets.js";
+import { defaultWorkerCount, RssWorkerTargets } from "../src/worker/rss-targets.js";
 import { SpscRing } from "./spsc-ring.js";
 import { HELD_CHUNK_BYTES } from "../src/offload-target/software-target.js";
 
@@ -424,11 +424,21 @@ async function live(): Promise<void> {
   } finally {
     plain.close();
   }
-  const w = await startLiveWorkerHost({ tag: "bw-work", seed: 3 });
+  // Target workers owning a queue of the TAP device each: at least 2, so the 4 downloads are
+  // spread over two threads beside the host's (CHIMNEY_WORKERS sets the count).
+  const workers = Number(process.env["CHIMNEY_WORKERS"] ?? Math.max(2, defaultWorkerCount()));
+  const w = await startLiveWorkerHost({ tag: "bw-work", seed: 3, workers });
   let off: { secs: number; cpu: number };
   try {
     off = await downloads(w, (c) => w.chimney.manager.offload(c));
     const a = await w.chimney.target.audit();
+    const t = w.chimney.target;
+    if (t instanceof RssWorkerTargets) {
+      const per = await Promise.all(t.parts.map((p) => p.audit()));
+      console.log(
+        `worker/live: ${per.length} workers read ${per.map((x) => x.wireIn).join(" + ")} frames from their queues; ${w.chimney.manager.stats.forwards} segments reached the host thread and were forwarded`,
+      );
+    }
     console.log(
       `worker/live: the target compacted ${a.compactedChunks} chunks of held data (${((a.compactedChunks * HELD_CHUNK_BYTES) / 2 ** 20).toFixed(0)} MiB of ${(CONNS * PER_CONN) / 2 ** 20} MiB copied out of frame memory)`,
     );
@@ -449,7 +459,7 @@ async function live(): Promise<void> {
   goal(
     TOPIC,
     "throughput-4conn",
-    `${mbit(off.secs)} Mbit/s offloaded vs ${mbit(base.secs)} Mbit/s host-only = ${tput.toFixed(2)}x`,
+    `${mbit(off.secs)} Mbit/s offloaded (${workers} target worker${workers === 1 ? "" : "s"}) vs ${mbit(base.secs)} Mbit/s host-only = ${tput.toFixed(2)}x`,
     `>= ${TARGET_THROUGHPUT_RATIO}x`,
     tput >= TARGET_THROUGHPUT_RATIO,
   );

@@ -1,8 +1,10 @@
 /*
  * chimney_tap: a TAP device for the live link (Linux only).
  *
- * open(name, nonBlocking, offload) -> { fd, name, vnetHdr }
- *     opens /dev/net/tun with IFF_TAP | IFF_NO_PI. offload 0: plain frames. offload 1: also
+ * open(name, nonBlocking, offload, multiQueue) -> { fd, name, vnetHdr }
+ *     opens /dev/net/tun with IFF_TAP | IFF_NO_PI (and IFF_MULTI_QUEUE: each open of the same
+ *     name attaches one more queue, and the kernel sends a flow's frames to the queue that last
+ *     wrote one of the flow's frames). offload 0: plain frames. offload 1: also
  *     IFF_VNET_HDR (every frame crossing the fd carries a struct virtio_net_hdr first), so we
  *     may write GSO frames. offload 2: also TUNSETOFFLOAD(CSUM | TSO4 | TSO6), so the kernel
  *     may hand us checksum-partial frames and TSO frames of up to 64 KiB.
@@ -139,8 +141,8 @@ static int float64_pair(napi_env env, napi_value v, double **out) {
 }
 
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char name[IFNAMSIZ] = {0};
   size_t len = 0;
@@ -149,11 +151,13 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   if (argc > 1) CHECK(env, napi_get_value_bool(env, argv[1], &nonblock));
   uint32_t offload = 0;
   if (argc > 2) CHECK(env, napi_get_value_uint32(env, argv[2], &offload));
+  bool multi = false;
+  if (argc > 3) CHECK(env, napi_get_value_bool(env, argv[3], &multi));
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));
   if (fd < 0) return throw_errno(env, "open /dev/net/tun", errno);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (offload > 0 ? IFF_VNET_HDR : 0);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (offload > 0 ? IFF_VNET_HDR : 0) | (multi ? IFF_MULTI_QUEUE : 0);
   memcpy(ifr.ifr_name, name, len < IFNAMSIZ - 1 ? len : IFNAMSIZ - 1);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int e = errno;

@@ -13,6 +13,7 @@ import type { ReceiveKnobs } from "../src/host/offload-manager.js";
 import type { HostConn } from "../src/host/stack.js";
 import { startLiveChimneyHost } from "../src/live/chimney-host.js";
 import { type LiveHost, startLiveWorkerHost } from "../src/live/live-host.js";
+import { RssWorkerTargets } from "../src/worker/rss-targets.js";
 import type { OffloadManager } from "../src/host/offload-manager.js";
 import type { BufferLedger } from "../src/nbl/ledger.js";
 import { killTree, LIVE_ADDRS } from "../src/live/netns.js";
@@ -53,7 +54,7 @@ interface ChimneyHost {
   close(): Promise<void>;
 }
 
-async function startChimneyHost(target: "inline" | "worker"): Promise<ChimneyHost> {
+async function startChimneyHost(target: "inline" | "worker" | "2 workers"): Promise<ChimneyHost> {
   if (target === "inline") {
     const h = startLiveChimneyHost({ tag: "chim", seed: SEED, knobs: mixedKnobs });
     return {
@@ -65,7 +66,8 @@ async function startChimneyHost(target: "inline" | "worker"): Promise<ChimneyHos
       close: () => Promise.resolve(h.close()),
     };
   }
-  const h = await startLiveWorkerHost({ tag: "chimw", seed: SEED, knobs: mixedKnobs });
+  const workers = target === "worker" ? 1 : 2;
+  const h = await startLiveWorkerHost({ tag: "chimw", seed: SEED, knobs: mixedKnobs, workers });
   const w = h.chimney.target;
   return {
     host: h,
@@ -81,6 +83,15 @@ async function startChimneyHost(target: "inline" | "worker"): Promise<ChimneyHos
         `${h.label}: the worker moved ${a.wireIn} / ${a.wireOut} frames`,
       );
       assert.equal(h.stats().framesIn, 0, `${h.label}: frames were read on the host thread`);
+      if (w instanceof RssWorkerTargets) {
+        // Each worker reads and writes a queue of its own: the connections were spread, and
+        // the kernel sent each one's frames to the queue its worker writes.
+        const per = await Promise.all(w.parts.map((p) => p.audit()));
+        assert.ok(
+          per.every((x) => x.wireIn > 1000 && x.wireOut > 100),
+          `${h.label}: frames per worker in ${per.map((x) => x.wireIn).join("/")}, out ${per.map((x) => x.wireOut).join("/")}`,
+        );
+      }
     },
     close: async () => {
       h.close();
@@ -197,6 +208,41 @@ for (const target of ["inline", "worker"] as const)
       });
     }
   });
+
+void describe("the chimney over a multi-queue TAP link, 2 target workers owning a queue each", () => {
+  let ch: ChimneyHost;
+  let server: ChildProcess;
+  before(async () => {
+    ch = await startChimneyHost("2 workers");
+    const script = fileURLToPath(new URL("./support/live-kernel-server.js", import.meta.url));
+    server = ch.host.netns.spawn(process.execPath, [script, String(PORT)]);
+    await waitForOutput(server, /listening \d+/);
+  });
+  after(async () => {
+    killTree(server);
+    await ch.close();
+  });
+
+  void test(`4 downloads of 16 MB from the kernel at once, offloaded and terminated every ${CYCLE_MS} ms`, async () => {
+    const host = ch.host;
+    const n = 16 << 20;
+    const runs = [0, 1, 2, 3].map(async (i) => {
+      const s = host.net.connect({ host: LIVE_ADDRS.kernel4, port: PORT });
+      const flap = churn(ch, s);
+      const got = await sourceDownload(s, n, SEED + 10 + i);
+      flap.stop();
+      assert.equal(got.count, n, `${host.label}: download ${i}: bytes received`);
+      assert.equal(got.sha, sha256(payload(n, SEED + 10 + i)), `${host.label}: download ${i}: digest`);
+      return flap.counts.terminates;
+    });
+    const terminates = await Promise.all(runs);
+    assert.ok(
+      terminates.every((t) => t >= 3),
+      `${host.label}: terminates per download ${terminates.join(", ")}`,
+    );
+    await settle(ch);
+  });
+});
 
 /** Uploads whatever is still offloaded, waits for the link to go quiet, and checks the ledgers. */
 async function settle(ch: ChimneyHost): Promise<void> {

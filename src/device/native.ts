@@ -47,6 +47,7 @@ export interface TapAddon {
     name: string,
     nonBlocking: boolean,
     offload: 0 | 1 | 2,
+    multiQueue?: boolean,
   ): { readonly fd: number; readonly name: string; readonly vnetHdr: boolean };
   /**
    * Polls `fd` on Node's event loop and reads up to `maxFrames` frames per wake-up. With

@@ -11,6 +11,7 @@
  */
 import { read, writeSync } from "node:fs";
 import { loadTapAddon, type NativeReader } from "./native.js";
+import { UsageError } from "../util/errors.js";
 
 /** How frames cross between the TAP fd and JavaScript. */
 export type TapMode = "addon" | "fs";
@@ -64,6 +65,8 @@ export interface TapDevice {
   readonly stats: Readonly<TapStats>;
   /** What another thread needs to read and write this device (`tapOn`). */
   readonly handle: TapHandle;
+  /** A handle per queue (the first is `handle`); one unless opened with `queues`. */
+  readonly queues: readonly TapHandle[];
   /** Starts delivering frames to `onFrames` (once). `onError` hears a fatal read error. */
   start(onFrames: FramesHandler, onError?: (code: string) => void): void;
   /** Writes frames to the kernel; returns how many were accepted. */
@@ -80,17 +83,40 @@ export interface OpenTapOptions {
   readonly readBatch?: number | undefined;
   /** Offloads (addon mode; default `off`). */
   readonly offload?: TapOffload | undefined;
+  /**
+   * Queues (addon mode; default 1). With more, the device is multi-queue: `queues` has a handle
+   * per queue for a reader of its own (a target worker each), and the kernel hands each flow's
+   * frames to the queue that last wrote one of its frames.
+   */
+  readonly queues?: number | undefined;
 }
 
 /** Opens (creating) TAP device `name` (at most 15 characters). Needs CAP_NET_ADMIN. */
 export function openTap(name: string, options: OpenTapOptions = {}): TapDevice {
   const mode = options.mode ?? "addon";
+  const queues = options.queues ?? 1;
+  if (!Number.isSafeInteger(queues) || queues < 1 || queues > MAX_TAP_QUEUES)
+    throw new UsageError(`queues ${String(queues)}: must be an integer from 1 to ${MAX_TAP_QUEUES}`);
+  if (queues > 1 && mode !== "addon") throw new UsageError("a multi-queue TAP device needs the addon mode");
   const addon = loadTapAddon();
   const offload: TapOffload = mode === "addon" ? (options.offload ?? "off") : "off";
   const level = offload === "off" ? 0 : offload === "gso" ? 1 : 2;
-  const { fd, name: actual, vnetHdr } = addon.open(name, mode === "addon", level);
-  return tapOn({ fd, name: actual, vnetHdr, mode, offload, readBatch: options.readBatch });
+  const multi = queues > 1;
+  const { fd, name: actual, vnetHdr } = addon.open(name, mode === "addon", level, multi);
+  const handle: TapHandle = { fd, name: actual, vnetHdr, mode, offload, readBatch: options.readBatch };
+  const more: TapHandle[] = [];
+  try {
+    for (let q = 1; q < queues; q++) more.push({ ...handle, fd: addon.open(actual, true, level, true).fd });
+  } catch (e) {
+    for (const h of more) addon.close(h.fd);
+    addon.close(fd);
+    throw e;
+  }
+  return tapOn(handle, true, more);
 }
+
+/** Queues of one TAP device at most (the kernel allows 256; a worker each is far fewer). */
+export const MAX_TAP_QUEUES = 64;
 
 /**
  * What another thread needs to run an open TAP device (`tapOn`): the fd is the process's, so a
@@ -109,7 +135,7 @@ export interface TapHandle {
  * A `TapDevice` over an fd opened elsewhere (`TapDevice.handle`): its reads and writes. Its
  * `close` stops the reader; it closes the fd only when `owner` (the opener's device does).
  */
-export function tapOn(h: TapHandle, owner = true): TapDevice {
+export function tapOn(h: TapHandle, owner = true, moreQueues: readonly TapHandle[] = []): TapDevice {
   const { fd, name: actual, vnetHdr, mode, offload } = h;
   const addon = loadTapAddon();
   const options = { readBatch: h.readBatch };
@@ -173,6 +199,7 @@ export function tapOn(h: TapHandle, owner = true): TapDevice {
     mode,
     offload,
     handle: { fd, name: actual, vnetHdr, mode, offload, readBatch: h.readBatch },
+    queues: [{ fd, name: actual, vnetHdr, mode, offload, readBatch: h.readBatch }, ...moreQueues],
     stats,
     start(onFrames, onError) {
       if (started) throw new Error("TAP reader already started");
@@ -203,7 +230,10 @@ export function tapOn(h: TapHandle, owner = true): TapDevice {
       if (closed) return;
       closed = true;
       if (reader !== undefined) addon.stopReader(reader);
-      if (owner) addon.close(fd);
+      if (owner) {
+        for (const q of moreQueues) addon.close(q.fd);
+        addon.close(fd);
+      }
     },
   };
 }

@@ -302,7 +302,10 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
 export async function startLiveWorkerHost(
   options: Omit<LiveHostOptions, "chimney"> & {
     readonly knobs?: ((random: Prng) => ReceiveKnobs) | undefined;
-    /** Target workers (default 1, which owns the wire unless this thread must see every frame). */
+    /**
+     * Target workers (default 1). They own the wire (a queue of the TAP device each) unless this
+     * thread must see every frame; then it relays the wire to them.
+     */
     readonly workers?: number | undefined;
   } = {},
 ): Promise<LiveHost & { readonly chimney: WorkerChimney }> {
@@ -313,7 +316,10 @@ export async function startLiveWorkerHost(
     Object.keys(options.fromKernel ?? {}).length > 0 ||
     options.capture !== undefined;
   const offload = options.offload ?? "off";
+  const workers = options.workers ?? 1;
   const netns = createTapNamespace({
+    // Several workers owning the wire: a queue of the device each.
+    queues: relay ? 1 : workers,
     tag: options.tag,
     mode: options.mode,
     readBatch: options.readBatch,
@@ -321,12 +327,11 @@ export async function startLiveWorkerHost(
     mtu: options.mtu ?? 1500,
   });
   try {
-    const workers = options.workers ?? 1;
     const worker = await startOffloadWorkers({
       mac: OUR_MAC,
       tcpConfig: tcpConfig({ ...options.tcp }),
-      // Several workers do not share the device: this thread relays the wire to them by RSS.
       wire: relay || workers > 1 ? undefined : netns.tap.handle,
+      wires: relay || workers === 1 ? undefined : netns.tap.queues,
       workers,
     });
     try {

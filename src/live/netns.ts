@@ -74,6 +74,8 @@ export interface TapNamespaceOptions {
   readonly readBatch?: number | undefined;
   /** Offloads of the TAP device (addon mode; default `off`, see `TapOffload`). */
   readonly offload?: TapOffload | undefined;
+  /** Queues of the TAP device (addon mode; default 1; see `OpenTapOptions.queues`). */
+  readonly queues?: number | undefined;
   /** Kernel-side MTU (default 1500). */
   readonly mtu?: number | undefined;
   /**
@@ -140,6 +142,7 @@ export function createTapNamespace(options: TapNamespaceOptions = {}): TapNamesp
     mode: options.mode,
     readBatch: options.readBatch,
     offload: options.offload ?? "off",
+    queues: options.queues,
   });
   const teardown = (): void => {
     for (const c of children) killTree(c);

@@ -47,6 +47,7 @@ import { InvariantViolation, OwnershipError, UsageError } from "../util/errors.j
 import { frameRssHash } from "../wire/rss-hash.js";
 import { callStateOp, completeStateOp, type StateOp, type WorkerAudit } from "./protocol.js";
 import { type WorkerTargetOptions, WorkerTarget, type WorkerTargetStats } from "./target-proxy.js";
+import type { TapHandle } from "../device/tap.js";
 
 /** What the chimney and its driver use of a target on worker threads (one worker or several). */
 export interface OffloadWorkers extends NicTarget {
@@ -81,12 +82,23 @@ const NO_WORKER_STATUS: NdisStatus = "NDIS_STATUS_FAILURE";
  * Starts the target workers: one `WorkerTarget` (which may own the wire), or `workers` of them
  * behind the RSS dispatcher.
  */
-export async function startOffloadWorkers(
-  o: WorkerTargetOptions & { readonly workers: number },
-): Promise<OffloadWorkers> {
-  if (o.workers === 1) return WorkerTarget.start(o);
+export async function startOffloadWorkers(o: OffloadWorkersOptions): Promise<OffloadWorkers> {
+  if (o.workers === 1 && o.wires === undefined) return WorkerTarget.start(o);
   return RssWorkerTargets.start(o);
 }
+
+/** Options of `startOffloadWorkers`. */
+export type OffloadWorkersOptions = WorkerTargetOptions & {
+  readonly workers: number;
+  /**
+   * A queue of a multi-queue TAP device per worker (`OpenTapOptions.queues`): each worker reads
+   * and writes its own, and the host stack's frames leave through the queue of their
+   * connection's worker, so the kernel sends the connection's frames back there. Frames that
+   * reach another worker go up the non-offload path (the host forwards those of offloaded
+   * connections, spec 13.7).
+   */
+  readonly wires?: readonly TapHandle[] | undefined;
+};
 
 /** Entries of the indirection table (a power of two: hash bits select the entry). */
 export const RSS_TABLE_ENTRIES = 128;
@@ -103,10 +115,11 @@ interface SharedObject {
   readonly parent: SharedObject | undefined;
 }
 
-/** An offloaded connection: its worker and its context there. */
+/** An offloaded connection: its worker, its context there, and its indirection-table entry. */
 interface TcpPlace {
   readonly worker: number;
   readonly inner: MiniportOffloadContext;
+  readonly entry: number;
 }
 
 /** One block of a part sent to a worker, and what it stands for. */
@@ -136,6 +149,9 @@ interface SplitOp {
 export class RssWorkerTargets implements OffloadWorkers {
   readonly #parts: readonly WorkerTarget[];
   readonly #table: Uint8Array;
+  /** Connections offloaded (or being offloaded) through each table entry, and on each worker. */
+  readonly #entryUse = new Uint32Array(RSS_TABLE_ENTRIES);
+  readonly #load: number[];
   #host: OffloadHost | undefined;
   #nextCtx = 1;
   readonly #objects = new Map<MiniportOffloadContext, SharedObject>();
@@ -157,30 +173,68 @@ export class RssWorkerTargets implements OffloadWorkers {
     throw e;
   };
 
-  constructor(parts: readonly WorkerTarget[]) {
+  constructor(parts: readonly WorkerTarget[], ownsWire = false) {
     if (parts.length < 1 || parts.length > 255)
       throw new UsageError(`${parts.length} workers: must be 1..255`);
     this.#parts = parts;
+    this.ownsWire = ownsWire;
     this.#table = Uint8Array.from({ length: RSS_TABLE_ENTRIES }, (_, i) => i % parts.length);
+    this.#load = parts.map(() => 0);
     parts.forEach((p) => {
       p.onWake = () => this.onWake();
       p.onError = (e) => this.#fail(e);
     });
   }
 
-  /** Starts `workers` targets (no wire: the host's driver relays frames to them). */
-  static async start(o: WorkerTargetOptions & { readonly workers: number }): Promise<RssWorkerTargets> {
+  /**
+   * Starts `workers` targets: each on a queue of its own of the TAP device (`wires`), or with no
+   * wire (the host's driver relays frames to them).
+   */
+  static async start(o: OffloadWorkersOptions): Promise<RssWorkerTargets> {
     if (!Number.isSafeInteger(o.workers) || o.workers < 1)
       throw new UsageError(`workers ${String(o.workers)}: must be a positive integer`);
     if (o.wire !== undefined)
-      throw new UsageError("several target workers do not own the wire: the host's driver relays it");
-    const parts = await Promise.all(Array.from({ length: o.workers }, () => WorkerTarget.start(o)));
-    return new RssWorkerTargets(parts);
+      throw new UsageError("several target workers do not share one wire: give each a queue (wires)");
+    const wires = o.wires;
+    if (wires !== undefined && wires.length !== o.workers)
+      throw new UsageError(`${wires.length} TAP queues for ${o.workers} workers: one each`);
+    const parts = await Promise.all(
+      Array.from({ length: o.workers }, (_, k) => WorkerTarget.start({ ...o, wire: wires?.[k] })),
+    );
+    return new RssWorkerTargets(parts, wires !== undefined);
   }
 
   /** The worker of an RSS hash. */
   workerOf(hash: number): number {
     return this.#table[hash & (RSS_TABLE_ENTRIES - 1)] ?? 0;
+  }
+
+  /**
+   * The worker of a connection being offloaded with RSS hash `hash`. An indirection-table entry
+   * no offloaded connection uses is first pointed at the worker with the fewest connections (as
+   * a host rebalances its table, OID_GEN_RECEIVE_SCALE_PARAMETERS); an entry in use never moves,
+   * so a connection's data never changes queue mid-stream (RS-2). With few connections (4
+   * downloads, 2 workers) a fixed table would put them all on one worker as often as not.
+   */
+  #assign(hash: number): number {
+    const e = hash & (RSS_TABLE_ENTRIES - 1);
+    if ((this.#entryUse[e] ?? 0) === 0) {
+      let best = 0;
+      for (let k = 1; k < this.#load.length; k++)
+        if ((this.#load[k] ?? 0) < (this.#load[best] ?? 0)) best = k;
+      this.#table[e] = best;
+    }
+    const k = this.#table[e] ?? 0;
+    this.#entryUse[e] = (this.#entryUse[e] ?? 0) + 1;
+    this.#load[k] = (this.#load[k] ?? 0) + 1;
+    return k;
+  }
+
+  /** A connection placed by `#assign` left its worker (terminated, or its initiate failed). */
+  #unplace(worker: number, hash: number): void {
+    const e = hash & (RSS_TABLE_ENTRIES - 1);
+    this.#entryUse[e] = Math.max(0, (this.#entryUse[e] ?? 0) - 1);
+    this.#load[worker] = Math.max(0, (this.#load[worker] ?? 0) - 1);
   }
 
   /** Offloaded connections on each worker. */
@@ -350,7 +404,7 @@ export class RssWorkerTargets implements OffloadWorkers {
           const t = this.#tcps.get(ctx);
           if (t !== undefined) s.add(t.worker);
         } else if (b.miniportOffloadContext !== null) {
-          s.add(this.workerOf(b.constState?.hashValue ?? 0));
+          s.add(this.#assign(b.constState?.hashValue ?? 0));
         }
       } else if (ctx !== null && op !== "initiate") {
         // Every copy of a shared object takes part in its own update, invalidate, query, terminate.
@@ -515,10 +569,13 @@ export class RssWorkerTargets implements OffloadWorkers {
       host.status = c.status;
       if (op === "initiate") {
         const inner = c.miniportOffloadContext?.context ?? null;
+        const hash = host.constState?.hashValue ?? 0;
         if (c.status === "NDIS_STATUS_SUCCESS" && inner !== null && host.miniportOffloadContext !== null) {
           const mine = this.#newCtx();
-          this.#tcps.set(mine, { worker: p.worker, inner });
+          this.#tcps.set(mine, { worker: p.worker, inner, entry: hash });
           host.miniportOffloadContext.context = mine;
+        } else {
+          this.#unplace(p.worker, hash);
         }
         return;
       }
@@ -530,7 +587,11 @@ export class RssWorkerTargets implements OffloadWorkers {
         const buffered = c.layer === "tcp" ? (c.delegatedState?.bufferedData ?? null) : null;
         for (let n = buffered; n !== null; n = n.next) this.#origin.set(n, p.worker);
       }
-      if (op === "terminate" && ctx !== null) this.#tcps.delete(ctx);
+      if (op === "terminate" && ctx !== null) {
+        const t = this.#tcps.get(ctx);
+        if (t !== undefined) this.#unplace(t.worker, t.entry);
+        this.#tcps.delete(ctx);
+      }
       return;
     }
     // A neighbor or path (or a placeholder): every copy took part. At initiate the object is
@@ -709,9 +770,8 @@ export class RssWorkerTargets implements OffloadWorkers {
     return { atTarget, heldFromTarget };
   }
 
-  get ownsWire(): boolean {
-    return false;
-  }
+  /** True when each worker owns a queue of the TAP device. */
+  readonly ownsWire: boolean;
 
   async audit(): Promise<WorkerAudit> {
     const all = await Promise.all(this.#parts.map((p) => p.audit()));
