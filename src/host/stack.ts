@@ -844,7 +844,7 @@ export class HostStack {
   /** Processes a TCP segment on `c`'s host engine (segments held during an upload, TM-24). */
   deliverSegment(now: Instant, c: HostConn, seg: TcpRepr): void {
     this.#advance(now);
-    c.engine.handleSegment(now, seg);
+    c.engine.handleSegment(now, seg, true); // held: PAWS does not apply (see handleSegment)
     this.#touch(c);
   }
 

@@ -388,7 +388,7 @@ export function processForwards(t: TargetContext, now: Instant, c: Conn): void {
       n.status = "NDIS_STATUS_FAILURE";
       continue;
     }
-    segmentIn(t, now, c, seg.value, bytes);
+    segmentIn(t, now, c, seg.value, bytes, true);
     n.status = c.aborted ? "NDIS_STATUS_REQUEST_ABORTED" : "NDIS_STATUS_SUCCESS";
   }
   const head = linkNbls(fw);

@@ -36,8 +36,18 @@ import { checkFin, onReset, requestUpload, service } from "./connection-service.
 // ---------------------------------------------------------------------------------------------
 // Receive processing
 
-/** A TCP segment of an offloaded connection, from the wire or forwarded (FW-4). */
-export function segmentIn(t: TargetContext, now: Instant, c: Conn, seg: TcpRepr, frame: Uint8Array): void {
+/**
+ * A TCP segment of an offloaded connection, from the wire or forwarded (FW-4; `forwarded`: the
+ * host held it, so PAWS does not apply, see `TcpConnection.handleSegment`).
+ */
+export function segmentIn(
+  t: TargetContext,
+  now: Instant,
+  c: Conn,
+  seg: TcpRepr,
+  frame: Uint8Array,
+  forwarded = false,
+): void {
   if (c.aborted) return; // DC-6: nothing more is processed or acknowledged
   const e = c.engine;
   const f = seg.flags;
@@ -68,7 +78,7 @@ export function segmentIn(t: TargetContext, now: Instant, c: Conn, seg: TcpRepr,
   const una = e.sndUna;
   const before = e.readable;
   // RI-4: the engine acknowledges on arrival (or per its delayed-ACK policy), whatever delivery does.
-  e.handleSegment(now, seg);
+  e.handleSegment(now, seg, forwarded);
   // NR-2: forward progress (new data acknowledged, or in-order data accepted).
   if (Seq.gt(e.sndUna, una) || e.readable > before) c.path.neighbor.nrt = now;
   if (e.readable > before && f & TcpFlag.PSH) c.pshPending = true;

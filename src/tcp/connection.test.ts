@@ -852,6 +852,20 @@ void describe("options in ESTABLISHED (RFC 7323, RFC 2018)", () => {
     assert.equal(c.stats.dropsPaws, 1);
     assert.equal(drainTx(c, at(5)).length, 1);
   });
+  void test("a segment a hand-off held is exempt from PAWS: a retransmission processed first moved TS.Recent past it", () => {
+    for (const held of [false, true]) {
+      const c = optEstablished();
+      // The peer's retransmission of the next bytes, sent after the held segment: a newer TSval.
+      recv(c, at(5), { payload: bytes(100), timestamps: { tsVal: 600, tsEcr: 1000 } });
+      assert.equal(c.readable, 100);
+      // The bytes after it, sent before the retransmission (older TSval) and held meanwhile.
+      const seg = { ...FROM_PEER, seq: R(101), payload: bytes(100), timestamps: { tsVal: 550, tsEcr: 1000 } };
+      c.handleSegment(at(6), seg, held);
+      c.checkInvariants();
+      assert.equal(c.readable, held ? 200 : 100, `held ${held}`);
+      assert.equal(c.stats.dropsPaws, held ? 0 : 1, `held ${held}`);
+    }
+  });
   void test("SACK blocks report out-of-order data, most recent first (RFC 2018 4)", () => {
     const c = optEstablished();
     const ts = { tsVal: 502, tsEcr: 1000 };

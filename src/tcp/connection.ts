@@ -1016,8 +1016,12 @@ export class TcpConnection {
   // ---------------------------------------------------------------------------------------
   // Input.
 
-  /** A segment for this connection arrived (the owner already verified the checksum). */
-  handleSegment(now: Instant, seg: TcpRepr): void {
+  /**
+   * A segment for this connection arrived (the owner already verified the checksum). `held`: a
+   * hand-off held it while later segments went ahead (forwarded to an offload target, or given
+   * back with an upload), so PAWS does not apply to it (see the PAWS check).
+   */
+  handleSegment(now: Instant, seg: TcpRepr, held = false): void {
     this.#clock(now);
     this.stats.segmentsIn++;
     switch (this.#state) {
@@ -1041,7 +1045,7 @@ export class TcpConnection {
           return;
         }
         this.#queueOwedAck(now, seg);
-        this.#onSynchronized(now, seg);
+        this.#onSynchronized(now, seg, held);
     }
   }
 
@@ -1387,7 +1391,7 @@ export class TcpConnection {
   // ---------------------------------------------------------------------------------------
   // Segment arrival: synchronized states and SYN-RECEIVED (RFC 9293 3.10.7.4).
 
-  #onSynchronized(now: Instant, seg: TcpRepr): void {
+  #onSynchronized(now: Instant, seg: TcpRepr, held: boolean): void {
     const f = seg.flags;
     // TIME-WAIT (as FreeBSD tcp_twcheck): a segment with neither ACK nor SYN is dropped
     // without a reply (every segment of the peer's after its SYN carries ACK, RFC 9293 3.1),
@@ -1401,9 +1405,14 @@ export class TcpConnection {
       this.#sndNxt = this.#iss;
       return;
     }
-    // RFC 7323 5.3 PAWS, before the sequence check (except on RST).
+    // RFC 7323 5.3 PAWS, before the sequence check (except on RST). Not for a segment a
+    // hand-off held (`held`: forwarded to the offload target, or given back to the host with an
+    // upload): it arrived before segments this engine has already seen, so a retransmission
+    // processed first may have moved TS.Recent past its TSval, and PAWS would drop new data as
+    // an old duplicate. PAWS guards against duplicates from an earlier wrap of the sequence
+    // space; a segment held for milliseconds is not one, and the sequence check still applies.
     const ts = seg.timestamps;
-    if (this.#tsOk && ts !== undefined && !(f & TcpFlag.RST)) {
+    if (this.#tsOk && ts !== undefined && !(f & TcpFlag.RST) && !held) {
       if (
         !this.#tsRecentStale &&
         ((ts.tsVal - this.#tsRecent) | 0) < 0 &&

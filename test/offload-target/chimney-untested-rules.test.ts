@@ -278,6 +278,42 @@ void describe("data path (spec 13, 14)", () => {
     upload(w);
   });
 
+  void test("FW-4: a forwarded segment is not taken for an old duplicate (PAWS) when a later retransmission went ahead of it", () => {
+    const w = track(offloaded());
+    w.peer.engine.send(pattern(40, 12));
+    const first = w.peer.engine.pollTransmit(at(w.now));
+    const ts = first?.timestamps;
+    assert.ok(first !== undefined && ts !== undefined, "the peer's segment carries the timestamp option");
+    const data = pattern(80, 13);
+    // The host held the bytes at seq+40 (TSval +50) while the peer's retransmission of the bytes
+    // before them (TSval +100) reached the target directly, first.
+    w.target.handleFrame(
+      at(w.now),
+      w.peer.raw({
+        seq: first.seq,
+        flags: TcpFlag.ACK,
+        payload: data.subarray(0, 40),
+        timestamps: { tsVal: ts.tsVal + 100, tsEcr: ts.tsEcr },
+      }),
+    );
+    const held = w.peer.raw({
+      seq: Seq.add(first.seq, 40),
+      flags: TcpFlag.ACK | TcpFlag.PSH,
+      payload: data.subarray(40),
+      timestamps: { tsVal: ts.tsVal + 50, tsEcr: ts.tsEcr },
+    });
+    const n = w.host.forward(w.ctx, held.slice(ETH + 20));
+    w.target.process(at(w.now));
+    assert.equal(n.status, "NDIS_STATUS_SUCCESS");
+    assert.deepEqual(
+      w.host.stream,
+      [...data],
+      "the forwarded bytes were taken, after the retransmitted ones",
+    );
+    w.peer.deliverIn = false; // the peer's engine never sent these bytes: keep its state out of it
+    upload(w);
+  });
+
   void test("RX-1: with a request posted, data goes into it, never through an indication", () => {
     const w = track(offloaded());
     w.host.post(w.ctx, 300);
