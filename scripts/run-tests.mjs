@@ -22,5 +22,10 @@ if (chosen.length === 0) {
   console.error(`no test files match ${filter.join(" ")}`);
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ["--test", "--test-concurrency=2", ...chosen], { stdio: "inherit" });
+// CHIMNEY_POISON=1: the buffer ledger's loans are revocable (a borrower that kept views of lent
+// bytes reads poison afterwards; see LedgerOptions.poisonLoans).
+const r = spawnSync(process.execPath, ["--test", "--test-concurrency=2", ...chosen], {
+  stdio: "inherit",
+  env: { ...process.env, CHIMNEY_POISON: "1" },
+});
 process.exit(r.status ?? 1);

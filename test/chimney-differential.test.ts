@@ -7,7 +7,8 @@
 // by byte against the pattern the peer wrote (the host-only stream), every run must end idle
 // with both sides closed, and each ledger must be quiescent. The offloaded runs use src/offload-target's
 // SoftwareTarget, each schedule with state operations completing at once and after a delay.
-// Failures print the replay line (CHIMNEY_SEED / CHIMNEY_SEEDS change the suite's seeds).
+// Failures print the replay line (CHIMNEY_SEED / CHIMNEY_SEEDS change the suite's seeds; CHIMNEY_SEEDS
+// cannot go below the default).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { FaultProfile } from "../src/sim/link.js";
@@ -22,7 +23,20 @@ import {
 } from "./support/offload-pair.js";
 
 const SEED = Number(process.env["CHIMNEY_SEED"] ?? 0x5eed);
-const SEEDS_PER_TEST = Number(process.env["CHIMNEY_SEEDS"] ?? 40);
+/**
+ * Seeds per test: CHIMNEY_SEEDS, never fewer than the default (a smaller differential hides the
+ * bugs it exists to find; `npm run test:deep` runs ten times as many).
+ */
+const DEFAULT_SEEDS = 40;
+const SEEDS_PER_TEST = seedsPerTest(process.env["CHIMNEY_SEEDS"]);
+
+function seedsPerTest(env: string | undefined): number {
+  if (env === undefined) return DEFAULT_SEEDS;
+  const n = Number(env);
+  if (!Number.isSafeInteger(n) || n < DEFAULT_SEEDS)
+    throw new Error(`CHIMNEY_SEEDS=${env}: the differential runs at least ${DEFAULT_SEEDS} seeds per test`);
+  return n;
+}
 
 interface Profile {
   readonly name: string;

@@ -94,9 +94,13 @@ function uploadOwingAck(mutant: TargetMutant | undefined): void {
   finish(w, false);
 }
 
-/** (c): data handed over at offload must come before anything received later (IO-23). */
+/**
+ * (c): data handed over at offload must come before anything received later (IO-23). (h): the
+ * target copies it during the initiate call (IO-19): the ledger's loan is revocable, so a target
+ * that kept views reads poison.
+ */
 function handedOverThenNew(mutant: TargetMutant | undefined): void {
-  const w = offloaded({ buffered: 2000, target: { testMutant: mutant } });
+  const w = offloaded({ buffered: 2000, target: { testMutant: mutant }, poisonLoans: true });
   w.peer.engine.send(pattern(1000, 51));
   advance(w, 100);
   w.host.post(w.ctx, 3000);
@@ -167,6 +171,13 @@ const CASES: Case[] = [
     caughtBy: (e) =>
       e instanceof assert.AssertionError && e.message.startsWith("byte stream differs at offset 0"),
     what: "(c) delivering BufferedData after newer data fails the byte-stream comparison",
+  },
+  {
+    mutant: "keep-lent-views",
+    run: handedOverThenNew,
+    caughtBy: (e) =>
+      e instanceof assert.AssertionError && e.message.startsWith("byte stream differs at offset 0"),
+    what: "(h) IO-19: keeping views of the BufferedData lent at initiate reads poison once the loan ends: the byte-stream comparison fails",
   },
   {
     mutant: "reindicate-refused",

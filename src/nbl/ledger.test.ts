@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, test } from "node:test";
 import { OwnershipError, type OwnershipReason, StackError, UsageError } from "../util/errors.js";
 import { advance, chainLength, fromArrays, linkNbls, segments, toBytes } from "./chain.js";
-import { BufferLedger, OWNERS } from "./ledger.js";
+import { BufferLedger, OWNERS, POISON_BYTE } from "./ledger.js";
 import type { NetBufferList } from "./nbl.js";
 
 /** Runs `fn`, which must throw an `OwnershipError` with `reason`, and returns the error. */
@@ -235,6 +235,24 @@ void describe("lend", () => {
     assert.equal(ledger.ownerOf(buffered), "host");
     assert.match(ledger.history(buffered), /host->target \(loan\), .* target->host \(end of loan\)$/);
     ledger.free(buffered, "host");
+  });
+
+  void test("a revocable loan (poisonLoans): views the borrower kept read POISON_BYTE afterwards; the lender's bytes are untouched", () => {
+    for (const poisonLoans of [false, true]) {
+      const l = new BufferLedger({ poisonLoans });
+      const lender = new Uint8Array([1, 2, 3, 4, 5, 6]);
+      const nbl = l.alloc("host", fromArrays([lender.subarray(0, 2), lender.subarray(2)]), "test");
+      advance(l.view(nbl, "host", "skip"), 1); // a data window that does not start at byte 0
+      const kept = l.lend(nbl, "host", "target", "loan", () => [...segments(l.view(nbl, "target", "keep"))]);
+      assert.deepEqual(
+        kept.flatMap((v) => Array.from(v)),
+        poisonLoans ? [POISON_BYTE, POISON_BYTE, POISON_BYTE, POISON_BYTE, POISON_BYTE] : [2, 3, 4, 5, 6],
+        `poisonLoans ${poisonLoans}`,
+      );
+      assert.deepEqual(Array.from(lender), [1, 2, 3, 4, 5, 6]);
+      assert.deepEqual(Array.from(toBytes(l.view(nbl, "host", "after"))), [2, 3, 4, 5, 6]);
+      l.free(nbl, "host");
+    }
   });
 
   void test("while lent, nobody may move or free it and the lender may not touch it", () => {

@@ -39,7 +39,16 @@
  */
 import { OwnershipError, type OwnershipReason, UsageError } from "../util/errors.js";
 import type { BufferChain } from "./chain.js";
-import { cloneNetBuffer, type NblId, type NblStatus, type NetBuffer, type NetBufferList } from "./nbl.js";
+import {
+  cloneNetBuffer,
+  mdlChain,
+  mdlChainLength,
+  type NblId,
+  type NblStatus,
+  type NetBuffer,
+  type NetBufferList,
+  netBuffer,
+} from "./nbl.js";
 
 /** Every party that can own an NBL, in a fixed order (for reports and tests). Add a party here. */
 export const OWNERS = ["host", "target", "wire", "app"] as const;
@@ -51,6 +60,22 @@ export type Owner = (typeof OWNERS)[number];
 export interface LedgerOptions {
   /** How many recent operations each NBL remembers for error messages (default 16). */
   readonly historyLength?: number;
+  /**
+   * Revocable loans (for tests): `lend` lets the borrower see a private copy of the bytes and
+   * overwrites that copy with `POISON_BYTE` when the loan ends, so a borrower that kept views
+   * instead of copying (IO-19) reads garbage, and a byte-stream check catches it. Costs a copy
+   * per loan. Default: on when the environment has CHIMNEY_POISON=1 (the test runner sets it).
+   */
+  readonly poisonLoans?: boolean | undefined;
+}
+
+/** What a revoked loan's bytes read as (`LedgerOptions.poisonLoans`). */
+export const POISON_BYTE = 0xdb;
+
+/** CHIMNEY_POISON=1 in the environment, where there is one (the core does no I/O of its own). */
+function poisonFromEnvironment(): boolean {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  return env?.["CHIMNEY_POISON"] === "1";
 }
 
 /** One hand-off seen by a `LedgerObserver`: an NBL moving between parties. */
@@ -76,6 +101,7 @@ export type LedgerObserver = (h: LedgerHandoff) => void;
 export class BufferLedger {
   readonly #live = new Set<Rec>();
   readonly #cap: number;
+  readonly #poisonLoans: boolean;
   #nextId = 1;
   /** Sees every transfer, return and loan when set (off by default: costs one check per link). */
   observer: LedgerObserver | undefined = undefined;
@@ -85,6 +111,7 @@ export class BufferLedger {
     if (!Number.isSafeInteger(n) || n < 1)
       throw new UsageError(`historyLength must be a positive integer, not ${n}`);
     this.#cap = n * SLOTS;
+    this.#poisonLoans = options.poisonLoans ?? poisonFromEnvironment();
   }
 
   /**
@@ -161,6 +188,7 @@ export class BufferLedger {
       links.push(r);
       n = (n as NetBufferList).next;
     }
+    const revoke = this.#poisonLoans ? links.map(lendCopy) : undefined;
     try {
       return use();
     } finally {
@@ -170,6 +198,7 @@ export class BufferLedger {
         r.lender = undefined;
         record(r, this.#cap, "unlend", op, to, from);
       }
+      if (revoke !== undefined) for (const f of revoke) f();
     }
   }
 
@@ -451,4 +480,30 @@ function formatEntry(kind: EntryKind, op: string, from: string, to: string): str
     case "free":
       return op === "free" ? `free by ${from}` : `${op} by ${from} (free)`;
   }
+}
+
+/**
+ * A revocable loan of `r`'s bytes: the borrower sees NBs over a private copy; the returned
+ * function puts the lender's NBs back and poisons the copy.
+ */
+function lendCopy(r: Rec): () => void {
+  const own = r.data;
+  const copies: Uint8Array[] = [];
+  r.data = own.map((nb) => {
+    const bytes = new Uint8Array(mdlChainLength(nb.mdlChain));
+    let at = 0;
+    for (let m = nb.mdlChain; m !== null; m = m.next) {
+      bytes.set(m.view, at);
+      at += m.length;
+    }
+    copies.push(bytes);
+    return netBuffer(mdlChain([bytes]), nb.dataOffset, nb.dataLength);
+  });
+  r.data.forEach((nb, i) => {
+    nb.next = r.data[i + 1] ?? null;
+  });
+  return () => {
+    r.data = own;
+    for (const c of copies) c.fill(POISON_BYTE);
+  };
 }

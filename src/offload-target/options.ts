@@ -194,7 +194,8 @@ export class TargetBusyError extends StackError {
  * handing it up, (c) deliver handed-over BufferedData after newer data, (d) re-indicate refused
  * data before a request is posted, (e) complete a posted receive twice, (f) indicate after the
  * terminate completed, (g) queue the frames a terminate sends (TM-11's owed ACK) only after its
- * completion.
+ * completion, (h) keep views of the BufferedData the host lends at initiate instead of copying
+ * it during the call (IO-19; caught where loans are revocable, `LedgerOptions.poisonLoans`).
  */
 export type TargetMutant =
   | "drop-buffered-at-terminate"
@@ -203,7 +204,8 @@ export type TargetMutant =
   | "reindicate-refused"
   | "double-complete"
   | "indicate-after-terminate"
-  | "wire-after-terminate";
+  | "wire-after-terminate"
+  | "keep-lent-views";
 
 /** Counters, for tests and benchmarks. */
 export interface TargetStats {

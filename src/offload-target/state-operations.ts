@@ -20,7 +20,7 @@ import { Duration, Instant } from "../time/instant.js";
 import { assert } from "../util/errors.js";
 import { TcpConnection } from "../tcp/connection.js";
 import type { TcpSnapshot } from "../tcp/types.js";
-import { advance, chainLength, forEachSegment, linkNbls } from "../nbl/chain.js";
+import { advance, type BufferChain, chainLength, forEachSegment, linkNbls } from "../nbl/chain.js";
 import type { NetBufferList } from "../nbl/nbl.js";
 import { macEquals, MAC_ZERO } from "../wire/ethernet.js";
 import { type IpAddr, ipEquals, ipKey, ipVersion } from "../wire/ip-addr.js";
@@ -104,14 +104,12 @@ export function recordInitiate(t: TargetContext, blockList: OffloadBlockList): v
       t.copies.set(b, "no-memory");
       return;
     }
-    const copy = new Uint8Array(n);
-    let at = 0;
-    forEachSegment(view, 0, n, (bytes, s, e) => {
-      copy.set(bytes.subarray(s, e), at);
-      at += e - s;
-    });
     t.bufferBytesUsed += n;
-    t.copies.set(b, copy);
+    if (t.mutant === "keep-lent-views") {
+      t.keptViews.set(b, view); // IO-19 broken: read at completion, after the loan
+      return;
+    }
+    t.copies.set(b, copyOfChain(view, n));
   });
   t.initiating++; // IO-7: until its completion has returned
   record(t, "initiate", blockList);
@@ -279,6 +277,11 @@ function offloadTcp(
     return "NDIS_STATUS_OFFLOAD_TCP_ENTRIES"; // TcpConnectionOffloadCapacity (spec 3.3)
   if (ca.initialRcvWnd > t.limits.maxRcvWnd) return "NDIS_STATUS_OFFLOAD_TCP_RCV_WINDOW";
   if (!isImportableState(d.state)) return "NDIS_STATUS_FAILURE";
+  const kept = t.keptViews.get(b);
+  if (kept !== undefined) {
+    t.keptViews.delete(b);
+    t.copies.set(b, copyOfChain(kept, chainLength(kept)));
+  }
   const copy = t.copies.get(b);
   if (copy === "no-memory") return "NDIS_STATUS_FAILURE"; // IO-20
   const chain = b.netBufferListChain;
@@ -881,4 +884,15 @@ function isInTree(root: OffloadBlockList, x: OffloadBlockList): boolean {
     if (b === x) found = true;
   });
   return found;
+}
+
+/** The `n` data bytes of `chain`, copied into one array. */
+function copyOfChain(chain: BufferChain, n: number): Uint8Array {
+  const copy = new Uint8Array(n);
+  let at = 0;
+  forEachSegment(chain, 0, n, (bytes, s, e) => {
+    copy.set(bytes.subarray(s, e), at);
+    at += e - s;
+  });
+  return copy;
 }

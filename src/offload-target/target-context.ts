@@ -30,6 +30,7 @@ import { ChunkPool, idlePoolBytes } from "../storage/chunk-pool.js";
 import type { BufferLedger } from "../nbl/ledger.js";
 import type { MacAddr } from "../wire/ethernet.js";
 import type { NetBufferList } from "../nbl/nbl.js";
+import type { BufferChain } from "../nbl/chain.js";
 import type { MiniportOffloadContext, OffloadBlockList } from "../chimney/block-list.js";
 import type { OffloadHost } from "../chimney/contract.js";
 import type { OffloadStatusIndication } from "../chimney/status.js";
@@ -148,6 +149,8 @@ export class TargetContext {
   // State operations (OP-1).
   readonly ops: PendingOp[] = [];
   readonly copies = new Map<OffloadBlockList, BufferedCopy>();
+  /** Mutant "keep-lent-views" only: the lent BufferedData's NBs, read after the loan ended. */
+  readonly keptViews = new Map<OffloadBlockList, BufferChain>();
   bufferBytesUsed = 0;
 
   // Scheduling and the wire.

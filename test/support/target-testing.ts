@@ -624,6 +624,8 @@ export interface OffloadedOpts {
   readonly neighborConst?: NeighborBlock["constState"];
   /** IP version of the connection (default 4: 192.0.2.1 <-> .2; 6: 2001:db8::1 <-> ::2). */
   readonly family?: 4 | 6;
+  /** Revocable loans in the ledger (`LedgerOptions.poisonLoans`; default: the environment's). */
+  readonly poisonLoans?: boolean;
 }
 
 /**
@@ -632,7 +634,7 @@ export interface OffloadedOpts {
  */
 export function offloaded(opts: OffloadedOpts = {}): World {
   const cfg = opts.cfg ?? tcpConfig({ delayedAck: Duration.fromMillis(40), sendBufferSize: 1 << 22 });
-  const ledger = new BufferLedger();
+  const ledger = new BufferLedger({ poisonLoans: opts.poisonLoans });
   const host = new FakeHost(ledger);
   const h = TcpConnection.connect(
     cfg,
