@@ -153,6 +153,10 @@ export function program(): Command {
       "with --offload: microseconds the target takes to complete a state operation (default 0)",
       positiveInt,
     )
+    .option(
+      "--by-folder",
+      "print the per-folder table with the scripts that did not pass split by the kind of their first failure",
+    )
     .action(
       (
         dir: string | undefined,
@@ -163,6 +167,7 @@ export function program(): Command {
           seed: number;
           offload?: boolean;
           offloadDelay?: number;
+          byFolder?: boolean;
         },
       ) => {
         process.exitCode = conformanceCommand(dir, opts);

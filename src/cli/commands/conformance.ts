@@ -26,6 +26,7 @@ import {
 import {
   type ConformanceResult,
   type ConformanceRun,
+  formatByFolder,
   formatSummary,
   listScripts,
   runConformance,
@@ -48,6 +49,8 @@ export interface ConformanceCommandOptions {
   readonly offload?: boolean | undefined;
   /** Offloaded mode: the target's state-operation delay in microseconds (default 0). */
   readonly offloadDelay?: number | undefined;
+  /** Print the per-folder table split by failure kind (`formatByFolder`). */
+  readonly byFolder?: boolean | undefined;
 }
 
 /** The folders of the FreeBSD suite that hold tests (snippets/ holds shared fragments). */
@@ -168,7 +171,7 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
     }
     run = summarize(results, performance.now() - started);
   }
-  process.stdout.write(`${formatSummary(run)}\n`);
+  process.stdout.write(`${o.byFolder === true ? formatByFolder(run) : formatSummary(run)}\n`);
   process.stdout.write(`(${run.results.length} scripts in ${run.elapsedMs.toFixed(0)} ms)\n`);
   if (mode === "offload") {
     const a = offloadSummary(run.results);

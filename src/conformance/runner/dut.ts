@@ -78,6 +78,7 @@ import {
   OffloadDevice,
   PINNED_NEIGHBOR_CONFIG,
 } from "./device.js";
+import { detectUnsupported, detectUnsupportedText, UNSUPPORTED_FEATURES } from "./features.js";
 import { icmpNumbers } from "./icmp.js";
 import { applySysctl, defaultSettings, type DutSettings, type LenientRuleName } from "./policy.js";
 import { runPyAsserts } from "./pycode.js";
@@ -122,7 +123,32 @@ export interface ScriptResult {
   readonly defines: readonly string[];
   /** What the chimney did (offload mode only; undefined in host mode or before a stack existed). */
   readonly offload: OffloadActivity | undefined;
+  /** What kind of first failure stopped the script (undefined when it passed). */
+  readonly failure: FailureKind | undefined;
+  /** The missing feature or option the script needs, when `failure` is "unsupported". */
+  readonly unsupported: string | undefined;
 }
+
+/**
+ * The kinds of first failure, for reports:
+ * - `unsupported`: the script needs a feature or option we do not have (`features.ts`);
+ * - `runner`: the runner cannot express something the script does (a gap of ours to close);
+ * - `packet`: a packet differed from the script's, or did not come;
+ * - `timing`: a packet or a blocking call came outside the tolerance;
+ * - `syscall`: a system call's or a shell command's result differed;
+ * - `assert`: a `%{ }%` assertion failed;
+ * - `stack`: the stack threw;
+ * - `parse`: the script does not parse.
+ */
+export type FailureKind =
+  | "unsupported"
+  | "runner"
+  | "packet"
+  | "timing"
+  | "syscall"
+  | "assert"
+  | "stack"
+  | "parse";
 
 /** What the chimney did during one script (offload mode). */
 export interface OffloadActivity {
@@ -201,10 +227,17 @@ export function chooseDefines(script: PdScript): string[] {
 export function runScript(text: string, options: RunScriptOptions): ScriptResult {
   const parsed = parsePacketdrill(text, { file: options.file });
   if (!parsed.ok) {
+    // A script that does not parse but needs a missing feature is counted under that feature.
+    const feature = detectUnsupportedText(text);
     return {
       file: options.file,
       passed: false,
-      message: parsed.error.message,
+      failure: feature === undefined ? "parse" : "unsupported",
+      unsupported: feature,
+      message:
+        feature === undefined
+          ? parsed.error.message
+          : `${options.file}: unsupported: ${feature} (${UNSUPPORTED_FEATURES[feature]}); it does not parse either: ${parsed.error.message}`,
       rulesUsed: [],
       unmapped: [],
       frames: [],
@@ -217,7 +250,13 @@ export function runScript(text: string, options: RunScriptOptions): ScriptResult
 }
 
 /** Thrown inside a run to stop it at the first failure. */
-class ScriptFailure extends Error {}
+class ScriptFailure extends Error {
+  readonly kind: FailureKind;
+  constructor(message: string, kind: FailureKind) {
+    super(message);
+    this.kind = kind;
+  }
+}
 
 interface Sock {
   readonly fd: number;
@@ -329,6 +368,8 @@ class ScriptRun {
   #ports: { local: number; remote: number } | undefined;
   /** The socket of the last system call (the one `%{ }%` snippets look at). */
   #lastFd: number | undefined;
+  /** What `#unsupported` named. */
+  #unsupportedWhat: string | undefined;
 
   constructor(script: PdScript, opts: RunScriptOptions) {
     this.#script = script;
@@ -343,18 +384,27 @@ class ScriptRun {
   run(): ScriptResult {
     const defines = chooseDefines(this.#script);
     let message: string | undefined;
+    let failure: FailureKind | undefined;
     try {
-      if (this.#script.options.some((o) => o.name === "ip_version" && o.value === "ipv4-mapped-ipv6")) {
-        this.#fail("ipv4-mapped-ipv6 sockets are not supported");
+      const events = selectEvents(this.#script, defines);
+      const use = detectUnsupported(this.#script, events);
+      if (use !== undefined) {
+        this.#line = use.line;
+        this.#unsupported(use.feature, UNSUPPORTED_FEATURES[use.feature]);
       }
-      for (const ev of selectEvents(this.#script, defines)) this.#event(ev);
+      for (const ev of events) this.#event(ev);
     } catch (e) {
-      if (e instanceof ScriptFailure) message = e.message;
-      else if (e instanceof StackError)
+      if (e instanceof ScriptFailure) {
+        message = e.message;
+        failure = e.kind;
+      } else if (e instanceof StackError) {
         message = `${this.#opts.file}:${this.#line}: stack threw ${e.code}: ${e.message}`;
-      else throw e;
+        failure = "stack";
+      } else throw e;
     }
     return {
+      failure,
+      unsupported: failure === "unsupported" ? this.#unsupportedWhat : undefined,
       file: this.#opts.file,
       passed: message === undefined,
       message,
@@ -366,8 +416,14 @@ class ScriptRun {
     };
   }
 
-  #fail(text: string): never {
-    throw new ScriptFailure(`${this.#opts.file}:${this.#line}: ${text}`);
+  #fail(text: string, kind: FailureKind): never {
+    throw new ScriptFailure(`${this.#opts.file}:${this.#line}: ${text}`, kind);
+  }
+
+  /** Stops the script as "unsupported: <what>" (a feature or an option we do not have). */
+  #unsupported(what: string, reason: string): never {
+    this.#unsupportedWhat = what;
+    this.#fail(`unsupported: ${what} (${reason})`, "unsupported");
   }
 
   // -------------------------------------------------------------------------------------------
@@ -573,7 +629,8 @@ class ScriptRun {
     if (q === undefined) return "CLOSED"; // retired: it ended while offloaded
     this.#drain();
     if (!q.done) return info.lastState; // the target completes it later (operation delay)
-    if (q.delegated === undefined) this.#fail(`QueryOffload of ${c.toString()} failed (${String(q.status)})`);
+    if (q.delegated === undefined)
+      this.#fail(`QueryOffload of ${c.toString()} failed (${String(q.status)})`, "stack");
     info.lastState = fromOffloadConnectionState(q.delegated.state);
     return info.lastState;
   }
@@ -600,7 +657,7 @@ class ScriptRun {
   #inject(ev: PdPacketEvent): void {
     const p = ev.packet;
     if (p.outer.length > 0)
-      this.#fail("explicit outer IP headers (ipv4/ipv6 ...:) are not supported by the runner");
+      this.#fail("explicit outer IP headers (ipv4/ipv6 ...:) are not supported by the runner", "runner");
     let frame: Uint8Array;
     switch (p.protocol) {
       case "tcp":
@@ -610,7 +667,7 @@ class ScriptRun {
         frame = this.#inboundIcmp(p);
         break;
       case "udp":
-        this.#fail("inbound UDP is not supported by the runner");
+        this.#fail("inbound UDP is not supported by the runner", "runner");
     }
     this.#ensureStack();
     if (this.#opts.capture === true) {
@@ -625,7 +682,7 @@ class ScriptRun {
   }
 
   #inboundTcp(p: PdTcpPacket): TcpRepr {
-    if (p.udpEncaps !== undefined) this.#fail("TCP over UDP (/udp(...)) is not supported by the runner");
+    if (p.udpEncaps !== undefined) this.#unsupported("tcp-over-udp", UNSUPPORTED_FEATURES["tcp-over-udp"]);
     const ports = p.ports ?? { src: this.#defaultPorts().remote, dst: this.#defaultPorts().local };
     const isn = this.#localIsn ?? Seq.of(0);
     const seq = p.seq.kind === "range" ? Seq.of(p.seq.start) : Seq.of(0);
@@ -663,7 +720,7 @@ class ScriptRun {
             unknown.push({ kind: 19, data: hexBytes(o.digest, 16) });
             break;
           case "fastopen":
-            if (o.symbolic) this.#fail(`fast open cookie ${o.cookie} is a symbol the script does not define`);
+            if (o.symbolic) this.#unsupported("fast-open", UNSUPPORTED_FEATURES["fast-open"]);
             unknown.push({ kind: o.experimental ? 254 : 34, data: hexBytes(o.cookie, 0) });
             break;
           case "nop":
@@ -692,13 +749,15 @@ class ScriptRun {
 
   #inboundIcmp(p: PdIcmpPacket): Uint8Array {
     const nums = icmpNumbers(this.#v6 ? 6 : 4, p.type, p.code);
-    if (typeof nums === "string") this.#fail(nums);
+    if (typeof nums === "string") this.#fail(nums, "runner");
     const ports = this.#defaultPorts();
     const isn = this.#localIsn ?? Seq.of(0);
     let quoted: Uint8Array = new Uint8Array(0);
     if (p.echoed !== undefined) {
-      if (p.echoed.protocol !== "tcp") this.#fail(`ICMP quoting ${p.echoed.protocol} is not supported`);
-      if (p.echoed.udpEncaps !== undefined) this.#fail("ICMP quoting TCP over UDP is not supported");
+      if (p.echoed.protocol !== "tcp")
+        this.#fail(`ICMP quoting ${p.echoed.protocol} is not supported`, "runner");
+      if (p.echoed.udpEncaps !== undefined)
+        this.#unsupported("tcp-over-udp", UNSUPPORTED_FEATURES["tcp-over-udp"]);
       const seq = p.echoed.seq.kind === "range" ? p.echoed.seq.start : 0;
       const q = emitTcpPacket({
         ip: { src: this.#local, dst: this.#remote },
@@ -756,20 +815,25 @@ class ScriptRun {
     const got = this.#out.shift();
     if (got === undefined) {
       this.#now = Math.max(this.#now, hi);
-      this.#fail(`expected ${printPacket(p)} at ${secs(start)} got nothing by ${secs(hi)}`);
+      this.#fail(`expected ${printPacket(p)} at ${secs(start)} got nothing by ${secs(hi)}`, "packet");
     }
     this.#now = Math.max(this.#now, got.time);
     const decoded = decodeIpPacket(got.bytes);
     const gotText = formatPacket(decoded);
     if (got.time < lo || got.time > hi) {
-      this.#fail(`expected ${printPacket(p)} at ${secs(start)} got ${gotText} at ${secs(got.time)} (timing)`);
+      this.#fail(
+        `expected ${printPacket(p)} at ${secs(start)} got ${gotText} at ${secs(got.time)} (timing)`,
+        "timing",
+      );
     }
-    if (p.protocol !== "tcp") this.#fail(`expected ${printPacket(p)} got ${gotText} (only TCP is compared)`);
+    if (p.protocol !== "tcp")
+      this.#fail(`expected ${printPacket(p)} got ${gotText} (only TCP is compared)`, "packet");
     const t = decoded.transport;
-    if (t?.kind !== "tcp") this.#fail(`expected ${printPacket(p)} got ${gotText}`);
-    if (p.udpEncaps !== undefined) this.#fail(`expected ${printPacket(p)}: TCP over UDP is not supported`);
+    if (t?.kind !== "tcp") this.#fail(`expected ${printPacket(p)} got ${gotText}`, "packet");
+    if (p.udpEncaps !== undefined) this.#unsupported("tcp-over-udp", UNSUPPORTED_FEATURES["tcp-over-udp"]);
     const diffs = this.#compareTcp(p, t.tcp);
-    if (diffs.length > 0) this.#fail(`expected ${printPacket(p)} got ${gotText} [${diffs.join("; ")}]`);
+    if (diffs.length > 0)
+      this.#fail(`expected ${printPacket(p)} got ${gotText} [${diffs.join("; ")}]`, "packet");
   }
 
   /** Differences between the expected packet and ours (empty when they match). */
@@ -889,7 +953,7 @@ class ScriptRun {
     const wantText = wantErrno === undefined ? printExpr(ev.result) : `${printExpr(ev.result)} ${wantErrno}`;
     const errnoOk = sameErrno(wantErrno, r.errno);
     if ((want !== undefined && want !== r.value) || !errnoOk) {
-      this.#fail(`expected ${ev.name}() = ${wantText} got ${gotText}`);
+      this.#fail(`expected ${ev.name}() = ${wantText} got ${gotText}`, "syscall");
     }
   }
 
@@ -900,7 +964,7 @@ class ScriptRun {
         return e.value;
       case "word": {
         const v = SYMBOL_VALUES[e.name];
-        if (v === undefined) this.#fail(`unknown symbol ${e.name}`);
+        if (v === undefined) this.#fail(`unknown symbol ${e.name}`, "runner");
         return v;
       }
       case "binary": {
@@ -913,14 +977,14 @@ class ScriptRun {
       case "ellipsis":
         return undefined;
       default:
-        this.#fail(`unsupported expression ${printExpr(e)}`);
+        this.#fail(`unsupported expression ${printExpr(e)}`, "runner");
     }
   }
 
   #sock(ev: PdSyscallEvent): Sock {
     const fd = this.#intOf(ev.args[0]);
     const s = fd === undefined ? undefined : this.#socks.get(fd);
-    if (s === undefined) this.#fail(`${ev.name}: fd ${String(fd)} is not open`);
+    if (s === undefined) this.#fail(`${ev.name}: fd ${String(fd)} is not open`, "syscall");
     return s;
   }
 
@@ -956,7 +1020,7 @@ class ScriptRun {
           s.nonblock = ((this.#intOf(a[2]) ?? 0) & SYMBOLS.O_NONBLOCK) !== 0;
           return OK0;
         }
-        this.#fail(`fcntl ${cmd} is not supported`);
+        this.#fail(`fcntl ${cmd} is not supported`, "runner");
         break;
       }
       case "setsockopt":
@@ -1016,7 +1080,7 @@ class ScriptRun {
         return OK0;
       }
       default:
-        this.#fail(`system call ${ev.name} is not supported`);
+        this.#fail(`system call ${ev.name} is not supported`, "runner");
     }
   }
 
@@ -1088,7 +1152,7 @@ class ScriptRun {
         this.#settings.tcp.sendBufferSize = v;
         return OK0;
       default:
-        this.#fail(`setsockopt ${name} is not supported`);
+        this.#fail(`setsockopt ${name} is not supported`, "runner");
     }
   }
 
@@ -1109,11 +1173,12 @@ class ScriptRun {
         got = this.#stack?.tcpConfig.recvBufferSize ?? this.#settings.tcp.recvBufferSize ?? 65536;
         break;
       default:
-        this.#fail(`getsockopt ${name} is not supported`);
+        this.#fail(`getsockopt ${name} is not supported`, "runner");
     }
     if (want === undefined || want.kind === "ellipsis") return OK0;
     if (want.kind === "word" && typeof got === "string") {
-      if (!sameErrno(want.name, got)) this.#fail(`expected getsockopt ${name} = ${want.name} got ${got}`);
+      if (!sameErrno(want.name, got))
+        this.#fail(`expected getsockopt ${name} = ${want.name} got ${got}`, "syscall");
       return OK0;
     }
     const w = want.kind === "word" ? undefined : this.#intOf(want);
@@ -1124,7 +1189,7 @@ class ScriptRun {
       if (name === "SO_RCVBUF" && typeof got === "number" && w !== undefined && Math.abs(w - got) < mss) {
         this.#rules.add("rcvbuf-mss-rounding");
       } else {
-        this.#fail(`expected getsockopt ${name} = ${printExpr(want)} got ${String(got)}`);
+        this.#fail(`expected getsockopt ${name} = ${printExpr(want)} got ${String(got)}`, "syscall");
       }
     }
     return OK0;
@@ -1145,7 +1210,7 @@ class ScriptRun {
     }
     if (c === undefined) {
       if (s.nonblock) return { value: -1, errno: "EWOULDBLOCK" };
-      this.#fail("accept() would block forever: no connection completed");
+      this.#fail("accept() would block forever: no connection completed", "syscall");
     }
     const fd = this.#newFd();
     this.#socks.set(fd, {
@@ -1181,9 +1246,12 @@ class ScriptRun {
     ) {
       this.#advanceTo(d);
     }
-    if (!done()) this.#fail("blocking connect() did not complete");
+    if (!done()) this.#fail("blocking connect() did not complete", "syscall");
     if (ev.endUsecs !== undefined && Math.abs(this.#now - ev.endUsecs) > this.#tolerance) {
-      this.#fail(`expected connect() to return at ${secs(ev.endUsecs)} got ${secs(this.#now)} (timing)`);
+      this.#fail(
+        `expected connect() to return at ${secs(ev.endUsecs)} got ${secs(this.#now)} (timing)`,
+        "timing",
+      );
     }
     if (c.connected && !this.#isClosed(c)) return OK0;
     return this.#connError(s, "ECONNREFUSED");
@@ -1204,7 +1272,7 @@ class ScriptRun {
     if (tcp.error !== undefined && !s.errorTaken) return this.#connError(s, tcp.error);
     if (tcp.state === "CLOSED") return { value: 0, errno: undefined };
     if (s.nonblock) return { value: -1, errno: "EWOULDBLOCK" };
-    this.#fail("read() would block");
+    this.#fail("read() would block", "syscall");
   }
 
   /** `read` on an offloaded connection: from what the manager holds, then what events said. */
@@ -1224,7 +1292,7 @@ class ScriptRun {
     if (info?.error !== undefined && !s.errorTaken) return this.#connError(s, info.error);
     if (info?.closed === true) return { value: 0, errno: undefined };
     if (s.nonblock) return { value: -1, errno: "EWOULDBLOCK" };
-    this.#fail("read() would block");
+    this.#fail("read() would block", "syscall");
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1243,7 +1311,7 @@ class ScriptRun {
           unmapped: [...this.#settings.unmapped],
         };
         const e = applySysctl(probe, sysctl[1], sysctl[2]);
-        if (e !== undefined) this.#fail(e);
+        if (e !== undefined) this.#fail(e, "runner");
         // The host-level knobs can change on a live stack.
         this.#settings.icmpMayRst = probe.icmpMayRst;
         this.#stack.icmpMayAbort = probe.icmpMayRst;
@@ -1252,7 +1320,7 @@ class ScriptRun {
         return;
       }
       const e = applySysctl(this.#settings, sysctl[1], sysctl[2]);
-      if (e !== undefined) this.#fail(e);
+      if (e !== undefined) this.#fail(e, "runner");
       return;
     }
     const drop = /^tcpdrop\s+-s\s+(\w+)$/.exec(text);
@@ -1268,10 +1336,10 @@ class ScriptRun {
     }
     if (text.startsWith("sockstat")) {
       const out = this.#sockstat(text);
-      if (out !== undefined) this.#fail(`command \`${text}\` failed: ${out}`);
+      if (out !== undefined) this.#fail(`command \`${text}\` failed: ${out}`, "syscall");
       return;
     }
-    this.#fail(`command \`${text}\` is not supported`);
+    this.#fail(`command \`${text}\` is not supported`, "runner");
   }
 
   /** Emulates `sockstat [-4|-6] -P tcp [-p port] -s | grep ...`; returns why it failed, if it did. */
@@ -1336,7 +1404,7 @@ class ScriptRun {
       tcp !== undefined ? tcpInfo(tcp) : conn === undefined ? undefined : this.#info.get(conn)?.tcpi;
     const env: Record<string, number> = { ...info, tcpi_state: TCPI_STATE[state] };
     const r = runPyAsserts(code, env);
-    if (!r.ok) this.#fail(`expected %{ ${code} }% got ${r.error}`);
+    if (!r.ok) this.#fail(`expected %{ ${code} }% got ${r.error}`, "assert");
   }
 }
 

@@ -4,6 +4,7 @@ import { chooseDefines, runScript } from "./dut.js";
 import { checkKnownFailures, parseKnownFailures } from "./known-failures.js";
 import { applySysctl, defaultSettings } from "./policy.js";
 import { runPyAsserts } from "./pycode.js";
+import { formatByFolder, summarize, type Verdict } from "./run.js";
 import { parsePacketdrill } from "../packetdrill/index.js";
 
 /** A passive open and close, written the way the FreeBSD suite writes its scripts. */
@@ -77,7 +78,7 @@ void describe("runScript", () => {
   });
 });
 
-void test("TCP over UDP segments and symbolic fast open cookies fail the script with a clear message", () => {
+void test("TCP over UDP, fast open and TCP-MD5 classify the script as unsupported, before it runs", () => {
   const inbound = runScript(
     LISTEN_SCRIPT.replace(
       "+0.10 < S  0:0(0) win 32767 <mss 1460,sackOK,eol,eol>",
@@ -86,22 +87,65 @@ void test("TCP over UDP segments and symbolic fast open cookies fail the script 
     { file: "u.pkt" },
   );
   assert.equal(inbound.passed, false);
-  assert.match(inbound.message ?? "", /^u\.pkt:9: TCP over UDP \(\/udp\(\.\.\.\)\) is not supported/);
-  const outbound = runScript(
-    LISTEN_SCRIPT.replace(
-      "+0.00 > S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,eol,eol>",
-      "+0.00 > S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,eol,eol>/udp(9811 > 1)",
-    ),
-    { file: "v.pkt" },
-  );
-  assert.equal(outbound.passed, false);
-  assert.match(outbound.message ?? "", /^v\.pkt:10: .*TCP over UDP is not supported/);
+  assert.equal(inbound.failure, "unsupported");
+  assert.equal(inbound.unsupported, "tcp-over-udp");
+  assert.match(inbound.message ?? "", /^u\.pkt:9: unsupported: tcp-over-udp \(TCP over UDP/);
   const cookie = runScript(
     LISTEN_SCRIPT.replace("<mss 1460,sackOK,eol,eol>", "<mss 1460,sackOK,FO TFO_COOKIE>"),
     { file: "w.pkt" },
   );
-  assert.equal(cookie.passed, false);
-  assert.match(cookie.message ?? "", /^w\.pkt:9: fast open cookie TFO_COOKIE is a symbol/);
+  assert.equal(cookie.unsupported, "fast-open");
+  const sysctl = runScript(
+    LISTEN_SCRIPT.replace("rfc1323=1", "rfc1323=1\`\n+0 \`sysctl -w net.inet.tcp.fastopen.client_enable=1"),
+    { file: "f.pkt" },
+  );
+  assert.equal(sysctl.unsupported, "fast-open");
+  // Setting the feature off is not using it.
+  const off = runScript(
+    LISTEN_SCRIPT.replace("rfc1323=1", "rfc1323=1\`\n+0 \`sysctl -w net.inet.tcp.fastopen.client_enable=0"),
+    { file: "g.pkt" },
+  );
+  assert.equal(off.failure, "runner", "fastopen.client_enable=0 is not a use of fast open");
+  const md5 = runScript(`--tcp_md5_secret=secret\n${LISTEN_SCRIPT}`, { file: "m.pkt" });
+  assert.equal(md5.unsupported, "tcp-md5");
+  // A script that does not parse is looked at as text; its parse error stays in the message.
+  const broken = runScript("s// x\n0 setsockopt(3, IPPROTO_TCP, TCP_FASTOPEN, [1], 4) = 0\n", {
+    file: "b.pkt",
+  });
+  assert.equal(broken.failure, "unsupported");
+  assert.match(
+    broken.message ?? "",
+    /unsupported: fast-open .*does not parse either: .*expected an event time/,
+  );
+  const garbage = runScript("s// x\n", { file: "c.pkt" });
+  assert.equal(garbage.failure, "parse");
+});
+
+void test("the by-folder table splits what did not pass by the kind of its first failure", () => {
+  const results = [
+    runScript(LISTEN_SCRIPT, { file: "a/one.pkt" }),
+    runScript(LISTEN_SCRIPT.replace("ack 1 win 65535", "ack 9 win 65535"), { file: "a/two.pkt" }),
+    runScript(`--udp_encapsulation=tcp\n${LISTEN_SCRIPT}`, { file: "b/three.pkt" }),
+    runScript(LISTEN_SCRIPT.replace("listen(3, 1)", "frobnicate(3, 1)"), { file: "b/four.pkt" }),
+  ].map((r) => ({
+    ...r,
+    verdict: (r.passed ? "pass" : r.failure === "unsupported" ? "unsupported" : "fail") as Verdict,
+    pcap: undefined,
+  }));
+  const run = summarize(results, 0);
+  assert.deepEqual(
+    run.folders.map((f) => [f.folder, f.total, f.pass, f.unsupported, f.byKind]),
+    [
+      ["a", 2, 1, 0, { packet: 1 }],
+      ["b", 2, 0, 1, { unsupported: 1, runner: 1 }],
+    ],
+  );
+  const text = formatByFolder(run);
+  const lines = text.split("\n");
+  assert.match(lines[0] ?? "", /^folder\s+scripts\s+pass\s+known\s+x-unsupported\s+x-runner\s+x-packet/);
+  assert.match(lines[1] ?? "", /^a\s+2\s+1\s+0\s+0\s+0\s+1\s+.*50\.0$/);
+  assert.match(lines[3] ?? "", /^all\s+4\s+1\s+0\s+1\s+1\s+1\s+.*25\.0$/);
+  assert.match(text, /^unsupported: tcp-over-udp 1$/m);
 });
 
 void test("STANDARD branches are chosen over FreeBSD ones", () => {
