@@ -96,13 +96,13 @@ void test("TCP over UDP, fast open and TCP-MD5 classify the script as unsupporte
   );
   assert.equal(cookie.unsupported, "fast-open");
   const sysctl = runScript(
-    LISTEN_SCRIPT.replace("rfc1323=1", "rfc1323=1\`\n+0 \`sysctl -w net.inet.tcp.fastopen.client_enable=1"),
+    LISTEN_SCRIPT.replace("rfc1323=1", "rfc1323=1`\n+0 `sysctl -w net.inet.tcp.fastopen.client_enable=1"),
     { file: "f.pkt" },
   );
   assert.equal(sysctl.unsupported, "fast-open");
   // Setting the feature off is not using it.
   const off = runScript(
-    LISTEN_SCRIPT.replace("rfc1323=1", "rfc1323=1\`\n+0 \`sysctl -w net.inet.tcp.fastopen.client_enable=0"),
+    LISTEN_SCRIPT.replace("rfc1323=1", "rfc1323=1`\n+0 `sysctl -w net.inet.tcp.fastopen.client_enable=0"),
     { file: "g.pkt" },
   );
   assert.equal(off.failure, "runner", "fastopen.client_enable=0 is not a use of fast open");
@@ -127,11 +127,10 @@ void test("the by-folder table splits what did not pass by the kind of its first
     runScript(LISTEN_SCRIPT.replace("ack 1 win 65535", "ack 9 win 65535"), { file: "a/two.pkt" }),
     runScript(`--udp_encapsulation=tcp\n${LISTEN_SCRIPT}`, { file: "b/three.pkt" }),
     runScript(LISTEN_SCRIPT.replace("listen(3, 1)", "frobnicate(3, 1)"), { file: "b/four.pkt" }),
-  ].map((r) => ({
-    ...r,
-    verdict: (r.passed ? "pass" : r.failure === "unsupported" ? "unsupported" : "fail") as Verdict,
-    pcap: undefined,
-  }));
+  ].map((r) => {
+    const verdict: Verdict = r.passed ? "pass" : r.failure === "unsupported" ? "unsupported" : "fail";
+    return { ...r, verdict, pcap: undefined };
+  });
   const run = summarize(results, 0);
   assert.deepEqual(
     run.folders.map((f) => [f.folder, f.total, f.pass, f.unsupported, f.byKind]),
