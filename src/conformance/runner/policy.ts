@@ -30,6 +30,8 @@ export function defaultSettings(): DutSettings {
     // 200 ms; no delayed-ACK effects at the time scale of these scripts are relied upon.
     // SYNs: FreeBSD retransmits a SYN up to 10 times (TCP_MAXRXTSHIFT less its SYN margin),
     // RTOs capped at TCPTV_REXMTMAX = 64 s.
+    // Delayed ACKs after net.inet.tcp.delacktime (100 ms); keep-alive after keepidle (2 h),
+    // keepintvl (75 s) and keepcnt (8); connections not established within keepinit (75 s) fail.
     tcp: {
       recvBufferSize: 65536,
       sendBufferSize: 32768,
@@ -37,6 +39,11 @@ export function defaultSettings(): DutSettings {
       synRetries: 10,
       maxRto: Duration.fromSeconds(64),
       dropSynFin: false, // net.inet.tcp.drop_synfin defaults to 0
+      delayedAck: Duration.fromMillis(100),
+      keepAliveIdle: Duration.fromSeconds(7200),
+      keepAliveInterval: Duration.fromSeconds(75),
+      keepAliveProbes: 8,
+      connectTimeout: Duration.fromSeconds(75),
     },
     unmapped: [],
     maxSockBuf: 2097152,
@@ -55,6 +62,8 @@ export interface SysctlRule {
    * in `DutSettings.unmapped`; the script may still pass if it does not depend on it).
    */
   readonly apply: (s: DutSettings, value: number) => boolean;
+  /** For a sysctl whose value is not one integer: applies the text instead of `apply`. */
+  readonly applyText?: ((s: DutSettings, value: string) => boolean) | undefined;
 }
 
 const on = (v: number): boolean => v !== 0;
@@ -185,6 +194,100 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
       return true;
     },
   },
+  "net.inet.tcp.delacktime": {
+    meaning: "delayed-ACK timeout in ms -> delayedAck (FreeBSD default 100)",
+    apply: (s, v) => {
+      if (v < 0 || v > 500) return false;
+      s.tcp.delayedAck = Duration.fromMillis(v);
+      return true;
+    },
+  },
+  "net.inet.tcp.keepidle": {
+    meaning: "idle time before the first keep-alive in ms -> keepAliveIdle (FreeBSD default 7200000)",
+    apply: (s, v) => {
+      if (v <= 0) return false;
+      s.tcp.keepAliveIdle = Duration.fromMillis(v);
+      return true;
+    },
+  },
+  "net.inet.tcp.keepintvl": {
+    meaning: "interval between keep-alive probes in ms -> keepAliveInterval (FreeBSD default 75000)",
+    apply: (s, v) => {
+      if (v <= 0) return false;
+      s.tcp.keepAliveInterval = Duration.fromMillis(v);
+      return true;
+    },
+  },
+  "net.inet.tcp.keepcnt": {
+    meaning:
+      "unanswered keep-alive probes before the connection drops -> keepAliveProbes (FreeBSD default 8)",
+    apply: (s, v) => {
+      if (v < 1 || v > 255) return false;
+      s.tcp.keepAliveProbes = v;
+      return true;
+    },
+  },
+  "net.inet.tcp.mssdflt": {
+    meaning:
+      "the send MSS assumed when the peer's SYN has no MSS option: 536 for IPv4 in our engine (RFC 9293 3.7.1), no other value",
+    apply: (_s, v) => v === 536,
+  },
+  "net.inet.tcp.v6mssdflt": {
+    meaning: "the same for IPv6: 1220 in our engine (RFC 8200's minimum MTU less headers), no other value",
+    apply: (_s, v) => v === 1220,
+  },
+  "net.inet.tcp.minmss": {
+    meaning:
+      "the smallest MSS accepted from a peer: our engine's floor (64) is fixed; 216 (FreeBSD's default) and below are accepted",
+    apply: (_s, v) => v <= 216,
+  },
+  "net.inet.tcp.syncookies": {
+    meaning:
+      "SYN cookies when the SYN queue is full: the host stack always does (RFC 4987 3.6); 1 is the default",
+    apply: (_s, v) => v === 1,
+  },
+  "net.inet.tcp.syncookies_only": {
+    meaning: "SYN cookies only, no SYN cache: not a knob of ours (0 is the default)",
+    apply: (_s, v) => v === 0,
+  },
+  "net.inet.tcp.path_mtu_discovery": {
+    meaning: "path MTU discovery (DF set, RFC 1191 / 8201): always on here; 1 is the default",
+    apply: (_s, v) => v === 1,
+  },
+  "net.inet.tcp.pmtud_blackhole_detection": {
+    meaning:
+      "PMTU black-hole detection (RFC 4821-style MSS lowering after timeouts): not implemented; 0 is the default",
+    apply: (_s, v) => v === 0,
+  },
+  "net.inet.tcp.pmtud_blackhole_mss": {
+    meaning: "the MSS black-hole detection falls back to: no effect while detection is off",
+    apply: () => true,
+  },
+  "net.inet.tcp.v6pmtud_blackhole_mss": {
+    meaning: "the same for IPv6: no effect while detection is off",
+    apply: () => true,
+  },
+  "net.inet.tcp.tolerate_missing_ts": {
+    meaning:
+      "accept segments without timestamps on a timestamp connection (RFC 7323 3.2 says drop them): we accept them, as FreeBSD's default 1 does; 0 is not a knob of ours",
+    apply: (_s, v) => v === 1,
+  },
+  "net.inet.tcp.udp_tunneling_overhead": {
+    meaning: "bytes of UDP encapsulation to leave room for: no effect without TCP over UDP",
+    apply: () => true,
+  },
+  "net.inet.tcp.udp_tunneling_port": {
+    meaning: "TCP over UDP's port: 0 (off) is the default; any other value is the tcp-over-udp feature",
+    apply: (_s, v) => v === 0,
+  },
+  "net.inet.tcp.fastopen.client_enable": {
+    meaning: "TCP Fast Open for active opens: 0 (off) is what we do; 1 is the fast-open feature",
+    apply: (_s, v) => v === 0,
+  },
+  "net.inet.tcp.fastopen.server_enable": {
+    meaning: "TCP Fast Open for passive opens: 0 (off) is what we do; 1 is the fast-open feature",
+    apply: (_s, v) => v === 0,
+  },
   "net.inet.tcp.icmp_may_rst": {
     meaning:
       "ICMP hard errors may abort a connection in SYN-SENT -> HostStack.icmpMayAbort (may change live)",
@@ -200,15 +303,33 @@ export const SYSCTLS_WITHOUT_KNOB: readonly string[] = [
   "net.inet.tcp.blackhole (host stack)",
   "net.inet.tcp.ecn.enable=1",
   "kern.ipc.maxsockbuf",
+  "net.inet.tcp.mssdflt / v6mssdflt other than 536 / 1220",
+  "net.inet.tcp.syncookies_only=1",
+  "net.inet.tcp.pmtud_blackhole_detection=1",
+  "net.inet.tcp.tolerate_missing_ts=0",
 ];
 
 /**
- * Applies `sysctl -w name=value`. Returns an error text for an unknown sysctl or a value that
- * is not a number, `undefined` otherwise (an unhonoured value is recorded in `s.unmapped`).
+ * Applies `sysctl -w name=value` with a profile's table (FreeBSD's by default). Returns an error
+ * text for an unknown sysctl or a value that is not a number, `undefined` otherwise (an
+ * unhonoured value is recorded in `s.unmapped`). A table may hold rules that take the text
+ * (`SysctlRule.applyText`, for Linux's `tcp_rmem="4096 131072 6291456"` and names like `cubic`).
  */
-export function applySysctl(s: DutSettings, name: string, value: string): string | undefined {
-  const rule = SYSCTL_TABLE[name];
+export function applySysctl(
+  s: DutSettings,
+  name: string,
+  value: string,
+  table: Readonly<Record<string, SysctlRule>> = SYSCTL_TABLE,
+): string | undefined {
+  const rule = table[name];
   if (rule === undefined) return `unknown sysctl ${name}`;
+  if (rule.applyText !== undefined) {
+    if (!rule.applyText(s, value.trim())) {
+      const entry = `${name}=${value}`;
+      if (!s.unmapped.includes(entry)) s.unmapped.push(entry);
+    }
+    return undefined;
+  }
   const v = Number(value);
   if (!Number.isSafeInteger(v)) return `sysctl ${name}: value ${value} is not an integer`;
   if (!rule.apply(s, v)) {
