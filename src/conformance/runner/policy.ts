@@ -40,6 +40,7 @@ export function defaultSettings(): DutSettings {
       maxRto: Duration.fromSeconds(64),
       dropSynFin: false, // net.inet.tcp.drop_synfin defaults to 0
       delayedAck: Duration.fromMillis(100),
+      ackEverySecondSegment: true, // tcp_input: a second segment while an ACK is delayed is ACKed
       keepAliveIdle: Duration.fromSeconds(7200),
       keepAliveInterval: Duration.fromSeconds(75),
       keepAliveProbes: 8,
