@@ -180,6 +180,27 @@ void describe("SYN-SENT: SYN+FIN, data on SYN and SYN-ACK (RFC 9293 3.10.7.3)", 
 });
 
 void describe("SYN options and the retransmission schedule", () => {
+  void test("noOptions on a passive open: a bare SYN-ACK, and nothing is negotiated", () => {
+    const syn: TcpRepr = {
+      ...FROM_PEER,
+      flags: SYN,
+      seq: REMOTE_ISS,
+      ack: Seq.of(0),
+      mss: 1000,
+      windowScale: 6,
+      sackPermitted: true,
+      timestamps: { tsVal: 100, tsEcr: 0 },
+    };
+    const c = TcpConnection.accept(tcpConfig({ noOptions: true }), PARAMS, syn, at(0));
+    const [synAck] = drainTx(c, at(0));
+    assert.ok(synAck !== undefined);
+    assert.equal(synAck.mss, undefined);
+    assert.equal(synAck.windowScale, undefined);
+    assert.equal(synAck.timestamps, undefined);
+    assert.equal(synAck.sackPermitted, false);
+    assert.equal(c.timestampsEnabled, false);
+    assert.equal(c.sackEnabled, false);
+  });
   void test("noOptions: the SYN carries no option and nothing is negotiated", () => {
     const c = TcpConnection.connect(tcpConfig({ noOptions: true }), PARAMS, at(0));
     const [syn] = drainTx(c, at(0));

@@ -1368,16 +1368,16 @@ export class TcpConnection {
     this.#rcvAdv = this.#rcvNxt;
     this.#lastAckSent = this.#rcvNxt;
     this.#peerMss = syn.mss ?? this.#defaultPeerMss;
-    // Only what our own SYN offered can be negotiated (see `#synOffers`).
-    const offers = this.#activeOpen ? this.#synOffers() : undefined;
-    this.#wsOk = (offers?.ws ?? this.#cfg.windowScaling) && syn.windowScale !== undefined;
+    // Only what our own SYN (or SYN-ACK: noOptions holds for it too) offered can be negotiated.
+    const offers = this.#synOffers();
+    this.#wsOk = offers.ws && syn.windowScale !== undefined;
     this.#sndWscale = this.#wsOk ? Math.min(14, syn.windowScale ?? 0) : 0;
-    this.#tsOk = (offers?.ts ?? this.#cfg.timestamps) && syn.tsVal !== undefined;
+    this.#tsOk = offers.ts && syn.tsVal !== undefined;
     if (this.#tsOk) {
       this.#tsRecent = syn.tsVal ?? 0;
       this.#tsRecentAt = now;
     }
-    this.#sackOk = (offers?.sack ?? this.#cfg.sack) && syn.sackPermitted;
+    this.#sackOk = offers.sack && syn.sackPermitted;
     this.#sndWnd = syn.window;
     this.#maxSndWnd = syn.window;
     this.#sndWl1 = syn.irs;
