@@ -9,6 +9,7 @@ import type { TcpConfig } from "../../tcp/config.js";
 import type { DutMode } from "./device.js";
 import { type FailureKind, runScript, type ScriptResult } from "./dut.js";
 import type { KnownFailure } from "./known-failures.js";
+import type { ProfileName } from "./profile.js";
 
 /** Options of `runConformance`. */
 export interface ConformanceOptions {
@@ -28,6 +29,8 @@ export interface ConformanceOptions {
   readonly mode?: DutMode | undefined;
   /** Offload mode: the target's state-operation delay (see `RunScriptOptions.offloadDelayUs`). */
   readonly offloadDelayUs?: number | undefined;
+  /** Whose environment the scripts were written for (default `freebsd`, see `profile.ts`). */
+  readonly profile?: ProfileName | undefined;
 }
 
 /**
@@ -91,6 +94,7 @@ export function runConformance(dir: string, options: ConformanceOptions = {}): C
       capture: wantPcap,
       mode: options.mode,
       offloadDelayUs: options.offloadDelayUs,
+      profile: options.profile,
     });
     const listed = options.known?.has(path) ?? false;
     const verdict: Verdict = r.passed

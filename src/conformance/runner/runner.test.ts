@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { chooseDefines, runScript } from "./dut.js";
-import { checkKnownFailures, parseKnownFailures } from "./known-failures.js";
+import { checkKnownFailures, normaliseFailure, parseKnownFailures } from "./known-failures.js";
 import { applySysctl, defaultSettings } from "./policy.js";
 import { runPyAsserts } from "./pycode.js";
 import { formatByFolder, summarize, type Verdict } from "./run.js";
@@ -202,17 +202,48 @@ void test("python asserts: simple forms evaluate, failures say why", () => {
   assert.equal(runPyAsserts("import os", {}).ok, false);
 });
 
-void test("known failures: reasons are required; new failures and unexpected passes are both reported", () => {
-  assert.equal(parseKnownFailures("a.pkt\n").ok, false);
-  const k = parseKnownFailures("# comment\na.pkt  # why\nb.pkt # why too\nc.pkt # gone\n");
-  assert.ok(k.ok);
+void test("known failures: reasons and expected failures are required; new, passing and changed failures are all reported", () => {
+  assert.equal(parseKnownFailures("a.pkt\n").ok, false, "no reason");
+  assert.equal(parseKnownFailures("a.pkt  # why\n").ok, false, "no expected failure");
+  assert.equal(parseKnownFailures("a.pkt  # why\n= 3: x\n").ok, false, "the = line must be indented");
+  assert.equal(parseKnownFailures("a.pkt  # why\n  = 3: x\na.pkt  # again\n  = 3: x\n").ok, false, "twice");
+  const k = parseKnownFailures(
+    "# comment\na.pkt  # why\n  = 12: expected > S. 0:0(0) ack 1 got … [flags want S.]\nb.pkt # why too\n  = 1: x\nc.pkt # gone\n  = 2: y\ne.pkt # moved\n  = 4: old\nf.pkt # now unsupported\n  = 1: z\n",
+  );
+  assert.ok(k.ok, k.ok ? "" : k.error);
+  assert.equal(k.value.get("a.pkt")?.expect, "12: expected > S. 0:0(0) ack 1 got … [flags want S.]");
   const check = checkKnownFailures(
     new Map([
-      ["a.pkt", false],
-      ["b.pkt", true],
-      ["d.pkt", false],
+      [
+        "a.pkt",
+        {
+          passed: false,
+          message:
+            "a.pkt:12: expected > S. 0:0(0) ack 1 got 192.168.0.1.8080 > 192.0.2.1.47321: Flags [S.], seq 123, ack 7, win 65535, length 0 [flags want S.]",
+        },
+      ],
+      ["b.pkt", { passed: true }],
+      ["d.pkt", { passed: false, message: "d.pkt:1: x" }],
+      ["e.pkt", { passed: false, message: "e.pkt:9: new" }],
+      ["f.pkt", { passed: false, message: "f.pkt:1: unsupported: x", unsupported: true }],
     ]),
     k.value,
   );
-  assert.deepEqual(check, { newFailures: ["d.pkt"], unexpectedPasses: ["b.pkt"], stale: ["c.pkt"] });
+  assert.deepEqual(check, {
+    newFailures: ["d.pkt"],
+    unexpectedPasses: ["b.pkt"],
+    changed: [{ path: "e.pkt", expected: "4: old", got: "9: new" }],
+    stale: ["c.pkt", "f.pkt"],
+  });
+  // The normal form keeps the line, what was expected and the differences, not our packet.
+  assert.equal(
+    normaliseFailure("x.pkt:5: expected > . 1:1(0) ack 4 win 65535 at 0.010000 got nothing by 0.020000"),
+    "5: expected > . 1:1(0) ack 4 win 65535 at 0.010000 got nothing by 0.020000",
+  );
+  assert.equal(
+    normaliseFailure(
+      "x.pkt:52: expected > S. 0:0(0) ack 1 win 65535 <mss 1460> at 1.100000 got 192.168.0.1.8080 > 192.0.2.1.47321: Flags [S.], seq 9, ack 1, win 65535, options [mss 1460], length 0 at 0.100000 (timing)",
+    ),
+    "52: expected > S. 0:0(0) ack 1 win 65535 <mss 1460> at 1.100000 got … at 0.100000 (timing)",
+  );
 });
