@@ -1116,58 +1116,31 @@ class ScriptRun {
       }
       case "read":
       case "recv":
-      case "recvfrom": {
-        const fd = this.#intOf(a[0]);
-        const pipe = fd === undefined ? undefined : this.#files.get(fd);
-        if (isNull(a[1])) return { value: -1, errno: "EFAULT" };
-        const len = this.#intOf(a[2]) ?? 0;
-        if (pipe !== undefined) return this.#pipeRead(pipe, len);
-        const flags = ev.name === "read" ? 0 : (this.#intOf(a[3]) ?? 0);
-        return this.#recv(this.#sock(ev), len, flags, ev);
-      }
+      case "recvfrom":
+      case "write":
+      case "send":
+      case "sendto":
+        return this.#bufferCall(ev);
       case "readv":
-        return this.#recv(
-          this.#sock(ev),
-          this.#shape(() => iovLength(a[1], this.#int)),
-          0,
-          ev,
-        );
-      case "recvmsg": {
+      case "writev": {
+        const len = this.#shape(() => iovLength(a[1], this.#int));
+        const s = this.#sock(ev);
+        return ev.name === "readv" ? this.#recv(s, len, 0, ev) : this.#send(s, len, 0, ev);
+      }
+      case "recvmsg":
+      case "sendmsg": {
         const s = this.#sock(ev);
         const m = this.#shape(() => msgHdr(a[1], this.#int));
         const flags = this.#intOf(a[2]) ?? 0;
-        if ((flags & flag("MSG_ERRQUEUE")) !== 0 && flag("MSG_ERRQUEUE") !== 0) {
+        if (ev.name === "recvmsg" && (flags & flag("MSG_ERRQUEUE")) !== 0 && flag("MSG_ERRQUEUE") !== 0) {
           // No error queue: nothing produces reports (SO_TIMESTAMPING, zero-copy) here.
           return { value: -1, errno: "EAGAIN" };
         }
         if (m.control.length > 0)
-          this.#unsupported("msg_control", "control messages are not produced by our socket layer");
-        return this.#recv(s, m.length, flags, ev);
-      }
-      case "write":
-      case "send":
-      case "sendto": {
-        const fd = this.#intOf(a[0]);
-        const pipe = fd === undefined ? undefined : this.#files.get(fd);
-        if (isNull(a[1])) return { value: -1, errno: "EFAULT" };
-        const len = this.#intOf(a[2]) ?? 0;
-        if (pipe !== undefined) return this.#pipeWrite(pipe, len);
-        const flags = ev.name === "write" ? 0 : (this.#intOf(a[3]) ?? 0);
-        return this.#send(this.#sock(ev), len, flags, ev);
-      }
-      case "writev":
-        return this.#send(
-          this.#sock(ev),
-          this.#shape(() => iovLength(a[1], this.#int)),
-          0,
-          ev,
-        );
-      case "sendmsg": {
-        const s = this.#sock(ev);
-        const m = this.#shape(() => msgHdr(a[1], this.#int));
-        if (m.control.length > 0)
-          this.#unsupported("msg_control", "control messages are not consumed by our socket layer");
-        return this.#send(s, m.length, this.#intOf(a[2]) ?? 0, ev);
+          this.#unsupported("msg_control", "control messages are not part of our socket layer");
+        return ev.name === "recvmsg"
+          ? this.#recv(s, m.length, flags, ev)
+          : this.#send(s, m.length, flags, ev);
       }
       case "shutdown": {
         const s = this.#sock(ev);
@@ -1248,6 +1221,23 @@ class ScriptRun {
       default:
         this.#fail(`system call ${ev.name} is not supported`, "runner");
     }
+  }
+
+  /**
+   * read / recv / recvfrom and write / send / sendto: `(fd, buf, len[, flags, ...])`, on a
+   * socket or a pipe end; a NULL buffer is EFAULT.
+   */
+  #bufferCall(ev: PdSyscallEvent): SyscallResult {
+    const a = ev.args;
+    const reading = ev.name === "read" || ev.name === "recv" || ev.name === "recvfrom";
+    const fd = this.#intOf(a[0]);
+    const pipe = fd === undefined ? undefined : this.#files.get(fd);
+    if (isNull(a[1])) return { value: -1, errno: "EFAULT" };
+    const len = this.#intOf(a[2]) ?? 0;
+    if (pipe !== undefined) return reading ? this.#pipeRead(pipe, len) : this.#pipeWrite(pipe, len);
+    const flags = ev.name === "read" || ev.name === "write" ? 0 : (this.#intOf(a[3]) ?? 0);
+    const s = this.#sock(ev);
+    return reading ? this.#recv(s, len, flags, ev) : this.#send(s, len, flags, ev);
   }
 
   /** Runs an argument reader, turning a shape error into the script's failure. */

@@ -69,6 +69,69 @@ export interface SysctlRule {
 
 const on = (v: number): boolean => v !== 0;
 
+type Tcp = DutSettings["tcp"];
+/** The `TcpConfig` keys of each value type, for the knob constructors below. */
+type KeyOf<T> = {
+  [K in keyof Tcp]-?: NonNullable<Tcp[K]> extends T ? (T extends NonNullable<Tcp[K]> ? K : never) : never;
+}[keyof Tcp];
+
+function set<K extends keyof Tcp>(s: DutSettings, key: K, value: Tcp[K]): void {
+  s.tcp[key] = value;
+}
+
+/** A sysctl that turns a boolean knob on (non-zero) or off (0). */
+export function flagKnob(meaning: string, key: KeyOf<boolean>): SysctlRule {
+  return {
+    meaning,
+    apply: (s, v) => {
+      set(s, key, v !== 0);
+      return true;
+    },
+  };
+}
+
+/**
+ * A sysctl that sets a time knob, in `unit`s; a value outside [min, max] cannot be honoured.
+ */
+export function durationKnob(
+  meaning: string,
+  key: KeyOf<Duration>,
+  unit: "ms" | "s",
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): SysctlRule {
+  return {
+    meaning,
+    apply: (s, v) => {
+      if (v < min || v > max) return false;
+      set(s, key, unit === "ms" ? Duration.fromMillis(v) : Duration.fromSeconds(v));
+      return true;
+    },
+  };
+}
+
+/** A sysctl that sets a count or size knob; a value outside [min, max] cannot be honoured. */
+export function countKnob(
+  meaning: string,
+  key: KeyOf<number>,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): SysctlRule {
+  return {
+    meaning,
+    apply: (s, v) => {
+      if (v < min || v > max) return false;
+      set(s, key, v);
+      return true;
+    },
+  };
+}
+
+/** A sysctl with no knob of ours: the values `ok` accepts are what we do; others are recorded. */
+export function onlyValue(meaning: string, ok: (v: number) => boolean): SysctlRule {
+  return { meaning, apply: (_s, v) => ok(v) };
+}
+
 /**
  * FreeBSD sysctls the suite sets, mapped to `TcpConfig`. Knobs marked "no knob" are ones
  * TcpConfig lacks (listed for the TCP engine's owner); setting them to FreeBSD's default is
@@ -84,19 +147,12 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
       return true;
     },
   },
-  "net.inet.tcp.sack.enable": {
-    meaning: "RFC 2018 SACK -> sack",
-    apply: (s, v) => {
-      s.tcp.sack = on(v);
-      return true;
-    },
-  },
-  "net.inet.tcp.ecn.enable": {
-    meaning:
-      "RFC 3168 ECN. We do not do ECN: 0 (off) and 2 (answer only, never initiate) match a " +
+  "net.inet.tcp.sack.enable": flagKnob("RFC 2018 SACK -> sack", "sack"),
+  "net.inet.tcp.ecn.enable": onlyValue(
+    "RFC 3168 ECN. We do not do ECN: 0 (off) and 2 (answer only, never initiate) match a " +
       "stack without ECN for active opens; 1 (initiate) cannot be honoured",
-    apply: (_s, v) => v === 0 || v === 2,
-  },
+    (v) => v === 0 || v === 2,
+  ),
   "net.inet.tcp.ecn.maxretries": {
     meaning: "SYN retransmissions before ECN is dropped: ECN is off, so it has no effect",
     apply: () => true,
@@ -109,29 +165,16 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
       return true;
     },
   },
-  "net.inet.tcp.recvspace": {
-    meaning: "default receive buffer -> recvBufferSize",
-    apply: (s, v) => {
-      s.tcp.recvBufferSize = v;
-      return true;
-    },
-  },
-  "net.inet.tcp.sendspace": {
-    meaning: "default send buffer -> sendBufferSize",
-    apply: (s, v) => {
-      s.tcp.sendBufferSize = v;
-      return true;
-    },
-  },
+  "net.inet.tcp.recvspace": countKnob("default receive buffer -> recvBufferSize", "recvBufferSize", 1),
+  "net.inet.tcp.sendspace": countKnob("default send buffer -> sendBufferSize", "sendBufferSize", 1),
   "net.inet.tcp.hostcache.purgenow": {
     meaning: "flush the host cache (RTT, MSS): each script gets a fresh stack, so nothing to do",
     apply: () => true,
   },
-  "net.inet.tcp.blackhole": {
-    meaning:
-      "no RST to closed ports: a host-stack policy (the suite only sets 0, the default: answer, RFC 9293 3.10.7.1)",
-    apply: (_s, v) => v === 0,
-  },
+  "net.inet.tcp.blackhole": onlyValue(
+    "no RST to closed ports: a host-stack policy (the suite only sets 0, the default: answer, RFC 9293 3.10.7.1)",
+    (v) => v === 0,
+  ),
   "net.inet.tcp.insecure_rst": {
     meaning: "RFC 5961 section 3 off for RST -> rfc5961Rst = !value",
     apply: (s, v) => {
@@ -148,118 +191,86 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
       return true;
     },
   },
-  "net.inet.tcp.drop_synfin": {
-    meaning:
-      "drop segments with SYN and FIN -> dropSynFin (the engine, for SYN-SENT; a listener's SYN+FIN is the host stack's)",
-    apply: (s, v) => {
-      s.tcp.dropSynFin = on(v);
-      return true;
-    },
-  },
-  "net.inet.tcp.rexmit_initial": {
-    meaning: "initial retransmission timeout in ms -> initialRto",
-    apply: (s, v) => {
-      if (v <= 0) return false;
-      s.tcp.initialRto = Duration.fromMillis(v);
-      return true;
-    },
-  },
-  "net.inet.tcp.rexmit_min": {
-    meaning: "minimum RTO in ms -> minRto",
-    apply: (s, v) => {
-      if (v <= 0) return false;
-      s.tcp.minRto = Duration.fromMillis(v);
-      return true;
-    },
-  },
-  "net.inet.tcp.rexmit_slop": {
-    meaning: "ms added to every backed-off RTO -> rtoSlop (FreeBSD default 200)",
-    apply: (s, v) => {
-      if (v < 0) return false;
-      s.tcp.rtoSlop = Duration.fromMillis(v);
-      return true;
-    },
-  },
-  "net.inet.tcp.rexmit_drop_options": {
-    meaning: "send the third and later SYN retransmissions without options -> synRetransmitDropOptions",
-    apply: (s, v) => {
-      s.tcp.synRetransmitDropOptions = on(v);
-      return true;
-    },
-  },
-  "net.inet.tcp.keepinit": {
-    meaning: "connection-establishment timeout in ms -> connectTimeout",
-    apply: (s, v) => {
-      if (v <= 0) return false;
-      s.tcp.connectTimeout = Duration.fromMillis(v);
-      return true;
-    },
-  },
-  "net.inet.tcp.delacktime": {
-    meaning: "delayed-ACK timeout in ms -> delayedAck (FreeBSD default 100)",
-    apply: (s, v) => {
-      if (v < 0 || v > 500) return false;
-      s.tcp.delayedAck = Duration.fromMillis(v);
-      return true;
-    },
-  },
-  "net.inet.tcp.keepidle": {
-    meaning: "idle time before the first keep-alive in ms -> keepAliveIdle (FreeBSD default 7200000)",
-    apply: (s, v) => {
-      if (v <= 0) return false;
-      s.tcp.keepAliveIdle = Duration.fromMillis(v);
-      return true;
-    },
-  },
-  "net.inet.tcp.keepintvl": {
-    meaning: "interval between keep-alive probes in ms -> keepAliveInterval (FreeBSD default 75000)",
-    apply: (s, v) => {
-      if (v <= 0) return false;
-      s.tcp.keepAliveInterval = Duration.fromMillis(v);
-      return true;
-    },
-  },
-  "net.inet.tcp.keepcnt": {
-    meaning:
-      "unanswered keep-alive probes before the connection drops -> keepAliveProbes (FreeBSD default 8)",
-    apply: (s, v) => {
-      if (v < 1 || v > 255) return false;
-      s.tcp.keepAliveProbes = v;
-      return true;
-    },
-  },
-  "net.inet.tcp.mssdflt": {
-    meaning:
-      "the send MSS assumed when the peer's SYN has no MSS option: 536 for IPv4 in our engine (RFC 9293 3.7.1), no other value",
-    apply: (_s, v) => v === 536,
-  },
-  "net.inet.tcp.v6mssdflt": {
-    meaning: "the same for IPv6: 1220 in our engine (RFC 8200's minimum MTU less headers), no other value",
-    apply: (_s, v) => v === 1220,
-  },
-  "net.inet.tcp.minmss": {
-    meaning:
-      "the smallest MSS accepted from a peer: our engine's floor (64) is fixed; 216 (FreeBSD's default) and below are accepted",
-    apply: (_s, v) => v <= 216,
-  },
-  "net.inet.tcp.syncookies": {
-    meaning:
-      "SYN cookies when the SYN queue is full: the host stack always does (RFC 4987 3.6); 1 is the default",
-    apply: (_s, v) => v === 1,
-  },
-  "net.inet.tcp.syncookies_only": {
-    meaning: "SYN cookies only, no SYN cache: not a knob of ours (0 is the default)",
-    apply: (_s, v) => v === 0,
-  },
-  "net.inet.tcp.path_mtu_discovery": {
-    meaning: "path MTU discovery (DF set, RFC 1191 / 8201): always on here; 1 is the default",
-    apply: (_s, v) => v === 1,
-  },
-  "net.inet.tcp.pmtud_blackhole_detection": {
-    meaning:
-      "PMTU black-hole detection (RFC 4821-style MSS lowering after timeouts): not implemented; 0 is the default",
-    apply: (_s, v) => v === 0,
-  },
+  "net.inet.tcp.drop_synfin": flagKnob(
+    "drop segments with SYN and FIN -> dropSynFin (the engine, for SYN-SENT; a listener's SYN+FIN is the host stack's)",
+    "dropSynFin",
+  ),
+  "net.inet.tcp.rexmit_initial": durationKnob(
+    "initial retransmission timeout in ms -> initialRto",
+    "initialRto",
+    "ms",
+    1,
+  ),
+  "net.inet.tcp.rexmit_min": durationKnob("minimum RTO in ms -> minRto", "minRto", "ms", 1),
+  "net.inet.tcp.rexmit_slop": durationKnob(
+    "ms added to every backed-off RTO -> rtoSlop (FreeBSD default 200)",
+    "rtoSlop",
+    "ms",
+    0,
+  ),
+  "net.inet.tcp.rexmit_drop_options": flagKnob(
+    "send the third and later SYN retransmissions without options -> synRetransmitDropOptions",
+    "synRetransmitDropOptions",
+  ),
+  "net.inet.tcp.keepinit": durationKnob(
+    "connection-establishment timeout in ms -> connectTimeout",
+    "connectTimeout",
+    "ms",
+    1,
+  ),
+  "net.inet.tcp.delacktime": durationKnob(
+    "delayed-ACK timeout in ms -> delayedAck (FreeBSD default 100)",
+    "delayedAck",
+    "ms",
+    0,
+    500,
+  ),
+  "net.inet.tcp.keepidle": durationKnob(
+    "idle time before the first keep-alive in ms -> keepAliveIdle (FreeBSD default 7200000)",
+    "keepAliveIdle",
+    "ms",
+    1,
+  ),
+  "net.inet.tcp.keepintvl": durationKnob(
+    "interval between keep-alive probes in ms -> keepAliveInterval (FreeBSD default 75000)",
+    "keepAliveInterval",
+    "ms",
+    1,
+  ),
+  "net.inet.tcp.keepcnt": countKnob(
+    "unanswered keep-alive probes before the connection drops -> keepAliveProbes (FreeBSD default 8)",
+    "keepAliveProbes",
+    1,
+    255,
+  ),
+  "net.inet.tcp.mssdflt": onlyValue(
+    "the send MSS assumed when the peer's SYN has no MSS option: 536 for IPv4 in our engine (RFC 9293 3.7.1), no other value",
+    (v) => v === 536,
+  ),
+  "net.inet.tcp.v6mssdflt": onlyValue(
+    "the same for IPv6: 1220 in our engine (RFC 8200's minimum MTU less headers), no other value",
+    (v) => v === 1220,
+  ),
+  "net.inet.tcp.minmss": onlyValue(
+    "the smallest MSS accepted from a peer: our engine's floor (64) is fixed; 216 (FreeBSD's default) and below are accepted",
+    (v) => v <= 216,
+  ),
+  "net.inet.tcp.syncookies": onlyValue(
+    "SYN cookies when the SYN queue is full: the host stack always does (RFC 4987 3.6); 1 is the default",
+    (v) => v === 1,
+  ),
+  "net.inet.tcp.syncookies_only": onlyValue(
+    "SYN cookies only, no SYN cache: not a knob of ours (0 is the default)",
+    (v) => v === 0,
+  ),
+  "net.inet.tcp.path_mtu_discovery": onlyValue(
+    "path MTU discovery (DF set, RFC 1191 / 8201): always on here; 1 is the default",
+    (v) => v === 1,
+  ),
+  "net.inet.tcp.pmtud_blackhole_detection": onlyValue(
+    "PMTU black-hole detection (RFC 4821-style MSS lowering after timeouts): not implemented; 0 is the default",
+    (v) => v === 0,
+  ),
   "net.inet.tcp.pmtud_blackhole_mss": {
     meaning: "the MSS black-hole detection falls back to: no effect while detection is off",
     apply: () => true,
@@ -268,27 +279,26 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
     meaning: "the same for IPv6: no effect while detection is off",
     apply: () => true,
   },
-  "net.inet.tcp.tolerate_missing_ts": {
-    meaning:
-      "accept segments without timestamps on a timestamp connection (RFC 7323 3.2 says drop them): we accept them, as FreeBSD's default 1 does; 0 is not a knob of ours",
-    apply: (_s, v) => v === 1,
-  },
+  "net.inet.tcp.tolerate_missing_ts": onlyValue(
+    "accept segments without timestamps on a timestamp connection (RFC 7323 3.2 says drop them): we accept them, as FreeBSD's default 1 does; 0 is not a knob of ours",
+    (v) => v === 1,
+  ),
   "net.inet.tcp.udp_tunneling_overhead": {
     meaning: "bytes of UDP encapsulation to leave room for: no effect without TCP over UDP",
     apply: () => true,
   },
-  "net.inet.tcp.udp_tunneling_port": {
-    meaning: "TCP over UDP's port: 0 (off) is the default; any other value is the tcp-over-udp feature",
-    apply: (_s, v) => v === 0,
-  },
-  "net.inet.tcp.fastopen.client_enable": {
-    meaning: "TCP Fast Open for active opens: 0 (off) is what we do; 1 is the fast-open feature",
-    apply: (_s, v) => v === 0,
-  },
-  "net.inet.tcp.fastopen.server_enable": {
-    meaning: "TCP Fast Open for passive opens: 0 (off) is what we do; 1 is the fast-open feature",
-    apply: (_s, v) => v === 0,
-  },
+  "net.inet.tcp.udp_tunneling_port": onlyValue(
+    "TCP over UDP's port: 0 (off) is the default; any other value is the tcp-over-udp feature",
+    (v) => v === 0,
+  ),
+  "net.inet.tcp.fastopen.client_enable": onlyValue(
+    "TCP Fast Open for active opens: 0 (off) is what we do; 1 is the fast-open feature",
+    (v) => v === 0,
+  ),
+  "net.inet.tcp.fastopen.server_enable": onlyValue(
+    "TCP Fast Open for passive opens: 0 (off) is what we do; 1 is the fast-open feature",
+    (v) => v === 0,
+  ),
   "net.inet.tcp.icmp_may_rst": {
     meaning:
       "ICMP hard errors may abort a connection in SYN-SENT -> HostStack.icmpMayAbort (may change live)",

@@ -11,7 +11,16 @@
  * suite). Every difference between the two is a field here, never a special case in the runner.
  */
 import { Duration } from "../../time/instant.js";
-import { defaultSettings, type DutSettings, SYSCTL_TABLE, type SysctlRule } from "./policy.js";
+import {
+  countKnob,
+  defaultSettings,
+  durationKnob,
+  type DutSettings,
+  flagKnob,
+  onlyValue,
+  SYSCTL_TABLE,
+  type SysctlRule,
+} from "./policy.js";
 import { FREEBSD_SYMBOLS, LINUX_SYMBOLS } from "./symbols.js";
 
 /** The profiles there are. */
@@ -40,18 +49,11 @@ export interface DutProfile {
   readonly epoll: boolean;
 }
 
-const on = (v: number): boolean => v !== 0;
-
 /** `"4096 131072 6291456"`: Linux's min / default / max triple; the default is what a socket gets. */
 function tripleDefault(text: string): number | undefined {
   const parts = text.split(/\s+/).map(Number);
   const d = parts[1];
   return parts.length === 3 && parts.every((p) => Number.isSafeInteger(p) && p > 0) ? d : undefined;
-}
-
-/** A Linux sysctl whose only value we honour is `ok`. */
-function only(meaning: string, ok: (v: number) => boolean): SysctlRule {
-  return { meaning, apply: (_s, v) => ok(v) };
 }
 
 /** A Linux sysctl with no effect on what a script observes of our stack. */
@@ -65,54 +67,24 @@ function noEffect(meaning: string): SysctlRule {
  * `defaults.sh` / `set_sysctls.py` helpers.
  */
 export const LINUX_SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
-  "net.ipv4.tcp_timestamps": {
-    meaning: "RFC 7323 timestamps -> timestamps (1 and 2 offer them; 0 does not)",
-    apply: (s, v) => {
-      s.tcp.timestamps = on(v);
-      return true;
-    },
-  },
-  "net.ipv4.tcp_window_scaling": {
-    meaning: "RFC 7323 window scaling -> windowScaling",
-    apply: (s, v) => {
-      s.tcp.windowScaling = on(v);
-      return true;
-    },
-  },
-  "net.ipv4.tcp_sack": {
-    meaning: "RFC 2018 SACK -> sack",
-    apply: (s, v) => {
-      s.tcp.sack = on(v);
-      return true;
-    },
-  },
-  "net.ipv4.tcp_dsack": {
-    meaning: "RFC 2883 D-SACK -> dsack",
-    apply: (s, v) => {
-      s.tcp.dsack = on(v);
-      return true;
-    },
-  },
-  "net.ipv4.tcp_syn_retries": {
-    meaning: "SYN retransmissions -> synRetries",
-    apply: (s, v) => {
-      if (v < 1 || v > 127) return false;
-      s.tcp.synRetries = v;
-      return true;
-    },
-  },
-  "net.ipv4.tcp_synack_retries": only(
+  "net.ipv4.tcp_timestamps": flagKnob(
+    "RFC 7323 timestamps -> timestamps (1 and 2 offer them; 0 does not)",
+    "timestamps",
+  ),
+  "net.ipv4.tcp_window_scaling": flagKnob("RFC 7323 window scaling -> windowScaling", "windowScaling"),
+  "net.ipv4.tcp_sack": flagKnob("RFC 2018 SACK -> sack", "sack"),
+  "net.ipv4.tcp_dsack": flagKnob("RFC 2883 D-SACK -> dsack", "dsack"),
+  "net.ipv4.tcp_syn_retries": countKnob("SYN retransmissions -> synRetries", "synRetries", 1, 127),
+  "net.ipv4.tcp_synack_retries": onlyValue(
     "SYN-ACK retransmissions: the listener's SYN-RECEIVED follows synRetries; 5 (Linux's default) is accepted",
     (v) => v === 5,
   ),
-  "net.ipv4.tcp_retries2": {
-    meaning: "retransmissions of one segment before the connection fails -> maxRetransmissions",
-    apply: (s, v) => {
-      if (v < 1 || v > 255) return false;
-      s.tcp.maxRetransmissions = v;
-      return true;
-    },
-  },
+  "net.ipv4.tcp_retries2": countKnob(
+    "retransmissions of one segment before the connection fails -> maxRetransmissions",
+    "maxRetransmissions",
+    1,
+    255,
+  ),
   "net.ipv4.tcp_rmem": {
     meaning: "min / default / max receive buffer: the default -> recvBufferSize",
     apply: () => false,
@@ -133,22 +105,18 @@ export const LINUX_SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
       return true;
     },
   },
-  "net.ipv4.tcp_reordering": {
-    meaning: "initial reordering degree (DupThresh) -> dupAckThreshold",
-    apply: (s, v) => {
-      if (v < 1 || v > 100) return false;
-      s.tcp.dupAckThreshold = v;
-      return true;
-    },
-  },
-  "net.ipv4.tcp_max_reordering": {
-    meaning: "largest reordering degree -> maxReordering",
-    apply: (s, v) => {
-      if (v < 1 || v > 1000) return false;
-      s.tcp.maxReordering = v;
-      return true;
-    },
-  },
+  "net.ipv4.tcp_reordering": countKnob(
+    "initial reordering degree (DupThresh) -> dupAckThreshold",
+    "dupAckThreshold",
+    1,
+    100,
+  ),
+  "net.ipv4.tcp_max_reordering": countKnob(
+    "largest reordering degree -> maxReordering",
+    "maxReordering",
+    1,
+    1000,
+  ),
   "net.ipv4.tcp_early_retrans": {
     meaning:
       "tail loss probes (RFC 8985 7): 3 and 4 -> tailLossProbe on, 0 -> off; 1 and 2 (early retransmit alone) are not a knob",
@@ -160,47 +128,36 @@ export const LINUX_SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
       return false;
     },
   },
-  "net.ipv4.tcp_keepalive_time": {
-    meaning: "seconds before the first keep-alive -> keepAliveIdle",
-    apply: (s, v) => {
-      if (v <= 0) return false;
-      s.tcp.keepAliveIdle = Duration.fromSeconds(v);
-      return true;
-    },
-  },
-  "net.ipv4.tcp_keepalive_intvl": {
-    meaning: "seconds between keep-alive probes -> keepAliveInterval",
-    apply: (s, v) => {
-      if (v <= 0) return false;
-      s.tcp.keepAliveInterval = Duration.fromSeconds(v);
-      return true;
-    },
-  },
-  "net.ipv4.tcp_keepalive_probes": {
-    meaning: "unanswered probes before the connection drops -> keepAliveProbes",
-    apply: (s, v) => {
-      if (v < 1 || v > 255) return false;
-      s.tcp.keepAliveProbes = v;
-      return true;
-    },
-  },
-  "net.ipv4.tcp_fin_timeout": {
-    meaning: "seconds in FIN-WAIT-2 after close -> finWait2Timeout",
-    apply: (s, v) => {
-      if (v < 0) return false;
-      s.tcp.finWait2Timeout = Duration.fromSeconds(v);
-      return true;
-    },
-  },
-  "net.ipv4.tcp_challenge_ack_limit": {
-    meaning: "challenge ACKs per second (RFC 5961 7) -> challengeAckLimit",
-    apply: (s, v) => {
-      if (v < 1) return false;
-      s.tcp.challengeAckLimit = v;
-      return true;
-    },
-  },
-  "net.ipv4.tcp_ecn": only(
+  "net.ipv4.tcp_keepalive_time": durationKnob(
+    "seconds before the first keep-alive -> keepAliveIdle",
+    "keepAliveIdle",
+    "s",
+    1,
+  ),
+  "net.ipv4.tcp_keepalive_intvl": durationKnob(
+    "seconds between keep-alive probes -> keepAliveInterval",
+    "keepAliveInterval",
+    "s",
+    1,
+  ),
+  "net.ipv4.tcp_keepalive_probes": countKnob(
+    "unanswered probes before the connection drops -> keepAliveProbes",
+    "keepAliveProbes",
+    1,
+    255,
+  ),
+  "net.ipv4.tcp_fin_timeout": durationKnob(
+    "seconds in FIN-WAIT-2 after close -> finWait2Timeout",
+    "finWait2Timeout",
+    "s",
+    0,
+  ),
+  "net.ipv4.tcp_challenge_ack_limit": countKnob(
+    "challenge ACKs per second (RFC 5961 7) -> challengeAckLimit",
+    "challengeAckLimit",
+    1,
+  ),
+  "net.ipv4.tcp_ecn": onlyValue(
     "ECN (RFC 3168) is not implemented: 0 and 2 (never initiate) are what we do",
     (v) => v !== 1,
   ),
@@ -209,7 +166,7 @@ export const LINUX_SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
     "TCP Fast Open enable bits: without a script using it (TCP_FASTOPEN, MSG_FASTOPEN, the FO option: the fast-open feature) they change nothing",
   ),
   "net.ipv4.tcp_fastopen_key": noEffect("the Fast Open key: fast open is not implemented"),
-  "net.ipv4.tcp_syncookies": only(
+  "net.ipv4.tcp_syncookies": onlyValue(
     "SYN cookies when the SYN queue is full: always on here; 1 is accepted",
     (v) => v === 1,
   ),
@@ -219,20 +176,20 @@ export const LINUX_SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
     apply: () => false,
     applyText: (_s, text) => text === "reno",
   },
-  "net.ipv4.tcp_frto": only(
+  "net.ipv4.tcp_frto": onlyValue(
     "F-RTO (RFC 5682): spurious timeouts are undone by timestamps and D-SACK (undoSpurious); 2 is accepted",
     (v) => v === 2,
   ),
-  "net.ipv4.tcp_fack": only("FACK was removed from Linux; 0 is accepted", (v) => v === 0),
-  "net.ipv4.tcp_recovery": only(
+  "net.ipv4.tcp_fack": onlyValue("FACK was removed from Linux; 0 is accepted", (v) => v === 0),
+  "net.ipv4.tcp_recovery": onlyValue(
     "RACK loss detection (RFC 8985): our loss detection is RFC 6675 with TLP; 1 is accepted",
     (v) => v === 1,
   ),
-  "net.ipv4.tcp_slow_start_after_idle": only(
+  "net.ipv4.tcp_slow_start_after_idle": onlyValue(
     "restart cwnd after idle (RFC 5681 4.1): 0 is accepted",
     (v) => v === 0,
   ),
-  "net.ipv4.tcp_mtu_probing": only(
+  "net.ipv4.tcp_mtu_probing": onlyValue(
     "packetization-layer PMTU probing (RFC 4821) is not implemented; 0 is accepted",
     (v) => v === 0,
   ),
@@ -244,7 +201,10 @@ export const LINUX_SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
   "net.ipv4.tcp_min_rtt_wlen": noEffect("the min-RTT filter window (for BBR and RACK)"),
   "net.ipv4.tcp_no_metrics_save": noEffect("each script has a fresh stack: nothing is saved"),
   "net.ipv4.tcp_moderate_rcvbuf": noEffect("receive buffer auto-tuning: the window follows recvBufferSize"),
-  "net.ipv4.tcp_autocorking": only("automatic corking is not implemented; 0 is accepted", (v) => v === 0),
+  "net.ipv4.tcp_autocorking": onlyValue(
+    "automatic corking is not implemented; 0 is accepted",
+    (v) => v === 0,
+  ),
   "net.ipv4.tcp_tw_reuse": noEffect("TIME-WAIT reuse for active opens: scripts use one connection per port"),
   "net.ipv4.tcp_limit_output_bytes": noEffect("TSQ (bytes queued below TCP): no qdisc here"),
   "net.ipv4.tcp_invalid_ratelimit": noEffect("rate limit of duplicate ACKs for invalid segments"),
