@@ -198,8 +198,26 @@ void test("python asserts: simple forms evaluate, failures say why", () => {
   assert.equal(runPyAsserts("assert tcpi_options & TCPI_OPT_SACK != 0", { tcpi_options: 2 }).ok, true);
   assert.equal(runPyAsserts("assert tcpi_options & TCPI_OPT_SACK != 0", { tcpi_options: 1 }).ok, false);
   const r = runPyAsserts("assert tcpi_state == TCPI_LISTEN", { tcpi_state: 4 });
-  assert.ok(!r.ok && r.error.includes("tcpi_state=4"));
+  assert.ok(!r.ok && r.error.text.includes("tcpi_state=4"));
   assert.equal(runPyAsserts("import os", {}).ok, false);
+  // Messages after a comma, chained comparisons, arithmetic, continuation lines.
+  assert.equal(runPyAsserts("assert 990 <= tcpi_rtt <= 1010, tcpi_rtt", { tcpi_rtt: 1000 }).ok, true);
+  assert.equal(runPyAsserts("assert 990 <= tcpi_rtt <= 1010, tcpi_rtt", { tcpi_rtt: 1011 }).ok, false);
+  assert.equal(
+    runPyAsserts("assert tcpi_snd_cwnd * 2 - 1 == 19;\\\n assert 1 < 2", { tcpi_snd_cwnd: 10 }).ok,
+    true,
+  );
+  // Assignments persist for the next snippets through `globals`.
+  const g: Record<string, number> = {};
+  assert.equal(runPyAsserts("TCP_INFINITE_SSTHRESH = 0x7fffffff", {}, g).ok, true);
+  assert.equal(
+    runPyAsserts("assert tcpi_snd_ssthresh == TCP_INFINITE_SSTHRESH", { tcpi_snd_ssthresh: 0x7fffffff }, g)
+      .ok,
+    true,
+  );
+  // A name not in scope says which.
+  const u = runPyAsserts("assert tcpi_busy_time == 0", {});
+  assert.ok(!u.ok && u.error.unknownName === "tcpi_busy_time");
 });
 
 void test("known failures: reasons and expected failures are required; new, passing and changed failures are all reported", () => {
