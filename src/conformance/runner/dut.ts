@@ -904,9 +904,44 @@ class ScriptRun {
     const t = decoded.transport;
     if (t?.kind !== "tcp") this.#fail(`expected ${printPacket(p)} got ${gotText}`, "packet");
     if (p.udpEncaps !== undefined) this.#unsupported("tcp-over-udp", UNSUPPORTED_FEATURES["tcp-over-udp"]);
-    const diffs = this.#compareTcp(p, t.tcp);
+    const seg = this.#profile.tso ? this.#coalesce(t.tcp, p.seq.len) : t.tcp;
+    const diffs = this.#compareTcp(p, seg);
     if (diffs.length > 0)
       this.#fail(`expected ${printPacket(p)} got ${gotText} [${diffs.join("; ")}]`, "packet");
+  }
+
+  /**
+   * TSO as the script saw it (profiles with `tso`): when the script expects a longer segment
+   * than the one we sent, the segments we sent right after it that continue it (next sequence
+   * number, same ports and ACK, no SYN / FIN / RST before the last) are taken as one, as the
+   * kernel's TCP segmentation offload hands them to packetdrill's tun device: flags are their
+   * union (PSH from the last). Records the `tso-coalescing` rule when it merged anything.
+   */
+  #coalesce(first: TcpRepr, want: number): TcpRepr {
+    let len = first.payload.length;
+    if (len === 0 || len >= want) return first;
+    let flags = first.flags;
+    while (len < want && (flags & (TcpFlag.FIN | TcpFlag.SYN | TcpFlag.RST)) === 0) {
+      const next = this.#out[0];
+      if (next === undefined || next.time !== this.#now) break;
+      const d = decodeIpPacket(next.bytes).transport;
+      if (d?.kind !== "tcp") break;
+      const n = d.tcp;
+      const contiguous =
+        n.srcPort === first.srcPort &&
+        n.dstPort === first.dstPort &&
+        n.ack === first.ack &&
+        n.seq === Seq.add(first.seq, len) &&
+        n.payload.length > 0 &&
+        len + n.payload.length <= want;
+      if (!contiguous) break;
+      this.#out.shift();
+      len += n.payload.length;
+      flags |= n.flags;
+    }
+    if (len === first.payload.length) return first;
+    this.#rules.add("tso-coalescing");
+    return { ...first, flags, payload: new Uint8Array(len) };
   }
 
   /** Differences between the expected packet and ours (empty when they match). */

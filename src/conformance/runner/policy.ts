@@ -364,7 +364,8 @@ export type LenientRuleName =
   | "ts-val-unchecked"
   | "rst-window-ignored"
   | "rcvbuf-mss-rounding"
-  | "bsd-fin-on-ack";
+  | "bsd-fin-on-ack"
+  | "tso-coalescing";
 
 /**
  * Every leniency, with its reason. Each is applied only where its reason holds, and the runner
@@ -405,6 +406,14 @@ export const LENIENT_RULES: Readonly<Record<LenientRuleName, LenientRule>> = {
     reason:
       "FreeBSD rounds SO_RCVBUF up to a multiple of the MSS once connected; our buffer stays " +
       "as configured. A value in [configured, configured + MSS) is accepted.",
+  },
+  "tso-coalescing": {
+    name: "tso-coalescing",
+    reason:
+      "Linux profile: packetdrill's tun device offers TSO to Linux, so a burst the kernel sends " +
+      "reaches the script as one segment of up to 64 KB; we segment at the MSS ourselves. Our " +
+      "segments sent at once that continue each other (next sequence number, same ACK) are " +
+      "compared as the one the script expects; every byte and flag is still checked.",
   },
   "bsd-fin-on-ack": {
     name: "bsd-fin-on-ack",

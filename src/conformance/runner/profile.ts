@@ -47,6 +47,11 @@ export interface DutProfile {
   readonly sockBufReportedDoubled: boolean;
   /** `epoll_*` exist (Linux); on FreeBSD they are not system calls (ENOSYS). */
   readonly epoll: boolean;
+  /**
+   * The scripts expect TSO-sized segments: packetdrill's tun device offers TCP segmentation
+   * offload to Linux, so a burst leaves as one segment of up to 64 KB (`tso-coalescing`).
+   */
+  readonly tso: boolean;
 }
 
 /** `"4096 131072 6291456"`: Linux's min / default / max triple; the default is what a socket gets. */
@@ -244,6 +249,7 @@ export const FREEBSD_PROFILE: DutProfile = {
   defineSymbol: "FreeBSD",
   sockBufReportedDoubled: false,
   epoll: false,
+  tso: false,
 };
 
 /** The Linux profile: google/packetdrill's scripts' environment. */
@@ -255,6 +261,7 @@ export const LINUX_PROFILE: DutProfile = {
   defineSymbol: "Linux",
   sockBufReportedDoubled: true,
   epoll: true,
+  tso: true,
 };
 
 /** The profile of a name. */

@@ -261,6 +261,27 @@ void describe("profiles", () => {
     assert.match(r.message ?? "", /unknown sysctl net\.inet\.tcp\.delacktime/);
   });
 
+  void test("Linux: segments sent at once that continue each other are compared as one TSO segment", () => {
+    const head = ` 0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>
++0 > S. 0:0(0) ack 1 <mss 1460,nop,wscale 8>
++.1 < . 1:1(0) ack 1 win 257
++0 accept(3, ..., ...) = 4
++0 write(4, ..., 3000) = 3000
+`;
+    const r = run("+0 > P. 1:3001(3000) ack 1\n", "linux", head);
+    assert.equal(r.message, undefined);
+    assert.ok(r.rulesUsed.includes("tso-coalescing"));
+    // Still every byte: a longer expectation than what was sent fails on the length.
+    const long = run("+0 > P. 1:4001(4000) ack 1\n", "linux", head);
+    assert.match(long.message ?? "", /length want 4000 got 3000/);
+    // FreeBSD's scripts see the segments one by one.
+    const bsd = run("+0 > P. 1:3001(3000) ack 1\n", "freebsd", head);
+    assert.match(bsd.message ?? "", /length want 3000 got 1000/);
+  });
+
   void test("FreeBSD: keep-alive and delayed-ACK sysctls reach the stack's knobs", () => {
     passes(
       ` 0 \`sysctl -w net.inet.tcp.keepidle=15000\`
