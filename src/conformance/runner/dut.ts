@@ -439,6 +439,16 @@ class ScriptRun {
   #lastFd: number | undefined;
   /** What `#unsupported` named. */
   #unsupportedWhat: string | undefined;
+  /** The blocking call in progress (see `#block`), and when it must return (absolute µs). */
+  #blocked:
+    | {
+        readonly ev: PdSyscallEvent;
+        readonly end: number;
+        readonly attempt: () => SyscallResult | undefined;
+      }
+    | undefined;
+  /** The end of the current system call's time range (absolute µs), if it has one. */
+  #callEnd: number | undefined;
   /** Names `%{ }%` snippets assigned, for the later ones. */
   readonly #pyGlobals: Record<string, number> = {};
 
@@ -465,7 +475,11 @@ class ScriptRun {
         this.#line = use.line;
         this.#unsupported(use.feature, UNSUPPORTED_FEATURES[use.feature]);
       }
-      for (const ev of events) this.#event(ev);
+      for (const ev of events) {
+        this.#event(ev);
+        this.#resolveBlocked(false);
+      }
+      this.#resolveBlocked(true);
     } catch (e) {
       if (e instanceof ScriptFailure) {
         message = e.message;
@@ -515,6 +529,14 @@ class ScriptRun {
         this.#inject(ev);
         return;
       case "syscall":
+        // `start...end name()`: the end is absolute after an absolute start, else measured
+        // from the same base as the start (packetdrill's adjust_relative_event_times).
+        this.#callEnd =
+          ev.endUsecs === undefined
+            ? undefined
+            : ev.time.kind === "relative"
+              ? start - ev.time.usecs + ev.endUsecs
+              : ev.endUsecs;
         this.#syscall(ev);
         if (ev.endUsecs !== undefined) this.#relBase = start;
         return;
@@ -568,6 +590,8 @@ class ScriptRun {
     this.#now = Math.max(this.#now, d);
     this.#device?.fire(Instant.fromMicros(this.#now));
     this.#drain();
+    // A blocked call returns as soon as what it waits for happened (a timer may end it).
+    this.#resolveBlocked(false);
   }
 
   /** Collects what the stack sent and what it has to say to its sockets. */
@@ -1048,10 +1072,77 @@ class ScriptRun {
   // System calls
 
   #syscall(ev: PdSyscallEvent): void {
+    const b = this.#blocked;
+    if (b !== undefined) {
+      this.#fail(
+        `${ev.name}() while ${b.ev.name}() of line ${b.ev.line} still blocks (packetdrill runs one blocking call at a time)`,
+        "syscall",
+      );
+    }
     const fdArg = ev.args[0];
     if (ev.name !== "socket" && fdArg?.kind === "int") this.#lastFd = fdArg.value;
     const r = this.#dispatch(ev);
+    if (r === BLOCKED) return;
     this.#checkResult(ev, r);
+  }
+
+  /**
+   * A blocking call: returns what `attempt` gives now; else, for a call with a time range
+   * (`start...end name(...)`), it blocks while the script's next events run, as in packetdrill
+   * (which runs it on its own thread), and is resolved after each of them (`#resolveBlocked`);
+   * without a range it waits for the stack's timers up to `waitUsecs`, and fails if that is not
+   * enough.
+   */
+  #block(ev: PdSyscallEvent, attempt: () => SyscallResult | undefined, waitUsecs: number): SyscallResult {
+    const r = attempt();
+    if (r !== undefined) return r;
+    if (this.#callEnd !== undefined) {
+      this.#blocked = { ev, end: this.#callEnd, attempt };
+      return BLOCKED;
+    }
+    const until = this.#now + waitUsecs + this.#tolerance;
+    for (let d = this.#deadline(); d !== undefined && d <= until; d = this.#deadline()) {
+      this.#advanceTo(d);
+      const again = attempt();
+      if (again !== undefined) return again;
+    }
+    this.#fail(`${ev.name}() would block`, "syscall");
+  }
+
+  /**
+   * Completes the blocked call if it can now: checks its result and that it returned within its
+   * time range. `final` (the script has no more events): runs the stack's timers up to the end
+   * of its range first, and fails if it still blocks.
+   */
+  #resolveBlocked(final: boolean): void {
+    const b = this.#blocked;
+    if (b === undefined) return;
+    const end = b.end + this.#tolerance;
+    let r = b.attempt();
+    if (r === undefined && final) {
+      for (let d = this.#deadline(); r === undefined && d !== undefined && d <= end; d = this.#deadline()) {
+        this.#advanceTo(d); // resolves it through #fireAt when it completes
+        if (this.#blocked !== b) return;
+        r = b.attempt();
+      }
+    }
+    const line = this.#line;
+    this.#line = b.ev.line;
+    if (r === undefined) {
+      if (final || this.#now > end)
+        this.#fail(`${b.ev.name}() still blocked at ${secs(this.#now)}`, "syscall");
+      this.#line = line;
+      return;
+    }
+    this.#blocked = undefined;
+    if (Math.abs(this.#now - b.end) > this.#tolerance) {
+      this.#fail(
+        `expected ${b.ev.name}() to return at ${secs(b.end)} got ${secs(this.#now)} (timing)`,
+        "timing",
+      );
+    }
+    this.#checkResult(b.ev, r);
+    this.#line = line;
   }
 
   #checkResult(ev: PdSyscallEvent, r: SyscallResult): void {
@@ -1357,17 +1448,8 @@ class ScriptRun {
       this.#unsupported("MSG_OOB", "urgent data is delivered inline");
     const peek = (flags & (sym["MSG_PEEK"] ?? 2)) !== 0;
     const nonblock = s.nonblock || (flags & (sym["MSG_DONTWAIT"] ?? 0)) !== 0;
-    let r = this.#recvNow(s, c, max, peek);
-    if (r === undefined && !nonblock) {
-      const until = (ev.endUsecs ?? this.#now) + this.#tolerance;
-      for (let d = this.#deadline(); r === undefined && d !== undefined && d <= until; d = this.#deadline()) {
-        this.#advanceTo(d);
-        r = this.#recvNow(s, c, max, peek);
-      }
-    }
-    if (r !== undefined) return r;
-    if (nonblock) return { value: -1, errno: "EWOULDBLOCK" };
-    this.#fail(`${ev.name}() would block`, "syscall");
+    if (nonblock) return this.#recvNow(s, c, max, peek) ?? { value: -1, errno: "EWOULDBLOCK" };
+    return this.#block(ev, () => this.#recvNow(s, c, max, peek), 0);
   }
 
   /** What a receive returns now, or undefined when it would block. */
@@ -1418,22 +1500,27 @@ class ScriptRun {
     if (this.#isClosed(c)) return this.#connError(s, "EPIPE");
     const nonblock = s.nonblock || (flags & (sym["MSG_DONTWAIT"] ?? 0)) !== 0;
     const stack = this.#ensureStack();
-    let taken = stack.send(Instant.fromMicros(this.#now), c, new Uint8Array(n));
-    this.#drain();
-    if (!nonblock && taken < n) {
-      const until = (ev.endUsecs ?? this.#now) + this.#tolerance;
-      for (let d = this.#deadline(); taken < n && d !== undefined && d <= until; d = this.#deadline()) {
-        this.#advanceTo(d);
-        if (this.#isClosed(c)) break;
+    let taken = 0;
+    const more = (): void => {
+      if (taken < n && !this.#isClosed(c)) {
         taken += stack.send(Instant.fromMicros(this.#now), c, new Uint8Array(n - taken));
         this.#drain();
       }
-      if (taken < n && !this.#isClosed(c))
-        this.#fail(`${ev.name}() would block: ${n - taken} of ${n} bytes do not fit`, "syscall");
-    }
-    if (taken === 0 && n > 0)
-      return nonblock ? { value: -1, errno: "EWOULDBLOCK" } : this.#connError(s, "EPIPE");
-    return { value: taken, errno: undefined };
+    };
+    more();
+    if (nonblock)
+      return taken === 0 && n > 0 ? { value: -1, errno: "EWOULDBLOCK" } : { value: taken, errno: undefined };
+    // Blocking: returns once every byte is queued, or with what was taken when the connection ends.
+    return this.#block(
+      ev,
+      () => {
+        more();
+        if (taken === n) return { value: taken, errno: undefined };
+        if (!this.#isClosed(c)) return undefined;
+        return taken > 0 ? { value: taken, errno: undefined } : this.#connError(s, "EPIPE");
+      },
+      0,
+    );
   }
 
   #pipeRead(f: FileObj, max: number): SyscallResult {
@@ -1509,15 +1596,15 @@ class ScriptRun {
   }
 
   /** Waits (running the stack's timers, up to `timeoutMs` or the call's end) until `ready()`. */
-  #waitUntil(ev: PdSyscallEvent, timeoutMs: number, ready: () => boolean): void {
+  #waitUntil(timeoutMs: number, ready: () => boolean): void {
     if (ready() || timeoutMs === 0) return;
     const limit = timeoutMs < 0 ? this.#now + MAX_WAIT_USECS : this.#now + timeoutMs * 1000;
-    const until = Math.min(limit, (ev.endUsecs ?? limit) + this.#tolerance);
+    const until = Math.min(limit, (this.#callEnd ?? limit) + this.#tolerance);
     for (let d = this.#deadline(); d !== undefined && d <= until; d = this.#deadline()) {
       this.#advanceTo(d);
       if (ready()) return;
     }
-    if (timeoutMs > 0) this.#advanceTo(Math.min(limit, Math.max(this.#now, ev.endUsecs ?? limit)));
+    if (timeoutMs > 0) this.#advanceTo(Math.min(limit, Math.max(this.#now, this.#callEnd ?? limit)));
   }
 
   #poll(ev: PdSyscallEvent): SyscallResult {
@@ -1527,7 +1614,7 @@ class ScriptRun {
     const sym = this.#profile.symbols;
     const always = (sym["POLLERR"] ?? 8) | (sym["POLLHUP"] ?? 0x10) | (sym["POLLNVAL"] ?? 0x20);
     const revents = (): number[] => fds.map((p) => this.#pollEvents(p.fd) & (p.events | always));
-    this.#waitUntil(ev, timeout, () => revents().some((r) => r !== 0));
+    this.#waitUntil(timeout, () => revents().some((r) => r !== 0));
     const got = revents();
     for (const [i, p] of fds.entries()) {
       const r = got[i] ?? 0;
@@ -1592,7 +1679,7 @@ class ScriptRun {
       }
       return out;
     };
-    this.#waitUntil(ev, timeout, () => ready().length > 0);
+    this.#waitUntil(timeout, () => ready().length > 0);
     const got = ready().slice(0, max);
     for (const r of got) {
       const it = ep.interest.get(r.fd);
@@ -2029,19 +2116,16 @@ class ScriptRun {
     const l = s.listener;
     if (l === undefined) return { value: -1, errno: "EINVAL" };
     const stack = this.#ensureStack();
-    let c = stack.accept(l);
-    if (c === undefined && !s.nonblock) {
-      const until = (ev.endUsecs ?? this.#now + MAX_WAIT_USECS) + this.#tolerance;
-      for (let d = this.#deadline(); d !== undefined && d <= until; d = this.#deadline()) {
-        this.#advanceTo(d);
-        c = stack.accept(l);
-        if (c !== undefined) break;
-      }
-    }
-    if (c === undefined) {
-      if (s.nonblock) return { value: -1, errno: "EWOULDBLOCK" };
-      this.#fail("accept() would block forever: no connection completed", "syscall");
-    }
+    const take = (): SyscallResult | undefined => {
+      const c = stack.accept(l);
+      return c === undefined ? undefined : this.#accepted(s, c, ev);
+    };
+    if (s.nonblock) return take() ?? { value: -1, errno: "EWOULDBLOCK" };
+    return this.#block(ev, take, MAX_WAIT_USECS);
+  }
+
+  /** A new socket for a connection `accept` took from listening socket `s`. */
+  #accepted(s: Sock, c: HostConn, ev: PdSyscallEvent): SyscallResult {
     const fd = this.#newFd(ev);
     // The accepted socket inherits the listener's options.
     const ns: Sock = { ...newSock(fd), bound: true, conn: c, linger: s.linger, opts: new Map(s.opts) };
@@ -2063,24 +2147,11 @@ class ScriptRun {
     this.#drain();
     if (s.nonblock) return { value: -1, errno: "EINPROGRESS" };
     // A blocking connect returns when the handshake completes or fails.
-    const limit = ev.endUsecs ?? this.#now + MAX_WAIT_USECS;
-    const done = (): boolean => c.connected || c.tcp === undefined || c.tcp.state === "CLOSED";
-    for (
-      let d = this.#deadline();
-      !done() && d !== undefined && d <= limit + this.#tolerance;
-      d = this.#deadline()
-    ) {
-      this.#advanceTo(d);
-    }
-    if (!done()) this.#fail("blocking connect() did not complete", "syscall");
-    if (ev.endUsecs !== undefined && Math.abs(this.#now - ev.endUsecs) > this.#tolerance) {
-      this.#fail(
-        `expected connect() to return at ${secs(ev.endUsecs)} got ${secs(this.#now)} (timing)`,
-        "timing",
-      );
-    }
-    if (c.connected && !this.#isClosed(c)) return OK0;
-    return this.#connError(s, "ECONNREFUSED");
+    const done = (): SyscallResult | undefined => {
+      if (!(c.connected || c.tcp === undefined || c.tcp.state === "CLOSED")) return undefined;
+      return c.connected && !this.#isClosed(c) ? OK0 : this.#connError(s, "ECONNREFUSED");
+    };
+    return this.#block(ev, done, MAX_WAIT_USECS);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -2265,6 +2336,9 @@ interface SyscallResult {
 }
 
 const OK0: SyscallResult = { value: 0, errno: undefined };
+
+/** What a blocking call returns while it blocks (see `#block`); never compared. */
+const BLOCKED: SyscallResult = { value: Number.NaN, errno: "blocked" };
 
 const EMPTY_TCP: TcpRepr = {
   srcPort: 0,

@@ -205,6 +205,54 @@ void describe("socket options", () => {
   });
 });
 
+void describe("blocking calls", () => {
+  const LISTEN = ` 0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
+`;
+  void test("a call with a time range blocks while the next events run, and returns within its range", () => {
+    // packetdrill runs it on its own thread: the handshake comes after the accept line.
+    passes(
+      `+0...0.200 accept(3, ..., ...) = 4
++.1 < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>
++0 > S. 0:0(0) ack 1 <mss 1460,nop,wscale 8>
++.1 < . 1:1(0) ack 1 win 257
++0...0.100 read(4, ..., 2000) = 2000
++.1 < P. 1:2001(2000) ack 1 win 257
+`,
+      "linux",
+      LISTEN,
+    );
+  });
+
+  void test("returning outside the range, or another call while one blocks, fails the script", () => {
+    const late = run(
+      `+0...0.100 accept(3, ..., ...) = 4
++.1 < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>
++0 > S. 0:0(0) ack 1 <mss 1460,nop,wscale 8>
++.1 < . 1:1(0) ack 1 win 257
+`,
+      "linux",
+      LISTEN,
+    );
+    assert.match(
+      late.message ?? "",
+      /:4: expected accept\(\) to return at 0\.100000 got 0\.200000 \(timing\)/,
+    );
+    const two = run(
+      `+0...0.300 accept(3, ..., ...) = 4
++.1 close(3) = 0
+`,
+      "linux",
+      LISTEN,
+    );
+    assert.match(two.message ?? "", /close\(\) while accept\(\) of line 4 still blocks/);
+    const never = run("+0...1 accept(3, ..., ...) = 4\n", "linux", LISTEN);
+    assert.match(never.message ?? "", /accept\(\) still blocked/);
+    assert.equal(never.failure, "syscall");
+  });
+});
+
 void describe("readiness", () => {
   void test("poll reports POLLOUT on a connected socket and POLLIN once data is there", () => {
     passes(`+0 poll([{fd=4, events=POLLIN|POLLOUT, revents=POLLOUT}], 1, 0) = 1
