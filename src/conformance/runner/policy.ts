@@ -127,6 +127,16 @@ export function countKnob(
   };
 }
 
+/** A sysctl whose only value we honour is `value` (the OS's default, what we do). */
+export function defaultOnly(meaning: string, value: number): SysctlRule {
+  return { meaning, apply: (_s, v) => v === value };
+}
+
+/** A sysctl with no effect on what a script observes of our stack, whatever its value. */
+export function noEffect(meaning: string): SysctlRule {
+  return { meaning, apply: () => true, applyText: () => true };
+}
+
 /** A sysctl with no knob of ours: the values `ok` accepts are what we do; others are recorded. */
 export function onlyValue(meaning: string, ok: (v: number) => boolean): SysctlRule {
   return { meaning, apply: (_s, v) => ok(v) };
@@ -153,10 +163,9 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
       "stack without ECN for active opens; 1 (initiate) cannot be honoured",
     (v) => v === 0 || v === 2,
   ),
-  "net.inet.tcp.ecn.maxretries": {
-    meaning: "SYN retransmissions before ECN is dropped: ECN is off, so it has no effect",
-    apply: () => true,
-  },
+  "net.inet.tcp.ecn.maxretries": noEffect(
+    "SYN retransmissions before ECN is dropped: ECN is off, so it has no effect",
+  ),
   "kern.ipc.maxsockbuf": {
     meaning:
       "cap on socket buffers; FreeBSD derives its window shift from it (no knob: our shift follows recvBufferSize)",
@@ -167,13 +176,12 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
   },
   "net.inet.tcp.recvspace": countKnob("default receive buffer -> recvBufferSize", "recvBufferSize", 1),
   "net.inet.tcp.sendspace": countKnob("default send buffer -> sendBufferSize", "sendBufferSize", 1),
-  "net.inet.tcp.hostcache.purgenow": {
-    meaning: "flush the host cache (RTT, MSS): each script gets a fresh stack, so nothing to do",
-    apply: () => true,
-  },
-  "net.inet.tcp.blackhole": onlyValue(
+  "net.inet.tcp.hostcache.purgenow": noEffect(
+    "flush the host cache (RTT, MSS): each script gets a fresh stack, so nothing to do",
+  ),
+  "net.inet.tcp.blackhole": defaultOnly(
     "no RST to closed ports: a host-stack policy (the suite only sets 0, the default: answer, RFC 9293 3.10.7.1)",
-    (v) => v === 0,
+    0,
   ),
   "net.inet.tcp.insecure_rst": {
     meaning: "RFC 5961 section 3 off for RST -> rfc5961Rst = !value",
@@ -243,61 +251,56 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
     1,
     255,
   ),
-  "net.inet.tcp.mssdflt": onlyValue(
+  "net.inet.tcp.mssdflt": defaultOnly(
     "the send MSS assumed when the peer's SYN has no MSS option: 536 for IPv4 in our engine (RFC 9293 3.7.1), no other value",
-    (v) => v === 536,
+    536,
   ),
-  "net.inet.tcp.v6mssdflt": onlyValue(
+  "net.inet.tcp.v6mssdflt": defaultOnly(
     "the same for IPv6: 1220 in our engine (RFC 8200's minimum MTU less headers), no other value",
-    (v) => v === 1220,
+    1220,
   ),
   "net.inet.tcp.minmss": onlyValue(
     "the smallest MSS accepted from a peer: our engine's floor (64) is fixed; 216 (FreeBSD's default) and below are accepted",
     (v) => v <= 216,
   ),
-  "net.inet.tcp.syncookies": onlyValue(
+  "net.inet.tcp.syncookies": defaultOnly(
     "SYN cookies when the SYN queue is full: the host stack always does (RFC 4987 3.6); 1 is the default",
-    (v) => v === 1,
+    1,
   ),
-  "net.inet.tcp.syncookies_only": onlyValue(
+  "net.inet.tcp.syncookies_only": defaultOnly(
     "SYN cookies only, no SYN cache: not a knob of ours (0 is the default)",
-    (v) => v === 0,
+    0,
   ),
-  "net.inet.tcp.path_mtu_discovery": onlyValue(
+  "net.inet.tcp.path_mtu_discovery": defaultOnly(
     "path MTU discovery (DF set, RFC 1191 / 8201): always on here; 1 is the default",
-    (v) => v === 1,
+    1,
   ),
-  "net.inet.tcp.pmtud_blackhole_detection": onlyValue(
+  "net.inet.tcp.pmtud_blackhole_detection": defaultOnly(
     "PMTU black-hole detection (RFC 4821-style MSS lowering after timeouts): not implemented; 0 is the default",
-    (v) => v === 0,
+    0,
   ),
-  "net.inet.tcp.pmtud_blackhole_mss": {
-    meaning: "the MSS black-hole detection falls back to: no effect while detection is off",
-    apply: () => true,
-  },
-  "net.inet.tcp.v6pmtud_blackhole_mss": {
-    meaning: "the same for IPv6: no effect while detection is off",
-    apply: () => true,
-  },
-  "net.inet.tcp.tolerate_missing_ts": onlyValue(
+  "net.inet.tcp.pmtud_blackhole_mss": noEffect(
+    "the MSS black-hole detection falls back to: no effect while detection is off",
+  ),
+  "net.inet.tcp.v6pmtud_blackhole_mss": noEffect("the same for IPv6: no effect while detection is off"),
+  "net.inet.tcp.tolerate_missing_ts": defaultOnly(
     "accept segments without timestamps on a timestamp connection (RFC 7323 3.2 says drop them): we accept them, as FreeBSD's default 1 does; 0 is not a knob of ours",
-    (v) => v === 1,
+    1,
   ),
-  "net.inet.tcp.udp_tunneling_overhead": {
-    meaning: "bytes of UDP encapsulation to leave room for: no effect without TCP over UDP",
-    apply: () => true,
-  },
-  "net.inet.tcp.udp_tunneling_port": onlyValue(
+  "net.inet.tcp.udp_tunneling_overhead": noEffect(
+    "bytes of UDP encapsulation to leave room for: no effect without TCP over UDP",
+  ),
+  "net.inet.tcp.udp_tunneling_port": defaultOnly(
     "TCP over UDP's port: 0 (off) is the default; any other value is the tcp-over-udp feature",
-    (v) => v === 0,
+    0,
   ),
-  "net.inet.tcp.fastopen.client_enable": onlyValue(
+  "net.inet.tcp.fastopen.client_enable": defaultOnly(
     "TCP Fast Open for active opens: 0 (off) is what we do; 1 is the fast-open feature",
-    (v) => v === 0,
+    0,
   ),
-  "net.inet.tcp.fastopen.server_enable": onlyValue(
+  "net.inet.tcp.fastopen.server_enable": defaultOnly(
     "TCP Fast Open for passive opens: 0 (off) is what we do; 1 is the fast-open feature",
-    (v) => v === 0,
+    0,
   ),
   "net.inet.tcp.icmp_may_rst": {
     meaning:

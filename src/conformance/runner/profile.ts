@@ -13,10 +13,12 @@
 import { Duration } from "../../time/instant.js";
 import {
   countKnob,
+  defaultOnly,
   defaultSettings,
   durationKnob,
   type DutSettings,
   flagKnob,
+  noEffect,
   onlyValue,
   SYSCTL_TABLE,
   type SysctlRule,
@@ -61,11 +63,6 @@ function tripleDefault(text: string): number | undefined {
   return parts.length === 3 && parts.every((p) => Number.isSafeInteger(p) && p > 0) ? d : undefined;
 }
 
-/** A Linux sysctl with no effect on what a script observes of our stack. */
-function noEffect(meaning: string): SysctlRule {
-  return { meaning, apply: () => true, applyText: () => true };
-}
-
 /**
  * Linux's `net.ipv4.tcp_*` sysctls (Documentation/networking/ip-sysctl.rst), as the google
  * packetdrill scripts set them: through `sysctl -q`, `echo V > /proc/sys/...` and their
@@ -80,9 +77,9 @@ export const LINUX_SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
   "net.ipv4.tcp_sack": flagKnob("RFC 2018 SACK -> sack", "sack"),
   "net.ipv4.tcp_dsack": flagKnob("RFC 2883 D-SACK -> dsack", "dsack"),
   "net.ipv4.tcp_syn_retries": countKnob("SYN retransmissions -> synRetries", "synRetries", 1, 127),
-  "net.ipv4.tcp_synack_retries": onlyValue(
+  "net.ipv4.tcp_synack_retries": defaultOnly(
     "SYN-ACK retransmissions: the listener's SYN-RECEIVED follows synRetries; 5 (Linux's default) is accepted",
-    (v) => v === 5,
+    5,
   ),
   "net.ipv4.tcp_retries2": countKnob(
     "retransmissions of one segment before the connection fails -> maxRetransmissions",
@@ -171,9 +168,9 @@ export const LINUX_SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
     "TCP Fast Open enable bits: without a script using it (TCP_FASTOPEN, MSG_FASTOPEN, the FO option: the fast-open feature) they change nothing",
   ),
   "net.ipv4.tcp_fastopen_key": noEffect("the Fast Open key: fast open is not implemented"),
-  "net.ipv4.tcp_syncookies": onlyValue(
+  "net.ipv4.tcp_syncookies": defaultOnly(
     "SYN cookies when the SYN queue is full: always on here; 1 is accepted",
-    (v) => v === 1,
+    1,
   ),
   "net.ipv4.tcp_congestion_control": {
     meaning:
@@ -181,22 +178,22 @@ export const LINUX_SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
     apply: () => false,
     applyText: (_s, text) => text === "reno",
   },
-  "net.ipv4.tcp_frto": onlyValue(
+  "net.ipv4.tcp_frto": defaultOnly(
     "F-RTO (RFC 5682): spurious timeouts are undone by timestamps and D-SACK (undoSpurious); 2 is accepted",
-    (v) => v === 2,
+    2,
   ),
-  "net.ipv4.tcp_fack": onlyValue("FACK was removed from Linux; 0 is accepted", (v) => v === 0),
-  "net.ipv4.tcp_recovery": onlyValue(
+  "net.ipv4.tcp_fack": defaultOnly("FACK was removed from Linux; 0 is accepted", 0),
+  "net.ipv4.tcp_recovery": defaultOnly(
     "RACK loss detection (RFC 8985): our loss detection is RFC 6675 with TLP; 1 is accepted",
-    (v) => v === 1,
+    1,
   ),
-  "net.ipv4.tcp_slow_start_after_idle": onlyValue(
+  "net.ipv4.tcp_slow_start_after_idle": defaultOnly(
     "restart cwnd after idle (RFC 5681 4.1): 0 is accepted",
-    (v) => v === 0,
+    0,
   ),
-  "net.ipv4.tcp_mtu_probing": onlyValue(
+  "net.ipv4.tcp_mtu_probing": defaultOnly(
     "packetization-layer PMTU probing (RFC 4821) is not implemented; 0 is accepted",
-    (v) => v === 0,
+    0,
   ),
   "net.ipv4.tcp_tso_win_divisor": noEffect("TSO deferral: no TSO here"),
   "net.ipv4.tcp_min_tso_segs": noEffect("TSO sizing: no TSO here"),
@@ -206,10 +203,7 @@ export const LINUX_SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
   "net.ipv4.tcp_min_rtt_wlen": noEffect("the min-RTT filter window (for BBR and RACK)"),
   "net.ipv4.tcp_no_metrics_save": noEffect("each script has a fresh stack: nothing is saved"),
   "net.ipv4.tcp_moderate_rcvbuf": noEffect("receive buffer auto-tuning: the window follows recvBufferSize"),
-  "net.ipv4.tcp_autocorking": onlyValue(
-    "automatic corking is not implemented; 0 is accepted",
-    (v) => v === 0,
-  ),
+  "net.ipv4.tcp_autocorking": defaultOnly("automatic corking is not implemented; 0 is accepted", 0),
   "net.ipv4.tcp_tw_reuse": noEffect("TIME-WAIT reuse for active opens: scripts use one connection per port"),
   "net.ipv4.tcp_limit_output_bytes": noEffect("TSQ (bytes queued below TCP): no qdisc here"),
   "net.ipv4.tcp_invalid_ratelimit": noEffect("rate limit of duplicate ACKs for invalid segments"),
