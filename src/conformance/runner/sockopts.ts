@@ -43,7 +43,13 @@ const none = (what: string): string => `no effect on the TCP behaviour a script 
 const PACING = "pacing and alternative TCP stacks (FreeBSD RACK/BBR modules) are not implemented";
 const TIMESTAMPING = "socket timestamping (SO_TIMESTAMPING, error queue reports) is not implemented";
 const ZEROCOPY = "zero-copy send and receive (MSG_ZEROCOPY, TCP_ZEROCOPY_RECEIVE) are not implemented";
-const IP_FIELDS = "per-socket IP header fields (TTL, TOS, traffic class, hop limit)";
+const IP_FIELDS_REASON =
+  "per-socket IP header fields (TTL, TOS, traffic class, hop limit) are not part of our socket layer";
+
+/** An option with no meaning for our stack: setting or reading it classifies the script. */
+function lacking(level: SockOptLevel, reason: string): SockOpt {
+  return { level, meaning: "", unsupported: reason };
+}
 
 /** Every option, by name. */
 export const SOCKET_OPTIONS: Readonly<Record<string, SockOpt>> = {
@@ -72,23 +78,15 @@ export const SOCKET_OPTIONS: Readonly<Record<string, SockOpt>> = {
   SO_RCVTIMEO: { level: "socket", meaning: none("blocking calls follow the script's times") },
   SO_SNDTIMEO: { level: "socket", meaning: none("blocking calls follow the script's times") },
   SO_NOSIGPIPE: { level: "socket", meaning: none("writes after a reset fail with EPIPE; no signal") },
-  SO_TIMESTAMP: { level: "socket", meaning: "", unsupported: TIMESTAMPING },
-  SO_TIMESTAMPING: { level: "socket", meaning: "", unsupported: TIMESTAMPING },
-  SO_ZEROCOPY: { level: "socket", meaning: "", unsupported: ZEROCOPY },
-  SO_MARK: {
-    level: "socket",
-    meaning: "",
-    unsupported: "packet marks (netfilter, routing) do not exist here",
-  },
-  SO_PRIORITY: { level: "socket", meaning: "", unsupported: "queueing disciplines do not exist here" },
-  SO_MAX_PACING_RATE: { level: "socket", meaning: "", unsupported: PACING },
-  SO_BINDTODEVICE: { level: "socket", meaning: "", unsupported: "the stack has one interface per script" },
-  SO_SETFIB: { level: "socket", meaning: "", unsupported: "FreeBSD routing tables (FIBs) do not exist here" },
-  SO_ACCEPTFILTER: {
-    level: "socket",
-    meaning: "",
-    unsupported: "FreeBSD accept filters are not implemented",
-  },
+  SO_TIMESTAMP: lacking("socket", TIMESTAMPING),
+  SO_TIMESTAMPING: lacking("socket", TIMESTAMPING),
+  SO_ZEROCOPY: lacking("socket", ZEROCOPY),
+  SO_MARK: lacking("socket", "packet marks (netfilter, routing) do not exist here"),
+  SO_PRIORITY: lacking("socket", "queueing disciplines do not exist here"),
+  SO_MAX_PACING_RATE: lacking("socket", PACING),
+  SO_BINDTODEVICE: lacking("socket", "the stack has one interface per script"),
+  SO_SETFIB: lacking("socket", "FreeBSD routing tables (FIBs) do not exist here"),
+  SO_ACCEPTFILTER: lacking("socket", "FreeBSD accept filters are not implemented"),
   SO_LISTENQLIMIT: { level: "socket", meaning: "the listen backlog", set: false },
   SO_LISTENQLEN: { level: "socket", meaning: "connections waiting for accept()", set: false },
   SO_LISTENINCQLEN: { level: "socket", meaning: "connections in SYN-RECEIVED", set: false },
@@ -96,15 +94,11 @@ export const SOCKET_OPTIONS: Readonly<Record<string, SockOpt>> = {
   SO_NO_DDP: { level: "socket", meaning: none("no direct data placement") },
   SO_USER_COOKIE: { level: "socket", meaning: none("a label for the application") },
   // --- IPPROTO_IP / IPPROTO_IPV6
-  IP_TTL: { level: "ip", meaning: "", unsupported: `${IP_FIELDS} are not part of our socket layer` },
-  IP_TOS: { level: "ip", meaning: "", unsupported: `${IP_FIELDS} are not part of our socket layer` },
-  IPV6_TCLASS: { level: "ipv6", meaning: "", unsupported: `${IP_FIELDS} are not part of our socket layer` },
-  IPV6_UNICAST_HOPS: {
-    level: "ipv6",
-    meaning: "",
-    unsupported: `${IP_FIELDS} are not part of our socket layer`,
-  },
-  IPV6_HOPLIMIT: { level: "ipv6", meaning: "", unsupported: `${IP_FIELDS} are not part of our socket layer` },
+  IP_TTL: lacking("ip", IP_FIELDS_REASON),
+  IP_TOS: lacking("ip", IP_FIELDS_REASON),
+  IPV6_TCLASS: lacking("ipv6", IP_FIELDS_REASON),
+  IPV6_UNICAST_HOPS: lacking("ipv6", IP_FIELDS_REASON),
+  IPV6_HOPLIMIT: lacking("ipv6", IP_FIELDS_REASON),
   IP_MTU_DISCOVER: {
     level: "ip",
     meaning: "path MTU discovery is always on (DF set, RFC 1191): IP_PMTUDISC_DO and _WANT are accepted",
@@ -113,11 +107,7 @@ export const SOCKET_OPTIONS: Readonly<Record<string, SockOpt>> = {
   IP_MTU: { level: "ip", meaning: "the path MTU of the connection", set: false },
   IPV6_MTU: { level: "ipv6", meaning: "the path MTU of the connection", set: false },
   IP_FREEBIND: { level: "ip", meaning: none("the script binds the stack's own address") },
-  IPV6_USE_MIN_MTU: {
-    level: "ipv6",
-    meaning: "",
-    unsupported: "sending at the IPv6 minimum MTU (RFC 3542 11.1) is not implemented",
-  },
+  IPV6_USE_MIN_MTU: lacking("ipv6", "sending at the IPv6 minimum MTU (RFC 3542 11.1) is not implemented"),
   // --- IPPROTO_TCP
   TCP_NODELAY: { level: "tcp", meaning: "Nagle off -> noDelay (live)" },
   TCP_MAXSEG: {
@@ -152,56 +142,32 @@ export const SOCKET_OPTIONS: Readonly<Record<string, SockOpt>> = {
     meaning: "0 is accepted (the default)",
     unsupported: "FreeBSD TCP_NOPUSH (hold partial segments) is not implemented",
   },
-  TCP_QUICKACK: { level: "tcp", meaning: "", unsupported: "Linux quick-ack mode is not a knob of ours" },
-  TCP_DEFER_ACCEPT: { level: "tcp", meaning: "", unsupported: "deferred accept is not implemented" },
-  TCP_WINDOW_CLAMP: { level: "tcp", meaning: "", unsupported: "a window clamp is not a knob of ours" },
-  TCP_THIN_LINEAR_TIMEOUTS: {
-    level: "tcp",
-    meaning: "",
-    unsupported: "thin-stream timeouts are not implemented",
-  },
-  TCP_THIN_DUPACK: {
-    level: "tcp",
-    meaning: "",
-    unsupported: "thin-stream fast retransmit is not implemented",
-  },
-  TCP_TIMESTAMP: { level: "tcp", meaning: "", unsupported: "setting the TS clock offset is not implemented" },
-  TCP_NOTSENT_LOWAT: { level: "tcp", meaning: "", unsupported: "TCP_NOTSENT_LOWAT is not implemented" },
-  TCP_INQ: { level: "tcp", meaning: "", unsupported: "TCP_INQ control messages are not implemented" },
-  TCP_ZEROCOPY_RECEIVE: { level: "tcp", meaning: "", unsupported: ZEROCOPY },
-  TCP_SAVE_SYN: { level: "tcp", meaning: "", unsupported: "saving the SYN's headers is not implemented" },
-  TCP_SAVED_SYN: { level: "tcp", meaning: "", unsupported: "saving the SYN's headers is not implemented" },
-  TCP_REPAIR: { level: "tcp", meaning: "", unsupported: "TCP repair mode is not implemented" },
-  TCP_ULP: { level: "tcp", meaning: "", unsupported: "upper-layer protocols (kTLS) are not implemented" },
-  TCP_TX_DELAY: { level: "tcp", meaning: "", unsupported: PACING },
-  TCP_COOKIE_TRANSACTIONS: {
-    level: "tcp",
-    meaning: "",
-    unsupported: "TCP cookie transactions are not implemented",
-  },
-  TCP_MD5SIG: { level: "tcp", meaning: "", unsupported: "TCP-MD5 signatures (RFC 2385) are not implemented" },
-  TCP_MD5SIG_EXT: {
-    level: "tcp",
-    meaning: "",
-    unsupported: "TCP-MD5 signatures (RFC 2385) are not implemented",
-  },
-  TCP_FASTOPEN: { level: "tcp", meaning: "", unsupported: "TCP Fast Open (RFC 7413) is not implemented" },
-  TCP_FASTOPEN_CONNECT: {
-    level: "tcp",
-    meaning: "",
-    unsupported: "TCP Fast Open (RFC 7413) is not implemented",
-  },
-  TCP_FASTOPEN_KEY: { level: "tcp", meaning: "", unsupported: "TCP Fast Open (RFC 7413) is not implemented" },
-  TCP_FASTOPEN_NO_COOKIE: {
-    level: "tcp",
-    meaning: "",
-    unsupported: "TCP Fast Open (RFC 7413) is not implemented",
-  },
-  TCP_REMOTE_UDP_ENCAPS_PORT: { level: "tcp", meaning: "", unsupported: "TCP over UDP is not implemented" },
-  TCP_FUNCTION_BLK: { level: "tcp", meaning: "", unsupported: PACING },
-  TCP_RACK_PACE_ALWAYS: { level: "tcp", meaning: "", unsupported: PACING },
-  TCP_RACK_PACE_MAX_SEG: { level: "tcp", meaning: "", unsupported: PACING },
-  TCP_RACK_PACE_RATE_SS: { level: "tcp", meaning: "", unsupported: PACING },
-  TCP_RACK_PACE_RATE_CA: { level: "tcp", meaning: "", unsupported: PACING },
-  TCP_RACK_PACE_RATE_REC: { level: "tcp", meaning: "", unsupported: PACING },
+  TCP_QUICKACK: lacking("tcp", "Linux quick-ack mode is not a knob of ours"),
+  TCP_DEFER_ACCEPT: lacking("tcp", "deferred accept is not implemented"),
+  TCP_WINDOW_CLAMP: lacking("tcp", "a window clamp is not a knob of ours"),
+  TCP_THIN_LINEAR_TIMEOUTS: lacking("tcp", "thin-stream timeouts are not implemented"),
+  TCP_THIN_DUPACK: lacking("tcp", "thin-stream fast retransmit is not implemented"),
+  TCP_TIMESTAMP: lacking("tcp", "setting the TS clock offset is not implemented"),
+  TCP_NOTSENT_LOWAT: lacking("tcp", "TCP_NOTSENT_LOWAT is not implemented"),
+  TCP_INQ: lacking("tcp", "TCP_INQ control messages are not implemented"),
+  TCP_ZEROCOPY_RECEIVE: lacking("tcp", ZEROCOPY),
+  TCP_SAVE_SYN: lacking("tcp", "saving the SYN's headers is not implemented"),
+  TCP_SAVED_SYN: lacking("tcp", "saving the SYN's headers is not implemented"),
+  TCP_REPAIR: lacking("tcp", "TCP repair mode is not implemented"),
+  TCP_ULP: lacking("tcp", "upper-layer protocols (kTLS) are not implemented"),
+  TCP_TX_DELAY: lacking("tcp", PACING),
+  TCP_COOKIE_TRANSACTIONS: lacking("tcp", "TCP cookie transactions are not implemented"),
+  TCP_MD5SIG: lacking("tcp", "TCP-MD5 signatures (RFC 2385) are not implemented"),
+  TCP_MD5SIG_EXT: lacking("tcp", "TCP-MD5 signatures (RFC 2385) are not implemented"),
+  TCP_FASTOPEN: lacking("tcp", "TCP Fast Open (RFC 7413) is not implemented"),
+  TCP_FASTOPEN_CONNECT: lacking("tcp", "TCP Fast Open (RFC 7413) is not implemented"),
+  TCP_FASTOPEN_KEY: lacking("tcp", "TCP Fast Open (RFC 7413) is not implemented"),
+  TCP_FASTOPEN_NO_COOKIE: lacking("tcp", "TCP Fast Open (RFC 7413) is not implemented"),
+  TCP_REMOTE_UDP_ENCAPS_PORT: lacking("tcp", "TCP over UDP is not implemented"),
+  TCP_FUNCTION_BLK: lacking("tcp", PACING),
+  TCP_RACK_PACE_ALWAYS: lacking("tcp", PACING),
+  TCP_RACK_PACE_MAX_SEG: lacking("tcp", PACING),
+  TCP_RACK_PACE_RATE_SS: lacking("tcp", PACING),
+  TCP_RACK_PACE_RATE_CA: lacking("tcp", PACING),
+  TCP_RACK_PACE_RATE_REC: lacking("tcp", PACING),
 };
