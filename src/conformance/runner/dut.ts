@@ -19,9 +19,18 @@
  *   left within `--tolerance_usecs` of the expected time. Packets nobody expected stay queued
  *   and fail the next comparison, as in packetdrill. Policy differences are forgiven by the
  *   named rules of `policy.ts`.
- * - System calls go to a BSD socket facade over the stack (file descriptors from 3, blocking
- *   and non-blocking sockets, SO_ERROR, SO_RCVBUF); shell commands are emulated (`sysctl -w`,
- *   `sockstat ... | grep -c STATE`, `tcpdrop -s STATE`); `%{ }%` snippets are evaluated.
+ * - System calls go to a BSD socket facade over the stack: every call packetdrill implements
+ *   that means something for a TCP socket (socket ... close, the read and write families with
+ *   msghdr / iovec arguments, ioctl, get/setsockopt through the option table of `sockopts.ts`,
+ *   poll, epoll, open / sendfile, pipe / splice); descriptors are named by the script, as
+ *   packetdrill maps them. A call with a time range (`start...end`) blocks while the script's
+ *   next events run and is checked when it returns (packetdrill's syscall thread).
+ * - The profile (`profile.ts`: FreeBSD or Linux) gives the sysctl table, the defaults, the
+ *   symbols' values and the policy differences. Shell commands are emulated (`sysctl`, `echo >
+ *   /proc/sys/...`, `sockstat ... | grep -c STATE`, `tcpdrop -s STATE`, the google scripts'
+ *   helpers); `%{ }%` snippets are evaluated (`pycode.ts`).
+ * - A script that needs a feature we lack is classified "unsupported: <feature>" (`features.ts`,
+ *   and the option table), never run into a runner error.
  *
  * - Offload mode (`mode: "offload"`): the network side is the chimney of `device.ts` (stack,
  *   offload manager, software target as the NIC). Each connection is offered to the target once,
