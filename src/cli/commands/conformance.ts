@@ -31,6 +31,7 @@ import {
   formatByFolder,
   formatSummary,
   listScripts,
+  suiteFolders,
   runConformance,
   summarize,
 } from "../../conformance/runner/run.js";
@@ -60,7 +61,7 @@ export interface ConformanceCommandOptions {
 /**
  * The folders of the FreeBSD suite that hold scripts: all of them (snippets/ holds runnable
  * scripts too; fast-open/ and tcp-over-udp/ run, and are classified unsupported until those
- * features exist).
+ * features exist). Without `--folder` the command runs every folder of its suite.
  */
 export const DEFAULT_FOLDERS: readonly string[] = [
   "fast-open",
@@ -179,7 +180,7 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
   const started = performance.now();
   let run: ConformanceRun;
   // The suite's test folders; snippets/ holds fragments the other scripts include, not tests.
-  const folders = o.folder ?? DEFAULT_FOLDERS;
+  const folders = o.folder ?? suiteFolders(dir);
   const inFolders = (p: string) => folders === undefined || folders.some((f) => p.startsWith(`${f}/`));
   if (re === undefined) {
     run = runConformance(dir, {

@@ -63,6 +63,11 @@ const COMMON: Readonly<Record<string, number>> = {
   IPTOS_ECN_ECT1: 1,
   IPTOS_ECN_ECT0: 2,
   IPTOS_ECN_CE: 3,
+  // IP_MTU_DISCOVER values (Linux's names; FreeBSD has no such option, the values are unused there).
+  IP_PMTUDISC_DONT: 0,
+  IP_PMTUDISC_WANT: 1,
+  IP_PMTUDISC_DO: 2,
+  IP_PMTUDISC_PROBE: 3,
   // TCP_INFO option bits (tcpi_options), the same on both.
   TCPI_OPT_TIMESTAMPS: 1,
   TCPI_OPT_SACK: 2,

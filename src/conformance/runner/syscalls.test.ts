@@ -172,6 +172,8 @@ void describe("socket options", () => {
       ["setsockopt(4, IPPROTO_IP, IP_TOS, [16], 4) = 0", "IP_TOS"],
       ["setsockopt(4, IPPROTO_TCP, TCP_RACK_PACE_ALWAYS, [1], 4) = 0", "TCP_RACK_PACE_ALWAYS"],
       ['setsockopt(4, IPPROTO_TCP, TCP_CONGESTION, "cubic", 5) = 0', "TCP_CONGESTION cubic"],
+      // The option decides before its value is read: SOF_* symbols belong to the feature we lack.
+      ["setsockopt(4, SOL_SOCKET, SO_TIMESTAMPING, [SOF_TIMESTAMPING_TX_SCHED], 4) = 0", "SO_TIMESTAMPING"],
     ] as const) {
       const r = run(`+0 ${line}\n`);
       assert.equal(r.failure, "unsupported", line);
@@ -183,6 +185,12 @@ void describe("socket options", () => {
       /unknown socket option TCP_FROBNICATE/,
       "runner",
     );
+  });
+
+  void test("Linux reads an IP-level option from one byte; a TCP-level one needs four", () => {
+    passes("+0 setsockopt(4, SOL_IP, IP_MTU_DISCOVER, [IP_PMTUDISC_DO], 1) = 0\n", "linux");
+    passes("+0 setsockopt(4, SOL_IP, IP_MTU_DISCOVER, [IP_PMTUDISC_DO], 1) = -1 EINVAL (Invalid argument)\n");
+    passes("+0 setsockopt(4, SOL_TCP, TCP_NODELAY, [1], 1) = -1 EINVAL (Invalid argument)\n", "linux");
   });
 
   void test("SO_LINGER {l_onoff=1, l_linger=0}: close aborts with a RST", () => {
