@@ -266,7 +266,7 @@ void test("chimney conformance finds the suite through CHIMNEY_PEER_SUITE", () =
   );
   const r = chimneyWithEnv({ CHIMNEY_PEER_SUITE: peer }, "conformance", "--folder", "snd-syn");
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  assert.match(lines(r.stdout)[1] ?? "", /^snd-syn\s+1\s+1\s+0\s+0\s+0\s+100/);
+  assert.match(lines(r.stdout)[1] ?? "", /^snd-syn\s+1\s+1\s+0\s+0\s+0\s+0\s+100/);
   assert.match(r.stdout, /\(1 scripts in \d+ ms\)/);
 });
 
@@ -308,9 +308,30 @@ void test("chimney conformance --filter prints the table and exits 0 on the know
   assert.equal(written.length, failing);
   for (const f of written) assert.ok(parsePcap(new Uint8Array(readFileSync(join(pcaps, "rcv-icmp", f)))).ok);
   const out = lines(r.stdout);
-  assert.match(out[0] ?? "", /^folder\s+scripts\s+pass\s+fail\s+known\s+unexpected-pass\s+pass%$/);
+  assert.match(
+    out[0] ?? "",
+    /^folder\s+scripts\s+pass\s+fail\s+known\s+unsupported\s+unexpected-pass\s+pass%$/,
+  );
   assert.match(out[1] ?? "", /^rcv-icmp\s+12\s+/);
   assert.match(r.stdout, /\(12 scripts in \d+ ms\)/);
+});
+
+void test("chimney conformance --by-folder splits by failure kind; --profile takes freebsd or linux", (t) => {
+  if (peerSuiteOrSkip(t, "freebsd") === undefined) return;
+  const r = chimney("conformance", "--by-folder", "--folder", "rcv-icmp", "tcp-over-udp");
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const out = lines(r.stdout);
+  assert.match(
+    out[0] ?? "",
+    /^folder\s+scripts\s+pass\s+known\s+x-unsupported\s+x-runner\s+x-packet\s+x-timing/,
+  );
+  assert.match(out[1] ?? "", /^rcv-icmp\s+12\s+11\s+1\s+0\s+0\s+1\s/);
+  assert.match(out[2] ?? "", /^tcp-over-udp\s+56\s+0\s+0\s+56\s+0\s+0\s/);
+  assert.match(r.stdout, /^all\s+68\s+11\s/m);
+  assert.match(r.stdout, /^unsupported: tcp-over-udp 56$/m);
+  const bad = chimney("conformance", "--profile", "solaris", "--folder", "rcv-icmp");
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--profile: expected one of freebsd, linux, not solaris/);
 });
 
 void test("input that asks for absurd work is bad input (exit 2, one line), never a hang or an internal error", () => {

@@ -141,7 +141,7 @@ export function program(): Command {
     .option("--filter <regex>", "only scripts whose path matches this regular expression")
     .option(
       "--folder <name...>",
-      "only scripts under these top-level folders (default: state-event-engine snd-syn rcv-icmp)",
+      "only scripts under these top-level folders (default: every folder of the FreeBSD suite)",
     )
     .option("--seed <n>", "seed of each script's stack", positiveInt, 1)
     .option(
@@ -153,6 +153,11 @@ export function program(): Command {
       "with --offload: microseconds the target takes to complete a state operation (default 0)",
       positiveInt,
     )
+    .option("--profile <name>", "whose environment the scripts were written for: freebsd (default) or linux")
+    .option(
+      "--by-folder",
+      "print the per-folder table with the scripts that did not pass split by the kind of their first failure",
+    )
     .action(
       (
         dir: string | undefined,
@@ -163,6 +168,8 @@ export function program(): Command {
           seed: number;
           offload?: boolean;
           offloadDelay?: number;
+          byFolder?: boolean;
+          profile?: string;
         },
       ) => {
         process.exitCode = conformanceCommand(dir, opts);

@@ -72,6 +72,13 @@ export interface TcpConfig {
   /** Delayed-ACK timeout (RFC 9293 3.8.6.3: at most 500 ms). Zero acknowledges every segment. */
   readonly delayedAck: Duration;
   /**
+   * Acknowledge every second in-order data segment whatever its size, as BSD stacks do (an
+   * arriving segment while an ACK is delayed is ACKed at once). `false` (default) counts bytes:
+   * an ACK once two full-sized segments' worth arrived (RFC 5681 4.2), as Linux does for
+   * full-sized segments; smaller ones wait for the delayed-ACK timer.
+   */
+  readonly ackEverySecondSegment: boolean;
+  /**
    * In-order bytes one ACK may cover when several segments arrive before the owner polls (a
    * driver's batch): the run is acknowledged as Linux acknowledges what its GRO merged, one
    * ACK per at most this many bytes (default 64 KiB, GRO's limit). 0 sends every ACK the
@@ -166,6 +173,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   blindAttackProbing: false,
   noDelay: false,
   delayedAck: Duration.fromMillis(40),
+  ackEverySecondSegment: false,
   batchAckBytes: 65536,
   initialRto: Duration.fromSeconds(1),
   minRto: Duration.fromMillis(200),

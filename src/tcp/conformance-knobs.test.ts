@@ -180,6 +180,27 @@ void describe("SYN-SENT: SYN+FIN, data on SYN and SYN-ACK (RFC 9293 3.10.7.3)", 
 });
 
 void describe("SYN options and the retransmission schedule", () => {
+  void test("noOptions on a passive open: a bare SYN-ACK, and nothing is negotiated", () => {
+    const syn: TcpRepr = {
+      ...FROM_PEER,
+      flags: SYN,
+      seq: REMOTE_ISS,
+      ack: Seq.of(0),
+      mss: 1000,
+      windowScale: 6,
+      sackPermitted: true,
+      timestamps: { tsVal: 100, tsEcr: 0 },
+    };
+    const c = TcpConnection.accept(tcpConfig({ noOptions: true }), PARAMS, syn, at(0));
+    const [synAck] = drainTx(c, at(0));
+    assert.ok(synAck !== undefined);
+    assert.equal(synAck.mss, undefined);
+    assert.equal(synAck.windowScale, undefined);
+    assert.equal(synAck.timestamps, undefined);
+    assert.equal(synAck.sackPermitted, false);
+    assert.equal(c.timestampsEnabled, false);
+    assert.equal(c.sackEnabled, false);
+  });
   void test("noOptions: the SYN carries no option and nothing is negotiated", () => {
     const c = TcpConnection.connect(tcpConfig({ noOptions: true }), PARAMS, at(0));
     const [syn] = drainTx(c, at(0));
@@ -274,5 +295,76 @@ void describe("acceptance up to the free buffer space", () => {
     const c = timeWait(tcpConfig({ ...BASE, recvBufferSize: 70000 }));
     recv(c, at(5), { seq: R(2 + 65535 + 10), ack: L(2) });
     assert.equal(c.stats.dropsOutOfWindow, 1);
+  });
+});
+
+void describe("D-SACK for data already held out of order (RFC 2883 4)", () => {
+  /** ESTABLISHED with SACK, 100 bytes in order read, [200, 300) held out of order. */
+  function holding(): TcpConnection {
+    const cfg = tcpConfig({ ...BASE, sack: true, recvBufferSize: 65536 });
+    const c = TcpConnection.connect(cfg, PARAMS, at(0));
+    drainTx(c, at(0));
+    recv(c, at(1), { flags: SYN | ACK, seq: REMOTE_ISS, ack: L(1), mss: 1460, sackPermitted: true });
+    drainTx(c, at(1));
+    recv(c, at(2), { seq: R(200), payload: bytes(100) });
+    const acks = drainTx(c, at(2));
+    assert.deepEqual(acks.at(-1)?.sack, [{ left: R(200), right: R(300) }]);
+    return c;
+  }
+
+  void test("a segment overlapping queued data reports the overlap first, then the block holding it", () => {
+    const c = holding();
+    recv(c, at(3), { seq: R(150), payload: bytes(125) }); // [150, 275): [200, 275) is a duplicate
+    const ack = drainTx(c, at(3)).at(-1);
+    assert.deepEqual(ack?.sack, [
+      { left: R(200), right: R(275) },
+      { left: R(150), right: R(300) },
+    ]);
+    assert.equal(ack?.ack, R(1), "still a hole at [1, 150)");
+  });
+
+  void test("an in-order segment that covers queued data reports it below the new ACK", () => {
+    const c = holding();
+    recv(c, at(3), { seq: R(1), payload: bytes(399) }); // [1, 400) swallows [200, 300)
+    const ack = drainTx(c, at(3)).at(-1);
+    assert.equal(ack?.ack, R(400));
+    assert.deepEqual(ack?.sack, [{ left: R(200), right: R(300) }]);
+  });
+
+  void test("without D-SACK, only the SACK block is sent", () => {
+    const cfg = tcpConfig({ ...BASE, sack: true, dsack: false, recvBufferSize: 65536 });
+    const c = TcpConnection.connect(cfg, PARAMS, at(0));
+    drainTx(c, at(0));
+    recv(c, at(1), { flags: SYN | ACK, seq: REMOTE_ISS, ack: L(1), mss: 1460, sackPermitted: true });
+    recv(c, at(2), { seq: R(200), payload: bytes(100) });
+    recv(c, at(3), { seq: R(150), payload: bytes(125) });
+    assert.deepEqual(drainTx(c, at(3)).at(-1)?.sack, [{ left: R(150), right: R(300) }]);
+  });
+});
+
+void describe("ackEverySecondSegment", () => {
+  const cfg = (on: boolean): TcpConfig =>
+    tcpConfig({
+      ...BASE,
+      delayedAck: Duration.fromMillis(100),
+      ackEverySecondSegment: on,
+      recvBufferSize: 65536,
+    });
+
+  void test("on: the second small segment is acknowledged at once (BSD)", () => {
+    const c = established(cfg(true));
+    recv(c, at(5), { seq: R(1), payload: bytes(1) });
+    assert.equal(drainTx(c, at(5)).length, 0, "the first one waits for the delayed-ACK timer");
+    recv(c, at(6), { seq: R(2), payload: bytes(2) });
+    assert.equal(drainTx(c, at(6)).at(-1)?.ack, R(4));
+  });
+
+  void test("off: small segments wait for two full-sized segments' worth or the timer", () => {
+    const c = established(cfg(false));
+    recv(c, at(5), { seq: R(1), payload: bytes(1) });
+    recv(c, at(6), { seq: R(2), payload: bytes(2) });
+    assert.equal(drainTx(c, at(6)).length, 0);
+    const t = c.pollTimeout();
+    assert.equal(t, at(105), "the delayed ACK runs from the first segment");
   });
 });

@@ -1372,16 +1372,16 @@ export class TcpConnection {
     this.#rcvAdv = this.#rcvNxt;
     this.#lastAckSent = this.#rcvNxt;
     this.#peerMss = syn.mss ?? this.#defaultPeerMss;
-    // Only what our own SYN offered can be negotiated (see `#synOffers`).
-    const offers = this.#activeOpen ? this.#synOffers() : undefined;
-    this.#wsOk = (offers?.ws ?? this.#cfg.windowScaling) && syn.windowScale !== undefined;
+    // Only what our own SYN (or SYN-ACK: noOptions holds for it too) offered can be negotiated.
+    const offers = this.#synOffers();
+    this.#wsOk = offers.ws && syn.windowScale !== undefined;
     this.#sndWscale = this.#wsOk ? Math.min(14, syn.windowScale ?? 0) : 0;
-    this.#tsOk = (offers?.ts ?? this.#cfg.timestamps) && syn.tsVal !== undefined;
+    this.#tsOk = offers.ts && syn.tsVal !== undefined;
     if (this.#tsOk) {
       this.#tsRecent = syn.tsVal ?? 0;
       this.#tsRecentAt = now;
     }
-    this.#sackOk = (offers?.sack ?? this.#cfg.sack) && syn.sackPermitted;
+    this.#sackOk = offers.sack && syn.sackPermitted;
     this.#sndWnd = syn.window;
     this.#maxSndWnd = syn.window;
     this.#sndWl1 = syn.irs;
@@ -1870,6 +1870,9 @@ export class TcpConnection {
       this.#advanceRcv(data.length);
       return whole;
     }
+    // RFC 2883 4: data we already hold out of order is a duplicate too; its D-SACK block goes
+    // first, followed by the SACK block that holds it (or below the new ACK, once in order).
+    if (start === 0 && !this.#ooo.isEmpty) this.#noteOooDuplicate(this.#rcvNxtOff + off, data.length);
     if (off + start === 0) {
       // In order: the fast path.
       const hadOoo = !this.#ooo.isEmpty;
@@ -1887,8 +1890,14 @@ export class TcpConnection {
         }
       } else {
         this.#bytesSinceAck += data.length;
-        // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full-size segment.
-        if (this.#cfg.delayedAck === 0 || this.#bytesSinceAck >= 2 * this.#smss()) this.#ackNow = true;
+        // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full-size segment; with
+        // `ackEverySecondSegment` every second segment of any size (an ACK was already delayed).
+        if (
+          this.#cfg.delayedAck === 0 ||
+          this.#bytesSinceAck >= 2 * this.#smss() ||
+          (this.#cfg.ackEverySecondSegment && this.#delackAt !== undefined)
+        )
+          this.#ackNow = true;
         else if (this.#delackAt === undefined) this.#delackAt = Instant.add(now, this.#cfg.delayedAck);
       }
       this.#evReadable = true;
@@ -1902,11 +1911,6 @@ export class TcpConnection {
     if (r === "full") {
       this.stats.dropsOooFull++;
       return false;
-    }
-    if (r === "duplicate" && data.length > 0) {
-      // RFC 2883 4: the D-SACK first, then the SACK block that holds the duplicate.
-      const left = Seq.add(this.#rcvNxt, off + start);
-      this.#noteDuplicate(left, Seq.add(left, data.length));
     }
     if (this.#sackOk) {
       this.#sackRecent.unshift(at);
@@ -2489,6 +2493,23 @@ export class TcpConnection {
       if (out.length === max) break;
     }
     return out;
+  }
+
+  /**
+   * Notes the lowest part of [at, at + len) (receive offsets) that the out-of-order queue
+   * already holds as a D-SACK block (RFC 2883 4: one block per duplicate sequence; FreeBSD
+   * reports the first). Must run before the segment is queued or delivered.
+   */
+  #noteOooDuplicate(at: number, len: number): void {
+    for (const [s, e] of this.#ooo.ranges()) {
+      const lo = Math.max(s, at);
+      const hi = Math.min(e, at + len);
+      if (lo < hi) {
+        const toSeq = (o: number): SeqNum => Seq.add(this.#rcvNxt, o - this.#rcvNxtOff);
+        this.#noteDuplicate(toSeq(lo), toSeq(hi));
+        return;
+      }
+    }
   }
 
   #sackOptionBytes(): number {

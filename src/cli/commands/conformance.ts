@@ -17,17 +17,21 @@ import {
   PEER_SUITE_FOLDERS,
 } from "../../conformance/peer-suite.js";
 import type { DutMode } from "../../conformance/runner/device.js";
+import { PROFILE_NAMES, type ProfileName } from "../../conformance/runner/profile.js";
 import type { ScriptResult } from "../../conformance/runner/dut.js";
 import {
   checkKnownFailures,
   type KnownFailure,
   parseKnownFailures,
+  type ScriptOutcome,
 } from "../../conformance/runner/known-failures.js";
 import {
   type ConformanceResult,
   type ConformanceRun,
+  formatByFolder,
   formatSummary,
   listScripts,
+  suiteFolders,
   runConformance,
   summarize,
 } from "../../conformance/runner/run.js";
@@ -48,10 +52,27 @@ export interface ConformanceCommandOptions {
   readonly offload?: boolean | undefined;
   /** Offloaded mode: the target's state-operation delay in microseconds (default 0). */
   readonly offloadDelay?: number | undefined;
+  /** Print the per-folder table split by failure kind (`formatByFolder`). */
+  readonly byFolder?: boolean | undefined;
+  /** Whose environment the scripts were written for (default freebsd). */
+  readonly profile?: string | undefined;
 }
 
-/** The folders of the FreeBSD suite that hold tests (snippets/ holds shared fragments). */
-export const DEFAULT_FOLDERS: readonly string[] = ["state-event-engine", "snd-syn", "rcv-icmp"];
+/**
+ * The folders of the FreeBSD suite that hold scripts: all of them (snippets/ holds runnable
+ * scripts too; fast-open/ and tcp-over-udp/ run, and are classified unsupported until those
+ * features exist). Without `--folder` the command runs every folder of its suite.
+ */
+export const DEFAULT_FOLDERS: readonly string[] = [
+  "fast-open",
+  "rcv-data-segments",
+  "rcv-icmp",
+  "snd-syn",
+  "snippets",
+  "socket-api",
+  "state-event-engine",
+  "tcp-over-udp",
+];
 
 /** Where the suite lives unless given: see `findPeerSuite` (`$CHIMNEY_PEER_SUITE`, else ../shared). */
 export function defaultSuiteDir(): string {
@@ -110,6 +131,16 @@ export function offloadSummary(results: readonly ScriptResult[]): OffloadSummary
   return { initiates, initiateFailures, terminates, scriptsOffloaded };
 }
 
+/** The outcomes a known-failures list is checked against, by script. */
+export function outcomesOf(results: readonly ScriptResult[]): Map<string, ScriptOutcome> {
+  return new Map(
+    results.map((r) => [
+      r.file,
+      { passed: r.passed, message: r.message, unsupported: r.failure === "unsupported" },
+    ]),
+  );
+}
+
 /** Runs the command and returns its exit code. */
 export function conformanceCommand(dirArg: string | undefined, o: ConformanceCommandOptions): number {
   // The arguments first (an output folder that cannot be written), then the suite they run on.
@@ -138,6 +169,10 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
     }
   }
   const mode = o.offload === true ? "offload" : "host";
+  const profileName = o.profile ?? "freebsd";
+  if (!(PROFILE_NAMES as readonly string[]).includes(profileName))
+    throw new CliUsageError(`--profile: expected one of ${PROFILE_NAMES.join(", ")}, not ${profileName}`);
+  const profile = profileName as ProfileName;
   if (o.offloadDelay !== undefined && mode !== "offload")
     throw new CliUsageError("--offload-delay needs --offload");
   const offloadDelayUs = o.offloadDelay;
@@ -145,10 +180,18 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
   const started = performance.now();
   let run: ConformanceRun;
   // The suite's test folders; snippets/ holds fragments the other scripts include, not tests.
-  const folders = o.folder ?? DEFAULT_FOLDERS;
+  const folders = o.folder ?? suiteFolders(dir);
   const inFolders = (p: string) => folders === undefined || folders.some((f) => p.startsWith(`${f}/`));
   if (re === undefined) {
-    run = runConformance(dir, { known, pcapDir: o.pcap, seed: o.seed, folders, mode, offloadDelayUs });
+    run = runConformance(dir, {
+      known,
+      pcapDir: o.pcap,
+      seed: o.seed,
+      folders,
+      mode,
+      offloadDelayUs,
+      profile,
+    });
     if (run.results.length === 0)
       throw new CliUsageError(`--folder ${folders?.join(" ") ?? ""}: no script under ${dir}`);
   } else {
@@ -163,12 +206,13 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
         filter: path,
         mode,
         offloadDelayUs,
+        profile,
       });
       results.push(...one.results.filter((r) => r.file === path));
     }
     run = summarize(results, performance.now() - started);
   }
-  process.stdout.write(`${formatSummary(run)}\n`);
+  process.stdout.write(`${o.byFolder === true ? formatByFolder(run) : formatSummary(run)}\n`);
   process.stdout.write(`(${run.results.length} scripts in ${run.elapsedMs.toFixed(0)} ms)\n`);
   if (mode === "offload") {
     const a = offloadSummary(run.results);
@@ -177,9 +221,8 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
         `${a.scriptsOffloaded} of ${run.results.length} scripts ran a connection offloaded\n`,
     );
   }
-  const outcomes = new Map(run.results.map((r) => [r.file, r.passed]));
   // Only the scripts that ran are compared: a filtered run says nothing about the others.
-  const check = checkKnownFailures(outcomes, known);
+  const check = checkKnownFailures(outcomesOf(run.results), known);
   const byFile = new Map(run.results.map((r) => [r.file, r]));
   for (const f of check.newFailures) {
     const r = byFile.get(f);
@@ -195,9 +238,24 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
       `unexpected pass (remove it from ${list}${where === undefined ? "" : `, line ${where}`}): ${f}\n`,
     );
   }
-  if (check.newFailures.length > 0 || check.unexpectedPasses.length > 0) {
+  for (const c of check.changed) {
+    const where = known.get(c.path)?.line;
+    process.stdout.write(
+      `changed failure (line ${String(where)}): ${c.path}\n  expected: ${c.expected}\n  got:      ${c.got}\n`,
+    );
+  }
+  for (const f of check.stale) {
+    if (run.results.some((r) => r.file === f)) process.stdout.write(`listed but unsupported: ${f}\n`);
+  }
+  const staleRun = check.stale.filter((f) => run.results.some((r) => r.file === f));
+  if (
+    check.newFailures.length > 0 ||
+    check.unexpectedPasses.length > 0 ||
+    check.changed.length > 0 ||
+    staleRun.length > 0
+  ) {
     process.stderr.write(
-      `chimney: conformance: ${check.newFailures.length} new failure(s), ${check.unexpectedPasses.length} unexpected pass(es)\n`,
+      `chimney: conformance: ${check.newFailures.length} new failure(s), ${check.unexpectedPasses.length} unexpected pass(es), ${check.changed.length} changed failure(s)\n`,
     );
     return EXIT.FAILED;
   }

@@ -30,6 +30,8 @@ export function defaultSettings(): DutSettings {
     // 200 ms; no delayed-ACK effects at the time scale of these scripts are relied upon.
     // SYNs: FreeBSD retransmits a SYN up to 10 times (TCP_MAXRXTSHIFT less its SYN margin),
     // RTOs capped at TCPTV_REXMTMAX = 64 s.
+    // Delayed ACKs after net.inet.tcp.delacktime (100 ms); keep-alive after keepidle (2 h),
+    // keepintvl (75 s) and keepcnt (8); connections not established within keepinit (75 s) fail.
     tcp: {
       recvBufferSize: 65536,
       sendBufferSize: 32768,
@@ -37,6 +39,12 @@ export function defaultSettings(): DutSettings {
       synRetries: 10,
       maxRto: Duration.fromSeconds(64),
       dropSynFin: false, // net.inet.tcp.drop_synfin defaults to 0
+      delayedAck: Duration.fromMillis(100),
+      ackEverySecondSegment: true, // tcp_input: a second segment while an ACK is delayed is ACKed
+      keepAliveIdle: Duration.fromSeconds(7200),
+      keepAliveInterval: Duration.fromSeconds(75),
+      keepAliveProbes: 8,
+      connectTimeout: Duration.fromSeconds(75),
     },
     unmapped: [],
     maxSockBuf: 2097152,
@@ -55,9 +63,84 @@ export interface SysctlRule {
    * in `DutSettings.unmapped`; the script may still pass if it does not depend on it).
    */
   readonly apply: (s: DutSettings, value: number) => boolean;
+  /** For a sysctl whose value is not one integer: applies the text instead of `apply`. */
+  readonly applyText?: ((s: DutSettings, value: string) => boolean) | undefined;
 }
 
 const on = (v: number): boolean => v !== 0;
+
+type Tcp = DutSettings["tcp"];
+/** The `TcpConfig` keys of each value type, for the knob constructors below. */
+type KeyOf<T> = {
+  [K in keyof Tcp]-?: NonNullable<Tcp[K]> extends T ? (T extends NonNullable<Tcp[K]> ? K : never) : never;
+}[keyof Tcp];
+
+function set<K extends keyof Tcp>(s: DutSettings, key: K, value: Tcp[K]): void {
+  s.tcp[key] = value;
+}
+
+/** A sysctl that turns a boolean knob on (non-zero) or off (0). */
+export function flagKnob(meaning: string, key: KeyOf<boolean>): SysctlRule {
+  return {
+    meaning,
+    apply: (s, v) => {
+      set(s, key, v !== 0);
+      return true;
+    },
+  };
+}
+
+/**
+ * A sysctl that sets a time knob, in `unit`s; a value outside [min, max] cannot be honoured.
+ */
+export function durationKnob(
+  meaning: string,
+  key: KeyOf<Duration>,
+  unit: "ms" | "s",
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): SysctlRule {
+  return {
+    meaning,
+    apply: (s, v) => {
+      if (v < min || v > max) return false;
+      set(s, key, unit === "ms" ? Duration.fromMillis(v) : Duration.fromSeconds(v));
+      return true;
+    },
+  };
+}
+
+/** A sysctl that sets a count or size knob; a value outside [min, max] cannot be honoured. */
+export function countKnob(
+  meaning: string,
+  key: KeyOf<number>,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): SysctlRule {
+  return {
+    meaning,
+    apply: (s, v) => {
+      if (v < min || v > max) return false;
+      set(s, key, v);
+      return true;
+    },
+  };
+}
+
+/** A sysctl whose only value we honour is `value` (the OS's default, what we do). */
+export function defaultOnly(meaning: string, value: number): SysctlRule {
+  return { meaning, apply: (_s, v) => v === value };
+}
+
+/** A sysctl with no effect on what a script observes of our stack, whatever its value. */
+export function noEffect(meaning: string): SysctlRule {
+  return { meaning, apply: () => true, applyText: () => true };
+}
+
+/** A sysctl with no knob of ours: the values `ok` accepts are what we do; others are recorded. */
+export function onlyValue(meaning: string, ok: (v: number) => boolean): SysctlRule {
+  return { meaning, apply: (_s, v) => ok(v) };
+}
 
 /**
  * FreeBSD sysctls the suite sets, mapped to `TcpConfig`. Knobs marked "no knob" are ones
@@ -74,23 +157,15 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
       return true;
     },
   },
-  "net.inet.tcp.sack.enable": {
-    meaning: "RFC 2018 SACK -> sack",
-    apply: (s, v) => {
-      s.tcp.sack = on(v);
-      return true;
-    },
-  },
-  "net.inet.tcp.ecn.enable": {
-    meaning:
-      "RFC 3168 ECN. We do not do ECN: 0 (off) and 2 (answer only, never initiate) match a " +
+  "net.inet.tcp.sack.enable": flagKnob("RFC 2018 SACK -> sack", "sack"),
+  "net.inet.tcp.ecn.enable": onlyValue(
+    "RFC 3168 ECN. We do not do ECN: 0 (off) and 2 (answer only, never initiate) match a " +
       "stack without ECN for active opens; 1 (initiate) cannot be honoured",
-    apply: (_s, v) => v === 0 || v === 2,
-  },
-  "net.inet.tcp.ecn.maxretries": {
-    meaning: "SYN retransmissions before ECN is dropped: ECN is off, so it has no effect",
-    apply: () => true,
-  },
+    (v) => v === 0 || v === 2,
+  ),
+  "net.inet.tcp.ecn.maxretries": noEffect(
+    "SYN retransmissions before ECN is dropped: ECN is off, so it has no effect",
+  ),
   "kern.ipc.maxsockbuf": {
     meaning:
       "cap on socket buffers; FreeBSD derives its window shift from it (no knob: our shift follows recvBufferSize)",
@@ -99,29 +174,15 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
       return true;
     },
   },
-  "net.inet.tcp.recvspace": {
-    meaning: "default receive buffer -> recvBufferSize",
-    apply: (s, v) => {
-      s.tcp.recvBufferSize = v;
-      return true;
-    },
-  },
-  "net.inet.tcp.sendspace": {
-    meaning: "default send buffer -> sendBufferSize",
-    apply: (s, v) => {
-      s.tcp.sendBufferSize = v;
-      return true;
-    },
-  },
-  "net.inet.tcp.hostcache.purgenow": {
-    meaning: "flush the host cache (RTT, MSS): each script gets a fresh stack, so nothing to do",
-    apply: () => true,
-  },
-  "net.inet.tcp.blackhole": {
-    meaning:
-      "no RST to closed ports: a host-stack policy (the suite only sets 0, the default: answer, RFC 9293 3.10.7.1)",
-    apply: (_s, v) => v === 0,
-  },
+  "net.inet.tcp.recvspace": countKnob("default receive buffer -> recvBufferSize", "recvBufferSize", 1),
+  "net.inet.tcp.sendspace": countKnob("default send buffer -> sendBufferSize", "sendBufferSize", 1),
+  "net.inet.tcp.hostcache.purgenow": noEffect(
+    "flush the host cache (RTT, MSS): each script gets a fresh stack, so nothing to do",
+  ),
+  "net.inet.tcp.blackhole": defaultOnly(
+    "no RST to closed ports: a host-stack policy (the suite only sets 0, the default: answer, RFC 9293 3.10.7.1)",
+    0,
+  ),
   "net.inet.tcp.insecure_rst": {
     meaning: "RFC 5961 section 3 off for RST -> rfc5961Rst = !value",
     apply: (s, v) => {
@@ -138,53 +199,109 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
       return true;
     },
   },
-  "net.inet.tcp.drop_synfin": {
-    meaning:
-      "drop segments with SYN and FIN -> dropSynFin (the engine, for SYN-SENT; a listener's SYN+FIN is the host stack's)",
-    apply: (s, v) => {
-      s.tcp.dropSynFin = on(v);
-      return true;
-    },
-  },
-  "net.inet.tcp.rexmit_initial": {
-    meaning: "initial retransmission timeout in ms -> initialRto",
-    apply: (s, v) => {
-      if (v <= 0) return false;
-      s.tcp.initialRto = Duration.fromMillis(v);
-      return true;
-    },
-  },
-  "net.inet.tcp.rexmit_min": {
-    meaning: "minimum RTO in ms -> minRto",
-    apply: (s, v) => {
-      if (v <= 0) return false;
-      s.tcp.minRto = Duration.fromMillis(v);
-      return true;
-    },
-  },
-  "net.inet.tcp.rexmit_slop": {
-    meaning: "ms added to every backed-off RTO -> rtoSlop (FreeBSD default 200)",
-    apply: (s, v) => {
-      if (v < 0) return false;
-      s.tcp.rtoSlop = Duration.fromMillis(v);
-      return true;
-    },
-  },
-  "net.inet.tcp.rexmit_drop_options": {
-    meaning: "send the third and later SYN retransmissions without options -> synRetransmitDropOptions",
-    apply: (s, v) => {
-      s.tcp.synRetransmitDropOptions = on(v);
-      return true;
-    },
-  },
-  "net.inet.tcp.keepinit": {
-    meaning: "connection-establishment timeout in ms -> connectTimeout",
-    apply: (s, v) => {
-      if (v <= 0) return false;
-      s.tcp.connectTimeout = Duration.fromMillis(v);
-      return true;
-    },
-  },
+  "net.inet.tcp.drop_synfin": flagKnob(
+    "drop segments with SYN and FIN -> dropSynFin (the engine, for SYN-SENT; a listener's SYN+FIN is the host stack's)",
+    "dropSynFin",
+  ),
+  "net.inet.tcp.rexmit_initial": durationKnob(
+    "initial retransmission timeout in ms -> initialRto",
+    "initialRto",
+    "ms",
+    1,
+  ),
+  "net.inet.tcp.rexmit_min": durationKnob("minimum RTO in ms -> minRto", "minRto", "ms", 1),
+  "net.inet.tcp.rexmit_slop": durationKnob(
+    "ms added to every backed-off RTO -> rtoSlop (FreeBSD default 200)",
+    "rtoSlop",
+    "ms",
+    0,
+  ),
+  "net.inet.tcp.rexmit_drop_options": flagKnob(
+    "send the third and later SYN retransmissions without options -> synRetransmitDropOptions",
+    "synRetransmitDropOptions",
+  ),
+  "net.inet.tcp.keepinit": durationKnob(
+    "connection-establishment timeout in ms -> connectTimeout",
+    "connectTimeout",
+    "ms",
+    1,
+  ),
+  "net.inet.tcp.delacktime": durationKnob(
+    "delayed-ACK timeout in ms -> delayedAck (FreeBSD default 100)",
+    "delayedAck",
+    "ms",
+    0,
+    500,
+  ),
+  "net.inet.tcp.keepidle": durationKnob(
+    "idle time before the first keep-alive in ms -> keepAliveIdle (FreeBSD default 7200000)",
+    "keepAliveIdle",
+    "ms",
+    1,
+  ),
+  "net.inet.tcp.keepintvl": durationKnob(
+    "interval between keep-alive probes in ms -> keepAliveInterval (FreeBSD default 75000)",
+    "keepAliveInterval",
+    "ms",
+    1,
+  ),
+  "net.inet.tcp.keepcnt": countKnob(
+    "unanswered keep-alive probes before the connection drops -> keepAliveProbes (FreeBSD default 8)",
+    "keepAliveProbes",
+    1,
+    255,
+  ),
+  "net.inet.tcp.mssdflt": defaultOnly(
+    "the send MSS assumed when the peer's SYN has no MSS option: 536 for IPv4 in our engine (RFC 9293 3.7.1), no other value",
+    536,
+  ),
+  "net.inet.tcp.v6mssdflt": defaultOnly(
+    "the same for IPv6: 1220 in our engine (RFC 8200's minimum MTU less headers), no other value",
+    1220,
+  ),
+  "net.inet.tcp.minmss": onlyValue(
+    "the smallest MSS accepted from a peer: our engine's floor (64) is fixed; 216 (FreeBSD's default) and below are accepted",
+    (v) => v <= 216,
+  ),
+  "net.inet.tcp.syncookies": defaultOnly(
+    "SYN cookies when the SYN queue is full: the host stack always does (RFC 4987 3.6); 1 is the default",
+    1,
+  ),
+  "net.inet.tcp.syncookies_only": defaultOnly(
+    "SYN cookies only, no SYN cache: not a knob of ours (0 is the default)",
+    0,
+  ),
+  "net.inet.tcp.path_mtu_discovery": defaultOnly(
+    "path MTU discovery (DF set, RFC 1191 / 8201): always on here; 1 is the default",
+    1,
+  ),
+  "net.inet.tcp.pmtud_blackhole_detection": defaultOnly(
+    "PMTU black-hole detection (RFC 4821-style MSS lowering after timeouts): not implemented; 0 is the default",
+    0,
+  ),
+  "net.inet.tcp.pmtud_blackhole_mss": noEffect(
+    "the MSS black-hole detection falls back to: no effect while detection is off",
+  ),
+  "net.inet.tcp.v6pmtud_blackhole_mss": noEffect("the same for IPv6: no effect while detection is off"),
+  "net.inet.tcp.tolerate_missing_ts": defaultOnly(
+    "accept segments without timestamps on a timestamp connection (RFC 7323 3.2 says drop them): we accept them, as FreeBSD's default 1 does; 0 is not a knob of ours",
+    1,
+  ),
+  "net.inet.tcp.udp_tunneling_overhead": noEffect(
+    "bytes of UDP encapsulation to leave room for: no effect without TCP over UDP",
+  ),
+  "net.inet.tcp.udp_tunneling_port": defaultOnly(
+    "TCP over UDP's port: 0 (off) is the default; any other value is the tcp-over-udp feature",
+    0,
+  ),
+  "net.inet.tcp.fastopen.client_enable": defaultOnly(
+    "TCP Fast Open for active opens: 0 (off) is what we do; 1 is the fast-open feature",
+    0,
+  ),
+  "net.inet.tcp.fastopen.server_enable": defaultOnly(
+    "TCP Fast Open for passive opens: 0 (off) is what we do; 1 is the fast-open feature",
+    0,
+  ),
   "net.inet.tcp.icmp_may_rst": {
     meaning:
       "ICMP hard errors may abort a connection in SYN-SENT -> HostStack.icmpMayAbort (may change live)",
@@ -200,15 +317,33 @@ export const SYSCTLS_WITHOUT_KNOB: readonly string[] = [
   "net.inet.tcp.blackhole (host stack)",
   "net.inet.tcp.ecn.enable=1",
   "kern.ipc.maxsockbuf",
+  "net.inet.tcp.mssdflt / v6mssdflt other than 536 / 1220",
+  "net.inet.tcp.syncookies_only=1",
+  "net.inet.tcp.pmtud_blackhole_detection=1",
+  "net.inet.tcp.tolerate_missing_ts=0",
 ];
 
 /**
- * Applies `sysctl -w name=value`. Returns an error text for an unknown sysctl or a value that
- * is not a number, `undefined` otherwise (an unhonoured value is recorded in `s.unmapped`).
+ * Applies `sysctl -w name=value` with a profile's table (FreeBSD's by default). Returns an error
+ * text for an unknown sysctl or a value that is not a number, `undefined` otherwise (an
+ * unhonoured value is recorded in `s.unmapped`). A table may hold rules that take the text
+ * (`SysctlRule.applyText`, for Linux's `tcp_rmem="4096 131072 6291456"` and names like `cubic`).
  */
-export function applySysctl(s: DutSettings, name: string, value: string): string | undefined {
-  const rule = SYSCTL_TABLE[name];
+export function applySysctl(
+  s: DutSettings,
+  name: string,
+  value: string,
+  table: Readonly<Record<string, SysctlRule>> = SYSCTL_TABLE,
+): string | undefined {
+  const rule = table[name];
   if (rule === undefined) return `unknown sysctl ${name}`;
+  if (rule.applyText !== undefined) {
+    if (!rule.applyText(s, value.trim())) {
+      const entry = `${name}=${value}`;
+      if (!s.unmapped.includes(entry)) s.unmapped.push(entry);
+    }
+    return undefined;
+  }
   const v = Number(value);
   if (!Number.isSafeInteger(v)) return `sysctl ${name}: value ${value} is not an integer`;
   if (!rule.apply(s, v)) {
@@ -232,7 +367,8 @@ export type LenientRuleName =
   | "ts-val-unchecked"
   | "rst-window-ignored"
   | "rcvbuf-mss-rounding"
-  | "bsd-fin-on-ack";
+  | "bsd-fin-on-ack"
+  | "tso-coalescing";
 
 /**
  * Every leniency, with its reason. Each is applied only where its reason holds, and the runner
@@ -273,6 +409,14 @@ export const LENIENT_RULES: Readonly<Record<LenientRuleName, LenientRule>> = {
     reason:
       "FreeBSD rounds SO_RCVBUF up to a multiple of the MSS once connected; our buffer stays " +
       "as configured. A value in [configured, configured + MSS) is accepted.",
+  },
+  "tso-coalescing": {
+    name: "tso-coalescing",
+    reason:
+      "Linux profile: packetdrill's tun device offers TSO to Linux, so a burst the kernel sends " +
+      "reaches the script as one segment of up to 64 KB; we segment at the MSS ourselves. Our " +
+      "segments sent at once that continue each other (next sequence number, same ACK) are " +
+      "compared as the one the script expects; every byte and flag is still checked.",
   },
   "bsd-fin-on-ack": {
     name: "bsd-fin-on-ack",

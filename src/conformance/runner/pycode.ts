@@ -2,8 +2,10 @@
  * The `%{ ... }%` snippets of the suite are Python run after the script with the socket's
  * `tcp_info` in scope. They only assert on simple expressions over `tcpi_*` fields and
  * `TCPI_*` constants, so they are parsed and evaluated here (no Python is run):
- * `assert EXPR` lines, with EXPR made of integers, names, parentheses, `not`, `and`, `or`,
- * comparisons (`== != < <= > >=`), `|`, `&`.
+ * `assert EXPR` and `assert EXPR, MESSAGE` statements and `NAME = EXPR` assignments, separated
+ * by newlines or `;` (a trailing `\` continues a line), with EXPR made of integers, names,
+ * parentheses, `not`, `and`, `or`, comparisons (`== != < <= > >=`, chained as in Python), `|`,
+ * `&`, `+`, `-`, `*`, `//`.
  */
 import { err, ok, type Result } from "../../util/errors.js";
 
@@ -34,7 +36,8 @@ type Tok =
 
 function tokenize(src: string): Tok[] | string {
   const out: Tok[] = [];
-  const re = /\s*(?:(0x[0-9a-fA-F]+|\d+)|([A-Za-z_][A-Za-z0-9_.]*)|(==|!=|<=|>=|<|>|\||&|\(|\)))/y;
+  const re =
+    /\s*(?:(0x[0-9a-fA-F]+|\d+)|([A-Za-z_][A-Za-z0-9_.]*)|(==|!=|<=|>=|<|>|\||&|\(|\)|\+|-|\*|\/\/))/y;
   let i = 0;
   while (i < src.length) {
     if (/^\s*$/.test(src.slice(i))) break;
@@ -52,6 +55,15 @@ function tokenize(src: string): Tok[] | string {
 /** A syntax or name error in a snippet. */
 class PyError extends Error {}
 
+/** A name the snippet reads that is not in scope (a `tcp_info` field the facade does not fill). */
+class PyNameError extends PyError {
+  readonly missing: string;
+  constructor(missing: string) {
+    super(`unknown name ${missing}`);
+    this.missing = missing;
+  }
+}
+
 /** Evaluates one expression with `env` for names; throws `PyError` on a syntax or name error. */
 function evaluate(src: string, env: Readonly<Record<string, number>>): number {
   const toks = tokenize(src);
@@ -68,9 +80,10 @@ function evaluate(src: string, env: Readonly<Record<string, number>>): number {
     if (t.k === "num") return t.v;
     if (t.k === "id") {
       const v = env[t.v] ?? TCPI_CONSTANTS[t.v];
-      if (v === undefined) throw new PyError(`unknown name ${t.v}`);
+      if (v === undefined) throw new PyNameError(t.v);
       return v;
     }
+    if (t.v === "-") return -atom();
     if (t.v === "(") {
       const v = orExpr();
       if (!isOp(")")) throw new PyError("expected )");
@@ -79,11 +92,30 @@ function evaluate(src: string, env: Readonly<Record<string, number>>): number {
     }
     throw new PyError(`unexpected ${t.v}`);
   };
-  const band = (): number => {
+  const term = (): number => {
     let v = atom();
+    while (isOp("*") || isOp("//")) {
+      const op = toks[p++]?.v;
+      const r = atom();
+      if (op === "//" && r === 0) throw new PyError("division by zero");
+      v = op === "*" ? v * r : Math.floor(v / r);
+    }
+    return v;
+  };
+  const sum = (): number => {
+    let v = term();
+    while (isOp("+") || isOp("-")) {
+      const op = toks[p++]?.v;
+      const r = term();
+      v = op === "+" ? v + r : v - r;
+    }
+    return v;
+  };
+  const band = (): number => {
+    let v = sum();
     while (isOp("&")) {
       p++;
-      v &= atom();
+      v &= sum();
     }
     return v;
   };
@@ -96,9 +128,10 @@ function evaluate(src: string, env: Readonly<Record<string, number>>): number {
     return v;
   };
   const cmp = (): number => {
-    const left = bor();
-    const t = peek();
-    if (t?.k === "op" && ["==", "!=", "<", "<=", ">", ">="].includes(t.v)) {
+    let left = bor();
+    let all: boolean | undefined;
+    // Python chains comparisons: a <= b <= c is a <= b and b <= c.
+    for (let t = peek(); t?.k === "op" && ["==", "!=", "<", "<=", ">", ">="].includes(t.v); t = peek()) {
       p++;
       const right = bor();
       const r =
@@ -113,9 +146,10 @@ function evaluate(src: string, env: Readonly<Record<string, number>>): number {
                 : t.v === ">"
                   ? left > right
                   : left >= right;
-      return r ? 1 : 0;
+      all = (all ?? true) && r;
+      left = right;
     }
-    return left;
+    return all === undefined ? left : all ? 1 : 0;
   };
   const notExpr = (): number => {
     if (isOp("not")) {
@@ -147,27 +181,61 @@ function evaluate(src: string, env: Readonly<Record<string, number>>): number {
   return v;
 }
 
+/** Why a snippet did not pass. */
+export interface PyFailure {
+  readonly text: string;
+  /** Set when it read a name not in scope: the `tcp_info` field (or constant) we lack. */
+  readonly unknownName?: string | undefined;
+}
+
+/** Splits at the first comma outside parentheses (`assert EXPR, MESSAGE`). */
+function beforeTopComma(src: string): string {
+  let depth = 0;
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i];
+    if (c === "(") depth++;
+    else if (c === ")") depth--;
+    else if (c === "," && depth === 0) return src.slice(0, i);
+  }
+  return src;
+}
+
 /**
- * Runs the `assert` lines of a snippet against `env` (the `tcpi_*` values). Returns ok, or the
- * first failing assertion (or unsupported statement) as text.
+ * Runs the statements of a snippet against `env` (the `tcpi_*` values) and the names earlier
+ * snippets assigned (`globals`, updated). Returns ok, or the first failing assertion (or
+ * unsupported statement) as text.
  */
-export function runPyAsserts(code: string, env: Readonly<Record<string, number>>): Result<void, string> {
-  for (const raw of code.split(/\r?\n|;/)) {
+export function runPyAsserts(
+  code: string,
+  env: Readonly<Record<string, number>>,
+  globals: Record<string, number> = {},
+): Result<void, PyFailure> {
+  // Names a snippet assigns stay for the next ones (`globals`), as in one Python process.
+  const scope: Record<string, number> = { ...globals, ...env };
+  for (const raw of code.replace(/\\\r?\n/g, " ").split(/\r?\n|;/)) {
     const line = raw.trim();
     if (line === "" || line.startsWith("#")) continue;
+    const assign = /^([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)\s*(.*)$/.exec(line);
     const m = /^assert\s+(.*)$/.exec(line);
-    if (m?.[1] === undefined) return err(`unsupported python statement: ${line}`);
+    const expr = assign?.[2] ?? (m?.[1] === undefined ? undefined : beforeTopComma(m[1]));
+    if (expr === undefined) return err({ text: `unsupported python statement: ${line}` });
     let v: number;
     try {
-      v = evaluate(m[1], env);
+      v = evaluate(expr, scope);
     } catch (e) {
-      return err(`cannot evaluate '${line}': ${e instanceof Error ? e.message : String(e)}`);
+      const text = `cannot evaluate '${line}': ${e instanceof Error ? e.message : String(e)}`;
+      return err({ text, unknownName: e instanceof PyNameError ? e.missing : undefined });
+    }
+    if (assign?.[1] !== undefined) {
+      scope[assign[1]] = v;
+      globals[assign[1]] = v;
+      continue;
     }
     if (v === 0) {
       const names = Object.keys(env)
-        .filter((n) => m[1]?.includes(n))
+        .filter((n) => expr.includes(n))
         .map((n) => `${n}=${String(env[n])}`);
-      return err(`'${line}' failed (${names.join(", ")})`);
+      return err({ text: `'${line}' failed (${names.join(", ")})` });
     }
   }
   return ok(undefined);

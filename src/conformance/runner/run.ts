@@ -7,8 +7,9 @@ import { dirname, join, relative, sep } from "node:path";
 import { PcapLinkType, PcapWriter } from "../../wire/pcap.js";
 import type { TcpConfig } from "../../tcp/config.js";
 import type { DutMode } from "./device.js";
-import { runScript, type ScriptResult } from "./dut.js";
+import { type FailureKind, runScript, type ScriptResult } from "./dut.js";
 import type { KnownFailure } from "./known-failures.js";
+import type { ProfileName } from "./profile.js";
 
 /** Options of `runConformance`. */
 export interface ConformanceOptions {
@@ -28,10 +29,15 @@ export interface ConformanceOptions {
   readonly mode?: DutMode | undefined;
   /** Offload mode: the target's state-operation delay (see `RunScriptOptions.offloadDelayUs`). */
   readonly offloadDelayUs?: number | undefined;
+  /** Whose environment the scripts were written for (default `freebsd`, see `profile.ts`). */
+  readonly profile?: ProfileName | undefined;
 }
 
-/** How one script ended, relative to the known-failures list. */
-export type Verdict = "pass" | "fail" | "known-failure" | "unexpected-pass";
+/**
+ * How one script ended, relative to the known-failures list. `unsupported`: it needs a feature we
+ * lack (`features.ts`), whether listed or not; it is not run past that point.
+ */
+export type Verdict = "pass" | "fail" | "known-failure" | "unexpected-pass" | "unsupported";
 
 /** One script's result and verdict. */
 export interface ConformanceResult extends ScriptResult {
@@ -48,6 +54,9 @@ export interface FolderSummary {
   readonly fail: number;
   readonly knownFailure: number;
   readonly unexpectedPass: number;
+  readonly unsupported: number;
+  /** Scripts that did not pass, by the kind of their first failure (unsupported ones included). */
+  readonly byKind: Readonly<Partial<Record<FailureKind, number>>>;
 }
 
 /** Everything a run produced. */
@@ -85,15 +94,18 @@ export function runConformance(dir: string, options: ConformanceOptions = {}): C
       capture: wantPcap,
       mode: options.mode,
       offloadDelayUs: options.offloadDelayUs,
+      profile: options.profile,
     });
     const listed = options.known?.has(path) ?? false;
     const verdict: Verdict = r.passed
       ? listed
         ? "unexpected-pass"
         : "pass"
-      : listed
-        ? "known-failure"
-        : "fail";
+      : r.failure === "unsupported"
+        ? "unsupported"
+        : listed
+          ? "known-failure"
+          : "fail";
     let pcap: string | undefined;
     if (!r.passed && options.pcapDir !== undefined) {
       pcap = join(options.pcapDir, path.replace(/\.pkt$/, ".pcap"));
@@ -123,13 +135,100 @@ export function summarize(results: readonly ConformanceResult[], elapsedMs: numb
     fail: rs.filter((r) => r.verdict === "fail").length,
     knownFailure: rs.filter((r) => r.verdict === "known-failure").length,
     unexpectedPass: rs.filter((r) => r.verdict === "unexpected-pass").length,
+    unsupported: rs.filter((r) => r.verdict === "unsupported").length,
+    byKind: countKinds(rs),
   }));
   return { results, folders, elapsedMs };
 }
 
+function countKinds(rs: readonly ConformanceResult[]): Partial<Record<FailureKind, number>> {
+  const out: Partial<Record<FailureKind, number>> = {};
+  for (const r of rs) if (r.failure !== undefined) out[r.failure] = (out[r.failure] ?? 0) + 1;
+  return out;
+}
+
+/** The failure kinds, in the order the by-folder table shows them. */
+export const FAILURE_KINDS: readonly FailureKind[] = [
+  "unsupported",
+  "runner",
+  "packet",
+  "timing",
+  "syscall",
+  "assert",
+  "stack",
+  "parse",
+];
+
+/** Every top-level folder of a suite that holds scripts, sorted. */
+export function suiteFolders(dir: string): string[] {
+  return [...new Set(listScripts(dir).map((p) => p.split("/")[0] ?? ""))].filter((f) => f !== "").sort();
+}
+
+function table(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+/**
+ * The per-folder table of a run with the scripts that did not pass split by the kind of their
+ * first failure (`FailureKind`), a total row, and the unsupported scripts by feature.
+ */
+export function formatByFolder(run: ConformanceRun): string {
+  const head = ["folder", "scripts", "pass", "known", ...FAILURE_KINDS.map((k) => `x-${k}`), "pass%"];
+  const rows: string[][] = [head];
+  const total = { scripts: 0, pass: 0, known: 0, kinds: {} as Partial<Record<FailureKind, number>> };
+  for (const f of run.folders) {
+    const passed = f.pass + f.unexpectedPass;
+    total.scripts += f.total;
+    total.pass += passed;
+    total.known += f.knownFailure;
+    for (const k of FAILURE_KINDS) total.kinds[k] = (total.kinds[k] ?? 0) + (f.byKind[k] ?? 0);
+    rows.push([
+      f.folder,
+      String(f.total),
+      String(passed),
+      String(f.knownFailure),
+      ...FAILURE_KINDS.map((k) => String(f.byKind[k] ?? 0)),
+      ((100 * passed) / Math.max(1, f.total)).toFixed(1),
+    ]);
+  }
+  rows.push([
+    "all",
+    String(total.scripts),
+    String(total.pass),
+    String(total.known),
+    ...FAILURE_KINDS.map((k) => String(total.kinds[k] ?? 0)),
+    ((100 * total.pass) / Math.max(1, total.scripts)).toFixed(1),
+  ]);
+  const features = new Map<string, number>();
+  for (const r of run.results) {
+    if (r.unsupported !== undefined) features.set(r.unsupported, (features.get(r.unsupported) ?? 0) + 1);
+  }
+  const lines = [
+    table(rows),
+    "(x-KIND: scripts whose first failure is of that kind; known: of those, listed in a known-failures file)",
+  ];
+  if (features.size > 0) {
+    lines.push(
+      `unsupported: ${[...features]
+        .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+        .map(([f, n]) => `${f} ${n}`)
+        .join(", ")}`,
+    );
+  }
+  return lines.join("\n");
+}
+
 /** A fixed-width table of the per-folder counts, for logs. */
 export function formatSummary(run: ConformanceRun): string {
-  const rows = [["folder", "scripts", "pass", "fail", "known", "unexpected-pass", "pass%"]];
+  const rows = [["folder", "scripts", "pass", "fail", "known", "unsupported", "unexpected-pass", "pass%"]];
   for (const f of run.folders) {
     const passed = f.pass + f.unexpectedPass;
     rows.push([
@@ -138,6 +237,7 @@ export function formatSummary(run: ConformanceRun): string {
       String(f.pass),
       String(f.fail),
       String(f.knownFailure),
+      String(f.unsupported),
       String(f.unexpectedPass),
       ((100 * passed) / Math.max(1, f.total)).toFixed(1),
     ]);

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { chooseDefines, runScript } from "./dut.js";
-import { checkKnownFailures, parseKnownFailures } from "./known-failures.js";
+import { checkKnownFailures, normaliseFailure, parseKnownFailures } from "./known-failures.js";
 import { applySysctl, defaultSettings } from "./policy.js";
 import { runPyAsserts } from "./pycode.js";
+import { formatByFolder, summarize, type Verdict } from "./run.js";
 import { parsePacketdrill } from "../packetdrill/index.js";
 
 /** A passive open and close, written the way the FreeBSD suite writes its scripts. */
@@ -57,10 +58,16 @@ void describe("runScript", () => {
   });
 
   void test("a wrong system call result and a wrong tcpi_state fail", () => {
-    const r1 = runScript(LISTEN_SCRIPT.replace("accept(3, ..., ...) = 4", "accept(3, ..., ...) = 5"), {
+    const r1 = runScript(LISTEN_SCRIPT.replace("listen(3, 1) = 0", "listen(3, 1) = -1"), {
       file: "a.pkt",
     });
-    assert.match(r1.message ?? "", /expected accept\(\) = 5 got 4/);
+    assert.match(r1.message ?? "", /expected listen\(\) = -1 got 0/);
+    // A descriptor a call creates is named by the script (as packetdrill maps script descriptors
+    // to live ones): accept() = 5 makes 5 the accepted socket, and close(4) then fails.
+    const r3 = runScript(LISTEN_SCRIPT.replace("accept(3, ..., ...) = 4", "accept(3, ..., ...) = 5"), {
+      file: "c.pkt",
+    });
+    assert.match(r3.message ?? "", /c\.pkt:15: close: fd 4 is not open/);
     const r2 = runScript(LISTEN_SCRIPT.replace("== TCPI_LISTEN", "== TCPI_CLOSED"), { file: "b.pkt" });
     assert.match(r2.message ?? "", /b\.pkt:8: .*tcpi_state=1/);
   });
@@ -77,7 +84,7 @@ void describe("runScript", () => {
   });
 });
 
-void test("TCP over UDP segments and symbolic fast open cookies fail the script with a clear message", () => {
+void test("TCP over UDP, fast open and TCP-MD5 classify the script as unsupported, before it runs", () => {
   const inbound = runScript(
     LISTEN_SCRIPT.replace(
       "+0.10 < S  0:0(0) win 32767 <mss 1460,sackOK,eol,eol>",
@@ -86,22 +93,64 @@ void test("TCP over UDP segments and symbolic fast open cookies fail the script 
     { file: "u.pkt" },
   );
   assert.equal(inbound.passed, false);
-  assert.match(inbound.message ?? "", /^u\.pkt:9: TCP over UDP \(\/udp\(\.\.\.\)\) is not supported/);
-  const outbound = runScript(
-    LISTEN_SCRIPT.replace(
-      "+0.00 > S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,eol,eol>",
-      "+0.00 > S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,eol,eol>/udp(9811 > 1)",
-    ),
-    { file: "v.pkt" },
-  );
-  assert.equal(outbound.passed, false);
-  assert.match(outbound.message ?? "", /^v\.pkt:10: .*TCP over UDP is not supported/);
+  assert.equal(inbound.failure, "unsupported");
+  assert.equal(inbound.unsupported, "tcp-over-udp");
+  assert.match(inbound.message ?? "", /^u\.pkt:9: unsupported: tcp-over-udp \(TCP over UDP/);
   const cookie = runScript(
     LISTEN_SCRIPT.replace("<mss 1460,sackOK,eol,eol>", "<mss 1460,sackOK,FO TFO_COOKIE>"),
     { file: "w.pkt" },
   );
-  assert.equal(cookie.passed, false);
-  assert.match(cookie.message ?? "", /^w\.pkt:9: fast open cookie TFO_COOKIE is a symbol/);
+  assert.equal(cookie.unsupported, "fast-open");
+  const sysctl = runScript(
+    LISTEN_SCRIPT.replace("rfc1323=1", "rfc1323=1`\n+0 `sysctl -w net.inet.tcp.fastopen.client_enable=1"),
+    { file: "f.pkt" },
+  );
+  assert.equal(sysctl.unsupported, "fast-open");
+  // Setting the feature off is not using it.
+  const off = runScript(
+    LISTEN_SCRIPT.replace("rfc1323=1", "rfc1323=1`\n+0 `sysctl -w net.inet.tcp.fastopen.client_enable=0"),
+    { file: "g.pkt" },
+  );
+  assert.equal(off.passed, true, "fastopen.client_enable=0 is not a use of fast open");
+  const md5 = runScript(`--tcp_md5_secret=secret\n${LISTEN_SCRIPT}`, { file: "m.pkt" });
+  assert.equal(md5.unsupported, "tcp-md5");
+  // A script that does not parse is looked at as text; its parse error stays in the message.
+  const broken = runScript("s// x\n0 setsockopt(3, IPPROTO_TCP, TCP_FASTOPEN, [1], 4) = 0\n", {
+    file: "b.pkt",
+  });
+  assert.equal(broken.failure, "unsupported");
+  assert.match(
+    broken.message ?? "",
+    /unsupported: fast-open .*does not parse either: .*expected an event time/,
+  );
+  const garbage = runScript("s// x\n", { file: "c.pkt" });
+  assert.equal(garbage.failure, "parse");
+});
+
+void test("the by-folder table splits what did not pass by the kind of its first failure", () => {
+  const results = [
+    runScript(LISTEN_SCRIPT, { file: "a/one.pkt" }),
+    runScript(LISTEN_SCRIPT.replace("ack 1 win 65535", "ack 9 win 65535"), { file: "a/two.pkt" }),
+    runScript(`--udp_encapsulation=tcp\n${LISTEN_SCRIPT}`, { file: "b/three.pkt" }),
+    runScript(LISTEN_SCRIPT.replace("listen(3, 1)", "frobnicate(3, 1)"), { file: "b/four.pkt" }),
+  ].map((r) => {
+    const verdict: Verdict = r.passed ? "pass" : r.failure === "unsupported" ? "unsupported" : "fail";
+    return { ...r, verdict, pcap: undefined };
+  });
+  const run = summarize(results, 0);
+  assert.deepEqual(
+    run.folders.map((f) => [f.folder, f.total, f.pass, f.unsupported, f.byKind]),
+    [
+      ["a", 2, 1, 0, { packet: 1 }],
+      ["b", 2, 0, 1, { unsupported: 1, runner: 1 }],
+    ],
+  );
+  const text = formatByFolder(run);
+  const lines = text.split("\n");
+  assert.match(lines[0] ?? "", /^folder\s+scripts\s+pass\s+known\s+x-unsupported\s+x-runner\s+x-packet/);
+  assert.match(lines[1] ?? "", /^a\s+2\s+1\s+0\s+0\s+0\s+1\s+.*50\.0$/);
+  assert.match(lines[3] ?? "", /^all\s+4\s+1\s+0\s+1\s+1\s+1\s+.*25\.0$/);
+  assert.match(text, /^unsupported: tcp-over-udp 1$/m);
 });
 
 void test("STANDARD branches are chosen over FreeBSD ones", () => {
@@ -149,21 +198,70 @@ void test("python asserts: simple forms evaluate, failures say why", () => {
   assert.equal(runPyAsserts("assert tcpi_options & TCPI_OPT_SACK != 0", { tcpi_options: 2 }).ok, true);
   assert.equal(runPyAsserts("assert tcpi_options & TCPI_OPT_SACK != 0", { tcpi_options: 1 }).ok, false);
   const r = runPyAsserts("assert tcpi_state == TCPI_LISTEN", { tcpi_state: 4 });
-  assert.ok(!r.ok && r.error.includes("tcpi_state=4"));
+  assert.ok(!r.ok && r.error.text.includes("tcpi_state=4"));
   assert.equal(runPyAsserts("import os", {}).ok, false);
+  // Messages after a comma, chained comparisons, arithmetic, continuation lines.
+  assert.equal(runPyAsserts("assert 990 <= tcpi_rtt <= 1010, tcpi_rtt", { tcpi_rtt: 1000 }).ok, true);
+  assert.equal(runPyAsserts("assert 990 <= tcpi_rtt <= 1010, tcpi_rtt", { tcpi_rtt: 1011 }).ok, false);
+  assert.equal(
+    runPyAsserts("assert tcpi_snd_cwnd * 2 - 1 == 19;\\\n assert 1 < 2", { tcpi_snd_cwnd: 10 }).ok,
+    true,
+  );
+  // Assignments persist for the next snippets through `globals`.
+  const g: Record<string, number> = {};
+  assert.equal(runPyAsserts("TCP_INFINITE_SSTHRESH = 0x7fffffff", {}, g).ok, true);
+  assert.equal(
+    runPyAsserts("assert tcpi_snd_ssthresh == TCP_INFINITE_SSTHRESH", { tcpi_snd_ssthresh: 0x7fffffff }, g)
+      .ok,
+    true,
+  );
+  // A name not in scope says which.
+  const u = runPyAsserts("assert tcpi_busy_time == 0", {});
+  assert.ok(!u.ok && u.error.unknownName === "tcpi_busy_time");
 });
 
-void test("known failures: reasons are required; new failures and unexpected passes are both reported", () => {
-  assert.equal(parseKnownFailures("a.pkt\n").ok, false);
-  const k = parseKnownFailures("# comment\na.pkt  # why\nb.pkt # why too\nc.pkt # gone\n");
-  assert.ok(k.ok);
+void test("known failures: reasons and expected failures are required; new, passing and changed failures are all reported", () => {
+  assert.equal(parseKnownFailures("a.pkt\n").ok, false, "no reason");
+  assert.equal(parseKnownFailures("a.pkt  # why\n").ok, false, "no expected failure");
+  assert.equal(parseKnownFailures("a.pkt  # why\n= 3: x\n").ok, false, "the = line must be indented");
+  assert.equal(parseKnownFailures("a.pkt  # why\n  = 3: x\na.pkt  # again\n  = 3: x\n").ok, false, "twice");
+  const k = parseKnownFailures(
+    "# comment\na.pkt  # why\n  = 12: expected > S. 0:0(0) ack 1 got … [flags want S.]\nb.pkt # why too\n  = 1: x\nc.pkt # gone\n  = 2: y\ne.pkt # moved\n  = 4: old\nf.pkt # now unsupported\n  = 1: z\n",
+  );
+  assert.ok(k.ok, k.ok ? "" : k.error);
+  assert.equal(k.value.get("a.pkt")?.expect, "12: expected > S. 0:0(0) ack 1 got … [flags want S.]");
   const check = checkKnownFailures(
     new Map([
-      ["a.pkt", false],
-      ["b.pkt", true],
-      ["d.pkt", false],
+      [
+        "a.pkt",
+        {
+          passed: false,
+          message:
+            "a.pkt:12: expected > S. 0:0(0) ack 1 got 192.168.0.1.8080 > 192.0.2.1.47321: Flags [S.], seq 123, ack 7, win 65535, length 0 [flags want S.]",
+        },
+      ],
+      ["b.pkt", { passed: true }],
+      ["d.pkt", { passed: false, message: "d.pkt:1: x" }],
+      ["e.pkt", { passed: false, message: "e.pkt:9: new" }],
+      ["f.pkt", { passed: false, message: "f.pkt:1: unsupported: x", unsupported: true }],
     ]),
     k.value,
   );
-  assert.deepEqual(check, { newFailures: ["d.pkt"], unexpectedPasses: ["b.pkt"], stale: ["c.pkt"] });
+  assert.deepEqual(check, {
+    newFailures: ["d.pkt"],
+    unexpectedPasses: ["b.pkt"],
+    changed: [{ path: "e.pkt", expected: "4: old", got: "9: new" }],
+    stale: ["c.pkt", "f.pkt"],
+  });
+  // The normal form keeps the line, what was expected and the differences, not our packet.
+  assert.equal(
+    normaliseFailure("x.pkt:5: expected > . 1:1(0) ack 4 win 65535 at 0.010000 got nothing by 0.020000"),
+    "5: expected > . 1:1(0) ack 4 win 65535 at 0.010000 got nothing by 0.020000",
+  );
+  assert.equal(
+    normaliseFailure(
+      "x.pkt:52: expected > S. 0:0(0) ack 1 win 65535 <mss 1460> at 1.100000 got 192.168.0.1.8080 > 192.0.2.1.47321: Flags [S.], seq 9, ack 1, win 65535, options [mss 1460], length 0 at 0.100000 (timing)",
+    ),
+    "52: expected > S. 0:0(0) ack 1 win 65535 <mss 1460> at 1.100000 got … at 0.100000 (timing)",
+  );
 });

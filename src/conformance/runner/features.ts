@@ -1,0 +1,141 @@
+/**
+ * What a script needs that our stack does not have. A script that uses a missing feature is not
+ * run to its first mismatch: it is classified "unsupported: <feature>" with the feature's reason,
+ * so that a missing feature is never mistaken for a runner error or a stack bug. Two ways in:
+ *
+ * - `detectUnsupported` looks at the script before it runs (options, sysctls, socket options,
+ *   packet options, `sendto` flags), for the features that change a script from its first line
+ *   (TCP Fast Open, TCP over UDP, TCP-MD5);
+ * - the runner raises the same classification when it meets an option or a call that has no
+ *   meaning for us (`unsupportedOption`), at the point it meets it.
+ *
+ * A script that does not parse is looked at as text (`detectUnsupportedText`), so that a fast-open
+ * script with a stray character still counts as fast-open, with its parse error kept in the
+ * message.
+ */
+import type { PdEvent, PdExpr, PdScript } from "../packetdrill/ast.js";
+
+/** The features we lack, each with why a script using it cannot pass. */
+export const UNSUPPORTED_FEATURES = {
+  "fast-open": "TCP Fast Open (RFC 7413) is not implemented: no cookies, no data on SYN",
+  "tcp-over-udp":
+    "TCP over UDP encapsulation (FreeBSD net.inet.tcp.udp_tunneling_port, TCP_REMOTE_UDP_ENCAPS_PORT) is not implemented",
+  "tcp-md5": "TCP-MD5 signatures (RFC 2385, TCP_MD5SIG) are not implemented (nor TCP-AO, RFC 5925)",
+  "ipv4-mapped-ipv6": "IPv4-mapped IPv6 sockets are not part of our socket layer",
+  "socket-option":
+    "a socket option with no meaning for our stack (another congestion or pacing module, zero-copy, ...)",
+  "system-call": "a system call with no meaning for our socket layer (capabilities, PSP)",
+} as const;
+
+/** The name of a missing feature. */
+export type UnsupportedFeature = keyof typeof UNSUPPORTED_FEATURES;
+
+const FASTOPEN_SYSCTL = /fastopen/;
+const UDP_TUNNEL_SYSCTL = /udp_tunneling_port$/;
+
+function words(e: PdExpr | undefined, out: string[] = []): string[] {
+  if (e === undefined) return out;
+  switch (e.kind) {
+    case "word":
+      out.push(e.name);
+      break;
+    case "binary":
+      words(e.left, out);
+      words(e.right, out);
+      break;
+    case "list":
+    case "struct":
+      for (const i of e.items) words(i, out);
+      break;
+    case "assign":
+      words(e.value, out);
+      break;
+    case "call":
+      for (const a of e.args) words(a, out);
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
+/** The `name=value` pairs a shell command sets with sysctl (`-w`, `-q` or plain). */
+export function sysctlAssignments(command: string): { name: string; value: string }[] {
+  const out: { name: string; value: string }[] = [];
+  const m = /^\s*sysctl\s+(.*)$/.exec(command);
+  if (m?.[1] === undefined) return out;
+  for (const w of m[1].trim().split(/\s+/)) {
+    const eq = /^([\w.]+)=(.*)$/.exec(w);
+    if (eq?.[1] !== undefined && eq[2] !== undefined)
+      out.push({ name: eq[1], value: eq[2].replace(/"/g, "") });
+  }
+  return out;
+}
+
+const nonZero = (v: string): boolean => v !== "" && Number(v) !== 0;
+
+/** The missing feature one event uses, if any. */
+function eventFeature(ev: PdEvent): UnsupportedFeature | undefined {
+  switch (ev.kind) {
+    case "command":
+      for (const a of sysctlAssignments(ev.command)) {
+        if (FASTOPEN_SYSCTL.test(a.name) && !a.name.endsWith("_key") && nonZero(a.value)) return "fast-open";
+        if (UDP_TUNNEL_SYSCTL.test(a.name) && nonZero(a.value)) return "tcp-over-udp";
+      }
+      if (/set_sysctls\.py.*tcp_fastopen=(?!0\b)/.test(ev.command)) return "fast-open";
+      return undefined;
+    case "syscall": {
+      const ws = ev.args.flatMap((a) => words(a));
+      if (ws.includes("TCP_FASTOPEN") || ws.includes("TCP_FASTOPEN_CONNECT") || ws.includes("MSG_FASTOPEN"))
+        return "fast-open";
+      if (ws.includes("TCP_REMOTE_UDP_ENCAPS_PORT")) return "tcp-over-udp";
+      if (ws.includes("TCP_MD5SIG") || ws.includes("TCP_MD5SIG_EXT")) return "tcp-md5";
+      return undefined;
+    }
+    case "packet": {
+      const p = ev.packet;
+      if (p.protocol !== "tcp") return undefined;
+      if (p.udpEncaps !== undefined) return "tcp-over-udp";
+      if (p.options === "any") return undefined;
+      for (const o of p.options) {
+        if (o.kind === "fastopen") return "fast-open";
+        if (o.kind === "md5") return "tcp-md5";
+      }
+      return undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** A missing feature a script uses, and the line of its first use. */
+export interface FeatureUse {
+  readonly feature: UnsupportedFeature;
+  readonly line: number;
+}
+
+/** The first missing feature `events` (the script's selected events) use, if any. */
+export function detectUnsupported(script: PdScript, events: readonly PdEvent[]): FeatureUse | undefined {
+  for (const o of script.options) {
+    const line = o.line;
+    if (o.name === "udp_encapsulation") return { feature: "tcp-over-udp", line };
+    if (o.name === "tcp_md5_secret") return { feature: "tcp-md5", line };
+    if (o.name === "ip_version" && o.value === "ipv4-mapped-ipv6")
+      return { feature: "ipv4-mapped-ipv6", line };
+  }
+  for (const ev of events) {
+    const feature = eventFeature(ev);
+    if (feature !== undefined) return { feature, line: ev.line };
+  }
+  return undefined;
+}
+
+/** The same look at a script that does not parse: its text, less comments. */
+export function detectUnsupportedText(text: string): UnsupportedFeature | undefined {
+  const code = text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/[^\n]*/g, "");
+  if (/TCP_FASTOPEN|MSG_FASTOPEN|\bFO\s|fastopen[\w.]*=\s*[1-9]/.test(code)) return "fast-open";
+  if (/udp_encapsulation|TCP_REMOTE_UDP_ENCAPS_PORT|\/udp\(|udp_tunneling_port=\s*[1-9]/.test(code))
+    return "tcp-over-udp";
+  if (/TCP_MD5SIG|tcp_md5_secret|\bmd5\s/.test(code)) return "tcp-md5";
+  return undefined;
+}
