@@ -114,6 +114,12 @@ export interface TcpConfig {
   /** Initial congestion window in segments (RFC 5681 3.1 allows up to 4; RFC 6928 10). */
   readonly initialCwndSegments: number;
   /**
+   * Congestion avoidance and the response to congestion: "newreno" (RFC 5681 / 6582, the
+   * default) or "cubic" (RFC 9438: the window follows a cubic curve around the window of the
+   * last congestion event, and a loss takes it to 0.7 of itself, not half the flight).
+   */
+  readonly congestionControl: CongestionControl;
+  /**
    * Appropriate Byte Counting limit L in slow start, in segments (RFC 3465 2.2: an ACK grows
    * cwnd by min(bytes acked, L * SMSS); L = 2 is the RFC's and FreeBSD's net.inet.tcp.abc_l_var
    * default). 1 grows by at most one segment per ACK (RFC 5681 3.1's minimum); 0 removes the
@@ -188,6 +194,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   keepAliveInterval: Duration.fromSeconds(75),
   keepAliveProbes: 9,
   initialCwndSegments: 10,
+  congestionControl: "newreno",
   abcLimit: 2,
   dupAckThreshold: 3,
   maxReordering: 64,
@@ -197,6 +204,10 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   maxOooBytes: 1 << 20,
   maxOooRanges: 32,
 });
+
+/** The congestion controls the engine implements (`TcpConfig.congestionControl`). */
+export const CONGESTION_CONTROLS = ["newreno", "cubic"] as const;
+export type CongestionControl = (typeof CONGESTION_CONTROLS)[number];
 
 /** The defaults with `overrides` applied, validated; throws `ConfigError` when out of range. */
 export function tcpConfig(overrides: Partial<TcpConfig> = {}): TcpConfig {
@@ -226,6 +237,10 @@ export function tcpConfig(overrides: Partial<TcpConfig> = {}): TcpConfig {
   int("keepAliveProbes", c.keepAliveProbes, 1, 255);
   int("initialCwndSegments", c.initialCwndSegments, 1, 1000);
   int("abcLimit", c.abcLimit, 0, 1000);
+  if (!CONGESTION_CONTROLS.includes(c.congestionControl))
+    throw new ConfigError(
+      `congestionControl = ${c.congestionControl} is not one of ${CONGESTION_CONTROLS.join(", ")}`,
+    );
   int("dupAckThreshold", c.dupAckThreshold, 1, 100);
   int("maxReordering", c.maxReordering, 1, 1000);
   int("maxOooBytes", c.maxOooBytes, 0, 2 ** 30);

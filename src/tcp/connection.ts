@@ -101,6 +101,7 @@ import {
   relativeTimes,
 } from "./snapshot.js";
 import { SpuriousUndo } from "./spurious-undo.js";
+import { Cubic } from "./cubic.js";
 import type { TcpConfig } from "./config.js";
 import { Seq, type SeqNum } from "../wire/seq.js";
 import type {
@@ -337,6 +338,10 @@ export class TcpConnection {
   #cwnd: number;
   #ssthresh = 0x7fff_ffff;
   #caAcc = 0;
+  /** CUBIC's state (RFC 9438) when the configuration selects it; NewReno otherwise. */
+  readonly #cubic: Cubic | undefined;
+  /** CUBIC's W_max before the last congestion event (restored when that event was spurious). */
+  #cubicPriorWMax: number | undefined;
   #dupAcks = 0;
   #inRecovery = false;
   #recover: SeqNum | undefined;
@@ -442,6 +447,7 @@ export class TcpConnection {
     this.#initialRcvWnd = cfg.recvBufferSize;
     this.#rtt = new RttEstimator(cfg);
     this.#cwnd = cfg.initialCwndSegments * cfg.mss;
+    this.#cubic = cfg.congestionControl === "cubic" ? new Cubic() : undefined;
     this.#lastRecvAt = now;
     this.#now = now;
     this.#spurious = new SpuriousUndo(cfg);
@@ -1741,6 +1747,11 @@ export class TcpConnection {
         const l = this.#cfg.abcLimit;
         const limit = resending ? smss : l === 0 ? dataAcked : l * smss;
         this.#cwnd += Math.min(dataAcked, limit);
+      } else if (this.#cubic !== undefined) {
+        // RFC 9438 4.2-4.5: toward W_cubic(t + RTT), or the Reno-friendly estimate.
+        const srtt = this.#rtt.srtt;
+        const rttSec = srtt === undefined ? 0.1 : srtt / 1e6;
+        this.#cwnd = this.#cubic.onAck(now, this.#cwnd, dataAcked, smss, rttSec);
       } else {
         this.#caAcc += dataAcked; // congestion avoidance by byte counting (RFC 5681 3.1)
         if (this.#caAcc >= this.#cwnd) {
@@ -1766,8 +1777,21 @@ export class TcpConnection {
     this.#cwnd = Math.max(this.#cwnd, u.priorCwnd);
     this.#ssthresh = Math.max(this.#ssthresh, u.priorSsthresh);
     this.#caAcc = 0;
+    this.#cubic?.restore(this.#cubicPriorWMax); // RFC 9438 4.9
     if (u.afterTimeout && Seq.lt(this.#sndNxt, this.#sndMax)) this.#sndNxt = this.#sndMax;
     u.finish(this.stats);
+  }
+
+  /**
+   * A congestion event (fast retransmit, or the first timeout of a loss episode): the new
+   * ssthresh. NewReno: half the flight (RFC 5681 eq. 4); CUBIC: beta times cwnd, and W_max
+   * (RFC 9438 4.6, 4.7; a timeout also starts slow start again, 4.8).
+   */
+  #onCongestion(flight: number, smss: number): number {
+    const cubic = this.#cubic;
+    if (cubic === undefined) return Math.max(Math.floor(flight / 2), 2 * smss);
+    this.#cubicPriorWMax = cubic.wMax;
+    return cubic.onCongestion(this.#cwnd, smss);
   }
 
   /** The cumulative ACK reaches send offset `newOff` over SACKed data: was it reordering? */
@@ -1805,7 +1829,7 @@ export class TcpConnection {
     // to the highest SACKed byte, or the duplicate ACKs counted.
     const span = this.#sb.isEmpty ? 0 : this.#sb.highest - this.#sendHeadOff;
     this.#spurious.setDegree(Math.max(this.#dupAcks, Math.ceil(span / smss)));
-    this.#ssthresh = Math.max(Math.floor(flight / 2), 2 * smss);
+    this.#ssthresh = this.#onCongestion(flight, smss);
     this.#recover = this.#sndMax;
     this.#inRecovery = true;
     this.#tlpAt = undefined;
@@ -2041,7 +2065,7 @@ export class TcpConnection {
       if (this.#rtxCount === 1)
         this.#spurious.begin(true, this.#inRecovery, this.#sndUna, this.#cwnd, this.#ssthresh);
       // RFC 5681 eq. 4 (only on the first timeout of a loss episode), then one segment.
-      if (this.#rtxCount === 1) this.#ssthresh = Math.max(Math.floor(outstanding / 2), 2 * smss);
+      if (this.#rtxCount === 1) this.#ssthresh = this.#onCongestion(outstanding, smss);
       this.#cwnd = smss;
       this.#caAcc = 0;
       this.#inRecovery = false;

@@ -65,6 +65,8 @@ export interface PairOpts {
   maxSteps?: number;
   /** Close both sides once done. */
   close?: boolean;
+  /** Called with the sender after every step and before each segment it receives. */
+  onStep?: (a: TcpConnection) => void;
 }
 
 /** Runs a transfer; checks each received byte against the pattern. */
@@ -186,10 +188,14 @@ export function runPair(o: PairOpts): PairResult {
             tn,
           );
         else b.handleSegment(tn, f.seg);
-      } else a.handleSegment(tn, f.seg);
+      } else {
+        o.onStep?.(a);
+        a.handleSegment(tn, f.seg);
+      }
     }
     if (ta !== undefined && ta <= now) a.handleTimeout(tn);
     if (b !== undefined && tb !== undefined && tb <= now) b.handleTimeout(tn);
+    o.onStep?.(a);
   }
   assert.ok(b !== undefined, "server never created");
   return { a, b, gotAtA, gotAtB, now, steps, migrated };
@@ -392,3 +398,52 @@ void describe("export / import mid-transfer (Chimney 7.6, 7.7, 11.6, 11.7)", () 
     }
   });
 });
+
+void describe("CUBIC in the engine", () => {
+  void test("RFC 9438 4.6: a fast retransmit leaves ssthresh at 0.7 cwnd (NewReno: half the flight); lossy transfers complete", () => {
+    const ratios: Record<string, number> = {};
+    for (const cc of ["newreno", "cubic"] as const) {
+      const cfg = tcpConfig({ congestionControl: cc, recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
+      for (let seed = 7; seed < 10; seed++) {
+        const r = runPair({
+          seed,
+          bytesAtoB: 2 << 20,
+          bytesBtoA: 0,
+          cfgA: cfg,
+          cfgB: cfg,
+          link: { loss: 0.01, reorder: 0, delayUs: 5000, jitterUs: 0 },
+          chunk: 64 << 10,
+          close: true,
+        });
+        assert.equal(r.gotAtB, 2 << 20, `${cc}, seed ${seed}`);
+        assert.ok(r.a.stats.fastRetransmits > 0, `${cc}, seed ${seed}: no loss recovery happened`);
+      }
+      // One event on a fresh pair, checked at the moment it happens.
+      ratios[cc] = ssthreshAtFirstRecovery(cc);
+    }
+    assert.ok(Math.abs((ratios["cubic"] ?? 0) - 0.7) < 0.02, `cubic: ssthresh / cwnd ${ratios["cubic"]}`);
+    assert.ok((ratios["newreno"] ?? 1) <= 0.55, `newreno: ssthresh / cwnd ${ratios["newreno"]}`);
+  });
+});
+
+/** ssthresh / cwnd-before at the first fast retransmit of a lossy transfer. */
+function ssthreshAtFirstRecovery(cc: "newreno" | "cubic"): number {
+  const cfg = tcpConfig({ congestionControl: cc, recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
+  let before = 0;
+  let ratio = Number.NaN;
+  runPair({
+    seed: 7,
+    bytesAtoB: 2 << 20,
+    bytesBtoA: 0,
+    cfgA: cfg,
+    cfgB: cfg,
+    link: { loss: 0.01, reorder: 0, delayUs: 5000, jitterUs: 0 },
+    chunk: 64 << 10,
+    close: true,
+    onStep: (a) => {
+      if (Number.isNaN(ratio) && a.stats.fastRetransmits > 0) ratio = a.ssthresh / before;
+      before = a.cwnd;
+    },
+  });
+  return ratio;
+}
