@@ -62,6 +62,13 @@ const PROFILES: readonly Profile[] = [
     resetOk: true,
   },
   {
+    // CUBIC (RFC 9438): its epoch does not cross the chimney; the streams must not care.
+    name: "cubic + loss 3%",
+    fault: { delayUs: 1000, loss: 0.03 },
+    tcp: { congestionControl: "cubic" },
+    resetOk: false,
+  },
+  {
     name: "tiny windows + loss",
     fault: { delayUs: 1000, loss: 0.02 },
     tcp: { recvBufferSize: 8192, sendBufferSize: 8192 },
