@@ -1,7 +1,8 @@
 /**
  * Loss recovery in the simulator: goodput in virtual time of a one-way bulk transfer between
  * two host stacks over faulty links (the live fault test's profile and its parts), with the
- * reordering defences (adaptive DupThresh, D-SACK, undo) on and off, next to the Mathis et al.
+ * reordering defences (adaptive DupThresh, D-SACK, undo) on and off, and with CUBIC in place of
+ * NewReno (RFC 9438), next to the Mathis et al.
  * bound for the loss rate. Also the wall-clock time the simulation took. Deterministic: the same
  * seeds give the same goodput on any machine.
  */
@@ -21,6 +22,7 @@ const PROFILES: readonly (readonly [string, FaultProfile])[] = [
 const VARIANTS: readonly (readonly [string, Partial<TcpConfig>])[] = [
   ["defences on", {}],
   ["plain (DupThresh 3, no D-SACK, no undo)", { maxReordering: 3, dsack: false, undoSpurious: false }],
+  ["CUBIC, defences on", { congestionControl: "cubic" }],
 ];
 
 /** Runs the recovery cases whose names match `filter` (all when undefined). */
