@@ -19,6 +19,7 @@ const MODULES: readonly { readonly name: string; readonly load: () => Promise<Be
   { name: "live", load: () => import("./live.bench.js") },
   { name: "chimney", load: () => import("./chimney.bench.js") },
   { name: "recovery", load: () => import("./recovery.bench.js") },
+  { name: "loss-grid", load: () => import("./loss-grid.bench.js") },
   { name: "worker", load: () => import("./worker.bench.js") },
 ];
 

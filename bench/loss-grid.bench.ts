@@ -1,0 +1,71 @@
+/**
+ * The smoltcp loss grid (its tests/netsim.rs, published in its snapshot): one flow of 10 MiB,
+ * 50 ms each way (RTT 100 ms), no bandwidth limit, every frame lost independently with the given
+ * probability in both directions, socket buffers of 32 KiB on both ends; goodput is the bytes
+ * read over the virtual time from the connect to the last byte. We run the same grid in our
+ * simulator (NewReno, the default, and CUBIC) and print our goodput beside theirs. Deterministic:
+ * a pure function of the seeds.
+ */
+import type { TcpConfig } from "../src/tcp/config.js";
+import { runBulk } from "../test/support/bulk-transfer.js";
+import { goal } from "./goal.js";
+
+const TOPIC = "tcp";
+const BYTES = 10 * 1024 * 1024;
+const BUFFER = 32 * 1024;
+const SEEDS = [1, 2, 3];
+/** smoltcp's goodputs (B/s) for the 32768-byte row of its grid. */
+const SMOLTCP: readonly (readonly [number, number])[] = [
+  [0, 322_945],
+  [0.01, 219_671],
+  [0.1, 37_775],
+  [0.3, 1_156],
+];
+const VARIANTS: readonly (readonly [string, Partial<TcpConfig>])[] = [
+  ["newreno", {}],
+  ["cubic", { congestionControl: "cubic" }],
+];
+
+export function run(filter: RegExp | undefined): Promise<void> {
+  if (filter !== undefined && !filter.test(`${TOPIC}/loss-grid`)) return Promise.resolve();
+  console.log(
+    `${TOPIC}/loss-grid: ${BYTES >> 20} MiB one way, RTT 100 ms, buffers ${BUFFER >> 10} KiB, loss both ways, seeds ${SEEDS.join(",")}`,
+  );
+  for (const [loss, theirs] of SMOLTCP) {
+    const ours: string[] = [];
+    let best = 0;
+    for (const [name, tcp] of VARIANTS) {
+      let bytes = 0;
+      let us = 0;
+      for (const seed of SEEDS) {
+        const o = runBulk({
+          seed,
+          bytes: BYTES,
+          profile: { delayUs: 50_000, loss },
+          // smoltcp's socket never gives up on a segment (no timeout set): neither do we here.
+          tcp: { ...tcp, recvBufferSize: BUFFER, sendBufferSize: BUFFER, maxRetransmissions: 255 },
+          limitUs: 1_000_000 * 1e6, // 30% loss both ways takes hours of virtual time
+        });
+        if (o.received !== BYTES)
+          throw new Error(`loss-grid: ${name}, loss ${loss}, seed ${seed}: ${o.received} of ${BYTES} bytes`);
+        bytes += o.received;
+        us += o.elapsedUs;
+      }
+      const bps = (bytes / us) * 1e6;
+      if (name === "newreno") best = bps;
+      ours.push(`${name} ${Math.round(bps).toLocaleString("en-US")} B/s (${(bps / theirs).toFixed(2)}x)`);
+    }
+    const pct = `${(loss * 100).toFixed(0)}pct`;
+    const ok = loss === 0 ? best >= theirs : best > theirs;
+    goal(
+      TOPIC,
+      `loss-grid-${pct}`,
+      `${ours.join(", ")} vs smoltcp ${theirs.toLocaleString("en-US")} B/s`,
+      loss === 0
+        ? ">= 1.0x smoltcp (default congestion control)"
+        : "> 1.0x smoltcp (default congestion control)",
+      ok,
+    );
+  }
+  return Promise.resolve();
+}
