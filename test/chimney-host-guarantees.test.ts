@@ -13,6 +13,7 @@ import { Duration, Instant } from "../src/time/instant.js";
 import { mac } from "../src/wire/ethernet.js";
 import { ip } from "../src/wire/ip-addr.js";
 import { at, offloaded, pattern, pump, terminate } from "./support/target-testing.js";
+import { chimneyPair, connectPair, settle } from "./support/chimney-pair.js";
 
 /** The seed of every simulated world here (named in the suite title, so a failure can be replayed). */
 const SEED = 11;
@@ -285,5 +286,30 @@ void describe("host guarantees (fake host against the target)", () => {
     w.host.returnIndicated();
     w.host.freeCompleted();
     w.ledger.assertQuiescent();
+  });
+});
+
+void describe("terminateAll takes idle objects along (C-6)", () => {
+  void test("C-6: terminates that crossed leave their path with no connection; terminateAll takes it and its neighbor", () => {
+    const p = chimneyPair();
+    const conns = connectPair(p, 2).map(([c]) => c);
+    for (const c of conns) assert.ok(p.manager.offload(c));
+    settle(p);
+    // Both terminates go out before either completes: neither sees its path's last reference.
+    for (const c of conns) assert.ok(p.manager.terminate(c, "test"));
+    settle(p);
+    assert.equal(p.manager.offloadedCount, 0);
+    const left = p.manager.objects();
+    assert.deepEqual(
+      left.paths.map((x) => x.refs),
+      [0],
+      "the path stays offloaded with no connection (each terminate saw the other's reference)",
+    );
+    assert.equal(p.target.objectCount.paths, 1);
+    p.manager.terminateAll();
+    settle(p);
+    assert.deepEqual(p.manager.objects(), { neighbors: [], paths: [] });
+    assert.deepEqual(p.target.objectCount, { neighbors: 0, paths: 0 });
+    p.ledger.assertQuiescent();
   });
 });

@@ -59,7 +59,10 @@ void describe("target workers spread by RSS", () => {
       }
       for (const c of [...pair.a.stack.connections()]) m.offload(c);
       pair.a.driver.flush();
-      await until(() => m.offloadedCount === 12, "all 12 offloaded");
+      await until(
+        () => [...pair.a.stack.connections()].every((c) => c.phase === "offloaded"),
+        "all 12 offloaded",
+      );
       await target.ping(); // the workers' counts are fresh
       const spread = target.connectionsPerWorker;
       assert.ok(

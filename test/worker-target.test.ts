@@ -82,11 +82,18 @@ async function quiesce(pair: WorkerPair, label: string): Promise<WorkerAudit> {
     if (Date.now() > quietBy) assert.fail(`${label}: still ${m.offloadedCount} offloaded after 10 s`);
     await new Promise((r) => setTimeout(r, 5));
   }
+  // Terminates that crossed leave their path and neighbor offloaded with no connection: the
+  // upload of everything takes them along, on every worker's copy.
+  m.terminateAll();
+  pair.a.driver.flush();
+  while (m.objects().neighbors.length > 0 || m.objects().paths.length > 0) {
+    if (Date.now() > quietBy) assert.fail(`${label}: neighbors and paths still offloaded after 10 s`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
   await new Promise((r) => setTimeout(r, 20));
   const audit = await pair.chimney.target.audit();
   assert.equal(audit.leak, undefined, `${label}: the worker's ledger: ${audit.leak}`);
   assert.equal(audit.live, 0, `${label}: ${audit.live} NBLs live in the worker's ledger`);
-  // The last connection's terminate takes its path and neighbor along, on every worker's copy.
   assert.deepEqual(
     [audit.connections, audit.neighbors, audit.paths],
     [0, 0, 0],

@@ -374,8 +374,10 @@ export class OffloadManager implements OffloadHost {
 
   /**
    * Uploads every connection through the neighbor `ip` (interface `ifIndex`), the paths and the
-   * neighbor itself, in one TerminateOffload tree (a terminate storm, C-6 / TM-5). Connections
-   * not yet offloaded are left alone.
+   * neighbor itself, in one TerminateOffload tree (a terminate storm, C-6 / TM-5). Paths whose
+   * connections have all gone (their terminates crossed, so none took the path along) go in the
+   * same tree, and so does the neighbor when it has no path left. Connections not yet offloaded
+   * are left alone.
    */
   terminateNeighbor(ifIndex: number, ip: IpAddr): number {
     const n = this.#neighbors.get(`${ifIndex}|${ipKey(ip)}`);
@@ -386,7 +388,10 @@ export class OffloadManager implements OffloadHost {
       if (t.phase !== "offloaded" || t.busyOps > 0) return 0; // C-5: retry later
       tcps.push(t);
     }
-    this.#terminateTree(tcps, "storm");
+    const idle = [...this.#paths.values()].filter(
+      (p) => p.neighbor === n && p.refs === 0 && p.phase === "offloaded",
+    );
+    this.#terminateTree(tcps, "storm", idle, n);
     return tcps.length;
   }
 
@@ -1080,9 +1085,19 @@ export class OffloadManager implements OffloadHost {
   }
 
   /** One TerminateOffload tree for `tcps`, including each path and neighbor left without dependents. */
-  #terminateTree(tcps: OffloadedTcp[], why: string): void {
+  /**
+   * One TerminateOffload of `tcps`, with their paths and neighbors where every dependent goes
+   * (C-6); `idlePaths` (no connection left) go too, and neighbor `idle` when it has no path left.
+   */
+  #terminateTree(
+    tcps: OffloadedTcp[],
+    why: string,
+    idlePaths: readonly PathObject[] = [],
+    idle?: NeighborObject,
+  ): void {
     const target = this.#requireTarget();
     const byPath = new Map<PathObject, OffloadedTcp[]>();
+    for (const p of idlePaths) byPath.set(p, []);
     for (const t of tcps) {
       t.phase = "terminating";
       t.wantTerminate ??= why;
@@ -1148,6 +1163,23 @@ export class OffloadManager implements OffloadHost {
         );
       }
     }
+    if (idle !== undefined && idle.refs === 0 && idle.phase === "offloaded") {
+      // A neighbor no path uses any more: it goes alone.
+      idle.phase = "terminating";
+      roots.push(
+        newBlock<NeighborBlock>({
+          layer: "neighbor",
+          stateType: "NeighborOffloadDelegatedState",
+          miniportOffloadContext: idle.slot,
+          ndisOffloadHandle: idle.handle,
+          constState: undefined,
+          cachedState: undefined,
+          delegatedState: undefined,
+          dependentBlockList: null,
+        }),
+      );
+    }
+    if (roots.length === 0) return;
     // Several roots of one layer chain through nextBlock; mixed layers go in separate calls.
     const groups = new Map<string, OffloadBlockList[]>();
     for (const r of roots) {

@@ -152,6 +152,8 @@ export class RssWorkerTargets implements OffloadWorkers {
   /** Connections offloaded (or being offloaded) through each table entry, and on each worker. */
   readonly #entryUse = new Uint32Array(RSS_TABLE_ENTRIES);
   readonly #load: number[];
+  /** Connections an initiate being split places: counted only once it goes (it may wait). */
+  readonly #placing: [number, number][] = [];
   #host: OffloadHost | undefined;
   #nextCtx = 1;
   readonly #objects = new Map<MiniportOffloadContext, SharedObject>();
@@ -216,7 +218,7 @@ export class RssWorkerTargets implements OffloadWorkers {
    * so a connection's data never changes queue mid-stream (RS-2). With few connections (4
    * downloads, 2 workers) a fixed table would put them all on one worker as often as not.
    */
-  #assign(hash: number): number {
+  #choose(hash: number): number {
     const e = hash & (RSS_TABLE_ENTRIES - 1);
     if ((this.#entryUse[e] ?? 0) === 0) {
       let best = 0;
@@ -224,13 +226,20 @@ export class RssWorkerTargets implements OffloadWorkers {
         if ((this.#load[k] ?? 0) < (this.#load[best] ?? 0)) best = k;
       this.#table[e] = best;
     }
-    const k = this.#table[e] ?? 0;
-    this.#entryUse[e] = (this.#entryUse[e] ?? 0) + 1;
-    this.#load[k] = (this.#load[k] ?? 0) + 1;
-    return k;
+    return this.#table[e] ?? 0;
   }
 
-  /** A connection placed by `#assign` left its worker (terminated, or its initiate failed). */
+  /** The connections `#choose` placed are on their way to their workers: counted. */
+  #commitPlacing(): void {
+    for (const [hash, k] of this.#placing) {
+      const e = hash & (RSS_TABLE_ENTRIES - 1);
+      this.#entryUse[e] = (this.#entryUse[e] ?? 0) + 1;
+      this.#load[k] = (this.#load[k] ?? 0) + 1;
+    }
+    this.#placing.length = 0;
+  }
+
+  /** A connection placed by `#choose` left its worker (terminated, or its initiate failed). */
   #unplace(worker: number, hash: number): void {
     const e = hash & (RSS_TABLE_ENTRIES - 1);
     this.#entryUse[e] = Math.max(0, (this.#entryUse[e] ?? 0) - 1);
@@ -341,6 +350,7 @@ export class RssWorkerTargets implements OffloadWorkers {
   #splitOp(op: StateOp, root: OffloadBlockList, at = performance.now()): void {
     if (this.#failed) throw this.#failure;
     const sets = new Map<OffloadBlockList, Set<number>>();
+    this.#placing.length = 0;
     this.#workersOfChain(op, root, sets);
     const split: SplitOp = { op, root, at, blocks: [], parts: 0, creates: [] };
     const calls: [WorkerTarget, OffloadBlockList][] = [];
@@ -369,6 +379,7 @@ export class RssWorkerTargets implements OffloadWorkers {
         else c.add(k);
       }
     }
+    this.#commitPlacing();
     for (const [, part] of calls) this.#split.set(part, split);
     if (calls.length === 0) {
       // Nothing any worker holds (an operation on objects already gone): complete here, each block failed.
@@ -404,7 +415,10 @@ export class RssWorkerTargets implements OffloadWorkers {
           const t = this.#tcps.get(ctx);
           if (t !== undefined) s.add(t.worker);
         } else if (b.miniportOffloadContext !== null) {
-          s.add(this.#assign(b.constState?.hashValue ?? 0));
+          const hash = b.constState?.hashValue ?? 0;
+          const k = this.#choose(hash);
+          this.#placing.push([hash, k]);
+          s.add(k);
         }
       } else if (ctx !== null && op !== "initiate") {
         // Every copy of a shared object takes part in its own update, invalidate, query, terminate.
