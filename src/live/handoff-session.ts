@@ -1,0 +1,515 @@
+/**
+ * One TCP connection that moves live between the Linux kernel, our host stack and our offload
+ * target while both directions stream, all in this process (`chimney handoff`, the hand-off
+ * tests and the bench use it). Topology (peer-ns.ts): a peer namespace with a `net.Server`; the
+ * host namespace whose kernel owns our address, with our stack (and the software target, when
+ * asked for) on its TAP. The host application starts on a kernel socket of the host namespace,
+ * connected to the peer, and follows the connection wherever it moves: a `net.Socket` on the
+ * kernel, `HostStack.send`/`recv` on our stack and on the target (the offload manager carries
+ * them there).
+ *
+ * Streams: each side writes a seeded byte stream (`peerBytes`, `hostBytes`) and hashes what it
+ * hands over and what it receives; `finish()` ends both and compares sha256 both ways. Neither
+ * side ends its stream before `finish()`: a FIN cannot move into the kernel.
+ *
+ * Each move is recorded (`MoveRecord`): where from and to, the bytes it carried, its timings,
+ * what state it lost, and the stall each side saw (the longest gap between arrivals of the other
+ * side's data around the move, measured at the receiving application).
+ */
+import { createHash, type Hash } from "node:crypto";
+import type net from "node:net";
+import type { HostConn } from "../host/stack.js";
+import type { OffloadManager } from "../host/offload-manager.js";
+import type { TcpConfig } from "../tcp/config.js";
+import { UsageError } from "../util/errors.js";
+import { loadRepairAddon } from "../device/repair.js";
+import {
+  type KernelSide,
+  LOST_FROM_KERNEL,
+  LOST_TO_KERNEL,
+  moveFromKernel,
+  moveToKernel,
+} from "./kernel-move.js";
+import { type LiveHost, startLiveHost } from "./live-host.js";
+import { connectIn, joinPeerNamespace, listenIn, OURS, OUTER, PEER, type PeerTopology } from "./peer-ns.js";
+import type { Steering } from "./steering.js";
+
+/** Where the connection runs. */
+export type Place = "kernel" | "host" | "target";
+
+/** What a move between our stack and the target loses (src/tcp/snapshot.ts). */
+export const LOST_HOST_TARGET: readonly string[] = [
+  "out-of-order data",
+  "SACK scoreboard",
+  "undo state",
+  "timed RTT sample",
+];
+
+export interface HandoffSessionOptions {
+  /** Part of the namespaces' names (default `handoff`). */
+  readonly tag?: string | undefined;
+  /** Seed of the streams and of our stack (default 1). */
+  readonly seed?: number | undefined;
+  /** Bytes the peer sends to the host application. */
+  readonly peerBytes: number;
+  /** Bytes the host application sends to the peer. */
+  readonly hostBytes: number;
+  /** Put the software target in front of our stack (needed to move to `target`). */
+  readonly chimney?: boolean | undefined;
+  /** TCP configuration of our stack (and target). */
+  readonly tcp?: Partial<TcpConfig> | undefined;
+  /** Every frame crossing our side of the link (for an RST count). */
+  readonly capture?: ((frame: Uint8Array) => void) | undefined;
+  /** Bytes per write of either application (default 64 KiB). */
+  readonly chunk?: number | undefined;
+}
+
+/** One move of the connection. */
+export interface MoveRecord {
+  readonly n: number;
+  readonly from: Place;
+  readonly to: Place;
+  /** Milliseconds since the session started, at the move's start. */
+  readonly atMs: number;
+  /** Bytes the move carried. */
+  readonly carried: {
+    /** Received, not yet read by the application (Node's read-ahead included). */
+    readonly unread: number;
+    /** Sent, not yet acknowledged. */
+    readonly inFlight: number;
+    /** Written, not yet sent (Node's pending writes included). */
+    readonly unsent: number;
+  };
+  /** Milliseconds of the move's steps (which steps depends on the direction) and in total. */
+  readonly timings: Readonly<Record<string, number>> & { readonly totalMs: number };
+  /** State the move could not carry. */
+  readonly lost: readonly string[];
+  /** Longest gap (ms) between arrivals of our data at the peer around the move; set later. */
+  stallAtPeerMs?: number | undefined;
+  /** Longest gap (ms) between arrivals of the peer's data at our application around the move. */
+  stallAtHostMs?: number | undefined;
+}
+
+/** The outcome of `finish()`. */
+export interface HandoffResult {
+  readonly moves: readonly MoveRecord[];
+  readonly peerToHost: { readonly bytes: number; readonly sent: string; readonly received: string };
+  readonly hostToPeer: { readonly bytes: number; readonly sent: string; readonly received: string };
+  readonly ok: boolean;
+}
+
+/** A seeded byte stream produced chunk by chunk (xorshift32 words), hashed as it is handed out. */
+class Source {
+  #x: number;
+  #left: number;
+  readonly hash: Hash = createHash("sha256");
+  constructor(bytes: number, seed: number) {
+    this.#x = seed >>> 0 || 1;
+    this.#left = bytes;
+  }
+  get left(): number {
+    return this.#left;
+  }
+  next(max: number): Buffer | undefined {
+    const n = Math.min(max, this.#left) & ~3 || Math.min(max, this.#left);
+    if (n <= 0) return undefined;
+    const words = new Uint32Array(Math.ceil(n / 4));
+    let x = this.#x;
+    for (let i = 0; i < words.length; i++) {
+      x ^= x << 13;
+      x >>>= 0;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
+      words[i] = x;
+    }
+    this.#x = x;
+    this.#left -= n;
+    const b = Buffer.from(words.buffer, 0, n);
+    this.hash.update(b);
+    return b;
+  }
+}
+
+/** Received bytes: count, hash and arrival times (for stalls). */
+class Sink {
+  bytes = 0;
+  readonly hash: Hash = createHash("sha256");
+  readonly arrivals: number[] = [];
+  take(b: Uint8Array): void {
+    if (b.length === 0) return;
+    this.bytes += b.length;
+    this.hash.update(b);
+    this.arrivals.push(performance.now());
+  }
+  /** Longest gap between arrivals from the last one before `start` to the first after `end`. */
+  stall(start: number, end: number): number | undefined {
+    const a = this.arrivals;
+    let i = a.length - 1;
+    while (i > 0 && (a[i] ?? 0) >= start) i--;
+    let worst = 0;
+    for (let k = Math.max(i, 0); k + 1 < a.length; k++) {
+      worst = Math.max(worst, (a[k + 1] ?? 0) - (a[k] ?? 0));
+      if ((a[k + 1] ?? 0) > end) return worst;
+    }
+    return undefined; // nothing arrived after the move yet
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+/** See the module comment. Open with `HandoffSession.open`; always `close()`. */
+export class HandoffSession {
+  readonly host: LiveHost;
+  readonly topo: PeerTopology;
+  readonly side: KernelSide;
+  readonly moves: MoveRecord[] = [];
+  readonly #t0 = performance.now();
+  readonly #chunk: number;
+  readonly #peerSrc: Source;
+  readonly #hostSrc: Source;
+  readonly #atPeer = new Sink();
+  readonly #atHost = new Sink();
+  readonly #totals: { readonly peer: number; readonly host: number };
+  #server: net.Server | undefined;
+  #peerSock: net.Socket | undefined;
+  #peerEnded = false;
+  #place: Place = "kernel";
+  #kernelSock: net.Socket | undefined;
+  #conn: HostConn | undefined;
+  #steering: Steering | undefined;
+  #pending: Buffer | undefined;
+  #pump: NodeJS.Timeout | undefined;
+  #closing = false;
+  #error: Error | undefined;
+  #released: HostConn[] = [];
+
+  private constructor(host: LiveHost, topo: PeerTopology, o: HandoffSessionOptions) {
+    this.host = host;
+    this.topo = topo;
+    this.side = { ns: topo.hostNs, outer: OUTER, tap: topo.tap, pref: 10 };
+    this.#chunk = o.chunk ?? 64 * 1024;
+    const seed = o.seed ?? 1;
+    this.#peerSrc = new Source(o.peerBytes, seed * 2 + 1);
+    this.#hostSrc = new Source(o.hostBytes, seed * 2 + 2);
+    this.#totals = { peer: o.peerBytes, host: o.hostBytes };
+  }
+
+  /** Builds the namespaces, the peer and the kernel connection; both directions start. */
+  static async open(o: HandoffSessionOptions): Promise<HandoffSession> {
+    const tag = o.tag ?? "handoff";
+    const capture = o.capture;
+    const host = startLiveHost({
+      tag,
+      seed: o.seed ?? 1,
+      offload: "off",
+      kernelAddresses: false,
+      tcp: { recvBufferSize: 8 << 20, sendBufferSize: 4 << 20, ...o.tcp },
+      chimney: o.chimney === true ? {} : undefined,
+      capture: capture === undefined ? undefined : (_us, f) => capture(f),
+    });
+    let topo: PeerTopology | undefined;
+    try {
+      topo = joinPeerNamespace(host, tag);
+      const s = new HandoffSession(host, topo, o);
+      await s.#start();
+      return s;
+    } catch (e) {
+      topo?.remove();
+      host.close();
+      throw e;
+    }
+  }
+
+  async #start(): Promise<void> {
+    const port = 5080;
+    this.#server = await listenIn(this.topo.peerNs, PEER, port);
+    const accepted = new Promise<net.Socket>((resolve) => this.#server?.once("connection", resolve));
+    this.#kernelSock = connectIn(this.topo.hostNs, { address: OURS, port: 0 }, { address: PEER, port });
+    const peer = await accepted;
+    this.#server.close();
+    this.#peerSock = peer;
+    peer.on("data", (d: Buffer) => this.#atPeer.take(d));
+    peer.on("error", (e) => this.#fail(e));
+    peer.on("end", () => {
+      this.#peerEnded = true;
+    });
+    const writePeer = () => {
+      for (;;) {
+        const b = this.#peerSrc.next(this.#chunk);
+        if (b === undefined) return;
+        if (!peer.write(b)) {
+          peer.once("drain", writePeer);
+          return;
+        }
+      }
+    };
+    writePeer();
+    this.#attachKernel(this.#kernelSock);
+    this.#pump = setInterval(() => this.#pumpStack(), 1);
+  }
+
+  #fail(e: unknown): void {
+    this.#error ??= e instanceof Error ? e : new Error(String(e));
+  }
+
+  /** Where the connection runs now. */
+  get place(): Place {
+    return this.#place;
+  }
+
+  /** Bytes received so far by the peer and by our application. */
+  get received(): { readonly atPeer: number; readonly atHost: number } {
+    return { atPeer: this.#atPeer.bytes, atHost: this.#atHost.bytes };
+  }
+
+  /** The smoothed RTT (ms) the peer's kernel socket measures now (TCP_INFO). */
+  peerRttMs(): number {
+    const fd = (this.#peerSock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    return fd < 0 ? Number.NaN : loadRepairAddon().tcpInfo(fd).rtt / 1000;
+  }
+
+  #attachKernel(sock: net.Socket): void {
+    this.#kernelSock = sock;
+    sock.on("data", (d: Buffer) => this.#atHost.take(d));
+    sock.on("error", (e) => this.#fail(e));
+    const write = () => {
+      if (this.#kernelSock !== sock || this.#place !== "kernel") return;
+      while (sock.writableLength < 256 * 1024) {
+        const b = this.#pending ?? this.#hostSrc.next(this.#chunk);
+        this.#pending = undefined;
+        if (b === undefined) return;
+        sock.write(b);
+      }
+      sock.once("drain", write);
+    };
+    write();
+  }
+
+  /** The host application on our stack (or the target, through it): read all, write some. */
+  #pumpStack(): void {
+    const c = this.#conn;
+    if (c === undefined || this.#place === "kernel" || this.#closing) return;
+    try {
+      const { stack, driver } = this.host;
+      for (let b = stack.recv(driver.now(), c); b !== undefined; b = stack.recv(driver.now(), c))
+        this.#atHost.take(b);
+      for (let i = 0; i < 8; i++) {
+        const b = this.#pending ?? this.#hostSrc.next(this.#chunk);
+        this.#pending = undefined;
+        if (b === undefined) break;
+        const n = stack.send(driver.now(), c, b);
+        if (n < b.length) {
+          this.#pending = b.subarray(n);
+          break;
+        }
+      }
+      driver.flush();
+    } catch (e) {
+      this.#fail(e);
+    }
+  }
+
+  /** Waits until `f()` holds (or throws after `timeoutMs`, or when the session failed). */
+  async until(what: string, f: () => boolean, timeoutMs = 30_000): Promise<void> {
+    const due = Date.now() + timeoutMs;
+    while (!f()) {
+      if (this.#error !== undefined) throw this.#error;
+      if (Date.now() > due)
+        throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${this.status()}`);
+      await sleep(1);
+    }
+  }
+
+  /** A one-line account of the session, for failure messages. */
+  status(): string {
+    return JSON.stringify({
+      label: this.host.label,
+      place: this.#place,
+      atPeer: this.#atPeer.bytes,
+      atHost: this.#atHost.bytes,
+      peerLeft: this.#peerSrc.left,
+      hostLeft: this.#hostSrc.left,
+      pending: this.#pending?.length ?? 0,
+      peerWritable: this.#peerSock?.writableLength,
+      kernelWritable: this.#kernelSock?.writableLength,
+      kernelReadable: this.#kernelSock?.readableLength,
+      kernelFlowing: this.#kernelSock?.readableFlowing,
+      moves: this.moves.length,
+    });
+  }
+
+  /** Moves the connection to `to` (kernel <-> host <-> target; target <-> kernel via host). */
+  async moveTo(to: Place): Promise<MoveRecord[]> {
+    if (this.#error !== undefined) throw this.#error;
+    const done: MoveRecord[] = [];
+    if (to === this.#place) throw new UsageError(`moveTo: the connection is on ${to} already`);
+    if ((this.#place === "kernel" && to === "target") || (this.#place === "target" && to === "kernel")) {
+      done.push(await this.moveTo("host").then((m) => m[0] as MoveRecord));
+    }
+    done.push(await this.#moveOne(to));
+    return done;
+  }
+
+  async #moveOne(to: Place): Promise<MoveRecord> {
+    const from = this.#place;
+    const start = performance.now();
+    const atMs = start - this.#t0;
+    const { stack, driver } = this.host;
+    let record: Omit<MoveRecord, "n" | "from" | "to" | "atMs">;
+    if (from === "kernel" && to === "host") {
+      const sock = this.#kernelSock;
+      if (sock === undefined) throw new UsageError("moveTo: no kernel socket");
+      sock.pause();
+      const m = await moveFromKernel(this.side, stack, driver, sock);
+      this.#kernelSock = undefined;
+      this.#conn = m.conn;
+      this.#steering = m.steering;
+      this.#place = "host";
+      record = {
+        carried: {
+          unread: m.record.recvQueue.length,
+          inFlight: m.record.sendQueue.length - m.record.unsent,
+          unsent: m.record.unsent,
+        },
+        timings: m.timings,
+        lost: LOST_FROM_KERNEL,
+      };
+    } else if (from === "host" && to === "kernel") {
+      const c = this.#conn;
+      const steering = this.#steering;
+      if (c === undefined || steering === undefined)
+        throw new UsageError("moveTo: no connection on our stack");
+      this.#pumpStack(); // the application's last reads and writes on our stack
+      const m = moveToKernel(this.side, stack, c, driver, steering);
+      this.#released.push(c);
+      this.#conn = undefined;
+      this.#steering = undefined;
+      this.#place = "kernel";
+      const { Socket } = await import("node:net");
+      this.#attachKernel(new Socket({ fd: m.fd, readable: true, writable: true, allowHalfOpen: true }));
+      record = {
+        carried: {
+          unread: m.record.recvQueue.length,
+          inFlight: m.record.sendQueue.length - m.record.unsent,
+          unsent: m.record.unsent,
+        },
+        timings: m.timings,
+        lost: LOST_TO_KERNEL,
+      };
+    } else {
+      record = await this.#moveChimney(from, to);
+    }
+    const rec: MoveRecord = { n: this.moves.length + 1, from, to, atMs, ...record };
+    (rec as { timings: MoveRecord["timings"] }).timings = {
+      ...rec.timings,
+      totalMs: performance.now() - start,
+    };
+    this.moves.push(rec);
+    return rec;
+  }
+
+  /** host -> target (offload) or target -> host (terminate). */
+  async #moveChimney(from: Place, to: Place): Promise<Omit<MoveRecord, "n" | "from" | "to" | "atMs">> {
+    const c = this.#conn;
+    const manager: OffloadManager | undefined = this.host.chimney?.manager;
+    if (c === undefined || manager === undefined)
+      throw new UsageError(`moveTo: ${from} -> ${to} needs the chimney (open with chimney: true)`);
+    const { stack, driver } = this.host;
+    const unread = stack.readable(c);
+    const t0 = performance.now();
+    if (to === "target") {
+      if (!manager.offload(c)) throw new UsageError(`moveTo: the offload of ${c.toString()} was refused`);
+    } else if (!manager.terminate(c, "handoff"))
+      throw new UsageError(`moveTo: ${c.toString()} is not offloaded`);
+    driver.flush();
+    const want = to === "target" ? "offloaded" : "host";
+    await this.until(`${c.toString()} ${want}`, () => c.phase === want, 10_000);
+    this.#place = to;
+    await tick();
+    return {
+      carried: { unread, inFlight: 0, unsent: 0 },
+      timings: { [to === "target" ? "offloadMs" : "terminateMs"]: performance.now() - t0, totalMs: 0 },
+      lost: LOST_HOST_TARGET,
+    };
+  }
+
+  /**
+   * Streams both directions to their end, ends both sides, and compares the hashes. The stalls
+   * of every move are filled in. Throws if the session failed or does not finish in `timeoutMs`.
+   */
+  async finish(timeoutMs = 120_000): Promise<HandoffResult> {
+    await this.until(
+      "both streams to arrive",
+      () =>
+        this.#peerSrc.left === 0 &&
+        this.#hostSrc.left === 0 &&
+        this.#pending === undefined &&
+        this.#drained(),
+      timeoutMs,
+    );
+    this.#fillStalls();
+    // End both ways (the FINs cross after the last move).
+    this.#closing = true;
+    const { stack, driver } = this.host;
+    if (this.#place === "kernel") this.#kernelSock?.end();
+    else if (this.#conn !== undefined) {
+      stack.close(driver.now(), this.#conn);
+      driver.flush();
+    }
+    this.#peerSock?.end();
+    await this.until("the peer to see our FIN", () => this.#peerEnded, 10_000);
+    const result = (dir: Sink, src: Source) => ({
+      bytes: dir.bytes,
+      sent: src.hash.copy().digest("hex"),
+      received: dir.hash.copy().digest("hex"),
+    });
+    const peerToHost = result(this.#atHost, this.#peerSrc);
+    const hostToPeer = result(this.#atPeer, this.#hostSrc);
+    return {
+      moves: this.moves,
+      peerToHost,
+      hostToPeer,
+      ok: peerToHost.sent === peerToHost.received && hostToPeer.sent === hostToPeer.received,
+    };
+  }
+
+  /** Everything each side handed over has arrived at the other. */
+  #drained(): boolean {
+    return this.#atHost.bytes === this.#totals.peer && this.#atPeer.bytes === this.#totals.host;
+  }
+
+  /** The stall each side saw around each move (as far as data arrived since). */
+  #fillStalls(): void {
+    for (const m of this.moves) {
+      const start = this.#t0 + m.atMs;
+      const end = start + m.timings.totalMs;
+      m.stallAtPeerMs = this.#atPeer.stall(start, end);
+      m.stallAtHostMs = this.#atHost.stall(start, end);
+    }
+  }
+
+  /** Segments our stack dropped for connections it handed to the kernel (their 4-tuples are released). */
+  releaseHandOffs(): number {
+    let n = 0;
+    for (const c of this.#released.splice(0)) n += this.host.stack.releaseHandOff(c);
+    return n;
+  }
+
+  /** Stops everything and removes both namespaces (idempotent). */
+  close(): void {
+    if (this.#pump !== undefined) clearInterval(this.#pump);
+    this.#pump = undefined;
+    this.#peerSock?.destroy();
+    this.#kernelSock?.destroy();
+    this.#server?.close();
+    try {
+      this.#steering?.remove();
+    } catch {
+      // the namespace goes anyway
+    }
+    this.host.close();
+    this.topo.remove();
+  }
+}
