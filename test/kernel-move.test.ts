@@ -45,6 +45,8 @@ void describe("kernel <-> our stack, in-process moves", { skip }, () => {
       assert.ok(toUs !== undefined && back !== undefined);
       // Mid-transfer: both streams were still running at each move.
       for (const m of r.moves) assert.ok(m.atMs > 0 && m.carried.unread + m.carried.inFlight > 0, facts);
+      // Mid-transfer both ways at every move.
+      for (const m of r.moves) assert.ok(m.progress.atPeer < total && m.progress.atHost < total, facts);
       assert.equal(r.peerToHost.bytes, total, facts);
       assert.equal(r.hostToPeer.bytes, total, facts);
       assert.equal(r.peerToHost.received, r.peerToHost.sent, `peer to us: ${facts}`);

@@ -23,6 +23,7 @@ import type { OffloadManager } from "../host/offload-manager.js";
 import type { TcpConfig } from "../tcp/config.js";
 import { UsageError } from "../util/errors.js";
 import { loadRepairAddon } from "../device/repair.js";
+import { Seq } from "../wire/seq.js";
 import {
   type KernelSide,
   LOST_FROM_KERNEL,
@@ -71,6 +72,8 @@ export interface MoveRecord {
   readonly to: Place;
   /** Milliseconds since the session started, at the move's start. */
   readonly atMs: number;
+  /** Bytes each application had received when the move started. */
+  readonly progress: { readonly atPeer: number; readonly atHost: number };
   /** Bytes the move carried. */
   readonly carried: {
     /** Received, not yet read by the application (Node's read-ahead included). */
@@ -96,6 +99,14 @@ export interface HandoffResult {
   readonly peerToHost: { readonly bytes: number; readonly sent: string; readonly received: string };
   readonly hostToPeer: { readonly bytes: number; readonly sent: string; readonly received: string };
   readonly ok: boolean;
+}
+
+/** The queues of `c`'s engine on our stack (zeros if it has none here). */
+function engineQueues(c: HostConn): MoveRecord["carried"] {
+  const t = c.tcp;
+  if (t === undefined) return { unread: 0, inFlight: 0, unsent: 0 };
+  const inFlight = Math.max(0, Seq.delta(t.sndNxt, t.sndUna));
+  return { unread: t.readable, inFlight, unsent: Math.max(0, t.sendQueued - inFlight) };
 }
 
 /** A seeded byte stream produced chunk by chunk (xorshift32 words), hashed as it is handed out. */
@@ -156,8 +167,10 @@ class Sink {
   }
 }
 
+/** How far the host application's stream may run ahead of the peer's (see `#ahead`). */
+const LEAD = 4 << 20;
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const tick = () => new Promise<void>((r) => setImmediate(r));
 
 /** See the module comment. Open with `HandoffSession.open`; always `close()`. */
 export class HandoffSession {
@@ -184,6 +197,8 @@ export class HandoffSession {
   #closing = false;
   #error: Error | undefined;
   #released: HostConn[] = [];
+  #drops = 0;
+  #waiting = false;
 
   private constructor(host: LiveHost, topo: PeerTopology, o: HandoffSessionOptions) {
     this.host = host;
@@ -205,7 +220,7 @@ export class HandoffSession {
       seed: o.seed ?? 1,
       offload: "off",
       kernelAddresses: false,
-      tcp: { recvBufferSize: 8 << 20, sendBufferSize: 4 << 20, ...o.tcp },
+      tcp: { recvBufferSize: 8 << 20, sendBufferSize: 8 << 20, ...o.tcp },
       chimney: o.chimney === true ? {} : undefined,
       capture: capture === undefined ? undefined : (_us, f) => capture(f),
     });
@@ -272,11 +287,18 @@ export class HandoffSession {
 
   #attachKernel(sock: net.Socket): void {
     this.#kernelSock = sock;
-    sock.on("data", (d: Buffer) => this.#atHost.take(d));
+    sock.on("data", (d: Buffer) => {
+      this.#atHost.take(d);
+      if (this.#waiting) {
+        this.#waiting = false;
+        write();
+      }
+    });
     sock.on("error", (e) => this.#fail(e));
     const write = () => {
       if (this.#kernelSock !== sock || this.#place !== "kernel") return;
       while (sock.writableLength < 256 * 1024) {
+        if (this.#ahead()) return; // the next arrival calls again
         const b = this.#pending ?? this.#hostSrc.next(this.#chunk);
         this.#pending = undefined;
         if (b === undefined) return;
@@ -287,6 +309,16 @@ export class HandoffSession {
     write();
   }
 
+  /**
+   * The host application keeps its stream at most `LEAD` bytes ahead of what it received, so
+   * both directions are mid-transfer together.
+   */
+  #ahead(): boolean {
+    const handed = this.#totals.host - this.#hostSrc.left;
+    this.#waiting = handed >= this.#atHost.bytes + LEAD && this.#atHost.bytes < this.#totals.peer;
+    return this.#waiting;
+  }
+
   /** The host application on our stack (or the target, through it): read all, write some. */
   #pumpStack(): void {
     const c = this.#conn;
@@ -295,7 +327,7 @@ export class HandoffSession {
       const { stack, driver } = this.host;
       for (let b = stack.recv(driver.now(), c); b !== undefined; b = stack.recv(driver.now(), c))
         this.#atHost.take(b);
-      for (let i = 0; i < 8; i++) {
+      for (let i = 0; i < 8 && !this.#ahead(); i++) {
         const b = this.#pending ?? this.#hostSrc.next(this.#chunk);
         this.#pending = undefined;
         if (b === undefined) break;
@@ -356,12 +388,15 @@ export class HandoffSession {
     const from = this.#place;
     const start = performance.now();
     const atMs = start - this.#t0;
+    const progress = this.received;
     const { stack, driver } = this.host;
-    let record: Omit<MoveRecord, "n" | "from" | "to" | "atMs">;
+    let record: Omit<MoveRecord, "n" | "from" | "to" | "atMs" | "progress">;
     if (from === "kernel" && to === "host") {
       const sock = this.#kernelSock;
       if (sock === undefined) throw new UsageError("moveTo: no kernel socket");
       sock.pause();
+      // Adopting the 4-tuple again ends the silence of its earlier hand-off.
+      for (const c of this.#released.splice(0)) this.#drops += stack.handedOffDrops(c);
       const m = await moveFromKernel(this.side, stack, driver, sock);
       this.#kernelSock = undefined;
       this.#conn = m.conn;
@@ -401,7 +436,7 @@ export class HandoffSession {
     } else {
       record = await this.#moveChimney(from, to);
     }
-    const rec: MoveRecord = { n: this.moves.length + 1, from, to, atMs, ...record };
+    const rec: MoveRecord = { n: this.moves.length + 1, from, to, atMs, progress, ...record };
     (rec as { timings: MoveRecord["timings"] }).timings = {
       ...rec.timings,
       totalMs: performance.now() - start,
@@ -411,26 +446,35 @@ export class HandoffSession {
   }
 
   /** host -> target (offload) or target -> host (terminate). */
-  async #moveChimney(from: Place, to: Place): Promise<Omit<MoveRecord, "n" | "from" | "to" | "atMs">> {
+  async #moveChimney(
+    from: Place,
+    to: Place,
+  ): Promise<Omit<MoveRecord, "n" | "from" | "to" | "atMs" | "progress">> {
     const c = this.#conn;
     const manager: OffloadManager | undefined = this.host.chimney?.manager;
     if (c === undefined || manager === undefined)
       throw new UsageError(`moveTo: ${from} -> ${to} needs the chimney (open with chimney: true)`);
-    const { stack, driver } = this.host;
-    const unread = stack.readable(c);
+    const { driver } = this.host;
+    const before = to === "target" ? engineQueues(c) : undefined;
     const t0 = performance.now();
     if (to === "target") {
-      if (!manager.offload(c)) throw new UsageError(`moveTo: the offload of ${c.toString()} was refused`);
+      // Refused while our stack has not resolved the peer's MAC yet (just adopted): it will.
+      const due = Date.now() + 5000;
+      while (!manager.offload(c)) {
+        if (Date.now() > due) throw new UsageError(`moveTo: the offload of ${c.toString()} was refused`);
+        await sleep(1);
+      }
     } else if (!manager.terminate(c, "handoff"))
       throw new UsageError(`moveTo: ${c.toString()} is not offloaded`);
     driver.flush();
     const want = to === "target" ? "offloaded" : "host";
     await this.until(`${c.toString()} ${want}`, () => c.phase === want, 10_000);
+    const ms = performance.now() - t0;
     this.#place = to;
-    await tick();
     return {
-      carried: { unread, inFlight: 0, unsent: 0 },
-      timings: { [to === "target" ? "offloadMs" : "terminateMs"]: performance.now() - t0, totalMs: 0 },
+      // Offload: our engine's queues as it left; terminate: as the target's state came back.
+      carried: before ?? engineQueues(c),
+      timings: { [to === "target" ? "offloadMs" : "terminateMs"]: ms, totalMs: 0 },
       lost: LOST_HOST_TARGET,
     };
   }
@@ -490,11 +534,13 @@ export class HandoffSession {
     }
   }
 
-  /** Segments our stack dropped for connections it handed to the kernel (their 4-tuples are released). */
+  /**
+   * Ends the silence of the 4-tuple our stack handed to the kernel, and returns how many of its
+   * segments our stack dropped after its hand-offs (frames it read after the move).
+   */
   releaseHandOffs(): number {
-    let n = 0;
-    for (const c of this.#released.splice(0)) n += this.host.stack.releaseHandOff(c);
-    return n;
+    for (const c of this.#released.splice(0)) this.#drops += this.host.stack.releaseHandOff(c);
+    return this.#drops;
   }
 
   /** Stops everything and removes both namespaces (idempotent). */
