@@ -20,6 +20,7 @@ const MODULES: readonly { readonly name: string; readonly load: () => Promise<Be
   { name: "chimney", load: () => import("./chimney.bench.js") },
   { name: "recovery", load: () => import("./recovery.bench.js") },
   { name: "worker", load: () => import("./worker.bench.js") },
+  { name: "handoff", load: () => import("./handoff.bench.js") },
 ];
 
 async function main(): Promise<void> {

@@ -16,6 +16,7 @@
  *                  retransmits, lost, rtt, rttvar, sndSsthresh, sndCwnd, advmss, rcvSpace }
  * ioctlInt(fd, request) -> value         SIOCINQ, SIOCOUTQ, SIOCOUTQNSD
  * peek(fd, length) -> Buffer             one recv(MSG_PEEK | MSG_DONTWAIT) of up to length bytes
+ * peekInto(fd, buffer) -> count          the same into `buffer` (no copy on our side)
  * send(fd, buffer, offset) -> count      one send(MSG_DONTWAIT | MSG_NOSIGNAL) of buffer[offset..];
  *                                        0 when the kernel takes nothing now (EAGAIN)
  * close(fd)
@@ -432,6 +433,21 @@ static napi_value js_peek(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value js_peek_into(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd = -1;
+  if (get_args(env, info, 2, argv) < 0 || get_i32(env, argv[0], &fd) < 0) return NULL;
+  void *data = NULL;
+  size_t len = 0;
+  CHECK(env, napi_get_buffer_info(env, argv[1], &data, &len));
+  ssize_t n = recv(fd, data, len, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) n = 0;
+    else return throw_errno(env, "recv(MSG_PEEK)", errno);
+  }
+  return make_int(env, n);
+}
+
 static napi_value js_send(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int32_t fd = -1;
@@ -479,6 +495,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"tcpInfo", NULL, js_tcp_info, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ioctlInt", NULL, js_ioctl_int, NULL, NULL, NULL, napi_enumerable, NULL},
       {"peek", NULL, js_peek, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"peekInto", NULL, js_peek_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"socketIn", NULL, js_socket_in, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -32,7 +32,16 @@ import {
   moveToKernel,
 } from "./kernel-move.js";
 import { type LiveHost, startLiveHost } from "./live-host.js";
-import { connectIn, joinPeerNamespace, listenIn, OURS, OUTER, PEER, type PeerTopology } from "./peer-ns.js";
+import {
+  connectIn,
+  joinPeerNamespace,
+  kernelSocket,
+  listenIn,
+  OURS,
+  OUTER,
+  PEER,
+  type PeerTopology,
+} from "./peer-ns.js";
 import type { Steering } from "./steering.js";
 
 /** Where the connection runs. */
@@ -422,8 +431,7 @@ export class HandoffSession {
       this.#conn = undefined;
       this.#steering = undefined;
       this.#place = "kernel";
-      const { Socket } = await import("node:net");
-      this.#attachKernel(new Socket({ fd: m.fd, readable: true, writable: true, allowHalfOpen: true }));
+      this.#attachKernel(kernelSocket(m.fd));
       record = {
         carried: {
           unread: m.record.recvQueue.length,

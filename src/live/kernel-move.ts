@@ -113,8 +113,13 @@ export function moveToKernel(
   c: HostConn,
   clock: StackClock,
   steering: Steering,
-  addon: RepairAddon = loadRepairAddon(),
+  opts: {
+    /** Leave repair mode with a window probe (default true; false only to measure its effect). */
+    readonly probe?: boolean;
+    readonly addon?: RepairAddon;
+  } = {},
 ): ToKernelMove {
+  const addon = opts.addon ?? loadRepairAddon();
   const t0 = performance.now();
   const { record, snapshot } = handOffToKernel(stack, c, clock.now());
   clock.flush(); // what the engine owed goes out now
@@ -135,7 +140,7 @@ export function moveToKernel(
   const importMs = since(t1);
   const t2 = performance.now();
   steering.remove();
-  leaveRepair(fd, true, addon);
+  leaveRepair(fd, opts.probe ?? true, addon);
   const unsteerMs = since(t2);
   return { fd, record, snapshot, timings: { freezeMs, importMs, unsteerMs, totalMs: since(t0) } };
 }
@@ -252,7 +257,7 @@ export async function moveFromKernel(
   }
   const record: KernelTcpRecord & typeof exported = {
     ...exported,
-    recvQueue: Buffer.concat([readAhead, exported.recvQueue]),
+    recvQueue: readAhead.length === 0 ? exported.recvQueue : Buffer.concat([readAhead, exported.recvQueue]),
   };
   const freezeMs = since(t1);
   const t2 = performance.now();

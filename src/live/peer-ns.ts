@@ -114,8 +114,13 @@ export function connectIn(
   ns: string,
   local: { readonly address: string; readonly port: number },
   remote: { readonly address: string; readonly port: number },
-  addon: RepairAddon = loadRepairAddon(),
+  opts: {
+    /** Node reads nothing from the socket until the application asks (no read-ahead). */
+    readonly paused?: boolean;
+    readonly addon?: RepairAddon;
+  } = {},
 ): net.Socket {
+  const addon = opts.addon ?? loadRepairAddon();
   const fd = socketIn(ns, addon);
   try {
     repairCall("setsockopt(SO_REUSEADDR)", () =>
@@ -128,5 +133,14 @@ export function connectIn(
     addon.close(fd);
     throw e;
   }
-  return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+  return kernelSocket(fd, opts.paused === true);
+}
+
+/**
+ * `new net.Socket({ fd })` for a connected kernel socket; `paused`: Node does not start reading
+ * (its `pauseOnCreate`, the option behind `net.Server`'s `pauseOnConnect`).
+ */
+export function kernelSocket(fd: number, paused = false): net.Socket {
+  const o = { fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: paused };
+  return new net.Socket(o as net.SocketConstructorOpts);
 }
