@@ -142,5 +142,5 @@ export function connectIn(
  */
 export function kernelSocket(fd: number, paused = false): net.Socket {
   const o = { fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: paused };
-  return new net.Socket(o as net.SocketConstructorOpts);
+  return new net.Socket(o);
 }
