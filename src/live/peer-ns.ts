@@ -9,6 +9,7 @@
  * them inside the namespace): `listenIn` gives a `net.Server`, `connectIn` a connected
  * `net.Socket`. Needs root and the repair addon.
  */
+import { execFileSync } from "node:child_process";
 import { closeSync } from "node:fs";
 import net from "node:net";
 import { loadRepairAddon, type RepairAddon, repairCall, SOCKOPT } from "../device/repair.js";
@@ -143,4 +144,13 @@ export function connectIn(
 export function kernelSocket(fd: number, paused = false): net.Socket {
   const o = { fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: paused };
   return new net.Socket(o);
+}
+
+/** The TCP counters of /proc/net/snmp inside namespace `ns` (OutRsts, EstabResets, ...). */
+export function tcpCounters(ns: string): Record<string, number> {
+  const text = execFileSync("ip", ["netns", "exec", ns, "cat", "/proc/net/snmp"], { encoding: "utf8" });
+  const lines = text.split("\n").filter((l) => l.startsWith("Tcp:"));
+  const names = (lines[0] ?? "").split(/\s+/).slice(1);
+  const values = (lines[1] ?? "").split(/\s+/).slice(1).map(Number);
+  return Object.fromEntries(names.map((n, i) => [n, values[i] ?? Number.NaN]));
 }
