@@ -24,6 +24,7 @@
  * tcSteer(nsFd, outer, tap, pref, localAddress, localPort, remoteAddress, remotePort)
  * tcUnsteer(nsFd, outer, pref)           one connection's steering filter, over rtnetlink
  *                                        (steer.c; the namespace's calls, without running tc)
+ * rawSocketIn(nsFd) -> fd, sendIp(fd, packet)   IPv4 packets into the namespace's own stack (steer.c)
  *
  * A failed system call throws an Error with `code` the errno name (EINVAL, EPERM, ...), `errno`
  * the number and `syscall` what was called (e.g. "setsockopt(TCP_REPAIR_WINDOW)").
@@ -501,6 +502,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"socketIn", NULL, js_socket_in, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tcSteer", NULL, js_tc_steer, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tcUnsteer", NULL, js_tc_unsteer, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rawSocketIn", NULL, js_raw_socket_in, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendIp", NULL, js_send_ip, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

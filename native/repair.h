@@ -19,5 +19,7 @@ socklen_t get_sockaddr(napi_env env, napi_value addr, napi_value port, struct so
 napi_value js_socket_in(napi_env env, napi_callback_info info);
 napi_value js_tc_steer(napi_env env, napi_callback_info info);
 napi_value js_tc_unsteer(napi_env env, napi_callback_info info);
+napi_value js_raw_socket_in(napi_env env, napi_callback_info info);
+napi_value js_send_ip(napi_env env, napi_callback_info info);
 
 #endif

@@ -14,6 +14,11 @@
  *    match ip dport <localPort> 0xffff action mirred egress redirect dev <tap>` would.
  * tcUnsteer(nsFd, outer, pref): deletes that filter (`tc filter del dev <outer> ingress pref <pref>`).
  * Both talk rtnetlink from a socket opened inside the namespace and wait for the kernel's answer.
+ * rawSocketIn(nsFd) -> fd: an IPv4 raw socket (IPPROTO_RAW: the caller writes whole IP packets)
+ *   inside the namespace.
+ * sendIp(fd, buffer): sends the IPv4 packet `buffer` as it is, to its own destination address: a
+ *   packet for an address of the namespace is delivered to the namespace's own stack, as if it
+ *   had arrived.
  * Errors throw as in repair.c (code = errno name, syscall = the call).
  */
 #define _GNU_SOURCE
@@ -70,6 +75,36 @@ napi_value js_socket_in(napi_env env, napi_callback_info info) {
   leave_ns(home);
   if (fd < 0) return throw_errno(env, "socket", e);
   return make_int(env, fd);
+}
+
+napi_value js_raw_socket_in(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t nsfd = -1;
+  if (get_args(env, info, 1, argv) < 0 || get_i32(env, argv[0], &nsfd) < 0) return NULL;
+  int home = -1;
+  if (enter_ns(nsfd, &home) < 0) return throw_errno(env, "setns", errno);
+  int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+  int e = errno;
+  leave_ns(home);
+  if (fd < 0) return throw_errno(env, "socket(SOCK_RAW)", e);
+  return make_int(env, fd);
+}
+
+napi_value js_send_ip(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd = -1;
+  if (get_args(env, info, 2, argv) < 0 || get_i32(env, argv[0], &fd) < 0) return NULL;
+  void *data = NULL;
+  size_t len = 0;
+  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || len < 20 || (((uint8_t *)data)[0] >> 4) != 4) {
+    napi_throw_type_error(env, "ERR_ARGS", "expected an IPv4 packet in a Buffer");
+    return NULL;
+  }
+  struct sockaddr_in dst = {.sin_family = AF_INET};
+  memcpy(&dst.sin_addr, (uint8_t *)data + 16, 4);
+  if (sendto(fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&dst, sizeof dst) < 0)
+    return throw_errno(env, "sendto(SOCK_RAW)", errno);
+  return NULL;
 }
 
 /* One rtnetlink request being built. */

@@ -40,20 +40,33 @@ void describe("kernel <-> our stack, in-process moves", { skip }, () => {
       const [back] = await s.moveTo("kernel");
       const r = await s.finish();
       const drops = s.releaseHandOffs();
-      const facts = JSON.stringify({ label: s.host.label, seed, moves: r.moves, drops });
+      const facts = JSON.stringify({
+        label: s.host.label,
+        seed,
+        moves: r.moves,
+        drops,
+        forwarded: s.forwarded,
+      });
       t.diagnostic(facts);
       assert.ok(toUs !== undefined && back !== undefined);
       // Mid-transfer: both streams were still running at each move.
       for (const m of r.moves) assert.ok(m.atMs > 0 && m.carried.unread + m.carried.inFlight > 0, facts);
       // Mid-transfer both ways at every move.
       for (const m of r.moves) assert.ok(m.progress.atPeer < total && m.progress.atHost < total, facts);
+      // The frames still reaching our device after a move into the kernel go on to the kernel
+      // socket (KernelForwarder): our stack drops none of them.
+      assert.equal(drops, 0, facts);
       assert.equal(r.peerToHost.bytes, total, facts);
       assert.equal(r.hostToPeer.bytes, total, facts);
       assert.equal(r.peerToHost.received, r.peerToHost.sent, `peer to us: ${facts}`);
       assert.equal(r.hostToPeer.received, r.hostToPeer.sent, `us to peer: ${facts}`);
-      // Fast: the synchronous part of each move is milliseconds (a loaded 2-core machine: < 100).
-      for (const m of r.moves)
-        assert.ok(m.timings.totalMs < 100, `move ${m.n} took ${m.timings.totalMs} ms: ${facts}`);
+      // Fast: the synchronous steps of each move (not the wait for Node's pending writes) take
+      // milliseconds; < 100 ms even on a loaded 2-core machine (helper processes took 130-1400).
+      for (const m of r.moves) {
+        const steps = Object.entries(m.timings).filter(([k]) => k !== "totalMs" && k !== "drainMs");
+        const sync = steps.reduce((a, [, v]) => a + v, 0);
+        assert.ok(sync < 100, `move ${m.n}: ${sync} ms in its steps: ${facts}`);
+      }
       const hostTcp = tcpCounters({ ns: s.topo.hostNs });
       const peerTcp = tcpCounters({ ns: s.topo.peerNs });
       const counters = JSON.stringify({

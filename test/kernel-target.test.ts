@@ -43,7 +43,14 @@ void describe("offload target <-> kernel", { skip }, () => {
         assert.equal(s.host.chimney?.manager.offloadedCount, to === "target" ? 1 : 0, s.status());
       }
       const r = await s.finish();
-      const facts = JSON.stringify({ label: s.host.label, seed, moves: r.moves, drops: s.releaseHandOffs() });
+      const drops = s.releaseHandOffs();
+      const facts = JSON.stringify({
+        label: s.host.label,
+        seed,
+        moves: r.moves,
+        drops,
+        forwarded: s.forwarded,
+      });
       t.diagnostic(facts);
       // kernel -> target is adopt then offload; target -> kernel is terminate then hand-off.
       assert.deepEqual(
@@ -58,6 +65,9 @@ void describe("offload target <-> kernel", { skip }, () => {
       );
       // Mid-transfer both ways at every move.
       for (const m of r.moves) assert.ok(m.progress.atPeer < total && m.progress.atHost < total, facts);
+      // The frames still reaching our device after a move into the kernel go on to the kernel
+      // socket (KernelForwarder): our stack drops none of them.
+      assert.equal(drops, 0, facts);
       assert.equal(r.peerToHost.bytes, total, facts);
       assert.equal(r.hostToPeer.bytes, total, facts);
       assert.equal(r.peerToHost.received, r.peerToHost.sent, `peer to us: ${facts}`);

@@ -125,6 +125,10 @@ export interface RepairAddon {
   ): void;
   /** Deletes `outer`'s ingress filter `pref` inside namespace `nsFd`. */
   tcUnsteer(nsFd: number, outer: string, pref: number): void;
+  /** An IPv4 raw socket (whole packets) inside namespace `nsFd`. */
+  rawSocketIn(nsFd: number): number;
+  /** Sends the IPv4 packet as it is, to its destination (native/steer.c). */
+  sendIp(fd: number, packet: Uint8Array): void;
 }
 
 let cached: RepairAddon | undefined;

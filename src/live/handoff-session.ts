@@ -22,9 +22,10 @@ import type { HostConn } from "../host/stack.js";
 import type { OffloadManager } from "../host/offload-manager.js";
 import type { TcpConfig } from "../tcp/config.js";
 import { UsageError } from "../util/errors.js";
-import { loadRepairAddon } from "../device/repair.js";
+import { kernelQueues, loadRepairAddon } from "../device/repair.js";
 import { Seq } from "../wire/seq.js";
 import {
+  KernelForwarder,
   type KernelSide,
   LOST_FROM_KERNEL,
   LOST_TO_KERNEL,
@@ -207,7 +208,12 @@ export class HandoffSession {
   #error: Error | undefined;
   #released: HostConn[] = [];
   #drops = 0;
+  #forwarder: KernelForwarder | undefined;
+  #forwarded = 0;
   #waiting = false;
+  #peerWaiting = false;
+  #writePeer: (() => void) | undefined;
+  #writeKernel: (() => void) | undefined;
 
   private constructor(host: LiveHost, topo: PeerTopology, o: HandoffSessionOptions) {
     this.host = host;
@@ -259,16 +265,30 @@ export class HandoffSession {
     peer.on("end", () => {
       this.#peerEnded = true;
     });
+    // The peer keeps its stream at most LEAD ahead of what it received, as our application does.
+    let armed = false;
     const writePeer = () => {
       for (;;) {
+        const sent = this.#totals.peer - this.#peerSrc.left;
+        if (sent >= this.#atPeer.bytes + LEAD && this.#atPeer.bytes < this.#totals.host) {
+          this.#peerWaiting = true; // the pump calls again
+          return;
+        }
         const b = this.#peerSrc.next(this.#chunk);
         if (b === undefined) return;
         if (!peer.write(b)) {
-          peer.once("drain", writePeer);
+          if (!armed) {
+            armed = true;
+            peer.once("drain", () => {
+              armed = false;
+              writePeer();
+            });
+          }
           return;
         }
       }
     };
+    this.#writePeer = writePeer;
     writePeer();
     this.#attachKernel(this.#kernelSock);
     this.#pump = setInterval(() => this.#pumpStack(), 1);
@@ -296,40 +316,55 @@ export class HandoffSession {
 
   #attachKernel(sock: net.Socket): void {
     this.#kernelSock = sock;
-    sock.on("data", (d: Buffer) => {
-      this.#atHost.take(d);
-      if (this.#waiting) {
-        this.#waiting = false;
-        write();
-      }
-    });
+    sock.on("data", (d: Buffer) => this.#atHost.take(d));
     sock.on("error", (e) => this.#fail(e));
+    const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    // What the kernel holds unacknowledged stays within what our stack could take back.
+    const cap = this.host.stack.tcpConfig.sendBufferSize / 2;
+    let armed = false;
     const write = () => {
       if (this.#kernelSock !== sock || this.#place !== "kernel") return;
       while (sock.writableLength < 256 * 1024) {
-        if (this.#ahead()) return; // the next arrival calls again
+        if (this.#ahead() || (fd >= 0 && kernelQueues(fd).queued + sock.writableLength > cap)) {
+          this.#waiting = true; // the pump calls again
+          return;
+        }
         const b = this.#pending ?? this.#hostSrc.next(this.#chunk);
         this.#pending = undefined;
         if (b === undefined) return;
         sock.write(b);
       }
-      sock.once("drain", write);
+      if (!armed) {
+        armed = true;
+        sock.once("drain", () => {
+          armed = false;
+          write();
+        });
+      }
     };
+    this.#writeKernel = write;
     write();
   }
 
   /**
-   * The host application keeps its stream at most `LEAD` bytes ahead of what it received, so
-   * both directions are mid-transfer together.
+   * The host application keeps its stream at most `LEAD` bytes ahead of what it received (and
+   * the peer likewise), so both directions are mid-transfer together.
    */
   #ahead(): boolean {
     const handed = this.#totals.host - this.#hostSrc.left;
-    this.#waiting = handed >= this.#atHost.bytes + LEAD && this.#atHost.bytes < this.#totals.peer;
-    return this.#waiting;
+    return handed >= this.#atHost.bytes + LEAD && this.#atHost.bytes < this.#totals.peer;
   }
 
   /** The host application on our stack (or the target, through it): read all, write some. */
   #pumpStack(): void {
+    if (this.#peerWaiting) {
+      this.#peerWaiting = false;
+      this.#writePeer?.();
+    }
+    if (this.#place === "kernel" && this.#waiting) {
+      this.#waiting = false;
+      this.#writeKernel?.();
+    }
     const c = this.#conn;
     if (c === undefined || this.#place === "kernel" || this.#closing) return;
     try {
@@ -403,7 +438,19 @@ export class HandoffSession {
     if (from === "kernel" && to === "host") {
       const sock = this.#kernelSock;
       if (sock === undefined) throw new UsageError("moveTo: no kernel socket");
+      // The kernel may hold more unread data than our stack's buffer (its buffer autotunes):
+      // the application reads it down first.
+      const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+      const room = (this.host.stack.tcpConfig.recvBufferSize * 3) / 4;
+      await this.until("the kernel's unread data to fit our buffer", () => {
+        return fd < 0 || kernelQueues(fd).unread + sock.readableLength <= room;
+      });
       sock.pause();
+      // The connection's frames are ours again.
+      this.host.divert(undefined);
+      if (this.#forwarder !== undefined) this.#forwarded += this.#forwarder.forwarded;
+      this.#forwarder?.close();
+      this.#forwarder = undefined;
       // Adopting the 4-tuple again ends the silence of its earlier hand-off.
       for (const c of this.#released.splice(0)) this.#drops += stack.handedOffDrops(c);
       const m = await moveFromKernel(this.side, stack, driver, sock);
@@ -427,6 +474,10 @@ export class HandoffSession {
         throw new UsageError("moveTo: no connection on our stack");
       this.#pumpStack(); // the application's last reads and writes on our stack
       const m = moveToKernel(this.side, stack, c, driver, steering);
+      // Frames of the connection still reaching our device go on to the kernel socket.
+      this.#forwarder?.close();
+      this.#forwarder = new KernelForwarder(this.side, m.record);
+      this.host.divert(this.#forwarder.take);
       this.#released.push(c);
       this.#conn = undefined;
       this.#steering = undefined;
@@ -475,6 +526,7 @@ export class HandoffSession {
     } else if (!manager.terminate(c, "handoff"))
       throw new UsageError(`moveTo: ${c.toString()} is not offloaded`);
     driver.flush();
+    const accepted = performance.now() - t0;
     const want = to === "target" ? "offloaded" : "host";
     await this.until(`${c.toString()} ${want}`, () => c.phase === want, 10_000);
     const ms = performance.now() - t0;
@@ -482,7 +534,8 @@ export class HandoffSession {
     return {
       // Offload: our engine's queues as it left; terminate: as the target's state came back.
       carried: before ?? engineQueues(c),
-      timings: { [to === "target" ? "offloadMs" : "terminateMs"]: ms, totalMs: 0 },
+      // acceptedMs: until the manager took the request (an offload waits for the peer's MAC).
+      timings: { acceptedMs: accepted, [to === "target" ? "offloadMs" : "terminateMs"]: ms, totalMs: 0 },
       lost: LOST_HOST_TARGET,
     };
   }
@@ -551,6 +604,11 @@ export class HandoffSession {
     return this.#drops;
   }
 
+  /** Frames of the connection passed on to the kernel after it moved there (see `KernelForwarder`). */
+  get forwarded(): number {
+    return this.#forwarded + (this.#forwarder?.forwarded ?? 0);
+  }
+
   /** Stops everything and removes both namespaces (idempotent). */
   close(): void {
     if (this.#pump !== undefined) clearInterval(this.#pump);
@@ -558,6 +616,7 @@ export class HandoffSession {
     this.#peerSock?.destroy();
     this.#kernelSock?.destroy();
     this.#server?.close();
+    this.#forwarder?.close();
     try {
       this.#steering?.remove();
     } catch {

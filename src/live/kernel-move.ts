@@ -28,6 +28,7 @@ import {
   loadRepairAddon,
   type RepairAddon,
   RepairError,
+  repairCall,
   SOCKOPT,
 } from "../device/repair.js";
 import type { HostConn, HostStack } from "../host/stack.js";
@@ -203,7 +204,8 @@ async function drainWrites(
  * writing) into `stack`. Node's buffered bytes move too: its pending writes first enter the
  * kernel (asynchronously, up to `drainTimeoutMs`, default 2 s), its read-ahead becomes the first
  * bytes our application reads (pause the socket before the call: what it reads meanwhile stays
- * there; its 'data' listeners are removed). `sock` is destroyed (silently: no FIN, no RST).
+ * there; its 'data' listeners are removed, and given back if the move fails). `sock` is
+ * destroyed (silently: no FIN, no RST).
  * Throws `UsageError` if the socket is not open, Node's writes do not drain, or the 4-tuple is
  * ours already; `RepairError` if the kernel refuses the export; our stack's errors if it refuses
  * the record: in all of these the kernel socket keeps the connection.
@@ -243,7 +245,13 @@ export async function moveFromKernel(
   const t1 = performance.now();
   // The application's 'data' listeners go first: `read()` would hand them what it returns.
   sock.pause();
+  const listeners = sock.listeners("data") as ((chunk: Buffer) => void)[];
   sock.removeAllListeners("data");
+  // If the move fails, the socket goes back to its application as it was.
+  const restore = (readAhead: Buffer) => {
+    if (readAhead.length > 0) sock.unshift(readAhead);
+    for (const l of listeners) sock.on("data", l);
+  };
   const ahead: Buffer[] = [];
   for (let b = sock.read() as Buffer | null; b !== null; b = sock.read() as Buffer | null) ahead.push(b);
   const readAhead = Buffer.concat(ahead);
@@ -252,7 +260,7 @@ export async function moveFromKernel(
     exported = exportKernelTcp(fd, addon);
   } catch (e) {
     steering.remove();
-    if (readAhead.length > 0) sock.unshift(readAhead);
+    restore(readAhead);
     throw e;
   }
   const record: KernelTcpRecord & typeof exported = {
@@ -268,7 +276,7 @@ export async function moveFromKernel(
     // The kernel keeps it: out of repair mode (no probe: nothing was lost), packets back to it.
     leaveRepair(fd, false, addon);
     steering.remove();
-    if (readAhead.length > 0) sock.unshift(readAhead);
+    restore(readAhead);
     throw e;
   }
   // Repair mode is on: closing the descriptor sends nothing. The steering stays: the 4-tuple's
@@ -285,6 +293,65 @@ export async function moveFromKernel(
     writeBehind,
     timings: { drainMs, steerMs, freezeMs, importMs, totalMs: since(t0) },
   };
+}
+
+/**
+ * Hands the namespace's kernel the frames of one connection that still reach our TAP device
+ * after the connection moved there (queued at the device during the move, or sent by the peer
+ * before the steering went): `take(frame)` (for `LiveHost.divert`) sends the IPv4 packet of a
+ * frame of `record`'s 4-tuple, peer to us, into the namespace's own stack through a raw socket,
+ * and says true; other frames are not its business (false). Without it our stack drops them
+ * silently (handed off) and the peer sends them again after its RTO.
+ */
+export class KernelForwarder {
+  readonly #fd: number;
+  readonly #addon: RepairAddon;
+  readonly #src: Uint8Array;
+  readonly #dst: Uint8Array;
+  readonly #sport: number;
+  readonly #dport: number;
+  #closed = false;
+  /** Packets handed to the kernel so far. */
+  forwarded = 0;
+
+  constructor(side: KernelSide, record: KernelTcpRecord, addon: RepairAddon = loadRepairAddon()) {
+    if (record.family !== 4) throw new UsageError("KernelForwarder: IPv4 connections only");
+    this.#addon = addon;
+    this.#src = ip(record.remote.address);
+    this.#dst = ip(record.local.address);
+    this.#sport = record.remote.port;
+    this.#dport = record.local.port;
+    const nsFd = openNetns(side.ns);
+    try {
+      this.#fd = repairCall("socket(SOCK_RAW)", () => addon.rawSocketIn(nsFd));
+    } finally {
+      closeSync(nsFd);
+    }
+  }
+
+  /** See the class comment. */
+  readonly take = (f: Uint8Array): boolean => {
+    if (this.#closed || f.length < 54 || f[12] !== 0x08 || f[13] !== 0x00 || f[23] !== 6) return false;
+    for (let i = 0; i < 4; i++) if (f[26 + i] !== this.#src[i] || f[30 + i] !== this.#dst[i]) return false;
+    const t = 14 + ((f[14] ?? 0) & 0x0f) * 4;
+    if ((((f[t] ?? 0) << 8) | (f[t + 1] ?? 0)) !== this.#sport) return false;
+    if ((((f[t + 2] ?? 0) << 8) | (f[t + 3] ?? 0)) !== this.#dport) return false;
+    const len = ((f[16] ?? 0) << 8) | (f[17] ?? 0);
+    const packet = Buffer.from(f.buffer, f.byteOffset + 14, Math.min(len, f.length - 14));
+    try {
+      this.#addon.sendIp(this.#fd, packet);
+      this.forwarded++;
+    } catch {
+      // dropped, as our stack would have: the peer sends it again
+    }
+    return true;
+  };
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#addon.close(this.#fd);
+  }
 }
 
 /** `ip:port` of a connection, for timelines. */
