@@ -15,6 +15,8 @@ import { handOffToKernel, recordFromJson, recordToJson } from "../src/live/termi
 import { steerConnection } from "../src/live/steering.js";
 import { adoptFromKernel } from "../src/live/adopt.js";
 import { type KernelTcpInfo, kernelFromSnapshot } from "../src/device/kernel-state.js";
+import type { RepairAddon } from "../src/device/repair.js";
+import { MoveRefusedError, moveToKernel } from "../src/live/kernel-move.js";
 
 const A = ip("192.0.2.2");
 const B = ip("192.0.2.1");
@@ -300,5 +302,62 @@ void describe("HostStack.adopt (the reverse move: a connection another implement
     assert.throws(() => adoptFromKernel(stack(A, 11), now, record), { code: "ERR_USAGE" });
     const huge = { ...record, info: INFO, recvQueue: new Uint8Array(a2.tcpConfig.recvBufferSize + 1) };
     assert.throws(() => adoptFromKernel(stack(A, 12), now, huge), { code: "ERR_USAGE" });
+  });
+});
+
+void describe("moveToKernel refusals (no root: the kernel side fails or is never reached)", () => {
+  const side = { ns: "chimney-no-such-namespace", outer: "veth-h", tap: "tap0", pref: 10 };
+  const clock = (s: HostStack, now: Instant) => ({
+    now: () => now,
+    flush: () => void pass(s, undefined, now),
+  });
+  const noSteering = { pref: 10, remove: () => assert.fail("the steering must stay") };
+  // An addon nothing may be called on: the refusals come first.
+  const untouchable = new Proxy({} as RepairAddon, {
+    get: (_t, k) => () => assert.fail(`addon.${String(k)} called`),
+  });
+
+  void test("a connection not ESTABLISHED is refused (ERR_USAGE) and stays on our stack as it was", () => {
+    const a = stack(A, 21);
+    const now = Instant.fromMillis(1);
+    const c = a.connect(now, B, 80, { localPort: 40001 }); // SYN-SENT: B never answers
+    assert.throws(() => moveToKernel(side, a, c, clock(a, now), noSteering, { addon: untouchable }), {
+      code: "ERR_USAGE",
+    });
+    assert.equal(c.phase, "host");
+    assert.equal(c.tcp?.state, "SYN-SENT");
+    assert.throws(() => a.releaseHandOff(c), { code: "ERR_USAGE" }, "it was never handed off");
+  });
+
+  void test("the kernel side refusing the record: MoveRefusedError, the connection adopted back intact", () => {
+    const { a, b, ca, cb, now } = pair();
+    a.send(now, ca, bytes(3000, 3));
+    b.send(now, cb, bytes(2000, 5));
+    settle(a, b, now);
+    // No namespace of that name: the import fails with a RepairError before any socket exists.
+    let refused: unknown;
+    try {
+      moveToKernel(side, a, ca, clock(a, now), noSteering, { addon: untouchable });
+    } catch (e) {
+      refused = e;
+    }
+    assert.ok(refused instanceof MoveRefusedError, String(refused));
+    assert.equal(refused.code, "ERR_REPAIR");
+    const back = refused.conn;
+    assert.equal(back.phase, "host");
+    assert.equal(back.tcp?.state, "ESTABLISHED");
+    // What B sent is still there to read, and the connection still carries data both ways.
+    const got: Uint8Array[] = [];
+    for (let d = a.recv(now, back); d !== undefined; d = a.recv(now, back)) got.push(d);
+    assert.equal(concat(got).equals(Buffer.from(bytes(2000, 5))), true);
+    a.send(now, back, bytes(500, 9));
+    settle(a, b, now);
+    const atB: Uint8Array[] = [];
+    for (let d = b.recv(now, cb); d !== undefined; d = b.recv(now, cb)) atB.push(d);
+    assert.equal(
+      concat(atB).equals(Buffer.concat([Buffer.from(bytes(3000, 3)), Buffer.from(bytes(500, 9))])),
+      true,
+    );
+    assert.equal(a.stats.rstsSent + b.stats.rstsSent, 0);
   });
 });

@@ -104,9 +104,9 @@ export class MoveRefusedError extends RepairError {
  * Moves `c` (a connection of `stack`, its packets steered to our stack by `steering`) into a
  * kernel socket of `side.ns`. Synchronous. Call `stack.releaseHandOff(c)` later, once the
  * frames our stack had queued are read (until then they are dropped silently, not answered).
- * Throws `UsageError` when `c` cannot leave (see `handOffToKernel`; it stays ours, unless a
- * FIN was the reason), `MoveRefusedError` when the kernel refuses the record (the connection
- * is adopted back: the error's `conn`).
+ * Throws `UsageError` when `c` is not an ESTABLISHED connection on our stack (it stays ours),
+ * `MoveRefusedError` when the kernel refuses the record (the connection is adopted back: the
+ * error's `conn`).
  */
 export function moveToKernel(
   side: KernelSide,
@@ -121,14 +121,21 @@ export function moveToKernel(
   } = {},
 ): ToKernelMove {
   const addon = opts.addon ?? loadRepairAddon();
+  // Refused before anything happens: the kernel takes no FIN (handOffToKernel would refuse
+  // one only once the connection left our stack).
+  if (c.phase !== "host" || c.tcp?.state !== "ESTABLISHED")
+    throw new UsageError(
+      `moveToKernel: ${c.toString()} is ${c.phase === "host" ? (c.tcp?.state ?? "closed") : c.phase}; only ESTABLISHED connections of our stack move into the kernel`,
+    );
   const t0 = performance.now();
   const { record, snapshot } = handOffToKernel(stack, c, clock.now());
   clock.flush(); // what the engine owed goes out now
   const freezeMs = since(t0);
   const t1 = performance.now();
-  const nsFd = openNetns(side.ns);
+  let nsFd: number | undefined;
   let fd: number;
   try {
+    nsFd = openNetns(side.ns);
     fd = importKernelTcp(record, { netns: nsFd, keepRepair: true }, addon);
   } catch (e) {
     if (!(e instanceof RepairError)) throw e;
@@ -136,7 +143,7 @@ export function moveToKernel(
     clock.flush();
     throw new MoveRefusedError(e, back);
   } finally {
-    closeSync(nsFd);
+    if (nsFd !== undefined) closeSync(nsFd);
   }
   const importMs = since(t1);
   const t2 = performance.now();
