@@ -16,7 +16,6 @@
  * what state it lost, and the stall each side saw (the longest gap between arrivals of the other
  * side's data around the move, measured at the receiving application).
  */
-import { createHash, type Hash } from "node:crypto";
 import type net from "node:net";
 import type { HostConn } from "../host/stack.js";
 import type { OffloadManager } from "../host/offload-manager.js";
@@ -43,6 +42,7 @@ import {
   PEER,
   type PeerTopology,
 } from "./peer-ns.js";
+import { Sink, Source } from "./handoff-streams.js";
 import type { Steering } from "./steering.js";
 
 /** Where the connection runs. */
@@ -117,64 +117,6 @@ function engineQueues(c: HostConn): MoveRecord["carried"] {
   if (t === undefined) return { unread: 0, inFlight: 0, unsent: 0 };
   const inFlight = Math.max(0, Seq.delta(t.sndNxt, t.sndUna));
   return { unread: t.readable, inFlight, unsent: Math.max(0, t.sendQueued - inFlight) };
-}
-
-/** A seeded byte stream produced chunk by chunk (xorshift32 words), hashed as it is handed out. */
-class Source {
-  #x: number;
-  #left: number;
-  readonly hash: Hash = createHash("sha256");
-  constructor(bytes: number, seed: number) {
-    this.#x = seed >>> 0 || 1;
-    this.#left = bytes;
-  }
-  get left(): number {
-    return this.#left;
-  }
-  next(max: number): Buffer | undefined {
-    const n = Math.min(max, this.#left) & ~3 || Math.min(max, this.#left);
-    if (n <= 0) return undefined;
-    const words = new Uint32Array(Math.ceil(n / 4));
-    let x = this.#x;
-    for (let i = 0; i < words.length; i++) {
-      x ^= x << 13;
-      x >>>= 0;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      words[i] = x;
-    }
-    this.#x = x;
-    this.#left -= n;
-    const b = Buffer.from(words.buffer, 0, n);
-    this.hash.update(b);
-    return b;
-  }
-}
-
-/** Received bytes: count, hash and arrival times (for stalls). */
-class Sink {
-  bytes = 0;
-  readonly hash: Hash = createHash("sha256");
-  readonly arrivals: number[] = [];
-  take(b: Uint8Array): void {
-    if (b.length === 0) return;
-    this.bytes += b.length;
-    this.hash.update(b);
-    this.arrivals.push(performance.now());
-  }
-  /** Longest gap between arrivals from the last one before `start` to the first after `end`. */
-  stall(start: number, end: number): number | undefined {
-    const a = this.arrivals;
-    let i = a.length - 1;
-    while (i > 0 && (a[i] ?? 0) >= start) i--;
-    let worst = 0;
-    for (let k = Math.max(i, 0); k + 1 < a.length; k++) {
-      worst = Math.max(worst, (a[k + 1] ?? 0) - (a[k] ?? 0));
-      if ((a[k + 1] ?? 0) > end) return worst;
-    }
-    return undefined; // nothing arrived after the move yet
-  }
 }
 
 /** How far the host application's stream may run ahead of the peer's (see `#ahead`). */
