@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { HandoffSession, type Place } from "../src/live/handoff-session.js";
-import { tcpCounters } from "./support/helper-events.js";
-import { kernelTestSkip, rstCount } from "./support/kernel-topology.js";
+import { assertHandoffClean, rstWatch } from "./support/handoff-checks.js";
+import { kernelTestSkip } from "./support/kernel-topology.js";
 
 const skip = kernelTestSkip();
 const MB = 1 << 20;
@@ -16,7 +16,7 @@ const MB = 1 << 20;
 void describe("offload target <-> kernel", { skip }, () => {
   void test("kernel -> target -> kernel, twice, mid-transfer: every byte once, no RST", async (t) => {
     const seed = Number(process.env["CHIMNEY_SEED"] ?? 1);
-    const frames: Uint8Array[] = [];
+    const rsts = rstWatch();
     const total = 32 * MB;
     const s = await HandoffSession.open({
       tag: "ktgt",
@@ -24,9 +24,7 @@ void describe("offload target <-> kernel", { skip }, () => {
       chimney: true,
       peerBytes: total,
       hostBytes: total,
-      capture: (f) => {
-        if (f.length >= 34 && f[23] === 6) frames.push(f.slice(0, 64));
-      },
+      capture: rsts.capture,
     });
     try {
       const plan: Place[] = ["target", "kernel", "target", "kernel"];
@@ -63,29 +61,7 @@ void describe("offload target <-> kernel", { skip }, () => {
         ],
         facts,
       );
-      // Mid-transfer both ways at every move.
-      for (const m of r.moves) assert.ok(m.progress.atPeer < total && m.progress.atHost < total, facts);
-      // The frames still reaching our device after a move into the kernel go on to the kernel
-      // socket (KernelForwarder): our stack drops none of them.
-      assert.equal(drops, 0, facts);
-      assert.equal(r.peerToHost.bytes, total, facts);
-      assert.equal(r.hostToPeer.bytes, total, facts);
-      assert.equal(r.peerToHost.received, r.peerToHost.sent, `peer to us: ${facts}`);
-      assert.equal(r.hostToPeer.received, r.hostToPeer.sent, `us to peer: ${facts}`);
-      const hostTcp = tcpCounters({ ns: s.topo.hostNs });
-      const peerTcp = tcpCounters({ ns: s.topo.peerNs });
-      const counters = JSON.stringify({
-        hostTcp,
-        peerTcp,
-        ours: s.host.stack.stats.rstsSent,
-        label: s.host.label,
-      });
-      assert.equal(s.host.stack.stats.rstsSent, 0, `no RST from our stack: ${counters}`);
-      assert.equal(rstCount(frames), 0, `no RST crossed our side of the link: ${counters}`);
-      assert.equal(hostTcp["OutRsts"], 0, counters);
-      assert.equal(peerTcp["OutRsts"], 0, counters);
-      assert.equal(peerTcp["EstabResets"], 0, `the peer's connection was never reset: ${counters}`);
-      assert.equal(hostTcp["EstabResets"], 2, `the two silent closes only: ${counters}`);
+      assertHandoffClean(s, r, { total, drops, rsts: rsts.count(), silentCloses: 2 }, facts);
     } finally {
       s.close();
     }

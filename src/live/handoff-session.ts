@@ -21,6 +21,7 @@ import type { HostConn } from "../host/stack.js";
 import type { OffloadManager } from "../host/offload-manager.js";
 import type { TcpConfig } from "../tcp/config.js";
 import { UsageError } from "../util/errors.js";
+import type { KernelTcpRecord } from "../device/kernel-state.js";
 import { kernelQueues, loadRepairAddon } from "../device/repair.js";
 import { Seq } from "../wire/seq.js";
 import {
@@ -109,6 +110,11 @@ export interface HandoffResult {
   readonly peerToHost: { readonly bytes: number; readonly sent: string; readonly received: string };
   readonly hostToPeer: { readonly bytes: number; readonly sent: string; readonly received: string };
   readonly ok: boolean;
+}
+
+/** The queues a kernel record carries. */
+function recordQueues(r: KernelTcpRecord): MoveRecord["carried"] {
+  return { unread: r.recvQueue.length, inFlight: r.sendQueue.length - r.unsent, unsent: r.unsent };
 }
 
 /** The queues of `c`'s engine on our stack (zeros if it has none here). */
@@ -400,15 +406,7 @@ export class HandoffSession {
       this.#conn = m.conn;
       this.#steering = m.steering;
       this.#place = "host";
-      record = {
-        carried: {
-          unread: m.record.recvQueue.length,
-          inFlight: m.record.sendQueue.length - m.record.unsent,
-          unsent: m.record.unsent,
-        },
-        timings: m.timings,
-        lost: LOST_FROM_KERNEL,
-      };
+      record = { carried: recordQueues(m.record), timings: m.timings, lost: LOST_FROM_KERNEL };
     } else if (from === "host" && to === "kernel") {
       const c = this.#conn;
       const steering = this.#steering;
@@ -425,15 +423,7 @@ export class HandoffSession {
       this.#steering = undefined;
       this.#place = "kernel";
       this.#attachKernel(kernelSocket(m.fd));
-      record = {
-        carried: {
-          unread: m.record.recvQueue.length,
-          inFlight: m.record.sendQueue.length - m.record.unsent,
-          unsent: m.record.unsent,
-        },
-        timings: m.timings,
-        lost: LOST_TO_KERNEL,
-      };
+      record = { carried: recordQueues(m.record), timings: m.timings, lost: LOST_TO_KERNEL };
     } else {
       record = await this.#moveChimney(from, to);
     }

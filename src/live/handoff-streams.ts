@@ -6,6 +6,23 @@
 import { createHash, type Hash } from "node:crypto";
 
 /** A seeded byte stream produced chunk by chunk (xorshift32 words), hashed as it is handed out. */
+/**
+ * Fills `words` with xorshift32 values continuing from state `x` (non-zero) and returns the
+ * state to continue from. `Source` and the tests' `payload` make the same bytes from a seed.
+ */
+export function xorshiftFill(words: Uint32Array, x: number): number {
+  let s = x >>> 0;
+  for (let i = 0; i < words.length; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    words[i] = s;
+  }
+  return s;
+}
+
 export class Source {
   #x: number;
   #left: number;
@@ -21,16 +38,7 @@ export class Source {
     const n = Math.min(max, this.#left) & ~3 || Math.min(max, this.#left);
     if (n <= 0) return undefined;
     const words = new Uint32Array(Math.ceil(n / 4));
-    let x = this.#x;
-    for (let i = 0; i < words.length; i++) {
-      x ^= x << 13;
-      x >>>= 0;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      words[i] = x;
-    }
-    this.#x = x;
+    this.#x = xorshiftFill(words, this.#x);
     this.#left -= n;
     const b = Buffer.from(words.buffer, 0, n);
     this.hash.update(b);
