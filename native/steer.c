@@ -63,31 +63,30 @@ static void leave_ns(int home) {
   close(home);
 }
 
+/* socket(domain, type, proto) inside the namespace nsfd; the fd, or throws and returns NULL. */
+static napi_value socket_in(napi_env env, int32_t nsfd, int domain, int type, int proto, const char *call) {
+  int home = -1;
+  if (enter_ns(nsfd, &home) < 0) return throw_errno(env, "setns", errno);
+  int fd = socket(domain, type | SOCK_CLOEXEC, proto);
+  int e = errno;
+  leave_ns(home);
+  if (fd < 0) return throw_errno(env, call, e);
+  return make_int(env, fd);
+}
+
 napi_value js_socket_in(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   int32_t nsfd = -1, family = 0;
   if (get_args(env, info, 2, argv) < 0 || get_i32(env, argv[0], &nsfd) < 0 || get_i32(env, argv[1], &family) < 0)
     return NULL;
-  int home = -1;
-  if (enter_ns(nsfd, &home) < 0) return throw_errno(env, "setns", errno);
-  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
-  int e = errno;
-  leave_ns(home);
-  if (fd < 0) return throw_errno(env, "socket", e);
-  return make_int(env, fd);
+  return socket_in(env, nsfd, family == 6 ? AF_INET6 : AF_INET, SOCK_STREAM, IPPROTO_TCP, "socket");
 }
 
 napi_value js_raw_socket_in(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int32_t nsfd = -1;
   if (get_args(env, info, 1, argv) < 0 || get_i32(env, argv[0], &nsfd) < 0) return NULL;
-  int home = -1;
-  if (enter_ns(nsfd, &home) < 0) return throw_errno(env, "setns", errno);
-  int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
-  int e = errno;
-  leave_ns(home);
-  if (fd < 0) return throw_errno(env, "socket(SOCK_RAW)", e);
-  return make_int(env, fd);
+  return socket_in(env, nsfd, AF_INET, SOCK_RAW, IPPROTO_RAW, "socket(SOCK_RAW)");
 }
 
 napi_value js_send_ip(napi_env env, napi_callback_info info) {
