@@ -100,10 +100,16 @@ function kernelFd(s: net.Socket): number {
   return (s as unknown as { _handle: { fd: number } })._handle.fd;
 }
 
-async function toUs(c: Conn): Promise<number> {
+/** Throws unless a move carried `want` unread bytes (when given). */
+function carried(what: string, got: number, want: number | undefined): void {
+  if (want !== undefined && got !== want) throw new Error(`${what} carried ${got} unread bytes, not ${want}`);
+}
+
+async function toUs(c: Conn, want?: number): Promise<number> {
   const sock = c.kernel;
   if (sock === undefined) throw new Error("not on the kernel");
   const m = await moveFromKernel(c.side, c.host.stack, c.host.driver, sock);
+  carried("from-kernel", m.record.recvQueue.length, want);
   if (process.env["CHIMNEY_BENCH_VERBOSE"] !== undefined)
     console.log(`  from-kernel ${m.record.recvQueue.length} B: ${JSON.stringify(m.timings)}`);
   c.kernel = undefined;
@@ -111,9 +117,10 @@ async function toUs(c: Conn): Promise<number> {
   return m.timings.totalMs;
 }
 
-function toKernel(c: Conn, probe = true): number {
+function toKernel(c: Conn, probe = true, want?: number): number {
   if (c.ours === undefined) throw new Error("not on our stack");
   const m = moveToKernel(c.side, c.host.stack, c.ours.conn, c.host.driver, c.ours.steering, { probe });
+  carried("to-kernel", m.record.recvQueue.length, want);
   c.ours = undefined;
   c.kernel = kernelSocket(m.fd, true);
   return m.timings.totalMs;
@@ -123,7 +130,7 @@ function toKernel(c: Conn, probe = true): number {
  * Kernel to kernel through our binding: export, close silently, import (same namespace; no
  * steering: nothing else holds the 4-tuple). Node read nothing ahead (the socket is paused).
  */
-function kernelToKernel(c: Conn): number {
+function kernelToKernel(c: Conn, want: number): number {
   const sock = c.kernel;
   if (sock === undefined) throw new Error("not on the kernel");
   if (sock.readableLength > 0) throw new Error("Node read ahead: the queue would not all move");
@@ -133,6 +140,7 @@ function kernelToKernel(c: Conn): number {
     const t0 = performance.now();
     const rec = exportKernelTcp(kernelFd(sock), addon);
     const t1 = performance.now();
+    carried("kernel-to-kernel", rec.recvQueue.length, want);
     sock.destroy(); // in repair mode: silent
     const t2 = performance.now();
     const fd = importKernelTcp(rec, { netns: nsFd }, addon);
@@ -263,9 +271,9 @@ export async function run(filter: RegExp | undefined): Promise<void> {
       const from: number[] = [];
       const to: number[] = [];
       for (let i = 0; i < ROUNDS; i++) {
-        k2k.push(kernelToKernel(c));
-        from.push(await toUs(c));
-        to.push(toKernel(c));
+        k2k.push(kernelToKernel(c, bytes));
+        from.push(await toUs(c, bytes));
+        to.push(toKernel(c, true, bytes));
         await sleep(2);
       }
       const ref = median(k2k);
