@@ -55,6 +55,17 @@ void describe("20 moves within one 256 MiB transfer", { skip }, () => {
       t.diagnostic(facts);
       assert.equal(r.moves.length, MOVES, facts);
       assert.equal(s.place, "kernel", facts);
+      // Node's own buffers moved too: bytes it had read ahead of the application, and writes
+      // it still held, at one move out of the kernel or another.
+      const outs = r.moves.filter((m) => m.from === "kernel");
+      assert.ok(
+        outs.some((m) => (m.carried.readAhead ?? 0) > 0),
+        `Node's read-ahead moved: ${facts}`,
+      );
+      assert.ok(
+        outs.some((m) => (m.carried.writeBehind ?? 0) > 0),
+        `Node's pending writes moved: ${facts}`,
+      );
       assertHandoffClean(s, r, { total: TOTAL, drops, rsts: rsts.count(), silentCloses: MOVES / 2 }, facts);
     } finally {
       s.close();

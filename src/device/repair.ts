@@ -305,6 +305,18 @@ export function exportKernelTcp(fd: number, addon: RepairAddon = loadRepairAddon
   }
 }
 
+/**
+ * The value for `setsockopt(TCP_TIMESTAMP)` that continues a millisecond clock at `ts`: even.
+ * Since Linux 6.7 the value's low bit switches the socket to microsecond TSvals
+ * (`tp->tcp_usec_ts`): an odd value made the imported socket's clock tick a thousand times too
+ * fast, the next owner took that clock over, and the peer's PAWS dropped every segment of an
+ * owner whose clock was behind it (a live run hung for 20 s). Rounded up, never down: a TSval
+ * must not go backwards.
+ */
+export function millisecondClock(ts: number): number {
+  return ((ts >>> 0) + ((ts >>> 0) & 1)) >>> 0;
+}
+
 export interface ImportOptions {
   /** Leave the new fd non-blocking (default true: ready for `new net.Socket({ fd })`). */
   readonly nonBlocking?: boolean;
@@ -389,7 +401,8 @@ export function importKernelTcp(
       values.push(0);
     }
     repairCall("setsockopt(TCP_REPAIR_OPTIONS)", () => addon.setRepairOptions(fd, codes, values));
-    if (state.timestamps) setTcp(addon, fd, TCP_TIMESTAMP, state.timestamp, "setsockopt(TCP_TIMESTAMP)");
+    if (state.timestamps)
+      setTcp(addon, fd, TCP_TIMESTAMP, millisecondClock(state.timestamp), "setsockopt(TCP_TIMESTAMP)");
     setTcp(addon, fd, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "setsockopt(TCP_REPAIR_QUEUE)");
     sendAll(addon, fd, state.recvQueue, "receive queue");
     setTcp(addon, fd, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, "setsockopt(TCP_REPAIR_QUEUE)");

@@ -93,6 +93,10 @@ export interface MoveRecord {
     readonly inFlight: number;
     /** Written, not yet sent (Node's pending writes included). */
     readonly unsent: number;
+    /** Out of the kernel: of `unread`, what Node had read ahead of the application. */
+    readonly readAhead?: number;
+    /** Out of the kernel: what Node held for writing (it went through the kernel first). */
+    readonly writeBehind?: number;
   };
   /** Milliseconds of the move's steps (which steps depends on the direction) and in total. */
   readonly timings: Readonly<Record<string, number>> & { readonly totalMs: number };
@@ -110,6 +114,25 @@ export interface HandoffResult {
   readonly peerToHost: { readonly bytes: number; readonly sent: string; readonly received: string };
   readonly hostToPeer: { readonly bytes: number; readonly sent: string; readonly received: string };
   readonly ok: boolean;
+}
+
+/** Our engine's view of `c`, for failure messages. */
+function engineView(c: HostConn | undefined): Record<string, unknown> | undefined {
+  const t = c?.tcp;
+  if (c === undefined || t === undefined) return c === undefined ? undefined : { phase: c.phase };
+  return {
+    state: t.state,
+    sndUna: t.sndUna,
+    sndNxt: t.sndNxt,
+    rcvNxt: t.rcvNxt,
+    sendQueued: t.sendQueued,
+    readable: t.readable,
+    sndWnd: t.sndWnd,
+    rcvWnd: t.rcvWnd,
+    cwnd: t.cwnd,
+    rto: t.rto.toString(),
+    ackOwed: t.ackOwed,
+  };
 }
 
 /** The queues a kernel record carries. */
@@ -361,6 +384,8 @@ export class HandoffSession {
       kernelReadable: this.#kernelSock?.readableLength,
       kernelFlowing: this.#kernelSock?.readableFlowing,
       moves: this.moves.length,
+      engine: engineView(this.#conn),
+      tap: this.host.stats().framesIn,
     });
   }
 
@@ -387,13 +412,32 @@ export class HandoffSession {
       const sock = this.#kernelSock;
       if (sock === undefined) throw new UsageError("moveTo: no kernel socket");
       // The kernel may hold more unread data than our stack's buffer (its buffer autotunes):
-      // the application reads it down first.
+      // the application reads it down first. It stops reading a moment before the move (Node
+      // reads ahead meanwhile) and makes one last write through Node (Node holds it when the
+      // move starts): both of Node's buffers move with the connection. If the kernel's queue
+      // grew past our room meanwhile, it reads on and tries again.
       const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
       const room = (this.host.stack.tcpConfig.recvBufferSize * 3) / 4;
-      await this.until("the kernel's unread data to fit our buffer", () => {
-        return fd < 0 || kernelQueues(fd).unread + sock.readableLength <= room;
-      });
-      sock.pause();
+      const fits = () => fd < 0 || kernelQueues(fd).unread + sock.readableLength <= room;
+      for (let attempt = 0; ; attempt++) {
+        await this.until("the kernel's unread data to fit our buffer", fits);
+        sock.pause();
+        await sleep(2);
+        if (fits()) break;
+        if (attempt >= 50)
+          throw new Error(`moveTo: the kernel's queue keeps outgrowing our buffer: ${this.status()}`);
+        sock.resume();
+      }
+      // (Only while what the kernel holds stays within half our send buffer, as for every write.)
+      const cap = this.host.stack.tcpConfig.sendBufferSize / 2;
+      if (fd >= 0 && kernelQueues(fd).queued + sock.writableLength + this.#chunk <= cap) {
+        const last = this.#pending ?? this.#hostSrc.next(this.#chunk);
+        this.#pending = undefined;
+        if (last !== undefined) {
+          sock.cork(); // Node holds it (uncorked, a write the kernel takes at once leaves no trace)
+          sock.write(last);
+        }
+      }
       // The connection's frames are ours again.
       this.host.divert(undefined);
       if (this.#forwarder !== undefined) this.#forwarded += this.#forwarder.forwarded;
@@ -406,7 +450,11 @@ export class HandoffSession {
       this.#conn = m.conn;
       this.#steering = m.steering;
       this.#place = "host";
-      record = { carried: recordQueues(m.record), timings: m.timings, lost: LOST_FROM_KERNEL };
+      record = {
+        carried: { ...recordQueues(m.record), readAhead: m.readAhead, writeBehind: m.writeBehind },
+        timings: m.timings,
+        lost: LOST_FROM_KERNEL,
+      };
     } else if (from === "host" && to === "kernel") {
       const c = this.#conn;
       const steering = this.#steering;

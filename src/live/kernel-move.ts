@@ -72,6 +72,25 @@ export interface StackClock {
 
 const since = (t: number): number => performance.now() - t;
 
+/**
+ * Milliseconds the timestamp clock is moved ahead at a move beyond the time the move took: the
+ * kernel stamps a segment with its departure time (EDT pacing), which may lead its clock.
+ */
+export const TS_MARGIN_MS = 10;
+
+/**
+ * `record` with its timestamp clock advanced by the milliseconds since `since` (when the clock
+ * was read: the move's freeze) plus `TS_MARGIN_MS`. The new owner's first TSval must not be below
+ * the last one the old owner sent: the peer's PAWS drops such segments (a move that took 49 ms
+ * left the clock 42 ms behind, and the peer dropped every segment for that long). A jump ahead
+ * is harmless.
+ */
+function continueClock<R extends KernelTcpRecord>(record: R, since: number): R {
+  if (!record.timestamps) return record;
+  const ahead = Math.ceil(performance.now() - since) + TS_MARGIN_MS;
+  return { ...record, timestamp: (record.timestamp + ahead) >>> 0 };
+}
+
 /** What `moveToKernel` returns; the caller owns `fd` (wrap it: `new net.Socket({ fd })`). */
 export interface ToKernelMove {
   readonly fd: number;
@@ -136,7 +155,7 @@ export function moveToKernel(
   let fd: number;
   try {
     nsFd = openNetns(side.ns);
-    fd = importKernelTcp(record, { netns: nsFd, keepRepair: true }, addon);
+    fd = importKernelTcp(continueClock(record, t0), { netns: nsFd, keepRepair: true }, addon);
   } catch (e) {
     if (!(e instanceof RepairError)) throw e;
     const back = stack.adopt(clock.now(), snapshot, { localAddr: c.localAddr, remoteAddr: c.remoteAddr });
@@ -191,6 +210,7 @@ async function drainWrites(
   addon: RepairAddon,
   timeoutMs: number,
 ): Promise<void> {
+  while (sock.writableCorked > 0) sock.uncork(); // corked writes were written: they go too
   if (sock.writableLength === 0) return;
   // The kernel's send buffer grows to take it all now (the kernel reports twice what is set).
   const queued = addon.ioctlInt(fd, 0x5411); // SIOCOUTQ
@@ -263,6 +283,7 @@ export async function moveFromKernel(
   for (let b = sock.read() as Buffer | null; b !== null; b = sock.read() as Buffer | null) ahead.push(b);
   const readAhead = Buffer.concat(ahead);
   let exported: ReturnType<typeof exportKernelTcp>;
+  const tExport = performance.now();
   try {
     exported = exportKernelTcp(fd, addon);
   } catch (e) {
@@ -278,7 +299,7 @@ export async function moveFromKernel(
   const t2 = performance.now();
   let adopted: ReturnType<typeof adoptFromKernel>;
   try {
-    adopted = adoptFromKernel(stack, clock.now(), record);
+    adopted = adoptFromKernel(stack, clock.now(), continueClock(record, tExport));
   } catch (e) {
     // The kernel keeps it: out of repair mode (no probe: nothing was lost), packets back to it.
     leaveRepair(fd, false, addon);
