@@ -35,6 +35,7 @@ import type { HostConn, HostStack } from "../host/stack.js";
 import type { TcpSnapshot } from "../tcp/types.js";
 import type { Instant } from "../time/instant.js";
 import { UsageError } from "../util/errors.js";
+import { internetChecksum, ipv4PseudoHeaderSum } from "../wire/checksum.js";
 import { ip, ipToString } from "../wire/ip-addr.js";
 import { adoptFromKernel } from "./adopt.js";
 import { openNetns, type Steering, steerConnection } from "./steering.js";
@@ -365,7 +366,8 @@ export class KernelForwarder {
     if ((((f[t] ?? 0) << 8) | (f[t + 1] ?? 0)) !== this.#sport) return false;
     if ((((f[t + 2] ?? 0) << 8) | (f[t + 3] ?? 0)) !== this.#dport) return false;
     const len = ((f[16] ?? 0) << 8) | (f[17] ?? 0);
-    const packet = Buffer.from(f.buffer, f.byteOffset + 14, Math.min(len, f.length - 14));
+    // A copy, with its timestamp option blanked: see `withoutTimestamp`.
+    const packet = withoutTimestamp(Buffer.from(f.subarray(14, 14 + Math.min(len, f.length - 14))));
     try {
       this.#addon.sendIp(this.#fd, packet);
       this.forwarded++;
@@ -380,6 +382,41 @@ export class KernelForwarder {
     this.#closed = true;
     this.#addon.close(this.#fd);
   }
+}
+
+/**
+ * `packet` (IPv4 + TCP, modified in place and returned) with its TCP timestamp option replaced by
+ * NOPs and its checksum recomputed. A frame forwarded to the kernel after the move was sent by
+ * the peer before frames that reached the kernel directly: its TSval is older than the socket's
+ * TS.Recent by then, and PAWS would drop it (1,282 of 1,693 forwarded in one run). Without the
+ * option no PAWS check applies; the segment's sequence numbers still place it exactly.
+ */
+export function withoutTimestamp(packet: Buffer): Buffer {
+  const ihl = ((packet[0] ?? 0) & 0x0f) * 4;
+  const tcpLen = packet.length - ihl;
+  const dataOff = ((packet[ihl + 12] ?? 0) >> 4) * 4;
+  if (tcpLen < 20 || dataOff < 20 || dataOff > tcpLen) return packet;
+  let changed = false;
+  for (let i = ihl + 20; i < ihl + dataOff; ) {
+    const kind = packet[i] ?? 0;
+    if (kind === 0) break; // end of options
+    if (kind === 1) {
+      i++;
+      continue;
+    }
+    const optLen = packet[i + 1] ?? 0;
+    if (optLen < 2 || i + optLen > ihl + dataOff) break;
+    if (kind === 8) {
+      packet.fill(1, i, i + optLen);
+      changed = true;
+    }
+    i += optLen;
+  }
+  if (!changed) return packet;
+  packet.writeUInt16BE(0, ihl + 16);
+  const pseudo = ipv4PseudoHeaderSum(packet.subarray(12, 16), packet.subarray(16, 20), 6, tcpLen);
+  packet.writeUInt16BE(internetChecksum(packet, ihl, packet.length, pseudo), ihl + 16);
+  return packet;
 }
 
 /** `ip:port` of a connection, for timelines. */
