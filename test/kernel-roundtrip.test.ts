@@ -25,9 +25,10 @@ void describe("20 moves within one 256 MiB transfer", { skip }, () => {
     });
     try {
       for (let i = 0; i < MOVES; i++) {
-        const f = (i + 1) / (MOVES + 1);
+        // Spread over the first 80% of the transfer: the streams run on while a move starts.
+        const f = (i + 1) / (MOVES + 5);
         await s.until(
-          `${i + 1}/${MOVES + 1} of both streams`,
+          `${i + 1}/${MOVES + 5} of both streams`,
           () => {
             const r = s.received;
             return r.atPeer >= f * TOTAL && r.atHost >= f * TOTAL;

@@ -252,6 +252,12 @@ export function exportKernelTcp(fd: number, addon: RepairAddon = loadRepairAddon
     }
     const local = repairCall("getsockname", () => addon.localAddress(fd));
     const remote = repairCall("getpeername", () => addon.remoteAddress(fd));
+    // The bytes never sent, counted before any queue is selected: with the send queue selected,
+    // an ACK processed meanwhile lets the kernel "send" more without transmitting it (repair
+    // mode's way of rebuilding a sent queue), and a count read then calls bytes sent that never
+    // left; their new owner waited for its RTO to send them (a 3 s stall in a live run). Bytes
+    // really sent after this count are sent again by the new owner: the peer drops duplicates.
+    const unsentBefore = repairCall("ioctl(SIOCOUTQNSD)", () => addon.ioctlInt(fd, SIOCOUTQNSD));
     // Incoming segments are still processed in repair mode: read each queue until its
     // sequence number and length hold still across the read.
     const readQueue = (queue: number, ioctl: number, what: string): { seq: number; data: Buffer } => {
@@ -271,8 +277,9 @@ export function exportKernelTcp(fd: number, addon: RepairAddon = loadRepairAddon
     };
     const recv = readQueue(TCP_RECV_QUEUE, SIOCINQ, "receive queue");
     const send = readQueue(TCP_SEND_QUEUE, SIOCOUTQ, "send queue");
-    const unsent = repairCall("ioctl(SIOCOUTQNSD)", () => addon.ioctlInt(fd, SIOCOUTQNSD));
     setTcp(addon, fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, "setsockopt(TCP_REPAIR_QUEUE)");
+    // (ACKs since the count may have taken bytes off the queue's front, never unsent ones.)
+    const unsent = Math.min(unsentBefore, send.data.length);
     const timestamps = (info.options & TCPI_OPT_TIMESTAMPS) !== 0;
     return {
       family: local.address.includes(":") ? 6 : 4,

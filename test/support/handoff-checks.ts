@@ -35,7 +35,7 @@ export function assertHandoffClean(
   for (const m of r.moves)
     assert.ok(
       m.progress.atPeer < o.total && m.progress.atHost < o.total,
-      `move ${m.n} mid-transfer: ${facts}`,
+      `move ${m.n} mid-transfer both ways (progress ${JSON.stringify(m.progress)} of ${o.total}): ${facts}`,
     );
   assert.equal(o.drops, 0, facts);
   assert.equal(r.peerToHost.bytes, o.total, facts);
