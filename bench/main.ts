@@ -21,6 +21,7 @@ const MODULES: readonly { readonly name: string; readonly load: () => Promise<Be
   { name: "recovery", load: () => import("./recovery.bench.js") },
   { name: "loss-grid", load: () => import("./loss-grid.bench.js") },
   { name: "worker", load: () => import("./worker.bench.js") },
+  { name: "handoff", load: () => import("./handoff.bench.js") },
 ];
 
 async function main(): Promise<void> {

@@ -7,7 +7,7 @@
     },
     {
       "target_name": "chimney_repair",
-      "sources": ["repair.c"],
+      "sources": ["repair.c", "steer.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]

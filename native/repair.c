@@ -16,9 +16,15 @@
  *                  retransmits, lost, rtt, rttvar, sndSsthresh, sndCwnd, advmss, rcvSpace }
  * ioctlInt(fd, request) -> value         SIOCINQ, SIOCOUTQ, SIOCOUTQNSD
  * peek(fd, length) -> Buffer             one recv(MSG_PEEK | MSG_DONTWAIT) of up to length bytes
+ * peekInto(fd, buffer) -> count          the same into `buffer` (no copy on our side)
  * send(fd, buffer, offset) -> count      one send(MSG_DONTWAIT | MSG_NOSIGNAL) of buffer[offset..];
  *                                        0 when the kernel takes nothing now (EAGAIN)
  * close(fd)
+ * socketIn(nsFd, family 4|6) -> fd      socket() inside the network namespace nsFd refers to
+ * tcSteer(nsFd, outer, tap, pref, localAddress, localPort, remoteAddress, remotePort)
+ * tcUnsteer(nsFd, outer, pref)           one connection's steering filter, over rtnetlink
+ *                                        (steer.c; the namespace's calls, without running tc)
+ * rawSocketIn(nsFd) -> fd, sendIp(fd, packet)   IPv4 packets into the namespace's own stack (steer.c)
  *
  * A failed system call throws an Error with `code` the errno name (EINVAL, EPERM, ...), `errno`
  * the number and `syscall` what was called (e.g. "setsockopt(TCP_REPAIR_WINDOW)").
@@ -39,6 +45,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "repair.h"
+
 #define CHECK(env, call)                                                \
   do {                                                                  \
     if ((call) != napi_ok) {                                            \
@@ -47,7 +55,7 @@
     }                                                                   \
   } while (0)
 
-static napi_value throw_errno(napi_env env, const char *syscall, int e) {
+napi_value throw_errno(napi_env env, const char *syscall, int e) {
   const char *name = strerrorname_np(e);
   if (name == NULL) name = "EUNKNOWN";
   char msg[256];
@@ -64,7 +72,7 @@ static napi_value throw_errno(napi_env env, const char *syscall, int e) {
   return NULL;
 }
 
-static napi_value make_int(napi_env env, int64_t v) {
+napi_value make_int(napi_env env, int64_t v) {
   napi_value out;
   if (napi_create_int64(env, v, &out) != napi_ok) return NULL;
   return out;
@@ -82,7 +90,7 @@ static int set_u32(napi_env env, napi_value obj, const char *key, uint32_t v) {
   return napi_set_named_property(env, obj, key, x) == napi_ok ? 0 : -1;
 }
 
-static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
   size_t argc = want;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return -1;
   if (argc < want) {
@@ -92,7 +100,7 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
   return 0;
 }
 
-static int get_i32(napi_env env, napi_value v, int32_t *out) {
+int get_i32(napi_env env, napi_value v, int32_t *out) {
   if (napi_get_value_int32(env, v, out) != napi_ok) {
     napi_throw_type_error(env, "ERR_ARGS", "expected a number");
     return -1;
@@ -100,7 +108,7 @@ static int get_i32(napi_env env, napi_value v, int32_t *out) {
   return 0;
 }
 
-static int get_u32(napi_env env, napi_value v, uint32_t *out) {
+int get_u32(napi_env env, napi_value v, uint32_t *out) {
   if (napi_get_value_uint32(env, v, out) != napi_ok) {
     napi_throw_type_error(env, "ERR_ARGS", "expected a number");
     return -1;
@@ -109,7 +117,7 @@ static int get_u32(napi_env env, napi_value v, uint32_t *out) {
 }
 
 /* Parses an IPv4 or IPv6 address and port into `ss`; returns its length or 0 (and throws). */
-static socklen_t get_sockaddr(napi_env env, napi_value addr, napi_value port,
+socklen_t get_sockaddr(napi_env env, napi_value addr, napi_value port,
                               struct sockaddr_storage *ss) {
   char text[INET6_ADDRSTRLEN + 1];
   size_t len = 0;
@@ -426,6 +434,21 @@ static napi_value js_peek(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value js_peek_into(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd = -1;
+  if (get_args(env, info, 2, argv) < 0 || get_i32(env, argv[0], &fd) < 0) return NULL;
+  void *data = NULL;
+  size_t len = 0;
+  CHECK(env, napi_get_buffer_info(env, argv[1], &data, &len));
+  ssize_t n = recv(fd, data, len, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) n = 0;
+    else return throw_errno(env, "recv(MSG_PEEK)", errno);
+  }
+  return make_int(env, n);
+}
+
 static napi_value js_send(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int32_t fd = -1;
@@ -473,8 +496,14 @@ static napi_value init(napi_env env, napi_value exports) {
       {"tcpInfo", NULL, js_tcp_info, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ioctlInt", NULL, js_ioctl_int, NULL, NULL, NULL, napi_enumerable, NULL},
       {"peek", NULL, js_peek, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"peekInto", NULL, js_peek_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"socketIn", NULL, js_socket_in, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tcSteer", NULL, js_tc_steer, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tcUnsteer", NULL, js_tc_unsteer, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rawSocketIn", NULL, js_raw_socket_in, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendIp", NULL, js_send_ip, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -15,6 +15,9 @@ import { handOffToKernel, recordFromJson, recordToJson } from "../src/live/termi
 import { steerConnection } from "../src/live/steering.js";
 import { adoptFromKernel } from "../src/live/adopt.js";
 import { type KernelTcpInfo, kernelFromSnapshot } from "../src/device/kernel-state.js";
+import type { RepairAddon } from "../src/device/repair.js";
+import { MoveRefusedError, moveToKernel, withoutTimestamp } from "../src/live/kernel-move.js";
+import { internetChecksum, ipv4PseudoHeaderSum, verifyChecksum } from "../src/wire/checksum.js";
 
 const A = ip("192.0.2.2");
 const B = ip("192.0.2.1");
@@ -300,5 +303,109 @@ void describe("HostStack.adopt (the reverse move: a connection another implement
     assert.throws(() => adoptFromKernel(stack(A, 11), now, record), { code: "ERR_USAGE" });
     const huge = { ...record, info: INFO, recvQueue: new Uint8Array(a2.tcpConfig.recvBufferSize + 1) };
     assert.throws(() => adoptFromKernel(stack(A, 12), now, huge), { code: "ERR_USAGE" });
+  });
+});
+
+void describe("moveToKernel refusals (no root: the kernel side fails or is never reached)", () => {
+  const side = { ns: "chimney-no-such-namespace", outer: "veth-h", tap: "tap0", pref: 10 };
+  const clock = (s: HostStack, now: Instant) => ({
+    now: () => now,
+    flush: () => void pass(s, undefined, now),
+  });
+  const noSteering = { pref: 10, remove: () => assert.fail("the steering must stay") };
+  // An addon nothing may be called on: the refusals come first.
+  const untouchable = new Proxy({} as RepairAddon, {
+    get: (_t, k) => () => assert.fail(`addon.${String(k)} called`),
+  });
+
+  void test("a connection not ESTABLISHED is refused (ERR_USAGE) and stays on our stack as it was", () => {
+    const a = stack(A, 21);
+    const now = Instant.fromMillis(1);
+    const c = a.connect(now, B, 80, { localPort: 40001 }); // SYN-SENT: B never answers
+    assert.throws(() => moveToKernel(side, a, c, clock(a, now), noSteering, { addon: untouchable }), {
+      code: "ERR_USAGE",
+    });
+    assert.equal(c.phase, "host");
+    assert.equal(c.tcp?.state, "SYN-SENT");
+    assert.throws(() => a.releaseHandOff(c), { code: "ERR_USAGE" }, "it was never handed off");
+  });
+
+  void test("the kernel side refusing the record: MoveRefusedError, the connection adopted back intact", () => {
+    const { a, b, ca, cb, now } = pair();
+    a.send(now, ca, bytes(3000, 3));
+    b.send(now, cb, bytes(2000, 5));
+    settle(a, b, now);
+    // No namespace of that name: the import fails with a RepairError before any socket exists.
+    let refused: unknown;
+    try {
+      moveToKernel(side, a, ca, clock(a, now), noSteering, { addon: untouchable });
+    } catch (e) {
+      refused = e;
+    }
+    assert.ok(refused instanceof MoveRefusedError, String(refused));
+    assert.equal(refused.code, "ERR_REPAIR");
+    const back = refused.conn;
+    assert.equal(back.phase, "host");
+    assert.equal(back.tcp?.state, "ESTABLISHED");
+    // What B sent is still there to read, and the connection still carries data both ways.
+    const got: Uint8Array[] = [];
+    for (let d = a.recv(now, back); d !== undefined; d = a.recv(now, back)) got.push(d);
+    assert.equal(concat(got).equals(Buffer.from(bytes(2000, 5))), true);
+    a.send(now, back, bytes(500, 9));
+    settle(a, b, now);
+    const atB: Uint8Array[] = [];
+    for (let d = b.recv(now, cb); d !== undefined; d = b.recv(now, cb)) atB.push(d);
+    assert.equal(
+      concat(atB).equals(Buffer.concat([Buffer.from(bytes(3000, 3)), Buffer.from(bytes(500, 9))])),
+      true,
+    );
+    assert.equal(a.stats.rstsSent + b.stats.rstsSent, 0);
+  });
+});
+
+void describe("KernelForwarder's packets: withoutTimestamp", () => {
+  /** An IPv4/TCP packet with NOP NOP TS(tsval, tsecr) and `data`, its checksum right. */
+  function tcpPacket(data: Uint8Array): Buffer {
+    const p = Buffer.alloc(20 + 32 + data.length);
+    p[0] = 0x45;
+    p.writeUInt16BE(p.length, 2);
+    p[8] = 64;
+    p[9] = 6;
+    Buffer.from(B).copy(p, 12);
+    Buffer.from(A).copy(p, 16);
+    p.writeUInt16BE(5072, 20);
+    p.writeUInt16BE(40000, 22);
+    p.writeUInt32BE(0x01020304, 24);
+    p.writeUInt32BE(0x0a0b0c0d, 28);
+    p[32] = 8 << 4; // 32-byte TCP header
+    p[33] = 0x18;
+    p.writeUInt16BE(65535, 34);
+    Buffer.from([1, 1, 8, 10, 0, 0, 0x30, 0x39, 0, 0, 0x10, 0x92]).copy(p, 40);
+    Buffer.from(data).copy(p, 52);
+    p.writeUInt16BE(internetChecksum(p, 0, 20), 10);
+    p.writeUInt16BE(internetChecksum(p, 20, p.length, ipv4PseudoHeaderSum(B, A, 6, p.length - 20)), 36);
+    return p;
+  }
+
+  void test("the timestamp option becomes NOPs, the checksum still verifies, the rest is untouched", () => {
+    const data = bytes(999, 7); // odd length: the checksum's padding byte counts
+    const before = tcpPacket(data);
+    assert.ok(verifyChecksum(before, 20, before.length, ipv4PseudoHeaderSum(B, A, 6, before.length - 20)));
+    const after = withoutTimestamp(Buffer.from(before));
+    assert.deepEqual([...after.subarray(40, 52)], new Array(12).fill(1));
+    assert.ok(verifyChecksum(after, 20, after.length, ipv4PseudoHeaderSum(B, A, 6, after.length - 20)));
+    assert.deepEqual(after.subarray(0, 36), before.subarray(0, 36));
+    assert.deepEqual(after.subarray(52), before.subarray(52));
+    const decoded = decodeIpPacket(after);
+    assert.equal(decoded.transport?.kind, "tcp");
+  });
+
+  void test("a packet without the option is returned as it was", () => {
+    const p = tcpPacket(bytes(10, 3));
+    p.fill(1, 40, 52); // all NOPs already
+    p.writeUInt16BE(0, 36);
+    p.writeUInt16BE(internetChecksum(p, 20, p.length, ipv4PseudoHeaderSum(B, A, 6, p.length - 20)), 36);
+    const copy = Buffer.from(p);
+    assert.deepEqual(withoutTimestamp(p), copy);
   });
 });

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { type KernelTcpExport, kernelFromSnapshot, snapshotFromKernel } from "../src/device/kernel-state.js";
-import { importKernelTcp, RepairError, type RepairAddon } from "../src/device/repair.js";
+import { importKernelTcp, millisecondClock, RepairError, type RepairAddon } from "../src/device/repair.js";
 import { tcpConfig } from "../src/tcp/config.js";
 import { TcpConnection } from "../src/tcp/connection.js";
 import type { TcpSnapshot, TcpSnapshotCached } from "../src/tcp/types.js";
@@ -324,6 +324,39 @@ void describe("kernel record <-> engine snapshot", () => {
         e.code === "ERR_REPAIR" &&
         e.errnoName === "EOPNOTSUPP" &&
         e.call === "importKernelTcp",
+    );
+  });
+});
+
+void describe("the timestamp clock handed to TCP_REPAIR", () => {
+  void test("millisecondClock: even (an odd value selects microsecond TSvals), never behind, at most 1 ahead", () => {
+    fc.assert(
+      fc.property(fc.nat({ max: 0xffffffff }), (ts) => {
+        const v = millisecondClock(ts);
+        assert.equal(v & 1, 0, `${ts} -> ${v}`);
+        assert.ok(((v - ts) | 0) >= 0 && ((v - ts) | 0) <= 1, `${ts} -> ${v}`);
+      }),
+    );
+  });
+
+  void test("importKernelTcp sets TCP_TIMESTAMP to an even value", () => {
+    const calls: [number, number][] = [];
+    const fake = new Proxy({} as RepairAddon, {
+      get: (_t, k) => {
+        if (k === "setInt")
+          return (_fd: number, _level: number, name: number, value: number) => calls.push([name, value]);
+        if (k === "socket") return () => 3;
+        if (k === "send") return (_fd: number, data: Uint8Array, off: number) => data.length - off;
+        return () => undefined;
+      },
+    });
+    const k = fc.sample(kernelExport, { numRuns: 1, seed: 7 })[0];
+    assert.ok(k !== undefined);
+    importKernelTcp({ ...k, timestamps: true, timestamp: 0x12345677 }, {}, fake);
+    const TCP_TIMESTAMP = 24;
+    assert.deepEqual(
+      calls.filter(([name]) => name === TCP_TIMESTAMP).map(([, v]) => v),
+      [0x12345678],
     );
   });
 });

@@ -6,6 +6,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { decodeCaptureFile, STDIO_SINK } from "./commands/decode.js";
+import { handoff } from "./commands/handoff.js";
 import { conformanceCommand } from "./commands/conformance.js";
 import { runDemo } from "./commands/demo.js";
 import { runWorkerDemo } from "./commands/demo-worker.js";
@@ -241,6 +242,17 @@ export function program(): Command {
           workers: opts.workers,
         }),
     );
+  p.command("handoff")
+    .description(
+      "move one live TCP connection kernel -> our stack -> offload target -> kernel while a peer streams both ways, and verify it (needs root)",
+    )
+    .option("--moves <n>", "round trips (1..50)", positiveInt, 1)
+    .option("--bytes <n>", "bytes each way (1 MiB .. 4 GiB)", positiveInt, 64 << 20)
+    .option("--seed <n>", "seed of the streams and of our stack", positiveInt, 1)
+    .option("--json", "print the moves, digests and RST counts as JSON")
+    .action(async (opts: { moves: number; bytes: number; seed: number; json?: boolean }) => {
+      process.exitCode = await handoff(opts);
+    });
   return p;
 }
 

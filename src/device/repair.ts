@@ -61,6 +61,8 @@ const TCP_REPAIR_QUEUE = 20;
 const TCP_QUEUE_SEQ = 21;
 const TCP_TIMESTAMP = 24;
 const TCP_REPAIR_ON = 1;
+/** Off; the kernel sends a window probe. */
+const TCP_REPAIR_OFF = 0;
 /** Off without the window probe that 0 sends. */
 const TCP_REPAIR_OFF_NO_WP = -1;
 const TCP_NO_QUEUE = 0;
@@ -104,8 +106,29 @@ export interface RepairAddon {
   tcpInfo(fd: number): KernelTcpInfo;
   ioctlInt(fd: number, request: number): number;
   peek(fd: number, length: number): Buffer;
+  peekInto(fd: number, buffer: Uint8Array): number;
   send(fd: number, data: Uint8Array, offset: number): number;
   close(fd: number): void;
+  /** `socket(family)` inside the network namespace `nsFd` refers to (native/steer.c). */
+  socketIn(nsFd: number, family: 4 | 6): number;
+  /** Adds the u32 filter `pref` at `outer`'s clsact ingress that redirects one IPv4 TCP
+   * connection's packets (remote -> local) to `tap`, inside namespace `nsFd` (native/steer.c). */
+  tcSteer(
+    nsFd: number,
+    outer: string,
+    tap: string,
+    pref: number,
+    localAddress: string,
+    localPort: number,
+    remoteAddress: string,
+    remotePort: number,
+  ): void;
+  /** Deletes `outer`'s ingress filter `pref` inside namespace `nsFd`. */
+  tcUnsteer(nsFd: number, outer: string, pref: number): void;
+  /** An IPv4 raw socket (whole packets) inside namespace `nsFd`. */
+  rawSocketIn(nsFd: number): number;
+  /** Sends the IPv4 packet as it is, to its destination (native/steer.c). */
+  sendIp(fd: number, packet: Uint8Array): void;
 }
 
 let cached: RepairAddon | undefined;
@@ -129,8 +152,8 @@ export function loadRepairAddon(path?: string): RepairAddon {
   return addon;
 }
 
-/** Runs one addon call; a thrown errno becomes a `RepairError`. */
-function sys<T>(call: string, f: () => T): T {
+/** Runs one addon call; a thrown errno becomes a `RepairError` (naming `call` if the addon did not). */
+export function repairCall<T>(call: string, f: () => T): T {
   try {
     return f();
   } catch (e) {
@@ -164,7 +187,12 @@ export interface KernelTcpState extends KernelTcpExport {
 function peekQueue(addon: RepairAddon, fd: number, expected: number, what: string): Buffer {
   let size = expected + 1;
   for (;;) {
-    const data = sys(`recv(MSG_PEEK, ${what})`, () => addon.peek(fd, size));
+    // Into our own buffer: the addon's `peek` copies a second time (4 ms a MiB, not 0.2).
+    const buf = Buffer.allocUnsafe(size);
+    const data = buf.subarray(
+      0,
+      repairCall(`recv(MSG_PEEK, ${what})`, () => addon.peekInto(fd, buf)),
+    );
     if (data.length < size) {
       if (data.length !== expected) {
         throw new RepairError(
@@ -184,7 +212,7 @@ function peekQueue(addon: RepairAddon, fd: number, expected: number, what: strin
 function sendAll(addon: RepairAddon, fd: number, data: Uint8Array, what: string): void {
   let off = 0;
   while (off < data.length) {
-    const n = sys(`send(${what})`, () => addon.send(fd, data, off));
+    const n = repairCall(`send(${what})`, () => addon.send(fd, data, off));
     if (n === 0) {
       throw new RepairError(
         `send(${what})`,
@@ -198,11 +226,11 @@ function sendAll(addon: RepairAddon, fd: number, data: Uint8Array, what: string)
 }
 
 function setTcp(addon: RepairAddon, fd: number, name: number, value: number, call: string): void {
-  sys(call, () => addon.setInt(fd, IPPROTO_TCP, name, value));
+  repairCall(call, () => addon.setInt(fd, IPPROTO_TCP, name, value));
 }
 
 function getTcp(addon: RepairAddon, fd: number, name: number, call: string): number {
-  return sys(call, () => addon.getInt(fd, IPPROTO_TCP, name));
+  return repairCall(call, () => addon.getInt(fd, IPPROTO_TCP, name));
 }
 
 /**
@@ -213,7 +241,7 @@ function getTcp(addon: RepairAddon, fd: number, name: number, call: string): num
 export function exportKernelTcp(fd: number, addon: RepairAddon = loadRepairAddon()): KernelTcpState {
   setTcp(addon, fd, TCP_REPAIR, TCP_REPAIR_ON, "setsockopt(TCP_REPAIR)");
   try {
-    const info = sys("getsockopt(TCP_INFO)", () => addon.tcpInfo(fd));
+    const info = repairCall("getsockopt(TCP_INFO)", () => addon.tcpInfo(fd));
     if (info.state !== TCP_ESTABLISHED) {
       throw new RepairError(
         "exportKernelTcp",
@@ -222,18 +250,24 @@ export function exportKernelTcp(fd: number, addon: RepairAddon = loadRepairAddon
         `only ESTABLISHED connections move (TCP_INFO state ${info.state})`,
       );
     }
-    const local = sys("getsockname", () => addon.localAddress(fd));
-    const remote = sys("getpeername", () => addon.remoteAddress(fd));
+    const local = repairCall("getsockname", () => addon.localAddress(fd));
+    const remote = repairCall("getpeername", () => addon.remoteAddress(fd));
+    // The bytes never sent, counted before any queue is selected: with the send queue selected,
+    // an ACK processed meanwhile lets the kernel "send" more without transmitting it (repair
+    // mode's way of rebuilding a sent queue), and a count read then calls bytes sent that never
+    // left; their new owner waited for its RTO to send them (a 3 s stall in a live run). Bytes
+    // really sent after this count are sent again by the new owner: the peer drops duplicates.
+    const unsentBefore = repairCall("ioctl(SIOCOUTQNSD)", () => addon.ioctlInt(fd, SIOCOUTQNSD));
     // Incoming segments are still processed in repair mode: read each queue until its
     // sequence number and length hold still across the read.
     const readQueue = (queue: number, ioctl: number, what: string): { seq: number; data: Buffer } => {
       setTcp(addon, fd, TCP_REPAIR_QUEUE, queue, "setsockopt(TCP_REPAIR_QUEUE)");
       for (let attempt = 0; ; attempt++) {
         const seq = u32(getTcp(addon, fd, TCP_QUEUE_SEQ, "getsockopt(TCP_QUEUE_SEQ)"));
-        const len = sys(`ioctl(${what})`, () => addon.ioctlInt(fd, ioctl));
+        const len = repairCall(`ioctl(${what})`, () => addon.ioctlInt(fd, ioctl));
         const data = peekQueue(addon, fd, len, what);
         const seq2 = u32(getTcp(addon, fd, TCP_QUEUE_SEQ, "getsockopt(TCP_QUEUE_SEQ)"));
-        if (seq === seq2 && data.length === sys(`ioctl(${what})`, () => addon.ioctlInt(fd, ioctl))) {
+        if (seq === seq2 && data.length === repairCall(`ioctl(${what})`, () => addon.ioctlInt(fd, ioctl))) {
           return { seq, data };
         }
         if (attempt >= 10) {
@@ -243,8 +277,9 @@ export function exportKernelTcp(fd: number, addon: RepairAddon = loadRepairAddon
     };
     const recv = readQueue(TCP_RECV_QUEUE, SIOCINQ, "receive queue");
     const send = readQueue(TCP_SEND_QUEUE, SIOCOUTQ, "send queue");
-    const unsent = sys("ioctl(SIOCOUTQNSD)", () => addon.ioctlInt(fd, SIOCOUTQNSD));
     setTcp(addon, fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, "setsockopt(TCP_REPAIR_QUEUE)");
+    // (ACKs since the count may have taken bytes off the queue's front, never unsent ones.)
+    const unsent = Math.min(unsentBefore, send.data.length);
     const timestamps = (info.options & TCPI_OPT_TIMESTAMPS) !== 0;
     return {
       family: local.address.includes(":") ? 6 : 4,
@@ -262,9 +297,9 @@ export function exportKernelTcp(fd: number, addon: RepairAddon = loadRepairAddon
       windowScale:
         (info.options & TCPI_OPT_WSCALE) !== 0 ? { snd: info.sndWscale, rcv: info.rcvWscale } : undefined,
       timestamp: u32(getTcp(addon, fd, TCP_TIMESTAMP, "getsockopt(TCP_TIMESTAMP)")),
-      window: sys("getsockopt(TCP_REPAIR_WINDOW)", () => addon.getRepairWindow(fd)),
-      rcvbuf: sys("getsockopt(SO_RCVBUF)", () => addon.getInt(fd, SOL_SOCKET, SO_RCVBUF)),
-      sndbuf: sys("getsockopt(SO_SNDBUF)", () => addon.getInt(fd, SOL_SOCKET, SO_SNDBUF)),
+      window: repairCall("getsockopt(TCP_REPAIR_WINDOW)", () => addon.getRepairWindow(fd)),
+      rcvbuf: repairCall("getsockopt(SO_RCVBUF)", () => addon.getInt(fd, SOL_SOCKET, SO_RCVBUF)),
+      sndbuf: repairCall("getsockopt(SO_SNDBUF)", () => addon.getInt(fd, SOL_SOCKET, SO_SNDBUF)),
       info,
     };
   } catch (e) {
@@ -277,9 +312,31 @@ export function exportKernelTcp(fd: number, addon: RepairAddon = loadRepairAddon
   }
 }
 
+/**
+ * The value for `setsockopt(TCP_TIMESTAMP)` that continues a millisecond clock at `ts`: even.
+ * Since Linux 6.7 the value's low bit switches the socket to microsecond TSvals
+ * (`tp->tcp_usec_ts`): an odd value made the imported socket's clock tick a thousand times too
+ * fast, the next owner took that clock over, and the peer's PAWS dropped every segment of an
+ * owner whose clock was behind it (a live run hung for 20 s). Rounded up, never down: a TSval
+ * must not go backwards.
+ */
+export function millisecondClock(ts: number): number {
+  return ((ts >>> 0) + ((ts >>> 0) & 1)) >>> 0;
+}
+
 export interface ImportOptions {
   /** Leave the new fd non-blocking (default true: ready for `new net.Socket({ fd })`). */
   readonly nonBlocking?: boolean;
+  /**
+   * Create the socket inside the network namespace this fd refers to (an open
+   * `/run/netns/<name>`), from this process; default: the process's own namespace.
+   */
+  readonly netns?: number | undefined;
+  /**
+   * Leave the new socket in repair mode: it sends nothing until `leaveRepair` (call that once
+   * the connection's packets reach it, to send its window probe then).
+   */
+  readonly keepRepair?: boolean | undefined;
 }
 
 /**
@@ -312,21 +369,29 @@ export function importKernelTcp(
       `unsent ${state.unsent} is not within the send queue's ${state.sendQueue.length} bytes`,
     );
   }
-  const fd = sys("socket", () => addon.socket(state.family));
+  const ns = opts.netns;
+  const fd =
+    ns === undefined
+      ? repairCall("socket", () => addon.socket(state.family))
+      : repairCall("socket", () => addon.socketIn(ns, state.family));
   try {
     setTcp(addon, fd, TCP_REPAIR, TCP_REPAIR_ON, "setsockopt(TCP_REPAIR)");
-    sys("setsockopt(SO_REUSEADDR)", () => addon.setInt(fd, SOL_SOCKET, SO_REUSEADDR, 1));
+    repairCall("setsockopt(SO_REUSEADDR)", () => addon.setInt(fd, SOL_SOCKET, SO_REUSEADDR, 1));
     // The kernel reports twice what was asked; the receive queue must fit in the new buffer.
     const rcvbuf = Math.max(state.rcvbuf, 2 * state.recvQueue.length + 65536);
     const sndbuf = Math.max(state.sndbuf, 2 * state.sendQueue.length + 65536);
-    sys("setsockopt(SO_RCVBUFFORCE)", () => addon.setInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf >>> 1));
-    sys("setsockopt(SO_SNDBUFFORCE)", () => addon.setInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, sndbuf >>> 1));
-    sys("bind", () => addon.bind(fd, state.local.address, state.local.port));
+    repairCall("setsockopt(SO_RCVBUFFORCE)", () =>
+      addon.setInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf >>> 1),
+    );
+    repairCall("setsockopt(SO_SNDBUFFORCE)", () =>
+      addon.setInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, sndbuf >>> 1),
+    );
+    repairCall("bind", () => addon.bind(fd, state.local.address, state.local.port));
     setTcp(addon, fd, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "setsockopt(TCP_REPAIR_QUEUE)");
     setTcp(addon, fd, TCP_QUEUE_SEQ, u32(state.rcvNxt - state.recvQueue.length), "setsockopt(TCP_QUEUE_SEQ)");
     setTcp(addon, fd, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, "setsockopt(TCP_REPAIR_QUEUE)");
     setTcp(addon, fd, TCP_QUEUE_SEQ, u32(state.sndUna), "setsockopt(TCP_QUEUE_SEQ)");
-    sys("connect", () => addon.connect(fd, state.remote.address, state.remote.port));
+    repairCall("connect", () => addon.connect(fd, state.remote.address, state.remote.port));
     // Options only in ESTABLISHED and before any data is queued.
     const codes = [TCPOPT_MAXSEG];
     const values = [state.mss];
@@ -342,8 +407,9 @@ export function importKernelTcp(
       codes.push(TCPOPT_TIMESTAMP);
       values.push(0);
     }
-    sys("setsockopt(TCP_REPAIR_OPTIONS)", () => addon.setRepairOptions(fd, codes, values));
-    if (state.timestamps) setTcp(addon, fd, TCP_TIMESTAMP, state.timestamp, "setsockopt(TCP_TIMESTAMP)");
+    repairCall("setsockopt(TCP_REPAIR_OPTIONS)", () => addon.setRepairOptions(fd, codes, values));
+    if (state.timestamps)
+      setTcp(addon, fd, TCP_TIMESTAMP, millisecondClock(state.timestamp), "setsockopt(TCP_TIMESTAMP)");
     setTcp(addon, fd, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "setsockopt(TCP_REPAIR_QUEUE)");
     sendAll(addon, fd, state.recvQueue, "receive queue");
     setTcp(addon, fd, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, "setsockopt(TCP_REPAIR_QUEUE)");
@@ -357,11 +423,12 @@ export function importKernelTcp(
     }
     setTcp(addon, fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, "setsockopt(TCP_REPAIR_QUEUE)");
     const w = state.window;
-    sys("setsockopt(TCP_REPAIR_WINDOW)", () =>
+    repairCall("setsockopt(TCP_REPAIR_WINDOW)", () =>
       addon.setRepairWindow(fd, w.sndWl1, w.sndWnd, w.maxWindow, w.rcvWnd, w.rcvWup),
     );
-    setTcp(addon, fd, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP, "setsockopt(TCP_REPAIR)");
-    if (opts.nonBlocking ?? true) sys("fcntl(O_NONBLOCK)", () => addon.setNonBlocking(fd, true));
+    if (opts.keepRepair !== true)
+      setTcp(addon, fd, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP, "setsockopt(TCP_REPAIR)");
+    if (opts.nonBlocking ?? true) repairCall("fcntl(O_NONBLOCK)", () => addon.setNonBlocking(fd, true));
     return fd;
   } catch (e) {
     closeSilently(fd, addon);
@@ -369,10 +436,20 @@ export function importKernelTcp(
   }
 }
 
+/**
+ * Takes `fd` out of repair mode. With `probe` the kernel sends a window probe (a segment the
+ * peer must answer with an ACK at once): a socket imported with data in flight learns right away
+ * what the peer has received, instead of waiting for its initial RTO when ACKs were lost during
+ * the move. Without it, nothing is sent.
+ */
+export function leaveRepair(fd: number, probe: boolean, addon: RepairAddon = loadRepairAddon()): void {
+  setTcp(addon, fd, TCP_REPAIR, probe ? TCP_REPAIR_OFF : TCP_REPAIR_OFF_NO_WP, "setsockopt(TCP_REPAIR)");
+}
+
 /** Closes `fd` in repair mode: no FIN, no RST, whatever its queues hold. */
 export function closeSilently(fd: number, addon: RepairAddon = loadRepairAddon()): void {
   setTcp(addon, fd, TCP_REPAIR, TCP_REPAIR_ON, "setsockopt(TCP_REPAIR)");
-  sys("close", () => addon.close(fd));
+  repairCall("close", () => addon.close(fd));
 }
 
 /**
@@ -384,9 +461,9 @@ export function kernelQueues(
   addon: RepairAddon = loadRepairAddon(),
 ): { readonly unread: number; readonly queued: number; readonly unsent: number } {
   return {
-    unread: sys("ioctl(SIOCINQ)", () => addon.ioctlInt(fd, SIOCINQ)),
-    queued: sys("ioctl(SIOCOUTQ)", () => addon.ioctlInt(fd, SIOCOUTQ)),
-    unsent: sys("ioctl(SIOCOUTQNSD)", () => addon.ioctlInt(fd, SIOCOUTQNSD)),
+    unread: repairCall("ioctl(SIOCINQ)", () => addon.ioctlInt(fd, SIOCINQ)),
+    queued: repairCall("ioctl(SIOCOUTQ)", () => addon.ioctlInt(fd, SIOCOUTQ)),
+    unsent: repairCall("ioctl(SIOCOUTQNSD)", () => addon.ioctlInt(fd, SIOCOUTQNSD)),
   };
 }
 

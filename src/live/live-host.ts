@@ -23,6 +23,7 @@ import { RealTimeDriver } from "../socket/driver.js";
 import { NetStack } from "../socket/net-stack.js";
 import { tcpConfig, type TcpConfig } from "../tcp/config.js";
 import { Instant } from "../time/instant.js";
+import { UsageError } from "../util/errors.js";
 import { mac } from "../wire/ethernet.js";
 import { ip } from "../wire/ip-addr.js";
 import { createTapNamespace, LIVE_ADDRS, type TapNamespace } from "./netns.js";
@@ -108,6 +109,12 @@ export interface LiveHost {
   readonly label: string;
   /** Counters. */
   stats(): LiveStats;
+  /**
+   * Frames read from the TAP device for which `take` returns true go to `take` alone, not to our
+   * stack or target (a connection handed to the namespace's kernel: its frames still queued at
+   * the device go there too). `undefined` ends it. Not with a worker that owns the device.
+   */
+  divert(take: ((frame: Uint8Array) => boolean) | undefined): void;
   /** Stops the driver and removes the namespace (idempotent). */
   close(): void;
 }
@@ -249,11 +256,12 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
       (frames) => {
         if (closed) return;
         const now = driver.now();
+        const take = diverted;
         if (fromKernel === undefined) {
-          for (const f of frames) intoStack.deliver(now, f);
+          for (const f of frames) if (take === undefined || !take(f)) intoStack.deliver(now, f);
         } else {
           rt.sync();
-          for (const f of frames) fromKernel.deliver(rt.scheduler.now, f);
+          for (const f of frames) if (take === undefined || !take(f)) fromKernel.deliver(rt.scheduler.now, f);
           rt.rearm();
         }
         driver.flush();
@@ -263,6 +271,7 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
       },
     );
 
+  let diverted: ((frame: Uint8Array) => boolean) | undefined;
   const net = new NetStack(driver, {
     hosts: { kernel: LIVE_ADDRS.kernel4, kernel6: LIVE_ADDRS.kernel6 },
   });
@@ -274,6 +283,10 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
     stack,
     chimney,
     label: `namespace ${netns.ns}, seed ${seed}`,
+    divert(take) {
+      if (worker?.ownsWire === true) throw new UsageError("divert: the worker target reads the device");
+      diverted = take;
+    },
     stats() {
       const faults: LiveStats["faults"] = {};
       if (toKernel !== undefined) faults[toKernel.direction] = toKernel.stats();

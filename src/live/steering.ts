@@ -8,9 +8,33 @@
  *
  * Built from what the kernel here offers: clsact, u32 and mirred (no gact, no netem, no
  * nftables). IPv4 only. Set-up and teardown run synchronously (they block the event loop).
+ * `shareDevice` runs `tc`; a connection's rule is added and removed over rtnetlink by the
+ * repair addon from this process (native/steer.c: a fraction of a millisecond where a `tc`
+ * process took 20-45 ms, which the peer saw as a longer stall).
  */
 import { execFileSync } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
+import { loadRepairAddon, type RepairAddon, RepairError, repairCall } from "../device/repair.js";
 import { UsageError } from "../util/errors.js";
+
+/**
+ * An open handle on the named network namespace `ns` (`/run/netns/<ns>`, as `ip netns add`
+ * makes it), for the repair addon's calls inside it. Throws `RepairError` if there is none.
+ */
+export function openNetns(ns: string): number {
+  try {
+    return openSync(`/run/netns/${ns}`, "r");
+  } catch (e) {
+    const x = e as { code?: unknown; errno?: unknown };
+    throw new RepairError(
+      `open(/run/netns/${ns})`,
+      typeof x.errno === "number" ? -x.errno : 0,
+      typeof x.code === "string" ? x.code : "EUNKNOWN",
+      `no network namespace named ${ns}`,
+      { cause: e },
+    );
+  }
+}
 
 /** Runs `tc` inside namespace `ns`; throws with its stderr on failure. */
 export function tcSync(ns: string, ...args: string[]): string {
@@ -54,7 +78,9 @@ export interface Steering {
 
 /**
  * Sends the TCP packets of `t` arriving on `outer` to `tap` (our stack) instead of the
- * namespace's kernel. `pref` (2..65535) names the rule; one rule per pref.
+ * namespace's kernel. `pref` (2..65535) names the rule; one rule per pref. Throws `UsageError`
+ * for a bad pref, `RepairError` if the kernel refuses the rule (or there is no such device or
+ * namespace), `NativeAddonMissingError` without the repair addon.
  */
 export function steerConnection(
   ns: string,
@@ -62,25 +88,30 @@ export function steerConnection(
   tap: string,
   t: SteeredTuple,
   pref: number,
+  addon: RepairAddon = loadRepairAddon(),
 ): Steering {
   if (!Number.isInteger(pref) || pref < 2 || pref > 65535)
     throw new UsageError(`steerConnection: pref must be an integer in 2..65535, not ${pref}`);
-  tcSync(
-    ns,
-    ...["filter", "add", "dev", outer, "ingress", "pref", String(pref), "protocol", "ip", "u32"],
-    ...["match", "ip", "protocol", "6", "0xff"],
-    ...["match", "ip", "src", `${t.remoteAddress}/32`, "match", "ip", "dst", `${t.localAddress}/32`],
-    ...["match", "ip", "sport", String(t.remotePort), "0xffff"],
-    ...["match", "ip", "dport", String(t.localPort), "0xffff"],
-    ...["action", "mirred", "egress", "redirect", "dev", tap],
-  );
+  const nsFd = openNetns(ns);
+  try {
+    repairCall("tcSteer", () =>
+      addon.tcSteer(nsFd, outer, tap, pref, t.localAddress, t.localPort, t.remoteAddress, t.remotePort),
+    );
+  } catch (e) {
+    closeSync(nsFd);
+    throw e;
+  }
   let removed = false;
   return {
     pref,
     remove() {
       if (removed) return;
       removed = true;
-      tcSync(ns, "filter", "del", "dev", outer, "ingress", "pref", String(pref));
+      try {
+        repairCall("tcUnsteer", () => addon.tcUnsteer(nsFd, outer, pref));
+      } finally {
+        closeSync(nsFd);
+      }
     },
   };
 }

@@ -3,7 +3,7 @@
  * prints, awaited one kind at a time, and the TCP counters of a namespace.
  */
 import type { ChildProcess } from "node:child_process";
-import { execFileSync } from "node:child_process";
+import { tcpCounters as countersIn } from "../../src/live/peer-ns.js";
 
 export type Event = Record<string, unknown> & { ev: string };
 
@@ -63,9 +63,5 @@ export function events(
 
 /** TCP counters of /proc/net/snmp inside a namespace. */
 export function tcpCounters(host: { readonly ns: string }): Record<string, number> {
-  const text = execFileSync("ip", ["netns", "exec", host.ns, "cat", "/proc/net/snmp"], { encoding: "utf8" });
-  const lines = text.split("\n").filter((l) => l.startsWith("Tcp:"));
-  const names = (lines[0] ?? "").split(/\s+/).slice(1);
-  const values = (lines[1] ?? "").split(/\s+/).slice(1).map(Number);
-  return Object.fromEntries(names.map((n, i) => [n, values[i] ?? Number.NaN]));
+  return countersIn(host.ns);
 }

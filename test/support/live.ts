@@ -10,6 +10,7 @@ import { serveHttpOn } from "../../src/live/http-app.js";
 import { killTree } from "../../src/live/netns.js";
 import { waitForOutput } from "./netns.js";
 import { type LiveHost, type LiveHostOptions, startLiveHost } from "../../src/live/live-host.js";
+import { xorshiftFill } from "../../src/live/handoff-streams.js";
 
 /** sha256 hex of `b`. */
 export const sha256 = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
@@ -68,15 +69,7 @@ export async function liveHttpHost(
 /** `n` deterministic pseudo-random bytes (xorshift32 from `seed`). */
 export function payload(n: number, seed: number): Buffer {
   const words = new Uint32Array(Math.ceil(n / 4));
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    words[i] = x;
-  }
+  xorshiftFill(words, seed >>> 0 || 1);
   return Buffer.from(words.buffer, 0, n);
 }
 
