@@ -117,6 +117,9 @@ const PIPELINE_RECORDS = 256;
  */
 const POLL_AFTER_OP_MS = 0.1;
 
+/** Operations posted without a poll after a poll that found nothing. */
+const POLL_BACKOFF = 16;
+
 /** Default size of the frame rings to the worker. */
 export const DEFAULT_RING_FRAMES = 1024;
 
@@ -195,6 +198,8 @@ export class WorkerTarget implements OffloadWorkers {
   readonly #up: MessagePort;
   /** A state operation was posted since the last poll. */
   #opPosted = false;
+  /** Operations to post without polling after them (see `#pollAfterOp`). */
+  #pollSkip = 0;
   /** Called when upcalls are waiting: the driver should run `process` (its `flush`). */
   onWake: () => void = () => undefined;
   /**
@@ -342,10 +347,18 @@ export class WorkerTarget implements OffloadWorkers {
     }
   }
 
-  /** Polls for the worker's answer to a state operation just posted; true if a batch came. */
+  /**
+   * Polls for the worker's answer to a state operation just posted; true if a batch came. A poll
+   * that found nothing makes the next `POLL_BACKOFF` operations go without one (the worker is
+   * busy, or has no core: spinning would only take the host's), and a poll that worked resets it.
+   */
   #pollAfterOp(): boolean {
     if (!this.#opPosted || this.#ops.size === 0) return false;
     this.#opPosted = false;
+    if (this.#pollSkip > 0) {
+      this.#pollSkip--;
+      return false;
+    }
     this.stats.polls++;
     const until = performance.now() + POLL_AFTER_OP_MS;
     do {
@@ -357,6 +370,7 @@ export class WorkerTarget implements OffloadWorkers {
         return this.#inbox.length > 0;
       }
     } while (performance.now() < until);
+    this.#pollSkip = POLL_BACKOFF;
     return false;
   }
 
