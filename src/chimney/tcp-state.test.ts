@@ -12,11 +12,13 @@ import type { TcpRepr } from "../wire/tcp-repr.js";
 import { BufferLedger } from "../nbl/ledger.js";
 import { nblArray } from "../nbl/chain.js";
 import {
+  cachedStateFromEngine,
   copyBufferedData,
   deriveRto,
   fromOffloadConnectionState,
   importOffloadState,
   isImportableState,
+  nblChainOf,
   nblRange,
   offloadStateFromSnapshot,
   sendDataViews,
@@ -382,5 +384,53 @@ void describe("engine -> chimney -> engine", () => {
     assert.throws(() => nblRange(all[1] ?? null, head), { code: "ERR_USAGE" });
     ledger.free(head, "host");
     if (s.delegatedState.sendDataHead !== null) ledger.free(s.delegatedState.sendDataHead, "host");
+  });
+});
+
+void describe("tcp-state helpers the mutation run pinned down", () => {
+  void test("cachedStateFromEngine: the one-shot flags are false; given extras are kept, missing ones are 0", () => {
+    const ca = {
+      keepAlive: true,
+      noDelay: false,
+      initialRcvWnd: 65535,
+      keepAliveProbes: 3,
+      keepAliveIdle: 7200,
+      keepAliveInterval: 75,
+      userTimeout: undefined,
+    } as unknown as Parameters<typeof cachedStateFromEngine>[0];
+    const plain = cachedStateFromEngine(ca);
+    assert.deepEqual([plain.keepAliveRestart, plain.maxRtRestart, plain.updateRcvWnd], [false, false, false]);
+    assert.deepEqual(
+      [plain.rcvIndicationSize, plain.flowLabel, plain.tosOrTrafficClass, plain.ttlOrHopLimit],
+      [0, 0, 0, 64],
+    );
+    const given = cachedStateFromEngine(ca, { rcvIndicationSize: 9, flowLabel: 5, tosOrTrafficClass: 7 });
+    assert.deepEqual([given.rcvIndicationSize, given.flowLabel, given.tosOrTrafficClass], [9, 5, 7]);
+  });
+
+  void test("nblChainOf makes one NBL per non-empty chunk", () => {
+    const ledger = new BufferLedger();
+    const { head, tail } = nblChainOf(
+      [Uint8Array.of(1), new Uint8Array(0), Uint8Array.of(2, 3)],
+      ledger,
+      "host",
+      "t",
+    );
+    const nbls = nblArray(head);
+    assert.equal(nbls.length, 2);
+    assert.equal(tail, nbls[1]);
+    ledger.free(head!, "host");
+    ledger.assertQuiescent();
+  });
+
+  void test("deriveRto: the initial RTO without samples, doubled per retransmission up to the maximum", () => {
+    const d = (sRtt: number | undefined, rttVar: number | undefined, retransmitCount: number) =>
+      ({ sRtt, rttVar, retransmitCount }) as unknown as TcpDelegatedState;
+    const us = (x: Duration): number => x;
+    assert.equal(us(deriveRto(d(undefined, 1000, 0), CFG)), CFG.initialRto);
+    assert.equal(us(deriveRto(d(100_000, undefined, 0), CFG)), CFG.initialRto);
+    const base = us(deriveRto(d(300_000, 50_000, 0), CFG));
+    assert.equal(us(deriveRto(d(300_000, 50_000, 1), CFG)), Math.min(CFG.maxRto, base * 2));
+    assert.equal(us(deriveRto(d(300_000, 50_000, 60), CFG)), CFG.maxRto);
   });
 });
