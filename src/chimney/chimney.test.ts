@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { assertStatusWritten, type OffloadBlockList, roleOf, visitTree } from "./block-list.js";
 import {
   capabilities,
   droppedFamilies,
@@ -203,5 +204,64 @@ void describe("ChimneyRegistry (INIT-1, INIT-2)", () => {
       `NdisMGetOffloadHandlers(${NDIS_TCP_CHIMNEY_OFFLOAD + 1})`,
       `NdisMGetOffloadHandlers(${NDIS_TCP_CHIMNEY_OFFLOAD})`,
     ]);
+  });
+});
+
+void describe("block trees (TR-8, IO-11, IO-12)", () => {
+  type Named = OffloadBlockList & { readonly name: string };
+  const block = (
+    name: string,
+    dependents: Named[] = [],
+    slot: { context: number | null } | null = null,
+  ): Named => {
+    for (let i = 0; i + 1 < dependents.length; i++)
+      (dependents[i] as { nextBlock: unknown }).nextBlock = dependents[i + 1];
+    return {
+      name,
+      miniportOffloadContext: slot,
+      nextBlock: null,
+      dependentBlockList: dependents[0] ?? null,
+      netBufferListChain: null,
+      status: undefined,
+    } as unknown as Named;
+  };
+  /** root { a { a1 }, b } then its sibling c; `failing` names the blocks whose process fails. */
+  const run = (failing: string[], stopOnRootFailure: boolean): { done: string[]; skipped: string[] } => {
+    const root = block("root", [block("a", [block("a1")]), block("b")]);
+    (root as { nextBlock: unknown }).nextBlock = block("c");
+    const done: string[] = [];
+    const skipped: string[] = [];
+    visitTree(
+      root,
+      (b) => {
+        done.push((b as Named).name);
+        return !failing.includes((b as Named).name);
+      },
+      (b) => skipped.push((b as Named).name),
+      stopOnRootFailure,
+    );
+    return { done, skipped };
+  };
+
+  void test("a block, then its dependents, then its next sibling", () => {
+    assert.deepEqual(run([], true), { done: ["root", "a", "a1", "b", "c"], skipped: [] });
+  });
+
+  void test("IO-11: a failed block's dependents are skipped, its siblings still run", () => {
+    assert.deepEqual(run(["a"], true), { done: ["root", "a", "b", "c"], skipped: ["a1"] });
+    assert.deepEqual(run(["root"], false), { done: ["root", "c"], skipped: ["a", "a1", "b"] });
+  });
+
+  void test("IO-12: a failed root stops the tree when asked; every other block is skipped", () => {
+    assert.deepEqual(run(["root"], true), { done: ["root"], skipped: ["a", "a1", "b", "c"] });
+  });
+
+  void test("roles and the status check", () => {
+    assert.equal(roleOf(block("p")), "placeholder");
+    assert.equal(roleOf(block("n", [], { context: null })), "new-offload");
+    assert.equal(roleOf(block("l", [], { context: 7 })), "linker");
+    assert.throws(() => assertStatusWritten(block("x"), "TerminateOffload"), {
+      message: "OP-2: TerminateOffload completing with a block without status",
+    });
   });
 });
