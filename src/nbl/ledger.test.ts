@@ -484,6 +484,32 @@ void describe("details the mutation run pinned down", () => {
     ledger.free(linkNbls([a, b])!, "host");
   });
 
+  void test("a forged NBL is unknown to viewOne, ownerOf and history; a third party's viewOne of a lent NBL is not-owner", () => {
+    const nbl = hostNbl(1);
+    const forged = { ...nbl };
+    ownershipError(() => ledger.viewOne(forged, "host", "read"), "unknown-nbl");
+    assert.equal(ledger.ownerOf(forged), undefined);
+    assert.equal(ledger.history(forged), "(not allocated by this ledger)");
+    ledger.lend(nbl, "host", "target", "peek", () => {
+      const e = ownershipError(() => ledger.viewOne(nbl, "wire", "read"), "not-owner");
+      assert.match(e.message, /read by wire, but owner is target/);
+    });
+    ledger.free(nbl, "host");
+  });
+
+  void test("a looping chain given back is refused as a loop, not as a double return", () => {
+    const a = hostNbl(1);
+    const b = hostNbl(2);
+    ledger.transfer(a, "host", "target", "send");
+    ledger.transfer(b, "host", "target", "send");
+    linkNbls([a, b]);
+    b.next = a;
+    ownershipError(() => ledger.return(a, "target", "complete"), "cycle");
+    b.next = null;
+    ledger.return(a, "target", "complete");
+    ledger.free(a, "host");
+  });
+
   void test("a looping chain is refused naming the loop", () => {
     const a = hostNbl(1);
     const b = hostNbl(2);
