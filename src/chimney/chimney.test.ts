@@ -11,8 +11,6 @@ import {
 } from "./capabilities.js";
 import { INDICATION_PENDING, MANDATORY_UPLOAD_REASONS, type OffloadHost } from "./contract.js";
 import { ChimneyRegistry, type ProviderChimneyTcpCharacteristics } from "./registration.js";
-import { OFFLOADABLE_STATES } from "./state.js";
-import { isImportableState, toOffloadConnectionState } from "./tcp-state.js";
 
 void describe("capabilities (spec 3.3)", () => {
   void test("the full record offers both families and SACK, not IPv6 extension headers", () => {
@@ -79,33 +77,6 @@ void describe("the contract's constant lists", () => {
       "TimeoutExpiration",
       "UploadRequested",
     ]);
-  });
-
-  void test("ST-9: an engine connection is offloadable from ESTABLISHED through LAST-ACK only", () => {
-    const offloadable = (
-      [
-        "CLOSED",
-        "LISTEN",
-        "SYN-SENT",
-        "SYN-RECEIVED",
-        "ESTABLISHED",
-        "FIN-WAIT-1",
-        "FIN-WAIT-2",
-        "CLOSE-WAIT",
-        "CLOSING",
-        "LAST-ACK",
-        "TIME-WAIT",
-      ] as const
-    ).filter((s) => OFFLOADABLE_STATES.includes(toOffloadConnectionState(s)));
-    assert.deepEqual(offloadable, [
-      "ESTABLISHED",
-      "FIN-WAIT-1",
-      "FIN-WAIT-2",
-      "CLOSE-WAIT",
-      "CLOSING",
-      "LAST-ACK",
-    ]);
-    assert.equal(isImportableState(toOffloadConnectionState("TIME-WAIT")), true, "imported, never offloaded");
   });
 
   void test("a pending indication answer consumed nothing", () => {

@@ -25,7 +25,7 @@ import {
   snapshotFromOffloadState,
   toOffloadConnectionState,
 } from "./tcp-state.js";
-import type { TcpDelegatedState } from "./state.js";
+import { OFFLOADABLE_STATES, type TcpDelegatedState } from "./state.js";
 
 const CFG = tcpConfig({ delayedAck: Duration.fromMillis(40) });
 const at = (ms: number): Instant => Instant.fromMicros(Math.round(ms * 1000));
@@ -211,24 +211,35 @@ function scenario(migrateAt: number | undefined, closeEarly: boolean): World {
   return w;
 }
 
+/** Every RFC 9293 state, in the RFC's order. */
+const ALL_STATES: readonly TcpState[] = [
+  "CLOSED",
+  "LISTEN",
+  "SYN-SENT",
+  "SYN-RECEIVED",
+  "ESTABLISHED",
+  "FIN-WAIT-1",
+  "FIN-WAIT-2",
+  "CLOSE-WAIT",
+  "CLOSING",
+  "LAST-ACK",
+  "TIME-WAIT",
+];
+
 void describe("state names", () => {
+  void test("ST-9: an engine connection is offloadable from ESTABLISHED through LAST-ACK only", () => {
+    const offloadable = ALL_STATES.filter((s) => OFFLOADABLE_STATES.includes(toOffloadConnectionState(s)));
+    assert.deepEqual(
+      offloadable,
+      ALL_STATES.slice(ALL_STATES.indexOf("ESTABLISHED"), ALL_STATES.indexOf("TIME-WAIT")),
+    );
+    assert.equal(isImportableState(toOffloadConnectionState("TIME-WAIT")), true, "imported, never offloaded");
+  });
+
   void test("every RFC 9293 state maps to its chimney name and back", () => {
-    const all: TcpState[] = [
-      "CLOSED",
-      "LISTEN",
-      "SYN-SENT",
-      "SYN-RECEIVED",
-      "ESTABLISHED",
-      "FIN-WAIT-1",
-      "FIN-WAIT-2",
-      "CLOSE-WAIT",
-      "CLOSING",
-      "LAST-ACK",
-      "TIME-WAIT",
-    ];
-    const names = new Set(all.map(toOffloadConnectionState));
-    assert.equal(names.size, all.length);
-    for (const s of all) assert.equal(fromOffloadConnectionState(toOffloadConnectionState(s)), s);
+    const names = new Set(ALL_STATES.map(toOffloadConnectionState));
+    assert.equal(names.size, ALL_STATES.length);
+    for (const s of ALL_STATES) assert.equal(fromOffloadConnectionState(toOffloadConnectionState(s)), s);
     assert.equal(toOffloadConnectionState("FIN-WAIT-1"), "TcpConnectionFinWait1");
     assert.equal(toOffloadConnectionState("SYN-RECEIVED"), "TcpConnectionSynRcvd");
     assert.equal(isImportableState("TcpConnectionSynRcvd"), false);
