@@ -7,7 +7,17 @@ const CORE = [
 ];
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "eslint.config.js", "scripts/**"] },
+  {
+    ignores: [
+      "dist/**",
+      "node_modules/**",
+      "eslint.config.js",
+      "stryker.config.mjs",
+      "scripts/**",
+      "reports/**",
+      ".stryker-tmp/**",
+    ],
+  },
   js.configs.recommended,
   tseslint.configs.strictTypeChecked,
   {

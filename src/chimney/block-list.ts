@@ -46,13 +46,6 @@ export type OffloadStateType =
 /** The layer a state type belongs to (it lets the target validate links, spec 5.2). */
 export type OffloadLayer = "neighbor" | "path" | "tcp";
 
-/** The layer of a state type. */
-export function layerOf(t: OffloadStateType): OffloadLayer {
-  if (t.startsWith("Neighbor")) return "neighbor";
-  if (t.startsWith("Tcp")) return "tcp";
-  return "path";
-}
-
 /** The target's opaque context for an offloaded object (CTX-1, CTX-3): what it writes in the slot. */
 export type MiniportOffloadContext = Brand<number, "MiniportOffloadContext">;
 

@@ -28,29 +28,6 @@ export type NdisStatus =
   | "NDIS_STATUS_OFFLOAD_DATA_NOT_ACCEPTED"
   | "NDIS_STATUS_OFFLOAD_DATA_PARTIALLY_ACCEPTED";
 
-/** The statuses an initiate-offload block may complete with (spec 7.4). */
-export const INITIATE_STATUSES: readonly NdisStatus[] = [
-  "NDIS_STATUS_SUCCESS",
-  "NDIS_STATUS_OFFLOAD_PARTIAL_SUCCESS",
-  "NDIS_STATUS_FAILURE",
-  "NDIS_STATUS_RESOURCES",
-  "NDIS_STATUS_OFFLOAD_TCP_ENTRIES",
-  "NDIS_STATUS_OFFLOAD_PATH_ENTRIES",
-  "NDIS_STATUS_OFFLOAD_NEIGHBOR_ENTRIES",
-  "NDIS_STATUS_OFFLOAD_HW_ADDRESS_ENTRIES",
-  "NDIS_STATUS_OFFLOAD_IP_ADDRESS_ENTRIES",
-  "NDIS_STATUS_OFFLOAD_TCP_XMIT_BUFFER",
-  "NDIS_STATUS_OFFLOAD_TCP_RCV_BUFFER",
-  "NDIS_STATUS_OFFLOAD_TCP_RCV_WINDOW",
-  "NDIS_STATUS_OFFLOAD_VLAN_ENTRIES",
-  "NDIS_STATUS_OFFLOAD_VLAN_MISMATCH",
-  "NDIS_STATUS_OFFLOAD_PATH_MTU",
-  "NDIS_STATUS_OFFLOAD_CONNECTION_REJECTED",
-];
-
-/** IO-8: query, update, invalidate and terminate blocks complete with one of these only. */
-export const STATE_OP_STATUSES: readonly NdisStatus[] = ["NDIS_STATUS_SUCCESS", "NDIS_STATUS_FAILURE"];
-
 /** Adapter-wide status indications of an offload target (spec 16.6). */
 export type OffloadStatusIndication =
   | "NDIS_STATUS_UPLOAD_ALL"

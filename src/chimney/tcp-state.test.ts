@@ -12,18 +12,20 @@ import type { TcpRepr } from "../wire/tcp-repr.js";
 import { BufferLedger } from "../nbl/ledger.js";
 import { nblArray } from "../nbl/chain.js";
 import {
+  cachedStateFromEngine,
   copyBufferedData,
   deriveRto,
   fromOffloadConnectionState,
   importOffloadState,
   isImportableState,
+  nblChainOf,
   nblRange,
   offloadStateFromSnapshot,
   sendDataViews,
   snapshotFromOffloadState,
   toOffloadConnectionState,
 } from "./tcp-state.js";
-import type { TcpDelegatedState } from "./state.js";
+import { OFFLOADABLE_STATES, type TcpDelegatedState } from "./state.js";
 
 const CFG = tcpConfig({ delayedAck: Duration.fromMillis(40) });
 const at = (ms: number): Instant => Instant.fromMicros(Math.round(ms * 1000));
@@ -209,24 +211,35 @@ function scenario(migrateAt: number | undefined, closeEarly: boolean): World {
   return w;
 }
 
+/** Every RFC 9293 state, in the RFC's order. */
+const ALL_STATES: readonly TcpState[] = [
+  "CLOSED",
+  "LISTEN",
+  "SYN-SENT",
+  "SYN-RECEIVED",
+  "ESTABLISHED",
+  "FIN-WAIT-1",
+  "FIN-WAIT-2",
+  "CLOSE-WAIT",
+  "CLOSING",
+  "LAST-ACK",
+  "TIME-WAIT",
+];
+
 void describe("state names", () => {
+  void test("ST-9: an engine connection is offloadable from ESTABLISHED through LAST-ACK only", () => {
+    const offloadable = ALL_STATES.filter((s) => OFFLOADABLE_STATES.includes(toOffloadConnectionState(s)));
+    assert.deepEqual(
+      offloadable,
+      ALL_STATES.slice(ALL_STATES.indexOf("ESTABLISHED"), ALL_STATES.indexOf("TIME-WAIT")),
+    );
+    assert.equal(isImportableState(toOffloadConnectionState("TIME-WAIT")), true, "imported, never offloaded");
+  });
+
   void test("every RFC 9293 state maps to its chimney name and back", () => {
-    const all: TcpState[] = [
-      "CLOSED",
-      "LISTEN",
-      "SYN-SENT",
-      "SYN-RECEIVED",
-      "ESTABLISHED",
-      "FIN-WAIT-1",
-      "FIN-WAIT-2",
-      "CLOSE-WAIT",
-      "CLOSING",
-      "LAST-ACK",
-      "TIME-WAIT",
-    ];
-    const names = new Set(all.map(toOffloadConnectionState));
-    assert.equal(names.size, all.length);
-    for (const s of all) assert.equal(fromOffloadConnectionState(toOffloadConnectionState(s)), s);
+    const names = new Set(ALL_STATES.map(toOffloadConnectionState));
+    assert.equal(names.size, ALL_STATES.length);
+    for (const s of ALL_STATES) assert.equal(fromOffloadConnectionState(toOffloadConnectionState(s)), s);
     assert.equal(toOffloadConnectionState("FIN-WAIT-1"), "TcpConnectionFinWait1");
     assert.equal(toOffloadConnectionState("SYN-RECEIVED"), "TcpConnectionSynRcvd");
     assert.equal(isImportableState("TcpConnectionSynRcvd"), false);
@@ -382,5 +395,53 @@ void describe("engine -> chimney -> engine", () => {
     assert.throws(() => nblRange(all[1] ?? null, head), { code: "ERR_USAGE" });
     ledger.free(head, "host");
     if (s.delegatedState.sendDataHead !== null) ledger.free(s.delegatedState.sendDataHead, "host");
+  });
+});
+
+void describe("tcp-state helpers the mutation run pinned down", () => {
+  void test("cachedStateFromEngine: the one-shot flags are false; given extras are kept, missing ones are 0", () => {
+    const ca = {
+      keepAlive: true,
+      noDelay: false,
+      initialRcvWnd: 65535,
+      keepAliveProbes: 3,
+      keepAliveIdle: 7200,
+      keepAliveInterval: 75,
+      userTimeout: undefined,
+    } as unknown as Parameters<typeof cachedStateFromEngine>[0];
+    const plain = cachedStateFromEngine(ca);
+    assert.deepEqual([plain.keepAliveRestart, plain.maxRtRestart, plain.updateRcvWnd], [false, false, false]);
+    assert.deepEqual(
+      [plain.rcvIndicationSize, plain.flowLabel, plain.tosOrTrafficClass, plain.ttlOrHopLimit],
+      [0, 0, 0, 64],
+    );
+    const given = cachedStateFromEngine(ca, { rcvIndicationSize: 9, flowLabel: 5, tosOrTrafficClass: 7 });
+    assert.deepEqual([given.rcvIndicationSize, given.flowLabel, given.tosOrTrafficClass], [9, 5, 7]);
+  });
+
+  void test("nblChainOf makes one NBL per non-empty chunk", () => {
+    const ledger = new BufferLedger();
+    const { head, tail } = nblChainOf(
+      [Uint8Array.of(1), new Uint8Array(0), Uint8Array.of(2, 3)],
+      ledger,
+      "host",
+      "t",
+    );
+    const nbls = nblArray(head);
+    assert.equal(nbls.length, 2);
+    assert.equal(tail, nbls[1]);
+    ledger.free(head!, "host");
+    ledger.assertQuiescent();
+  });
+
+  void test("deriveRto: the initial RTO without samples, doubled per retransmission up to the maximum", () => {
+    const d = (sRtt: number | undefined, rttVar: number | undefined, retransmitCount: number) =>
+      ({ sRtt, rttVar, retransmitCount }) as unknown as TcpDelegatedState;
+    const us = (x: Duration): number => x;
+    assert.equal(us(deriveRto(d(undefined, 1000, 0), CFG)), CFG.initialRto);
+    assert.equal(us(deriveRto(d(100_000, undefined, 0), CFG)), CFG.initialRto);
+    const base = us(deriveRto(d(300_000, 50_000, 0), CFG));
+    assert.equal(us(deriveRto(d(300_000, 50_000, 1), CFG)), Math.min(CFG.maxRto, base * 2));
+    assert.equal(us(deriveRto(d(300_000, 50_000, 60), CFG)), CFG.maxRto);
   });
 });

@@ -35,6 +35,7 @@ import type {
   TcpOffloadConnectionState,
   TcpOffloadState,
 } from "./state.js";
+import { OFFLOADABLE_STATES } from "./state.js";
 
 // ---------------------------------------------------------------------------------------------
 // State names
@@ -83,12 +84,7 @@ export function isImportableState(s: TcpOffloadConnectionState): boolean {
 }
 
 const IMPORTABLE: ReadonlySet<TcpOffloadConnectionState> = new Set<TcpOffloadConnectionState>([
-  "TcpConnectionEstablished",
-  "TcpConnectionFinWait1",
-  "TcpConnectionFinWait2",
-  "TcpConnectionCloseWait",
-  "TcpConnectionClosing",
-  "TcpConnectionLastAck",
+  ...OFFLOADABLE_STATES,
   "TcpConnectionTimeWait",
 ]);
 

@@ -284,3 +284,94 @@ void describe("chain helpers: edges", () => {
     ledger.assertQuiescent();
   });
 });
+
+void describe("chain helpers: every range of a chain with hidden bytes", () => {
+  // Two NBs whose windows start inside an MDL and end before the MDL chain does (the bytes outside
+  // the windows, 90+, must never show), an empty MDL and an empty NB between them.
+  const mdls1 = mdl(
+    Uint8Array.of(90, 91, 1, 2, 3),
+    0,
+    5,
+    mdl(new Uint8Array(0), 0, 0, mdl(Uint8Array.of(4, 5, 92))),
+  );
+  const mdls2 = mdl(Uint8Array.of(93, 6, 7), 1, 2, mdl(Uint8Array.of(8, 94, 95)));
+  const chain: BufferChain = [netBuffer(mdls1, 2, 5), netBuffer(null), netBuffer(mdls2, 1, 2)];
+  const model = [1, 2, 3, 4, 5, 7, 8];
+
+  void test("segments, forEachSegment and copyOut give exactly the model's bytes for every range", () => {
+    for (let offset = 0; offset <= model.length; offset++) {
+      for (let length = 0; offset + length <= model.length; length++) {
+        const want = model.slice(offset, offset + length);
+        const where = `[${offset}, +${length})`;
+        assert.deepEqual(
+          [...segments(chain, offset, length)].flatMap((v) => Array.from(v)),
+          want,
+          `segments ${where}`,
+        );
+        const pieces: number[] = [];
+        forEachSegment(chain, offset, length, (bytes, start, end) => {
+          assert.ok(end > start, `forEachSegment ${where} skips empty pieces`);
+          pieces.push(...bytes.subarray(start, end));
+        });
+        assert.deepEqual(pieces, want, `forEachSegment ${where}`);
+        const dest = new Uint8Array(length + 2).fill(0xee);
+        copyOut(chain, offset, dest, 1, length);
+        assert.deepEqual(Array.from(dest), [0xee, ...want, 0xee], `copyOut ${where}`);
+      }
+    }
+    assert.deepEqual(
+      [...segments(chain, 3)].flatMap((v) => Array.from(v)),
+      model.slice(3),
+    );
+  });
+
+  void test("copyOut copies a long piece from the middle of an MDL", () => {
+    const big = new Uint8Array(100).map((_, i) => i);
+    const out = new Uint8Array(30);
+    copyOut(fromArrays([big]), 5, out, 0, 30);
+    assert.deepEqual(Array.from(out), Array.from(big.subarray(5, 35)));
+  });
+
+  void test("split at an NB boundary cuts nothing: no empty NB on either side", () => {
+    const two = [...fromArrays([Uint8Array.of(1, 2)]), ...fromArrays([Uint8Array.of(3)])];
+    const [left, right] = split(two, 2);
+    assert.deepEqual(
+      left.map((nb) => nb.dataLength),
+      [2],
+    );
+    assert.deepEqual(
+      right.map((nb) => nb.dataLength),
+      [1],
+    );
+  });
+
+  void test("range errors say which range and which destination", () => {
+    const three = fromArrays([Uint8Array.of(1, 2, 3)]);
+    const dest = new Uint8Array(3);
+    assert.throws(() => copyOut(three, 0, dest, -1, 1), {
+      message: "copyOut of 1 bytes at -1 overruns a 3-byte destination",
+    });
+    assert.throws(() => copyOut(three, 0, dest, 0.5, 1), UsageError);
+    assert.throws(() => copyOut(three, -1, dest, 0, 1), { message: "bad chain range [-1, +1)" });
+    assert.throws(() => forEachSegment(three, 0, -1, () => undefined), {
+      message: "bad chain range [0, +-1)",
+    });
+    assert.throws(() => forEachSegment(three, 0.5, 1, () => undefined), UsageError);
+    assert.throws(() => forEachSegment(three, 0, 0.5, () => undefined), UsageError);
+    assert.throws(() => [...segments(three, 2, 2)], { message: "chain range [2, +2) outside 3 bytes" });
+    assert.throws(() => mdl(Uint8Array.of(1), 0, -1), { message: "MDL window [0, +-1) outside 1 bytes" });
+    assert.throws(() => netBuffer(mdl(Uint8Array.of(1)), 1, 1), {
+      message: "NB window [1, +1) outside an MDL chain of 1 bytes",
+    });
+    assert.throws(() => advance(three, 4), { message: "chain range [0, +4) outside 3 bytes" });
+  });
+
+  void test("an MDL over part of its array is a view of that part only", () => {
+    const bytes = Uint8Array.of(1, 2, 3, 4);
+    const m = mdl(bytes, 1, 2);
+    assert.deepEqual(Array.from(m.view), [2, 3]);
+    assert.deepEqual(Array.from(mdl(bytes, 0, 2).view), [1, 2]);
+    assert.equal(m.view.buffer, bytes.buffer);
+    assert.equal(mdl(bytes).view, bytes, "a whole array is its own view");
+  });
+});

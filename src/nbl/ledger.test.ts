@@ -366,3 +366,158 @@ void describe("assertQuiescent and history", () => {
     assert.throws(() => new BufferLedger({ historyLength: 0 }), UsageError);
   });
 });
+
+void describe("details the mutation run pinned down", () => {
+  void test("CHIMNEY_POISON=1 in the environment turns revocable loans on; the option overrides it", () => {
+    const saved = process.env["CHIMNEY_POISON"];
+    const keptAfterLoan = (l: BufferLedger): number => {
+      const nbl = l.alloc("host", fromArrays([Uint8Array.of(7)]));
+      const kept = l.lend(nbl, "host", "target", "loan", () => l.view(nbl, "target", "peek")[0]!);
+      l.free(nbl, "host");
+      return kept.currentMdl!.view[0]!;
+    };
+    try {
+      process.env["CHIMNEY_POISON"] = "1";
+      assert.equal(keptAfterLoan(new BufferLedger()), POISON_BYTE);
+      assert.equal(keptAfterLoan(new BufferLedger({ poisonLoans: false })), 7);
+      process.env["CHIMNEY_POISON"] = "0";
+      assert.equal(keptAfterLoan(new BufferLedger()), 7);
+      assert.equal(keptAfterLoan(new BufferLedger({ poisonLoans: true })), POISON_BYTE);
+      delete process.env["CHIMNEY_POISON"];
+      assert.equal(keptAfterLoan(new BufferLedger()), 7);
+    } finally {
+      if (saved === undefined) delete process.env["CHIMNEY_POISON"];
+      else process.env["CHIMNEY_POISON"] = saved;
+    }
+  });
+
+  void test("historyLength 1 is allowed; 0 is refused with its value in the message", () => {
+    assert.throws(() => new BufferLedger({ historyLength: 0 }), {
+      message: "historyLength must be a positive integer, not 0",
+    });
+    const one = new BufferLedger({ historyLength: 1 });
+    const nbl = one.alloc("host", []);
+    one.transfer(nbl, "host", "target", "send");
+    assert.equal(one.history(nbl), "(1 earlier), send host->target");
+    one.free(nbl, "target");
+  });
+
+  void test("alloc links its NBs in order, and so does a revocable loan's private copy", () => {
+    const l = new BufferLedger({ poisonLoans: true });
+    const data = [...fromArrays([Uint8Array.of(1)]), ...fromArrays([Uint8Array.of(2)])];
+    const nbl = l.alloc("host", data);
+    const own = l.view(nbl, "host", "read");
+    assert.equal(own[0]!.next, own[1]);
+    assert.equal(own[1]!.next, null);
+    l.lend(nbl, "host", "target", "loan", () => {
+      const lent = l.view(nbl, "target", "read");
+      assert.equal(lent.length, 2);
+      assert.equal(lent[0]!.next, lent[1]);
+      assert.equal(lent[1]!.next, null);
+      assert.deepEqual(Array.from(toBytes(lent)), [1, 2]);
+    });
+    l.free(nbl, "host");
+  });
+
+  void test("the observer hears transfers, returns and loans with kind, op, parties and bytes", () => {
+    const seen: string[] = [];
+    ledger.observer = (h) => seen.push(`${h.kind} ${h.op} ${h.from}->${h.to} ${h.bytes} #${h.nbl}`);
+    const nbl = hostNbl(1, 2, 3);
+    ledger.transfer(nbl, "host", "target", "send");
+    ledger.return(nbl, "target", "complete");
+    ledger.lend(nbl, "host", "wire", "peek", () => undefined);
+    ledger.observer = undefined;
+    ledger.free(nbl, "host");
+    assert.deepEqual(seen, [
+      `transfer send host->target 3 #${nbl.id}`,
+      `return complete target->host 3 #${nbl.id}`,
+      `lend peek host->wire 3 #${nbl.id}`,
+    ]);
+  });
+
+  void test("errors name the call and the state: foreign NBLs, loans, transfers to oneself", () => {
+    const other = new BufferLedger();
+    const foreign = other.alloc("host", fromArrays([Uint8Array.of(9)]));
+    const e = ownershipError(() => ledger.viewOne(foreign, "host", "read"), "unknown-nbl");
+    assert.equal(
+      e.message,
+      `NBL #${foreign.id}: read by host, but this ledger did not allocate it (unknown-nbl); history: (none)`,
+    );
+    assert.equal(ledger.ownerOf(foreign), undefined);
+    assert.equal(ledger.history(foreign), "(not allocated by this ledger)");
+    other.free(foreign, "host");
+
+    const nbl = hostNbl(1);
+    assert.equal(ledger.ownerOf(nbl), "host");
+    assert.throws(() => ledger.transfer(nbl, "host", "host", "send"), {
+      message: "send: transfer from host to itself",
+    });
+    assert.throws(() => ledger.lend(nbl, "host", "host", "peek", () => 0), {
+      message: "peek: loan from host to itself",
+    });
+    ledger.lend(nbl, "host", "target", "peek", () => {
+      const t = ownershipError(() => ledger.transfer(nbl, "target", "wire", "send"), "on-loan");
+      assert.match(t.message, /^NBL #\d+: send by target, but it is lent by host to target \(on-loan\)/);
+    });
+    const back = ownershipError(() => ledger.return(nbl, "host", "complete"), "double-return");
+    assert.match(back.message, /complete by host, but it is already back with host, which allocated it/);
+    ledger.free(nbl, "host", "TerminateComplete");
+    assert.equal(
+      ledger.history(nbl),
+      "alloc@host, peek host->target (loan), peek target->host (end of loan), TerminateComplete by host (free)",
+    );
+    const freed = ownershipError(() => ledger.check(nbl, "host", "read"), "use-after-free");
+    assert.match(freed.message, /read by host, but it was freed \(use-after-free\)/);
+    const plain = hostNbl(2);
+    ledger.free(plain, "host");
+    assert.equal(ledger.history(plain), "alloc@host, free by host");
+  });
+
+  void test("the leak message counts the live NBLs and names the first", () => {
+    const a = hostNbl(1);
+    const b = hostNbl(2);
+    const e = ownershipError(() => ledger.assertQuiescent(), "leak");
+    assert.equal(
+      e.message,
+      `NBL #${a.id}: 2 NBL(s) still live at quiescence (leak):\n  #${a.id} owned by host; history: alloc@host\n  #${b.id} owned by host; history: alloc@host`,
+    );
+    ledger.free(linkNbls([a, b])!, "host");
+  });
+
+  void test("a forged NBL is unknown to viewOne, ownerOf and history; a third party's viewOne of a lent NBL is not-owner", () => {
+    const nbl = hostNbl(1);
+    const forged = { ...nbl };
+    ownershipError(() => ledger.viewOne(forged, "host", "read"), "unknown-nbl");
+    assert.equal(ledger.ownerOf(forged), undefined);
+    assert.equal(ledger.history(forged), "(not allocated by this ledger)");
+    ledger.lend(nbl, "host", "target", "peek", () => {
+      const e = ownershipError(() => ledger.viewOne(nbl, "wire", "read"), "not-owner");
+      assert.match(e.message, /read by wire, but owner is target/);
+    });
+    ledger.free(nbl, "host");
+  });
+
+  void test("a looping chain given back is refused as a loop, not as a double return", () => {
+    const a = hostNbl(1);
+    const b = hostNbl(2);
+    ledger.transfer(a, "host", "target", "send");
+    ledger.transfer(b, "host", "target", "send");
+    linkNbls([a, b]);
+    b.next = a;
+    ownershipError(() => ledger.return(a, "target", "complete"), "cycle");
+    b.next = null;
+    ledger.return(a, "target", "complete");
+    ledger.free(a, "host");
+  });
+
+  void test("a looping chain is refused naming the loop", () => {
+    const a = hostNbl(1);
+    const b = hostNbl(2);
+    linkNbls([a, b]);
+    b.next = a;
+    const e = ownershipError(() => ledger.transfer(a, "host", "target", "send"), "cycle");
+    assert.match(e.message, /send by host, but the chain's next links loop \(cycle\)/);
+    b.next = null;
+    ledger.free(a, "host");
+  });
+});

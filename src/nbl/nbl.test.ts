@@ -88,7 +88,7 @@ void describe("advanceNetBuffer (NdisAdvanceNetBufferDataStart)", () => {
   });
   void test("refuses to advance past the data or by a bad count", () => {
     const nb = netBufferOf(Uint8Array.of(1, 2));
-    assert.throws(() => advanceNetBuffer(nb, 3), UsageError);
+    assert.throws(() => advanceNetBuffer(nb, 3), { message: "cannot advance a NET_BUFFER of 2 bytes by 3" });
     assert.throws(() => advanceNetBuffer(nb, -1), UsageError);
     assert.throws(() => advanceNetBuffer(nb, 0.5), UsageError);
     assert.equal(nb.dataLength, 2, "a refused advance changes nothing");

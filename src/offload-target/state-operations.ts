@@ -447,6 +447,9 @@ function roomForAddress(t: TargetContext, src: IpAddr): boolean {
 // ---------------------------------------------------------------------------------------------
 // Terminate (spec 11)
 
+// IO-8: doTerminate, doUpdate, doInvalidate and doQuery (and the helpers they call) write
+// NDIS_STATUS_SUCCESS or NDIS_STATUS_FAILURE into their blocks, never another status.
+
 /** TM-3 / ST-10: completes whatever the connection's state (only a corrupt one fails). */
 export function doTerminate(t: TargetContext, now: Instant, root: OffloadBlockList): void {
   // TM-10: no indication or event of ours is in flight when a terminate completes.
