@@ -41,7 +41,9 @@ function run(files, concurrency) {
 const first = run(shared, 2);
 const second = run(solo, 1);
 if (solo.length > 0 && shared.length > 0) {
-  console.log(`# ${shared.length} files two at a time: ${first === 0 ? "pass" : "FAIL"}; ` +
-    `${solo.length} timing-sensitive files alone: ${second === 0 ? "pass" : "FAIL"}`);
+  console.log(
+    `# ${shared.length} files two at a time: ${first === 0 ? "pass" : "FAIL"}; ` +
+      `${solo.length} timing-sensitive files alone: ${second === 0 ? "pass" : "FAIL"}`,
+  );
 }
 process.exit(first !== 0 ? first : second);
