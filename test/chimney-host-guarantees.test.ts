@@ -295,8 +295,14 @@ void describe("terminateAll takes idle objects along (C-6)", () => {
     const conns = connectPair(p, 2).map(([c]) => c);
     for (const c of conns) assert.ok(p.manager.offload(c));
     settle(p);
-    // Both terminates go out before either completes: neither sees its path's last reference.
-    for (const c of conns) assert.ok(p.manager.terminate(c, "test"));
+    // Both terminates go out, in two calls, before either completes: neither sees its path's
+    // last reference. (Terminates asked for in one turn go in one tree, path and all.)
+    for (const c of conns) {
+      assert.ok(p.manager.terminate(c, "test"));
+      // The stack's transmit poll runs the manager's deferred work; the target's does not run.
+      assert.equal(p.a.pollTransmit(p.nodeA.now()), undefined);
+    }
+    assert.equal(p.manager.stats.terminates, 2, "two TerminateOffload calls");
     settle(p);
     assert.equal(p.manager.offloadedCount, 0);
     const left = p.manager.objects();

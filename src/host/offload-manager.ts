@@ -1081,7 +1081,17 @@ export class OffloadManager implements OffloadHost {
       });
       return;
     }
-    this.#terminateTree([t], t.wantTerminate ?? "host");
+    // Connections ready in one turn go in one TerminateOffload tree (a storm makes one call, not
+    // thousands); their paths and neighbors go with them where no dependent stays (C-6).
+    if (this.#readyTerminates.length === 0) {
+      this.#defer(() => {
+        const ready = this.#readyTerminates;
+        this.#readyTerminates = [];
+        const live = ready.filter((r) => r.phase === "offloaded");
+        if (live.length > 0) this.#terminateTree(live, live[0]?.wantTerminate ?? "host");
+      });
+    }
+    this.#readyTerminates.push(t);
   }
 
   /** One TerminateOffload tree for `tcps`, including each path and neighbor left without dependents. */
@@ -1652,6 +1662,9 @@ export class OffloadManager implements OffloadHost {
 
   // -------------------------------------------------------------------------------------------
   // Deferred work, updates from the neighbor and path caches, automatic policy
+
+  /** Connections #startTerminate found ready this turn: one tree takes them all. */
+  #readyTerminates: OffloadedTcp[] = [];
 
   #defer(fn: () => void): void {
     this.#deferred.push(fn);
