@@ -137,6 +137,7 @@ export class OffloadManager implements OffloadHost {
     initiateSuccesses: 0,
     initiateFailures: 0,
     terminates: 0,
+    terminateCalls: 0,
     updates: 0,
     invalidates: 0,
     queries: 0,
@@ -1197,8 +1198,9 @@ export class OffloadManager implements OffloadHost {
       g.push(r);
       groups.set(r.layer, g);
     }
-    this.stats.terminates++;
+    this.stats.terminates += tcps.length;
     for (const g of groups.values()) {
+      this.stats.terminateCalls++;
       linkBlocks(g);
       const root = g[0] as OffloadBlockList; // groups are non-empty
       this.#log(

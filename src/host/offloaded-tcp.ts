@@ -38,7 +38,10 @@ export interface OffloadStats {
   /** Initiates the target completed with success: connections that did run offloaded. */
   initiateSuccesses: number;
   initiateFailures: number;
+  /** TCP connections sent to the target in TerminateOffload calls. */
   terminates: number;
+  /** TerminateOffload calls (one tree may carry many connections: a storm is one call). */
+  terminateCalls: number;
   updates: number;
   invalidates: number;
   queries: number;
