@@ -122,6 +122,13 @@ const OP_RETURN = "MiniportTcpOffloadReceiveReturn";
 const OP_DISC = "MiniportTcpOffloadDisconnect";
 const OP_FWD = "MiniportTcpOffloadForward";
 const OP_INIT = "MiniportInitiateOffload";
+/**
+ * Connections in one TerminateOffload call at most when several are ready in one turn (a
+ * storm): enough to make the cost per call vanish, few enough that the target completes one
+ * batch while the host works on the next.
+ */
+export const TERMINATE_BATCH = 32;
+
 /** Default bound on `OffloadManager.log` entries (`logLimit`). */
 export const DEFAULT_OFFLOAD_LOG_LIMIT = 10_000;
 
@@ -1082,14 +1089,18 @@ export class OffloadManager implements OffloadHost {
       });
       return;
     }
-    // Connections ready in one turn go in one TerminateOffload tree (a storm makes one call, not
-    // thousands); their paths and neighbors go with them where no dependent stays (C-6).
+    // Connections ready in one turn go in one TerminateOffload tree, up to TERMINATE_BATCH
+    // (a storm makes a call per batch, not per connection, and the target works on one batch
+    // while the host takes the previous one in); their paths and neighbors go with them where
+    // no dependent stays (C-6).
     if (this.#readyTerminates.length === 0) {
       this.#defer(() => {
-        const ready = this.#readyTerminates;
+        const ready = this.#readyTerminates.filter((r) => r.phase === "offloaded");
         this.#readyTerminates = [];
-        const live = ready.filter((r) => r.phase === "offloaded");
-        if (live.length > 0) this.#terminateTree(live, live[0]?.wantTerminate ?? "host");
+        for (let i = 0; i < ready.length; i += TERMINATE_BATCH) {
+          const batch = ready.slice(i, i + TERMINATE_BATCH);
+          this.#terminateTree(batch, batch[0]?.wantTerminate ?? "host");
+        }
       });
     }
     this.#readyTerminates.push(t);

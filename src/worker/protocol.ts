@@ -39,7 +39,7 @@ import type { TcpConnectionOffloadCapabilities } from "../chimney/capabilities.j
 import type { NdisStatus, OffloadStatusIndication } from "../chimney/status.js";
 import { type Mdl, type NblStatus, type NetBuffer, netBuffer } from "../nbl/nbl.js";
 import type { NblId, NetBufferList } from "../nbl/nbl.js";
-import { OwnershipError, type OwnershipReason } from "../util/errors.js";
+import { InvariantViolation, OwnershipError, type OwnershipReason } from "../util/errors.js";
 
 /** An MDL across threads: a window of shared memory. */
 export interface MdlDesc {
@@ -96,9 +96,16 @@ export interface BlockDesc {
   readonly chain: readonly NblDesc[] | null;
   /** BufferedData of the delegated state, described (its refs name these). */
   readonly buffered: readonly NblDesc[] | null;
-  readonly next: BlockDesc | null;
-  readonly dependent: BlockDesc | null;
+  /** Its dependent block list (empty: none). */
+  readonly dependents: TreeDesc;
 }
+
+/**
+ * A block list as it crosses: the blocks of one level as an array (their `NextBlock` links),
+ * each with its dependents. Arrays, not links: a storm's tree has thousands of siblings, and a
+ * linked chain that deep overflows the stack of a recursive walk and of the structured clone.
+ */
+export type TreeDesc = readonly BlockDesc[];
 
 /** The NBL-valued fields of a TCP delegated state, as refs. */
 export interface DelegatedNbls {
@@ -117,7 +124,7 @@ export type DataCall = "send" | "recv" | "fwd";
 export type DownRecord =
   | { readonly k: "frame"; readonly frame: Uint8Array }
   | { readonly k: "sendFrame"; readonly frame: Uint8Array }
-  | { readonly k: "op"; readonly op: StateOp; readonly id: number; readonly tree: BlockDesc }
+  | { readonly k: "op"; readonly op: StateOp; readonly id: number; readonly tree: TreeDesc }
   | {
       readonly k: "data";
       readonly call: DataCall;
@@ -171,7 +178,7 @@ export interface WorkerAudit {
 export type UpRecord =
   | { readonly k: "tx"; readonly frame: Uint8Array }
   | { readonly k: "up"; readonly frame: Uint8Array }
-  | { readonly k: "opDone"; readonly op: StateOp; readonly id: number; readonly tree: BlockDesc }
+  | { readonly k: "opDone"; readonly op: StateOp; readonly id: number; readonly tree: TreeDesc }
   | {
       readonly k: "dataDone";
       readonly call: DataCall | "disc";
@@ -183,7 +190,7 @@ export type UpRecord =
       readonly nbl: NblDesc;
     }
   | { readonly k: "event"; readonly handle: NdisOffloadHandle; readonly event: TcpOffloadEvent }
-  | { readonly k: "reach"; readonly seq: number; readonly tree: BlockDesc }
+  | { readonly k: "reach"; readonly seq: number; readonly tree: TreeDesc }
   | {
       readonly k: "status";
       readonly status: OffloadStatusIndication;
@@ -360,7 +367,13 @@ export interface TreeEncoder {
 }
 
 /** A tree as it crosses: its blocks in the same shape, NBLs described by `e`. */
-export function encodeTree(b: OffloadBlockList, e: TreeEncoder): BlockDesc {
+export function encodeTree(first: OffloadBlockList, e: TreeEncoder): TreeDesc {
+  const out: BlockDesc[] = [];
+  for (let b: OffloadBlockList | null = first; b !== null; b = b.nextBlock) out.push(encodeBlock(b, e));
+  return out;
+}
+
+function encodeBlock(b: OffloadBlockList, e: TreeEncoder): BlockDesc {
   let buffered: NblDesc[] | null = null;
   let delegated: unknown = b.delegatedState;
   if (b.layer === "tcp" && b.delegatedState !== undefined) {
@@ -385,8 +398,7 @@ export function encodeTree(b: OffloadBlockList, e: TreeEncoder): BlockDesc {
     delegatedState: delegated,
     chain: b.netBufferListChain === null ? null : e.chain(b.netBufferListChain),
     buffered,
-    next: b.nextBlock === null ? null : encodeTree(b.nextBlock, e),
-    dependent: b.dependentBlockList === null ? null : encodeTree(b.dependentBlockList, e),
+    dependents: b.dependentBlockList === null ? [] : encodeTree(b.dependentBlockList, e),
   };
 }
 
@@ -400,7 +412,20 @@ export interface TreeDecoder {
 }
 
 /** This side's copy of a tree that arrived: fresh blocks and slots, NBLs from `dec`. */
-export function decodeTree(d: BlockDesc, dec: TreeDecoder): OffloadBlockList {
+export function decodeTree(tree: TreeDesc, dec: TreeDecoder): OffloadBlockList {
+  let first: OffloadBlockList | null = null;
+  let prev: OffloadBlockList | null = null;
+  for (const d of tree) {
+    const b = decodeBlock(d, dec);
+    if (prev === null) first = b;
+    else prev.nextBlock = b;
+    prev = b;
+  }
+  if (first === null) throw new InvariantViolation("an empty block list crossed");
+  return first;
+}
+
+function decodeBlock(d: BlockDesc, dec: TreeDecoder): OffloadBlockList {
   const here = dec.block(d);
   let delegated: unknown = d.delegatedState;
   if (d.layer === "tcp" && d.delegatedState !== undefined) {
@@ -423,16 +448,16 @@ export function decodeTree(d: BlockDesc, dec: TreeDecoder): OffloadBlockList {
     cachedState: d.cachedState,
     delegatedState: delegated,
     netBufferListChain: here.chain,
-    nextBlock: d.next === null ? null : decodeTree(d.next, dec),
-    dependentBlockList: d.dependent === null ? null : decodeTree(d.dependent, dec),
+    nextBlock: null,
+    dependentBlockList: d.dependents.length === 0 ? null : decodeTree(d.dependents, dec),
   } as OffloadBlockList; // the layer's own state types: they crossed as they were
 }
 
 /** Every block descriptor of a tree in traversal order (as `forEachInTree`). */
-export function forEachDesc(first: BlockDesc | null, fn: (d: BlockDesc) => void): void {
-  for (let d = first; d !== null; d = d.next) {
+export function forEachDesc(tree: TreeDesc, fn: (d: BlockDesc) => void): void {
+  for (const d of tree) {
     fn(d);
-    forEachDesc(d.dependent, fn);
+    forEachDesc(d.dependents, fn);
   }
 }
 

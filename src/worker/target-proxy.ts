@@ -41,6 +41,7 @@ import { type OffloadWorkers, startOffloadWorkers } from "./rss-targets.js";
 import {
   type Batch,
   type BlockDesc,
+  type TreeDesc,
   CELL_STOP,
   completeStateOp,
   CELL_STOPPED,
@@ -452,17 +453,20 @@ export class WorkerTarget implements OffloadWorkers {
 
   tcpOffloadReceiveReturn(nbl: NetBufferList): "NDIS_STATUS_SUCCESS" {
     // Every NBL must be a mirror the host holds, or nothing crosses (the chain moves whole).
+    // (A set finds a cycle: a storm returns thousands of NBLs in one chain.)
     const ids: NblId[] = [];
+    const seen = new Set<NblId>();
     for (let n: NetBufferList | null = nbl; n !== null; n = n.next) {
       const id = this.#mirrorOf.get(n);
-      if (id === undefined || ids.includes(id)) {
+      if (id === undefined || seen.has(id)) {
         throw new OwnershipError(
-          ids.includes(id as NblId) ? "cycle" : "double-return",
+          id !== undefined ? "cycle" : "double-return",
           n.id,
           `MiniportTcpOffloadReceiveReturn: NBL #${n.id} is not an indicated NBL the host holds (never indicated, or returned already)`,
         );
       }
       ids.push(id);
+      seen.add(id);
     }
     for (const id of ids) {
       const m = this.#mirrors.get(id) as NetBufferList; // every id was found above
@@ -808,7 +812,7 @@ export class WorkerTarget implements OffloadWorkers {
     this.#ledger.free(m, "target", op);
   }
 
-  #opDone(op: StateOp, id: number, desc: BlockDesc): void {
+  #opDone(op: StateOp, id: number, desc: TreeDesc): void {
     const pending = this.#ops.get(id);
     if (pending === undefined) throw new InvariantViolation(`completion of unknown ${op} #${id}`);
     this.#ops.delete(id);

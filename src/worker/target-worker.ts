@@ -35,7 +35,7 @@ import { Instant } from "../time/instant.js";
 import { InvariantViolation, OwnershipError } from "../util/errors.js";
 import {
   type Batch,
-  type BlockDesc,
+  type TreeDesc,
   callStateOp,
   CELL_STOP,
   CELL_STOPPED,
@@ -46,6 +46,7 @@ import {
   decodeTree,
   type DownRecord,
   encodeTree,
+  forEachDesc,
   errorRecord,
   header,
   MdlEncoder,
@@ -62,8 +63,11 @@ import type { WorkerTargetInit } from "./target-proxy.js";
 /** Rounds of the loop after which a target that still has work is taken for a livelock. */
 const MAX_ROUNDS = 1_000_000;
 
-/** State operations of one batch after which the worker answers what it has done so far. */
-const PIPELINE_OPS = 64;
+/**
+ * Blocks of state operations in one batch after which the worker answers what it has done so
+ * far (a storm's terminate trees carry hundreds of connections each).
+ */
+const PIPELINE_BLOCKS = 64;
 
 /** How long the worker polls for the host's next batch after one with a state operation (ms). */
 const SPIN_AFTER_OP_MS = 0.1;
@@ -256,14 +260,19 @@ class WorkerLoop {
     if (this.#stopped) return;
     try {
       let now = this.now();
-      let ops = 0;
+      let blocks = 0;
       this.tookOp = false;
       for (const r of b.records) {
         this.#apply(now, r);
-        if (r.k === "op") this.tookOp = true;
+        if (r.k !== "op") continue;
+        this.tookOp = true;
         // A long batch of state operations (a terminate storm) is worked and answered in
         // slices, so the host completes the first while the rest are still being worked here.
-        if (r.k === "op" && ++ops % PIPELINE_OPS === 0) {
+        forEachDesc(r.tree, () => {
+          blocks++;
+        });
+        if (blocks >= PIPELINE_BLOCKS) {
+          blocks = 0;
           this.run();
           now = this.now();
         }
@@ -386,7 +395,7 @@ class WorkerLoop {
     return head;
   }
 
-  #op(op: StateOp, id: number, desc: BlockDesc): void {
+  #op(op: StateOp, id: number, desc: TreeDesc): void {
     const opName = STATE_OP[op];
     const lent: NetBufferList[] = [];
     const root = this.#tree(desc, opName, lent);
@@ -417,7 +426,7 @@ class WorkerLoop {
 
   /** The worker's copy of a host tree: mirrors for its NBLs, slots of its own. */
   /** The worker's copy of a host tree: mirrors for its NBLs, slots of its own. */
-  #tree(d: BlockDesc, op: string, lent: NetBufferList[]): OffloadBlockList {
+  #tree(d: TreeDesc, op: string, lent: NetBufferList[]): OffloadBlockList {
     return decodeTree(d, {
       block: (b) => {
         const chain = b.chain !== null && b.chain.length > 0 ? this.#arrive(b.chain, op) : null;
@@ -638,7 +647,7 @@ class WorkerLoop {
   }
 
   /** The worker's side of a tree going up: host NBLs it hands back die here, its own go up. */
-  #encodeTree(b: OffloadBlockList, op: string, freed: Set<NetBufferList>): BlockDesc {
+  #encodeTree(b: OffloadBlockList, op: string, freed: Set<NetBufferList>): TreeDesc {
     return encodeTree(b, {
       chain: (head) => {
         const out: NblDesc[] = [];
