@@ -845,6 +845,28 @@ void describe("options in ESTABLISHED (RFC 7323, RFC 2018)", () => {
     assert.deepEqual(ack?.timestamps, { tsVal: 1005, tsEcr: 505 });
     assert.equal(ack?.window, Math.ceil((200_000 - 10) / 4));
   });
+  // RFC 7323 4.3 makes the receiver echo an earlier copy's TSval when a retransmission arrives
+  // as a duplicate; RFC 6298 5 (Karn): an ambiguous ACK is no sample.
+  function afterTimeout(): TcpConnection {
+    const c = optEstablished();
+    assert.equal(c.srtt, Duration.fromMillis(1)); // the handshake's sample
+    c.send(bytes(10));
+    assert.deepEqual(drainTx(c, at(2))[0]?.timestamps, { tsVal: 1002, tsEcr: 501 });
+    tick(c, at(202));
+    assert.deepEqual(drainTx(c, at(202))[0]?.timestamps, { tsVal: 1202, tsEcr: 501 });
+    return c;
+  }
+  void test("after a timeout, an ACK echoing the original's TSval is no RTT sample (RFC 6298 5)", () => {
+    const c = afterTimeout();
+    recv(c, at(205), { ack: L(11), timestamps: { tsVal: 510, tsEcr: 1002 } });
+    assert.equal(c.sndUna, L(11));
+    assert.equal(c.srtt, Duration.fromMillis(1)); // not (7 * 1 + 203) / 8 ms
+  });
+  void test("after a timeout, an ACK echoing the retransmission's TSval is a sample (RFC 7323 4.1)", () => {
+    const c = afterTimeout();
+    recv(c, at(205), { ack: L(11), timestamps: { tsVal: 510, tsEcr: 1202 } });
+    assert.equal(c.srtt, Duration.fromMicros(1250)); // (7 * 1 + 3) / 8 ms
+  });
   void test("PAWS drops a segment with an old timestamp and ACKs it (RFC 7323 5.3)", () => {
     const c = optEstablished();
     recv(c, at(5), { payload: bytes(10), timestamps: { tsVal: 400, tsEcr: 1000 } });

@@ -368,6 +368,8 @@ export class TcpConnection {
   #keepAliveAt: Instant | undefined;
   #closeAt: Instant | undefined;
   #rtxCount = 0;
+  /** TSval of the current timeout episode's latest retransmission (see the RTT sample in #ack). */
+  #rtoTsVal: number | undefined;
   #rtxStart: Instant | undefined;
   /** Persist round (Chimney SndWndProbeCount): the backoff exponent of the persist timer. */
   #probeCount = 0;
@@ -1704,8 +1706,19 @@ export class TcpConnection {
     this.#sb.trim(this.#sendHeadOff);
     // RTT sample (RFC 7323 4.1 with timestamps, else RFC 6298 with Karn's rule).
     const ts = seg.timestamps;
-    const echoed = this.#tsOk && ts !== undefined && ts.tsEcr !== 0;
+    // Not a sample: during a timeout episode, an echo older than the latest retransmission.
+    // Either that retransmission arrived as a duplicate and the receiver echoed the TS.Recent
+    // of an earlier copy (RFC 7323 4.3), or an earlier copy's ACK was late: the age would count
+    // the timeouts as round-trip time either way (under heavy ACK loss SRTT grew to 40x the
+    // path's RTT and every RTO hit its cap). Karn's rule for timestamps: ambiguous, no sample.
+    const stale =
+      this.#rtxCount > 0 &&
+      this.#rtoTsVal !== undefined &&
+      ts !== undefined &&
+      ((ts.tsEcr - this.#rtoTsVal) | 0) < 0;
+    const echoed = this.#tsOk && ts !== undefined && ts.tsEcr !== 0 && !stale;
     this.#rtt.onAck(now, ack, echoed ? (this.#tsNow(now) - ts.tsEcr) | 0 : undefined);
+    if (this.#rtxCount > 0) this.#rtoTsVal = undefined;
     // RFC 3522 / 4015: the first ACK past a timeout's retransmission decides whether the
     // timeout was spurious (the ACK echoes a TSval older than the retransmission's).
     const rtoSpurious = this.#spurious.timeoutSpurious(seg, this.#rtxCount > 0);
@@ -2058,6 +2071,7 @@ export class TcpConnection {
       return;
     }
     this.#rtxCount++;
+    if (this.#tsOk) this.#rtoTsVal = this.#tsNow(now);
     // RFC 6298 5.5: back off; 5.4 retransmit the earliest unacknowledged segment.
     this.#rtt.backoff();
     const smss = this.#smss();
