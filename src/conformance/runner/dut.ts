@@ -114,7 +114,7 @@ import {
 } from "./syscall-args.js";
 import { applySysctl, type DutSettings, type LenientRuleName } from "./policy.js";
 import { runPyAsserts } from "./pycode.js";
-import { PACKETDRILL_DEFAULTS, PacketMatcher } from "./matcher.js";
+import { coalesceRun, PACKETDRILL_DEFAULTS, PacketMatcher } from "./matcher.js";
 
 export { PACKETDRILL_DEFAULTS };
 
@@ -863,37 +863,19 @@ class ScriptRun {
   }
 
   /**
-   * TSO as the script saw it (profiles with `tso`): when the script expects a longer segment
-   * than the one we sent, the segments we sent right after it that continue it (next sequence
-   * number, same ports and ACK, no SYN / FIN / RST before the last) are taken as one, as the
-   * kernel's TCP segmentation offload hands them to packetdrill's tun device: flags are their
-   * union (PSH from the last). Records the `tso-coalescing` rule when it merged anything.
+   * TSO as the script saw it (profiles with `tso`, see `coalesceRun`): the segments we sent at
+   * the same time as `first` that continue it.
    */
   #coalesce(first: TcpRepr, want: number): TcpRepr {
-    let len = first.payload.length;
-    if (len === 0 || len >= want) return first;
-    let flags = first.flags;
-    while (len < want && (flags & (TcpFlag.FIN | TcpFlag.SYN | TcpFlag.RST)) === 0) {
-      const next = this.#out[0];
-      if (next === undefined || next.time !== this.#now) break;
-      const d = decodeIpPacket(next.bytes).transport;
-      if (d?.kind !== "tcp") break;
-      const n = d.tcp;
-      const contiguous =
-        n.srcPort === first.srcPort &&
-        n.dstPort === first.dstPort &&
-        n.ack === first.ack &&
-        n.seq === Seq.add(first.seq, len) &&
-        n.payload.length > 0 &&
-        len + n.payload.length <= want;
-      if (!contiguous) break;
+    const next = (): TcpRepr | undefined => {
+      const o = this.#out[0];
+      if (o === undefined || o.time !== this.#now) return undefined;
+      const d = decodeIpPacket(o.bytes).transport;
+      return d?.kind === "tcp" ? d.tcp : undefined;
+    };
+    return coalesceRun(first, want, this.#rules, next, () => {
       this.#out.shift();
-      len += n.payload.length;
-      flags |= n.flags;
-    }
-    if (len === first.payload.length) return first;
-    this.#rules.add("tso-coalescing");
-    return { ...first, flags, payload: new Uint8Array(len) };
+    });
   }
 
   // -------------------------------------------------------------------------------------------

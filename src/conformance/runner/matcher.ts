@@ -237,6 +237,43 @@ export class PacketMatcher {
   }
 }
 
+/**
+ * TSO as the script saw it: when the script expects a longer segment than `first`, the
+ * segments sent right after it that continue it (next sequence number, same ports and ACK, no
+ * SYN / FIN / RST before the last) are taken as one, as a TCP segmentation offload engine would
+ * have sent them: flags are their union. `peek` gives the next segment sent (undefined when
+ * there is none yet), `take` consumes it. Records the `tso-coalescing` rule when it merged any.
+ */
+export function coalesceRun(
+  first: TcpRepr,
+  want: number,
+  rules: Set<LenientRuleName>,
+  peek: () => TcpRepr | undefined,
+  take: () => void,
+): TcpRepr {
+  let len = first.payload.length;
+  if (len === 0 || len >= want) return first;
+  let flags = first.flags;
+  while (len < want && (flags & (TcpFlag.FIN | TcpFlag.SYN | TcpFlag.RST)) === 0) {
+    const n = peek();
+    if (n === undefined) break;
+    const contiguous =
+      n.srcPort === first.srcPort &&
+      n.dstPort === first.dstPort &&
+      n.ack === first.ack &&
+      n.seq === Seq.add(first.seq, len) &&
+      n.payload.length > 0 &&
+      len + n.payload.length <= want;
+    if (!contiguous) break;
+    take();
+    len += n.payload.length;
+    flags |= n.flags;
+  }
+  if (len === first.payload.length) return first;
+  rules.add("tso-coalescing");
+  return { ...first, flags, payload: new Uint8Array(len) };
+}
+
 function hexBytes(hex: string, minLen: number): Uint8Array {
   const clean = hex.replace(/[^0-9a-fA-F]/g, "");
   const out = new Uint8Array(Math.max(minLen, clean.length >> 1));
