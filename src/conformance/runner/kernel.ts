@@ -51,7 +51,7 @@ import {
 } from "../packetdrill/index.js";
 import type { FailureKind, ScriptResult } from "./dut.js";
 import { coalesceRun, PACKETDRILL_DEFAULTS, PacketMatcher } from "./matcher.js";
-import { sysctlAssignments } from "./features.js";
+import { detectUnsupported, sysctlAssignments } from "./features.js";
 import type { LenientRuleName } from "./policy.js";
 import { LINUX_DEFAULTS_SH, LINUX_PROFILE } from "./profile.js";
 import { ArgShapeError, bracketed, iovLength, linger, msgHdr } from "./syscall-args.js";
@@ -79,7 +79,7 @@ export interface KernelScriptOptions {
   readonly file: string;
   /** The script's folder, where its shell commands run (relative helper paths). */
   readonly dir?: string | undefined;
-  /** How late past the tolerance a packet may still come (default 10 ms). */
+  /** How late past the tolerance a packet may still come (default 25 ms: a busy machine). */
   readonly lateSlackUsecs?: number | undefined;
 }
 
@@ -174,6 +174,14 @@ function errnoOf(e: unknown): string {
   throw e;
 }
 
+/** What a failed child process said on stderr (or the error's message). */
+function stderrOf(e: unknown): string {
+  const err = (e as { stderr?: unknown }).stderr;
+  if (typeof err === "string") return err.trim();
+  if (err instanceof Uint8Array) return Buffer.from(err).toString("utf8").trim();
+  return e instanceof Error ? e.message : "";
+}
+
 function secs(usecs: number): string {
   return `${(usecs / 1e6).toFixed(6)}s`;
 }
@@ -242,7 +250,7 @@ class KernelRun {
     this.#script = script;
     this.#opts = opts;
     this.#tolerance = Number(optionValue(script, "tolerance_usecs") ?? PACKETDRILL_DEFAULTS.toleranceUsecs);
-    this.#slack = opts.lateSlackUsecs ?? 10_000;
+    this.#slack = opts.lateSlackUsecs ?? 25_000;
     this.#match = new PacketMatcher({
       strict: true,
       rules: this.#rules,
@@ -259,8 +267,16 @@ class KernelRun {
     });
     try {
       this.#checkOptions();
+      const events = selectEvents(this.#script, defines);
+      // The kernel has these features, but this runner passes no sendto() addresses, cookies
+      // or keys: a script that uses them is unsupported here.
+      const use = detectUnsupported(this.#script, events);
+      if (use !== undefined) {
+        this.#line = use.line;
+        this.#unsupported(`${use.feature} (the kernel mode passes no sendto() address, cookie or key)`);
+      }
       this.#setup();
-      for (const ev of selectEvents(this.#script, defines)) {
+      for (const ev of events) {
         this.#event(ev);
         this.#resolveBlocked(false);
       }
@@ -303,7 +319,7 @@ class KernelRun {
     try {
       execFileSync("ip", args, { stdio: ["ignore", "pipe", "pipe"] });
     } catch (e) {
-      this.#fail(`ip ${args.join(" ")} failed: ${String((e as { stderr?: unknown }).stderr ?? e)}`, "runner");
+      this.#fail(`ip ${args.join(" ")} failed: ${stderrOf(e)}`, "runner");
     }
   }
 
@@ -373,7 +389,7 @@ class KernelRun {
         stdio: ["ignore", "pipe", "pipe"],
       });
     } catch (e) {
-      const err = String((e as { stderr?: unknown }).stderr ?? "").trim();
+      const err = stderrOf(e);
       this.#fail(`sysctl ${args.join(" ")} failed: ${err}`, "syscall");
     }
   }
@@ -459,7 +475,9 @@ class KernelRun {
       return;
     }
     if (this.#t0 !== undefined) this.#waitUntil(start);
-    this.#last = start;
+    // The next relative times count from when this event really ran: a late turn of ours (a
+    // busy machine) moves the kernel's answers with it, as packetdrill measures them.
+    this.#last = Math.max(start, this.#now());
     switch (ev.kind) {
       case "packet":
         this.#inject(ev.packet);
@@ -569,7 +587,7 @@ class KernelRun {
         env: { ...process.env, PACKETDRILL_PID: String(process.pid) },
       });
     } catch (e) {
-      const err = String((e as { stderr?: unknown }).stderr ?? "").trim();
+      const err = stderrOf(e);
       this.#fail(`command \`${cmd.trim()}\` failed: ${err}`, "syscall");
     }
   }
