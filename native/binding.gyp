@@ -7,7 +7,7 @@
     },
     {
       "target_name": "chimney_repair",
-      "sources": ["repair.c", "steer.c"],
+      "sources": ["repair.c", "steer.c", "pdk.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]

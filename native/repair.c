@@ -25,6 +25,8 @@
  * tcUnsteer(nsFd, outer, pref)           one connection's steering filter, over rtnetlink
  *                                        (steer.c; the namespace's calls, without running tc)
  * rawSocketIn(nsFd) -> fd, sendIp(fd, packet)   IPv4 packets into the namespace's own stack (steer.c)
+ * tunIn, waitFds, readFd, writeFd, recvFlags, sendFlags, shutdown, setBytes, getBytes
+ *                                        packetdrill scripts against the kernel (pdk.c)
  *
  * A failed system call throws an Error with `code` the errno name (EINVAL, EPERM, ...), `errno`
  * the number and `syscall` what was called (e.g. "setsockopt(TCP_REPAIR_WINDOW)").
@@ -504,6 +506,15 @@ static napi_value init(napi_env env, napi_value exports) {
       {"tcUnsteer", NULL, js_tc_unsteer, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rawSocketIn", NULL, js_raw_socket_in, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendIp", NULL, js_send_ip, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunIn", NULL, js_tun_in, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"waitFds", NULL, js_wait_fds, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readFd", NULL, js_read_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"writeFd", NULL, js_write_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"recvFlags", NULL, js_recv_flags, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendFlags", NULL, js_send_flags, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"shutdown", NULL, js_shutdown, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setBytes", NULL, js_set_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getBytes", NULL, js_get_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -1,5 +1,5 @@
 /*
- * Shared by the chimney_repair addon's sources (repair.c, steer.c): argument parsing and
+ * Shared by the chimney_repair addon's sources (repair.c, steer.c, pdk.c): argument parsing and
  * errno errors (defined in repair.c), and the calls steer.c adds.
  */
 #ifndef CHIMNEY_REPAIR_H
@@ -16,10 +16,25 @@ int get_i32(napi_env env, napi_value v, int32_t *out);
 int get_u32(napi_env env, napi_value v, uint32_t *out);
 socklen_t get_sockaddr(napi_env env, napi_value addr, napi_value port, struct sockaddr_storage *ss);
 
+/* Enters the network namespace nsfd on this thread (*home: the thread's own); leave_ns returns. */
+int enter_ns(int nsfd, int *home);
+void leave_ns(int home);
+
 napi_value js_socket_in(napi_env env, napi_callback_info info);
 napi_value js_tc_steer(napi_env env, napi_callback_info info);
 napi_value js_tc_unsteer(napi_env env, napi_callback_info info);
 napi_value js_raw_socket_in(napi_env env, napi_callback_info info);
 napi_value js_send_ip(napi_env env, napi_callback_info info);
+
+/* pdk.c: the packetdrill runner's kernel calls. */
+napi_value js_tun_in(napi_env env, napi_callback_info info);
+napi_value js_wait_fds(napi_env env, napi_callback_info info);
+napi_value js_read_fd(napi_env env, napi_callback_info info);
+napi_value js_write_fd(napi_env env, napi_callback_info info);
+napi_value js_recv_flags(napi_env env, napi_callback_info info);
+napi_value js_send_flags(napi_env env, napi_callback_info info);
+napi_value js_shutdown(napi_env env, napi_callback_info info);
+napi_value js_set_bytes(napi_env env, napi_callback_info info);
+napi_value js_get_bytes(napi_env env, napi_callback_info info);
 
 #endif

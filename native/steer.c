@@ -42,7 +42,7 @@
 #include "repair.h"
 
 /* Enters the namespace `nsfd` on this thread; *home is the thread's own (to return to). */
-static int enter_ns(int nsfd, int *home) {
+int enter_ns(int nsfd, int *home) {
   *home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (*home < 0) return -1;
   if (setns(nsfd, CLONE_NEWNET) < 0) {
@@ -55,7 +55,7 @@ static int enter_ns(int nsfd, int *home) {
 }
 
 /* Returns this thread to its own namespace. Staying in the other one would be silent havoc. */
-static void leave_ns(int home) {
+void leave_ns(int home) {
   if (setns(home, CLONE_NEWNET) < 0) {
     perror("chimney_repair: setns back to the thread's own network namespace");
     abort();

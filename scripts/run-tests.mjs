@@ -33,6 +33,8 @@ const SOLO = [
   "kernel-roundtrip.test.js",
   "kernel-target.test.js",
   "cli-handoff.test.js",
+  "conformance-kernel.test.js",
+  "cli-conformance-kernel.test.js",
 ];
 const solo = chosen.filter((f) => SOLO.some((s) => f.endsWith(s)));
 const shared = chosen.filter((f) => !solo.includes(f));

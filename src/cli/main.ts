@@ -156,6 +156,10 @@ export function program(): Command {
     )
     .option("--profile <name>", "whose environment the scripts were written for: freebsd (default) or linux")
     .option(
+      "--against <dut>",
+      "the device under test: stack (default, ours on virtual time) or kernel (the running Linux kernel on real time; --profile linux, root; DIR may be one script)",
+    )
+    .option(
       "--by-folder",
       "print the per-folder table with the scripts that did not pass split by the kind of their first failure",
     )
@@ -171,6 +175,7 @@ export function program(): Command {
           offloadDelay?: number;
           byFolder?: boolean;
           profile?: string;
+          against?: string;
         },
       ) => {
         process.exitCode = conformanceCommand(dir, opts);

@@ -129,6 +129,23 @@ export interface RepairAddon {
   rawSocketIn(nsFd: number): number;
   /** Sends the IPv4 packet as it is, to its destination (native/steer.c). */
   sendIp(fd: number, packet: Uint8Array): void;
+  /** A non-blocking TUN device (bare IP packets) made inside namespace `nsFd` (native/pdk.c). */
+  tunIn(nsFd: number, name: string): number;
+  /** One ppoll over `fds` with `events`; the revents of each (timeoutUs < 0: no timeout). */
+  waitFds(fds: readonly number[], events: readonly number[], timeoutUs: number): number[];
+  /** One read(2) of up to `max` bytes; null when nothing is ready. */
+  readFd(fd: number, max: number): Buffer | null;
+  /** One write(2). */
+  writeFd(fd: number, data: Buffer): number;
+  /** One recv(2) with `flags` (EAGAIN throws). */
+  recvFlags(fd: number, length: number, flags: number): Buffer;
+  /** One send(2) with `flags` | MSG_NOSIGNAL (EAGAIN throws). */
+  sendFlags(fd: number, data: Buffer, flags: number): number;
+  shutdown(fd: number, how: number): void;
+  /** setsockopt(2) with any option value. */
+  setBytes(fd: number, level: number, name: number, value: Buffer): void;
+  /** getsockopt(2) of up to `length` bytes (at most 4096). */
+  getBytes(fd: number, level: number, name: number, length: number): Buffer;
 }
 
 let cached: RepairAddon | undefined;

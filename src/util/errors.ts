@@ -19,7 +19,8 @@ export type ErrorCode =
   | "ERR_NATIVE_ADDON_MISSING"
   | "ERR_SIM_TIMEOUT"
   | "ERR_WORKER_TARGET"
-  | "ERR_REPAIR";
+  | "ERR_REPAIR"
+  | "ERR_KERNEL_MODE";
 
 /** Base of every error this package throws. `code` is stable; `message` may change. */
 export abstract class StackError extends Error {

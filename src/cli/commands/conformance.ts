@@ -4,12 +4,17 @@
  * With `--offload` every connection runs offloaded once established; the expected failures are
  * then known-failures.txt plus known-failures-offload.txt (the chimney contract's differences).
  *
+ * With `--against kernel` (and `--profile linux`) the scripts run against the running Linux kernel
+ * instead (root only; runner/kernel.ts), one line per script and a total line; the expected
+ * failures are known-failures-kernel.txt. DIR may then also be one script.
+ *
  * Without DIR the suite is the FreeBSD one that src/conformance/peer-suite.ts finds
  * (`$CHIMNEY_PEER_SUITE`, else ../shared/peer-tests beside the repository). A missing suite is a
  * usage error (exit 2) with a hint on where the suite comes from and how to point us at it.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { kernelModeUnavailable } from "../../conformance/runner/kernel.js";
 import {
   FREEBSD_SUITE_ORIGIN,
   findPeerSuite,
@@ -29,6 +34,9 @@ import {
   type ConformanceResult,
   type ConformanceRun,
   formatByFolder,
+  DUT_KINDS,
+  type DutKind,
+  formatPerScript,
   formatSummary,
   listScripts,
   suiteFolders,
@@ -56,6 +64,8 @@ export interface ConformanceCommandOptions {
   readonly byFolder?: boolean | undefined;
   /** Whose environment the scripts were written for (default freebsd). */
   readonly profile?: string | undefined;
+  /** The device under test: stack (default) or kernel (the running Linux kernel, root only). */
+  readonly against?: string | undefined;
 }
 
 /**
@@ -85,13 +95,14 @@ export const MISSING_SUITE_HINT =
   `to a folder holding ${PEER_SUITE_FOLDERS.freebsd}/ (default ../shared/peer-tests beside the repository)`;
 
 /** The known-failures files of a mode, relative to the repository root. */
-export function knownFailureFiles(mode: DutMode): string[] {
+export function knownFailureFiles(mode: DutMode | "kernel"): string[] {
+  if (mode === "kernel") return [join("src", "conformance", "known-failures-kernel.txt")];
   const host = join("src", "conformance", "known-failures.txt");
   return mode === "offload" ? [host, join("src", "conformance", "known-failures-offload.txt")] : [host];
 }
 
 /** The expected failures of a mode: the host list, plus the offload list in offload mode. */
-export function loadKnownFailures(mode: DutMode): Map<string, KnownFailure> {
+export function loadKnownFailures(mode: DutMode | "kernel"): Map<string, KnownFailure> {
   const out = new Map<string, KnownFailure>();
   for (const rel of knownFailureFiles(mode)) {
     const parsed = parseKnownFailures(readFileSync(join(packageRoot(), rel), "utf8"), rel);
@@ -146,10 +157,15 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
   // The arguments first (an output folder that cannot be written), then the suite they run on.
   if (o.pcap !== undefined) checkOutputDir(o.pcap, "--pcap");
   let dir: string;
+  let single: string | undefined;
   if (dirArg === undefined) {
     const found = findPeerSuite("freebsd");
     if (!found.found) throw new CliUsageError(`${found.reason}\nchimney: ${MISSING_SUITE_HINT}`);
     dir = found.dir;
+  } else if (existsSync(dirArg) && statSync(dirArg).isFile() && dirArg.endsWith(".pkt")) {
+    // One script: its folder is the suite, its name the filter.
+    dir = dirname(dirArg);
+    single = basename(dirArg);
   } else {
     dir = dirArg;
     if (!existsSync(dir) || !statSync(dir).isDirectory()) {
@@ -176,13 +192,30 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
   if (o.offloadDelay !== undefined && mode !== "offload")
     throw new CliUsageError("--offload-delay needs --offload");
   const offloadDelayUs = o.offloadDelay;
-  const known = loadKnownFailures(mode);
+  const against = o.against ?? "stack";
+  if (!(DUT_KINDS as readonly string[]).includes(against))
+    throw new CliUsageError(`--against: expected one of ${DUT_KINDS.join(", ")}, not ${against}`);
+  const kernel = against === "kernel";
+  if (kernel) {
+    if (profile !== "linux") throw new CliUsageError("--against kernel needs --profile linux");
+    if (mode === "offload") throw new CliUsageError("--against kernel and --offload exclude each other");
+    const why = kernelModeUnavailable();
+    if (why !== undefined) throw new CliUsageError(`--against kernel: ${why}`);
+  }
+  const known = loadKnownFailures(kernel ? "kernel" : mode);
   const started = performance.now();
   let run: ConformanceRun;
   // The suite's test folders; snippets/ holds fragments the other scripts include, not tests.
-  const folders = o.folder ?? suiteFolders(dir);
+  // Against the kernel every script under DIR runs, also those directly in it.
+  const folders = o.folder ?? (kernel ? undefined : suiteFolders(dir));
   const inFolders = (p: string) => folders === undefined || folders.some((f) => p.startsWith(`${f}/`));
-  if (re === undefined) {
+  if (single !== undefined) {
+    const one = runConformance(dir, { known, filter: single, profile, against: against as DutKind });
+    run = summarize(
+      one.results.filter((r) => r.file === single),
+      performance.now() - started,
+    );
+  } else if (re === undefined) {
     run = runConformance(dir, {
       known,
       pcapDir: o.pcap,
@@ -191,6 +224,7 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
       mode,
       offloadDelayUs,
       profile,
+      against: against as DutKind,
     });
     if (run.results.length === 0)
       throw new CliUsageError(`--folder ${folders?.join(" ") ?? ""}: no script under ${dir}`);
@@ -207,12 +241,14 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
         mode,
         offloadDelayUs,
         profile,
+        against: against as DutKind,
       });
       results.push(...one.results.filter((r) => r.file === path));
     }
     run = summarize(results, performance.now() - started);
   }
-  process.stdout.write(`${o.byFolder === true ? formatByFolder(run) : formatSummary(run)}\n`);
+  if (kernel) process.stdout.write(`${formatPerScript(run)}\n`);
+  else process.stdout.write(`${o.byFolder === true ? formatByFolder(run) : formatSummary(run)}\n`);
   process.stdout.write(`(${run.results.length} scripts in ${run.elapsedMs.toFixed(0)} ms)\n`);
   if (mode === "offload") {
     const a = offloadSummary(run.results);
@@ -238,6 +274,8 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
       `unexpected pass (remove it from ${list}${where === undefined ? "" : `, line ${where}`}): ${f}\n`,
     );
   }
+  // Against the kernel (real time) a listed script may fail another way from run to run: said, not failed.
+  const changed = kernel ? [] : check.changed;
   for (const c of check.changed) {
     const where = known.get(c.path)?.line;
     process.stdout.write(
@@ -251,11 +289,11 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
   if (
     check.newFailures.length > 0 ||
     check.unexpectedPasses.length > 0 ||
-    check.changed.length > 0 ||
+    changed.length > 0 ||
     staleRun.length > 0
   ) {
     process.stderr.write(
-      `chimney: conformance: ${check.newFailures.length} new failure(s), ${check.unexpectedPasses.length} unexpected pass(es), ${check.changed.length} changed failure(s)\n`,
+      `chimney: conformance: ${check.newFailures.length} new failure(s), ${check.unexpectedPasses.length} unexpected pass(es), ${changed.length} changed failure(s)\n`,
     );
     return EXIT.FAILED;
   }

@@ -51,7 +51,7 @@ import { HostStack, type HostConn, type HostListener, type StackEvent } from "..
 import { fromOffloadConnectionState } from "../../chimney/tcp-state.js";
 import { Prng } from "../../sim/prng.js";
 import { tcpConfig, type TcpConfig } from "../../tcp/config.js";
-import { Seq, type SeqNum } from "../../wire/seq.js";
+import { Seq } from "../../wire/seq.js";
 import type { TcpConnection } from "../../tcp/connection.js";
 import type { ConnEvent, TcpState } from "../../tcp/types.js";
 import { Duration, Instant } from "../../time/instant.js";
@@ -63,7 +63,7 @@ import type { Icmpv6Repr } from "../../wire/icmpv6.js";
 import { type IpAddr, ip } from "../../wire/ip-addr.js";
 import { decodeIpPacket, emitIcmpv4Packet, emitIcmpv6Packet, emitTcpPacket } from "../../wire/packet.js";
 import { formatPacket } from "../../wire/pretty.js";
-import { type SackBlock, TcpFlag, type TcpRepr } from "../../wire/tcp-repr.js";
+import { TcpFlag, type TcpRepr } from "../../wire/tcp-repr.js";
 import {
   type PdEvent,
   type PdExpr,
@@ -71,8 +71,6 @@ import {
   type PdPacketEvent,
   type PdScript,
   type PdSyscallEvent,
-  type PdTcpOption,
-  type PdTcpPacket,
   optionValue,
   parsePacketdrill,
   printExpr,
@@ -116,22 +114,9 @@ import {
 } from "./syscall-args.js";
 import { applySysctl, type DutSettings, type LenientRuleName } from "./policy.js";
 import { runPyAsserts } from "./pycode.js";
+import { coalesceRun, PACKETDRILL_DEFAULTS, PacketMatcher } from "./matcher.js";
 
-/** packetdrill's default addresses and ports (config.c). */
-export const PACKETDRILL_DEFAULTS = {
-  localV4: "192.168.0.1",
-  remoteV4: "192.0.2.1",
-  gatewayV4: "192.168.0.2",
-  localV6: "fd3d:fa7b:d17d::1",
-  remoteV6: "2001:db8::1",
-  gatewayV6: "fd3d:fa7b:d17d::2",
-  bindPort: 8080,
-  connectPort: 8080,
-  /** The remote port of connections the script opens toward a listener (any ephemeral port). */
-  remotePort: 47321,
-  toleranceUsecs: 4000,
-  mtu: 1500,
-} as const;
+export { PACKETDRILL_DEFAULTS };
 
 /** A packet that crossed the tun device, for a capture file. */
 export interface CapturedFrame {
@@ -438,12 +423,8 @@ class ScriptRun {
    */
   #relBase: number | undefined;
   #line = 0;
-  /** Our ISN as learned from our first SYN; undefined until then (numbers are then absolute). */
-  #localIsn: SeqNum | undefined;
-  /** Our TS val minus the script's, learned from our first timestamped packet. */
-  #tsDelta: number | undefined;
-  /** The connection inbound packets go to by default. */
-  #ports: { local: number; remote: number } | undefined;
+  /** The script's numbers relative to ours (ISN, TS offset, ports) and the packet comparison. */
+  readonly #match: PacketMatcher;
   /** The socket of the last system call (the one `%{ }%` snippets look at). */
   #lastFd: number | undefined;
   /** What `#unsupported` named. */
@@ -471,6 +452,11 @@ class ScriptRun {
     this.#mtu = Number(optionValue(script, "mtu") ?? PACKETDRILL_DEFAULTS.mtu);
     this.#local = ip(this.#v6 ? PACKETDRILL_DEFAULTS.localV6 : PACKETDRILL_DEFAULTS.localV4);
     this.#remote = ip(this.#v6 ? PACKETDRILL_DEFAULTS.remoteV6 : PACKETDRILL_DEFAULTS.remoteV4);
+    this.#match = new PacketMatcher({
+      strict: false,
+      rules: this.#rules,
+      unsupported: (f) => this.#unsupported(f, UNSUPPORTED_FEATURES[f]),
+    });
   }
 
   run(): ScriptResult {
@@ -767,7 +753,10 @@ class ScriptRun {
     let frame: Uint8Array;
     switch (p.protocol) {
       case "tcp":
-        frame = emitTcpPacket({ ip: { src: this.#remote, dst: this.#local }, tcp: this.#inboundTcp(p) });
+        frame = emitTcpPacket({
+          ip: { src: this.#remote, dst: this.#local },
+          tcp: this.#match.inboundTcp(p),
+        });
         break;
       case "icmp":
         frame = this.#inboundIcmp(p);
@@ -783,81 +772,11 @@ class ScriptRun {
     this.#drain();
   }
 
-  #defaultPorts(): { local: number; remote: number } {
-    return this.#ports ?? { local: PACKETDRILL_DEFAULTS.bindPort, remote: PACKETDRILL_DEFAULTS.remotePort };
-  }
-
-  #inboundTcp(p: PdTcpPacket): TcpRepr {
-    if (p.udpEncaps !== undefined) this.#unsupported("tcp-over-udp", UNSUPPORTED_FEATURES["tcp-over-udp"]);
-    const ports = p.ports ?? { src: this.#defaultPorts().remote, dst: this.#defaultPorts().local };
-    const isn = this.#localIsn ?? Seq.of(0);
-    const seq = p.seq.kind === "range" ? Seq.of(p.seq.start) : Seq.of(0);
-    const len = p.seq.len;
-    let mss: number | undefined;
-    let ws: number | undefined;
-    let sackOk = false;
-    const sack: SackBlock[] = [];
-    let ts: { tsVal: number; tsEcr: number } | undefined;
-    const unknown: { kind: number; data: Uint8Array }[] = [];
-    if (p.options !== "any") {
-      for (const o of p.options) {
-        switch (o.kind) {
-          case "mss":
-            mss = o.value;
-            break;
-          case "wscale":
-            ws = o.value;
-            break;
-          case "sackOK":
-            sackOk = true;
-            break;
-          case "sack":
-            for (const b of o.blocks) sack.push({ left: Seq.add(isn, b.left), right: Seq.add(isn, b.right) });
-            break;
-          case "timestamp": {
-            let ecr = o.ecr;
-            if (!o.ecrAbsolute && (p.flags.bits & TcpFlag.ACK) !== 0 && this.#tsDelta !== undefined) {
-              ecr = (ecr + this.#tsDelta) >>> 0;
-            }
-            ts = { tsVal: (o.val ?? 0) >>> 0, tsEcr: ecr };
-            break;
-          }
-          case "md5":
-            unknown.push({ kind: 19, data: hexBytes(o.digest, 16) });
-            break;
-          case "fastopen":
-            if (o.symbolic) this.#unsupported("fast-open", UNSUPPORTED_FEATURES["fast-open"]);
-            unknown.push({ kind: o.experimental ? 254 : 34, data: hexBytes(o.cookie, 0) });
-            break;
-          case "nop":
-          case "eol":
-            break;
-        }
-      }
-    }
-    return {
-      srcPort: ports.src,
-      dstPort: ports.dst,
-      seq,
-      ack: p.ack === undefined ? Seq.of(0) : Seq.add(isn, p.ack),
-      flags: p.flags.bits,
-      window: p.win ?? 65535,
-      urgent: p.urg ?? 0,
-      mss,
-      windowScale: ws,
-      sackPermitted: sackOk,
-      sack,
-      timestamps: ts,
-      unknownOptions: unknown,
-      payload: new Uint8Array(len),
-    };
-  }
-
   #inboundIcmp(p: PdIcmpPacket): Uint8Array {
     const nums = icmpNumbers(this.#v6 ? 6 : 4, p.type, p.code);
     if (typeof nums === "string") this.#fail(nums, "runner");
-    const ports = this.#defaultPorts();
-    const isn = this.#localIsn ?? Seq.of(0);
+    const ports = this.#match.defaultPorts();
+    const isn = this.#match.localIsn ?? Seq.of(0);
     let quoted: Uint8Array = new Uint8Array(0);
     if (p.echoed !== undefined) {
       if (p.echoed.protocol !== "tcp")
@@ -938,143 +857,25 @@ class ScriptRun {
     if (t?.kind !== "tcp") this.#fail(`expected ${printPacket(p)} got ${gotText}`, "packet");
     if (p.udpEncaps !== undefined) this.#unsupported("tcp-over-udp", UNSUPPORTED_FEATURES["tcp-over-udp"]);
     const seg = this.#profile.tso ? this.#coalesce(t.tcp, p.seq.len) : t.tcp;
-    const diffs = this.#compareTcp(p, seg);
+    const diffs = this.#match.compareTcp(p, seg);
     if (diffs.length > 0)
       this.#fail(`expected ${printPacket(p)} got ${gotText} [${diffs.join("; ")}]`, "packet");
   }
 
   /**
-   * TSO as the script saw it (profiles with `tso`): when the script expects a longer segment
-   * than the one we sent, the segments we sent right after it that continue it (next sequence
-   * number, same ports and ACK, no SYN / FIN / RST before the last) are taken as one, as the
-   * kernel's TCP segmentation offload hands them to packetdrill's tun device: flags are their
-   * union (PSH from the last). Records the `tso-coalescing` rule when it merged anything.
+   * TSO as the script saw it (profiles with `tso`, see `coalesceRun`): the segments we sent at
+   * the same time as `first` that continue it.
    */
   #coalesce(first: TcpRepr, want: number): TcpRepr {
-    let len = first.payload.length;
-    if (len === 0 || len >= want) return first;
-    let flags = first.flags;
-    while (len < want && (flags & (TcpFlag.FIN | TcpFlag.SYN | TcpFlag.RST)) === 0) {
-      const next = this.#out[0];
-      if (next === undefined || next.time !== this.#now) break;
-      const d = decodeIpPacket(next.bytes).transport;
-      if (d?.kind !== "tcp") break;
-      const n = d.tcp;
-      const contiguous =
-        n.srcPort === first.srcPort &&
-        n.dstPort === first.dstPort &&
-        n.ack === first.ack &&
-        n.seq === Seq.add(first.seq, len) &&
-        n.payload.length > 0 &&
-        len + n.payload.length <= want;
-      if (!contiguous) break;
+    const next = (): TcpRepr | undefined => {
+      const o = this.#out[0];
+      if (o === undefined || o.time !== this.#now) return undefined;
+      const d = decodeIpPacket(o.bytes).transport;
+      return d?.kind === "tcp" ? d.tcp : undefined;
+    };
+    return coalesceRun(first, want, this.#rules, next, () => {
       this.#out.shift();
-      len += n.payload.length;
-      flags |= n.flags;
-    }
-    if (len === first.payload.length) return first;
-    this.#rules.add("tso-coalescing");
-    return { ...first, flags, payload: new Uint8Array(len) };
-  }
-
-  /** Differences between the expected packet and ours (empty when they match). */
-  #compareTcp(p: PdTcpPacket, g: TcpRepr): string[] {
-    const diffs: string[] = [];
-    const flags = g.flags & 0xff;
-    let seqAdjust = 0;
-    if (
-      flags !== p.flags.bits &&
-      (flags | TcpFlag.FIN) === p.flags.bits &&
-      g.payload.length === 0 &&
-      p.seq.len === 0 &&
-      this.#localIsn !== undefined &&
-      p.seq.kind === "range"
-    ) {
-      // A BSD stack acknowledges in CLOSING / LAST-ACK by resending its unacknowledged FIN.
-      const isn = this.#localIsn;
-      if (Seq.add(isn, p.seq.start + 1) === g.seq) {
-        this.#rules.add("bsd-fin-on-ack");
-        seqAdjust = 1;
-      }
-    }
-    if (flags !== p.flags.bits && seqAdjust === 0) diffs.push(`flags want ${p.flags.text || "-"}`);
-    // Learn our ISN and port from the first SYN we send.
-    if (this.#localIsn === undefined && (g.flags & TcpFlag.SYN) !== 0 && p.seq.kind === "range") {
-      this.#localIsn = Seq.sub(g.seq, p.seq.start);
-      this.#ports ??= { local: g.srcPort, remote: g.dstPort };
-    }
-    const isn = this.#localIsn ?? Seq.of(0);
-    if (p.seq.kind === "range") {
-      const want = Seq.add(p.seq.absolute ? Seq.of(p.seq.start) : Seq.add(isn, p.seq.start), seqAdjust);
-      if (want !== g.seq) diffs.push(`seq want ${p.seq.start} got ${Seq.delta(g.seq, isn) >>> 0}`);
-    }
-    if (g.payload.length !== p.seq.len) diffs.push(`length want ${p.seq.len} got ${g.payload.length}`);
-    if ((p.flags.bits & TcpFlag.ACK) !== 0 && p.ack !== undefined && g.ack !== Seq.of(p.ack)) {
-      diffs.push(`ack want ${p.ack} got ${g.ack}`);
-    }
-    if (p.win !== undefined && p.win !== g.window) {
-      if ((p.flags.bits & TcpFlag.RST) !== 0) this.#rules.add("rst-window-ignored");
-      else if ((p.win === 0) !== (g.window === 0)) diffs.push(`win want ${p.win} got ${g.window}`);
-      else this.#rules.add("window-size-policy");
-    }
-    if (p.options !== "any") diffs.push(...this.#compareOptions(p.options, g));
-    return diffs;
-  }
-
-  #compareOptions(opts: readonly PdTcpOption[], g: TcpRepr): string[] {
-    const diffs: string[] = [];
-    let mss: number | undefined;
-    let ws: number | undefined;
-    let sackOk = false;
-    let sack: readonly { left: number; right: number }[] = [];
-    let ts: { val: number | undefined; ecr: number } | undefined;
-    for (const o of opts) {
-      switch (o.kind) {
-        case "mss":
-          mss = o.value;
-          break;
-        case "wscale":
-          ws = o.value;
-          break;
-        case "sackOK":
-          sackOk = true;
-          break;
-        case "sack":
-          sack = o.blocks;
-          break;
-        case "timestamp":
-          ts = { val: o.val, ecr: o.ecr };
-          break;
-        case "nop":
-        case "eol":
-          this.#rules.add("option-layout");
-          break;
-        case "md5":
-        case "fastopen":
-          diffs.push(`option ${o.kind} not supported`);
-      }
-    }
-    if (mss !== g.mss) diffs.push(`mss want ${mss ?? "none"} got ${g.mss ?? "none"}`);
-    if ((ws === undefined) !== (g.windowScale === undefined)) {
-      diffs.push(`wscale want ${ws ?? "none"} got ${g.windowScale ?? "none"}`);
-    } else if (ws !== g.windowScale) {
-      this.#rules.add("window-scale-shift-policy");
-    }
-    if (sackOk !== g.sackPermitted) diffs.push(`sackOK want ${sackOk ? "yes" : "no"}`);
-    const gs = g.sack.map((b) => `${b.left}:${b.right}`).join(" ");
-    const ws2 = sack.map((b) => `${b.left >>> 0}:${b.right >>> 0}`).join(" ");
-    if (gs !== ws2) diffs.push(`sack want ${ws2 || "none"} got ${gs || "none"}`);
-    const gts = g.timestamps;
-    if ((ts === undefined) !== (gts === undefined)) {
-      diffs.push(
-        `TS want ${ts === undefined ? "none" : "present"} got ${gts === undefined ? "none" : "present"}`,
-      );
-    } else if (ts !== undefined && gts !== undefined) {
-      this.#rules.add("ts-val-unchecked");
-      if (ts.val !== undefined && this.#tsDelta === undefined) this.#tsDelta = (gts.tsVal - ts.val) >>> 0;
-      if (ts.ecr >>> 0 !== gts.tsEcr) diffs.push(`TS ecr want ${ts.ecr} got ${gts.tsEcr}`);
-    }
-    return diffs;
+    });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -2156,7 +1957,7 @@ class ScriptRun {
     });
     s.conn = c;
     this.#applyLive(c, s.pending, "socket options");
-    this.#ports = { local: c.localPort, remote: c.remotePort };
+    this.#match.ports = { local: c.localPort, remote: c.remotePort };
     this.#drain();
     if (s.nonblock) return { value: -1, errno: "EINPROGRESS" };
     // A blocking connect returns when the handshake completes or fails.
@@ -2405,11 +2206,4 @@ function sameErrno(want: string | undefined, got: string | undefined): boolean {
 
 function secs(usecs: number): string {
   return (usecs / 1_000_000).toFixed(6);
-}
-
-function hexBytes(hex: string, minLen: number): Uint8Array {
-  const clean = hex.replace(/[^0-9a-fA-F]/g, "");
-  const out = new Uint8Array(Math.max(minLen, clean.length >> 1));
-  for (let i = 0; i + 1 < clean.length; i += 2) out[i >> 1] = Number.parseInt(clean.slice(i, i + 2), 16);
-  return out;
 }

@@ -8,6 +8,7 @@ import { PcapLinkType, PcapWriter } from "../../wire/pcap.js";
 import type { TcpConfig } from "../../tcp/config.js";
 import type { DutMode } from "./device.js";
 import { type FailureKind, runScript, type ScriptResult } from "./dut.js";
+import { runScriptOnKernel } from "./kernel.js";
 import type { KnownFailure } from "./known-failures.js";
 import type { ProfileName } from "./profile.js";
 
@@ -31,7 +32,18 @@ export interface ConformanceOptions {
   readonly offloadDelayUs?: number | undefined;
   /** Whose environment the scripts were written for (default `freebsd`, see `profile.ts`). */
   readonly profile?: ProfileName | undefined;
+  /**
+   * The device under test: `stack` (default), ours on virtual time; `kernel`, the running Linux
+   * kernel on real time (`kernel.ts`; the Linux profile's scripts, root only).
+   */
+  readonly against?: DutKind | undefined;
 }
+
+/** The devices under test there are: our stack, or the running Linux kernel. */
+export const DUT_KINDS = ["stack", "kernel"] as const;
+
+/** A device under test (`ConformanceOptions.against`). */
+export type DutKind = (typeof DUT_KINDS)[number];
 
 /**
  * How one script ended, relative to the known-failures list. `unsupported`: it needs a feature we
@@ -87,15 +99,18 @@ export function runConformance(dir: string, options: ConformanceOptions = {}): C
   for (const path of scripts) {
     const text = readFileSync(join(dir, path), "utf8");
     const wantPcap = options.pcapDir !== undefined;
-    const r = runScript(text, {
-      file: path,
-      seed: options.seed,
-      tcp: options.tcp,
-      capture: wantPcap,
-      mode: options.mode,
-      offloadDelayUs: options.offloadDelayUs,
-      profile: options.profile,
-    });
+    const r =
+      options.against === "kernel"
+        ? runScriptOnKernel(text, { file: path, dir: dirname(join(dir, path)) })
+        : runScript(text, {
+            file: path,
+            seed: options.seed,
+            tcp: options.tcp,
+            capture: wantPcap,
+            mode: options.mode,
+            offloadDelayUs: options.offloadDelayUs,
+            profile: options.profile,
+          });
     const listed = options.known?.has(path) ?? false;
     const verdict: Verdict = r.passed
       ? listed
@@ -244,6 +259,32 @@ export function formatSummary(run: ConformanceRun): string {
   }
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ")).join("\n");
+}
+
+/**
+ * One line per script (`pass`, `FAIL: message`, `known failure`, `unsupported: what`...) and a
+ * total line, for runs short enough to read script by script (the kernel mode's).
+ */
+export function formatPerScript(run: ConformanceRun): string {
+  const lines = run.results.map((r) => {
+    switch (r.verdict) {
+      case "pass":
+        return `pass ${r.file}`;
+      case "unsupported":
+        return `unsupported ${r.file}: ${r.unsupported ?? ""}`;
+      default:
+        return `${r.verdict === "fail" ? "FAIL" : r.verdict} ${r.file}: ${r.message ?? ""}`;
+    }
+  });
+  const n = (v: Verdict): number => run.results.filter((r) => r.verdict === v).length;
+  const applicable = run.results.length - n("unsupported");
+  const passed = n("pass") + n("unexpected-pass");
+  lines.push(
+    `total: ${run.results.length} scripts, ${passed} pass, ${n("fail")} fail, ${n("known-failure")} known failure(s), ` +
+      `${n("unsupported")} unsupported; ${passed} of ${applicable} applicable pass ` +
+      `(${((100 * passed) / Math.max(1, applicable)).toFixed(1)}%)`,
+  );
+  return lines.join("\n");
 }
 
 /** A path for messages: `p` relative to `base` when inside it. */

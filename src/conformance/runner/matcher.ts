@@ -1,0 +1,282 @@
+/**
+ * The packet matcher of the packetdrill runner, shared by both devices under test (our stack on
+ * virtual time, `dut.ts`, and the Linux kernel on real time, `kernel.ts`):
+ *
+ * - `inboundTcp` builds a segment the script injects, its numbers made absolute: the remote
+ *   side's sequence numbers as written (its ISN is the script's), acknowledgment numbers and
+ *   SACK blocks offset by the local ISN, TS ecr by the local TS val minus the script's;
+ * - `compareTcp` compares a segment the device sent with the one the script expects, learning
+ *   the local ISN and ports from the first SYN it sees and the TS offset from the first
+ *   timestamp, as packetdrill does.
+ *
+ * Lenient (our stack): policy differences are forgiven by the named rules of `policy.ts`, and
+ * each one used is recorded. Strict (the kernel, whose behaviour the Linux scripts describe):
+ * the window and the window scale shift are compared exactly too.
+ */
+import { Seq, type SeqNum } from "../../wire/seq.js";
+import { type SackBlock, TcpFlag, type TcpRepr } from "../../wire/tcp-repr.js";
+import type { PdTcpOption, PdTcpPacket } from "../packetdrill/index.js";
+import type { UnsupportedFeature } from "./features.js";
+import type { LenientRuleName } from "./policy.js";
+
+/** packetdrill's default addresses and ports (config.c). */
+export const PACKETDRILL_DEFAULTS = {
+  localV4: "192.168.0.1",
+  remoteV4: "192.0.2.1",
+  gatewayV4: "192.168.0.2",
+  localV6: "fd3d:fa7b:d17d::1",
+  remoteV6: "2001:db8::1",
+  gatewayV6: "fd3d:fa7b:d17d::2",
+  bindPort: 8080,
+  connectPort: 8080,
+  /** The remote port of connections the script opens toward a listener (any ephemeral port). */
+  remotePort: 47321,
+  toleranceUsecs: 4000,
+  mtu: 1500,
+} as const;
+
+/** Options of a `PacketMatcher`. */
+export interface MatcherOptions {
+  /** Compare the window and the window scale shift exactly (no policy leniency). */
+  readonly strict: boolean;
+  /** Where the rules used are recorded. */
+  readonly rules: Set<LenientRuleName>;
+  /** Stops the script as unsupported (throws). */
+  readonly unsupported: (feature: UnsupportedFeature) => never;
+}
+
+/** The numbers one script's packets are relative to, and the comparison of packets. */
+export class PacketMatcher {
+  /** The local ISN as learned from the first SYN sent; undefined until then (numbers are then absolute). */
+  localIsn: SeqNum | undefined;
+  /** The local TS val minus the script's, learned from the first timestamped packet sent. */
+  tsDelta: number | undefined;
+  /** The connection inbound packets go to by default. */
+  ports: { local: number; remote: number } | undefined;
+  readonly #strict: boolean;
+  readonly #rules: Set<LenientRuleName>;
+  readonly #unsupported: (feature: UnsupportedFeature) => never;
+
+  constructor(opts: MatcherOptions) {
+    this.#strict = opts.strict;
+    this.#rules = opts.rules;
+    this.#unsupported = opts.unsupported;
+  }
+
+  defaultPorts(): { local: number; remote: number } {
+    return this.ports ?? { local: PACKETDRILL_DEFAULTS.bindPort, remote: PACKETDRILL_DEFAULTS.remotePort };
+  }
+
+  inboundTcp(p: PdTcpPacket): TcpRepr {
+    if (p.udpEncaps !== undefined) this.#unsupported("tcp-over-udp");
+    const ports = p.ports ?? { src: this.defaultPorts().remote, dst: this.defaultPorts().local };
+    const isn = this.localIsn ?? Seq.of(0);
+    const seq = p.seq.kind === "range" ? Seq.of(p.seq.start) : Seq.of(0);
+    const len = p.seq.len;
+    let mss: number | undefined;
+    let ws: number | undefined;
+    let sackOk = false;
+    const sack: SackBlock[] = [];
+    let ts: { tsVal: number; tsEcr: number } | undefined;
+    const unknown: { kind: number; data: Uint8Array }[] = [];
+    if (p.options !== "any") {
+      for (const o of p.options) {
+        switch (o.kind) {
+          case "mss":
+            mss = o.value;
+            break;
+          case "wscale":
+            ws = o.value;
+            break;
+          case "sackOK":
+            sackOk = true;
+            break;
+          case "sack":
+            for (const b of o.blocks) sack.push({ left: Seq.add(isn, b.left), right: Seq.add(isn, b.right) });
+            break;
+          case "timestamp": {
+            let ecr = o.ecr;
+            if (!o.ecrAbsolute && (p.flags.bits & TcpFlag.ACK) !== 0 && this.tsDelta !== undefined) {
+              ecr = (ecr + this.tsDelta) >>> 0;
+            }
+            ts = { tsVal: (o.val ?? 0) >>> 0, tsEcr: ecr };
+            break;
+          }
+          case "md5":
+            unknown.push({ kind: 19, data: hexBytes(o.digest, 16) });
+            break;
+          case "fastopen":
+            if (o.symbolic) this.#unsupported("fast-open");
+            unknown.push({ kind: o.experimental ? 254 : 34, data: hexBytes(o.cookie, 0) });
+            break;
+          case "nop":
+          case "eol":
+            break;
+        }
+      }
+    }
+    return {
+      srcPort: ports.src,
+      dstPort: ports.dst,
+      seq,
+      ack: p.ack === undefined ? Seq.of(0) : Seq.add(isn, p.ack),
+      flags: p.flags.bits,
+      window: p.win ?? 65535,
+      urgent: p.urg ?? 0,
+      mss,
+      windowScale: ws,
+      sackPermitted: sackOk,
+      sack,
+      timestamps: ts,
+      unknownOptions: unknown,
+      payload: new Uint8Array(len),
+    };
+  }
+
+  /** Differences between the expected packet and the one sent (empty when they match). */
+  compareTcp(p: PdTcpPacket, g: TcpRepr): string[] {
+    const diffs: string[] = [];
+    const flags = g.flags & 0xff;
+    let seqAdjust = 0;
+    if (
+      flags !== p.flags.bits &&
+      (flags | TcpFlag.FIN) === p.flags.bits &&
+      g.payload.length === 0 &&
+      p.seq.len === 0 &&
+      this.localIsn !== undefined &&
+      p.seq.kind === "range"
+    ) {
+      // A BSD stack acknowledges in CLOSING / LAST-ACK by resending its unacknowledged FIN.
+      const isn = this.localIsn;
+      if (Seq.add(isn, p.seq.start + 1) === g.seq) {
+        this.#rules.add("bsd-fin-on-ack");
+        seqAdjust = 1;
+      }
+    }
+    if (flags !== p.flags.bits && seqAdjust === 0) diffs.push(`flags want ${p.flags.text || "-"}`);
+    // Learn our ISN and port from the first SYN we send.
+    if (this.localIsn === undefined && (g.flags & TcpFlag.SYN) !== 0 && p.seq.kind === "range") {
+      this.localIsn = Seq.sub(g.seq, p.seq.start);
+      this.ports ??= { local: g.srcPort, remote: g.dstPort };
+    }
+    const isn = this.localIsn ?? Seq.of(0);
+    if (p.seq.kind === "range") {
+      const want = Seq.add(p.seq.absolute ? Seq.of(p.seq.start) : Seq.add(isn, p.seq.start), seqAdjust);
+      if (want !== g.seq) diffs.push(`seq want ${p.seq.start} got ${Seq.delta(g.seq, isn) >>> 0}`);
+    }
+    if (g.payload.length !== p.seq.len) diffs.push(`length want ${p.seq.len} got ${g.payload.length}`);
+    if ((p.flags.bits & TcpFlag.ACK) !== 0 && p.ack !== undefined && g.ack !== Seq.of(p.ack)) {
+      diffs.push(`ack want ${p.ack} got ${g.ack}`);
+    }
+    if (p.win !== undefined && p.win !== g.window) {
+      if (this.#strict) diffs.push(`win want ${p.win} got ${g.window}`);
+      else if ((p.flags.bits & TcpFlag.RST) !== 0) this.#rules.add("rst-window-ignored");
+      else if ((p.win === 0) !== (g.window === 0)) diffs.push(`win want ${p.win} got ${g.window}`);
+      else this.#rules.add("window-size-policy");
+    }
+    if (p.options !== "any") diffs.push(...this.#compareOptions(p.options, g));
+    return diffs;
+  }
+
+  #compareOptions(opts: readonly PdTcpOption[], g: TcpRepr): string[] {
+    const diffs: string[] = [];
+    let mss: number | undefined;
+    let ws: number | undefined;
+    let sackOk = false;
+    let sack: readonly { left: number; right: number }[] = [];
+    let ts: { val: number | undefined; ecr: number } | undefined;
+    for (const o of opts) {
+      switch (o.kind) {
+        case "mss":
+          mss = o.value;
+          break;
+        case "wscale":
+          ws = o.value;
+          break;
+        case "sackOK":
+          sackOk = true;
+          break;
+        case "sack":
+          sack = o.blocks;
+          break;
+        case "timestamp":
+          ts = { val: o.val, ecr: o.ecr };
+          break;
+        case "nop":
+        case "eol":
+          this.#rules.add("option-layout");
+          break;
+        case "md5":
+        case "fastopen":
+          diffs.push(`option ${o.kind} not supported`);
+      }
+    }
+    if (mss !== g.mss) diffs.push(`mss want ${mss ?? "none"} got ${g.mss ?? "none"}`);
+    if ((ws === undefined) !== (g.windowScale === undefined)) {
+      diffs.push(`wscale want ${ws ?? "none"} got ${g.windowScale ?? "none"}`);
+    } else if (ws !== g.windowScale && this.#strict) {
+      diffs.push(`wscale want ${ws} got ${g.windowScale}`);
+    } else if (ws !== g.windowScale) {
+      this.#rules.add("window-scale-shift-policy");
+    }
+    if (sackOk !== g.sackPermitted) diffs.push(`sackOK want ${sackOk ? "yes" : "no"}`);
+    const gs = g.sack.map((b) => `${b.left}:${b.right}`).join(" ");
+    const ws2 = sack.map((b) => `${b.left >>> 0}:${b.right >>> 0}`).join(" ");
+    if (gs !== ws2) diffs.push(`sack want ${ws2 || "none"} got ${gs || "none"}`);
+    const gts = g.timestamps;
+    if ((ts === undefined) !== (gts === undefined)) {
+      diffs.push(
+        `TS want ${ts === undefined ? "none" : "present"} got ${gts === undefined ? "none" : "present"}`,
+      );
+    } else if (ts !== undefined && gts !== undefined) {
+      this.#rules.add("ts-val-unchecked");
+      if (ts.val !== undefined && this.tsDelta === undefined) this.tsDelta = (gts.tsVal - ts.val) >>> 0;
+      if (ts.ecr >>> 0 !== gts.tsEcr) diffs.push(`TS ecr want ${ts.ecr} got ${gts.tsEcr}`);
+    }
+    return diffs;
+  }
+}
+
+/**
+ * TSO as the script saw it: when the script expects a longer segment than `first`, the
+ * segments sent right after it that continue it (next sequence number, same ports and ACK, no
+ * SYN / FIN / RST before the last) are taken as one, as a TCP segmentation offload engine would
+ * have sent them: flags are their union. `peek` gives the next segment sent (undefined when
+ * there is none yet), `take` consumes it. Records the `tso-coalescing` rule when it merged any.
+ */
+export function coalesceRun(
+  first: TcpRepr,
+  want: number,
+  rules: Set<LenientRuleName>,
+  peek: () => TcpRepr | undefined,
+  take: () => void,
+): TcpRepr {
+  let len = first.payload.length;
+  if (len === 0 || len >= want) return first;
+  let flags = first.flags;
+  while (len < want && (flags & (TcpFlag.FIN | TcpFlag.SYN | TcpFlag.RST)) === 0) {
+    const n = peek();
+    if (n === undefined) break;
+    const contiguous =
+      n.srcPort === first.srcPort &&
+      n.dstPort === first.dstPort &&
+      n.ack === first.ack &&
+      n.seq === Seq.add(first.seq, len) &&
+      n.payload.length > 0 &&
+      len + n.payload.length <= want;
+    if (!contiguous) break;
+    take();
+    len += n.payload.length;
+    flags |= n.flags;
+  }
+  if (len === first.payload.length) return first;
+  rules.add("tso-coalescing");
+  return { ...first, flags, payload: new Uint8Array(len) };
+}
+
+function hexBytes(hex: string, minLen: number): Uint8Array {
+  const clean = hex.replace(/[^0-9a-fA-F]/g, "");
+  const out = new Uint8Array(Math.max(minLen, clean.length >> 1));
+  for (let i = 0; i + 1 < clean.length; i += 2) out[i >> 1] = Number.parseInt(clean.slice(i, i + 2), 16);
+  return out;
+}

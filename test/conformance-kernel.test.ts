@@ -1,0 +1,59 @@
+// The packetdrill runner against the running Linux kernel (src/conformance/runner/kernel.ts):
+// a handful of google/packetdrill scripts (read from the peer suite, never copied) must pass,
+// and a deliberately wrong script must fail with its first difference. Needs root and the
+// repair addon (skipped visibly otherwise); the google scripts need the peer suite (skipped
+// with a message when absent). Real time: a few seconds.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { describe, test } from "node:test";
+import { kernelModeUnavailable, runScriptOnKernel } from "../src/conformance/runner/kernel.js";
+import { WRONG } from "./support/pdk-scripts.js";
+import { peerSuiteOrSkip } from "./support/peer-suite.js";
+
+const skip = kernelModeUnavailable() ?? false;
+
+/** Scripts of gtests/net/tcp that the kernel passes: handshakes, blocking calls, SACK recovery, close. */
+const SCRIPTS = [
+  "blocking/blocking-accept.pkt",
+  "blocking/blocking-connect.pkt",
+  "close/close-on-syn-sent.pkt",
+  "fast_retransmit/fr-4pkt-sack.pkt",
+  "shutdown/shutdown-wr-close.pkt",
+];
+
+void describe("packetdrill scripts against the Linux kernel", { skip }, () => {
+  void test("google scripts pass", (t) => {
+    const suite = peerSuiteOrSkip(t, "google");
+    if (suite === undefined) return;
+    const base = join(suite, "gtests", "net", "tcp");
+    for (const rel of SCRIPTS) {
+      const path = join(base, rel);
+      assert.ok(existsSync(path), `${rel} is in the suite`);
+      const r = runScriptOnKernel(readFileSync(path, "utf8"), { file: rel, dir: dirname(path) });
+      assert.equal(r.message, undefined, `${rel} passes`);
+      assert.equal(r.passed, true);
+    }
+  });
+
+  void test("a wrong script fails at its first difference", () => {
+    const r = runScriptOnKernel(WRONG, { file: "wrong.pkt" });
+    assert.equal(r.passed, false);
+    assert.equal(r.failure, "packet");
+    const left = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+    assert.ok(!left.includes(`chimney-pdk-${process.pid}-`), `the run's namespaces are removed: ${left}`);
+    assert.match(
+      r.message ?? "",
+      /^wrong\.pkt:8: expected > S\. 0:0\(0\) ack 1 .*wscale 5.* got .*\[wscale want 5 got 8\]$/,
+    );
+  });
+
+  void test("a script the kernel mode cannot run is unsupported, not a crash", () => {
+    const r = runScriptOnKernel("--ip_version=ipv6\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", {
+      file: "v6.pkt",
+    });
+    assert.equal(r.failure, "unsupported");
+    assert.match(r.message ?? "", /unsupported: ip_version ipv6/);
+  });
+});
