@@ -268,8 +268,11 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
   }
   for (const f of check.unexpectedPasses) {
     const where = known.get(f)?.line;
-    const list =
-      mode === "offload" ? "known-failures.txt or known-failures-offload.txt" : "known-failures.txt";
+    const list = kernel
+      ? "known-failures-kernel.txt"
+      : mode === "offload"
+        ? "known-failures.txt or known-failures-offload.txt"
+        : "known-failures.txt";
     process.stdout.write(
       `unexpected pass (remove it from ${list}${where === undefined ? "" : `, line ${where}`}): ${f}\n`,
     );
