@@ -96,7 +96,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ["report"],
   ["scenario"],
   ["socket"],
-  ["live", "conformance"],
+  ["live"],
+  ["conformance"], // its kernel mode makes namespaces with live's cleanup and steering helpers
   ["cli"],
 ];
 
