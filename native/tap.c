@@ -8,14 +8,28 @@
  *     IFF_VNET_HDR (every frame crossing the fd carries a struct virtio_net_hdr first), so we
  *     may write GSO frames. offload 2: also TUNSETOFFLOAD(CSUM | TSO4 | TSO6), so the kernel
  *     may hand us checksum-partial frames and TSO frames of up to 64 KiB.
- * startReader(fd, maxFrames, vnetHdr, counters, cb) -> reader
- *     a uv_poll on fd; at each wake-up reads frames until EAGAIN (or maxFrames), copies them
- *     into one ArrayBuffer and calls cb(buffer, ends) once, where ends[i] is the end offset of
- *     frame i. With vnetHdr the header is consumed here: a checksum the kernel left partial
+ * startReader(fd, maxFrames, vnetHdr, counters, cb, slab, ends) -> reader
+ *     a uv_poll on fd; at each wake-up reads frames until EAGAIN (or maxFrames, or until the
+ *     landing slab has less than MAX_FRAME bytes left) straight into the slab, a Uint8Array
+ *     JavaScript gave (over an ArrayBuffer or a SharedArrayBuffer: no copy is made here, so a
+ *     reader on a worker thread lands frames in shared memory). It then calls cb(start, n, error)
+ *     once: frame i ends at ends[i] & 0x7fffffff in the slab (ends, a Uint32Array of at least
+ *     maxFrames, is written here and kept referenced), and starts where frame i - 1 ended (frame
+ *     0 at start). Bit 31 of ends[i] says the frame's IP header checksum and TCP checksum were
+ *     verified good here (an Ethernet frame, at most one 802.1Q tag, IPv4 not a fragment or IPv6
+ *     with TCP as its first next header), as a NIC's receive checksum offload does; frames
+ *     without it are for JavaScript to verify. When cb returns a Uint8Array, that becomes the
+ *     slab from the next frame on; the slab must keep maxFrameBytes (MAX_FRAME) free (the reader reads
+ *     nothing until it does). Memory of frames handed up is never written again by the reader.
+ *     With vnetHdr the header is consumed here: a checksum the kernel left partial
  *     (VIRTIO_NET_HDR_F_NEEDS_CSUM) is completed, so JavaScript only sees frames with valid
  *     checksums; a TSO frame arrives whole, as one TCP segment of many MSS (like GRO output).
  *     counters (a Float64Array of 2, kept referenced): [0] += TSO frames read, [1] += partial
  *     checksums completed.
+ * maxFrameBytes
+ *     the room one read needs in the slab (MAX_FRAME).
+ * tcpChecksumOk(frame) -> boolean
+ *     the check behind bit 31 above, on one frame (for tests).
  * stopReader(reader)                        stops polling (the reader is freed on close)
  * writeFrames(fd, frames, vnetHdr, counters) -> count
  *     writes the frames in one call from JS; stops at the first EAGAIN and returns how many
@@ -45,7 +59,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define SCRATCH_BYTES (4u << 20)
 /* The largest frame: a 64 KiB IP packet (a TSO frame) in an Ethernet frame, with room to spare. */
 #define MAX_FRAME (65535u + 14u + 64u)
 #define VNET_HDR_LEN ((uint32_t)sizeof(struct virtio_net_hdr))
@@ -199,13 +212,16 @@ typedef struct {
   int vnet;
   uint32_t max_frames;
   int stopped;
-  unsigned char *scratch;
-  uint32_t ends[4096];
+  napi_ref slab_ref;
+  unsigned char *slab;
+  size_t slab_len;
+  size_t slab_used;
+  napi_ref ends_ref;
+  uint32_t *ends;
 } reader_t;
 
 static void on_poll_closed(uv_handle_t *h) {
   reader_t *r = (reader_t *)h->data;
-  free(r->scratch);
   free(r);
 }
 
@@ -215,6 +231,8 @@ static void reader_stop(reader_t *r) {
   uv_poll_stop(&r->poll);
   napi_delete_reference(r->env, r->cb);
   napi_delete_reference(r->env, r->counters_ref);
+  napi_delete_reference(r->env, r->slab_ref);
+  napi_delete_reference(r->env, r->ends_ref);
   napi_async_destroy(r->env, r->ctx);
   uv_close((uv_handle_t *)&r->poll, on_poll_closed);
 }
@@ -229,21 +247,84 @@ static int complete_csum(unsigned char *frame, size_t len, const struct virtio_n
   return 1;
 }
 
+/* 1 when `frame` is an Ethernet frame (at most one 802.1Q tag) carrying IPv4 (not a fragment,
+ * header checksum good) or IPv6 (TCP the first next header) and a TCP segment whose checksum,
+ * pseudo-header included, verifies. Sums run in memory order (RFC 1071), so the pseudo-header's
+ * 16-bit fields are added as they would lie in memory: big-endian bytes read natively. */
+static uint64_t mem16(uint16_t host_order) {
+  unsigned char b[2] = {(unsigned char)(host_order >> 8), (unsigned char)host_order};
+  uint16_t w;
+  memcpy(&w, b, 2);
+  return w;
+}
+
+static int tcp_checksum_ok(const unsigned char *f, size_t len) {
+  if (len < 14) return 0;
+  size_t off = 14;
+  uint16_t et = be16(f + 12);
+  if (et == 0x8100) {
+    if (len < 18) return 0;
+    et = be16(f + 16);
+    off = 18;
+  }
+  const unsigned char *ip = f + off;
+  size_t room = len - off;
+  if (et == 0x0800) {
+    if (room < 20 || (ip[0] >> 4) != 4) return 0;
+    size_t ihl = (size_t)(ip[0] & 15) * 4, total = be16(ip + 2);
+    if (ihl < 20 || total < ihl + 20 || total > room) return 0;
+    if (fold(sum_bytes(ip, ihl)) != 0xffff) return 0;
+    if ((be16(ip + 6) & 0x3fff) != 0 || ip[9] != 6) return 0; /* MF or an offset; not TCP */
+    size_t tl = total - ihl;
+    uint64_t s = sum_bytes(ip + 12, 8) + mem16(6) + mem16((uint16_t)tl) + sum_bytes(ip + ihl, tl);
+    return fold(s) == 0xffff;
+  }
+  if (et == 0x86dd) {
+    if (room < 40 || (ip[0] >> 4) != 6 || ip[6] != 6) return 0;
+    size_t tl = be16(ip + 4);
+    if (tl < 20 || 40 + tl > room) return 0;
+    uint64_t s = sum_bytes(ip + 8, 32) + mem16(6) + mem16((uint16_t)tl) + sum_bytes(ip + 40, tl);
+    return fold(s) == 0xffff;
+  }
+  return 0;
+}
+
+/* Makes `v` (a Uint8Array, or anything else: an error) the reader's landing slab. */
+static int take_slab(napi_env env, reader_t *r, napi_value v) {
+  bool is = false;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *data = NULL;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok) return 0;
+  if (type != napi_uint8_array || data == NULL || length < MAX_FRAME || length > 0x7fffffffu) return 0;
+  napi_ref ref;
+  if (napi_create_reference(env, v, 1, &ref) != napi_ok) return 0;
+  if (r->slab_ref != NULL) napi_delete_reference(env, r->slab_ref);
+  r->slab_ref = ref;
+  r->slab = data;
+  r->slab_len = length;
+  r->slab_used = 0;
+  return 1;
+}
+
 static void on_readable(uv_poll_t *h, int status, int events) {
   reader_t *r = (reader_t *)h->data;
   if (r->stopped) return;
   napi_env env = r->env;
-  uint32_t n = 0, used = 0;
+  uint32_t n = 0;
+  size_t start = r->slab_used;
   int err = 0;
   if (status < 0) err = EIO;
-  while (!err && n < r->max_frames && SCRATCH_BYTES - used >= MAX_FRAME) {
+  while (!err && n < r->max_frames && r->slab_len - r->slab_used >= MAX_FRAME) {
+    unsigned char *dst = r->slab + r->slab_used;
     ssize_t got;
     struct virtio_net_hdr vh;
     if (r->vnet) {
-      struct iovec iov[2] = {{&vh, VNET_HDR_LEN}, {r->scratch + used, MAX_FRAME}};
+      struct iovec iov[2] = {{&vh, VNET_HDR_LEN}, {dst, MAX_FRAME}};
       got = readv(r->fd, iov, 2);
     } else {
-      got = read(r->fd, r->scratch + used, MAX_FRAME);
+      got = read(r->fd, dst, MAX_FRAME);
     }
     if (got < 0) {
       if (errno == EINTR) continue;
@@ -255,27 +336,22 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       if (got <= (ssize_t)VNET_HDR_LEN) continue;
       got -= VNET_HDR_LEN;
       if (vh.gso_type != VIRTIO_NET_HDR_GSO_NONE) r->counters[0] += 1;
-      if (vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM && complete_csum(r->scratch + used, (size_t)got, &vh)) {
+      if (vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM && complete_csum(dst, (size_t)got, &vh)) {
         r->counters[1] += 1;
       }
     }
-    used += (uint32_t)got;
-    r->ends[n++] = used;
+    uint32_t ok = tcp_checksum_ok(dst, (size_t)got) ? 0x80000000u : 0;
+    r->slab_used += (size_t)got;
+    r->ends[n++] = (uint32_t)r->slab_used | ok;
   }
   if (n == 0 && !err) return;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value cb, recv, args[3];
-  void *data = NULL;
   napi_get_reference_value(env, r->cb, &cb);
   napi_get_global(env, &recv);
-  napi_create_arraybuffer(env, used, &data, &args[0]);
-  if (used > 0) memcpy(data, r->scratch, used);
-  napi_value endsBuf;
-  void *endsData = NULL;
-  napi_create_arraybuffer(env, n * sizeof(uint32_t), &endsData, &endsBuf);
-  if (n > 0) memcpy(endsData, r->ends, n * sizeof(uint32_t));
-  napi_create_typedarray(env, napi_uint32_array, n, endsBuf, 0, &args[1]);
+  napi_create_uint32(env, (uint32_t)start, &args[0]);
+  napi_create_uint32(env, n, &args[1]);
   if (err) {
     napi_create_string_utf8(env, errno_code(err), NAPI_AUTO_LENGTH, &args[2]);
   } else {
@@ -287,14 +363,17 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     napi_value ex;
     napi_get_and_clear_last_exception(env, &ex);
     napi_fatal_exception(env, ex);
+  } else if (st == napi_ok && !r->stopped) {
+    napi_valuetype t;
+    if (napi_typeof(env, result, &t) == napi_ok && t == napi_object) take_slab(env, r, result);
   }
   napi_close_handle_scope(env, scope);
   if (err) reader_stop(r);
 }
 
 static napi_value js_start_reader(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 7;
+  napi_value argv[7];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd = -1;
   uint32_t max_frames = 256;
@@ -308,29 +387,41 @@ static napi_value js_start_reader(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (max_frames == 0 || max_frames > 4096) max_frames = 4096;
+  bool is = false;
+  napi_typedarray_type type;
+  size_t ends_len = 0;
+  void *ends = NULL;
+  if (napi_is_typedarray(env, argv[6], &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, argv[6], &type, &ends_len, &ends, NULL, NULL) != napi_ok ||
+      type != napi_uint32_array || ends_len < max_frames) {
+    napi_throw_error(env, "ERR_INVALID_ARG_TYPE", "startReader: ends must be a Uint32Array of at least maxFrames");
+    return NULL;
+  }
   reader_t *r = calloc(1, sizeof *r);
   if (r == NULL) return throw_errno(env, "startReader", ENOMEM);
-  r->scratch = malloc(SCRATCH_BYTES);
-  if (r->scratch == NULL) {
-    free(r);
-    return throw_errno(env, "startReader", ENOMEM);
-  }
   r->env = env;
+  if (!take_slab(env, r, argv[5])) {
+    free(r);
+    napi_throw_error(env, "ERR_INVALID_ARG_TYPE", "startReader: slab must be a Uint8Array of at least maxFrameBytes");
+    return NULL;
+  }
   r->fd = fd;
   r->counters = counters;
   r->vnet = vnet ? 1 : 0;
   r->max_frames = max_frames;
+  r->ends = ends;
   uv_loop_t *loop;
   CHECK(env, napi_get_uv_event_loop(env, &loop));
   int e = uv_poll_init(loop, &r->poll, fd);
   if (e < 0) {
-    free(r->scratch);
+    napi_delete_reference(env, r->slab_ref);
     free(r);
     return throw_errno(env, "uv_poll_init", -e);
   }
   r->poll.data = r;
   CHECK(env, napi_create_reference(env, argv[4], 1, &r->cb));
   CHECK(env, napi_create_reference(env, argv[3], 1, &r->counters_ref));
+  CHECK(env, napi_create_reference(env, argv[6], 1, &r->ends_ref));
   napi_value name;
   CHECK(env, napi_create_string_utf8(env, "chimney:tap", NAPI_AUTO_LENGTH, &name));
   CHECK(env, napi_async_init(env, NULL, name, &r->ctx));
@@ -342,6 +433,25 @@ static napi_value js_start_reader(napi_env env, napi_callback_info info) {
   napi_value handle;
   CHECK(env, napi_create_external(env, r, NULL, NULL, &handle));
   return handle;
+}
+
+static napi_value js_tcp_checksum_ok(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  bool is = false;
+  napi_typedarray_type type;
+  size_t len = 0;
+  void *data = NULL;
+  if (argc < 1 || napi_is_typedarray(env, argv[0], &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, argv[0], &type, &len, &data, NULL, NULL) != napi_ok ||
+      type != napi_uint8_array) {
+    napi_throw_error(env, "ERR_INVALID_ARG_TYPE", "tcpChecksumOk: frame must be a Uint8Array");
+    return NULL;
+  }
+  napi_value out;
+  CHECK(env, napi_get_boolean(env, len > 0 && tcp_checksum_ok(data, len), &out));
+  return out;
 }
 
 static napi_value js_stop_reader(napi_env env, napi_callback_info info) {
@@ -599,10 +709,14 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
+  napi_value max_frame;
+  if (napi_create_uint32(env, MAX_FRAME, &max_frame) != napi_ok) return NULL;
   napi_property_descriptor props[] = {
+      {"maxFrameBytes", NULL, NULL, NULL, NULL, max_frame, napi_enumerable, NULL},
       {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"startReader", NULL, js_start_reader, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stopReader", NULL, js_stop_reader, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tcpChecksumOk", NULL, js_tcp_checksum_ok, NULL, NULL, NULL, napi_enumerable, NULL},
       {"writeFrames", NULL, js_write_frames, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };

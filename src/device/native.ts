@@ -25,12 +25,17 @@ export class NativeAddonMissingError extends StackError {
   }
 }
 
-/** Called once per reader wake-up: `buffer` holds the frames back to back, `ends[i]` ends frame i. */
+/**
+ * Called once per reader wake-up with `n` frames read back to back into the landing slab from
+ * `start` on: frame i ends at `ends[i] & 0x7fffffff` (bit 31: its IP and TCP checksums were
+ * verified good in the addon). Returning a Uint8Array makes it the landing slab from the next
+ * frame on (it must have `maxFrameBytes` free); the addon never writes a frame's bytes again.
+ */
 export type NativeFramesCallback = (
-  buffer: ArrayBuffer,
-  ends: Uint32Array,
+  start: number,
+  n: number,
   error: string | undefined,
-) => void;
+) => Uint8Array | undefined;
 
 /** An opaque reader handle of the addon. */
 export type NativeReader = object & { readonly __nativeReader?: never };
@@ -49,10 +54,14 @@ export interface TapAddon {
     offload: 0 | 1 | 2,
     multiQueue?: boolean,
   ): { readonly fd: number; readonly name: string; readonly vnetHdr: boolean };
+  /** The room one read needs in a landing slab (a 64 KiB IP packet in an Ethernet frame, and spare). */
+  readonly maxFrameBytes: number;
   /**
-   * Polls `fd` on Node's event loop and reads up to `maxFrames` frames per wake-up. With
+   * Polls `fd` on Node's event loop and reads up to `maxFrames` frames per wake-up, straight into
+   * `slab` (no copy: a slab over a SharedArrayBuffer lands frames in shared memory). With
    * `vnetHdr` the addon consumes the header and completes partial checksums. `counters` (2
    * elements, kept by the reader): [0] += TSO frames read, [1] += partial checksums completed.
+   * `ends` (at least `maxFrames` elements, kept by the reader) is where `cb` finds the frames.
    */
   startReader(
     fd: number,
@@ -60,7 +69,11 @@ export interface TapAddon {
     vnetHdr: boolean,
     counters: Float64Array,
     cb: NativeFramesCallback,
+    slab: Uint8Array,
+    ends: Uint32Array,
   ): NativeReader;
+  /** The addon's receive checksum check on one frame: true when its IP and TCP checksums verify. */
+  tcpChecksumOk(frame: Uint8Array): boolean;
   /** Stops a reader. */
   stopReader(reader: NativeReader): void;
   /**

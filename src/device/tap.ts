@@ -30,8 +30,19 @@ export type TapMode = "addon" | "fs";
  */
 export type TapOffload = "off" | "gso" | "tso";
 
-/** Receives a batch of frames (each a view of its own; the receiver may keep them). */
-export type FramesHandler = (frames: Uint8Array[]) => void;
+/**
+ * Receives a batch of frames (each a view of its own; the receiver may keep them: their memory
+ * is never reused). `verified[i]` is 1 when the device verified frame i's IP and TCP checksums
+ * (receive checksum offload; the addon does it as it reads), 0 when the receiver must; the
+ * array is reused for the next batch.
+ */
+export type FramesHandler = (frames: Uint8Array[], verified: Uint8Array) => void;
+
+/** Makes the memory frames are read into (`TapDevice.start`): a worker thread gives shared memory. */
+export type FrameMemory = (bytes: number) => Uint8Array;
+
+/** Bytes of one landing slab the addon reads frames into (a fresh one when it runs low). */
+const SLAB_BYTES = 2 << 20;
 
 /** Counters of a TAP device. */
 export interface TapStats {
@@ -47,6 +58,8 @@ export interface TapStats {
   gsoOut: number;
   /** TSO frames the kernel handed us (each one segment of more than one MSS). */
   tsoIn: number;
+  /** Frames whose IP and TCP checksums the addon verified as it read them (receive checksum offload). */
+  verifiedIn: number;
   /** Checksums the kernel left partial that the addon completed. */
   checksumsCompleted: number;
   /** Frames not written because the fd would block. */
@@ -67,8 +80,11 @@ export interface TapDevice {
   readonly handle: TapHandle;
   /** A handle per queue (the first is `handle`); one unless opened with `queues`. */
   readonly queues: readonly TapHandle[];
-  /** Starts delivering frames to `onFrames` (once). `onError` hears a fatal read error. */
-  start(onFrames: FramesHandler, onError?: (code: string) => void): void;
+  /**
+   * Starts delivering frames to `onFrames` (once). `onError` hears a fatal read error. `memory`
+   * makes the slabs frames land in (default: plain memory).
+   */
+  start(onFrames: FramesHandler, onError?: (code: string) => void, memory?: FrameMemory): void;
   /** Writes frames to the kernel; returns how many were accepted. */
   write(frames: readonly Uint8Array[]): number;
   /** Stops reading and closes the fd (the kernel deletes a non-persistent device). */
@@ -115,6 +131,8 @@ export function openTap(name: string, options: OpenTapOptions = {}): TapDevice {
   return tapOn(handle, true, more);
 }
 
+const UNVERIFIED = new Uint8Array(1);
+
 /** Queues of one TAP device at most (the kernel allows 256; a worker each is far fewer). */
 export const MAX_TAP_QUEUES = 64;
 
@@ -146,6 +164,7 @@ export function tapOn(h: TapHandle, owner = true, moreQueues: readonly TapHandle
     writesOut: 0,
     gsoOut: 0,
     tsoIn: 0,
+    verifiedIn: 0,
     checksumsCompleted: 0,
     writeDrops: 0,
   };
@@ -155,25 +174,42 @@ export function tapOn(h: TapHandle, owner = true, moreQueues: readonly TapHandle
   let closed = false;
   let started = false;
 
-  const startAddon = (onFrames: FramesHandler, onError?: (code: string) => void): void => {
-    reader = addon.startReader(fd, options.readBatch ?? 256, vnetHdr, readCounters, (buffer, ends, error) => {
-      if (closed) return;
+  const startAddon = (
+    onFrames: FramesHandler,
+    onError?: (code: string) => void,
+    memory?: FrameMemory,
+  ): void => {
+    const max = Math.min(4096, Math.max(1, options.readBatch ?? 256));
+    const room = addon.maxFrameBytes;
+    const alloc = memory ?? ((n: number) => new Uint8Array(n));
+    const ends = new Uint32Array(max);
+    const verified = new Uint8Array(max);
+    let slab = alloc(Math.max(SLAB_BYTES, 2 * room));
+    const landed = (start: number, n: number, error: string | undefined): Uint8Array | undefined => {
+      if (closed) return undefined;
       stats.tsoIn = readCounters[0] ?? 0;
       stats.checksumsCompleted = readCounters[1] ?? 0;
-      if (ends.length > 0) {
-        const frames: Uint8Array[] = new Array<Uint8Array>(ends.length);
-        let start = 0;
-        for (let i = 0; i < ends.length; i++) {
-          const end = ends[i] ?? start;
-          frames[i] = new Uint8Array(buffer, start, end - start);
-          start = end;
+      let at = start;
+      if (n > 0) {
+        const frames: Uint8Array[] = new Array<Uint8Array>(n);
+        for (let i = 0; i < n; i++) {
+          const e = ends[i] ?? 0;
+          const end = e & 0x7fffffff;
+          frames[i] = slab.subarray(at, end);
+          verified[i] = e >>> 31;
+          stats.verifiedIn += e >>> 31;
+          at = end;
         }
-        stats.framesIn += frames.length;
+        stats.framesIn += n;
         stats.batchesIn++;
-        onFrames(frames);
+        onFrames(frames, verified.subarray(0, n));
       }
       if (error !== undefined) onError?.(error);
-    });
+      if (slab.length - at >= room) return undefined;
+      slab = alloc(Math.max(SLAB_BYTES, 2 * room)); // frames keep the old one alive while used
+      return slab;
+    };
+    reader = addon.startReader(fd, max, vnetHdr, readCounters, landed, slab, ends);
   };
 
   const startFs = (onFrames: FramesHandler, onError?: (code: string) => void): void => {
@@ -187,7 +223,7 @@ export function tapOn(h: TapHandle, owner = true, moreQueues: readonly TapHandle
         }
         stats.framesIn++;
         stats.batchesIn++;
-        onFrames([buf.subarray(0, n)]);
+        onFrames([buf.subarray(0, n)], UNVERIFIED);
         next();
       });
     };
@@ -201,10 +237,10 @@ export function tapOn(h: TapHandle, owner = true, moreQueues: readonly TapHandle
     handle: { fd, name: actual, vnetHdr, mode, offload, readBatch: h.readBatch },
     queues: [{ fd, name: actual, vnetHdr, mode, offload, readBatch: h.readBatch }, ...moreQueues],
     stats,
-    start(onFrames, onError) {
+    start(onFrames, onError, memory) {
       if (started) throw new Error("TAP reader already started");
       started = true;
-      if (mode === "addon") startAddon(onFrames, onError);
+      if (mode === "addon") startAddon(onFrames, onError, memory);
       else startFs(onFrames, onError);
     },
     write(frames) {

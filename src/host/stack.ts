@@ -30,7 +30,7 @@ import { Duration, Instant } from "../time/instant.js";
 import { assert, ConfigError, StackError, UsageError } from "../util/errors.js";
 import { MinHeap } from "../util/heap.js";
 import type { ArpRepr } from "../wire/arp.js";
-import { ChecksumCapabilities } from "../wire/checksum.js";
+import { ChecksumCapabilities, rxVerified } from "../wire/checksum.js";
 import {
   isBroadcastMac,
   MAC_BROADCAST,
@@ -342,6 +342,8 @@ interface Iface {
   readonly index: number;
   readonly cfg: InterfaceConfig;
   readonly caps: ChecksumCapabilities;
+  /** `caps` for frames whose IP and TCP checksums the device verified. */
+  readonly rxCaps: ChecksumCapabilities;
   readonly ethernet: boolean;
 }
 
@@ -450,7 +452,8 @@ export class HostStack {
         throw new ConfigError(`${c.name}: IPv6 needs an MTU of at least 1280`);
       }
       if (c.mtu < 576) throw new ConfigError(`${c.name}: MTU ${c.mtu} is below 576`);
-      return { index, cfg: c, caps: c.checksum ?? ChecksumCapabilities.ALL, ethernet: c.link === "ethernet" };
+      const caps = c.checksum ?? ChecksumCapabilities.ALL;
+      return { index, cfg: c, caps, rxCaps: rxVerified(caps), ethernet: c.link === "ethernet" };
     });
     for (const iface of this.#ifaces) {
       for (const a of iface.cfg.addresses) {
@@ -876,14 +879,19 @@ export class HostStack {
   // -------------------------------------------------------------------------------------------
   // Input
 
-  /** A frame arrived on interface `ifIndex` (an Ethernet frame, or a bare IP packet on an IP link). */
-  handleFrame(now: Instant, ifIndex: number, frame: Uint8Array): void {
+  /**
+   * A frame arrived on interface `ifIndex` (an Ethernet frame, or a bare IP packet on an IP
+   * link). `verified`: the device verified its IP header and TCP checksums (receive checksum
+   * offload), so the stack does not.
+   */
+  handleFrame(now: Instant, ifIndex: number, frame: Uint8Array, verified = false): void {
     this.#advance(now);
     checkBytes("handleFrame", frame);
     const iface = this.#ifaces[ifIndex];
     if (iface === undefined) throw new UsageError(`no interface ${ifIndex}`);
     this.stats.framesIn++;
-    const p = iface.ethernet ? decodeFrame(frame, iface.caps) : decodeIpPacket(frame, iface.caps);
+    const caps = verified ? iface.rxCaps : iface.caps;
+    const p = iface.ethernet ? decodeFrame(frame, caps) : decodeIpPacket(frame, caps);
     if (p.error !== undefined) {
       if (p.error.code === "bad-checksum") this.stats.dropBadChecksum++;
       else this.stats.dropMalformed++;

@@ -203,10 +203,10 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
   const intoStack = {
     // Stage events run at or after their scheduled instant: the stack gets the present, which
     // keeps its clock monotonic.
-    deliver(_at: Instant, frame: Uint8Array): void {
+    deliver(_at: Instant, frame: Uint8Array, verified = false): void {
       const now = clock();
       if (capture !== undefined) capture(wallOrigin + now, frame);
-      ref.driver?.node.input(0, frame); // into the target first when there is one
+      ref.driver?.node.input(0, frame, verified); // into the target first when there is one
     },
   };
   const faulty = (p: FaultProfile | undefined): boolean => p !== undefined && Object.keys(p).length > 0;
@@ -253,12 +253,15 @@ function build(netns: TapNamespace, seed: number, mtu: number, options: LiveHost
   // A worker target that owns the wire reads and writes the device itself.
   if (worker?.ownsWire !== true)
     tap.start(
-      (frames) => {
+      (frames, verified) => {
         if (closed) return;
         const now = driver.now();
         const take = diverted;
         if (fromKernel === undefined) {
-          for (const f of frames) if (take === undefined || !take(f)) intoStack.deliver(now, f);
+          for (let i = 0; i < frames.length; i++) {
+            const f = frames[i] as Uint8Array;
+            if (take === undefined || !take(f)) intoStack.deliver(now, f, verified[i] === 1);
+          }
         } else {
           rt.sync();
           for (const f of frames) if (take === undefined || !take(f)) fromKernel.deliver(rt.scheduler.now, f);

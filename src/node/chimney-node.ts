@@ -42,8 +42,8 @@ import type { MacAddr } from "../wire/ethernet.js";
 
 /** A target that is also the NIC: what a chimney node drives (src/offload-target's SoftwareTarget). */
 export interface NicTarget extends OffloadTarget {
-  /** A frame from the wire. */
-  handleFrame(now: Instant, frame: Uint8Array): void;
+  /** A frame from the wire; `verified`: the device verified its IP and TCP checksums. */
+  handleFrame(now: Instant, frame: Uint8Array, verified?: boolean): void;
   /** A frame the host stack sends (NdisSendNetBufferLists on the non-offload path). */
   sendFrame(frame: Uint8Array): void;
   /** Runs recorded work: completions, indications, events. */
@@ -109,14 +109,17 @@ export class ChimneyNode {
     return this.#settling;
   }
 
-  /** A frame from the wire on interface `ifIndex`: into the target (the NIC), or the stack. */
-  input(ifIndex: number, frame: Uint8Array): void {
+  /**
+   * A frame from the wire on interface `ifIndex`: into the target (the NIC), or the stack.
+   * `verified`: the device verified its IP and TCP checksums (receive checksum offload).
+   */
+  input(ifIndex: number, frame: Uint8Array, verified = false): void {
     const now = this.now();
     const target = this.target;
     if (target !== undefined) {
       this.stack.advanceTo(now); // the target's upcalls use the host's clock
-      target.handleFrame(now, frame);
-    } else this.stack.handleFrame(now, ifIndex, frame);
+      target.handleFrame(now, frame, verified);
+    } else this.stack.handleFrame(now, ifIndex, frame, verified);
   }
 
   /**

@@ -31,6 +31,7 @@ import type { TcpConnection } from "../tcp/connection.js";
 import type { NetBufferList } from "../nbl/nbl.js";
 import { nblArray } from "../nbl/chain.js";
 import { decodeFrame } from "../wire/packet.js";
+import { ChecksumCapabilities, rxVerified } from "../wire/checksum.js";
 import { ethernetBufferLen } from "../wire/ethernet.js";
 import { type IpAddr, ipVersion } from "../wire/ip-addr.js";
 import { forEachInTree, type MiniportOffloadContext, type OffloadBlockList } from "../chimney/block-list.js";
@@ -95,6 +96,9 @@ export {
   type TargetMutant,
   type TargetStats,
 } from "./options.js";
+
+/** Decoding a frame whose checksums the device verified. */
+const RX_VERIFIED = rxVerified(ChecksumCapabilities.ALL);
 
 /** The software offload target: implements the miniport handlers of the chimney. */
 export class SoftwareTarget implements OffloadTarget {
@@ -207,11 +211,14 @@ export class SoftwareTarget implements OffloadTarget {
     this.#t.hostFrames.push(frame);
   }
 
-  /** A frame from the wire. */
-  handleFrame(now: Instant, frame: Uint8Array): void {
+  /**
+   * A frame from the wire. `verified`: the device verified its IP header and TCP checksums as it
+   * read the frame (receive checksum offload), so they are not verified again here.
+   */
+  handleFrame(now: Instant, frame: Uint8Array, verified = false): void {
     this.#t.now = now;
     this.stats.framesIn++;
-    const pkt = decodeFrame(frame);
+    const pkt = decodeFrame(frame, verified ? RX_VERIFIED : ChecksumCapabilities.ALL);
     const net = pkt.network;
     const tr = pkt.transport;
     if (pkt.error !== undefined || net === undefined || tr === undefined || tr.kind !== "tcp") {

@@ -191,6 +191,15 @@ export function mustVerify(mode: ChecksumMode): boolean {
   return mode === "both" || mode === "rx";
 }
 
+/**
+ * `caps` for a frame whose IPv4 header and TCP checksums the device already verified (receive
+ * checksum offload, as a NIC reports in the NBL's checksum info): software verifies neither.
+ */
+export function rxVerified(caps: ChecksumCapabilities): ChecksumCapabilities {
+  const off = (m: ChecksumMode): ChecksumMode => (m === "both" ? "tx" : m === "rx" ? "none" : m);
+  return { ...caps, ipv4: off(caps.ipv4), tcp: off(caps.tcp) };
+}
+
 /** Which implementation `sumBytes` uses for long ranges on this runtime. */
 export function checksumBackend(): "wasm-simd" | "js" {
   return simd() === undefined ? "js" : "wasm-simd";

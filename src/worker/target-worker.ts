@@ -183,8 +183,8 @@ class WorkerLoop {
       const tap = tapOn(init.wire, false); // the host thread opened it and closes it
       this.#tap = tap;
       tap.start(
-        (frames) => {
-          this.onWire(frames);
+        (frames, verified) => {
+          this.onWire(frames, verified);
         },
         (code) => {
           if (!this.#stopped) {
@@ -192,17 +192,21 @@ class WorkerLoop {
             this.flush();
           }
         },
+        (n) => new Uint8Array(new SharedArrayBuffer(n)),
       );
     }
   }
 
-  /** Frames the worker read from the wire: into the target (in shared memory), then the loop. */
-  onWire(frames: readonly Uint8Array[]): void {
+  /**
+   * Frames the worker read from the wire into shared memory (the TAP reader lands them there:
+   * no copy), with the device's checksum verdicts: into the target, then the loop.
+   */
+  onWire(frames: readonly Uint8Array[], verified: Uint8Array): void {
     if (this.#stopped) return;
     try {
       const now = this.now();
       const t = this.target;
-      for (const f of frames) t.handleFrame(now, this.#slab.copy(f));
+      for (let i = 0; i < frames.length; i++) t.handleFrame(now, frames[i] as Uint8Array, verified[i] === 1);
       this.#wireIn += frames.length;
       this.run();
     } catch (e) {
