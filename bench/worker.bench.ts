@@ -5,7 +5,8 @@
  *   idle connection), and its cost per byte of BufferedData beside a copy of the same bytes;
  * - `live` (root only): 4 connections downloading from the Linux kernel over the TAP link, the
  *   host-only stack against the worker targets (at least 2, a TAP queue each): host-thread CPU per GB (read from
- *   /proc/thread-self/stat, so the worker's CPU is not counted) and throughput.
+ *   /proc/thread-self/stat, so the worker's CPU is not counted) and throughput; the two setups
+ *   alternate for three rounds and their medians compare.
  * Every target prints as one `goal worker/<name>` line.
  */
 import { readFileSync } from "node:fs";
@@ -411,26 +412,63 @@ function compareDownload(s: Socket, want: Buffer, label: string): Promise<void> 
   });
 }
 
+/** Rounds of the live comparison: host-only and offloaded alternate, and the medians compare. */
+const LIVE_ROUNDS = 3;
+
 async function live(): Promise<void> {
   if (process.platform !== "linux" || process.getuid?.() !== 0) {
     console.log("worker/live: skipped (needs root on Linux)");
     return;
   }
   const gb = (CONNS * PER_CONN) / 1e9;
-  const plain = startLiveHost({ tag: "bw-host", seed: 3, offload: "off" });
-  let base: { secs: number; cpu: number };
-  try {
-    base = await downloads(plain, undefined);
-  } finally {
-    plain.close();
-  }
   // Target workers owning a queue of the TAP device each: at least 2, so the 4 downloads are
   // spread over two threads beside the host's (CHIMNEY_WORKERS sets the count).
   const workers = Number(process.env["CHIMNEY_WORKERS"] ?? Math.max(2, defaultWorkerCount()));
+  // Each figure moves by a fifth from one download to the next on this machine (the kernel's
+  // sender and our threads share two cores): the two setups alternate, and medians compare.
+  const bases: { secs: number; cpu: number }[] = [];
+  const offs: { secs: number; cpu: number }[] = [];
+  for (let round = 0; round < LIVE_ROUNDS; round++) {
+    const plain = startLiveHost({ tag: "bw-host", seed: 3, offload: "off" });
+    try {
+      bases.push(await downloads(plain, undefined));
+    } finally {
+      plain.close();
+    }
+    offs.push(await offloadedDownloads(workers, round === LIVE_ROUNDS - 1));
+  }
+  const med = (xs: { secs: number; cpu: number }[], k: "secs" | "cpu"): number =>
+    quantile(
+      xs.map((x) => x[k]),
+      0.5,
+    );
+  const base = { secs: med(bases, "secs"), cpu: med(bases, "cpu") };
+  const off = { secs: med(offs, "secs"), cpu: med(offs, "cpu") };
+  const ratio = off.cpu / gb / (base.cpu / gb);
+  goal(
+    TOPIC,
+    "host-cpu-per-gb",
+    `${(off.cpu / gb).toFixed(2)} s/GB offloaded vs ${(base.cpu / gb).toFixed(2)} s/GB host-only = ${ratio.toFixed(2)}x (medians of ${LIVE_ROUNDS} alternating rounds)`,
+    `<= ${TARGET_HOST_CPU_RATIO}x`,
+    ratio <= TARGET_HOST_CPU_RATIO,
+  );
+  const tput = base.secs / off.secs;
+  const mbit = (sec: number): string => ((CONNS * PER_CONN * 8) / sec / 1e6).toFixed(0);
+  goal(
+    TOPIC,
+    "throughput-4conn",
+    `${mbit(off.secs)} Mbit/s offloaded (${workers} target worker${workers === 1 ? "" : "s"}) vs ${mbit(base.secs)} Mbit/s host-only = ${tput.toFixed(2)}x (medians of ${LIVE_ROUNDS} alternating rounds: ${offs.map((x) => mbit(x.secs)).join(", ")} vs ${bases.map((x) => mbit(x.secs)).join(", ")})`,
+    `>= ${TARGET_THROUGHPUT_RATIO}x`,
+    tput >= TARGET_THROUGHPUT_RATIO,
+  );
+}
+
+/** One round of the downloads offloaded to `workers` target workers; `report` prints where frames went. */
+async function offloadedDownloads(workers: number, report: boolean): Promise<{ secs: number; cpu: number }> {
   const w = await startLiveWorkerHost({ tag: "bw-work", seed: 3, workers });
-  let off: { secs: number; cpu: number };
   try {
-    off = await downloads(w, (c) => w.chimney.manager.offload(c));
+    const off = await downloads(w, (c) => w.chimney.manager.offload(c));
+    if (!report) return off;
     const a = await w.chimney.target.audit();
     const t = w.chimney.target;
     if (t instanceof RssWorkerTargets) {
@@ -442,25 +480,9 @@ async function live(): Promise<void> {
     console.log(
       `worker/live: the target compacted ${a.compactedChunks} chunks of held data (${((a.compactedChunks * HELD_CHUNK_BYTES) / 2 ** 20).toFixed(0)} MiB of ${(CONNS * PER_CONN) / 2 ** 20} MiB copied out of frame memory)`,
     );
+    return off;
   } finally {
     w.close();
     await w.chimney.target.close();
   }
-  const ratio = off.cpu / gb / (base.cpu / gb);
-  goal(
-    TOPIC,
-    "host-cpu-per-gb",
-    `${(off.cpu / gb).toFixed(2)} s/GB offloaded vs ${(base.cpu / gb).toFixed(2)} s/GB host-only = ${ratio.toFixed(2)}x`,
-    `<= ${TARGET_HOST_CPU_RATIO}x`,
-    ratio <= TARGET_HOST_CPU_RATIO,
-  );
-  const tput = base.secs / off.secs;
-  const mbit = (s: number): string => ((CONNS * PER_CONN * 8) / s / 1e6).toFixed(0);
-  goal(
-    TOPIC,
-    "throughput-4conn",
-    `${mbit(off.secs)} Mbit/s offloaded (${workers} target worker${workers === 1 ? "" : "s"}) vs ${mbit(base.secs)} Mbit/s host-only = ${tput.toFixed(2)}x`,
-    `>= ${TARGET_THROUGHPUT_RATIO}x`,
-    tput >= TARGET_THROUGHPUT_RATIO,
-  );
 }
