@@ -388,6 +388,13 @@ static napi_value js_tcp_info(napi_env env, napi_callback_info info) {
       set_u32(env, obj, "sndCwnd", ti.tcpi_snd_cwnd) < 0 || set_u32(env, obj, "advmss", ti.tcpi_advmss) < 0 ||
       set_u32(env, obj, "rcvSpace", ti.tcpi_rcv_space) < 0)
     return NULL;
+  /* Bytes of data transmitted, retransmissions included, and of those the retransmitted ones
+   * (u64, exact in a double below 2^53): what really left, as repair mode's "sends" do not count. */
+  napi_value sent, retrans;
+  CHECK(env, napi_create_double(env, (double)ti.tcpi_bytes_sent, &sent));
+  CHECK(env, napi_create_double(env, (double)ti.tcpi_bytes_retrans, &retrans));
+  CHECK(env, napi_set_named_property(env, obj, "bytesSent", sent));
+  CHECK(env, napi_set_named_property(env, obj, "bytesRetrans", retrans));
   return obj;
 }
 

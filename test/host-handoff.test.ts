@@ -87,6 +87,8 @@ const INFO: KernelTcpInfo = {
   sndCwnd: 10,
   advmss: 1460,
   rcvSpace: 65535,
+  bytesSent: 0,
+  bytesRetrans: 0,
 };
 
 /** Runs both stacks' timers and traffic from `from` for `ms` milliseconds, 10 ms a step. */

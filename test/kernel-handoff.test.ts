@@ -125,6 +125,28 @@ void describe("kernel hand-off: TCP_REPAIR export and import, kernel to kernel",
     });
   }
 
+  void test("bytes the socket transmits while it is exported count as sent: the peer never holds bytes the record calls unsent", async (t) => {
+    let pair: NsPair | undefined;
+    let child: ChildProcess | undefined;
+    try {
+      pair = createNsPair("race");
+      child = pair.spawnIn(pair.a, process.execPath, [HELPER, "race", `${PORT}`]);
+      const r = await events(child, "race")("race");
+      t.diagnostic(JSON.stringify(r));
+      const facts = JSON.stringify(r);
+      const n = (k: string): number => r[k] as number;
+      assert.ok(n("leftDuring") > 0, `precondition: the client transmitted during the export: ${facts}`);
+      assert.ok(n("queued") > n("received"), `precondition: the client still held bytes: ${facts}`);
+      // Had the record called those bytes unsent, the peer's ACK for them would lie beyond the
+      // new owner's SND.NXT: dropped, and the connection stalls for good.
+      assert.ok(n("received") <= n("sentEnd"), `the peer has bytes the record calls unsent: ${facts}`);
+      assert.equal(await exited(child), 0);
+    } finally {
+      if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      pair?.close();
+    }
+  });
+
   void test("wrong records are refused with RepairError, and the right one still imports", async (t) => {
     let pair: NsPair | undefined;
     let child: ChildProcess | undefined;

@@ -106,6 +106,8 @@ const kernelExport: fc.Arbitrary<KernelTcpExport> = fc
         sndCwnd: r.cwnd,
         advmss: 1448,
         rcvSpace: 65535,
+        bytesSent: 0,
+        bytesRetrans: 0,
       },
     } satisfies KernelTcpExport;
   });

@@ -67,6 +67,10 @@ export interface KernelTcpInfo {
   readonly sndCwnd: number;
   readonly advmss: number;
   readonly rcvSpace: number;
+  /** Bytes of data transmitted, retransmissions included (`tcpi_bytes_sent`). */
+  readonly bytesSent: number;
+  /** Bytes retransmitted (`tcpi_bytes_retrans`). */
+  readonly bytesRetrans: number;
 }
 
 export interface SocketAddress {

@@ -250,12 +250,25 @@ function getTcp(addon: RepairAddon, fd: number, name: number, call: string): num
   return repairCall(call, () => addon.getInt(fd, IPPROTO_TCP, name));
 }
 
+/** Test seams of `exportKernelTcp`. */
+export interface ExportHooks {
+  /**
+   * Runs right after the never-sent bytes are counted, while the socket may still transmit: a
+   * test makes it transmit here (opening the peer's window), which the record must account for.
+   */
+  readonly afterUnsentCount?: (() => void) | undefined;
+}
+
 /**
  * Freezes `fd` (a connected kernel TCP socket) in repair mode and reads its state. The socket
  * stays in repair mode: close it with `closeSilently` once the state lives elsewhere. If the
  * socket cannot be moved, it is taken out of repair mode again and `RepairError` is thrown.
  */
-export function exportKernelTcp(fd: number, addon: RepairAddon = loadRepairAddon()): KernelTcpState {
+export function exportKernelTcp(
+  fd: number,
+  addon: RepairAddon = loadRepairAddon(),
+  hooks: ExportHooks = {},
+): KernelTcpState {
   setTcp(addon, fd, TCP_REPAIR, TCP_REPAIR_ON, "setsockopt(TCP_REPAIR)");
   try {
     const info = repairCall("getsockopt(TCP_INFO)", () => addon.tcpInfo(fd));
@@ -269,12 +282,24 @@ export function exportKernelTcp(fd: number, addon: RepairAddon = loadRepairAddon
     }
     const local = repairCall("getsockname", () => addon.localAddress(fd));
     const remote = repairCall("getpeername", () => addon.remoteAddress(fd));
-    // The bytes never sent, counted before any queue is selected: with the send queue selected,
-    // an ACK processed meanwhile lets the kernel "send" more without transmitting it (repair
-    // mode's way of rebuilding a sent queue), and a count read then calls bytes sent that never
-    // left; their new owner waited for its RTO to send them (a 3 s stall in a live run). Bytes
-    // really sent after this count are sent again by the new owner: the peer drops duplicates.
-    const unsentBefore = repairCall("ioctl(SIOCOUTQNSD)", () => addon.ioctlInt(fd, SIOCOUTQNSD));
+    // Repair mode does not stop the socket's output: until the send queue is selected, a pacing
+    // timer, a TSQ completion or an ACK still in the stack transmits for real. The bytes never
+    // sent are counted first, before any queue is selected: with the send queue selected, an
+    // ACK processed meanwhile lets the kernel "send" more without transmitting it (repair mode's
+    // way of rebuilding a sent queue), and a count read then calls bytes sent that never left;
+    // their new owner waited for its RTO to send them (a 3 s stall in a live run). The count is
+    // taken between two reads of the bytes really transmitted (`tcpi_bytes_sent`), retried until
+    // none left in between, and what leaves after it is subtracted below.
+    const unsentCount = (): { unsent: number; at: KernelTcpInfo } => {
+      for (let attempt = 0; ; attempt++) {
+        const at = repairCall("getsockopt(TCP_INFO)", () => addon.tcpInfo(fd));
+        const unsent = repairCall("ioctl(SIOCOUTQNSD)", () => addon.ioctlInt(fd, SIOCOUTQNSD));
+        const after = repairCall("getsockopt(TCP_INFO)", () => addon.tcpInfo(fd));
+        if (after.bytesSent === at.bytesSent || attempt >= 10) return { unsent, at };
+      }
+    };
+    const counted = unsentCount();
+    hooks.afterUnsentCount?.();
     // Incoming segments are still processed in repair mode: read each queue until its
     // sequence number and length hold still across the read.
     const readQueue = (queue: number, ioctl: number, what: string): { seq: number; data: Buffer } => {
@@ -293,10 +318,18 @@ export function exportKernelTcp(fd: number, addon: RepairAddon = loadRepairAddon
       }
     };
     const recv = readQueue(TCP_RECV_QUEUE, SIOCINQ, "receive queue");
+    // The send queue stays selected: from here on the socket transmits nothing (it only "sends"
+    // in repair mode's way) until it is closed or leaves repair mode.
     const send = readQueue(TCP_SEND_QUEUE, SIOCOUTQ, "send queue");
-    setTcp(addon, fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, "setsockopt(TCP_REPAIR_QUEUE)");
+    // New data that really left after the count (retransmissions aside) reached the peer: it is
+    // sent, or the peer's ACK for it would lie beyond the new owner's SND.NXT, which drops such
+    // ACKs (RFC 9293 3.10.7.4), and with its window full of data the peer already has, the
+    // connection would stall for good (a hand-off session waited for its FIN in vain).
+    const frozen = repairCall("getsockopt(TCP_INFO)", () => addon.tcpInfo(fd));
+    const leftSince =
+      frozen.bytesSent - counted.at.bytesSent - (frozen.bytesRetrans - counted.at.bytesRetrans);
     // (ACKs since the count may have taken bytes off the queue's front, never unsent ones.)
-    const unsent = Math.min(unsentBefore, send.data.length);
+    const unsent = Math.max(0, Math.min(counted.unsent - Math.max(0, leftSince), send.data.length));
     const timestamps = (info.options & TCPI_OPT_TIMESTAMPS) !== 0;
     return {
       family: local.address.includes(":") ? 6 : 4,
