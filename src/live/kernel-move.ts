@@ -23,6 +23,7 @@
 import type net from "node:net";
 import {
   exportKernelTcp,
+  releaseQueueForClose,
   importKernelTcp,
   leaveRepair,
   loadRepairAddon,
@@ -310,6 +311,7 @@ export async function moveFromKernel(
   }
   // Repair mode is on: closing the descriptor sends nothing. The steering stays: the 4-tuple's
   // packets are ours from now on.
+  releaseQueueForClose(fd, addon);
   sock.destroy();
   clock.flush();
   const importMs = since(t2);
@@ -340,8 +342,11 @@ export class KernelForwarder {
   readonly #sport: number;
   readonly #dport: number;
   #closed = false;
+  #swallow = false;
   /** Packets handed to the kernel so far. */
   forwarded = 0;
+  /** Packets of the connection taken and dropped after `swallow`. */
+  swallowed = 0;
 
   constructor(side: KernelSide, record: KernelTcpRecord, addon: RepairAddon = loadRepairAddon()) {
     if (record.family !== 4) throw new UsageError("KernelForwarder: IPv4 connections only");
@@ -365,6 +370,10 @@ export class KernelForwarder {
     const t = 14 + ((f[14] ?? 0) & 0x0f) * 4;
     if ((((f[t] ?? 0) << 8) | (f[t + 1] ?? 0)) !== this.#sport) return false;
     if ((((f[t + 2] ?? 0) << 8) | (f[t + 3] ?? 0)) !== this.#dport) return false;
+    if (this.#swallow) {
+      this.swallowed++;
+      return true;
+    }
     const len = ((f[16] ?? 0) << 8) | (f[17] ?? 0);
     // A copy, with its timestamp option blanked: see `withoutTimestamp`.
     const packet = withoutTimestamp(Buffer.from(f.subarray(14, 14 + Math.min(len, f.length - 14))));
@@ -376,6 +385,14 @@ export class KernelForwarder {
     }
     return true;
   };
+
+  /**
+   * From now on the connection's frames are taken and dropped, not handed on: the kernel socket
+   * has every byte they carry and is closing (handed to a closed socket, each would draw an RST).
+   */
+  swallow(): void {
+    this.#swallow = true;
+  }
 
   close(): void {
     if (this.#closed) return;
