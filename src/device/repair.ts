@@ -262,7 +262,7 @@ export interface ExportHooks {
 /**
  * Freezes `fd` (a connected kernel TCP socket) in repair mode and reads its state. The socket
  * stays in repair mode with its send queue selected, so it transmits nothing more: close it
- * with `closeSilently` once the state lives elsewhere (or `releaseQueueForClose`, then close).
+ * with `closeSilently` once the state lives elsewhere.
  * If the socket cannot be moved, it is taken out of repair mode again and `RepairError` is
  * thrown.
  */
@@ -498,20 +498,9 @@ export function leaveRepair(fd: number, probe: boolean, addon: RepairAddon = loa
   setTcp(addon, fd, TCP_REPAIR, probe ? TCP_REPAIR_OFF : TCP_REPAIR_OFF_NO_WP, "setsockopt(TCP_REPAIR)");
 }
 
-/**
- * Selects no repair queue on an exported socket about to be closed. `exportKernelTcp` leaves the
- * send queue selected so that the socket transmits nothing more; closing it that way made the
- * namespace's kernel send RSTs on the connection's 4-tuple (3 of 10 live runs of the target <->
- * kernel moves; the kernel path behind them was not found). Call it right before the close.
- */
-export function releaseQueueForClose(fd: number, addon: RepairAddon = loadRepairAddon()): void {
-  setTcp(addon, fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, "setsockopt(TCP_REPAIR_QUEUE)");
-}
-
 /** Closes `fd` in repair mode: no FIN, no RST, whatever its queues hold. */
 export function closeSilently(fd: number, addon: RepairAddon = loadRepairAddon()): void {
   setTcp(addon, fd, TCP_REPAIR, TCP_REPAIR_ON, "setsockopt(TCP_REPAIR)");
-  releaseQueueForClose(fd, addon);
   repairCall("close", () => addon.close(fd));
 }
 

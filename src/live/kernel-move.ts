@@ -23,7 +23,6 @@
 import type net from "node:net";
 import {
   exportKernelTcp,
-  releaseQueueForClose,
   importKernelTcp,
   leaveRepair,
   loadRepairAddon,
@@ -311,7 +310,6 @@ export async function moveFromKernel(
   }
   // Repair mode is on: closing the descriptor sends nothing. The steering stays: the 4-tuple's
   // packets are ours from now on.
-  releaseQueueForClose(fd, addon);
   sock.destroy();
   clock.flush();
   const importMs = since(t2);
