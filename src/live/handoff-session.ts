@@ -415,16 +415,17 @@ export class HandoffSession {
       // the application reads it down first. It stops reading a moment before the move (Node
       // reads ahead meanwhile) and makes one last write through Node (Node holds it when the
       // move starts): both of Node's buffers move with the connection. If the kernel's queue
-      // grew past our room meanwhile, it reads on and tries again. It pauses only with half the
-      // room to spare: the peer fills the kernel's autotuned window at several hundred MB/s, and
-      // pausing at the edge, 50 tries in a row found the queue past the room 2 ms later (about
-      // 1 run in 6 of the 20-move test).
+      // grew past our room meanwhile, it reads on and tries again. After a few misses it pauses
+      // only with half the room to spare: the peer fills the kernel's autotuned window at
+      // several hundred MB/s, and pausing at the edge, 50 tries in a row found the queue past
+      // the room 2 ms later (about 1 run in 6 of the 20-move test). Waiting for half the room
+      // from the first try made the move itself long enough (130 ms) for a stream to finish.
       const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
       const room = (this.host.stack.tcpConfig.recvBufferSize * 3) / 4;
       const holds = (bytes: number) => () => fd < 0 || kernelQueues(fd).unread + sock.readableLength <= bytes;
       const fits = holds(room);
       for (let attempt = 0; ; attempt++) {
-        await this.until("the kernel's unread data to fit our buffer", holds(room / 2));
+        await this.until("the kernel's unread data to fit our buffer", holds(attempt < 5 ? room : room / 2));
         sock.pause();
         await sleep(2);
         if (fits()) break;
