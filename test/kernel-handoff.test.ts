@@ -101,6 +101,13 @@ void describe("kernel hand-off: TCP_REPAIR export and import, kernel to kernel",
           { unread: PEER_PRE, queued: HOST_PRE, unsent },
           `the imported socket holds the same queues: ${facts}`,
         );
+        const sndMss = moved["sndMss"] as { before: number; after: number };
+        assert.ok(sndMss.before > 1000, `precondition: full-sized segments before the move: ${facts}`);
+        assert.equal(
+          sndMss.after,
+          sndMss.before,
+          `the imported socket sends segments of the same size: ${facts}`,
+        );
         tc(peerNs, "qdisc", "del", "dev", peerNs.dev, "clsact");
         peer.stdin?.write("resume\n");
         const [hostDone, peerDone] = await Promise.all([hostEv("done", 30_000), peerEv("done", 30_000)]);

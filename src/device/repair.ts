@@ -443,6 +443,12 @@ export function importKernelTcp(
     setTcp(addon, fd, TCP_QUEUE_SEQ, u32(state.rcvNxt - state.recvQueue.length), "setsockopt(TCP_QUEUE_SEQ)");
     setTcp(addon, fd, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, "setsockopt(TCP_REPAIR_QUEUE)");
     setTcp(addon, fd, TCP_QUEUE_SEQ, u32(state.sndUna), "setsockopt(TCP_QUEUE_SEQ)");
+    // The segment size the kernel sends with (mss_cache) is computed once, at connect, from the
+    // MSS clamp of that moment: the TCPOPT_MAXSEG option below, set after connect, raises the
+    // clamp but leaves it at the default 536 (524 with timestamps) for good. TCP_MAXSEG set now
+    // is the clamp at connect (the kernel takes 88..32767 there: loopback's MSS of 65,483 is
+    // cut to the most it takes).
+    setTcp(addon, fd, TCP_MAXSEG, Math.max(88, Math.min(state.mss, 32767)), "setsockopt(TCP_MAXSEG)");
     repairCall("connect", () => addon.connect(fd, state.remote.address, state.remote.port));
     // Options only in ESTABLISHED and before any data is queued.
     const codes = [TCPOPT_MAXSEG];

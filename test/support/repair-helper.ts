@@ -174,6 +174,8 @@ async function host(
     windowScale: state.windowScale,
     window: state.window,
     imported: kernelQueues(nfd, addon),
+    // The segment size the kernel sends with (mss_cache), before and after the move.
+    sndMss: { before: state.info.sndMss, after: addon.tcpInfo(nfd).sndMss },
   });
   const sock = new net.Socket({ fd: nfd, readable: true, writable: true });
   const result = await exchange(sock, bytes(4, postBytes), [pre]);
