@@ -250,7 +250,9 @@ static int complete_csum(unsigned char *frame, size_t len, const struct virtio_n
 /* 1 when `frame` is an Ethernet frame (at most one 802.1Q tag) carrying IPv4 (not a fragment,
  * header checksum good) or IPv6 (TCP the first next header) and a TCP segment whose checksum,
  * pseudo-header included, verifies. Sums run in memory order (RFC 1071), so the pseudo-header's
- * 16-bit fields are added as they would lie in memory: big-endian bytes read natively. */
+ * 16-bit fields are added as they would lie in memory: big-endian bytes read natively.
+ * `completed`: the offset of a TCP header whose checksum was just completed here (0: none); that
+ * segment's checksum is right by construction and is not summed a second time. */
 static uint64_t mem16(uint16_t host_order) {
   unsigned char b[2] = {(unsigned char)(host_order >> 8), (unsigned char)host_order};
   uint16_t w;
@@ -258,7 +260,7 @@ static uint64_t mem16(uint16_t host_order) {
   return w;
 }
 
-static int tcp_checksum_ok(const unsigned char *f, size_t len) {
+static int tcp_checksum_ok(const unsigned char *f, size_t len, size_t completed) {
   if (len < 14) return 0;
   size_t off = 14;
   uint16_t et = be16(f + 12);
@@ -275,6 +277,7 @@ static int tcp_checksum_ok(const unsigned char *f, size_t len) {
     if (ihl < 20 || total < ihl + 20 || total > room) return 0;
     if (fold(sum_bytes(ip, ihl)) != 0xffff) return 0;
     if ((be16(ip + 6) & 0x3fff) != 0 || ip[9] != 6) return 0; /* MF or an offset; not TCP */
+    if (completed != 0 && completed == off + ihl) return 1;
     size_t tl = total - ihl;
     uint64_t s = sum_bytes(ip + 12, 8) + mem16(6) + mem16((uint16_t)tl) + sum_bytes(ip + ihl, tl);
     return fold(s) == 0xffff;
@@ -283,6 +286,7 @@ static int tcp_checksum_ok(const unsigned char *f, size_t len) {
     if (room < 40 || (ip[0] >> 4) != 6 || ip[6] != 6) return 0;
     size_t tl = be16(ip + 4);
     if (tl < 20 || 40 + tl > room) return 0;
+    if (completed != 0 && completed == off + 40) return 1;
     uint64_t s = sum_bytes(ip + 8, 32) + mem16(6) + mem16((uint16_t)tl) + sum_bytes(ip + 40, tl);
     return fold(s) == 0xffff;
   }
@@ -332,15 +336,17 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       break;
     }
     if (got == 0) break;
+    size_t completed = 0;
     if (r->vnet) {
       if (got <= (ssize_t)VNET_HDR_LEN) continue;
       got -= VNET_HDR_LEN;
       if (vh.gso_type != VIRTIO_NET_HDR_GSO_NONE) r->counters[0] += 1;
       if (vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM && complete_csum(dst, (size_t)got, &vh)) {
         r->counters[1] += 1;
+        completed = vh.csum_start;
       }
     }
-    uint32_t ok = tcp_checksum_ok(dst, (size_t)got) ? 0x80000000u : 0;
+    uint32_t ok = tcp_checksum_ok(dst, (size_t)got, completed) ? 0x80000000u : 0;
     r->slab_used += (size_t)got;
     r->ends[n++] = (uint32_t)r->slab_used | ok;
   }
@@ -450,7 +456,7 @@ static napi_value js_tcp_checksum_ok(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_value out;
-  CHECK(env, napi_get_boolean(env, len > 0 && tcp_checksum_ok(data, len), &out));
+  CHECK(env, napi_get_boolean(env, len > 0 && tcp_checksum_ok(data, len, 0), &out));
   return out;
 }
 

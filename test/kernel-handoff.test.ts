@@ -12,6 +12,12 @@ import { fileURLToPath } from "node:url";
 import { events, tcpCounters } from "./support/helper-events.js";
 import { kernelTestSkip } from "./support/kernel-topology.js";
 import { createNsPair, exited, ip, type NsHost, type NsPair } from "./support/netns.js";
+import type { KernelTcpRecord, RepairAddon } from "../src/device/repair.js";
+import { KernelForwarder } from "../src/live/kernel-move.js";
+import { ip as ip4 } from "../src/wire/ip-addr.js";
+import { emitTcpPacket } from "../src/wire/packet.js";
+import { Seq } from "../src/wire/seq.js";
+import { TcpFlag } from "../src/wire/tcp-repr.js";
 
 const skip = kernelTestSkip();
 const HELPER = join(dirname(fileURLToPath(import.meta.url)), "support", "repair-helper.js");
@@ -185,6 +191,61 @@ void describe("kernel hand-off: TCP_REPAIR export and import, kernel to kernel",
     } finally {
       if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
       pair?.close();
+    }
+  });
+});
+
+void describe("KernelForwarder", { skip }, () => {
+  void test("hands the connection's frames to the kernel, and after swallow() takes and drops them", () => {
+    const pair = createNsPair("fwd");
+    try {
+      const sent: Uint8Array[] = [];
+      const addon = {
+        rawSocketIn: () => 1000,
+        sendIp: (_fd: number, p: Uint8Array) => {
+          sent.push(p);
+        },
+        close: () => undefined,
+      } as unknown as RepairAddon;
+      const record = {
+        family: 4,
+        local: { address: "192.0.2.2", port: 40000 },
+        remote: { address: "192.0.2.1", port: 5080 },
+      } as KernelTcpRecord;
+      const side = { ns: pair.b.ns, outer: "veth-b", tap: "tap0", pref: 10 };
+      const f = new KernelForwarder(side, record, addon);
+      const frame = (srcPort: number) =>
+        emitTcpPacket({
+          ip: { src: ip4("192.0.2.1"), dst: ip4("192.0.2.2") },
+          tcp: {
+            srcPort,
+            dstPort: 40000,
+            seq: Seq.of(1),
+            ack: Seq.of(1),
+            flags: TcpFlag.ACK,
+            window: 512,
+            urgent: 0,
+            mss: undefined,
+            windowScale: undefined,
+            sackPermitted: false,
+            sack: [],
+            timestamps: undefined,
+            unknownOptions: [],
+            payload: new Uint8Array(100),
+          },
+          ethernet: { src: new Uint8Array(6), dst: new Uint8Array(6), vlan: undefined },
+        });
+      assert.equal(f.take(frame(5080)), true, "the connection's frame is taken");
+      assert.equal(f.take(frame(5081)), false, "another connection's frame is not");
+      assert.equal(sent.length, 1);
+      assert.equal(f.forwarded, 1);
+      f.swallow();
+      assert.equal(f.take(frame(5080)), true, "still taken (our stack must not see it either)");
+      assert.equal(sent.length, 1, "but not handed to the kernel");
+      assert.deepEqual([f.forwarded, f.swallowed], [1, 1]);
+      f.close();
+    } finally {
+      pair.close();
     }
   });
 });

@@ -206,7 +206,9 @@ class WorkerLoop {
     try {
       const now = this.now();
       const t = this.target;
-      for (let i = 0; i < frames.length; i++) t.handleFrame(now, frames[i] as Uint8Array, verified[i] === 1);
+      // (`shared` copies only what is not shared yet: frames of an fs-mode device.)
+      for (let i = 0; i < frames.length; i++)
+        t.handleFrame(now, this.shared(frames[i] as Uint8Array), verified[i] === 1);
       this.#wireIn += frames.length;
       this.run();
     } catch (e) {

@@ -114,7 +114,7 @@ import {
 } from "./syscall-args.js";
 import { applySysctl, type DutSettings, type LenientRuleName } from "./policy.js";
 import { runPyAsserts } from "./pycode.js";
-import { coalesceRun, PACKETDRILL_DEFAULTS, PacketMatcher } from "./matcher.js";
+import { coalesceRun, eventWindow, PACKETDRILL_DEFAULTS, PacketMatcher } from "./matcher.js";
 
 export { PACKETDRILL_DEFAULTS };
 
@@ -546,24 +546,9 @@ class ScriptRun {
 
   /** The time window in which the event is expected, as absolute virtual microseconds. */
   #eventWindow(ev: PdEvent): [number, number] {
-    const t = ev.time;
-    const base = this.#relBase ?? this.#now;
-    switch (t.kind) {
-      case "absolute":
-        this.#relBase = undefined;
-        return [t.usecs, t.usecs];
-      case "relative":
-        if (this.#relBase !== undefined) this.#relBase = base + t.usecs;
-        return [base + t.usecs, base + t.usecs];
-      case "absolute-range":
-        this.#relBase = undefined;
-        return [t.usecs, t.endUsecs];
-      case "relative-range":
-        if (this.#relBase !== undefined) this.#relBase = base + t.usecs;
-        return [base + t.usecs, base + t.endUsecs];
-      case "any":
-        return [this.#now, this.#now + MAX_WAIT_USECS];
-    }
+    const w = eventWindow(ev.time, this.#relBase, this.#now, MAX_WAIT_USECS);
+    this.#relBase = w.relBase;
+    return [w.start, w.end];
   }
 
   /** Runs the stack's deadlines up to `t` and moves the clock there. */

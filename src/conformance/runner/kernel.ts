@@ -50,7 +50,7 @@ import {
   selectEvents,
 } from "../packetdrill/index.js";
 import type { FailureKind, ScriptResult } from "./dut.js";
-import { coalesceRun, PACKETDRILL_DEFAULTS, PacketMatcher } from "./matcher.js";
+import { coalesceRun, eventWindow, PACKETDRILL_DEFAULTS, PacketMatcher } from "./matcher.js";
 import { detectUnsupported, sysctlAssignments } from "./features.js";
 import type { LenientRuleName } from "./policy.js";
 import { LINUX_DEFAULTS_SH, LINUX_PROFILE } from "./profile.js";
@@ -409,24 +409,9 @@ class KernelRun {
 
   /** The window of an event, in script µs (as `dut.ts`: relative to the previous event). */
   #eventWindow(ev: PdEvent): [number, number] {
-    const t = ev.time;
-    const base = this.#relBase ?? this.#last;
-    switch (t.kind) {
-      case "absolute":
-        this.#relBase = undefined;
-        return [t.usecs, t.usecs];
-      case "relative":
-        if (this.#relBase !== undefined) this.#relBase = base + t.usecs;
-        return [base + t.usecs, base + t.usecs];
-      case "absolute-range":
-        this.#relBase = undefined;
-        return [t.usecs, t.endUsecs];
-      case "relative-range":
-        if (this.#relBase !== undefined) this.#relBase = base + t.usecs;
-        return [base + t.usecs, base + t.endUsecs];
-      case "any":
-        return [this.#last, this.#last + MAX_BLOCK_USECS];
-    }
+    const w = eventWindow(ev.time, this.#relBase, this.#last, MAX_BLOCK_USECS);
+    this.#relBase = w.relBase;
+    return [w.start, w.end];
   }
 
   /**

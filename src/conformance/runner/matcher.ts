@@ -15,7 +15,7 @@
  */
 import { Seq, type SeqNum } from "../../wire/seq.js";
 import { type SackBlock, TcpFlag, type TcpRepr } from "../../wire/tcp-repr.js";
-import type { PdTcpOption, PdTcpPacket } from "../packetdrill/index.js";
+import type { PdEvent, PdTcpOption, PdTcpPacket } from "../packetdrill/index.js";
 import type { UnsupportedFeature } from "./features.js";
 import type { LenientRuleName } from "./policy.js";
 
@@ -279,4 +279,32 @@ function hexBytes(hex: string, minLen: number): Uint8Array {
   const out = new Uint8Array(Math.max(minLen, clean.length >> 1));
   for (let i = 0; i + 1 < clean.length; i += 2) out[i >> 1] = Number.parseInt(clean.slice(i, i + 2), 16);
   return out;
+}
+
+/**
+ * The window in which a script event is expected, in script microseconds, and the base the next
+ * relative time counts from (`relBase`: set while a run of relative times follows a ranged event;
+ * an absolute time ends it). `now` is the time of the previous event; `any` (`*`) allows
+ * `anyUsecs` from it. Shared by our runner (virtual time) and the kernel runner (real time).
+ */
+export function eventWindow(
+  time: PdEvent["time"],
+  relBase: number | undefined,
+  now: number,
+  anyUsecs: number,
+): { readonly start: number; readonly end: number; readonly relBase: number | undefined } {
+  const base = relBase ?? now;
+  const next = relBase === undefined ? undefined : base + ("usecs" in time ? time.usecs : 0);
+  switch (time.kind) {
+    case "absolute":
+      return { start: time.usecs, end: time.usecs, relBase: undefined };
+    case "relative":
+      return { start: base + time.usecs, end: base + time.usecs, relBase: next };
+    case "absolute-range":
+      return { start: time.usecs, end: time.endUsecs, relBase: undefined };
+    case "relative-range":
+      return { start: base + time.usecs, end: base + time.endUsecs, relBase: next };
+    case "any":
+      return { start: now, end: now + anyUsecs, relBase };
+  }
 }
