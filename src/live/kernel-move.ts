@@ -122,8 +122,13 @@ export class MoveRefusedError extends RepairError {
 
 /**
  * Moves `c` (a connection of `stack`, its packets steered to our stack by `steering`) into a
- * kernel socket of `side.ns`. Synchronous. Call `stack.releaseHandOff(c)` later, once the
- * frames our stack had queued are read (until then they are dropped silently, not answered).
+ * kernel socket of `side.ns`. Synchronous. Frames of the connection that still reach our device
+ * (the peer's ACKs for data in flight at the move) belong to the kernel socket now: hand them on
+ * with `new KernelForwarder(side, move.record)` and `LiveHost.divert(forwarder.take)`, or the
+ * kernel, missing those ACKs, sends nothing more until its initial RTO (1 s; the window probe
+ * does not always draw an answer: the peer rate-limits answers to out-of-window segments without
+ * data). Call `stack.releaseHandOff(c)` later, once the frames our stack had queued are read
+ * (until then they are dropped silently, not answered).
  * Throws `UsageError` when `c` is not an ESTABLISHED connection on our stack (it stays ours),
  * `MoveRefusedError` when the kernel refuses the record (the connection is adopted back: the
  * error's `conn`).
