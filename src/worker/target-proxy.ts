@@ -23,7 +23,7 @@
  * - Frames. In relay mode the host's driver hands wire frames to `handleFrame` and takes the
  *   target's frames from `pollTransmit`; they cross in shared memory.
  */
-import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from "node:worker_threads";
+import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import { forEachInTree, type OffloadBlockList, type MiniportOffloadContext } from "../chimney/block-list.js";
 import type { TcpConnectionOffloadCapabilities } from "../chimney/capabilities.js";
 import type { DisconnectFlags, OffloadHost } from "../chimney/contract.js";
@@ -42,6 +42,8 @@ import {
   type Batch,
   type BlockDesc,
   type TreeDesc,
+  CELL_BELL_DOWN,
+  CELL_BELL_UP,
   CELL_STOP,
   completeStateOp,
   CELL_STOPPED,
@@ -63,6 +65,7 @@ import {
   STATE_COMPLETE_OP,
   STATE_OP,
   type StateOp,
+  Doorbell,
   SYNC_CELL_WORDS,
   type TreeDecoder,
   type TreeEncoder,
@@ -118,8 +121,13 @@ const PIPELINE_RECORDS = 256;
  */
 const POLL_AFTER_OP_MS = 0.1;
 
-/** Operations posted without a poll after a poll that found nothing. */
-const POLL_BACKOFF = 16;
+/**
+ * Most operations posted without a poll after polls that found nothing: 1 after one such poll,
+ * doubling with each one in a row up to this (a poll that worked starts over). A fixed 16 after
+ * any miss left most of a steady run of terminates unpolled, paying a wake-up each, for one
+ * slow answer (a GC, a descheduled worker).
+ */
+const POLL_BACKOFF_MAX = 16;
 
 /** Default size of the frame rings to the worker. */
 export const DEFAULT_RING_FRAMES = 1024;
@@ -167,6 +175,8 @@ export class WorkerTarget implements OffloadWorkers {
   #hostRef: OffloadHost | undefined;
   #ledgerRef: BufferLedger | undefined;
   readonly #cell: Int32Array;
+  readonly #bellDown: Doorbell;
+  readonly #bellUp: Doorbell;
   readonly #slab = new SharedSlab();
   readonly #enc: MdlEncoder;
   #caps: TcpConnectionOffloadCapabilities | undefined;
@@ -201,6 +211,8 @@ export class WorkerTarget implements OffloadWorkers {
   #opPosted = false;
   /** Operations to post without polling after them (see `#pollAfterOp`). */
   #pollSkip = 0;
+  /** Polls in a row that found nothing. */
+  #pollMisses = 0;
   /** Called when upcalls are waiting: the driver should run `process` (its `flush`). */
   onWake: () => void = () => undefined;
   /**
@@ -235,6 +247,8 @@ export class WorkerTarget implements OffloadWorkers {
     this.#worker = worker;
     this.#up = up;
     this.#cell = new Int32Array(cell);
+    this.#bellDown = new Doorbell(this.#cell, CELL_BELL_DOWN);
+    this.#bellUp = new Doorbell(this.#cell, CELL_BELL_UP);
     this.#enc = new MdlEncoder(this.#slab.alloc);
     this.#caps = ready.caps;
     this.#ownsWire = o.wire !== undefined;
@@ -349,9 +363,9 @@ export class WorkerTarget implements OffloadWorkers {
   }
 
   /**
-   * Polls for the worker's answer to a state operation just posted; true if a batch came. A poll
-   * that found nothing makes the next `POLL_BACKOFF` operations go without one (the worker is
-   * busy, or has no core: spinning would only take the host's), and a poll that worked resets it.
+   * Polls for the worker's answer to a state operation just posted; true if a batch came. Polls
+   * that found nothing make the next operations go without one (the worker is busy, or has no
+   * core: spinning would only take the host's; see `POLL_BACKOFF_MAX`).
    */
   #pollAfterOp(): boolean {
     if (!this.#opPosted || this.#ops.size === 0) return false;
@@ -363,15 +377,17 @@ export class WorkerTarget implements OffloadWorkers {
     this.stats.polls++;
     const until = performance.now() + POLL_AFTER_OP_MS;
     do {
-      const m = receiveMessageOnPort(this.#up);
+      const m = this.#bellUp.poll(this.#up);
       if (m !== undefined) {
         this.stats.polled++;
-        this.#take(m.message as Batch<UpRecord>);
+        this.#pollMisses = 0;
+        this.#take(m as Batch<UpRecord>);
         // later batches (the rest of a pipelined storm) arrive as events
         return this.#inbox.length > 0;
       }
     } while (performance.now() < until);
-    this.#pollSkip = POLL_BACKOFF;
+    this.#pollSkip = Math.min(POLL_BACKOFF_MAX, 1 << this.#pollMisses);
+    this.#pollMisses++;
     return false;
   }
 
@@ -614,6 +630,7 @@ export class WorkerTarget implements OffloadWorkers {
     this.stats.batchesOut++;
     this.stats.recordsOut += records.length;
     this.#worker.postMessage({ records } satisfies Batch<DownRecord>);
+    this.#bellDown.ring();
   }
 
   #data(call: DataCall, ctx: MiniportOffloadContext, nbl: NetBufferList): void {

@@ -16,7 +16,7 @@
  * - Memory: frames from the wire and the target's held data are in shared memory, so what the
  *   target indicates crosses by reference.
  */
-import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
+import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import { forEachInTree, type OffloadBlockList } from "../chimney/block-list.js";
 import {
   INDICATION_PENDING,
@@ -37,8 +37,11 @@ import {
   type Batch,
   type TreeDesc,
   callStateOp,
+  CELL_BELL_DOWN,
+  CELL_BELL_UP,
   CELL_STOP,
   CELL_STOPPED,
+  Doorbell,
   DATA_CALL_OP,
   DATA_COMPLETE_OP,
   type DataCall,
@@ -136,6 +139,9 @@ class WorkerLoop {
   /** Where batches go up (the host thread polls it after a state operation). */
   readonly #upPort: MessagePort;
   readonly #cell: Int32Array;
+  readonly #bellUp: Doorbell;
+  /** Rung by the host after each batch it posts (polled while spinning after an operation). */
+  readonly bellDown: Doorbell;
   readonly #slab = new SharedSlab();
   readonly #enc = new MdlEncoder(this.#slab.alloc);
   readonly #origin = performance.now();
@@ -167,6 +173,8 @@ class WorkerLoop {
   constructor(init: WorkerTargetInit) {
     this.#upPort = init.up;
     this.#cell = new Int32Array(init.cell);
+    this.#bellUp = new Doorbell(this.#cell, CELL_BELL_UP);
+    this.bellDown = new Doorbell(this.#cell, CELL_BELL_DOWN);
     this.target = new SoftwareTarget({
       ...init.target,
       tcpConfig: init.tcpConfig,
@@ -254,6 +262,7 @@ class WorkerLoop {
       connections: this.target.connectionCount,
       framesIn: this.#framesIn,
     } satisfies Batch<UpRecord>);
+    this.#bellUp.ring();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -695,9 +704,9 @@ port.on("message", (b: Batch<DownRecord>) => {
   // waits meanwhile, so the window is short and opened only by control traffic.
   if (!loop.tookOp) return;
   for (let until = performance.now() + SPIN_AFTER_OP_MS; performance.now() < until; ) {
-    const m = receiveMessageOnPort(port);
+    const m = loop.bellDown.poll(port);
     if (m === undefined) continue;
-    loop.onBatch(m.message as Batch<DownRecord>);
+    loop.onBatch(m as Batch<DownRecord>);
     if (loop.tookOp) until = performance.now() + SPIN_AFTER_OP_MS;
   }
 });
