@@ -42,19 +42,23 @@ import type { NblId, NetBufferList } from "../nbl/nbl.js";
 import { type MessagePort, receiveMessageOnPort } from "node:worker_threads";
 import { InvariantViolation, OwnershipError, type OwnershipReason } from "../util/errors.js";
 
-/** An MDL across threads: a window of shared memory. */
-export interface MdlDesc {
-  readonly buf: SharedArrayBuffer;
-  readonly off: number;
-  readonly len: number;
-}
-
-/** A NET_BUFFER across threads: its whole MDL chain and its data window. */
+/**
+ * A NET_BUFFER across threads: its whole MDL chain, as windows of shared memory, and its data
+ * window. The MDLs are numbers in one typed array, three per MDL (the index of its buffer in
+ * `bufs`, its byte offset there, its length), and each buffer is listed once. A terminate's
+ * BufferedData of 4 MiB is ~2,900 MDLs (one per received segment) over a few slabs: as one
+ * object per MDL, each holding its SharedArrayBuffer, the structured clone cost more than the
+ * host's copy of the bytes; as one typed array it is a memcpy.
+ */
 export interface NbDesc {
-  readonly mdls: readonly MdlDesc[];
+  readonly bufs: readonly SharedArrayBuffer[];
+  readonly mdls: Uint32Array;
   readonly dataOffset: number;
   readonly dataLength: number;
 }
+
+/** Numbers per MDL in `NbDesc.mdls`. */
+const MDL_WORDS = 3;
 
 /** Where an NBL was allocated: `h` the host thread's ledger, `w` the worker's. */
 export type NblHome = "h" | "w";
@@ -297,29 +301,62 @@ export class MdlEncoder {
 
   /** One NB: every MDL of its chain (by reference when shared), its window. */
   nb(nb: NetBuffer): NbDesc {
-    const mdls: MdlDesc[] = [];
-    for (let m: Mdl | null = nb.mdlChain; m !== null; m = m.next) mdls.push(this.mdl(m.view));
-    return { mdls, dataOffset: nb.dataOffset, dataLength: nb.dataLength };
+    let n = 0;
+    for (let m: Mdl | null = nb.mdlChain; m !== null; m = m.next) n++;
+    const mdls = new Uint32Array(n * MDL_WORDS);
+    const bufs: SharedArrayBuffer[] = [];
+    let i = 0;
+    for (let m: Mdl | null = nb.mdlChain; m !== null; m = m.next, i += MDL_WORDS) {
+      const v = this.#sharedView(m.view);
+      mdls[i] = bufferIndex(bufs, v.buffer as SharedArrayBuffer);
+      mdls[i + 1] = v.byteOffset;
+      mdls[i + 2] = v.length;
+    }
+    return { bufs, mdls, dataOffset: nb.dataOffset, dataLength: nb.dataLength };
   }
 
-  /** Bytes as one shared window (by reference when shared, else copied once). */
-  mdl(view: Uint8Array): MdlDesc {
-    if (view.buffer instanceof SharedArrayBuffer)
-      return { buf: view.buffer, off: view.byteOffset, len: view.length };
+  /** An NB of one MDL over `view` (by reference when shared, else copied once). */
+  one(view: Uint8Array, dataOffset: number, dataLength: number): NbDesc {
+    const v = this.#sharedView(view);
+    return {
+      bufs: [v.buffer as SharedArrayBuffer],
+      mdls: Uint32Array.of(0, v.byteOffset, v.length),
+      dataOffset,
+      dataLength,
+    };
+  }
+
+  #sharedView(view: Uint8Array): Uint8Array {
+    if (view.buffer instanceof SharedArrayBuffer) return view;
     const copy = this.#alloc(view.length);
     copy.set(view);
     this.copied += view.length;
-    return { buf: copy.buffer as SharedArrayBuffer, off: copy.byteOffset, len: copy.length };
+    return copy;
   }
+}
+
+/** The index of `buf` in `bufs`, appended if new (MDLs in a row mostly share the last one). */
+function bufferIndex(bufs: SharedArrayBuffer[], buf: SharedArrayBuffer): number {
+  const n = bufs.length;
+  if (n > 0 && bufs[n - 1] === buf) return n - 1;
+  const at = bufs.indexOf(buf);
+  if (at >= 0) return at;
+  bufs.push(buf);
+  return n;
+}
+
+/** The view MDL `i` of `d` describes. */
+function mdlView(d: NbDesc, i: number): Uint8Array {
+  const k = i * MDL_WORDS;
+  return new Uint8Array(d.bufs[d.mdls[k] as number] as SharedArrayBuffer, d.mdls[k + 1], d.mdls[k + 2]);
 }
 
 /** The NB a descriptor describes, as a fresh descriptor over the shared bytes (no copy). */
 export function decodeNb(d: NbDesc): NetBuffer {
   let chain: Mdl | null = null;
-  for (let i = d.mdls.length - 1; i >= 0; i--) {
-    const m = d.mdls[i] as MdlDesc; // 0 <= i < length
-    const view = new Uint8Array(m.buf, m.off, m.len);
-    chain = { bytes: view, offset: 0, length: m.len, view, next: chain };
+  for (let i = d.mdls.length / MDL_WORDS - 1; i >= 0; i--) {
+    const view = mdlView(d, i);
+    chain = { bytes: view, offset: 0, length: view.length, view, next: chain };
   }
   return netBuffer(chain, d.dataOffset, d.dataLength);
 }
@@ -330,11 +367,11 @@ export function decodeNb(d: NbDesc): NetBuffer {
  */
 export function copyBack(d: NbDesc, nb: NetBuffer): void {
   let m: Mdl | null = nb.mdlChain;
-  for (const s of d.mdls) {
-    if (m === null) return;
-    if (s.buf !== m.view.buffer || s.off !== m.view.byteOffset)
-      m.view.set(new Uint8Array(s.buf, s.off, Math.min(s.len, m.length)));
-    m = m.next;
+  const count = d.mdls.length / MDL_WORDS;
+  for (let i = 0; i < count && m !== null; i++, m = m.next) {
+    const s = mdlView(d, i);
+    if (s.buffer !== m.view.buffer || s.byteOffset !== m.view.byteOffset)
+      m.view.set(s.length > m.length ? s.subarray(0, m.length) : s);
   }
 }
 

@@ -46,7 +46,12 @@ import type { Instant } from "../time/instant.js";
 import { InvariantViolation, OwnershipError, UsageError } from "../util/errors.js";
 import { frameRssHash } from "../wire/rss-hash.js";
 import { callStateOp, completeStateOp, type StateOp, type WorkerAudit } from "./protocol.js";
-import { type WorkerTargetOptions, WorkerTarget, type WorkerTargetStats } from "./target-proxy.js";
+import {
+  recordLatency,
+  type WorkerTargetOptions,
+  WorkerTarget,
+  type WorkerTargetStats,
+} from "./target-proxy.js";
 import type { TapHandle } from "../device/tap.js";
 
 /** What the chimney and its driver use of a target on worker threads (one worker or several). */
@@ -170,6 +175,7 @@ export class RssWorkerTargets implements OffloadWorkers {
   #failed = false;
   #failure: unknown;
   readonly #latency: number[] = [];
+  readonly #handled: number[] = [];
   onWake: () => void = () => undefined;
   onError: (e: unknown) => void = (e) => {
     throw e;
@@ -555,9 +561,7 @@ export class RssWorkerTargets implements OffloadWorkers {
       else arr.push(p);
     }
     for (const [host, parts] of byHost) this.#merge(split.op, host, parts);
-    const lat = this.#latency;
-    if (lat.length >= 4096) lat.shift();
-    lat.push(Math.round((performance.now() - split.at) * 1000));
+    recordLatency(this.#latency, (performance.now() - split.at) * 1000);
     if (split.creates.length > 0) {
       for (const [o, k] of split.creates) {
         const c = this.#creating.get(o);
@@ -570,6 +574,7 @@ export class RssWorkerTargets implements OffloadWorkers {
       for (const d of waiting) this.#splitOp(d.op, d.root, d.at);
     }
     completeStateOp(this.#requireHost(), split.op, split.root);
+    recordLatency(this.#handled, (performance.now() - split.at) * 1000);
   }
 
   /** One host block from its workers' copies. */
@@ -750,6 +755,7 @@ export class RssWorkerTargets implements OffloadWorkers {
       polled: 0,
       polls: 0,
       opLatencyUs: this.#latency,
+      opHandledUs: this.#handled,
     };
     const counters = [
       "batchesOut",

@@ -161,6 +161,17 @@ export interface WorkerTargetStats {
   txDropped: number;
   /** Call-to-completion times of the latest state operations (us; at most 4096). */
   readonly opLatencyUs: number[];
+  /**
+   * Call to the end of the host's completion handler, of the same operations (us; at most
+   * 4096): a terminate's includes the host's copy of its BufferedData.
+   */
+  readonly opHandledUs: number[];
+}
+
+/** Appends `us` to a bounded list of the latest latencies. */
+export function recordLatency(list: number[], us: number): void {
+  if (list.length >= 4096) list.shift();
+  list.push(Math.round(us));
 }
 
 /** A host NBL at the target: the original, and whether its bytes crossed as a copy. */
@@ -235,6 +246,7 @@ export class WorkerTarget implements OffloadWorkers {
     polled: 0,
     polls: 0,
     opLatencyUs: [],
+    opHandledUs: [],
   };
 
   private constructor(
@@ -673,11 +685,9 @@ export class WorkerTarget implements OffloadWorkers {
         // lent for the call only: the target copies it during the call, so it crosses as a copy
         const out: NblDesc[] = [];
         for (let n: NetBufferList | null = head; n !== null; n = n.next) {
-          const nbs = this.#ledger.viewOne(n, "target", opName).map((nb) => ({
-            mdls: [this.#enc.mdl(this.#sharedCopyOf(nb.mdlChain))],
-            dataOffset: nb.dataOffset,
-            dataLength: nb.dataLength,
-          }));
+          const nbs = this.#ledger
+            .viewOne(n, "target", opName)
+            .map((nb) => this.#enc.one(this.#sharedCopyOf(nb.mdlChain), nb.dataOffset, nb.dataLength));
           out.push({ ...header(n), home: "h", id: n.id, back: false, nbs });
         }
         return out;
@@ -834,9 +844,7 @@ export class WorkerTarget implements OffloadWorkers {
     if (pending === undefined) throw new InvariantViolation(`completion of unknown ${op} #${id}`);
     this.#ops.delete(id);
     const root = pending.root;
-    const lat = this.stats.opLatencyUs;
-    if (lat.length >= 4096) lat.shift();
-    lat.push(Math.round((performance.now() - pending.at) * 1000));
+    recordLatency(this.stats.opLatencyUs, (performance.now() - pending.at) * 1000);
     const opName = STATE_COMPLETE_OP[op];
     // Apply the target's writes to the host's own tree, block by block (same shape: BL-3).
     const blocks: OffloadBlockList[] = [];
@@ -861,6 +869,7 @@ export class WorkerTarget implements OffloadWorkers {
       }
     }
     completeStateOp(this.#host, op, root);
+    recordLatency(this.stats.opHandledUs, (performance.now() - pending.at) * 1000);
   }
 
   /** The NBLs and states the target wrote into one block. */
