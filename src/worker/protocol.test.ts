@@ -10,7 +10,16 @@ import {
   type PathBlock,
   treeBlocks,
 } from "../chimney/block-list.js";
-import { decodeTree, encodeTree, forEachDesc } from "./protocol.js";
+import { mdlChain, netBuffer } from "../nbl/nbl.js";
+import {
+  copyBack,
+  decodeNb,
+  decodeTree,
+  encodeTree,
+  forEachDesc,
+  MdlEncoder,
+  SharedSlab,
+} from "./protocol.js";
 
 const NO_NBLS_OUT = {
   chain: () => [],
@@ -65,4 +74,40 @@ void test("a neighbor with 20,000 sibling paths crosses and comes back in the sa
   );
   assert.equal(blocks[20_000]?.miniportOffloadContext?.context, 19_999);
   assert.equal(blocks[20_000]?.nextBlock, null);
+});
+
+void test("an NB crosses as shared windows: buffers listed once, plain memory copied once, bytes intact both ways", () => {
+  const a = new Uint8Array(new SharedArrayBuffer(64));
+  const b = new Uint8Array(new SharedArrayBuffer(64));
+  a.forEach((_, i) => (a[i] = i));
+  b.forEach((_, i) => (b[i] = 100 + i));
+  const plain = Uint8Array.of(7, 8, 9);
+  const views = [a.subarray(0, 10), a.subarray(20, 30), b.subarray(5, 9), plain, a.subarray(40, 41)];
+  const nb = netBuffer(mdlChain(views), 2, 22);
+  const enc = new MdlEncoder(new SharedSlab().alloc);
+  const d = structuredClone(enc.nb(nb)); // what postMessage does to it
+  assert.equal(enc.copied, 3, "only the plain bytes are copied");
+  assert.equal(d.bufs.length, 3, "a, b and the slab the plain bytes went to, each once");
+  assert.equal(d.mdls.length, 15);
+  const back = decodeNb(d);
+  assert.equal(back.dataOffset, 2);
+  assert.equal(back.dataLength, 22);
+  const got: number[][] = [];
+  for (let m = back.mdlChain; m !== null; m = m.next) got.push([...m.view]);
+  assert.deepEqual(
+    got,
+    views.map((v) => [...v]),
+  );
+  // The views share the sender's memory: a write on one side shows on the other.
+  const first = back.mdlChain;
+  assert.ok(first !== null);
+  first.view[0] = 250;
+  assert.equal(a[0], 250);
+  // copyBack writes what lies in the copy into the plain original, and leaves shared ones be.
+  let m = back.mdlChain;
+  for (let i = 0; i < 3 && m !== null; i++) m = m.next;
+  assert.ok(m !== null);
+  m.view.set([1, 2, 3]);
+  copyBack(d, nb);
+  assert.deepEqual([...plain], [1, 2, 3]);
 });
