@@ -57,7 +57,7 @@ import {
   type DownRecord,
   encodeTree,
   forEachDesc,
-  header,
+  nblDesc,
   MdlEncoder,
   type NblDesc,
   type NblRef,
@@ -665,7 +665,7 @@ export class WorkerTarget implements OffloadWorkers {
   /** An NBL the target owns on the host's ledger, described (its bytes by reference). */
   #describe(n: NetBufferList, home: "h" | "w", op: string): NblDesc {
     const nbs = this.#ledger.viewOne(n, "target", op).map((nb) => this.#enc.nb(nb));
-    return { ...header(n), home, id: n.id, back: false, nbs };
+    return nblDesc(n, home, n.id, false, nbs);
   }
 
   #op(op: StateOp, root: OffloadBlockList): void {
@@ -688,7 +688,7 @@ export class WorkerTarget implements OffloadWorkers {
           const nbs = this.#ledger
             .viewOne(n, "target", opName)
             .map((nb) => this.#enc.one(this.#sharedCopyOf(nb.mdlChain), nb.dataOffset, nb.dataLength));
-          out.push({ ...header(n), home: "h", id: n.id, back: false, nbs });
+          out.push(nblDesc(n, "h", n.id, false, nbs));
         }
         return out;
       },

@@ -51,7 +51,7 @@ import {
   encodeTree,
   forEachDesc,
   errorRecord,
-  header,
+  nblDesc,
   MdlEncoder,
   type NblDesc,
   SharedSlab,
@@ -658,7 +658,7 @@ class WorkerLoop {
   #describe(n: NetBufferList, home: "h" | "w", id: NblId, back: boolean, op: string): NblDesc {
     const owner = this.ledger.ownerOf(n);
     const nbs = this.ledger.viewOne(n, owner ?? "host", op).map((nb) => this.#enc.nb(nb));
-    return { ...header(n), home, id, back, nbs };
+    return nblDesc(n, home, id, back, nbs);
   }
 
   /** The worker's side of a tree going up: host NBLs it hands back die here, its own go up. */
