@@ -449,6 +449,23 @@ function logOf(w: ChimneyWorld, which: "a" | "b" = "b"): string {
       });
     });
 
+    void test("an offload refused for want of the peer's MAC starts resolving it: an idle connection offloads without sending a frame", () => {
+      const { w, client, server } = setup();
+      const c = server.conn as HostConn;
+      // As after an adoption: no neighbor entry, and the connection has nothing to send.
+      assert.ok(w.b.stack.neighbors.remove(0, A));
+      assert.equal(mgr(w).offload(c), false, "refused: no resolved neighbor");
+      assert.equal(w.b.stack.neighbors.get(0, A)?.state, "INCOMPLETE", "the refusal started resolution");
+      w.b.node.pump();
+      w.run(w.now + 5_000); // one round trip: the ARP request and its reply, no timer
+      assert.ok(w.b.stack.neighbors.get(0, A)?.mac !== undefined, "resolved");
+      assert.equal(mgr(w).offload(c), true);
+      w.b.node.pump();
+      w.run(w.now + 5_000);
+      assert.equal(c.phase, "offloaded");
+      finish(w, client, server);
+    });
+
     void describe("sockets don't notice", () => {
       void test("abort while offloaded resets the peer; the peer's RST reaches the application as ECONNRESET", () => {
         const { w, client, server } = setup();

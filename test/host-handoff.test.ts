@@ -271,6 +271,78 @@ void describe("HostStack.adopt (the reverse move: a connection another implement
     assert.equal(b.stats.rstsSent, 0);
   });
 
+  void test("data in flight whose ACKs were lost in the hand-off: a tail loss probe after 2 SRTT brings them, not the RTO", () => {
+    const p = pair();
+    const { a, b, ca, cb } = p;
+    const fromA = bytes(3000, 5);
+    assert.equal(a.send(p.now, ca, fromA), fromA.length);
+    // The peer gets every byte; its ACKs are lost with the move.
+    assert.ok(pass(a, b, p.now).length > 0);
+    const snap = a.handOff(p.now, ca);
+    pass(a, undefined, p.now);
+    assert.ok(Seq.delta(snap.delegated.sndMax, snap.delegated.sndUna) > 0, "sent, unacknowledged");
+    const record = {
+      ...kernelFromSnapshot(snap, {
+        family: 4 as const,
+        localAddress: "192.0.2.2",
+        remoteAddress: "192.0.2.1",
+      }),
+      info: { ...INFO, rtt: 1000, rto: 1_000_000 }, // SRTT 1 ms, RTO 1 s
+    };
+    assert.equal(record.sack, true, "SACK was negotiated");
+    const a2 = stack(A, 9);
+    a2.reserveForAdoption(A, 40000, B, 80);
+    pass(b, undefined, p.now);
+    const { conn } = adoptFromKernel(a2, p.now, record);
+    assert.deepEqual(pass(a2, b, p.now), [], "nothing due at the adoption");
+    // 2 SRTT (2 ms) later the probe goes out; its answer acknowledges everything.
+    const probeAt = Instant.add(p.now, Duration.fromMillis(3));
+    a2.handleTimeout(probeAt);
+    assert.ok(pass(a2, b, probeAt).length > 0, "a probe well before the 1 s RTO");
+    // The peer's answer (at most its delayed-ACK time later) acknowledges everything.
+    const answerAt = Instant.add(probeAt, Duration.fromMillis(200));
+    pass(b, a2, probeAt);
+    b.handleTimeout(answerAt);
+    pass(b, a2, answerAt);
+    assert.ok(
+      conn.tcp !== undefined && Seq.delta(conn.tcp.sndUna, snap.delegated.sndMax) > 0,
+      "all acknowledged",
+    );
+    assert.equal(conn.tcp.sndUna, conn.tcp.sndNxt, "nothing left in flight, 0.2 s after the move");
+    const atB: Uint8Array[] = [];
+    for (let d = b.recv(answerAt, cb); d !== undefined; d = b.recv(answerAt, cb)) atB.push(d.slice());
+    assert.deepEqual(concat(atB), Buffer.from(fromA), "the peer has every byte once");
+  });
+
+  void test("data in flight and no SRTT (the kernel had no sample yet): the probe goes 10 ms after the adoption", () => {
+    const p = pair();
+    const { a, b, ca } = p;
+    assert.equal(a.send(p.now, ca, bytes(3000, 5)), 3000);
+    assert.ok(pass(a, b, p.now).length > 0);
+    const snap = a.handOff(p.now, ca);
+    pass(a, undefined, p.now);
+    const record = {
+      ...kernelFromSnapshot(snap, {
+        family: 4 as const,
+        localAddress: "192.0.2.2",
+        remoteAddress: "192.0.2.1",
+      }),
+      info: { ...INFO, rtt: 0, rttvar: 0, rto: 3_000_000 }, // no sample: the RTO is 3 s
+    };
+    const a2 = stack(A, 9);
+    a2.reserveForAdoption(A, 40000, B, 80);
+    pass(b, undefined, p.now);
+    const { conn } = adoptFromKernel(a2, p.now, record);
+    assert.equal(conn.tcp?.srtt, undefined);
+    assert.deepEqual(pass(a2, b, p.now), []);
+    const before = Instant.add(p.now, Duration.fromMillis(9));
+    a2.handleTimeout(before);
+    assert.deepEqual(pass(a2, b, before), [], "not before 10 ms");
+    const at = Instant.add(p.now, Duration.fromMillis(10));
+    a2.handleTimeout(at);
+    assert.ok(pass(a2, b, at).length > 0, "the probe at 10 ms");
+  });
+
   void test("misuse: typed errors, and the 4-tuple's silence ends with the adoption", () => {
     const { a, ca, now } = pair();
     const snap = a.handOff(now, ca);

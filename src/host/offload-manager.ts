@@ -367,7 +367,13 @@ export class OffloadManager implements OffloadHost {
       return true;
     }
     const mac = this.stack.neighbors.get(c.ifIndex, c.nextHop)?.mac;
-    if (mac === undefined) return false; // no resolved neighbor to offload
+    if (mac === undefined) {
+      // No resolved neighbor to offload. Resolution starts now: left to the connection's next
+      // frame, it waited for that frame, and a connection just adopted from the Linux kernel
+      // facing a closed window sends none until its persist timer (an offload refused for 1 s).
+      this.stack.neighbors.resolve(this.stack.now, c.ifIndex, c.nextHop);
+      return false;
+    }
     this.#initiate(c, nkey, pkey, n, p, mac);
     return true;
   }

@@ -506,6 +506,7 @@ export class HandoffSession {
       const due = Date.now() + 5000;
       while (!manager.offload(c)) {
         if (Date.now() > due) throw new UsageError(`moveTo: the offload of ${c.toString()} was refused`);
+        driver.flush(); // the neighbor solicitation the refusal started goes out
         await sleep(1);
       }
     } else if (!manager.terminate(c, "handoff"))

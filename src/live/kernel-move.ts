@@ -74,21 +74,31 @@ export interface StackClock {
 const since = (t: number): number => performance.now() - t;
 
 /**
- * Milliseconds the timestamp clock is moved ahead at a move beyond the time the move took: the
- * kernel stamps a segment with its departure time (EDT pacing), which may lead its clock.
+ * Milliseconds the timestamp clock is moved ahead at a move into the kernel, beyond the time the
+ * move took (our stack stamps a segment with the time it is made).
  */
 export const TS_MARGIN_MS = 10;
 
 /**
+ * The same margin at a move out of the kernel. The kernel stamps a pure ACK with its pacing
+ * departure time (`tcp_wstamp_ns`), which runs ahead of the clock `TCP_TIMESTAMP` reads by what
+ * it sent last over its pacing rate: measured 12 and 56 ms ahead on a veth. Our first flight
+ * below the peer's TS.Recent is dropped whole by its PAWS, and the data then waits for a
+ * retransmission timeout (3 s in a `chimney handoff` run). A jump ahead costs nothing; what a
+ * larger lead still leaves, our engine heals on the peer's first echo (`tsClockCatchUps`).
+ */
+export const KERNEL_TS_LEAD_MS = 250;
+
+/**
  * `record` with its timestamp clock advanced by the milliseconds since `since` (when the clock
- * was read: the move's freeze) plus `TS_MARGIN_MS`. The new owner's first TSval must not be below
+ * was read: the move's freeze) plus `marginMs`. The new owner's first TSval must not be below
  * the last one the old owner sent: the peer's PAWS drops such segments (a move that took 49 ms
  * left the clock 42 ms behind, and the peer dropped every segment for that long). A jump ahead
  * is harmless.
  */
-function continueClock<R extends KernelTcpRecord>(record: R, since: number): R {
+function continueClock<R extends KernelTcpRecord>(record: R, since: number, marginMs: number): R {
   if (!record.timestamps) return record;
-  const ahead = Math.ceil(performance.now() - since) + TS_MARGIN_MS;
+  const ahead = Math.ceil(performance.now() - since) + marginMs;
   return { ...record, timestamp: (record.timestamp + ahead) >>> 0 };
 }
 
@@ -161,7 +171,7 @@ export function moveToKernel(
   let fd: number;
   try {
     nsFd = openNetns(side.ns);
-    fd = importKernelTcp(continueClock(record, t0), { netns: nsFd, keepRepair: true }, addon);
+    fd = importKernelTcp(continueClock(record, t0, TS_MARGIN_MS), { netns: nsFd, keepRepair: true }, addon);
   } catch (e) {
     if (!(e instanceof RepairError)) throw e;
     const back = stack.adopt(clock.now(), snapshot, { localAddr: c.localAddr, remoteAddr: c.remoteAddr });
@@ -305,7 +315,7 @@ export async function moveFromKernel(
   const t2 = performance.now();
   let adopted: ReturnType<typeof adoptFromKernel>;
   try {
-    adopted = adoptFromKernel(stack, clock.now(), continueClock(record, tExport));
+    adopted = adoptFromKernel(stack, clock.now(), continueClock(record, tExport, KERNEL_TS_LEAD_MS));
   } catch (e) {
     // The kernel keeps it: out of repair mode (no probe: nothing was lost), packets back to it.
     leaveRepair(fd, false, addon);

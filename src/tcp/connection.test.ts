@@ -845,6 +845,22 @@ void describe("options in ESTABLISHED (RFC 7323, RFC 2018)", () => {
     assert.deepEqual(ack?.timestamps, { tsVal: 1005, tsEcr: 505 });
     assert.equal(ack?.window, Math.ceil((200_000 - 10) / 4));
   });
+  // After a hand-off the peer may hold a TSval of the earlier owner's ahead of our clock (the
+  // Linux kernel stamps pure ACKs with its pacing departure time): its PAWS would drop ours.
+  void test("an echo ahead of our timestamp clock moves the clock up to it; one from no clock of ours does not", () => {
+    const c = optEstablished();
+    recv(c, at(5), { payload: bytes(10), timestamps: { tsVal: 505, tsEcr: 1050 } });
+    assert.equal(c.stats.tsClockCatchUps, 1);
+    const [ack] = drainTx(c, at(5));
+    assert.deepEqual(ack?.timestamps, { tsVal: 1050, tsEcr: 505 });
+    // The clock runs on from there, never back.
+    recv(c, at(7), { payload: bytes(10), seq: R(11), timestamps: { tsVal: 507, tsEcr: 1040 } });
+    assert.deepEqual(drainTx(c, at(7))[0]?.timestamps, { tsVal: 1052, tsEcr: 507 });
+    // Two minutes ahead is no TSval this connection sent: ignored.
+    recv(c, at(9), { payload: bytes(10), seq: R(21), timestamps: { tsVal: 509, tsEcr: 1054 + 120_000 } });
+    assert.equal(c.stats.tsClockCatchUps, 1);
+    assert.deepEqual(drainTx(c, at(9))[0]?.timestamps, { tsVal: 1054, tsEcr: 509 });
+  });
   // RFC 7323 4.3 makes the receiver echo an earlier copy's TSval when a retransmission arrives
   // as a duplicate; RFC 6298 5 (Karn): an ambiguous ACK is no sample.
   function afterTimeout(): TcpConnection {

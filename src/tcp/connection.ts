@@ -245,8 +245,18 @@ export function newTcpStats(): TcpStats {
     dsacksOut: 0,
     spuriousUndos: 0,
     reorderingRaised: 0,
+    tsClockCatchUps: 0,
   };
 }
+
+/**
+ * When an adopted connection with data in flight and no SRTT probes its tail (`probeTail`, us):
+ * long enough for ACKs already on their way to land, short beside an initial RTO of 1 s.
+ */
+const ADOPTED_PROBE_US = 10_000;
+
+/** The largest lead of an echoed TSval over our clock that `#catchUpTsClock` follows (ms). */
+const MAX_TS_CATCH_UP = 60_000;
 
 /**
  * One TCP connection. Create with `TcpConnection.connect`, `TcpConnection.accept`,
@@ -585,6 +595,22 @@ export class TcpConnection {
     c.#ackNow = d.ackPending === true;
     c.checkInvariants();
     return c;
+  }
+
+  /**
+   * The ACKs of the data in flight may have been lost on the way to this engine (an adoption
+   * from another TCP implementation: what reached the old owner after its export is gone, and a
+   * peer whose receive window we hold closed sends nothing else). Arms the tail loss probe (RFC
+   * 8985 7) now, so the peer's answer comes after 2 SRTT instead of the RTO (a hand-off from
+   * the Linux kernel waited 3 s for it). Without an SRTT (the kernel exports none before its
+   * first sample) or SACK, the probe goes after `ADOPTED_PROBE_US`.
+   */
+  probeTail(now: Instant): void {
+    this.#armTlp(now);
+    if (this.#tlpAt !== undefined || !this.#cfg.tailLossProbe || this.#inRecovery || this.#tlpOut) return;
+    if (this.#rtxAt === undefined || this.#flight() === 0) return;
+    const at = now + ADOPTED_PROBE_US;
+    if (at < this.#rtxAt) this.#tlpAt = Instant.fromMicros(at);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -1521,6 +1547,7 @@ export class TcpConnection {
       this.#tsRecent = ts.tsVal;
       this.#tsRecentAt = now;
     }
+    if (this.#tsOk && ts !== undefined && ts.tsEcr !== 0) this.#catchUpTsClock(now, ts.tsEcr);
     // Fifth: ACK.
     if (!(f & TcpFlag.ACK)) {
       this.stats.dropsOther++;
@@ -2281,7 +2308,9 @@ export class TcpConnection {
       }
       return undefined;
     }
-    if (!retransmitting && len < maxPayload) {
+    // A tail loss probe goes whatever its size (Linux sends it with Nagle off): held back by
+    // Nagle behind the very flight whose ACKs it is to draw, it left the RTO in charge.
+    if (!retransmitting && len < maxPayload && !probe) {
       // Nagle (RFC 9293 3.7.4) and sender SWS avoidance (3.8.6.2.1).
       const allQueued = len === unsent;
       const idle = flight === 0 || this.#noDelay;
@@ -2590,6 +2619,22 @@ export class TcpConnection {
   /** Sender MSS: payload bytes per full segment, after the timestamps option (RFC 9293 3.7.1). */
   #smss(): number {
     return Math.max(1, Math.min(this.#peerMss, this.#pathMss) - (this.#tsOk ? TS_OPT_BYTES : 0));
+  }
+
+  /**
+   * An acceptable segment echoes a TSval ahead of our clock: an earlier owner of the connection
+   * sent it (after a hand-off from the Linux kernel, which stamps a pure ACK with its pacing
+   * departure time, measured up to 56 ms ahead of its clock), and the peer's PAWS drops every
+   * segment of ours below it until our clock gets there (a hand-off whose new owner sent its
+   * first flight that way lost it all, and stalled 3 s in retransmission timeouts). The clock
+   * jumps to the echo: TSvals only must never go backwards (RFC 7323 5.4). A lead beyond
+   * `MAX_TS_CATCH_UP` is no clock of this connection's: ignored.
+   */
+  #catchUpTsClock(now: Instant, tsEcr: number): void {
+    const lead = (tsEcr - this.#tsNow(now)) | 0;
+    if (lead <= 0 || lead > MAX_TS_CATCH_UP) return;
+    this.#tsOffset = (this.#tsOffset + lead) >>> 0;
+    this.stats.tsClockCatchUps++;
   }
 
   #tsNow(now: Instant): number {

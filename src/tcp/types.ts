@@ -104,6 +104,11 @@ export interface TcpStats {
   spuriousUndos: number;
   /** Times the reordering estimate (the adaptive DupThresh) grew. */
   reorderingRaised: number;
+  /**
+   * Times our timestamp clock jumped ahead to a TSecr that was ahead of it (a TSval an earlier
+   * owner of the connection sent, such as the Linux kernel before a hand-off).
+   */
+  tsClockCatchUps: number;
 }
 
 /**
