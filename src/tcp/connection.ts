@@ -365,6 +365,8 @@ export class TcpConnection {
   #tlpOut = false;
   /** The next `#pollData` may send one new segment beyond cwnd (the probe). */
   #tlpSendNew = false;
+  /** The armed probe is an adopted connection's (`probeTail`): it does not wait for Nagle. */
+  #adoptedProbe = false;
 
   /** Adaptive DupThresh and undo of spurious recoveries (RFC 2883, 3522, 3708, 4015, 4653). */
   readonly #spurious: SpuriousUndo;
@@ -607,10 +609,12 @@ export class TcpConnection {
    */
   probeTail(now: Instant): void {
     this.#armTlp(now);
-    if (this.#tlpAt !== undefined || !this.#cfg.tailLossProbe || this.#inRecovery || this.#tlpOut) return;
-    if (this.#rtxAt === undefined || this.#flight() === 0) return;
-    const at = now + ADOPTED_PROBE_US;
-    if (at < this.#rtxAt) this.#tlpAt = Instant.fromMicros(at);
+    if (this.#tlpAt === undefined && this.#cfg.tailLossProbe && !this.#inRecovery && !this.#tlpOut) {
+      const at = now + ADOPTED_PROBE_US;
+      if (this.#rtxAt !== undefined && this.#flight() > 0 && at < this.#rtxAt)
+        this.#tlpAt = Instant.fromMicros(at);
+    }
+    this.#adoptedProbe = this.#tlpAt !== undefined;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -2209,6 +2213,7 @@ export class TcpConnection {
    */
   #armTlp(now: Instant): void {
     this.#tlpAt = undefined;
+    this.#adoptedProbe = false;
     const srtt = this.#rtt.srtt;
     if (!this.#cfg.tailLossProbe || !this.#sackOk || srtt === undefined || this.#inRecovery) return;
     if (this.#tlpOut || this.#rtxAt === undefined || this.#flight() === 0) return;
@@ -2308,9 +2313,14 @@ export class TcpConnection {
       }
       return undefined;
     }
-    // A tail loss probe goes whatever its size (Linux sends it with Nagle off): held back by
-    // Nagle behind the very flight whose ACKs it is to draw, it left the RTO in charge.
-    if (!retransmitting && len < maxPayload && !probe) {
+    // The probe of an adopted connection (`probeTail`) goes whatever its size, as Linux sends a
+    // probe with Nagle off: held back behind the very flight whose ACKs it is to draw, it left
+    // the RTO in charge. (Other probes still wait for Nagle: letting them go too would make a
+    // connection migrated through the chimney state, which has no TLP timer, differ on the wire
+    // from one that was not.)
+    const adoptedProbe = probe && this.#adoptedProbe;
+    if (probe) this.#adoptedProbe = false;
+    if (!retransmitting && len < maxPayload && !adoptedProbe) {
       // Nagle (RFC 9293 3.7.4) and sender SWS avoidance (3.8.6.2.1).
       const allQueued = len === unsent;
       const idle = flight === 0 || this.#noDelay;
