@@ -22,7 +22,7 @@ import type { OffloadManager } from "../host/offload-manager.js";
 import type { TcpConfig } from "../tcp/config.js";
 import { UsageError } from "../util/errors.js";
 import type { KernelTcpRecord } from "../device/kernel-state.js";
-import { kernelQueues, loadRepairAddon } from "../device/repair.js";
+import { kernelQueues, loadRepairAddon, SOCKOPT } from "../device/repair.js";
 import { Seq } from "../wire/seq.js";
 import {
   KernelForwarder,
@@ -45,6 +45,9 @@ import {
 } from "./peer-ns.js";
 import { Sink, Source } from "./handoff-streams.js";
 import type { Steering } from "./steering.js";
+
+/** setsockopt TCP_WINDOW_CLAMP (linux/tcp.h): the largest window the socket advertises. */
+const TCP_WINDOW_CLAMP = 10;
 
 /** Where the connection runs. */
 export type Place = "kernel" | "host" | "target";
@@ -424,14 +427,32 @@ export class HandoffSession {
       const room = (this.host.stack.tcpConfig.recvBufferSize * 3) / 4;
       const holds = (bytes: number) => () => fd < 0 || kernelQueues(fd).unread + sock.readableLength <= bytes;
       const fits = holds(room);
-      for (let attempt = 0; ; attempt++) {
-        await this.until("the kernel's unread data to fit our buffer", holds(attempt < 5 ? room : room / 2));
-        sock.pause();
-        await sleep(2);
-        if (fits()) break;
-        if (attempt >= 50)
-          throw new Error(`moveTo: the kernel's queue keeps outgrowing our buffer: ${this.status()}`);
-        sock.resume();
+      // After five misses the kernel's window is clamped to half the room as well: what the
+      // peer may send during the pause is then bounded, not the autotuned window (on a veth the
+      // peer refilled it faster than the 2 ms pause, and one move took 50 tries, 1.6 s, while
+      // the streams ran to their end). The clamp dies with the socket at the export.
+      const addon = loadRepairAddon();
+      let clamped: number | undefined;
+      try {
+        for (let attempt = 0; ; attempt++) {
+          await this.until(
+            "the kernel's unread data to fit our buffer",
+            holds(attempt < 5 ? room : room / 2),
+          );
+          if (attempt >= 5 && fd >= 0 && clamped === undefined) {
+            clamped = addon.getInt(fd, SOCKOPT.IPPROTO_TCP, TCP_WINDOW_CLAMP);
+            addon.setInt(fd, SOCKOPT.IPPROTO_TCP, TCP_WINDOW_CLAMP, Math.floor(room / 2));
+          }
+          sock.pause();
+          await sleep(2);
+          if (fits()) break;
+          if (attempt >= 50)
+            throw new Error(`moveTo: the kernel's queue keeps outgrowing our buffer: ${this.status()}`);
+          sock.resume();
+        }
+      } catch (e) {
+        if (clamped !== undefined) addon.setInt(fd, SOCKOPT.IPPROTO_TCP, TCP_WINDOW_CLAMP, clamped);
+        throw e;
       }
       // (Only while what the kernel holds stays within half our send buffer, as for every write.)
       const cap = this.host.stack.tcpConfig.sendBufferSize / 2;
