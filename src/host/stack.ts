@@ -787,8 +787,8 @@ export class HostStack {
    * Makes a connection of this stack from `snap`, the state of a connection another TCP
    * implementation ran (the Linux kernel, through TCP_REPAIR; the mirror of `handOff`): its
    * buffered data is what the application reads first, its send data what the engine sends
-   * (the part already sent is probed after 2 SRTT with a tail loss probe, when SACK and an SRTT
-   * came with it, and resent once its RTO expires). The connection is established
+   * (the part already sent is probed with a tail loss probe, after 2 SRTT or 10 ms without an
+   * SRTT, and resent once its RTO expires). The connection is established
    * and the application's from now, as after `connect`. Ends a silence `reserveForAdoption` or
    * `handOff` left for the 4-tuple. Throws `UsageError` for a snapshot in a state that cannot
    * move or addresses of two families, `SocketError` if a connection holds the 4-tuple

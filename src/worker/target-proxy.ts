@@ -163,7 +163,7 @@ export interface WorkerTargetStats {
   readonly opLatencyUs: number[];
   /**
    * Call to the end of the host's completion handler, of the same operations (us; at most
-   * 4096): a terminate's includes the host's copy of its BufferedData.
+   * 4096): a terminate's includes the host taking up its BufferedData.
    */
   readonly opHandledUs: number[];
 }
