@@ -1,5 +1,6 @@
 // Block trees as they cross between the threads (protocol.ts): a storm's tree of thousands of
-// sibling blocks crosses as arrays, in the same shape, through the structured clone and back.
+// sibling blocks crosses as arrays, in the same shape, packed (tree-pack.ts), through the
+// structured clone and back.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
@@ -20,6 +21,7 @@ import {
   MdlEncoder,
   SharedSlab,
 } from "./protocol.js";
+import { packTree, unpackTree } from "./tree-pack.js";
 
 const NO_NBLS_OUT = {
   chain: () => [],
@@ -57,7 +59,9 @@ void test("a neighbor with 20,000 sibling paths crosses and comes back in the sa
     delegatedState: undefined,
     dependentBlockList: paths[0] ?? null,
   });
-  const desc = structuredClone(encodeTree(root, NO_NBLS_OUT)); // what postMessage does to it
+  const packed = structuredClone(packTree(encodeTree(root, NO_NBLS_OUT))); // what postMessage does to it
+  assert.equal(packed.blocks, 20_001);
+  const desc = unpackTree(packed);
   let count = 0;
   forEachDesc(desc, () => count++);
   assert.equal(count, 20_001);

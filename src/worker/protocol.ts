@@ -41,6 +41,7 @@ import { type Mdl, type NblStatus, type NetBuffer, netBuffer } from "../nbl/nbl.
 import type { NblId, NetBufferList } from "../nbl/nbl.js";
 import { type MessagePort, receiveMessageOnPort } from "node:worker_threads";
 import { InvariantViolation, OwnershipError, type OwnershipReason } from "../util/errors.js";
+import type { PackedTree } from "./tree-pack.js";
 
 /**
  * A NET_BUFFER across threads: its whole MDL chain, as windows of shared memory, and its data
@@ -129,7 +130,7 @@ export type DataCall = "send" | "recv" | "fwd";
 export type DownRecord =
   | { readonly k: "frame"; readonly frame: Uint8Array }
   | { readonly k: "sendFrame"; readonly frame: Uint8Array }
-  | { readonly k: "op"; readonly op: StateOp; readonly id: number; readonly tree: TreeDesc }
+  | { readonly k: "op"; readonly op: StateOp; readonly id: number; readonly tree: PackedTree }
   | {
       readonly k: "data";
       readonly call: DataCall;
@@ -183,7 +184,7 @@ export interface WorkerAudit {
 export type UpRecord =
   | { readonly k: "tx"; readonly frame: Uint8Array }
   | { readonly k: "up"; readonly frame: Uint8Array }
-  | { readonly k: "opDone"; readonly op: StateOp; readonly id: number; readonly tree: TreeDesc }
+  | { readonly k: "opDone"; readonly op: StateOp; readonly id: number; readonly tree: PackedTree }
   | {
       readonly k: "dataDone";
       readonly call: DataCall | "disc";
@@ -195,7 +196,7 @@ export type UpRecord =
       readonly nbl: NblDesc;
     }
   | { readonly k: "event"; readonly handle: NdisOffloadHandle; readonly event: TcpOffloadEvent }
-  | { readonly k: "reach"; readonly seq: number; readonly tree: TreeDesc }
+  | { readonly k: "reach"; readonly seq: number; readonly tree: PackedTree }
   | {
       readonly k: "status";
       readonly status: OffloadStatusIndication;
@@ -481,6 +482,22 @@ function encodeBlock(b: OffloadBlockList, e: TreeEncoder): BlockDesc {
 /** A TCP delegated state as it crosses: its NBL fields as references. */
 export type CrossingDelegatedState = Omit<TcpDelegatedState, keyof DelegatedNbls> & DelegatedNbls;
 
+/**
+ * A TCP delegated state that arrived, its NBL references resolved by `ref`: the same object,
+ * rewritten in place (it is the receiver's own, fresh from the crossing; a copy of its ~30
+ * fields cost the host 0.5 KiB per connection in a terminate storm).
+ */
+export function resolveDelegated(
+  ds: CrossingDelegatedState,
+  ref: (r: NblRef | null) => NetBufferList | null,
+): TcpDelegatedState {
+  const out = ds as unknown as { -readonly [K in keyof TcpDelegatedState]: TcpDelegatedState[K] };
+  out.sendDataHead = ref(ds.sendDataHead);
+  out.sendDataTail = ref(ds.sendDataTail);
+  out.bufferedData = ref(ds.bufferedData);
+  return out;
+}
+
 /** How one side builds its NBLs for a block of a tree that arrived. */
 export interface TreeDecoder {
   /** The block's chain (mirrors or originals) and how its delegated state's refs resolve. */
@@ -505,14 +522,9 @@ function decodeBlock(d: BlockDesc, dec: TreeDecoder): OffloadBlockList {
   const here = dec.block(d);
   let delegated: unknown = d.delegatedState;
   if (d.layer === "tcp" && d.delegatedState !== undefined) {
-    const ds = d.delegatedState as CrossingDelegatedState;
-    const ref = (r: NblRef | null): NetBufferList | null => (r === null ? null : here.ref(r));
-    delegated = {
-      ...ds,
-      sendDataHead: ref(ds.sendDataHead),
-      sendDataTail: ref(ds.sendDataTail),
-      bufferedData: ref(ds.bufferedData),
-    } satisfies TcpDelegatedState;
+    delegated = resolveDelegated(d.delegatedState as CrossingDelegatedState, (r) =>
+      r === null ? null : here.ref(r),
+    );
   }
   return {
     stateType: d.stateType,

@@ -49,6 +49,7 @@ import {
   CELL_STOPPED,
   copyBack,
   type CrossingDelegatedState,
+  resolveDelegated,
   DATA_CALL_OP,
   DATA_COMPLETE_OP,
   type DataCall,
@@ -73,6 +74,7 @@ import {
   type WorkerAudit,
   type WorkerReady,
 } from "./protocol.js";
+import { packTree, unpackTree } from "./tree-pack.js";
 
 /** Options of the SoftwareTarget in the worker that can cross threads (plain data only). */
 export type WorkerSoftwareTargetOptions = Omit<
@@ -673,7 +675,7 @@ export class WorkerTarget implements OffloadWorkers {
     this.#ops.set(id, { root, at: performance.now() });
     // BufferedData at initiate is lent for the duration of the call only (IO-19): it crosses
     // as a copy, made now.
-    this.#post({ k: "op", op, id, tree: encodeTree(root, this.#treeEncoder(op)) });
+    this.#post({ k: "op", op, id, tree: packTree(encodeTree(root, this.#treeEncoder(op))) });
   }
 
   /** The host's side of a tree going down: its chains lent, BufferedData copied (IO-19). */
@@ -709,7 +711,7 @@ export class WorkerTarget implements OffloadWorkers {
         host.indicateReceive(r.frame);
         return;
       case "opDone":
-        this.#opDone(r.op, r.id, r.tree);
+        this.#opDone(r.op, r.id, unpackTree(r.tree));
         return;
       case "dataDone": {
         const op = DATA_COMPLETE_OP[r.call];
@@ -739,7 +741,7 @@ export class WorkerTarget implements OffloadWorkers {
         host.tcpOffloadEvent(r.handle, r.event);
         return;
       case "reach": {
-        const tree = decodeTree(r.tree, NO_NBLS); // a neighbor block: no NBLs
+        const tree = decodeTree(unpackTree(r.tree), NO_NBLS); // a neighbor block: no NBLs
         let hrd = 0;
         try {
           hrd = host.neighborReachabilityQuery(tree);
@@ -927,13 +929,7 @@ export class WorkerTarget implements OffloadWorkers {
       b.constState = d.constState as never;
       b.cachedState = d.cachedState as never;
       if (b.layer === "tcp" && d.delegatedState !== undefined) {
-        const ds = d.delegatedState as CrossingDelegatedState;
-        b.delegatedState = {
-          ...ds,
-          sendDataHead: resolve(ds.sendDataHead),
-          sendDataTail: resolve(ds.sendDataTail),
-          bufferedData: resolve(ds.bufferedData),
-        };
+        b.delegatedState = resolveDelegated(d.delegatedState as CrossingDelegatedState, resolve);
       } else {
         b.delegatedState = d.delegatedState as never;
       }

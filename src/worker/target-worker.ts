@@ -49,7 +49,6 @@ import {
   decodeTree,
   type DownRecord,
   encodeTree,
-  forEachDesc,
   errorRecord,
   nblDesc,
   MdlEncoder,
@@ -62,6 +61,7 @@ import {
   type WorkerReady,
 } from "./protocol.js";
 import type { WorkerTargetInit } from "./target-proxy.js";
+import { packTree, unpackTree } from "./tree-pack.js";
 
 /** Rounds of the loop after which a target that still has work is taken for a livelock. */
 const MAX_ROUNDS = 1_000_000;
@@ -283,9 +283,7 @@ class WorkerLoop {
         this.tookOp = true;
         // A long batch of state operations (a terminate storm) is worked and answered in
         // slices, so the host completes the first while the rest are still being worked here.
-        forEachDesc(r.tree, () => {
-          blocks++;
-        });
+        blocks += r.tree.blocks;
         if (blocks >= PIPELINE_BLOCKS) {
           blocks = 0;
           this.run();
@@ -312,7 +310,7 @@ class WorkerLoop {
         t.sendFrame(r.frame);
         return;
       case "op":
-        this.#op(r.op, r.id, r.tree);
+        this.#op(r.op, r.id, unpackTree(r.tree));
         return;
       case "data": {
         const head = this.#arrive(r.chain, DATA_CALL_OP[r.call]);
@@ -543,7 +541,7 @@ class WorkerLoop {
       n.next = null;
       this.ledger.free(n, "host", opName);
     }
-    this.#out.push({ k: "opDone", op, id, tree });
+    this.#out.push({ k: "opDone", op, id, tree: packTree(tree) });
   }
 
   dataDone(call: DataCall | "disc", head: NetBufferList): void {
@@ -601,7 +599,7 @@ class WorkerLoop {
     this.#out.push({
       k: "reach",
       seq,
-      tree: this.#encodeTree(blockList, "NeighborReachabilityQuery", new Set()),
+      tree: packTree(this.#encodeTree(blockList, "NeighborReachabilityQuery", new Set())),
     });
     this.flush();
     this.#wait(seq);
