@@ -3,14 +3,26 @@
  * the Linux kernel needs that Node cannot do (src/conformance/runner/kernel.ts). Thin wrappers,
  * one JavaScript call one system call; nothing here keeps state.
  *
- * tunIn(nsFd, name) -> fd        a TUN device (IFF_TUN | IFF_NO_PI: bare IP packets, as
- *                                packetdrill's tun0) created inside the namespace nsFd refers to;
- *                                the fd is non-blocking and close-on-exec
+ * tunIn(nsFd, name) -> fd        a TUN device set up as packetdrill's tun0 (IFF_TUN | IFF_NO_PI
+ *                                | IFF_VNET_HDR: bare IP packets behind a virtio_net_hdr; checksum
+ *                                and TSO offloads on, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 |
+ *                                TUN_F_TSO_ECN, so the kernel hands over whole TSO bursts as the
+ *                                scripts expect them) created inside the namespace nsFd refers
+ *                                to; the fd is non-blocking and close-on-exec
+ * readTun(fd, max) -> Buffer | null              one read(2) of a packet from such a device: the
+ *                                IP packet, its checksum completed where the kernel left it
+ *                                partial; null when nothing is ready
+ * writeTun(fd, buffer, gsoSize) -> count         one writev(2) of an IP packet into it behind a
+ *                                virtio_net_hdr; gsoSize > 0 marks it a GRO'd TCPv4 packet of
+ *                                that MSS (packetdrill's `mss` on an inbound packet)
  * waitFds(fds, events, timeoutUs) -> revents[]   one ppoll(2); timeoutUs < 0 waits forever
  * readFd(fd, max) -> Buffer | null               one read(2); null when nothing is ready (EAGAIN)
  * writeFd(fd, buffer) -> count                   one write(2)
  * recvFlags(fd, length, flags) -> Buffer         one recv(2) with the script's flags
  * sendFlags(fd, buffer, flags) -> count          one send(2) with the script's flags | MSG_NOSIGNAL
+ * sendNull(fd, length, flags) -> count          send(2) from a NULL buffer (a script's `NULL`:
+ *                                the kernel answers EFAULT, as it does to packetdrill)
+ * recvNull(fd, length, flags) -> count          recv(2) into a NULL buffer, the same way
  * shutdown(fd, how)
  * setBytes(fd, level, name, buffer)              setsockopt(2) with any option value
  * getBytes(fd, level, name, length) -> Buffer    getsockopt(2) of up to length bytes
@@ -28,9 +40,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "csum.h"
 #include "repair.h"
 
 static int get_buffer(napi_env env, napi_value v, void **data, size_t *len) {
@@ -70,11 +84,17 @@ napi_value js_tun_in(napi_env env, napi_callback_info info) {
   if (fd >= 0) {
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR;
     memcpy(ifr.ifr_name, name, n);
+    unsigned int offload = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
     if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
       e = errno;
       call = "ioctl(TUNSETIFF)";
+      close(fd);
+      fd = -1;
+    } else if (ioctl(fd, TUNSETOFFLOAD, offload) < 0) {
+      e = errno;
+      call = "ioctl(TUNSETOFFLOAD)";
       close(fd);
       fd = -1;
     }
@@ -163,6 +183,55 @@ napi_value js_write_fd(napi_env env, napi_callback_info info) {
   return make_int(env, n);
 }
 
+napi_value js_read_tun(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd = -1;
+  uint32_t max = 0;
+  if (get_args(env, info, 2, argv) < 0 || get_i32(env, argv[0], &fd) < 0 || get_u32(env, argv[1], &max) < 0)
+    return NULL;
+  unsigned char *buf = malloc(max > 0 ? max : 1);
+  if (buf == NULL) return throw_errno(env, "malloc", ENOMEM);
+  struct virtio_net_hdr vh;
+  struct iovec iov[2] = {{&vh, sizeof vh}, {buf, max}};
+  ssize_t n = readv(fd, iov, 2);
+  if (n < 0) {
+    int e = errno;
+    free(buf);
+    if (e == EAGAIN || e == EWOULDBLOCK) {
+      napi_value nul;
+      napi_get_null(env, &nul);
+      return nul;
+    }
+    return throw_errno(env, "readv", e);
+  }
+  size_t len = n > (ssize_t)sizeof vh ? (size_t)n - sizeof vh : 0;
+  if (vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) complete_csum(buf, len, &vh);
+  napi_value out = make_buffer(env, buf, len);
+  free(buf);
+  return out;
+}
+
+napi_value js_write_tun(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd = -1;
+  uint32_t gso = 0;
+  void *data = NULL;
+  size_t len = 0;
+  if (get_args(env, info, 3, argv) < 0 || get_i32(env, argv[0], &fd) < 0 ||
+      get_buffer(env, argv[1], &data, &len) < 0 || get_u32(env, argv[2], &gso) < 0)
+    return NULL;
+  struct virtio_net_hdr vh;
+  memset(&vh, 0, sizeof vh);
+  if (gso > 0) {
+    vh.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+    vh.gso_size = (uint16_t)gso;
+  }
+  struct iovec iov[2] = {{&vh, sizeof vh}, {data, len}};
+  ssize_t n = writev(fd, iov, 2);
+  if (n < 0) return throw_errno(env, "writev", errno);
+  return make_int(env, n > (ssize_t)sizeof vh ? n - (ssize_t)sizeof vh : 0);
+}
+
 napi_value js_recv_flags(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int32_t fd = -1, flags = 0;
@@ -195,6 +264,23 @@ napi_value js_send_flags(napi_env env, napi_callback_info info) {
   if (n < 0) return throw_errno(env, "send", errno);
   return make_int(env, n);
 }
+
+/* A script's NULL buffer goes to the kernel as NULL: what it answers (EFAULT) is the result. */
+static napi_value null_call(napi_env env, napi_callback_info info, int sending) {
+  napi_value argv[3];
+  int32_t fd = -1, flags = 0;
+  uint32_t len = 0;
+  if (get_args(env, info, 3, argv) < 0 || get_i32(env, argv[0], &fd) < 0 || get_u32(env, argv[1], &len) < 0 ||
+      get_i32(env, argv[2], &flags) < 0)
+    return NULL;
+  ssize_t n = sending ? send(fd, NULL, len, flags | MSG_NOSIGNAL) : recv(fd, NULL, len, flags);
+  if (n < 0) return throw_errno(env, sending ? "send" : "recv", errno);
+  return make_int(env, n);
+}
+
+napi_value js_send_null(napi_env env, napi_callback_info info) { return null_call(env, info, 1); }
+
+napi_value js_recv_null(napi_env env, napi_callback_info info) { return null_call(env, info, 0); }
 
 napi_value js_shutdown(napi_env env, napi_callback_info info) {
   napi_value argv[2];

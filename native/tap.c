@@ -58,6 +58,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
+#include "csum.h"
 
 /* The largest frame: a 64 KiB IP packet (a TSO frame) in an Ethernet frame, with room to spare. */
 #define MAX_FRAME (65535u + 14u + 64u)
@@ -94,36 +95,6 @@ static napi_value throw_errno(napi_env env, const char *what, int e) {
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(e));
   napi_throw_error(env, errno_code(e), msg);
   return NULL;
-}
-
-/* Ones' complement sum of n bytes in memory order (RFC 1071: byte order independent). */
-static uint64_t sum_bytes(const unsigned char *p, size_t n) {
-  uint64_t s = 0;
-  while (n >= 4) {
-    uint32_t w;
-    memcpy(&w, p, 4);
-    s += w;
-    p += 4;
-    n -= 4;
-  }
-  if (n >= 2) {
-    uint16_t w;
-    memcpy(&w, p, 2);
-    s += w;
-    p += 2;
-    n -= 2;
-  }
-  if (n > 0) {
-    uint16_t w = 0;
-    memcpy(&w, p, 1);
-    s += w;
-  }
-  return s;
-}
-
-static uint16_t fold(uint64_t s) {
-  while (s >> 16) s = (s & 0xffff) + (s >> 16);
-  return (uint16_t)s;
 }
 
 static uint16_t swap16(uint16_t v) { return (uint16_t)((v << 8) | (v >> 8)); }
@@ -235,16 +206,6 @@ static void reader_stop(reader_t *r) {
   napi_delete_reference(r->env, r->ends_ref);
   napi_async_destroy(r->env, r->ctx);
   uv_close((uv_handle_t *)&r->poll, on_poll_closed);
-}
-
-/* Completes a checksum the kernel left partial: the sum from csum_start to the end, stored at
- * csum_start + csum_offset (whose field holds the pseudo-header sum), as skb_checksum_help does. */
-static int complete_csum(unsigned char *frame, size_t len, const struct virtio_net_hdr *vh) {
-  size_t start = vh->csum_start, field = start + vh->csum_offset;
-  if (field + 2 > len || start >= len) return 0;
-  uint16_t c = (uint16_t)~fold(sum_bytes(frame + start, len - start));
-  memcpy(frame + field, &c, 2);
-  return 1;
 }
 
 /* 1 when `frame` is an Ethernet frame (at most one 802.1Q tag) carrying IPv4 (not a fragment,

@@ -9,18 +9,26 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { kernelModeUnavailable, runScriptOnKernel } from "../src/conformance/runner/kernel.js";
-import { WRONG } from "./support/pdk-scripts.js";
+import { initAndCode, WRONG } from "./support/pdk-scripts.js";
 import { peerSuiteOrSkip } from "./support/peer-suite.js";
 
 const skip = kernelModeUnavailable() ?? false;
 
-/** Scripts of gtests/net/tcp that the kernel passes: handshakes, blocking calls, SACK recovery, close. */
+/**
+ * Scripts of gtests/net/tcp that the kernel passes: handshakes, blocking calls, SACK recovery,
+ * close; an init command with set_sysctls.py (a continued line) and `%{ }%` snippets over
+ * tcp_info (slow-start-after-idle); snippets that define their own names (hystart); NULL
+ * buffers the kernel answers with EFAULT (syscall-invalid-buf-ptr).
+ */
 const SCRIPTS = [
   "blocking/blocking-accept.pkt",
   "blocking/blocking-connect.pkt",
   "close/close-on-syn-sent.pkt",
   "fast_retransmit/fr-4pkt-sack.pkt",
   "shutdown/shutdown-wr-close.pkt",
+  "slow_start/slow-start-after-idle.pkt",
+  "cubic/cubic-hystart-delay-rtt-jumps-upward.pkt",
+  "syscall_bad_arg/syscall-invalid-buf-ptr.pkt",
 ];
 
 void describe("packetdrill scripts against the Linux kernel", { skip }, () => {
@@ -46,6 +54,18 @@ void describe("packetdrill scripts against the Linux kernel", { skip }, () => {
     assert.match(
       r.message ?? "",
       /^wrong\.pkt:8: expected > S\. 0:0\(0\) ack 1 .*wscale 5.* got .*\[wscale want 5 got 8\]$/,
+    );
+  });
+
+  void test("the init command runs first, and %{ }% snippets assert on the socket's tcp_info", () => {
+    const good = runScriptOnKernel(initAndCode(false), { file: "init.pkt" });
+    assert.equal(good.message, undefined, "timestamps off by the init command; cwnd 10, established");
+    assert.equal(good.passed, true);
+    const bad = runScriptOnKernel(initAndCode(true), { file: "init.pkt" });
+    assert.equal(bad.failure, "assert");
+    assert.match(
+      bad.message ?? "",
+      /^init\.pkt:\d+: expected %\{ .* \}% got 'assert tcpi_snd_cwnd == 99' failed \(tcpi_snd_cwnd=10\)$/,
     );
   });
 

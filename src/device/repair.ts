@@ -129,7 +129,11 @@ export interface RepairAddon {
   rawSocketIn(nsFd: number): number;
   /** Sends the IPv4 packet as it is, to its destination (native/steer.c). */
   sendIp(fd: number, packet: Uint8Array): void;
-  /** A non-blocking TUN device (bare IP packets) made inside namespace `nsFd` (native/pdk.c). */
+  /**
+   * A non-blocking TUN device made inside namespace `nsFd` as packetdrill makes its tun0 (bare
+   * IP packets behind a virtio_net_hdr, checksum and TSO offloads on; native/pdk.c): read and
+   * write it with `readTun` / `writeTun`.
+   */
   tunIn(nsFd: number, name: string): number;
   /** One ppoll over `fds` with `events`; the revents of each (timeoutUs < 0: no timeout). */
   waitFds(fds: readonly number[], events: readonly number[], timeoutUs: number): number[];
@@ -137,6 +141,14 @@ export interface RepairAddon {
   readFd(fd: number, max: number): Buffer | null;
   /** One write(2). */
   writeFd(fd: number, data: Buffer): number;
+  /** One packet of a `tunIn` device (its checksum completed when left partial); null when none is ready. */
+  readTun(fd: number, max: number): Buffer | null;
+  /** One IP packet into a `tunIn` device; `gsoSize` > 0 marks a GRO'd TCPv4 packet of that MSS. */
+  writeTun(fd: number, data: Buffer, gsoSize: number): number;
+  /** send(2) of `length` bytes from a NULL buffer (a script's `NULL`: the kernel's EFAULT throws). */
+  sendNull(fd: number, length: number, flags: number): number;
+  /** recv(2) of `length` bytes into a NULL buffer (the same). */
+  recvNull(fd: number, length: number, flags: number): number;
   /** One recv(2) with `flags` (EAGAIN throws). */
   recvFlags(fd: number, length: number, flags: number): Buffer;
   /** One send(2) with `flags` | MSG_NOSIGNAL (EAGAIN throws). */

@@ -405,6 +405,25 @@ export function selectEvents(script: PdScript, defines: Iterable<string> = []): 
   return out;
 }
 
+/**
+ * The events a run goes through: the script's init command first (packetdrill runs it before
+ * the first event, once its tun device is up: the google scripts set their sysctls there), as a
+ * command at relative time 0, then the body's events under `defines`.
+ */
+export function runEvents(script: PdScript, defines: Iterable<string> = []): PdEvent[] {
+  const body = selectEvents(script, defines);
+  const init = script.initCommand;
+  if (init === undefined) return body;
+  const first: PdCommandEvent = {
+    kind: "command",
+    line: init.line,
+    column: init.column,
+    time: { kind: "relative", usecs: 0 },
+    command: init.command,
+  };
+  return [first, ...body];
+}
+
 /** Every event in every branch of every conditional, in source order (for statistics). */
 export function allEvents(script: PdScript): PdEvent[] {
   const out: PdEvent[] = [];

@@ -75,7 +75,7 @@ import {
   parsePacketdrill,
   printExpr,
   printPacket,
-  selectEvents,
+  runEvents,
 } from "../packetdrill/index.js";
 import {
   type DutDevice,
@@ -88,6 +88,8 @@ import {
 import {
   detectUnsupported,
   detectUnsupportedText,
+  commandLines,
+  setSysctlsArgs,
   sysctlAssignments,
   UNSUPPORTED_FEATURES,
 } from "./features.js";
@@ -464,7 +466,7 @@ class ScriptRun {
     let message: string | undefined;
     let failure: FailureKind | undefined;
     try {
-      const events = selectEvents(this.#script, defines);
+      const events = runEvents(this.#script, defines);
       const use = detectUnsupported(this.#script, events);
       if (use !== undefined) {
         this.#line = use.line;
@@ -1965,10 +1967,7 @@ class ScriptRun {
    * script has a fresh stack. Anything else is a runner gap.
    */
   #command(cmd: string): void {
-    for (const line of cmd.split(/\n/)) {
-      const text = line.trim();
-      if (text !== "") this.#commandLine(text);
-    }
+    for (const text of commandLines(cmd)) this.#commandLine(text);
   }
 
   #commandLine(text: string): void {
@@ -1982,14 +1981,10 @@ class ScriptRun {
       this.#sysctl(echo[2].split("/").join("."), echo[1]);
       return;
     }
-    const setSysctls = /^(?:\S*\/)?set_sysctls\.py\s+(.*)$/.exec(text);
-    if (setSysctls?.[1] !== undefined) {
-      for (const w of setSysctls[1].trim().split(/\s+/)) {
-        const m = /^\/proc\/sys\/(\S+)=(.*)$/.exec(w);
-        if (m?.[1] === undefined || m[2] === undefined)
-          this.#fail(`command \`${text}\`: bad argument ${w}`, "runner");
-        this.#sysctl(m[1].split("/").join("."), m[2]);
-      }
+    const set = setSysctlsArgs(text);
+    if (typeof set === "string") this.#fail(`command \`${text}\`: bad argument ${set}`, "runner");
+    if (set !== undefined) {
+      for (const a of set) this.#sysctl(a.name, a.value);
       return;
     }
     if (/^(?:\S*\/)?defaults\.sh$/.test(text)) {

@@ -72,6 +72,58 @@ export function sysctlAssignments(command: string): { name: string; value: strin
   return out;
 }
 
+/** The lines of a backquoted command, a backslash-newline joining two (as the shell reads them), trimmed, blank ones left out. */
+export function commandLines(cmd: string): string[] {
+  return cmd
+    .replace(/\\\r?\n/g, " ")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
+}
+
+/**
+ * The words of a shell command line: split at blanks outside quotes, quotes removed (what
+ * `set_sysctls.py /proc/sys/...="4096 50000 4194304"` gets as its arguments).
+ */
+export function shellWords(line: string): string[] {
+  const out: string[] = [];
+  let word: string | undefined;
+  let quote: string | undefined;
+  for (const ch of line) {
+    if (quote !== undefined) {
+      if (ch === quote) quote = undefined;
+      else word = (word ?? "") + ch;
+    } else if (ch === '"' || ch === "'") {
+      quote = ch;
+      word ??= "";
+    } else if (/\s/.test(ch)) {
+      if (word !== undefined) out.push(word);
+      word = undefined;
+    } else word = (word ?? "") + ch;
+  }
+  if (word !== undefined) out.push(word);
+  return out;
+}
+
+/**
+ * The assignments of a google `set_sysctls.py /proc/sys/PATH=VALUE...` line, as sysctl names
+ * (`net.ipv4.tcp_wmem`) and values; undefined when the line is not one; a string naming the
+ * first argument that is not such an assignment.
+ */
+export function setSysctlsArgs(
+  line: string,
+): { name: string; value: string; path: string }[] | string | undefined {
+  const m = /^(?:\S*\/)?set_sysctls\.py\s+(.*)$/.exec(line);
+  if (m?.[1] === undefined) return undefined;
+  const out: { name: string; value: string; path: string }[] = [];
+  for (const w of shellWords(m[1])) {
+    const a = /^(\/proc\/sys\/(\S+?))=(.*)$/s.exec(w);
+    if (a?.[1] === undefined || a[2] === undefined || a[3] === undefined) return w;
+    out.push({ path: a[1], name: a[2].split("/").join("."), value: a[3] });
+  }
+  return out;
+}
+
 const nonZero = (v: string): boolean => v !== "" && Number(v) !== 0;
 
 /** The missing feature one event uses, if any. */

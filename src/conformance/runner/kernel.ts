@@ -19,15 +19,17 @@
  *   (`matcher.ts`, strict: the kernel is what the scripts describe). A packet must come within
  *   the tolerance of its time (`--tolerance_usecs`, 4 ms by default) and `lateSlackUsecs` more
  *   on the late side, for a busy machine (timers run on jiffies).
- * - Without TSO on tun0 the kernel cuts a burst into MSS segments; a run of them that continues
- *   one segment is taken as the one segment the script expects (`coalesceRun`).
+ * - tun0 is set up as packetdrill's (native/pdk.c): checksum and TSO offloads on, so the kernel
+ *   hands over a burst as one TSO packet, as the scripts expect it. A burst the kernel still
+ *   cuts into MSS segments (a run of them that continues one segment) is taken as the one
+ *   segment the script expects (`coalesceRun`).
  * - Shell commands run inside the namespace (`ip netns exec`); the google scripts' helpers
  *   (`defaults.sh`, `set_sysctls.py`) are replaced by the settings they make. The namespace
  *   starts with packetdrill's Linux defaults (`LINUX_DEFAULTS_SH`).
  * - What this runner cannot do (IPv6 scripts, ICMP injection, some calls) classifies the script
  *   "unsupported: <what>", never a runner crash.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { closeSync } from "node:fs";
 import { loadRepairAddon, type RepairAddon } from "../../device/repair.js";
 import { registerCleanup } from "../../live/cleanup.js";
@@ -47,14 +49,123 @@ import {
   parsePacketdrill,
   printExpr,
   printPacket,
-  selectEvents,
+  runEvents,
 } from "../packetdrill/index.js";
 import type { FailureKind, ScriptResult } from "./dut.js";
 import { coalesceRun, eventWindow, PACKETDRILL_DEFAULTS, PacketMatcher } from "./matcher.js";
-import { detectUnsupported, sysctlAssignments } from "./features.js";
+import { commandLines, detectUnsupported, setSysctlsArgs, sysctlAssignments } from "./features.js";
 import type { LenientRuleName } from "./policy.js";
 import { LINUX_DEFAULTS_SH, LINUX_PROFILE } from "./profile.js";
 import { ArgShapeError, bracketed, iovLength, linger, msgHdr } from "./syscall-args.js";
+import { runPyAsserts } from "./pycode.js";
+
+/** getsockopt(IPPROTO_TCP, TCP_INFO), and room for the whole struct as Linux 6.x fills it. */
+const TCP_INFO = 11;
+const TCP_INFO_BYTES = 256;
+
+/** The names packetdrill defines for a Linux script's Python (tcpi_state, tcpi_ca_state, tcpi_options values). */
+export const LINUX_PY_SYMBOLS: Readonly<Record<string, number>> = {
+  TCP_ESTABLISHED: 1,
+  TCP_SYN_SENT: 2,
+  TCP_SYN_RECV: 3,
+  TCP_FIN_WAIT1: 4,
+  TCP_FIN_WAIT2: 5,
+  TCP_TIME_WAIT: 6,
+  TCP_CLOSE: 7,
+  TCP_CLOSE_WAIT: 8,
+  TCP_LAST_ACK: 9,
+  TCP_LISTEN: 10,
+  TCP_CLOSING: 11,
+  TCP_CA_Open: 0,
+  TCP_CA_Disorder: 1,
+  TCP_CA_CWR: 2,
+  TCP_CA_Recovery: 3,
+  TCP_CA_Loss: 4,
+  TCPI_OPT_TIMESTAMPS: 1,
+  TCPI_OPT_SACK: 2,
+  TCPI_OPT_WSCALE: 4,
+  TCPI_OPT_ECN: 8,
+  TCPI_OPT_SYN_DATA: 32,
+};
+
+/**
+ * Linux's `struct tcp_info` (include/uapi/linux/tcp.h) as the `tcpi_*` names packetdrill
+ * writes for its Python: one entry per field, u8 / u32 / u64 at their offsets. A field past the
+ * end of what the kernel returned is left out.
+ */
+const TCP_INFO_LAYOUT: readonly (readonly [name: string, offset: number, bytes: 1 | 4 | 8])[] = [
+  ["tcpi_state", 0, 1],
+  ["tcpi_ca_state", 1, 1],
+  ["tcpi_retransmits", 2, 1],
+  ["tcpi_probes", 3, 1],
+  ["tcpi_backoff", 4, 1],
+  ["tcpi_options", 5, 1],
+  ["tcpi_rto", 8, 4],
+  ["tcpi_ato", 12, 4],
+  ["tcpi_snd_mss", 16, 4],
+  ["tcpi_rcv_mss", 20, 4],
+  ["tcpi_unacked", 24, 4],
+  ["tcpi_sacked", 28, 4],
+  ["tcpi_lost", 32, 4],
+  ["tcpi_retrans", 36, 4],
+  ["tcpi_fackets", 40, 4],
+  ["tcpi_last_data_sent", 44, 4],
+  ["tcpi_last_ack_sent", 48, 4],
+  ["tcpi_last_data_recv", 52, 4],
+  ["tcpi_last_ack_recv", 56, 4],
+  ["tcpi_pmtu", 60, 4],
+  ["tcpi_rcv_ssthresh", 64, 4],
+  ["tcpi_rtt", 68, 4],
+  ["tcpi_rttvar", 72, 4],
+  ["tcpi_snd_ssthresh", 76, 4],
+  ["tcpi_snd_cwnd", 80, 4],
+  ["tcpi_advmss", 84, 4],
+  ["tcpi_reordering", 88, 4],
+  ["tcpi_rcv_rtt", 92, 4],
+  ["tcpi_rcv_space", 96, 4],
+  ["tcpi_total_retrans", 100, 4],
+  ["tcpi_pacing_rate", 104, 8],
+  ["tcpi_max_pacing_rate", 112, 8],
+  ["tcpi_bytes_acked", 120, 8],
+  ["tcpi_bytes_received", 128, 8],
+  ["tcpi_segs_out", 136, 4],
+  ["tcpi_segs_in", 140, 4],
+  ["tcpi_notsent_bytes", 144, 4],
+  ["tcpi_min_rtt", 148, 4],
+  ["tcpi_data_segs_in", 152, 4],
+  ["tcpi_data_segs_out", 156, 4],
+  ["tcpi_delivery_rate", 160, 8],
+  ["tcpi_busy_time", 168, 8],
+  ["tcpi_rwnd_limited", 176, 8],
+  ["tcpi_sndbuf_limited", 184, 8],
+  ["tcpi_delivered", 192, 4],
+  ["tcpi_delivered_ce", 196, 4],
+  ["tcpi_bytes_sent", 200, 8],
+  ["tcpi_bytes_retrans", 208, 8],
+  ["tcpi_dsack_dups", 216, 4],
+  ["tcpi_reord_seen", 220, 4],
+  ["tcpi_rcv_ooopack", 224, 4],
+  ["tcpi_snd_wnd", 228, 4],
+  ["tcpi_rcv_wnd", 232, 4],
+];
+
+/** The `tcpi_*` values of a Linux `struct tcp_info` as getsockopt returned it. */
+export function linuxTcpInfo(raw: Uint8Array): Record<string, number> {
+  const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const out: Record<string, number> = {};
+  for (const [name, at, bytes] of TCP_INFO_LAYOUT) {
+    if (at + bytes > raw.byteLength) continue;
+    out[name] =
+      bytes === 1 ? v.getUint8(at) : bytes === 4 ? v.getUint32(at, true) : Number(v.getBigUint64(at, true));
+  }
+  if (raw.byteLength > 7) {
+    const b = v.getUint8(6);
+    out["tcpi_snd_wscale"] = b & 0x0f;
+    out["tcpi_rcv_wscale"] = b >> 4;
+    out["tcpi_delivery_rate_app_limited"] = v.getUint8(7) & 1;
+  }
+  return out;
+}
 
 /** Why kernel mode cannot run here, or undefined when it can (Linux, root, the addon built). */
 export function kernelModeUnavailable(): string | undefined {
@@ -182,6 +293,11 @@ function stderrOf(e: unknown): string {
   return e instanceof Error ? e.message : "";
 }
 
+/** A script's `NULL` pointer argument. */
+function isNull(e: PdExpr | undefined): boolean {
+  return e?.kind === "word" && e.name === "NULL";
+}
+
 function secs(usecs: number): string {
   return `${(usecs / 1e6).toFixed(6)}s`;
 }
@@ -230,6 +346,10 @@ class KernelRun {
   readonly #rules = new Set<LenientRuleName>();
   readonly #match: PacketMatcher;
   readonly #socks = new Map<number, KSock>();
+  /** The socket `%{ }%` snippets read (packetdrill's socket under test: the latest made or accepted). */
+  #underTest: number | undefined;
+  /** Names the snippets assigned so far (one Python run in packetdrill). */
+  readonly #pyGlobals: Record<string, number> = {};
   readonly #out: Queued[] = [];
   #nsFd = -1;
   /** The congestion control module new sockets get (see `#sysctls`). */
@@ -267,7 +387,7 @@ class KernelRun {
     });
     try {
       this.#checkOptions();
-      const events = selectEvents(this.#script, defines);
+      const events = runEvents(this.#script, defines);
       // The kernel has these features, but this runner passes no sendto() addresses, cookies
       // or keys: a script that uses them is unsupported here.
       const use = detectUnsupported(this.#script, events);
@@ -433,7 +553,7 @@ class KernelRun {
   /** Queues every packet tun0 holds (IPv4 TCP; anything else is not the script's). */
   #readTun(): void {
     for (;;) {
-      const b = this.#addon.readFd(this.#tun, 65536);
+      const b = this.#addon.readTun(this.#tun, 65536);
       if (b === null) return;
       const time = this.#now();
       let decoded: ReturnType<typeof decodeIpPacket>;
@@ -482,7 +602,7 @@ class KernelRun {
         this.#command(ev.command);
         return;
       case "code":
-        this.#unsupported("python snippets (%{ }%) in the kernel mode");
+        this.#code(ev.code);
     }
   }
 
@@ -494,7 +614,7 @@ class KernelRun {
     const remote = ip(PACKETDRILL_DEFAULTS.remoteV4);
     const bytes = emitTcpPacket({ ip: { src: remote, dst: local }, tcp });
     try {
-      this.#addon.writeFd(this.#tun, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      this.#addon.writeTun(this.#tun, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0);
     } catch (e) {
       this.#fail(`writing the packet into tun0 failed: ${errnoOf(e)}`, "runner");
     }
@@ -536,15 +656,42 @@ class KernelRun {
   }
 
   // -------------------------------------------------------------------------------------------
+  // Code snippets
+
+  /**
+   * A `%{ }%` snippet: the socket under test's `tcp_info` now (getsockopt TCP_INFO), as the
+   * names packetdrill gives its Python (`linuxTcpInfo`), and the snippet's assertions over them
+   * (`pycode.ts`). packetdrill runs the snippets after the script on the values recorded at
+   * their times; a failure is the same failure, reported at its line.
+   */
+  #code(code: string): void {
+    const s = this.#underTest === undefined ? undefined : this.#socks.get(this.#underTest);
+    if (s === undefined) this.#fail("no socket to use for code", "runner");
+    let raw: Buffer;
+    try {
+      raw = this.#addon.getBytes(s.fd, LEVELS["IPPROTO_TCP"] ?? 6, TCP_INFO, TCP_INFO_BYTES);
+    } catch (e) {
+      this.#fail(`getsockopt(TCP_INFO) for code failed: ${errnoOf(e)}`, "runner");
+    }
+    const r = runPyAsserts(code, { ...LINUX_PY_SYMBOLS, ...linuxTcpInfo(raw) }, this.#pyGlobals);
+    if (r.ok) return;
+    if (r.error.unknownName !== undefined)
+      this.#unsupported(`python name ${r.error.unknownName} (not among the runner's tcp_info values)`);
+    this.#fail(`expected %{ ${code} }% got ${r.error.text}`, "assert");
+  }
+
+  // -------------------------------------------------------------------------------------------
   // Shell commands
 
   #command(cmd: string): void {
     const lines: string[] = [];
-    for (const raw of cmd.split("\n")) {
-      const line = raw.trim();
-      if (line === "" || /^\/tmp\/sysctl_restore_/.test(line)) continue;
+    for (const line of commandLines(cmd)) {
+      if (/^\/tmp\/sysctl_restore_/.test(line)) continue;
       if (/^(?:\S*\/)?defaults\.sh$/.test(line)) {
         this.#sysctls(LINUX_DEFAULTS_SH);
+        // Its last step: a plain FIFO on tun0 (a pacing default qdisc such as fq would move
+        // the kernel's packets off the scripts' times).
+        lines.push("tc qdisc replace dev tun0 root pfifo");
         continue;
       }
       const assigned = sysctlAssignments(line);
@@ -552,29 +699,37 @@ class KernelRun {
         this.#sysctls(assigned.map((x) => [x.name, x.value] as const));
         continue;
       }
-      const set = /^(?:\S*\/)?set_sysctls\.py\s+(.*)$/.exec(line);
-      if (set?.[1] !== undefined) {
-        for (const w of set[1].trim().split(/\s+/)) {
-          const m = /^(\/proc\/sys\/\S+)=(.*)$/.exec(w);
-          if (m?.[1] === undefined || m[2] === undefined)
-            this.#fail(`command \`${line}\`: bad argument ${w}`, "runner");
-          lines.push(`echo "${m[2]}" > ${m[1]}`);
-        }
+      const set = setSysctlsArgs(line);
+      if (typeof set === "string") this.#fail(`command \`${line}\`: bad argument ${set}`, "runner");
+      if (set !== undefined) {
+        for (const a of set) lines.push(`echo "${a.value}" > ${a.path}`);
         continue;
       }
       lines.push(line);
     }
     if (lines.length === 0) return;
-    try {
-      execFileSync("ip", ["netns", "exec", this.#ns, "sh", "-c", lines.join("\n")], {
-        cwd: this.#opts.dir,
-        stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, PACKETDRILL_PID: String(process.pid) },
-      });
-    } catch (e) {
-      const err = stderrOf(e);
-      this.#fail(`command \`${cmd.trim()}\` failed: ${err}`, "syscall");
+    const r = spawnSync("ip", ["netns", "exec", this.#ns, "sh", "-c", lines.join("\n")], {
+      cwd: this.#opts.dir,
+      stdio: ["ignore", "pipe", "pipe"],
+      encoding: "utf8",
+      env: { ...process.env, PACKETDRILL_PID: String(process.pid) },
+    });
+    const err = (r.stderr ?? "").trim();
+    // A qdisc this kernel was built without (no fq here): the script needs what is not there.
+    // The shell goes on after a failed line (as packetdrill's system() does), so this is read
+    // from what the command printed, not from its status.
+    if (/qdisc kind is unknown/.test(err)) {
+      const kinds = [...cmd.matchAll(/\bqdisc\s+(?:add|replace|change)\s+.*?\broot\s+(\w+)/g)].map(
+        (m) => m[1],
+      );
+      const kind = kinds.find((k) => k !== "pfifo") ?? kinds[0];
+      this.#unsupported(`the ${kind ?? "requested"} qdisc (this kernel has no such qdisc)`);
     }
+    if (r.error !== undefined || r.status !== 0)
+      this.#fail(
+        `command \`${cmd.trim()}\` failed: ${err || (r.error?.message ?? `status ${r.status}`)}`,
+        "syscall",
+      );
   }
 
   // -------------------------------------------------------------------------------------------
@@ -729,6 +884,7 @@ class KernelRun {
             );
           const name = this.#newFd(ev);
           this.#socks.set(name, { fd, nonblock: false });
+          this.#underTest = name;
           return name;
         });
       }
@@ -755,6 +911,7 @@ class KernelRun {
           this.#addon.setNonBlocking(fd, true);
           const name = this.#newFd(ev);
           this.#socks.set(name, { fd, nonblock: false });
+          this.#underTest = name;
           return name;
         });
       }
@@ -776,6 +933,8 @@ class KernelRun {
           ev.name === "recv" || ev.name === "recvfrom" || ev.name === "recvmsg"
             ? (this.#intOf(ev.name === "recvmsg" ? a[2] : a[3]) ?? 0)
             : 0;
+        // A NULL buffer (`read(4, NULL, 1000)`) goes to the kernel as NULL: it answers EFAULT.
+        if (isNull(a[1])) return call(s, () => this.#addon.recvNull(s.fd, len, flags));
         return call(s, () => this.#addon.recvFlags(s.fd, len, flags).length);
       }
       case "write":
@@ -882,6 +1041,15 @@ class KernelRun {
         len = this.#intOf(a[2]) ?? 0;
         if (ev.name !== "write") flags = this.#intOf(a[3]) ?? 0;
     }
+    if (isNull(a[1])) {
+      return () => {
+        try {
+          return { value: this.#addon.sendNull(s.fd, len, flags), errno: undefined };
+        } catch (e) {
+          return { value: -1, errno: errnoOf(e) };
+        }
+      };
+    }
     const data = Buffer.alloc(len);
     let sent = 0;
     // A blocking write returns when the kernel took it all (it may block in between).
@@ -961,7 +1129,9 @@ class KernelRun {
           this.#fail(`expected getsockopt(${text}) to give "${v.value}" got "${str}"`, "syscall");
       } else if (want !== undefined) {
         const n = got.length >= 4 ? got.readInt32LE(0) : got.length === 1 ? (got[0] ?? 0) : Number.NaN;
-        if (n !== want) this.#fail(`expected getsockopt(${text}) to give ${want} got ${n}`, "syscall");
+        // packetdrill compares the option as the C int it is: 4294967295 in a script is -1.
+        if (n !== (want | 0) && n !== want)
+          this.#fail(`expected getsockopt(${text}) to give ${want} got ${n}`, "syscall");
       }
       return { value: 0, errno: undefined };
     };

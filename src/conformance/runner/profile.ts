@@ -287,5 +287,6 @@ export const LINUX_DEFAULTS_SH: readonly (readonly [string, string])[] = [
   ["net.ipv4.tcp_ecn_option", "2"],
   ["net.ipv4.tcp_pacing_ss_ratio", "200"],
   ["net.ipv4.tcp_pacing_ca_ratio", "120"],
+  ["net.ipv4.tcp_notsent_lowat", "4294967295"],
   ["net.ipv4.tcp_syncookies", "1"],
 ];
