@@ -23,6 +23,9 @@
  * sendNull(fd, length, flags) -> count          send(2) from a NULL buffer (a script's `NULL`:
  *                                the kernel answers EFAULT, as it does to packetdrill)
  * recvNull(fd, length, flags) -> count          recv(2) into a NULL buffer, the same way
+ * epollCreate() -> fd                           epoll_create1(EPOLL_CLOEXEC)
+ * epollCtl(epfd, op, fd, events, data)         epoll_ctl(2); data is what epollWait reports for fd
+ * epollWait(epfd, max) -> [events, data, ...]  one epoll_wait(2) that does not wait
  * shutdown(fd, how)
  * setBytes(fd, level, name, buffer)              setsockopt(2) with any option value
  * getBytes(fd, level, name, length) -> Buffer    getsockopt(2) of up to length bytes
@@ -39,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -281,6 +285,48 @@ static napi_value null_call(napi_env env, napi_callback_info info, int sending) 
 napi_value js_send_null(napi_env env, napi_callback_info info) { return null_call(env, info, 1); }
 
 napi_value js_recv_null(napi_env env, napi_callback_info info) { return null_call(env, info, 0); }
+
+napi_value js_epoll_create(napi_env env, napi_callback_info info) {
+  int fd = epoll_create1(EPOLL_CLOEXEC);
+  if (fd < 0) return throw_errno(env, "epoll_create1", errno);
+  return make_int(env, fd);
+}
+
+napi_value js_epoll_ctl(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  int32_t epfd = -1, op = 0, fd = -1;
+  uint32_t events = 0, data = 0;
+  if (get_args(env, info, 5, argv) < 0 || get_i32(env, argv[0], &epfd) < 0 || get_i32(env, argv[1], &op) < 0 ||
+      get_i32(env, argv[2], &fd) < 0 || get_u32(env, argv[3], &events) < 0 || get_u32(env, argv[4], &data) < 0)
+    return NULL;
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = events;
+  ev.data.u64 = data;
+  if (epoll_ctl(epfd, op, fd, &ev) < 0) return throw_errno(env, "epoll_ctl", errno);
+  return NULL;
+}
+
+napi_value js_epoll_wait(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t epfd = -1;
+  uint32_t max = 0;
+  if (get_args(env, info, 2, argv) < 0 || get_i32(env, argv[0], &epfd) < 0 || get_u32(env, argv[1], &max) < 0)
+    return NULL;
+  struct epoll_event evs[64];
+  if (max == 0 || max > 64) max = max == 0 ? 1 : 64;
+  int n = epoll_wait(epfd, evs, (int)max, 0);
+  if (n < 0) return throw_errno(env, "epoll_wait", errno);
+  napi_value out;
+  if (napi_create_array_with_length(env, (size_t)n * 2, &out) != napi_ok) return NULL;
+  for (int i = 0; i < n; i++) {
+    napi_value e = make_int(env, evs[i].events), d = make_int(env, (int64_t)evs[i].data.u64);
+    if (e == NULL || d == NULL || napi_set_element(env, out, (uint32_t)i * 2, e) != napi_ok ||
+        napi_set_element(env, out, (uint32_t)i * 2 + 1, d) != napi_ok)
+      return NULL;
+  }
+  return out;
+}
 
 napi_value js_shutdown(napi_env env, napi_callback_info info) {
   napi_value argv[2];

@@ -25,7 +25,8 @@
  * tcUnsteer(nsFd, outer, pref)           one connection's steering filter, over rtnetlink
  *                                        (steer.c; the namespace's calls, without running tc)
  * rawSocketIn(nsFd) -> fd, sendIp(fd, packet)   IPv4 packets into the namespace's own stack (steer.c)
- * tunIn, waitFds, readFd, writeFd, readTun, writeTun, sendNull, recvNull, recvFlags, sendFlags, shutdown, setBytes, getBytes
+ * tunIn, waitFds, readFd, writeFd, readTun, writeTun, sendNull, recvNull, epollCreate, epollCtl,
+ * epollWait, recvFlags, sendFlags, shutdown, setBytes, getBytes
  *                                        packetdrill scripts against the kernel (pdk.c)
  *
  * A failed system call throws an Error with `code` the errno name (EINVAL, EPERM, ...), `errno`
@@ -521,6 +522,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"writeTun", NULL, js_write_tun, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendNull", NULL, js_send_null, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvNull", NULL, js_recv_null, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"epollCreate", NULL, js_epoll_create, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"epollCtl", NULL, js_epoll_ctl, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"epollWait", NULL, js_epoll_wait, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvFlags", NULL, js_recv_flags, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendFlags", NULL, js_send_flags, NULL, NULL, NULL, napi_enumerable, NULL},
       {"shutdown", NULL, js_shutdown, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -18,7 +18,8 @@ const skip = kernelModeUnavailable() ?? false;
  * Scripts of gtests/net/tcp that the kernel passes: handshakes, blocking calls, SACK recovery,
  * close; an init command with set_sysctls.py (a continued line) and `%{ }%` snippets over
  * tcp_info (slow-start-after-idle); snippets that define their own names (hystart); NULL
- * buffers the kernel answers with EFAULT (syscall-invalid-buf-ptr).
+ * buffers the kernel answers with EFAULT (syscall-invalid-buf-ptr); epoll (epoll_in_edge) and
+ * poll (notsent-lowat-sysctl) on the kernel's own descriptors.
  */
 const SCRIPTS = [
   "blocking/blocking-accept.pkt",
@@ -29,6 +30,8 @@ const SCRIPTS = [
   "slow_start/slow-start-after-idle.pkt",
   "cubic/cubic-hystart-delay-rtt-jumps-upward.pkt",
   "syscall_bad_arg/syscall-invalid-buf-ptr.pkt",
+  "epoll/epoll_in_edge.pkt",
+  "notsent_lowat/notsent-lowat-sysctl.pkt",
 ];
 
 void describe("packetdrill scripts against the Linux kernel", { skip }, () => {

@@ -149,6 +149,12 @@ export interface RepairAddon {
   sendNull(fd: number, length: number, flags: number): number;
   /** recv(2) of `length` bytes into a NULL buffer (the same). */
   recvNull(fd: number, length: number, flags: number): number;
+  /** epoll_create1(EPOLL_CLOEXEC). */
+  epollCreate(): number;
+  /** epoll_ctl(2): `data` is what `epollWait` reports for `fd`. */
+  epollCtl(epfd: number, op: number, fd: number, events: number, data: number): void;
+  /** One epoll_wait(2) of at most `max` (1..64) events that does not wait: [events, data, ...]. */
+  epollWait(epfd: number, max: number): number[];
   /** One recv(2) with `flags` (EAGAIN throws). */
   recvFlags(fd: number, length: number, flags: number): Buffer;
   /** One send(2) with `flags` | MSG_NOSIGNAL (EAGAIN throws). */

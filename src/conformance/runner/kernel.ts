@@ -23,9 +23,14 @@
  *   hands over a burst as one TSO packet, as the scripts expect it. A burst the kernel still
  *   cuts into MSS segments (a run of them that continues one segment) is taken as the one
  *   segment the script expects (`coalesceRun`).
- * - Shell commands run inside the namespace (`ip netns exec`); the google scripts' helpers
- *   (`defaults.sh`, `set_sysctls.py`) are replaced by the settings they make. The namespace
- *   starts with packetdrill's Linux defaults (`LINUX_DEFAULTS_SH`).
+ * - Shell commands run inside the namespace (`ip netns exec`), the script's init command first
+ *   (`runEvents`); the google scripts' helpers (`defaults.sh`, `set_sysctls.py`) are replaced by
+ *   the settings they make. The namespace starts with packetdrill's Linux defaults
+ *   (`LINUX_DEFAULTS_SH`).
+ * - `%{ }%` snippets are evaluated over the socket under test's `tcp_info` (`linuxTcpInfo`,
+ *   with the names packetdrill gives its Python); `epoll_*` and `poll` run on the kernel's own
+ *   descriptors, without waiting, retried until their timeout; a `NULL` buffer goes to the
+ *   kernel as NULL.
  * - What this runner cannot do (IPv6 scripts, ICMP injection, some calls) classifies the script
  *   "unsupported: <what>", never a runner crash.
  */
@@ -56,7 +61,16 @@ import { coalesceRun, eventWindow, PACKETDRILL_DEFAULTS, PacketMatcher } from ".
 import { commandLines, detectUnsupported, setSysctlsArgs, sysctlAssignments } from "./features.js";
 import type { LenientRuleName } from "./policy.js";
 import { LINUX_DEFAULTS_SH, LINUX_PROFILE } from "./profile.js";
-import { ArgShapeError, bracketed, iovLength, linger, msgHdr } from "./syscall-args.js";
+import {
+  ArgShapeError,
+  bracketed,
+  epollEvent,
+  iovLength,
+  isNull,
+  linger,
+  msgHdr,
+  pollFds,
+} from "./syscall-args.js";
 import { runPyAsserts } from "./pycode.js";
 
 /** getsockopt(IPPROTO_TCP, TCP_INFO), and room for the whole struct as Linux 6.x fills it. */
@@ -291,11 +305,6 @@ function stderrOf(e: unknown): string {
   if (typeof err === "string") return err.trim();
   if (err instanceof Uint8Array) return Buffer.from(err).toString("utf8").trim();
   return e instanceof Error ? e.message : "";
-}
-
-/** A script's `NULL` pointer argument. */
-function isNull(e: PdExpr | undefined): boolean {
-  return e?.kind === "word" && e.name === "NULL";
 }
 
 function secs(usecs: number): string {
@@ -994,9 +1003,121 @@ class KernelRun {
         return this.#setsockopt(ev, this.#sock(ev));
       case "getsockopt":
         return this.#getsockopt(ev, this.#sock(ev));
+      case "epoll_create":
+      case "epoll_create1":
+        return call(undefined, () => {
+          const fd = this.#addon.epollCreate();
+          const name = this.#newFd(ev);
+          this.#socks.set(name, { fd, nonblock: true });
+          return name;
+        });
+      case "epoll_ctl": {
+        const ep = this.#sock(ev);
+        const op = this.#intOf(a[1]) ?? 0;
+        const fd = this.#intOf(a[2]);
+        const target = fd === undefined ? undefined : this.#socks.get(fd);
+        if (target === undefined) return () => ({ value: -1, errno: "EBADF" });
+        const e =
+          op === LINUX_PROFILE.symbols["EPOLL_CTL_DEL"]
+            ? undefined
+            : this.#shape(() => epollEvent(a[3], this.#intOf));
+        // The event's data is the script's fd: what epoll_wait reports is compared as written.
+        return call(undefined, () => {
+          this.#addon.epollCtl(ep.fd, op, target.fd, (e?.events ?? 0) >>> 0, e?.fd ?? fd ?? 0);
+          return 0;
+        });
+      }
+      case "epoll_wait":
+        return this.#epollWait(ev, this.#sock(ev));
+      case "poll":
+        return this.#poll(ev);
       default:
         return this.#unsupported(`system call ${ev.name} in the kernel mode`);
     }
+  }
+
+  /**
+   * A call that waits up to `timeoutMs` (negative: for ever) for `ready` to give a result: tried
+   * without waiting each time the runner retries it; after the timeout, `ready`'s empty result.
+   */
+  #waitingCall(
+    timeoutMs: number,
+    ready: () => SyscallResult | undefined,
+    empty: () => SyscallResult,
+  ): () => SyscallResult | undefined {
+    let deadline: number | undefined;
+    return () => {
+      const r = ready();
+      if (r !== undefined) return r;
+      deadline ??= timeoutMs < 0 ? Number.POSITIVE_INFINITY : this.#now() + timeoutMs * 1000;
+      return this.#now() >= deadline ? empty() : undefined;
+    };
+  }
+
+  /** epoll_wait on the kernel's epoll; the first event is compared with the script's. */
+  #epollWait(ev: PdSyscallEvent, ep: KSock): () => SyscallResult | undefined {
+    const a = ev.args;
+    const max = this.#intOf(a[2]) ?? 1;
+    const timeout = this.#intOf(a[3]) ?? 0;
+    const want = a[1]?.kind === "ellipsis" ? undefined : this.#shape(() => epollEvent(a[1], this.#intOf));
+    const check = (got: number[]): SyscallResult => {
+      const events = got[0];
+      if (want !== undefined && events !== undefined) {
+        const fd = got[1];
+        if (want.events >>> 0 !== events || (want.fd !== undefined && want.fd !== fd))
+          this.#fail(
+            `expected epoll_wait() event {events=0x${(want.events >>> 0).toString(16)}, fd=${String(want.fd)}} got {events=0x${events.toString(16)}, fd=${String(fd)}}`,
+            "syscall",
+          );
+      }
+      return { value: got.length / 2, errno: undefined };
+    };
+    return this.#waitingCall(
+      timeout,
+      () => {
+        let got: number[];
+        try {
+          got = this.#addon.epollWait(ep.fd, max);
+        } catch (e) {
+          return { value: -1, errno: errnoOf(e) };
+        }
+        return got.length > 0 ? check(got) : undefined;
+      },
+      () => ({ value: 0, errno: undefined }),
+    );
+  }
+
+  /** poll over the kernel's sockets; each revents the script wrote is compared. */
+  #poll(ev: PdSyscallEvent): () => SyscallResult | undefined {
+    const a = ev.args;
+    const fds = this.#shape(() => pollFds(a[0], this.#intOf));
+    const timeout = this.#intOf(a[2]) ?? 0;
+    const kfds = fds.map((p) => this.#socks.get(p.fd)?.fd ?? -1);
+    const result = (revents: readonly number[]): SyscallResult => {
+      for (const [i, p] of fds.entries()) {
+        const r = revents[i] ?? 0;
+        if (p.revents !== undefined && p.revents !== r)
+          this.#fail(
+            `expected poll() revents of fd ${p.fd} = 0x${p.revents.toString(16)} got 0x${r.toString(16)}`,
+            "syscall",
+          );
+      }
+      return { value: revents.filter((r) => r !== 0).length, errno: undefined };
+    };
+    const now = (): number[] =>
+      this.#addon.waitFds(
+        kfds,
+        fds.map((p) => p.events),
+        0,
+      );
+    return this.#waitingCall(
+      timeout,
+      () => {
+        const r = now();
+        return r.some((x) => x !== 0) ? result(r) : undefined;
+      },
+      () => result(now()),
+    );
   }
 
   #connect(s: KSock): () => SyscallResult | undefined {

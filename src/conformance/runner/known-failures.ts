@@ -8,7 +8,9 @@
  *
  * Blank lines and lines starting with `#` are comments. A run fails on a new failure, on an
  * unexpected pass, and on a listed script that fails for another reason than the one recorded:
- * the list always says exactly what fails, and how.
+ * the list always says exactly what fails, and how. A reason that starts with `sometimes:`
+ * marks a script that fails in some runs and passes in others (the kernel mode runs on real
+ * time): its pass is said, not failed (`passedSometimes`).
  */
 import { err, ok, type Result } from "../../util/errors.js";
 
@@ -16,6 +18,8 @@ import { err, ok, type Result } from "../../util/errors.js";
 export interface KnownFailure {
   readonly path: string;
   readonly reason: string;
+  /** The reason starts with `sometimes:`: the script may pass too. */
+  readonly sometimes: boolean;
   /** The expected first failure, normalised (`normaliseFailure`). */
   readonly expect: string;
   readonly line: number;
@@ -61,7 +65,7 @@ export function parseKnownFailures(
         return err(`${file}:${i + 1}: '= expected failure' must follow an entry, indented`);
       const expect = raw.slice(1).trim();
       if (expect === "") return err(`${file}:${i + 1}: ${last.path}: the expected failure is empty`);
-      out.set(last.path, { ...last, expect });
+      out.set(last.path, { ...last, sometimes: last.reason.startsWith("sometimes:"), expect });
       last = undefined;
       continue;
     }
@@ -107,6 +111,8 @@ export interface KnownFailureCheck {
   readonly newFailures: readonly string[];
   /** Listed scripts that passed. */
   readonly unexpectedPasses: readonly string[];
+  /** Listed scripts marked `sometimes:` that passed this time (not an error). */
+  readonly passedSometimes: readonly string[];
   /** Listed scripts that failed differently from their entry. */
   readonly changed: readonly ChangedFailure[];
   /** Listed scripts that were not run at all, or are now classified unsupported (stale entries). */
@@ -120,6 +126,7 @@ export function checkKnownFailures(
 ): KnownFailureCheck {
   const newFailures: string[] = [];
   const unexpectedPasses: string[] = [];
+  const passedSometimes: string[] = [];
   const changed: ChangedFailure[] = [];
   const stale: string[] = [];
   for (const [path, o] of outcomes) {
@@ -129,7 +136,7 @@ export function checkKnownFailures(
       continue;
     }
     if (!o.passed && k === undefined) newFailures.push(path);
-    if (o.passed && k !== undefined) unexpectedPasses.push(path);
+    if (o.passed && k !== undefined) (k.sometimes ? passedSometimes : unexpectedPasses).push(path);
     if (!o.passed && k !== undefined) {
       const got = normaliseFailure(o.message ?? "", path);
       if (got !== k.expect) changed.push({ path, expected: k.expect, got });
@@ -139,6 +146,7 @@ export function checkKnownFailures(
   return {
     newFailures: newFailures.sort(),
     unexpectedPasses: unexpectedPasses.sort(),
+    passedSometimes: passedSometimes.sort(),
     changed: changed.sort((a, b) => a.path.localeCompare(b.path)),
     stale: stale.sort(),
   };

@@ -226,7 +226,7 @@ void test("known failures: reasons and expected failures are required; new, pass
   assert.equal(parseKnownFailures("a.pkt  # why\n= 3: x\n").ok, false, "the = line must be indented");
   assert.equal(parseKnownFailures("a.pkt  # why\n  = 3: x\na.pkt  # again\n  = 3: x\n").ok, false, "twice");
   const k = parseKnownFailures(
-    "# comment\na.pkt  # why\n  = 12: expected > S. 0:0(0) ack 1 got … [flags want S.]\nb.pkt # why too\n  = 1: x\nc.pkt # gone\n  = 2: y\ne.pkt # moved\n  = 4: old\nf.pkt # now unsupported\n  = 1: z\n",
+    "# comment\na.pkt  # why\n  = 12: expected > S. 0:0(0) ack 1 got … [flags want S.]\nb.pkt # why too\n  = 1: x\nc.pkt # gone\n  = 2: y\ne.pkt # moved\n  = 4: old\nf.pkt # now unsupported\n  = 1: z\ng.pkt # sometimes: real time\n  = 1: w\n",
   );
   assert.ok(k.ok, k.ok ? "" : k.error);
   assert.equal(k.value.get("a.pkt")?.expect, "12: expected > S. 0:0(0) ack 1 got … [flags want S.]");
@@ -244,12 +244,14 @@ void test("known failures: reasons and expected failures are required; new, pass
       ["d.pkt", { passed: false, message: "d.pkt:1: x" }],
       ["e.pkt", { passed: false, message: "e.pkt:9: new" }],
       ["f.pkt", { passed: false, message: "f.pkt:1: unsupported: x", unsupported: true }],
+      ["g.pkt", { passed: true }],
     ]),
     k.value,
   );
   assert.deepEqual(check, {
     newFailures: ["d.pkt"],
     unexpectedPasses: ["b.pkt"],
+    passedSometimes: ["g.pkt"],
     changed: [{ path: "e.pkt", expected: "4: old", got: "9: new" }],
     stale: ["c.pkt", "f.pkt"],
   });
