@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parsePacketdrill, runEvents } from "../packetdrill/index.js";
 import { commandLines, setSysctlsArgs, shellWords } from "./features.js";
-import { LINUX_PY_SYMBOLS, linuxTcpInfo } from "./kernel.js";
+import { LINUX_PY_SYMBOLS, linuxTcpInfo } from "./tcp-info.js";
 import { runPyAsserts } from "./pycode.js";
 
 void test("the init command is the first event, at relative time 0; the body follows under the defines", () => {
