@@ -151,15 +151,20 @@ napi_value js_wait_fds(napi_env env, napi_callback_info info) {
   return out;
 }
 
-napi_value js_read_fd(napi_env env, napi_callback_info info) {
+/* One read of fd into a fresh Buffer; with `vnet`, behind a virtio_net_hdr that is stripped (a
+ * checksum the kernel left partial is completed). null when nothing is ready. */
+static napi_value read_common(napi_env env, napi_callback_info info, int vnet) {
   napi_value argv[2];
   int32_t fd = -1;
   uint32_t max = 0;
   if (get_args(env, info, 2, argv) < 0 || get_i32(env, argv[0], &fd) < 0 || get_u32(env, argv[1], &max) < 0)
     return NULL;
-  char *buf = malloc(max > 0 ? max : 1);
+  unsigned char *buf = malloc(max > 0 ? max : 1);
   if (buf == NULL) return throw_errno(env, "malloc", ENOMEM);
-  ssize_t n = read(fd, buf, max);
+  struct virtio_net_hdr vh;
+  memset(&vh, 0, sizeof vh);
+  struct iovec iov[2] = {{&vh, sizeof vh}, {buf, max}};
+  ssize_t n = vnet ? readv(fd, iov, 2) : read(fd, buf, max);
   if (n < 0) {
     int e = errno;
     free(buf);
@@ -168,12 +173,21 @@ napi_value js_read_fd(napi_env env, napi_callback_info info) {
       napi_get_null(env, &nul);
       return nul;
     }
-    return throw_errno(env, "read", e);
+    return throw_errno(env, vnet ? "readv" : "read", e);
   }
-  napi_value out = make_buffer(env, buf, (size_t)n);
+  size_t len = (size_t)n;
+  if (vnet) {
+    len = n > (ssize_t)sizeof vh ? (size_t)n - sizeof vh : 0;
+    if (vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) complete_csum(buf, len, &vh);
+  }
+  napi_value out = make_buffer(env, buf, len);
   free(buf);
   return out;
 }
+
+napi_value js_read_fd(napi_env env, napi_callback_info info) { return read_common(env, info, 0); }
+
+napi_value js_read_tun(napi_env env, napi_callback_info info) { return read_common(env, info, 1); }
 
 napi_value js_write_fd(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -185,34 +199,6 @@ napi_value js_write_fd(napi_env env, napi_callback_info info) {
   ssize_t n = write(fd, data, len);
   if (n < 0) return throw_errno(env, "write", errno);
   return make_int(env, n);
-}
-
-napi_value js_read_tun(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  int32_t fd = -1;
-  uint32_t max = 0;
-  if (get_args(env, info, 2, argv) < 0 || get_i32(env, argv[0], &fd) < 0 || get_u32(env, argv[1], &max) < 0)
-    return NULL;
-  unsigned char *buf = malloc(max > 0 ? max : 1);
-  if (buf == NULL) return throw_errno(env, "malloc", ENOMEM);
-  struct virtio_net_hdr vh;
-  struct iovec iov[2] = {{&vh, sizeof vh}, {buf, max}};
-  ssize_t n = readv(fd, iov, 2);
-  if (n < 0) {
-    int e = errno;
-    free(buf);
-    if (e == EAGAIN || e == EWOULDBLOCK) {
-      napi_value nul;
-      napi_get_null(env, &nul);
-      return nul;
-    }
-    return throw_errno(env, "readv", e);
-  }
-  size_t len = n > (ssize_t)sizeof vh ? (size_t)n - sizeof vh : 0;
-  if (vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) complete_csum(buf, len, &vh);
-  napi_value out = make_buffer(env, buf, len);
-  free(buf);
-  return out;
 }
 
 napi_value js_write_tun(napi_env env, napi_callback_info info) {
