@@ -19,7 +19,8 @@ const skip = kernelModeUnavailable() ?? false;
  * close; an init command with set_sysctls.py (a continued line) and `%{ }%` snippets over
  * tcp_info (slow-start-after-idle); snippets that define their own names (hystart); NULL
  * buffers the kernel answers with EFAULT (syscall-invalid-buf-ptr); epoll (epoll_in_edge) and
- * poll (notsent-lowat-sysctl) on the kernel's own descriptors.
+ * poll (notsent-lowat-sysctl) on the kernel's own descriptors; a fast open server with the
+ * harness's cookie (basic-rw) and a `= -1` without an errno (reset-after-accept).
  */
 const SCRIPTS = [
   "blocking/blocking-accept.pkt",
@@ -32,6 +33,8 @@ const SCRIPTS = [
   "syscall_bad_arg/syscall-invalid-buf-ptr.pkt",
   "epoll/epoll_in_edge.pkt",
   "notsent_lowat/notsent-lowat-sysctl.pkt",
+  "fastopen/server/basic-rw.pkt",
+  "fastopen/server/reset-after-accept.pkt",
 ];
 
 void describe("packetdrill scripts against the Linux kernel", { skip }, () => {

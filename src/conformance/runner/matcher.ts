@@ -43,12 +43,41 @@ export interface MatcherOptions {
   readonly rules: Set<LenientRuleName>;
   /** Stops the script as unsupported (throws). */
   readonly unsupported: (feature: UnsupportedFeature) => never;
+  /**
+   * The symbols a packetdrill command line defines (`-D TFO_COOKIE=...`): a fast open cookie
+   * written as a symbol takes its value here; without one the script is unsupported.
+   */
+  readonly defines?: ReadonlyMap<string, string> | undefined;
 }
+
+/** The magic that starts an experimental fast open option (kind 254, RFC 6994 ExID 0xF989). */
+const TFO_EXP_MAGIC = [0xf9, 0x89];
 
 /** The numbers one script's packets are relative to, and the comparison of packets. */
 export class PacketMatcher {
-  /** The local ISN as learned from the first SYN sent; undefined until then (numbers are then absolute). */
+  /**
+   * Our ISN as learned from the first SYN sent (the number it carried); undefined until then
+   * (numbers are then absolute). As in packetdrill, our sequence numbers in the script's other
+   * segments (and the ACK and SACK edges of the peer's) count from it; those of a SYN count from
+   * it less the script's own number for that SYN (`> S. 1234:1234(0)`: `#scriptLocalIsn`).
+   */
   localIsn: SeqNum | undefined;
+  #scriptLocalIsn = 0;
+
+  /** What the script's numbers for our side are offset by, in a SYN or in another segment. */
+  #localOffset(syn: boolean): SeqNum {
+    const live = this.localIsn ?? Seq.of(0);
+    return syn ? Seq.sub(live, this.#scriptLocalIsn) : live;
+  }
+  /**
+   * The peer's ISN as the script writes it: the sequence number of its first SYN (packetdrill
+   * learns it when a SYN opens the connection; a later SYN, into TIME-WAIT say, is mapped as it
+   * is and leaves it). As in packetdrill, the sequence numbers of the peer's other segments, and
+   * the ACK and SACK edges we send after our SYN, count from it (`< S 999000:999040(40)` then
+   * `< . 1:1(0)`).
+   */
+  remoteIsn = 0;
+  #remoteIsnLearned = false;
   /** The local TS val minus the script's, learned from the first timestamped packet sent. */
   tsDelta: number | undefined;
   /** The connection inbound packets go to by default. */
@@ -56,11 +85,30 @@ export class PacketMatcher {
   readonly #strict: boolean;
   readonly #rules: Set<LenientRuleName>;
   readonly #unsupported: (feature: UnsupportedFeature) => never;
+  readonly #defines: ReadonlyMap<string, string>;
 
   constructor(opts: MatcherOptions) {
     this.#strict = opts.strict;
     this.#rules = opts.rules;
     this.#unsupported = opts.unsupported;
+    this.#defines = opts.defines ?? new Map();
+  }
+
+  /** A fast open option's cookie bytes: its hex, or the value of the symbol it names. */
+  #cookie(o: { readonly cookie: string; readonly symbolic: boolean }): Uint8Array {
+    const hex = o.symbolic ? this.#defines.get(o.cookie) : o.cookie;
+    if (hex === undefined) this.#unsupported("fast-open");
+    return hexBytes(hex, 0);
+  }
+
+  /** The option as it lies on the wire after kind and length (the experimental one with its magic). */
+  #fastOpenData(o: {
+    readonly cookie: string;
+    readonly symbolic: boolean;
+    readonly experimental: boolean;
+  }): Uint8Array {
+    const cookie = this.#cookie(o);
+    return o.experimental ? Uint8Array.from([...TFO_EXP_MAGIC, ...cookie]) : cookie;
   }
 
   defaultPorts(): { local: number; remote: number } {
@@ -70,8 +118,15 @@ export class PacketMatcher {
   inboundTcp(p: PdTcpPacket): TcpRepr {
     if (p.udpEncaps !== undefined) this.#unsupported("tcp-over-udp");
     const ports = p.ports ?? { src: this.defaultPorts().remote, dst: this.defaultPorts().local };
-    const isn = this.localIsn ?? Seq.of(0);
-    const seq = p.seq.kind === "range" ? Seq.of(p.seq.start) : Seq.of(0);
+    const start = p.seq.kind === "range" ? p.seq.start : 0;
+    const syn = (p.flags.bits & TcpFlag.SYN) !== 0;
+    const isn = this.#localOffset(syn);
+    if (syn && p.seq.kind === "range" && !this.#remoteIsnLearned) {
+      this.remoteIsn = start;
+      this.#remoteIsnLearned = true;
+    }
+    const absolute = syn || (p.seq.kind === "range" && p.seq.absolute);
+    const seq = absolute ? Seq.of(start) : Seq.add(Seq.of(this.remoteIsn), start);
     const len = p.seq.len;
     let mss: number | undefined;
     let ws: number | undefined;
@@ -106,8 +161,7 @@ export class PacketMatcher {
             unknown.push({ kind: 19, data: hexBytes(o.digest, 16) });
             break;
           case "fastopen":
-            if (o.symbolic) this.#unsupported("fast-open");
-            unknown.push({ kind: o.experimental ? 254 : 34, data: hexBytes(o.cookie, 0) });
+            unknown.push({ kind: o.experimental ? 254 : 34, data: this.#fastOpenData(o) });
             break;
           case "nop":
           case "eol":
@@ -147,8 +201,7 @@ export class PacketMatcher {
       p.seq.kind === "range"
     ) {
       // A BSD stack acknowledges in CLOSING / LAST-ACK by resending its unacknowledged FIN.
-      const isn = this.localIsn;
-      if (Seq.add(isn, p.seq.start + 1) === g.seq) {
+      if (Seq.add(this.#localOffset(false), p.seq.start + 1) === g.seq) {
         this.#rules.add("bsd-fin-on-ack");
         seqAdjust = 1;
       }
@@ -156,17 +209,20 @@ export class PacketMatcher {
     if (flags !== p.flags.bits && seqAdjust === 0) diffs.push(`flags want ${p.flags.text || "-"}`);
     // Learn our ISN and port from the first SYN we send.
     if (this.localIsn === undefined && (g.flags & TcpFlag.SYN) !== 0 && p.seq.kind === "range") {
-      this.localIsn = Seq.sub(g.seq, p.seq.start);
+      this.localIsn = g.seq;
+      this.#scriptLocalIsn = p.seq.start;
       this.ports ??= { local: g.srcPort, remote: g.dstPort };
     }
-    const isn = this.localIsn ?? Seq.of(0);
+    const isn = this.#localOffset((p.flags.bits & TcpFlag.SYN) !== 0);
     if (p.seq.kind === "range") {
       const want = Seq.add(p.seq.absolute ? Seq.of(p.seq.start) : Seq.add(isn, p.seq.start), seqAdjust);
       if (want !== g.seq) diffs.push(`seq want ${p.seq.start} got ${Seq.delta(g.seq, isn) >>> 0}`);
     }
     if (g.payload.length !== p.seq.len) diffs.push(`length want ${p.seq.len} got ${g.payload.length}`);
-    if ((p.flags.bits & TcpFlag.ACK) !== 0 && p.ack !== undefined && g.ack !== Seq.of(p.ack)) {
-      diffs.push(`ack want ${p.ack} got ${g.ack}`);
+    // Our SYN's ACK is compared as it is; later ones count from the peer's ISN.
+    const peer = (g.flags & TcpFlag.SYN) !== 0 ? 0 : this.remoteIsn;
+    if ((p.flags.bits & TcpFlag.ACK) !== 0 && p.ack !== undefined && g.ack !== Seq.add(Seq.of(peer), p.ack)) {
+      diffs.push(`ack want ${p.ack} got ${Seq.delta(g.ack, Seq.of(peer)) >>> 0}`);
     }
     if (p.win !== undefined && p.win !== g.window) {
       if (this.#strict) diffs.push(`win want ${p.win} got ${g.window}`);
@@ -206,8 +262,17 @@ export class PacketMatcher {
         case "eol":
           this.#rules.add("option-layout");
           break;
+        case "fastopen": {
+          const want = this.#fastOpenData(o);
+          const kind = o.experimental ? 254 : 34;
+          const got = g.unknownOptions.find((u) => u.kind === kind);
+          const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+          if (got === undefined) diffs.push(`FO want ${hex(want) || "request"} got none`);
+          else if (hex(got.data) !== hex(want))
+            diffs.push(`FO want ${hex(want) || "request"} got ${hex(got.data) || "request"}`);
+          break;
+        }
         case "md5":
-        case "fastopen":
           diffs.push(`option ${o.kind} not supported`);
       }
     }
@@ -221,7 +286,9 @@ export class PacketMatcher {
     }
     if (sackOk !== g.sackPermitted) diffs.push(`sackOK want ${sackOk ? "yes" : "no"}`);
     const gs = g.sack.map((b) => `${b.left}:${b.right}`).join(" ");
-    const ws2 = sack.map((b) => `${b.left >>> 0}:${b.right >>> 0}`).join(" ");
+    const ws2 = sack
+      .map((b) => `${(b.left + this.remoteIsn) >>> 0}:${(b.right + this.remoteIsn) >>> 0}`)
+      .join(" ");
     if (gs !== ws2) diffs.push(`sack want ${ws2 || "none"} got ${gs || "none"}`);
     const gts = g.timestamps;
     if ((ts === undefined) !== (gts === undefined)) {

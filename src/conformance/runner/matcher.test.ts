@@ -1,0 +1,109 @@
+// The packet matcher's numbers, as packetdrill maps them: the peer's sequence numbers count from
+// its first SYN, ours from the SYN we send (less the script's number in that SYN); fast open
+// cookies written as a symbol take the value the command line defines.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { type PdPacket, type PdTcpPacket, parsePacketdrill, selectEvents } from "../packetdrill/index.js";
+import { Seq } from "../../wire/seq.js";
+import { TcpFlag, type TcpRepr } from "../../wire/tcp-repr.js";
+import { PacketMatcher } from "./matcher.js";
+import type { LenientRuleName } from "./policy.js";
+
+/** The TCP packets of a script, in order. */
+function packets(text: string): PdTcpPacket[] {
+  const r = parsePacketdrill(text);
+  assert.ok(r.ok, r.ok ? "" : String(r.error));
+  const out: PdTcpPacket[] = [];
+  for (const ev of selectEvents(r.value)) {
+    if (ev.kind !== "packet") continue;
+    const p: PdPacket = ev.packet;
+    assert.equal(p.protocol, "tcp");
+    out.push(p);
+  }
+  return out;
+}
+
+function matcher(defines?: ReadonlyMap<string, string>): PacketMatcher {
+  return new PacketMatcher({
+    strict: true,
+    rules: new Set<LenientRuleName>(),
+    unsupported: (f) => {
+      throw new Error(`unsupported: ${f}`);
+    },
+    defines,
+  });
+}
+
+function sent(over: Partial<TcpRepr>): TcpRepr {
+  return {
+    srcPort: 8080,
+    dstPort: 47321,
+    seq: Seq.of(0),
+    ack: Seq.of(0),
+    flags: TcpFlag.ACK,
+    window: 65535,
+    urgent: 0,
+    mss: undefined,
+    windowScale: undefined,
+    sackPermitted: false,
+    sack: [],
+    timestamps: undefined,
+    unknownOptions: [],
+    payload: new Uint8Array(0),
+    ...over,
+  };
+}
+
+void test("the peer's numbers count from its first SYN, ours from the SYN we send; a later SYN is absolute", () => {
+  const [syn, synAck, ack, data, ourAck, lateSyn] = packets(`
+0 < S 999000:999040(40) win 32792 <mss 1460>
++0 > S. 1234:1234(0) ack 999041 <mss 1460>
++0 < . 41:41(0) ack 1 win 100
++0 < P. 41:141(100) ack 1 win 100
++0 > . 1:1(0) ack 141
++0 < S 5000:5000(0) win 100
+`) as [PdTcpPacket, PdTcpPacket, PdTcpPacket, PdTcpPacket, PdTcpPacket, PdTcpPacket];
+  const m = matcher();
+  assert.equal(m.inboundTcp(syn).seq, Seq.of(999000));
+  // The kernel picked ISN 70000 for its SYN-ACK, which the script writes as 1234.
+  assert.deepEqual(
+    m.compareTcp(
+      synAck,
+      sent({ flags: TcpFlag.SYN | TcpFlag.ACK, seq: Seq.of(70_000), ack: Seq.of(999_041), mss: 1460 }),
+    ),
+    [],
+  );
+  const a = m.inboundTcp(ack);
+  assert.equal(a.seq, Seq.of(999_041), "41 counts from the peer's ISN");
+  assert.equal(a.ack, Seq.of(70_001), "ack 1 counts from our live ISN, not from 70000 - 1234");
+  assert.equal(m.inboundTcp(data).seq, Seq.of(999_041));
+  assert.deepEqual(m.compareTcp(ourAck, sent({ seq: Seq.of(70_001), ack: Seq.of(999_141) })), []);
+  assert.deepEqual(m.compareTcp(ourAck, sent({ seq: Seq.of(70_001), ack: Seq.of(999_140) })), [
+    "ack want 141 got 140",
+  ]);
+  assert.equal(m.inboundTcp(lateSyn).seq, Seq.of(5000), "a SYN is absolute and keeps the peer's ISN");
+  assert.equal(m.inboundTcp(data).seq, Seq.of(999_041));
+});
+
+void test("fast open cookies: a symbol takes its defined value, FOEXP carries the 0xF989 magic, an undefined symbol is unsupported", () => {
+  const [foSyn, expSyn, synAck] = packets(`
+0 < S 0:10(10) win 32792 <mss 1460,FO TFO_COOKIE,nop,nop>
++0 < S 0:10(10) win 32792 <mss 1460,FOEXP abcd,nop,nop>
++0 > S. 0:0(0) ack 1 <mss 1460,FO TFO_COOKIE,nop,nop>
+`) as [PdTcpPacket, PdTcpPacket, PdTcpPacket];
+  const m = matcher(new Map([["TFO_COOKIE", "3021b9d889017eeb"]]));
+  const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+  assert.deepEqual(
+    m.inboundTcp(foSyn).unknownOptions.map((o) => [o.kind, hex(o.data)]),
+    [[34, "3021b9d889017eeb"]],
+  );
+  assert.deepEqual(
+    m.inboundTcp(expSyn).unknownOptions.map((o) => [o.kind, hex(o.data)]),
+    [[254, "f989abcd"]],
+  );
+  const cookie = Uint8Array.from(Buffer.from("3021b9d889017eeb", "hex"));
+  const g = sent({ flags: TcpFlag.SYN | TcpFlag.ACK, ack: Seq.of(1), mss: 1460 });
+  assert.deepEqual(m.compareTcp(synAck, { ...g, unknownOptions: [{ kind: 34, data: cookie }] }), []);
+  assert.deepEqual(m.compareTcp(synAck, g), ["FO want 3021b9d889017eeb got none"]);
+  assert.throws(() => matcher().inboundTcp(foSyn), /unsupported: fast-open/);
+});
