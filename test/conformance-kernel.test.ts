@@ -20,7 +20,10 @@ const skip = kernelModeUnavailable() ?? false;
  * tcp_info (slow-start-after-idle); snippets that define their own names (hystart); NULL
  * buffers the kernel answers with EFAULT (syscall-invalid-buf-ptr); epoll (epoll_in_edge) and
  * poll (notsent-lowat-sysctl) on the kernel's own descriptors; a fast open server with the
- * harness's cookie (basic-rw) and a `= -1` without an errno (reset-after-accept).
+ * harness's cookie (basic-rw) and a `= -1` without an errno (reset-after-accept); a second
+ * passive connection with its own remote port, sequence numbers relative to a SYN at 999000,
+ * and a script descriptor reused (pure-syn-data); --local_ip/--remote_ip with the script's own
+ * fast open key (opt34/simple1).
  */
 const SCRIPTS = [
   "blocking/blocking-accept.pkt",
@@ -35,6 +38,8 @@ const SCRIPTS = [
   "notsent_lowat/notsent-lowat-sysctl.pkt",
   "fastopen/server/basic-rw.pkt",
   "fastopen/server/reset-after-accept.pkt",
+  "fastopen/server/pure-syn-data.pkt",
+  "fastopen/server/opt34/simple1.pkt",
 ];
 
 void describe("packetdrill scripts against the Linux kernel", { skip }, () => {

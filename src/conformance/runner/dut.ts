@@ -1029,6 +1029,7 @@ class ScriptRun {
         if (s.listener !== undefined) return OK0;
         const backlog = this.#intOf(a[1]) ?? 128;
         s.listener = this.#ensureStack().listen(PACKETDRILL_DEFAULTS.bindPort, undefined, backlog);
+        this.#match.newConnection();
         return OK0;
       }
       case "accept":
@@ -1037,6 +1038,7 @@ class ScriptRun {
         const s = this.#sock(ev);
         if (s.listener !== undefined) return { value: -1, errno: "EINVAL" };
         if (s.conn !== undefined) return { value: -1, errno: s.conn.connected ? "EISCONN" : "EALREADY" };
+        this.#match.newConnection();
         return this.#connect(s, ev);
       }
       case "read":

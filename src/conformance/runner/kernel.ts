@@ -74,6 +74,7 @@ import {
 import { runPyAsserts } from "./pycode.js";
 import { LINUX_PY_SYMBOLS, linuxTcpInfo, TCP_INFO, TCP_INFO_BYTES } from "./tcp-info.js";
 import { fastOpenClient, KERNEL_TFO_SYSCTLS, LINUX_DEFINES } from "./harness.js";
+import { LEVELS, OPTIONS } from "./linux-sockopts.js";
 
 /** Why kernel mode cannot run here, or undefined when it can (Linux, root, the addon built). */
 export function kernelModeUnavailable(): string | undefined {
@@ -102,50 +103,6 @@ export interface KernelScriptOptions {
   readonly lateSlackUsecs?: number | undefined;
 }
 
-// Linux's numbers: socket levels and options (asm-generic/socket.h, linux/tcp.h, linux/in.h).
-const LEVELS: Readonly<Record<string, number>> = {
-  SOL_SOCKET: 1,
-  IPPROTO_IP: 0,
-  SOL_IP: 0,
-  IPPROTO_TCP: 6,
-  SOL_TCP: 6,
-  IPPROTO_IPV6: 41,
-  SOL_IPV6: 41,
-};
-const OPTIONS: Readonly<Record<string, number>> = {
-  SO_REUSEADDR: 2,
-  SO_ERROR: 4,
-  SO_SNDBUF: 7,
-  SO_RCVBUF: 8,
-  SO_KEEPALIVE: 9,
-  SO_LINGER: 13,
-  SO_REUSEPORT: 15,
-  SO_RCVLOWAT: 18,
-  SO_SNDLOWAT: 19,
-  SO_MAX_PACING_RATE: 47,
-  SO_ZEROCOPY: 60,
-  IP_TOS: 1,
-  IPV6_TCLASS: 67,
-  TCP_NODELAY: 1,
-  TCP_MAXSEG: 2,
-  TCP_CORK: 3,
-  TCP_KEEPIDLE: 4,
-  TCP_KEEPINTVL: 5,
-  TCP_KEEPCNT: 6,
-  TCP_SYNCNT: 7,
-  TCP_LINGER2: 8,
-  TCP_DEFER_ACCEPT: 9,
-  TCP_WINDOW_CLAMP: 10,
-  TCP_QUICKACK: 12,
-  TCP_CONGESTION: 13,
-  TCP_USER_TIMEOUT: 18,
-  TCP_FASTOPEN: 23,
-  TCP_TIMESTAMP: 24,
-  TCP_NOTSENT_LOWAT: 25,
-  TCP_FASTOPEN_CONNECT: 30,
-  TCP_INQ: 36,
-  TCP_TX_DELAY: 37,
-};
 const F_GETFL = 3;
 const F_SETFL = 4;
 const O_RDWR = 2;
@@ -201,6 +158,11 @@ function stderrOf(e: unknown): string {
   return e instanceof Error ? e.message : "";
 }
 
+/** True for a dotted IPv4 address. */
+function isIpv4(v: string | undefined): v is string {
+  return v !== undefined && /^\d{1,3}(?:\.\d{1,3}){3}$/.test(v);
+}
+
 function secs(usecs: number): string {
   return `${(usecs / 1e6).toFixed(6)}s`;
 }
@@ -251,6 +213,10 @@ class KernelRun {
   readonly #socks = new Map<number, KSock>();
   /** The socket `%{ }%` snippets read (packetdrill's socket under test: the latest made or accepted). */
   #underTest: number | undefined;
+  /** Kernel sockets whose script number a newer socket took (still open; closed at teardown). */
+  readonly #shadowed: number[] = [];
+  /** listen() calls so far (each passive connection after the first gets a fresh remote port). */
+  #listens = 0;
   /** Names the snippets assigned so far (one Python run in packetdrill). */
   readonly #pyGlobals: Record<string, number> = {};
   readonly #out: Queued[] = [];
@@ -333,9 +299,29 @@ class KernelRun {
       this.#line = o.line;
       if (o.name === "ip_version" && o.value !== "ipv4") this.#unsupported(`ip_version ${o.value ?? ""}`);
       if (["tolerance_usecs", "ip_version", "mtu"].includes(o.name)) continue;
-      if (o.name === "remote_ip" && o.value === PACKETDRILL_DEFAULTS.remoteV4) continue;
+      if ((o.name === "local_ip" || o.name === "remote_ip") && isIpv4(o.value)) {
+        if (o.name === "local_ip" && !o.value.startsWith("192.168."))
+          this.#unsupported(`option --local_ip outside 192.168.0.0/16`);
+        continue;
+      }
       this.#unsupported(`option --${o.name}`);
     }
+  }
+
+  /** The script's local address (`--local_ip`, packetdrill's 192.168.0.1 by default). */
+  get #localV4(): string {
+    return optionValue(this.#script, "local_ip") ?? PACKETDRILL_DEFAULTS.localV4;
+  }
+
+  /** The script's remote address (`--remote_ip`, 192.0.2.1 by default), routed through tun0. */
+  get #remoteV4(): string {
+    return optionValue(this.#script, "remote_ip") ?? PACKETDRILL_DEFAULTS.remoteV4;
+  }
+
+  /** A gateway on tun0's subnet that is not the local address. */
+  get #gatewayV4(): string {
+    const g = PACKETDRILL_DEFAULTS.gatewayV4;
+    return this.#localV4 === g ? "192.168.0.1" : g;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -364,8 +350,8 @@ class KernelRun {
     const mtu = optionValue(this.#script, "mtu") ?? String(d.mtu);
     this.#ip("-n", ns, "link", "set", "lo", "up");
     this.#ip("-n", ns, "link", "set", "tun0", "mtu", mtu, "up");
-    this.#ip("-n", ns, "addr", "add", `${d.localV4}/16`, "dev", "tun0");
-    this.#ip("-n", ns, "route", "add", "default", "via", d.gatewayV4, "dev", "tun0");
+    this.#ip("-n", ns, "addr", "add", `${this.#localV4}/16`, "dev", "tun0");
+    this.#ip("-n", ns, "route", "add", "default", "via", this.#gatewayV4, "dev", "tun0");
   }
 
   #addonCall<T>(f: () => T): T {
@@ -379,6 +365,7 @@ class KernelRun {
   #teardown(): void {
     for (const s of this.#socks.values()) this.#closeQuietly(s.fd);
     this.#socks.clear();
+    for (const fd of this.#shadowed.splice(0)) this.#closeQuietly(fd);
     if (this.#tun >= 0) this.#closeQuietly(this.#tun);
     if (this.#nsFd >= 0) closeSync(this.#nsFd);
     this.#tun = -1;
@@ -517,8 +504,8 @@ class KernelRun {
     if (p.protocol !== "tcp") this.#unsupported(`inbound ${p.protocol} in the kernel mode`);
     if (p.outer.length > 0) this.#unsupported("explicit outer IP headers in the kernel mode");
     const tcp = this.#match.inboundTcp(p);
-    const local = ip(PACKETDRILL_DEFAULTS.localV4);
-    const remote = ip(PACKETDRILL_DEFAULTS.remoteV4);
+    const local = ip(this.#localV4);
+    const remote = ip(this.#remoteV4);
     const bytes = emitTcpPacket({ ip: { src: remote, dst: local }, tcp });
     try {
       this.#addon.writeTun(this.#tun, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0);
@@ -685,7 +672,13 @@ class KernelRun {
   /** The script's name for a new descriptor: its expected result when free, else the lowest free. */
   #newFd(ev: PdSyscallEvent): number {
     const want = ev.result.kind === "int" ? ev.result.value : undefined;
-    if (want !== undefined && want >= 3 && !this.#socks.has(want)) return want;
+    if (want !== undefined && want >= 3) {
+      // As packetdrill maps script descriptors: the script's number names the new socket, and
+      // one it named before stays open in the kernel, unreachable (closed at teardown).
+      const old = this.#socks.get(want);
+      if (old !== undefined) this.#shadowed.push(old.fd);
+      return want;
+    }
     let fd = 3;
     while (this.#socks.has(fd)) fd++;
     return fd;
@@ -799,7 +792,7 @@ class KernelRun {
       case "bind": {
         const s = this.#sock(ev);
         return call(s, () => {
-          this.#addon.bind(s.fd, d.localV4, d.bindPort);
+          this.#addon.bind(s.fd, this.#localV4, d.bindPort);
           return 0;
         });
       }
@@ -808,6 +801,13 @@ class KernelRun {
         const backlog = this.#intOf(a[1]) ?? 128;
         return call(s, () => {
           this.#addon.listen(s.fd, backlog);
+          this.#match.newConnection();
+          // packetdrill gives each passive connection a remote port of its own: a second
+          // listener's peer must not be taken for the first connection's.
+          if (this.#listens++ > 0) {
+            const p = this.#match.defaultPorts();
+            this.#match.ports = { local: p.local, remote: p.remote + 1 };
+          }
           return 0;
         });
       }
@@ -824,6 +824,7 @@ class KernelRun {
         });
       }
       case "connect":
+        this.#match.newConnection();
         return this.#connect(this.#sock(ev));
       case "read":
       case "recv":
@@ -1026,7 +1027,7 @@ class KernelRun {
       if (!started) {
         started = true;
         try {
-          this.#addon.connect(s.fd, d.remoteV4, d.connectPort);
+          this.#addon.connect(s.fd, this.#remoteV4, d.connectPort);
           return { value: 0, errno: undefined };
         } catch (e) {
           const errno = errnoOf(e);

@@ -56,7 +56,8 @@ const TFO_EXP_MAGIC = [0xf9, 0x89];
 /** The numbers one script's packets are relative to, and the comparison of packets. */
 export class PacketMatcher {
   /**
-   * Our ISN as learned from the first SYN sent (the number it carried); undefined until then
+   * Our ISN as learned from the connection's first SYN sent (the number it carried; see
+   * `newConnection`); undefined until then
    * (numbers are then absolute). As in packetdrill, our sequence numbers in the script's other
    * segments (and the ACK and SACK edges of the peer's) count from it; those of a SYN count from
    * it less the script's own number for that SYN (`> S. 1234:1234(0)`: `#scriptLocalIsn`).
@@ -70,14 +71,25 @@ export class PacketMatcher {
     return syn ? Seq.sub(live, this.#scriptLocalIsn) : live;
   }
   /**
-   * The peer's ISN as the script writes it: the sequence number of its first SYN (packetdrill
-   * learns it when a SYN opens the connection; a later SYN, into TIME-WAIT say, is mapped as it
-   * is and leaves it). As in packetdrill, the sequence numbers of the peer's other segments, and
+   * The peer's ISN as the script writes it: the sequence number of the connection's first SYN
+   * (packetdrill learns it when a SYN opens a connection, see `newConnection`; a later SYN, into
+   * TIME-WAIT say, is mapped as it is and leaves it). As in packetdrill, the sequence numbers of the peer's other segments, and
    * the ACK and SACK edges we send after our SYN, count from it (`< S 999000:999040(40)` then
    * `< . 1:1(0)`).
    */
   remoteIsn = 0;
   #remoteIsnLearned = false;
+  /** The next SYN we send starts a connection: its number is learned as our ISN again. */
+  #localIsnDue = true;
+
+  /**
+   * A connection starts (the script called listen() or connect()): as packetdrill does for a
+   * new socket under test, the next SYN each way sets the ISNs the numbers count from.
+   */
+  newConnection(): void {
+    this.#remoteIsnLearned = false;
+    this.#localIsnDue = true;
+  }
   /** The local TS val minus the script's, learned from the first timestamped packet sent. */
   tsDelta: number | undefined;
   /** The connection inbound packets go to by default. */
@@ -208,7 +220,8 @@ export class PacketMatcher {
     }
     if (flags !== p.flags.bits && seqAdjust === 0) diffs.push(`flags want ${p.flags.text || "-"}`);
     // Learn our ISN and port from the first SYN we send.
-    if (this.localIsn === undefined && (g.flags & TcpFlag.SYN) !== 0 && p.seq.kind === "range") {
+    if (this.#localIsnDue && (g.flags & TcpFlag.SYN) !== 0 && p.seq.kind === "range") {
+      this.#localIsnDue = false;
       this.localIsn = g.seq;
       this.#scriptLocalIsn = p.seq.start;
       this.ports ??= { local: g.srcPort, remote: g.dstPort };
