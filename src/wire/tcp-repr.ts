@@ -67,6 +67,27 @@ export interface TcpRepr {
   readonly payload: Uint8Array;
 }
 
+/**
+ * A segment with every field at its zero: no flags, no options, no data. Spread it and set what
+ * matters (`{ ...BLANK_TCP, flags: TcpFlag.ACK, ack }`).
+ */
+export const BLANK_TCP: TcpRepr = Object.freeze({
+  srcPort: 0,
+  dstPort: 0,
+  seq: 0 as SeqNum,
+  ack: 0 as SeqNum,
+  flags: 0,
+  window: 0,
+  urgent: 0,
+  mss: undefined,
+  windowScale: undefined,
+  sackPermitted: false,
+  sack: Object.freeze([]),
+  timestamps: undefined,
+  unknownOptions: Object.freeze([]),
+  payload: new Uint8Array(0),
+});
+
 /** True when every bit of `mask` is set in the segment's flags. */
 export function hasFlags(seg: { readonly flags: number }, mask: number): boolean {
   return (seg.flags & mask) === mask;

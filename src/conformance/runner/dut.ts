@@ -63,7 +63,7 @@ import type { Icmpv6Repr } from "../../wire/icmpv6.js";
 import { type IpAddr, ip } from "../../wire/ip-addr.js";
 import { decodeIpPacket, emitIcmpv4Packet, emitIcmpv6Packet, emitTcpPacket } from "../../wire/packet.js";
 import { formatPacket } from "../../wire/pretty.js";
-import { TcpFlag, type TcpRepr } from "../../wire/tcp-repr.js";
+import { BLANK_TCP, TcpFlag, type TcpRepr } from "../../wire/tcp-repr.js";
 import {
   type PdEvent,
   type PdExpr,
@@ -774,7 +774,7 @@ class ScriptRun {
       const q = emitTcpPacket({
         ip: { src: this.#local, dst: this.#remote },
         tcp: {
-          ...EMPTY_TCP,
+          ...BLANK_TCP,
           srcPort: ports.local,
           dstPort: ports.remote,
           seq: Seq.add(isn, seq),
@@ -2135,23 +2135,6 @@ const OK0: SyscallResult = { value: 0, errno: undefined };
 
 /** What a blocking call returns while it blocks (see `#block`); never compared. */
 const BLOCKED: SyscallResult = { value: Number.NaN, errno: "blocked" };
-
-const EMPTY_TCP: TcpRepr = {
-  srcPort: 0,
-  dstPort: 0,
-  seq: Seq.of(0),
-  ack: Seq.of(0),
-  flags: 0,
-  window: 0,
-  urgent: 0,
-  mss: undefined,
-  windowScale: undefined,
-  sackPermitted: false,
-  sack: [],
-  timestamps: undefined,
-  unknownOptions: [],
-  payload: new Uint8Array(0),
-};
 
 /** The `tcpi_*` values of an engine's negotiated options (FreeBSD's struct tcp_info). */
 function tcpInfo(tcp: TcpConnection): Record<string, number> {

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type PdPacket, type PdTcpPacket, parsePacketdrill, selectEvents } from "../packetdrill/index.js";
 import { Seq } from "../../wire/seq.js";
-import { TcpFlag, type TcpRepr } from "../../wire/tcp-repr.js";
+import { BLANK_TCP, TcpFlag, type TcpRepr } from "../../wire/tcp-repr.js";
 import { PacketMatcher } from "./matcher.js";
 import type { LenientRuleName } from "./policy.js";
 
@@ -35,23 +35,7 @@ function matcher(defines?: ReadonlyMap<string, string>): PacketMatcher {
 }
 
 function sent(over: Partial<TcpRepr>): TcpRepr {
-  return {
-    srcPort: 8080,
-    dstPort: 47321,
-    seq: Seq.of(0),
-    ack: Seq.of(0),
-    flags: TcpFlag.ACK,
-    window: 65535,
-    urgent: 0,
-    mss: undefined,
-    windowScale: undefined,
-    sackPermitted: false,
-    sack: [],
-    timestamps: undefined,
-    unknownOptions: [],
-    payload: new Uint8Array(0),
-    ...over,
-  };
+  return { ...BLANK_TCP, srcPort: 8080, dstPort: 47321, flags: TcpFlag.ACK, window: 65535, ...over };
 }
 
 void test("the peer's numbers count from its first SYN, ours from the SYN we send; a later SYN is absolute", () => {
