@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { kernelModeUnavailable, runScriptOnKernel } from "../src/conformance/runner/kernel.js";
-import { initAndCode, WRONG } from "./support/pdk-scripts.js";
+import { initAndCode, NOTSENT_LOWAT_UINT, UNKNOWN_QDISC, WRONG } from "./support/pdk-scripts.js";
 import { peerSuiteOrSkip } from "./support/peer-suite.js";
 
 const skip = kernelModeUnavailable() ?? false;
@@ -78,6 +78,14 @@ void describe("packetdrill scripts against the Linux kernel", { skip }, () => {
       bad.message ?? "",
       /^init\.pkt:\d+: expected %\{ .* \}% got 'assert tcpi_snd_cwnd == 99' failed \(tcpi_snd_cwnd=10\)$/,
     );
+  });
+
+  void test("an int option compares as a C int; a qdisc the kernel lacks makes the script unsupported", () => {
+    const lowat = runScriptOnKernel(NOTSENT_LOWAT_UINT, { file: "lowat.pkt" });
+    assert.equal(lowat.message, undefined, "4294967295 in the script is the kernel's -1");
+    const q = runScriptOnKernel(UNKNOWN_QDISC, { file: "q.pkt" });
+    assert.equal(q.failure, "unsupported");
+    assert.match(q.message ?? "", /unsupported: the nosuchqdisc qdisc/);
   });
 
   void test("a script the kernel mode cannot run is unsupported, not a crash", () => {

@@ -194,10 +194,10 @@ return ${fields.length} - absent;`,
 
 const CODECS: readonly SchemaCodec[] = SCHEMAS.map(schemaCodec);
 
-/** The numbers of a tree being packed, and its other values. */
 /** The packer's numbers between trees (packing is synchronous: one scratch array serves all). */
 let scratch = new Float64Array(4096);
 
+/** The numbers of a tree being packed, and its other values. */
 class Packer {
   nums = scratch;
   n = 0;
@@ -221,21 +221,20 @@ class Packer {
   }
 
   string(s: string): number {
-    let i = this.#strings.get(s);
-    if (i === undefined) {
-      i = this.refs.length;
-      this.refs.push(s);
-      this.#strings.set(s, i);
-    }
-    return i;
+    return this.#intern(this.#strings, s);
   }
 
   buffer(b: SharedArrayBuffer): number {
-    let i = this.#buffers.get(b);
+    return this.#intern(this.#buffers, b);
+  }
+
+  /** The index of `v` in `refs`, listed once per tree. */
+  #intern<K>(seen: Map<K, number>, v: K): number {
+    let i = seen.get(v);
     if (i === undefined) {
       i = this.refs.length;
-      this.refs.push(b);
-      this.#buffers.set(b, i);
+      this.refs.push(v);
+      seen.set(v, i);
     }
     return i;
   }

@@ -33,3 +33,19 @@ export function initAndCode(wrongCwnd: boolean): string {
    +0 %{ assert tcpi_options & TCPI_OPT_TIMESTAMPS == 0; assert tcpi_snd_cwnd == ${wrongCwnd ? 99 : 10} }%
 `;
 }
+
+/**
+ * TCP_NOTSENT_LOWAT set to UINT_MAX reads back as the C int -1: the script writes 4294967295
+ * both ways, and it must pass.
+ */
+export const NOTSENT_LOWAT_UINT = `
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+   +0 setsockopt(3, SOL_TCP, TCP_NOTSENT_LOWAT, [4294967295], 4) = 0
+   +0 getsockopt(3, SOL_TCP, TCP_NOTSENT_LOWAT, [4294967295], [4]) = 0
+`;
+
+/** An init command asking for a qdisc no kernel has: the script is unsupported, naming it. */
+export const UNKNOWN_QDISC = `
+\`tc qdisc replace dev tun0 root nosuchqdisc\`
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+`;

@@ -2163,8 +2163,10 @@ function closeError(ev: ConnEvent & { kind: "closed" }): string | undefined {
   return ev.error ?? (ev.reason === "reset" ? "ECONNRESET" : undefined);
 }
 
-/** EAGAIN and EWOULDBLOCK are the same number on FreeBSD. */
-/** packetdrill compares the errno only when the script names one (`= -1` alone takes any). */
+/**
+ * packetdrill compares the errno only when the script names one (`= -1` alone takes any).
+ * EAGAIN and EWOULDBLOCK are the same number on FreeBSD.
+ */
 function sameErrno(want: string | undefined, got: string | undefined): boolean {
   if (want === undefined) return true;
   const norm = (e: string | undefined): string | undefined => (e === "EAGAIN" ? "EWOULDBLOCK" : e);

@@ -265,7 +265,7 @@ class KernelRun {
       const use = detectUnsupported(this.#script, events);
       if (use !== undefined && (use.feature !== "fast-open" || fastOpenClient(events) !== undefined)) {
         this.#line = use.line;
-        this.#unsupported(`${use.feature} (the kernel mode passes no sendto() address, cookie or key)`);
+        this.#unsupported(`${use.feature} (the kernel mode passes no sendto() address or MD5 key)`);
       }
       this.#setup();
       for (const ev of events) {
@@ -669,7 +669,7 @@ class KernelRun {
     return s;
   }
 
-  /** The script's name for a new descriptor: its expected result when free, else the lowest free. */
+  /** The script's name for a new descriptor: its expected result, else the lowest free one. */
   #newFd(ev: PdSyscallEvent): number {
     const want = ev.result.kind === "int" ? ev.result.value : undefined;
     if (want !== undefined && want >= 3) {

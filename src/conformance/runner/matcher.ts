@@ -57,30 +57,30 @@ const TFO_EXP_MAGIC = [0xf9, 0x89];
 export class PacketMatcher {
   /**
    * Our ISN as learned from the connection's first SYN sent (the number it carried; see
-   * `newConnection`); undefined until then
-   * (numbers are then absolute). As in packetdrill, our sequence numbers in the script's other
-   * segments (and the ACK and SACK edges of the peer's) count from it; those of a SYN count from
-   * it less the script's own number for that SYN (`> S. 1234:1234(0)`: `#scriptLocalIsn`).
+   * `newConnection`); undefined until then (numbers are then absolute). As in packetdrill, our
+   * sequence numbers in the script's other segments (and the ACK and SACK edges of the peer's)
+   * count from it; those of a SYN count from it less the script's own number for that SYN
+   * (`> S. 1234:1234(0)`: `#scriptLocalIsn`).
    */
   localIsn: SeqNum | undefined;
   #scriptLocalIsn = 0;
+  /** The next SYN we send starts a connection: its number is learned as our ISN again. */
+  #localIsnDue = true;
+  /**
+   * The peer's ISN as the script writes it: the sequence number of the connection's first SYN
+   * (packetdrill learns it when a SYN opens a connection, see `newConnection`; a later SYN, into
+   * TIME-WAIT say, is mapped as it is and leaves it). As in packetdrill, the sequence numbers of
+   * the peer's other segments, and the ACK and SACK edges we send after our SYN, count from it
+   * (`< S 999000:999040(40)` then `< . 1:1(0)`).
+   */
+  remoteIsn = 0;
+  #remoteIsnLearned = false;
 
   /** What the script's numbers for our side are offset by, in a SYN or in another segment. */
   #localOffset(syn: boolean): SeqNum {
     const live = this.localIsn ?? Seq.of(0);
     return syn ? Seq.sub(live, this.#scriptLocalIsn) : live;
   }
-  /**
-   * The peer's ISN as the script writes it: the sequence number of the connection's first SYN
-   * (packetdrill learns it when a SYN opens a connection, see `newConnection`; a later SYN, into
-   * TIME-WAIT say, is mapped as it is and leaves it). As in packetdrill, the sequence numbers of the peer's other segments, and
-   * the ACK and SACK edges we send after our SYN, count from it (`< S 999000:999040(40)` then
-   * `< . 1:1(0)`).
-   */
-  remoteIsn = 0;
-  #remoteIsnLearned = false;
-  /** The next SYN we send starts a connection: its number is learned as our ISN again. */
-  #localIsnDue = true;
 
   /**
    * A connection starts (the script called listen() or connect()): as packetdrill does for a

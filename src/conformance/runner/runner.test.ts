@@ -47,6 +47,15 @@ void describe("runScript", () => {
     assert.ok(!(r.message ?? "").includes("\n"));
   });
 
+  void test("an errno is compared only when the script names one, as packetdrill does", () => {
+    const script = (result: string): string =>
+      `0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 accept(3, ..., ...) = ${result}\n`;
+    assert.equal(runScript(script("-1"), { file: "e.pkt" }).message, undefined, "= -1 takes any errno");
+    assert.equal(runScript(script("-1 EINVAL"), { file: "e.pkt" }).message, undefined);
+    const wrong = runScript(script("-1 EBADF"), { file: "e.pkt" });
+    assert.match(wrong.message ?? "", /^e\.pkt:2: expected accept\(\) = -1 EBADF got -1 EINVAL$/);
+  });
+
   void test("an unexpected extra packet fails the next comparison", () => {
     const bad = LISTEN_SCRIPT.replace(
       "+0.00 > . 2:2(0) ack 2 win 65535\n",
