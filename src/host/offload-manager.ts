@@ -14,8 +14,9 @@
  *   The tree reuses offloaded neighbor/path objects through linker blocks (TR-6); objects still
  *   in flight make the request wait (C-1). Send data crosses as NBLs in the TCP block's
  *   NetBufferListChain (spec 7.6); undelivered receive data is lent as BufferedData and copied
- *   by the target during the call (IO-19). On success the parked engine is dropped (IO-21) and
- *   held segments are forwarded (FW-1); on failure the parked engine runs again (IO-10).
+ *   by the target during the call (IO-19). On success the parked engine is emptied and kept
+ *   dormant for the upload (its buffers are the host's again, IO-21) and held segments are
+ *   forwarded (FW-1); on failure the parked engine runs again (IO-10).
  * - Data while offloaded. `send` becomes MiniportTcpOffloadSend of an NBL over the caller's
  *   bytes (zero-copy), bounded by the send buffer size; completions produce `acked` and
  *   `writable`. Received data reaches a host-side queue either by accepting indications or by
@@ -31,8 +32,8 @@
  *   "storm"). On completion the host rebuilds the send queue from the NBLs it still tracks
  *   (returned in NetBufferListChain or completed with UPLOAD_IN_PROGRESS, in their original
  *   order), rebuilds the receive buffer as (host queue, then BufferedData) so the application
- *   reads everything in order, returns the BufferedData NBLs (TM-20), imports the engine from the
- *   delegated state (timers resume from their deltas), and then processes segments held during
+ *   reads everything in order, returns the BufferedData NBLs (TM-20), imports the delegated
+ *   state into the dormant engine (timers resume from their deltas), and then processes segments held during
  *   the upload (TM-24).
  * - Re-entrancy. Upcalls from the target only record work; anything that calls the target again
  *   (receive returns, re-posting, forwarding, starting a terminate) runs from `flush`, which the
@@ -108,6 +109,7 @@ import {
   type PostedRecv,
   type QueryHandle,
   type SendEntry,
+  TcpSlot,
   UploadLogEntry,
 } from "./offloaded-tcp.js";
 import { acceptAllKnobs, type OffloadPolicy, type ReceiveKnobs, RECV_CHUNK_BYTES } from "./offload-policy.js";
@@ -184,10 +186,10 @@ export class OffloadManager implements OffloadHost {
   readonly #retired = new WeakMap<HostConn, OffloadedTcp>();
   readonly #neighborByHandle = new Map<number, NeighborObject>();
   /**
-   * Objects by the context slot the host passed in their block, so a completion finds its object
-   * in O(1) (a storm completes thousands of blocks in one tree).
+   * Paths and neighbors by the context slot the host passed in their block, so a completion
+   * finds its object in O(1) (a connection's record is reached from its `TcpSlot`).
    */
-  readonly #bySlot = new Map<OffloadContextSlot, OffloadedTcp | PathObject | NeighborObject>();
+  readonly #bySlot = new Map<OffloadContextSlot, PathObject | NeighborObject>();
   /** Connections whose offload waits for an object in flight (C-1), in request order. */
   readonly #waiting = new Set<HostConn>();
   /** Work to run outside target upcalls. */
@@ -963,7 +965,7 @@ export class OffloadManager implements OffloadHost {
     }
     this.#tcps.set(c, t);
     this.#byHandle.set(t.handle, t);
-    this.#bySlot.set(t.slot, t);
+    t.slot.live = true;
     return t;
   }
 
@@ -1015,7 +1017,9 @@ export class OffloadManager implements OffloadHost {
     if (ok) {
       this.stats.initiateSuccesses++;
       t.phase = "offloaded";
+      t.dormant = t.parked;
       t.parked = undefined;
+      t.dormant?.hibernate();
       this.stack.setPhase(c, "offloaded");
       this.#log(c.id, "InitiateOffloadComplete", `success context=${String(t.slot.context)}`);
       // Held segments go to the target (IO-4); held sends and a held close follow.
@@ -1372,7 +1376,12 @@ export class OffloadManager implements OffloadHost {
         irs: t.engineConst.irs,
       },
     );
-    const engine = TcpConnection.importState(snap, now, this.stack.tcpConfig, this.recvPool);
+    // The engine kept since the initiate wakes with the uploaded state (a new one otherwise).
+    const cfg = this.stack.tcpConfig;
+    let engine = t.dormant;
+    t.dormant = undefined;
+    if (engine !== undefined) engine.reimport(snap, now, cfg, this.recvPool);
+    else engine = TcpConnection.importState(snap, now, cfg, this.recvPool);
     // Options changed while no update could carry them (`configure` during a transition).
     const want = t.shadow.cachedState;
     if (want.noDelay !== snap.cachedState.noDelay) engine.setNoDelay(want.noDelay);
@@ -1814,7 +1823,7 @@ export class OffloadManager implements OffloadHost {
   #unlinkTcp(t: OffloadedTcp): void {
     this.#tcps.delete(t.conn);
     this.#byHandle.delete(t.handle);
-    this.#bySlot.delete(t.slot);
+    t.slot.live = false;
     t.path.refs--;
     if (t.path.refs === 0 && t.path.phase === "offloading") this.#dropPath(t.path);
   }
@@ -1845,8 +1854,7 @@ export class OffloadManager implements OffloadHost {
   }
 
   #tcpBySlot(slot: OffloadContextSlot): OffloadedTcp | undefined {
-    const t = this.#bySlot.get(slot);
-    return t instanceof OffloadedTcp ? t : undefined;
+    return TcpSlot.liveOwner(slot);
   }
 
   #ctx(t: OffloadedTcp): MiniportOffloadContext {

@@ -4,7 +4,7 @@
  * the host-side receive queue, posted requests), the manager's counters and its log entries.
  * The manager (offload-manager.ts) owns every instance; nothing else mutates them.
  */
-import type { NdisOffloadHandle, OffloadContextSlot } from "../chimney/block-list.js";
+import type { MiniportOffloadContext, NdisOffloadHandle, OffloadContextSlot } from "../chimney/block-list.js";
 import type { TcpCachedState, TcpConstState, TcpDelegatedState } from "../chimney/state.js";
 import { constStateFromEngine } from "../chimney/tcp-state.js";
 import { rssTupleHash } from "../wire/rss-hash.js";
@@ -106,11 +106,33 @@ export interface PostedRecv {
   readonly prefill: number;
 }
 
+/**
+ * The context slot of an offloaded connection (CTX-3): the target writes `context`; the host
+ * finds the connection's record from the slot a completion names without a table lookup (a
+ * storm's completions would otherwise probe a hash table of every offloaded connection). The
+ * record is private: a target sees only `context`.
+ */
+export class TcpSlot implements OffloadContextSlot {
+  context: MiniportOffloadContext | null = null;
+  readonly #owner: OffloadedTcp;
+  /** Set while the record is the manager's (from the initiate until the upload or a failure). */
+  live = false;
+
+  constructor(owner: OffloadedTcp) {
+    this.#owner = owner;
+  }
+
+  /** The live record whose slot `slot` is, if it is one. */
+  static liveOwner(slot: OffloadContextSlot): OffloadedTcp | undefined {
+    return slot instanceof TcpSlot && slot.live ? slot.#owner : undefined;
+  }
+}
+
 /** A connection that is not on the host. */
 export class OffloadedTcp {
   readonly conn: HostConn;
   readonly path: PathObject;
-  readonly slot: OffloadContextSlot = { context: null };
+  readonly slot: TcpSlot = new TcpSlot(this);
   readonly handle: NdisOffloadHandle;
   phase: ObjPhase = "offloading";
   readonly engineConst: TcpSnapshotConst;
@@ -119,6 +141,12 @@ export class OffloadedTcp {
   cached: TcpCachedState;
   /** The exported engine, parked while the initiate is in flight (IO-10). */
   parked: TcpConnection | undefined;
+  /**
+   * The same engine once the initiate succeeded, emptied (`hibernate`: the state is the
+   * target's now) and kept for the upload, which wakes it (`reimport`) instead of building a new
+   * one: a terminate storm then allocates no engines.
+   */
+  dormant: TcpConnection | undefined;
   /** InvalidateOffload was issued for it: no update follows (UP-9), its upload does (IV-8). */
   invalidated = false;
   /** Segments held while offloading (to forward) or terminating (to process, TM-24). */

@@ -13,7 +13,7 @@ import type { Instant } from "../time/instant.js";
 import type { TcpConnection } from "../tcp/connection.js";
 import type { CloseReason } from "../tcp/types.js";
 import type { NetBufferList } from "../nbl/nbl.js";
-import { type IpAddr, ipKey } from "../wire/ip-addr.js";
+import type { IpAddr } from "../wire/ip-addr.js";
 import type { MiniportOffloadContext, NdisOffloadHandle, OffloadBlockList } from "../chimney/block-list.js";
 import type { DisconnectFlags } from "../chimney/contract.js";
 import type {
@@ -92,7 +92,9 @@ export interface InFlightIndication {
 export interface Conn {
   readonly ctx: MiniportOffloadContext;
   readonly handle: NdisOffloadHandle;
-  readonly key: string;
+  /** The 4-tuple's addresses (its ports are in `constState`): the connection's `byTuple` entry. */
+  readonly local: IpAddr;
+  readonly remote: IpAddr;
   readonly constState: TcpConstState;
   cachedState: TcpCachedState;
   path: PathObj;
@@ -157,11 +159,6 @@ export interface Conn {
 /** The context a block's slot holds (CTX-3), 0 when none. */
 export function ctxOf(b: OffloadBlockList): number {
   return b.miniportOffloadContext?.context ?? 0;
-}
-
-/** The key of a connection's 4-tuple (the receive path looks connections up by it). */
-export function connKey(local: IpAddr, remote: IpAddr, lport: number, rport: number): string {
-  return `${ipKey(local)}|${ipKey(remote)}|${lport}|${rport}`;
 }
 
 /** The chimney name of the engine's TCP state. */

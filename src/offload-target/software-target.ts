@@ -59,7 +59,7 @@ import {
   TargetBusyError,
   type TargetStats,
 } from "./options.js";
-import { connKey, toChimneyState } from "./connection-record.js";
+import { toChimneyState } from "./connection-record.js";
 import { OP_DISC, OP_FWD, OP_RECV, OP_SEND, TargetContext } from "./target-context.js";
 import {
   doInitiate,
@@ -245,7 +245,7 @@ export class SoftwareTarget implements OffloadTarget {
       return;
     }
     const seg = tr.tcp;
-    const c = this.#t.byKey.get(connKey(local, remote, seg.dstPort, seg.srcPort));
+    const c = this.#t.byTuple.get(local, remote, seg.dstPort, seg.srcPort);
     // TM-23 / TM-25: not offloaded, or being uploaded: the host handles it.
     if (c === undefined || c.phase === "terminating") {
       this.#t.up(frame);

@@ -51,14 +51,7 @@ import {
 } from "../chimney/tcp-state.js";
 import { supportsFamily } from "../chimney/capabilities.js";
 import { engineKeepAlive, frozenCached, offloadSackEnabled } from "./tcp-rules.js";
-import {
-  type Conn,
-  connKey,
-  ctxOf,
-  type NeighborObj,
-  type PathObj,
-  toChimneyState,
-} from "./connection-record.js";
+import { type Conn, ctxOf, type NeighborObj, type PathObj, toChimneyState } from "./connection-record.js";
 import {
   OP_INDICATE,
   OP_INIT,
@@ -288,8 +281,7 @@ function offloadTcp(
   if (chain !== null) t.ledger.check(chain, "target", OP_INIT);
   const local = path.constState.sourceAddress;
   const remote = path.constState.destinationAddress;
-  const key = connKey(local, remote, k.localPort, k.remotePort);
-  if (t.byKey.has(key)) return "NDIS_STATUS_FAILURE";
+  if (t.byTuple.has(local, remote, k.localPort, k.remotePort)) return "NDIS_STATUS_FAILURE";
   // The send data is read zero-copy; the BufferedData was copied in `initiateOffload`.
   // CFG-4: without SupportSack the engine neither generates nor consumes SACK.
   const engineK = { ...k, sackEnabled: offloadSackEnabled(t.caps.supportSack, k.sackEnabled) };
@@ -323,7 +315,8 @@ function offloadTcp(
   const c: Conn = {
     ctx: t.newContext(),
     handle,
-    key,
+    local,
+    remote,
     constState: k,
     cachedState: frozenCached(ca), // ST-2: replaced only by an update
     path,
@@ -382,7 +375,7 @@ function offloadTcp(
   // Send NBLs of the chain beyond SendDataTail carry no data: nothing to track.
   path.conns.add(c);
   t.conns.set(c.ctx, c);
-  t.byKey.set(key, c);
+  t.byTuple.set(local, remote, k.localPort, k.remotePort, c);
   const slot = b.miniportOffloadContext;
   assert(slot !== null, "new-offload block has a slot");
   slot.context = c.ctx; // CTX-3

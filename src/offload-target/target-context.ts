@@ -21,6 +21,7 @@
  * waits as a re-run of the delivery algorithm; `releaseHeld` (state-operations.ts) sends all of
  * it after the last completion, in order.
  */
+import { TupleTable } from "./tuple-table.js";
 import { Duration, Instant } from "../time/instant.js";
 import { UsageError } from "../util/errors.js";
 import { MinHeap } from "../util/heap.js";
@@ -140,8 +141,8 @@ export class TargetContext {
   readonly neighbors = new Map<number, NeighborObj>();
   readonly paths = new Map<number, PathObj>();
   readonly conns = new Map<number, Conn>();
-  /** Offloaded connections by their 4-tuple (`connKey`), for the receive path. */
-  readonly byKey = new Map<string, Conn>();
+  /** Offloaded connections by their 4-tuple, for the receive path. */
+  readonly byTuple = new TupleTable<Conn>();
   #nextCtx = 1;
   /** Contexts whose hardware state is corrupt, and those whose failure was indicated (spec 11.9). */
   readonly corrupt = new Set<number>();
@@ -296,7 +297,7 @@ export class TargetContext {
   removeConn(c: Conn): void {
     c.path.conns.delete(c);
     this.conns.delete(c.ctx);
-    this.byKey.delete(c.key);
+    this.byTuple.delete(c.local, c.remote, c.constState.localPort, c.constState.remotePort);
   }
 
   up(frame: Uint8Array): void {

@@ -26,14 +26,33 @@ const EMPTY = new Uint8Array(0);
 export class RecvBuffer {
   #chunks: Uint8Array[] = [];
   /** Per chunk, whether it lies in `#pool` memory; undefined until a pooled chunk arrives. */
-  #pooled: boolean[] | undefined;
-  #pool: ChunkPool | undefined;
-  #head = 0;
-  #length = 0;
+  #pooled!: boolean[] | undefined;
+  #pool!: ChunkPool | undefined;
+  #head!: number;
+  #length!: number;
   /** Index of the first chunk not yet compacted (every chunk from it on is a plain push). */
-  #tail = 0;
+  #tail!: number;
   /** Readable bytes in chunks at index `#tail` or later. */
-  #tailBytes = 0;
+  #tailBytes!: number;
+
+  constructor() {
+    this.reinit();
+  }
+
+  /**
+   * Drops every byte (pooled chunks go back to their pool, as `clear`) and forgets the pool: a
+   * new buffer's state (an engine woken by `TcpConnection.reimport`).
+   */
+  reinit(): void {
+    if (this.#chunks.length > 0) this.clear();
+    if (this.#chunks.length !== 0) this.#chunks.length = 0;
+    this.#pooled = undefined;
+    this.#pool = undefined;
+    this.#head = 0;
+    this.#length = 0;
+    this.#tail = 0;
+    this.#tailBytes = 0;
+  }
 
   /** Bytes readable. */
   get length(): number {

@@ -12,13 +12,27 @@ const EMPTY = new Uint8Array(0);
 export class SendQueue {
   #chunks: Uint8Array[] = [];
   /** Index of the first live chunk in `#chunks`. */
-  #head = 0;
+  #head!: number;
   /** Bytes already dropped from the first live chunk. */
-  #headSkip = 0;
-  #length = 0;
+  #headSkip!: number;
+  #length!: number;
   /** Cursor: chunk index and the queue offset at which that chunk's live bytes start. */
-  #curIdx = 0;
-  #curOff = 0;
+  #curIdx!: number;
+  #curOff!: number;
+
+  constructor() {
+    this.reinit();
+  }
+
+  /** Empties the queue: a new queue's state (an engine woken by `TcpConnection.reimport`). */
+  reinit(): void {
+    if (this.#chunks.length !== 0) this.#chunks.length = 0;
+    this.#head = 0;
+    this.#headSkip = 0;
+    this.#length = 0;
+    this.#curIdx = 0;
+    this.#curOff = 0;
+  }
 
   /** Bytes queued. */
   get length(): number {

@@ -258,152 +258,164 @@ const ADOPTED_PROBE_US = 10_000;
 /** The largest lead of an echoed TSval over our clock that `#catchUpTsClock` follows (ms). */
 const MAX_TS_CATCH_UP = 60_000;
 
+/** The constructor's parameters of an engine imported from `snap`. */
+function importParams(snap: TcpSnapshot): TcpOpenParams {
+  const k = snap.constState;
+  return {
+    localPort: k.localPort,
+    remotePort: k.remotePort,
+    iss: k.iss,
+    tsOffset: 0,
+    pathMss: snap.cachedState.effectiveMss,
+  };
+}
+
 /**
  * One TCP connection. Create with `TcpConnection.connect`, `TcpConnection.accept`,
  * `TcpConnection.acceptEstablished` (SYN cookie) or `TcpConnection.importState`.
  */
 export class TcpConnection {
-  readonly #cfg: TcpConfig;
-  #state: TcpState;
+  #cfg!: TcpConfig;
+  #state!: TcpState;
   /** Our port (the segments' source port). */
   readonly localPort: number;
   /** The peer's port. */
   readonly remotePort: number;
-  readonly #iss: SeqNum;
-  #irs: SeqNum = Seq.of(0);
-  readonly #activeOpen: boolean;
+  #iss!: SeqNum;
+  #irs!: SeqNum;
+  #activeOpen!: boolean;
 
   // Options (negotiated on the SYNs; fixed afterwards).
-  #wsOk = false;
-  #sndWscale = 0;
-  #rcvWscale = 0;
-  #tsOk = false;
-  #sackOk = false;
-  #peerMss = DEFAULT_PEER_MSS;
-  readonly #defaultPeerMss: number;
+  #wsOk!: boolean;
+  #sndWscale!: number;
+  #rcvWscale!: number;
+  #tsOk!: boolean;
+  #sackOk!: boolean;
+  #peerMss!: number;
+  #defaultPeerMss!: number;
   /** A SYN was retransmitted: RFC 6298 5.7 applies once established. */
-  #synRetransmitted = false;
-  #pathMss: number;
+  #synRetransmitted!: boolean;
+  #pathMss!: number;
   /** The MSS our SYN advertises: the interface's, never lowered by path MTU (RFC 1191 3). */
-  readonly #synMss: number;
+  #synMss!: number;
   /** When the connection was opened, for `connectTimeout`. */
-  readonly #openedAt: Instant;
-  #tsOffset: number;
+  #openedAt!: Instant;
+  #tsOffset!: number;
 
   // Send sequence space.
-  #sndUna: SeqNum;
-  #sndNxt: SeqNum;
-  #sndMax: SeqNum;
-  #sndWnd = 0;
-  #maxSndWnd = 0;
-  #sndWl1: SeqNum = Seq.of(0);
-  #sndWl2: SeqNum = Seq.of(0);
-  readonly #sendQ = new SendQueue();
+  #sndUna!: SeqNum;
+  #sndNxt!: SeqNum;
+  #sndMax!: SeqNum;
+  #sndWnd!: number;
+  #maxSndWnd!: number;
+  #sndWl1!: SeqNum;
+  #sndWl2!: SeqNum;
+  #sendQ!: SendQueue;
   /** Sequence number of the send queue's first byte. */
-  #sendHead: SeqNum;
+  #sendHead!: SeqNum;
   /** Send-stream offset (data bytes acknowledged so far) of the send queue's first byte. */
-  #sendHeadOff = 0;
-  #finQueued = false;
-  #sendBufferSize: number;
+  #sendHeadOff!: number;
+  #finQueued!: boolean;
+  #sendBufferSize!: number;
   /** Send-stream offsets (exclusive ends) of chunks sent with `push`: their segment gets PSH. */
-  #pushMarks: number[] = [];
+  #pushMarks!: number[];
 
   // Receive sequence space.
-  #rcvNxt: SeqNum = Seq.of(0);
-  #rcvAdv: SeqNum = Seq.of(0);
+  #rcvNxt!: SeqNum;
+  #rcvAdv!: SeqNum;
   /** Receive-stream offset of RCV.NXT (data bytes only), for the reassembler. */
-  #rcvNxtOff = 0;
-  readonly #rcvBuf = new RecvBuffer();
+  #rcvNxtOff!: number;
+  #rcvBuf!: RecvBuffer;
   /**
    * Out-of-order segments. Until the first one arrives this is the shared empty `NO_OOO` (reads
    * only: an idle or imported connection allocates no queue); `#oooQueue` makes a real one.
    */
-  #ooo: Reassembler = NO_OOO;
-  #finReceived = false;
+  #ooo!: Reassembler;
+  #finReceived!: boolean;
   /** Receive-stream offset of an out-of-order FIN, if one arrived. */
-  #oooFinOff: number | undefined;
-  #readShut = false;
-  #initialRcvWnd: number;
+  #oooFinOff!: number | undefined;
+  #readShut!: boolean;
+  #initialRcvWnd!: number;
   /** Hold segments carrying URG instead of processing them (see `setUrgentHold`). */
-  #urgentHold = false;
-  #urgentSegment: TcpRepr | undefined;
+  #urgentHold!: boolean;
+  #urgentSegment!: TcpRepr | undefined;
   /** Stream offsets of the most recent out-of-order arrivals, newest first (RFC 2018 4). */
-  #sackRecent: number[] = [];
+  #sackRecent!: number[];
 
   // Timestamps (RFC 7323).
-  #tsRecent = 0;
-  #tsRecentAt: Instant = Instant.ZERO;
+  #tsRecent!: number;
+  #tsRecentAt!: Instant;
   /**
    * TS.Recent is unknown (an import whose TS.Recent was older than the PAWS limit, as the kernel
    * hand-off gives): no PAWS check, and the next timestamp sets it whatever its value. Needed
    * because a clock younger than 24 days cannot date TS.Recent that far back.
    */
-  #tsRecentStale = false;
-  #lastAckSent: SeqNum = Seq.of(0);
+  #tsRecentStale!: boolean;
+  #lastAckSent!: SeqNum;
 
   // RTT and RTO (RFC 6298).
-  readonly #rtt: RttEstimator;
+  #rtt!: RttEstimator;
 
   // Congestion control (RFC 5681, 6582, 6675, 3042).
-  #cwnd: number;
-  #ssthresh = 0x7fff_ffff;
-  #caAcc = 0;
+  #cwnd!: number;
+  #ssthresh!: number;
+  #caAcc!: number;
   /** CUBIC's state (RFC 9438) when the configuration selects it; NewReno otherwise. */
-  readonly #cubic: Cubic | undefined;
+  #cubic!: Cubic | undefined;
   /** CUBIC's W_max before the last congestion event (restored when that event was spurious). */
-  #cubicPriorWMax: number | undefined;
-  #dupAcks = 0;
-  #inRecovery = false;
-  #recover: SeqNum | undefined;
+  #cubicPriorWMax!: number | undefined;
+  #dupAcks!: number;
+  #inRecovery!: boolean;
+  #recover!: SeqNum | undefined;
   /** A retransmission to emit next (fast retransmit / partial ACK). */
-  #rtxNext: SeqNum | undefined;
+  #rtxNext!: SeqNum | undefined;
   /** SACK scoreboard (RFC 6675): SACKed ranges, HighRxt, recovery retransmissions. */
-  readonly #sb = new SackScoreboard();
+  #sb!: SackScoreboard;
   /** RFC 8985 tail loss probe: when the probe timer fires (SACK connections only). */
-  #tlpAt: Instant | undefined;
+  #tlpAt!: Instant | undefined;
   /** A probe is out and not yet answered by an ACK of new data (one probe per episode). */
-  #tlpOut = false;
+  #tlpOut!: boolean;
   /** The next `#pollData` may send one new segment beyond cwnd (the probe). */
-  #tlpSendNew = false;
+  #tlpSendNew!: boolean;
   /** The armed probe is an adopted connection's (`probeTail`): it does not wait for Nagle. */
-  #adoptedProbe = false;
+  #adoptedProbe!: boolean;
 
   /** Adaptive DupThresh and undo of spurious recoveries (RFC 2883, 3522, 3708, 4015, 4653). */
-  readonly #spurious: SpuriousUndo;
+  #spurious!: SpuriousUndo;
   /** Receiver: a D-SACK block (RFC 2883) for the next outgoing segment. */
-  #dsack: SackBlock | undefined;
+  #dsack!: SackBlock | undefined;
 
   // Timers.
-  #rtxAt: Instant | undefined;
-  #delackAt: Instant | undefined;
-  #persistAt: Instant | undefined;
-  #keepAliveAt: Instant | undefined;
-  #closeAt: Instant | undefined;
-  #rtxCount = 0;
+  #rtxAt!: Instant | undefined;
+  #delackAt!: Instant | undefined;
+  #persistAt!: Instant | undefined;
+  #keepAliveAt!: Instant | undefined;
+  #closeAt!: Instant | undefined;
+  #rtxCount!: number;
   /** TSval of the current timeout episode's latest retransmission (see the RTT sample in #ack). */
-  #rtoTsVal: number | undefined;
-  #rtxStart: Instant | undefined;
+  #rtoTsVal!: number | undefined;
+  #rtxStart!: Instant | undefined;
   /** Persist round (Chimney SndWndProbeCount): the backoff exponent of the persist timer. */
-  #probeCount = 0;
+  #probeCount!: number;
   /** Chimney 17.11 probing after a challenge ACK is running. */
-  #mitigating = false;
+  #mitigating!: boolean;
   /** Window probes sent since the peer last answered anything. */
-  #probesUnanswered = 0;
-  #kaCount = 0;
+  #probesUnanswered!: number;
+  #kaCount!: number;
   /** The latest `now` seen. */
-  #now = 0;
+  #now!: number;
   /** When the peer was last heard from, in microseconds (may be negative after an import). */
-  #lastRecvAt: number;
-  #noDelay: boolean;
-  #keepAlive: boolean;
-  #kaIdle: Duration;
-  #kaInterval: Duration;
-  #kaProbes: number;
-  #maxRtx: number;
-  #userTimeout: Duration | undefined;
+  #lastRecvAt!: number;
+  #noDelay!: boolean;
+  #keepAlive!: boolean;
+  #kaIdle!: Duration;
+  #kaInterval!: Duration;
+  #kaProbes!: number;
+  #maxRtx!: number;
+  #userTimeout!: Duration | undefined;
 
   // Pending output.
-  #ackNow = false;
+  #ackNow!: boolean;
   /**
    * Pure ACKs owed to segments of a batch: when a data segment arrives while an ACK is still
    * owed (the owner handed us several segments before polling), the owed ACK is built then,
@@ -411,26 +423,26 @@ export class TcpConnection {
    * "ACK every second segment" and "ACK each out-of-order segment" (RFC 5681 4.2) into one
    * ACK per batch. `pollTransmit` sends these first. Not part of a snapshot.
    */
-  #ackQueue: TcpRepr[] = [];
-  #bytesSinceAck = 0;
-  #rst: TcpRepr | undefined;
-  #probePending = false;
-  #swsOverride = false;
-  #chWindowStart: Instant = Instant.ZERO;
-  #chCount = 0;
+  #ackQueue!: TcpRepr[];
+  #bytesSinceAck!: number;
+  #rst!: TcpRepr | undefined;
+  #probePending!: boolean;
+  #swsOverride!: boolean;
+  #chWindowStart!: Instant;
+  #chCount!: number;
 
   // Pending events.
-  #evConnected = false;
-  #evAcked = 0;
-  #evWritable = false;
-  #evReadable = false;
-  #evPeerFin = false;
+  #evConnected!: boolean;
+  #evAcked!: number;
+  #evWritable!: boolean;
+  #evReadable!: boolean;
+  #evPeerFin!: boolean;
   #evClosed:
     | { readonly kind: "closed"; readonly reason: CloseReason; readonly error: TcpErrorCode | undefined }
     | undefined;
-  #error: TcpErrorCode | undefined;
+  #error!: TcpErrorCode | undefined;
   /** The last soft ICMP error (RFC 1122 4.2.3.9), reported if the connection times out. */
-  #softError: IcmpErrorCode | undefined = undefined;
+  #softError!: IcmpErrorCode | undefined;
 
   /** The counters, made on first use (an idle connection, such as a fresh upload, has none). */
   #stats: TcpStats | undefined;
@@ -442,29 +454,120 @@ export class TcpConnection {
   }
 
   private constructor(cfg: TcpConfig, p: TcpOpenParams, state: TcpState, active: boolean, now: Instant) {
-    this.#cfg = cfg;
-    this.#state = state;
     this.localPort = p.localPort;
     this.remotePort = p.remotePort;
+    this.#init(cfg, p, state, active, now, false);
+  }
+
+  /**
+   * Gives every field a new connection's value: the constructor's work, and `reimport`'s on an
+   * engine kept across an offload (the fields are declared without initializers so that this is
+   * the one place that sets them). `reuse`: the objects the engine owns are emptied in place,
+   * not made anew (no allocation).
+   */
+  #init(
+    cfg: TcpConfig,
+    p: TcpOpenParams,
+    state: TcpState,
+    active: boolean,
+    now: Instant,
+    reuse: boolean,
+  ): void {
+    this.#cfg = cfg;
+    this.#state = state;
     this.#iss = p.iss;
+    this.#irs = Seq.of(0);
     this.#activeOpen = active;
+    // Options
+    this.#wsOk = false;
+    this.#sndWscale = 0;
+    // RFC 7323 2.3: the smallest shift that lets the window field cover the buffer.
+    let ws = 0;
+    while (ws < 14 && cfg.recvBufferSize >>> ws > 0xffff) ws++;
+    this.#rcvWscale = cfg.windowScaling ? ws : 0;
+    this.#tsOk = false;
+    this.#sackOk = false;
+    this.#peerMss = DEFAULT_PEER_MSS;
     this.#defaultPeerMss = p.defaultPeerMss ?? DEFAULT_PEER_MSS;
+    this.#synRetransmitted = false;
     this.#pathMss = Math.min(cfg.mss, p.pathMss ?? cfg.mss);
     this.#synMss = this.#pathMss;
     this.#openedAt = now;
     this.#tsOffset = p.tsOffset >>> 0;
+    // Send sequence space
     this.#sndUna = p.iss;
     this.#sndNxt = p.iss;
     this.#sndMax = p.iss;
+    this.#sndWnd = 0;
+    this.#maxSndWnd = 0;
+    this.#sndWl1 = Seq.of(0);
+    this.#sndWl2 = Seq.of(0);
+    if (reuse) this.#sendQ.reinit();
+    else this.#sendQ = new SendQueue();
     this.#sendHead = Seq.add(p.iss, 1);
+    this.#sendHeadOff = 0;
+    this.#finQueued = false;
     this.#sendBufferSize = cfg.sendBufferSize;
+    if (!reuse) this.#pushMarks = [];
+    else if (this.#pushMarks.length !== 0) this.#pushMarks.length = 0;
+    // Receive sequence space
+    this.#rcvNxt = Seq.of(0);
+    this.#rcvAdv = Seq.of(0);
+    this.#rcvNxtOff = 0;
+    if (reuse)
+      this.#rcvBuf.reinit(); // pooled chunks go back to their pool
+    else this.#rcvBuf = new RecvBuffer();
+    this.#ooo = NO_OOO;
+    this.#finReceived = false;
+    this.#oooFinOff = undefined;
+    this.#readShut = false;
     this.#initialRcvWnd = cfg.recvBufferSize;
-    this.#rtt = new RttEstimator(cfg);
+    this.#urgentHold = false;
+    this.#urgentSegment = undefined;
+    if (!reuse) this.#sackRecent = [];
+    else if (this.#sackRecent.length !== 0) this.#sackRecent.length = 0;
+    // Timestamps, RTT, congestion control
+    this.#tsRecent = 0;
+    this.#tsRecentAt = Instant.ZERO;
+    this.#tsRecentStale = false;
+    this.#lastAckSent = Seq.of(0);
+    if (reuse) this.#rtt.reinit(cfg);
+    else this.#rtt = new RttEstimator(cfg);
     this.#cwnd = cfg.initialCwndSegments * cfg.mss;
-    this.#cubic = cfg.congestionControl === "cubic" ? new Cubic() : undefined;
-    this.#lastRecvAt = now;
+    this.#ssthresh = 0x7fff_ffff;
+    this.#caAcc = 0;
+    if (cfg.congestionControl !== "cubic") this.#cubic = undefined;
+    else if (reuse && this.#cubic !== undefined) this.#cubic.reinit();
+    else this.#cubic = new Cubic();
+    this.#cubicPriorWMax = undefined;
+    this.#dupAcks = 0;
+    this.#inRecovery = false;
+    this.#recover = undefined;
+    this.#rtxNext = undefined;
+    if (reuse) this.#sb.reinit();
+    else this.#sb = new SackScoreboard();
+    this.#tlpAt = undefined;
+    this.#tlpOut = false;
+    this.#tlpSendNew = false;
+    this.#adoptedProbe = false;
+    if (reuse) this.#spurious.reinit(cfg);
+    else this.#spurious = new SpuriousUndo(cfg);
+    this.#dsack = undefined;
+    // Timers
+    this.#rtxAt = undefined;
+    this.#delackAt = undefined;
+    this.#persistAt = undefined;
+    this.#keepAliveAt = undefined;
+    this.#closeAt = undefined;
+    this.#rtxCount = 0;
+    this.#rtoTsVal = undefined;
+    this.#rtxStart = undefined;
+    this.#probeCount = 0;
+    this.#mitigating = false;
+    this.#probesUnanswered = 0;
+    this.#kaCount = 0;
     this.#now = now;
-    this.#spurious = new SpuriousUndo(cfg);
+    this.#lastRecvAt = now;
     this.#noDelay = cfg.noDelay;
     this.#keepAlive = cfg.keepAlive;
     this.#kaIdle = cfg.keepAliveIdle;
@@ -472,10 +575,25 @@ export class TcpConnection {
     this.#kaProbes = cfg.keepAliveProbes;
     this.#maxRtx = cfg.maxRetransmissions;
     this.#userTimeout = cfg.userTimeout;
-    // RFC 7323 2.3: the smallest shift that lets the window field cover the buffer.
-    let ws = 0;
-    while (ws < 14 && cfg.recvBufferSize >>> ws > 0xffff) ws++;
-    this.#rcvWscale = cfg.windowScaling ? ws : 0;
+    // Pending output and events
+    this.#ackNow = false;
+    if (!reuse) this.#ackQueue = [];
+    else if (this.#ackQueue.length !== 0) this.#ackQueue.length = 0;
+    this.#bytesSinceAck = 0;
+    this.#rst = undefined;
+    this.#probePending = false;
+    this.#swsOverride = false;
+    this.#chWindowStart = Instant.ZERO;
+    this.#chCount = 0;
+    this.#evConnected = false;
+    this.#evAcked = 0;
+    this.#evWritable = false;
+    this.#evReadable = false;
+    this.#evPeerFin = false;
+    this.#evClosed = undefined;
+    this.#error = undefined;
+    this.#softError = undefined;
+    this.#stats = undefined;
   }
 
   /** Active open (RFC 9293 3.10.1): the connection starts in SYN-SENT with a SYN queued. */
@@ -523,80 +641,113 @@ export class TcpConnection {
    * handed out by `pool` are given back to it as the application consumes them.
    */
   static importState(snap: TcpSnapshot, now: Instant, cfg: TcpConfig, pool?: ChunkPool): TcpConnection {
+    checkImportable(snap.delegated.state);
+    const c = new TcpConnection(cfg, importParams(snap), snap.delegated.state, false, now);
+    c.#restore(snap, now, cfg, pool);
+    return c;
+  }
+
+  /**
+   * Makes this engine the one `importState(snap, now, cfg, pool)` would build, without a new
+   * object: the host keeps a connection's engine (emptied by `hibernate`) while the connection is
+   * offloaded and wakes it at the upload. A terminate storm then allocates no engines, so the
+   * young generation holds nothing that survives. `snap` must be of this connection (its ports).
+   */
+  reimport(snap: TcpSnapshot, now: Instant, cfg: TcpConfig, pool?: ChunkPool): void {
+    checkImportable(snap.delegated.state);
+    const k = snap.constState;
+    if (k.localPort !== this.localPort || k.remotePort !== this.remotePort)
+      throw new UsageError(
+        `reimport: a snapshot of ports ${k.localPort}/${k.remotePort} into the engine of ${this.localPort}/${this.remotePort}`,
+      );
+    this.#init(cfg, importParams(snap), snap.delegated.state, false, now, true);
+    this.#restore(snap, now, cfg, pool);
+  }
+
+  /**
+   * Lets go of what this engine holds while its connection runs elsewhere (offloaded): queued
+   * and out-of-order bytes, owed segments. Pooled receive chunks go back to their pool (their
+   * bytes went to the target during the initiate, IO-19). `reimport` wakes the engine; nothing
+   * else may be called before it.
+   */
+  hibernate(): void {
+    this.#init(
+      this.#cfg,
+      { localPort: this.localPort, remotePort: this.remotePort, iss: this.#iss, tsOffset: 0 },
+      "CLOSED",
+      false,
+      Instant.fromMicros(this.#now),
+      true,
+    );
+  }
+
+  /** `importState`'s work after the constructor: every field the snapshot gives. */
+  #restore(snap: TcpSnapshot, now: Instant, cfg: TcpConfig, pool: ChunkPool | undefined): void {
     const k = snap.constState;
     const ca = snap.cachedState;
     const d = snap.delegated;
-    checkImportable(d.state);
-    const c = new TcpConnection(
-      cfg,
-      { localPort: k.localPort, remotePort: k.remotePort, iss: k.iss, tsOffset: 0, pathMss: ca.effectiveMss },
-      d.state,
-      false,
-      now,
-    );
-    c.#irs = k.irs;
-    c.#wsOk = k.windowScalingEnabled;
-    c.#sndWscale = k.sndWindScale;
-    c.#rcvWscale = k.rcvWindScale;
-    c.#tsOk = k.timestampsEnabled;
-    c.#sackOk = k.sackEnabled;
-    c.#peerMss = k.remoteMss;
-    c.#pathMss = ca.effectiveMss;
-    c.#initialRcvWnd = ca.initialRcvWnd;
-    c.#sendBufferSize = ca.sendBufferSize;
-    c.#noDelay = ca.noDelay;
-    c.#keepAlive = ca.keepAlive;
-    c.#kaIdle = ca.keepAliveIdle;
-    c.#kaInterval = ca.keepAliveInterval;
-    c.#kaProbes = ca.keepAliveProbes;
-    c.#maxRtx = ca.maxRetransmissions;
-    c.#userTimeout = ca.userTimeout;
-    c.#sndUna = d.sndUna;
-    c.#sndNxt = d.sndNxt;
-    c.#sndMax = d.sndMax;
-    c.#sndWnd = d.sndWnd;
-    c.#maxSndWnd = d.maxSndWnd;
-    c.#sndWl1 = d.sndWl1;
-    c.#sndWl2 = d.sndWl2;
-    c.#finQueued = d.finQueued;
-    for (const chunk of d.sendData) c.#sendQ.push(chunk);
-    c.#rcvNxt = d.rcvNxt;
-    c.#rcvAdv = d.rcvAdv;
-    c.#finReceived = d.finReceived;
+    this.#irs = k.irs;
+    this.#wsOk = k.windowScalingEnabled;
+    this.#sndWscale = k.sndWindScale;
+    this.#rcvWscale = k.rcvWindScale;
+    this.#tsOk = k.timestampsEnabled;
+    this.#sackOk = k.sackEnabled;
+    this.#peerMss = k.remoteMss;
+    this.#pathMss = ca.effectiveMss;
+    this.#initialRcvWnd = ca.initialRcvWnd;
+    this.#sendBufferSize = ca.sendBufferSize;
+    this.#noDelay = ca.noDelay;
+    this.#keepAlive = ca.keepAlive;
+    this.#kaIdle = ca.keepAliveIdle;
+    this.#kaInterval = ca.keepAliveInterval;
+    this.#kaProbes = ca.keepAliveProbes;
+    this.#maxRtx = ca.maxRetransmissions;
+    this.#userTimeout = ca.userTimeout;
+    this.#sndUna = d.sndUna;
+    this.#sndNxt = d.sndNxt;
+    this.#sndMax = d.sndMax;
+    this.#sndWnd = d.sndWnd;
+    this.#maxSndWnd = d.maxSndWnd;
+    this.#sndWl1 = d.sndWl1;
+    this.#sndWl2 = d.sndWl2;
+    this.#finQueued = d.finQueued;
+    for (const chunk of d.sendData) this.#sendQ.push(chunk);
+    this.#rcvNxt = d.rcvNxt;
+    this.#rcvAdv = d.rcvAdv;
+    this.#finReceived = d.finReceived;
     // Chunks lying in `pool` memory go back to it once read by copy or consumed.
     for (const chunk of d.bufferedData) {
-      if (pool?.owns(chunk) === true) c.#rcvBuf.pushPooled(chunk, pool);
-      else c.#rcvBuf.push(chunk);
+      if (pool?.owns(chunk) === true) this.#rcvBuf.pushPooled(chunk, pool);
+      else this.#rcvBuf.push(chunk);
     }
-    c.#evReadable = c.#rcvBuf.length > 0;
-    c.#evPeerFin = d.finReceived;
-    c.#evAcked = d.unreportedAcked;
-    c.#cwnd = d.cwnd;
-    c.#ssthresh = d.ssthresh;
-    c.#rtt.restore(d.srtt, d.rttVar, d.rto);
-    c.#tsRecent = d.tsRecent;
-    c.#lastAckSent = d.rcvNxt;
-    c.#dupAcks = d.dupAckCount;
-    c.#recover = d.recover;
-    c.#probeCount = d.sndWndProbeCount;
-    c.#kaCount = d.keepAliveProbeCount;
-    c.#rtxCount = d.retransmitCount;
+    this.#evReadable = this.#rcvBuf.length > 0;
+    this.#evPeerFin = d.finReceived;
+    this.#evAcked = d.unreportedAcked;
+    this.#cwnd = d.cwnd;
+    this.#ssthresh = d.ssthresh;
+    this.#rtt.restore(d.srtt, d.rttVar, d.rto);
+    this.#tsRecent = d.tsRecent;
+    this.#lastAckSent = d.rcvNxt;
+    this.#dupAcks = d.dupAckCount;
+    this.#recover = d.recover;
+    this.#probeCount = d.sndWndProbeCount;
+    this.#kaCount = d.keepAliveProbeCount;
+    this.#rtxCount = d.retransmitCount;
     // Clocks and timers restart on this engine's clock (snapshot.ts).
-    const t = importedTimes(snap, now, c.#rtt.cappedRto, cfg.msl);
-    c.#sendHead = t.sendHead;
-    c.#inRecovery = t.inRecovery;
-    c.#tsRecentAt = t.tsRecentAt;
-    c.#tsRecentStale = d.tsRecentAge >= PAWS_IDLE_US;
-    c.#tsOffset = t.tsOffset;
-    c.#lastRecvAt = t.lastRecvAt ?? now;
-    c.#rtxStart = t.rtxStart;
-    c.#rtxAt = t.rtxAt;
-    c.#persistAt = t.persistAt;
-    c.#closeAt = t.closeAt;
-    c.#keepAliveAt = t.keepAliveAt;
-    c.#ackNow = d.ackPending === true;
-    c.checkInvariants();
-    return c;
+    const t = importedTimes(snap, now, this.#rtt.cappedRto, cfg.msl);
+    this.#sendHead = t.sendHead;
+    this.#inRecovery = t.inRecovery;
+    this.#tsRecentAt = t.tsRecentAt;
+    this.#tsRecentStale = d.tsRecentAge >= PAWS_IDLE_US;
+    this.#tsOffset = t.tsOffset;
+    this.#lastRecvAt = t.lastRecvAt ?? now;
+    this.#rtxStart = t.rtxStart;
+    this.#rtxAt = t.rtxAt;
+    this.#persistAt = t.persistAt;
+    this.#closeAt = t.closeAt;
+    this.#keepAliveAt = t.keepAliveAt;
+    this.#ackNow = d.ackPending === true;
+    this.checkInvariants();
   }
 
   /**

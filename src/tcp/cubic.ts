@@ -39,15 +39,29 @@ export function wCubic(t: number, k: number, wMax: number): number {
 /** The state of one connection's CUBIC controller. */
 export class Cubic {
   /** W_max: the window (segments) at the last congestion event; undefined before one. */
-  #wMax: number | undefined;
+  #wMax!: number | undefined;
   /** Start of the current congestion-avoidance epoch (undefined: none running). */
-  #epochStart: Instant | undefined;
-  #k = 0;
-  #epochWMax = 0;
+  #epochStart!: Instant | undefined;
+  #k!: number;
+  #epochWMax!: number;
   /** The Reno-friendly estimate W_est (segments). */
-  #wEst = 0;
+  #wEst!: number;
   /** cwnd at the last ACK, in segments with a fraction (the engine's bytes lose it). */
-  #cwnd = 0;
+  #cwnd!: number;
+
+  constructor() {
+    this.reinit();
+  }
+
+  /** A new controller's state (an engine woken by `TcpConnection.reimport`). */
+  reinit(): void {
+    this.#wMax = undefined;
+    this.#epochStart = undefined;
+    this.#k = 0;
+    this.#epochWMax = 0;
+    this.#wEst = 0;
+    this.#cwnd = 0;
+  }
 
   /** W_max (segments), for tests and diagnostics. */
   get wMax(): number | undefined {

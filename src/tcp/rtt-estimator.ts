@@ -41,19 +41,28 @@ const MAX_PERSIST_SHIFT = 20;
 
 /** SRTT, RTTVAR, RTO and the Karn-guarded timing of one segment. */
 export class RttEstimator {
-  readonly #minRto: number;
-  readonly #maxRto: number;
-  #srtt: number | undefined;
-  #rttVar: number | undefined;
-  #rto: number;
+  #minRto!: number;
+  #maxRto!: number;
+  #srtt!: number | undefined;
+  #rttVar!: number | undefined;
+  #rto!: number;
   /** The sequence number whose acknowledgment ends the running measurement. */
-  #timedSeq: SeqNum | undefined;
-  #timedAt: Instant = Instant.ZERO;
+  #timedSeq!: SeqNum | undefined;
+  #timedAt!: Instant;
 
   constructor(cfg: TcpConfig) {
+    this.reinit(cfg);
+  }
+
+  /** A new estimator's state under `cfg` (an engine woken by `TcpConnection.reimport`). */
+  reinit(cfg: TcpConfig): void {
     this.#minRto = cfg.minRto;
     this.#maxRto = cfg.maxRto;
+    this.#srtt = undefined;
+    this.#rttVar = undefined;
     this.#rto = cfg.initialRto;
+    this.#timedSeq = undefined;
+    this.#timedAt = Instant.ZERO;
   }
 
   /** Smoothed RTT, once sampled. */

@@ -34,11 +34,23 @@ export class SackScoreboard {
   /** SACKed ranges [s, e) of send-stream offsets, merged and sorted. */
   readonly #ranges: number[] = [];
   /** RFC 6675 HighRxt as a send-stream offset. */
-  #highRxt = 0;
+  #highRxt!: number;
   /** Recovery retransmissions as [start, end, sent-high] send offsets (see the header). */
   readonly #rtxMarks: number[] = [];
   /** The start offset of the range `nextRetransmission` chose. */
-  nextStart = 0;
+  nextStart!: number;
+
+  constructor() {
+    this.reinit();
+  }
+
+  /** A new scoreboard's state (an engine woken by `TcpConnection.reimport`). */
+  reinit(): void {
+    if (this.#ranges.length !== 0) this.#ranges.length = 0;
+    this.#highRxt = 0;
+    if (this.#rtxMarks.length !== 0) this.#rtxMarks.length = 0;
+    this.nextStart = 0;
+  }
 
   /** True when the peer reported nothing above the send head. */
   get isEmpty(): boolean {
@@ -108,7 +120,7 @@ export class SackScoreboard {
   onTimeout(headOff: number, discard: boolean): void {
     if (discard) this.#ranges.length = 0;
     this.#highRxt = headOff;
-    this.#rtxMarks.length = 0;
+    if (this.#rtxMarks.length !== 0) this.#rtxMarks.length = 0;
   }
 
   /**
@@ -118,7 +130,7 @@ export class SackScoreboard {
    */
   beginRecovery(headOff: number): void {
     this.#highRxt = headOff;
-    this.#rtxMarks.length = 0;
+    if (this.#rtxMarks.length !== 0) this.#rtxMarks.length = 0;
   }
 
   /**

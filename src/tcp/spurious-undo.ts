@@ -45,39 +45,53 @@ export const MAX_EPISODE_RETRANSMISSIONS = 64;
 
 /** DupThresh and the current undoable episode of one sending connection. */
 export class SpuriousUndo {
-  readonly #enabled: boolean;
+  #enabled!: boolean;
   /** Upper bound of `reordering`. */
-  readonly #maxReordering: number;
+  #maxReordering!: number;
   /** The sender's DupThresh in segments. */
-  #reordering: number;
+  #reordering!: number;
   /**
    * SND.UNA when the current undoable episode began; `undefined` when there is nothing to
    * undo. Cleared by an undo or when a new episode starts.
    */
-  #marker: SeqNum | undefined;
+  #marker!: SeqNum | undefined;
   /**
    * Data ranges retransmitted in the episode and not yet reported duplicate by a D-SACK, as
    * [left, right, left, right, ...] sequence numbers (reused, so nothing is allocated per ACK).
    */
   readonly #rtx: number[] = [];
   /** A retransmission of the episode could not be remembered (no data, or too many). */
-  #unprovable = false;
+  #unprovable!: boolean;
   /** cwnd and ssthresh before the episode's reduction. */
-  #priorCwnd = 0;
-  #priorSsthresh = 0;
+  #priorCwnd!: number;
+  #priorSsthresh!: number;
   /** Our TSval on the episode's first retransmission (set only with timestamps). */
-  #tsVal: number | undefined;
+  #tsVal!: number | undefined;
   /** The episode has retransmitted something. */
-  #retransmitted = false;
+  #retransmitted!: boolean;
   /** The episode is a retransmission timeout (else a fast recovery). */
-  #timeout = false;
+  #timeout!: boolean;
   /** SACKed segments above SND.UNA when the fast recovery began: its reordering degree. */
-  #degree = 0;
+  #degree!: number;
 
   constructor(cfg: TcpConfig) {
+    this.reinit(cfg);
+  }
+
+  /** A new undo state under `cfg` (an engine woken by `TcpConnection.reimport`). */
+  reinit(cfg: TcpConfig): void {
     this.#enabled = cfg.undoSpurious;
     this.#maxReordering = Math.max(cfg.maxReordering, cfg.dupAckThreshold);
     this.#reordering = cfg.dupAckThreshold;
+    this.#marker = undefined;
+    if (this.#rtx.length !== 0) this.#rtx.length = 0;
+    this.#unprovable = false;
+    this.#priorCwnd = 0;
+    this.#priorSsthresh = 0;
+    this.#tsVal = undefined;
+    this.#retransmitted = false;
+    this.#timeout = false;
+    this.#degree = 0;
   }
 
   /** DupThresh in segments. */
@@ -118,7 +132,7 @@ export class SpuriousUndo {
       this.#marker = sndUna;
       this.#priorCwnd = cwnd;
       this.#priorSsthresh = ssthresh;
-      this.#rtx.length = 0;
+      if (this.#rtx.length !== 0) this.#rtx.length = 0;
       this.#unprovable = false;
       this.#retransmitted = false;
       this.#tsVal = undefined;
@@ -228,7 +242,7 @@ export class SpuriousUndo {
     if (!this.#timeout) this.#raise(this.#degree + 1, stats);
     this.#marker = undefined;
     this.#tsVal = undefined;
-    this.#rtx.length = 0;
+    if (this.#rtx.length !== 0) this.#rtx.length = 0;
     this.#unprovable = false;
     this.#retransmitted = false;
   }

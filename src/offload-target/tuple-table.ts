@@ -1,0 +1,83 @@
+/**
+ * Offloaded connections by 4-tuple, looked up without building a key: the receive path finds a
+ * frame's connection from the header fields it parsed, and a terminate storm removes tens of
+ * thousands of entries. A string key per lookup allocated on every received frame, and deleting
+ * by string cost over a microsecond per entry in a table of 100,000 (the string's hash and bytes
+ * are cold by then).
+ *
+ * The table maps a 30-bit hash of the tuple (a small integer: V8 hashes it without touching the
+ * heap) to the entry, or to a chain of the entries sharing that hash; a lookup compares the
+ * ports, then the address bytes, of each entry in the chain.
+ */
+import { ipEquals, type IpAddr } from "../wire/ip-addr.js";
+
+interface Entry<T> {
+  readonly local: IpAddr;
+  readonly remote: IpAddr;
+  readonly lport: number;
+  readonly rport: number;
+  readonly value: T;
+  next: Entry<T> | undefined;
+}
+
+/** The last four bytes of an address as a 32-bit integer (IPv6 addresses differ there most). */
+function low32(a: IpAddr): number {
+  const n = a.length;
+  return ((a[n - 4] ?? 0) << 24) | ((a[n - 3] ?? 0) << 16) | ((a[n - 2] ?? 0) << 8) | (a[n - 1] ?? 0) | 0;
+}
+
+/** A 30-bit hash of the tuple (murmur3's finalizer over the mixed words); exported for tests. */
+export function tupleHash(local: IpAddr, remote: IpAddr, lport: number, rport: number): number {
+  let h = Math.imul(low32(remote), 0x9e3779b1) ^ low32(local);
+  h = Math.imul(h ^ ((lport << 16) | rport), 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h & 0x3fffffff;
+}
+
+/** A map from (local address, remote address, local port, remote port) to `T`. */
+export class TupleTable<T> {
+  readonly #buckets = new Map<number, Entry<T>>();
+  #size = 0;
+
+  /** Entries held. */
+  get size(): number {
+    return this.#size;
+  }
+
+  get(local: IpAddr, remote: IpAddr, lport: number, rport: number): T | undefined {
+    for (let e = this.#buckets.get(tupleHash(local, remote, lport, rport)); e !== undefined; e = e.next)
+      if (e.lport === lport && e.rport === rport && ipEquals(e.remote, remote) && ipEquals(e.local, local))
+        return e.value;
+    return undefined;
+  }
+
+  has(local: IpAddr, remote: IpAddr, lport: number, rport: number): boolean {
+    return this.get(local, remote, lport, rport) !== undefined;
+  }
+
+  /** Adds `value` under the tuple, replacing what was there. */
+  set(local: IpAddr, remote: IpAddr, lport: number, rport: number, value: T): void {
+    this.delete(local, remote, lport, rport);
+    const h = tupleHash(local, remote, lport, rport);
+    this.#buckets.set(h, { local, remote, lport, rport, value, next: this.#buckets.get(h) });
+    this.#size++;
+  }
+
+  /** Removes the tuple's entry; false when there was none. */
+  delete(local: IpAddr, remote: IpAddr, lport: number, rport: number): boolean {
+    const h = tupleHash(local, remote, lport, rport);
+    let prev: Entry<T> | undefined;
+    for (let e = this.#buckets.get(h); e !== undefined; prev = e, e = e.next) {
+      if (e.lport !== lport || e.rport !== rport || !ipEquals(e.remote, remote) || !ipEquals(e.local, local))
+        continue;
+      if (prev !== undefined) prev.next = e.next;
+      else if (e.next !== undefined) this.#buckets.set(h, e.next);
+      else this.#buckets.delete(h);
+      this.#size--;
+      return true;
+    }
+    return false;
+  }
+}
