@@ -26,7 +26,10 @@ void test("--against kernel needs --profile linux", () => {
   assert.match(r.stderr, /--against kernel needs --profile linux/);
   const bad = run("conformance", "--profile", "linux", "--against", "nic", ".");
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /--against: expected one of stack, kernel, not nic/);
+  assert.match(bad.stderr, /--against: expected one of stack, kernel, both, not nic/);
+  const both = run("conformance", "--against", "both", ".");
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /--against both needs --profile linux/);
 });
 
 void describe("chimney conformance --against kernel", { skip: kernelModeUnavailable() ?? false }, () => {
@@ -57,6 +60,56 @@ void describe("chimney conformance --against kernel", { skip: kernelModeUnavaila
         /^total: 2 scripts, 0 pass, 1 fail, 0 known failure\(s\), 1 unsupported; 0 of 1 applicable pass \(0\.0%\)$/m,
       );
       assert.match(r.stdout, /^new failure: wrong\.pkt: /m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+void describe("chimney conformance --against both (the differential)", {
+  skip: kernelModeUnavailable() ?? false,
+}, () => {
+  void test("per script: both outcomes, and where only Linux passes, our first difference", (t) => {
+    const suite = peerSuiteOrSkip(t, "google");
+    if (suite === undefined) return;
+    const dir = join(suite, "gtests", "net", "tcp");
+    const r = run(
+      "conformance",
+      "--profile",
+      "linux",
+      "--against",
+      "both",
+      "--filter",
+      "^(blocking/blocking-accept|zerocopy/small)\\.pkt$",
+      dir,
+    );
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^linux=pass +ours=pass +blocking\/blocking-accept\.pkt$/m);
+    assert.match(
+      r.stdout,
+      /^linux=pass +ours=unsupported zerocopy\/small\.pkt\n {4}first difference \(ours\): unsupported: SO_ZEROCOPY$/m,
+    );
+    assert.match(
+      r.stdout,
+      /^differential: 2 scripts; both pass 1, only Linux passes 1, only ours passes 0, both fail 0; 1 unsupported on one side or both$/m,
+    );
+  });
+
+  void test("a script only our stack passes (its SYN-ACK wants our window scale): Linux's first difference", () => {
+    const dir = mkdtempSync(join(tmpdir(), "chimney-pdk-diff-"));
+    try {
+      writeFileSync(join(dir, "wrong.pkt"), WRONG);
+      const r = run("conformance", "--profile", "linux", "--against", "both", dir);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /^linux=fail +ours=pass +wrong\.pkt$/m);
+      assert.match(
+        r.stdout,
+        /^ {4}first difference \(linux\): wrong\.pkt:8: expected > S\. .*\[wscale want 5 got 8\]$/m,
+      );
+      assert.match(
+        r.stdout,
+        /^differential: 1 scripts; both pass 0, only Linux passes 0, only ours passes 1, both fail 0; 0 unsupported/m,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

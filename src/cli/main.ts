@@ -157,7 +157,7 @@ export function program(): Command {
     .option("--profile <name>", "whose environment the scripts were written for: freebsd (default) or linux")
     .option(
       "--against <dut>",
-      "the device under test: stack (default, ours on virtual time) or kernel (the running Linux kernel on real time; --profile linux, root; DIR may be one script)",
+      "the device under test: stack (default, ours on virtual time), kernel (the running Linux kernel on real time; --profile linux, root; DIR may be one script), or both (the differential report: each script on the kernel and on our stack, and where only one passes, the other's first difference)",
     )
     .option(
       "--by-folder",

@@ -8,6 +8,11 @@
  * instead (root only; runner/kernel.ts), one line per script and a total line; the expected
  * failures are known-failures-kernel.txt. DIR may then also be one script.
  *
+ * With `--against both` (`--profile linux`, root) each script runs on the kernel and on our stack
+ * under the Linux profile, and the differential report (runner/differential.ts) says per script
+ * which passed and, where only one did, the other's first difference. A report: it exits 0
+ * unless it cannot run.
+ *
  * Without DIR the suite is the FreeBSD one that src/conformance/peer-suite.ts finds
  * (`$CHIMNEY_PEER_SUITE`, else ../shared/peer-tests beside the repository). A missing suite is a
  * usage error (exit 2) with a hint on where the suite comes from and how to point us at it.
@@ -15,6 +20,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { kernelModeUnavailable } from "../../conformance/runner/kernel.js";
+import { formatDifferential, runDifferential } from "../../conformance/runner/differential.js";
 import {
   FREEBSD_SUITE_ORIGIN,
   findPeerSuite,
@@ -193,14 +199,32 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
     throw new CliUsageError("--offload-delay needs --offload");
   const offloadDelayUs = o.offloadDelay;
   const against = o.against ?? "stack";
-  if (!(DUT_KINDS as readonly string[]).includes(against))
-    throw new CliUsageError(`--against: expected one of ${DUT_KINDS.join(", ")}, not ${against}`);
-  const kernel = against === "kernel";
+  if (!([...DUT_KINDS, "both"] as readonly string[]).includes(against))
+    throw new CliUsageError(
+      `--against: expected one of ${[...DUT_KINDS, "both"].join(", ")}, not ${against}`,
+    );
+  const kernel = against === "kernel" || against === "both";
   if (kernel) {
-    if (profile !== "linux") throw new CliUsageError("--against kernel needs --profile linux");
-    if (mode === "offload") throw new CliUsageError("--against kernel and --offload exclude each other");
+    if (profile !== "linux") throw new CliUsageError(`--against ${against} needs --profile linux`);
+    if (mode === "offload") throw new CliUsageError(`--against ${against} and --offload exclude each other`);
     const why = kernelModeUnavailable();
-    if (why !== undefined) throw new CliUsageError(`--against kernel: ${why}`);
+    if (why !== undefined) throw new CliUsageError(`--against ${against}: ${why}`);
+  }
+  if (against === "both") {
+    const scripts =
+      single !== undefined
+        ? [single]
+        : listScripts(dir).filter(
+            (p) =>
+              (re === undefined || re.test(p)) &&
+              (o.folder === undefined || o.folder.some((f) => p.startsWith(`${f}/`))),
+          );
+    if (scripts.length === 0) throw new CliUsageError(`no script under ${dir} matches`);
+    const started = performance.now();
+    const rows = runDifferential(dir, scripts, { seed: o.seed });
+    process.stdout.write(`${formatDifferential(rows)}\n`);
+    process.stdout.write(`(${rows.length} scripts in ${(performance.now() - started).toFixed(0)} ms)\n`);
+    return EXIT.OK;
   }
   const known = loadKnownFailures(kernel ? "kernel" : mode);
   const started = performance.now();
