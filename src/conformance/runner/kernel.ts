@@ -134,11 +134,29 @@ interface KSock {
   nonblock: boolean;
 }
 
-interface Queued {
+/** A packet the kernel sent, as read from tun0. */
+class Queued {
   /** Script time (µs) it was read at. */
   readonly time: number;
   readonly tcp: TcpRepr;
-  readonly text: string;
+  readonly #decoded: ReturnType<typeof decodeIpPacket>;
+  #text: string | undefined;
+
+  constructor(time: number, tcp: TcpRepr, decoded: ReturnType<typeof decodeIpPacket>) {
+    this.time = time;
+    this.tcp = tcp;
+    this.#decoded = decoded;
+  }
+
+  /**
+   * The packet in tcpdump's words, for a failure message: made when first asked for, not when
+   * read (formatting took longer than the kernel takes to answer, and the time between the
+   * kernel's packet and the script's answer is an RTT sample the kernel paces by).
+   */
+  get text(): string {
+    this.#text ??= formatPacket(this.#decoded);
+    return this.#text;
+  }
 }
 
 let serial = 0;
@@ -458,7 +476,7 @@ class KernelRun {
       }
       const t = decoded.transport;
       if (t?.kind !== "tcp") continue;
-      this.#out.push({ time, tcp: t.tcp, text: formatPacket(decoded) });
+      this.#out.push(new Queued(time, t.tcp, decoded));
     }
   }
 
