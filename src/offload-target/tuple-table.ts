@@ -48,8 +48,7 @@ export class TupleTable<T> {
 
   get(local: IpAddr, remote: IpAddr, lport: number, rport: number): T | undefined {
     for (let e = this.#buckets.get(tupleHash(local, remote, lport, rport)); e !== undefined; e = e.next)
-      if (e.lport === lport && e.rport === rport && ipEquals(e.remote, remote) && ipEquals(e.local, local))
-        return e.value;
+      if (isTuple(e, local, remote, lport, rport)) return e.value;
     return undefined;
   }
 
@@ -59,19 +58,21 @@ export class TupleTable<T> {
 
   /** Adds `value` under the tuple, replacing what was there. */
   set(local: IpAddr, remote: IpAddr, lport: number, rport: number, value: T): void {
-    this.delete(local, remote, lport, rport);
     const h = tupleHash(local, remote, lport, rport);
+    this.#remove(h, local, remote, lport, rport);
     this.#buckets.set(h, { local, remote, lport, rport, value, next: this.#buckets.get(h) });
     this.#size++;
   }
 
   /** Removes the tuple's entry; false when there was none. */
   delete(local: IpAddr, remote: IpAddr, lport: number, rport: number): boolean {
-    const h = tupleHash(local, remote, lport, rport);
+    return this.#remove(tupleHash(local, remote, lport, rport), local, remote, lport, rport);
+  }
+
+  #remove(h: number, local: IpAddr, remote: IpAddr, lport: number, rport: number): boolean {
     let prev: Entry<T> | undefined;
     for (let e = this.#buckets.get(h); e !== undefined; prev = e, e = e.next) {
-      if (e.lport !== lport || e.rport !== rport || !ipEquals(e.remote, remote) || !ipEquals(e.local, local))
-        continue;
+      if (!isTuple(e, local, remote, lport, rport)) continue;
       if (prev !== undefined) prev.next = e.next;
       else if (e.next !== undefined) this.#buckets.set(h, e.next);
       else this.#buckets.delete(h);
@@ -80,4 +81,9 @@ export class TupleTable<T> {
     }
     return false;
   }
+}
+
+/** Whether `e` is the entry of the tuple (ports first: they differ most often). */
+function isTuple<T>(e: Entry<T>, local: IpAddr, remote: IpAddr, lport: number, rport: number): boolean {
+  return e.lport === lport && e.rport === rport && ipEquals(e.remote, remote) && ipEquals(e.local, local);
 }

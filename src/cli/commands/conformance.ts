@@ -210,22 +210,6 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
     const why = kernelModeUnavailable();
     if (why !== undefined) throw new CliUsageError(`--against ${against}: ${why}`);
   }
-  if (against === "both") {
-    const scripts =
-      single !== undefined
-        ? [single]
-        : listScripts(dir).filter(
-            (p) =>
-              (re === undefined || re.test(p)) &&
-              (o.folder === undefined || o.folder.some((f) => p.startsWith(`${f}/`))),
-          );
-    if (scripts.length === 0) throw new CliUsageError(`no script under ${dir} matches`);
-    const started = performance.now();
-    const rows = runDifferential(dir, scripts, { seed: o.seed });
-    process.stdout.write(`${formatDifferential(rows)}\n`);
-    process.stdout.write(`(${rows.length} scripts in ${(performance.now() - started).toFixed(0)} ms)\n`);
-    return EXIT.OK;
-  }
   const known = loadKnownFailures(kernel ? "kernel" : mode);
   const started = performance.now();
   let run: ConformanceRun;
@@ -233,6 +217,17 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
   // Against the kernel every script under DIR runs, also those directly in it.
   const folders = o.folder ?? (kernel ? undefined : suiteFolders(dir));
   const inFolders = (p: string) => folders === undefined || folders.some((f) => p.startsWith(`${f}/`));
+  if (against === "both") {
+    const scripts =
+      single !== undefined
+        ? [single]
+        : listScripts(dir).filter((p) => (re === undefined || re.test(p)) && inFolders(p));
+    if (scripts.length === 0) throw new CliUsageError(`no script under ${dir} matches`);
+    const rows = runDifferential(dir, scripts, { seed: o.seed });
+    process.stdout.write(`${formatDifferential(rows)}\n`);
+    process.stdout.write(`(${rows.length} scripts in ${(performance.now() - started).toFixed(0)} ms)\n`);
+    return EXIT.OK;
+  }
   if (single !== undefined) {
     const one = runConformance(dir, { known, filter: single, profile, against: against as DutKind });
     run = summarize(
