@@ -189,7 +189,7 @@ function run(t: TargetContext, now: Instant, c: Conn, entry: "E1" | "E2" | "E3")
     case "E1":
       if (c.reqs.length > 0)
         connA(t, now, c); // E1.2 (RX-1: posted requests are used first)
-      else if ((c.known > 0 || c.refused) && t.mutant !== "reindicate-refused")
+      else if (c.known > 0 || c.refused)
         return; // E1.3: appended to the buffered data
       else connB(t, now, c);
       return;
@@ -245,7 +245,6 @@ function place(t: TargetContext, c: Conn): void {
     const view = viewOne(t.ledger, r.nbl, "target", OP_RECV);
     forEachSegment(view, r.placed, r.size - r.placed, (bytes, s, e) => {
       let at = s;
-      if (t.mutant === "buffered-after-newer") at += c.engine.recvInto(bytes.subarray(at, e));
       while (at < e && c.heldBytes > 0) {
         const h = c.held[0] as Uint8Array; // heldBytes > 0
         const n = Math.min(h.length, e - at);
@@ -301,7 +300,6 @@ export function completeRecvs(t: TargetContext, c: Conn, nbls: NetBufferList[]):
   t.upcalls++; // C-11
   try {
     t.host.tcpOffloadReceiveComplete(head);
-    if (t.mutant === "double-complete") t.host.tcpOffloadReceiveComplete(head);
   } finally {
     c.busy = was;
     t.upcalls--;
@@ -312,14 +310,14 @@ export function completeRecvs(t: TargetContext, c: Conn, nbls: NetBufferList[]):
 function connB(t: TargetContext, now: Instant, c: Conn): void {
   for (;;) {
     if (c.phase !== "offloaded") return; // a terminate arrived during the last upcall
-    if (c.busy || (c.refused && t.mutant !== "reindicate-refused")) return; // B1; RI-3
+    if (c.busy || c.refused) return; // B1; RI-3
     if (t.initiating > 0) {
       // IO-7: no indication while an initiate is in progress; the data stays undelivered
       // (acknowledged, the window shrinking) and is indicated once the last one completes.
       t.holdDelivery(c);
       return;
     }
-    const { chunks, taken } = takeForIndication(t, c);
+    const { chunks, taken } = takeForIndication(c);
     if (chunks.length === 0) return;
     let total = 0;
     for (const x of chunks) total += x.length;
@@ -441,20 +439,11 @@ export function compactHeld(t: TargetContext, c: Conn): void {
  * `held`; `taken` counts them), then views of the engine's receive buffer, not consumed: the
  * engine consumes what the host accepts, so refused data keeps the window closed (RI-3).
  */
-function takeForIndication(
-  t: TargetContext,
-  c: Conn,
-): { readonly chunks: Uint8Array[]; readonly taken: number } {
+function takeForIndication(c: Conn): { readonly chunks: Uint8Array[]; readonly taken: number } {
   const limit =
     c.cachedState.rcvIndicationSize > 0 ? c.cachedState.rcvIndicationSize : Number.MAX_SAFE_INTEGER;
   const out: Uint8Array[] = [];
   let n = 0;
-  if (t.mutant === "buffered-after-newer") {
-    for (let v = c.engine.recv(limit); v !== undefined && n < limit; v = c.engine.recv(limit - n)) {
-      out.push(v);
-      n += v.length;
-    }
-  }
   while (n < limit && c.heldBytes > 0) {
     const h = c.held.shift() as Uint8Array; // heldBytes > 0
     const take = Math.min(h.length, limit - n);

@@ -93,7 +93,6 @@ export {
   TargetBusyError,
   type TargetFault,
   type TargetLimits,
-  type TargetMutant,
   type TargetStats,
 } from "./options.js";
 
