@@ -313,8 +313,6 @@ function offloadTcp(
     phase: "offloading",
     sends: [],
     reqs: [],
-    held: [],
-    heldBytes: 0,
     // IO-22: handed-over data is buffered data: held until requests are posted.
     known: engine.readable,
     busy: false,
@@ -528,7 +526,7 @@ function terminateConn(t: TargetContext, now: Instant, c: Conn, b: TcpBlock): vo
     b.netBufferListChain = head; // BL-2 / TM-17: null when nothing is returned
     // TM-19..TM-21: undelivered bytes as BufferedData from the target's pool. TM-26: only the
     // in-order bytes the engine acknowledged cumulatively; SACKed-only data stays behind.
-    const chunks = [...c.held, ...snap.delegated.bufferedData];
+    const chunks = snap.delegated.bufferedData;
     const buffered = chunks.length === 0 ? null : allocUp(t, chunks, OP_TERM_COMPLETE, true);
     delegated = delegatedStateFromEngine(snap.delegated, {
       sendDataHead: head,
@@ -544,7 +542,7 @@ function terminateConn(t: TargetContext, now: Instant, c: Conn, b: TcpBlock): vo
     b.netBufferListChain = null;
     // TM-19..TM-21: received data the host has not taken still goes up (a FIN-closed
     // connection keeps it).
-    const chunks = [...c.held, ...engine.exportState(now).delegated.bufferedData];
+    const chunks = engine.exportState(now).delegated.bufferedData;
     const buffered = chunks.length === 0 ? null : allocUp(t, chunks, OP_TERM_COMPLETE, true);
     delegated = closedDelegated(now, c, buffered);
   }
@@ -756,7 +754,7 @@ function queryDelegated(t: TargetContext, now: Instant, c: Conn): TcpDelegatedSt
   return {
     ...base,
     sendBacklogSize: t.backlogSupported ? (c.backlog ?? preferredBacklog(c)) : BACKLOG_UNSUPPORTED,
-    receiveBacklogSize: c.heldBytes + c.engine.readable,
+    receiveBacklogSize: c.engine.readable,
   };
 }
 

@@ -9,9 +9,9 @@ import type { Mutant } from "../support/mutants.js";
 const CHECKS = "offload-target/contract-checks.test.js";
 
 /** The live-connection terminate's BufferedData line (state-operations.js). */
-const LIVE_BUFFERED = "const chunks = [...c.held, ...snap.delegated.bufferedData];";
+const LIVE_BUFFERED = "const chunks = snap.delegated.bufferedData;";
 /** The closed-connection terminate's BufferedData line (state-operations.js). */
-const CLOSED_BUFFERED = "const chunks = [...c.held, ...engine.exportState(now).delegated.bufferedData];";
+const CLOSED_BUFFERED = "const chunks = engine.exportState(now).delegated.bufferedData;";
 
 /** Writes a byte of the BufferedData chain the terminate has handed up (state-operations.js). */
 const WRITE_HANDED_UP = `delegated = delegatedStateFromEngine(snap.delegated, {`;
@@ -107,32 +107,34 @@ export const MUTANTS: readonly Mutant[] = [
     replace: "const full = true",
     also: [
       {
+        find: "known: engine.readable,",
+        replace: "known: engine.readable + (copy?.length ?? 0),",
+      },
+      {
         find: "path.conns.add(c);",
-        replace: `if (copy !== undefined && copy.length > 0) {
-        c.held.push(copy);
-        c.heldBytes += copy.length;
-        c.known += copy.length;
-    }
+        replace: `c.mutantLate = copy !== undefined && copy.length > 0 ? copy : undefined;
     path.conns.add(c);`,
       },
       {
         file: "offload-target/receive.js",
-        find: "let at = s;",
-        replace: "let at = s;\n            at += c.engine.recvInto(bytes.subarray(at, e));",
+        find: "return c.engine.readable;",
+        replace: "return c.engine.readable + (c.mutantLate?.length ?? 0);",
       },
       {
         file: "offload-target/receive.js",
-        find: "while (n < limit && c.heldBytes > 0) {",
-        replace: `for (let v = c.engine.recv(limit); v !== undefined && n < limit; v = c.engine.recv(limit - n)) {
-        out.push(v);
-        n += v.length;
-    }
-    while (n < limit && c.heldBytes > 0) {`,
+        find: "const got = c.engine.recvInto(bytes.subarray(s, e));",
+        replace: `let got = c.engine.recvInto(bytes.subarray(s, e));
+            if (s + got < e && c.mutantLate !== undefined) {
+                const n = Math.min(c.mutantLate.length, e - s - got);
+                bytes.set(c.mutantLate.subarray(0, n), s + got);
+                got += n;
+                c.mutantLate = n === c.mutantLate.length ? undefined : c.mutantLate.subarray(n);
+            }`,
       },
     ],
     test: { file: CHECKS, name: "IO-19 / IO-23: data handed over at offload" },
     caughtBy: "byte stream differs at offset 0",
-    why: "handed-over BufferedData is kept aside and delivered after data that arrived later",
+    why: "handed-over BufferedData is kept beside the receive buffer and placed after what arrived later",
   },
   {
     id: "keep-lent-views",
