@@ -32,6 +32,12 @@ const SLOTS = 2;
 /** A run of one test file, patched or not, longer than this is a failure of the entry. */
 const RUN_TIMEOUT_MS = 90_000;
 
+const RULE_ROWS = [
+  ...readFileSync(join(ROOT, "docs", "spec-rules.md"), "utf8").matchAll(
+    /^\| ([A-Z][A-Z0-9]*-\d+[a-z]?) \| ([^|]+) \|/gm,
+  ),
+].map((m) => ({ id: m[1] ?? "", level: m[2] ?? "" }));
+
 void describe("the mutant catalogue", () => {
   void test("applyEdits fails, naming the entry, when a find occurs twice or not at all", () => {
     assert.equal(applyEdits("e", "f.js", "a b c", [{ find: "b", replace: "x" }]), "a x c");
@@ -70,10 +76,14 @@ void describe("the mutant catalogue", () => {
         namesRule(m.test.name, m.rule),
         `${m.id}: test name ${JSON.stringify(m.test.name)} lacks ${m.rule}`,
       );
-      assert.ok(existsSync(join(DIST, "test", m.test.file)), `${m.id}: no dist/test/${m.test.file}`);
+      assert.ok(existsSync(join(DIST, m.test.file)), `${m.id}: no dist/${m.test.file}`);
       for (const f of editsByFile(m).keys())
         assert.ok(existsSync(join(DIST, "src", f)), `${m.id}: no dist/src/${f}`);
       assert.ok(m.why.length > 0 && !m.why.includes("\n"), `${m.id}: one line of why`);
+      assert.ok(
+        RULE_ROWS.some((r) => r.id === m.rule),
+        `${m.id}: ${m.rule} is not a rule of docs/spec-rules.md`,
+      );
     }
   });
 });
@@ -115,7 +125,7 @@ async function runMutated(slots: Slots, m: Mutant): Promise<RunResult> {
   return slots.use(async (dir) => {
     try {
       for (const p of patched) replaceLinked(join(dir, "dist", "src", p.file), p.text);
-      return await runTests(join(dir, "dist", "test", m.test.file), literalPattern(m.test.name), {
+      return await runTests(join(dir, "dist", m.test.file), literalPattern(m.test.name), {
         cwd: ROOT,
         timeoutMs: RUN_TIMEOUT_MS,
       });
@@ -131,7 +141,7 @@ function baseline(file: string): Promise<RunResult> {
   let p = baselines.get(file);
   if (p === undefined) {
     const names = [...new Set(MUTANTS.filter((m) => m.test.file === file).map((m) => m.test.name))];
-    p = runTests(join(DIST, "test", file), names.map(literalPattern).join("|"), {
+    p = runTests(join(DIST, file), names.map(literalPattern).join("|"), {
       cwd: ROOT,
       timeoutMs: RUN_TIMEOUT_MS,
     });

@@ -4,9 +4,15 @@
 // and expects it to fail (and to pass on the unpatched tree). A `find` is exact compiled text
 // (dist/src, as tsc writes it) that must occur exactly once; when the source around it changes,
 // the entry fails loudly and is to be rewritten, not dropped.
+//
+// Some rules share a patch because one piece of code enforces both (IO-6 / C-10, IO-14 / IO-15):
+// each still has its own entry and its own test.
 import type { Mutant } from "../support/mutants.js";
 
-const CHECKS = "offload-target/contract-checks.test.js";
+const CHECKS = "test/offload-target/contract-checks.test.js";
+const SOFTWARE = "test/offload-target/software-target.test.js";
+const RULES = "test/offload-target/chimney-rules.test.js";
+const TCP_RULES = "test/offload-target/tcp-rules.test.js";
 
 /** The live-connection terminate's BufferedData line (state-operations.js). */
 const LIVE_BUFFERED = "const chunks = snap.delegated.bufferedData;";
@@ -59,7 +65,7 @@ export const MUTANTS: readonly Mutant[] = [
     find: WRITE_HANDED_UP,
     replace: `if (buffered !== null) forEachSegment(t.ledger.view(buffered, "target", "mutant: write after return"), 0, 1, (x, st) => { x[st] = 0; });
         ${WRITE_HANDED_UP}`,
-    test: { file: "worker-ownership.test.js", name: "TM-21 / TM-25: a terminate while data flows" },
+    test: { file: "test/worker-ownership.test.js", name: "TM-21 / TM-25: a terminate while data flows" },
     caughtBy: "OwnershipError (use-after-transfer): in the target's worker",
     why: "the same write, by a target on its own thread: caught on the worker, raised on the host",
   },
@@ -75,7 +81,7 @@ export const MUTANTS: readonly Mutant[] = [
         t.ledger.transfer(nbl, "target", "host", "mutant: stale indication");
         t.host.tcpOffloadReceiveIndicate(b.ndisOffloadHandle, nbl, "NDIS_STATUS_SUCCESS");
     });`,
-    test: { file: "worker-ownership.test.js", name: "TM-21 / TM-25: a terminate while data flows" },
+    test: { file: "test/worker-ownership.test.js", name: "TM-21 / TM-25: a terminate while data flows" },
     caughtBy: "OwnershipError (indicate-after-terminate): in the target's worker",
     why: "the target indicates on a connection whose terminate has completed (it is the host's again)",
   },
@@ -175,5 +181,258 @@ export const MUTANTS: readonly Mutant[] = [
     test: { file: CHECKS, name: "RQ-3: a posted request is filled and completed once" },
     caughtBy: "completed twice",
     why: "a posted receive request is completed twice",
+  },
+  // -- Initiate (spec 7) ------------------------------------------------------------------
+  {
+    id: "alias-lent-buffered-data",
+    rule: "IO-1",
+    file: "offload-target/state-operations.js",
+    find: "t.copies.set(b, copyOfChain(view, n));",
+    replace: `const pieces = [];
+        forEachSegment(view, 0, n, (bytes, s, e) => {
+            pieces.push(bytes.subarray(s, e));
+        });
+        t.copies.set(b, Object.assign(new Uint8Array(n), { pieces }));`,
+    also: [
+      {
+        find: "bufferedData: [copy] } };",
+        replace: "bufferedData: copy.pieces ?? [copy] } };",
+      },
+    ],
+    test: {
+      file: SOFTWARE,
+      name: "IO-1 / IO-19 / IO-21: buffered data is copied before the offload completes",
+    },
+    why: "the handed-over BufferedData is imported as views of the initiate tree's buffers, never copied",
+  },
+  {
+    id: "upcalls-before-initiate-complete",
+    rule: "IO-6",
+    file: "offload-target/state-operations.js",
+    find: `assertStatusWritten(root, "initiate"); // OP-2 / BL-1`,
+    replace: `for (const c of created) c.phase = "offloaded";
+    t.initiating--;
+    for (const c of created) {
+        if (c.urgentBuffered) {
+            c.urgent = true;
+            requestUpload(t, c, "ReceivedUrgentData");
+        }
+        service(t, now, c);
+    }
+    t.initiating++;
+    assertStatusWritten(root, "initiate");`,
+    test: { file: TCP_RULES, name: "IO-6 / C-10 / IO-24: treated like urgent data from the wire" },
+    caughtBy: "IO-6: event TcpIndicateRetrieve before the offload completed",
+    why: "new connections run (and indicate) before the initiate's completion call, not after it returned",
+  },
+  {
+    id: "connection-runs-before-completion",
+    rule: "C-10",
+    file: "offload-target/state-operations.js",
+    find: `assertStatusWritten(root, "initiate"); // OP-2 / BL-1`,
+    replace: `for (const c of created) c.phase = "offloaded";
+    t.initiating--;
+    for (const c of created) {
+        if (c.urgentBuffered) {
+            c.urgent = true;
+            requestUpload(t, c, "ReceivedUrgentData");
+        }
+        service(t, now, c);
+    }
+    t.initiating++;
+    assertStatusWritten(root, "initiate");`,
+    test: { file: TCP_RULES, name: "IO-6 / C-10 / IO-24: treated like urgent data from the wire" },
+    caughtBy: "before the offload completed",
+    why: "the same ordering seen as C-10: a connection indicates before the offload that created it completed",
+  },
+  {
+    id: "skipped-block-without-status",
+    rule: "IO-9",
+    file: "offload-target/state-operations.js",
+    find: `b.status = "NDIS_STATUS_FAILURE"; // IO-9, IO-11`,
+    replace: "// IO-9 broken: no status",
+    test: {
+      file: SOFTWARE,
+      name: "TR-8 / IO-9 / IO-11 / 7.4: the failure-case tree gets the documented statuses",
+    },
+    caughtBy: "OP-2: initiate completing with a block without status",
+    why: "a block that was never tried (dependent of a failed one) gets no status",
+  },
+  {
+    id: "failed-offload-touches-send-data",
+    rule: "IO-10",
+    file: "offload-target/state-operations.js",
+    find: `t.ledger.transfer(chain, "target", "host", OP_INIT_COMPLETE);`,
+    replace: `chain.status = "NDIS_STATUS_FAILURE";
+        t.ledger.transfer(chain, "target", "host", OP_INIT_COMPLETE);`,
+    test: { file: SOFTWARE, name: "IO-20 / IO-10: no memory for the BufferedData copy fails the block" },
+    why: "a failed connection offload writes a status into the send NBLs the host still owns",
+  },
+  {
+    id: "walk-past-failed-root",
+    rule: "IO-12",
+    file: "chimney/block-list.js",
+    find: "if (!rootOk && stopOnRootFailure) {",
+    replace: "if (false) {",
+    test: { file: "src/chimney/chimney.test.js", name: "IO-12: a failed root stops the tree when asked" },
+    why: "the initiate walk goes on to the root's siblings after the root failed",
+  },
+  {
+    id: "handed-over-flight-not-retransmitted",
+    rule: "IO-13",
+    file: "offload-target/state-operations.js",
+    find: "const engine = TcpConnection.importState(full, now, t.cfg);",
+    replace:
+      "const engine = TcpConnection.importState({ ...full, delegated: { ...full.delegated, retransmitDelta: Duration.fromSeconds(100000) } }, now, t.cfg);",
+    test: {
+      file: SOFTWARE,
+      name: "IO-13 / IO-14 / IO-15 / IO-17: handed-over send data is sent and completed",
+    },
+    why: "the retransmission timer over handed-over unacknowledged data is pushed out of reach at import",
+  },
+  {
+    id: "retransmission-range-skipped",
+    rule: "IO-14",
+    file: "offload-target/state-operations.js",
+    find: "const engine = TcpConnection.importState(full, now, t.cfg);",
+    replace:
+      "const engine = TcpConnection.importState({ ...full, delegated: { ...full.delegated, sndNxt: full.delegated.sndMax } }, now, t.cfg);",
+    test: { file: SOFTWARE, name: "IO-14: handed-over data between SndNxt and SndMax goes out before" },
+    why: "the SndNxt..SndMax range is taken as sent at import: newer data goes first, the range waits for the timer",
+  },
+  {
+    id: "unsent-data-before-retransmission-range",
+    rule: "IO-15",
+    file: "offload-target/state-operations.js",
+    find: "const engine = TcpConnection.importState(full, now, t.cfg);",
+    replace:
+      "const engine = TcpConnection.importState({ ...full, delegated: { ...full.delegated, sndNxt: full.delegated.sndMax } }, now, t.cfg);",
+    test: {
+      file: SOFTWARE,
+      name: "IO-15: handed-over data beyond SndMax goes out after the SndNxt..SndMax range",
+    },
+    why: "the same import seen from IO-15: the never-sent data beyond SndMax goes out before the SndNxt..SndMax range",
+  },
+  {
+    id: "handed-over-sends-never-completed",
+    rule: "IO-17",
+    file: "offload-target/state-operations.js",
+    find: "c.sends.push({ nbl: n, left: len, acked: 0, disconnect: false });",
+    replace: "void len;",
+    test: {
+      file: SOFTWARE,
+      name: "IO-13 / IO-14 / IO-15 / IO-17: handed-over send data is sent and completed",
+    },
+    why: "handed-over send NBLs are not tracked, so they are never completed when ACKed",
+  },
+  {
+    id: "handed-over-data-indicated-unasked",
+    rule: "IO-22",
+    file: "offload-target/state-operations.js",
+    find: "known: engine.readable,",
+    replace: "known: 0,",
+    test: { file: SOFTWARE, name: "IO-22 / IO-23: handed-over data waits for a request" },
+    why: "handed-over data is not treated as buffered: newer data makes the target indicate it unasked",
+  },
+  {
+    id: "urgent-buffered-data-ignored",
+    rule: "IO-24",
+    file: "offload-target/state-operations.js",
+    find: "urgentBuffered: d.bufferedDataUrgent === true && copy !== undefined && copy.length > 0,",
+    replace: "urgentBuffered: false,",
+    test: { file: TCP_RULES, name: "IO-24 / NS-7: urgent data in BufferedData handed over at offload" },
+    why: "urgent data among the handed-over BufferedData is delivered like ordinary data",
+  },
+  // -- Terminate (spec 11) ----------------------------------------------------------------
+  {
+    id: "posted-receives-left-at-terminate",
+    rule: "TM-9",
+    file: "offload-target/state-operations.js",
+    find: `// TM-9: posted receives; spec 20 item 21.
+    const reqs = c.reqs.splice(0);`,
+    replace: "const reqs = [];",
+    test: { file: SOFTWARE, name: "TM-9 / RQ-4 / TM-14..TM-16: receives complete" },
+    why: "a terminate completes without completing the receive requests posted on the connection",
+  },
+  {
+    id: "terminate-inside-upcall",
+    rule: "TM-10",
+    file: "offload-target/software-target.js",
+    find: `if (this.#t.upcalls > 0)
+            return;`,
+    replace: "",
+    test: { file: RULES, name: "TM-10: a terminate processed from inside an indication" },
+    caughtBy: "TM-10: terminate completing inside an upcall",
+    why: "process completes a terminate while the target's own indication is still in flight",
+  },
+  {
+    id: "returned-sends-reversed",
+    rule: "TM-14",
+    file: "offload-target/state-operations.js",
+    find: "const left = c.sends.splice(0).filter((e) => !e.disconnect);",
+    replace: "const left = c.sends.splice(0).filter((e) => !e.disconnect).reverse();",
+    test: { file: SOFTWARE, name: "TM-9 / RQ-4 / TM-14..TM-16: receives complete" },
+    why: "the send NBLs handed back at terminate come in reverse order",
+  },
+  {
+    id: "send-data-head-not-chain-head",
+    rule: "TM-15",
+    file: "offload-target/state-operations.js",
+    find: "sendDataHead: head,",
+    replace: "sendDataHead: nbls[1] ?? head,",
+    test: { file: SOFTWARE, name: "TM-9 / RQ-4 / TM-14..TM-16: receives complete" },
+    caughtBy: "TM-15",
+    why: "the returned SendDataHead is not the first NBL of the returned chain",
+  },
+  {
+    id: "partly-acked-nbl-not-advanced",
+    rule: "TM-16",
+    file: "offload-target/state-operations.js",
+    find: `if (e.acked > 0)
+                advance(viewOne(t.ledger, e.nbl, "target", OP_TERM_COMPLETE), e.acked);`,
+    replace: "void e;",
+    test: {
+      file: SOFTWARE,
+      name: "TM-16 / spec 20-22: a partly acknowledged NBL comes back advanced to SndUna",
+    },
+    why: "a partly acknowledged send NBL goes back unadvanced, so SndUna is not its first data byte",
+  },
+  {
+    id: "empty-chain-not-null",
+    rule: "TM-17",
+    file: "offload-target/state-operations.js",
+    find: "b.netBufferListChain = head; // BL-2 / TM-17: null when nothing is returned",
+    replace: `b.netBufferListChain = head ?? (() => {
+            const e = t.upPool.alloc([new Uint8Array(0)], "mutant: empty chain");
+            t.ledger.transfer(e, "target", "host", "mutant: empty chain");
+            return e;
+        })();`,
+    test: { file: SOFTWARE, name: "TM-17 / BL-2: no send data returned means a null chain" },
+    caughtBy: "NetBufferListChain != SendDataHead",
+    why: "a connection with no send data to hand back returns a non-NULL NetBufferListChain",
+  },
+  {
+    id: "buffered-data-nbls-not-counted",
+    rule: "TM-22",
+    file: "offload-target/receive.js",
+    find: "const nbl = t.recvPool.alloc(chunks, op); // INIT-4: one NB",
+    replace: "const nbl = (final ? t.upPool : t.recvPool).alloc(chunks, op);",
+    test: { file: RULES, name: "RR-3 / TM-22 / TM-21: close is refused while BufferedData NBLs are out" },
+    caughtBy: "Missing expected exception",
+    why: "BufferedData NBLs are not counted as out with the host, so the adapter closes under them",
+  },
+  {
+    id: "close-with-indications-out",
+    rule: "RR-3",
+    file: "offload-target/software-target.js",
+    find: `if (out > 0)
+            throw new TargetBusyError(out);`,
+    replace: "void out;",
+    test: {
+      file: RULES,
+      name: "RR-3 / TM-22: close is refused with ERR_TARGET_BUSY while indicated NBLs are out",
+    },
+    caughtBy: "Missing expected exception",
+    why: "the adapter closes although indicated NBLs have not all been returned",
   },
 ];

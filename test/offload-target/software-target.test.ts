@@ -9,6 +9,7 @@ import { nblArray } from "../../src/nbl/chain.js";
 import { decodeFrame, emitTcpPacket } from "../../src/wire/packet.js";
 import { mac } from "../../src/wire/ethernet.js";
 import { TcpFlag, type TcpRepr } from "../../src/wire/tcp-repr.js";
+import type { TcpOffloadState } from "../../src/chimney/state.js";
 import {
   type MiniportOffloadContext,
   newBlock,
@@ -245,6 +246,40 @@ void describe("initiate offload (spec 7)", () => {
     assert.equal(w.host.sendCompleted.length, 1);
     assert.equal(w.host.sendCompleted[0]?.status, "NDIS_STATUS_SUCCESS");
     assert.equal(w.host.sendCompleted[0]?.bytesTransferred, 3000);
+    upload(w);
+  });
+});
+
+void describe("handed-over send data in the retransmission range (spec 7.6)", () => {
+  /** The host's state with SndNxt moved back to SndUna and SndMax to SndUna + `sent`. */
+  const rewound =
+    (sent: number) =>
+    (s: TcpOffloadState): TcpOffloadState => ({
+      ...s,
+      delegatedState: {
+        ...s.delegatedState,
+        sndNxt: s.delegatedState.sndUna,
+        sndMax: Seq.add(s.delegatedState.sndUna, sent),
+      },
+    });
+  const firstData = (w: World): TcpRepr | undefined => w.peer.seen.find((x) => x.payload.length > 0);
+
+  void test("IO-14: handed-over data between SndNxt and SndMax goes out before data sent after the offload", () => {
+    const w = track(offloaded({ unacked: 3000, editState: rewound(3000) }));
+    const una = w.tcpBlock.delegatedState?.sndUna;
+    w.host.send(w.ctx, pattern(500, 47));
+    advance(w, 100); // well before any retransmission timer
+    assert.equal(firstData(w)?.seq, una);
+    assert.deepEqual(w.peer.read, [...pattern(3000, 2), ...pattern(500, 47)]);
+    upload(w);
+  });
+
+  void test("IO-15: handed-over data beyond SndMax goes out after the SndNxt..SndMax range", () => {
+    const w = track(offloaded({ unacked: 3000, editState: rewound(1000) }));
+    const una = w.tcpBlock.delegatedState?.sndUna;
+    advance(w, 100);
+    assert.equal(firstData(w)?.seq, una);
+    assert.deepEqual(w.peer.read, [...pattern(3000, 2)]);
     upload(w);
   });
 });

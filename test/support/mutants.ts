@@ -27,7 +27,7 @@ export interface Mutant extends Edit {
   readonly file: string;
   /** Further edits the same mutant needs (same file unless `file` says otherwise). */
   readonly also?: readonly (Edit & { readonly file?: string })[];
-  /** The test that must kill it: a compiled file relative to dist/test, and a name. */
+  /** The test that must kill it: a compiled test file relative to dist, and a name. */
   readonly test: {
     readonly file: string;
     /** A literal part of the test's (or its suite's) name; it carries the rule id. */
