@@ -4,11 +4,11 @@
 // no check. Each entry runs in a hard-linked copy of dist under the repository (so node_modules
 // resolves), two at a time; the patched file is unlinked first, so the original stays intact.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { MUTANTS } from "./mutants/catalogue.js";
+import { MUTANTS, NO_MUTANT } from "./mutants/catalogue.js";
 import {
   applyEdits,
   editsByFile,
@@ -37,6 +37,18 @@ const RULE_ROWS = [
     /^\| ([A-Z][A-Z0-9]*-\d+[a-z]?) \| ([^|]+) \|/gm,
   ),
 ].map((m) => ({ id: m[1] ?? "", level: m[2] ?? "" }));
+
+/**
+ * The MUST rules of the sections the catalogue covers (ids TM-, RR-, RI-, RC-, DA-, IO-, C-),
+ * read from docs/spec-rules.md; a mixed level such as `MUST / SHOULD` counts as MUST.
+ */
+function mustRules(): string[] {
+  const out: string[] = [];
+  for (const r of RULE_ROWS) {
+    if (/^(TM|RR|RI|RC|DA|IO|C)-\d+$/.test(r.id) && /\bMUST\b/.test(r.level)) out.push(r.id);
+  }
+  return out;
+}
 
 void describe("the mutant catalogue", () => {
   void test("applyEdits fails, naming the entry, when a find occurs twice or not at all", () => {
@@ -84,6 +96,20 @@ void describe("the mutant catalogue", () => {
         RULE_ROWS.some((r) => r.id === m.rule),
         `${m.id}: ${m.rule} is not a rule of docs/spec-rules.md`,
       );
+    }
+  });
+  void test("every MUST rule of TM, RR, RI, RC, DA, IO and C has a mutant or a reason it cannot have one", () => {
+    const rules = mustRules();
+    assert.ok(rules.length >= 30, `only ${rules.length} MUST rules found in docs/spec-rules.md`);
+    const covered = new Set(MUTANTS.map((m) => m.rule));
+    const excused = new Map(NO_MUTANT.map((n) => [n.rule, n.reason]));
+    for (const r of rules) {
+      assert.ok(!(covered.has(r) && excused.has(r)), `${r} has a mutant and is listed in NO_MUTANT`);
+      assert.ok(covered.has(r) || excused.has(r), `${r}: no mutant, and no reason in NO_MUTANT`);
+    }
+    for (const [r, reason] of excused) {
+      assert.ok(rules.includes(r), `NO_MUTANT lists ${r}, not a MUST rule of these sections`);
+      assert.ok(reason.length > 0, `${r}: empty reason`);
     }
   });
 });
@@ -170,7 +196,7 @@ void describe("each mutant is killed by the test named with its rule", { concurr
   after(() => {
     for (const d of slots.dirs) rmSync(d, { recursive: true, force: true });
     try {
-      rmSync(SCRATCH); // only when no other run's copies are left in it
+      rmdirSync(SCRATCH); // only when no other run's copies are left in it
     } catch {
       // another run is using it
     }

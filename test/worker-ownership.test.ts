@@ -21,12 +21,36 @@ import { PAIR_B, startWorkerPair, type WorkerPair } from "./support/worker-pair.
 
 const SEED = Number(process.env["WORKER_OWNERSHIP_SEED"] ?? 0x0b1e);
 
-/** B streams to A until stopped; A's connection is offloaded once it is up. */
+/**
+ * B streams to A until stopped; A's connection is offloaded once it is up. "refuse-all": A's host
+ * refuses every indication and posts nothing, so what arrives stays at the target; `answers`
+ * counts the indications the host has answered.
+ */
 async function offloadedStream(
   seed: number,
-  knobs: "accept-all" | "refuse-heavy" = "accept-all",
-): Promise<{ pair: WorkerPair; stop: () => void; failed: Promise<unknown> }> {
-  const pair = await startWorkerPair({ seed, knobs: (rng) => knobsFor(knobs, rng) });
+  knobs: "accept-all" | "refuse-all" = "accept-all",
+): Promise<{ pair: WorkerPair; stop: () => void; failed: Promise<unknown>; answers: () => number }> {
+  let answers = 0;
+  const pair = await startWorkerPair({
+    seed,
+    knobs: (rng) =>
+      knobs === "accept-all"
+        ? knobsFor("accept-all", rng)
+        : {
+            ...knobsFor("refuse-heavy", rng),
+            random: {
+              nextU32: () => {
+                answers++;
+                return rng.nextU32();
+              },
+            },
+            acceptAll: 0,
+            acceptPrefix: 0,
+            refuse: 1,
+            post: 0,
+            terminateDuringIndication: 0,
+          },
+  });
   const failed = new Promise<unknown>((resolve) => {
     pair.chimney.target.onError = resolve;
   });
@@ -48,6 +72,7 @@ async function offloadedStream(
   return {
     pair,
     failed,
+    answers: () => answers,
     stop: () => {
       stopped = true;
     },
@@ -143,9 +168,12 @@ void describe("ownership across threads", () => {
   // Refused data is buffered at the target when the terminate comes, so BufferedData goes up.
   void test("TM-21 / TM-25: a terminate while data flows: no ownership error on the worker, every connection uploaded", () =>
     withSeed(SEED + 10, "terminate while data flows", async () => {
-      const { pair, stop, failed } = await offloadedStream(SEED + 10, "refuse-heavy");
+      const { pair, stop, failed, answers } = await offloadedStream(SEED + 10, "refuse-all");
       try {
-        // Terminate at a seeded moment while data flows.
+        // Terminate at a seeded moment while data flows, once the host has refused data.
+        const until = Date.now() + 10_000;
+        while (answers() === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 2));
+        assert.ok(answers() > 0, "no indication in 10 s");
         await new Promise((r) => setTimeout(r, 5 + new Prng(SEED + 10).below(30)));
         for (const c of pair.a.stack.connections()) pair.chimney.manager.terminate(c, "test");
         pair.a.driver.flush();

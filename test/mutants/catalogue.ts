@@ -5,13 +5,17 @@
 // (dist/src, as tsc writes it) that must occur exactly once; when the source around it changes,
 // the entry fails loudly and is to be rewritten, not dropped.
 //
-// Some rules share a patch because one piece of code enforces both (IO-6 / C-10, IO-14 / IO-15):
-// each still has its own entry and its own test.
-import type { Mutant } from "../support/mutants.js";
+// Every MUST rule with an id starting TM-, RR-, RI-, RC-, DA-, IO- or C- (docs/spec-rules.md) is
+// broken by at least one entry here or listed in NO_MUTANT with the reason no source patch can
+// break it; the runner checks this, so the catalogue cannot shrink silently. Some rules share a
+// patch because one piece of code enforces both (IO-6 / C-10, IO-14 / IO-15): each still has its
+// own entry and its own test.
+import type { Mutant, NoMutant } from "../support/mutants.js";
 
 const CHECKS = "test/offload-target/contract-checks.test.js";
 const SOFTWARE = "test/offload-target/software-target.test.js";
 const RULES = "test/offload-target/chimney-rules.test.js";
+const UNTESTED = "test/offload-target/chimney-untested-rules.test.js";
 const TCP_RULES = "test/offload-target/tcp-rules.test.js";
 
 /** The live-connection terminate's BufferedData line (state-operations.js). */
@@ -435,4 +439,124 @@ export const MUTANTS: readonly Mutant[] = [
     caughtBy: "Missing expected exception",
     why: "the adapter closes although indicated NBLs have not all been returned",
   },
+  // -- Receive, indication, delivery (spec 14) --------------------------------------------
+  {
+    id: "indication-as-list",
+    rule: "RI-1",
+    file: "offload-target/receive.js",
+    find: "const nbl = t.recvPool.alloc(chunks, OP_INDICATE); // INIT-3 / INIT-4: one NB per NBL",
+    replace: `const nbl = t.recvPool.alloc(chunks, OP_INDICATE);
+        nbl.next = t.recvPool.alloc([new Uint8Array(1)], OP_INDICATE);`,
+    test: { file: UNTESTED, name: "RI-1 / RI-2: each receive indication passes one stand-alone NBL" },
+    caughtBy: "RI-1",
+    why: "an indication passes a list of two NBLs",
+  },
+  {
+    id: "indication-status-resources",
+    rule: "RI-2",
+    file: "offload-target/receive.js",
+    find: `t.host.tcpOffloadReceiveIndicate(c.handle, nbl, "NDIS_STATUS_SUCCESS"); // RI-2`,
+    replace: `t.host.tcpOffloadReceiveIndicate(c.handle, nbl, "NDIS_STATUS_RESOURCES");`,
+    test: { file: UNTESTED, name: "RI-1 / RI-2: each receive indication passes one stand-alone NBL" },
+    caughtBy: "RI-2",
+    why: "an indication is made with NDIS_STATUS_RESOURCES",
+  },
+  {
+    id: "completion-not-busy",
+    rule: "C-8",
+    file: "offload-target/receive.js",
+    find: `const was = c.busy;
+    c.busy = true;`,
+    replace: "const was = c.busy;",
+    test: { file: SOFTWARE, name: "C-8 / C-9 / RC-1 / DA-2 / DA-4 / C-12 / B5" },
+    caughtBy: "C-8",
+    why: "a receive completion does not mark the connection busy, so a post inside it completes nested",
+  },
+  {
+    id: "post-inside-completion-served-nested",
+    rule: "RC-1",
+    file: "offload-target/receive.js",
+    find: "if (c.busy) {",
+    replace: `if (c.busy && entry !== "E2") {`,
+    test: { file: SOFTWARE, name: "C-8 / C-9 / RC-1 / DA-2 / DA-4 / C-12 / B5" },
+    caughtBy: "C-8",
+    why: "a request posted inside a receive completion is completed from within that completion",
+  },
+  {
+    id: "delivery-ignores-busy",
+    rule: "DA-2",
+    file: "offload-target/receive.js",
+    find: "if (c.busy) {",
+    replace: "if (false) {",
+    test: { file: SOFTWARE, name: "C-8 / C-9 / RC-1 / DA-2 / DA-4 / C-12 / B5" },
+    caughtBy: "C-8: receive completion nested in another upcall",
+    why: "the delivery algorithm's busy test is gone: every entry runs at once, also inside an upcall",
+  },
+  {
+    id: "post-inside-completion-forgotten",
+    rule: "C-9",
+    file: "offload-target/receive.js",
+    find: `else if (entry === "E2")
+            c.rerunE2 = true;`,
+    replace: "",
+    test: { file: SOFTWARE, name: "C-9: a zero-byte request posted inside a receive completion" },
+    why: "a request the host posts from inside a receive completion is not served once the call returned",
+  },
+  {
+    id: "queued-runs-dropped",
+    rule: "C-12",
+    file: "offload-target/receive.js",
+    find: `next = c.rerunE2 ? "E2" : c.rerunE1 ? "E1" : undefined;`,
+    replace: "next = undefined;",
+    test: { file: SOFTWARE, name: "C-12: a zero-byte request posted inside an indication" },
+    why: "work that arrived during an upcall of a delivery run is dropped instead of run after it",
+  },
+  {
+    id: "connector-a-stops-after-completion",
+    rule: "DA-4",
+    file: "offload-target/receive.js",
+    find: "completeHead(t, c, filled); // A2, A3 (stops the push timer)",
+    replace: "completeHead(t, c, filled);\n            return;",
+    test: { file: SOFTWARE, name: "RI-3 / DA-4 / spec 20-25: a zero-byte request re-enables indications" },
+    why: "a run stops after completing the filled requests instead of going on to A4 (more data, indicate)",
+  },
+  {
+    id: "push-timer-outside-delivery",
+    rule: "DA-1",
+    file: "offload-target/receive.js",
+    find: `case "E3": {`,
+    replace: `case "E3": {
+            return;`,
+    test: { file: SOFTWARE, name: "delivery algorithm (spec 14.6, DA-1, RX-2)" },
+    why: "the push timer's expiry does not run the delivery algorithm (its entry E3 does nothing)",
+  },
+  // -- Concurrency (spec 12) --------------------------------------------------------------
+  {
+    id: "send-runs-inside-upcall",
+    rule: "C-11",
+    file: "offload-target/software-target.js",
+    find: "if (this.#t.upcalls > 0 || inbox !== undefined) {",
+    replace: "if (inbox !== undefined) {",
+    test: { file: RULES, name: "C-11: a send posted from inside an indication is queued, not run nested" },
+    caughtBy: "the send queue was touched inside the indication",
+    why: "a send posted from inside an indication works on the send queue at once, nested in the upcall",
+  },
+  {
+    id: "initiate-refused-while-paused",
+    rule: "C-13",
+    file: "offload-target/software-target.js",
+    find: "recordInitiate(this.#t, blockList);",
+    replace: `if (this.#paused)
+            throw new UsageError("MiniportInitiateOffload while paused");
+        recordInitiate(this.#t, blockList);`,
+    test: { file: RULES, name: "C-13: an initiate call that reaches the target after it paused offload" },
+    caughtBy: "MiniportInitiateOffload while paused",
+    why: "an initiate that reaches the target after it paused offload is refused",
+  },
 ];
+
+/**
+ * MUST rules of those sections that no source patch can break, each with the reason. Empty: every
+ * one of them has an entry above.
+ */
+export const NO_MUTANT: readonly NoMutant[] = [];

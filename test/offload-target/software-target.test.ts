@@ -399,7 +399,7 @@ void describe("delivery algorithm (spec 14.6, DA-1, RX-2)", () => {
     });
   }
 
-  void test("RI-3 / spec 20-25: a zero-byte request re-enables indications", () => {
+  void test("RI-3 / DA-4 / spec 20-25: a zero-byte request re-enables indications: the run that completes it goes on to indicate", () => {
     const w = track(offloaded());
     w.host.indicatePolicy = () => 0;
     w.peer.engine.send(pattern(300, 12));
@@ -489,6 +489,47 @@ void describe("delivery algorithm (spec 14.6, DA-1, RX-2)", () => {
     assert.deepEqual(
       w.host.recvCompleted.map((n) => n.bytesTransferred),
       [100, 200],
+    );
+    upload(w);
+  });
+
+  void test("C-9: a zero-byte request posted inside a receive completion is completed after that call returned", () => {
+    const w = track(offloaded());
+    let inside: number | undefined;
+    w.host.onReceiveComplete = () => {
+      if (inside !== undefined) return;
+      inside = w.host.recvCompleted.length;
+      w.host.post(w.ctx, 0);
+      assert.equal(w.host.recvCompleted.length, inside, "nothing completed from within the completion");
+    };
+    w.host.post(w.ctx, 100);
+    w.peer.engine.send(pattern(100, 22));
+    pump(w);
+    assert.deepEqual(w.host.stream, [...pattern(100, 22)]);
+    assert.deepEqual(
+      w.host.recvCompleted.map((n) => n.bytesTransferred),
+      [100, 0],
+    );
+    upload(w);
+  });
+
+  void test("C-12: a zero-byte request posted inside an indication is served by the same delivery run once the indication returned", () => {
+    const w = track(offloaded());
+    let posted = false;
+    w.host.indicatePolicy = (n) => {
+      if (!posted) {
+        posted = true;
+        w.host.post(w.ctx, 0);
+        assert.equal(w.host.recvCompleted.length, 0, "nothing completed from within the indication");
+      }
+      return n;
+    };
+    w.peer.engine.send(pattern(200, 23));
+    pump(w);
+    assert.equal(count(w, "indicate 200 took 200"), 1);
+    assert.deepEqual(
+      w.host.recvCompleted.map((n) => n.bytesTransferred),
+      [0],
     );
     upload(w);
   });
