@@ -16,6 +16,7 @@ export default tseslint.config(
       "scripts/**",
       "reports/**",
       ".stryker-tmp/**",
+      ".mutants-tmp/**",
     ],
   },
   js.configs.recommended,

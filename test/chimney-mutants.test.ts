@@ -1,213 +1,232 @@
-// Deliberately broken offload targets: each mutant must make the suite's checks fail (ledger
-// OwnershipError, byte-stream comparison, or a chimney rule check in the fake host), while the
-// correct target passes the very same scenario. A check that cannot fail is no check.
+// Checks that bite (issue #17): every entry of the mutant catalogue (test/mutants/catalogue.ts)
+// is a source patch of the compiled target that breaks one chimney rule, and the test named with
+// that rule must fail under it while passing on the unpatched tree. A check that cannot fail is
+// no check. Each entry runs in a hard-linked copy of dist under the repository (so node_modules
+// resolves), two at a time; the patched file is unlinked first, so the original stays intact.
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
-import { OwnershipError } from "../src/util/errors.js";
-import type { TargetMutant } from "../src/offload-target/software-target.js";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { MUTANTS, NO_MUTANT } from "./mutants/catalogue.js";
 import {
-  advance,
-  offloaded,
-  pattern,
-  pump,
-  RuleViolation,
-  terminate,
-  type World,
-} from "./support/target-testing.js";
+  applyEdits,
+  editsByFile,
+  linkTree,
+  literalPattern,
+  type Mutant,
+  namesRule,
+  parseTap,
+  replaceLinked,
+  restoreLinked,
+  type RunResult,
+  runTests,
+} from "./support/mutants.js";
 
-/** Compares the application's byte stream with the expected one (the "byte-stream check"). */
-function checkStream(w: World, want: Uint8Array): void {
-  const got = w.host.stream;
-  const n = Math.min(got.length, want.length);
-  let i = 0;
-  while (i < n && got[i] === want[i]) i++;
-  if (i < n || got.length !== want.length) {
-    throw new assert.AssertionError({
-      message: `byte stream differs at offset ${i}: got ${got.length} bytes, want ${want.length}`,
-    });
-  }
-}
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const DIST = join(ROOT, "dist");
+/** Copies of dist live here, inside the repository (git-ignored). */
+const SCRATCH = join(ROOT, ".mutants-tmp");
+/** Entries run at once (each in its own copy). */
+const SLOTS = 2;
+/** A run of one test file, patched or not, longer than this is a failure of the entry. */
+const RUN_TIMEOUT_MS = 90_000;
 
-/** Ends a correct run: every NBL back home and freed (the leak check). */
-function finish(w: World, chain = true): void {
-  w.host.returnIndicated();
-  if (chain) {
-    const b = terminate(w);
-    if (b.netBufferListChain !== null) w.ledger.free(b.netBufferListChain, "host");
-  }
-  w.host.freeCompleted();
-  w.ledger.assertQuiescent();
-}
-
-const concat = (...xs: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(xs.reduce((n, x) => n + x.length, 0));
-  let at = 0;
-  for (const x of xs) {
-    out.set(x, at);
-    at += x.length;
-  }
-  return out;
-};
-
-/** (a) and (b): refused data is still buffered at the target when the host uploads. */
-function uploadWithBufferedData(mutant: TargetMutant | undefined): void {
-  const w = offloaded({ target: { testMutant: mutant } });
-  w.host.indicatePolicy = () => 0;
-  w.peer.engine.send(pattern(700, 50));
-  pump(w);
-  w.host.indicatePolicy = (n) => n;
-  const b = terminate(w);
-  if (b.netBufferListChain !== null) w.ledger.free(b.netBufferListChain, "host");
-  checkStream(w, pattern(700, 50));
-  finish(w, false);
-}
-
-/** (a'): refused data, then a FIN exchange: the connection is CLOSED when the host uploads. */
-function uploadClosedWithBufferedData(mutant: TargetMutant | undefined): void {
-  const w = offloaded({ target: { testMutant: mutant } });
-  w.host.indicatePolicy = () => 0;
-  w.peer.engine.send(pattern(700, 55));
-  w.peer.engine.close();
-  pump(w);
-  w.host.disconnect(w.ctx, "graceful");
-  pump(w);
-  assert.equal(w.target.engineOf(w.ctx)?.state, "CLOSED");
-  const b = terminate(w);
-  if (b.netBufferListChain !== null) w.ledger.free(b.netBufferListChain, "host");
-  checkStream(w, pattern(700, 55));
-  finish(w, false);
-}
-
-/** (g): an ACK is owed when the host uploads (TM-11). */
-function uploadOwingAck(mutant: TargetMutant | undefined): void {
-  const w = offloaded({ target: { testMutant: mutant } });
-  w.peer.engine.send(pattern(10, 56));
-  w.host.post(w.ctx, 10);
-  pump(w);
-  const rcvNxt = w.target.engineOf(w.ctx)?.rcvNxt;
-  terminate(w);
-  const queued = w.host.queuedAtTerminate[0] ?? [];
-  if (!queued.some((s) => s.ack === rcvNxt && s.payload.length === 0))
-    throw new RuleViolation("TM-11", "the owed ACK was not on the wire when the terminate completed");
-  pump(w);
-  checkStream(w, pattern(10, 56));
-  finish(w, false);
-}
+const RULE_ROWS = [
+  ...readFileSync(join(ROOT, "docs", "spec-rules.md"), "utf8").matchAll(
+    /^\| ([A-Z][A-Z0-9]*-\d+[a-z]?) \| ([^|]+) \|/gm,
+  ),
+].map((m) => ({ id: m[1] ?? "", level: m[2] ?? "" }));
 
 /**
- * (c): data handed over at offload must come before anything received later (IO-23). (h): the
- * target copies it during the initiate call (IO-19): the ledger's loan is revocable, so a target
- * that kept views reads poison.
+ * The MUST rules of the sections the catalogue covers (ids TM-, RR-, RI-, RC-, DA-, IO-, C-),
+ * read from docs/spec-rules.md; a mixed level such as `MUST / SHOULD` counts as MUST.
  */
-function handedOverThenNew(mutant: TargetMutant | undefined): void {
-  const w = offloaded({ buffered: 2000, target: { testMutant: mutant }, poisonLoans: true });
-  w.peer.engine.send(pattern(1000, 51));
-  advance(w, 100);
-  w.host.post(w.ctx, 3000);
-  pump(w);
-  checkStream(w, concat(pattern(2000, 1), pattern(1000, 51)));
-  finish(w);
+function mustRules(): string[] {
+  const out: string[] = [];
+  for (const r of RULE_ROWS) {
+    if (/^(TM|RR|RI|RC|DA|IO|C)-\d+$/.test(r.id) && /\bMUST\b/.test(r.level)) out.push(r.id);
+  }
+  return out;
 }
 
-/** (d): refused data, then more data with no request posted in between (RI-3). */
-function refusedThenMore(mutant: TargetMutant | undefined): void {
-  const w = offloaded({ target: { testMutant: mutant } });
-  w.host.indicatePolicy = () => 0;
-  w.peer.engine.send(pattern(300, 52));
-  pump(w);
-  w.peer.engine.send(pattern(300, 53));
-  advance(w, 100);
-  w.host.post(w.ctx, 600);
-  pump(w);
-  checkStream(w, concat(pattern(300, 52), pattern(300, 53)));
-  finish(w);
-}
+void describe("the mutant catalogue", () => {
+  void test("applyEdits fails, naming the entry, when a find occurs twice or not at all", () => {
+    assert.equal(applyEdits("e", "f.js", "a b c", [{ find: "b", replace: "x" }]), "a x c");
+    assert.throws(() => applyEdits("twice", "f.js", "a b b", [{ find: "b", replace: "x" }]), /twice.*2 time/);
+    assert.throws(() => applyEdits("never", "f.js", "a b c", [{ find: "z", replace: "x" }]), /never.*0 time/);
+    assert.throws(() => applyEdits("empty", "f.js", "a", [{ find: "", replace: "x" }]), /empty/);
+  });
 
-/** (e): one posted request, filled once. */
-function postThenFill(mutant: TargetMutant | undefined): void {
-  const w = offloaded({ target: { testMutant: mutant } });
-  w.host.post(w.ctx, 100);
-  w.peer.engine.send(pattern(100, 54));
-  pump(w);
-  checkStream(w, pattern(100, 54));
-  finish(w);
-}
+  void test("the TAP reader tells passed, failed and skipped tests apart at any depth", () => {
+    const tap = [
+      "    ok 1 - TM-9: inner # SKIP test name does not match pattern",
+      "    not ok 2 - TM-11: owed ACK",
+      "not ok 1 - terminate (spec 11)",
+      "ok 2 - RI-3: refused",
+    ].join("\n");
+    assert.deepEqual(parseTap(tap), {
+      passed: ["RI-3: refused"],
+      failed: ["TM-11: owed ACK", "terminate (spec 11)"],
+    });
+  });
 
-interface Case {
-  readonly mutant: TargetMutant;
-  readonly run: (m: TargetMutant | undefined) => void;
-  readonly caughtBy: (e: unknown) => boolean;
-  readonly what: string;
-}
+  void test("rule ids match whole, or inside an explicit range", () => {
+    assert.ok(namesRule("TM-9 / TM-14..TM-16: x", "TM-15"));
+    assert.ok(namesRule("C-8 / RC-1", "C-8"));
+    assert.ok(!namesRule("TM-11: x", "TM-1"));
+    assert.ok(!namesRule("RC-1: x", "C-1"));
+  });
 
-const CASES: Case[] = [
-  {
-    mutant: "drop-buffered-at-terminate",
-    run: uploadWithBufferedData,
-    caughtBy: (e) => e instanceof assert.AssertionError && e.message.startsWith("byte stream differs"),
-    what: "(a) dropping BufferedData at terminate fails the byte-stream comparison",
-  },
-  {
-    mutant: "drop-buffered-at-terminate",
-    run: uploadClosedWithBufferedData,
-    caughtBy: (e) => e instanceof assert.AssertionError && e.message.startsWith("byte stream differs"),
-    what: "(a') dropping BufferedData at the terminate of a FIN-closed connection fails the byte-stream comparison",
-  },
-  {
-    mutant: "wire-after-terminate",
-    run: uploadOwingAck,
-    caughtBy: (e) => e instanceof RuleViolation && e.rule === "TM-11",
-    what: "(g) sending the owed ACK only after the terminate completed breaks TM-11",
-  },
-  {
-    mutant: "write-after-return",
-    run: uploadWithBufferedData,
-    caughtBy: (e) => e instanceof OwnershipError && e.reason === "use-after-transfer",
-    what: "(b) writing BufferedData after handing it up is an OwnershipError",
-  },
-  {
-    mutant: "buffered-after-newer",
-    run: handedOverThenNew,
-    caughtBy: (e) =>
-      e instanceof assert.AssertionError && e.message.startsWith("byte stream differs at offset 0"),
-    what: "(c) delivering BufferedData after newer data fails the byte-stream comparison",
-  },
-  {
-    mutant: "keep-lent-views",
-    run: handedOverThenNew,
-    caughtBy: (e) =>
-      e instanceof assert.AssertionError && e.message.startsWith("byte stream differs at offset 0"),
-    what: "(h) IO-19: keeping views of the BufferedData lent at initiate reads poison once the loan ends: the byte-stream comparison fails",
-  },
-  {
-    mutant: "reindicate-refused",
-    run: refusedThenMore,
-    caughtBy: (e) => e instanceof RuleViolation && e.rule === "RI-3",
-    what: "(d) re-indicating refused data before a request is posted breaks RI-3",
-  },
-  {
-    mutant: "double-complete",
-    run: postThenFill,
-    caughtBy: (e) => e instanceof RuleViolation && e.rule === "RQ-3" && e.message.includes("twice"),
-    what: "(e) completing a posted receive twice is caught by the host's FIFO check",
-  },
-];
-
-void describe("mutant targets are caught", () => {
-  for (const c of CASES) {
-    void test(c.what, () => {
-      c.run(undefined); // the correct target passes the same scenario
-      let caught: unknown;
-      try {
-        c.run(c.mutant);
-      } catch (e) {
-        caught = e;
-      }
-      assert.ok(caught !== undefined, `mutant ${c.mutant} was not caught`);
+  void test("entries are well formed: unique ids, a compiled test named with the entry's rule", () => {
+    const ids = new Set<string>();
+    for (const m of MUTANTS) {
+      assert.ok(!ids.has(m.id), `duplicate id ${m.id}`);
+      ids.add(m.id);
+      assert.match(m.id, /^[a-z0-9]+(-[a-z0-9]+)*$/, `${m.id}: kebab-case id`);
       assert.ok(
-        c.caughtBy(caught),
-        `mutant ${c.mutant} caught by the wrong check: ${caught instanceof Error ? caught.message : typeof caught}`,
+        namesRule(m.test.name, m.rule),
+        `${m.id}: test name ${JSON.stringify(m.test.name)} lacks ${m.rule}`,
       );
+      assert.ok(existsSync(join(DIST, m.test.file)), `${m.id}: no dist/${m.test.file}`);
+      for (const f of editsByFile(m).keys())
+        assert.ok(existsSync(join(DIST, "src", f)), `${m.id}: no dist/src/${f}`);
+      assert.ok(m.why.length > 0 && !m.why.includes("\n"), `${m.id}: one line of why`);
+      assert.ok(
+        RULE_ROWS.some((r) => r.id === m.rule),
+        `${m.id}: ${m.rule} is not a rule of docs/spec-rules.md`,
+      );
+    }
+  });
+  void test("every MUST rule of TM, RR, RI, RC, DA, IO and C has a mutant or a reason it cannot have one", () => {
+    const rules = mustRules();
+    assert.ok(rules.length >= 30, `only ${rules.length} MUST rules found in docs/spec-rules.md`);
+    const covered = new Set(MUTANTS.map((m) => m.rule));
+    const excused = new Map(NO_MUTANT.map((n) => [n.rule, n.reason]));
+    for (const r of rules) {
+      assert.ok(!(covered.has(r) && excused.has(r)), `${r} has a mutant and is listed in NO_MUTANT`);
+      assert.ok(covered.has(r) || excused.has(r), `${r}: no mutant, and no reason in NO_MUTANT`);
+    }
+    for (const [r, reason] of excused) {
+      assert.ok(rules.includes(r), `NO_MUTANT lists ${r}, not a MUST rule of these sections`);
+      assert.ok(reason.length > 0, `${r}: empty reason`);
+    }
+  });
+});
+
+/** A hard-linked copy of dist per slot, handed to one entry at a time. */
+class Slots {
+  readonly #free: string[] = [];
+  readonly #waiting: ((dir: string) => void)[] = [];
+  readonly dirs: string[] = [];
+
+  create(n: number): void {
+    for (let i = 0; i < n; i++) {
+      const dir = join(SCRATCH, `${process.pid}-${i}`);
+      rmSync(dir, { recursive: true, force: true });
+      linkTree(DIST, join(dir, "dist"));
+      this.dirs.push(dir);
+      this.#free.push(dir);
+    }
+  }
+
+  async use<T>(body: (dir: string) => Promise<T>): Promise<T> {
+    const dir = this.#free.pop() ?? (await new Promise<string>((r) => this.#waiting.push(r)));
+    try {
+      return await body(dir);
+    } finally {
+      const next = this.#waiting.shift();
+      if (next !== undefined) next(dir);
+      else this.#free.push(dir);
+    }
+  }
+}
+
+/** Runs `m`'s test in a slot with `m` applied; the slot is restored afterwards. */
+async function runMutated(slots: Slots, m: Mutant): Promise<RunResult> {
+  const patched = [...editsByFile(m)].map(([file, edits]) => ({
+    file,
+    text: applyEdits(m.id, file, readFileSync(join(DIST, "src", file), "utf8"), edits),
+  }));
+  return slots.use(async (dir) => {
+    try {
+      for (const p of patched) replaceLinked(join(dir, "dist", "src", p.file), p.text);
+      return await runTests(join(dir, "dist", m.test.file), literalPattern(m.test.name), {
+        cwd: ROOT,
+        timeoutMs: RUN_TIMEOUT_MS,
+      });
+    } finally {
+      for (const p of patched) restoreLinked(join(DIST, "src", p.file), join(dir, "dist", "src", p.file));
+    }
+  });
+}
+
+/** Once per test file: the catalogue's tests of that file, on the unpatched tree. */
+const baselines = new Map<string, Promise<RunResult>>();
+function baseline(file: string): Promise<RunResult> {
+  let p = baselines.get(file);
+  if (p === undefined) {
+    const names = [...new Set(MUTANTS.filter((m) => m.test.file === file).map((m) => m.test.name))];
+    p = runTests(join(DIST, file), names.map(literalPattern).join("|"), {
+      cwd: ROOT,
+      timeoutMs: RUN_TIMEOUT_MS,
+    });
+    baselines.set(file, p);
+  }
+  return p;
+}
+
+/** The end of a run's output (what survived shows there). */
+const tail = (r: RunResult): string => r.output.split("\n").slice(-40).join("\n");
+
+/** The error lines of a run's output (which check failed). */
+const errors = (r: RunResult): string =>
+  r.output
+    .split("\n")
+    .filter((l) => /^\s*error:/.test(l))
+    .slice(0, 10)
+    .join("\n");
+
+void describe("each mutant is killed by the test named with its rule", { concurrency: SLOTS }, () => {
+  const slots = new Slots();
+  before(() => {
+    mkdirSync(SCRATCH, { recursive: true });
+    slots.create(SLOTS);
+  });
+  after(() => {
+    for (const d of slots.dirs) rmSync(d, { recursive: true, force: true });
+    try {
+      rmdirSync(SCRATCH); // only when no other run's copies are left in it
+    } catch {
+      // another run is using it
+    }
+  });
+
+  for (const m of MUTANTS) {
+    void test(`${m.rule} ${m.id}: ${m.why}`, async (t) => {
+      const clean = await baseline(m.test.file);
+      assert.ok(
+        clean.status === 0 && clean.failed.length === 0,
+        `the unpatched tree fails ${m.test.file}:\n${tail(clean)}`,
+      );
+      assert.ok(
+        clean.passed.some((n) => n.includes(m.test.name)),
+        `no test of ${m.test.file} is named ${JSON.stringify(m.test.name)}`,
+      );
+      const r = await runMutated(slots, m);
+      assert.ok(!r.timedOut, `${m.id}: ${m.test.file} ran over ${RUN_TIMEOUT_MS} ms`);
+      const killers = r.failed.filter((n) => n.includes(m.test.name));
+      assert.ok(
+        r.status !== 0 && killers.length > 0,
+        `${m.id} survived: "${m.test.name}" in ${m.test.file} passed under it\n${tail(r)}`,
+      );
+      if (m.caughtBy !== undefined) {
+        assert.ok(
+          r.output.includes(m.caughtBy),
+          `${m.id} was killed, but not by the check that should catch it (${JSON.stringify(m.caughtBy)}):\n${errors(r)}`,
+        );
+      }
+      t.diagnostic(`${m.rule} ${m.id}: killed by "${killers[0] ?? ""}"`);
     });
   }
 });

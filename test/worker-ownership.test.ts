@@ -2,13 +2,14 @@
 // side that commits it. Host A's target runs on a worker thread (src/worker); seeded traffic
 // flows from host B while the connection is offloaded, and the violation is made at a seeded
 // moment: the host touching an NBL it has returned, a double return (caught on the host before it
-// crosses, and by the worker when a forged one reaches it), the target indicating after its
-// terminate completed, and the target writing BufferedData it has handed up.
+// crosses, and by the worker when a forged one reaches it). A terminate at a seeded moment while
+// data flows raises nothing on a correct target; the mutant catalogue (test/mutants/catalogue.ts)
+// shows that the same run catches the target indicating after its terminate completed and the
+// target writing BufferedData it has handed up, on the worker, raised on the host.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { MessageChannel, Worker } from "node:worker_threads";
 import type { NetBufferList } from "../src/nbl/nbl.js";
-import type { TargetMutant } from "../src/offload-target/options.js";
 import { Prng } from "../src/sim/prng.js";
 import { tcpConfig } from "../src/tcp/config.js";
 import { OwnershipError } from "../src/util/errors.js";
@@ -20,15 +21,35 @@ import { PAIR_B, startWorkerPair, type WorkerPair } from "./support/worker-pair.
 
 const SEED = Number(process.env["WORKER_OWNERSHIP_SEED"] ?? 0x0b1e);
 
-/** B streams to A until stopped; A's connection is offloaded once it is up. */
+/**
+ * B streams to A until stopped; A's connection is offloaded once it is up. "refuse-all": A's host
+ * refuses every indication and posts nothing, so what arrives stays at the target; `answers`
+ * counts the indications the host has answered.
+ */
 async function offloadedStream(
   seed: number,
-  mutant?: TargetMutant,
-): Promise<{ pair: WorkerPair; stop: () => void; failed: Promise<unknown> }> {
+  knobs: "accept-all" | "refuse-all" = "accept-all",
+): Promise<{ pair: WorkerPair; stop: () => void; failed: Promise<unknown>; answers: () => number }> {
+  let answers = 0;
   const pair = await startWorkerPair({
     seed,
-    knobs: (rng) => knobsFor(mutant === undefined ? "accept-all" : "refuse-heavy", rng),
-    target: mutant === undefined ? undefined : { testMutant: mutant },
+    knobs: (rng) =>
+      knobs === "accept-all"
+        ? knobsFor("accept-all", rng)
+        : {
+            ...knobsFor("refuse-heavy", rng),
+            random: {
+              nextU32: () => {
+                answers++;
+                return rng.nextU32();
+              },
+            },
+            acceptAll: 0,
+            acceptPrefix: 0,
+            refuse: 1,
+            post: 0,
+            terminateDuringIndication: 0,
+          },
   });
   const failed = new Promise<unknown>((resolve) => {
     pair.chimney.target.onError = resolve;
@@ -51,6 +72,7 @@ async function offloadedStream(
   return {
     pair,
     failed,
+    answers: () => answers,
     stop: () => {
       stopped = true;
     },
@@ -143,44 +165,34 @@ void describe("ownership across threads", () => {
     }
   });
 
-  const MUTANTS: readonly {
-    readonly mutant: TargetMutant;
-    readonly reason: string;
-    readonly what: string;
-  }[] = [
-    {
-      mutant: "indicate-after-terminate",
-      reason: "indicate-after-terminate",
-      what: "the target indicating after its terminate completed",
-    },
-    {
-      mutant: "write-after-return",
-      reason: "use-after-transfer",
-      what: "the target writing BufferedData it has handed up",
-    },
-  ];
-  MUTANTS.forEach(({ mutant, reason, what }, i) => {
-    void test(`${what}: caught on the worker (${reason}), raised on the host`, () =>
-      withSeed(SEED + 10 + i, what, async () => {
-        const { pair, stop, failed } = await offloadedStream(SEED + 10 + i, mutant);
-        try {
-          // Terminate at a seeded moment while data flows.
-          await new Promise((r) => setTimeout(r, 5 + new Prng(SEED + 10 + i).below(30)));
-          for (const c of pair.a.stack.connections()) pair.chimney.manager.terminate(c, "test");
-          pair.a.driver.flush();
-          const e = await Promise.race([
-            failed,
-            new Promise((_, reject) =>
-              setTimeout(() => reject(new Error("nothing caught in 10 s")), 10_000).unref(),
-            ),
-          ]);
-          assert.ok(e instanceof OwnershipError, `expected an OwnershipError, got ${String(e)}`);
-          assert.equal(e.reason, reason, e.message);
-          assert.match(e.message, /in the target's worker/);
-        } finally {
-          stop();
-          await pair.close();
-        }
-      }));
-  });
+  // Refused data is buffered at the target when the terminate comes, so BufferedData goes up.
+  void test("TM-21 / TM-25: a terminate while data flows: no ownership error on the worker, every connection uploaded", () =>
+    withSeed(SEED + 10, "terminate while data flows", async () => {
+      const { pair, stop, failed, answers } = await offloadedStream(SEED + 10, "refuse-all");
+      try {
+        // Terminate at a seeded moment while data flows, once the host has refused data.
+        const until = Date.now() + 10_000;
+        while (answers() === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 2));
+        assert.ok(answers() > 0, "no indication in 10 s");
+        await new Promise((r) => setTimeout(r, 5 + new Prng(SEED + 10).below(30)));
+        for (const c of pair.a.stack.connections()) pair.chimney.manager.terminate(c, "test");
+        pair.a.driver.flush();
+        const uploaded = (async (): Promise<"uploaded" | "still offloaded"> => {
+          const until = Date.now() + 10_000;
+          while (pair.chimney.manager.offloadedCount > 0 && Date.now() < until)
+            await new Promise((r) => setTimeout(r, 5));
+          if (pair.chimney.manager.offloadedCount > 0) return "still offloaded";
+          // Whatever the worker raised after its terminate completed has arrived by now.
+          await new Promise((r) => setTimeout(r, 100));
+          return "uploaded";
+        })();
+        const e = await Promise.race([failed, uploaded]);
+        if (e instanceof OwnershipError) assert.fail(`OwnershipError (${e.reason}): ${e.message}`);
+        if (e instanceof Error) throw e;
+        assert.equal(e, "uploaded");
+      } finally {
+        stop();
+        await pair.close();
+      }
+    }));
 });

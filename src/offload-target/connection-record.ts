@@ -5,8 +5,7 @@
  * A connection record (`Conn`) is the offload context area of one TCP connection (CTX-1): the
  * const and cached state the host handed down (cached state changes only by an update, ST-2), the
  * shared `TcpConnection` engine holding the delegated state, and the target's own bookkeeping:
- * the send NBLs waiting for their ACK, the posted receive requests, the receive data held for
- * the delivery algorithm, the flags of its upcalls, and its place on the scheduling lists.
+ * the send NBLs waiting for their ACK, the posted receive requests, the flags of its upcalls, and its place on the scheduling lists.
  * Records are created by the initiate (state-operations.ts) and dropped by the terminate.
  */
 import type { Instant } from "../time/instant.js";
@@ -79,13 +78,10 @@ export interface RecvReq {
 /** Offloading until the initiate completion returned (IO-6); terminating from the terminate call. */
 export type Phase = "offloading" | "offloaded" | "terminating";
 
-/** An indication in flight (see `Conn.inFlight`). */
+/** An indication in flight (see `Conn.inFlight`): views of the engine's receive buffer, not consumed. */
 export interface InFlightIndication {
   readonly nbl: NetBufferList;
-  readonly chunks: Uint8Array[];
   readonly total: number;
-  /** Bytes of it taken from `held` (the rest are the engine's, not yet consumed). */
-  readonly taken: number;
 }
 
 /** An offloaded TCP connection (CTX-1). */
@@ -102,9 +98,6 @@ export interface Conn {
   phase: Phase;
   readonly sends: SendEntry[];
   readonly reqs: RecvReq[];
-  /** Bytes taken out of the engine for an indication the host did not consume, in order. */
-  readonly held: Uint8Array[];
-  heldBytes: number;
   /** Undelivered bytes at the end of the last delivery run ("is there buffered data", E1.3). */
   known: number;
   busy: boolean;

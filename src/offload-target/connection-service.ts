@@ -140,7 +140,7 @@ export function onReset(t: TargetContext, c: Conn): void {
 /** FN-1: TcpIndicateDisconnect once the peer's FIN arrived and every byte before it was delivered. */
 export function checkFin(t: TargetContext, c: Conn): void {
   if (c.finIndicated || c.aborted || c.busy || c.phase !== "offloaded") return;
-  if (!c.engine.atEof || c.heldBytes > 0) return;
+  if (!c.engine.atEof) return;
   if (t.initiating > 0) {
     t.holdDelivery(c); // IO-7: the FIN indication waits (after any held data)
     return;

@@ -1,6 +1,6 @@
 /**
  * The public face of the software offload target besides its class: the options a
- * `SoftwareTarget` is made with (resource limits, timers, capabilities, test faults and mutants),
+ * `SoftwareTarget` is made with (resource limits, timers, capabilities, test faults),
  * the counters it keeps, the error its halt can raise, and the constants and pure rules of the
  * send-backlog feature (EV-4) and of receive compaction (`HELD_CHUNK_BYTES`).
  *
@@ -82,11 +82,6 @@ export interface SoftwareTargetOptions {
    * delay; tests use it to keep operations in flight while data moves). Default zero.
    */
   readonly operationDelay?: Duration | undefined;
-  /**
-   * Test-only: a deliberately broken behaviour, so the test suite can show that it catches it.
-   * Never set outside tests.
-   */
-  readonly testMutant?: TargetMutant | undefined;
   /**
    * NDIS_TCP_CONNECTION_OFFLOAD this target reports (spec 3.3); default: everything supported.
    * `supportSack` defaults to the `supportSack` option.
@@ -187,25 +182,6 @@ export class TargetBusyError extends StackError {
     this.outstanding = outstanding;
   }
 }
-
-/**
- * Deliberate contract violations for the mutant tests: (a) drop BufferedData at terminate
- * (of a live connection and of one that already closed), (b) write into BufferedData after
- * handing it up, (c) deliver handed-over BufferedData after newer data, (d) re-indicate refused
- * data before a request is posted, (e) complete a posted receive twice, (f) indicate after the
- * terminate completed, (g) queue the frames a terminate sends (TM-11's owed ACK) only after its
- * completion, (h) keep views of the BufferedData the host lends at initiate instead of copying
- * it during the call (IO-19; caught where loans are revocable, `LedgerOptions.poisonLoans`).
- */
-export type TargetMutant =
-  | "drop-buffered-at-terminate"
-  | "write-after-return"
-  | "buffered-after-newer"
-  | "reindicate-refused"
-  | "double-complete"
-  | "indicate-after-terminate"
-  | "wire-after-terminate"
-  | "keep-lent-views";
 
 /** Counters, for tests and benchmarks. */
 export interface TargetStats {

@@ -7,8 +7,9 @@
  *   The engine acknowledges on arrival, whatever delivery does (RI-4).
  * - Receive data stays in the engine's receive buffer (acknowledged, window shrinking) until it
  *   is delivered: posted requests are filled straight from it (`recvInto`, one copy per MDL
- *   piece), indications carry views of it (`recv`, zero-copy). Bytes taken out for an indication
- *   that the host refused go to `held`, which is delivered before anything newer.
+ *   piece), indications carry views of it (`peekChunks`, zero-copy), and the engine consumes
+ *   only what the host accepted, so refused bytes stay at the head of the buffer, before
+ *   anything newer.
  * - The delivery algorithm (spec 14.6) is `deliver`, with the entries E1 (new data), E2 (posted
  *   request) and E3 (push timer), connectors A (`connA`, fill requests) and B (`connB`,
  *   indicate), `busy` for the in-progress upcall (DA-2, C-8) and re-runs for work that arrived
@@ -131,9 +132,9 @@ export function receiveReturned(t: TargetContext, nbl: NetBufferList): void {
 // ---------------------------------------------------------------------------------------------
 // The delivery algorithm (spec 14.6)
 
-/** Undelivered bytes: held (refused indication data) plus the engine's receive buffer. */
+/** Undelivered bytes: the engine's receive buffer. */
 function undelivered(c: Conn): number {
-  return c.heldBytes + c.engine.readable;
+  return c.engine.readable;
 }
 
 /**
@@ -189,7 +190,7 @@ function run(t: TargetContext, now: Instant, c: Conn, entry: "E1" | "E2" | "E3")
     case "E1":
       if (c.reqs.length > 0)
         connA(t, now, c); // E1.2 (RX-1: posted requests are used first)
-      else if ((c.known > 0 || c.refused) && t.mutant !== "reindicate-refused")
+      else if (c.known > 0 || c.refused)
         return; // E1.3: appended to the buffered data
       else connB(t, now, c);
       return;
@@ -244,19 +245,7 @@ function place(t: TargetContext, c: Conn): void {
     if (undelivered(c) === 0) return;
     const view = viewOne(t.ledger, r.nbl, "target", OP_RECV);
     forEachSegment(view, r.placed, r.size - r.placed, (bytes, s, e) => {
-      let at = s;
-      if (t.mutant === "buffered-after-newer") at += c.engine.recvInto(bytes.subarray(at, e));
-      while (at < e && c.heldBytes > 0) {
-        const h = c.held[0] as Uint8Array; // heldBytes > 0
-        const n = Math.min(h.length, e - at);
-        bytes.set(n === h.length ? h : h.subarray(0, n), at);
-        at += n;
-        c.heldBytes -= n;
-        if (n === h.length) c.held.shift();
-        else c.held[0] = h.subarray(n);
-      }
-      if (at < e) at += c.engine.recvInto(bytes.subarray(at, e));
-      const got = at - s;
+      const got = c.engine.recvInto(bytes.subarray(s, e));
       r.placed += got;
       t.stats.bytesCopied += got;
     });
@@ -301,7 +290,6 @@ export function completeRecvs(t: TargetContext, c: Conn, nbls: NetBufferList[]):
   t.upcalls++; // C-11
   try {
     t.host.tcpOffloadReceiveComplete(head);
-    if (t.mutant === "double-complete") t.host.tcpOffloadReceiveComplete(head);
   } finally {
     c.busy = was;
     t.upcalls--;
@@ -312,14 +300,14 @@ export function completeRecvs(t: TargetContext, c: Conn, nbls: NetBufferList[]):
 function connB(t: TargetContext, now: Instant, c: Conn): void {
   for (;;) {
     if (c.phase !== "offloaded") return; // a terminate arrived during the last upcall
-    if (c.busy || (c.refused && t.mutant !== "reindicate-refused")) return; // B1; RI-3
+    if (c.busy || c.refused) return; // B1; RI-3
     if (t.initiating > 0) {
       // IO-7: no indication while an initiate is in progress; the data stays undelivered
       // (acknowledged, the window shrinking) and is indicated once the last one completes.
       t.holdDelivery(c);
       return;
     }
-    const { chunks, taken } = takeForIndication(t, c);
+    const chunks = takeForIndication(c);
     if (chunks.length === 0) return;
     let total = 0;
     for (const x of chunks) total += x.length;
@@ -336,7 +324,7 @@ function connB(t: TargetContext, now: Instant, c: Conn): void {
       c.busy = false;
       t.upcalls--;
     }
-    const f: InFlightIndication = { nbl, chunks, total, taken };
+    const f: InFlightIndication = { nbl, total };
     if (res.status === "NDIS_STATUS_PENDING") {
       // A host on another thread answers later (`indicationAnswered`): until then the
       // connection's receive path stays busy (RC-1) and its terminate waits (TM-10).
@@ -360,11 +348,11 @@ function afterIndication(
   f: InFlightIndication,
   res: IndicationAnswer,
 ): boolean {
-  const { nbl, chunks, total, taken } = f;
+  const { nbl, total } = f;
   if (res.status === "NDIS_STATUS_SUCCESS") {
     // B3 yes: the host keeps the NBL until MiniportTcpOffloadReceiveReturn.
     t.lentUp.add(nbl);
-    c.engine.consume(total - taken); // the engine's part is delivered: the window opens
+    c.engine.consume(total); // delivered: the window opens
     t.stats.bytesIndicated += total;
     if (undelivered(c) === 0) {
       c.pshPending = false;
@@ -385,8 +373,7 @@ function afterIndication(
   const consumed = res.status === "NDIS_STATUS_OFFLOAD_DATA_PARTIALLY_ACCEPTED" ? res.bytesConsumed : 0;
   assert(consumed >= 0 && consumed < total, () => `bytesConsumed ${consumed} of ${total} with ${res.status}`);
   t.stats.bytesIndicated += consumed;
-  if (consumed >= taken) c.engine.consume(consumed - taken);
-  else unshiftHeld(c, chunks.slice(0, chunksOf(chunks, taken)), consumed);
+  c.engine.consume(consumed);
   if (c.reqs.length > 0 || c.rerunE2) {
     c.rerunE2 = false;
     connA(t, now, c); // B6 -> A
@@ -437,65 +424,22 @@ export function compactHeld(t: TargetContext, c: Conn): void {
 }
 
 /**
- * The bytes for one indication, up to RcvIndicationSize: held bytes first (taken out of
- * `held`; `taken` counts them), then views of the engine's receive buffer, not consumed: the
- * engine consumes what the host accepts, so refused data keeps the window closed (RI-3).
+ * The bytes for one indication, up to RcvIndicationSize: views of the engine's receive buffer,
+ * not consumed: the engine consumes what the host accepts, so refused data keeps the window
+ * closed (RI-3).
  */
-function takeForIndication(
-  t: TargetContext,
-  c: Conn,
-): { readonly chunks: Uint8Array[]; readonly taken: number } {
+function takeForIndication(c: Conn): Uint8Array[] {
   const limit =
     c.cachedState.rcvIndicationSize > 0 ? c.cachedState.rcvIndicationSize : Number.MAX_SAFE_INTEGER;
   const out: Uint8Array[] = [];
   let n = 0;
-  if (t.mutant === "buffered-after-newer") {
-    for (let v = c.engine.recv(limit); v !== undefined && n < limit; v = c.engine.recv(limit - n)) {
-      out.push(v);
-      n += v.length;
-    }
-  }
-  while (n < limit && c.heldBytes > 0) {
-    const h = c.held.shift() as Uint8Array; // heldBytes > 0
-    const take = Math.min(h.length, limit - n);
-    out.push(take === h.length ? h : h.subarray(0, take));
-    if (take < h.length) c.held.unshift(h.subarray(take));
-    c.heldBytes -= take;
-    n += take;
-  }
-  const taken = n;
   for (const v of c.engine.peekChunks()) {
     if (n >= limit) break;
     const take = Math.min(v.length, limit - n);
     out.push(take === v.length ? v : v.subarray(0, take));
     n += take;
   }
-  return { chunks: out, taken };
-}
-
-/** Puts the unconsumed part of an indication back at the front of `held`. */
-function unshiftHeld(c: Conn, chunks: Uint8Array[], consumed: number): void {
-  const keep: Uint8Array[] = [];
-  let skip = consumed;
-  for (const x of chunks) {
-    if (skip >= x.length) {
-      skip -= x.length;
-      continue;
-    }
-    keep.push(skip > 0 ? x.subarray(skip) : x);
-    skip = 0;
-  }
-  let bytes = 0;
-  for (const x of keep) bytes += x.length;
-  c.held.unshift(...keep);
-  c.heldBytes += bytes;
-}
-
-/** How many leading chunks hold the first `bytes` bytes (chunk boundaries line up with it). */
-function chunksOf(chunks: readonly Uint8Array[], bytes: number): number {
-  let k = 0;
-  for (let n = 0; n < bytes && k < chunks.length; k++) n += (chunks[k] as Uint8Array).length;
-  return k;
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -93,7 +93,6 @@ export {
   TargetBusyError,
   type TargetFault,
   type TargetLimits,
-  type TargetMutant,
   type TargetStats,
 } from "./options.js";
 
@@ -331,15 +330,15 @@ export class SoftwareTarget implements OffloadTarget {
   /**
    * Read-only diagnostics (benchmarks, tests): views of the received bytes an offloaded connection
    * holds and has not delivered, in order, exactly the memory a terminate now would hand up as
-   * BufferedData (bytes taken out for a refused indication, then the engine's receive buffer:
-   * compacted chunks of the target's pool and uncompacted segment views). The views alias the
+   * BufferedData (the engine's receive buffer: compacted chunks of the target's pool and
+   * uncompacted segment views). The views alias the
    * target's memory: never write through them, and do not use them after the next call into the
    * target. Undefined for an unknown context or an engine that can no longer export its state.
    */
   heldDataOf(ctx: MiniportOffloadContext): readonly Uint8Array[] | undefined {
     const c = this.#t.conns.get(ctx);
     if (c === undefined || !isImportableState(toChimneyState(c.engine))) return undefined;
-    return [...c.held, ...c.engine.exportState(this.#t.now).delegated.bufferedData];
+    return c.engine.exportState(this.#t.now).delegated.bufferedData;
   }
 
   /** NBLs handed up and not yet returned (TM-22: the adapter must not close before this is 0). */

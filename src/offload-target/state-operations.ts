@@ -53,7 +53,6 @@ import { supportsFamily } from "../chimney/capabilities.js";
 import { engineKeepAlive, frozenCached, offloadSackEnabled } from "./tcp-rules.js";
 import { type Conn, ctxOf, type NeighborObj, type PathObj, toChimneyState } from "./connection-record.js";
 import {
-  OP_INDICATE,
   OP_INIT,
   OP_INIT_COMPLETE,
   OP_TERM_COMPLETE,
@@ -98,10 +97,6 @@ export function recordInitiate(t: TargetContext, blockList: OffloadBlockList): v
       return;
     }
     t.bufferBytesUsed += n;
-    if (t.mutant === "keep-lent-views") {
-      t.keptViews.set(b, view); // IO-19 broken: read at completion, after the loan
-      return;
-    }
     t.copies.set(b, copyOfChain(view, n));
   });
   t.initiating++; // IO-7: until its completion has returned
@@ -270,11 +265,6 @@ function offloadTcp(
     return "NDIS_STATUS_OFFLOAD_TCP_ENTRIES"; // TcpConnectionOffloadCapacity (spec 3.3)
   if (ca.initialRcvWnd > t.limits.maxRcvWnd) return "NDIS_STATUS_OFFLOAD_TCP_RCV_WINDOW";
   if (!isImportableState(d.state)) return "NDIS_STATUS_FAILURE";
-  const kept = t.keptViews.get(b);
-  if (kept !== undefined) {
-    t.keptViews.delete(b);
-    t.copies.set(b, copyOfChain(kept, chainLength(kept)));
-  }
   const copy = t.copies.get(b);
   if (copy === "no-memory") return "NDIS_STATUS_FAILURE"; // IO-20
   const chain = b.netBufferListChain;
@@ -300,10 +290,9 @@ function offloadTcp(
     maxRetransmissions: t.maxRtx,
   });
   // IO-23: the handed-over BufferedData is the head of the engine's receive buffer, so it is
-  // delivered before anything received later (the mutant breaks exactly this).
-  const late = t.mutant === "buffered-after-newer";
+  // delivered before anything received later.
   const full: TcpSnapshot =
-    copy === undefined || copy.length === 0 || late
+    copy === undefined || copy.length === 0
       ? snap
       : { ...snap, delegated: { ...snap.delegated, bufferedData: [copy] } };
   // TS-1: the engine's timestamp clock continues from TsTime (NicDelta = TsTime - NicTime), so
@@ -324,8 +313,6 @@ function offloadTcp(
     phase: "offloading",
     sends: [],
     reqs: [],
-    held: [],
-    heldBytes: 0,
     // IO-22: handed-over data is buffered data: held until requests are posted.
     known: engine.readable,
     busy: false,
@@ -361,11 +348,6 @@ function offloadTcp(
     backlogAt: Instant.ZERO,
     backlogRecheck: undefined,
   };
-  if (late && copy !== undefined && copy.length > 0) {
-    c.held.push(copy);
-    c.heldBytes += copy.length;
-    c.known += copy.length;
-  }
   // IO-13..IO-15: the handed-over NBLs are the first send entries, in order; IO-17: `takeAcks`
   // completes each through NdisTcpOffloadSendComplete (or the terminate passes it back).
   for (const n of nblRange(d.sendDataHead, d.sendDataTail)) {
@@ -448,7 +430,6 @@ export function doTerminate(t: TargetContext, now: Instant, root: OffloadBlockLi
   // TM-10: no indication or event of ours is in flight when a terminate completes.
   assert(t.upcalls === 0, "TM-10: terminate completing inside an upcall");
   const after: Uint8Array[] = [];
-  const late: Uint8Array[] = []; // the "wire-after-terminate" mutant's frames
   forEachInTree(root, (b) => {
     if (b.layer === "tcp") {
       const c = t.connOf(b);
@@ -461,9 +442,7 @@ export function doTerminate(t: TargetContext, now: Instant, root: OffloadBlockLi
         terminateCorrupt(t, c, b); // spec 11.9 steps 4-5
         return;
       }
-      const mark = t.wireFrames.length;
       terminateConn(t, now, c, b);
-      if (t.mutant === "wire-after-terminate") late.push(...t.wireFrames.splice(mark));
       for (const f of c.urgentFrames) after.push(f);
       b.status = "NDIS_STATUS_SUCCESS";
     } else if (b.layer === "path") {
@@ -492,17 +471,6 @@ export function doTerminate(t: TargetContext, now: Instant, root: OffloadBlockLi
   });
   assertStatusWritten(root, "terminate"); // OP-2 / BL-1
   t.host.terminateOffloadComplete(root);
-  // The mutant queues the terminate's frames (TM-11's owed ACK) only after the completion.
-  for (const f of late) t.wireFrames.push(f);
-  if (t.mutant === "indicate-after-terminate") {
-    // A stale indication on a connection whose terminate has completed.
-    forEachInTree(root, (b) => {
-      if (b.layer !== "tcp" || b.ndisOffloadHandle === undefined) return;
-      const nbl = t.recvPool.alloc([new Uint8Array(1)], OP_INDICATE);
-      t.ledger.transfer(nbl, "target", "host", OP_INDICATE);
-      t.host.tcpOffloadReceiveIndicate(b.ndisOffloadHandle, nbl, "NDIS_STATUS_SUCCESS");
-    });
-  }
   // Spec 15.3 step 6: urgent data and what followed go up the non-offload path.
   for (const f of after) t.up(f);
 }
@@ -558,14 +526,8 @@ function terminateConn(t: TargetContext, now: Instant, c: Conn, b: TcpBlock): vo
     b.netBufferListChain = head; // BL-2 / TM-17: null when nothing is returned
     // TM-19..TM-21: undelivered bytes as BufferedData from the target's pool. TM-26: only the
     // in-order bytes the engine acknowledged cumulatively; SACKed-only data stays behind.
-    const chunks =
-      t.mutant === "drop-buffered-at-terminate" ? [] : [...c.held, ...snap.delegated.bufferedData];
+    const chunks = snap.delegated.bufferedData;
     const buffered = chunks.length === 0 ? null : allocUp(t, chunks, OP_TERM_COMPLETE, true);
-    if (buffered !== null && t.mutant === "write-after-return") {
-      forEachSegment(t.ledger.view(buffered, "target", "mutant: write after return"), 0, 1, (x, st) => {
-        x[st] = 0;
-      });
-    }
     delegated = delegatedStateFromEngine(snap.delegated, {
       sendDataHead: head,
       sendDataTail: nbls[nbls.length - 1] ?? null,
@@ -580,10 +542,7 @@ function terminateConn(t: TargetContext, now: Instant, c: Conn, b: TcpBlock): vo
     b.netBufferListChain = null;
     // TM-19..TM-21: received data the host has not taken still goes up (a FIN-closed
     // connection keeps it).
-    const chunks =
-      t.mutant === "drop-buffered-at-terminate"
-        ? []
-        : [...c.held, ...engine.exportState(now).delegated.bufferedData];
+    const chunks = engine.exportState(now).delegated.bufferedData;
     const buffered = chunks.length === 0 ? null : allocUp(t, chunks, OP_TERM_COMPLETE, true);
     delegated = closedDelegated(now, c, buffered);
   }
@@ -795,7 +754,7 @@ function queryDelegated(t: TargetContext, now: Instant, c: Conn): TcpDelegatedSt
   return {
     ...base,
     sendBacklogSize: t.backlogSupported ? (c.backlog ?? preferredBacklog(c)) : BACKLOG_UNSUPPORTED,
-    receiveBacklogSize: c.heldBytes + c.engine.readable,
+    receiveBacklogSize: c.engine.readable,
   };
 }
 

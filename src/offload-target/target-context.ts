@@ -31,7 +31,6 @@ import { ChunkPool, idlePoolBytes } from "../storage/chunk-pool.js";
 import type { BufferLedger } from "../nbl/ledger.js";
 import type { MacAddr } from "../wire/ethernet.js";
 import type { NetBufferList } from "../nbl/nbl.js";
-import type { BufferChain } from "../nbl/chain.js";
 import type { MiniportOffloadContext, OffloadBlockList } from "../chimney/block-list.js";
 import type { OffloadHost } from "../chimney/contract.js";
 import type { OffloadStatusIndication } from "../chimney/status.js";
@@ -47,7 +46,6 @@ import {
   HELD_CHUNK_BYTES,
   type SoftwareTargetOptions,
   type TargetLimits,
-  type TargetMutant,
   type TargetStats,
 } from "./options.js";
 import { type Conn, ctxOf, type InboxItem, type NeighborObj, type PathObj } from "./connection-record.js";
@@ -111,7 +109,6 @@ export class TargetContext {
   readonly vlans: readonly number[];
   readonly supportSack: boolean;
   readonly limits: TargetLimits;
-  readonly mutant: TargetMutant | undefined;
   readonly opDelay: Duration;
   readonly backlogSupported: boolean;
   /** Receive moderation: new data is delivered from `process`, once per connection per batch. */
@@ -150,8 +147,6 @@ export class TargetContext {
   // State operations (OP-1).
   readonly ops: PendingOp[] = [];
   readonly copies = new Map<OffloadBlockList, BufferedCopy>();
-  /** Mutant "keep-lent-views" only: the lent BufferedData's NBs, read after the loan ended. */
-  readonly keptViews = new Map<OffloadBlockList, BufferChain>();
   bufferBytesUsed = 0;
 
   // Scheduling and the wire.
@@ -211,7 +206,6 @@ export class TargetContext {
     this.configurableMacs = opts.configurableMacs ?? true;
     this.vlans = opts.interfaceVlans ?? [];
     this.supportSack = opts.supportSack ?? true;
-    this.mutant = opts.testMutant;
     this.opDelay = opts.operationDelay ?? Duration.ZERO;
     this.backlogSupported = opts.sendBacklog ?? true;
     this.moderation = opts.receiveModeration ?? false;

@@ -199,6 +199,19 @@ void describe("pause, resume, upload-all (spec 16.6)", () => {
   });
 });
 
+void describe("initiate calls around a pause (spec 16.6)", () => {
+  void test("C-13: an initiate call that reaches the target after it paused offload is accepted, queued and completed", () => {
+    const w = track(offloaded({ initiate: false }));
+    w.target.pause();
+    w.host.initiate(w.root);
+    assert.equal(w.tcpBlock.status, undefined, "queued: completed later, by process");
+    w.target.process(at(w.now));
+    assert.equal(w.tcpBlock.status, "NDIS_STATUS_SUCCESS");
+    w.ctx = w.tcpBlock.miniportOffloadContext?.context as MiniportOffloadContext;
+    upload(w);
+  });
+});
+
 void describe("operations in flight (spec 12)", () => {
   void test("C-3: two queries of one connection may overlap; both complete with current values", () => {
     const w = track(offloaded());

@@ -9,6 +9,7 @@ import { nblArray } from "../../src/nbl/chain.js";
 import { decodeFrame, emitTcpPacket } from "../../src/wire/packet.js";
 import { mac } from "../../src/wire/ethernet.js";
 import { TcpFlag, type TcpRepr } from "../../src/wire/tcp-repr.js";
+import type { TcpOffloadState } from "../../src/chimney/state.js";
 import {
   type MiniportOffloadContext,
   newBlock,
@@ -249,6 +250,40 @@ void describe("initiate offload (spec 7)", () => {
   });
 });
 
+void describe("handed-over send data in the retransmission range (spec 7.6)", () => {
+  /** The host's state with SndNxt moved back to SndUna and SndMax to SndUna + `sent`. */
+  const rewound =
+    (sent: number) =>
+    (s: TcpOffloadState): TcpOffloadState => ({
+      ...s,
+      delegatedState: {
+        ...s.delegatedState,
+        sndNxt: s.delegatedState.sndUna,
+        sndMax: Seq.add(s.delegatedState.sndUna, sent),
+      },
+    });
+  const firstData = (w: World): TcpRepr | undefined => w.peer.seen.find((x) => x.payload.length > 0);
+
+  void test("IO-14: handed-over data between SndNxt and SndMax goes out before data sent after the offload", () => {
+    const w = track(offloaded({ unacked: 3000, editState: rewound(3000) }));
+    const una = w.tcpBlock.delegatedState?.sndUna;
+    w.host.send(w.ctx, pattern(500, 47));
+    advance(w, 100); // well before any retransmission timer
+    assert.equal(firstData(w)?.seq, una);
+    assert.deepEqual(w.peer.read, [...pattern(3000, 2), ...pattern(500, 47)]);
+    upload(w);
+  });
+
+  void test("IO-15: handed-over data beyond SndMax goes out after the SndNxt..SndMax range", () => {
+    const w = track(offloaded({ unacked: 3000, editState: rewound(1000) }));
+    const una = w.tcpBlock.delegatedState?.sndUna;
+    advance(w, 100);
+    assert.equal(firstData(w)?.seq, una);
+    assert.deepEqual(w.peer.read, [...pattern(3000, 2)]);
+    upload(w);
+  });
+});
+
 void describe("send path (spec 13.4, 13.5)", () => {
   void test("SD-1 / SD-2 / SD-3 / SD-6: sends pend, go out FIFO and complete in order", () => {
     const w = track(offloaded());
@@ -364,7 +399,7 @@ void describe("delivery algorithm (spec 14.6, DA-1, RX-2)", () => {
     });
   }
 
-  void test("RI-3 / spec 20-25: a zero-byte request re-enables indications", () => {
+  void test("RI-3 / DA-4 / spec 20-25: a zero-byte request re-enables indications: the run that completes it goes on to indicate", () => {
     const w = track(offloaded());
     w.host.indicatePolicy = () => 0;
     w.peer.engine.send(pattern(300, 12));
@@ -454,6 +489,47 @@ void describe("delivery algorithm (spec 14.6, DA-1, RX-2)", () => {
     assert.deepEqual(
       w.host.recvCompleted.map((n) => n.bytesTransferred),
       [100, 200],
+    );
+    upload(w);
+  });
+
+  void test("C-9: a zero-byte request posted inside a receive completion is completed after that call returned", () => {
+    const w = track(offloaded());
+    let inside: number | undefined;
+    w.host.onReceiveComplete = () => {
+      if (inside !== undefined) return;
+      inside = w.host.recvCompleted.length;
+      w.host.post(w.ctx, 0);
+      assert.equal(w.host.recvCompleted.length, inside, "nothing completed from within the completion");
+    };
+    w.host.post(w.ctx, 100);
+    w.peer.engine.send(pattern(100, 22));
+    pump(w);
+    assert.deepEqual(w.host.stream, [...pattern(100, 22)]);
+    assert.deepEqual(
+      w.host.recvCompleted.map((n) => n.bytesTransferred),
+      [100, 0],
+    );
+    upload(w);
+  });
+
+  void test("C-12: a zero-byte request posted inside an indication is served by the same delivery run once the indication returned", () => {
+    const w = track(offloaded());
+    let posted = false;
+    w.host.indicatePolicy = (n) => {
+      if (!posted) {
+        posted = true;
+        w.host.post(w.ctx, 0);
+        assert.equal(w.host.recvCompleted.length, 0, "nothing completed from within the indication");
+      }
+      return n;
+    };
+    w.peer.engine.send(pattern(200, 23));
+    pump(w);
+    assert.equal(count(w, "indicate 200 took 200"), 1);
+    assert.deepEqual(
+      w.host.recvCompleted.map((n) => n.bytesTransferred),
+      [0],
     );
     upload(w);
   });

@@ -874,7 +874,7 @@ void describe("IO-24 / NS-7: urgent data in BufferedData handed over at offload"
     delegatedState: { ...s.delegatedState, bufferedDataUrgent: true },
   });
 
-  void test("treated like urgent data from the wire: upload requested, nothing delivered or ACKed", () => {
+  void test("IO-6 / C-10 / IO-24: treated like urgent data from the wire: upload requested once the initiate completed, nothing delivered or ACKed", () => {
     const w = world({ buffered: 300, editState: urgentState });
     assert.deepEqual(w.host.events, [{ type: "TcpIndicateRetrieve", reason: "ReceivedUrgentData" }]);
     w.host.post(w.ctx, 1000);
