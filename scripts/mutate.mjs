@@ -8,6 +8,7 @@
 // Each folder keeps its own incremental file (reports/stryker-incremental-<folder>.json), so a
 // second run tests only the mutants whose code or tests changed, and its own report
 // (reports/mutation/<folder>.html). The scores per folder are printed at the end.
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { Stryker } from "@stryker-mutator/core";
 import config, { folders } from "../stryker.config.mjs";
@@ -78,21 +79,41 @@ export function score(report) {
   };
 }
 
-const scores = [];
-for (const name of chosen) {
-  const folder = folders[name];
-  console.log(`\n== mutate ${name} ==`);
+// Each folder runs in a process of its own: Stryker merges its options into the config module's
+// exported object in place, so a second run in the same process starts from the first run's
+// options (and fails while merging them).
+const one = process.env.CHIMNEY_MUTATE_ONE;
+if (one !== undefined) {
+  const folder = folders[one];
   await new Stryker({
     ...config,
     configFile: "stryker.config.mjs",
     mutate: folder.mutate,
     tap: { ...config.tap, testFiles: folder.tests },
-    incrementalFile: `reports/stryker-incremental-${name}.json`,
-    tempDirName: `.stryker-tmp/${name}`,
-    htmlReporter: { fileName: `reports/mutation/${name}.html` },
-    jsonReporter: { fileName: `reports/mutation/${name}.json` },
+    incrementalFile: `reports/stryker-incremental-${one}.json`,
+    tempDirName: `.stryker-tmp/${one}`,
+    htmlReporter: { fileName: `reports/mutation/${one}.html` },
+    jsonReporter: { fileName: `reports/mutation/${one}.json` },
     ...(concurrency === undefined ? {} : { concurrency }),
   }).runMutationTest();
+  process.exit(0);
+}
+
+const scores = [];
+for (const name of chosen) {
+  console.log(`\n== mutate ${name} ==`);
+  const r = spawnSync(
+    process.execPath,
+    [process.argv[1], ...(concurrency === undefined ? [] : ["--concurrency", String(concurrency)])],
+    {
+      stdio: "inherit",
+      env: { ...process.env, CHIMNEY_MUTATE_ONE: name },
+    },
+  );
+  if (r.status !== 0) {
+    console.error(`mutate ${name}: stryker failed (exit ${r.status ?? r.signal})`);
+    process.exit(1);
+  }
   const report = JSON.parse(readFileSync(`reports/mutation/${name}.json`, "utf8"));
   scores.push({ name, ...score(report) });
 }

@@ -545,6 +545,18 @@ export class OffloadManager implements OffloadHost {
         if (nb !== undefined) this.#dropNeighbor(nb);
       }
     }
+    // The tree is the host's again and has been read: what the target wrote into it goes. A
+    // storm's blocks were made long before their completion (old in the garbage collector's
+    // eyes), and a dead old block still keeps the young states and NBLs written into it alive
+    // through every minor collection until the next full one: about 1 KB a connection copied
+    // and promoted for nothing.
+    for (let i = 0; i < n; i++) {
+      const b = blocks[i] as OffloadBlockList; // i < n
+      b.constState = undefined;
+      b.cachedState = undefined;
+      b.delegatedState = undefined;
+      b.netBufferListChain = null;
+    }
     this.#defer(() => {
       this.#retryWaiting();
     });
