@@ -26,6 +26,22 @@ const CLOSED_BUFFERED = "const chunks = engine.exportState(now).delegated.buffer
 /** Writes a byte of the BufferedData chain the terminate has handed up (state-operations.js). */
 const WRITE_HANDED_UP = `delegated = delegatedStateFromEngine(snap.delegated, {`;
 
+/**
+ * Runs the connections an initiate created (and lets them indicate) before its completion call
+ * instead of after it returned: one patch, seen by IO-6 and by C-10 (state-operations.js).
+ */
+const RUN_BEFORE_INITIATE_COMPLETES = `for (const c of created) c.phase = "offloaded";
+    t.initiating--;
+    for (const c of created) {
+        if (c.urgentBuffered) {
+            c.urgent = true;
+            requestUpload(t, c, "ReceivedUrgentData");
+        }
+        service(t, now, c);
+    }
+    t.initiating++;
+    assertStatusWritten(root, "initiate");`;
+
 export const MUTANTS: readonly Mutant[] = [
   // -- Moved out of the target's source (they were `SoftwareTargetOptions.testMutant`) --------
   {
@@ -214,17 +230,7 @@ export const MUTANTS: readonly Mutant[] = [
     rule: "IO-6",
     file: "offload-target/state-operations.js",
     find: `assertStatusWritten(root, "initiate"); // OP-2 / BL-1`,
-    replace: `for (const c of created) c.phase = "offloaded";
-    t.initiating--;
-    for (const c of created) {
-        if (c.urgentBuffered) {
-            c.urgent = true;
-            requestUpload(t, c, "ReceivedUrgentData");
-        }
-        service(t, now, c);
-    }
-    t.initiating++;
-    assertStatusWritten(root, "initiate");`,
+    replace: RUN_BEFORE_INITIATE_COMPLETES,
     test: { file: TCP_RULES, name: "IO-6 / C-10 / IO-24: treated like urgent data from the wire" },
     caughtBy: "IO-6: event TcpIndicateRetrieve before the offload completed",
     why: "new connections run (and indicate) before the initiate's completion call, not after it returned",
@@ -234,17 +240,7 @@ export const MUTANTS: readonly Mutant[] = [
     rule: "C-10",
     file: "offload-target/state-operations.js",
     find: `assertStatusWritten(root, "initiate"); // OP-2 / BL-1`,
-    replace: `for (const c of created) c.phase = "offloaded";
-    t.initiating--;
-    for (const c of created) {
-        if (c.urgentBuffered) {
-            c.urgent = true;
-            requestUpload(t, c, "ReceivedUrgentData");
-        }
-        service(t, now, c);
-    }
-    t.initiating++;
-    assertStatusWritten(root, "initiate");`,
+    replace: RUN_BEFORE_INITIATE_COMPLETES,
     test: { file: TCP_RULES, name: "IO-6 / C-10 / IO-24: treated like urgent data from the wire" },
     caughtBy: "before the offload completed",
     why: "the same ordering seen as C-10: a connection indicates before the offload that created it completed",
