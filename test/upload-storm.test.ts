@@ -12,6 +12,7 @@ import type { TcpSnapshot } from "../src/tcp/types.js";
 import { Duration, Instant } from "../src/time/instant.js";
 import { TcpFlag, type TcpRepr } from "../src/wire/tcp-repr.js";
 import { ip } from "../src/wire/ip-addr.js";
+import { type OffloadBlockList, treeBlocks } from "../src/chimney/block-list.js";
 import { type ChimneyPair, chimneyPair, connectPair, refuseAll, settle } from "./support/chimney-pair.js";
 
 const NOW = Instant.ZERO;
@@ -39,9 +40,28 @@ void describe("upload storm", () => {
     });
     settle(w);
     const logBefore = w.manager.log.length;
+    const trees: OffloadBlockList[] = [];
+    const terminate = w.target.terminateOffload.bind(w.target);
+    w.target.terminateOffload = (root) => {
+      trees.push(root);
+      terminate(root);
+    };
 
     assert.equal(w.manager.terminateNeighbor(0, ip("192.0.2.2")), CONNS);
     settle(w);
+    // The manager drops what the target wrote into its tree once it has read it: a storm's
+    // blocks are old by their completion, and states and NBLs left in them would live on until
+    // the next full garbage collection.
+    assert.equal(trees.length, 1, "one TerminateOffload tree");
+    const blocks = treeBlocks(trees[0] as OffloadBlockList);
+    assert.equal(blocks.filter((b) => b.layer === "tcp").length, CONNS);
+    for (const b of blocks) {
+      assert.equal(b.status, "NDIS_STATUS_SUCCESS", "the completion's status stays readable");
+      assert.equal(b.delegatedState, undefined, `${b.layer} block: delegated state dropped`);
+      assert.equal(b.constState, undefined, `${b.layer} block: const state dropped`);
+      assert.equal(b.cachedState, undefined, `${b.layer} block: cached state dropped`);
+      assert.equal(b.netBufferListChain, null, `${b.layer} block: NBL chain dropped`);
+    }
     assert.ok(
       conns.every(([c]) => c.phase === "host"),
       "every connection is back on the host",

@@ -5,7 +5,8 @@
  * A connection record (`Conn`) is the offload context area of one TCP connection (CTX-1): the
  * const and cached state the host handed down (cached state changes only by an update, ST-2), the
  * shared `TcpConnection` engine holding the delegated state, and the target's own bookkeeping:
- * the send NBLs waiting for their ACK, the posted receive requests, the flags of its upcalls, and its place on the scheduling lists.
+ * the send NBLs waiting for their ACK, the posted receive requests, the flags of its upcalls,
+ * and its place on the scheduling lists.
  * Records are created by the initiate (state-operations.ts) and dropped by the terminate.
  */
 import type { Instant } from "../time/instant.js";
