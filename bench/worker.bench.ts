@@ -10,7 +10,7 @@
  *   alternate for three rounds and their medians compare.
  * Every target prints as one `goal worker/<name>` line.
  */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { refuseAllKnobs } from "../src/host/offload-policy.js";
 import type { HostConn } from "../src/host/stack.js";
 import { type LiveHost, startLiveHost, startLiveWorkerHost } from "../src/live/live-host.js";
@@ -387,6 +387,7 @@ async function storm(): Promise<void> {
     // storm starts once it is done.
     await new Promise((r) => setTimeout(r, SWEEP_SETTLE_MS));
     const before = m.stats.bufferedDataIn;
+    const cpu0 = threadsCpuSeconds();
     const ts = performance.now();
     for (const c of conns) m.terminate(c, "storm");
     pair.a.driver.flush();
@@ -396,6 +397,7 @@ async function storm(): Promise<void> {
       120_000,
     );
     const ms = performance.now() - ts;
+    const cpu = cpuSplit(cpu0, threadsCpuSeconds());
     const back = m.stats.bufferedDataIn - before;
     if (back !== conns.length * 1024)
       throw new Error(`bench: ${back} B of BufferedData, expected ${conns.length * 1024}`);
@@ -406,6 +408,7 @@ async function storm(): Promise<void> {
       `< ${TARGET_STORM_MS} ms for 100000`,
       ms < TARGET_STORM_MS && conns.length >= 100_000,
     );
+    console.log(`  storm CPU: ${cpu}`);
     goal(
       TOPIC,
       "memory-per-offloaded-conn",
@@ -418,11 +421,55 @@ async function storm(): Promise<void> {
   }
 }
 
-/** CPU seconds of the calling thread (user + system), from /proc/thread-self/stat. */
-function threadCpuSeconds(): number {
-  const stat = readFileSync("/proc/thread-self/stat", "utf8");
+/** CPU seconds (user + system) in a /proc stat line. */
+function statCpuSeconds(stat: string): number {
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in USER_HZ (100)
+}
+
+/** CPU seconds of the calling thread (user + system), from /proc/thread-self/stat. */
+function threadCpuSeconds(): number {
+  return statCpuSeconds(readFileSync("/proc/thread-self/stat", "utf8"));
+}
+
+/** CPU seconds of every thread of this process by thread id (empty where there is no /proc). */
+function threadsCpuSeconds(): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync("/proc/self/task");
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      out.set(tid, statCpuSeconds(readFileSync(`/proc/self/task/${tid}/stat`, "utf8")));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Where a window's CPU went: the host (main) thread, then the busiest other threads (the target
+ * workers first, then the collector's helpers), in seconds.
+ */
+function cpuSplit(before: Map<string, number>, after: Map<string, number>): string {
+  const main = String(process.pid);
+  const others: number[] = [];
+  let host = 0;
+  for (const [tid, s] of after) {
+    const d = s - (before.get(tid) ?? 0);
+    if (tid === main) host = d;
+    else if (d > 0) others.push(d);
+  }
+  others.sort((a, b) => b - a);
+  const sum = others.reduce((a, b) => a + b, 0);
+  return `host thread ${host.toFixed(2)} s, other threads ${sum.toFixed(2)} s (busiest ${others
+    .slice(0, 4)
+    .map((x) => x.toFixed(2))
+    .join(", ")})`;
 }
 
 const CONNS = 4;
