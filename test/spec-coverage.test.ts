@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const SCRIPT = join(ROOT, "scripts", "spec-coverage.mjs");
@@ -131,6 +131,69 @@ void test("a rule counts as tested only through the name of a test or suite citi
     }
   }
   assert.ok(checked >= 200, `${String(checked)} (rule, test file) pairs checked`);
+});
+
+/** What scripts/test-assertions.mjs reports for one file. */
+interface ReadTests {
+  readonly file: string;
+  readonly tests: readonly { readonly name: string; readonly asserts: boolean }[];
+  readonly directives: readonly string[];
+}
+
+/** scripts/test-assertions.mjs's reading of `files` (name -> text), written to a temporary directory. */
+async function readTestsOf(files: Record<string, string>): Promise<ReadTests[]> {
+  const url = pathToFileURL(join(ROOT, "scripts", "test-assertions.mjs")).href;
+  const mod = (await import(url)) as { readTests: (files: readonly string[]) => ReadTests[] };
+  const dir = mkdtempSync(join(tmpdir(), "spec-coverage-"));
+  try {
+    const paths = Object.entries(files).map(([name, text]) => {
+      const p = join(dir, name);
+      writeFileSync(p, text);
+      return p;
+    });
+    return mod.readTests(paths);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+void test("a test name counts only when that test asserts: directly, by a throw, or through a helper that does", async () => {
+  const [a, b] = await readTestsOf({
+    "a.test.ts": [
+      'import assert from "node:assert/strict";',
+      'import { describe, test } from "node:test";',
+      'import { checkAll } from "./support.js";',
+      'void test("XX-1 asserts directly", () => { assert.equal(1, 1); });',
+      'void test("XX-2 only computes", () => { const x = [1, 2].map((n) => n * 2); void x; });',
+      'void test("XX-3 throws on a mismatch", () => { if (Math.random() > 2) throw new Error("no"); });',
+      'void test("XX-4 through a helper two calls deep", () => { checkAll([1]); });',
+      'void test("XX-5 a todo", { todo: true });',
+      'void describe("XX-6 suite", () => { void test("inner, silent", () => { void 0; }); void test("inner, checked", async () => { await ledger.assertQuiescent(); }); });',
+      'void test("XX-7 expected is not expect", () => { const expected = [1]; expected.push(2); });',
+      "// @ts-expect-error XX-8: a number is not a string",
+      "const s: string = 5;",
+    ].join("\n"),
+    "support.ts": [
+      "function checkOne(n: number): void { if (n !== 1) throw new Error(`bad ${n}`); }",
+      "export function checkAll(xs: number[]): void { for (const x of xs) checkOne(x); }",
+    ].join("\n"),
+  });
+  assert.ok(a !== undefined && b !== undefined);
+  assert.deepEqual(
+    a.tests.map((t) => [t.name, t.asserts]),
+    [
+      ["XX-1 asserts directly", true],
+      ["XX-2 only computes", false],
+      ["XX-3 throws on a mismatch", true],
+      ["XX-4 through a helper two calls deep", true],
+      ["XX-5 a todo", false],
+      ["XX-6 suite inner, silent", false],
+      ["XX-6 suite inner, checked", true],
+      ["XX-7 expected is not expect", false],
+    ],
+  );
+  assert.deepEqual(a.directives, [" XX-8: a number is not a string"]);
+  assert.deepEqual(b.tests, []);
 });
 
 const REASONS = readFileSync(join(ROOT, "docs", "spec-reasons.md"), "utf8");
