@@ -42,11 +42,14 @@ const TARGETS: Readonly<Record<string, number>> = {
   "snd-syn": 0.8, // 25 of 30 (ECN, MTU 72)
   snippets: 0.85, // 31 of 36 (ECN, CLOSING's duplicate FIN)
   "socket-api": 0.36, // 8 of 22: 12 unsupported (TCP over UDP, TCP-MD5, per-socket TTL/TOS), 2 ECN
-  "fast-open": 0, // unsupported: fast-open
+  // Client fast open (RFC 7413): 115 of 116; the other opens with a stray character upstream.
+  "fast-open": 0.99,
   "tcp-over-udp": 0, // unsupported: tcp-over-udp
 };
+/** The FreeBSD suite's script that does not parse as shipped (test/conformance/suite.test.ts). */
+const UPSTREAM_BROKEN = "fast-open/client/client-handle-cookie-update-of-length-17.pkt";
 /** The whole suite's floor. */
-const OVERALL = 0.81; // 901 of 1103; 184 of the rest are unsupported features
+const OVERALL = 0.92; // 1016 of 1103; 68 of the rest are unsupported features
 
 function loadList(name: string): Map<string, KnownFailure> {
   const parsed = parseKnownFailures(readFileSync(join(ROOT, "src", "conformance", name), "utf8"), name);
@@ -88,15 +91,17 @@ void test("the FreeBSD suite runs against our stack; failures match known-failur
     passed / run.results.length >= OVERALL,
     `overall pass rate ${passed} / ${run.results.length} fell`,
   );
-  // Every script of fast-open/ and tcp-over-udp/ is classified unsupported by its feature, never
-  // a parse or runner error; no runner or parse error anywhere else either.
+  // Every script of tcp-over-udp/ is classified unsupported by its feature, never a parse or
+  // runner error; no runner or parse error anywhere else either, but the one script upstream
+  // ships broken (a stray 's' before its first line: packetdrill rejects it too).
   for (const r of run.results) {
     const folder = r.file.split("/")[0] ?? "";
-    if (folder === "fast-open" || folder === "tcp-over-udp") {
+    if (folder === "tcp-over-udp") {
       assert.equal(r.failure, "unsupported", r.file);
       assert.equal(r.unsupported, folder, r.file);
     }
-    assert.ok(r.failure !== "runner" && r.failure !== "parse", `${r.file}: ${r.message ?? ""}`);
+    if (r.file === UPSTREAM_BROKEN) assert.equal(r.failure, "parse", r.message);
+    else assert.ok(r.failure !== "runner" && r.failure !== "parse", `${r.file}: ${r.message ?? ""}`);
   }
   // The same floors hold for IPv4 and IPv6 separately.
   for (const folder of FAMILY_FOLDERS) {

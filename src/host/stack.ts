@@ -59,6 +59,7 @@ import type { TcpConfig } from "../tcp/config.js";
 import { type ConnEvent, peerSynOf, replyToUnexpected, TcpConnection } from "../tcp/connection.js";
 import { type HashKey, initialSeq, timestampOffset } from "../tcp/isn.js";
 import { DEFAULT_MAX_ESTABLISHED, TcpListener } from "../tcp/listener.js";
+import { FastOpenCache } from "../tcp/fast-open.js";
 import type { IcmpErrorCode, TcpSnapshot, TcpState } from "../tcp/types.js";
 import type { SeqNum } from "../wire/seq.js";
 import { DEFAULT_NEIGHBOR_CONFIG, NeighborCache, type NeighborConfig } from "./neighbor.js";
@@ -398,6 +399,8 @@ export class HostStack {
     ndIn: 0,
   };
   readonly neighbors: NeighborCache;
+  /** Client TCP Fast Open: the cookies servers gave, by server address (RFC 7413). */
+  readonly fastOpen = new FastOpenCache();
   readonly routes = new RouteTable();
   readonly paths: PathMtuCache;
   readonly tcpConfig: TcpConfig;
@@ -543,7 +546,16 @@ export class HostStack {
     now: Instant,
     remote: IpAddr,
     remotePort: number,
-    opts: { readonly localAddr?: IpAddr | undefined; readonly localPort?: number | undefined } = {},
+    opts: {
+      readonly localAddr?: IpAddr | undefined;
+      readonly localPort?: number | undefined;
+      /**
+       * TCP Fast Open (RFC 7413): the SYN carries the server's cookie from `fastOpen` and the
+       * data sent before the first poll, or asks for a cookie. Send the data right after this
+       * call, before the stack transmits.
+       */
+      readonly fastOpen?: boolean | undefined;
+    } = {},
   ): HostConn {
     this.#advance(now);
     checkAddr("connect", remote);
@@ -568,7 +580,8 @@ export class HostStack {
       );
     }
     const c = this.#newConn(local, port, remote, remotePort, hop);
-    c.tcp = TcpConnection.connect(this.tcpConfig, this.#openParams(c, now), now);
+    const fastOpen = opts.fastOpen === true ? this.fastOpen.request(ipKey(remote), now) : undefined;
+    c.tcp = TcpConnection.connect(this.tcpConfig, { ...this.#openParams(c, now), fastOpen }, now);
     c.announced = true;
     this.#touch(c);
     return c;
@@ -1058,7 +1071,11 @@ export class HostStack {
   }
 
   #onConnEvent(c: HostConn, ev: ConnEvent): void {
-    if (ev.kind === "connected") c.connected = true;
+    if (ev.kind === "connected") {
+      c.connected = true;
+      const fo = c.tcp?.fastOpenOutcome();
+      if (fo !== undefined) this.fastOpen.update(ipKey(c.remoteAddr), fo, this.#now);
+    }
     const l = c.listener;
     if (l !== undefined && !c.announced) {
       // Passive open: the application hears of the connection once it is established.

@@ -101,6 +101,7 @@ import {
   relativeTimes,
 } from "./snapshot.js";
 import { SpuriousUndo } from "./spurious-undo.js";
+import { FAST_OPEN_OPTION, type FastOpenOutcome, type FastOpenRequest } from "./fast-open.js";
 import { Cubic } from "./cubic.js";
 import type { TcpConfig } from "./config.js";
 import { Seq, type SeqNum } from "../wire/seq.js";
@@ -140,6 +141,11 @@ export interface TcpOpenParams {
    * IPv4 (the default), 1220 for IPv6.
    */
   readonly defaultPeerMss?: number | undefined;
+  /**
+   * TCP Fast Open (RFC 7413), active opens only: the SYN carries the Fast Open option, with
+   * the cookie and the first queued data when there is a cookie.
+   */
+  readonly fastOpen?: FastOpenRequest | undefined;
 }
 
 /** Options of one `send` call. */
@@ -295,6 +301,10 @@ export class TcpConnection {
   #defaultPeerMss!: number;
   /** A SYN was retransmitted: RFC 6298 5.7 applies once established. */
   #synRetransmitted!: boolean;
+  /** The Fast Open request of our SYN (active opens), its data bytes, and the SYN-ACK's answer. */
+  #foRequest!: FastOpenRequest | undefined;
+  #foSynData!: number;
+  #foOutcome!: FastOpenOutcome | undefined;
   #pathMss!: number;
   /** The MSS our SYN advertises: the interface's, never lowered by path MTU (RFC 1191 3). */
   #synMss!: number;
@@ -478,6 +488,9 @@ export class TcpConnection {
     this.#iss = p.iss;
     this.#irs = Seq.of(0);
     this.#activeOpen = active;
+    this.#foRequest = active ? p.fastOpen : undefined;
+    this.#foSynData = 0;
+    this.#foOutcome = undefined;
     // Options
     this.#wsOk = false;
     this.#sndWscale = 0;
@@ -1517,7 +1530,12 @@ export class TcpConnection {
     // The peer may use the (unscaled) window our SYN offered (RFC 7323 2.2).
     this.#rcvAdv = Seq.add(this.#rcvNxt, Math.min(this.#initialRcvWnd, 0xffff));
     if (f & TcpFlag.ACK) {
+      this.#takeFastOpenAnswer(seg);
       this.#sndUna = seg.ack;
+      // Sending goes on from what the SYN-ACK acknowledged: data of a fast open SYN it left
+      // out goes again at once (RFC 7413 3); data it took is past, even after a retransmitted
+      // SYN without it.
+      this.#sndNxt = this.#sndUna;
       this.#sndWnd = seg.window; // SYN-ACK window is never scaled (RFC 7323 2.2)
       this.#maxSndWnd = this.#sndWnd;
       this.#sndWl1 = seg.seq;
@@ -1552,6 +1570,36 @@ export class TcpConnection {
       const take = Math.min(seg.payload.length, wnd);
       if (take > 0) this.#oooQueue().insert(this.#rcvNxtOff, seg.payload.subarray(0, take));
     }
+  }
+
+  /**
+   * A SYN-ACK to a fast open SYN: the data it acknowledged leaves the send queue, and what it
+   * said (its cookie, whether the data got in) is kept for `fastOpenOutcome`.
+   */
+  #takeFastOpenAnswer(seg: TcpRepr): void {
+    const fo = this.#foRequest;
+    if (fo === undefined) return;
+    const acked = Seq.gt(seg.ack, this.#sendHead) ? Seq.diff(seg.ack, this.#sendHead) : 0;
+    if (acked > 0) {
+      this.#sendQ.drop(acked);
+      this.#sendHead = seg.ack;
+      this.#sendHeadOff += acked;
+      this.#evAcked += acked;
+    }
+    let cookie: Uint8Array | undefined;
+    for (const o of seg.unknownOptions) if (o.kind === FAST_OPEN_OPTION) cookie = o.data.slice();
+    this.#foOutcome = {
+      sentCookie: fo.cookie !== undefined,
+      synData: this.#foSynData,
+      synDataAcked: acked >= this.#foSynData,
+      cookie,
+      peerMss: this.#peerMss,
+    };
+  }
+
+  /** What the SYN-ACK answered to our fast open SYN, once it came (RFC 7413). */
+  fastOpenOutcome(): FastOpenOutcome | undefined {
+    return this.#foOutcome;
   }
 
   /** Records the peer's SYN and negotiates options (RFC 7323 1.3, 2.2; RFC 2018 2). */
@@ -2593,8 +2641,14 @@ export class TcpConnection {
   #emitSyn(now: Instant): TcpRepr {
     const synAck = this.#state === "SYN-RECEIVED";
     const isRtx = this.#sndMax !== this.#iss;
-    this.#sndNxt = Seq.add(this.#iss, 1);
-    this.#sndMax = this.#sndNxt;
+    // RFC 7413 3: a fast open SYN with a cookie carries the first data; its retransmissions do
+    // not (the data goes again once the connection is established).
+    const fo = synAck ? undefined : this.#foRequest;
+    const synData =
+      fo?.cookie !== undefined && !isRtx ? Math.min(this.#sendQ.length, fo.maxData, this.#synMss) : 0;
+    if (!isRtx) this.#foSynData = synData;
+    this.#sndNxt = Seq.add(this.#iss, 1 + synData);
+    if (Seq.gt(this.#sndNxt, this.#sndMax) || !isRtx) this.#sndMax = this.#sndNxt;
     if (isRtx) {
       this.stats.retransmits++;
       this.#synRetransmitted = true;
@@ -2627,8 +2681,8 @@ export class TcpConnection {
       sackPermitted: offerSack,
       sack: NO_SACK,
       timestamps: ts,
-      unknownOptions: NO_OPTS,
-      payload: EMPTY,
+      unknownOptions: fo === undefined ? NO_OPTS : [{ kind: FAST_OPEN_OPTION, data: fo.cookie ?? EMPTY }],
+      payload: synData > 0 ? this.#sendQ.slice(0, synData) : EMPTY,
     };
   }
 

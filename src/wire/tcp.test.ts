@@ -223,6 +223,55 @@ void describe("options", () => {
     assert.equal(tcpOptionsLen({ ...BASE, timestamps: { tsVal: 1, tsEcr: 2 }, sack: [blk, blk, blk] }), 40);
   });
 
+  void test("options that do not fit aligned go packed, EOL-padded, and parse back the same", () => {
+    // A SYN-ACK with a 31-byte Fast Open cookie: aligned it needs 44 bytes, packed 39 + 1 EOL.
+    const cookie = Uint8Array.from({ length: 31 }, (_, i) => i + 1);
+    const r: TcpRepr = {
+      ...BASE,
+      flags: TcpFlag.SYN | TcpFlag.ACK,
+      mss: 1460,
+      sackPermitted: true,
+      unknownOptions: [{ kind: 34, data: cookie }],
+    };
+    assert.equal(tcpOptionsLen(r), 40);
+    const out = new Uint8Array(tcpBufferLen(r));
+    emitTcp(r, out, A4);
+    assert.equal(
+      toHex(out.subarray(TCP_HEADER_LEN)),
+      `020405b4 0402 2221${toHex(cookie)} 00`.replace(/ /g, ""),
+    );
+    const back = decode(out, A4);
+    assert.ok(back.ok);
+    assert.equal(back.value.mss, 1460);
+    assert.equal(back.value.sackPermitted, true);
+    assert.deepEqual(
+      back.value.unknownOptions.map((o) => [o.kind, toHex(o.data)]),
+      [[34, toHex(cookie)]],
+    );
+    // Every kind packed: window scale and timestamps lose their NOPs too.
+    const all: TcpRepr = {
+      ...r,
+      windowScale: 7,
+      timestamps: { tsVal: 5, tsEcr: 6 },
+      unknownOptions: [{ kind: 34, data: cookie.subarray(0, 16) }],
+    };
+    assert.equal(tcpOptionsLen(all), 40); // aligned: 4 + 12 + 4 + 20 = 40 still fits
+    const big: TcpRepr = { ...all, unknownOptions: [{ kind: 34, data: cookie.subarray(0, 17) }] };
+    assert.equal(tcpOptionsLen(big), 40); // aligned 44; packed 4 + 2 + 10 + 3 + 19 = 38, + 2 EOL
+    const bigOut = new Uint8Array(tcpBufferLen(big));
+    emitTcp(big, bigOut, A4);
+    const parsed = decode(bigOut, A4);
+    assert.ok(parsed.ok);
+    assert.deepEqual(
+      [
+        parsed.value.windowScale,
+        parsed.value.timestamps,
+        toHex(parsed.value.unknownOptions[0]?.data ?? new Uint8Array()),
+      ],
+      [7, { tsVal: 5, tsEcr: 6 }, toHex(cookie.subarray(0, 17))],
+    );
+  });
+
   void test("emit asserts the buffer length and the field ranges", () => {
     assert.throws(() => emitTcp(BASE, new Uint8Array(21)), UsageError);
     assert.throws(() => emitTcp({ ...BASE, srcPort: 65536 }, new Uint8Array(20)), UsageError);

@@ -253,8 +253,25 @@ export function parseTcp(view: TcpView, pseudo?: IpPseudoHeader): Result<TcpRepr
   });
 }
 
-/** Bytes the options of `repr` take in canonical layout, padding included (a multiple of 4, <= 40). */
+/**
+ * Bytes the options of `repr` take: in canonical layout (each option aligned on 4 bytes with
+ * NOPs), or, when that does not fit in the 40 bytes a header holds, packed back to back and
+ * ended with EOL padding (alignment is the sender's choice, RFC 9293 3.1). A multiple of 4.
+ */
 export function tcpOptionsLen(repr: TcpRepr): number {
+  const aligned = alignedOptionsLen(repr);
+  if (aligned <= TCP_MAX_OPTIONS_LEN) return aligned;
+  const packed = (packedOptionsLen(repr) + 3) & ~3;
+  if (packed > TCP_MAX_OPTIONS_LEN) {
+    throw new UsageError(
+      `TCP options need ${packed} bytes, more than the ${TCP_MAX_OPTIONS_LEN} a header holds`,
+    );
+  }
+  return packed;
+}
+
+/** The canonical layout's length (may exceed 40). */
+function alignedOptionsLen(repr: TcpRepr): number {
   let len = 0;
   if (repr.mss !== undefined) len += 4;
   if (repr.timestamps !== undefined) len += 12;
@@ -271,11 +288,18 @@ export function tcpOptionsLen(repr: TcpRepr): number {
     for (const o of unknown) u += 2 + o.data.length;
     len += (u + 3) & ~3;
   }
-  if (len > TCP_MAX_OPTIONS_LEN) {
-    throw new UsageError(
-      `TCP options need ${len} bytes, more than the ${TCP_MAX_OPTIONS_LEN} a header holds`,
-    );
-  }
+  return len;
+}
+
+/** The options' bytes with no padding at all. */
+function packedOptionsLen(repr: TcpRepr): number {
+  let len = 0;
+  if (repr.mss !== undefined) len += 4;
+  if (repr.timestamps !== undefined) len += 10;
+  if (repr.sackPermitted) len += 2;
+  if (repr.windowScale !== undefined) len += 3;
+  if (repr.sack.length > 0) len += 2 + 8 * repr.sack.length;
+  for (const o of repr.unknownOptions) len += 2 + o.data.length;
   return len;
 }
 
@@ -357,6 +381,7 @@ export function writeTcp(
  * them (`tcpOptionsLen(repr)` bytes). The caller sized `out`.
  */
 export function writeTcpOptions(repr: TcpRepr, out: Uint8Array, at: number): number {
+  if (alignedOptionsLen(repr) > TCP_MAX_OPTIONS_LEN) return writePackedOptions(repr, out, at);
   let o = at;
   const mss = repr.mss;
   if (mss !== undefined) {
@@ -426,6 +451,64 @@ export function writeTcpOptions(repr: TcpRepr, out: Uint8Array, at: number): num
     }
   }
   return o;
+}
+
+/** The packed layout (`tcpOptionsLen`): options back to back, then EOL bytes to a multiple of 4. */
+function writePackedOptions(repr: TcpRepr, out: Uint8Array, at: number): number {
+  let o = at;
+  const mss = repr.mss;
+  if (mss !== undefined) {
+    if (mss >>> 16 !== 0) throw new UsageError(`MSS out of range: ${mss}`);
+    out[o] = 2;
+    out[o + 1] = 4;
+    out[o + 2] = mss >>> 8;
+    out[o + 3] = mss & 0xff;
+    o += 4;
+  }
+  if (repr.sackPermitted) {
+    out[o] = 4;
+    out[o + 1] = 2;
+    o += 2;
+  }
+  const ts = repr.timestamps;
+  if (ts !== undefined) {
+    out[o] = 8;
+    out[o + 1] = 10;
+    setU32(out, o + 2, ts.tsVal);
+    setU32(out, o + 6, ts.tsEcr);
+    o += 10;
+  }
+  const ws = repr.windowScale;
+  if (ws !== undefined) {
+    if (ws >>> 8 !== 0) throw new UsageError(`window scale out of range: ${ws}`);
+    out[o] = 3;
+    out[o + 1] = 3;
+    out[o + 2] = ws;
+    o += 3;
+  }
+  const sack = repr.sack;
+  if (sack.length > 0) {
+    out[o] = 5;
+    out[o + 1] = 2 + 8 * sack.length;
+    o += 2;
+    for (const blk of sack) {
+      setU32(out, o, blk.left);
+      setU32(out, o + 4, blk.right);
+      o += 8;
+    }
+  }
+  for (const opt of repr.unknownOptions) {
+    if (isInterpretedKind(opt.kind) || opt.kind >>> 8 !== 0) {
+      throw new UsageError(`option kind ${opt.kind} cannot be emitted as an unknown option`);
+    }
+    out[o] = opt.kind;
+    out[o + 1] = 2 + opt.data.length;
+    out.set(opt.data, o + 2);
+    o += 2 + opt.data.length;
+  }
+  const end = at + ((o - at + 3) & ~3);
+  out.fill(0, o, end); // EOL
+  return end;
 }
 
 /** True when the segment's checksum verifies; `bytes` is exactly the segment. */

@@ -86,6 +86,7 @@ import {
   PINNED_NEIGHBOR_CONFIG,
 } from "./device.js";
 import {
+  type DutCapabilities,
   detectUnsupported,
   detectUnsupportedText,
   commandLines,
@@ -247,11 +248,16 @@ export function chooseDefines(script: PdScript, profile: DutProfile = FREEBSD_PR
 }
 
 /** Parses and runs one script. Never throws for a script problem: it becomes a failed result. */
+/** What our stack can do under `profile`: a fast open client, FreeBSD's way (TCP_FASTOPEN on the connecting socket). */
+function dutCapabilities(profile: ProfileName): DutCapabilities {
+  return { clientFastOpen: profile === "freebsd" };
+}
+
 export function runScript(text: string, options: RunScriptOptions): ScriptResult {
   const parsed = parsePacketdrill(text, { file: options.file });
   if (!parsed.ok) {
     // A script that does not parse but needs a missing feature is counted under that feature.
-    const feature = detectUnsupportedText(text);
+    const feature = detectUnsupportedText(text, dutCapabilities(options.profile ?? "freebsd"));
     return {
       file: options.file,
       passed: false,
@@ -467,7 +473,7 @@ class ScriptRun {
     let failure: FailureKind | undefined;
     try {
       const events = runEvents(this.#script, defines);
-      const use = detectUnsupported(this.#script, events);
+      const use = detectUnsupported(this.#script, events, dutCapabilities(this.#profile.name));
       if (use !== undefined) {
         this.#line = use.line;
         this.#unsupported(use.feature, UNSUPPORTED_FEATURES[use.feature]);
@@ -645,6 +651,7 @@ class ScriptRun {
       icmpMayAbort: this.#settings.icmpMayRst,
       neighbor: offload ? PINNED_NEIGHBOR_CONFIG : undefined,
     });
+    stack.fastOpen.enabled = this.#settings.fastOpenClient;
     this.#stack = stack;
     if (offload) {
       this.#offload = new OffloadDevice(stack, {
@@ -1027,6 +1034,8 @@ class ScriptRun {
         const s = this.#sock(ev);
         if (s.conn !== undefined) return { value: -1, errno: "EINVAL" };
         if (s.listener !== undefined) return OK0;
+        if ((s.opts.get("TCP_FASTOPEN") ?? 0) !== 0)
+          this.#unsupported("fast-open", UNSUPPORTED_FEATURES["fast-open"]); // a fast open server
         const backlog = this.#intOf(a[1]) ?? 128;
         s.listener = this.#ensureStack().listen(PACKETDRILL_DEFAULTS.bindPort, undefined, backlog);
         this.#match.newConnection();
@@ -1294,6 +1303,13 @@ class ScriptRun {
       const bit = sym[f];
       if (bit !== undefined && (flags & bit) !== 0) this.#unsupported(f, SEND_FLAG_REASONS[f]);
     }
+    if (
+      c === undefined &&
+      ev.name === "sendto" &&
+      s.listener === undefined &&
+      (s.opts.get("TCP_FASTOPEN") ?? 0) !== 0
+    )
+      return this.#fastOpenConnect(s, n);
     if (c === undefined) return { value: -1, errno: s.listener !== undefined ? "ENOTCONN" : "ENOTCONN" };
     if (s.shutWr) return { value: -1, errno: "EPIPE" };
     if (this.#isClosed(c)) return this.#connError(s, "EPIPE");
@@ -1633,6 +1649,9 @@ class ScriptRun {
     // ones only that feature defines), except the corking ones, whose 0 is the default.
     const corking = name === "TCP_CORK" || name === "TCP_NOPUSH";
     if (opt.unsupported !== undefined && !corking) this.#unsupported(name, opt.unsupported);
+    // Fast open is ours as a FreeBSD client only: Linux sets TCP_FASTOPEN on a listener.
+    if (name === "TCP_FASTOPEN" && (s.listener !== undefined || this.#profile.name !== "freebsd"))
+      this.#unsupported("fast-open", UNSUPPORTED_FEATURES["fast-open"]);
     const v = this.#shape(() => bracketed(a[3], this.#int));
     if (v === undefined) this.#fail(`setsockopt ${name}: the value must be an integer ([N])`, "runner");
     // Linux reads an IP-level option from one byte when optlen is below sizeof(int).
@@ -1938,6 +1957,27 @@ class ScriptRun {
     return { value: fd, errno: undefined };
   }
 
+  /**
+   * `sendto` on an unconnected socket with TCP_FASTOPEN (FreeBSD's client fast open): connects,
+   * and the data goes with the SYN when the stack holds the server's cookie (RFC 7413), after
+   * the handshake otherwise. Returns at once with what was queued.
+   */
+  #fastOpenConnect(s: Sock, n: number): SyscallResult {
+    const stack = this.#ensureStack();
+    const now = Instant.fromMicros(this.#now);
+    this.#match.newConnection();
+    const c = stack.connect(now, this.#remote, PACKETDRILL_DEFAULTS.connectPort, {
+      localPort: s.bound ? PACKETDRILL_DEFAULTS.bindPort : undefined,
+      fastOpen: true,
+    });
+    s.conn = c;
+    this.#applyLive(c, s.pending, "socket options");
+    this.#match.ports = { local: c.localPort, remote: c.remotePort };
+    const taken = n > 0 ? stack.send(now, c, new Uint8Array(n)) : 0;
+    this.#drain();
+    return { value: taken, errno: undefined };
+  }
+
   #connect(s: Sock, ev: PdSyscallEvent): SyscallResult {
     const stack = this.#ensureStack();
     const now = Instant.fromMicros(this.#now);
@@ -2047,6 +2087,8 @@ class ScriptRun {
       // The host-level knobs can change on a live stack.
       this.#settings.icmpMayRst = probe.icmpMayRst;
       this.#stack.icmpMayAbort = probe.icmpMayRst;
+      this.#settings.fastOpenClient = probe.fastOpenClient;
+      this.#stack.fastOpen.enabled = probe.fastOpenClient;
       if (JSON.stringify(probe.tcp) !== before) this.#settings.unmapped.push(`late ${name}=${value}`);
       // Sockets created later read their defaults from the settings (getsockopt TCP_KEEP*).
       this.#settings.tcp = probe.tcp;

@@ -14,6 +14,7 @@
  * message.
  */
 import type { PdEvent, PdExpr, PdScript } from "../packetdrill/ast.js";
+import { TcpFlag } from "../../wire/tcp-repr.js";
 
 /** The features we lack, each with why a script using it cannot pass. */
 export const UNSUPPORTED_FEATURES = {
@@ -126,11 +127,26 @@ export function setSysctlsArgs(
 
 const nonZero = (v: string): boolean => v !== "" && Number(v) !== 0;
 
+/** What the device under test can do of the features `UNSUPPORTED_FEATURES` names. */
+export interface DutCapabilities {
+  /**
+   * Client TCP Fast Open (RFC 7413) as FreeBSD drives it: `TCP_FASTOPEN` on the connecting
+   * socket, `fastopen.client_enable`, the option on our SYN and on the peer's SYN-ACK. The
+   * server side (a listener's cookies, the option on an incoming SYN) stays unsupported.
+   */
+  readonly clientFastOpen?: boolean | undefined;
+}
+
+/** Whether a fast open sysctl is one a client fast open stack honours. */
+const clientFastOpenSysctl = (name: string): boolean => /fastopen\.client_enable$/.test(name);
+
 /** The missing feature one event uses, if any. */
-function eventFeature(ev: PdEvent): UnsupportedFeature | undefined {
+function eventFeature(ev: PdEvent, caps: DutCapabilities): UnsupportedFeature | undefined {
+  const client = caps.clientFastOpen === true;
   switch (ev.kind) {
     case "command":
       for (const a of sysctlAssignments(ev.command)) {
+        if (client && clientFastOpenSysctl(a.name)) continue;
         if (FASTOPEN_SYSCTL.test(a.name) && !a.name.endsWith("_key") && nonZero(a.value)) return "fast-open";
         if (UDP_TUNNEL_SYSCTL.test(a.name) && nonZero(a.value)) return "tcp-over-udp";
       }
@@ -138,7 +154,11 @@ function eventFeature(ev: PdEvent): UnsupportedFeature | undefined {
       return undefined;
     case "syscall": {
       const ws = ev.args.flatMap((a) => words(a));
-      if (ws.includes("TCP_FASTOPEN") || ws.includes("TCP_FASTOPEN_CONNECT") || ws.includes("MSG_FASTOPEN"))
+      if (
+        (ws.includes("TCP_FASTOPEN") && !client) ||
+        ws.includes("TCP_FASTOPEN_CONNECT") ||
+        ws.includes("MSG_FASTOPEN")
+      )
         return "fast-open";
       if (ws.includes("TCP_REMOTE_UDP_ENCAPS_PORT")) return "tcp-over-udp";
       if (ws.includes("TCP_MD5SIG") || ws.includes("TCP_MD5SIG_EXT")) return "tcp-md5";
@@ -149,8 +169,12 @@ function eventFeature(ev: PdEvent): UnsupportedFeature | undefined {
       if (p.protocol !== "tcp") return undefined;
       if (p.udpEncaps !== undefined) return "tcp-over-udp";
       if (p.options === "any") return undefined;
+      // A client's SYN and the SYN-ACK it gets may carry the option; a SYN coming in with it
+      // asks us to be a fast open server.
+      const incomingSyn =
+        p.direction === "inbound" && (p.flags.bits & TcpFlag.SYN) !== 0 && (p.flags.bits & TcpFlag.ACK) === 0;
       for (const o of p.options) {
-        if (o.kind === "fastopen") return "fast-open";
+        if (o.kind === "fastopen" && (!client || o.experimental || incomingSyn)) return "fast-open";
         if (o.kind === "md5") return "tcp-md5";
       }
       return undefined;
@@ -167,7 +191,11 @@ export interface FeatureUse {
 }
 
 /** The first missing feature `events` (the script's selected events) use, if any. */
-export function detectUnsupported(script: PdScript, events: readonly PdEvent[]): FeatureUse | undefined {
+export function detectUnsupported(
+  script: PdScript,
+  events: readonly PdEvent[],
+  caps: DutCapabilities = {},
+): FeatureUse | undefined {
   for (const o of script.options) {
     const line = o.line;
     if (o.name === "udp_encapsulation") return { feature: "tcp-over-udp", line };
@@ -176,16 +204,25 @@ export function detectUnsupported(script: PdScript, events: readonly PdEvent[]):
       return { feature: "ipv4-mapped-ipv6", line };
   }
   for (const ev of events) {
-    const feature = eventFeature(ev);
+    const feature = eventFeature(ev, caps);
     if (feature !== undefined) return { feature, line: ev.line };
   }
   return undefined;
 }
 
 /** The same look at a script that does not parse: its text, less comments. */
-export function detectUnsupportedText(text: string): UnsupportedFeature | undefined {
+export function detectUnsupportedText(
+  text: string,
+  caps: DutCapabilities = {},
+): UnsupportedFeature | undefined {
   const code = text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/[^\n]*/g, "");
-  if (/TCP_FASTOPEN|MSG_FASTOPEN|\bFO\s|fastopen[\w.]*=\s*[1-9]/.test(code)) return "fast-open";
+  // A fast open client reads as fast open too; with one, only the server side and Linux's
+  // client calls are missing.
+  const fastOpen =
+    caps.clientFastOpen === true
+      ? /MSG_FASTOPEN|TCP_FASTOPEN_CONNECT|\bFOEXP\b|server_enable\s*=\s*[1-9]|tcp_fastopen\s*=\s*[1-9]/
+      : /TCP_FASTOPEN|MSG_FASTOPEN|\bFO\s|fastopen[\w.]*=\s*[1-9]/;
+  if (fastOpen.test(code)) return "fast-open";
   if (/udp_encapsulation|TCP_REMOTE_UDP_ENCAPS_PORT|\/udp\(|udp_tunneling_port=\s*[1-9]/.test(code))
     return "tcp-over-udp";
   if (/TCP_MD5SIG|tcp_md5_secret|\bmd5\s/.test(code)) return "tcp-md5";

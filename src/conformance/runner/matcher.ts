@@ -289,6 +289,12 @@ export class PacketMatcher {
           diffs.push(`option ${o.kind} not supported`);
       }
     }
+    // A Fast Open option the script does not list is a difference too (a SYN that should be plain).
+    if (!opts.some((o) => o.kind === "fastopen")) {
+      const extra = g.unknownOptions.find((u) => u.kind === 34 || u.kind === 254);
+      if (extra !== undefined)
+        diffs.push(`FO want none got ${Buffer.from(extra.data).toString("hex") || "request"}`);
+    }
     if (mss !== g.mss) diffs.push(`mss want ${mss ?? "none"} got ${g.mss ?? "none"}`);
     if ((ws === undefined) !== (g.windowScale === undefined)) {
       diffs.push(`wscale want ${ws ?? "none"} got ${g.windowScale ?? "none"}`);

@@ -21,6 +21,11 @@ export interface DutSettings {
   insecureSyn: boolean;
   /** `net.inet.tcp.icmp_may_rst` -> `HostStack.icmpMayAbort` (FreeBSD default 1). */
   icmpMayRst: boolean;
+  /**
+   * `net.inet.tcp.fastopen.client_enable` -> `HostStack.fastOpen.enabled` (FreeBSD default 1):
+   * client TCP Fast Open; turning it off empties the cookie cache.
+   */
+  fastOpenClient: boolean;
 }
 
 /** Fresh settings with FreeBSD's defaults where they differ from the engine's. */
@@ -51,6 +56,7 @@ export function defaultSettings(): DutSettings {
     insecureRst: false,
     insecureSyn: false,
     icmpMayRst: true,
+    fastOpenClient: true,
   };
 }
 
@@ -294,10 +300,14 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
     "TCP over UDP's port: 0 (off) is the default; any other value is the tcp-over-udp feature",
     0,
   ),
-  "net.inet.tcp.fastopen.client_enable": defaultOnly(
-    "TCP Fast Open for active opens: 0 (off) is what we do; 1 is the fast-open feature",
-    0,
-  ),
+  "net.inet.tcp.fastopen.client_enable": {
+    meaning:
+      "TCP Fast Open for active opens (RFC 7413) -> HostStack.fastOpen.enabled; 0 also empties the cookie cache",
+    apply: (s, v) => {
+      s.fastOpenClient = v !== 0;
+      return true;
+    },
+  },
   "net.inet.tcp.fastopen.server_enable": defaultOnly(
     "TCP Fast Open for passive opens: 0 (off) is what we do; 1 is the fast-open feature",
     0,

@@ -231,6 +231,7 @@ function linuxDefaults(): DutSettings {
     insecureRst: false,
     insecureSyn: false,
     icmpMayRst: true,
+    fastOpenClient: true,
   };
 }
 

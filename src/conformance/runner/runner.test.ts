@@ -110,21 +110,34 @@ void test("TCP over UDP, fast open and TCP-MD5 classify the script as unsupporte
     { file: "w.pkt" },
   );
   assert.equal(cookie.unsupported, "fast-open");
+  // A fast open server is missing; the client side is ours (its sysctl is a knob).
   const sysctl = runScript(
-    LISTEN_SCRIPT.replace("rfc1323=1", "rfc1323=1`\n+0 `sysctl -w net.inet.tcp.fastopen.client_enable=1"),
+    LISTEN_SCRIPT.replace("rfc1323=1", "rfc1323=1`\n+0 `sysctl -w net.inet.tcp.fastopen.server_enable=1"),
     { file: "f.pkt" },
   );
   assert.equal(sysctl.unsupported, "fast-open");
-  // Setting the feature off is not using it.
-  const off = runScript(
-    LISTEN_SCRIPT.replace("rfc1323=1", "rfc1323=1`\n+0 `sysctl -w net.inet.tcp.fastopen.client_enable=0"),
-    { file: "g.pkt" },
+  for (const v of [0, 1]) {
+    const client = runScript(
+      LISTEN_SCRIPT.replace(
+        "rfc1323=1",
+        `rfc1323=1\`\n+0 \`sysctl -w net.inet.tcp.fastopen.client_enable=${v}`,
+      ),
+      { file: "g.pkt" },
+    );
+    assert.equal(client.passed, true, `fastopen.client_enable=${v}: ${client.message ?? ""}`);
+  }
+  const server = runScript(
+    LISTEN_SCRIPT.replace(
+      "+0.00 listen(3, 1) = 0",
+      "+0.00 setsockopt(3, IPPROTO_TCP, TCP_FASTOPEN, [1], 4) = 0\n+0.00 listen(3, 1) = 0",
+    ),
+    { file: "h.pkt" },
   );
-  assert.equal(off.passed, true, "fastopen.client_enable=0 is not a use of fast open");
+  assert.equal(server.unsupported, "fast-open", server.message);
   const md5 = runScript(`--tcp_md5_secret=secret\n${LISTEN_SCRIPT}`, { file: "m.pkt" });
   assert.equal(md5.unsupported, "tcp-md5");
   // A script that does not parse is looked at as text; its parse error stays in the message.
-  const broken = runScript("s// x\n0 setsockopt(3, IPPROTO_TCP, TCP_FASTOPEN, [1], 4) = 0\n", {
+  const broken = runScript("s// x\n0 sendto(3, ..., 10, MSG_FASTOPEN, ..., ...) = 10\n", {
     file: "b.pkt",
   });
   assert.equal(broken.failure, "unsupported");
@@ -134,6 +147,11 @@ void test("TCP over UDP, fast open and TCP-MD5 classify the script as unsupporte
   );
   const garbage = runScript("s// x\n", { file: "c.pkt" });
   assert.equal(garbage.failure, "parse");
+  // TCP_FASTOPEN alone is a fast open client, which we are: the parse error is the failure.
+  const client = runScript("s// x\n0 setsockopt(3, IPPROTO_TCP, TCP_FASTOPEN, [1], 4) = 0\n", {
+    file: "d.pkt",
+  });
+  assert.equal(client.failure, "parse");
 });
 
 void test("the by-folder table splits what did not pass by the kind of its first failure", () => {

@@ -159,7 +159,11 @@ export const SOCKET_OPTIONS: Readonly<Record<string, SockOpt>> = {
   TCP_COOKIE_TRANSACTIONS: lacking("tcp", "TCP cookie transactions are not implemented"),
   TCP_MD5SIG: lacking("tcp", "TCP-MD5 signatures (RFC 2385) are not implemented"),
   TCP_MD5SIG_EXT: lacking("tcp", "TCP-MD5 signatures (RFC 2385) are not implemented"),
-  TCP_FASTOPEN: lacking("tcp", "TCP Fast Open (RFC 7413) is not implemented"),
+  TCP_FASTOPEN: {
+    level: "tcp",
+    meaning:
+      "client fast open (RFC 7413), FreeBSD's way: a later sendto connects with the Fast Open option on the SYN (HostStack.connect fastOpen); a listener's fast open is not implemented",
+  },
   TCP_FASTOPEN_CONNECT: lacking("tcp", "TCP Fast Open (RFC 7413) is not implemented"),
   TCP_FASTOPEN_KEY: lacking("tcp", "TCP Fast Open (RFC 7413) is not implemented"),
   TCP_FASTOPEN_NO_COOKIE: lacking("tcp", "TCP Fast Open (RFC 7413) is not implemented"),
