@@ -58,7 +58,7 @@ function synAck(ack: SeqNum, option: Uint8Array | undefined): TcpRepr {
 const fastOpenOption = (s: TcpRepr): string | undefined =>
   hex(s.unknownOptions.find((o) => o.kind === FAST_OPEN_OPTION)?.data);
 
-describe("TCP Fast Open client (RFC 7413)", () => {
+void describe("TCP Fast Open client (RFC 7413)", () => {
   void test("a cookie request: the SYN carries an empty option and no data; the data follows the handshake", () => {
     const c = open({ cookie: undefined, maxData: 0 }, 100);
     const syn = c.pollTransmit(at(0));
@@ -128,7 +128,7 @@ describe("TCP Fast Open client (RFC 7413)", () => {
   });
 });
 
-describe("the fast open cookie cache", () => {
+void describe("the fast open cookie cache", () => {
   const outcome = (o: Partial<FastOpenOutcome>): FastOpenOutcome => ({
     sentCookie: false,
     synData: 0,
