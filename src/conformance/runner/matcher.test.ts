@@ -91,3 +91,51 @@ void test("fast open cookies: a symbol takes its defined value, FOEXP carries th
   assert.deepEqual(m.compareTcp(synAck, g), ["FO want 3021b9d889017eeb got none"]);
   assert.throws(() => matcher().inboundTcp(foSyn), /unsupported: fast-open/);
 });
+
+void test("window-size-policy: another non-zero window passes only within the receive buffer, at the shift both SYNs offered", () => {
+  const [syn, synAck, ack, ourAck] = packets(`
+0 < S 0:0(0) win 32792 <mss 1460,wscale 7>
++0 > S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 2>
++0 < . 1:1(0) ack 1 win 257
++0 > . 1:1(0) ack 1 win 250
+`) as [PdTcpPacket, PdTcpPacket, PdTcpPacket, PdTcpPacket];
+  const rules = new Set<LenientRuleName>();
+  const m = new PacketMatcher({
+    strict: false,
+    rules,
+    unsupported: (f) => {
+      throw new Error(`unsupported: ${f}`);
+    },
+    receiveBuffer: () => 1000,
+  });
+  m.inboundTcp(syn);
+  const ours = sent({
+    flags: TcpFlag.SYN | TcpFlag.ACK,
+    seq: Seq.of(9),
+    ack: Seq.of(1),
+    mss: 1460,
+    windowScale: 2,
+  });
+  // A SYN-ACK's window is not scaled: at most min(65535, buffer).
+  assert.deepEqual(m.compareTcp(synAck, { ...ours, window: 1000 }), []);
+  assert.deepEqual(m.compareTcp(synAck, { ...ours, window: 1001 }), [
+    "win want 65535 got 1001, beyond the receive buffer (at most 1000)",
+  ]);
+  m.inboundTcp(ack);
+  // Later windows are scaled by 4: 250 * 4 = 1000 fits, 251 does not; zero stays zero.
+  assert.deepEqual(m.compareTcp(ourAck, sent({ seq: Seq.of(10), ack: Seq.of(1), window: 200 })), []);
+  assert.deepEqual(m.compareTcp(ourAck, sent({ seq: Seq.of(10), ack: Seq.of(1), window: 251 })), [
+    "win want 250 got 251, beyond the receive buffer (at most 250)",
+  ]);
+  assert.deepEqual(m.compareTcp(ourAck, sent({ seq: Seq.of(10), ack: Seq.of(1), window: 0 })), [
+    "win want 250 got 0",
+  ]);
+  assert.ok(rules.has("window-size-policy"));
+  // Without the peer's offer there is no scaling: 1000 is the limit of the field itself.
+  const [plainSyn] = packets("0 < S 0:0(0) win 32792 <mss 1460>\n") as [PdTcpPacket];
+  m.newConnection();
+  m.inboundTcp(plainSyn);
+  m.compareTcp(synAck, { ...ours, window: 1000 });
+  assert.deepEqual(m.compareTcp(ourAck, sent({ seq: Seq.of(10), ack: Seq.of(1), window: 1000 })), []);
+  assert.equal(m.compareTcp(ourAck, sent({ seq: Seq.of(10), ack: Seq.of(1), window: 1001 })).length, 1);
+});

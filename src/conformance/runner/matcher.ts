@@ -48,6 +48,12 @@ export interface MatcherOptions {
    * written as a symbol takes its value here; without one the script is unsupported.
    */
   readonly defines?: ReadonlyMap<string, string> | undefined;
+  /**
+   * The largest receive buffer our sockets have now (bytes): a window that differs from the
+   * script's passes as policy (`window-size-policy`) only while it stays within it, at the
+   * scale our SYN offered. Unbounded when not given.
+   */
+  readonly receiveBuffer?: (() => number) | undefined;
 }
 
 /** The magic that starts an experimental fast open option (kind 254, RFC 6994 ExID 0xF989). */
@@ -98,12 +104,29 @@ export class PacketMatcher {
   readonly #rules: Set<LenientRuleName>;
   readonly #unsupported: (feature: UnsupportedFeature) => never;
   readonly #defines: ReadonlyMap<string, string>;
+  readonly #receiveBuffer: (() => number) | undefined;
+  /** The shift our latest SYN offered, and whether the peer's latest SYN offered one (RFC 7323 2.2). */
+  #ourShift: number | undefined;
+  #peerScales = false;
 
   constructor(opts: MatcherOptions) {
     this.#strict = opts.strict;
     this.#rules = opts.rules;
     this.#unsupported = opts.unsupported;
     this.#defines = opts.defines ?? new Map();
+    this.#receiveBuffer = opts.receiveBuffer;
+  }
+
+  /**
+   * The largest window field a segment of ours may carry: the receive buffer at the shift in
+   * force (none on a SYN, RFC 7323 2.2; none unless both SYNs offered one), rounded up.
+   */
+  #windowLimit(g: TcpRepr): number | undefined {
+    const buf = this.#receiveBuffer?.();
+    if (buf === undefined) return undefined;
+    if ((g.flags & TcpFlag.SYN) !== 0) return Math.min(0xffff, buf);
+    const shift = this.#peerScales ? (this.#ourShift ?? 0) : 0;
+    return Math.ceil(buf / 2 ** shift);
   }
 
   /** A fast open option's cookie bytes: its hex, or the value of the symbol it names. */
@@ -133,6 +156,7 @@ export class PacketMatcher {
     const start = p.seq.kind === "range" ? p.seq.start : 0;
     const syn = (p.flags.bits & TcpFlag.SYN) !== 0;
     const isn = this.#localOffset(syn);
+    if (syn) this.#peerScales = p.options !== "any" && p.options.some((o) => o.kind === "wscale");
     if (syn && p.seq.kind === "range" && !this.#remoteIsnLearned) {
       this.remoteIsn = start;
       this.#remoteIsnLearned = true;
@@ -237,10 +261,14 @@ export class PacketMatcher {
     if ((p.flags.bits & TcpFlag.ACK) !== 0 && p.ack !== undefined && g.ack !== Seq.add(Seq.of(peer), p.ack)) {
       diffs.push(`ack want ${p.ack} got ${Seq.delta(g.ack, Seq.of(peer)) >>> 0}`);
     }
+    if ((g.flags & TcpFlag.SYN) !== 0) this.#ourShift = g.windowScale;
     if (p.win !== undefined && p.win !== g.window) {
+      const limit = this.#windowLimit(g);
       if (this.#strict) diffs.push(`win want ${p.win} got ${g.window}`);
       else if ((p.flags.bits & TcpFlag.RST) !== 0) this.#rules.add("rst-window-ignored");
       else if ((p.win === 0) !== (g.window === 0)) diffs.push(`win want ${p.win} got ${g.window}`);
+      else if (limit !== undefined && g.window > limit)
+        diffs.push(`win want ${p.win} got ${g.window}, beyond the receive buffer (at most ${limit})`);
       else this.#rules.add("window-size-policy");
     }
     if (p.options !== "any") diffs.push(...this.#compareOptions(p.options, g));

@@ -376,7 +376,6 @@ export type LenientRuleName =
   | "option-layout"
   | "ts-val-unchecked"
   | "rst-window-ignored"
-  | "rcvbuf-mss-rounding"
   | "bsd-fin-on-ack"
   | "tso-coalescing";
 
@@ -390,7 +389,8 @@ export const LENIENT_RULES: Readonly<Record<LenientRuleName, LenientRule>> = {
     reason:
       "The advertised window is receive-buffer policy (FreeBSD rounds its buffer to MSS multiples " +
       "and grows it automatically); RFC 9293 3.8.6 fixes only its meaning. A zero window must " +
-      "still be zero, and a non-zero one non-zero.",
+      "still be zero, a non-zero one non-zero, and ours may not offer more than our receive " +
+      "buffer at the shift both SYNs agreed (unscaled on a SYN).",
   },
   "window-scale-shift-policy": {
     name: "window-scale-shift-policy",
@@ -413,12 +413,6 @@ export const LENIENT_RULES: Readonly<Record<LenientRuleName, LenientRule>> = {
   "rst-window-ignored": {
     name: "rst-window-ignored",
     reason: "The window of a RST carries no meaning (RFC 9293 3.10.7.1 does not set it).",
-  },
-  "rcvbuf-mss-rounding": {
-    name: "rcvbuf-mss-rounding",
-    reason:
-      "FreeBSD rounds SO_RCVBUF up to a multiple of the MSS once connected; our buffer stays " +
-      "as configured. A value in [configured, configured + MSS) is accepted.",
   },
   "tso-coalescing": {
     name: "tso-coalescing",

@@ -81,6 +81,31 @@ void describe("runScript", () => {
     assert.match(r2.message ?? "", /b\.pkt:8: .*tcpi_state=1/);
   });
 
+  void test("SO_RCVBUF reads as set until the handshake completes, then as FreeBSD rounds it to the MSS", () => {
+    // 65536 as set; the stack holds 65700 (45 segments of 1460), as FreeBSD once connected.
+    const before = (v: number): string =>
+      LISTEN_SCRIPT.replace(
+        "+0.00 listen(3, 1) = 0",
+        `+0.00 listen(3, 1) = 0\n+0.00 getsockopt(3, SOL_SOCKET, SO_RCVBUF, [${v}], [4]) = 0`,
+      );
+    const after = (v: number): string =>
+      LISTEN_SCRIPT.replace(
+        "+0.00 close(4) = 0",
+        `+0.00 getsockopt(4, SOL_SOCKET, SO_RCVBUF, [${v}], [4]) = 0\n+0.00 close(4) = 0`,
+      );
+    for (const [script, passes] of [
+      [before(65536), true],
+      [before(65700), false],
+      [before(65600), false],
+      [after(65700), true],
+      [after(65536), false],
+    ] as const) {
+      const r = runScript(script, { file: "r.pkt" });
+      assert.equal(r.passed, passes, r.message ?? script);
+      if (!passes) assert.match(r.message ?? "", /expected getsockopt SO_RCVBUF = \d+ got (65536|65700)/);
+    }
+  });
+
   void test("timing outside the tolerance fails", () => {
     const r = runScript(LISTEN_SCRIPT.replace("+0.00 > S. 0:0(0)", "+0.50 > S. 0:0(0)"), { file: "t.pkt" });
     assert.match(r.message ?? "", /\(timing\)$/);
