@@ -53,7 +53,11 @@ export function segmentIn(
   const e = c.engine;
   const f = seg.flags;
   if (f & TcpFlag.SYN && e.state !== "TIME-WAIT" && seg.seq === e.rcvNxt && !(f & TcpFlag.RST)) {
-    // NS-2: an in-order SYN: upload the connection in the CLOSED state.
+    // BR-0 (spec 17.11): every SYN draws a challenge ACK, whatever its sequence number (RFC
+    // 5961 4.2; the engine runs it, throttled, and takes nothing of the SYN). NS-2: this one,
+    // in order, also uploads the connection in the CLOSED state.
+    e.handleSegment(now, seg, forwarded);
+    t.touch(c);
     c.closedOnUpload = true;
     requestUpload(t, c, "UploadRequested");
     return;

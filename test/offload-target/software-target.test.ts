@@ -978,10 +978,18 @@ void describe("non-standard traffic and reachability (spec 15, 16.5)", () => {
     assert.equal(w.host.upFrames.length, 1);
   });
 
-  void test("NS-2: an in-order SYN uploads the connection in the CLOSED state", () => {
+  void test("NS-2 / BR-0: an in-order SYN draws a challenge ACK and uploads the connection in the CLOSED state", () => {
     const w = track(offloaded());
     const s = w.peer.engine.status();
+    const before = w.peer.seen.length;
     w.target.handleFrame(at(w.now), w.peer.raw({ seq: s.sndNxt, flags: TcpFlag.SYN }));
+    pump(w);
+    // BR-0 (spec 17.11): every SYN, this one too, is answered by an ACK (RFC 5961 4.2).
+    const answers = w.peer.seen.slice(before);
+    assert.deepEqual(
+      answers.map((g) => [g.flags, g.ack, g.payload.length]),
+      [[TcpFlag.ACK, s.sndNxt, 0]],
+    );
     assert.deepEqual(w.host.events, [{ type: "TcpIndicateRetrieve", reason: "UploadRequested" }]);
     const b = upload(w);
     assert.equal(b.delegatedState?.state, "TcpConnectionClosed");
