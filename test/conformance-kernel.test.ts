@@ -88,6 +88,17 @@ void describe("packetdrill scripts against the Linux kernel", { skip }, () => {
     assert.match(q.message ?? "", /unsupported: the nosuchqdisc qdisc/);
   });
 
+  void test("poll on a descriptor the script never opened reports POLLNVAL, as poll(2) does", () => {
+    const script = (revents: string): string =>
+      `0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 poll([{fd=9, events=POLLIN, revents=${revents}}], 1, 0) = 1\n`;
+    const good = runScriptOnKernel(script("POLLNVAL"), { file: "nval.pkt" });
+    assert.equal(good.message, undefined);
+    assert.equal(good.passed, true);
+    const bad = runScriptOnKernel(script("0"), { file: "nval.pkt" });
+    assert.equal(bad.failure, "syscall");
+    assert.match(bad.message ?? "", /expected poll\(\) revents of fd 9 = 0x0 got 0x20/);
+  });
+
   void test("a script the kernel mode cannot run is unsupported, not a crash", () => {
     const r = runScriptOnKernel("--ip_version=ipv6\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", {
       file: "v6.pkt",

@@ -77,6 +77,9 @@ import { fastOpenClient, KERNEL_TFO_SYSCTLS, LINUX_DEFINES } from "./harness.js"
 import { LEVELS, OPTIONS } from "./linux-sockopts.js";
 
 /** Why kernel mode cannot run here, or undefined when it can (Linux, root, the addon built). */
+/** poll(2)'s revents bit for a descriptor that is not open (Linux). */
+const LINUX_POLLNVAL = 0x20;
+
 export function kernelModeUnavailable(): string | undefined {
   if (process.platform !== "linux") return "the kernel mode needs Linux";
   if (process.getuid?.() !== 0) return "the kernel mode needs root (network namespaces, a TUN device)";
@@ -1022,12 +1025,17 @@ class KernelRun {
       }
       return { value: revents.filter((r) => r !== 0).length, errno: undefined };
     };
+    // A descriptor the script never opened is POLLNVAL, as poll(2) reports it; a negative one
+    // is skipped (revents 0).
+    const nval = LINUX_POLLNVAL;
     const now = (): number[] =>
-      this.#addon.waitFds(
-        kfds,
-        fds.map((p) => p.events),
-        0,
-      );
+      this.#addon
+        .waitFds(
+          kfds,
+          fds.map((p) => p.events),
+          0,
+        )
+        .map((r, i) => (kfds[i] === -1 && (fds[i]?.fd ?? -1) >= 0 ? nval : r));
     return this.#waitingCall(
       timeout,
       () => {
