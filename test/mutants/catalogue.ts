@@ -418,7 +418,7 @@ export const MUTANTS: readonly Mutant[] = [
     find: "const nbl = t.recvPool.alloc(chunks, op); // INIT-4: one NB",
     replace: "const nbl = (final ? t.upPool : t.recvPool).alloc(chunks, op);",
     test: { file: RULES, name: "RR-3 / TM-22 / TM-21: close is refused while BufferedData NBLs are out" },
-    caughtBy: "Missing expected exception",
+    caughtBy: "TM-22: close must be refused while BufferedData NBLs are out",
     why: "BufferedData NBLs are not counted as out with the host, so the adapter closes under them",
   },
   {
@@ -432,7 +432,7 @@ export const MUTANTS: readonly Mutant[] = [
       file: RULES,
       name: "RR-3 / TM-22: close is refused with ERR_TARGET_BUSY while indicated NBLs are out",
     },
-    caughtBy: "Missing expected exception",
+    caughtBy: "RR-3: close must be refused while indicated NBLs are out",
     why: "the adapter closes although indicated NBLs have not all been returned",
   },
   // -- Receive, indication, delivery (spec 14) --------------------------------------------

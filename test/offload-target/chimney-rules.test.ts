@@ -440,6 +440,7 @@ void describe("pools and close (spec 3.4, 14.4)", () => {
         w.target.close();
       },
       (e: unknown) => e instanceof TargetBusyError && e.code === "ERR_TARGET_BUSY" && e.outstanding > 0,
+      "RR-3: close must be refused while indicated NBLs are out with the host",
     );
     w.host.returnIndicated();
     w.target.close();
@@ -467,6 +468,7 @@ void describe("close with BufferedData out (spec 11.7, 14.4)", () => {
         w.target.close();
       },
       (e: unknown) => e instanceof TargetBusyError && e.code === "ERR_TARGET_BUSY" && e.outstanding === 1,
+      "TM-22: close must be refused while BufferedData NBLs are out with the host",
     );
     // Still open: the refused close changed nothing, and the return is accepted after the
     // connection is gone (TM-21).
