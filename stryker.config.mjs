@@ -41,6 +41,8 @@ export const folders = {
       "dist/test/chimney-{operations,host-guarantees,host-rules}.test.js",
       "dist/test/offload-target/contract-checks.test.js",
       "dist/test/{host-handoff,offload-icmp,upload-storm}.test.js",
+      // The socket layer and node over the manager, each under 2.5 s.
+      "dist/test/{chimney-node,socket-offload,offload-recv-pool,offload-indicate-receive-time,send-backlog}.test.js",
     ],
   },
 };

@@ -426,29 +426,42 @@ export function writeTcpOptions(repr: TcpRepr, out: Uint8Array, at: number): num
   if (sack.length > 0) {
     out[o] = 1; // NOP
     out[o + 1] = 1; // NOP
-    out[o + 2] = 5; // SACK
-    out[o + 3] = 2 + 8 * sack.length;
-    o += 4;
-    for (const blk of sack) {
-      setU32(out, o, blk.left);
-      setU32(out, o + 4, blk.right);
-      o += 8;
-    }
+    o = writeSackOption(sack, out, o + 2);
   }
   const unknown = repr.unknownOptions;
   if (unknown.length > 0) {
     let u = 0;
     for (const opt of unknown) u += 2 + opt.data.length;
     for (let pad = ((u + 3) & ~3) - u; pad > 0; pad--) out[o++] = 1; // NOP
-    for (const opt of unknown) {
-      if (isInterpretedKind(opt.kind) || opt.kind >>> 8 !== 0) {
-        throw new UsageError(`option kind ${opt.kind} cannot be emitted as an unknown option`);
-      }
-      out[o] = opt.kind;
-      out[o + 1] = 2 + opt.data.length;
-      out.set(opt.data, o + 2);
-      o += 2 + opt.data.length;
+    o = writeUnknownOptions(unknown, out, o);
+  }
+  return o;
+}
+
+/** Writes a SACK option (kind, length, blocks); returns the offset after it. */
+function writeSackOption(sack: readonly SackBlock[], out: Uint8Array, at: number): number {
+  out[at] = 5; // SACK
+  out[at + 1] = 2 + 8 * sack.length;
+  let o = at + 2;
+  for (const blk of sack) {
+    setU32(out, o, blk.left);
+    setU32(out, o + 4, blk.right);
+    o += 8;
+  }
+  return o;
+}
+
+/** Writes the options of kinds `TcpRepr` has no field for, back to back; returns the offset after them. */
+function writeUnknownOptions(unknown: readonly TcpUnknownOption[], out: Uint8Array, at: number): number {
+  let o = at;
+  for (const opt of unknown) {
+    if (isInterpretedKind(opt.kind) || opt.kind >>> 8 !== 0) {
+      throw new UsageError(`option kind ${opt.kind} cannot be emitted as an unknown option`);
     }
+    out[o] = opt.kind;
+    out[o + 1] = 2 + opt.data.length;
+    out.set(opt.data, o + 2);
+    o += 2 + opt.data.length;
   }
   return o;
 }
@@ -486,26 +499,8 @@ function writePackedOptions(repr: TcpRepr, out: Uint8Array, at: number): number 
     out[o + 2] = ws;
     o += 3;
   }
-  const sack = repr.sack;
-  if (sack.length > 0) {
-    out[o] = 5;
-    out[o + 1] = 2 + 8 * sack.length;
-    o += 2;
-    for (const blk of sack) {
-      setU32(out, o, blk.left);
-      setU32(out, o + 4, blk.right);
-      o += 8;
-    }
-  }
-  for (const opt of repr.unknownOptions) {
-    if (isInterpretedKind(opt.kind) || opt.kind >>> 8 !== 0) {
-      throw new UsageError(`option kind ${opt.kind} cannot be emitted as an unknown option`);
-    }
-    out[o] = opt.kind;
-    out[o + 1] = 2 + opt.data.length;
-    out.set(opt.data, o + 2);
-    o += 2 + opt.data.length;
-  }
+  if (repr.sack.length > 0) o = writeSackOption(repr.sack, out, o);
+  o = writeUnknownOptions(repr.unknownOptions, out, o);
   const end = at + ((o - at + 3) & ~3);
   out.fill(0, o, end); // EOL
   return end;
