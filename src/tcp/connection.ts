@@ -101,7 +101,12 @@ import {
   relativeTimes,
 } from "./snapshot.js";
 import { SpuriousUndo } from "./spurious-undo.js";
-import { FAST_OPEN_OPTION, type FastOpenOutcome, type FastOpenRequest } from "./fast-open.js";
+import {
+  FAST_OPEN_OPTION,
+  type FastOpenOutcome,
+  type FastOpenRequest,
+  validFastOpenCookie,
+} from "./fast-open.js";
 import { Cubic } from "./cubic.js";
 import type { TcpConfig } from "./config.js";
 import { Seq, type SeqNum } from "../wire/seq.js";
@@ -611,6 +616,13 @@ export class TcpConnection {
 
   /** Active open (RFC 9293 3.10.1): the connection starts in SYN-SENT with a SYN queued. */
   static connect(cfg: TcpConfig, params: TcpOpenParams, now: Instant): TcpConnection {
+    const fo = params.fastOpen;
+    if (fo !== undefined) {
+      if (!Number.isSafeInteger(fo.maxData) || fo.maxData < 0)
+        throw new UsageError(`fastOpen.maxData must be a non-negative integer, not ${fo.maxData}`);
+      if (fo.cookie !== undefined && !validFastOpenCookie(fo.cookie))
+        throw new UsageError(`a fast open cookie has 4 to 16 bytes, an even number, not ${fo.cookie.length}`);
+    }
     return new TcpConnection(cfg, params, "SYN-SENT", true, now);
   }
 
@@ -1580,12 +1592,7 @@ export class TcpConnection {
     const fo = this.#foRequest;
     if (fo === undefined) return;
     const acked = Seq.gt(seg.ack, this.#sendHead) ? Seq.diff(seg.ack, this.#sendHead) : 0;
-    if (acked > 0) {
-      this.#sendQ.drop(acked);
-      this.#sendHead = seg.ack;
-      this.#sendHeadOff += acked;
-      this.#evAcked += acked;
-    }
+    if (acked > 0) this.#dropAcked(seg.ack, acked);
     let cookie: Uint8Array | undefined;
     for (const o of seg.unknownOptions) if (o.kind === FAST_OPEN_OPTION) cookie = o.data.slice();
     this.#foOutcome = {
@@ -1911,6 +1918,17 @@ export class TcpConnection {
     return true;
   }
 
+  /** `bytes` of data up to `newHead` are acknowledged: they leave the send queue (and its push marks). */
+  #dropAcked(newHead: SeqNum, bytes: number): void {
+    this.#sendQ.drop(bytes);
+    this.#sendHead = newHead;
+    this.#sendHeadOff += bytes;
+    this.#evAcked += bytes;
+    while (this.#pushMarks.length > 0 && (this.#pushMarks[0] as number) <= this.#sendHeadOff)
+      this.#pushMarks.shift();
+    this.#evWritable = true;
+  }
+
   /** SND.UNA < ack <= SND.MAX: data (and maybe SYN / FIN) acknowledged. */
   #onNewAck(now: Instant, seg: TcpRepr, ack: SeqNum): void {
     const acked = Seq.diff(ack, this.#sndUna);
@@ -1920,15 +1938,7 @@ export class TcpConnection {
     const newHead = Seq.lt(ack, dataEnd) ? ack : dataEnd;
     const dataAcked = Seq.gt(newHead, this.#sendHead) ? Seq.diff(newHead, this.#sendHead) : 0;
     if (dataAcked > 0 && !this.#sb.isEmpty) this.#detectReordering(this.#sendHeadOff + dataAcked);
-    if (dataAcked > 0) {
-      this.#sendQ.drop(dataAcked);
-      this.#sendHead = newHead;
-      this.#sendHeadOff += dataAcked;
-      this.#evAcked += dataAcked;
-      while (this.#pushMarks.length > 0 && (this.#pushMarks[0] as number) <= this.#sendHeadOff)
-        this.#pushMarks.shift();
-      this.#evWritable = true;
-    }
+    if (dataAcked > 0) this.#dropAcked(newHead, dataAcked);
     // Resending after a timeout (go-back-N): slow start counts 1 SMSS per ACK (RFC 3465 2.3).
     const resending = Seq.lt(this.#sndNxt, this.#sndMax);
     this.#sndUna = ack;
@@ -2648,7 +2658,8 @@ export class TcpConnection {
       fo?.cookie !== undefined && !isRtx ? Math.min(this.#sendQ.length, fo.maxData, this.#synMss) : 0;
     if (!isRtx) this.#foSynData = synData;
     this.#sndNxt = Seq.add(this.#iss, 1 + synData);
-    if (Seq.gt(this.#sndNxt, this.#sndMax) || !isRtx) this.#sndMax = this.#sndNxt;
+    // A retransmission without the data leaves SND.MAX where the first SYN's data put it.
+    if (Seq.gt(this.#sndNxt, this.#sndMax)) this.#sndMax = this.#sndNxt;
     if (isRtx) {
       this.stats.retransmits++;
       this.#synRetransmitted = true;

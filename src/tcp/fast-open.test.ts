@@ -89,6 +89,11 @@ void describe("TCP Fast Open client (RFC 7413)", () => {
     assert.deepEqual([ack?.flags, ack?.seq, ack?.payload.length], [ACK, L(101), 0]);
     assert.equal(c.pollTransmit(at(10)), undefined, "nothing is sent again");
     assert.equal(c.status().sndUna, L(101));
+    // The application hears of the data the SYN-ACK took, as of any acknowledged data.
+    const events = [];
+    for (let ev = c.pollEvent(); ev !== undefined; ev = c.pollEvent())
+      events.push(ev.kind === "acked" ? `acked ${ev.bytes}` : ev.kind);
+    assert.ok(events.includes("acked 100") && events.includes("writable"), events.join(", "));
     assert.equal(c.fastOpenOutcome()?.synDataAcked, true);
     assert.equal(c.fastOpenOutcome()?.sentCookie, true);
   });
@@ -117,6 +122,14 @@ void describe("TCP Fast Open client (RFC 7413)", () => {
     c.checkInvariants();
     assert.equal(c.status().sndUna, L(41));
     assert.equal(c.pollTransmit(Instant.add(t, Duration.fromMillis(1)))?.payload.length, 60);
+  });
+
+  void test("a bad fast open request is a usage error before anything is sent", () => {
+    assert.throws(
+      () => open({ cookie: cookie(4), maxData: -1 }, 0),
+      /maxData must be a non-negative integer, not -1/,
+    );
+    assert.throws(() => open({ cookie: cookie(5), maxData: 100 }, 0), /4 to 16 bytes, an even number, not 5/);
   });
 
   void test("a connection without fast open sends no option and reports nothing", () => {

@@ -51,6 +51,9 @@ interface Entry {
   disabledUntil: Instant | undefined;
 }
 
+/** A SYN that asks for a cookie (shared: it carries nothing of its own). */
+const COOKIE_REQUEST: FastOpenRequest = Object.freeze({ cookie: undefined, maxData: 0 });
+
 /** Defaults of `FastOpenCache`. */
 export const FAST_OPEN_CACHE_ENTRIES = 1024;
 /** How long a server that failed fast open is left alone (FreeBSD's path_disable_time: 60 s). */
@@ -91,13 +94,13 @@ export class FastOpenCache {
   request(server: string, now: Instant): FastOpenRequest | undefined {
     if (!this.#enabled) return undefined;
     const e = this.#entries.get(server);
-    if (e === undefined) return { cookie: undefined, maxData: 0 };
+    if (e === undefined) return COOKIE_REQUEST;
     if (e.disabledUntil !== undefined) {
       if (now < e.disabledUntil) return undefined;
       this.#entries.delete(server);
-      return { cookie: undefined, maxData: 0 };
+      return COOKIE_REQUEST;
     }
-    return e.cookie === undefined ? { cookie: undefined, maxData: 0 } : { cookie: e.cookie, maxData: e.mss };
+    return e.cookie === undefined ? COOKIE_REQUEST : { cookie: e.cookie, maxData: e.mss };
   }
 
   /**

@@ -256,6 +256,21 @@ void describe("options", () => {
       unknownOptions: [{ kind: 34, data: cookie.subarray(0, 16) }],
     };
     assert.equal(tcpOptionsLen(all), 40); // aligned: 4 + 12 + 4 + 20 = 40 still fits
+    // No unknown option at all: MSS, timestamps and 3 SACK blocks need 44 aligned, 40 packed.
+    const blk = { left: Seq.of(1), right: Seq.of(2) };
+    const sacks: TcpRepr = {
+      ...BASE,
+      flags: TcpFlag.ACK,
+      mss: 1460,
+      timestamps: { tsVal: 1, tsEcr: 2 },
+      sack: [blk, blk, blk],
+    };
+    assert.equal(tcpOptionsLen(sacks), 40);
+    const sacksOut = new Uint8Array(tcpBufferLen(sacks));
+    emitTcp(sacks, sacksOut, A4);
+    const sacksBack = decode(sacksOut, A4);
+    assert.ok(sacksBack.ok);
+    assert.deepEqual([sacksBack.value.mss, sacksBack.value.sack.length], [1460, 3]);
     const big: TcpRepr = { ...all, unknownOptions: [{ kind: 34, data: cookie.subarray(0, 17) }] };
     assert.equal(tcpOptionsLen(big), 40); // aligned 44; packed 4 + 2 + 10 + 3 + 19 = 38, + 2 EOL
     const bigOut = new Uint8Array(tcpBufferLen(big));

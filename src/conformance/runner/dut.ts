@@ -247,12 +247,12 @@ export function chooseDefines(script: PdScript, profile: DutProfile = FREEBSD_PR
   return [];
 }
 
-/** Parses and runs one script. Never throws for a script problem: it becomes a failed result. */
 /** What our stack can do under `profile`: a fast open client, FreeBSD's way (TCP_FASTOPEN on the connecting socket). */
 function dutCapabilities(profile: ProfileName): DutCapabilities {
   return { clientFastOpen: profile === "freebsd" };
 }
 
+/** Parses and runs one script. Never throws for a script problem: it becomes a failed result. */
 export function runScript(text: string, options: RunScriptOptions): ScriptResult {
   const parsed = parsePacketdrill(text, { file: options.file });
   if (!parsed.ok) {
@@ -1964,30 +1964,35 @@ class ScriptRun {
    * the handshake otherwise. Returns at once with what was queued.
    */
   #fastOpenConnect(s: Sock, n: number): SyscallResult {
-    const stack = this.#ensureStack();
-    const now = Instant.fromMicros(this.#now);
     this.#match.newConnection();
-    const c = stack.connect(now, this.#remote, PACKETDRILL_DEFAULTS.connectPort, {
-      localPort: s.bound ? PACKETDRILL_DEFAULTS.bindPort : undefined,
-      fastOpen: true,
-    });
-    s.conn = c;
-    this.#applyLive(c, s.pending, "socket options");
-    this.#match.ports = { local: c.localPort, remote: c.remotePort };
-    const taken = n > 0 ? stack.send(now, c, new Uint8Array(n)) : 0;
+    const c = this.#open(s, true);
+    const taken = n > 0 ? this.#ensureStack().send(Instant.fromMicros(this.#now), c, new Uint8Array(n)) : 0;
     this.#drain();
     return { value: taken, errno: undefined };
   }
 
-  #connect(s: Sock, ev: PdSyscallEvent): SyscallResult {
-    const stack = this.#ensureStack();
-    const now = Instant.fromMicros(this.#now);
-    const c = stack.connect(now, this.#remote, PACKETDRILL_DEFAULTS.connectPort, {
-      localPort: s.bound ? PACKETDRILL_DEFAULTS.bindPort : undefined,
-    });
+  /**
+   * Opens `s`'s connection toward the script's peer (not yet transmitting: the caller drains),
+   * with the socket's options applied.
+   */
+  #open(s: Sock, fastOpen: boolean): HostConn {
+    const c = this.#ensureStack().connect(
+      Instant.fromMicros(this.#now),
+      this.#remote,
+      PACKETDRILL_DEFAULTS.connectPort,
+      {
+        localPort: s.bound ? PACKETDRILL_DEFAULTS.bindPort : undefined,
+        fastOpen,
+      },
+    );
     s.conn = c;
     this.#applyLive(c, s.pending, "socket options");
     this.#match.ports = { local: c.localPort, remote: c.remotePort };
+    return c;
+  }
+
+  #connect(s: Sock, ev: PdSyscallEvent): SyscallResult {
+    const c = this.#open(s, false);
     this.#drain();
     if (s.nonblock) return { value: -1, errno: "EINPROGRESS" };
     // A blocking connect returns when the handshake completes or fails.

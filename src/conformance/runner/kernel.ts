@@ -77,9 +77,6 @@ import { fastOpenClient, KERNEL_TFO_SYSCTLS, LINUX_DEFINES } from "./harness.js"
 import { LEVELS, OPTIONS } from "./linux-sockopts.js";
 
 /** Why kernel mode cannot run here, or undefined when it can (Linux, root, the addon built). */
-/** poll(2)'s revents bit for a descriptor that is not open (Linux). */
-const LINUX_POLLNVAL = 0x20;
-
 export function kernelModeUnavailable(): string | undefined {
   if (process.platform !== "linux") return "the kernel mode needs Linux";
   if (process.getuid?.() !== 0) return "the kernel mode needs root (network namespaces, a TUN device)";
@@ -1027,7 +1024,7 @@ class KernelRun {
     };
     // A descriptor the script never opened is POLLNVAL, as poll(2) reports it; a negative one
     // is skipped (revents 0).
-    const nval = LINUX_POLLNVAL;
+    const nval = LINUX_PROFILE.symbols["POLLNVAL"] ?? 0x20;
     const now = (): number[] =>
       this.#addon
         .waitFds(
