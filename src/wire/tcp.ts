@@ -381,7 +381,9 @@ export function writeTcp(
  * them (`tcpOptionsLen(repr)` bytes). The caller sized `out`.
  */
 export function writeTcpOptions(repr: TcpRepr, out: Uint8Array, at: number): number {
-  if (alignedOptionsLen(repr) > TCP_MAX_OPTIONS_LEN) return writePackedOptions(repr, out, at);
+  // Without SACK blocks or unknown options the aligned layout takes at most 24 bytes.
+  const mayOverflow = repr.sack.length > 0 || repr.unknownOptions.length > 0;
+  if (mayOverflow && alignedOptionsLen(repr) > TCP_MAX_OPTIONS_LEN) return writePackedOptions(repr, out, at);
   let o = at;
   const mss = repr.mss;
   if (mss !== undefined) {
