@@ -403,6 +403,7 @@ class LedgerNbl implements NetBufferList {
   next: NetBufferList | null = null;
   status: NblStatus = "NDIS_STATUS_SUCCESS";
   context: unknown = undefined;
+  allocatorReserved: unknown = undefined;
   bytesTransferred = 0;
   receiveNoPush = false;
   receiveBytesTransferred = 0;

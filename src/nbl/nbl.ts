@@ -87,6 +87,12 @@ export interface NetBufferList {
   status: NblStatus;
   /** One slot for the current owner's bookkeeping (NDIS `MiniportReserved`/`ProtocolReserved`). */
   context: unknown;
+  /**
+   * One slot for the allocator's bookkeeping for the NBL's whole life, whoever owns it (NDIS
+   * `NdisPoolHandle`): the pool it came from marks it here, so finding an NBL's place needs no
+   * table that grows with every NBL out. No other party reads or writes it.
+   */
+  allocatorReserved: unknown;
   /** `TcpOffloadBytesTransferred`: bytes a completed send, receive or disconnect moved. */
   bytesTransferred: number;
   /** `TcpReceiveNoPush`: a posted receive request is in non-push mode. */

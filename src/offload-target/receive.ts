@@ -126,8 +126,8 @@ export function postReceives(t: TargetContext, c: Conn, nbl: NetBufferList): voi
 /** The body of MiniportTcpOffloadReceiveReturn (RR-1): indicated / BufferedData NBLs come back. */
 export function receiveReturned(t: TargetContext, nbl: NetBufferList): void {
   for (const n of nblArray(nbl)) {
-    assert(t.lentUp.delete(n), () => `NBL #${n.id} returned but never indicated`);
-    t.recvPool.release(n); // RR-3: one fewer outstanding
+    // RR-3: one fewer outstanding
+    assert(t.recvPool.takeBack(n), () => `NBL #${n.id} returned but never indicated`);
     releaseChunks(t, n);
   }
   t.ledger.free(nbl, "target", OP_RETURN);
@@ -355,7 +355,7 @@ function afterIndication(
   const { nbl, total } = f;
   if (res.status === "NDIS_STATUS_SUCCESS") {
     // B3 yes: the host keeps the NBL until MiniportTcpOffloadReceiveReturn.
-    t.lentUp.add(nbl);
+    t.recvPool.lend(nbl);
     c.engine.consume(total); // delivered: the window opens
     t.stats.bytesIndicated += total;
     if (undelivered(c) === 0) {
@@ -463,7 +463,7 @@ export function allocUp(
   const nbl = t.recvPool.alloc(chunks, op); // INIT-4: one NB
   holdChunks(t, nbl, chunks, final);
   t.ledger.transfer(nbl, "target", "host", op);
-  t.lentUp.add(nbl);
+  t.recvPool.lend(nbl);
   return nbl;
 }
 

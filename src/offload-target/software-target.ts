@@ -343,7 +343,7 @@ export class SoftwareTarget implements OffloadTarget {
 
   /** NBLs handed up and not yet returned (TM-22: the adapter must not close before this is 0). */
   get outstandingReturns(): number {
-    return this.#t.lentUp.size;
+    return this.#t.recvPool.lent;
   }
 
   /**

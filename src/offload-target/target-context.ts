@@ -163,11 +163,12 @@ export class TargetContext {
   ipIdent = 0;
 
   // Receive pools and lent NBLs.
-  /** INIT-3: the two pools (INIT-4: one NB per NBL). */
+  /**
+   * INIT-3: the two pools (INIT-4: one NB per NBL). `recvPool` also knows which of its NBLs are
+   * handed up and not yet returned (indications, BufferedData at terminate, TM-21).
+   */
   readonly recvPool: NblPool;
   readonly upPool: NblPool;
-  /** NBLs the target allocated and handed up (indications, BufferedData at terminate), TM-21. */
-  readonly lentUp = new Set<NetBufferList>();
   /** Indications in flight (a host that answers later), by NBL. */
   readonly inFlight = new Map<NetBufferList, Conn>();
   /** Chunks held receive data is compacted into; undefined when compaction is off. */

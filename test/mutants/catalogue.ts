@@ -415,8 +415,11 @@ export const MUTANTS: readonly Mutant[] = [
     id: "buffered-data-nbls-not-counted",
     rule: "TM-22",
     file: "offload-target/receive.js",
-    find: "const nbl = t.recvPool.alloc(chunks, op); // INIT-4: one NB",
-    replace: "const nbl = (final ? t.upPool : t.recvPool).alloc(chunks, op);",
+    find: `t.recvPool.lend(nbl);
+    return nbl;`,
+    replace: `t.recvPool.lend(nbl);
+    if (final) t.recvPool.release(nbl);
+    return nbl;`,
     test: { file: RULES, name: "RR-3 / TM-22 / TM-21: close is refused while BufferedData NBLs are out" },
     caughtBy: "TM-22: close must be refused while BufferedData NBLs are out",
     why: "BufferedData NBLs are not counted as out with the host, so the adapter closes under them",
