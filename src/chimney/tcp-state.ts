@@ -172,8 +172,9 @@ export interface DelegatedBuffers {
 /**
  * TCP_OFFLOAD_STATE_DELEGATED of an engine snapshot with the given NBL fields. RcvWnd =
  * RCV.ADV - RCV.NXT; the engine's SND.WL2, RTO, recovery point, finQueued/finReceived and
- * unreported-ACK count have no chimney field and are dropped (re-derived on import). The
- * backlog fields are undefined (they are query-only).
+ * unreported-ACK count have no chimney field and are dropped (re-derived on import). Its ECN
+ * state has none either, and is never dropped: the manager does not offload an ECN connection.
+ * The backlog fields are undefined (they are query-only).
  */
 export function delegatedStateFromEngine(d: TcpSnapshotDelegated, bufs: DelegatedBuffers): TcpDelegatedState {
   return {

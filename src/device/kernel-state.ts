@@ -227,6 +227,10 @@ export function kernelFromSnapshot(s: TcpSnapshot, at: KernelEndpoints): KernelT
   const d = s.delegated;
   const c = s.constState;
   if (!TRANSLATABLE.has(d.state)) throw new UsageError(`the kernel cannot take a connection in ${d.state}`);
+  // TCP_REPAIR restores no ECN state: the kernel would neither echo CE nor answer ECE, hiding
+  // congestion from both senders (RFC 3168 6.1). An ECN connection stays.
+  if (d.ecn !== undefined)
+    throw new UsageError("the kernel cannot take an ECN connection: TCP_REPAIR restores no ECN state");
   const sendQueue = concat(d.sendData);
   const recvQueue = concat(d.bufferedData);
   // SND.MAX - SND.UNA counts the sent bytes, plus our FIN once it was sent.

@@ -352,6 +352,9 @@ export class OffloadManager implements OffloadHost {
     if (!this.#familyOk(c.remoteAddr.length === 4 ? 4 : 6)) return false;
     if (this.#tcps.size >= this.#caps.tcpConnectionOffloadCapacity) return false;
     if (!OFFLOADABLE_STATES.includes(toOffloadConnectionState(c.tcp.state))) return false;
+    // Chimney's delegated state has no ECN fields (RFC 3168 state: the ECE echo, a CWR owed,
+    // the reduction point): a target would drop them, so an ECN connection stays on the host.
+    if (c.tcp.ecnNegotiated) return false;
     if (this.#waiting.has(c)) return true;
     const nkey = `${c.ifIndex}|${ipKey(c.nextHop)}`;
     const pkey = `${ipKey(c.localAddr)}|${ipKey(c.remoteAddr)}`;

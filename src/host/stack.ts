@@ -54,7 +54,7 @@ import {
   type EthernetSpec,
   type TcpPacketSpec,
 } from "../wire/packet.js";
-import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
+import { ECN_CE, TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import type { TcpConfig } from "../tcp/config.js";
 import { type ConnEvent, peerSynOf, replyToUnexpected, TcpConnection } from "../tcp/connection.js";
 import { type HashKey, initialSeq, timestampOffset } from "../tcp/isn.js";
@@ -933,14 +933,14 @@ export class HostStack {
           this.stats.dropNotForUs++;
           return;
         }
-        this.#onTransport(now, iface, net.ipv4.src, net.ipv4.dst, p);
+        this.#onTransport(now, iface, net.ipv4.src, net.ipv4.dst, p, net.ipv4.ecn === ECN_CE);
         return;
       case "ipv6":
         if (!this.#isOurs(net.ipv6.dst, iface) && (net.ipv6.dst[0] ?? 0) !== 0xff) {
           this.stats.dropNotForUs++;
           return;
         }
-        this.#onTransport(now, iface, net.ipv6.src, net.ipv6.dst, p);
+        this.#onTransport(now, iface, net.ipv6.src, net.ipv6.dst, p, net.ipv6.ecn === ECN_CE);
         return;
       case "other":
         this.stats.dropUnknownProtocol++;
@@ -1160,7 +1160,8 @@ export class HostStack {
   // -------------------------------------------------------------------------------------------
   // Internals: input
 
-  #onTransport(now: Instant, iface: Iface, src: IpAddr, dst: IpAddr, p: DecodedPacket): void {
+  /** `ce`: the IP header carried the CE mark (RFC 3168 5), for the TCP engine. */
+  #onTransport(now: Instant, iface: Iface, src: IpAddr, dst: IpAddr, p: DecodedPacket, ce: boolean): void {
     const t = p.transport;
     if (t === undefined) {
       this.stats.dropMalformed++;
@@ -1172,7 +1173,7 @@ export class HostStack {
           this.stats.dropNotForUs++;
           return;
         }
-        this.#onTcp(now, src, dst, t.tcp);
+        this.#onTcp(now, src, dst, t.tcp, ce);
         return;
       case "icmpv4":
         this.stats.icmpIn++;
@@ -1208,7 +1209,7 @@ export class HostStack {
     return c;
   }
 
-  #onTcp(now: Instant, src: IpAddr, dst: IpAddr, seg: TcpRepr): void {
+  #onTcp(now: Instant, src: IpAddr, dst: IpAddr, seg: TcpRepr, ce = false): void {
     const c = this.#lookup(dst, seg.dstPort, src, seg.srcPort);
     if (c !== undefined && c.tcp !== undefined) {
       const l = c.listener;
@@ -1216,10 +1217,10 @@ export class HostStack {
         // A half-open passive connection: count it against its listener's cap as soon as the
         // handshake completes, and drop the completing ACK while the cap is reached.
         if (this.#capDrops(l, c.tcp, seg)) return;
-        c.tcp.handleSegment(now, seg);
+        c.tcp.handleSegment(now, seg, false, ce);
         if (c.tcp.state !== "SYN-RECEIVED" && c.tcp.state !== "CLOSED") this.#count(l, c);
       } else {
-        c.tcp.handleSegment(now, seg);
+        c.tcp.handleSegment(now, seg, false, ce);
       }
       this.#touch(c);
       return;
@@ -1535,7 +1536,9 @@ export class HostStack {
       };
       c.emitSpec = spec;
     }
-    const frame = emitTcpPacket({ ip: spec.ip, tcp: seg, ethernet: spec.ethernet, checksum: spec.checksum });
+    // RFC 3168: the engine marks the new data of an ECN connection ECT(0).
+    const ip = seg.ecn === undefined || seg.ecn === 0 ? spec.ip : { ...spec.ip, ecn: seg.ecn };
+    const frame = emitTcpPacket({ ip, tcp: seg, ethernet: spec.ethernet, checksum: spec.checksum });
     if (mac !== undefined && iface.ethernet) {
       frame.set(mac, 0);
       this.#out.push({ ifIndex: iface.index, frame });

@@ -153,6 +153,19 @@ export interface TcpConfig {
    * the RTO. The probe timer is not part of a snapshot (like the delayed-ACK timer).
    */
   readonly tailLossProbe: boolean;
+  /**
+   * ECN (RFC 3168): "on" asks for it in our SYN and accepts it; "passive" (the default, as
+   * Linux's tcp_ecn=2 and FreeBSD's net.inet.tcp.ecn.enable=2) only accepts a peer's ECN-setup
+   * SYN; "off" never uses it. With ECN, new data goes out ECT(0), a CE mark is echoed with ECE
+   * until the peer's CWR, and an ECE halves the congestion window once per window of data.
+   */
+  readonly ecn: EcnMode;
+  /**
+   * Retransmissions of our SYN that still ask for ECN before it is dropped from the SYN
+   * (RFC 3168 6.1.1.1: a middlebox may drop ECN-setup SYNs). FreeBSD's
+   * net.inet.tcp.ecn.maxretries (default 1); Linux drops it at the first retransmission (0).
+   */
+  readonly ecnSynRetries: number;
   /** Bound on bytes held in the out-of-order queue. */
   readonly maxOooBytes: number;
   /** Bound on disjoint ranges (holes) in the out-of-order queue. */
@@ -201,6 +214,8 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   dsack: true,
   undoSpurious: true,
   tailLossProbe: true,
+  ecn: "passive",
+  ecnSynRetries: 1,
   maxOooBytes: 1 << 20,
   maxOooRanges: 32,
 });
@@ -208,6 +223,10 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
 /** The congestion controls the engine implements (`TcpConfig.congestionControl`). */
 export const CONGESTION_CONTROLS = ["newreno", "cubic"] as const;
 export type CongestionControl = (typeof CONGESTION_CONTROLS)[number];
+
+/** The ECN modes (`TcpConfig.ecn`). */
+export const ECN_MODES = ["off", "passive", "on"] as const;
+export type EcnMode = (typeof ECN_MODES)[number];
 
 /** The defaults with `overrides` applied, validated; throws `ConfigError` when out of range. */
 export function tcpConfig(overrides: Partial<TcpConfig> = {}): TcpConfig {
@@ -241,6 +260,9 @@ export function tcpConfig(overrides: Partial<TcpConfig> = {}): TcpConfig {
     throw new ConfigError(
       `congestionControl = ${c.congestionControl} is not one of ${CONGESTION_CONTROLS.join(", ")}`,
     );
+  if (!ECN_MODES.includes(c.ecn))
+    throw new ConfigError(`ecn = ${c.ecn} is not one of ${ECN_MODES.join(", ")}`);
+  int("ecnSynRetries", c.ecnSynRetries, 0, 255);
   int("dupAckThreshold", c.dupAckThreshold, 1, 100);
   int("maxReordering", c.maxReordering, 1, 1000);
   int("maxOooBytes", c.maxOooBytes, 0, 2 ** 30);

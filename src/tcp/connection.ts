@@ -85,7 +85,7 @@
  */
 import { Duration, Instant } from "../time/instant.js";
 import { assert, assertNever, UsageError } from "../util/errors.js";
-import { type SackBlock, TcpFlag, type TcpRepr, type TcpTimestamps } from "../wire/tcp-repr.js";
+import { ECN_ECT0, type SackBlock, TcpFlag, type TcpRepr, type TcpTimestamps } from "../wire/tcp-repr.js";
 import type { ChunkPool } from "../storage/chunk-pool.js";
 import { RecvBuffer } from "../storage/recv-buffer.js";
 import { Reassembler } from "../storage/reassembler.js";
@@ -194,6 +194,8 @@ export interface PeerSyn {
   readonly tsVal: number | undefined;
   /** The SYN's window field (never scaled, RFC 7323 2.2). */
   readonly window: number;
+  /** The SYN's ECE and CWR bits (RFC 3168 6.1.1: both set is an ECN-setup SYN); absent: none. */
+  readonly ecnFlags?: number | undefined;
 }
 
 /** Extracts the `PeerSyn` record from a received SYN. */
@@ -205,7 +207,18 @@ export function peerSynOf(seg: TcpRepr): PeerSyn {
     sackPermitted: seg.sackPermitted,
     tsVal: seg.timestamps?.tsVal,
     window: seg.window,
+    ecnFlags: seg.flags & ECN_SETUP,
   };
+}
+
+/** RFC 3168 6.1.1: the flags of an ECN-setup SYN (a SYN-ACK that agrees carries ECE alone). */
+const ECN_SETUP = TcpFlag.ECE | TcpFlag.CWR;
+
+/** A connection's ECN state once negotiated (RFC 3168 6.1; exported as `TcpEcnState`). */
+class EcnState {
+  echoEce = false;
+  cwrPending = false;
+  reducedUntil: SeqNum | undefined = undefined;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -257,6 +270,8 @@ export function newTcpStats(): TcpStats {
     spuriousUndos: 0,
     reorderingRaised: 0,
     tsClockCatchUps: 0,
+    ecnCeIn: 0,
+    ecnReductions: 0,
   };
 }
 
@@ -310,6 +325,10 @@ export class TcpConnection {
   #foRequest!: FastOpenRequest | undefined;
   #foSynData!: number;
   #foOutcome!: FastOpenOutcome | undefined;
+  /** ECN (RFC 3168) once negotiated; undefined when the connection does not use it. */
+  #ecn!: EcnState | undefined;
+  /** Our last SYN asked for ECN (ECE and CWR). */
+  #ecnOffered!: boolean;
   #pathMss!: number;
   /** The MSS our SYN advertises: the interface's, never lowered by path MTU (RFC 1191 3). */
   #synMss!: number;
@@ -496,6 +515,8 @@ export class TcpConnection {
     this.#foRequest = active ? p.fastOpen : undefined;
     this.#foSynData = 0;
     this.#foOutcome = undefined;
+    this.#ecn = undefined;
+    this.#ecnOffered = false;
     // Options
     this.#wsOk = false;
     this.#sndWscale = 0;
@@ -614,6 +635,11 @@ export class TcpConnection {
     this.#stats = undefined;
   }
 
+  /** ECN (RFC 3168) is in use: negotiated at the handshake. */
+  get ecnNegotiated(): boolean {
+    return this.#ecn !== undefined;
+  }
+
   /** Active open (RFC 9293 3.10.1): the connection starts in SYN-SENT with a SYN queued. */
   static connect(cfg: TcpConfig, params: TcpOpenParams, now: Instant): TcpConnection {
     const fo = params.fastOpen;
@@ -632,7 +658,9 @@ export class TcpConnection {
    */
   static accept(cfg: TcpConfig, params: TcpOpenParams, syn: TcpRepr | PeerSyn, now: Instant): TcpConnection {
     const c = new TcpConnection(cfg, params, "SYN-RECEIVED", false, now);
-    c.#takeSyn("flags" in syn ? peerSynOf(syn) : syn, now);
+    const peer = "flags" in syn ? peerSynOf(syn) : syn;
+    c.#takeSyn(peer, now);
+    c.#acceptEcn(peer);
     return c;
   }
 
@@ -772,6 +800,7 @@ export class TcpConnection {
     this.#closeAt = t.closeAt;
     this.#keepAliveAt = t.keepAliveAt;
     this.#ackNow = d.ackPending === true;
+    this.#ecn = d.ecn === undefined ? undefined : Object.assign(new EcnState(), d.ecn);
     this.checkInvariants();
   }
 
@@ -1235,7 +1264,7 @@ export class TcpConnection {
    * hand-off held it while later segments went ahead (forwarded to an offload target, or given
    * back with an upload), so PAWS does not apply to it (see the PAWS check).
    */
-  handleSegment(now: Instant, seg: TcpRepr, held = false): void {
+  handleSegment(now: Instant, seg: TcpRepr, held = false, ce = false): void {
     this.#clock(now);
     this.stats.segmentsIn++;
     switch (this.#state) {
@@ -1259,7 +1288,7 @@ export class TcpConnection {
           return;
         }
         this.#queueOwedAck(now, seg);
-        this.#onSynchronized(now, seg, held);
+        this.#onSynchronized(now, seg, held, ce);
     }
   }
 
@@ -1436,7 +1465,7 @@ export class TcpConnection {
       rtxStart: this.#rtxStart,
       tsRecentAt: this.#tsRecentAt,
     });
-    const delegated: TcpSnapshotDelegated = {
+    let delegated: TcpSnapshotDelegated = {
       state: this.#state,
       rcvNxt: this.#rcvNxt,
       rcvAdv: this.#rcvAdv,
@@ -1472,6 +1501,11 @@ export class TcpConnection {
       unreportedAcked: this.#evAcked,
       ackPending: this.ackOwed,
     };
+    const ecn = this.#ecn;
+    if (ecn !== undefined) {
+      const { echoEce, cwrPending, reducedUntil } = ecn;
+      delegated = { ...delegated, ecn: { echoEce, cwrPending, reducedUntil } };
+    }
     return frozenSnapshot(constState, cachedState, delegated);
   }
 
@@ -1538,7 +1572,12 @@ export class TcpConnection {
       this.stats.dropsOther++;
       return;
     }
-    this.#takeSyn(peerSynOf(seg), now);
+    const peer = peerSynOf(seg);
+    this.#takeSyn(peer, now);
+    // RFC 3168 6.1.1: a SYN-ACK agrees to the ECN our SYN asked for with ECE alone; a SYN of a
+    // simultaneous open is answered as a listener answers it.
+    if (!(f & TcpFlag.ACK)) this.#acceptEcn(peer);
+    else if (this.#ecnOffered && (f & ECN_SETUP) === TcpFlag.ECE) this.#ecn = new EcnState();
     // The peer may use the (unscaled) window our SYN offered (RFC 7323 2.2).
     this.#rcvAdv = Seq.add(this.#rcvNxt, Math.min(this.#initialRcvWnd, 0xffff));
     if (f & TcpFlag.ACK) {
@@ -1632,10 +1671,15 @@ export class TcpConnection {
     this.#cwnd = this.#cfg.initialCwndSegments * this.#smss();
   }
 
+  /** RFC 3168 6.1.1: a peer's ECN-setup SYN (ECE and CWR) gets ECN unless it is off here. */
+  #acceptEcn(syn: PeerSyn): void {
+    this.#ecn = this.#cfg.ecn !== "off" && syn.ecnFlags === ECN_SETUP ? new EcnState() : undefined;
+  }
+
   // ---------------------------------------------------------------------------------------
   // Segment arrival: synchronized states and SYN-RECEIVED (RFC 9293 3.10.7.4).
 
-  #onSynchronized(now: Instant, seg: TcpRepr, held: boolean): void {
+  #onSynchronized(now: Instant, seg: TcpRepr, held: boolean, ce: boolean): void {
     const f = seg.flags;
     // TIME-WAIT (as FreeBSD tcp_twcheck): a segment with neither ACK nor SYN is dropped
     // without a reply (every segment of the peer's after its SYN carries ACK, RFC 9293 3.1),
@@ -1746,6 +1790,17 @@ export class TcpConnection {
       this.#terminate("reset", "ECONNRESET");
       return;
     }
+    // RFC 3168 6.1.3: the peer's CWR ends our ECE; a CE mark on its data starts it (again), and
+    // is acknowledged at once so the sender hears of the congestion within a round trip.
+    const ecn = this.#ecn;
+    if (ecn !== undefined) {
+      if (f & TcpFlag.CWR) ecn.echoEce = false;
+      if (ce && payloadLen > 0) {
+        ecn.echoEce = true;
+        this.#ackNow = true;
+        this.stats.ecnCeIn++;
+      }
+    }
     // TS.Recent update (RFC 7323 4.3): only for a segment covering Last.ACK.sent.
     if (
       this.#tsOk &&
@@ -1848,6 +1903,7 @@ export class TcpConnection {
       this.#sndMax !== this.#sndUna &&
       (win === this.#sndWnd || seg.sack.length > 0);
     if (Seq.gt(ack, this.#sndUna)) this.#onNewAck(now, seg, ack);
+    if (this.#ecn !== undefined && seg.flags & TcpFlag.ECE) this.#onEce(this.#ecn);
     let newSack = false;
     if (this.#sackOk && seg.sack.length > 0) {
       const spurious = this.#cfg.dsack && this.#spurious.dsack(seg, this.#sndMax, this.stats);
@@ -2045,6 +2101,24 @@ export class TcpConnection {
     if (cubic === undefined) return Math.max(Math.floor(flight / 2), 2 * smss);
     this.#cubicPriorWMax = cubic.wMax;
     return cubic.onCongestion(this.#cwnd, smss);
+  }
+
+  /**
+   * RFC 3168 6.1.2: an ECE is a congestion event without a loss: ssthresh and cwnd go down as
+   * for a fast retransmit, at most once per window of data (until SND.UNA passes what was sent
+   * at the reduction) and not inside a loss recovery (that already reduced them); the next new
+   * data segment carries CWR.
+   */
+  #onEce(ecn: EcnState): void {
+    if (this.#inRecovery || this.#rtxCount > 0) return;
+    if (ecn.reducedUntil !== undefined && Seq.lt(this.#sndUna, ecn.reducedUntil)) return;
+    const smss = this.#smss();
+    this.#ssthresh = this.#onCongestion(this.#flight(), smss);
+    this.#cwnd = Math.max(this.#ssthresh, smss);
+    this.#caAcc = 0;
+    ecn.reducedUntil = this.#sndMax;
+    ecn.cwrPending = true;
+    this.stats.ecnReductions++;
   }
 
   /** The cumulative ACK reaches send offset `newOff` over SACKed data: was it reordering? */
@@ -2578,6 +2652,17 @@ export class TcpConnection {
       }
     }
     if (len > 0 && (len === avail || this.#noDelay || this.#pushInside(off, len))) flags |= TcpFlag.PSH;
+    // RFC 3168 6.1.2 / 6.1.5: new data of an ECN connection goes out ECT(0), the first after a
+    // reduction with CWR; retransmissions never are ECT.
+    let ect = 0;
+    const ecn = this.#ecn;
+    if (ecn !== undefined && len > 0 && !isRtx && !Seq.lt(seq, this.#sndMax)) {
+      ect = ECN_ECT0;
+      if (ecn.cwrPending) {
+        flags |= TcpFlag.CWR;
+        ecn.cwrPending = false;
+      }
+    }
     const segEnd = Seq.add(seq, consumed);
     if (isRtx || Seq.lt(seq, this.#sndMax)) {
       this.stats.retransmits++;
@@ -2596,7 +2681,8 @@ export class TcpConnection {
     if (consumed > 0) this.#persistAt = undefined;
     if (consumed > 0 && !isRtx && !this.#tlpOut) this.#armTlp(now);
     this.stats.bytesOut += len;
-    return this.#emit(now, seq, flags, payload);
+    const seg = this.#emit(now, seq, flags, payload);
+    return ect === 0 ? seg : { ...seg, ecn: ect };
   }
 
   /** True when a push mark lies in (off, off + len] (offsets relative to the send head). */
@@ -2679,12 +2765,21 @@ export class TcpConnection {
     const ts: TcpTimestamps | undefined = offerTs
       ? { tsVal: this.#tsNow(now), tsEcr: synAck ? this.#tsRecent : 0 }
       : undefined;
+    // RFC 3168 6.1.1: a SYN-ACK agrees to ECN with ECE; our SYN asks for it with ECE and CWR
+    // while `ecnSynRetries` allows (6.1.1.1). Neither is ECT.
+    let flags = synAck ? TcpFlag.SYN | TcpFlag.ACK : TcpFlag.SYN;
+    if (synAck) {
+      if (this.#ecn !== undefined) flags |= TcpFlag.ECE;
+    } else {
+      this.#ecnOffered = c.ecn === "on" && this.#rtxCount <= c.ecnSynRetries;
+      if (this.#ecnOffered) flags |= ECN_SETUP;
+    }
     return {
       srcPort: this.localPort,
       dstPort: this.remotePort,
       seq: this.#iss,
       ack: synAck ? this.#rcvNxt : Seq.of(0),
-      flags: synAck ? TcpFlag.SYN | TcpFlag.ACK : TcpFlag.SYN,
+      flags,
       window,
       urgent: 0,
       mss: c.noOptions ? undefined : this.#synMss,
@@ -2718,7 +2813,10 @@ export class TcpConnection {
     this.#ackQueue.push(this.#emit(now, this.#sndMax, TcpFlag.ACK, EMPTY));
   }
 
-  /** Builds a segment carrying ACK = RCV.NXT and the current window; clears owed ACKs. */
+  /**
+   * Builds a segment carrying ACK = RCV.NXT and the current window (and ECE while a CE mark is
+   * unanswered, RFC 3168 6.1.3); clears owed ACKs.
+   */
   #emit(now: Instant, seq: SeqNum, flags: number, payload: Uint8Array): TcpRepr {
     this.#ackNow = false;
     this.#delackAt = undefined;
@@ -2730,7 +2828,7 @@ export class TcpConnection {
       dstPort: this.remotePort,
       seq,
       ack: this.#rcvNxt,
-      flags,
+      flags: this.#ecn?.echoEce === true ? flags | TcpFlag.ECE : flags,
       window: this.#windowField(),
       urgent: 0,
       mss: undefined,

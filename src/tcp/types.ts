@@ -109,6 +109,10 @@ export interface TcpStats {
    * owner of the connection sent, such as the Linux kernel before a hand-off).
    */
   tsClockCatchUps: number;
+  /** Data segments that arrived CE-marked on an ECN connection (RFC 3168 6.1.3). */
+  ecnCeIn: number;
+  /** Congestion window reductions for an ECE (RFC 3168 6.1.2). */
+  ecnReductions: number;
 }
 
 /**
@@ -206,6 +210,21 @@ export interface TcpSnapshotDelegated {
    * importer sends the ACK at once.
    */
   readonly ackPending?: boolean;
+  /**
+   * ECN (RFC 3168) as negotiated: absent when the connection does not use it. Chimney's
+   * delegated state has no ECN fields, so the offload manager keeps ECN connections on the host.
+   */
+  readonly ecn?: TcpEcnState | undefined;
+}
+
+/** A connection's ECN state (RFC 3168 6.1), present once ECN is negotiated. */
+export interface TcpEcnState {
+  /** A CE mark arrived: every segment we send carries ECE until the peer's CWR (6.1.3). */
+  readonly echoEce: boolean;
+  /** The window was reduced for an ECE: the next new data segment carries CWR (6.1.2). */
+  readonly cwrPending: boolean;
+  /** No further reduction for ECE until SND.UNA passes this (once per window of data). */
+  readonly reducedUntil: SeqNum | undefined;
 }
 
 /** A whole connection as exported by `exportState`. */

@@ -65,7 +65,18 @@ export interface TcpRepr {
   readonly unknownOptions: readonly TcpUnknownOption[];
   /** The segment's data: a view into the packet on parse, caller's bytes on emit. */
   readonly payload: Uint8Array;
+  /**
+   * The IP header's ECN codepoint to send the segment with (RFC 3168 5: 2 is ECT(0)); absent or
+   * 0 is not-ECT. Set by the engine on the new data of an ECN connection; never set on parse
+   * (a received CE mark reaches the engine through `handleSegment`'s `ce`).
+   */
+  readonly ecn?: number | undefined;
 }
+
+/** RFC 3168 5: the ECT(0) codepoint of the IP header's ECN field. */
+export const ECN_ECT0 = 2;
+/** RFC 3168 5: the CE (congestion experienced) codepoint. */
+export const ECN_CE = 3;
 
 /**
  * A segment with every field at its zero: no flags, no options, no data. Spread it and set what

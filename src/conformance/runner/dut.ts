@@ -117,7 +117,7 @@ import {
 } from "./syscall-args.js";
 import { applySysctl, type DutSettings, type LenientRuleName } from "./policy.js";
 import { runPyAsserts } from "./pycode.js";
-import { coalesceRun, eventWindow, PACKETDRILL_DEFAULTS, PacketMatcher } from "./matcher.js";
+import { coalesceRun, eventWindow, inboundEcn, PACKETDRILL_DEFAULTS, PacketMatcher } from "./matcher.js";
 
 export { PACKETDRILL_DEFAULTS };
 
@@ -756,7 +756,7 @@ class ScriptRun {
     switch (p.protocol) {
       case "tcp":
         frame = emitTcpPacket({
-          ip: { src: this.#remote, dst: this.#local },
+          ip: { src: this.#remote, dst: this.#local, ecn: inboundEcn(p) },
           tcp: this.#match.inboundTcp(p),
         });
         break;
@@ -859,7 +859,7 @@ class ScriptRun {
     if (t?.kind !== "tcp") this.#fail(`expected ${printPacket(p)} got ${gotText}`, "packet");
     if (p.udpEncaps !== undefined) this.#unsupported("tcp-over-udp", UNSUPPORTED_FEATURES["tcp-over-udp"]);
     const seg = this.#profile.tso ? this.#coalesce(t.tcp, p.seq.len) : t.tcp;
-    const diffs = this.#match.compareTcp(p, seg);
+    const diffs = this.#match.compareTcp(p, seg, decoded);
     if (diffs.length > 0)
       this.#fail(`expected ${printPacket(p)} got ${gotText} [${diffs.join("; ")}]`, "packet");
   }
@@ -2190,7 +2190,8 @@ function tcpInfo(tcp: TcpConnection): Record<string, number> {
     tcpi_options:
       (tcp.timestampsEnabled ? 1 : 0) |
       (tcp.sackEnabled ? 2 : 0) |
-      (tcp.windowScales.rcv > 0 || tcp.windowScales.snd > 0 ? 4 : 0),
+      (tcp.windowScales.rcv > 0 || tcp.windowScales.snd > 0 ? 4 : 0) |
+      (tcp.ecnNegotiated ? 8 : 0),
     tcpi_snd_wscale: tcp.windowScales.snd,
     tcpi_rcv_wscale: tcp.windowScales.rcv,
     tcpi_snd_mss: tcp.mss,

@@ -57,7 +57,7 @@ import {
   runEvents,
 } from "../packetdrill/index.js";
 import type { FailureKind, ScriptResult } from "./dut.js";
-import { coalesceRun, eventWindow, PACKETDRILL_DEFAULTS, PacketMatcher } from "./matcher.js";
+import { coalesceRun, eventWindow, inboundEcn, PACKETDRILL_DEFAULTS, PacketMatcher } from "./matcher.js";
 import { commandLines, detectUnsupported, setSysctlsArgs, sysctlAssignments } from "./features.js";
 import type { LenientRuleName } from "./policy.js";
 import { LINUX_DEFAULTS_SH, LINUX_PROFILE } from "./profile.js";
@@ -139,13 +139,13 @@ class Queued {
   /** Script time (µs) it was read at. */
   readonly time: number;
   readonly tcp: TcpRepr;
-  readonly #decoded: ReturnType<typeof decodeIpPacket>;
+  readonly decoded: ReturnType<typeof decodeIpPacket>;
   #text: string | undefined;
 
   constructor(time: number, tcp: TcpRepr, decoded: ReturnType<typeof decodeIpPacket>) {
     this.time = time;
     this.tcp = tcp;
-    this.#decoded = decoded;
+    this.decoded = decoded;
   }
 
   /**
@@ -154,7 +154,7 @@ class Queued {
    * kernel's packet and the script's answer is an RTT sample the kernel paces by).
    */
   get text(): string {
-    this.#text ??= formatPacket(this.#decoded);
+    this.#text ??= formatPacket(this.decoded);
     return this.#text;
   }
 }
@@ -524,7 +524,7 @@ class KernelRun {
     const tcp = this.#match.inboundTcp(p);
     const local = ip(this.#localV4);
     const remote = ip(this.#remoteV4);
-    const bytes = emitTcpPacket({ ip: { src: remote, dst: local }, tcp });
+    const bytes = emitTcpPacket({ ip: { src: remote, dst: local, ecn: inboundEcn(p) }, tcp });
     try {
       this.#addon.writeTun(this.#tun, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0);
     } catch (e) {
@@ -562,7 +562,7 @@ class KernelRun {
         this.#out.shift();
       },
     );
-    const diffs = this.#match.compareTcp(p, seg);
+    const diffs = this.#match.compareTcp(p, seg, got.decoded);
     if (diffs.length > 0)
       this.#fail(`expected ${printPacket(p)} got ${got.text} [${diffs.join("; ")}]`, "packet");
   }

@@ -6,7 +6,9 @@ import { test } from "node:test";
 import { type PdPacket, type PdTcpPacket, parsePacketdrill, selectEvents } from "../packetdrill/index.js";
 import { Seq } from "../../wire/seq.js";
 import { BLANK_TCP, TcpFlag, type TcpRepr } from "../../wire/tcp-repr.js";
-import { PacketMatcher } from "./matcher.js";
+import { decodeIpPacket, type DecodedPacket, emitTcpPacket } from "../../wire/packet.js";
+import { ip } from "../../wire/ip-addr.js";
+import { inboundEcn, PacketMatcher } from "./matcher.js";
 import type { LenientRuleName } from "./policy.js";
 
 /** The TCP packets of a script, in order. */
@@ -138,4 +140,55 @@ void test("window-size-policy: another non-zero window passes only within the re
   m.compareTcp(synAck, { ...ours, window: 1000 });
   assert.deepEqual(m.compareTcp(ourAck, sent({ seq: Seq.of(10), ack: Seq.of(1), window: 1000 })), []);
   assert.equal(m.compareTcp(ourAck, sent({ seq: Seq.of(10), ack: Seq.of(1), window: 1001 })).length, 1);
+});
+
+void test("RFC 3168 annotations: an inbound packet goes with its codepoint; an outbound one is checked only when annotated", () => {
+  const [syn, synAck, ce, ectData, plain, either] = packets(`
+0 < SEW 0:0(0) win 32792 <mss 1460>
++0 > SE. 0:0(0) ack 1 <mss 1460>
++0 <[ce] P. 1:11(10) ack 1 win 100
++0 >[ect0] P. 1:11(10) ack 11
++0 > . 11:11(0) ack 11
++0 >[ect01] P. 11:21(10) ack 11
+`) as [PdTcpPacket, PdTcpPacket, PdTcpPacket, PdTcpPacket, PdTcpPacket, PdTcpPacket];
+  assert.equal(inboundEcn(syn), 0, "no annotation: not-ECT");
+  assert.equal(inboundEcn(ce), 3);
+  const m = matcher();
+  m.inboundTcp(syn);
+  const withEcn = (ecn: number): DecodedPacket =>
+    decodeIpPacket(
+      emitTcpPacket({ ip: { src: ip("192.0.2.1"), dst: ip("192.0.2.2"), ecn }, tcp: BLANK_TCP }),
+    );
+  assert.deepEqual(
+    m.compareTcp(
+      synAck,
+      sent({ flags: TcpFlag.SYN | TcpFlag.ACK | TcpFlag.ECE, seq: Seq.of(7), ack: Seq.of(1), mss: 1460 }),
+      withEcn(0),
+    ),
+    [],
+  );
+  m.inboundTcp(ce);
+  const data = sent({
+    flags: TcpFlag.PSH | TcpFlag.ACK,
+    seq: Seq.of(8),
+    ack: Seq.of(11),
+    payload: new Uint8Array(10),
+  });
+  assert.deepEqual(m.compareTcp(ectData, data, withEcn(2)), []);
+  assert.deepEqual(m.compareTcp(ectData, data, withEcn(0)), ["ecn want ect0 got noecn"]);
+  assert.deepEqual(m.compareTcp(ectData, data, withEcn(3)), ["ecn want ect0 got ce"]);
+  assert.deepEqual(
+    m.compareTcp(plain, sent({ seq: Seq.of(18), ack: Seq.of(11) }), withEcn(2)),
+    [],
+    "not annotated: not checked",
+  );
+  const more = sent({
+    flags: TcpFlag.PSH | TcpFlag.ACK,
+    seq: Seq.of(18),
+    ack: Seq.of(11),
+    payload: new Uint8Array(10),
+  });
+  assert.deepEqual(m.compareTcp(either, more, withEcn(1)), []);
+  assert.deepEqual(m.compareTcp(either, more, withEcn(2)), []);
+  assert.deepEqual(m.compareTcp(either, more, withEcn(0)), ["ecn want ect01 got noecn"]);
 });

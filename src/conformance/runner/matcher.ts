@@ -15,7 +15,8 @@
  */
 import { Seq, type SeqNum } from "../../wire/seq.js";
 import { type SackBlock, TcpFlag, type TcpRepr } from "../../wire/tcp-repr.js";
-import type { PdEvent, PdTcpOption, PdTcpPacket } from "../packetdrill/index.js";
+import type { DecodedPacket } from "../../wire/packet.js";
+import type { PdEcn, PdEvent, PdPacket, PdTcpOption, PdTcpPacket } from "../packetdrill/index.js";
 import type { UnsupportedFeature } from "./features.js";
 import type { LenientRuleName } from "./policy.js";
 
@@ -224,8 +225,17 @@ export class PacketMatcher {
   }
 
   /** Differences between the expected packet and the one sent (empty when they match). */
-  compareTcp(p: PdTcpPacket, g: TcpRepr): string[] {
+  /**
+   * What differs between the script's packet and the one we got. `packet`: the whole packet, so
+   * its IP ECN codepoint is checked against an `[ect0]`-style annotation (none written: not
+   * checked, as packetdrill does).
+   */
+  compareTcp(p: PdTcpPacket, g: TcpRepr, packet?: DecodedPacket): string[] {
     const diffs: string[] = [];
+    const wantEcn = p.ip?.ecn;
+    const ecn = packet === undefined ? undefined : ecnOf(packet);
+    if (ecn !== undefined && wantEcn !== undefined && !ECN_CODEPOINTS[wantEcn].includes(ecn))
+      diffs.push(`ecn want ${wantEcn} got ${ECN_NAMES[ecn] ?? String(ecn)}`);
     const flags = g.flags & 0xff;
     let seqAdjust = 0;
     if (
@@ -358,6 +368,28 @@ export class PacketMatcher {
  * have sent them: flags are their union. `peek` gives the next segment sent (undefined when
  * there is none yet), `take` consumes it. Records the `tso-coalescing` rule when it merged any.
  */
+/** RFC 3168 5 codepoints of packetdrill's ECN annotations (`ect01`: either ECT). */
+const ECN_CODEPOINTS: Readonly<Record<PdEcn, readonly number[]>> = {
+  noecn: [0],
+  ect1: [1],
+  ect0: [2],
+  ce: [3],
+  ect01: [1, 2],
+};
+const ECN_NAMES: readonly string[] = ["noecn", "ect1", "ect0", "ce"];
+
+/** The ECN codepoint an inbound packet goes with: its annotation's; not-ECT without one. */
+export function inboundEcn(p: PdPacket): number {
+  const e = p.ip?.ecn;
+  return e === undefined ? 0 : (ECN_CODEPOINTS[e][0] ?? 0);
+}
+
+/** The IP ECN codepoint of a decoded packet (0 without an IP header). */
+function ecnOf(d: DecodedPacket): number {
+  const n = d.network;
+  return n?.kind === "ipv4" ? n.ipv4.ecn : n?.kind === "ipv6" ? n.ipv6.ecn : 0;
+}
+
 export function coalesceRun(
   first: TcpRepr,
   want: number,

@@ -143,6 +143,19 @@ export function noEffect(meaning: string): SysctlRule {
   return { meaning, apply: () => true, applyText: () => true };
 }
 
+/** The ECN sysctl of FreeBSD and Linux alike: 0 off, 1 on (ask and accept), 2 passive (accept only). */
+export function ecnModeKnob(meaning: string): SysctlRule {
+  return {
+    meaning,
+    apply: (s, v) => {
+      const mode = v === 0 ? "off" : v === 1 ? "on" : v === 2 ? "passive" : undefined;
+      if (mode === undefined) return false;
+      s.tcp.ecn = mode;
+      return true;
+    },
+  };
+}
+
 /** A sysctl with no knob of ours: the values `ok` accepts are what we do; others are recorded. */
 export function onlyValue(meaning: string, ok: (v: number) => boolean): SysctlRule {
   return { meaning, apply: (_s, v) => ok(v) };
@@ -164,13 +177,14 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
     },
   },
   "net.inet.tcp.sack.enable": flagKnob("RFC 2018 SACK -> sack", "sack"),
-  "net.inet.tcp.ecn.enable": onlyValue(
-    "RFC 3168 ECN. We do not do ECN: 0 (off) and 2 (answer only, never initiate) match a " +
-      "stack without ECN for active opens; 1 (initiate) cannot be honoured",
-    (v) => v === 0 || v === 2,
+  "net.inet.tcp.ecn.enable": ecnModeKnob(
+    "RFC 3168 ECN -> ecn: 0 off, 1 ask and accept (on), 2 accept only (passive, the default)",
   ),
-  "net.inet.tcp.ecn.maxretries": noEffect(
-    "SYN retransmissions before ECN is dropped: ECN is off, so it has no effect",
+  "net.inet.tcp.ecn.maxretries": countKnob(
+    "SYN retransmissions that still ask for ECN -> ecnSynRetries",
+    "ecnSynRetries",
+    0,
+    255,
   ),
   "kern.ipc.maxsockbuf": {
     meaning:
@@ -325,7 +339,6 @@ export const SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
 /** The sysctls the suite sets that TcpConfig has no knob for (for the report). */
 export const SYSCTLS_WITHOUT_KNOB: readonly string[] = [
   "net.inet.tcp.blackhole (host stack)",
-  "net.inet.tcp.ecn.enable=1",
   "kern.ipc.maxsockbuf",
   "net.inet.tcp.mssdflt / v6mssdflt other than 536 / 1220",
   "net.inet.tcp.syncookies_only=1",

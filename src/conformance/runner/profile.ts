@@ -19,7 +19,7 @@ import {
   type DutSettings,
   flagKnob,
   noEffect,
-  onlyValue,
+  ecnModeKnob,
   SYSCTL_TABLE,
   type SysctlRule,
 } from "./policy.js";
@@ -159,11 +159,17 @@ export const LINUX_SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
     "challengeAckLimit",
     1,
   ),
-  "net.ipv4.tcp_ecn": onlyValue(
-    "ECN (RFC 3168) is not implemented: 0 and 2 (never initiate) are what we do",
-    (v) => v !== 1,
+  "net.ipv4.tcp_ecn": ecnModeKnob(
+    "RFC 3168 ECN -> ecn: 0 off, 1 ask and accept (on), 2 accept only (passive, the default)",
   ),
-  "net.ipv4.tcp_ecn_option": noEffect("AccECN option: no ECN here"),
+  "net.ipv4.tcp_ecn_fallback": {
+    meaning: "a retransmitted SYN stops asking for ECN (1, the default) -> ecnSynRetries 0; 0 keeps asking",
+    apply: (s, v) => {
+      s.tcp.ecnSynRetries = v === 0 ? 255 : 0;
+      return true;
+    },
+  },
+  "net.ipv4.tcp_ecn_option": noEffect("the AccECN option (RFC 9768): classic ECN (RFC 3168) only"),
   "net.ipv4.tcp_fastopen": noEffect(
     "TCP Fast Open enable bits: without a script using it (TCP_FASTOPEN, MSG_FASTOPEN, the FO option: the fast-open feature) they change nothing",
   ),
@@ -225,6 +231,7 @@ function linuxDefaults(): DutSettings {
       tailLossProbe: true,
       abcLimit: 0, // Linux grows cwnd by every byte acknowledged in slow start
       dropSynFin: true,
+      ecnSynRetries: 0, // tcp_ecn_fallback: a retransmitted SYN no longer asks for ECN
     },
     unmapped: [],
     maxSockBuf: 6291456,

@@ -237,8 +237,19 @@ void test("sysctls map onto TcpConfig; unknown ones are errors; unhonoured value
   assert.equal(applySysctl(s, "net.inet.tcp.rfc1323", "0"), undefined);
   assert.equal(s.tcp.timestamps, false);
   assert.equal(s.tcp.windowScaling, false);
+  // RFC 3168: 1 asks for ECN and accepts it, 2 (the default) accepts it only, 0 is off.
+  assert.equal(applySysctl(s, "net.inet.tcp.ecn.enable", "1"), undefined);
+  assert.equal(s.tcp.ecn, "on");
+  assert.equal(applySysctl(s, "net.inet.tcp.ecn.enable", "0"), undefined);
+  assert.equal(s.tcp.ecn, "off");
+  assert.equal(applySysctl(s, "net.inet.tcp.ecn.enable", "2"), undefined);
+  assert.equal(s.tcp.ecn, "passive");
+  assert.equal(applySysctl(s, "net.inet.tcp.ecn.maxretries", "0"), undefined);
+  assert.equal(s.tcp.ecnSynRetries, 0);
+  assert.equal(applySysctl(s, "net.inet.tcp.ecn.enable", "3"), undefined);
+  assert.equal(s.tcp.ecn, "passive", "an unknown mode changes nothing");
   assert.equal(applySysctl(s, "net.inet.tcp.blackhole", "2"), undefined);
-  assert.deepEqual(s.unmapped, ["net.inet.tcp.blackhole=2"]);
+  assert.deepEqual(s.unmapped, ["net.inet.tcp.ecn.enable=3", "net.inet.tcp.blackhole=2"]);
   assert.match(applySysctl(s, "net.inet.tcp.nonsense", "1") ?? "", /unknown sysctl/);
 });
 
