@@ -69,6 +69,15 @@ const PROFILES: readonly Profile[] = [
     resetOk: false,
   },
   {
+    // ECN (RFC 3168) with CUBIC through a router that marks CE: the connections negotiate ECN,
+    // so the manager keeps them on the host (no ECN in the delegated state); the streams must
+    // be the same whichever way each run asked for offload.
+    name: "cubic + ECN marks",
+    fault: { delayUs: 1000, rateBps: 20_000_000, queueBytes: 60_000, ceMarkBytes: 15_000 },
+    tcp: { congestionControl: "cubic", ecn: "on" },
+    resetOk: false,
+  },
+  {
     name: "tiny windows + loss",
     fault: { delayUs: 1000, loss: 0.02 },
     tcp: { recvBufferSize: 8192, sendBufferSize: 8192 },

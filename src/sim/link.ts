@@ -57,6 +57,8 @@ export interface FaultProfile {
   readonly queueBytes?: number | undefined;
   /** Bottleneck queue bound in frames; only with `rateBps`. */
   readonly queueFrames?: number | undefined;
+  /** The bottleneck marks ECT packets CE above this many queued bytes (RFC 3168); only with `rateBps`. */
+  readonly ceMarkBytes?: number | undefined;
   /** Largest link payload; larger frames are dropped and counted. */
   readonly mtu?: number | undefined;
   /** Link header bytes not counted against the MTU (14 for Ethernet; default 0). */
@@ -187,6 +189,8 @@ export function buildLinkChain(dest: FrameSink, options: LinkChainOptions): Link
         bitsPerSecond: p.rateBps,
         queueBytes: p.queueBytes,
         queueFrames: p.queueFrames,
+        ceMarkBytes: p.ceMarkBytes,
+        linkHeaderBytes: p.linkHeaderBytes,
         label: `${direction} rate`,
       }),
     );

@@ -1,10 +1,13 @@
 /**
  * A bottleneck: frames are serialised one at a time at a fixed bit rate through a bounded FIFO
  * queue with tail drop. A frame is forwarded when its last bit has been sent (store and
- * forward), so back-to-back frames leave spaced by `bytes * 8 / rate` seconds.
+ * forward), so back-to-back frames leave spaced by `bytes * 8 / rate` seconds. With
+ * `ceMarkBytes` it is also an ECN router (RFC 3168 5): an ECN-capable packet that arrives while
+ * the queue holds more than that many bytes leaves marked CE instead of waiting to be dropped.
  */
 import { Instant } from "../../time/instant.js";
 import { ConfigError } from "../../util/errors.js";
+import { Ipv4View } from "../../wire/ipv4.js";
 import type { DropFn, FrameSink, LinkStage, StageStats } from "../frame-sink.js";
 import type { Scheduler } from "../scheduler.js";
 
@@ -19,6 +22,14 @@ export interface RateLimitConfig {
   readonly queueBytes?: number | undefined;
   /** Optional bound on the number of such frames. */
   readonly queueFrames?: number | undefined;
+  /**
+   * Mark CE on an ECT packet (RFC 3168 5) that arrives while more than this many bytes are
+   * queued (a step threshold, as DCTCP's routers mark); not-ECT packets are never marked.
+   * Default: no marking.
+   */
+  readonly ceMarkBytes?: number | undefined;
+  /** Where the IP header starts in a frame: 0 for bare IP (default), 14 behind Ethernet. */
+  readonly linkHeaderBytes?: number | undefined;
   /** Scheduler label (default `rate`). */
   readonly label?: string | undefined;
 }
@@ -31,6 +42,8 @@ export interface RateLimitStats extends StageStats {
   maxBacklogBytes: number;
   /** Bytes forwarded. */
   bytesForwarded: number;
+  /** Packets marked CE (`ceMarkBytes`). */
+  ceMarked: number;
 }
 
 /** Default `queueBytes`. */
@@ -52,6 +65,7 @@ export class RateLimitStage implements LinkStage {
     backlogBytes: 0,
     maxBacklogBytes: 0,
     bytesForwarded: 0,
+    ceMarked: 0,
   };
   readonly #next: FrameSink;
   readonly #sched: Scheduler;
@@ -59,6 +73,8 @@ export class RateLimitStage implements LinkStage {
   readonly #queueBytes: number;
   readonly #queueFrames: number;
   readonly #label: string;
+  readonly #ceMarkBytes: number;
+  readonly #ipAt: number;
   #busyUs = 0;
   #busyFrac = 0;
   #backlogFrames = 0;
@@ -77,12 +93,23 @@ export class RateLimitStage implements LinkStage {
       throw new ConfigError("queueBytes and queueFrames must be positive");
     }
     this.#label = config.label ?? "rate";
+    this.#ceMarkBytes = config.ceMarkBytes ?? Number.POSITIVE_INFINITY;
+    this.#ipAt = config.linkHeaderBytes ?? 0;
+    if (!(this.#ceMarkBytes >= 0)) throw new ConfigError("ceMarkBytes must not be negative");
   }
 
-  deliver(now: Instant, frame: Uint8Array): void {
+  deliver(now: Instant, arrived: Uint8Array): void {
     this.stats.received++;
+    let frame = arrived;
     const len = frame.length;
     const st = this.stats;
+    if (st.backlogBytes > this.#ceMarkBytes) {
+      const marked = markedCe(frame, this.#ipAt);
+      if (marked !== undefined) {
+        frame = marked;
+        st.ceMarked++;
+      }
+    }
     if (
       this.#backlogFrames > 0 &&
       (st.backlogBytes + len > this.#queueBytes || this.#backlogFrames + 1 > this.#queueFrames)
@@ -112,4 +139,31 @@ export class RateLimitStage implements LinkStage {
       this.#next.deliver(this.#sched.now, frame);
     });
   }
+}
+
+/**
+ * `frame` with its ECT codepoint turned into CE (RFC 3168 5), as a copy (taps before this stage
+ * keep the frame as sent); undefined when it is not ECT (not-ECT is never marked, CE already
+ * is) or carries no IP header at `at`.
+ */
+function markedCe(frame: Uint8Array, at: number): Uint8Array | undefined {
+  const version = (frame[at] ?? 0) >>> 4;
+  if (version === 4 && frame.length >= at + 20) {
+    const ecn = (frame[at + 1] ?? 0) & 3;
+    if (ecn === 0 || ecn === 3) return undefined;
+    const out = frame.slice();
+    const ip = Ipv4View.unchecked(out.subarray(at));
+    ip.ecn = 3;
+    ip.fillChecksum();
+    return out;
+  }
+  if (version === 6 && frame.length >= at + 40) {
+    // The traffic class straddles bytes 0 and 1; its ECN bits are bits 4-5 of byte 1.
+    const ecn = ((frame[at + 1] ?? 0) >>> 4) & 3;
+    if (ecn === 0 || ecn === 3) return undefined;
+    const out = frame.slice();
+    out[at + 1] = (out[at + 1] ?? 0) | 0x30;
+    return out;
+  }
+  return undefined;
 }

@@ -11,6 +11,10 @@ import { DuplicateStage } from "./duplicate.js";
 import { GilbertElliottStage, LossStage } from "./loss.js";
 import { MtuStage } from "./mtu.js";
 import { RateLimitStage } from "./rate-limit.js";
+import { MAC_ZERO } from "../../wire/ethernet.js";
+import { ip } from "../../wire/ip-addr.js";
+import { decodeFrame, emitTcpPacket } from "../../wire/packet.js";
+import { BLANK_TCP, TcpFlag } from "../../wire/tcp-repr.js";
 import { ReorderStage } from "./reorder.js";
 import { PcapTapStage, TraceStage } from "./tap.js";
 
@@ -306,6 +310,38 @@ void describe("ReorderStage", () => {
 });
 
 void describe("RateLimitStage", () => {
+  void test("RFC 3168 5: above ceMarkBytes queued, an ECT packet leaves marked CE (checksum redone, a copy); not-ECT never is", () => {
+    const sched = new Scheduler();
+    const sink = new CollectingSink();
+    const stage = new RateLimitStage(sink, sched, {
+      bitsPerSecond: 8_000_000,
+      ceMarkBytes: 1500,
+      linkHeaderBytes: 14,
+    });
+    const packet = (ecn: number, v6 = false): Uint8Array =>
+      emitTcpPacket({
+        ip: v6
+          ? { src: ip("2001:db8::1"), dst: ip("2001:db8::2"), ecn }
+          : { src: ip("192.0.2.1"), dst: ip("192.0.2.2"), ecn },
+        tcp: { ...BLANK_TCP, srcPort: 1, dstPort: 2, flags: TcpFlag.ACK, payload: new Uint8Array(900) },
+        ethernet: { src: MAC_ZERO, dst: MAC_ZERO },
+      });
+    const sent = [packet(2), packet(2), packet(2), packet(0), packet(1), packet(2, true), packet(3)];
+    const before = sent.map((f) => f.slice());
+    for (const f of sent) stage.deliver(t(0), f);
+    assert.ok(sched.runUntilIdle(100));
+    const got = sink.frames.map((c) => {
+      const d = decodeFrame(c.frame);
+      assert.equal(d.error, undefined, "every frame still decodes, checksums verified");
+      const n = d.network;
+      return n?.kind === "ipv4" ? n.ipv4.ecn : n?.kind === "ipv6" ? n.ipv6.ecn : -1;
+    });
+    // Queued before each arrival: 0, 954, 1908, ... bytes: the first two pass as sent.
+    assert.deepEqual(got, [2, 2, 3, 0, 3, 3, 3]);
+    assert.equal(stage.stats.ceMarked, 3);
+    sent.forEach((f, i) => assert.deepEqual(f, before[i], `frame ${i} as sent is untouched`));
+  });
+
   void test("back-to-back frames leave spaced by bytes * 8 / rate", () => {
     const sched = new Scheduler();
     const sink = new CollectingSink();
