@@ -17,6 +17,12 @@ import { acceptAllKnobs } from "../src/host/offload-policy.js";
 import { DEFAULT_OFFLOAD_LOG_LIMIT, OffloadManager } from "../src/host/offload-manager.js";
 import { DEFAULT_PMTU_CACHE_SIZE } from "../src/host/path.js";
 import {
+  DEFAULT_REASSEMBLY_BYTES,
+  DEFAULT_REASSEMBLY_DATAGRAMS,
+  REASSEMBLY_TIMEOUT_V4_US,
+  REASSEMBLY_TIMEOUT_V6_US,
+} from "../src/host/ip-reassembly.js";
+import {
   DEFAULT_ACCEPT_BACKLOG,
   DEFAULT_EPHEMERAL_PORTS,
   DEFAULT_PMTU_AGEING,
@@ -91,6 +97,11 @@ const ROWS: readonly Row[] = [
     section: "The host",
     limit: "local ports for `connect`",
     def: `${DEFAULT_EPHEMERAL_PORTS[0]}-${DEFAULT_EPHEMERAL_PORTS[1]}`,
+  },
+  {
+    section: "The host",
+    limit: "IP fragments in reassembly",
+    def: `${bytes(DEFAULT_REASSEMBLY_BYTES)} and ${n(DEFAULT_REASSEMBLY_DATAGRAMS)} datagrams per family, for ${sec(REASSEMBLY_TIMEOUT_V4_US)} s (IPv4) or ${sec(REASSEMBLY_TIMEOUT_V6_US)} s (IPv6)`,
   },
   { section: "The host", limit: "the connection table", def: "no cap of its own" },
   { section: "Per listener", limit: "half-open connections", def: n(DEFAULT_SYN_QUEUE_LIMIT) },

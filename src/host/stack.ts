@@ -43,10 +43,13 @@ import { parseIcmpQuote } from "../wire/icmp-quote.js";
 import type { Icmpv4Repr } from "../wire/icmpv4.js";
 import { type Icmpv6Repr, solicitedNodeMulticast } from "../wire/icmpv6.js";
 import { type IpAddr, ipEquals, ipInPrefix, ipKey, ipToString } from "../wire/ip-addr.js";
+import type { Ipv4Repr } from "../wire/ipv4.js";
+import type { Ipv6Repr } from "../wire/ipv6.js";
 import {
   type DecodedPacket,
   decodeFrame,
   decodeIpPacket,
+  decodeReassembled,
   emitArpFrame,
   emitIcmpv4Packet,
   emitIcmpv6Packet,
@@ -63,6 +66,12 @@ import { FastOpenCache } from "../tcp/fast-open.js";
 import type { IcmpErrorCode, TcpSnapshot, TcpState } from "../tcp/types.js";
 import type { SeqNum } from "../wire/seq.js";
 import { DEFAULT_NEIGHBOR_CONFIG, NeighborCache, type NeighborConfig } from "./neighbor.js";
+import {
+  FragmentReassembler,
+  REASSEMBLY_TIMEOUT_V4_US,
+  REASSEMBLY_TIMEOUT_V6_US,
+  type ReassemblyStats,
+} from "./ip-reassembly.js";
 import { PathMtuCache } from "./path.js";
 import { type NextHop, RouteTable } from "./route.js";
 
@@ -317,6 +326,10 @@ export interface HostStats {
   dropMalformed: number;
   dropBadChecksum: number;
   dropNotForUs: number;
+  /**
+   * Fragments discarded by reassembly (an overlap, RFC 5722; a malformed one; an IPv6
+   * fragment header that does not end its chain). The rest is in `HostStack.reassemblyStats`.
+   */
   dropFragment: number;
   dropUnknownProtocol: number;
   dropNoRoute: number;
@@ -421,6 +434,9 @@ export class HostStack {
    * bulk transfer hits for nearly every segment (no key string built). Cleared on removal.
    */
   #lastConn: HostConn | undefined = undefined;
+  /** IP reassembly (RFC 791 3.2; RFC 8200 4.5 gives IPv6 60 s), bounded in memory. */
+  readonly #reasm4 = new FragmentReassembler({ timeoutUs: REASSEMBLY_TIMEOUT_V4_US });
+  readonly #reasm6 = new FragmentReassembler({ timeoutUs: REASSEMBLY_TIMEOUT_V6_US });
   readonly #listeners = new Map<string, HostListener>();
   /**
    * 4-tuples handed to another TCP implementation (`handOff`), with the count of their
@@ -1183,13 +1199,74 @@ export class HostStack {
         this.stats.icmpIn++;
         this.#onIcmpv6(now, iface, src, dst, t.icmp);
         return;
-      case "fragment":
-        this.stats.dropFragment++;
+      case "fragment": {
+        // RFC 791 3.2 / RFC 8200 4.5: the datagram goes up once it is whole.
+        const whole = this.#reassemble(now, p, t.payload);
+        if (whole !== undefined) this.#onTransport(now, iface, src, dst, whole, ce);
         return;
+      }
       case "other":
         this.stats.dropUnknownProtocol++;
         return;
     }
+  }
+
+  /**
+   * One fragment into reassembly (src/host/ip-reassembly.ts); the decoded datagram when it
+   * completed one. A fragment the reassembler discards (overlap, malformed), and an IPv6
+   * fragment whose header is not the last of its chain, count in `dropFragment`.
+   */
+  #reassemble(now: Instant, p: DecodedPacket, data: Uint8Array): DecodedPacket | undefined {
+    const n = p.network;
+    let out: Uint8Array | undefined;
+    let ip: Ipv4Repr | Ipv6Repr;
+    if (n?.kind === "ipv4") {
+      ip = n.ipv4;
+      const before = this.#reasm4.stats.overlaps + this.#reasm4.stats.malformed;
+      out = this.#reasm4.add(now, {
+        key: `${ipKey(ip.src)}|${ipKey(ip.dst)}|${String(ip.protocol)}|${ip.ident}`,
+        offset: ip.fragmentOffset,
+        more: ip.moreFragments,
+        data,
+      });
+      if (this.#reasm4.stats.overlaps + this.#reasm4.stats.malformed !== before) this.stats.dropFragment++;
+    } else if (n?.kind === "ipv6") {
+      ip = n.ipv6;
+      const f = ip.fragment;
+      // Only a fragment header that ends the chain: headers after it would belong to the
+      // reassembled datagram, which the first fragment's decode has already walked past.
+      if (f === undefined || ip.extHeaders.at(-1)?.type !== "ipv6-frag") {
+        this.stats.dropFragment++;
+        return undefined;
+      }
+      const before = this.#reasm6.stats.overlaps + this.#reasm6.stats.malformed;
+      out = this.#reasm6.add(now, {
+        key: `${ipKey(ip.src)}|${ipKey(ip.dst)}|${f.ident}`,
+        offset: f.offset,
+        more: f.moreFragments,
+        data,
+      });
+      if (this.#reasm6.stats.overlaps + this.#reasm6.stats.malformed !== before) this.stats.dropFragment++;
+    } else {
+      return undefined;
+    }
+    if (out === undefined) return undefined;
+    return decodeReassembled(p.ethernet, n, ip, ip.protocol, out);
+  }
+
+  /** Counters of IP reassembly, IPv4 and IPv6 added up. */
+  get reassemblyStats(): ReassemblyStats {
+    const a = this.#reasm4.stats;
+    const b = this.#reasm6.stats;
+    return {
+      fragmentsIn: a.fragmentsIn + b.fragmentsIn,
+      reassembled: a.reassembled + b.reassembled,
+      duplicates: a.duplicates + b.duplicates,
+      overlaps: a.overlaps + b.overlaps,
+      malformed: a.malformed + b.malformed,
+      timeouts: a.timeouts + b.timeouts,
+      evicted: a.evicted + b.evicted,
+    };
   }
 
   /** The connection of a segment from `remote` to `local`, if any. */

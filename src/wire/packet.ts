@@ -232,6 +232,21 @@ function decodeIpv6(
   return decodeTransport(ethernet, network, ipv6.protocol, payload, base + start, ipv6, caps);
 }
 
+/**
+ * The transport layer of a datagram reassembled from fragments (`network`: its first
+ * fragment's header, `ip` the addresses in it; `payload`: the whole upper-layer data).
+ * Checksums are verified in software: no device checks a datagram it saw in pieces.
+ */
+export function decodeReassembled(
+  ethernet: EthernetRepr | undefined,
+  network: NetworkLayer,
+  ip: { readonly src: IpAddr; readonly dst: IpAddr },
+  protocol: IpProtocol,
+  payload: Uint8Array,
+): DecodedPacket {
+  return decodeTransport(ethernet, network, protocol, payload, 0, ip, Caps.ALL);
+}
+
 function decodeTransport(
   ethernet: EthernetRepr | undefined,
   network: NetworkLayer,
