@@ -120,6 +120,12 @@ export interface TcpConfig {
    */
   readonly congestionControl: CongestionControl;
   /**
+   * HyStart++ (RFC 9406) in the initial slow start: a rise in the round's minimum RTT (a queue
+   * building) ends slow start for Conservative Slow Start, then congestion avoidance, before
+   * the queue overflows. Off by default. Needs timestamps to see enough samples per round.
+   */
+  readonly hystart: boolean;
+  /**
    * Appropriate Byte Counting limit L in slow start, in segments (RFC 3465 2.2: an ACK grows
    * cwnd by min(bytes acked, L * SMSS); L = 2 is the RFC's and FreeBSD's net.inet.tcp.abc_l_var
    * default). 1 grows by at most one segment per ACK (RFC 5681 3.1's minimum); 0 removes the
@@ -208,6 +214,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   keepAliveProbes: 9,
   initialCwndSegments: 10,
   congestionControl: "newreno",
+  hystart: false,
   abcLimit: 2,
   dupAckThreshold: 3,
   maxReordering: 64,

@@ -108,6 +108,7 @@ import {
   validFastOpenCookie,
 } from "./fast-open.js";
 import { Cubic } from "./cubic.js";
+import { CSS_GROWTH_DIVISOR, HyStartPlusPlus } from "./hystart.js";
 import type { TcpConfig } from "./config.js";
 import { Seq, type SeqNum } from "../wire/seq.js";
 import type {
@@ -227,6 +228,8 @@ const NO_OOO = new Reassembler(0, 0);
 
 const NO_SACK: readonly SackBlock[] = Object.freeze([]);
 const NO_OPTS: readonly never[] = Object.freeze([]);
+/** ssthresh before any congestion event: arbitrarily high (RFC 5681 3.1). */
+const INITIAL_SSTHRESH = 0x7fff_ffff;
 /** RFC 9293 3.7.1: the MSS to assume when the peer sent none. */
 const DEFAULT_PEER_MSS = 536;
 /** RFC 7323 5.5: TS.Recent is invalid after 24 days of idleness. */
@@ -272,6 +275,7 @@ export function newTcpStats(): TcpStats {
     tsClockCatchUps: 0,
     ecnCeIn: 0,
     ecnReductions: 0,
+    hystartExits: 0,
   };
 }
 
@@ -394,6 +398,8 @@ export class TcpConnection {
   #cwnd!: number;
   #ssthresh!: number;
   #caAcc!: number;
+  /** HyStart++ (RFC 9406) while the initial slow start lasts; undefined when off. */
+  #hystart!: HyStartPlusPlus | undefined;
   /** CUBIC's state (RFC 9438) when the configuration selects it; NewReno otherwise. */
   #cubic!: Cubic | undefined;
   /** CUBIC's W_max before the last congestion event (restored when that event was spurious). */
@@ -573,8 +579,11 @@ export class TcpConnection {
     if (reuse) this.#rtt.reinit(cfg);
     else this.#rtt = new RttEstimator(cfg);
     this.#cwnd = cfg.initialCwndSegments * cfg.mss;
-    this.#ssthresh = 0x7fff_ffff;
+    this.#ssthresh = INITIAL_SSTHRESH;
     this.#caAcc = 0;
+    if (!cfg.hystart) this.#hystart = undefined;
+    else if (reuse && this.#hystart !== undefined) this.#hystart.reset();
+    else this.#hystart = new HyStartPlusPlus();
     if (cfg.congestionControl !== "cubic") this.#cubic = undefined;
     else if (reuse && this.#cubic !== undefined) this.#cubic.reinit();
     else this.#cubic = new Cubic();
@@ -2013,7 +2022,7 @@ export class TcpConnection {
       ts !== undefined &&
       ((ts.tsEcr - this.#rtoTsVal) | 0) < 0;
     const echoed = this.#tsOk && ts !== undefined && ts.tsEcr !== 0 && !stale;
-    this.#rtt.onAck(now, ack, echoed ? (this.#tsNow(now) - ts.tsEcr) | 0 : undefined);
+    const rttSample = this.#rtt.onAck(now, ack, echoed ? (this.#tsNow(now) - ts.tsEcr) | 0 : undefined);
     if (this.#rtxCount > 0) this.#rtoTsVal = undefined;
     // RFC 3522 / 4015: the first ACK past a timeout's retransmission decides whether the
     // timeout was spurious (the ACK echoes a TSval older than the retransmission's).
@@ -2055,7 +2064,20 @@ export class TcpConnection {
         // (Linux grows by all bytes acked).
         const l = this.#cfg.abcLimit;
         const limit = resending ? smss : l === 0 ? dataAcked : l * smss;
-        this.#cwnd += Math.min(dataAcked, limit);
+        let grow = Math.min(dataAcked, limit);
+        // RFC 9406: only the initial slow start (ssthresh untouched), never while resending.
+        const hs = this.#hystart;
+        if (hs !== undefined && this.#ssthresh === INITIAL_SSTHRESH && !resending) {
+          const phase = hs.onAck(ack, this.#sndNxt, rttSample);
+          if (phase === "css") {
+            if (hs.exits > this.stats.hystartExits) this.stats.hystartExits = hs.exits;
+            grow = Math.floor(grow / CSS_GROWTH_DIVISOR);
+          } else if (phase === "congestion-avoidance") {
+            this.#ssthresh = this.#cwnd;
+            grow = 0;
+          }
+        }
+        this.#cwnd += grow;
       } else if (this.#cubic !== undefined) {
         // RFC 9438 4.2-4.5: toward W_cubic(t + RTT), or the Reno-friendly estimate.
         const srtt = this.#rtt.srtt;

@@ -148,14 +148,21 @@ export class RttEstimator {
   /**
    * An ACK of new data up to `ack`. `echoAgeMs` is the age of the TSval it echoes (our
    * timestamp clock now minus TSecr, RFC 7323 4.1), or `undefined` when it echoes none: then
-   * the timed segment, if this ACK covers it, gives the sample.
+   * the timed segment, if this ACK covers it, gives the sample. Returns the sample taken, in
+   * microseconds (HyStart++ watches them), if any.
    */
-  onAck(now: Instant, ack: SeqNum, echoAgeMs: number | undefined): void {
+  onAck(now: Instant, ack: SeqNum, echoAgeMs: number | undefined): number | undefined {
     if (echoAgeMs !== undefined) {
-      if (echoAgeMs >= 0) this.sample(echoAgeMs * 1000);
-    } else if (this.#timedSeq !== undefined && Seq.ge(ack, this.#timedSeq)) {
-      this.sample(now - this.#timedAt);
-      this.#timedSeq = undefined;
+      if (echoAgeMs < 0) return undefined;
+      this.sample(echoAgeMs * 1000);
+      return echoAgeMs * 1000;
     }
+    if (this.#timedSeq !== undefined && Seq.ge(ack, this.#timedSeq)) {
+      const us = now - this.#timedAt;
+      this.sample(us);
+      this.#timedSeq = undefined;
+      return us;
+    }
+    return undefined;
   }
 }

@@ -113,6 +113,8 @@ export interface TcpStats {
   ecnCeIn: number;
   /** Congestion window reductions for an ECE (RFC 3168 6.1.2). */
   ecnReductions: number;
+  /** Times HyStart++ ended slow start on a rise in RTT (RFC 9406 4.3). */
+  hystartExits: number;
 }
 
 /**
