@@ -126,6 +126,12 @@ export interface TcpConfig {
    */
   readonly hystart: boolean;
   /**
+   * RFC 6937 proportional rate reduction in SACK fast recovery: what is sent follows what is
+   * delivered (ssthresh / RecoverFS of it), instead of waiting until pipe falls below
+   * cwnd = ssthresh and then sending a segment per ACK. Off by default.
+   */
+  readonly prr: boolean;
+  /**
    * Appropriate Byte Counting limit L in slow start, in segments (RFC 3465 2.2: an ACK grows
    * cwnd by min(bytes acked, L * SMSS); L = 2 is the RFC's and FreeBSD's net.inet.tcp.abc_l_var
    * default). 1 grows by at most one segment per ACK (RFC 5681 3.1's minimum); 0 removes the
@@ -215,6 +221,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   initialCwndSegments: 10,
   congestionControl: "newreno",
   hystart: false,
+  prr: false,
   abcLimit: 2,
   dupAckThreshold: 3,
   maxReordering: 64,

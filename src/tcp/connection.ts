@@ -398,6 +398,11 @@ export class TcpConnection {
   #cwnd!: number;
   #ssthresh!: number;
   #caAcc!: number;
+  /** RFC 6937 PRR: the flight at recovery start, data delivered and sent since, SACKed bytes at the last ACK. */
+  #recoverFs!: number;
+  #prrDelivered!: number;
+  #prrOut!: number;
+  #prrSacked!: number;
   /** HyStart++ (RFC 9406) while the initial slow start lasts; undefined when off. */
   #hystart!: HyStartPlusPlus | undefined;
   /** CUBIC's state (RFC 9438) when the configuration selects it; NewReno otherwise. */
@@ -581,6 +586,10 @@ export class TcpConnection {
     this.#cwnd = cfg.initialCwndSegments * cfg.mss;
     this.#ssthresh = INITIAL_SSTHRESH;
     this.#caAcc = 0;
+    this.#recoverFs = 0;
+    this.#prrDelivered = 0;
+    this.#prrOut = 0;
+    this.#prrSacked = 0;
     if (!cfg.hystart) this.#hystart = undefined;
     else if (reuse && this.#hystart !== undefined) this.#hystart.reset();
     else this.#hystart = new HyStartPlusPlus();
@@ -1904,6 +1913,7 @@ export class TcpConnection {
       return false;
     }
     const win = seg.window << this.#sndWscale;
+    const unaBefore = this.#sndUna;
     // RFC 5681 2: a duplicate ACK carries no data, no SYN or FIN, repeats SND.UNA and the window.
     const plainDup =
       ack === this.#sndUna &&
@@ -1934,6 +1944,7 @@ export class TcpConnection {
     // (an echo, any bidirectional flow) reports losses on its data segments: Linux sends few
     // pure ACKs then, and without this every loss waited for the retransmission timeout.
     if (plainDup || (newSack && this.#sndMax !== this.#sndUna)) this.#onDupAck(now, seg);
+    if (this.#cfg.prr && this.#sackOk) this.#prrOnAck(Seq.gt(ack, unaBefore) ? Seq.diff(ack, unaBefore) : 0);
     // Window update (RFC 9293 3.10.7.4: only for SND.UNA =< SEG.ACK, then the WL1 / WL2 rule).
     const fresh = Seq.lt(this.#sndWl1, seg.seq) || (this.#sndWl1 === seg.seq && Seq.le(this.#sndWl2, ack));
     if (Seq.ge(ack, this.#sndUna) && fresh) {
@@ -2143,6 +2154,33 @@ export class TcpConnection {
     this.stats.ecnReductions++;
   }
 
+  /**
+   * RFC 6937 proportional rate reduction, on every ACK of a SACK connection (`acked`: how far
+   * SND.UNA moved). DeliveredData is that plus the change in SACKed bytes above SND.UNA. During
+   * fast recovery cwnd becomes pipe + sndcnt: while pipe is above ssthresh, sending follows
+   * delivery in the ratio ssthresh / RecoverFS (no silence, then a burst); below it, the slow
+   * start reduction bound (PRR-SSRB) brings pipe back up to ssthresh at most one segment ahead
+   * of what is delivered.
+   */
+  #prrOnAck(acked: number): void {
+    const sacked = this.#sb.isEmpty ? 0 : this.#sb.sackedAbove(this.#sendHeadOff);
+    const delivered = acked + sacked - this.#prrSacked;
+    this.#prrSacked = sacked;
+    // Not in recovery, or in one this engine did not start (imported mid-recovery): RFC 6675 alone.
+    if (!this.#inRecovery || this.#recoverFs === 0) return;
+    this.#prrDelivered += Math.max(0, delivered);
+    const smss = this.#smss();
+    const pipe = this.#pipe();
+    let sndcnt: number;
+    if (pipe > this.#ssthresh) {
+      sndcnt = Math.ceil((this.#prrDelivered * this.#ssthresh) / Math.max(1, this.#recoverFs)) - this.#prrOut;
+    } else {
+      const limit = Math.max(this.#prrDelivered - this.#prrOut, delivered) + smss;
+      sndcnt = Math.min(this.#ssthresh - pipe, limit);
+    }
+    this.#cwnd = pipe + Math.max(0, sndcnt);
+  }
+
   /** The cumulative ACK reaches send offset `newOff` over SACKed data: was it reordering? */
   #detectReordering(newOff: number): void {
     if (this.#inRecovery || this.#rtxCount > 0 || Seq.lt(this.#sndNxt, this.#sndMax)) return;
@@ -2181,6 +2219,10 @@ export class TcpConnection {
     this.#ssthresh = this.#onCongestion(flight, smss);
     this.#recover = this.#sndMax;
     this.#inRecovery = true;
+    // RFC 6937: RecoverFS is the flight when recovery starts; both counters start at zero.
+    this.#recoverFs = flight;
+    this.#prrDelivered = 0;
+    this.#prrOut = 0;
     this.#tlpAt = undefined;
     this.stats.fastRetransmits++;
     if (this.#sackOk) {
@@ -2703,6 +2745,7 @@ export class TcpConnection {
     if (consumed > 0) this.#persistAt = undefined;
     if (consumed > 0 && !isRtx && !this.#tlpOut) this.#armTlp(now);
     this.stats.bytesOut += len;
+    if (this.#inRecovery) this.#prrOut += len; // RFC 6937 prr_out
     const seg = this.#emit(now, seq, flags, payload);
     return ect === 0 ? seg : { ...seg, ecn: ect };
   }
