@@ -290,8 +290,12 @@ void describe("timeline report in Chromium", { timeout: 120_000 }, () => {
     const tipText = await tip.innerText();
     assert.ok(tipText.includes(seg.summary), `tooltip: ${tipText}`);
 
-    // NBL tooltip at the terminate burst.
+    // NBL tooltip at the terminate burst. The fit must have taken effect before the mouse goes
+    // to 40.5 ms: `xOf` reads the view's range (without the wait, it sometimes read the zoomed one
+    // and the mouse landed beside the NBL).
+    const segmentView = await range(page);
     await page.click("#zoom-fit");
+    await rangeChange(page, segmentView);
     const nbl = page.locator('section.lane[data-connection="c1"] canvas[data-track="nbl"]');
     const nb = await nbl.boundingBox();
     assert.ok(nb !== null);
