@@ -57,7 +57,7 @@ import {
   type EthernetSpec,
   type TcpPacketSpec,
 } from "../wire/packet.js";
-import { ECN_CE, TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
+import { ECN_CE, ECN_ECT0, TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import type { TcpConfig } from "../tcp/config.js";
 import { type ConnEvent, peerSynOf, replyToUnexpected, TcpConnection } from "../tcp/connection.js";
 import { type HashKey, initialSeq, timestampOffset } from "../tcp/isn.js";
@@ -225,6 +225,8 @@ export class HostConn {
   readonly key: string;
   /** What every segment's packet shares (addresses, TTL, link header), made on first send. */
   emitSpec: Omit<TcpPacketSpec, "tcp"> | undefined = undefined;
+  /** `emitSpec`'s IP header marked ECT(0), for the new data of an ECN connection (RFC 3168). */
+  emitIpEct: TcpPacketSpec["ip"] | undefined = undefined;
 
   constructor(
     id: number,
@@ -1613,8 +1615,8 @@ export class HostStack {
       };
       c.emitSpec = spec;
     }
-    // RFC 3168: the engine marks the new data of an ECN connection ECT(0).
-    const ip = seg.ecn === undefined || seg.ecn === 0 ? spec.ip : { ...spec.ip, ecn: seg.ecn };
+    // RFC 3168: the engine marks the new data of an ECN connection ECT(0) (the only mark it sets).
+    const ip = seg.ecn === ECN_ECT0 ? (c.emitIpEct ??= { ...spec.ip, ecn: ECN_ECT0 }) : spec.ip;
     const frame = emitTcpPacket({ ip, tcp: seg, ethernet: spec.ethernet, checksum: spec.checksum });
     if (mac !== undefined && iface.ethernet) {
       frame.set(mac, 0);

@@ -2079,9 +2079,10 @@ export class TcpConnection {
         // RFC 9406: only the initial slow start (ssthresh untouched), never while resending.
         const hs = this.#hystart;
         if (hs !== undefined && this.#ssthresh === INITIAL_SSTHRESH && !resending) {
+          const wasCss = hs.inCss;
           const phase = hs.onAck(ack, this.#sndNxt, rttSample);
           if (phase === "css") {
-            if (hs.exits > this.stats.hystartExits) this.stats.hystartExits = hs.exits;
+            if (!wasCss) this.stats.hystartExits++;
             grow = Math.floor(grow / CSS_GROWTH_DIVISOR);
           } else if (phase === "congestion-avoidance") {
             this.#ssthresh = this.#cwnd;

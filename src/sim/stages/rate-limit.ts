@@ -8,6 +8,8 @@
 import { Instant } from "../../time/instant.js";
 import { ConfigError } from "../../util/errors.js";
 import { Ipv4View } from "../../wire/ipv4.js";
+import { Ipv6View } from "../../wire/ipv6.js";
+import { ECN_CE } from "../../wire/tcp-repr.js";
 import type { DropFn, FrameSink, LinkStage, StageStats } from "../frame-sink.js";
 import type { Scheduler } from "../scheduler.js";
 
@@ -149,20 +151,20 @@ export class RateLimitStage implements LinkStage {
 function markedCe(frame: Uint8Array, at: number): Uint8Array | undefined {
   const version = (frame[at] ?? 0) >>> 4;
   if (version === 4 && frame.length >= at + 20) {
-    const ecn = (frame[at + 1] ?? 0) & 3;
-    if (ecn === 0 || ecn === 3) return undefined;
+    const ecn = Ipv4View.unchecked(frame.subarray(at)).ecn;
+    if (ecn === 0 || ecn === ECN_CE) return undefined;
     const out = frame.slice();
     const ip = Ipv4View.unchecked(out.subarray(at));
-    ip.ecn = 3;
+    ip.ecn = ECN_CE;
     ip.fillChecksum();
     return out;
   }
   if (version === 6 && frame.length >= at + 40) {
-    // The traffic class straddles bytes 0 and 1; its ECN bits are bits 4-5 of byte 1.
-    const ecn = ((frame[at + 1] ?? 0) >>> 4) & 3;
-    if (ecn === 0 || ecn === 3) return undefined;
+    const tc = Ipv6View.unchecked(frame.subarray(at)).trafficClass;
+    if ((tc & 3) === 0 || (tc & 3) === ECN_CE) return undefined;
     const out = frame.slice();
-    out[at + 1] = (out[at + 1] ?? 0) | 0x30;
+    const ip = Ipv6View.unchecked(out.subarray(at));
+    ip.setFirstWord(tc | ECN_CE, ip.flowLabel);
     return out;
   }
   return undefined;
