@@ -78,6 +78,14 @@ const PROFILES: readonly Profile[] = [
     resetOk: false,
   },
   {
+    // RACK-TLP (RFC 8985) with CUBIC and PRR through loss and reordering: its transmit log does
+    // not cross the chimney (an importer seeds it with the flight); the streams must not care.
+    name: "cubic + PRR + RACK, loss + reorder",
+    fault: { delayUs: 1000, loss: 0.02, reorder: { rate: 0.03, holdFrames: 3 } },
+    tcp: { congestionControl: "cubic", prr: true, rack: true },
+    resetOk: true,
+  },
+  {
     name: "tiny windows + loss",
     fault: { delayUs: 1000, loss: 0.02 },
     tcp: { recvBufferSize: 8192, sendBufferSize: 8192 },

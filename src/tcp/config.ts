@@ -132,6 +132,15 @@ export interface TcpConfig {
    */
   readonly prr: boolean;
   /**
+   * RACK (RFC 8985 6) on SACK connections: a segment is lost when one sent after it was
+   * delivered and a reordering window (a quarter of the minimum RTT, widened by D-SACKs) has
+   * passed, instead of when DupThresh segments above it are SACKed. Finds a lost
+   * retransmission and a loss at the tail as it finds any other, and tolerates reordering by
+   * time rather than by count. The tail loss probe (`tailLossProbe`) completes RACK-TLP. Off
+   * by default.
+   */
+  readonly rack: boolean;
+  /**
    * Appropriate Byte Counting limit L in slow start, in segments (RFC 3465 2.2: an ACK grows
    * cwnd by min(bytes acked, L * SMSS); L = 2 is the RFC's and FreeBSD's net.inet.tcp.abc_l_var
    * default). 1 grows by at most one segment per ACK (RFC 5681 3.1's minimum); 0 removes the
@@ -222,6 +231,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   congestionControl: "newreno",
   hystart: false,
   prr: false,
+  rack: false,
   abcLimit: 2,
   dupAckThreshold: 3,
   maxReordering: 64,

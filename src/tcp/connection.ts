@@ -100,7 +100,7 @@ import {
   importedTimes,
   relativeTimes,
 } from "./snapshot.js";
-import { SpuriousUndo } from "./spurious-undo.js";
+import { carriesDsack, SpuriousUndo } from "./spurious-undo.js";
 import {
   FAST_OPEN_OPTION,
   type FastOpenOutcome,
@@ -109,6 +109,7 @@ import {
 } from "./fast-open.js";
 import { Cubic } from "./cubic.js";
 import { CSS_GROWTH_DIVISOR, HyStartPlusPlus } from "./hystart.js";
+import { Rack } from "./rack.js";
 import type { TcpConfig } from "./config.js";
 import { Seq, type SeqNum } from "../wire/seq.js";
 import type {
@@ -276,6 +277,8 @@ export function newTcpStats(): TcpStats {
     ecnCeIn: 0,
     ecnReductions: 0,
     hystartExits: 0,
+    rackLostBytes: 0,
+    rackTimeouts: 0,
   };
 }
 
@@ -416,6 +419,10 @@ export class TcpConnection {
   #rtxNext!: SeqNum | undefined;
   /** SACK scoreboard (RFC 6675): SACKed ranges, HighRxt, recovery retransmissions. */
   #sb!: SackScoreboard;
+  /** RFC 8985 6 RACK when the configuration turns it on (it acts on SACK connections only). */
+  #rack!: Rack | undefined;
+  /** RFC 8985 6.2 step 5: the reordering timer. */
+  #rackAt!: Instant | undefined;
   /** RFC 8985 tail loss probe: when the probe timer fires (SACK connections only). */
   #tlpAt!: Instant | undefined;
   /** A probe is out and not yet answered by an ACK of new data (one probe per episode). */
@@ -603,6 +610,10 @@ export class TcpConnection {
     this.#rtxNext = undefined;
     if (reuse) this.#sb.reinit();
     else this.#sb = new SackScoreboard();
+    if (!cfg.rack) this.#rack = undefined;
+    else if (reuse && this.#rack !== undefined) this.#rack.reinit();
+    else this.#rack = new Rack();
+    this.#rackAt = undefined;
     this.#tlpAt = undefined;
     this.#tlpOut = false;
     this.#tlpSendNew = false;
@@ -819,6 +830,8 @@ export class TcpConnection {
     this.#keepAliveAt = t.keepAliveAt;
     this.#ackNow = d.ackPending === true;
     this.#ecn = d.ecn === undefined ? undefined : Object.assign(new EcnState(), d.ecn);
+    // RACK's log is not in the state: what is in flight counts as sent now (rack.ts).
+    this.#rack?.seed(this.#sendHeadOff, this.#offsetOf(this.#sentDataEnd()), now);
     this.checkInvariants();
   }
 
@@ -922,6 +935,41 @@ export class TcpConnection {
   /** Window scale shifts (send, receive); both 0 when not negotiated. */
   get windowScales(): { readonly snd: number; readonly rcv: number } {
     return { snd: this.#sndWscale, rcv: this.#wsOk ? this.#rcvWscale : 0 };
+  }
+
+  /**
+   * Where the sender's loss recovery stands, in Linux's terms (`tcpi_ca_state`): "loss" during a
+   * timeout's resend, "recovery" in fast recovery, "cwr" after an ECN reduction until SND.UNA
+   * passes its point, "disorder" with duplicate ACKs or SACKed data outstanding, else "open".
+   */
+  get recoveryState(): "open" | "disorder" | "cwr" | "recovery" | "loss" {
+    if (this.#rtxCount > 0 || Seq.lt(this.#sndNxt, this.#sndMax)) return "loss";
+    if (this.#inRecovery) return "recovery";
+    const ecn = this.#ecn;
+    if (ecn?.reducedUntil !== undefined && Seq.lt(this.#sndUna, ecn.reducedUntil)) return "cwr";
+    if (this.#dupAcks > 0 || !this.#sb.isEmpty) return "disorder";
+    return "open";
+  }
+
+  /**
+   * The sender's loss accounting in bytes, as Linux counts it in segments (`tcpi_sacked`,
+   * `tcpi_lost`, `tcpi_retrans`): SACKed above SND.UNA, deemed lost by RACK and not delivered
+   * since (resent or not; undefined without RACK), and retransmitted and not delivered (RACK's
+   * log; undefined without RACK). `reordering` is DupThresh in segments (`tcpi_reordering`).
+   */
+  get lossAccounting(): {
+    readonly sacked: number;
+    readonly lost: number | undefined;
+    readonly retrans: number | undefined;
+    readonly reordering: number;
+  } {
+    const rack = this.#sackOk ? this.#rack : undefined;
+    return {
+      sacked: this.#sb.isEmpty ? 0 : this.#sb.sackedAbove(this.#sendHeadOff),
+      lost: rack?.lostOut,
+      retrans: rack?.retransOut,
+      reordering: this.#spurious.reordering,
+    };
   }
 
   /** STATUS (RFC 9293 3.10.6): a snapshot of the main TCB variables, for diagnostics. */
@@ -1339,6 +1387,7 @@ export class TcpConnection {
       return;
     }
     if (this.#tlpAt !== undefined && this.#tlpAt <= now) this.#onTlpTimer(now);
+    if (this.#rackAt !== undefined && this.#rackAt <= now) this.#onRackTimer(now);
     if (this.#rtxAt !== undefined && this.#rtxAt <= now) this.#onRetransmitTimer(now);
     if (this.#persistAt !== undefined && this.#persistAt <= now) this.#onPersistTimer(now);
     if (this.#keepAliveAt !== undefined && this.#keepAliveAt <= now) this.#onKeepAliveTimer(now);
@@ -1402,6 +1451,7 @@ export class TcpConnection {
   /** The earliest deadline at which `handleTimeout` must be called, or `undefined`. */
   pollTimeout(): Instant | undefined {
     let t = Instant.earliest(this.#rtxAt, this.#tlpAt);
+    t = Instant.earliest(t, this.#rackAt);
     t = Instant.earliest(t, this.#delackAt);
     t = Instant.earliest(t, this.#persistAt);
     t = Instant.earliest(t, this.#keepAliveAt);
@@ -1560,6 +1610,14 @@ export class TcpConnection {
       );
     }
     if (this.#state === "TIME-WAIT") assert(this.#closeAt !== undefined, "TIME-WAIT without its timer");
+    const rack = this.#rack;
+    if (rack !== undefined && this.#sackOk && synAcked) {
+      const sent = this.#offsetOf(this.#sentDataEnd()) - this.#sendHeadOff;
+      assert(
+        rack.outstanding <= sent && rack.lost <= rack.outstanding,
+        () => `RACK holds ${rack.outstanding} B (${rack.lost} lost) of ${sent} B sent`,
+      );
+    }
     this.#ooo.checkInvariants();
   }
 
@@ -1943,8 +2001,14 @@ export class TcpConnection {
     // updated before the duplicate is counted, so IsLost sees it. A peer that is sending too
     // (an echo, any bidirectional flow) reports losses on its data segments: Linux sends few
     // pure ACKs then, and without this every loss waited for the retransmission timeout.
+    const lostBefore = this.#rack?.markedLost ?? 0;
+    if (this.#rack !== undefined && this.#sackOk) this.#rackOnAck(now, seg);
     if (plainDup || (newSack && this.#sndMax !== this.#sndUna)) this.#onDupAck(now, seg);
-    if (this.#cfg.prr && this.#sackOk) this.#prrOnAck(Seq.gt(ack, unaBefore) ? Seq.diff(ack, unaBefore) : 0);
+    if (this.#cfg.prr && this.#sackOk) {
+      // An ACK that reports a new loss: RACK marked one, or (without RACK) new SACK information.
+      const newLoss = this.#rack === undefined ? newSack : this.#rack.markedLost !== lostBefore;
+      this.#prrOnAck(Seq.gt(ack, unaBefore) ? Seq.diff(ack, unaBefore) : 0, newLoss);
+    }
     // Window update (RFC 9293 3.10.7.4: only for SND.UNA =< SEG.ACK, then the WL1 / WL2 rule).
     const fresh = Seq.lt(this.#sndWl1, seg.seq) || (this.#sndWl1 === seg.seq && Seq.le(this.#sndWl2, ack));
     if (Seq.ge(ack, this.#sndUna) && fresh) {
@@ -2034,6 +2098,7 @@ export class TcpConnection {
       ((ts.tsEcr - this.#rtoTsVal) | 0) < 0;
     const echoed = this.#tsOk && ts !== undefined && ts.tsEcr !== 0 && !stale;
     const rttSample = this.#rtt.onAck(now, ack, echoed ? (this.#tsNow(now) - ts.tsEcr) | 0 : undefined);
+    if (rttSample !== undefined) this.#rack?.noteRtt(rttSample); // RFC 8985 6.2 step 1
     if (this.#rtxCount > 0) this.#rtoTsVal = undefined;
     // RFC 3522 / 4015: the first ACK past a timeout's retransmission decides whether the
     // timeout was spurious (the ACK echoes a TSval older than the retransmission's).
@@ -2052,6 +2117,7 @@ export class TcpConnection {
         this.#inRecovery = false;
         this.#cwnd = Math.max(smss, Math.min(this.#ssthresh, Math.max(2 * smss, this.#flight() + smss)));
         this.#dupAcks = 0;
+        this.#rack?.onRecoveryEnd();
         // Undo a recovery that D-SACKs or the echoed timestamp prove spurious.
         if (this.#spurious.recoverySpurious(seg)) this.#undo();
       } else if (this.#sackOk) {
@@ -2163,10 +2229,21 @@ export class TcpConnection {
    * start reduction bound (PRR-SSRB) brings pipe back up to ssthresh at most one segment ahead
    * of what is delivered.
    */
-  #prrOnAck(acked: number): void {
+  #prrOnAck(acked: number, newLoss: boolean): void {
     const sacked = this.#sb.isEmpty ? 0 : this.#sb.sackedAbove(this.#sendHeadOff);
     const delivered = acked + sacked - this.#prrSacked;
     this.#prrSacked = sacked;
+    this.#prrSend(delivered, acked > 0 && !newLoss);
+  }
+
+  /**
+   * PRR's step for `delivered` bytes: cwnd = pipe + sndcnt. The slow start reduction bound's
+   * extra segment is taken only on a `safe` ACK, one that advances SND.UNA and reports no new
+   * loss (RFC 9937's SafeACK, which obsoletes RFC 6937's unconditional + MSS; Linux's
+   * tcp_cwnd_reduction does the same): a SACK that reveals a hole does not also buy a segment
+   * ahead of delivery.
+   */
+  #prrSend(delivered: number, safe: boolean): void {
     // Not in recovery, or in one this engine did not start (imported mid-recovery): RFC 6675 alone.
     if (!this.#inRecovery || this.#recoverFs === 0) return;
     this.#prrDelivered += Math.max(0, delivered);
@@ -2176,10 +2253,50 @@ export class TcpConnection {
     if (pipe > this.#ssthresh) {
       sndcnt = Math.ceil((this.#prrDelivered * this.#ssthresh) / Math.max(1, this.#recoverFs)) - this.#prrOut;
     } else {
-      const limit = Math.max(this.#prrDelivered - this.#prrOut, delivered) + smss;
+      const limit = Math.max(this.#prrDelivered - this.#prrOut, delivered) + (safe ? smss : 0);
       sndcnt = Math.min(this.#ssthresh - pipe, limit);
     }
     this.#cwnd = pipe + Math.max(0, sndcnt);
+  }
+
+  /**
+   * RFC 8985 6.2 on an ACK of a SACK connection (after the scoreboard took its blocks): the
+   * deliveries update RACK, a D-SACK widens the reordering window, then the loss check; a loss
+   * found outside any recovery starts fast recovery (a timeout's go-back-N resends anyway).
+   */
+  #rackOnAck(now: Instant, seg: TcpRepr): void {
+    const rack = this.#rack as Rack; // the caller checked
+    rack.onUna(this.#sendHeadOff);
+    if (this.#cfg.dsack && carriesDsack(seg)) rack.onDsack(this.#offsetOf(this.#sndNxt));
+    rack.onAck(this.#sendHeadOff, this.#sb.ranges, now);
+    this.#rackDetectLoss(now);
+  }
+
+  /** RFC 8985 6.2 step 5, and the reordering timer for what may still arrive. */
+  #rackDetectLoss(now: Instant): void {
+    const rack = this.#rack as Rack; // the callers checked
+    const smss = this.#smss();
+    const recovering = this.#inRecovery || this.#rtxCount > 0;
+    const dupThreshSacked = this.#sb.sackedAbove(this.#sendHeadOff) >= this.#cfg.dupAckThreshold * smss;
+    const before = rack.markedLost;
+    const wait = rack.detectLoss(now, rack.reoWnd(recovering, dupThreshSacked, this.#rtt.srtt));
+    this.#rackAt = wait > 0 ? Instant.fromMicros(now + wait) : undefined;
+    this.stats.rackLostBytes += rack.markedLost - before;
+    if (rack.lost > 0 && !this.#inRecovery && this.#rtxCount === 0 && this.#flight() > 0) {
+      this.#dupAcks = Math.max(this.#dupAcks, 1);
+      this.#enterRecovery(now, this.#spurious.reordering);
+    }
+  }
+
+  /** RFC 8985 6.2 step 5: the reordering timer fired. */
+  #onRackTimer(now: Instant): void {
+    this.#rackAt = undefined;
+    if (this.#rack === undefined || !this.#sackOk || this.#flight() === 0) return;
+    this.stats.rackTimeouts++;
+    this.#rackDetectLoss(now);
+    // The delivery that armed the timer counts for PRR now (as Linux's tcp_rack_reo_timeout
+    // does): one segment's worth, so the recovery opens with one retransmission, not a burst.
+    if (this.#cfg.prr && this.#inRecovery) this.#prrSend(this.#smss(), false);
   }
 
   /** The cumulative ACK reaches send offset `newOff` over SACKed data: was it reordering? */
@@ -2197,6 +2314,8 @@ export class TcpConnection {
       if (!this.#sackOk) this.#cwnd += smss; // RFC 6582 3.2 step 3: inflate
       return;
     }
+    // RFC 8985 6: RACK decides losses by time (`#rackOnAck`), not by counting.
+    if (this.#rack !== undefined && this.#sackOk) return;
     let thresh = this.#spurious.reordering;
     // RFC 5827 early retransmit: with fewer than DupThresh + 1 segments outstanding and no
     // new data to send, DupThresh duplicate ACKs can never arrive; use outstanding - 1.
@@ -2211,6 +2330,15 @@ export class TcpConnection {
     if (this.#recover !== undefined && Seq.le(Seq.sub(this.#sndUna, 1), this.#recover) && !this.#sackOk) {
       if (Seq.lt(this.#sndUna, this.#recover)) return;
     }
+    this.#enterRecovery(now, thresh);
+  }
+
+  /**
+   * Fast recovery begins (RFC 6582 3.2 step 2 / RFC 6675 5, or RFC 8985 6 when RACK found a
+   * loss): ssthresh and cwnd go down, and the first retransmission is set up.
+   */
+  #enterRecovery(now: Instant, thresh: number): void {
+    const smss = this.#smss();
     const flight = this.#flight();
     this.#spurious.begin(false, this.#inRecovery, this.#sndUna, this.#cwnd, this.#ssthresh);
     // The reordering this recovery would prove if it turns out spurious: the span from SND.UNA
@@ -2235,7 +2363,11 @@ export class TcpConnection {
     } else {
       this.#cwnd = this.#ssthresh + thresh * smss;
     }
-    this.#rtxNext = this.#sndUna;
+    // The fast retransmission goes whatever pipe says (RFC 6675 5 step 4.2). Under RACK it is
+    // the lowest range deemed lost (SND.UNA may not be), and the rest follow by pipe.
+    const rack = this.#rack;
+    if (rack === undefined || !this.#sackOk) this.#rtxNext = this.#sndUna;
+    else if (rack.nextLost(this.#maxPayload()) > 0) this.#rtxNext = this.#seqOf(rack.nextStart);
     this.#rtt.karn();
     this.#rtxAt = Instant.add(now, this.#rtt.rto); // integer microseconds
   }
@@ -2467,6 +2599,16 @@ export class TcpConnection {
       // RFC 6675 5.1: keep the scoreboard so the go-back-N resend skips SACKed data. Only a
       // second timeout in a row suggests the peer reneged (RFC 2018 8): then start over.
       this.#sb.onTimeout(this.#sendHeadOff, this.#rtxCount > 1);
+      if (this.#rack !== undefined && this.#sackOk) {
+        // RFC 8985 6.3: what left long enough ago, and SND.UNA's segment, are lost.
+        const rack = this.#rack;
+        const before = rack.markedLost;
+        const reo = rack.reoWnd(true, false, this.#rtt.srtt);
+        const high = this.#offsetOf(this.#sentDataEnd());
+        rack.onTimeout(now, reo, this.#sendHeadOff, this.#rtxCount > 1, high);
+        this.stats.rackLostBytes += rack.markedLost - before;
+        this.#rackAt = undefined;
+      }
     }
     this.#rtxNext = undefined;
     this.#rtt.karn();
@@ -2729,6 +2871,10 @@ export class TcpConnection {
       }
     }
     const segEnd = Seq.add(seq, consumed);
+    if (len > 0 && this.#rack !== undefined && this.#sackOk) {
+      const s0 = this.#sendHeadOff + off;
+      this.#rack.onSend(s0, s0 + len, now, isRtx || Seq.lt(seq, this.#sndMax));
+    }
     if (isRtx || Seq.lt(seq, this.#sndMax)) {
       this.stats.retransmits++;
       // HighRxt covers every retransmission (also go-back-N and probes), so a hole filled by
@@ -2761,6 +2907,13 @@ export class TcpConnection {
   /** RFC 6675 NextSeg during SACK recovery, while pipe is below cwnd (see SackScoreboard). */
   #sackNextSeg(now: Instant, maxPayload: number): TcpRepr | undefined {
     const sb = this.#sb;
+    const rack = this.#rack;
+    if (rack !== undefined) {
+      // RFC 8985 6 with RFC 6675's NextSeg rule 1: the lowest range RACK deemed lost.
+      if (this.#pipe() >= this.#cwnd) return undefined;
+      const n = rack.nextLost(maxPayload);
+      return n > 0 ? this.#emitRange(now, this.#seqOf(rack.nextStart), n, true) : undefined;
+    }
     if (sb.isEmpty || this.#pipe() >= this.#cwnd) return undefined;
     const sentHigh = this.#offsetOf(this.#sndMax);
     const len = sb.nextRetransmission(
@@ -2797,6 +2950,7 @@ export class TcpConnection {
 
   /** RFC 6675 pipe (see SackScoreboard.pipe). */
   #pipe(): number {
+    if (this.#rack !== undefined && this.#sackOk) return this.#rack.pipe;
     return this.#sb.pipe(this.#flight(), this.#sendHeadOff, this.#spurious.reordering, this.#smss());
   }
 
@@ -3032,6 +3186,12 @@ export class TcpConnection {
   }
 
   /** Sequence number after the last queued data byte. */
+  /** The end of the data sent so far (SND.MAX less a FIN). */
+  #sentDataEnd(): SeqNum {
+    const dataEnd = this.#dataEnd();
+    return Seq.lt(this.#sndMax, dataEnd) ? this.#sndMax : dataEnd;
+  }
+
   #dataEnd(): SeqNum {
     return Seq.add(this.#sendHead, this.#sendQ.length);
   }
@@ -3089,6 +3249,7 @@ export class TcpConnection {
     this.#error = error;
     this.#rtxAt = undefined;
     this.#tlpAt = undefined;
+    this.#rackAt = undefined;
     this.#delackAt = undefined;
     this.#persistAt = undefined;
     this.#keepAliveAt = undefined;

@@ -62,6 +62,11 @@ export class SackScoreboard {
     return this.#ranges[this.#ranges.length - 1] as number;
   }
 
+  /** The SACKed ranges [s0, e0, s1, e1, ...] of send offsets, sorted (read-only: RACK's deliveries). */
+  get ranges(): readonly number[] {
+    return this.#ranges;
+  }
+
   /** RFC 6675 HighRxt (send offset). */
   get highRxt(): number {
     return this.#highRxt;

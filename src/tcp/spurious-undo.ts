@@ -34,8 +34,22 @@
 import type { TcpConfig } from "./config.js";
 import type { SackScoreboard } from "./sack-scoreboard.js";
 import type { TcpStats } from "./types.js";
-import type { TcpRepr } from "../wire/tcp-repr.js";
+import type { SackBlock, TcpRepr } from "../wire/tcp-repr.js";
 import { Seq, type SeqNum } from "../wire/seq.js";
+
+/**
+ * RFC 2883 4: the segment's first SACK block is a D-SACK: it lies at or below the cumulative
+ * ACK, or inside the second block.
+ */
+export function carriesDsack(seg: TcpRepr): boolean {
+  const first = seg.sack[0];
+  if (first === undefined || !Seq.lt(first.left, first.right)) return false;
+  const second = seg.sack[1];
+  return (
+    Seq.le(first.right, seg.ack) ||
+    (second !== undefined && Seq.ge(first.left, second.left) && Seq.le(first.right, second.right))
+  );
+}
 
 /**
  * Retransmissions of one episode remembered for D-SACK detection; an episode with more cannot
@@ -170,10 +184,14 @@ export class SpuriousUndo {
     return false;
   }
 
-  /** At a fast recovery's full ACK `seg`: true when D-SACKs or the echoed timestamp prove it spurious. */
+  /**
+   * At a fast recovery's full ACK `seg`: true when D-SACKs or the echoed timestamp prove it
+   * spurious, or when it retransmitted nothing at all (every segment deemed lost arrived before
+   * its retransmission left: reordering, as Linux's tcp_packet_delayed also concludes).
+   */
   recoverySpurious(seg: TcpRepr): boolean {
     if (this.#marker === undefined || this.#timeout) return false;
-    return this.#allReported() || this.#eifel(seg);
+    return !this.#retransmitted || this.#allReported() || this.#eifel(seg);
   }
 
   /**
@@ -184,13 +202,8 @@ export class SpuriousUndo {
    * whole once (the same range retransmitted twice needs two reports).
    */
   dsack(seg: TcpRepr, sndMax: SeqNum, stats: TcpStats): boolean {
-    const first = seg.sack[0];
-    if (first === undefined || !Seq.lt(first.left, first.right)) return false;
-    const second = seg.sack[1];
-    const isDsack =
-      Seq.le(first.right, seg.ack) ||
-      (second !== undefined && Seq.ge(first.left, second.left) && Seq.le(first.right, second.right));
-    if (!isDsack) return false;
+    if (!carriesDsack(seg)) return false;
+    const first = seg.sack[0] as SackBlock; // carriesDsack saw it
     stats.dsacksIn++;
     const marker = this.#marker;
     if (marker === undefined || !this.#retransmitted) return false;

@@ -115,6 +115,10 @@ export interface TcpStats {
   ecnReductions: number;
   /** Times HyStart++ ended slow start on a rise in RTT (RFC 9406 4.3). */
   hystartExits: number;
+  /** Bytes RACK deemed lost (RFC 8985 6.2 step 5, and 6.3 at a timeout). */
+  rackLostBytes: number;
+  /** Times the RACK reordering timer fired (RFC 8985 6.2 step 5). */
+  rackTimeouts: number;
 }
 
 /**

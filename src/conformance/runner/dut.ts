@@ -117,6 +117,7 @@ import {
 } from "./syscall-args.js";
 import { applySysctl, type DutSettings, type LenientRuleName } from "./policy.js";
 import { runPyAsserts } from "./pycode.js";
+import { LINUX_PY_SYMBOLS } from "./tcp-info.js";
 import { coalesceRun, eventWindow, inboundEcn, PACKETDRILL_DEFAULTS, PacketMatcher } from "./matcher.js";
 
 export { PACKETDRILL_DEFAULTS };
@@ -394,6 +395,21 @@ const TCPI_STATE: Readonly<Record<TcpState, number>> = {
   "LAST-ACK": 8,
   "FIN-WAIT-2": 9,
   "TIME-WAIT": 10,
+};
+
+/** Linux's `tcpi_state` values (include/net/tcp_states.h), for the Linux profile. */
+const LINUX_TCPI_STATE: Readonly<Record<TcpState, number>> = {
+  ESTABLISHED: 1,
+  "SYN-SENT": 2,
+  "SYN-RECEIVED": 3,
+  "FIN-WAIT-1": 4,
+  "FIN-WAIT-2": 5,
+  "TIME-WAIT": 6,
+  CLOSED: 7,
+  "CLOSE-WAIT": 8,
+  "LAST-ACK": 9,
+  LISTEN: 10,
+  CLOSING: 11,
 };
 
 const MAX_WAIT_USECS = 600_000_000;
@@ -1891,14 +1907,9 @@ class ScriptRun {
         if (want?.kind === "struct") {
           const info: Record<string, number> = {
             ...(tcp === undefined ? {} : tcpInfo(tcp)),
-            tcpi_state:
-              TCPI_STATE[
-                s.conn === undefined
-                  ? s.listener !== undefined
-                    ? "LISTEN"
-                    : "CLOSED"
-                  : this.#stateOf(s.conn)
-              ],
+            tcpi_state: this.#tcpiState(
+              s.conn === undefined ? (s.listener !== undefined ? "LISTEN" : "CLOSED") : this.#stateOf(s.conn),
+            ),
           };
           for (const it of want.items) {
             if (it.kind !== "assign" || it.value.kind === "ellipsis") continue;
@@ -2154,6 +2165,11 @@ class ScriptRun {
     return lines;
   }
 
+  /** `tcpi_state` as the profile's kernel numbers it. */
+  #tcpiState(state: TcpState): number {
+    return (this.#profile.name === "linux" ? LINUX_TCPI_STATE : TCPI_STATE)[state];
+  }
+
   #code(code: string): void {
     const s = this.#lastFd === undefined ? undefined : this.#socks.get(this.#lastFd);
     let state: TcpState = "CLOSED";
@@ -2164,7 +2180,9 @@ class ScriptRun {
     // An offloaded connection's options are the ones it left the host with (const state).
     const info =
       tcp !== undefined ? tcpInfo(tcp) : conn === undefined ? undefined : this.#info.get(conn)?.tcpi;
-    const env: Record<string, number> = { ...info, tcpi_state: TCPI_STATE[state] };
+    // A Linux script's Python knows Linux's names (TCP_CA_Recovery, TCP_ESTABLISHED...).
+    const names = this.#profile.name === "linux" ? LINUX_PY_SYMBOLS : {};
+    const env: Record<string, number> = { ...names, ...info, tcpi_state: this.#tcpiState(state) };
     const r = runPyAsserts(code, env, this.#pyGlobals);
     if (r.ok) return;
     const field = r.error.unknownName;
@@ -2204,8 +2222,29 @@ function tcpInfo(tcp: TcpConnection): Record<string, number> {
     tcpi_segs_out: tcp.stats.segmentsOut,
     tcpi_segs_in: tcp.stats.segmentsIn,
     tcpi_snd_wnd: tcp.sndWnd,
+    tcpi_ca_state: CA_STATE[tcp.recoveryState],
+    ...lossCounts(tcp),
   };
 }
+
+/** Linux's segment counts of the sender's loss accounting (absent where the engine keeps none). */
+function lossCounts(tcp: TcpConnection): Record<string, number> {
+  const a = tcp.lossAccounting;
+  const segs = (bytes: number): number => Math.ceil(bytes / Math.max(1, tcp.mss));
+  const out: Record<string, number> = { tcpi_sacked: segs(a.sacked), tcpi_reordering: a.reordering };
+  if (a.lost !== undefined) out["tcpi_lost"] = segs(a.lost);
+  if (a.retrans !== undefined) out["tcpi_retrans"] = segs(a.retrans);
+  return out;
+}
+
+/** Linux's `tcpi_ca_state` values (include/net/tcp.h, enum tcp_ca_state) by the engine's `recoveryState`. */
+const CA_STATE: Readonly<Record<TcpConnection["recoveryState"], number>> = {
+  open: 0,
+  disorder: 1,
+  cwr: 2,
+  recovery: 3,
+  loss: 4,
+};
 
 /** The errno a `closed` event leaves on the socket: BSD reports every reset as ECONNRESET. */
 function closeError(ev: ConnEvent & { kind: "closed" }): string | undefined {

@@ -180,19 +180,28 @@ export const LINUX_SYSCTL_TABLE: Readonly<Record<string, SysctlRule>> = {
   ),
   "net.ipv4.tcp_congestion_control": {
     meaning:
-      "the congestion control module: NewReno (RFC 5681, 6582) only; reno is accepted, cubic and others are not",
+      "the congestion control module -> congestionControl: cubic (RFC 9438, Linux's default) or reno (NewReno, RFC 5681, 6582); others are not implemented",
     apply: () => false,
-    applyText: (_s, text) => text === "reno",
+    applyText: (s, text) => {
+      if (text !== "reno" && text !== "cubic") return false;
+      s.tcp.congestionControl = text === "reno" ? "newreno" : "cubic";
+      return true;
+    },
   },
   "net.ipv4.tcp_frto": defaultOnly(
     "F-RTO (RFC 5682): spurious timeouts are undone by timestamps and D-SACK (undoSpurious); 2 is accepted",
     2,
   ),
   "net.ipv4.tcp_fack": defaultOnly("FACK was removed from Linux; 0 is accepted", 0),
-  "net.ipv4.tcp_recovery": defaultOnly(
-    "RACK loss detection (RFC 8985): our loss detection is RFC 6675 with TLP; 1 is accepted",
-    1,
-  ),
+  "net.ipv4.tcp_recovery": {
+    meaning:
+      "RACK loss detection (RFC 8985) -> rack: 1 on (Linux's default), 0 off (RFC 6675 DupThresh); the static-window and no-DupThresh bits have no knob",
+    apply: (s, v) => {
+      if (v !== 0 && v !== 1) return false;
+      s.tcp.rack = v === 1;
+      return true;
+    },
+  },
   "net.ipv4.tcp_slow_start_after_idle": defaultOnly(
     "restart cwnd after idle (RFC 5681 4.1): 0 is accepted",
     0,
@@ -232,6 +241,9 @@ function linuxDefaults(): DutSettings {
       abcLimit: 0, // Linux grows cwnd by every byte acknowledged in slow start
       dropSynFin: true,
       ecnSynRetries: 0, // tcp_ecn_fallback: a retransmitted SYN no longer asks for ECN
+      rack: true, // tcp_recovery = 1
+      congestionControl: "cubic", // tcp_congestion_control
+      prr: true, // Linux reduces cwnd by PRR in every recovery (since 3.2)
     },
     unmapped: [],
     maxSockBuf: 6291456,
