@@ -275,6 +275,23 @@ void describe("RACK in the engine (RFC 8985)", () => {
     assert.equal(c.stats.rackLostBytes, 0);
   });
 
+  void test("a recovery that retransmitted nothing is undone at its full ACK: the segment deemed lost was only late", () => {
+    const c = sender(true);
+    sent(c, at(10));
+    const before = c.cwnd;
+    c.handleSegment(at(20), ackSeg(S(0), [{ left: S(1), right: S(2) }]));
+    // The reordering timer deems segment 0 lost and recovery begins...
+    const t = c.pollTimeout() as Instant;
+    c.handleTimeout(t);
+    assert.equal(c.stats.fastRetransmits, 1);
+    assert.ok(c.cwnd < before, "the window went down");
+    // ...but segment 0 arrives before its retransmission leaves: all of the flight is ACKed.
+    c.handleSegment(t, ackSeg(S(10)));
+    assert.equal(c.stats.spuriousUndos, 1, "undone");
+    assert.ok(c.cwnd >= before, `cwnd ${c.cwnd} back to at least ${before}`);
+    c.checkInvariants();
+  });
+
   void test("an imported connection's flight is in RACK's log: a later loss is found", () => {
     const c = sender(true);
     sent(c, at(10));
