@@ -95,9 +95,9 @@ async function quiesce(pair: WorkerPair, label: string): Promise<WorkerAudit> {
   assert.equal(audit.leak, undefined, `${label}: the worker's ledger: ${audit.leak}`);
   assert.equal(audit.live, 0, `${label}: ${audit.live} NBLs live in the worker's ledger`);
   assert.deepEqual(
-    [audit.connections, audit.neighbors, audit.paths],
-    [0, 0, 0],
-    `${label}: connections, neighbors, paths left at the target(s)`,
+    [audit.connections, audit.handles, audit.neighbors, audit.paths],
+    [0, 0, 0, 0],
+    `${label}: connections, live handles, neighbors, paths left at the target(s)`,
   );
   assert.deepEqual(pair.chimney.target.outstanding, { atTarget: 0, heldFromTarget: 0 }, label);
   pair.chimney.ledger.assertQuiescent();

@@ -166,6 +166,8 @@ export interface WorkerAudit {
   readonly outAtHost: number;
   /** Offloaded connections, neighbors and paths. */
   readonly connections: number;
+  /** Handles the worker takes for live (indications on any other are after a terminate). */
+  readonly handles: number;
   readonly neighbors: number;
   readonly paths: number;
   /** Bytes the worker copied into shared memory because they were not there yet. */

@@ -803,6 +803,7 @@ export class RssWorkerTargets implements OffloadWorkers {
       hostNbls: sum((a) => a.hostNbls),
       outAtHost: sum((a) => a.outAtHost),
       connections: sum((a) => a.connections),
+      handles: sum((a) => a.handles),
       neighbors: sum((a) => a.neighbors),
       paths: sum((a) => a.paths),
       bytesCopied: sum((a) => a.bytesCopied),

@@ -165,8 +165,12 @@ class WorkerLoop {
   readonly #up = new Map<NblId, NetBufferList>();
   /** BufferedData the host lent to an initiate (gone after the call) -> the host's id. */
   readonly #lentHost = new WeakMap<NetBufferList, NblId>();
-  /** Handles of connections whose terminate has completed (until they are offloaded again). */
-  readonly #terminated = new Set<NdisOffloadHandle>();
+  /**
+   * Handles of the connections the target holds: from the initiate's call until its terminate
+   * completes (or the initiate fails). An indication on any other handle is one after the
+   * terminate. (A set of terminated handles instead grew by one per connection ever uploaded.)
+   */
+  readonly #live = new Set<NdisOffloadHandle>();
   /** State trees in flight: the worker's tree -> the host's operation id. */
   readonly #ops = new Map<OffloadBlockList, number>();
 
@@ -368,6 +372,7 @@ class WorkerLoop {
             hostNbls: this.#hostId.size,
             outAtHost: this.#up.size,
             connections: t.connectionCount,
+            handles: this.#live.size,
             neighbors: t.objectCount.neighbors,
             paths: t.objectCount.paths,
             bytesCopied: this.#enc.copied,
@@ -415,8 +420,7 @@ class WorkerLoop {
     this.#ops.set(root, id);
     if (op === "initiate") {
       forEachInTree(root, (b) => {
-        if (b.layer === "tcp" && b.ndisOffloadHandle !== undefined)
-          this.#terminated.delete(b.ndisOffloadHandle);
+        if (b.layer === "tcp" && b.ndisOffloadHandle !== undefined) this.#live.add(b.ndisOffloadHandle);
       });
     }
     const t = this.target;
@@ -528,9 +532,10 @@ class WorkerLoop {
     if (id === undefined) throw new InvariantViolation(`${op} completed a tree the host never sent`);
     this.#ops.delete(root);
     const opName = STATE_COMPLETE_OP[op];
-    if (op === "terminate") {
+    if (op === "terminate" || op === "initiate") {
       forEachInTree(root, (b) => {
-        if (b.layer === "tcp" && b.ndisOffloadHandle !== undefined) this.#terminated.add(b.ndisOffloadHandle);
+        if (b.layer !== "tcp" || b.ndisOffloadHandle === undefined) return;
+        if (op === "terminate" || b.status !== "NDIS_STATUS_SUCCESS") this.#live.delete(b.ndisOffloadHandle);
       });
     }
     const freed = new Set<NetBufferList>();
@@ -562,11 +567,11 @@ class WorkerLoop {
 
   indicate(handle: NdisOffloadHandle, nbl: NetBufferList): ReceiveIndicateResult {
     const op = "NdisTcpOffloadReceiveHandler";
-    if (this.#terminated.has(handle)) {
+    if (!this.#live.has(handle)) {
       throw new OwnershipError(
         "indicate-after-terminate",
         nbl.id,
-        `${op}: NBL #${nbl.id} indicated on handle ${handle}, whose terminate has completed (the connection is the host's)`,
+        `${op}: NBL #${nbl.id} indicated on handle ${handle}, which the target does not hold: its terminate has completed (the connection is the host's), or it was never offloaded`,
       );
     }
     // Asynchronous: the host answers with a record (`answer`); meanwhile the indication is in
