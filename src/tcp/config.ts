@@ -122,13 +122,15 @@ export interface TcpConfig {
   /**
    * HyStart++ (RFC 9406) in the initial slow start: a rise in the round's minimum RTT (a queue
    * building) ends slow start for Conservative Slow Start, then congestion avoidance, before
-   * the queue overflows. Off by default. Needs timestamps to see enough samples per round.
+   * the queue overflows. On by default (as Linux's CUBIC runs HyStart). Needs timestamps to see
+   * enough samples per round.
    */
   readonly hystart: boolean;
   /**
    * RFC 6937 proportional rate reduction in SACK fast recovery: what is sent follows what is
    * delivered (ssthresh / RecoverFS of it), instead of waiting until pipe falls below
-   * cwnd = ssthresh and then sending a segment per ACK. Off by default.
+   * cwnd = ssthresh and then sending a segment per ACK. On by default (Linux runs PRR in every
+   * recovery).
    */
   readonly prr: boolean;
   /**
@@ -229,8 +231,8 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   keepAliveProbes: 9,
   initialCwndSegments: 10,
   congestionControl: "newreno",
-  hystart: false,
-  prr: false,
+  hystart: true,
+  prr: true,
   rack: false,
   abcLimit: 2,
   dupAckThreshold: 3,

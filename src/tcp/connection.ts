@@ -2256,7 +2256,10 @@ export class TcpConnection {
       const limit = Math.max(this.#prrDelivered - this.#prrOut, delivered) + (safe ? smss : 0);
       sndcnt = Math.min(this.#ssthresh - pipe, limit);
     }
-    this.#cwnd = pipe + Math.max(0, sndcnt);
+    // The fast retransmission always goes (RFC 9937: one segment while prr_out is 0), and cwnd
+    // never falls below one segment: with nothing in flight no ACK would come to raise it.
+    if (this.#prrOut === 0) sndcnt = Math.max(sndcnt, smss);
+    this.#cwnd = Math.max(pipe + Math.max(0, sndcnt), smss);
   }
 
   /**

@@ -24,6 +24,9 @@ const BASE: Partial<TcpConfig> = {
   initialCwndSegments: 10,
   minRto: Duration.fromMillis(200),
   tailLossProbe: false,
+  // RFC 6675's recovery (cwnd = ssthresh at once): the windows asserted here are its own;
+  // PRR (on by default) paces the same recovery differently (src/tcp/prr.test.ts).
+  prr: false,
 };
 
 /** ESTABLISHED with SACK (and timestamps if `ts`), 100-byte segments. Our TSval is the time in ms. */
