@@ -3,7 +3,7 @@
  * 50 ms each way (RTT 100 ms), no bandwidth limit, every frame lost independently with the given
  * probability in both directions, socket buffers of 32 KiB on both ends; goodput is the bytes
  * read over the virtual time from the connect to the last byte. We run the same grid in our
- * simulator (NewReno, the default, and CUBIC) and print our goodput beside theirs. Deterministic:
+ * simulator (NewReno, the default, CUBIC, and CUBIC with RACK-TLP) and print our goodput beside theirs. Deterministic:
  * a pure function of the seeds.
  */
 import type { TcpConfig } from "../src/tcp/config.js";
@@ -22,9 +22,11 @@ const SMOLTCP: readonly (readonly [number, number])[] = [
   [0.1, 37_775],
   [0.3, 1_156],
 ];
+/** The default first (NewReno with PRR and HyStart++), then CUBIC, then CUBIC with RACK-TLP. */
 const VARIANTS: readonly (readonly [string, Partial<TcpConfig>])[] = [
   ["newreno", {}],
   ["cubic", { congestionControl: "cubic" }],
+  ["cubic+rack", { congestionControl: "cubic", rack: true }],
 ];
 
 /** Our goodput (B/s) over the seeds for one cell of the grid. */
