@@ -17,7 +17,15 @@ import { startLiveHost } from "../src/live/live-host.js";
 import { killTree, LIVE_ADDRS } from "../src/live/netns.js";
 import { createNsPair, waitForOutput } from "../test/support/netns.js";
 import type { LiveHost } from "../src/live/live-host.js";
-import { payload, sha256, startKernelServer, uploadToKernel } from "../test/support/live.js";
+import type { FaultProfile } from "../src/sim/link.js";
+import {
+  downloadFromKernel,
+  payload,
+  sha256,
+  startKernelServer,
+  uploadToKernel,
+} from "../test/support/live.js";
+import { goal } from "./goal.js";
 
 const MB = 1024 * 1024;
 const PORT = 9000;
@@ -153,13 +161,67 @@ async function kernelVeth(bytes: number): Promise<Row> {
   }
 }
 
+/** Our stages on both directions of the CUBIC comparison: 2% loss and 1 ms added delay. */
+const CUBIC_FAULTS: FaultProfile = { loss: 0.02, delayUs: 1000 };
+const TARGET_CUBIC_RATIO = 0.9;
+
+/**
+ * Our sender against the kernel's, both CUBIC, over the TAP link with our own stages at 2% loss
+ * and 1 ms delay each way, in one run: `bytes` to the kernel's sink from our stack (CUBIC with
+ * PRR, HyStart++ and RACK-TLP, as Linux runs it), then `bytes` from the kernel's server to our
+ * stack (the server's sockets set TCP_CONGESTION cubic). One flow at a time: 2% random loss
+ * bounds each flow (Mathis et al.), so the ratio compares the two loss responses.
+ */
+async function cubicVsKernel(bytes: number): Promise<void> {
+  const host = startLiveHost({
+    tag: "cubic",
+    seed: 18,
+    toKernel: CUBIC_FAULTS,
+    fromKernel: CUBIC_FAULTS,
+    tcp: { congestionControl: "cubic", rack: true },
+  });
+  try {
+    const server = await startKernelServer(host, PORT, "cubic");
+    try {
+      const data = payload(bytes, 11);
+      let t0 = performance.now();
+      const reply = await uploadToKernel(host, LIVE_ADDRS.kernel4, PORT, data);
+      const ours = (bytes * 8) / ((performance.now() - t0) / 1000) / 1e6;
+      if (reply !== `${bytes} ${sha256(data)}`)
+        throw new Error(`live cubic: the kernel's sink said ${reply}`);
+      t0 = performance.now();
+      const got = await downloadFromKernel(host, LIVE_ADDRS.kernel4, PORT, bytes, 12);
+      const theirs = (bytes * 8) / ((performance.now() - t0) / 1000) / 1e6;
+      if (got.count !== bytes || got.sha !== sha256(payload(bytes, 12)))
+        throw new Error(`live cubic: ${got.count} of ${bytes} bytes from the kernel, or a wrong digest`);
+      const ratio = ours / theirs;
+      const f = host.stats().faults;
+      const dropped = (f["ours>kernel"]?.["loss"]?.dropped ?? 0) + (f["kernel>ours"]?.["loss"]?.dropped ?? 0);
+      goal(
+        "tcp",
+        "live-cubic-vs-kernel",
+        `${ratio.toFixed(2)}x: our sender ${ours.toFixed(1)} vs the kernel's ${theirs.toFixed(1)} Mbit/s, both CUBIC, ${bytes / MB} MB each, 2% loss + 1 ms delay each way (${dropped} frames dropped)`,
+        `>= ${TARGET_CUBIC_RATIO}x`,
+        ratio >= TARGET_CUBIC_RATIO,
+      );
+    } finally {
+      killTree(server);
+    }
+  } finally {
+    host.close();
+  }
+}
+
 /** Runs the module (its cases share one setup, so they run when the filter matches `live`). */
 export async function run(filter: RegExp | undefined): Promise<void> {
-  if (filter !== undefined && !filter.test("live")) return;
+  const cubic = filter === undefined || filter.test("tcp/live-cubic-vs-kernel");
+  if (filter !== undefined && !filter.test("live") && !cubic) return;
   if (process.platform !== "linux" || process.getuid?.() !== 0) {
     console.log("live: skipped (needs root on Linux: it creates network namespaces and a TAP device)");
     return;
   }
+  if (cubic) await cubicVsKernel(32 * MB);
+  if (filter !== undefined && !filter.test("live")) return;
   const bytes = 128 * MB;
   const rows: Row[] = [
     await kernelVeth(bytes),

@@ -4,15 +4,29 @@
  * the client sends one line `sink\n` or `source <n> <seed>\n`.
  * - `sink`: the server reads to end of stream, then answers `<count> <sha256>\n` and ends;
  * - `source n seed`: the server sends `payload(n, seed)` and ends.
- * Listens on `::` (both families) and prints `listening <port>` once ready.
+ * Listens on `::` (both families) and prints `listening <port>` once ready. With a third
+ * argument, every accepted socket runs that congestion control (`setsockopt(TCP_CONGESTION)`
+ * through the repair addon: a namespace may refuse the sysctl for a module its allowed list
+ * lacks, while a socket of a root process may still choose it).
  */
 import { createHash } from "node:crypto";
 import * as net from "node:net";
+import { loadRepairAddon } from "../../src/device/repair.js";
 import { payload } from "./live.js";
 
 const port = Number(process.argv[2] ?? 9000);
+const congestion = process.argv[3];
+/** IPPROTO_TCP and TCP_CONGESTION (linux/tcp.h). */
+const IPPROTO_TCP = 6;
+const TCP_CONGESTION = 13;
 
 const server = net.createServer({ allowHalfOpen: true }, (sock) => {
+  if (congestion !== undefined) {
+    const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (fd === undefined || fd < 0)
+      throw new Error("live-kernel-server: no file descriptor to set TCP_CONGESTION on");
+    loadRepairAddon().setBytes(fd, IPPROTO_TCP, TCP_CONGESTION, Buffer.from(congestion));
+  }
   let head = Buffer.alloc(0);
   let mode: "head" | "sink" = "head";
   const h = createHash("sha256");

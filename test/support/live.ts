@@ -74,9 +74,14 @@ export function payload(n: number, seed: number): Buffer {
 }
 
 /** Starts the kernel-side server (live-kernel-server.js) in the host's namespace on `port`. */
-export async function startKernelServer(host: LiveHost, port: number): Promise<ChildProcess> {
+export async function startKernelServer(
+  host: LiveHost,
+  port: number,
+  congestion?: string,
+): Promise<ChildProcess> {
   const script = fileURLToPath(new URL("./live-kernel-server.js", import.meta.url));
-  const child = host.netns.spawn(process.execPath, [script, String(port)]);
+  const args = congestion === undefined ? [script, String(port)] : [script, String(port), congestion];
+  const child = host.netns.spawn(process.execPath, args);
   await waitForOutput(child, /listening \d+/);
   return child;
 }
