@@ -86,13 +86,7 @@ export class Rack {
 
   /** A new connection's state (an engine woken by `TcpConnection.reimport`). */
   reinit(): void {
-    this.#log.length = 0;
-    this.#first = 0;
-    this.#bytes = 0;
-    this.#lostBytes = 0;
-    this.#lostOutBytes = 0;
-    this.#rtxBytes = 0;
-    this.#rtxEntries = 0;
+    this.#clearLog();
     this.#xmitTs = -1;
     this.#endOff = 0;
     this.#xmitOrder = -1;
@@ -291,13 +285,7 @@ export class Rack {
   onTimeout(now: number, reoWnd: number, headOff: number, discard: boolean, sentHigh: number): void {
     if (discard) {
       const stamp = this.#xmitTs;
-      this.#log.length = 0;
-      this.#first = 0;
-      this.#bytes = 0;
-      this.#lostBytes = 0;
-      this.#lostOutBytes = 0;
-      this.#rtxBytes = 0;
-      this.#rtxEntries = 0;
+      this.#clearLog();
       if (sentHigh > headOff) {
         this.#push(headOff, sentHigh, Math.min(stamp, now), 0);
         this.#markLost(0);
@@ -328,6 +316,17 @@ export class Rack {
     const s = log[best] as number;
     this.nextStart = s;
     return Math.min(maxPayload, (log[best + 1] as number) - s);
+  }
+
+  /** An empty log and its counters. */
+  #clearLog(): void {
+    this.#log.length = 0;
+    this.#first = 0;
+    this.#bytes = 0;
+    this.#lostBytes = 0;
+    this.#lostOutBytes = 0;
+    this.#rtxBytes = 0;
+    this.#rtxEntries = 0;
   }
 
   #push(s: number, e: number, ts: number, f: number): void {
