@@ -1986,6 +1986,7 @@ export class TcpConnection {
       const spurious = this.#cfg.dsack && this.#spurious.dsack(seg, this.#sndMax, this.stats);
       // Outside fast recovery the episode is undone at once, inside at its full ACK.
       if (spurious && !this.#inRecovery) this.#undo();
+      if (!this.#sb.isEmpty) this.#sackReordering(seg);
       newSack = this.#sb.update(
         seg.sack,
         this.#sndUna,
@@ -2300,6 +2301,29 @@ export class TcpConnection {
     // The delivery that armed the timer counts for PRR now (as Linux's tcp_rack_reo_timeout
     // does): one segment's worth, so the recovery opens with one retransmission, not a burst.
     if (this.#cfg.prr && this.#inRecovery) this.#prrSend(this.#smss(), false);
+  }
+
+  /**
+   * Before the scoreboard takes `seg`'s blocks: a block that SACKs new data below the highest
+   * SACKed byte, data never retransmitted, shows reordering (see SpuriousUndo.sackedBelowFack).
+   */
+  #sackReordering(seg: TcpRepr): void {
+    const sb = this.#sb;
+    const fack = sb.highest;
+    const una = this.#sendHeadOff;
+    for (const b of seg.sack) {
+      if (!Seq.lt(b.left, b.right) || !Seq.gt(b.left, this.#sndUna)) continue; // a D-SACK or bogus
+      const left = this.#offsetOf(b.left);
+      const right = this.#offsetOf(b.right);
+      if (left < una || right > fack || sb.sackedBetween(left, right) === right - left) continue;
+      this.#spurious.sackedBelowFack(
+        sb.firstUnsacked(left, right),
+        fack,
+        sb.highRxt,
+        this.#smss(),
+        this.stats,
+      );
+    }
   }
 
   /** The cumulative ACK reaches send offset `newOff` over SACKed data: was it reordering? */

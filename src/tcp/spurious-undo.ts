@@ -247,6 +247,17 @@ export class SpuriousUndo {
   }
 
   /**
+   * Reordering seen in a SACK (Linux tcp_check_sack_reordering on the SACK path): newly SACKed
+   * data starting at send offset `left`, never retransmitted (at or above HighRxt), lies below
+   * `fack`, the highest byte SACKed before this ACK: it arrived after data sent later. DupThresh
+   * grows to the span from it to `fack`, in segments.
+   */
+  sackedBelowFack(left: number, fack: number, highRxt: number, smss: number, stats: TcpStats): void {
+    if (left >= fack || left < highRxt) return;
+    this.#raise(Math.ceil((fack - left) / smss), stats);
+  }
+
+  /**
    * The connection has undone the episode (restored cwnd and ssthresh): a fast recovery
    * teaches its degree + 1 as DupThresh; the episode ends.
    */

@@ -221,6 +221,27 @@ void describe("adaptive DupThresh", () => {
     assert.equal(c.stats.reorderingRaised, 0);
   });
 
+  void test("a SACK for never-retransmitted data below the highest SACKed byte raises DupThresh to the span (Linux tcp_check_sack_reordering)", () => {
+    const c = established();
+    c.send(new Uint8Array(10 * SEG));
+    drain(c, at(20));
+    ack(c, at(22), 1, [[701, 801]]); // segment 8 first
+    assert.equal(c.lossAccounting.reordering, 3);
+    ack(c, at(22), 1, [
+      [301, 401],
+      [701, 801],
+    ]); // then segment 4, sent before it: 5 segments of reordering
+    assert.equal(c.lossAccounting.reordering, 5);
+    assert.equal(c.stats.reorderingRaised, 1);
+    // Data already SACKed, or a block above the highest SACKed byte, teaches nothing.
+    ack(c, at(22), 1, [
+      [301, 401],
+      [701, 901],
+    ]);
+    assert.equal(c.stats.reorderingRaised, 1);
+    assert.equal(c.stats.fastRetransmits, 0, "three SACKed segments are below DupThresh 5");
+  });
+
   void test("with maxReordering = DupThresh the same reordering triggers a fast retransmit", () => {
     const c = established({ maxReordering: 3 });
     learn(c);
