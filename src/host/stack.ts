@@ -67,6 +67,7 @@ import type { IcmpErrorCode, TcpSnapshot, TcpState } from "../tcp/types.js";
 import type { SeqNum } from "../wire/seq.js";
 import { DEFAULT_NEIGHBOR_CONFIG, NeighborCache, type NeighborConfig } from "./neighbor.js";
 import {
+  type Fragment,
   FragmentReassembler,
   REASSEMBLY_TIMEOUT_V4_US,
   REASSEMBLY_TIMEOUT_V6_US,
@@ -1220,18 +1221,14 @@ export class HostStack {
    */
   #reassemble(now: Instant, p: DecodedPacket, data: Uint8Array): DecodedPacket | undefined {
     const n = p.network;
-    let out: Uint8Array | undefined;
+    let r: FragmentReassembler;
     let ip: Ipv4Repr | Ipv6Repr;
+    let frag: Omit<Fragment, "data">;
     if (n?.kind === "ipv4") {
       ip = n.ipv4;
-      const before = this.#reasm4.stats.overlaps + this.#reasm4.stats.malformed;
-      out = this.#reasm4.add(now, {
-        key: `${ipKey(ip.src)}|${ipKey(ip.dst)}|${String(ip.protocol)}|${ip.ident}`,
-        offset: ip.fragmentOffset,
-        more: ip.moreFragments,
-        data,
-      });
-      if (this.#reasm4.stats.overlaps + this.#reasm4.stats.malformed !== before) this.stats.dropFragment++;
+      r = this.#reasm4;
+      const key = `${ipKey(ip.src)}|${ipKey(ip.dst)}|${String(ip.protocol)}|${ip.ident}`;
+      frag = { key, offset: ip.fragmentOffset, more: ip.moreFragments };
     } else if (n?.kind === "ipv6") {
       ip = n.ipv6;
       const f = ip.fragment;
@@ -1241,19 +1238,15 @@ export class HostStack {
         this.stats.dropFragment++;
         return undefined;
       }
-      const before = this.#reasm6.stats.overlaps + this.#reasm6.stats.malformed;
-      out = this.#reasm6.add(now, {
-        key: `${ipKey(ip.src)}|${ipKey(ip.dst)}|${f.ident}`,
-        offset: f.offset,
-        more: f.moreFragments,
-        data,
-      });
-      if (this.#reasm6.stats.overlaps + this.#reasm6.stats.malformed !== before) this.stats.dropFragment++;
+      r = this.#reasm6;
+      frag = { key: `${ipKey(ip.src)}|${ipKey(ip.dst)}|${f.ident}`, offset: f.offset, more: f.moreFragments };
     } else {
       return undefined;
     }
-    if (out === undefined) return undefined;
-    return decodeReassembled(p.ethernet, n, ip, ip.protocol, out);
+    const discarded = r.stats.overlaps + r.stats.malformed;
+    const out = r.add(now, { ...frag, data });
+    if (r.stats.overlaps + r.stats.malformed !== discarded) this.stats.dropFragment++;
+    return out === undefined ? undefined : decodeReassembled(p.ethernet, n, ip, ip.protocol, out);
   }
 
   /** Counters of IP reassembly, IPv4 and IPv6 added up. */

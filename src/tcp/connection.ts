@@ -1997,13 +1997,13 @@ export class TcpConnection {
         this.#cfg.maxOooRanges,
       );
     }
+    const lostBefore = this.#rack?.markedLost ?? 0;
+    if (this.#rack !== undefined && this.#sackOk) this.#rackOnAck(now, seg);
     // RFC 6675 2 and 5: with SACK, an ACK that SACKs new data counts as a duplicate even when it
     // carries data, changes the window or moves the cumulative ACK, and the scoreboard is
     // updated before the duplicate is counted, so IsLost sees it. A peer that is sending too
     // (an echo, any bidirectional flow) reports losses on its data segments: Linux sends few
     // pure ACKs then, and without this every loss waited for the retransmission timeout.
-    const lostBefore = this.#rack?.markedLost ?? 0;
-    if (this.#rack !== undefined && this.#sackOk) this.#rackOnAck(now, seg);
     if (plainDup || (newSack && this.#sndMax !== this.#sndUna)) this.#onDupAck(now, seg);
     if (this.#cfg.prr && this.#sackOk) {
       // An ACK that reports a new loss: RACK marked one, or (without RACK) new SACK information.
@@ -2754,8 +2754,7 @@ export class TcpConnection {
     if (this.#unsent() > 0 && wndRoom > 0) {
       this.#tlpSendNew = true;
     } else {
-      const dataEnd = this.#dataEnd();
-      const last = Seq.lt(this.#sndMax, dataEnd) ? this.#sndMax : dataEnd;
+      const last = this.#sentDataEnd();
       const len = Math.min(this.#smss(), Math.max(0, Seq.delta(last, this.#sndUna)));
       if (len > 0) this.#rtxNext = Seq.sub(last, len);
     }
@@ -2959,7 +2958,7 @@ export class TcpConnection {
    */
   #skipSacked(): number {
     const off = this.#offsetOf(this.#sndNxt);
-    const maxOff = this.#offsetOf(Seq.lt(this.#sndMax, this.#dataEnd()) ? this.#sndMax : this.#dataEnd());
+    const maxOff = this.#offsetOf(this.#sentDataEnd());
     const at = Math.min(this.#sb.firstUnsacked(off, maxOff), maxOff);
     if (at > off) this.#sndNxt = this.#seqOf(at);
     return this.#sb.nextSackedStart(at) - at;
@@ -3212,13 +3211,13 @@ export class TcpConnection {
     return (Math.floor(now / 1000) + this.#tsOffset) >>> 0;
   }
 
-  /** Sequence number after the last queued data byte. */
   /** The end of the data sent so far (SND.MAX less a FIN). */
   #sentDataEnd(): SeqNum {
     const dataEnd = this.#dataEnd();
     return Seq.lt(this.#sndMax, dataEnd) ? this.#sndMax : dataEnd;
   }
 
+  /** Sequence number after the last queued data byte. */
   #dataEnd(): SeqNum {
     return Seq.add(this.#sendHead, this.#sendQ.length);
   }

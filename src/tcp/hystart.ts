@@ -36,7 +36,7 @@ export class HyStartPlusPlus {
   #css = false;
   #cssBaselineMinRtt = Number.POSITIVE_INFINITY;
   #cssRounds = 0;
-  /** Times slow start ended on a delay rise (for the counters). */
+  /** Times slow start ended on a delay rise (the engine counts its own, `stats.hystartExits`). */
   exits = 0;
   /** Times CSS found the exit spurious and went back to slow start. */
   resumes = 0;
@@ -100,7 +100,7 @@ export class HyStartPlusPlus {
     return "css";
   }
 
-  /** Slow start begins anew (after a timeout): forget the rounds. */
+  /** A new connection's slow start (an engine woken by `reimport`): forget the rounds. */
   reset(): void {
     this.#windowEnd = undefined;
     this.#lastRoundMinRtt = Number.POSITIVE_INFINITY;

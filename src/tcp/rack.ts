@@ -72,7 +72,7 @@ export class Rack {
   /** RACK.fack: the highest end of a delivered range (offset). */
   #fack = 0;
   /** RACK.min_RTT (us), from the connection's RTT samples; Infinity before the first. */
-  minRtt = Number.POSITIVE_INFINITY;
+  #minRtt = Number.POSITIVE_INFINITY;
   /** RACK.reordering_seen. */
   reorderingSeen = false;
   #reoWndMult = 1;
@@ -93,7 +93,7 @@ export class Rack {
     this.#sends = 0;
     this.#rtt = 0;
     this.#fack = 0;
-    this.minRtt = Number.POSITIVE_INFINITY;
+    this.#minRtt = Number.POSITIVE_INFINITY;
     this.reorderingSeen = false;
     this.#reoWndMult = 1;
     this.#reoWndPersist = 0;
@@ -134,14 +134,9 @@ export class Rack {
     return this.#rtxBytes;
   }
 
-  /** Entries in the log (for tests and bounds). */
-  get entries(): number {
-    return (this.#log.length - this.#first) / SLOT;
-  }
-
   /** A sample of the path's RTT (us): min_RTT (RFC 8985 6.2 step 1). */
   noteRtt(us: number): void {
-    if (us >= 0 && us < this.minRtt) this.minRtt = us;
+    if (us >= 0 && us < this.#minRtt) this.#minRtt = us;
   }
 
   /**
@@ -249,7 +244,7 @@ export class Rack {
    */
   reoWnd(recovering: boolean, dupThreshSacked: boolean, srtt: number | undefined): number {
     if (!this.reorderingSeen && (recovering || dupThreshSacked)) return 0;
-    const base = Number.isFinite(this.minRtt) ? this.minRtt : (srtt ?? 0);
+    const base = Number.isFinite(this.#minRtt) ? this.#minRtt : (srtt ?? 0);
     const w = Math.floor((this.#reoWndMult * base) / 4);
     return srtt === undefined ? w : Math.min(w, srtt);
   }
@@ -364,7 +359,7 @@ export class Rack {
     if (end > this.#fack) this.#fack = end;
     else if (end < this.#fack && !(f & F_RTX)) this.reorderingSeen = true;
     // A retransmission acknowledged sooner than the path allows: the original's delivery.
-    if (f & F_RTX && rtt < this.minRtt) return;
+    if (f & F_RTX && rtt < this.#minRtt) return;
     if (n > this.#xmitOrder || (n === this.#xmitOrder && end > this.#endOff)) {
       this.#xmitTs = ts;
       this.#xmitOrder = n;
