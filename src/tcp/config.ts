@@ -293,5 +293,12 @@ export function tcpConfig(overrides: Partial<TcpConfig> = {}): TcpConfig {
   int("maxReordering", c.maxReordering, 1, 1000);
   int("maxOooBytes", c.maxOooBytes, 0, 2 ** 30);
   int("maxOooRanges", c.maxOooRanges, 0, 1 << 16);
+  // Every switch is a boolean (undefined reads as off): a string "false" from a configuration
+  // file would read as on.
+  for (const [k, v] of Object.entries(DEFAULT_TCP_CONFIG)) {
+    const got = (c as unknown as Record<string, unknown>)[k];
+    if (typeof v === "boolean" && got !== undefined && typeof got !== "boolean")
+      throw new ConfigError(`${k} = ${JSON.stringify(got) ?? typeof got} is not a boolean`);
+  }
   return Object.freeze(c);
 }

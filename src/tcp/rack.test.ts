@@ -6,6 +6,7 @@ import { describe, test } from "node:test";
 import { Duration, Instant } from "../time/instant.js";
 import { Seq, type SeqNum } from "../wire/seq.js";
 import { BLANK_TCP, TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
+import { ConfigError } from "../util/errors.js";
 import { tcpConfig } from "./config.js";
 import { TcpConnection } from "./connection.js";
 import { Rack, REO_WND_PERSIST } from "./rack.js";
@@ -20,6 +21,16 @@ function sentLog(n: number): Rack {
   r.noteRtt(10 * MS);
   return r;
 }
+
+void test("tcpConfig: rack, prr, hystart and every other switch must be booleans (ConfigError)", () => {
+  assert.equal(tcpConfig({}).rack, false);
+  assert.equal(tcpConfig({ rack: true }).rack, true);
+  for (const k of ["rack", "prr", "hystart", "sack"] as const)
+    assert.throws(
+      () => tcpConfig({ [k]: "false" as never }),
+      (e: unknown) => e instanceof ConfigError && e.message.includes(`${k} = "false" is not a boolean`),
+    );
+});
 
 void describe("RACK transmit log (RFC 8985 6)", () => {
   void test("RFC 8985 6.2 step 5: what left before the latest delivery is lost once RACK.rtt + reo_wnd passed; the rest waits on the timer", () => {
