@@ -113,6 +113,7 @@ import {
   UploadLogEntry,
 } from "./offloaded-tcp.js";
 import { acceptAllKnobs, type OffloadPolicy, type ReceiveKnobs, RECV_CHUNK_BYTES } from "./offload-policy.js";
+import { IntMap } from "../util/int-map.js";
 
 export type { OffloadLogEntry, OffloadStats, QueryHandle } from "./offloaded-tcp.js";
 export { acceptAllKnobs, RECV_CHUNK_BYTES } from "./offload-policy.js";
@@ -180,8 +181,9 @@ export class OffloadManager implements OffloadHost {
   #target: OffloadTarget | undefined;
   readonly #neighbors = new Map<string, NeighborObject>();
   readonly #paths = new Map<string, PathObject>();
-  readonly #tcps = new Map<HostConn, OffloadedTcp>();
-  readonly #byHandle = new Map<number, OffloadedTcp>();
+  /** By connection id (`IntMap`s: a storm adds and drops 100,000 entries). */
+  readonly #tcps = new IntMap<OffloadedTcp>();
+  readonly #byHandle = new IntMap<OffloadedTcp>();
   /** Connections that ended while off the host, kept so `recv` can drain them. */
   readonly #retired = new WeakMap<HostConn, OffloadedTcp>();
   readonly #neighborByHandle = new Map<number, NeighborObject>();
@@ -235,7 +237,7 @@ export class OffloadManager implements OffloadHost {
 
   /** The target's context of an offloaded connection (the slot the target wrote, CTX-3). */
   contextOf(c: HostConn): MiniportOffloadContext | undefined {
-    const ctx = this.#tcps.get(c)?.slot.context;
+    const ctx = this.#tcps.get(c.id)?.slot.context;
     return ctx === null || ctx === undefined ? undefined : ctx;
   }
 
@@ -385,7 +387,7 @@ export class OffloadManager implements OffloadHost {
 
   /** Starts uploading `c` (host-initiated terminate, spec 11.3). Returns false if it is not offloaded. */
   terminate(c: HostConn, why = "host"): boolean {
-    const t = this.#tcps.get(c);
+    const t = this.#tcps.get(c.id);
     if (t === undefined || t.phase !== "offloaded") return false;
     this.#wantTerminate(t, why);
     return true;
@@ -445,7 +447,7 @@ export class OffloadManager implements OffloadHost {
 
   /** Invalidates one connection's TCP object (the target should ask for its upload, IV-4). */
   invalidate(c: HostConn): boolean {
-    const t = this.#tcps.get(c);
+    const t = this.#tcps.get(c.id);
     if (t === undefined || t.phase !== "offloaded") return false;
     const b = this.#tcpRef(t, "TcpOffloadState");
     t.invalidated = true; // UP-9 / IV-8: never updated again; the InvalidState request uploads it
@@ -461,7 +463,7 @@ export class OffloadManager implements OffloadHost {
    * be issued while an earlier query of the same connection is still outstanding (they overlap).
    */
   query(c: HostConn): QueryHandle | undefined {
-    const t = this.#tcps.get(c);
+    const t = this.#tcps.get(c.id);
     if (t === undefined || t.phase !== "offloaded") return undefined;
     const b = this.#tcpRef(t, "TcpOffloadDelegatedState");
     const q: QueryHandle = { done: false, status: undefined, delegated: undefined };
@@ -478,7 +480,7 @@ export class OffloadManager implements OffloadHost {
    * UpdateOffload (ST-3, spec 9). `change` edits a copy of the current cached state.
    */
   updateTcp(c: HostConn, change: (cur: TcpCachedState) => Partial<TcpCachedState>): boolean {
-    const t = this.#tcps.get(c);
+    const t = this.#tcps.get(c.id);
     if (t === undefined || t.phase !== "offloaded" || t.busyOps > 0) return false; // C-4 / UP-7 / UP-8
     if (t.invalidated) return false; // UP-9: an invalidated object is never updated
     const next: TcpCachedState = Object.freeze({ ...t.cached, ...change(t.cached) });
@@ -978,7 +980,7 @@ export class OffloadManager implements OffloadHost {
       t.finBeforeOffload = true;
       t.disconnectDone = dl.state === "FIN-WAIT-2";
     }
-    this.#tcps.set(c, t);
+    this.#tcps.set(c.id, t);
     this.#byHandle.set(t.handle, t);
     t.slot.live = true;
     return t;
@@ -1430,7 +1432,7 @@ export class OffloadManager implements OffloadHost {
       send: (_now, c, data) => this.#send(c, data),
       recv: (_now, c, max) => this.#recv(c, max),
       readable: (c) => {
-        const t = this.#tcps.get(c) ?? this.#retired.get(c);
+        const t = this.#tcps.get(c.id) ?? this.#retired.get(c);
         return t === undefined ? 0 : t.recvBytes + t.heldAtTarget;
       },
       close: (_now, c) => {
@@ -1455,7 +1457,7 @@ export class OffloadManager implements OffloadHost {
   }
 
   #tcp(c: HostConn): OffloadedTcp {
-    const t = this.#tcps.get(c) ?? this.#retired.get(c);
+    const t = this.#tcps.get(c.id) ?? this.#retired.get(c);
     if (t === undefined)
       throw new UsageError(`connection ${c.id} is ${c.phase} but unknown to the offload manager`);
     return t;
@@ -1613,7 +1615,7 @@ export class OffloadManager implements OffloadHost {
   }
 
   #onSegment(c: HostConn, seg: TcpRepr): void {
-    const t = this.#tcps.get(c);
+    const t = this.#tcps.get(c.id);
     if (t === undefined) return;
     this.stats.heldSegments++;
     if (t.phase === "offloaded") {
@@ -1836,7 +1838,7 @@ export class OffloadManager implements OffloadHost {
   }
 
   #unlinkTcp(t: OffloadedTcp): void {
-    this.#tcps.delete(t.conn);
+    this.#tcps.delete(t.conn.id);
     this.#byHandle.delete(t.handle);
     t.slot.live = false;
     t.path.refs--;

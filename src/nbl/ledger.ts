@@ -99,7 +99,13 @@ export type LedgerObserver = (h: LedgerHandoff) => void;
  * with `assertQuiescent()`.
  */
 export class BufferLedger {
-  readonly #live = new Set<Rec>();
+  /**
+   * Live records, newest first, linked through the records themselves: a set of them cost a hash
+   * insert and delete per NBL, and rehashes that reallocated the whole table as a storm of
+   * 100,000 lent NBLs grew and drained (with the target's other tables, a fifth of its thread).
+   */
+  #liveHead: Rec | undefined = undefined;
+  #liveCount = 0;
   readonly #cap: number;
   readonly #poisonLoans: boolean;
   #nextId = 1;
@@ -128,7 +134,7 @@ export class BufferLedger {
     }
     const rec = new Rec(this, this.#nextId++ as NblId, owner, nbs);
     record(rec, this.#cap, "alloc", op, "", owner);
-    this.#live.add(rec);
+    this.#link(rec);
     return new LedgerNbl(rec);
   }
 
@@ -211,7 +217,7 @@ export class BufferLedger {
       r.owner = undefined;
       r.data = EMPTY;
       record(r, this.#cap, "free", op, who, "");
-      this.#live.delete(r);
+      this.#unlink(r);
       n = (n as NetBufferList).next;
     }
   }
@@ -251,9 +257,9 @@ export class BufferLedger {
 
   /** How many live NBLs `who` owns, or all live NBLs. Walks the live set: for checks, not the data path. */
   outstanding(who?: Owner): number {
-    if (who === undefined) return this.#live.size;
+    if (who === undefined) return this.#liveCount;
     let count = 0;
-    for (const r of this.#live) if (r.owner === who) count++;
+    for (let r = this.#liveHead; r !== undefined; r = r.nextLive) if (r.owner === who) count++;
     return count;
   }
 
@@ -271,10 +277,13 @@ export class BufferLedger {
 
   /** The leak check: throws `OwnershipError("leak")` listing every live NBL with its owner and history. */
   assertQuiescent(): void {
-    if (this.#live.size === 0) return;
+    if (this.#liveCount === 0) return;
     const lines: string[] = [];
     let first = -1;
-    for (const r of this.#live) {
+    // oldest first, as the set listed them
+    const live: Rec[] = [];
+    for (let r = this.#liveHead; r !== undefined; r = r.nextLive) live.push(r);
+    for (const r of live.reverse()) {
       if (first < 0) first = r.id;
       const lent = r.lender === undefined ? "" : ` (lent by ${r.lender})`;
       lines.push(`#${r.id} owned by ${String(r.owner)}${lent}; history: ${formatHistory(r)}`);
@@ -282,8 +291,26 @@ export class BufferLedger {
     throw new OwnershipError(
       "leak",
       first,
-      `NBL #${first}: ${this.#live.size} NBL(s) still live at quiescence (leak):\n  ${lines.join("\n  ")}`,
+      `NBL #${first}: ${this.#liveCount} NBL(s) still live at quiescence (leak):\n  ${lines.join("\n  ")}`,
     );
+  }
+
+  #link(r: Rec): void {
+    const head = this.#liveHead;
+    r.nextLive = head;
+    if (head !== undefined) head.prevLive = r;
+    this.#liveHead = r;
+    this.#liveCount++;
+  }
+
+  #unlink(r: Rec): void {
+    const { prevLive, nextLive } = r;
+    if (prevLive === undefined) this.#liveHead = nextLive;
+    else prevLive.nextLive = nextLive;
+    if (nextLive !== undefined) nextLive.prevLive = prevLive;
+    r.prevLive = undefined;
+    r.nextLive = undefined;
+    this.#liveCount--;
   }
 
   /**
@@ -292,7 +319,7 @@ export class BufferLedger {
    */
   #verify(chain: NetBufferList, who: Owner, kind: CheckKind, op: string): number {
     // A chain of distinct live NBLs cannot be longer than the live set; a longer one loops.
-    const limit = this.#live.size;
+    const limit = this.#liveCount;
     let count = 0;
     for (let n: NetBufferList | null = chain; n !== null; n = n.next) {
       const r = recOf(n);
@@ -383,6 +410,9 @@ class Rec {
   pos = 0;
   /** Entries ever recorded (so a message can say how many were dropped). */
   total = 0;
+  /** Neighbours in the ledger's list of live records (`undefined` at the ends and once freed). */
+  prevLive: Rec | undefined = undefined;
+  nextLive: Rec | undefined = undefined;
 
   constructor(ledger: BufferLedger, id: NblId, owner: Owner, data: BufferChain) {
     this.ledger = ledger;

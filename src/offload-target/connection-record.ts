@@ -14,6 +14,7 @@ import type { TcpConnection } from "../tcp/connection.js";
 import type { CloseReason } from "../tcp/types.js";
 import type { NetBufferList } from "../nbl/nbl.js";
 import type { IpAddr } from "../wire/ip-addr.js";
+import type { IntMap } from "../util/int-map.js";
 import type { MiniportOffloadContext, NdisOffloadHandle, OffloadBlockList } from "../chimney/block-list.js";
 import type { DisconnectFlags } from "../chimney/contract.js";
 import type {
@@ -46,7 +47,8 @@ export interface PathObj {
   readonly constState: PathConstState;
   cachedState: PathCachedState;
   neighbor: NeighborObj;
-  readonly conns: Set<Conn>;
+  /** Its connections by context (an IntMap: a storm adds and drops 100,000 of them). */
+  readonly conns: IntMap<Conn>;
   invalid: boolean;
 }
 

@@ -334,7 +334,7 @@ function connB(t: TargetContext, now: Instant, c: Conn): void {
       // connection's receive path stays busy (RC-1) and its terminate waits (TM-10).
       c.busy = true;
       c.inFlight = f;
-      t.inFlight.set(nbl, c);
+      t.inFlight.set(nbl.id, c);
       return;
     }
     if (!afterIndication(t, now, c, f, res as IndicationAnswer)) return; // not pending (above)
@@ -399,9 +399,9 @@ export function indicationAnswered(
   nbl: NetBufferList,
   res: IndicationAnswer,
 ): Conn | undefined {
-  const c = t.inFlight.get(nbl);
+  const c = t.inFlight.get(nbl.id);
   if (c === undefined || c.inFlight?.nbl !== nbl) return undefined;
-  t.inFlight.delete(nbl);
+  t.inFlight.delete(nbl.id);
   const f = c.inFlight;
   c.inFlight = undefined;
   c.busy = false;
@@ -489,14 +489,14 @@ function holdChunks(
     }
     (mine ??= []).push(x);
   }
-  if (mine !== undefined) t.lentChunks.set(nbl, mine);
+  if (mine !== undefined) t.lentChunks.set(nbl.id, mine);
 }
 
 /** `nbl` is back: its holds on held-pool chunks end. */
 function releaseChunks(t: TargetContext, nbl: NetBufferList): void {
-  const mine = t.lentChunks.get(nbl);
+  const mine = t.lentChunks.get(nbl.id);
   if (mine === undefined) return;
-  t.lentChunks.delete(nbl);
+  t.lentChunks.delete(nbl.id);
   const pool = t.heldPool as ChunkPool; // chunks are recorded only with a pool
   for (const x of mine) pool.release(x);
 }

@@ -18,6 +18,7 @@
  */
 import { Duration, Instant } from "../time/instant.js";
 import { assert } from "../util/errors.js";
+import { IntMap } from "../util/int-map.js";
 import { TcpConnection } from "../tcp/connection.js";
 import type { TcpSnapshot } from "../tcp/types.js";
 import { advance, type BufferChain, chainLength, forEachSegment, linkNbls } from "../nbl/chain.js";
@@ -221,7 +222,7 @@ function offloadBlock(
         constState: b.constState,
         cachedState: frozenCached(b.cachedState), // ST-2
         neighbor: nb,
-        conns: new Set(),
+        conns: new IntMap(),
         invalid: false,
       };
       nb.paths.add(p);
@@ -355,7 +356,7 @@ function offloadTcp(
     c.sends.push({ nbl: n, left: len, acked: 0, disconnect: false });
   }
   // Send NBLs of the chain beyond SendDataTail carry no data: nothing to track.
-  path.conns.add(c);
+  path.conns.set(c.ctx, c);
   t.conns.set(c.ctx, c);
   t.byTuple.set(local, remote, k.localPort, k.remotePort, c);
   const slot = b.miniportOffloadContext;
@@ -597,7 +598,7 @@ function updateBlock(
         n.cachedState = frozenCached(b.cachedState); // ST-2: only an update replaces it
         n.hrt = now - b.cachedState.hostReachabilityDelta;
       }
-      for (const p of n.paths) for (const c of p.conns) affected.add(c);
+      for (const p of n.paths) for (const c of p.conns.values()) affected.add(c);
       return true;
     }
     case "path": {
@@ -613,9 +614,9 @@ function updateBlock(
       if (b.cachedState !== undefined) {
         p.cachedState = frozenCached(b.cachedState); // ST-2
         const hdr = tcpIpHeaderBytes(ipVersion(p.constState.sourceAddress));
-        for (const c of p.conns) c.engine.setPathMtu(b.cachedState.pathMtu, hdr);
+        for (const c of p.conns.values()) c.engine.setPathMtu(b.cachedState.pathMtu, hdr);
       }
-      for (const c of p.conns) affected.add(c);
+      for (const c of p.conns.values()) affected.add(c);
       return true;
     }
     case "tcp": {
@@ -676,14 +677,14 @@ export function doInvalidate(t: TargetContext, root: OffloadBlockList): void {
       if (p === undefined) ok = false;
       else {
         p.invalid = true;
-        for (const c of p.conns) affected.add(c);
+        for (const c of p.conns.values()) affected.add(c);
       }
     } else {
       const n = t.neighbors.get(ctxOf(b));
       if (n === undefined) ok = false;
       else {
         n.invalid = true;
-        for (const p of n.paths) for (const c of p.conns) affected.add(c);
+        for (const p of n.paths) for (const c of p.conns.values()) affected.add(c);
       }
     }
     b.status = ok ? "NDIS_STATUS_SUCCESS" : "NDIS_STATUS_FAILURE"; // IV-7

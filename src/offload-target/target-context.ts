@@ -24,13 +24,13 @@
 import { TupleTable } from "./tuple-table.js";
 import { Duration, Instant } from "../time/instant.js";
 import { UsageError } from "../util/errors.js";
+import { IntMap } from "../util/int-map.js";
 import { MinHeap } from "../util/heap.js";
 import type { SeqNum } from "../wire/seq.js";
 import { type TcpConfig, tcpConfig } from "../tcp/config.js";
 import { ChunkPool, idlePoolBytes } from "../storage/chunk-pool.js";
 import type { BufferLedger } from "../nbl/ledger.js";
 import type { MacAddr } from "../wire/ethernet.js";
-import type { NetBufferList } from "../nbl/nbl.js";
 import type { MiniportOffloadContext, OffloadBlockList } from "../chimney/block-list.js";
 import type { OffloadHost } from "../chimney/contract.js";
 import type { OffloadStatusIndication } from "../chimney/status.js";
@@ -137,7 +137,7 @@ export class TargetContext {
   // Object tables (IT-1). A context is a small integer handed out in the host's slot (CTX-3).
   readonly neighbors = new Map<number, NeighborObj>();
   readonly paths = new Map<number, PathObj>();
-  readonly conns = new Map<number, Conn>();
+  readonly conns = new IntMap<Conn>();
   /** Offloaded connections by their 4-tuple, for the receive path. */
   readonly byTuple = new TupleTable<Conn>();
   #nextCtx = 1;
@@ -169,12 +169,12 @@ export class TargetContext {
    */
   readonly recvPool: NblPool;
   readonly upPool: NblPool;
-  /** Indications in flight (a host that answers later), by NBL. */
-  readonly inFlight = new Map<NetBufferList, Conn>();
+  /** Indications in flight (a host that answers later), by NBL id. */
+  readonly inFlight = new IntMap<Conn>();
   /** Chunks held receive data is compacted into; undefined when compaction is off. */
   readonly heldPool: ChunkPool | undefined;
-  /** Per NBL lent up, the held-pool chunks its MDLs show (each holds one `hold`). */
-  readonly lentChunks = new Map<NetBufferList, Uint8Array[]>();
+  /** Per NBL lent up (by id), the held-pool chunks its MDLs show (each holds one `hold`). */
+  readonly lentChunks = new IntMap<Uint8Array[]>();
 
   // Upcalls (TM-10, C-11, IO-7).
   /** Upcalls (indications, events, completions) in progress: TM-10, C-11. */
@@ -290,7 +290,7 @@ export class TargetContext {
   }
 
   removeConn(c: Conn): void {
-    c.path.conns.delete(c);
+    c.path.conns.delete(c.ctx);
     this.conns.delete(c.ctx);
     this.byTuple.delete(c.local, c.remote, c.constState.localPort, c.constState.remotePort);
   }

@@ -5,10 +5,11 @@
  * by string cost over a microsecond per entry in a table of 100,000 (the string's hash and bytes
  * are cold by then).
  *
- * The table maps a 30-bit hash of the tuple (a small integer: V8 hashes it without touching the
- * heap) to the entry, or to a chain of the entries sharing that hash; a lookup compares the
- * ports, then the address bytes, of each entry in the chain.
+ * The table maps a 30-bit hash of the tuple (an `IntMap`: no rehash as a storm drains it) to
+ * the entry, or to a chain of the entries sharing that hash; a lookup compares the ports, then
+ * the address bytes, of each entry in the chain.
  */
+import { IntMap } from "../util/int-map.js";
 import { ipEquals, type IpAddr } from "../wire/ip-addr.js";
 
 interface Entry<T> {
@@ -38,7 +39,7 @@ export function tupleHash(local: IpAddr, remote: IpAddr, lport: number, rport: n
 
 /** A map from (local address, remote address, local port, remote port) to `T`. */
 export class TupleTable<T> {
-  readonly #buckets = new Map<number, Entry<T>>();
+  readonly #buckets = new IntMap<Entry<T>>();
   #size = 0;
 
   /** Entries held. */

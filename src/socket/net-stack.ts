@@ -12,6 +12,7 @@ import { type IpAddr, ipToString, parseIp } from "../wire/ip-addr.js";
 import type { StackDriver } from "./driver.js";
 import { type NetError, type NetErrorCode, netError } from "./errors.js";
 import { type ConnectOptions, Socket, type SocketAddress, type SocketHost, socketErrno } from "./socket.js";
+import { IntMap } from "../util/int-map.js";
 
 /** Options of `new NetStack`. */
 export interface NetStackOptions {
@@ -57,7 +58,8 @@ export class NetStack {
   /** The driver running this host's stack. */
   readonly driver: StackDriver;
   readonly #hosts: ReadonlyMap<string, IpAddr>;
-  readonly #sockets = new Map<HostConn, Socket>();
+  /** By connection id. */
+  readonly #sockets = new IntMap<Socket>();
   readonly #servers = new Map<HostListener, Server>();
   #nextAutoPort: number;
   readonly #socketHost: SocketHost;
@@ -74,7 +76,7 @@ export class NetStack {
     this.#nextAutoPort = options.firstAutoPort ?? 20000;
     this.#socketHost = {
       driver,
-      register: (conn, socket) => this.#sockets.set(conn, socket),
+      register: (conn, socket) => this.#sockets.set(conn.id, socket),
       resolve: (host) => this.resolve(host),
     };
     driver.setEventHandler((ev) => {
@@ -167,8 +169,8 @@ export class NetStack {
       }
       return;
     }
-    const s = this.#sockets.get(ev.conn);
-    if (ev.event.kind === "closed") this.#sockets.delete(ev.conn);
+    const s = this.#sockets.get(ev.conn.id);
+    if (ev.event.kind === "closed") this.#sockets.delete(ev.conn.id);
     s?._onConnEvent(ev.event);
   }
 }

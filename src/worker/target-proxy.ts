@@ -75,6 +75,7 @@ import {
   type WorkerReady,
 } from "./protocol.js";
 import { packTree, unpackTree } from "./tree-pack.js";
+import { IntMap } from "../util/int-map.js";
 
 /** Options of the SoftwareTarget in the worker that can cross threads (plain data only). */
 export type WorkerSoftwareTargetOptions = Omit<
@@ -198,11 +199,11 @@ export class WorkerTarget implements OffloadWorkers {
   readonly #inbox: UpRecord[] = [];
   readonly #tx: Uint8Array[] = [];
   /** Host NBLs at the target, by id. */
-  readonly #atTarget = new Map<NblId, Lent>();
+  readonly #atTarget = new IntMap<Lent>();
   /** Mirrors of the worker's NBLs the host holds, by the worker's id. */
-  readonly #mirrors = new Map<NblId, NetBufferList>();
+  readonly #mirrors = new IntMap<NetBufferList>();
   /** The worker's id of each mirror. */
-  readonly #mirrorOf = new Map<NetBufferList, NblId>();
+  readonly #mirrorOf = new IntMap<NblId>();
   /** State operations in flight, by id: the host's own tree and when it was called (ms). */
   readonly #ops = new Map<number, { readonly root: OffloadBlockList; readonly at: number }>();
   #nextOp = 1;
@@ -487,10 +488,11 @@ export class WorkerTarget implements OffloadWorkers {
     const ids: NblId[] = [];
     const seen = new Set<NblId>();
     for (let n: NetBufferList | null = nbl; n !== null; n = n.next) {
-      const id = this.#mirrorOf.get(n);
-      if (id === undefined || seen.has(id)) {
+      const id = this.#mirrorOf.get(n.id);
+      // (by id, then the object: an NBL of another ledger may carry a mirror's number)
+      if (id === undefined || this.#mirrors.get(id) !== n || seen.has(id)) {
         throw new OwnershipError(
-          id !== undefined ? "cycle" : "double-return",
+          id !== undefined && seen.has(id) ? "cycle" : "double-return",
           n.id,
           `MiniportTcpOffloadReceiveReturn: NBL #${n.id} is not an indicated NBL the host holds (never indicated, or returned already)`,
         );
@@ -501,7 +503,7 @@ export class WorkerTarget implements OffloadWorkers {
     for (const id of ids) {
       const m = this.#mirrors.get(id) as NetBufferList; // every id was found above
       this.#mirrors.delete(id);
-      this.#mirrorOf.delete(m);
+      this.#mirrorOf.delete(m.id);
       m.next = null;
       this.#ledger.free(m, "target", "MiniportTcpOffloadReceiveReturn"); // the host returned it
     }
@@ -828,15 +830,15 @@ export class WorkerTarget implements OffloadWorkers {
     m.bytesTransferred = d.bytesTransferred;
     this.#ledger.transfer(m, "target", "host", op);
     this.#mirrors.set(d.id, m);
-    this.#mirrorOf.set(m, d.id);
+    this.#mirrorOf.set(m.id, d.id);
     return m;
   }
 
   /** A refused indication's mirror: the target's again, so it goes. */
   #dropMirror(m: NetBufferList, op: string): void {
-    const id = this.#mirrorOf.get(m);
-    if (id === undefined) return;
-    this.#mirrorOf.delete(m);
+    const id = this.#mirrorOf.get(m.id);
+    if (id === undefined || this.#mirrors.get(id) !== m) return;
+    this.#mirrorOf.delete(m.id);
     this.#mirrors.delete(id);
     this.#ledger.free(m, "target", op);
   }

@@ -33,6 +33,7 @@ import { SoftwareTarget } from "../offload-target/software-target.js";
 import { type TapDevice, tapOn } from "../device/tap.js";
 import { Instant } from "../time/instant.js";
 import { InvariantViolation, OwnershipError } from "../util/errors.js";
+import { IntMap } from "../util/int-map.js";
 import {
   type Batch,
   type TreeDesc,
@@ -162,7 +163,7 @@ class WorkerLoop {
   /** Mirrors of host NBLs the target holds: mirror -> the host's id. */
   readonly #hostId = new Map<NetBufferList, NblId>();
   /** The target's NBLs the host holds, by id. */
-  readonly #up = new Map<NblId, NetBufferList>();
+  readonly #up = new IntMap<NetBufferList>();
   /** BufferedData the host lent to an initiate (gone after the call) -> the host's id. */
   readonly #lentHost = new WeakMap<NetBufferList, NblId>();
   /**
@@ -170,7 +171,7 @@ class WorkerLoop {
    * completes (or the initiate fails). An indication on any other handle is one after the
    * terminate. (A set of terminated handles instead grew by one per connection ever uploaded.)
    */
-  readonly #live = new Set<NdisOffloadHandle>();
+  readonly #live = new IntMap<true>();
   /** State trees in flight: the worker's tree -> the host's operation id. */
   readonly #ops = new Map<OffloadBlockList, number>();
 
@@ -420,7 +421,7 @@ class WorkerLoop {
     this.#ops.set(root, id);
     if (op === "initiate") {
       forEachInTree(root, (b) => {
-        if (b.layer === "tcp" && b.ndisOffloadHandle !== undefined) this.#live.add(b.ndisOffloadHandle);
+        if (b.layer === "tcp" && b.ndisOffloadHandle !== undefined) this.#live.set(b.ndisOffloadHandle, true);
       });
     }
     const t = this.target;

@@ -137,9 +137,9 @@ export const MUTANTS: readonly Mutant[] = [
         replace: "known: engine.readable + (copy?.length ?? 0),",
       },
       {
-        find: "path.conns.add(c);",
+        find: "path.conns.set(c.ctx, c);",
         replace: `c.mutantLate = copy !== undefined && copy.length > 0 ? copy : undefined;
-    path.conns.add(c);`,
+    path.conns.set(c.ctx, c);`,
       },
       {
         file: "offload-target/receive.js",
