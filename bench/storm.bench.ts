@@ -109,7 +109,7 @@ async function startStorm(seed: number, tcp: Partial<TcpConfig>): Promise<StormS
           waiting.delete(id);
           resolve(v);
         });
-        peer.postMessage({ ...r, id } as PeerRequest);
+        peer.postMessage({ ...r, id });
       }),
     async close() {
       driver.stop();
