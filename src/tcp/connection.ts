@@ -2099,7 +2099,7 @@ export class TcpConnection {
       ((ts.tsEcr - this.#rtoTsVal) | 0) < 0;
     const echoed = this.#tsOk && ts !== undefined && ts.tsEcr !== 0 && !stale;
     const rttSample = this.#rtt.onAck(now, ack, echoed ? (this.#tsNow(now) - ts.tsEcr) | 0 : undefined);
-    if (rttSample !== undefined) this.#rack?.noteRtt(rttSample); // RFC 8985 6.2 step 1
+    if (rttSample !== undefined) this.#rack?.noteRtt(now, rttSample); // RFC 8985 6.2 step 1
     if (this.#rtxCount > 0) this.#rtoTsVal = undefined;
     // RFC 3522 / 4015: the first ACK past a timeout's retransmission decides whether the
     // timeout was spurious (the ACK echoes a TSval older than the retransmission's).

@@ -9,7 +9,7 @@ import { BLANK_TCP, TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import { ConfigError } from "../util/errors.js";
 import { tcpConfig } from "./config.js";
 import { TcpConnection } from "./connection.js";
-import { Rack, REO_WND_PERSIST } from "./rack.js";
+import { MIN_RTT_WINDOW_US, Rack, REO_WND_PERSIST } from "./rack.js";
 
 const MS = 1000; // us
 const SEG = 1000; // bytes
@@ -18,7 +18,7 @@ const SEG = 1000; // bytes
 function sentLog(n: number): Rack {
   const r = new Rack();
   for (let k = 0; k < n; k++) r.onSend(k * SEG, (k + 1) * SEG, k * MS, false);
-  r.noteRtt(10 * MS);
+  r.noteRtt(0, 10 * MS);
   return r;
 }
 
@@ -72,6 +72,19 @@ void describe("RACK transmit log (RFC 8985 6)", () => {
     assert.equal(r.reoWnd(true, true, 2 * MS), 2 * MS, "capped by SRTT");
   });
 
+  void test("RFC 8985 6.2 step 1: min_RTT is windowed: after the path got slower for MIN_RTT_WINDOW_US, reo_wnd follows the new RTT", () => {
+    const r = new Rack();
+    r.noteRtt(0, 10 * MS);
+    assert.equal(r.reoWnd(false, false, 100 * MS), 2.5 * MS);
+    // The path now takes 40 ms; within the window the 10 ms sample still rules.
+    const step = 10_000 * MS;
+    let t = 0;
+    for (; t < MIN_RTT_WINDOW_US; t += step) r.noteRtt(t + step, 40 * MS);
+    assert.equal(r.reoWnd(false, false, 100 * MS), 2.5 * MS, "within the window");
+    r.noteRtt(t + 2 * step, 40 * MS);
+    assert.equal(r.reoWnd(false, false, 100 * MS), 10 * MS, "a window later: min_RTT 40 ms");
+  });
+
   void test("RFC 8985 6.2 step 4: a D-SACK round widens reo_wnd; 16 recoveries without one bring it back", () => {
     const r = sentLog(6);
     r.onAck(0, [2 * SEG, 3 * SEG], 12 * MS);
@@ -120,7 +133,7 @@ void describe("RACK transmit log (RFC 8985 6)", () => {
 
   void test("transmissions of one instant are ordered by when they left, not by sequence", () => {
     const r = new Rack();
-    r.noteRtt(10 * MS);
+    r.noteRtt(0, 10 * MS);
     r.onSend(0, SEG, 0, false);
     r.onSend(SEG, 2 * SEG, 0, false);
     r.onSend(5 * SEG, 6 * SEG, 20 * MS, false); // new data, then in the same microsecond...
@@ -150,7 +163,7 @@ void describe("RACK transmit log (RFC 8985 6)", () => {
     r.seed(100 * SEG, 110 * SEG, 50 * MS);
     assert.equal(r.outstanding, 10 * SEG);
     assert.equal(r.pipe, 10 * SEG);
-    r.noteRtt(5 * MS);
+    r.noteRtt(55 * MS, 5 * MS);
     r.onAck(100 * SEG, [105 * SEG, 106 * SEG], 56 * MS);
     // Below the SACKed segment: lost once RACK.rtt + reo_wnd passed; above it: no evidence.
     assert.equal(r.detectLoss(56 * MS, 1 * MS), 1 * MS);

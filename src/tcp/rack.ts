@@ -26,6 +26,7 @@
  * The log is a flat array of `SLOT` numbers per entry from index `#first`, so the per-segment
  * and per-ACK paths allocate nothing until a loss episode splits entries.
  */
+import { WindowedMin } from "./minmax.js";
 
 /**
  * Numbers per log entry: start, end, transmit time (us), flags, and the transmission's number
@@ -45,6 +46,11 @@ const F_WAS_LOST = 4;
 export const REO_WND_PERSIST = 16;
 /** Dead entries at the front after which the log is compacted. */
 const COMPACT_AT = 256;
+/**
+ * How long an RTT sample counts toward min_RTT (us): 300 s, Linux's `tcp_min_rtt_wlen` default.
+ * A path that got slower is followed after this long (RFC 8985 6.2 step 1).
+ */
+export const MIN_RTT_WINDOW_US = 300_000_000;
 
 /** RACK's state and transmit log. */
 export class Rack {
@@ -71,8 +77,8 @@ export class Rack {
   #rtt = 0;
   /** RACK.fack: the highest end of a delivered range (offset). */
   #fack = 0;
-  /** RACK.min_RTT (us), from the connection's RTT samples; Infinity before the first. */
-  #minRtt = Number.POSITIVE_INFINITY;
+  /** RACK.min_RTT (us): the least RTT sample of the last `MIN_RTT_WINDOW_US`; Infinity before the first. */
+  readonly #minRtt = new WindowedMin(MIN_RTT_WINDOW_US);
   /** RACK.reordering_seen. */
   reorderingSeen = false;
   #reoWndMult = 1;
@@ -93,7 +99,7 @@ export class Rack {
     this.#sends = 0;
     this.#rtt = 0;
     this.#fack = 0;
-    this.#minRtt = Number.POSITIVE_INFINITY;
+    this.#minRtt.reset();
     this.reorderingSeen = false;
     this.#reoWndMult = 1;
     this.#reoWndPersist = 0;
@@ -134,9 +140,9 @@ export class Rack {
     return this.#rtxBytes;
   }
 
-  /** A sample of the path's RTT (us): min_RTT (RFC 8985 6.2 step 1). */
-  noteRtt(us: number): void {
-    if (us >= 0 && us < this.#minRtt) this.#minRtt = us;
+  /** A sample of the path's RTT (us) taken at `now`: min_RTT (RFC 8985 6.2 step 1, windowed). */
+  noteRtt(now: number, us: number): void {
+    if (us >= 0) this.#minRtt.update(now, us);
   }
 
   /**
@@ -244,7 +250,8 @@ export class Rack {
    */
   reoWnd(recovering: boolean, dupThreshSacked: boolean, srtt: number | undefined): number {
     if (!this.reorderingSeen && (recovering || dupThreshSacked)) return 0;
-    const base = Number.isFinite(this.#minRtt) ? this.#minRtt : (srtt ?? 0);
+    const min = this.#minRtt.value;
+    const base = Number.isFinite(min) ? min : (srtt ?? 0);
     const w = Math.floor((this.#reoWndMult * base) / 4);
     return srtt === undefined ? w : Math.min(w, srtt);
   }
@@ -359,7 +366,7 @@ export class Rack {
     if (end > this.#fack) this.#fack = end;
     else if (end < this.#fack && !(f & F_RTX)) this.reorderingSeen = true;
     // A retransmission acknowledged sooner than the path allows: the original's delivery.
-    if (f & F_RTX && rtt < this.#minRtt) return;
+    if (f & F_RTX && rtt < this.#minRtt.value) return;
     if (n > this.#xmitOrder || (n === this.#xmitOrder && end > this.#endOff)) {
       this.#xmitTs = ts;
       this.#xmitOrder = n;
