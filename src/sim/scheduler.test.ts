@@ -3,6 +3,7 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import { Duration, Instant } from "../time/instant.js";
 import { Scheduler } from "./scheduler.js";
+import { UsageError } from "../util/errors.js";
 
 const seedEnv = process.env["FC_SEED"];
 const FC_SEED = seedEnv === "random" ? Date.now() : Number(seedEnv ?? 0x5eed);
@@ -255,4 +256,40 @@ void describe("Scheduler", () => {
       { seed: FC_SEED, numRuns: 300 },
     );
   });
+});
+
+void test("chooser: picking the oldest every time runs every event once, in FIFO order", () => {
+  const ran: string[] = [];
+  const widths: number[] = [];
+  const s = new Scheduler({
+    choose: {
+      among: (l) => l.startsWith("c"),
+      pick: (ready) => {
+        widths.push(ready.length);
+        return 0;
+      },
+    },
+  });
+  for (const l of ["c1", "c2", "x", "c3"]) s.at(Instant.fromMicros(5), l, () => ran.push(l));
+  s.at(Instant.fromMicros(6), "c4", () => ran.push("c4"));
+  while (s.step());
+  assert.deepEqual(ran, ["c1", "c2", "x", "c3", "c4"]);
+  assert.deepEqual(widths, [2], "c1 and c2 were due together; x kept c3 behind it; c4 was alone");
+  assert.equal(s.pending, 0);
+});
+
+void test("chooser: it orders only the events it chooses among; its pick runs first", () => {
+  const ran: string[] = [];
+  const s = new Scheduler({ choose: { among: (l) => l !== "x", pick: (ready) => ready.length - 1 } });
+  for (const l of ["a", "b", "c"]) s.at(Instant.fromMicros(1), l, () => ran.push(l));
+  s.at(Instant.fromMicros(1), "x", () => ran.push("x"));
+  while (s.step());
+  assert.deepEqual(ran, ["c", "b", "a", "x"]);
+});
+
+void test("chooser: a pick outside the events due is a UsageError", () => {
+  const s = new Scheduler({ choose: { among: () => true, pick: (ready) => ready.length } });
+  s.at(Instant.fromMicros(1), "a", () => undefined);
+  s.at(Instant.fromMicros(1), "b", () => undefined);
+  assert.throws(() => s.step(), UsageError);
 });

@@ -32,10 +32,26 @@ export interface SimTimer {
 /** Called just before each event runs, with the event's time and label. */
 export type SchedulerTrace = (at: Instant, label: string) => void;
 
+/**
+ * The explorer's hook (test/support/explorer.ts): which events may run in another order than
+ * FIFO (`among`, by label), and which of those due at the same instant runs next (`pick`, given
+ * their labels oldest first; an index into them).
+ */
+export interface SchedulerChooser {
+  among(label: string): boolean;
+  pick(ready: readonly string[]): number;
+}
+
 /** Options for `new Scheduler`. */
 export interface SchedulerOptions {
   /** Called before every event runs. */
   readonly trace?: SchedulerTrace | undefined;
+  /**
+   * When set, and several of the events it chooses `among` are due at the earliest instant, one
+   * after the other in FIFO order, it picks the one to run (default: the oldest). Other events
+   * keep their FIFO places: a choosable event queued behind one of them waits for it.
+   */
+  readonly choose?: SchedulerChooser | undefined;
   /** The initial `now` (default zero). */
   readonly start?: Instant | undefined;
 }
@@ -53,10 +69,12 @@ export class Scheduler {
   #executed = 0;
   readonly #counts: Counts = { live: 0, cancelledInHeap: 0 };
   readonly #trace: SchedulerTrace | undefined;
+  readonly #choose: SchedulerChooser | undefined;
 
   constructor(options: SchedulerOptions = {}) {
     this.#now = options.start ?? Instant.ZERO;
     this.#trace = options.trace;
+    this.#choose = options.choose;
   }
 
   /** The current virtual time. */
@@ -108,9 +126,11 @@ export class Scheduler {
 
   /** Runs the next pending event, advancing `now` to its time. Returns false if there is none. */
   step(): boolean {
-    const ev = this.#top();
-    if (ev === undefined) return false;
-    this.#heap.pop();
+    const top = this.#top();
+    if (top === undefined) return false;
+    let ev = top;
+    if (this.#choose?.among(top.label) === true) ev = this.#chosen(top, this.#choose);
+    else this.#heap.pop();
     this.#counts.live--;
     this.#now = ev.at;
     this.#executed++;
@@ -148,6 +168,26 @@ export class Scheduler {
       this.step();
     }
     return true;
+  }
+
+  /**
+   * The event the chooser picks among the choosable ones due at `top`'s instant (`top` is one of
+   * them, the oldest). The others go back in the heap with their places.
+   */
+  #chosen(top: SimEvent, c: SchedulerChooser): SimEvent {
+    const ready: SimEvent[] = [];
+    for (let ev = this.#top(); ev !== undefined && ev.at === top.at && c.among(ev.label); ev = this.#top()) {
+      this.#heap.pop();
+      ready.push(ev);
+    }
+    let pick = 0;
+    if (ready.length > 1) {
+      pick = c.pick(ready.map((e) => e.label));
+      if (!Number.isSafeInteger(pick) || pick < 0 || pick >= ready.length)
+        throw new UsageError(`the chooser picked ${pick} of ${ready.length} events`);
+    }
+    for (let i = 0; i < ready.length; i++) if (i !== pick) this.#heap.push(ready[i] as SimEvent);
+    return ready[pick] as SimEvent;
   }
 
   /** The earliest live event, discarding cancelled ones on the way. */

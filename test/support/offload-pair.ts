@@ -16,7 +16,7 @@ import { buildDuplexLink, type FaultProfile } from "../../src/sim/link.js";
 import { createChimney } from "../../src/node/chimney-node.js";
 import { SimHost } from "../../src/sim/host-node.js";
 import { Prng } from "../../src/sim/prng.js";
-import { Scheduler } from "../../src/sim/scheduler.js";
+import { Scheduler, type SchedulerChooser } from "../../src/sim/scheduler.js";
 import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
 import { Duration, Instant } from "../../src/time/instant.js";
 import { mac } from "../../src/wire/ethernet.js";
@@ -47,6 +47,8 @@ export interface OffloadRun {
   readonly limitUs?: number | undefined;
   /** How long the targets take to complete state operations (us); default 0. */
   readonly opDelayUs?: number | undefined;
+  /** Orders events due at the same instant (the explorer); default FIFO. Not part of the replay line. */
+  readonly choose?: SchedulerChooser | undefined;
 }
 
 /** What happened. */
@@ -71,7 +73,7 @@ export interface OffloadOutcome {
 
 /** The replay line for a failure message. */
 export function describeRun(r: OffloadRun): string {
-  return `replay: ${JSON.stringify(r)}`;
+  return `replay: ${JSON.stringify({ ...r, choose: undefined })}`;
 }
 
 /** The receive knobs of a profile, drawing from `rng`. */
@@ -126,7 +128,7 @@ export function knobsFor(profile: KnobProfile, rng: Prng): ReceiveKnobs {
 
 /** Runs one exchange. */
 export function runOffloadPair(p: OffloadRun): OffloadOutcome {
-  const sched = new Scheduler();
+  const sched = new Scheduler({ choose: p.choose });
   const root = new Prng(p.seed);
   const linkRng = root.fork();
   const knobRng = root.fork();
