@@ -21,6 +21,7 @@ import { tcpConfig, type TcpConfig } from "../../src/tcp/config.js";
 import { Duration, Instant } from "../../src/time/instant.js";
 import { mac } from "../../src/wire/ethernet.js";
 import { ip } from "../../src/wire/ip-addr.js";
+import { asyncChimney } from "./async-boundary.js";
 import { patternMismatch, sendPattern } from "./sim-pair.js";
 
 /** How the hosts consume indications: a named profile of `ReceiveKnobs`. */
@@ -47,6 +48,11 @@ export interface OffloadRun {
   readonly limitUs?: number | undefined;
   /** How long the targets take to complete state operations (us); default 0. */
   readonly opDelayUs?: number | undefined;
+  /**
+   * The host and its target talk through queues, one delivery per scheduler event, as with the
+   * worker target (test/support/async-boundary.ts); default: direct calls.
+   */
+  readonly asyncBoundary?: boolean | undefined;
   /** Orders events due at the same instant (the explorer); default FIFO. Not part of the replay line. */
   readonly choose?: SchedulerChooser | undefined;
 }
@@ -140,6 +146,18 @@ export function runOffloadPair(p: OffloadRun): OffloadOutcome {
   const mk = (name: string, n: number, rng: Prng, withTarget: boolean) => {
     const stack = segmentHost(n, { tcp, random: rng, mtu, ipv6: true });
     if (!withTarget) return new SimHost(name, stack, sched);
+    if (p.asyncBoundary === true) {
+      const c = asyncChimney(stack, sched, {
+        mac: mac(`02:00:00:00:00:0${n}`),
+        policy,
+        knobs: knobsFor(p.knobs, knobRng.fork()),
+        target: { operationDelay: Duration.fromMicros(p.opDelayUs ?? 0) },
+      });
+      ledgers.push(c.ledger);
+      const node = new SimHost(name, stack, sched, c);
+      c.pump = () => node.pump();
+      return node;
+    }
     const chimney = createChimney(stack, {
       mac: mac(`02:00:00:00:00:0${n}`),
       policy,
