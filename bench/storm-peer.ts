@@ -15,26 +15,20 @@ import { RealTimeDriver } from "../src/socket/driver.js";
 import { NetStack } from "../src/socket/net-stack.js";
 import type { Socket } from "../src/socket/socket.js";
 import { tcpConfig } from "../src/tcp/config.js";
-import { type PeerInit, type PeerReply, type PeerRequest, peerKey } from "./storm-protocol.js";
+import {
+  batchedTransmit,
+  type PeerInit,
+  type PeerReply,
+  type PeerRequest,
+  peerKey,
+} from "./storm-protocol.js";
 
 const port = parentPort;
 if (port === null) throw new Error("storm-peer.js runs only as a worker thread");
 const init = workerData as PeerInit;
 const stack = segmentHost(2, { tcp: tcpConfig(init.tcp), random: new Prng(init.seed) });
-let out: Uint8Array[] = [];
-let scheduled = false;
 const driver = new RealTimeDriver(stack, {
-  transmit: (_i, f) => {
-    out.push(f);
-    if (scheduled) return;
-    scheduled = true;
-    setImmediate(() => {
-      scheduled = false;
-      const frames = out;
-      out = [];
-      port.postMessage({ k: "frames", frames } satisfies PeerReply);
-    });
-  },
+  transmit: batchedTransmit((frames) => port.postMessage({ k: "frames", frames } satisfies PeerReply)),
 });
 const net = new NetStack(driver, { hosts: init.hosts });
 const peers = new Map<number, Socket>();

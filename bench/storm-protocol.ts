@@ -24,3 +24,25 @@ export interface PeerInit {
 /** A connection's key on both sides: the client's port, then the server's. */
 export const peerKey = (client: number | undefined, server: number | undefined): number =>
   (client ?? 0) * 65536 + (server ?? 0);
+
+/**
+ * A transmit function that batches frames per turn of the event loop and posts each batch with
+ * `post` (one message per turn, not per frame).
+ */
+export function batchedTransmit(
+  post: (frames: Uint8Array[]) => void,
+): (ifIndex: number, frame: Uint8Array) => void {
+  let out: Uint8Array[] = [];
+  let scheduled = false;
+  return (_i, f) => {
+    out.push(f);
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      const frames = out;
+      out = [];
+      post(frames);
+    });
+  };
+}

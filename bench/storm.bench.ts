@@ -21,7 +21,13 @@ import { tcpConfig, type TcpConfig } from "../src/tcp/config.js";
 import { defaultWorkerCount } from "../src/worker/rss-targets.js";
 import { startWorkerChimney, type WorkerChimney } from "../src/worker/target-proxy.js";
 import { goal } from "./goal.js";
-import { type PeerInit, type PeerReply, type PeerRequest, peerKey } from "./storm-protocol.js";
+import {
+  batchedTransmit,
+  type PeerInit,
+  type PeerReply,
+  type PeerRequest,
+  peerKey,
+} from "./storm-protocol.js";
 import { cpuSplit, threadsCpuSeconds } from "./threads.js";
 
 const TOPIC = "worker";
@@ -72,22 +78,10 @@ async function startStorm(seed: number, tcp: Partial<TcpConfig>): Promise<StormS
   const peer = new Worker(new URL("./storm-peer.js", import.meta.url), {
     workerData: { seed: root.fork().nextU32(), tcp, hosts } satisfies PeerInit,
   });
-  let out: Uint8Array[] = [];
-  let scheduled = false;
   const driver = new RealTimeDriver(
     stack,
     {
-      transmit: (_i, f) => {
-        out.push(f);
-        if (scheduled) return;
-        scheduled = true;
-        setImmediate(() => {
-          scheduled = false;
-          const frames = out;
-          out = [];
-          peer.postMessage({ k: "frames", frames } satisfies PeerRequest);
-        });
-      },
+      transmit: batchedTransmit((frames) => peer.postMessage({ k: "frames", frames } satisfies PeerRequest)),
     },
     { chimney },
   );
