@@ -132,6 +132,38 @@ void describe("ownership across threads", () => {
       }
     }));
 
+  void test("a forged NBL carrying the id of a mirror the host holds: refused (double-return); the real one still returns", () =>
+    withSeed(SEED + 3, "forged mirror id", async () => {
+      const { pair, stop } = await offloadedStream(SEED + 3);
+      try {
+        const target = pair.chimney.target;
+        const original = target.tcpOffloadReceiveReturn.bind(target);
+        const done = new Promise<void>((resolve, reject) => {
+          target.tcpOffloadReceiveReturn = (nbl) => {
+            target.tcpOffloadReceiveReturn = original;
+            try {
+              // The same public fields, the same id, but not the mirror: mirrors are found by id.
+              const forged = { ...nbl, next: null } as NetBufferList;
+              assert.throws(
+                () => original(forged),
+                (e: unknown) => e instanceof OwnershipError && e.reason === "double-return",
+              );
+              const r = original(nbl);
+              resolve();
+              return r;
+            } catch (e) {
+              reject(e instanceof Error ? e : new Error(String(e)));
+              throw e;
+            }
+          };
+        });
+        await done;
+      } finally {
+        stop();
+        await pair.close();
+      }
+    }));
+
   void test("a forged return reaching the worker: caught there (double-return), raised on the host", async () => {
     const { port1, port2 } = new MessageChannel();
     const init: WorkerTargetInit = {

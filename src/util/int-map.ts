@@ -123,26 +123,31 @@ export class IntMap<V> {
   }
 
   /**
-   * Every entry, in no particular order. Adding or deleting keys meanwhile moves entries, so the
-   * iterator throws `InvariantViolation` if the table changed under it (a `Map` would not).
+   * The occupied slots, in no particular order. Adding or deleting keys meanwhile moves entries,
+   * so the iterator throws `InvariantViolation` if the table changed under it (a `Map` would not).
    */
-  *entries(): IterableIterator<[number, V]> {
+  *#slots(): Generator<number> {
     const keys = this.#keys;
     const version = this.#version;
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i] as number;
       if (k !== k) continue;
-      yield [k, this.#values[i] as V];
+      yield i;
       if (this.#version !== version) throw new InvariantViolation("an IntMap changed while it was iterated");
     }
   }
 
+  /** Every entry (see `#slots`). */
+  *entries(): IterableIterator<[number, V]> {
+    for (const i of this.#slots()) yield [this.#keys[i] as number, this.#values[i] as V];
+  }
+
   *values(): IterableIterator<V> {
-    for (const [, v] of this.entries()) yield v;
+    for (const i of this.#slots()) yield this.#values[i] as V;
   }
 
   *keys(): IterableIterator<number> {
-    for (const [k] of this.entries()) yield k;
+    for (const i of this.#slots()) yield this.#keys[i] as number;
   }
 
   /** Removes every entry (the table keeps its size). */
