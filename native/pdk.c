@@ -20,6 +20,8 @@
  * writeFd(fd, buffer) -> count                   one write(2)
  * recvFlags(fd, length, flags) -> Buffer         one recv(2) with the script's flags
  * sendFlags(fd, buffer, flags) -> count          one send(2) with the script's flags | MSG_NOSIGNAL
+ * sendIov(fd, lengths, flags) -> count           one sendmsg(2) of an iovec with an element of
+ *                                each length (zeros, each in memory of its own, as packetdrill's)
  * sendNull(fd, length, flags) -> count          send(2) from a NULL buffer (a script's `NULL`:
  *                                the kernel answers EFAULT, as it does to packetdrill)
  * recvNull(fd, length, flags) -> count          recv(2) into a NULL buffer, the same way
@@ -253,6 +255,49 @@ napi_value js_send_flags(napi_env env, napi_callback_info info) {
   ssize_t n = send(fd, data, len, flags | MSG_NOSIGNAL);
   if (n < 0) return throw_errno(env, "send", errno);
   return make_int(env, n);
+}
+
+/* UIO_MAXIEV: the kernel refuses longer vectors (EMSGSIZE), and so does this call. */
+#define SEND_IOV_MAX 1024
+
+napi_value js_send_iov(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd = -1, flags = 0;
+  uint32_t count = 0;
+  if (get_args(env, info, 3, argv) < 0 || get_i32(env, argv[0], &fd) < 0 || get_i32(env, argv[2], &flags) < 0)
+    return NULL;
+  if (napi_get_array_length(env, argv[1], &count) != napi_ok || count > SEND_IOV_MAX) {
+    napi_throw_type_error(env, "ERR_ARGS", "expected an array of at most 1024 lengths");
+    return NULL;
+  }
+  struct iovec *iov = calloc(count > 0 ? count : 1, sizeof(struct iovec));
+  if (iov == NULL) return throw_errno(env, "calloc", ENOMEM);
+  napi_value result = NULL;
+  uint32_t made = 0;
+  for (; made < count; made++) {
+    napi_value v;
+    uint32_t len = 0;
+    if (napi_get_element(env, argv[1], made, &v) != napi_ok || get_u32(env, v, &len) < 0) goto out;
+    /* Each element in memory of its own, as packetdrill's iovec_new makes them: with
+       MSG_ZEROCOPY each becomes a fragment of its own (zerocopy/maxfrags.pkt). */
+    iov[made].iov_base = calloc(len > 0 ? len : 1, 1);
+    iov[made].iov_len = len;
+    if (iov[made].iov_base == NULL) {
+      result = throw_errno(env, "calloc", ENOMEM);
+      goto out;
+    }
+  }
+  struct msghdr msg;
+  memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  ssize_t n = sendmsg(fd, &msg, flags | MSG_NOSIGNAL);
+  result = n < 0 ? throw_errno(env, "sendmsg", errno) : make_int(env, n);
+out:
+  /* The kernel holds its own references to pages it pinned (MSG_ZEROCOPY): freeing is safe. */
+  for (uint32_t i = 0; i < made; i++) free(iov[i].iov_base);
+  free(iov);
+  return result;
 }
 
 /* A script's NULL buffer goes to the kernel as NULL: what it answers (EFAULT) is the result. */

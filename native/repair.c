@@ -26,7 +26,7 @@
  *                                        (steer.c; the namespace's calls, without running tc)
  * rawSocketIn(nsFd) -> fd, sendIp(fd, packet)   IPv4 packets into the namespace's own stack (steer.c)
  * tunIn, waitFds, readFd, writeFd, readTun, writeTun, sendNull, recvNull, epollCreate, epollCtl,
- * epollWait, recvFlags, sendFlags, shutdown, setBytes, getBytes
+ * epollWait, recvFlags, sendFlags, sendIov, shutdown, setBytes, getBytes
  *                                        packetdrill scripts against the kernel (pdk.c)
  *
  * A failed system call throws an Error with `code` the errno name (EINVAL, EPERM, ...), `errno`
@@ -527,6 +527,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"epollWait", NULL, js_epoll_wait, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvFlags", NULL, js_recv_flags, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendFlags", NULL, js_send_flags, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendIov", NULL, js_send_iov, NULL, NULL, NULL, napi_enumerable, NULL},
       {"shutdown", NULL, js_shutdown, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setBytes", NULL, js_set_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getBytes", NULL, js_get_bytes, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -40,6 +40,7 @@ napi_value js_recv_null(napi_env env, napi_callback_info info);
 napi_value js_write_tun(napi_env env, napi_callback_info info);
 napi_value js_recv_flags(napi_env env, napi_callback_info info);
 napi_value js_send_flags(napi_env env, napi_callback_info info);
+napi_value js_send_iov(napi_env env, napi_callback_info info);
 napi_value js_shutdown(napi_env env, napi_callback_info info);
 napi_value js_set_bytes(napi_env env, napi_callback_info info);
 napi_value js_get_bytes(napi_env env, napi_callback_info info);

@@ -23,7 +23,10 @@ const skip = kernelModeUnavailable() ?? false;
  * harness's cookie (basic-rw) and a `= -1` without an errno (reset-after-accept); a second
  * passive connection with its own remote port, sequence numbers relative to a SYN at 999000,
  * and a script descriptor reused (pure-syn-data); --local_ip/--remote_ip with the script's own
- * fast open key (opt34/simple1).
+ * fast open key (opt34/simple1); a burst the kernel sends in pieces, the first with PSH, taken
+ * with the last piece's flags as packetdrill aggregates it (sendmsg_msg_more, prr-ss-ack-below-
+ * snd_una-cubic); an iovec sent as one, so that with MSG_ZEROCOPY each entry is a fragment
+ * (maxfrags); recvmsg on the error queue, which never waits (closed).
  */
 const SCRIPTS = [
   "blocking/blocking-accept.pkt",
@@ -40,6 +43,10 @@ const SCRIPTS = [
   "fastopen/server/reset-after-accept.pkt",
   "fastopen/server/pure-syn-data.pkt",
   "fastopen/server/opt34/simple1.pkt",
+  "nagle/sendmsg_msg_more.pkt",
+  "fast_recovery/prr-ss-ack-below-snd_una-cubic.pkt",
+  "zerocopy/maxfrags.pkt",
+  "zerocopy/closed.pkt",
 ];
 
 void describe("packetdrill scripts against the Linux kernel", { skip }, () => {

@@ -159,6 +159,11 @@ export interface RepairAddon {
   recvFlags(fd: number, length: number, flags: number): Buffer;
   /** One send(2) with `flags` | MSG_NOSIGNAL (EAGAIN throws). */
   sendFlags(fd: number, data: Buffer, flags: number): number;
+  /**
+   * One sendmsg(2) of an iovec whose elements have `lengths` (zeros, each element in memory of
+   * its own, as packetdrill's), with `flags` | MSG_NOSIGNAL (EAGAIN throws).
+   */
+  sendIov(fd: number, lengths: readonly number[], flags: number): number;
   shutdown(fd: number, how: number): void;
   /** setsockopt(2) with any option value. */
   setBytes(fd: number, level: number, name: number, value: Buffer): void;

@@ -31,6 +31,7 @@ import type { DutMode } from "../../conformance/runner/device.js";
 import { PROFILE_NAMES, type ProfileName } from "../../conformance/runner/profile.js";
 import type { ScriptResult } from "../../conformance/runner/dut.js";
 import {
+  applyingToKernel,
   checkKnownFailures,
   type KnownFailure,
   parseKnownFailures,
@@ -266,8 +267,16 @@ export function conformanceCommand(dirArg: string | undefined, o: ConformanceCom
     }
     run = summarize(results, performance.now() - started);
   }
-  if (kernel) process.stdout.write(`${formatPerScript(run)}\n`);
-  else process.stdout.write(`${o.byFolder === true ? formatByFolder(run) : formatSummary(run)}\n`);
+  if (kernel) {
+    process.stdout.write(`${formatPerScript(run)}\n`);
+    const k = applyingToKernel(run.results, known);
+    if (k.excluded > 0)
+      process.stdout.write(
+        `${k.excluded} applicable script(s) fail under packetdrill itself on this kernel too ` +
+          `('packetdrill too:' in known-failures-kernel.txt); of the ${k.applicable} that apply to this kernel, ` +
+          `${k.passed} pass (${((100 * k.passed) / Math.max(1, k.applicable)).toFixed(1)}%)\n`,
+      );
+  } else process.stdout.write(`${o.byFolder === true ? formatByFolder(run) : formatSummary(run)}\n`);
   process.stdout.write(`(${run.results.length} scripts in ${run.elapsedMs.toFixed(0)} ms)\n`);
   if (mode === "offload") {
     const a = offloadSummary(run.results);

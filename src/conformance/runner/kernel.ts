@@ -1,8 +1,6 @@
 /**
  * The Linux kernel as the device under test: runs one packetdrill script against the running
- * kernel, on real time, as packetdrill itself does (`--against kernel`).
- *
- * Theory of operation
+ * kernel, on real time, as packetdrill itself does (`--against kernel`). Theory of operation:
  * - Each script gets a network namespace of its own (`chimney-pdk-<pid>-<n>`, removed when the
  *   script ends, also on failure or exit) holding a TUN device `tun0` (bare IP packets, as
  *   packetdrill's) with packetdrill's addresses: local 192.168.0.1/16 on tun0, the remote
@@ -19,10 +17,8 @@
  *   (`matcher.ts`, strict: the kernel is what the scripts describe). A packet must come within
  *   the tolerance of its time (`--tolerance_usecs`, 4 ms by default) and `lateSlackUsecs` more
  *   on the late side, for a busy machine (timers run on jiffies).
- * - tun0 is set up as packetdrill's (native/pdk.c): checksum and TSO offloads on, so the kernel
- *   hands over a burst as one TSO packet, as the scripts expect it. A burst the kernel still
- *   cuts into MSS segments (a run of them that continues one segment) is taken as the one
- *   segment the script expects (`coalesceRun`).
+ * - tun0 is set up as packetdrill's (native/pdk.c): TSO and checksum offloads on. A burst the
+ *   kernel still sends in pieces is aggregated as packetdrill does (`coalesceRun`).
  * - Shell commands run inside the namespace (`ip netns exec`), the script's init command first
  *   (`runEvents`); the google scripts' helpers (`defaults.sh`, `set_sysctls.py`) are replaced by
  *   the settings they make. The namespace starts with packetdrill's Linux defaults
@@ -66,6 +62,7 @@ import {
   bracketed,
   epollEvent,
   iovLength,
+  iovLengths,
   isNull,
   linger,
   msgHdr,
@@ -862,7 +859,8 @@ class KernelRun {
             : 0;
         // A NULL buffer (`read(4, NULL, 1000)`) goes to the kernel as NULL: it answers EFAULT.
         if (isNull(a[1])) return call(s, () => this.#addon.recvNull(s.fd, len, flags));
-        return call(s, () => this.#addon.recvFlags(s.fd, len, flags).length);
+        const block = (flags & (LINUX_PROFILE.symbols["MSG_ERRQUEUE"] ?? 0)) === 0; // never waits (EAGAIN)
+        return call(s, () => this.#addon.recvFlags(s.fd, len, flags).length, block);
       }
       case "write":
       case "send":
@@ -1070,13 +1068,16 @@ class KernelRun {
     const a = ev.args;
     let len: number;
     let flags = 0;
+    let iov: readonly number[] = []; // sent as an iovec (with MSG_ZEROCOPY each entry is a fragment)
     switch (ev.name) {
       case "writev":
-        len = this.#shape(() => iovLength(a[1], this.#intOf));
+        iov = this.#shape(() => iovLengths(a[1], this.#intOf));
+        len = iov.reduce((x, y) => x + y, 0);
         break;
       case "sendmsg": {
         const m = this.#shape(() => msgHdr(a[1], this.#intOf));
         if (m.control.length > 0) this.#unsupported("msg_control in the kernel mode");
+        iov = m.lengths;
         len = m.length;
         flags = this.#intOf(a[2]) ?? 0;
         break;
@@ -1100,7 +1101,10 @@ class KernelRun {
     return () => {
       for (;;) {
         try {
-          const n = this.#addon.sendFlags(s.fd, data.subarray(sent), flags);
+          const n =
+            sent === 0 && iov.length > 1
+              ? this.#addon.sendIov(s.fd, iov, flags)
+              : this.#addon.sendFlags(s.fd, data.subarray(sent), flags);
           sent += n;
           if (s.nonblock || sent >= len || n === 0) return { value: sent, errno: undefined };
         } catch (e) {

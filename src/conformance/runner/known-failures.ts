@@ -10,7 +10,10 @@
  * unexpected pass, and on a listed script that fails for another reason than the one recorded:
  * the list always says exactly what fails, and how. A reason that starts with `sometimes:`
  * marks a script that fails in some runs and passes in others (the kernel mode runs on real
- * time): its pass is said, not failed (`passedSometimes`).
+ * time): its pass is said, not failed (`passedSometimes`). A reason that starts with
+ * `packetdrill too:` (after `sometimes:`, if both) marks a script that packetdrill itself fails
+ * against the running kernel as well (the kernel list): it was written for another kernel, so
+ * it does not count among the scripts that apply to this one (`applyingToKernel`).
  */
 import { err, ok, type Result } from "../../util/errors.js";
 
@@ -20,6 +23,8 @@ export interface KnownFailure {
   readonly reason: string;
   /** The reason starts with `sometimes:`: the script may pass too. */
   readonly sometimes: boolean;
+  /** The reason starts with `packetdrill too:`: packetdrill itself fails it on this kernel. */
+  readonly referenceFails: boolean;
   /** The expected first failure, normalised (`normaliseFailure`). */
   readonly expect: string;
   readonly line: number;
@@ -65,7 +70,9 @@ export function parseKnownFailures(
         return err(`${file}:${i + 1}: '= expected failure' must follow an entry, indented`);
       const expect = raw.slice(1).trim();
       if (expect === "") return err(`${file}:${i + 1}: ${last.path}: the expected failure is empty`);
-      out.set(last.path, { ...last, sometimes: last.reason.startsWith("sometimes:"), expect });
+      const sometimes = last.reason.startsWith("sometimes:");
+      const referenceFails = last.reason.replace(/^sometimes:\s*/, "").startsWith("packetdrill too:");
+      out.set(last.path, { ...last, sometimes, referenceFails, expect });
       last = undefined;
       continue;
     }
@@ -150,4 +157,27 @@ export function checkKnownFailures(
     changed: changed.sort((a, b) => a.path.localeCompare(b.path)),
     stale: stale.sort(),
   };
+}
+
+/**
+ * The kernel mode's figure over the scripts that apply to the running kernel: `results` less the
+ * unsupported ones and those the list marks `packetdrill too:` (whatever they did this time).
+ */
+export function applyingToKernel(
+  results: readonly { readonly file: string; readonly verdict: string }[],
+  known: ReadonlyMap<string, KnownFailure>,
+): { readonly applicable: number; readonly passed: number; readonly excluded: number } {
+  let applicable = 0;
+  let passed = 0;
+  let excluded = 0;
+  for (const r of results) {
+    if (r.verdict === "unsupported") continue;
+    if (known.get(r.file)?.referenceFails === true) {
+      excluded++;
+      continue;
+    }
+    applicable++;
+    if (r.verdict === "pass" || r.verdict === "unexpected-pass") passed++;
+  }
+  return { applicable, passed, excluded };
 }

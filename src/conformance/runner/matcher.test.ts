@@ -8,7 +8,7 @@ import { Seq } from "../../wire/seq.js";
 import { BLANK_TCP, TcpFlag, type TcpRepr } from "../../wire/tcp-repr.js";
 import { decodeIpPacket, type DecodedPacket, emitTcpPacket } from "../../wire/packet.js";
 import { ip } from "../../wire/ip-addr.js";
-import { inboundEcn, PacketMatcher } from "./matcher.js";
+import { coalesceRun, inboundEcn, PacketMatcher } from "./matcher.js";
 import type { LenientRuleName } from "./policy.js";
 
 /** The TCP packets of a script, in order. */
@@ -191,4 +191,50 @@ void test("RFC 3168 annotations: an inbound packet goes with its codepoint; an o
   assert.deepEqual(m.compareTcp(either, more, withEcn(1)), []);
   assert.deepEqual(m.compareTcp(either, more, withEcn(2)), []);
   assert.deepEqual(m.compareTcp(either, more, withEcn(0)), ["ecn want ect01 got noecn"]);
+});
+
+/** Runs `coalesceRun` over `pieces` (the first and what follows it) for a segment of `want` bytes. */
+function coalesce(
+  pieces: readonly TcpRepr[],
+  want: number,
+): { seg: TcpRepr; taken: number; rules: string[] } {
+  const rules = new Set<LenientRuleName>();
+  let next = 1;
+  const seg = coalesceRun(
+    pieces[0] as TcpRepr,
+    want,
+    rules,
+    () => pieces[next],
+    () => {
+      next++;
+    },
+  );
+  return { seg, taken: next - 1, rules: [...rules] };
+}
+
+void test("TSO pieces merge as packetdrill aggregates them: the last piece's flags, the first's CWR, equal pieces but the last", () => {
+  const seq = Seq.of(1000);
+  const at = (off: number, len: number, flags: number): TcpRepr =>
+    sent({ seq: Seq.add(seq, off), flags, payload: new Uint8Array(len) });
+  const PA = TcpFlag.PSH | TcpFlag.ACK;
+  // Linux 6.18, nagle/sendmsg_msg_more.pkt: 2000 bytes with PSH, then 1000 without; packetdrill
+  // passes the script's "> . 801:3801(3000)".
+  const a = coalesce([at(0, 2000, PA), at(2000, 1000, TcpFlag.ACK)], 3000);
+  assert.equal(a.seg.payload.length, 3000);
+  assert.equal(a.seg.flags, TcpFlag.ACK, "a PSH on the first piece is not the burst's");
+  assert.deepEqual(a.rules, ["tso-coalescing"]);
+  const b = coalesce([at(0, 1000, TcpFlag.ACK), at(1000, 1000, PA)], 2000);
+  assert.equal(b.seg.flags, PA, "the last piece's PSH is the burst's");
+  const c = coalesce([at(0, 1000, TcpFlag.ACK | TcpFlag.CWR), at(1000, 1000, TcpFlag.ACK)], 2000);
+  assert.equal(c.seg.flags, TcpFlag.ACK | TcpFlag.CWR, "CWR is the first piece's");
+  // A middle piece shorter than the one before it ends the run (packetdrill's fragment check).
+  const d = coalesce([at(0, 2000, TcpFlag.ACK), at(2000, 1000, TcpFlag.ACK), at(3000, 1000, PA)], 4000);
+  assert.equal(d.taken, 0);
+  assert.equal(d.seg.payload.length, 2000);
+  // No merge past a FIN, or past the length the script expects.
+  const e = coalesce([at(0, 1000, TcpFlag.ACK | TcpFlag.FIN), at(1000, 1000, TcpFlag.ACK)], 2000);
+  assert.equal(e.taken, 0);
+  const f = coalesce([at(0, 1000, TcpFlag.ACK), at(1000, 2000, TcpFlag.ACK)], 2000);
+  assert.equal(f.taken, 0);
+  assert.deepEqual(f.rules, []);
 });

@@ -361,13 +361,6 @@ export class PacketMatcher {
   }
 }
 
-/**
- * TSO as the script saw it: when the script expects a longer segment than `first`, the
- * segments sent right after it that continue it (next sequence number, same ports and ACK, no
- * SYN / FIN / RST before the last) are taken as one, as a TCP segmentation offload engine would
- * have sent them: flags are their union. `peek` gives the next segment sent (undefined when
- * there is none yet), `take` consumes it. Records the `tso-coalescing` rule when it merged any.
- */
 /** RFC 3168 5 codepoints of packetdrill's ECN annotations (`ect01`: either ECT). */
 const ECN_CODEPOINTS: Readonly<Record<PdEcn, readonly number[]>> = {
   noecn: [0],
@@ -390,6 +383,18 @@ function ecnOf(d: DecodedPacket): number {
   return n?.kind === "ipv4" ? n.ipv4.ecn : n?.kind === "ipv6" ? n.ipv6.ecn : 0;
 }
 
+/**
+ * TSO as the script saw it: when the script expects a longer segment than `first`, the
+ * segments sent right after it that continue it (next sequence number, same ports and ACK, no
+ * SYN / FIN / RST before the last) are taken as one, as packetdrill aggregates them
+ * (run_packet.c, `aggregate_packets` in packet.c):
+ * - the flags are the last segment's, except CWR, which is the first's: a PSH the kernel set on
+ *   an early piece (a send that waited for memory pushes what it has) is not the burst's;
+ * - every piece but the last is as long as the one before it (packetdrill's
+ *   `verify_packet_fragments`); a run that breaks that rule stops there, and the length differs.
+ * `peek` gives the next segment sent (undefined when there is none yet), `take` consumes it.
+ * Records the `tso-coalescing` rule when it merged any.
+ */
 export function coalesceRun(
   first: TcpRepr,
   want: number,
@@ -399,24 +404,27 @@ export function coalesceRun(
 ): TcpRepr {
   let len = first.payload.length;
   if (len === 0 || len >= want) return first;
-  let flags = first.flags;
-  while (len < want && (flags & (TcpFlag.FIN | TcpFlag.SYN | TcpFlag.RST)) === 0) {
+  let last = first;
+  while (len < want && (last.flags & (TcpFlag.FIN | TcpFlag.SYN | TcpFlag.RST)) === 0) {
     const n = peek();
     if (n === undefined) break;
+    const size = n.payload.length;
     const contiguous =
       n.srcPort === first.srcPort &&
       n.dstPort === first.dstPort &&
       n.ack === first.ack &&
       n.seq === Seq.add(first.seq, len) &&
-      n.payload.length > 0 &&
-      len + n.payload.length <= want;
+      size > 0 &&
+      len + size <= want &&
+      (len + size === want || size === last.payload.length);
     if (!contiguous) break;
     take();
-    len += n.payload.length;
-    flags |= n.flags;
+    len += size;
+    last = n;
   }
-  if (len === first.payload.length) return first;
+  if (last === first) return first;
   rules.add("tso-coalescing");
+  const flags = (last.flags & ~TcpFlag.CWR) | (first.flags & TcpFlag.CWR);
   return { ...first, flags, payload: new Uint8Array(len) };
 }
 

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { chooseDefines, runScript } from "./dut.js";
-import { checkKnownFailures, normaliseFailure, parseKnownFailures } from "./known-failures.js";
+import {
+  applyingToKernel,
+  checkKnownFailures,
+  normaliseFailure,
+  parseKnownFailures,
+} from "./known-failures.js";
 import { applySysctl, defaultSettings } from "./policy.js";
 import { runPyAsserts } from "./pycode.js";
 import { formatByFolder, summarize, type Verdict } from "./run.js";
@@ -318,6 +323,29 @@ void test("known failures: reasons and expected failures are required; new, pass
     changed: [{ path: "e.pkt", expected: "4: old", got: "9: new" }],
     stale: ["c.pkt", "f.pkt"],
   });
+  assert.equal(k.value.get("g.pkt")?.referenceFails, false);
+});
+
+void test("known failures: 'packetdrill too:' scripts leave the kernel's figure, whatever they did this time", () => {
+  const k = parseKnownFailures(
+    "a.pkt # packetdrill too: line 3; why\n  = 3: x\nb.pkt # sometimes: packetdrill too: line 4; why\n  = 4: y\n" +
+      "c.pkt # sometimes: real time\n  = 5: z\nd.pkt # why (not packetdrill too:)\n  = 6: w\n",
+  );
+  assert.ok(k.ok, k.ok ? "" : k.error);
+  assert.deepEqual(
+    ["a.pkt", "b.pkt", "c.pkt", "d.pkt"].map((f) => k.value.get(f)?.referenceFails),
+    [true, true, false, false],
+  );
+  const results = [
+    { file: "a.pkt", verdict: "known-failure" },
+    { file: "b.pkt", verdict: "pass" },
+    { file: "c.pkt", verdict: "pass" },
+    { file: "d.pkt", verdict: "known-failure" },
+    { file: "e.pkt", verdict: "pass" },
+    { file: "f.pkt", verdict: "unsupported" },
+    { file: "g.pkt", verdict: "unexpected-pass" },
+  ];
+  assert.deepEqual(applyingToKernel(results, k.value), { applicable: 4, passed: 3, excluded: 2 });
   // The normal form keeps the line, what was expected and the differences, not our packet.
   assert.equal(
     normaliseFailure("x.pkt:5: expected > . 1:1(0) ack 4 win 65535 at 0.010000 got nothing by 0.020000"),

@@ -42,22 +42,29 @@ export function isNull(e: PdExpr | undefined): boolean {
 
 /** The total length of an iovec array; each entry is `{..., LEN}` or `{iov_base=..., iov_len=LEN}`. */
 export function iovLength(e: PdExpr | undefined, intOf: IntOf): number {
-  if (e === undefined || e.kind === "ellipsis") return 0;
-  if (e.kind !== "list") throw new ArgShapeError(`expected an iovec array [...], found ${printExpr(e)}`);
   let total = 0;
-  for (const item of e.items) {
+  for (const n of iovLengths(e, intOf)) total += n;
+  return total;
+}
+
+/** The length of each entry of an iovec array (none for `...`). */
+export function iovLengths(e: PdExpr | undefined, intOf: IntOf): number[] {
+  if (e === undefined || e.kind === "ellipsis") return [];
+  if (e.kind !== "list") throw new ArgShapeError(`expected an iovec array [...], found ${printExpr(e)}`);
+  return e.items.map((item) => {
     const f = fields(item);
     const len = f.named.get("iov_len") ?? f.positional[1];
     const n = intOf(len);
     if (n === undefined || n < 0) throw new ArgShapeError(`iovec entry without a length: ${printExpr(item)}`);
-    total += n;
-  }
-  return total;
+    return n;
+  });
 }
 
 /** What a msghdr says: its data length, flags and control messages. */
 export interface MsgHdr {
   readonly length: number;
+  /** The length of each iovec entry. */
+  readonly lengths: readonly number[];
   /** The `msg_flags` expression, if written. */
   readonly flags: PdExpr | undefined;
   /** The control messages written (`msg_control=[...]`); empty when none. */
@@ -69,7 +76,8 @@ export function msgHdr(e: PdExpr | undefined, intOf: IntOf): MsgHdr {
   if (e === undefined) throw new ArgShapeError("expected a msghdr {...}, found nothing");
   const f = fields(e);
   const iov = f.named.get("msg_iov");
-  const length = iovLength(iov, intOf);
+  const lengths = iovLengths(iov, intOf);
+  const length = lengths.reduce((a, b) => a + b, 0);
   const count = f.nameArgs.get("msg_iov")?.[0];
   const declared = intOf(count);
   if (iov?.kind === "list" && declared !== undefined && declared !== iov.items.length) {
@@ -77,7 +85,7 @@ export function msgHdr(e: PdExpr | undefined, intOf: IntOf): MsgHdr {
   }
   const ctl = f.named.get("msg_control");
   const control = ctl?.kind === "list" ? ctl.items : [];
-  return { length, flags: f.named.get("msg_flags"), control };
+  return { length, lengths, flags: f.named.get("msg_flags"), control };
 }
 
 /** `struct linger`. */
