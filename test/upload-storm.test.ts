@@ -13,6 +13,7 @@ import { Duration, Instant } from "../src/time/instant.js";
 import { TcpFlag, type TcpRepr } from "../src/wire/tcp-repr.js";
 import { ip } from "../src/wire/ip-addr.js";
 import { type OffloadBlockList, treeBlocks } from "../src/chimney/block-list.js";
+import { TERMINATE_BATCH } from "../src/host/offload-manager.js";
 import { type ChimneyPair, chimneyPair, connectPair, refuseAll, settle } from "./support/chimney-pair.js";
 
 const NOW = Instant.ZERO;
@@ -99,6 +100,64 @@ void describe("upload storm", () => {
         detail: want,
       });
     }
+  });
+});
+
+void describe("terminates one by one", () => {
+  void test("at most terminateCallsInFlight TerminateOffload calls are out; the rest go as completions come", () => {
+    const WINDOW = 2;
+    const w = chimneyPair({
+      tcp: { delayedAck: Duration.ZERO },
+      knobs: refuseAll(),
+      synQueueLimit: 1 << 16,
+      policy: { terminateCallsInFlight: WINDOW },
+    });
+    const conns = connectPair(w, CONNS);
+    for (const [c] of conns) assert.ok(w.manager.offload(c));
+    settle(w);
+    conns.forEach(([, peer], i) => {
+      assert.equal(w.b.send(NOW, peer, payload(i)), BYTES_EACH);
+    });
+    settle(w);
+    // The target takes each call but completes it only when the test lets it.
+    const held: OffloadBlockList[] = [];
+    const terminate = w.target.terminateOffload.bind(w.target);
+    w.target.terminateOffload = (root) => {
+      held.push(root);
+    };
+    let calls = 0;
+    let mostOut = 0;
+    for (const [c] of conns) assert.ok(w.manager.terminate(c, "test"));
+    for (let round = 0; round < 1000 && (held.length > 0 || calls === 0); round++) {
+      settle(w);
+      mostOut = Math.max(mostOut, held.length);
+      const root = held.shift();
+      if (root === undefined) break;
+      calls++;
+      terminate(root);
+    }
+    settle(w);
+    assert.equal(mostOut, WINDOW, "never more calls out than the window, and the window is used");
+    assert.equal(calls, Math.ceil(CONNS / TERMINATE_BATCH), "the connections go TERMINATE_BATCH to a call");
+    assert.ok(
+      conns.every(([c]) => c.phase === "host"),
+      "every connection is back on the host",
+    );
+    conns.forEach(([c], i) => {
+      const got: Uint8Array[] = [];
+      for (let d = w.a.recv(NOW, c); d !== undefined; d = w.a.recv(NOW, c)) got.push(d.slice());
+      assert.deepEqual(Buffer.concat(got), Buffer.from(payload(i)));
+    });
+    settle(w);
+    w.ledger.assertQuiescent();
+  });
+
+  void test("terminateCallsInFlight must be a positive integer", () => {
+    for (const bad of [0, -1, 1.5, Number.NaN])
+      assert.throws(
+        () => chimneyPair({ policy: { terminateCallsInFlight: bad } }),
+        (e: Error) => e.name === "UsageError",
+      );
   });
 });
 

@@ -132,6 +132,15 @@ const OP_INIT = "MiniportInitiateOffload";
  */
 export const TERMINATE_BATCH = 32;
 
+/**
+ * TerminateOffload calls out at the target at once; a storm issues the rest as completions come
+ * back. Enough to keep a target thread busy while the host takes completions in; few enough
+ * that a terminate's tree, and the BufferedData the target hands up for it, are done with before
+ * the garbage collector sees them twice (issued all at once, 100,000 trees waited for their
+ * completions and were promoted, and so were the target's NBLs out at the host meanwhile).
+ */
+export const TERMINATE_CALLS_IN_FLIGHT = 32;
+
 /** Default bound on `OffloadManager.log` entries (`logLimit`). */
 export const DEFAULT_OFFLOAD_LOG_LIMIT = 10_000;
 
@@ -217,6 +226,9 @@ export class OffloadManager implements OffloadHost {
   constructor(stack: HostStack, ledger: BufferLedger, policy: OffloadPolicy = {}, knobs?: ReceiveKnobs) {
     this.stack = stack;
     this.ledger = ledger;
+    const w = policy.terminateCallsInFlight;
+    if (w !== undefined && (!Number.isSafeInteger(w) || w < 1))
+      throw new UsageError(`terminateCallsInFlight must be a positive integer, not ${w}`);
     this.policy = policy;
     this.knobs = knobs ?? acceptAllKnobs({ nextU32: () => 0 });
     this.recvPool = new ChunkPool(
@@ -526,6 +538,8 @@ export class OffloadManager implements OffloadHost {
 
   /** NdisMTerminateOffloadComplete. */
   terminateOffloadComplete(root: OffloadBlockList): void {
+    if (this.#terminateCallsOut > 0) this.#terminateCallsOut--;
+    if (this.#readyHead < this.#readyTerminates.length) this.#scheduleTerminates();
     const blocks = treeBlocks(root);
     // TCP blocks first (they reference their path), then paths, then neighbors. Indexed loops: a
     // storm's tree holds thousands of blocks, walked once, mostly before the code is optimized.
@@ -1120,17 +1134,44 @@ export class OffloadManager implements OffloadHost {
     // (a storm makes a call per batch, not per connection, and the target works on one batch
     // while the host takes the previous one in); their paths and neighbors go with them where
     // no dependent stays (C-6).
-    if (this.#readyTerminates.length === 0) {
-      this.#defer(() => {
-        const ready = this.#readyTerminates.filter((r) => r.phase === "offloaded");
-        this.#readyTerminates = [];
-        for (let i = 0; i < ready.length; i += TERMINATE_BATCH) {
-          const batch = ready.slice(i, i + TERMINATE_BATCH);
-          this.#terminateTree(batch, batch[0]?.wantTerminate ?? "host");
-        }
-      });
-    }
     this.#readyTerminates.push(t);
+    this.#scheduleTerminates();
+  }
+
+  /** Issues the ready terminates in the next deferred turn (once however many are ready). */
+  #scheduleTerminates(): void {
+    if (this.#terminatesScheduled) return;
+    this.#terminatesScheduled = true;
+    this.#defer(() => {
+      this.#terminatesScheduled = false;
+      this.#issueTerminates();
+    });
+  }
+
+  /**
+   * Ready terminates, `TERMINATE_BATCH` to a call, while fewer than `TERMINATE_CALLS_IN_FLIGHT`
+   * calls are out; the rest wait for completions (`terminateOffloadComplete` schedules more).
+   * A connection no longer offloaded by then (closed, uploaded another way) is skipped.
+   */
+  #issueTerminates(): void {
+    const ready = this.#readyTerminates;
+    let i = this.#readyHead;
+    const window = this.policy.terminateCallsInFlight ?? TERMINATE_CALLS_IN_FLIGHT;
+    while (i < ready.length && this.#terminateCallsOut < window) {
+      const batch: OffloadedTcp[] = [];
+      while (i < ready.length && batch.length < TERMINATE_BATCH) {
+        const r = ready[i++] as OffloadedTcp; // i < length
+        if (r.phase === "offloaded") batch.push(r);
+      }
+      if (batch.length > 0) this.#terminateTree(batch, batch[0]?.wantTerminate ?? "host");
+    }
+    if (i >= ready.length) {
+      this.#readyTerminates = [];
+      this.#readyHead = 0;
+    } else if (i > 4096 && i * 2 > ready.length) {
+      this.#readyTerminates = ready.slice(i);
+      this.#readyHead = 0;
+    } else this.#readyHead = i;
   }
 
   /** One TerminateOffload tree for `tcps`, including each path and neighbor left without dependents. */
@@ -1248,6 +1289,7 @@ export class OffloadManager implements OffloadHost {
           .map((b) => b.layer)
           .join(",")}`,
       );
+      this.#terminateCallsOut++;
       target.terminateOffload(root);
     }
   }
@@ -1708,8 +1750,12 @@ export class OffloadManager implements OffloadHost {
   // -------------------------------------------------------------------------------------------
   // Deferred work, updates from the neighbor and path caches, automatic policy
 
-  /** Connections #startTerminate found ready this turn: one tree takes them all. */
+  /** Connections #startTerminate found ready, from `#readyHead` on (`#issueTerminates`). */
   #readyTerminates: OffloadedTcp[] = [];
+  #readyHead = 0;
+  #terminatesScheduled = false;
+  /** TerminateOffload calls made and not completed yet. */
+  #terminateCallsOut = 0;
 
   #defer(fn: () => void): void {
     this.#deferred.push(fn);

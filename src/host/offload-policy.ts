@@ -28,6 +28,11 @@ export interface OffloadPolicy {
    * MiniportTcpOffloadReceiveReturn).
    */
   readonly zeroCopyIndications?: boolean | undefined;
+  /**
+   * TerminateOffload calls out at the target at once before further ready terminates wait for
+   * completions (a storm; default `TERMINATE_CALLS_IN_FLIGHT` of offload-manager.ts). At least 1.
+   */
+  readonly terminateCallsInFlight?: number | undefined;
 }
 
 /** Bytes per receive pool chunk. */
