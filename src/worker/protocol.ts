@@ -53,7 +53,12 @@ import type { PackedTree } from "./tree-pack.js";
  */
 export interface NbDesc {
   readonly bufs: readonly SharedArrayBuffer[];
-  readonly mdls: Uint32Array;
+  /**
+   * A typed array when it crosses by the structured clone; a plain array when a packed tree
+   * (tree-pack.ts) brings it, where the numbers crossed already: a few numbers per NB, and a
+   * typed array of its own per NB cost a terminate storm's host ~200 bytes a connection.
+   */
+  readonly mdls: Uint32Array | readonly number[];
   readonly dataOffset: number;
   readonly dataLength: number;
 }

@@ -471,7 +471,7 @@ class Unpacker {
     for (let k = 0; k < nBufs; k++) bufs.push(this.ref() as SharedArrayBuffer);
     const words = this.next();
     if (this.i + words > this.#nums.length) throw new InvariantViolation("a packed tree ended early");
-    const mdls = new Uint32Array(words);
+    const mdls = new Array<number>(words);
     for (let k = 0; k < words; k++) mdls[k] = this.#nums[this.i++] as number;
     return { bufs, mdls, dataOffset, dataLength };
   }
