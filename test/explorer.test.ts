@@ -38,6 +38,8 @@ const AMONG = (label: string): boolean =>
   label === "b>a reorder" ||
   label === "a timer" ||
   label === "toggle" ||
+  label === "update" ||
+  label === "invalidate" ||
   label === DOWN_LABEL ||
   label === UP_LABEL;
 
@@ -46,6 +48,7 @@ function scenario(
   terminateAtUs: number,
   opDelayUs: number,
   asyncBoundary = false,
+  calls: { readonly updates?: readonly number[]; readonly invalidates?: readonly number[] } = {},
 ): Scenario {
   return (choose) => {
     const o = runOffloadPair({
@@ -61,6 +64,8 @@ function scenario(
       opDelayUs,
       limitUs: 200_000_000,
       asyncBoundary,
+      updates: calls.updates,
+      invalidates: calls.invalidates,
       choose,
     });
     return (
@@ -128,6 +133,57 @@ function exhaust(scope: Scope, asyncBoundary: boolean): void {
     `explorer${asyncBoundary ? " (asynchronous boundary)" : ""}: ${scope.length} scenarios, ${paths} paths (complete runs), ${transitions} transitions, ${(ms / 1000).toFixed(1)} s`,
   );
 }
+
+/**
+ * An UpdateOffload, or an InvalidateOffload, around the terminate: at its instant (the two calls
+ * then run in both orders), just before it, or just after it with the completion still out.
+ */
+void test("explorer: update and invalidate calls around the terminate, every order, no violation", () => {
+  let paths = 0;
+  let scenarios = 0;
+  for (const knobs of ["posting", "mixed"] as const)
+    for (const at of [2500, 3000])
+      for (const delay of [0, 500])
+        for (const offset of [0, -1, 1])
+          for (const call of ["updates", "invalidates"] as const) {
+            const label = call === "updates" ? "update" : "invalidate";
+            // Which of the two ran first, when both were among the events to choose from.
+            const firsts = new Set<string>();
+            const scene: Scenario = (choose) => {
+              let together = false;
+              let first: string | undefined;
+              const v = scenario(knobs, at, delay, false, { [call]: [at + offset] })({
+                among: (l) => choose.among(l),
+                pick: (ready) => {
+                  const i = choose.pick(ready);
+                  const l = ready[i] ?? "";
+                  if (ready.includes("toggle") && ready.includes(label)) together = true;
+                  if (together && first === undefined && (l === "toggle" || l === label)) first = l;
+                  return i;
+                },
+              });
+              if (first !== undefined) firsts.add(first);
+              return v;
+            };
+            const r = explore(scene, AMONG, 100_000);
+            const where = `seed ${SEED}, knobs ${knobs}, terminate at ${at} us, ${label} at ${at + offset} us, completion after ${delay} us`;
+            assert.equal(
+              r.violation,
+              undefined,
+              `${where}: ${r.violation?.what ?? ""}\nchoices: ${JSON.stringify(r.violation?.choices ?? [])}`,
+            );
+            assert.ok(r.exhausted, `${where}: not exhausted after ${r.paths} paths`);
+            if (offset === 0)
+              assert.deepEqual(
+                [...firsts].sort(),
+                [label, "toggle"].sort(),
+                `${where}: both orders of the two calls`,
+              );
+            paths += r.paths;
+            scenarios++;
+          }
+  console.log(`explorer (update and invalidate): ${scenarios} scenarios, ${paths} paths (complete runs)`);
+});
 
 void test("explorer: a counterexample's choices replay the same path", () => {
   // A scenario that calls one particular order a violation stands in for a bug: the explorer

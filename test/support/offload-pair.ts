@@ -11,6 +11,7 @@ import {
   type ReceiveKnobs,
 } from "../../src/host/offload-manager.js";
 import { type HostConn, type StackEvent } from "../../src/host/stack.js";
+import type { OffloadManager } from "../../src/host/offload-manager.js";
 import { BufferLedger } from "../../src/nbl/ledger.js";
 import { buildDuplexLink, type FaultProfile } from "../../src/sim/link.js";
 import { createChimney } from "../../src/node/chimney-node.js";
@@ -53,6 +54,13 @@ export interface OffloadRun {
    * worker target (test/support/async-boundary.ts); default: direct calls.
    */
   readonly asyncBoundary?: boolean | undefined;
+  /**
+   * Times (us after start) at which each side whose connection is offloaded pushes changed
+   * cached state (UpdateOffload: Nagle switched), and at which it invalidates it
+   * (InvalidateOffload). Labelled `update` and `invalidate` for the explorer.
+   */
+  readonly updates?: readonly number[] | undefined;
+  readonly invalidates?: readonly number[] | undefined;
   /** Orders events due at the same instant (the explorer); default FIFO. Not part of the replay line. */
   readonly choose?: SchedulerChooser | undefined;
 }
@@ -286,6 +294,30 @@ export function runOffloadPair(p: OffloadRun): OffloadOutcome {
       }
     });
   }
+
+  const onOffloaded = (
+    label: string,
+    times: readonly number[],
+    act: (m: OffloadManager, c: HostConn) => void,
+  ) => {
+    for (const at of times) {
+      sched.at(Instant.fromMicros(at), label, () => {
+        for (const [i, node] of [a, b].entries()) {
+          const c = conns[i];
+          const m = node.manager;
+          if (c === undefined || m === undefined || c.phase !== "offloaded") continue;
+          act(m, c);
+          node.pump();
+        }
+      });
+    }
+  };
+  onOffloaded("update", p.updates ?? [], (m, c) => {
+    m.updateTcp(c, (cur) => ({ naglingEnabled: !cur.naglingEnabled }));
+  });
+  onOffloaded("invalidate", p.invalidates ?? [], (m, c) => {
+    m.invalidate(c);
+  });
 
   b.stack.listen(80);
   a.stack.connect(Instant.ZERO, (p.family ?? 4) === 4 ? ip("192.0.2.2") : ip("2001:db8::2"), 80);
