@@ -26,9 +26,13 @@ if (chosen.length === 0) {
 // hand-off sessions' stall limits) run after the rest, one at a time, so that no other test
 // file shares the two cores with them. Everything else runs two files at a time. (A hand-off
 // session beside the worker race stress once stalled for 30 s after a move into our stack,
-// having read 40 frames from its TAP device: not reproduced alone or under a CPU burner.)
+// having read 40 frames from its TAP device: not reproduced alone or under a CPU burner.
+// kernel-adopt has failed four times in about forty runs beside another file, never alone: a
+// RST frame crossed the link during the move while neither kernel counted one out; a race
+// still to find, see the closing notes.)
 const SOLO = [
   "soak.test.js",
+  "kernel-adopt.test.js",
   "kernel-move.test.js",
   "kernel-roundtrip.test.js",
   "kernel-target.test.js",
