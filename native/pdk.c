@@ -257,7 +257,7 @@ napi_value js_send_flags(napi_env env, napi_callback_info info) {
   return make_int(env, n);
 }
 
-/* UIO_MAXIEV: the kernel refuses longer vectors (EMSGSIZE), and so does this call. */
+/* UIO_MAXIOV: the kernel refuses longer vectors with EMSGSIZE, and so does this call. */
 #define SEND_IOV_MAX 1024
 
 napi_value js_send_iov(napi_env env, napi_callback_info info) {
@@ -266,10 +266,11 @@ napi_value js_send_iov(napi_env env, napi_callback_info info) {
   uint32_t count = 0;
   if (get_args(env, info, 3, argv) < 0 || get_i32(env, argv[0], &fd) < 0 || get_i32(env, argv[2], &flags) < 0)
     return NULL;
-  if (napi_get_array_length(env, argv[1], &count) != napi_ok || count > SEND_IOV_MAX) {
-    napi_throw_type_error(env, "ERR_ARGS", "expected an array of at most 1024 lengths");
+  if (napi_get_array_length(env, argv[1], &count) != napi_ok) {
+    napi_throw_type_error(env, "ERR_ARGS", "expected an array of lengths");
     return NULL;
   }
+  if (count > SEND_IOV_MAX) return throw_errno(env, "sendmsg", EMSGSIZE);
   struct iovec *iov = calloc(count > 0 ? count : 1, sizeof(struct iovec));
   if (iov == NULL) return throw_errno(env, "calloc", ENOMEM);
   napi_value result = NULL;

@@ -5,10 +5,11 @@
 // with a message when absent). Real time: a few seconds.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { kernelModeUnavailable, runScriptOnKernel } from "../src/conformance/runner/kernel.js";
+import { loadRepairAddon } from "../src/device/repair.js";
 import { initAndCode, NOTSENT_LOWAT_UINT, UNKNOWN_QDISC, WRONG } from "./support/pdk-scripts.js";
 import { peerSuiteOrSkip } from "./support/peer-suite.js";
 
@@ -104,6 +105,19 @@ void describe("packetdrill scripts against the Linux kernel", { skip }, () => {
     const bad = runScriptOnKernel(script("0"), { file: "nval.pkt" });
     assert.equal(bad.failure, "syscall");
     assert.match(bad.message ?? "", /expected poll\(\) revents of fd 9 = 0x0 got 0x20/);
+  });
+
+  void test("sendIov: a vector longer than the kernel takes is EMSGSIZE, a descriptor that is no socket ENOTSOCK", () => {
+    // (Sending a real iovec is zerocopy/maxfrags above: each entry a fragment of its own.)
+    const addon = loadRepairAddon();
+    const code = (want: string) => (e: unknown) => (e as { code?: string }).code === want;
+    assert.throws(() => addon.sendIov(0, new Array<number>(1025).fill(1), 0), code("EMSGSIZE"));
+    const fd = openSync("/dev/null", "w");
+    try {
+      assert.throws(() => addon.sendIov(fd, [1, 2, 3], 0), code("ENOTSOCK"));
+    } finally {
+      closeSync(fd);
+    }
   });
 
   void test("a script the kernel mode cannot run is unsupported, not a crash", () => {

@@ -161,7 +161,8 @@ export interface RepairAddon {
   sendFlags(fd: number, data: Buffer, flags: number): number;
   /**
    * One sendmsg(2) of an iovec whose elements have `lengths` (zeros, each element in memory of
-   * its own, as packetdrill's), with `flags` | MSG_NOSIGNAL (EAGAIN throws).
+   * its own, as packetdrill's), with `flags` | MSG_NOSIGNAL (EAGAIN throws; more than 1024
+   * entries throw EMSGSIZE, as the kernel answers).
    */
   sendIov(fd: number, lengths: readonly number[], flags: number): number;
   shutdown(fd: number, how: number): void;

@@ -61,12 +61,12 @@ import {
   ArgShapeError,
   bracketed,
   epollEvent,
-  iovLength,
   iovLengths,
   isNull,
   linger,
   msgHdr,
   pollFds,
+  totalLength,
 } from "./syscall-args.js";
 import { runPyAsserts } from "./pycode.js";
 import { LINUX_PY_SYMBOLS, linuxTcpInfo, TCP_INFO, TCP_INFO_BYTES } from "./tcp-info.js";
@@ -849,7 +849,7 @@ class KernelRun {
         const s = this.#sock(ev);
         const len =
           ev.name === "readv"
-            ? this.#shape(() => iovLength(a[1], this.#intOf))
+            ? totalLength(this.#shape(() => iovLengths(a[1], this.#intOf)))
             : ev.name === "recvmsg"
               ? this.#shape(() => msgHdr(a[1], this.#intOf)).length
               : (this.#intOf(a[2]) ?? 0);
@@ -1072,7 +1072,7 @@ class KernelRun {
     switch (ev.name) {
       case "writev":
         iov = this.#shape(() => iovLengths(a[1], this.#intOf));
-        len = iov.reduce((x, y) => x + y, 0);
+        len = totalLength(iov);
         break;
       case "sendmsg": {
         const m = this.#shape(() => msgHdr(a[1], this.#intOf));

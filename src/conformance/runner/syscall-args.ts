@@ -42,8 +42,13 @@ export function isNull(e: PdExpr | undefined): boolean {
 
 /** The total length of an iovec array; each entry is `{..., LEN}` or `{iov_base=..., iov_len=LEN}`. */
 export function iovLength(e: PdExpr | undefined, intOf: IntOf): number {
+  return totalLength(iovLengths(e, intOf));
+}
+
+/** The sum of an iovec's entry lengths. */
+export function totalLength(lengths: readonly number[]): number {
   let total = 0;
-  for (const n of iovLengths(e, intOf)) total += n;
+  for (const n of lengths) total += n;
   return total;
 }
 
@@ -77,7 +82,7 @@ export function msgHdr(e: PdExpr | undefined, intOf: IntOf): MsgHdr {
   const f = fields(e);
   const iov = f.named.get("msg_iov");
   const lengths = iovLengths(iov, intOf);
-  const length = lengths.reduce((a, b) => a + b, 0);
+  const length = totalLength(lengths);
   const count = f.nameArgs.get("msg_iov")?.[0];
   const declared = intOf(count);
   if (iov?.kind === "list" && declared !== undefined && declared !== iov.items.length) {
