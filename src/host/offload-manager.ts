@@ -203,8 +203,12 @@ export class OffloadManager implements OffloadHost {
   readonly #bySlot = new Map<OffloadContextSlot, PathObject | NeighborObject>();
   /** Connections whose offload waits for an object in flight (C-1), in request order. */
   readonly #waiting = new Set<HostConn>();
-  /** Work to run outside target upcalls. */
-  #deferred: (() => void)[] = [];
+  /**
+   * Work to run outside target upcalls, in order: a function, or a connection whose terminate
+   * starts (`#startTerminate`; a storm queues 100,000 of them at once, and a closure each cost
+   * about 60 bytes the garbage collector copied and promoted while they waited).
+   */
+  #deferred: (OffloadedTcp | (() => void))[] = [];
   /** NBLs to give back with MiniportTcpOffloadReceiveReturn. */
   #toReturn: NetBufferList[] = [];
   #nextHandle = 1;
@@ -1111,9 +1115,7 @@ export class OffloadManager implements OffloadHost {
   #wantTerminate(t: OffloadedTcp, why: string): void {
     if (t.wantTerminate !== undefined || t.phase === "terminating") return;
     t.wantTerminate = why;
-    this.#defer(() => {
-      this.#startTerminate(t);
-    });
+    this.#deferred.push(t);
   }
 
   #startTerminate(t: OffloadedTcp): void {
@@ -1125,9 +1127,7 @@ export class OffloadManager implements OffloadHost {
     // UPLOAD_IN_PROGRESS) and the host sends the FIN after the upload.
     const disconnecting = t.disconnect !== undefined && t.retrieveReason !== "InvalidState";
     if (t.busyOps > 0 || disconnecting) {
-      this.#defer(() => {
-        this.#startTerminate(t);
-      });
+      this.#deferred.push(t); // tried again next round
       return;
     }
     // Connections ready in one turn go in one TerminateOffload tree, up to TERMINATE_BATCH
@@ -1784,7 +1784,10 @@ export class OffloadManager implements OffloadHost {
         const work = this.#deferred;
         if (work.length === 0) break;
         this.#deferred = [];
-        for (const fn of work) fn();
+        for (const w of work) {
+          if (typeof w === "function") w();
+          else this.#startTerminate(w);
+        }
       }
       this.#cacheChanges();
       this.#autoPolicy();

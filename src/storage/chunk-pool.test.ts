@@ -161,6 +161,7 @@ type Op =
   | { readonly k: "consume"; readonly n: number }
   | { readonly k: "peek" }
   | { readonly k: "clear" }
+  | { readonly k: "reinit" }
   | { readonly k: "compact" }
   | { readonly k: "lend" }
   | { readonly k: "return" };
@@ -201,6 +202,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   { arbitrary: fc.record({ k: fc.constant("peek" as const) }, { noNullPrototype: true }), weight: 1 },
   { arbitrary: fc.record({ k: fc.constant("clear" as const) }, { noNullPrototype: true }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant("reinit" as const) }, { noNullPrototype: true }), weight: 1 },
   { arbitrary: fc.record({ k: fc.constant("compact" as const) }, { noNullPrototype: true }), weight: 2 },
   { arbitrary: fc.record({ k: fc.constant("lend" as const) }, { noNullPrototype: true }), weight: 1 },
   { arbitrary: fc.record({ k: fc.constant("return" as const) }, { noNullPrototype: true }), weight: 1 },
@@ -277,6 +279,10 @@ void describe("RecvBuffer with pooled chunks", () => {
             }
             case "clear":
               buf.clear();
+              head = tail;
+              break;
+            case "reinit": // an engine woken again: a new buffer's state, storage kept
+              buf.reinit();
               head = tail;
               break;
             case "compact": {
