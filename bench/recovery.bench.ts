@@ -20,12 +20,16 @@ const PROFILES: readonly (readonly [string, FaultProfile])[] = [
   ["reorder 2%", { reorder: REORDER, delayUs: 1000 }],
   ["loss 2% + reorder 2%", { loss: 0.02, reorder: REORDER, delayUs: 1000 }],
 ];
-/** The variant the issue compares with today's default (NewReno, defences on). */
+/** The variant the issue compares with the old default (NewReno, defences on: the first). */
 const MODERN = "CUBIC + PRR + RACK-TLP";
+const NEWRENO = { congestionControl: "newreno" } as const;
 const VARIANTS: readonly (readonly [string, Partial<TcpConfig>])[] = [
-  ["defences on", {}],
-  ["plain (DupThresh 3, no D-SACK, no undo)", { maxReordering: 3, dsack: false, undoSpurious: false }],
-  ["CUBIC, defences on", { congestionControl: "cubic" }],
+  ["NewReno, defences on", NEWRENO],
+  [
+    "NewReno plain (DupThresh 3, no D-SACK, no undo)",
+    { ...NEWRENO, maxReordering: 3, dsack: false, undoSpurious: false },
+  ],
+  ["CUBIC (the default), defences on", {}],
   [MODERN, { congestionControl: "cubic", prr: true, rack: true }],
 ];
 
@@ -42,7 +46,7 @@ export function run(filter: RegExp | undefined): Promise<void> {
     `recovery/goodput: ${BYTES >> 20} MiB one way, 1 ms delay each way, faults both ways, seeds ${SEEDS.join(",")}`,
   );
   console.log(
-    "  profile               variant                                   Mbit/s  Mathis  fast rtx  undos  wall ms",
+    "  profile               variant                                          Mbit/s  Mathis  fast rtx  undos  wall ms",
   );
   const goodput = new Map<string, number>();
   for (const [pname, profile] of PROFILES) {
@@ -66,7 +70,7 @@ export function run(filter: RegExp | undefined): Promise<void> {
       const mbps = (bits / us).toFixed(1);
       const m = Number.isNaN(mathis) ? "-" : (mathis / 1e6).toFixed(1);
       console.log(
-        `  ${pname.padEnd(21)} ${vname.padEnd(41)} ${mbps.padStart(6)}  ${m.padStart(6)}  ${String(fr).padStart(8)}  ${String(undos).padStart(5)}  ${wall.toFixed(0).padStart(7)}`,
+        `  ${pname.padEnd(21)} ${vname.padEnd(48)} ${mbps.padStart(6)}  ${m.padStart(6)}  ${String(fr).padStart(8)}  ${String(undos).padStart(5)}  ${wall.toFixed(0).padStart(7)}`,
       );
     }
   }

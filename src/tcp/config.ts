@@ -114,9 +114,11 @@ export interface TcpConfig {
   /** Initial congestion window in segments (RFC 5681 3.1 allows up to 4; RFC 6928 10). */
   readonly initialCwndSegments: number;
   /**
-   * Congestion avoidance and the response to congestion: "newreno" (RFC 5681 / 6582, the
-   * default) or "cubic" (RFC 9438: the window follows a cubic curve around the window of the
-   * last congestion event, and a loss takes it to 0.7 of itself, not half the flight).
+   * Congestion avoidance and the response to congestion: "cubic" (RFC 9438, the default, as
+   * Linux's and FreeBSD's: the window follows a cubic curve around the window of the last
+   * congestion event, and a loss takes it to 0.7 of itself) or "newreno" (RFC 5681 / 6582:
+   * one segment per window in congestion avoidance, half the flight at a loss). Per
+   * connection: `TcpConnection.setCongestionControl` (TCP_CONGESTION).
    */
   readonly congestionControl: CongestionControl;
   /**
@@ -230,7 +232,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   keepAliveInterval: Duration.fromSeconds(75),
   keepAliveProbes: 9,
   initialCwndSegments: 10,
-  congestionControl: "newreno",
+  congestionControl: "cubic",
   hystart: true,
   prr: true,
   rack: false,

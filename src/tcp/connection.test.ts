@@ -8,6 +8,7 @@ import { TcpFlag, type TcpRepr } from "../wire/tcp-repr.js";
 import { type TcpConfig, tcpConfig } from "./config.js";
 import { type ConnEvent, replyToUnexpected, TcpConnection } from "./connection.js";
 import { Seq, type SeqNum } from "../wire/seq.js";
+import { UsageError } from "../util/errors.js";
 
 const LOCAL_PORT = 80;
 const REMOTE_PORT = 49500;
@@ -49,6 +50,9 @@ const TO_PEER: TcpRepr = {
 
 /** Plain RFC 9293 configuration: no options, no delayed ACK, small buffers. */
 const BASE = tcpConfig({
+  // RFC 5681 / 6582 arithmetic (halving) is what these tests assert; CUBIC, the default, has
+  // its own tests (cubic.test.ts).
+  congestionControl: "newreno",
   windowScaling: false,
   timestamps: false,
   sack: false,
@@ -673,6 +677,31 @@ void describe("ESTABLISHED: sending and retransmission (RFC 9293, RFC 6298)", ()
     // The full ACK ends recovery with cwnd <= ssthresh.
     recv(c, at(5), { ack: L(601), window: 2000 });
     assert.ok(c.cwnd <= 300);
+  });
+  void test("setCongestionControl (TCP_CONGESTION): NewReno halves the flight, CUBIC takes 0.7 cwnd (RFC 5681 3.2, RFC 9438 4.6)", () => {
+    for (const [cc, ssthresh] of [
+      ["newreno", 300], // half of the 600 bytes in flight
+      ["cubic", 280], // 0.7 of cwnd 400
+    ] as const) {
+      const c = established(tcpConfig({ ...BASE, mss: 100, sendBufferSize: 2000 }));
+      c.setCongestionControl(cc);
+      assert.equal(c.congestionControl, cc);
+      recv(c, at(2), { window: 2000 });
+      c.send(bytes(1000));
+      drainTx(c, at(2));
+      for (let i = 0; i < 3; i++) {
+        recv(c, at(3), { ack: L(1), window: 2000 });
+        drainTx(c, at(3));
+      }
+      assert.equal(c.stats.fastRetransmits, 1, cc);
+      assert.equal(c.ssthresh, ssthresh, cc);
+    }
+    const c = established(BASE);
+    assert.throws(
+      () => c.setCongestionControl("bbr" as never),
+      (e: unknown) => e instanceof UsageError && e.message.includes("newreno, cubic"),
+    );
+    assert.equal(c.congestionControl, "newreno", "a refused switch changes nothing");
   });
   void test("slow start grows cwnd by one MSS per ACK, congestion avoidance by one per window (RFC 5681 3.1)", () => {
     const c = established(tcpConfig({ ...BASE, mss: 100, sendBufferSize: 10000, initialCwndSegments: 2 }));

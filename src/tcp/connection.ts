@@ -110,7 +110,7 @@ import {
 import { Cubic } from "./cubic.js";
 import { CSS_GROWTH_DIVISOR, HyStartPlusPlus } from "./hystart.js";
 import { Rack } from "./rack.js";
-import type { TcpConfig } from "./config.js";
+import { CONGESTION_CONTROLS, type CongestionControl, type TcpConfig } from "./config.js";
 import { Seq, type SeqNum } from "../wire/seq.js";
 import type {
   CloseReason,
@@ -1176,6 +1176,25 @@ export class TcpConnection {
   /** Sets TCP_NODELAY (disables Nagle). */
   setNoDelay(on: boolean): void {
     this.#noDelay = on;
+  }
+
+  /**
+   * Switches the congestion control (Linux's TCP_CONGESTION). cwnd and ssthresh stay; CUBIC
+   * starts a new epoch with W_max = cwnd at the next congestion-avoidance ACK, as after an
+   * import (RFC 9438 4.2). A recovery under way finishes under the new module's arithmetic.
+   */
+  setCongestionControl(cc: CongestionControl): void {
+    if (!CONGESTION_CONTROLS.includes(cc))
+      throw new UsageError(`congestion control ${cc} is not one of ${CONGESTION_CONTROLS.join(", ")}`);
+    if (cc === "cubic") this.#cubic ??= new Cubic();
+    else this.#cubic = undefined;
+    this.#cubicPriorWMax = undefined;
+    this.#caAcc = 0;
+  }
+
+  /** The congestion control in use. */
+  get congestionControl(): CongestionControl {
+    return this.#cubic === undefined ? "newreno" : "cubic";
   }
 
   /** Configures keep-alive (RFC 9293 3.8.4); `now` restarts its idle timer. */

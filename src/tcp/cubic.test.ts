@@ -94,7 +94,8 @@ void describe("CUBIC (RFC 9438)", () => {
   });
 
   void test("congestionControl takes newreno or cubic; anything else is a ConfigError", () => {
-    assert.equal(tcpConfig({}).congestionControl, "newreno");
+    assert.equal(tcpConfig({}).congestionControl, "cubic"); // the default, as Linux's
+    assert.equal(tcpConfig({ congestionControl: "newreno" }).congestionControl, "newreno");
     assert.equal(tcpConfig({ congestionControl: "cubic" }).congestionControl, "cubic");
     assert.throws(
       () => tcpConfig({ congestionControl: "bbr" as never }),

@@ -12,8 +12,16 @@ import { TcpConnection } from "./connection.js";
 const { SYN, ACK, ECE, CWR } = TcpFlag;
 const at = (ms: number): Instant => Instant.fromMicros(Math.round(ms * 1000));
 
+/** NewReno unless `extra` says otherwise: RFC 3168 6.1.2's response is its halving. */
 const cfg = (ecn: EcnMode, extra: Parameters<typeof tcpConfig>[0] = {}) =>
-  tcpConfig({ ecn, mss: 1000, delayedAck: Duration.ZERO, initialCwndSegments: 10, ...extra });
+  tcpConfig({
+    ecn,
+    congestionControl: "newreno",
+    mss: 1000,
+    delayedAck: Duration.ZERO,
+    initialCwndSegments: 10,
+    ...extra,
+  });
 
 /** Both ends and what crossed, with the IP ECN codepoint each segment was sent with. */
 interface Pair {

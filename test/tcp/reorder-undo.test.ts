@@ -17,6 +17,8 @@ const { L, R, FROM_PEER } = tcpScript(LOCAL_ISS, REMOTE_ISS);
 const SEG = 100;
 
 const BASE: Partial<TcpConfig> = {
+  // NewReno's halving: the windows asserted before and after an undo are its own.
+  congestionControl: "newreno",
   windowScaling: false,
   sack: true,
   delayedAck: Duration.ZERO,

@@ -1666,8 +1666,17 @@ class ScriptRun {
     }
     if (name === "TCP_CONGESTION") {
       const v = a[3]?.kind === "string" ? a[3].value : undefined;
-      if (v === "reno" || v === "newreno") return OK0;
-      this.#unsupported(`TCP_CONGESTION ${String(v)}`, opt.meaning);
+      const cc = v === "reno" || v === "newreno" ? "newreno" : v === "cubic" ? "cubic" : undefined;
+      if (cc === undefined) this.#unsupported(`TCP_CONGESTION ${String(v)}`, opt.meaning);
+      else {
+        this.#tune(
+          s,
+          (t) => (t.congestionControl = cc),
+          (t) => t.setCongestionControl(cc),
+          name,
+        );
+        return OK0;
+      }
     }
     // An option we lack classifies the script before its value is read (its symbols may be
     // ones only that feature defines), except the corking ones, whose 0 is the default.

@@ -130,7 +130,8 @@ export const SOCKET_OPTIONS: Readonly<Record<string, SockOpt>> = {
   TCP_LINGER2: { level: "tcp", meaning: "seconds -> finWait2Timeout" },
   TCP_CONGESTION: {
     level: "tcp",
-    meaning: "the congestion control module; only reno / newreno (RFC 5681, 6582) exist here",
+    meaning:
+      "the congestion control module -> congestionControl: cubic (RFC 9438) or reno / newreno (RFC 5681, 6582); others are not implemented",
   },
   TCP_CORK: {
     level: "tcp",

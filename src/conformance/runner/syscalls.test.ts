@@ -166,12 +166,34 @@ void describe("socket options", () => {
     );
   });
 
+  void test("TCP_CONGESTION reno / cubic switches the socket: a fast retransmit's ssthresh is half the flight, or 0.7 cwnd (RFC 5681, RFC 9438)", () => {
+    // 4 segments in flight of an initial window of 10: NewReno 2920 bytes (2 segments),
+    // CUBIC 0.7 x 14600 = 10220 (7).
+    for (const [cc, ssthresh] of [
+      ["reno", 2],
+      ["cubic", 7],
+    ] as const) {
+      passes(`+0 setsockopt(4, IPPROTO_TCP, TCP_CONGESTION, "${cc}", 5) = 0
++0 write(4, ..., 5840) = 5840
++0 > . 1:1461(1460) ack 1
++0 > . 1461:2921(1460) ack 1
++0 > . 2921:4381(1460) ack 1
++0 > P. 4381:5841(1460) ack 1
++.01 < . 1:1(0) ack 1 win 65535 <sack 1461:2921,nop,nop>
++0 < . 1:1(0) ack 1 win 65535 <sack 1461:4381,nop,nop>
++0 < . 1:1(0) ack 1 win 65535 <sack 1461:5841,nop,nop>
++0 > . 1:1461(1460) ack 1
++0 getsockopt(4, IPPROTO_TCP, TCP_INFO, {tcpi_snd_ssthresh=${ssthresh}}, [232]) = 0
+`);
+    }
+  });
+
   void test("options with no meaning for us classify the script unsupported, by option name", () => {
     for (const [line, what] of [
       ["setsockopt(4, IPPROTO_TCP, TCP_CORK, [1], 4) = 0", "TCP_CORK"],
       ["setsockopt(4, IPPROTO_IP, IP_TOS, [16], 4) = 0", "IP_TOS"],
       ["setsockopt(4, IPPROTO_TCP, TCP_RACK_PACE_ALWAYS, [1], 4) = 0", "TCP_RACK_PACE_ALWAYS"],
-      ['setsockopt(4, IPPROTO_TCP, TCP_CONGESTION, "cubic", 5) = 0', "TCP_CONGESTION cubic"],
+      ['setsockopt(4, IPPROTO_TCP, TCP_CONGESTION, "bbr", 4) = 0', "TCP_CONGESTION bbr"],
       // The option decides before its value is read: SOF_* symbols belong to the feature we lack.
       ["setsockopt(4, SOL_SOCKET, SO_TIMESTAMPING, [SOF_TIMESTAMPING_TX_SCHED], 4) = 0", "SO_TIMESTAMPING"],
     ] as const) {
