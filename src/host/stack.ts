@@ -1007,6 +1007,21 @@ export class HostStack {
   /** The next socket-level event, or undefined. Call after draining `pollTransmit`. */
   pollEvent(): StackEvent | undefined {
     if (this.#eventHead >= this.#events.length) this.#flush(this.#now);
+    return this.#takeEvent();
+  }
+
+  /**
+   * The next event a connection that changed has raised, without building its segments or
+   * flushing anything else. A driver that hands these to the application before it drains
+   * `pollTransmit` (ChimneyNode.settle) has the ACKs advertise the window the application's
+   * reads opened.
+   */
+  pollConnEvent(): StackEvent | undefined {
+    if (this.#eventHead >= this.#events.length) this.#collectEvents();
+    return this.#takeEvent();
+  }
+
+  #takeEvent(): StackEvent | undefined {
     const e = this.#events[this.#eventHead];
     if (e === undefined) return undefined;
     this.#eventHead++;
@@ -1057,6 +1072,15 @@ export class HostStack {
   }
 
   /** Drains dirty connections: segments into frames, events into the event queue, timers. */
+  /** The events of the connections that changed; they stay dirty for `#flush` (their segments). */
+  #collectEvents(): void {
+    for (const c of this.#dirty) {
+      const tcp = c.tcp;
+      if (tcp === undefined) continue;
+      for (let ev = tcp.pollEvent(); ev !== undefined; ev = tcp.pollEvent()) this.#onConnEvent(c, ev);
+    }
+  }
+
   #flush(now: Instant): void {
     this.#offload?.flush(now);
     this.#drainNeighbors(now);

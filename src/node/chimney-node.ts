@@ -15,9 +15,11 @@
  *   its recorded work, its timers) the stack is advanced to `now` (`HostStack.advanceTo`). This
  *   rule lives here only.
  * - Settle. `settle()` runs rounds until nothing moves: the target's recorded work
- *   (`process`: state-operation completions, data completions), the stack's frames into the
- *   target (or onto the wire), the stack's events to the application, the target's frames onto the
- *   wire. A round that moved nothing ends the loop unless the target has work due
+ *   (`process`: state-operation completions, data completions), the stack's events to the
+ *   application, the stack's frames into the target (or onto the wire), the events building
+ *   them raised, the target's frames onto the wire. Events go before frames: an application that
+ *   reads on `readable` frees receive window before the ACK is built, which then advertises it
+ *   (ACKed first, a 32 KiB buffer advertised one segment less on every ACK of a bulk transfer). A round that moved nothing ends the loop unless the target has work due
  *   (`hasWork()`: a state operation recorded during the round; a timer due now is not work,
  *   `fire` runs it). The application's event
  *   handler may call the stack or the manager back; such a call while settling is absorbed by the
@@ -137,10 +139,19 @@ export class ChimneyNode {
       for (let round = 0; ; round++) {
         this.#again = false;
         let moved = false;
-        const now = this.now();
         if (target !== undefined) {
+          const now = this.now();
           stack.advanceTo(now);
           target.process(now);
+        }
+        // The application hears first: what it reads on a `readable` event is window the ACKs
+        // built next advertise (the stack collects events before it builds segments).
+        for (let ev = stack.pollConnEvent(); ev !== undefined; ev = stack.pollConnEvent()) {
+          moved = true;
+          this.io.event(ev);
+        }
+        const now = this.now(); // event handlers ran in between
+        if (target !== undefined) {
           for (let f = stack.pollTransmit(now); f !== undefined; f = stack.pollTransmit(now)) {
             moved = true;
             target.sendFrame(f.frame);

@@ -5,6 +5,7 @@
  */
 import { segmentHost } from "../../src/sim/segment-host.js";
 import { type HostConn, type StackEvent } from "../../src/host/stack.js";
+import type { FrameSink } from "../../src/sim/frame-sink.js";
 import { buildDuplexLink, type FaultProfile } from "../../src/sim/link.js";
 import { SimHost } from "../../src/sim/host-node.js";
 import { Prng } from "../../src/sim/prng.js";
@@ -23,6 +24,8 @@ export interface BulkRun {
   readonly tcp?: Partial<TcpConfig> | undefined;
   /** Virtual-time budget in microseconds (default 120 s). */
   readonly limitUs?: number | undefined;
+  /** Sees every frame as its sender puts it on the link (before the link's faults). */
+  readonly onFrame?: ((now: Instant, from: "a" | "b", frame: Uint8Array) => void) | undefined;
 }
 
 /** What was measured. */
@@ -56,8 +59,19 @@ export function runBulk(p: BulkRun): BulkOutcome {
     prng: linkRng,
     profile: { ...p.profile, mtu: 1500, linkHeaderBytes: 14 },
   });
-  a.attach(0, link.aToB);
-  b.attach(0, link.bToA);
+  const tap = (sink: FrameSink, from: "a" | "b"): FrameSink => {
+    const seen = p.onFrame;
+    return seen === undefined
+      ? sink
+      : {
+          deliver: (now, frame) => {
+            seen(now, from, frame);
+            sink.deliver(now, frame);
+          },
+        };
+  };
+  a.attach(0, tap(link.aToB, "a"));
+  b.attach(0, tap(link.bToA, "b"));
 
   const chunk = 65536;
   const block = new Uint8Array(chunk).fill(0x5a);
