@@ -2,7 +2,10 @@
  * The smoltcp loss grid (its tests/netsim.rs, published in its snapshot): one flow of 10 MiB,
  * 50 ms each way (RTT 100 ms), no bandwidth limit, every frame lost independently with the given
  * probability in both directions, socket buffers of 32 KiB on both ends; goodput is the bytes
- * read over the virtual time from the connect to the last byte. We run the same grid in our
+ * read over the virtual time from the connect to the last byte. Their grid runs without
+ * congestion control: its test builds smoltcp's default features, which include neither
+ * `socket-tcp-reno` nor `socket-tcp-cubic`, so the socket's controller is `NoControl` and a loss
+ * never shrinks its window (RFC 5681 3.2 requires ours to). We run the same grid in our
  * simulator (CUBIC, the default, NewReno, and CUBIC with RACK-TLP) and print our goodput beside theirs. Deterministic:
  * a pure function of the seeds.
  */
