@@ -2305,7 +2305,11 @@ export class TcpConnection {
     const wait = rack.detectLoss(now, rack.reoWnd(recovering, dupThreshSacked, this.#rtt.srtt));
     this.#rackAt = wait > 0 ? Instant.fromMicros(now + wait) : undefined;
     this.stats.rackLostBytes += rack.markedLost - before;
-    if (rack.lost > 0 && !this.#inRecovery && this.#rtxCount === 0 && this.#flight() > 0) {
+    // Not inside a timeout's loss episode (SND.UNA below the RTO's recovery point, RFC 6582 4;
+    // Linux's CA_Loss): its go-back-N resends what RACK marks, and a fast recovery there would
+    // cut cwnd and ssthresh a second time for the same losses.
+    const afterTimeout = this.#recover !== undefined && Seq.lt(this.#sndUna, this.#recover);
+    if (rack.lost > 0 && !this.#inRecovery && this.#rtxCount === 0 && !afterTimeout && this.#flight() > 0) {
       this.#dupAcks = Math.max(this.#dupAcks, 1);
       this.#enterRecovery(now, this.#spurious.reordering);
     }

@@ -103,7 +103,31 @@ void describe("slow start by bytes (RFC 3465 ABC)", () => {
     assert.equal(c.cwnd, 2 * SEG);
   });
 
-  void test("property: no ACK grows cwnd beyond min(acked, L * SMSS) in slow start or 1 SMSS in congestion avoidance", () => {
+  void test("RACK starts no fast recovery inside a timeout's loss episode: the ACKs of the resends only grow cwnd (RFC 6582 4, RFC 8985 6.3)", () => {
+    const c = established({ rack: true, sendBufferSize: 1 << 20 });
+    c.send(new Uint8Array(20 * SEG));
+    drain(c, at(20));
+    let t = 20;
+    for (let i = 0; i < 2; i++) {
+      t = Math.ceil((c.pollTimeout() ?? at(t)) / 1000);
+      c.handleTimeout(at(t));
+      drain(c, at(t));
+    }
+    assert.equal(c.stats.timeouts, 2);
+    const ssthresh = c.ssthresh;
+    let acked = 0;
+    for (const segs of [1, 2, 2]) {
+      t += 1;
+      const before = c.cwnd;
+      acked += segs * SEG;
+      c.handleSegment(at(t), { ...FROM_PEER, ack: L(1 + acked) });
+      assert.ok(c.cwnd >= before, `cwnd ${before} -> ${c.cwnd} at ${acked} bytes acked (t ${t} ms)`);
+      drain(c, at(t));
+    }
+    assert.equal(c.ssthresh, ssthresh, "no second reduction");
+    assert.equal(c.stats.fastRetransmits, 0);
+  });
+  void test("property: no ACK grows cwnd beyond min(acked, L * SMSS) in slow start or 1 SMSS in congestion avoidance, nor cuts it (RACK on or off; after a timeout RACK starts no second reduction, RFC 6582 4)", () => {
     const op = fc.oneof(
       fc.record({ kind: fc.constant("ack" as const), segs: fc.integer({ min: 1, max: 40 }) }),
       fc.record({ kind: fc.constant("timeout" as const) }),
@@ -112,9 +136,10 @@ void describe("slow start by bytes (RFC 3465 ABC)", () => {
     fc.assert(
       fc.property(
         fc.constantFrom(0, 1, 2, 3),
+        fc.boolean(),
         fc.array(op, { minLength: 1, maxLength: 60 }),
-        (limit, ops) => {
-          const c = established({ abcLimit: limit, sendBufferSize: 1 << 20 });
+        (limit, rack, ops) => {
+          const c = established({ abcLimit: limit, sendBufferSize: 1 << 20, rack });
           let t = 20;
           c.send(new Uint8Array(20 * SEG));
           drain(c, at(t));
@@ -139,7 +164,7 @@ void describe("slow start by bytes (RFC 3465 ABC)", () => {
               const bound = before.cwnd < before.ssthresh ? Math.min(n, limit === 0 ? n : limit * SEG) : SEG;
               assert.ok(
                 grew >= 0 && grew <= bound,
-                `cwnd ${before.cwnd} -> ${c.cwnd} on ${n} bytes acked, L ${limit}`,
+                `cwnd ${before.cwnd} -> ${c.cwnd} on ${n} bytes acked, L ${limit}, RACK ${String(rack)}`,
               );
             }
             assert.ok(c.cwnd >= SEG, `cwnd ${c.cwnd} below one segment`);
@@ -147,7 +172,7 @@ void describe("slow start by bytes (RFC 3465 ABC)", () => {
           }
         },
       ),
-      { seed: SEED, numRuns: 150, endOnFailure: true },
+      { seed: SEED, numRuns: 300, endOnFailure: true },
     );
   });
 });
