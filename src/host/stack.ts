@@ -1071,7 +1071,6 @@ export class HostStack {
     }
   }
 
-  /** Drains dirty connections: segments into frames, events into the event queue, timers. */
   /** The events of the connections that changed; they stay dirty for `#flush` (their segments). */
   #collectEvents(): void {
     for (const c of this.#dirty) {
@@ -1081,6 +1080,7 @@ export class HostStack {
     }
   }
 
+  /** Drains dirty connections: segments into frames, events into the event queue, timers. */
   #flush(now: Instant): void {
     this.#offload?.flush(now);
     this.#drainNeighbors(now);

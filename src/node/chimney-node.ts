@@ -19,9 +19,10 @@
  *   application, the stack's frames into the target (or onto the wire), the events building
  *   them raised, the target's frames onto the wire. Events go before frames: an application that
  *   reads on `readable` frees receive window before the ACK is built, which then advertises it
- *   (ACKed first, a 32 KiB buffer advertised one segment less on every ACK of a bulk transfer). A round that moved nothing ends the loop unless the target has work due
- *   (`hasWork()`: a state operation recorded during the round; a timer due now is not work,
- *   `fire` runs it). The application's event
+ *   (ACKed first, a 32 KiB buffer advertised one segment less on every ACK of a bulk transfer).
+ *   A round that moved nothing ends the loop unless the target has work due (`hasWork()`: a
+ *   state operation recorded during the round; a timer due now is not work, `fire` runs it).
+ *   The application's event
  *   handler may call the stack or the manager back; such a call while settling is absorbed by the
  *   running loop (it goes round again), never recursion. A loop that has not settled after
  *   `MAX_SETTLE_ROUNDS` rounds is a bug: it throws `InvariantViolation`.
