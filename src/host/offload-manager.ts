@@ -191,8 +191,8 @@ export class OffloadManager implements OffloadHost {
   readonly #neighbors = new Map<string, NeighborObject>();
   readonly #paths = new Map<string, PathObject>();
   /** By connection id (`IntMap`s: a storm adds and drops 100,000 entries). */
-  readonly #tcps = new IntMap<OffloadedTcp>();
-  readonly #byHandle = new IntMap<OffloadedTcp>();
+  readonly #tcps = IntMap.sequential<OffloadedTcp>();
+  readonly #byHandle = IntMap.sequential<OffloadedTcp>();
   /** Connections that ended while off the host, kept so `recv` can drain them. */
   readonly #retired = new WeakMap<HostConn, OffloadedTcp>();
   readonly #neighborByHandle = new Map<number, NeighborObject>();
@@ -1366,7 +1366,9 @@ export class OffloadManager implements OffloadHost {
       if (this.policy.zeroCopyIndications === true) {
         // The target never reuses this memory: the application gets views of it, and the NBLs
         // still go back at once.
-        for (const piece of segments(view)) buffered.push(piece);
+        const pieces = segments(view);
+        if (buffered.length === 0) buffered = pieces;
+        else for (const piece of pieces) buffered.push(piece);
       } else {
         const filler = new ChunkFiller(this.recvPool, bufferedIn);
         copyChainInto(view, filler);

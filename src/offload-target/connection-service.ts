@@ -285,7 +285,7 @@ export function disconnect(t: TargetContext, c: Conn, nbl: NetBufferList, flags:
  * until its SWS override timer sends what the window allows.
  */
 function sendNbl(t: TargetContext, c: Conn, n: NetBufferList, op: string): number {
-  const pieces = [...segments(viewOne(t.ledger, n, "target", op))];
+  const pieces = segments(viewOne(t.ledger, n, "target", op));
   let bytes = 0;
   pieces.forEach((piece, i) => {
     const r = c.engine.send(piece, { push: i === pieces.length - 1 });

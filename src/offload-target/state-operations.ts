@@ -222,7 +222,7 @@ function offloadBlock(
         constState: b.constState,
         cachedState: frozenCached(b.cachedState), // ST-2
         neighbor: nb,
-        conns: new IntMap(),
+        conns: IntMap.sequential(),
         invalid: false,
       };
       nb.paths.add(p);

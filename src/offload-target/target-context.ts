@@ -137,7 +137,7 @@ export class TargetContext {
   // Object tables (IT-1). A context is a small integer handed out in the host's slot (CTX-3).
   readonly neighbors = new Map<number, NeighborObj>();
   readonly paths = new Map<number, PathObj>();
-  readonly conns = new IntMap<Conn>();
+  readonly conns = IntMap.sequential<Conn>();
   /** Offloaded connections by their 4-tuple, for the receive path. */
   readonly byTuple = new TupleTable<Conn>();
   #nextCtx = 1;
@@ -170,11 +170,11 @@ export class TargetContext {
   readonly recvPool: NblPool;
   readonly upPool: NblPool;
   /** Indications in flight (a host that answers later), by NBL id. */
-  readonly inFlight = new IntMap<Conn>();
+  readonly inFlight = IntMap.sequential<Conn>();
   /** Chunks held receive data is compacted into; undefined when compaction is off. */
   readonly heldPool: ChunkPool | undefined;
   /** Per NBL lent up (by id), the held-pool chunks its MDLs show (each holds one `hold`). */
-  readonly lentChunks = new IntMap<Uint8Array[]>();
+  readonly lentChunks = IntMap.sequential<Uint8Array[]>();
 
   // Upcalls (TM-10, C-11, IO-7).
   /** Upcalls (indications, events, completions) in progress: TM-10, C-11. */

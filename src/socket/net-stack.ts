@@ -59,7 +59,7 @@ export class NetStack {
   readonly driver: StackDriver;
   readonly #hosts: ReadonlyMap<string, IpAddr>;
   /** By connection id. */
-  readonly #sockets = new IntMap<Socket>();
+  readonly #sockets = IntMap.sequential<Socket>();
   readonly #servers = new Map<HostListener, Server>();
   #nextAutoPort: number;
   readonly #socketHost: SocketHost;

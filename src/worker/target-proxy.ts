@@ -199,11 +199,11 @@ export class WorkerTarget implements OffloadWorkers {
   readonly #inbox: UpRecord[] = [];
   readonly #tx: Uint8Array[] = [];
   /** Host NBLs at the target, by id. */
-  readonly #atTarget = new IntMap<Lent>();
+  readonly #atTarget = IntMap.sequential<Lent>();
   /** Mirrors of the worker's NBLs the host holds, by the worker's id. */
-  readonly #mirrors = new IntMap<NetBufferList>();
+  readonly #mirrors = IntMap.sequential<NetBufferList>();
   /** The worker's id of each mirror. */
-  readonly #mirrorOf = new IntMap<NblId>();
+  readonly #mirrorOf = IntMap.sequential<NblId>();
   /** State operations in flight, by id: the host's own tree and when it was called (ms). */
   readonly #ops = new Map<number, { readonly root: OffloadBlockList; readonly at: number }>();
   #nextOp = 1;

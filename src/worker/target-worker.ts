@@ -163,7 +163,7 @@ class WorkerLoop {
   /** Mirrors of host NBLs the target holds: mirror -> the host's id. */
   readonly #hostId = new Map<NetBufferList, NblId>();
   /** The target's NBLs the host holds, by id. */
-  readonly #up = new IntMap<NetBufferList>();
+  readonly #up = IntMap.sequential<NetBufferList>();
   /** BufferedData the host lent to an initiate (gone after the call) -> the host's id. */
   readonly #lentHost = new WeakMap<NetBufferList, NblId>();
   /**
@@ -171,7 +171,7 @@ class WorkerLoop {
    * completes (or the initiate fails). An indication on any other handle is one after the
    * terminate. (A set of terminated handles instead grew by one per connection ever uploaded.)
    */
-  readonly #live = new IntMap<true>();
+  readonly #live = IntMap.sequential<true>();
   /** State trees in flight: the worker's tree -> the host's operation id. */
   readonly #ops = new Map<OffloadBlockList, number>();
 
