@@ -98,6 +98,8 @@ import {
   cachedStateFromEngine,
   delegatedStateFromEngine,
   snapshotFromOffloadState,
+  blankSnapshot,
+  releaseSnapshotData,
   toOffloadConnectionState,
 } from "../chimney/tcp-state.js";
 import {
@@ -192,6 +194,8 @@ export class OffloadManager implements OffloadHost {
   readonly #paths = new Map<string, PathObject>();
   /** By connection id (`IntMap`s: a storm adds and drops 100,000 entries). */
   readonly #tcps = IntMap.sequential<OffloadedTcp>();
+  /** The snapshot each upload's engine is woken from (`#adoptUploaded`), written anew each time. */
+  readonly #uploadSnapshot = blankSnapshot();
   readonly #byHandle = IntMap.sequential<OffloadedTcp>();
   /** Connections that ended while off the host, kept so `recv` can drain them. */
   readonly #retired = new WeakMap<HostConn, OffloadedTcp>();
@@ -1423,6 +1427,7 @@ export class OffloadManager implements OffloadHost {
   ): void {
     const c = t.conn;
     const now = this.stack.now;
+    // One snapshot serves every upload: the engine reads it at once and keeps none of it.
     const snap = snapshotFromOffloadState(
       { constState: t.chimConst, cachedState: t.cached, delegatedState: d },
       sendData,
@@ -1436,6 +1441,7 @@ export class OffloadManager implements OffloadHost {
         iss: t.engineConst.iss,
         irs: t.engineConst.irs,
       },
+      this.#uploadSnapshot,
     );
     // The engine kept since the initiate wakes with the uploaded state (a new one otherwise).
     const cfg = this.stack.tcpConfig;
@@ -1443,10 +1449,13 @@ export class OffloadManager implements OffloadHost {
     t.dormant = undefined;
     if (engine !== undefined) engine.reimport(snap, now, cfg, this.recvPool);
     else engine = TcpConnection.importState(snap, now, cfg, this.recvPool);
+    const noDelay = snap.cachedState.noDelay;
+    const keepAlive = snap.cachedState.keepAlive;
+    releaseSnapshotData(snap);
     // Options changed while no update could carry them (`configure` during a transition).
     const want = t.shadow.cachedState;
-    if (want.noDelay !== snap.cachedState.noDelay) engine.setNoDelay(want.noDelay);
-    if (want.keepAlive !== snap.cachedState.keepAlive) {
+    if (want.noDelay !== noDelay) engine.setNoDelay(want.noDelay);
+    if (want.keepAlive !== keepAlive) {
       engine.setKeepAlive(
         now,
         want.keepAlive,

@@ -78,7 +78,9 @@ export function forEachSegment(
  * array (a generator cost a terminate storm's host 300 bytes of garbage per connection).
  */
 export function segments(chain: BufferChain, offset = 0, length?: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
+  // Most chains are one piece: an array of exactly one (a first push reserves 17 slots).
+  let first: Uint8Array | undefined;
+  let out: Uint8Array[] | undefined;
   let left = length ?? chainLength(chain) - offset;
   checkRange(chain, offset, left);
   let skip = offset;
@@ -98,7 +100,12 @@ export function segments(chain: BufferChain, offset = 0, length?: number): Uint8
     }
     while (left > 0 && nbLeft > 0 && m !== null) {
       const avail = Math.min(m.length - off, nbLeft, left);
-      if (avail > 0) out.push(avail === m.length ? m.view : m.view.subarray(off, off + avail));
+      if (avail > 0) {
+        const piece = avail === m.length ? m.view : m.view.subarray(off, off + avail);
+        if (first === undefined) first = piece;
+        else if (out === undefined) out = [first, piece];
+        else out.push(piece);
+      }
       left -= avail;
       nbLeft -= avail;
       off = 0;
@@ -106,7 +113,7 @@ export function segments(chain: BufferChain, offset = 0, length?: number): Uint8
     }
   }
   assert(left === 0, NB_OVERRUN);
-  return out;
+  return out ?? (first === undefined ? [] : [first]);
 }
 
 /**

@@ -65,6 +65,24 @@ void describe("alloc and view", () => {
     ledger.free(linkNbls([a, b])!, "host");
   });
 
+  void test("allocOwn takes the caller's fresh descriptors as the NBL's own, linked in order", () => {
+    const nbs = [...fromArrays([Uint8Array.of(1, 2)]), ...fromArrays([Uint8Array.of(3)])].map((nb) => ({
+      ...nb,
+      next: null,
+    }));
+    assert.equal(nbs.length, 2);
+    const nbl = ledger.allocOwn("target", nbs, "mirror");
+    const view = ledger.view(nbl, "target", "read");
+    assert.equal(view[0], nbs[0], "the descriptors themselves, no copies");
+    assert.equal(nbs[0]?.next, nbs[1], "linked as alloc links them");
+    assert.deepEqual(Array.from(toBytes(view)), [1, 2, 3]);
+    assert.equal(ledger.history(nbl), "mirror@target");
+    ledger.transfer(nbl, "target", "host", "indicate");
+    assert.throws(() => ledger.view(nbl, "target", "read"), OwnershipError);
+    ledger.return(nbl, "host", "return");
+    ledger.free(nbl, "target");
+  });
+
   void test("a view of a chain covers every NBL in order, and advancing it advances the NBLs", () => {
     const a = hostNbl(1, 2);
     const b = hostNbl(3, 4, 5);

@@ -126,7 +126,19 @@ export class BufferLedger {
    */
   alloc(owner: Owner, data: BufferChain, op = "alloc"): NetBufferList {
     // An array of the exact size (most NBLs carry one NB; one grown by push held 17 slots).
-    const nbs = data.map((nb) => cloneNetBuffer(nb));
+    return this.allocOwn(
+      owner,
+      data.map((nb) => cloneNetBuffer(nb)),
+      op,
+    );
+  }
+
+  /**
+   * `alloc` taking `nbs` themselves as the NBL's NET_BUFFERs (linked here), no copies: for
+   * descriptors the caller has just made for this NBL and keeps no reference to (a worker's NBL
+   * mirrored on the host thread). A kept reference would reach the bytes around the ledger.
+   */
+  allocOwn(owner: Owner, nbs: NetBuffer[], op = "alloc"): NetBufferList {
     for (let i = 1; i < nbs.length; i++) (nbs[i - 1] as NetBuffer).next = nbs[i] as NetBuffer;
     const rec = new Rec(this, this.#nextId++ as NblId, owner, nbs);
     record(rec, this.#cap, "alloc", op, "", owner);

@@ -118,6 +118,9 @@ export interface BlockDesc {
  */
 export type TreeDesc = readonly BlockDesc[];
 
+/** A tree of no blocks (a block without dependents), shared. */
+export const NO_BLOCKS: TreeDesc = Object.freeze([]);
+
 /** The NBL-valued fields of a TCP delegated state, as refs. */
 export interface DelegatedNbls {
   readonly sendDataHead: NblRef | null;
@@ -482,7 +485,7 @@ function encodeBlock(b: OffloadBlockList, e: TreeEncoder): BlockDesc {
     delegatedState: delegated,
     chain: b.netBufferListChain === null ? null : e.chain(b.netBufferListChain),
     buffered,
-    dependents: b.dependentBlockList === null ? [] : encodeTree(b.dependentBlockList, e),
+    dependents: b.dependentBlockList === null ? NO_BLOCKS : encodeTree(b.dependentBlockList, e),
   };
 }
 

@@ -825,7 +825,7 @@ export class WorkerTarget implements OffloadWorkers {
   #mirror(d: NblDesc, op: string): NetBufferList {
     if (d.home !== "w" || this.#mirrors.has(d.id))
       throw new OwnershipError("use-after-transfer", d.id, `${op}: worker NBL #${d.id} handed up twice`);
-    const m = this.#ledger.alloc("target", d.nbs.map(decodeNb), op);
+    const m = this.#ledger.allocOwn("target", d.nbs.map(decodeNb), op); // fresh NBs, none kept
     m.status = d.status;
     m.bytesTransferred = d.bytesTransferred;
     this.#ledger.transfer(m, "target", "host", op);

@@ -35,6 +35,7 @@ import type {
   NblRef,
   TreeDesc,
 } from "./protocol.js";
+import { NO_BLOCKS } from "./protocol.js";
 
 /** A tree as it crosses: its blocks in pre-order as numbers (`nums`), other values in `refs`. */
 export interface PackedTree {
@@ -476,8 +477,9 @@ class Unpacker {
     return { bufs, mdls, dataOffset, dataLength };
   }
 
-  tree(): BlockDesc[] {
+  tree(): TreeDesc {
     const count = this.next();
+    if (count === 0) return NO_BLOCKS; // most blocks have no dependents
     const out: BlockDesc[] = [];
     for (let k = 0; k < count; k++) out.push(this.block());
     return out;
