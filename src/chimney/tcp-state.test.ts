@@ -12,6 +12,7 @@ import type { TcpRepr } from "../wire/tcp-repr.js";
 import { BufferLedger } from "../nbl/ledger.js";
 import { nblArray } from "../nbl/chain.js";
 import {
+  blankSnapshot,
   cachedStateFromEngine,
   copyBufferedData,
   deriveRto,
@@ -21,6 +22,7 @@ import {
   nblChainOf,
   nblRange,
   offloadStateFromSnapshot,
+  releaseSnapshotData,
   sendDataViews,
   snapshotFromOffloadState,
   toOffloadConnectionState,
@@ -344,6 +346,36 @@ void describe("engine -> chimney -> engine", () => {
         ),
       { code: "ERR_USAGE" },
     );
+  });
+
+  void test("a kept snapshot written again reads as a fresh one: nothing of the last state stays", () => {
+    const base = establish();
+    const s = offloadStateFromSnapshot(base.a.exportState(at(base.now)), { ledger, owner: "host" });
+    const other = offloadStateFromSnapshot(base.p.exportState(at(base.now)), { ledger, owner: "host" });
+    const fin = { ...s, delegatedState: { ...s.delegatedState, state: "TcpConnectionCloseWait" as const } };
+    const kept = blankSnapshot();
+    const data = [Uint8Array.of(1, 2, 3)];
+    const o4 = { cfg: CFG, pathMtu: 1500, ipVersion: 4 } as const;
+    const o6 = { cfg: CFG, pathMtu: 1280, ipVersion: 6, iss: Seq.of(77), irs: Seq.of(99) } as const;
+    // Each state written over the last one gives what a fresh snapshot of it gives.
+    for (const [st, send, buffered, o] of [
+      [other, data, [], o6],
+      [fin, [], data, o4],
+      [s, data, data, o6],
+    ] as const) {
+      const again = snapshotFromOffloadState(st, send, buffered, o, kept);
+      assert.equal(again, kept, "written into the kept one");
+      assert.deepEqual(again, snapshotFromOffloadState(st, send, buffered, o));
+    }
+    releaseSnapshotData(kept);
+    assert.deepEqual([kept.delegated.sendData.length, kept.delegated.bufferedData.length], [0, 0]);
+    for (const st of [s, other]) {
+      ledger.free(
+        st.delegatedState.sendDataHead as NonNullable<typeof st.delegatedState.sendDataHead>,
+        "host",
+      );
+      if (st.delegatedState.bufferedData !== null) ledger.free(st.delegatedState.bufferedData, "host");
+    }
   });
 
   void test("RTO is derived from SRTT/RTTVAR and backed off per retransmission", () => {
