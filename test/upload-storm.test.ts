@@ -14,6 +14,7 @@ import { TcpFlag, type TcpRepr } from "../src/wire/tcp-repr.js";
 import { ip } from "../src/wire/ip-addr.js";
 import { type OffloadBlockList, treeBlocks } from "../src/chimney/block-list.js";
 import { TERMINATE_BATCH } from "../src/host/offload-manager.js";
+import { blankSnapshot } from "../src/chimney/tcp-state.js";
 import { type ChimneyPair, chimneyPair, connectPair, refuseAll, settle } from "./support/chimney-pair.js";
 
 const NOW = Instant.ZERO;
@@ -163,32 +164,29 @@ void describe("terminates one by one", () => {
 
 /** An ESTABLISHED snapshot (SACK on, no data) whose peer's next byte is `irs + 1`. */
 function snapshot(iss: number, irs: number): TcpSnapshot {
+  const blank = blankSnapshot(); // the fields not given here: zero, false, undefined, empty
   return {
     constState: {
+      ...blank.constState,
       localPort: 80,
       remotePort: 40000 + (iss % 1000),
-      timestampsEnabled: false,
       sackEnabled: true,
-      windowScalingEnabled: false,
-      sndWindScale: 0,
-      rcvWindScale: 0,
       remoteMss: 1460,
       iss: Seq.of(iss),
       irs: Seq.of(irs),
     },
     cachedState: {
+      ...blank.cachedState,
       initialRcvWnd: 65535,
       sendBufferSize: 65536,
-      noDelay: false,
-      keepAlive: false,
       keepAliveIdle: Duration.fromMicros(7_200_000_000),
       keepAliveInterval: Duration.fromMicros(75_000_000),
       keepAliveProbes: 9,
       maxRetransmissions: 15,
-      userTimeout: undefined,
       effectiveMss: 1460,
     },
     delegated: {
+      ...blank.delegated,
       state: "ESTABLISHED",
       rcvNxt: Seq.add(Seq.of(irs), 1),
       rcvAdv: Seq.add(Seq.of(irs), 1 + 65535),
@@ -201,25 +199,7 @@ function snapshot(iss: number, irs: number): TcpSnapshot {
       sndWl2: Seq.add(Seq.of(iss), 1),
       cwnd: 14600,
       ssthresh: 0x7fff_ffff,
-      srtt: undefined,
-      rttVar: undefined,
       rto: Duration.fromMicros(1_000_000),
-      tsRecent: 0,
-      tsRecentAge: Duration.ZERO,
-      tsTime: 0,
-      dupAckCount: 0,
-      recover: undefined,
-      sndWndProbeCount: 0,
-      keepAliveProbeCount: 0,
-      keepAliveDelta: undefined,
-      retransmitCount: 0,
-      retransmitDelta: undefined,
-      totalRt: Duration.ZERO,
-      finQueued: false,
-      finReceived: false,
-      sendData: [],
-      bufferedData: [],
-      unreportedAcked: 0,
     },
   };
 }
