@@ -255,18 +255,21 @@ export class UploadLogEntry implements OffloadLogEntry {
     this.at = at;
     this.conn = conn;
     this.#state = d.state;
-    this.#sndUna = d.sndUna;
-    this.#sndNxt = d.sndNxt;
-    this.#sndMax = d.sndMax;
-    this.#rcvNxt = d.rcvNxt;
+    // Sequence numbers as int32 (`| 0`, read back with `>>> 0`): V8 keeps those in the object,
+    // while a uint32 above 2^31 is a heap number of its own, 16 bytes per field and entry, and a
+    // storm's entries live long enough to be promoted.
+    this.#sndUna = d.sndUna | 0;
+    this.#sndNxt = d.sndNxt | 0;
+    this.#sndMax = d.sndMax | 0;
+    this.#rcvNxt = d.rcvNxt | 0;
     this.#sendBytes = sendBytes;
     this.#bufferedIn = bufferedIn;
   }
 
   get detail(): string {
     this.#detail ??=
-      `${this.#state} sndUna=${this.#sndUna} sndNxt=${this.#sndNxt} sndMax=${this.#sndMax} ` +
-      `rcvNxt=${this.#rcvNxt} sendData=${this.#sendBytes}B bufferedData=${this.#bufferedIn}B`;
+      `${this.#state} sndUna=${this.#sndUna >>> 0} sndNxt=${this.#sndNxt >>> 0} sndMax=${this.#sndMax >>> 0} ` +
+      `rcvNxt=${this.#rcvNxt >>> 0} sendData=${this.#sendBytes}B bufferedData=${this.#bufferedIn}B`;
     return this.#detail;
   }
 

@@ -62,7 +62,7 @@ export class RecvBuffer {
   /** Appends a chunk by reference. */
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
+    this.#append(chunk);
     this.#pooled?.push(false);
     this.#length += chunk.length;
     this.#tailBytes += chunk.length;
@@ -90,7 +90,7 @@ export class RecvBuffer {
       pooled = new Array<boolean>(this.#chunks.length).fill(false);
       this.#pooled = pooled;
     }
-    this.#chunks.push(chunk);
+    this.#append(chunk);
     pooled.push(true);
     this.#length += chunk.length;
     // A compaction boundary: only later pushes are compacted (plain chunks before it stay views).
@@ -243,6 +243,16 @@ export class RecvBuffer {
     this.#length -= done;
     this.#compact();
     return done;
+  }
+
+  /**
+   * Adds `chunk` at the end. Into an empty list, as a list of exactly one: a first push reserves
+   * 17 slots, and an engine woken at an upload (`reinit`, then its BufferedData, often one
+   * chunk) kept those 152 bytes for as long as it lived (a terminate storm promoted 15 MB of them).
+   */
+  #append(chunk: Uint8Array): void {
+    if (this.#chunks.length === 0) this.#chunks = [chunk];
+    else this.#chunks.push(chunk);
   }
 
   #compact(): void {
