@@ -194,9 +194,9 @@ export class OffloadManager implements OffloadHost {
   readonly #paths = new Map<string, PathObject>();
   /** By connection id (`IntMap`s: a storm adds and drops 100,000 entries). */
   readonly #tcps = IntMap.sequential<OffloadedTcp>();
+  readonly #byHandle = IntMap.sequential<OffloadedTcp>();
   /** The snapshot each upload's engine is woken from (`#adoptUploaded`), written anew each time. */
   readonly #uploadSnapshot = blankSnapshot();
-  readonly #byHandle = IntMap.sequential<OffloadedTcp>();
   /** Connections that ended while off the host, kept so `recv` can drain them. */
   readonly #retired = new WeakMap<HostConn, OffloadedTcp>();
   readonly #neighborByHandle = new Map<number, NeighborObject>();
