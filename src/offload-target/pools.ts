@@ -33,6 +33,12 @@ class PoolMark {
   }
 }
 
+/** `chunks` without its empty ones (itself when it has none: most lists are one chunk). */
+function nonEmpty(chunks: readonly Uint8Array[]): readonly Uint8Array[] {
+  for (const x of chunks) if (x.length === 0) return chunks.filter((y) => y.length > 0);
+  return chunks;
+}
+
 /** One NBL pool of the target. */
 export class NblPool {
   /** Which indications this pool serves. */
@@ -55,7 +61,8 @@ export class NblPool {
    * zero-copy). INIT-4 is asserted on the NBL the ledger built.
    */
   alloc(chunks: readonly Uint8Array[], op: string): NetBufferList {
-    const nbl = this.#ledger.alloc("target", [netBuffer(mdlChain(chunks.filter((x) => x.length > 0)))], op);
+    // The NB is made here for this NBL alone: the ledger takes it as it is (no copy).
+    const nbl = this.#ledger.allocOwn("target", [netBuffer(mdlChain(nonEmpty(chunks)))], op);
     const nbs = this.#ledger.view(nbl, "target", op).length;
     assert(nbs === 1, () => `INIT-4: NBL #${nbl.id} from the ${this.kind} pool carries ${nbs} NBs`);
     nbl.allocatorReserved = this.#outMark;

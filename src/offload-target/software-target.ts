@@ -338,7 +338,7 @@ export class SoftwareTarget implements OffloadTarget {
   heldDataOf(ctx: MiniportOffloadContext): readonly Uint8Array[] | undefined {
     const c = this.#t.conns.get(ctx);
     if (c === undefined || !isImportableState(toChimneyState(c.engine))) return undefined;
-    return c.engine.exportState(this.#t.now).delegated.bufferedData;
+    return c.engine.exportDelegated(this.#t.now).bufferedData;
   }
 
   /** NBLs handed up and not yet returned (TM-22: the adapter must not close before this is 0). */

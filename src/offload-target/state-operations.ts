@@ -52,7 +52,14 @@ import {
 } from "../chimney/tcp-state.js";
 import { supportsFamily } from "../chimney/capabilities.js";
 import { engineKeepAlive, frozenCached, offloadSackEnabled } from "./tcp-rules.js";
-import { type Conn, ctxOf, type NeighborObj, type PathObj, toChimneyState } from "./connection-record.js";
+import {
+  type Conn,
+  ctxOf,
+  type NeighborObj,
+  type PathObj,
+  type SendEntry,
+  toChimneyState,
+} from "./connection-record.js";
 import {
   OP_INIT,
   OP_INIT_COMPLETE,
@@ -476,20 +483,24 @@ export function doTerminate(t: TargetContext, now: Instant, root: OffloadBlockLi
   for (const f of after) t.up(f);
 }
 
+const NO_SENDS: readonly SendEntry[] = Object.freeze([]);
+const NO_NBLS: readonly NetBufferList[] = Object.freeze([]);
+
 function terminateConn(t: TargetContext, now: Instant, c: Conn, b: TcpBlock): void {
   c.phase = "terminating";
   drainSendInbox(t, c); // C-11: queued sends complete with UPLOAD_IN_PROGRESS (TM-27)
   c.pushAt = undefined; // TM-12
   // TM-9: posted receives; spec 20 item 21.
-  const reqs = c.reqs.splice(0);
-  for (const r of reqs)
-    finishReq(t, r, r.placed > 0 ? "NDIS_STATUS_SUCCESS" : "NDIS_STATUS_UPLOAD_IN_PROGRESS");
-  if (reqs.length > 0)
+  if (c.reqs.length > 0) {
+    const reqs = c.reqs.splice(0);
+    for (const r of reqs)
+      finishReq(t, r, r.placed > 0 ? "NDIS_STATUS_SUCCESS" : "NDIS_STATUS_UPLOAD_IN_PROGRESS");
     completeRecvs(
       t,
       c,
       reqs.map((r) => r.nbl),
     );
+  }
   const disc = c.disconnect;
   if (disc !== undefined) {
     c.disconnect = undefined;
@@ -515,21 +526,22 @@ function terminateConn(t: TargetContext, now: Instant, c: Conn, b: TcpBlock): vo
     // PS-2 (and TM-F): persist state goes back as SndWndProbeCount, Retransmit.Count and
     // Retransmit.TimeoutDelta (undefined = -1, not running; 0 = fires at once on the host);
     // TS-1: TsTime = NicTime + NicDelta.
-    const snap = engine.exportState(now);
+    const exported = engine.exportDelegated(now);
     // TM-14..TM-16: the unacknowledged send NBLs go back in their original order.
-    const left = c.sends.splice(0).filter((e) => !e.disconnect);
+    // (most connections of a storm have none: no arrays then)
+    const left = c.sends.length === 0 ? NO_SENDS : c.sends.splice(0).filter((e) => !e.disconnect);
     for (const e of left) {
       if (e.acked > 0) advance(viewOne(t.ledger, e.nbl, "target", OP_TERM_COMPLETE), e.acked);
     }
-    const nbls = left.map((e) => e.nbl);
+    const nbls = left.length === 0 ? NO_NBLS : left.map((e) => e.nbl);
     const head = linkNbls(nbls);
     if (head !== null) t.ledger.transfer(head, "target", "host", OP_TERM_COMPLETE);
     b.netBufferListChain = head; // BL-2 / TM-17: null when nothing is returned
     // TM-19..TM-21: undelivered bytes as BufferedData from the target's pool. TM-26: only the
     // in-order bytes the engine acknowledged cumulatively; SACKed-only data stays behind.
-    const chunks = snap.delegated.bufferedData;
+    const chunks = exported.bufferedData;
     const buffered = chunks.length === 0 ? null : allocUp(t, chunks, OP_TERM_COMPLETE, true);
-    delegated = delegatedStateFromEngine(snap.delegated, {
+    delegated = delegatedStateFromEngine(exported, {
       sendDataHead: head,
       sendDataTail: nbls[nbls.length - 1] ?? null,
       bufferedData: buffered,
@@ -543,7 +555,7 @@ function terminateConn(t: TargetContext, now: Instant, c: Conn, b: TcpBlock): vo
     b.netBufferListChain = null;
     // TM-19..TM-21: received data the host has not taken still goes up (a FIN-closed
     // connection keeps it).
-    const chunks = engine.exportState(now).delegated.bufferedData;
+    const chunks = engine.exportDelegated(now).bufferedData;
     const buffered = chunks.length === 0 ? null : allocUp(t, chunks, OP_TERM_COMPLETE, true);
     delegated = closedDelegated(now, c, buffered);
   }
@@ -554,7 +566,7 @@ function terminateConn(t: TargetContext, now: Instant, c: Conn, b: TcpBlock): vo
 
 /** A delegated state for an engine that already reached CLOSED (the engine exports it). */
 function closedDelegated(now: Instant, c: Conn, buffered: NetBufferList | null): TcpDelegatedState {
-  const d = delegatedStateFromEngine(c.engine.exportState(now).delegated, {
+  const d = delegatedStateFromEngine(c.engine.exportDelegated(now), {
     sendDataHead: null,
     sendDataTail: null,
     bufferedData: buffered,
@@ -746,7 +758,7 @@ export function doQuery(t: TargetContext, now: Instant, root: OffloadBlockList):
  */
 function queryDelegated(t: TargetContext, now: Instant, c: Conn): TcpDelegatedState {
   const base = isImportableState(toChimneyState(c.engine))
-    ? delegatedStateFromEngine(c.engine.exportState(now).delegated, {
+    ? delegatedStateFromEngine(c.engine.exportDelegated(now), {
         sendDataHead: null,
         sendDataTail: null,
         bufferedData: null,

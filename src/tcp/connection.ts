@@ -1544,6 +1544,16 @@ export class TcpConnection {
       userTimeout: this.#userTimeout,
       effectiveMss: this.#pathMss,
     };
+    return frozenSnapshot(constState, cachedState, this.exportDelegated(now));
+  }
+
+  /**
+   * The delegated part of `exportState(now)` (frozen as well), without building the const and
+   * cached parts: what a terminate hands back (Chimney ST-5: the target returns only the
+   * delegated state), once per connection of a storm.
+   */
+  exportDelegated(now: Instant): TcpSnapshotDelegated {
+    checkExportable(this.#state);
     const rel = relativeTimes(now, {
       rtxAt: this.#rtxAt,
       persistAt: this.#persistAt,
@@ -1593,7 +1603,7 @@ export class TcpConnection {
       const { echoEce, cwrPending, reducedUntil } = ecn;
       delegated = { ...delegated, ecn: { echoEce, cwrPending, reducedUntil } };
     }
-    return frozenSnapshot(constState, cachedState, delegated);
+    return Object.freeze(delegated);
   }
 
   /** The out-of-order queue to insert into: a queue of this connection's own on first use. */

@@ -222,6 +222,31 @@ void describe("exportState after the connection failed", () => {
   });
 });
 
+void describe("exportDelegated (what a terminate hands back, ST-5)", () => {
+  void test("is exportState's delegated part, frozen, with data queued both ways and timers running", () => {
+    const c = established();
+    c.send(bytes(300));
+    drainTx(c, at(2));
+    c.send(bytes(20, 0x62)); // queued behind the flight
+    recv(c, at(3), { seq: R(1), ack: L(1), payload: bytes(40) });
+    const now = at(7);
+    const d = c.exportDelegated(now);
+    assert.ok(Object.isFrozen(d));
+    assert.ok(d.sendData.length > 0 && d.bufferedData.length > 0, "send data and received bytes queued");
+    assert.ok(d.retransmitDelta !== undefined, "the retransmission timer runs");
+    assert.deepEqual(d, c.exportState(now).delegated);
+  });
+  void test("refuses a state that cannot be exported, as exportState does", () => {
+    const c = TcpConnection.connect(
+      BASE,
+      { localPort: 1, remotePort: 2, iss: LOCAL_ISS, tsOffset: 0 },
+      at(0),
+    );
+    assert.throws(() => c.exportDelegated(at(0)), UsageError);
+    assert.throws(() => c.exportState(at(0)), UsageError);
+  });
+});
+
 void describe("urgent data held for upload", () => {
   void test("with the hold on, a URG segment is neither processed nor acknowledged", () => {
     const c = established();
