@@ -391,7 +391,7 @@ export function snapshotFromOffloadState(
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-const NO_DATA: readonly Uint8Array[] = [];
+const NO_DATA: readonly Uint8Array[] = Object.freeze([]);
 
 /** Lets go of the data a kept snapshot (`into`) names, once it has been read. */
 export function releaseSnapshotData(snap: TcpSnapshot): void {

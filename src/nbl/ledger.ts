@@ -136,7 +136,8 @@ export class BufferLedger {
   /**
    * `alloc` taking `nbs` themselves as the NBL's NET_BUFFERs (linked here), no copies: for
    * descriptors the caller has just made for this NBL and keeps no reference to (a worker's NBL
-   * mirrored on the host thread). A kept reference would reach the bytes around the ledger.
+   * mirrored on the host thread, an NBL of the target's receive pool). A kept reference would
+   * reach the bytes around the ledger.
    */
   allocOwn(owner: Owner, nbs: NetBuffer[], op = "alloc"): NetBufferList {
     for (let i = 1; i < nbs.length; i++) (nbs[i - 1] as NetBuffer).next = nbs[i] as NetBuffer;

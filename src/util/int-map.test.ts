@@ -83,6 +83,13 @@ void test("IntMap refuses a key that is not a safe integer (it would read as an 
   assert.equal(m.size, 0);
 });
 
+void test("IntMap refuses a key layout it does not know", () => {
+  assert.throws(
+    () => new IntMap<number>(16, "linear" as never),
+    (e: unknown) => e instanceof UsageError && e.code === "ERR_USAGE",
+  );
+});
+
 void test("IntMap: changing the table while iterating it throws (entries would move under the iterator)", () => {
   const m = new IntMap<number>();
   for (let i = 0; i < 10; i++) m.set(i, i);

@@ -69,6 +69,8 @@ export class IntMap<V> {
     this.#keys = new Float64Array(cap).fill(EMPTY);
     this.#values = new Array<V | undefined>(cap).fill(undefined);
     this.#mask = cap - 1;
+    if (keys !== "hashed" && keys !== "sequential")
+      throw new UsageError(`IntMap keys ${String(keys)}: must be "hashed" or "sequential"`);
     this.#slot = keys === "sequential" ? sequentialSlot : hashedSlot;
   }
 
