@@ -14,7 +14,7 @@ import { Prng } from "../src/sim/prng.js";
 import { tcpConfig } from "../src/tcp/config.js";
 import { OwnershipError } from "../src/util/errors.js";
 import { mac } from "../src/wire/ethernet.js";
-import type { Batch, UpRecord } from "../src/worker/protocol.js";
+import { type Batch, SYNC_CELL_WORDS, type UpRecord } from "../src/worker/protocol.js";
 import type { WorkerTargetInit } from "../src/worker/target-proxy.js";
 import { knobsFor } from "./support/offload-pair.js";
 import { PAIR_B, startWorkerPair, type WorkerPair } from "./support/worker-pair.js";
@@ -170,7 +170,7 @@ void describe("ownership across threads", () => {
       mac: mac("02:00:00:00:00:01"),
       tcpConfig: tcpConfig({}),
       target: {},
-      cell: new SharedArrayBuffer(12),
+      cell: new SharedArrayBuffer(SYNC_CELL_WORDS * 4), // the bells ring in it: a short cell threw in the worker
       up: port2,
     };
     const w = new Worker(new URL("../src/worker/target-worker.js", import.meta.url), {
