@@ -94,6 +94,8 @@ export interface Conn {
   /** The 4-tuple's addresses (its ports are in `constState`): the connection's `byTuple` entry. */
   readonly local: IpAddr;
   readonly remote: IpAddr;
+  /** The tuple's hash in `byTuple` (`tupleHash`), kept so a removal reads no address again. */
+  readonly tupleKey: number;
   readonly constState: TcpConstState;
   cachedState: TcpCachedState;
   path: PathObj;

@@ -16,6 +16,7 @@
  * - Update replaces cached state (ST-2, UP-2..UP-5); invalidate marks objects and asks for their
  *   upload (IV-2..IV-7); query reports current values (QY-1).
  */
+import { tupleHash } from "./tuple-table.js";
 import { Duration, Instant } from "../time/instant.js";
 import { assert } from "../util/errors.js";
 import { IntMap } from "../util/int-map.js";
@@ -314,6 +315,7 @@ function offloadTcp(
     handle,
     local,
     remote,
+    tupleKey: tupleHash(local, remote, k.localPort, k.remotePort),
     constState: k,
     cachedState: frozenCached(ca), // ST-2: replaced only by an update
     path,
@@ -365,7 +367,7 @@ function offloadTcp(
   // Send NBLs of the chain beyond SendDataTail carry no data: nothing to track.
   path.conns.set(c.ctx, c);
   t.conns.set(c.ctx, c);
-  t.byTuple.set(local, remote, k.localPort, k.remotePort, c);
+  t.byTuple.setHashed(c.tupleKey, local, remote, k.localPort, k.remotePort, c);
   const slot = b.miniportOffloadContext;
   assert(slot !== null, "new-offload block has a slot");
   slot.context = c.ctx; // CTX-3

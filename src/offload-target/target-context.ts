@@ -292,7 +292,7 @@ export class TargetContext {
   removeConn(c: Conn): void {
     c.path.conns.delete(c.ctx);
     this.conns.delete(c.ctx);
-    this.byTuple.delete(c.local, c.remote, c.constState.localPort, c.constState.remotePort);
+    this.byTuple.deleteValue(c.tupleKey, c);
   }
 
   up(frame: Uint8Array): void {

@@ -83,3 +83,40 @@ void test("colliding tuples are told apart by their fields, whichever went in fi
     assert.equal(table.size, 1);
   }
 });
+
+void test("deleteValue removes exactly the entry holding that value (by identity), colliding tuples mixed in", () => {
+  const [c1, c2] = collidingPair();
+  const tuple = fc.oneof(
+    fc.tuple(addr, addr, fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 })),
+    fc.constant(c1),
+    fc.constant(c2),
+  ) as fc.Arbitrary<Tuple>;
+  const op = fc.record({ kind: fc.constantFrom("set", "deleteValue", "deleteStale"), t: tuple });
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+      const table = new TupleTable<{ readonly n: number }>();
+      const model = new Map<string, { readonly n: number }>();
+      const tuples: Tuple[] = [];
+      let n = 0;
+      for (const { kind, t } of ops) {
+        tuples.push(t);
+        const h = tupleHash(...t);
+        if (kind === "set") {
+          const v = { n: n++ };
+          table.setHashed(h, ...t, v);
+          model.set(text(t), v);
+        } else if (kind === "deleteValue") {
+          const v = model.get(text(t));
+          assert.equal(table.deleteValue(h, v ?? { n: -1 }), v !== undefined);
+          model.delete(text(t));
+        } else {
+          // an object equal in content but not the one stored: nothing goes
+          assert.equal(table.deleteValue(h, { n: model.get(text(t))?.n ?? -1 }), false);
+        }
+        assert.equal(table.size, model.size);
+        for (const u of tuples) assert.equal(table.get(...u), model.get(text(u)));
+      }
+    }),
+    { seed: SEED, numRuns: 300 },
+  );
+});
