@@ -251,6 +251,19 @@ export function nblArray(chain: NetBufferList | null, limit = Number.MAX_SAFE_IN
 }
 
 /**
+ * `f` of each NBL of a chain, in order, in a list made at its final size (an empty list grown by
+ * `push` takes room for 16 items at once; the chains that cross threads are mostly one NBL).
+ */
+export function mapNbls<T>(chain: NetBufferList | null, f: (n: NetBufferList) => T): T[] {
+  let count = 0;
+  for (let n = chain; n !== null; n = n.next) count++;
+  const out = new Array<T>(count);
+  let i = 0;
+  for (let n = chain; n !== null; n = n.next) out[i++] = f(n);
+  return out;
+}
+
+/**
  * Links NBLs into one chain in the given order (each `next` to the following one, the last to
  * `null`) and returns its head, or `null` for none. This is how an offload target gathers NBLs from
  * several calls into one completion (SD-6) or returns send NBLs at terminate in order (TM-14).

@@ -315,15 +315,18 @@ export class MdlEncoder {
     let n = 0;
     for (let m: Mdl | null = nb.mdlChain; m !== null; m = m.next) n++;
     const mdls = new Uint32Array(n * MDL_WORDS);
-    const bufs: SharedArrayBuffer[] = [];
+    let bufs: SharedArrayBuffer[] | undefined;
     let i = 0;
     for (let m: Mdl | null = nb.mdlChain; m !== null; m = m.next, i += MDL_WORDS) {
       const v = this.#sharedView(m.view);
-      mdls[i] = bufferIndex(bufs, v.buffer as SharedArrayBuffer);
+      const buf = v.buffer as SharedArrayBuffer;
+      // The first buffer starts a list of one (the usual NB), not an empty list grown by `push`.
+      if (bufs === undefined) bufs = [buf];
+      else mdls[i] = bufferIndex(bufs, buf);
       mdls[i + 1] = v.byteOffset;
       mdls[i + 2] = v.length;
     }
-    return { bufs, mdls, dataOffset: nb.dataOffset, dataLength: nb.dataLength };
+    return { bufs: bufs ?? [], mdls, dataOffset: nb.dataOffset, dataLength: nb.dataLength };
   }
 
   /** An NB of one MDL over `view` (by reference when shared, else copied once). */
@@ -455,8 +458,11 @@ export interface TreeEncoder {
 
 /** A tree as it crosses: its blocks in the same shape, NBLs described by `e`. */
 export function encodeTree(first: OffloadBlockList, e: TreeEncoder): TreeDesc {
-  const out: BlockDesc[] = [];
-  for (let b: OffloadBlockList | null = first; b !== null; b = b.nextBlock) out.push(encodeBlock(b, e));
+  let count = 0;
+  for (let b: OffloadBlockList | null = first; b !== null; b = b.nextBlock) count++;
+  const out = new Array<BlockDesc>(count); // at its final size (see mapNbls)
+  let i = 0;
+  for (let b: OffloadBlockList | null = first; b !== null; b = b.nextBlock) out[i++] = encodeBlock(b, e);
   return out;
 }
 

@@ -27,6 +27,7 @@ import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import { forEachInTree, type OffloadBlockList, type MiniportOffloadContext } from "../chimney/block-list.js";
 import type { TcpConnectionOffloadCapabilities } from "../chimney/capabilities.js";
 import type { DisconnectFlags, OffloadHost } from "../chimney/contract.js";
+import { mapNbls } from "../nbl/chain.js";
 import { BufferLedger } from "../nbl/ledger.js";
 import { OffloadManager, type OffloadPolicy, type ReceiveKnobs } from "../host/offload-manager.js";
 import type { HostStack } from "../host/stack.js";
@@ -655,13 +656,12 @@ export class WorkerTarget implements OffloadWorkers {
 
   /** Describes a chain the host transferred to the target and keeps its NBLs until they return. */
   #lendDown(head: NetBufferList, op: string): NblDesc[] {
-    const out: NblDesc[] = [];
-    for (let n: NetBufferList | null = head; n !== null; n = n.next) {
+    const out = mapNbls(head, (n) => {
       const before = this.#enc.copied;
       const d = this.#describe(n, "h", op);
       this.#atTarget.set(n.id, { nbl: n, copied: this.#enc.copied > before });
-      out.push(d);
-    }
+      return d;
+    });
     this.stats.bytesCopied = this.#enc.copied;
     return out;
   }
@@ -687,14 +687,12 @@ export class WorkerTarget implements OffloadWorkers {
       chain: (head) => this.#lendDown(head, opName),
       buffered: (head) => {
         // lent for the call only: the target copies it during the call, so it crosses as a copy
-        const out: NblDesc[] = [];
-        for (let n: NetBufferList | null = head; n !== null; n = n.next) {
+        return mapNbls(head, (n) => {
           const nbs = this.#ledger
             .viewOne(n, "target", opName)
             .map((nb) => this.#enc.one(this.#sharedCopyOf(nb.mdlChain), nb.dataOffset, nb.dataLength));
-          out.push(nblDesc(n, "h", n.id, false, nbs));
-        }
-        return out;
+          return nblDesc(n, "h", n.id, false, nbs);
+        });
       },
       ref: (n) => ({ home: "h", id: n.id }),
     };
@@ -858,13 +856,28 @@ export class WorkerTarget implements OffloadWorkers {
     if (blocks.length !== descs.length)
       throw new InvariantViolation(`${op} #${id} came back with another tree`);
     const back = new Map<NblId, NetBufferList>();
-    blocks.forEach((b, i) => {
+    // Host NBLs named by a block: those handed back are updated; those the target keeps stay.
+    const resolve = (r: NblRef | null): NetBufferList | null => {
+      if (r === null) return null;
+      if (r.home === "h") {
+        const n = back.get(r.id) ?? this.#atTarget.get(r.id)?.nbl;
+        if (n === undefined)
+          throw new OwnershipError("unknown-nbl", r.id, `${opName}: unknown host NBL #${r.id}`);
+        return n;
+      }
+      const m = this.#mirrors.get(r.id);
+      if (m === undefined)
+        throw new OwnershipError("unknown-nbl", r.id, `${opName}: unknown target NBL #${r.id}`);
+      return m;
+    };
+    for (let i = 0; i < blocks.length; i++) {
+      const b = blocks[i] as OffloadBlockList; // i < length
       const d = descs[i] as BlockDesc; // same length
       b.status = d.status;
       if (b.miniportOffloadContext !== null && d.slot !== null)
         b.miniportOffloadContext.context = d.slot.context;
-      this.#applyChains(b, d, op, opName, back);
-    });
+      this.#applyChains(b, d, op, opName, back, resolve);
+    }
     if (back.size > 0) {
       // The target's hand-back of the host's send NBLs, made once per chain head.
       for (const b of blocks) {
@@ -883,21 +896,8 @@ export class WorkerTarget implements OffloadWorkers {
     op: StateOp,
     opName: string,
     back: Map<NblId, NetBufferList>,
+    resolve: (r: NblRef | null) => NetBufferList | null,
   ): void {
-    // Host NBLs named by the block: those handed back are updated; those the target keeps stay.
-    const resolve = (r: NblRef | null): NetBufferList | null => {
-      if (r === null) return null;
-      if (r.home === "h") {
-        const n = back.get(r.id) ?? this.#atTarget.get(r.id)?.nbl;
-        if (n === undefined)
-          throw new OwnershipError("unknown-nbl", r.id, `${opName}: unknown host NBL #${r.id}`);
-        return n;
-      }
-      const m = this.#mirrors.get(r.id);
-      if (m === undefined)
-        throw new OwnershipError("unknown-nbl", r.id, `${opName}: unknown target NBL #${r.id}`);
-      return m;
-    };
     let chainHead: NetBufferList | null = null;
     if (d.chain !== null) {
       let prev: NetBufferList | null = null;

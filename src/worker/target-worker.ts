@@ -27,6 +27,7 @@ import {
 } from "../chimney/contract.js";
 import type { NdisOffloadHandle } from "../chimney/block-list.js";
 import type { OffloadStatusIndication } from "../chimney/status.js";
+import { mapNbls } from "../nbl/chain.js";
 import { BufferLedger } from "../nbl/ledger.js";
 import type { NblId, NetBufferList } from "../nbl/nbl.js";
 import { SoftwareTarget } from "../offload-target/software-target.js";
@@ -668,26 +669,21 @@ class WorkerLoop {
   /** The worker's side of a tree going up: host NBLs it hands back die here, its own go up. */
   #encodeTree(b: OffloadBlockList, op: string, freed: Set<NetBufferList>): TreeDesc {
     return encodeTree(b, {
-      chain: (head) => {
-        const out: NblDesc[] = [];
-        for (let n: NetBufferList | null = head; n !== null; n = n.next) {
+      chain: (head) =>
+        mapNbls(head, (n) => {
           const id = this.#hostId.get(n);
           if (id === undefined)
             throw new InvariantViolation(`${op}: NBL #${n.id} in a send chain is not the host's`);
           const back = this.ledger.ownerOf(n) === "host";
           if (back) freed.add(n);
-          out.push(this.#describe(n, "h", id, back, op));
-        }
-        return out;
-      },
+          return this.#describe(n, "h", id, back, op);
+        }),
       buffered: (head) => {
         if (this.#hostId.has(head) || this.#lentHost.has(head)) return null; // the host's: a reference
-        const out: NblDesc[] = [];
-        for (let n: NetBufferList | null = head; n !== null; n = n.next) {
+        return mapNbls(head, (n) => {
           this.#up.set(n.id, n);
-          out.push(this.#describeOwn(n, op));
-        }
-        return out;
+          return this.#describeOwn(n, op);
+        });
       },
       ref: (n) => {
         const id = this.#hostId.get(n) ?? this.#lentHost.get(n);

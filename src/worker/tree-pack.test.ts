@@ -181,6 +181,13 @@ void test("a packed tree that ends early, or has numbers left over, is an error,
   const longer = new Float64Array(p.nums.length + 1);
   longer.set(p.nums);
   assert.throws(() => unpackTree({ ...p, nums: longer }), /left over/);
+  // A count larger than the numbers left, or negative, sizes no list: an error.
+  const huge = Float64Array.from(p.nums);
+  huge[0] = 1e9; // the root list's block count
+  assert.throws(() => unpackTree({ ...p, nums: huge }), /ended early/);
+  const negative = Float64Array.from(p.nums);
+  negative[0] = -2;
+  assert.throws(() => unpackTree({ ...p, nums: negative }), /bad count -2/);
 });
 
 // Any value a state field can hold, and some it should not.

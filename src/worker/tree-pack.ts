@@ -444,10 +444,23 @@ class Unpacker {
     }
   }
 
+  /**
+   * A count of items that follow, each at least one number: more than the numbers left means a
+   * corrupt tree (and would size an array from garbage).
+   */
+  #count(n = this.next()): number {
+    if (n > this.#nums.length - this.i) throw new InvariantViolation("a packed tree ended early");
+    if (!(n >= 0)) throw new InvariantViolation(`a packed tree has a bad count ${n}`);
+    return n;
+  }
+
+  // Lists are made at their final size: an empty list grown by `push` takes room for 16 items
+  // at once, and a storm unpacks a handful of short lists per connection.
   nbls(): NblDesc[] | null {
-    const count = this.next();
-    if (count < 0) return null;
-    const out: NblDesc[] = [];
+    const listed = this.next();
+    if (listed < 0) return null;
+    const count = this.#count(listed);
+    const out = new Array<NblDesc>(count);
     for (let k = 0; k < count; k++) {
       const home: NblHome = this.next() === 0 ? "h" : "w";
       const id = this.next() as NblId;
@@ -456,10 +469,10 @@ class Unpacker {
       const bytesTransferred = this.next();
       const receiveNoPush = this.next() === 1;
       const receiveBytesTransferred = this.next();
-      const nbCount = this.next();
-      const nbs: NbDesc[] = [];
-      for (let j = 0; j < nbCount; j++) nbs.push(this.nb());
-      out.push({ home, id, back, status, bytesTransferred, receiveNoPush, receiveBytesTransferred, nbs });
+      const nbCount = this.#count();
+      const nbs = new Array<NbDesc>(nbCount);
+      for (let j = 0; j < nbCount; j++) nbs[j] = this.nb();
+      out[k] = { home, id, back, status, bytesTransferred, receiveNoPush, receiveBytesTransferred, nbs };
     }
     return out;
   }
@@ -467,21 +480,20 @@ class Unpacker {
   nb(): NbDesc {
     const dataOffset = this.next();
     const dataLength = this.next();
-    const nBufs = this.next();
-    const bufs: SharedArrayBuffer[] = [];
-    for (let k = 0; k < nBufs; k++) bufs.push(this.ref() as SharedArrayBuffer);
-    const words = this.next();
-    if (this.i + words > this.#nums.length) throw new InvariantViolation("a packed tree ended early");
+    const nBufs = this.#count();
+    const bufs = new Array<SharedArrayBuffer>(nBufs);
+    for (let k = 0; k < nBufs; k++) bufs[k] = this.ref() as SharedArrayBuffer;
+    const words = this.#count();
     const mdls = new Array<number>(words);
     for (let k = 0; k < words; k++) mdls[k] = this.#nums[this.i++] as number;
     return { bufs, mdls, dataOffset, dataLength };
   }
 
   tree(): TreeDesc {
-    const count = this.next();
+    const count = this.#count();
     if (count === 0) return NO_BLOCKS; // most blocks have no dependents
-    const out: BlockDesc[] = [];
-    for (let k = 0; k < count; k++) out.push(this.block());
+    const out = new Array<BlockDesc>(count);
+    for (let k = 0; k < count; k++) out[k] = this.block();
     return out;
   }
 
