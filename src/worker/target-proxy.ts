@@ -57,7 +57,6 @@ import {
   decodeNb,
   decodeTree,
   type DownRecord,
-  encodeTree,
   forEachDesc,
   nblDesc,
   MdlEncoder,
@@ -75,7 +74,7 @@ import {
   type WorkerAudit,
   type WorkerReady,
 } from "./protocol.js";
-import { packTree, unpackTree } from "./tree-pack.js";
+import { packBlocks, unpackTree } from "./tree-pack.js";
 import { IntMap } from "../util/int-map.js";
 
 /** Options of the SoftwareTarget in the worker that can cross threads (plain data only). */
@@ -677,7 +676,7 @@ export class WorkerTarget implements OffloadWorkers {
     this.#ops.set(id, { root, at: performance.now() });
     // BufferedData at initiate is lent for the duration of the call only (IO-19): it crosses
     // as a copy, made now.
-    this.#post({ k: "op", op, id, tree: packTree(encodeTree(root, this.#treeEncoder(op))) });
+    this.#post({ k: "op", op, id, tree: packBlocks(root, this.#treeEncoder(op)) });
   }
 
   /** The host's side of a tree going down: its chains lent, BufferedData copied (IO-19). */

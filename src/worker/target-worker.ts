@@ -50,7 +50,6 @@ import {
   decodeNb,
   decodeTree,
   type DownRecord,
-  encodeTree,
   errorRecord,
   nblDesc,
   MdlEncoder,
@@ -59,11 +58,12 @@ import {
   STATE_COMPLETE_OP,
   STATE_OP,
   type StateOp,
+  type TreeEncoder,
   type UpRecord,
   type WorkerReady,
 } from "./protocol.js";
 import type { WorkerTargetInit } from "./target-proxy.js";
-import { packTree, unpackTree } from "./tree-pack.js";
+import { packBlocks, unpackTree } from "./tree-pack.js";
 
 /** Rounds of the loop after which a target that still has work is taken for a livelock. */
 const MAX_ROUNDS = 1_000_000;
@@ -541,14 +541,14 @@ class WorkerLoop {
       });
     }
     const freed = new Set<NetBufferList>();
-    const tree = this.#encodeTree(root, opName, freed);
+    const tree = packBlocks(root, this.#treeEncoder(opName, freed));
     // Host NBLs the target handed back die here: the host has the originals.
     for (const n of freed) {
       this.#hostId.delete(n);
       n.next = null;
       this.ledger.free(n, "host", opName);
     }
-    this.#out.push({ k: "opDone", op, id, tree: packTree(tree) });
+    this.#out.push({ k: "opDone", op, id, tree });
   }
 
   dataDone(call: DataCall | "disc", head: NetBufferList): void {
@@ -606,7 +606,7 @@ class WorkerLoop {
     this.#out.push({
       k: "reach",
       seq,
-      tree: packTree(this.#encodeTree(blockList, "NeighborReachabilityQuery", new Set())),
+      tree: packBlocks(blockList, this.#treeEncoder("NeighborReachabilityQuery", new Set())),
     });
     this.flush();
     this.#wait(seq);
@@ -667,8 +667,8 @@ class WorkerLoop {
   }
 
   /** The worker's side of a tree going up: host NBLs it hands back die here, its own go up. */
-  #encodeTree(b: OffloadBlockList, op: string, freed: Set<NetBufferList>): TreeDesc {
-    return encodeTree(b, {
+  #treeEncoder(op: string, freed: Set<NetBufferList>): TreeEncoder {
+    return {
       chain: (head) =>
         mapNbls(head, (n) => {
           const id = this.#hostId.get(n);
@@ -689,7 +689,7 @@ class WorkerLoop {
         const id = this.#hostId.get(n) ?? this.#lentHost.get(n);
         return id === undefined ? { home: "w", id: n.id } : { home: "h", id };
       },
-    });
+    };
   }
 }
 

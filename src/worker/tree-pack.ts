@@ -13,7 +13,7 @@
  * without a schema, an object that is not plain data) crosses as it is, in the value list, by
  * the structured clone: packing never loses a field, only speed.
  */
-import type { OffloadLayer } from "../chimney/block-list.js";
+import type { OffloadBlockList, OffloadLayer } from "../chimney/block-list.js";
 import type {
   NeighborCachedState,
   NeighborConstState,
@@ -23,6 +23,7 @@ import type {
   PathDelegatedState,
   TcpCachedState,
   TcpConstState,
+  TcpDelegatedState,
 } from "../chimney/state.js";
 import type { NblId } from "../nbl/nbl.js";
 import { InvariantViolation } from "../util/errors.js";
@@ -34,6 +35,7 @@ import type {
   NblHome,
   NblRef,
   TreeDesc,
+  TreeEncoder,
 } from "./protocol.js";
 import { NO_BLOCKS } from "./protocol.js";
 
@@ -161,7 +163,25 @@ interface SchemaCodec {
    */
   readonly write: (p: Packer, o: Record<string, unknown>) => number;
   readonly read: (u: Unpacker) => Record<string, unknown>;
+  /**
+   * `write`, with the fields named in `NBL_FIELDS` taken from the arguments instead of `o` (the
+   * TCP delegated state's NBLs, as references): the crossing state without a copy of it.
+   */
+  readonly writeNbls: (
+    p: Packer,
+    o: object,
+    r0: NblRef | null,
+    r1: NblRef | null,
+    r2: NblRef | null,
+  ) => number;
 }
+
+/** The TCP delegated state's NBL fields, in the order `writeNbls` takes their references. */
+const NBL_FIELDS: readonly (keyof CrossingDelegatedState)[] = [
+  "sendDataHead",
+  "sendDataTail",
+  "bufferedData",
+];
 
 /** Fields a state may lack (`?:` in its type): absent, they arrive as undefined. */
 const OPTIONAL_FIELDS: ReadonlySet<string> = new Set([
@@ -190,7 +210,24 @@ return ${fields.length} - absent;`,
     "u",
     `return {${names.map((f) => `${f}: u.value()`).join(", ")}};`,
   ) as SchemaCodec["read"];
-  return { write, read };
+  const field = (f: string, i: number): string => {
+    const ref = NBL_FIELDS.indexOf(f as keyof CrossingDelegatedState);
+    return ref >= 0
+      ? `p.v(r${ref});`
+      : `{ const x = o[${names[i]}]; ${check(f, names[i] as string)} p.v(x); }`;
+  };
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  const writeNbls = new Function(
+    "p",
+    "o",
+    "r0",
+    "r1",
+    "r2",
+    `let absent = 0;
+${fields.map(field).join("\n")}
+return ${fields.length} - absent;`,
+  ) as SchemaCodec["writeNbls"];
+  return { write, read, writeNbls };
 }
 
 const CODECS: readonly SchemaCodec[] = SCHEMAS.map(schemaCodec);
@@ -298,6 +335,67 @@ class Packer {
     }
   }
 
+  /**
+   * A TCP delegated state as it crosses: its NBL fields as the references `e` gives, written
+   * in their place (what `encodeTree` builds a copy of the state for).
+   */
+  delegatedTcp(d: TcpDelegatedState, e: TreeEncoder, schema: number | undefined): void {
+    const head = d.sendDataHead === null ? null : e.ref(d.sendDataHead);
+    const tail = d.sendDataTail === null ? null : e.ref(d.sendDataTail);
+    const buffered = d.bufferedData === null ? null : e.ref(d.bufferedData);
+    if (schema !== undefined && Object.getPrototypeOf(d) === Object.prototype) {
+      const codec = CODECS[schema] as SchemaCodec;
+      this.room(2 + 3 * (SCHEMAS[schema] as readonly string[]).length);
+      const at = this.n;
+      this.nums[this.n++] = T_SCHEMA;
+      this.nums[this.n++] = schema;
+      const written = codec.writeNbls(this, d, head, tail, buffered);
+      if (written >= 0 && written === ownFields(d)) return;
+      this.n = at;
+    }
+    // A field the schema does not name: the crossing copy, as `encodeTree` makes it.
+    this.value({ ...d, sendDataHead: head, sendDataTail: tail, bufferedData: buffered });
+  }
+
+  /** A block list (one level and its dependents) straight from the blocks: see `packBlocks`. */
+  blockList(first: OffloadBlockList, e: TreeEncoder): void {
+    let count = 0;
+    for (let b: OffloadBlockList | null = first; b !== null; b = b.nextBlock) count++;
+    this.num(count);
+    for (let b: OffloadBlockList | null = first; b !== null; b = b.nextBlock) this.liveBlock(b, e);
+  }
+
+  /** One block as `block` packs its `encodeBlock` descriptor, the encoder's calls in its order. */
+  liveBlock(b: OffloadBlockList, e: TreeEncoder): void {
+    this.blocks++;
+    const schemas = LAYER_SCHEMAS[b.layer];
+    this.room(12);
+    const a = this.nums;
+    a[this.n++] = this.string(b.stateType);
+    a[this.n++] = this.string(b.layer);
+    this.v(b.status);
+    const slot = b.miniportOffloadContext;
+    if (slot === null) a[this.n++] = 0;
+    else if (slot.context === null) a[this.n++] = 1;
+    else {
+      a[this.n++] = 2;
+      a[this.n++] = slot.context;
+    }
+    this.v(b.ndisOffloadHandle);
+    this.state(b.constState, schemas?.[0]);
+    this.state(b.cachedState, schemas?.[1]);
+    let buffered: NblDesc[] | null = null;
+    if (b.layer === "tcp" && b.delegatedState !== undefined) {
+      const d = b.delegatedState;
+      if (d.bufferedData !== null) buffered = e.buffered(d.bufferedData);
+      this.delegatedTcp(d, e, schemas?.[2]);
+    } else this.state(b.delegatedState, schemas?.[2]);
+    this.nbls(b.netBufferListChain === null ? null : e.chain(b.netBufferListChain));
+    this.nbls(buffered);
+    if (b.dependentBlockList === null) this.num(0);
+    else this.blockList(b.dependentBlockList, e);
+  }
+
   nbls(list: readonly NblDesc[] | null): void {
     if (list === null) {
       this.num(-1);
@@ -382,6 +480,18 @@ function isNblRef(v: object): v is NblRef {
 export function packTree(tree: TreeDesc): PackedTree {
   const p = new Packer();
   p.tree(tree);
+  return { blocks: p.blocks, nums: p.nums.slice(0, p.n), refs: p.refs };
+}
+
+/**
+ * Packs the tree `encodeTree(first, e)` describes, straight from the blocks: the same numbers
+ * and references, the encoder called in the same order, without the descriptors of the blocks
+ * or the copy of each TCP delegated state (a terminate storm's completions made ~600 bytes of
+ * them per connection on the target's thread, and its calls as much on the host's).
+ */
+export function packBlocks(first: OffloadBlockList, e: TreeEncoder): PackedTree {
+  const p = new Packer();
+  p.blockList(first, e);
   return { blocks: p.blocks, nums: p.nums.slice(0, p.n), refs: p.refs };
 }
 
