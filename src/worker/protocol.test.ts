@@ -49,12 +49,12 @@ function path(i: number): PathBlock {
   });
 }
 
-void test("a neighbor with 20,000 sibling paths crosses and comes back in the same shape", () => {
-  const paths = Array.from({ length: 20_000 }, (_, i) => path(i));
+/** A neighbor block over `paths`, linked as siblings in their order. */
+function neighborOver(paths: readonly PathBlock[]): NeighborBlock {
   paths.forEach((p, i) => {
     p.nextBlock = paths[i + 1] ?? null;
   });
-  const root = newBlock<NeighborBlock>({
+  return newBlock<NeighborBlock>({
     layer: "neighbor",
     stateType: "NeighborOffloadDelegatedState",
     miniportOffloadContext: { context: -1 as MiniportOffloadContext },
@@ -64,6 +64,10 @@ void test("a neighbor with 20,000 sibling paths crosses and comes back in the sa
     delegatedState: undefined,
     dependentBlockList: paths[0] ?? null,
   });
+}
+
+void test("a neighbor with 20,000 sibling paths crosses and comes back in the same shape", () => {
+  const root = neighborOver(Array.from({ length: 20_000 }, (_, i) => path(i)));
   const packed = structuredClone(packTree(encodeTree(root, NO_NBLS_OUT))); // what postMessage does to it
   assert.equal(packed.blocks, 20_001);
   const desc = unpackTree(packed);
@@ -246,19 +250,7 @@ void test("packBlocks packs what packTree(encodeTree(...)) packs, calling the en
           p.dependentBlockList = tcps[0] ?? null;
           return p;
         });
-        paths.forEach((p, i) => {
-          p.nextBlock = paths[i + 1] ?? null;
-        });
-        const root = newBlock<NeighborBlock>({
-          layer: "neighbor",
-          stateType: "NeighborOffloadDelegatedState",
-          miniportOffloadContext: { context: -1 as MiniportOffloadContext },
-          ndisOffloadHandle: undefined,
-          constState: undefined,
-          cachedState: undefined,
-          delegatedState: undefined,
-          dependentBlockList: paths[0] ?? null,
-        });
+        const root = neighborOver(paths);
         const viaDescs: string[] = [];
         const direct: string[] = [];
         const want = packTree(encodeTree(root, loggingEncoder(viaDescs)));

@@ -12,6 +12,9 @@
  * Anything the schemas do not describe (a state object with a field they do not name, a layer
  * without a schema, an object that is not plain data) crosses as it is, in the value list, by
  * the structured clone: packing never loses a field, only speed.
+ *
+ * The sending side packs straight from its block list (`packBlocks`); `packTree` packs the
+ * descriptors `encodeTree` makes, and defines what `packBlocks` must produce.
  */
 import type { OffloadBlockList, OffloadLayer } from "../chimney/block-list.js";
 import type {
