@@ -266,6 +266,17 @@ void describe("docs/api.md Stack limits", () => {
     assert.equal(stack.paths.capacity, DEFAULT_PMTU_CACHE_SIZE);
     const m = new OffloadManager(stack, new BufferLedger());
     assert.equal(m.logLimit, DEFAULT_OFFLOAD_LOG_LIMIT);
+    // The step log's bound, as the table says: full, the oldest quarter goes; the newest stay in order.
+    m.logLimit = 16;
+    const pushed: unknown[] = [];
+    for (let i = 0; i < 40; i++) {
+      m.indicateStatus("NDIS_STATUS_OFFLOAD_PAUSE"); // one log entry, no target needed
+      pushed.push(m.log[m.log.length - 1]);
+      assert.ok(m.log.length <= 16, `log of ${m.log.length} entries over its limit of 16`);
+      if (i === 16) assert.equal(m.log.length, 13, "the 17th entry dropped the oldest quarter (4)");
+    }
+    assert.deepEqual(m.log, pushed.slice(-m.log.length));
+    assert.ok(text.includes("the oldest quarter is dropped"), "docs/api.md says what goes");
     assert.equal(m.knobs.queueLimit, acceptAllKnobs(new Prng(1)).queueLimit);
     // A small receive buffer: the pool keeps the floor.
     assert.equal(m.recvPool.maxFree * m.recvPool.chunkSize, MIN_IDLE_POOL_BYTES);

@@ -250,14 +250,19 @@ export function nblArray(chain: NetBufferList | null, limit = Number.MAX_SAFE_IN
   return out;
 }
 
+/** How many NBLs a chain links (no loop check: for chains the caller built or verified). */
+export function nblCount(chain: NetBufferList | null): number {
+  let count = 0;
+  for (let n = chain; n !== null; n = n.next) count++;
+  return count;
+}
+
 /**
  * `f` of each NBL of a chain, in order, in a list made at its final size (an empty list grown by
  * `push` takes room for 16 items at once; the chains that cross threads are mostly one NBL).
  */
 export function mapNbls<T>(chain: NetBufferList | null, f: (n: NetBufferList) => T): T[] {
-  let count = 0;
-  for (let n = chain; n !== null; n = n.next) count++;
-  const out = new Array<T>(count);
+  const out = new Array<T>(nblCount(chain));
   let i = 0;
   for (let n = chain; n !== null; n = n.next) out[i++] = f(n);
   return out;

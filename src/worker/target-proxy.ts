@@ -27,7 +27,7 @@ import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import { forEachInTree, type OffloadBlockList, type MiniportOffloadContext } from "../chimney/block-list.js";
 import type { TcpConnectionOffloadCapabilities } from "../chimney/capabilities.js";
 import type { DisconnectFlags, OffloadHost } from "../chimney/contract.js";
-import { mapNbls } from "../nbl/chain.js";
+import { mapNbls, nblCount } from "../nbl/chain.js";
 import { BufferLedger } from "../nbl/ledger.js";
 import { OffloadManager, type OffloadPolicy, type ReceiveKnobs } from "../host/offload-manager.js";
 import type { HostStack } from "../host/stack.js";
@@ -655,12 +655,14 @@ export class WorkerTarget implements OffloadWorkers {
 
   /** Describes a chain the host transferred to the target and keeps its NBLs until they return. */
   #lendDown(head: NetBufferList, op: string): NblDesc[] {
-    const out = mapNbls(head, (n) => {
+    // A loop, not mapNbls: a closure over `op` per data call would sit on the send path.
+    const out = new Array<NblDesc>(nblCount(head));
+    let i = 0;
+    for (let n: NetBufferList | null = head; n !== null; n = n.next) {
       const before = this.#enc.copied;
-      const d = this.#describe(n, "h", op);
+      out[i++] = this.#describe(n, "h", op);
       this.#atTarget.set(n.id, { nbl: n, copied: this.#enc.copied > before });
-      return d;
-    });
+    }
     this.stats.bytesCopied = this.#enc.copied;
     return out;
   }
@@ -682,17 +684,16 @@ export class WorkerTarget implements OffloadWorkers {
   /** The host's side of a tree going down: its chains lent, BufferedData copied (IO-19). */
   #treeEncoder(op: StateOp): TreeEncoder {
     const opName = STATE_OP[op];
+    // Lent for the call only: the target copies it during the call, so it crosses as a copy.
+    const copied = (n: NetBufferList): NblDesc => {
+      const nbs = this.#ledger
+        .viewOne(n, "target", opName)
+        .map((nb) => this.#enc.one(this.#sharedCopyOf(nb.mdlChain), nb.dataOffset, nb.dataLength));
+      return nblDesc(n, "h", n.id, false, nbs);
+    };
     return {
       chain: (head) => this.#lendDown(head, opName),
-      buffered: (head) => {
-        // lent for the call only: the target copies it during the call, so it crosses as a copy
-        return mapNbls(head, (n) => {
-          const nbs = this.#ledger
-            .viewOne(n, "target", opName)
-            .map((nb) => this.#enc.one(this.#sharedCopyOf(nb.mdlChain), nb.dataOffset, nb.dataLength));
-          return nblDesc(n, "h", n.id, false, nbs);
-        });
-      },
+      buffered: (head) => mapNbls(head, copied),
       ref: (n) => ({ home: "h", id: n.id }),
     };
   }

@@ -668,23 +668,22 @@ class WorkerLoop {
 
   /** The worker's side of a tree going up: host NBLs it hands back die here, its own go up. */
   #treeEncoder(op: string, freed: Set<NetBufferList>): TreeEncoder {
+    // Made once per tree, not per block.
+    const sent = (n: NetBufferList): NblDesc => {
+      const id = this.#hostId.get(n);
+      if (id === undefined)
+        throw new InvariantViolation(`${op}: NBL #${n.id} in a send chain is not the host's`);
+      const back = this.ledger.ownerOf(n) === "host";
+      if (back) freed.add(n);
+      return this.#describe(n, "h", id, back, op);
+    };
+    const up = (n: NetBufferList): NblDesc => {
+      this.#up.set(n.id, n);
+      return this.#describeOwn(n, op);
+    };
     return {
-      chain: (head) =>
-        mapNbls(head, (n) => {
-          const id = this.#hostId.get(n);
-          if (id === undefined)
-            throw new InvariantViolation(`${op}: NBL #${n.id} in a send chain is not the host's`);
-          const back = this.ledger.ownerOf(n) === "host";
-          if (back) freed.add(n);
-          return this.#describe(n, "h", id, back, op);
-        }),
-      buffered: (head) => {
-        if (this.#hostId.has(head) || this.#lentHost.has(head)) return null; // the host's: a reference
-        return mapNbls(head, (n) => {
-          this.#up.set(n.id, n);
-          return this.#describeOwn(n, op);
-        });
-      },
+      chain: (head) => mapNbls(head, sent),
+      buffered: (head) => (this.#hostId.has(head) || this.#lentHost.has(head) ? null : mapNbls(head, up)), // the host's: a reference
       ref: (n) => {
         const id = this.#hostId.get(n) ?? this.#lentHost.get(n);
         return id === undefined ? { home: "w", id: n.id } : { home: "h", id };

@@ -323,19 +323,38 @@ class Packer {
       this.value(o);
       return;
     }
+    if (this.#bySchema(o, schema, false, null, null, null)) return;
+    this.refs.push(o); // a field the schema does not name: the object as it is
+    this.nums[this.n++] = T_CLONED;
+    this.nums[this.n++] = this.refs.length - 1;
+  }
+
+  /**
+   * `o` as the tag and fields of `schema`, the TCP delegated state's NBL fields from `r0..r2`
+   * when `nbls` (`writeNbls`); false, with nothing written, when the schema does not cover `o`.
+   */
+  #bySchema(
+    o: object,
+    schema: number,
+    nbls: boolean,
+    r0: NblRef | null,
+    r1: NblRef | null,
+    r2: NblRef | null,
+  ): boolean {
     const codec = CODECS[schema] as SchemaCodec;
     this.room(2 + 3 * (SCHEMAS[schema] as readonly string[]).length);
     const at = this.n;
     this.nums[this.n++] = T_SCHEMA;
     this.nums[this.n++] = schema;
     const written =
-      Object.getPrototypeOf(o) === Object.prototype ? codec.write(this, o as Record<string, unknown>) : -1;
-    if (written < 0 || written !== ownFields(o)) {
-      this.n = at; // a field the schema does not name: the object as it is
-      this.refs.push(o);
-      this.nums[this.n++] = T_CLONED;
-      this.nums[this.n++] = this.refs.length - 1;
-    }
+      Object.getPrototypeOf(o) !== Object.prototype
+        ? -1
+        : nbls
+          ? codec.writeNbls(this, o, r0, r1, r2)
+          : codec.write(this, o as Record<string, unknown>);
+    if (written >= 0 && written === ownFields(o)) return true;
+    this.n = at;
+    return false;
   }
 
   /**
@@ -346,18 +365,33 @@ class Packer {
     const head = d.sendDataHead === null ? null : e.ref(d.sendDataHead);
     const tail = d.sendDataTail === null ? null : e.ref(d.sendDataTail);
     const buffered = d.bufferedData === null ? null : e.ref(d.bufferedData);
-    if (schema !== undefined && Object.getPrototypeOf(d) === Object.prototype) {
-      const codec = CODECS[schema] as SchemaCodec;
-      this.room(2 + 3 * (SCHEMAS[schema] as readonly string[]).length);
-      const at = this.n;
-      this.nums[this.n++] = T_SCHEMA;
-      this.nums[this.n++] = schema;
-      const written = codec.writeNbls(this, d, head, tail, buffered);
-      if (written >= 0 && written === ownFields(d)) return;
-      this.n = at;
-    }
+    if (schema !== undefined && this.#bySchema(d, schema, true, head, tail, buffered)) return;
     // A field the schema does not name: the crossing copy, as `encodeTree` makes it.
     this.value({ ...d, sendDataHead: head, sendDataTail: tail, bufferedData: buffered });
+  }
+
+  /** A block's first fields (counted as a block): what both `block` and `liveBlock` start with. */
+  #head(
+    stateType: string,
+    layer: string,
+    status: unknown,
+    slot: { readonly context: number | null } | null,
+    handle: unknown,
+  ): void {
+    this.blocks++;
+    this.room(12);
+    const a = this.nums;
+    a[this.n++] = this.string(stateType);
+    a[this.n++] = this.string(layer);
+    this.v(status);
+    // The slot: none (a placeholder), a new offload's (no context yet), or a context.
+    if (slot === null) a[this.n++] = 0;
+    else if (slot.context === null) a[this.n++] = 1;
+    else {
+      a[this.n++] = 2;
+      a[this.n++] = slot.context;
+    }
+    this.v(handle);
   }
 
   /** A block list (one level and its dependents) straight from the blocks: see `packBlocks`. */
@@ -370,21 +404,8 @@ class Packer {
 
   /** One block as `block` packs its `encodeBlock` descriptor, the encoder's calls in its order. */
   liveBlock(b: OffloadBlockList, e: TreeEncoder): void {
-    this.blocks++;
     const schemas = LAYER_SCHEMAS[b.layer];
-    this.room(12);
-    const a = this.nums;
-    a[this.n++] = this.string(b.stateType);
-    a[this.n++] = this.string(b.layer);
-    this.v(b.status);
-    const slot = b.miniportOffloadContext;
-    if (slot === null) a[this.n++] = 0;
-    else if (slot.context === null) a[this.n++] = 1;
-    else {
-      a[this.n++] = 2;
-      a[this.n++] = slot.context;
-    }
-    this.v(b.ndisOffloadHandle);
+    this.#head(b.stateType, b.layer, b.status, b.miniportOffloadContext, b.ndisOffloadHandle);
     this.state(b.constState, schemas?.[0]);
     this.state(b.cachedState, schemas?.[1]);
     let buffered: NblDesc[] | null = null;
@@ -442,21 +463,8 @@ class Packer {
   }
 
   block(b: BlockDesc): void {
-    this.blocks++;
     const schemas = LAYER_SCHEMAS[b.layer] as readonly [number, number, number] | undefined;
-    this.room(12);
-    const a = this.nums;
-    a[this.n++] = this.string(b.stateType);
-    a[this.n++] = this.string(b.layer);
-    this.v(b.status);
-    // The slot: none (a placeholder), a new offload's (no context yet), or a context.
-    if (b.slot === null) a[this.n++] = 0;
-    else if (b.slot.context === null) a[this.n++] = 1;
-    else {
-      a[this.n++] = 2;
-      a[this.n++] = b.slot.context;
-    }
-    this.v(b.handle);
+    this.#head(b.stateType, b.layer, b.status, b.slot, b.handle);
     this.state(b.constState, schemas?.[0]);
     this.state(b.cachedState, schemas?.[1]);
     this.state(b.delegatedState, schemas?.[2]);
