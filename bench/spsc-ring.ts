@@ -20,7 +20,7 @@ const WORDS = 4;
 
 export class SpscRing {
   readonly #i: Int32Array;
-  readonly #slots: number;
+  readonly #slots: number = 0;
 
   constructor(sab: SharedArrayBuffer) {
     this.#i = new Int32Array(sab);

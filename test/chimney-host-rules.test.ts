@@ -23,7 +23,7 @@ class Endpoint {
   mismatch: string | undefined;
   readonly w: ChimneyWorld;
   readonly which: "a" | "b";
-  readonly dir: number;
+  readonly dir: number = 0;
   constructor(w: ChimneyWorld, which: "a" | "b", dir: number) {
     this.w = w;
     this.which = which;

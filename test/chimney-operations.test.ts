@@ -31,7 +31,7 @@ class Endpoint {
   reading = true;
   closed: string | undefined;
   mismatch: string | undefined;
-  readonly dir: number;
+  readonly dir: number = 0;
   readonly w: ChimneyWorld;
   readonly which: "a" | "b";
   constructor(w: ChimneyWorld, which: "a" | "b", dir: number) {

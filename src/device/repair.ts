@@ -36,7 +36,7 @@ export class RepairError extends StackError {
   /** The failing call, e.g. `setsockopt(TCP_REPAIR_WINDOW)`. */
   readonly call: string;
   /** The errno number (0 when the refusal is ours, not the kernel's). */
-  readonly errno: number;
+  readonly errno: number = 0;
   /** The errno name, e.g. `EINVAL`. */
   readonly errnoName: string;
   constructor(call: string, errno: number, errnoName: string, message: string, options?: ErrorOptions) {

@@ -96,9 +96,9 @@ export class FragmentReassembler {
     timeouts: 0,
     evicted: 0,
   };
-  readonly #maxBytes: number;
-  readonly #maxDatagrams: number;
-  readonly #timeoutUs: number;
+  readonly #maxBytes: number = 0;
+  readonly #maxDatagrams: number = 0;
+  readonly #timeoutUs: number = 0;
   /** In arrival order of each datagram's first fragment (a Map keeps insertion order). */
   readonly #datagrams = new Map<string, Datagram>();
   #bytes = 0;

@@ -141,9 +141,9 @@ export class NeighborCache {
   /** In LRU order: the least recently used first (an entry moves to the end when used). */
   readonly #entries = new Map<string, Entry>();
   readonly #cfg: NeighborConfig;
-  readonly #max: number;
-  readonly #gcThreshold: number;
-  readonly #gcStale: Duration;
+  readonly #max: number = 0;
+  readonly #gcThreshold: number = 0;
+  readonly #gcStale: Duration = 0 as Duration;
   #timers = new MinHeap<Timer>(timerLess);
   readonly #solicits: Solicit[] = [];
   readonly #releases: Release[] = [];

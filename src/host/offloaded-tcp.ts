@@ -133,7 +133,7 @@ export class OffloadedTcp {
   readonly conn: HostConn;
   readonly path: PathObject;
   readonly slot: TcpSlot = new TcpSlot(this);
-  readonly handle: NdisOffloadHandle;
+  readonly handle: NdisOffloadHandle = 0 as NdisOffloadHandle;
   phase: ObjPhase = "offloading";
   readonly engineConst: TcpSnapshotConst;
   engineCached: TcpSnapshotCached;
@@ -168,7 +168,7 @@ export class OffloadedTcp {
   readonly sends: SendEntry[] = [];
   /** Bytes of `sends` not yet acknowledged plus `heldSends`. */
   sendOutstanding = 0;
-  readonly sendLimit: number;
+  readonly sendLimit: number = 0;
   /** Host-side receive queue (copies), read by `recv`. */
   readonly recvQ: Uint8Array[] = [];
   recvBytes = 0;
@@ -239,16 +239,16 @@ export class OffloadedTcp {
  * storm's CPU time). Holds no reference to the delegated state or its NBLs.
  */
 export class UploadLogEntry implements OffloadLogEntry {
-  readonly at: Instant;
-  readonly conn: number;
+  readonly at: Instant = 0 as Instant;
+  readonly conn: number = 0;
   readonly op = "TerminateOffloadComplete";
   readonly #state: string;
-  readonly #sndUna: number;
-  readonly #sndNxt: number;
-  readonly #sndMax: number;
-  readonly #rcvNxt: number;
-  readonly #sendBytes: number;
-  readonly #bufferedIn: number;
+  readonly #sndUna: number = 0;
+  readonly #sndNxt: number = 0;
+  readonly #sndMax: number = 0;
+  readonly #rcvNxt: number = 0;
+  readonly #sendBytes: number = 0;
+  readonly #bufferedIn: number = 0;
   #detail: string | undefined;
 
   constructor(at: Instant, conn: number, d: TcpDelegatedState, sendBytes: number, bufferedIn: number) {

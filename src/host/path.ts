@@ -46,8 +46,8 @@ export class PathMtuCache {
    * as a host without an offload manager, loses the oldest pending changes rather than growing.
    */
   readonly #changes = new Map<string, PathChange>();
-  readonly #ageing: Duration;
-  readonly #capacity: number;
+  readonly #ageing: Duration = 0 as Duration;
+  readonly #capacity: number = 0;
   /** Expiry of the newest entry: later ones never expire before it (keeps the order under a clock step back). */
   #lastExpiry: Instant = Instant.ZERO;
 

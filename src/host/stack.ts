@@ -196,12 +196,12 @@ export interface OffloadHooks {
 
 /** A connection of this host. The TCP engine is `tcp` while the connection lives on the host. */
 export class HostConn {
-  readonly id: number;
+  readonly id: number = 0;
   readonly localAddr: IpAddr;
-  readonly localPort: number;
+  readonly localPort: number = 0;
   readonly remoteAddr: IpAddr;
-  readonly remotePort: number;
-  readonly ifIndex: number;
+  readonly remotePort: number = 0;
+  readonly ifIndex: number = 0;
   readonly nextHop: IpAddr;
   /** The listener that accepted it, until it has been handed to the application. */
   listener: HostListener | undefined;
@@ -265,17 +265,17 @@ export class HostConn {
 
 /** A listening socket. */
 export class HostListener {
-  readonly id: number;
+  readonly id: number = 0;
   readonly addr: IpAddr | undefined;
-  readonly port: number;
-  readonly backlog: number;
+  readonly port: number = 0;
+  readonly backlog: number = 0;
   /**
    * Most connections born of this listener alive at once: past the handshake (waiting for
    * `accept`, accepted, closing, in TIME-WAIT) and still in the stack's table, offloaded ones
    * included. At the cap, SYNs and handshake-completing ACKs are dropped (`dropEstablishedCap`),
    * as with a full accept queue: peers retransmit and get in once connections are freed.
    */
-  readonly maxEstablished: number;
+  readonly maxEstablished: number = 0;
   /** Connections born of this listener that count against `maxEstablished` now. */
   established = 0;
   /** Connections in SYN-RECEIVED. */
@@ -427,10 +427,10 @@ export class HostStack {
   readonly #random: RandomSource;
   /** The RFC 6528 secret behind ISNs, timestamp offsets and SYN cookies. */
   readonly #isnKey: HashKey;
-  readonly #ttl: number;
+  readonly #ttl: number = 0;
   readonly #ephemeral: readonly [number, number];
   #offload: OffloadHooks | undefined;
-  readonly #synQueueLimit: number;
+  readonly #synQueueLimit: number = 0;
   readonly #conns = new Map<string, HostConn>();
   /**
    * The connection the latest segment was for: a one-entry cache in front of `#conns`, which a

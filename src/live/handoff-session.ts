@@ -163,7 +163,7 @@ export class HandoffSession {
   readonly side: KernelSide;
   readonly moves: MoveRecord[] = [];
   readonly #t0 = performance.now();
-  readonly #chunk: number;
+  readonly #chunk: number = 0;
   readonly #peerSrc: Source;
   readonly #hostSrc: Source;
   readonly #atPeer = new Sink();

@@ -24,8 +24,8 @@ export function xorshiftFill(words: Uint32Array, x: number): number {
 }
 
 export class Source {
-  #x: number;
-  #left: number;
+  #x: number = 0;
+  #left: number = 0;
   readonly hash: Hash = createHash("sha256");
   constructor(bytes: number, seed: number) {
     this.#x = seed >>> 0 || 1;

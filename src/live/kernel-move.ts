@@ -348,12 +348,12 @@ export async function moveFromKernel(
  * silently (handed off) and the peer sends them again after its RTO.
  */
 export class KernelForwarder {
-  readonly #fd: number;
+  readonly #fd: number = 0;
   readonly #addon: RepairAddon;
   readonly #src: Uint8Array;
   readonly #dst: Uint8Array;
-  readonly #sport: number;
-  readonly #dport: number;
+  readonly #sport: number = 0;
+  readonly #dport: number = 0;
   #closed = false;
   #swallow = false;
   /** Packets handed to the kernel so far. */

@@ -106,7 +106,7 @@ export class BufferLedger {
    */
   #liveHead: Rec | undefined = undefined;
   #liveCount = 0;
-  readonly #cap: number;
+  readonly #cap: number = 0;
   readonly #poisonLoans: boolean;
   #nextId = 1;
   /** Sees every transfer, return and loan when set (off by default: costs one check per link). */
@@ -403,7 +403,7 @@ const EMPTY: BufferChain = [];
 /** The ledger's private record of one NBL. */
 class Rec {
   readonly ledger: BufferLedger;
-  readonly id: NblId;
+  readonly id: NblId = 0 as NblId;
   /** The party that allocated it; `return` sends it here. */
   readonly home: Owner;
   /** Current owner; `undefined` once freed. */
@@ -411,7 +411,7 @@ class Rec {
   /** While lent: the lender (the borrower is `owner`). */
   lender: Owner | undefined = undefined;
   /** `OWNER_BIT`s of every party that has owned it. */
-  held: number;
+  held: number = 0;
   /** Its NET_BUFFERs, linked. */
   data: BufferChain;
   /** Ring of the last entries, `SLOTS` strings each; `pos` is the oldest once full. */
@@ -438,7 +438,7 @@ let recOf: (n: NetBufferList) => Rec | undefined;
 
 /** The only implementation of `NetBufferList`: public header fields plus the private record. */
 class LedgerNbl implements NetBufferList {
-  readonly id: NblId;
+  readonly id: NblId = 0 as NblId;
   next: NetBufferList | null = null;
   status: NblStatus = "NDIS_STATUS_SUCCESS";
   context: unknown = undefined;

@@ -176,7 +176,7 @@ export type TargetFault = {
 export class TargetBusyError extends StackError {
   readonly code = "ERR_TARGET_BUSY";
   /** Indicated (or BufferedData) NBLs not yet returned. */
-  readonly outstanding: number;
+  readonly outstanding: number = 0;
   constructor(outstanding: number) {
     super(`RR-3: ${outstanding} indicated NBL(s) not yet returned; the adapter cannot close`);
     this.outstanding = outstanding;

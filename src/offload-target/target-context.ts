@@ -102,21 +102,21 @@ export class TargetContext {
   readonly mac: MacAddr;
   readonly cfg: TcpConfig;
   /** Push timer, NceStaleTicks and TcpMaximumRetransmissions: the host can set them (CFG-6). */
-  pushTimeout: Duration;
-  nceStale: Duration;
-  maxRtx: number;
+  pushTimeout: Duration = 0 as Duration;
+  nceStale: Duration = 0 as Duration;
+  maxRtx: number = 0;
   readonly configurableMacs: boolean;
   readonly vlans: readonly number[];
   readonly supportSack: boolean;
   readonly limits: TargetLimits;
-  readonly opDelay: Duration;
+  readonly opDelay: Duration = 0 as Duration;
   readonly backlogSupported: boolean;
   /** Receive moderation: new data is delivered from `process`, once per connection per batch. */
   readonly moderation: boolean;
   /** Capabilities reported to the host; changed only by a pause / resume pair (CFG-5). */
   caps: TcpConnectionOffloadCapabilities;
   /** CFG-6: the target's timer resolution. */
-  readonly tps: number;
+  readonly tps: number = 0;
   /** The time of the latest call from the driver. */
   now: Instant = Instant.ZERO;
 

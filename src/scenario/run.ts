@@ -220,10 +220,10 @@ function newEnd(id: string, side: "client" | "server", spec: ScenarioConnection,
  */
 class ScenarioRun {
   readonly #scenario: Scenario;
-  readonly #seed: number;
+  readonly #seed: number = 0;
   readonly #options: RunScenarioOptions;
   /** Most entries kept per timeline list. */
-  readonly #limit: number;
+  readonly #limit: number = 0;
   readonly #segments: WireSegment[] = [];
   readonly #nbls: NblHandoff[] = [];
   readonly #reads: AppRead[] = [];

@@ -10,10 +10,10 @@ import { UsageError } from "../util/errors.js";
 
 /** A deterministic pseudo-random stream. Not cryptographic. */
 export class Prng {
-  #s0: number;
-  #s1: number;
-  #s2: number;
-  #s3: number;
+  #s0: number = 0;
+  #s1: number = 0;
+  #s2: number = 0;
+  #s3: number = 0;
 
   /** A stream seeded from any safe integer (all 53 bits of it count). */
   constructor(seed: number) {

@@ -63,7 +63,7 @@ export class LivelockError extends StackError {
 
 /** A deterministic discrete-event scheduler over virtual time. */
 export class Scheduler {
-  #now: Instant;
+  #now: Instant = 0 as Instant;
   #heap = new MinHeap<SimEvent>(before);
   #order = 0;
   #executed = 0;
@@ -221,9 +221,9 @@ interface Counts {
 
 /** A queued event; also its own handle. */
 class SimEvent implements SimTimer {
-  readonly at: Instant;
+  readonly at: Instant = 0 as Instant;
   /** Insertion counter: the tie-break for events at the same instant. */
-  readonly order: number;
+  readonly order: number = 0;
   readonly label: string;
   #state: SimTimerState = "pending";
   #fn: (() => void) | undefined;

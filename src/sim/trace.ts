@@ -22,7 +22,7 @@ export interface TraceLogOptions {
 /** Collects canonical trace lines and keeps a running digest of them. */
 export class TraceLog {
   readonly #lines: string[] = [];
-  readonly #keep: number;
+  readonly #keep: number = 0;
   readonly #hash = new Fnv1a64();
   #count = 0;
 

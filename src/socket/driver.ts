@@ -79,7 +79,7 @@ export interface SimDriverOptions {
 export class SimDriver {
   /** The virtual clock and event queue. */
   readonly scheduler: Scheduler;
-  readonly #maxPerTurn: number;
+  readonly #maxPerTurn: number = 0;
   #running = true;
   #turnQueued = false;
   #touched = false;
@@ -260,7 +260,7 @@ export interface FrameIo {
  */
 export class RealTimeClock {
   readonly #clock: () => number;
-  readonly #origin: number;
+  readonly #origin: number = 0;
   #last: Instant = Instant.ZERO;
   #wake: ReturnType<typeof setTimeout> | undefined;
   #wakeAt: Instant | undefined;

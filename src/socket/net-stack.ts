@@ -61,7 +61,7 @@ export class NetStack {
   /** By connection id. */
   readonly #sockets = IntMap.sequential<Socket>();
   readonly #servers = new Map<HostListener, Server>();
-  #nextAutoPort: number;
+  #nextAutoPort: number = 0;
   readonly #socketHost: SocketHost;
 
   constructor(driver: StackDriver, options: NetStackOptions = {}) {

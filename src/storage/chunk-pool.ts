@@ -98,9 +98,9 @@ function plainMemory(n: number): Uint8Array {
 /** A pool of `chunkSize`-byte chunks keeping at most `maxBytes` of idle chunks. */
 export class ChunkPool {
   /** Bytes per chunk. */
-  readonly chunkSize: number;
+  readonly chunkSize: number = 0;
   /** Idle chunks kept at most. */
-  readonly maxFree: number;
+  readonly maxFree: number = 0;
   /** Counters. */
   readonly stats: ChunkPoolStats = {
     allocated: 0,
@@ -300,7 +300,7 @@ export class ChunkFiller {
   readonly #pool: ChunkPool;
   readonly #out: Uint8Array[] = [];
   /** Bytes still to write in total (decides the size of the last chunk). */
-  #left: number;
+  #left: number = 0;
   #cur: Uint8Array | undefined;
   #used = 0;
 

@@ -12,8 +12,8 @@ export type InsertResult = "stored" | "duplicate" | "full";
 
 /** Bounded store of out-of-order byte ranges. */
 export class Reassembler {
-  readonly #maxBytes: number;
-  readonly #maxRanges: number;
+  readonly #maxBytes: number = 0;
+  readonly #maxRanges: number = 0;
   /** Segments: parallel arrays of start offsets and data, sorted, non-overlapping. */
   #starts: number[] = [];
   #datas: Uint8Array[] = [];

@@ -28,12 +28,12 @@ export class RecvBuffer {
   /** Per chunk, whether it lies in `#pool` memory; undefined until a pooled chunk arrives. */
   #pooled!: boolean[] | undefined;
   #pool!: ChunkPool | undefined;
-  #head!: number;
-  #length!: number;
+  #head: number = 0;
+  #length: number = 0;
   /** Index of the first chunk not yet compacted (every chunk from it on is a plain push). */
-  #tail!: number;
+  #tail: number = 0;
   /** Readable bytes in chunks at index `#tail` or later. */
-  #tailBytes!: number;
+  #tailBytes: number = 0;
 
   constructor() {
     this.reinit();

@@ -12,13 +12,13 @@ const EMPTY = new Uint8Array(0);
 export class SendQueue {
   #chunks: Uint8Array[] = [];
   /** Index of the first live chunk in `#chunks`. */
-  #head!: number;
+  #head: number = 0;
   /** Bytes already dropped from the first live chunk. */
-  #headSkip!: number;
-  #length!: number;
+  #headSkip: number = 0;
+  #length: number = 0;
   /** Cursor: chunk index and the queue offset at which that chunk's live bytes start. */
-  #curIdx!: number;
-  #curOff!: number;
+  #curIdx: number = 0;
+  #curOff: number = 0;
 
   constructor() {
     this.reinit();

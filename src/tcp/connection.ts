@@ -311,61 +311,61 @@ export class TcpConnection {
   #cfg!: TcpConfig;
   #state!: TcpState;
   /** Our port (the segments' source port). */
-  readonly localPort: number;
+  readonly localPort: number = 0;
   /** The peer's port. */
-  readonly remotePort: number;
-  #iss!: SeqNum;
-  #irs!: SeqNum;
+  readonly remotePort: number = 0;
+  #iss: SeqNum = 0 as SeqNum;
+  #irs: SeqNum = 0 as SeqNum;
   #activeOpen!: boolean;
 
   // Options (negotiated on the SYNs; fixed afterwards).
   #wsOk!: boolean;
-  #sndWscale!: number;
-  #rcvWscale!: number;
+  #sndWscale: number = 0;
+  #rcvWscale: number = 0;
   #tsOk!: boolean;
   #sackOk!: boolean;
-  #peerMss!: number;
-  #defaultPeerMss!: number;
+  #peerMss: number = 0;
+  #defaultPeerMss: number = 0;
   /** A SYN was retransmitted: RFC 6298 5.7 applies once established. */
   #synRetransmitted!: boolean;
   /** The Fast Open request of our SYN (active opens), its data bytes, and the SYN-ACK's answer. */
   #foRequest!: FastOpenRequest | undefined;
-  #foSynData!: number;
+  #foSynData: number = 0;
   #foOutcome!: FastOpenOutcome | undefined;
   /** ECN (RFC 3168) once negotiated; undefined when the connection does not use it. */
   #ecn!: EcnState | undefined;
   /** Our last SYN asked for ECN (ECE and CWR). */
   #ecnOffered!: boolean;
-  #pathMss!: number;
+  #pathMss: number = 0;
   /** The MSS our SYN advertises: the interface's, never lowered by path MTU (RFC 1191 3). */
-  #synMss!: number;
+  #synMss: number = 0;
   /** When the connection was opened, for `connectTimeout`. */
-  #openedAt!: Instant;
-  #tsOffset!: number;
+  #openedAt: Instant = 0 as Instant;
+  #tsOffset: number = 0;
 
   // Send sequence space.
-  #sndUna!: SeqNum;
-  #sndNxt!: SeqNum;
-  #sndMax!: SeqNum;
-  #sndWnd!: number;
-  #maxSndWnd!: number;
-  #sndWl1!: SeqNum;
-  #sndWl2!: SeqNum;
+  #sndUna: SeqNum = 0 as SeqNum;
+  #sndNxt: SeqNum = 0 as SeqNum;
+  #sndMax: SeqNum = 0 as SeqNum;
+  #sndWnd: number = 0;
+  #maxSndWnd: number = 0;
+  #sndWl1: SeqNum = 0 as SeqNum;
+  #sndWl2: SeqNum = 0 as SeqNum;
   #sendQ!: SendQueue;
   /** Sequence number of the send queue's first byte. */
-  #sendHead!: SeqNum;
+  #sendHead: SeqNum = 0 as SeqNum;
   /** Send-stream offset (data bytes acknowledged so far) of the send queue's first byte. */
-  #sendHeadOff!: number;
+  #sendHeadOff: number = 0;
   #finQueued!: boolean;
-  #sendBufferSize!: number;
+  #sendBufferSize: number = 0;
   /** Send-stream offsets (exclusive ends) of chunks sent with `push`: their segment gets PSH. */
   #pushMarks!: number[];
 
   // Receive sequence space.
-  #rcvNxt!: SeqNum;
-  #rcvAdv!: SeqNum;
+  #rcvNxt: SeqNum = 0 as SeqNum;
+  #rcvAdv: SeqNum = 0 as SeqNum;
   /** Receive-stream offset of RCV.NXT (data bytes only), for the reassembler. */
-  #rcvNxtOff!: number;
+  #rcvNxtOff: number = 0;
   #rcvBuf!: RecvBuffer;
   /**
    * Out-of-order segments. Until the first one arrives this is the shared empty `NO_OOO` (reads
@@ -376,7 +376,7 @@ export class TcpConnection {
   /** Receive-stream offset of an out-of-order FIN, if one arrived. */
   #oooFinOff!: number | undefined;
   #readShut!: boolean;
-  #initialRcvWnd!: number;
+  #initialRcvWnd: number = 0;
   /** Hold segments carrying URG instead of processing them (see `setUrgentHold`). */
   #urgentHold!: boolean;
   #urgentSegment!: TcpRepr | undefined;
@@ -384,35 +384,35 @@ export class TcpConnection {
   #sackRecent!: number[];
 
   // Timestamps (RFC 7323).
-  #tsRecent!: number;
-  #tsRecentAt!: Instant;
+  #tsRecent: number = 0;
+  #tsRecentAt: Instant = 0 as Instant;
   /**
    * TS.Recent is unknown (an import whose TS.Recent was older than the PAWS limit, as the kernel
    * hand-off gives): no PAWS check, and the next timestamp sets it whatever its value. Needed
    * because a clock younger than 24 days cannot date TS.Recent that far back.
    */
   #tsRecentStale!: boolean;
-  #lastAckSent!: SeqNum;
+  #lastAckSent: SeqNum = 0 as SeqNum;
 
   // RTT and RTO (RFC 6298).
   #rtt!: RttEstimator;
 
   // Congestion control (RFC 5681, 6582, 6675, 3042).
-  #cwnd!: number;
-  #ssthresh!: number;
-  #caAcc!: number;
+  #cwnd: number = 0;
+  #ssthresh: number = 0;
+  #caAcc: number = 0;
   /** RFC 6937 PRR: the flight at recovery start, data delivered and sent since, SACKed bytes at the last ACK. */
-  #recoverFs!: number;
-  #prrDelivered!: number;
-  #prrOut!: number;
-  #prrSacked!: number;
+  #recoverFs: number = 0;
+  #prrDelivered: number = 0;
+  #prrOut: number = 0;
+  #prrSacked: number = 0;
   /** HyStart++ (RFC 9406) while the initial slow start lasts; undefined when off. */
   #hystart!: HyStartPlusPlus | undefined;
   /** CUBIC's state (RFC 9438) when the configuration selects it; NewReno otherwise. */
   #cubic!: Cubic | undefined;
   /** CUBIC's W_max before the last congestion event (restored when that event was spurious). */
   #cubicPriorWMax!: number | undefined;
-  #dupAcks!: number;
+  #dupAcks: number = 0;
   #inRecovery!: boolean;
   #recover!: SeqNum | undefined;
   /** A retransmission to emit next (fast retransmit / partial ACK). */
@@ -443,27 +443,27 @@ export class TcpConnection {
   #persistAt!: Instant | undefined;
   #keepAliveAt!: Instant | undefined;
   #closeAt!: Instant | undefined;
-  #rtxCount!: number;
+  #rtxCount: number = 0;
   /** TSval of the current timeout episode's latest retransmission (see the RTT sample in #ack). */
   #rtoTsVal!: number | undefined;
   #rtxStart!: Instant | undefined;
   /** Persist round (Chimney SndWndProbeCount): the backoff exponent of the persist timer. */
-  #probeCount!: number;
+  #probeCount: number = 0;
   /** Chimney 17.11 probing after a challenge ACK is running. */
   #mitigating!: boolean;
   /** Window probes sent since the peer last answered anything. */
-  #probesUnanswered!: number;
-  #kaCount!: number;
+  #probesUnanswered: number = 0;
+  #kaCount: number = 0;
   /** The latest `now` seen. */
-  #now!: number;
+  #now: number = 0;
   /** When the peer was last heard from, in microseconds (may be negative after an import). */
-  #lastRecvAt!: number;
+  #lastRecvAt: number = 0;
   #noDelay!: boolean;
   #keepAlive!: boolean;
-  #kaIdle!: Duration;
-  #kaInterval!: Duration;
-  #kaProbes!: number;
-  #maxRtx!: number;
+  #kaIdle: Duration = 0 as Duration;
+  #kaInterval: Duration = 0 as Duration;
+  #kaProbes: number = 0;
+  #maxRtx: number = 0;
   #userTimeout!: Duration | undefined;
 
   // Pending output.
@@ -476,16 +476,16 @@ export class TcpConnection {
    * ACK per batch. `pollTransmit` sends these first. Not part of a snapshot.
    */
   #ackQueue!: TcpRepr[];
-  #bytesSinceAck!: number;
+  #bytesSinceAck: number = 0;
   #rst!: TcpRepr | undefined;
   #probePending!: boolean;
   #swsOverride!: boolean;
-  #chWindowStart!: Instant;
-  #chCount!: number;
+  #chWindowStart: Instant = 0 as Instant;
+  #chCount: number = 0;
 
   // Pending events.
   #evConnected!: boolean;
-  #evAcked!: number;
+  #evAcked: number = 0;
   #evWritable!: boolean;
   #evReadable!: boolean;
   #evPeerFin!: boolean;
@@ -513,9 +513,9 @@ export class TcpConnection {
 
   /**
    * Gives every field a new connection's value: the constructor's work, and `reimport`'s on an
-   * engine kept across an offload (the fields are declared without initializers so that this is
-   * the one place that sets them). `reuse`: the objects the engine owns are emptied in place,
-   * not made anew (no allocation).
+   * engine kept across an offload: the one place that sets them (number fields are declared
+   * `= 0` only so that V8 keeps their values unboxed: see the lint rule number-field-init).
+   * `reuse`: the objects the engine owns are emptied in place, not made anew (no allocation).
    */
   #init(
     cfg: TcpConfig,

@@ -42,12 +42,12 @@ export class Cubic {
   #wMax!: number | undefined;
   /** Start of the current congestion-avoidance epoch (undefined: none running). */
   #epochStart!: Instant | undefined;
-  #k!: number;
-  #epochWMax!: number;
+  #k: number = 0;
+  #epochWMax: number = 0;
   /** The Reno-friendly estimate W_est (segments). */
-  #wEst!: number;
+  #wEst: number = 0;
   /** cwnd at the last ACK, in segments with a fraction (the engine's bytes lose it). */
-  #cwnd!: number;
+  #cwnd: number = 0;
 
   constructor() {
     this.reinit();

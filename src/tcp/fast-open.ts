@@ -65,8 +65,8 @@ export const FAST_OPEN_DISABLE_US = 60_000_000;
  */
 export class FastOpenCache {
   readonly #entries = new Map<string, Entry>();
-  readonly #capacity: number;
-  readonly #disableFor: Duration;
+  readonly #capacity: number = 0;
+  readonly #disableFor: Duration = 0 as Duration;
   #enabled = true;
 
   constructor(capacity = FAST_OPEN_CACHE_ENTRIES, disableFor = Duration.fromMicros(FAST_OPEN_DISABLE_US)) {

@@ -102,7 +102,7 @@ const COOKIE_MAX_AGE = 2;
 /** One listening port. */
 export class TcpListener {
   /** The port this listener accepts on. */
-  readonly localPort: number;
+  readonly localPort: number = 0;
   readonly #cfg: TcpConfig;
   readonly #opts: ListenerOptions;
   readonly #key: HashKey;

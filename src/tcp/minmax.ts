@@ -15,7 +15,7 @@
  * the estimate is never older than one window.
  */
 export class WindowedMin {
-  readonly #window: number;
+  readonly #window: number = 0;
   // The three candidates: time (us) and value, oldest (best) first.
   #t0 = 0;
   #v0 = Number.POSITIVE_INFINITY;

@@ -41,14 +41,14 @@ const MAX_PERSIST_SHIFT = 20;
 
 /** SRTT, RTTVAR, RTO and the Karn-guarded timing of one segment. */
 export class RttEstimator {
-  #minRto!: number;
-  #maxRto!: number;
+  #minRto: number = 0;
+  #maxRto: number = 0;
   #srtt!: number | undefined;
   #rttVar!: number | undefined;
-  #rto!: number;
+  #rto: number = 0;
   /** The sequence number whose acknowledgment ends the running measurement. */
   #timedSeq!: SeqNum | undefined;
-  #timedAt!: Instant;
+  #timedAt: Instant = 0 as Instant;
 
   constructor(cfg: TcpConfig) {
     this.reinit(cfg);

@@ -34,11 +34,11 @@ export class SackScoreboard {
   /** SACKed ranges [s, e) of send-stream offsets, merged and sorted. */
   readonly #ranges: number[] = [];
   /** RFC 6675 HighRxt as a send-stream offset. */
-  #highRxt!: number;
+  #highRxt: number = 0;
   /** Recovery retransmissions as [start, end, sent-high] send offsets (see the header). */
   readonly #rtxMarks: number[] = [];
   /** The start offset of the range `nextRetransmission` chose. */
-  nextStart!: number;
+  nextStart: number = 0;
 
   constructor() {
     this.reinit();

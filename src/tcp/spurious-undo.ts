@@ -61,9 +61,9 @@ export const MAX_EPISODE_RETRANSMISSIONS = 64;
 export class SpuriousUndo {
   #enabled!: boolean;
   /** Upper bound of `reordering`. */
-  #maxReordering!: number;
+  #maxReordering: number = 0;
   /** The sender's DupThresh in segments. */
-  #reordering!: number;
+  #reordering: number = 0;
   /**
    * SND.UNA when the current undoable episode began; `undefined` when there is nothing to
    * undo. Cleared by an undo or when a new episode starts.
@@ -77,8 +77,8 @@ export class SpuriousUndo {
   /** A retransmission of the episode could not be remembered (no data, or too many). */
   #unprovable!: boolean;
   /** cwnd and ssthresh before the episode's reduction. */
-  #priorCwnd!: number;
-  #priorSsthresh!: number;
+  #priorCwnd: number = 0;
+  #priorSsthresh: number = 0;
   /** Our TSval on the episode's first retransmission (set only with timestamps). */
   #tsVal!: number | undefined;
   /** The episode has retransmitted something. */
@@ -86,7 +86,7 @@ export class SpuriousUndo {
   /** The episode is a retransmission timeout (else a fast recovery). */
   #timeout!: boolean;
   /** SACKed segments above SND.UNA when the fast recovery began: its reordering degree. */
-  #degree!: number;
+  #degree: number = 0;
 
   constructor(cfg: TcpConfig) {
     this.reinit(cfg);

@@ -79,7 +79,7 @@ export class OwnershipError extends StackError {
   /** Stable sub-code; tests assert on it. */
   readonly reason: OwnershipReason;
   /** The offending NBL's id, or -1 when the error is not about one NBL. */
-  readonly nblId: number;
+  readonly nblId: number = 0;
   constructor(reason: OwnershipReason, nblId: number, message: string) {
     super(message);
     this.reason = reason;

@@ -57,7 +57,7 @@ function sequentialSlot(key: number, mask: number): number {
 export class IntMap<V> {
   #keys: Float64Array;
   #values: (V | undefined)[];
-  #mask: number;
+  #mask: number = 0;
   #size = 0;
   /** Bumped by every insert and delete: an iterator that sees it change stops with an error. */
   #version = 0;

@@ -54,7 +54,7 @@ export interface PcapWriterOptions {
  */
 export class PcapWriter {
   readonly linkType: PcapLinkTypeNumber;
-  readonly snaplen: number;
+  readonly snaplen: number = 0;
   readonly littleEndian: boolean;
   #chunks: Uint8Array[] = [];
   #records = 0;

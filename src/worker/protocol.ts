@@ -263,7 +263,7 @@ export const CELL_BELL_UP = 6;
  */
 export class Doorbell {
   readonly #cell: Int32Array;
-  readonly #index: number;
+  readonly #index: number = 0;
   #seen = 0;
 
   constructor(cell: Int32Array, index: number) {

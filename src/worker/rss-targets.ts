@@ -855,7 +855,7 @@ function freshest(copies: readonly OffloadBlockList[]): unknown {
 /** The host as one worker's target sees it: completions of parts go to the dispatcher. */
 class PartHost implements OffloadHost {
   readonly #d: RssWorkerTargets;
-  readonly #k: number;
+  readonly #k: number = 0;
   readonly #h: OffloadHost;
 
   constructor(d: RssWorkerTargets, k: number, h: OffloadHost) {

@@ -211,7 +211,7 @@ export class WorkerTarget implements OffloadWorkers {
   readonly #audits = new Map<number, (a: WorkerAudit) => void>();
   #nextPing = 1;
   #connections = 0;
-  readonly #ring: number;
+  readonly #ring: number = 0;
   /** Frames posted to the worker (wire and host stack) and how many it has taken in. */
   #framesPosted = 0;
   #framesTaken = 0;

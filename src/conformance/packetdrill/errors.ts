@@ -35,8 +35,8 @@ export type PdErrorCode =
 export class PacketdrillParseError extends Error {
   readonly code: PdErrorCode;
   readonly file: string;
-  readonly line: number;
-  readonly column: number;
+  readonly line: number = 0;
+  readonly column: number = 0;
   /** The message without the `file:line:column: ` prefix. */
   readonly detail: string;
 

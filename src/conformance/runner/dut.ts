@@ -418,8 +418,8 @@ class ScriptRun {
   readonly #script: PdScript;
   readonly #opts: RunScriptOptions;
   readonly #v6: boolean;
-  readonly #tolerance: number;
-  readonly #mtu: number;
+  readonly #tolerance: number = 0;
+  readonly #mtu: number = 0;
   readonly #local: IpAddr;
   readonly #remote: IpAddr;
   readonly #profile: DutProfile;

@@ -134,7 +134,7 @@ interface KSock {
 /** A packet the kernel sent, as read from tun0. */
 class Queued {
   /** Script time (µs) it was read at. */
-  readonly time: number;
+  readonly time: number = 0;
   readonly tcp: TcpRepr;
   readonly decoded: ReturnType<typeof decodeIpPacket>;
   #text: string | undefined;
@@ -221,8 +221,8 @@ class KernelRun {
   readonly #opts: KernelScriptOptions;
   readonly #addon: RepairAddon = loadRepairAddon();
   readonly #ns = `chimney-pdk-${process.pid}-${++serial}`;
-  readonly #tolerance: number;
-  readonly #slack: number;
+  readonly #tolerance: number = 0;
+  readonly #slack: number = 0;
   readonly #rules = new Set<LenientRuleName>();
   readonly #match: PacketMatcher;
   readonly #socks = new Map<number, KSock>();

@@ -31,9 +31,9 @@ export class CorruptStage implements LinkStage {
   readonly stats: CorruptStats = { received: 0, forwarded: 0, dropped: 0, corrupted: 0 };
   readonly #next: FrameSink;
   readonly #prng: Prng;
-  readonly #rate: number;
-  readonly #bits: number;
-  readonly #skip: number;
+  readonly #rate: number = 0;
+  readonly #bits: number = 0;
+  readonly #skip: number = 0;
 
   constructor(next: FrameSink, prng: Prng, config: CorruptConfig) {
     this.#next = next;

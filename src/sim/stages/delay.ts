@@ -19,7 +19,7 @@ export class DelayStage implements LinkStage {
   readonly stats: StageStats = { received: 0, forwarded: 0, dropped: 0 };
   readonly #next: FrameSink;
   readonly #sched: Scheduler;
-  readonly #delay: Duration;
+  readonly #delay: Duration = 0 as Duration;
   readonly #label: string;
 
   constructor(next: FrameSink, scheduler: Scheduler, config: DelayConfig) {
@@ -64,7 +64,7 @@ export class JitterStage implements LinkStage {
   readonly #next: FrameSink;
   readonly #sched: Scheduler;
   readonly #prng: Prng;
-  readonly #jitterUs: number;
+  readonly #jitterUs: number = 0;
   readonly #reorder: boolean;
   readonly #label: string;
   /** Delivery time of the last frame accepted, for order keeping. */

@@ -25,7 +25,7 @@ export class DuplicateStage implements LinkStage {
   readonly stats: DuplicateStats = { received: 0, forwarded: 0, dropped: 0, duplicated: 0 };
   readonly #next: FrameSink;
   readonly #prng: Prng;
-  readonly #rate: number;
+  readonly #rate: number = 0;
 
   constructor(next: FrameSink, prng: Prng, config: DuplicateConfig) {
     this.#next = next;

@@ -17,7 +17,7 @@ export class LossStage implements LinkStage {
   readonly stats: StageStats = { received: 0, forwarded: 0, dropped: 0 };
   readonly #next: FrameSink;
   readonly #prng: Prng;
-  readonly #rate: number;
+  readonly #rate: number = 0;
 
   constructor(next: FrameSink, prng: Prng, config: LossConfig) {
     this.#next = next;
@@ -70,10 +70,10 @@ export class GilbertElliottStage implements LinkStage {
   readonly stats: GilbertElliottStats = { received: 0, forwarded: 0, dropped: 0, badFrames: 0, bursts: 0 };
   readonly #next: FrameSink;
   readonly #prng: Prng;
-  readonly #p: number;
-  readonly #r: number;
-  readonly #lossGood: number;
-  readonly #lossBad: number;
+  readonly #p: number = 0;
+  readonly #r: number = 0;
+  readonly #lossGood: number = 0;
+  readonly #lossBad: number = 0;
   #bad = false;
 
   constructor(next: FrameSink, prng: Prng, config: GilbertElliottConfig) {

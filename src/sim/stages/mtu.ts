@@ -18,7 +18,7 @@ export class MtuStage implements LinkStage {
   readonly stats: StageStats = { received: 0, forwarded: 0, dropped: 0 };
   readonly #next: FrameSink;
   /** Largest whole frame accepted: mtu plus the link header. */
-  readonly #maxFrame: number;
+  readonly #maxFrame: number = 0;
 
   constructor(next: FrameSink, config: MtuConfig) {
     this.#next = next;

@@ -71,12 +71,12 @@ export class RateLimitStage implements LinkStage {
   };
   readonly #next: FrameSink;
   readonly #sched: Scheduler;
-  readonly #bps: number;
-  readonly #queueBytes: number;
-  readonly #queueFrames: number;
+  readonly #bps: number = 0;
+  readonly #queueBytes: number = 0;
+  readonly #queueFrames: number = 0;
   readonly #label: string;
-  readonly #ceMarkBytes: number;
-  readonly #ipAt: number;
+  readonly #ceMarkBytes: number = 0;
+  readonly #ipAt: number = 0;
   #busyUs = 0;
   #busyFrac = 0;
   #backlogFrames = 0;

@@ -58,8 +58,8 @@ export class ReorderStage implements LinkStage {
   readonly #next: FrameSink;
   readonly #sched: Scheduler;
   readonly #prng: Prng;
-  readonly #rate: number;
-  readonly #holdFrames: number;
+  readonly #rate: number = 0;
+  readonly #holdFrames: number = 0;
   readonly #holdUs: Duration | undefined;
   readonly #label: string;
   readonly #held: Held[] = [];
