@@ -511,7 +511,7 @@ function snapshotsOf(cfg: TcpConfig, seed: number): { snap: TcpSnapshot; now: In
 
 void describe("TcpConnection.reimport", () => {
   for (const cc of ["newreno", "cubic"] as const) {
-    void test(`a used engine reimported equals importState's engine, field by field (${cc})`, async () => {
+    void test(`a used engine reimported, or hibernated and woken, equals importState's engine, field by field (${cc})`, async () => {
       const cfg = tcpConfig({ congestionControl: cc, mss: 1000, recvBufferSize: 32768 });
       const s = new Session();
       s.connect();
@@ -530,13 +530,37 @@ void describe("TcpConnection.reimport", () => {
             chunk: 3000,
             close: true,
           }).a;
-          for (const [i, { snap, now }] of snaps.entries()) {
+          // And one put to sleep first (`hibernate`): it wakes by the short path (`#wake`).
+          const sleeper = runPair({
+            seed: seed + 200,
+            bytesAtoB: 30_000,
+            bytesBtoA: 10_000,
+            cfgA: cfg,
+            cfgB: cfg,
+            link: { loss: 0.05, reorder: 0.05, delayUs: 1000, jitterUs: 300 },
+            chunk: 3000,
+          }).a;
+          for (const [i, taken] of snaps.entries()) {
+            const now = taken.now;
+            // Every other one over a narrower path than the configuration's MSS (the SYN's MSS).
+            const snap =
+              i % 2 === 0
+                ? taken.snap
+                : { ...taken.snap, cachedState: { ...taken.snap.cachedState, effectiveMss: cfg.mss - 52 } };
             const fresh = TcpConnection.importState(snap, now, cfg);
+            const want = await engineShape(s, fresh);
             used.reimport(snap, now, cfg);
             assert.deepEqual(
               await engineShape(s, used),
-              await engineShape(s, fresh),
+              want,
               `seed ${seed}, snapshot ${i}: the reimported engine differs`,
+            );
+            sleeper.hibernate();
+            sleeper.reimport(snap, now, cfg);
+            assert.deepEqual(
+              await engineShape(s, sleeper),
+              want,
+              `seed ${seed}, snapshot ${i}: the engine woken from hibernate differs`,
             );
           }
         }
