@@ -534,8 +534,6 @@ export class TcpConnection {
   ): void {
     this.#asleep = false;
     this.#cfg = cfg;
-    this.#state = state;
-    this.#iss = p.iss;
     this.#irs = Seq.of(0);
     this.#activeOpen = active;
     this.#foRequest = active ? p.fastOpen : undefined;
@@ -553,23 +551,14 @@ export class TcpConnection {
     this.#tsOk = false;
     this.#sackOk = false;
     this.#peerMss = DEFAULT_PEER_MSS;
-    this.#defaultPeerMss = p.defaultPeerMss ?? DEFAULT_PEER_MSS;
     this.#synRetransmitted = false;
-    this.#pathMss = Math.min(cfg.mss, p.pathMss ?? cfg.mss);
-    this.#synMss = this.#pathMss;
-    this.#openedAt = now;
-    this.#tsOffset = p.tsOffset >>> 0;
-    // Send sequence space
-    this.#sndUna = p.iss;
-    this.#sndNxt = p.iss;
-    this.#sndMax = p.iss;
+    // Send sequence space (SND.UNA, SND.NXT, SND.MAX from the ISS: `#wake`)
     this.#sndWnd = 0;
     this.#maxSndWnd = 0;
     this.#sndWl1 = Seq.of(0);
     this.#sndWl2 = Seq.of(0);
     if (reuse) this.#sendQ.reinit();
     else this.#sendQ = new SendQueue();
-    this.#sendHead = Seq.add(p.iss, 1);
     this.#sendHeadOff = 0;
     this.#finQueued = false;
     this.#sendBufferSize = cfg.sendBufferSize;
@@ -642,8 +631,6 @@ export class TcpConnection {
     this.#mitigating = false;
     this.#probesUnanswered = 0;
     this.#kaCount = 0;
-    this.#now = now;
-    this.#lastRecvAt = now;
     this.#noDelay = cfg.noDelay;
     this.#keepAlive = cfg.keepAlive;
     this.#kaIdle = cfg.keepAliveIdle;
@@ -670,6 +657,7 @@ export class TcpConnection {
     this.#error = undefined;
     this.#softError = undefined;
     this.#stats = undefined;
+    this.#wake(p, state, now);
   }
 
   /** ECN (RFC 3168) is in use: negotiated at the handshake. */
@@ -757,9 +745,9 @@ export class TcpConnection {
   }
 
   /**
-   * `#init(this.#cfg, p, state, false, now, true)` on an engine `hibernate` left asleep: the
-   * fields it gave a value that depends on the parameters, the state or the clock (`#init`
-   * gave every other one the value this would). A terminate storm wakes 100,000 engines: their
+   * The part of `#init` that depends on the parameters, the state and the clock; alone, it
+   * wakes an engine `hibernate` left asleep (`#init` gave every other field the value it would
+   * give again with the same configuration). A terminate storm wakes 100,000 engines: their
    * 130 fields each, written again, were a tenth of the host's time. A pair test holds a woken
    * engine equal to `importState`'s, field by field.
    */
