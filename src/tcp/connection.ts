@@ -2231,11 +2231,18 @@ export class TcpConnection {
 
   /**
    * RFC 4015-style response to a spurious fast recovery or timeout (see SpuriousUndo):
-   * restore cwnd and ssthresh, and after a timeout resume with new data instead of resending
-   * what is in flight.
+   * restore cwnd and ssthresh, end a recovery still running, and after a timeout resume with
+   * new data instead of resending what is in flight.
    */
   #undo(): void {
     const u = this.#spurious;
+    if (this.#inRecovery) {
+      // A fast recovery that continued a timeout's episode (SpuriousUndo.begin) ends with it:
+      // its full-ACK deflation would take back the window just restored.
+      this.#inRecovery = false;
+      this.#dupAcks = 0;
+      this.#rack?.onRecoveryEnd();
+    }
     this.#cwnd = Math.max(this.#cwnd, u.priorCwnd);
     this.#ssthresh = Math.max(this.#ssthresh, u.priorSsthresh);
     this.#caAcc = 0;
@@ -2423,7 +2430,9 @@ export class TcpConnection {
   #enterRecovery(now: Instant, thresh: number): void {
     const smss = this.#smss();
     const flight = this.#flight();
-    this.#spurious.begin(false, this.#inRecovery, this.#sndUna, this.#cwnd, this.#ssthresh);
+    // A timeout's loss episode still running (go-back-N resend): this recovery continues it.
+    const afterTimeout = this.#rtxCount > 0 || Seq.lt(this.#sndNxt, this.#sndMax);
+    this.#spurious.begin(false, afterTimeout, this.#sndUna, this.#cwnd, this.#ssthresh);
     // The reordering this recovery would prove if it turns out spurious: the span from SND.UNA
     // to the highest SACKed byte, or the duplicate ACKs counted.
     const span = this.#sb.isEmpty ? 0 : this.#sb.highest - this.#sendHeadOff;

@@ -321,6 +321,30 @@ void describe("undo of spurious congestion responses", () => {
     assert.ok(c.cwnd <= 5 * SEG);
   });
 
+  void test("a fast recovery begun after a timeout continues its episode: the undo restores the window from before the timeout and teaches no reordering", () => {
+    const c = established({}, true);
+    c.send(new Uint8Array(20 * SEG));
+    assert.equal(spans(drain(c, at(20))).length, 10);
+    const rtoAt = c.pollTimeout();
+    assert.ok(rtoAt !== undefined);
+    c.handleTimeout(rtoAt);
+    assert.deepEqual(spans(drain(c, rtoAt)), [[1, SEG]], "go-back-N: segment 1 again");
+    assert.equal(c.cwnd, SEG);
+    // The peer holds 2..4 (the originals were delayed, not lost): three duplicate ACKs with
+    // SACK blocks echoing the originals' TSval start a fast recovery in the loss state.
+    const t = Instant.add(rtoAt, Duration.fromMillis(1));
+    ack(c, t, 1, [[101, 201]], 20);
+    ack(c, t, 1, [[101, 301]], 20);
+    ack(c, t, 1, [[101, 401]], 20);
+    drain(c, t);
+    assert.equal(c.stats.fastRetransmits, 1, "a fast recovery began after the timeout");
+    // The whole first window arrives; the ACK echoes the originals: the timeout was spurious.
+    ack(c, Instant.add(t, Duration.fromMillis(1)), 1001, [], 20);
+    assert.equal(c.stats.spuriousUndos, 1);
+    assert.ok(c.cwnd >= 10 * SEG, `cwnd from before the timeout: ${c.cwnd}`);
+    assert.equal(c.lossAccounting.reordering, 3, "DupThresh unchanged: a timeout proves no reordering");
+  });
+
   for (const [echo, spurious] of [
     [20, true],
     [300, false],
