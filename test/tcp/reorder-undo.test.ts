@@ -106,6 +106,23 @@ function spuriousRecovery(c: TcpConnection, ecr?: number): void {
   assert.equal(c.cwnd, 5 * SEG, "cwnd halved");
 }
 
+/**
+ * With timestamps (our TSval is the time in ms): 10 segments sent at 20 ms, none acknowledged;
+ * the retransmission timeout fires and resends segment 1 (go-back-N) with cwnd one segment.
+ */
+function timedOut(): { c: TcpConnection; rtoAt: Instant } {
+  const c = established({}, true);
+  c.send(new Uint8Array(20 * SEG));
+  assert.equal(spans(drain(c, at(20))).length, 10);
+  const rtoAt = c.pollTimeout();
+  assert.ok(rtoAt !== undefined);
+  c.handleTimeout(rtoAt);
+  assert.equal(c.stats.timeouts, 1);
+  assert.deepEqual(spans(drain(c, rtoAt)), [[1, SEG]], "go-back-N: segment 1 again");
+  assert.equal(c.cwnd, SEG);
+  return { c, rtoAt };
+}
+
 void describe("D-SACK generation (RFC 2883) as a receiver", () => {
   void test("a duplicate below RCV.NXT is reported in the first SACK block of the ACK", () => {
     const c = established();
@@ -322,14 +339,7 @@ void describe("undo of spurious congestion responses", () => {
   });
 
   void test("a fast recovery begun after a timeout continues its episode: the undo restores the window from before the timeout and teaches no reordering", () => {
-    const c = established({}, true);
-    c.send(new Uint8Array(20 * SEG));
-    assert.equal(spans(drain(c, at(20))).length, 10);
-    const rtoAt = c.pollTimeout();
-    assert.ok(rtoAt !== undefined);
-    c.handleTimeout(rtoAt);
-    assert.deepEqual(spans(drain(c, rtoAt)), [[1, SEG]], "go-back-N: segment 1 again");
-    assert.equal(c.cwnd, SEG);
+    const { c, rtoAt } = timedOut();
     // The peer holds 2..4 (the originals were delayed, not lost): three duplicate ACKs with
     // SACK blocks echoing the originals' TSval start a fast recovery in the loss state.
     const t = Instant.add(rtoAt, Duration.fromMillis(1));
@@ -350,17 +360,9 @@ void describe("undo of spurious congestion responses", () => {
     [300, false],
   ] as const) {
     void test(`Eifel after a timeout: the first ACK echoing ${echo} ms ${spurious ? "undoes it" : "keeps it"}`, () => {
-      const c = established({}, true);
-      c.send(new Uint8Array(20 * SEG));
-      assert.equal(spans(drain(c, at(20))).length, 10);
-      const rtoAt = c.pollTimeout();
-      assert.ok(rtoAt !== undefined);
-      c.handleTimeout(rtoAt);
-      assert.equal(c.stats.timeouts, 1);
+      const { c, rtoAt } = timedOut();
       const rtxMs = Math.floor(rtoAt / 1000);
       assert.ok(rtxMs > 200 && echo < rtxMs === spurious);
-      assert.deepEqual(spans(drain(c, rtoAt)), [[1, SEG]], "go-back-N: segment 1 again");
-      assert.equal(c.cwnd, SEG);
       // The ACK of the whole first window (the originals were only delayed).
       ack(c, Instant.add(rtoAt, Duration.fromMillis(1)), 1001, [], echo);
       assert.equal(c.stats.spuriousUndos, spurious ? 1 : 0);
