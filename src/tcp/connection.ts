@@ -532,7 +532,6 @@ export class TcpConnection {
     now: Instant,
     reuse: boolean,
   ): void {
-    this.#asleep = false;
     this.#cfg = cfg;
     this.#irs = Seq.of(0);
     this.#activeOpen = active;
@@ -2167,10 +2166,8 @@ export class TcpConnection {
         // to no less than two segments: the flight is often almost empty at the full ACK, and
         // a lone segment that is lost draws no duplicate ACK at all (only a timeout), while of
         // two, one can still trigger early retransmit (RFC 5827).
-        this.#inRecovery = false;
+        this.#leaveRecovery();
         this.#cwnd = Math.max(smss, Math.min(this.#ssthresh, Math.max(2 * smss, this.#flight() + smss)));
-        this.#dupAcks = 0;
-        this.#rack?.onRecoveryEnd();
         // Undo a recovery that D-SACKs or the echoed timestamp prove spurious.
         if (this.#spurious.recoverySpurious(seg)) this.#undo();
       } else if (this.#sackOk) {
@@ -2229,6 +2226,13 @@ export class TcpConnection {
     this.#armTlp(now);
   }
 
+  /** A fast recovery ends (its full ACK, or the undo of its episode). */
+  #leaveRecovery(): void {
+    this.#inRecovery = false;
+    this.#dupAcks = 0;
+    this.#rack?.onRecoveryEnd();
+  }
+
   /**
    * RFC 4015-style response to a spurious fast recovery or timeout (see SpuriousUndo):
    * restore cwnd and ssthresh, end a recovery still running, and after a timeout resume with
@@ -2236,13 +2240,9 @@ export class TcpConnection {
    */
   #undo(): void {
     const u = this.#spurious;
-    if (this.#inRecovery) {
-      // A fast recovery that continued a timeout's episode (SpuriousUndo.begin) ends with it:
-      // its full-ACK deflation would take back the window just restored.
-      this.#inRecovery = false;
-      this.#dupAcks = 0;
-      this.#rack?.onRecoveryEnd();
-    }
+    // A fast recovery that continued a timeout's episode (SpuriousUndo.begin) ends with it:
+    // its full-ACK deflation would take back the window just restored.
+    if (this.#inRecovery) this.#leaveRecovery();
     this.#cwnd = Math.max(this.#cwnd, u.priorCwnd);
     this.#ssthresh = Math.max(this.#ssthresh, u.priorSsthresh);
     this.#caAcc = 0;
